@@ -1,0 +1,1 @@
+//! Host facts read from a configurable /proc and /sys root.

@@ -1,0 +1,15 @@
+//! Host and emulator capabilities: what this machine and each installed QEMU can do.
+
+pub mod host;
+pub mod qemu;
+
+/// Errors of the capabilities layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CapsError {
+    #[error("{path}: {msg}")]
+    Host { path: String, msg: String },
+    #[error("{emulator}: {msg}")]
+    Probe { emulator: String, msg: String },
+    #[error(transparent)]
+    Qmp(#[from] crate::qmp::QmpError),
+}

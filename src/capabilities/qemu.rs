@@ -1,0 +1,1 @@
+//! What one QEMU binary is and can do, probed over QMP.

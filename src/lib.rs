@@ -1,0 +1,14 @@
+//! domdriver: what libvirt's QEMU driver does, as a Rust library, without a daemon.
+//!
+//! Layers (see `../shared/ARCHITECTURE.md`): [`qmp`] talks to QEMU, [`capabilities`] probes the
+//! host and every emulator, [`domain`] models domain XML, [`xml2argv`] turns a domain into a QEMU
+//! command, and [`driver`] owns processes, files and state.
+
+pub mod capabilities;
+pub mod domain;
+pub mod driver;
+pub mod qmp;
+pub mod xml2argv;
+pub mod xmlfmt;
+
+pub use driver::Connect;

@@ -1,0 +1,1 @@
+//! Domain + capabilities + launch context → QEMU command line. Pure functions, no I/O.
