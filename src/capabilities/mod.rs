@@ -1,5 +1,8 @@
 //! Host and emulator capabilities: what this machine and each installed QEMU can do.
 
+pub mod accel;
+pub mod cache;
+pub mod emulators;
 pub mod host;
 pub mod qemu;
 

@@ -117,7 +117,11 @@ impl Monitor {
         };
         let v = &q["version"]["qemu"];
         m.greeting = Greeting {
-            version: match (v["major"].as_u64(), v["minor"].as_u64(), v["micro"].as_u64()) {
+            version: match (
+                v["major"].as_u64(),
+                v["minor"].as_u64(),
+                v["micro"].as_u64(),
+            ) {
                 (Some(a), Some(b), Some(c)) => Some((a, b, c)),
                 _ => None,
             },
@@ -313,9 +317,8 @@ impl Monitor {
                     buf.clear();
                     continue;
                 }
-                return serde_json::from_str(text).map_err(|e| {
-                    QmpError::Malformed(format!("{e}: {}", truncate(text)))
-                });
+                return serde_json::from_str(text)
+                    .map_err(|e| QmpError::Malformed(format!("{e}: {}", truncate(text))));
             }
         }
     }
