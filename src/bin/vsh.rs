@@ -85,7 +85,11 @@ fn no_more(verb: &str, rest: &[String]) -> Result<()> {
 }
 
 fn run(args: Args) -> Result<()> {
-    let Args { uri, verb, mut rest } = args;
+    let Args {
+        uri,
+        verb,
+        mut rest,
+    } = args;
     let open = || Connect::open(uri.as_deref()).context("failed to connect to the hypervisor");
     match verb.as_str() {
         "uri" => {

@@ -4,6 +4,7 @@ pub mod accel;
 pub mod cache;
 pub mod emulators;
 pub mod host;
+pub mod inventory;
 pub mod qemu;
 
 /// Errors of the capabilities layer.
