@@ -1,0 +1,78 @@
+//! `vsh` as a user runs it: output, exit status, `error:` lines.
+
+use std::process::Command;
+
+fn vsh() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+    c.env_remove("VSH_DEFAULT_URI");
+    c
+}
+
+fn run(c: &mut Command) -> (bool, String, String) {
+    let o = c.output().expect("vsh runs");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn uri_forms() {
+    let (ok, out, _) = run(vsh().args(["-c", "qemu:///embed?root=/tmp/vsh-x", "uri"]));
+    assert!(ok);
+    assert_eq!(out, "qemu:///embed?root=/tmp/vsh-x\n");
+    let (ok, out, _) = run(vsh().args(["--connect=qemu:///session", "uri"]));
+    assert!(ok);
+    assert_eq!(out, "qemu:///session\n");
+    let (ok, out, _) = run(vsh().env("VSH_DEFAULT_URI", "qemu:///embed?root=/e").arg("uri"));
+    assert!(ok);
+    assert_eq!(out, "qemu:///embed?root=/e\n");
+}
+
+#[test]
+fn bad_uri_is_a_clear_error() {
+    let (ok, out, err) = run(vsh().args(["-c", "qemu:///nowhere", "uri"]));
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert!(err.starts_with("error: failed to connect to the hypervisor\n"), "{err}");
+    assert!(err.contains("error: unexpected QEMU URI path '/nowhere'"), "{err}");
+    let (ok, _, err) = run(vsh().env("VSH_DEFAULT_URI", "bogus").arg("uri"));
+    assert!(!ok);
+    assert!(err.contains("invalid URI 'bogus'"), "{err}");
+}
+
+#[test]
+fn unknown_command_and_options() {
+    let (ok, _, err) = run(vsh().arg("frobnicate"));
+    assert!(!ok);
+    assert_eq!(err, "error: unknown command: 'frobnicate'. See --help.\n");
+    let (ok, _, err) = run(vsh().args(["uri", "--bogus"]));
+    assert!(!ok);
+    assert!(err.contains("doesn't support option '--bogus'"), "{err}");
+    let (ok, out, _) = run(vsh().arg("--help"));
+    assert!(ok);
+    assert!(out.contains("capabilities"));
+}
+
+#[test]
+fn replies_check_and_renumber() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("x.replies");
+    std::fs::write(
+        &f,
+        "{\n  \"execute\": \"qmp_capabilities\",\n  \"id\": \"libvirt-1\"\n}\n\n{\n  \"return\": {\n  },\n  \"id\": \"libvirt-9\"\n}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(vsh().arg("replies-check").arg(&f));
+    assert!(!ok);
+    assert!(err.contains("reply id is 'libvirt-9', expected 'libvirt-1'"), "{err}");
+    let (ok, out, _) = run(vsh().arg("replies-renumber").arg(&f));
+    assert!(ok, "{out}");
+    let (ok, out, _) = run(vsh().arg("replies-check").arg(&f));
+    assert!(ok);
+    assert!(out.contains("ok, 1 exchanges"), "{out}");
+    let (ok, _, err) = run(vsh().arg("replies-check").arg(d.path().join("missing.replies")));
+    assert!(!ok);
+    assert!(err.contains("missing.replies"), "{err}");
+}
