@@ -25,7 +25,9 @@ fn uri_forms() {
     let (ok, out, _) = run(vsh().args(["--connect=qemu:///session", "uri"]));
     assert!(ok);
     assert_eq!(out, "qemu:///session\n");
-    let (ok, out, _) = run(vsh().env("VSH_DEFAULT_URI", "qemu:///embed?root=/e").arg("uri"));
+    let (ok, out, _) = run(vsh()
+        .env("VSH_DEFAULT_URI", "qemu:///embed?root=/e")
+        .arg("uri"));
     assert!(ok);
     assert_eq!(out, "qemu:///embed?root=/e\n");
 }
@@ -35,8 +37,14 @@ fn bad_uri_is_a_clear_error() {
     let (ok, out, err) = run(vsh().args(["-c", "qemu:///nowhere", "uri"]));
     assert!(!ok);
     assert!(out.is_empty());
-    assert!(err.starts_with("error: failed to connect to the hypervisor\n"), "{err}");
-    assert!(err.contains("error: unexpected QEMU URI path '/nowhere'"), "{err}");
+    assert!(
+        err.starts_with("error: failed to connect to the hypervisor\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("error: unexpected QEMU URI path '/nowhere'"),
+        "{err}"
+    );
     let (ok, _, err) = run(vsh().env("VSH_DEFAULT_URI", "bogus").arg("uri"));
     assert!(!ok);
     assert!(err.contains("invalid URI 'bogus'"), "{err}");
@@ -66,13 +74,18 @@ fn replies_check_and_renumber() {
     .unwrap();
     let (ok, _, err) = run(vsh().arg("replies-check").arg(&f));
     assert!(!ok);
-    assert!(err.contains("reply id is 'libvirt-9', expected 'libvirt-1'"), "{err}");
+    assert!(
+        err.contains("reply id is 'libvirt-9', expected 'libvirt-1'"),
+        "{err}"
+    );
     let (ok, out, _) = run(vsh().arg("replies-renumber").arg(&f));
     assert!(ok, "{out}");
     let (ok, out, _) = run(vsh().arg("replies-check").arg(&f));
     assert!(ok);
     assert!(out.contains("ok, 1 exchanges"), "{out}");
-    let (ok, _, err) = run(vsh().arg("replies-check").arg(d.path().join("missing.replies")));
+    let (ok, _, err) = run(vsh()
+        .arg("replies-check")
+        .arg(d.path().join("missing.replies")));
     assert!(!ok);
     assert!(err.contains("missing.replies"), "{err}");
 }

@@ -2,6 +2,7 @@
 //! effects besides probing.
 
 pub mod dirs;
+pub mod runtime;
 pub mod uri;
 
 pub use dirs::Dirs;
