@@ -18,7 +18,11 @@ fn libvirt_replies_round_trip() {
         let conv = Conversation::parse(&text, &path.display().to_string()).unwrap();
         conv.check_numbering()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(conv.format() == text, "{} does not round-trip", path.display());
+        assert!(
+            conv.format() == text,
+            "{} does not round-trip",
+            path.display()
+        );
         n += 1;
     }
     assert_eq!(n, 29, "expected libvirt's 29 .replies files");

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use super::QmpError;
 use super::monitor::{Monitor, MonitorOptions};
 use super::replies::Conversation;
-use super::QmpError;
 
 #[derive(Debug)]
 struct State {
@@ -70,7 +70,9 @@ impl Replayer {
             .iter()
             .find(|e| e.name() == "query-version")
             .and_then(|e| e.reply.get("return").cloned())
-            .unwrap_or_else(|| json!({"qemu": {"major": 0, "minor": 0, "micro": 0}, "package": ""}));
+            .unwrap_or_else(
+                || json!({"qemu": {"major": 0, "minor": 0, "micro": 0}, "package": ""}),
+            );
         json!({"QMP": {"version": version, "capabilities": ["oob"]}})
     }
 
@@ -238,6 +240,9 @@ mod tests {
         m.negotiate().await.unwrap();
         drop(m);
         let e = r.finish().unwrap_err().to_string();
-        assert!(e.contains("recorded command 'query-target' was never sent"), "{e}");
+        assert!(
+            e.contains("recorded command 'query-target' was never sent"),
+            "{e}"
+        );
     }
 }

@@ -161,7 +161,8 @@ impl Conversation {
                         "exchange {} ('{}'): {what} id is {}, expected '{want}'",
                         i + 1,
                         ex.name(),
-                        got.map(|g| format!("'{g}'")).unwrap_or_else(|| "missing".into())
+                        got.map(|g| format!("'{g}'"))
+                            .unwrap_or_else(|| "missing".into())
                     ));
                 }
             }
