@@ -524,7 +524,9 @@ async fn peer_gone_before_command() {
         h.await.unwrap();
         let e = m.execute("query-status", None).await.unwrap_err();
         assert!(matches!(e, QmpError::Eof(_)), "{e:?}");
-        assert!(e.to_string().contains("'query-status'"), "{e}");
+        let s = e.to_string();
+        assert!(s.contains("'query-status'"), "{s}");
+        assert_eq!(s.matches(" while ").count(), 1, "context given once: {s}");
     })
     .await;
 }
@@ -698,6 +700,14 @@ async fn from_unix_fd_accepts_sockets_only() {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not a stream socket"), "{e}");
+
+        // The descriptor meant for QEMU, passed here by mistake.
+        let dir = tempfile::tempdir().unwrap();
+        let l = std::os::unix::net::UnixListener::bind(dir.path().join("s")).unwrap();
+        let e = Monitor::from_unix_fd(l.into(), opts(2000))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("listening socket"), "{e}");
     })
     .await;
 }

@@ -4,7 +4,7 @@
 //!
 //! Skipped, loudly, when the emulator is not installed.
 
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -33,36 +33,66 @@ impl Drop for Qemu {
     }
 }
 
+fn qemu_missing(test: &str) -> bool {
+    if Path::new(QEMU).exists() {
+        return false;
+    }
+    eprintln!(
+        "\n\n*** SKIPPING {test}: {QEMU} is not installed (apt-get install qemu-system-x86) ***\n"
+    );
+    true
+}
+
 impl Qemu {
     /// Start QEMU paused with a QMP monitor on a listening socket we created; `None` (after a
     /// loud message) when the binary is missing.
     fn start(test: &str) -> Option<Qemu> {
-        if !Path::new(QEMU).exists() {
-            eprintln!(
-                "\n\n*** SKIPPING {test}: {QEMU} is not installed (apt-get install qemu-system-x86) ***\n"
-            );
+        if qemu_missing(test) {
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let sock = dir.path().join("monitor.sock");
-        let log = dir.path().join("qemu.log");
         let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind monitor socket");
-        let fd = listener.as_raw_fd();
+        let q = Self::spawn(dir, sock, listener.as_fd(), "server=on,wait=off");
+        // Our copy must go: while we hold the listener, a connect after QEMU died would be
+        // queued by the kernel and wait for a greeting that never comes.
+        drop(listener);
+        Some(q)
+    }
+
+    /// Start QEMU with one end of a socketpair as its (already connected) monitor; we keep
+    /// the other end.
+    fn start_socketpair(test: &str) -> Option<(Qemu, std::os::unix::net::UnixStream)> {
+        if qemu_missing(test) {
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let q = Self::spawn(dir, PathBuf::new(), theirs.as_fd(), "server=off");
+        // QEMU's end must be closed here, or QEMU dying would not give us EOF.
+        drop(theirs);
+        Some((q, ours))
+    }
+
+    /// Spawn QEMU with `fd` inherited as its monitor chardev. The caller keeps `fd` open
+    /// until this returns.
+    fn spawn(dir: tempfile::TempDir, sock: PathBuf, fd: BorrowedFd<'_>, mode: &str) -> Qemu {
+        let log = dir.path().join("qemu.log");
+        let fd = fd.as_raw_fd();
         let mut cmd = Command::new(QEMU);
         cmd.args(["-S", "-nodefaults", "-nographic", "-machine", "none"])
             .args(["-accel", "tcg"])
             .arg("-chardev")
-            .arg(format!("socket,id=mon,fd={fd},server=on,wait=off"))
+            .arg(format!("socket,id=mon,fd={fd},{mode}"))
             .args(["-mon", "chardev=mon,mode=control"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         // Runs in the forked child before exec: std opens sockets with CLOEXEC, and QEMU
         // must inherit this one.
-        let inherit_listener = move || {
-            // SAFETY: `fd` is the listener's descriptor; the listener stays alive in the
-            // parent until after spawn() returns, so the descriptor is open in the child,
-            // and the borrow does not outlive this call.
+        let inherit_fd = move || {
+            // SAFETY: `fd` came from a BorrowedFd the caller keeps open until spawn()
+            // returns, so it is open in the child, and the borrow ends with this call.
             let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
             nix::fcntl::fcntl(
                 bfd,
@@ -74,18 +104,15 @@ impl Qemu {
         // allocates nor takes locks, so it cannot deadlock on state copied from other threads
         // of the test process at fork time.
         unsafe {
-            cmd.pre_exec(inherit_listener);
+            cmd.pre_exec(inherit_fd);
         }
         let child = cmd.spawn().expect("spawn qemu");
-        // Our copy must go: while we hold the listener, a connect after QEMU died would be
-        // queued by the kernel and wait for a greeting that never comes.
-        drop(listener);
-        Some(Qemu {
+        Qemu {
             child,
             sock,
             log,
             _dir: dir,
-        })
+        }
     }
 
     async fn connect(&self) -> Monitor {
@@ -301,4 +328,34 @@ async fn record_format_parse_replay() {
     })
     .await;
     r.finish().unwrap();
+}
+
+#[tokio::test]
+async fn socketpair_monitor_and_qemu_killed_mid_session() {
+    let Some((mut q, ours)) =
+        Qemu::start_socketpair("socketpair_monitor_and_qemu_killed_mid_session")
+    else {
+        return;
+    };
+    bounded(async {
+        let opts = MonitorOptions {
+            command_timeout: Duration::from_secs(20),
+            ..MonitorOptions::default()
+        };
+        let mut m = Monitor::from_std_unix_stream(ours, opts).await.unwrap();
+        m.negotiate().await.unwrap();
+        assert_eq!(
+            m.execute("query-status", None).await.unwrap()["status"],
+            "prelaunch"
+        );
+        // QEMU dies without a word: the next command fails at once with EOF, not a timeout.
+        q.child.kill().unwrap();
+        q.child.wait().unwrap();
+        let t0 = Instant::now();
+        let e = m.execute("query-status", None).await.unwrap_err();
+        assert!(matches!(e, QmpError::Eof(_)), "{e:?}");
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        assert!(m.poison_reason().is_some());
+    })
+    .await;
 }

@@ -229,6 +229,14 @@ impl Monitor {
                 )));
             }
         }
+        // QEMU is the server: a listening socket here means the caller passed the descriptor
+        // meant for QEMU instead of connecting to it; reads would only say ENOTCONN.
+        if getsockopt(&fd, sockopt::AcceptConn).unwrap_or(false) {
+            return Err(QmpError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "QMP descriptor is a listening socket; connect to it (or accept) first",
+            )));
+        }
         Self::from_std_unix_stream(std::os::unix::net::UnixStream::from(fd), opts).await
     }
 
@@ -352,12 +360,6 @@ impl Monitor {
         let reply = match result {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                let e = match e {
-                    QmpError::Eof(why) => {
-                        QmpError::Eof(format!("{why} while waiting for the reply to '{command}'"))
-                    }
-                    e => e,
-                };
                 self.set_poison(format!("command '{command}' failed: {e}"));
                 return Err(e);
             }
@@ -404,7 +406,12 @@ impl Monitor {
             .await
             .map_err(|e| io_error(e, &sending))?;
         loop {
-            let msg = self.read_message().await?;
+            let msg = self.read_message().await.map_err(|e| match e {
+                QmpError::Eof(why) => {
+                    QmpError::Eof(format!("{why} while waiting for the reply to '{command}'"))
+                }
+                e => e,
+            })?;
             match classify(msg)? {
                 Incoming::Event(e) => self.queue_event(e),
                 Incoming::Reply(Some(got), msg) if got == id => return Ok(msg),
