@@ -711,3 +711,19 @@ async fn from_unix_fd_accepts_sockets_only() {
     })
     .await;
 }
+
+/// Polled by something other than tokio, the fd constructor fails instead of panicking.
+#[test]
+fn from_std_unix_stream_outside_tokio_is_an_error() {
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let fut = Monitor::from_std_unix_stream(a, opts(100));
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(Err(e)) => {
+            assert!(e.to_string().contains("needs a tokio runtime"), "{e}")
+        }
+        std::task::Poll::Ready(Ok(_)) => panic!("succeeded without a runtime"),
+        std::task::Poll::Pending => panic!("pending without a runtime"),
+    }
+}

@@ -340,7 +340,9 @@ impl Monitor {
     }
 
     /// Run a command and return its `return` value, or [`QmpError::Command`] when QEMU
-    /// answered with an error.
+    /// answered with an error (the monitor stays usable). Any other error poisons the
+    /// monitor; see the type's documentation. Bounded by [`MonitorOptions::command_timeout`],
+    /// which covers sending as well as waiting.
     pub async fn execute(&mut self, command: &str, args: Option<Value>) -> Result<Value, QmpError> {
         self.check_usable()?;
         let id = format!("libvirt-{}", self.next_id);
@@ -382,10 +384,13 @@ impl Monitor {
                     reply: reply.clone(),
                 });
         }
-        if let Some(r) = reply.get("return") {
-            return Ok(r.clone());
-        }
-        let (class, desc) = error_parts(&reply);
+        // Move the value out rather than clone it: query-qmp-schema returns megabytes.
+        let (class, desc) = match reply {
+            Value::Object(mut m) if m.contains_key("return") => {
+                return Ok(m.remove("return").unwrap_or(Value::Null));
+            }
+            other => error_parts(&other),
+        };
         Err(QmpError::Command {
             command: command.to_string(),
             class,
