@@ -4,10 +4,12 @@
 //! (the replayer is a peer on the other end of an in-memory pipe), so code that probes QEMU
 //! cannot tell the two apart.
 
+pub mod files;
 pub mod monitor;
 pub mod replay;
 pub mod replies;
 
+pub use files::{Report, check_replies_file, renumber_replies_file};
 pub use monitor::{Event, Greeting, Monitor, MonitorOptions};
 pub use replies::{Conversation, Exchange};
 

@@ -42,61 +42,87 @@ fn err(file: &str, msg: impl Into<String>) -> QmpError {
 }
 
 impl Conversation {
-    /// Parse `.replies` text. `file` names the source in errors.
+    /// Parse `.replies` text. `file` names the source in errors, which also give the line
+    /// and, where it helps, the exchange number.
     pub fn parse(text: &str, file: &str) -> Result<Self, QmpError> {
+        Self::parse_located(text, file).map(|(c, _)| c)
+    }
+
+    /// [`Conversation::parse`], also returning the line each exchange's command starts on.
+    pub(crate) fn parse_located(text: &str, file: &str) -> Result<(Self, Vec<usize>), QmpError> {
+        let mut lines = LineCounter::new(text);
         let mut values = Vec::new();
         let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
         loop {
+            // byte_offset() is where the previous value ended; this one starts after the
+            // whitespace that follows.
             let offset = stream.byte_offset();
             match stream.next() {
                 None => break,
-                Some(Ok(v)) => values.push((offset, v)),
+                Some(Ok(v)) => values.push((lines.line_at(offset), v)),
                 Some(Err(e)) => {
-                    return Err(err(file, format!("line {}: invalid JSON: {e}", e.line())));
+                    return Err(err(
+                        file,
+                        format!(
+                            "line {}: exchange {}: invalid JSON: {e}",
+                            e.line(),
+                            values.len() / 2 + 1
+                        ),
+                    ));
                 }
             }
         }
-        // byte_offset() is where the previous value ended; the value itself starts after the
-        // whitespace that follows.
-        let line_of = |off: usize| {
-            let off = off.min(text.len());
-            let start = off + (text[off..].len() - text[off..].trim_start().len());
-            text[..start].matches('\n').count() + 1
-        };
         let mut exchanges = Vec::new();
-        let mut it = values.into_iter();
-        while let Some((off, command)) = it.next() {
-            if command.get("execute").and_then(Value::as_str).is_none() {
-                return Err(err(
-                    file,
-                    format!(
-                        "line {}: expected a command object with \"execute\"",
-                        line_of(off)
-                    ),
-                ));
-            }
-            let Some((roff, reply)) = it.next() else {
-                return Err(err(
-                    file,
-                    format!(
-                        "line {}: command '{}' has no reply",
-                        line_of(off),
-                        command["execute"].as_str().unwrap_or_default()
-                    ),
-                ));
+        let mut starts = Vec::new();
+        let mut it = values.into_iter().peekable();
+        while let Some((line, command)) = it.next() {
+            let n = exchanges.len() + 1;
+            let Some(name) = command.get("execute").and_then(Value::as_str) else {
+                let what = if is_reply(&command) {
+                    "a reply where a command was expected (is a command missing?)"
+                } else {
+                    "expected a command object with \"execute\""
+                };
+                return Err(err(file, format!("line {line}: exchange {n}: {what}")));
             };
-            if reply.get("return").is_none() && reply.get("error").is_none() {
-                return Err(err(
-                    file,
-                    format!(
-                        "line {}: expected a reply with \"return\" or \"error\"",
-                        line_of(roff)
-                    ),
-                ));
+            match it.peek() {
+                Some((_, v)) if is_reply(v) => {}
+                Some((l, v)) if v.get("execute").is_some() => {
+                    return Err(err(
+                        file,
+                        format!(
+                            "line {line}: exchange {n}: command '{name}' has no reply \
+                             (line {l} starts the next command)"
+                        ),
+                    ));
+                }
+                Some((l, _)) => {
+                    return Err(err(
+                        file,
+                        format!(
+                            "line {l}: exchange {n}: expected the reply to '{name}' \
+                             (an object with \"return\" or \"error\")"
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(err(
+                        file,
+                        format!(
+                            "line {line}: exchange {n}: command '{name}' has no reply \
+                             (the file ends)"
+                        ),
+                    ));
+                }
             }
+            let Some((_, reply)) = it.next() else {
+                // Unreachable: peek() just saw a reply. Kept as an error, not a panic.
+                return Err(err(file, format!("line {line}: exchange {n}: no reply")));
+            };
             exchanges.push(Exchange { command, reply });
+            starts.push(line);
         }
-        Ok(Conversation { exchanges })
+        Ok((Conversation { exchanges }, starts))
     }
 
     /// Read and parse a `.replies` file.
@@ -147,6 +173,16 @@ impl Conversation {
     /// Check that ids are numbered as [`Conversation::renumber`] would number them; the
     /// error names the first exchange that is off.
     pub fn check_numbering(&self) -> Result<(), String> {
+        match self.numbering_problems().into_iter().next() {
+            Some((_, msg)) => Err(msg),
+            None => Ok(()),
+        }
+    }
+
+    /// Every id that differs from what [`Conversation::renumber`] would write, as
+    /// (exchange index from 0, message naming the exchange from 1).
+    pub fn numbering_problems(&self) -> Vec<(usize, String)> {
+        let mut out = Vec::new();
         let mut n = 0;
         for (i, ex) in self.exchanges.iter().enumerate() {
             if ex.name() == "qmp_capabilities" {
@@ -155,19 +191,62 @@ impl Conversation {
             n += 1;
             let want = format!("libvirt-{n}");
             for (what, v) in [("command", &ex.command), ("reply", &ex.reply)] {
-                let got = v.get("id").and_then(Value::as_str);
-                if got != Some(want.as_str()) {
-                    return Err(format!(
-                        "exchange {} ('{}'): {what} id is {}, expected '{want}'",
-                        i + 1,
-                        ex.name(),
-                        got.map(|g| format!("'{g}'"))
-                            .unwrap_or_else(|| "missing".into())
+                let got = v.get("id");
+                if got.and_then(Value::as_str) != Some(want.as_str()) {
+                    out.push((
+                        i,
+                        format!(
+                            "exchange {} ('{}'): {what} id is {}, expected '{want}'",
+                            i + 1,
+                            ex.name(),
+                            match got {
+                                None => "missing".to_string(),
+                                Some(Value::String(g)) => format!("'{g}'"),
+                                Some(other) => other.to_string(),
+                            }
+                        ),
                     ));
                 }
             }
         }
-        Ok(())
+        out
+    }
+}
+
+fn is_reply(v: &Value) -> bool {
+    v.get("return").is_some() || v.get("error").is_some()
+}
+
+/// Line numbers for increasing byte offsets, in one pass over the text overall (files with
+/// query-qmp-schema replies run to megabytes, so rescanning from the start would be slow).
+struct LineCounter<'a> {
+    text: &'a str,
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The line of the first non-whitespace character at or after `off`.
+    fn line_at(&mut self, off: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let mut start = off.clamp(self.pos, bytes.len());
+        while start < bytes.len() && bytes[start].is_ascii_whitespace() {
+            start += 1;
+        }
+        self.line += bytes[self.pos..start]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        self.pos = start;
+        self.line
     }
 }
 
