@@ -82,7 +82,7 @@ fn replies_check_and_renumber() {
     assert!(ok, "{out}");
     let (ok, out, _) = run(vsh().arg("replies-check").arg(&f));
     assert!(ok);
-    assert!(out.contains("ok, 1 exchanges"), "{out}");
+    assert!(out.contains("OK (1 exchanges in 1 sessions)"), "{out}");
     let (ok, _, err) = run(vsh()
         .arg("replies-check")
         .arg(d.path().join("missing.replies")));

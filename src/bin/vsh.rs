@@ -102,17 +102,19 @@ fn run(args: Args) -> Result<()> {
             }
             let mut bad = 0;
             for f in &rest {
-                let conv = domdriver::qmp::Conversation::load(std::path::Path::new(f))?;
-                match conv.check_numbering() {
-                    Ok(()) => println!("{f}: ok, {} exchanges", conv.exchanges.len()),
-                    Err(e) => {
-                        eprintln!("error: {f}: {e}");
-                        bad += 1;
+                let report = domdriver::qmp::check_replies_file(std::path::Path::new(f))?;
+                if report.is_ok() {
+                    println!("{report}");
+                } else {
+                    eprint!("{report}");
+                    if !report.to_string().ends_with('\n') {
+                        eprintln!();
                     }
+                    bad += 1;
                 }
             }
             if bad > 0 {
-                bail!("{bad} file(s) need renumbering (vsh replies-renumber)");
+                bail!("{bad} file(s) need fixing (vsh replies-renumber rewrites ids and layout)");
             }
         }
         "replies-renumber" => {
@@ -120,13 +122,7 @@ fn run(args: Args) -> Result<()> {
                 bail!("command 'replies-renumber' needs at least one FILE");
             }
             for f in &rest {
-                let path = std::path::Path::new(f);
-                let mut conv = domdriver::qmp::Conversation::load(path)?;
-                let n = conv.renumber();
-                if n > 0 {
-                    std::fs::write(path, conv.format())
-                        .with_context(|| format!("cannot write {f}"))?;
-                }
+                let n = domdriver::qmp::renumber_replies_file(std::path::Path::new(f))?;
                 println!("{f}: {n} ids changed");
             }
         }
