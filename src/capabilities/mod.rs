@@ -1,5 +1,6 @@
 //! Host and emulator capabilities: what this machine and each installed QEMU can do.
 
+pub mod cpuset;
 pub mod host;
 pub mod qemu;
 
