@@ -390,3 +390,56 @@ fn real_host_prints() {
         println!("{xml}");
     }
 }
+
+/// Validate `<capabilities>` around `host_xml` against libvirt's capability.rng with
+/// xmllint (which scripts/test installs).
+fn assert_schema_valid(host_xml: &str, what: &str) {
+    let schema = common::testdata().join("schemas/capability.rng");
+    // libxml2 mis-handles the escaped '.' in the schema's feature-name pattern and rejects
+    // names such as 'sse4.1' that libvirt itself uses; swap the dot for validation only.
+    let body: String = host_xml
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("<feature name=") {
+                l.replace('.', "_")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("caps.xml");
+    fs::write(&doc, format!("<capabilities>\n{body}\n</capabilities>\n")).expect("write");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(&schema)
+        .arg(&doc)
+        .output()
+        .expect("xmllint must be installed (scripts/test installs libxml2-utils)");
+    assert!(
+        out.status.success(),
+        "{what}: not valid per capability.rng:\n{}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn outputs_follow_the_schema() {
+    let real = HostCaps::probe(&HostRoot::real()).expect("probe this machine");
+    assert_schema_valid(&real.host_xml(), "this machine");
+
+    let dir = small_root();
+    let mut caps = HostCaps::probe(&HostRoot::fake(dir.path())).expect("probe");
+    caps.cpu.tsc = Some(domdriver::capabilities::host::TscCounter {
+        frequency: 2303997000,
+        scaling: Some(false),
+    });
+    assert_schema_valid(&caps.host_xml(), "small fake root");
+
+    for (arch, name, _) in cases() {
+        let caps = probe_tree(arch, name, Some(MigrationFeatures::qemu()));
+        assert_schema_valid(&caps.host_xml(), name);
+    }
+}

@@ -108,6 +108,7 @@ const RENAMED_FLAGS: &[(&str, &str)] = &[
     ("pausefilter", "pause-filter"),
     ("svm_lock", "svm-lock"),
     ("v_vmsave_vmload", "v-vmsave-vmload"),
+    ("amd_psfd", "amd-psfd"),
 ];
 
 /// Linux flags that libvirt spells the same way. Anything not listed here or in
@@ -140,7 +141,6 @@ const SAME_FLAGS: &[&str] = &[
     "ss",
     "ht",
     "tm",
-    "ia64",
     "pbe",
     "syscall",
     "nx",
@@ -266,12 +266,6 @@ const SAME_FLAGS: &[&str] = &[
     "sgx2",
     "pln",
     "pts",
-    "fzrm",
-    "fsrs",
-    "fsrc",
-    "lam",
-    "amd_psfd",
-    "vnmi",
 ];
 
 /// libvirt feature names for a list of Linux cpuinfo flags, in cpuinfo order, deduplicated.
