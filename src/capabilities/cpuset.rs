@@ -257,4 +257,23 @@ mod tests {
         let back: CpuSet = serde_json::from_str(&j).unwrap();
         assert_eq!(back, s);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn format_parse_round_trip(ids in proptest::collection::btree_set(0u32..300, 1..40)) {
+            let set: CpuSet = ids.iter().copied().collect();
+            let text = set.to_string();
+            let back = CpuSet::parse(&text).unwrap();
+            proptest::prop_assert_eq!(&back, &set);
+            // Canonical: no run of consecutive ids is split.
+            for w in back.ranges().windows(2) {
+                proptest::prop_assert!(w[0].1 + 1 < w[1].0);
+            }
+        }
+
+        #[test]
+        fn parse_never_panics(s in "[0-9,^ -]{0,20}") {
+            let _ = CpuSet::parse(&s);
+        }
+    }
 }
