@@ -2,6 +2,7 @@
 
 pub mod accel;
 pub mod cache;
+pub mod cpuset;
 pub mod emulators;
 pub mod host;
 pub mod inventory;

@@ -1,1 +1,0 @@
-//! Host facts read from a configurable /proc and /sys root.
