@@ -604,11 +604,32 @@ async fn probe_real_aarch64() {
 }
 
 #[tokio::test]
+async fn capture_writes_replayable_replies() {
+    let Some(path) = real("qemu-system-aarch64") else {
+        return;
+    };
+    let opts = ProbeOptions {
+        timeout: Duration::from_secs(60),
+        kvm: false,
+        record: None,
+    };
+    let (caps, text) = domdriver::capabilities::qemu::capture_replies(&path, &opts)
+        .await
+        .expect("capture");
+    let conv = domdriver::qmp::Conversation::parse(&text, "captured.replies").unwrap();
+    conv.check_numbering().expect("ids numbered per session");
+    let r = Replayer::new(conv, "captured.replies");
+    let mut s = ReplaySessions::new(r.clone(), &caps.emulator);
+    assert_eq!(probe_sessions(&mut s).await.unwrap(), caps);
+    r.finish().unwrap();
+}
+
+#[tokio::test]
 async fn probe_real_kvm_two_sessions_recorded() {
     let Some(path) = real("qemu-system-x86_64") else {
         return;
     };
-    if !Path::new("/dev/kvm").exists() {
+    if !domdriver::capabilities::qemu::kvm_usable(Path::new("/dev/kvm")) {
         println!("skipping: no /dev/kvm");
         return;
     }

@@ -19,7 +19,8 @@ use crate::xmlfmt::XmlWriter;
 
 pub use guests::{GuestOptions, format_guest, format_guests, format_guests_for_host, wordsize};
 pub use probe::{
-    BinarySessions, ProbeOptions, ReplaySessions, SessionOpener, probe_binary, probe_sessions,
+    BinarySessions, ProbeOptions, ReplaySessions, SessionOpener, capture_replies, kvm_usable,
+    probe_binary, probe_sessions,
 };
 
 /// An accelerator QEMU can run guests with. Order is libvirt's output order.

@@ -855,10 +855,32 @@ impl Default for ProbeOptions {
     fn default() -> Self {
         ProbeOptions {
             timeout: Duration::from_secs(60),
-            kvm: Path::new("/dev/kvm").exists(),
+            kvm: kvm_usable(Path::new("/dev/kvm")),
             record: None,
         }
     }
+}
+
+/// Whether this process may open the KVM device read-write (QEMU runs as we do).
+pub fn kvm_usable(dev: &Path) -> bool {
+    use nix::unistd::{AccessFlags, access};
+    access(dev, AccessFlags::R_OK | AccessFlags::W_OK).is_ok()
+}
+
+/// Probe a binary while recording the conversation; returns the caps and the conversation
+/// in libvirt's `.replies` format (ids numbered per session), ready to be written to a file.
+pub async fn capture_replies(
+    path: &Path,
+    opts: &ProbeOptions,
+) -> Result<(QemuCaps, String), CapsError> {
+    let conv = Arc::new(Mutex::new(Conversation::default()));
+    let opts = ProbeOptions {
+        record: Some(conv.clone()),
+        ..opts.clone()
+    };
+    let caps = probe_binary(path, &opts).await?;
+    let text = conv.lock().unwrap_or_else(|p| p.into_inner()).format();
+    Ok((caps, text))
 }
 
 /// Sessions served by starting the binary, one process per session.
