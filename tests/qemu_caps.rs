@@ -526,6 +526,17 @@ async fn guests_with_machines_and_extra_arches() {
         .find("<machine canonical='pc-i440fx-8.0' maxCpus='255'>pc</machine>")
         .unwrap();
     assert!(canon < alias, "{out}");
+    // format_guests() uses the real host's arch, named as libvirt names it.
+    let host = domdriver::capabilities::qemu::host_arch();
+    assert!(
+        domdriver::capabilities::qemu::wordsize(host).is_some(),
+        "{host}"
+    );
+    let mut w = XmlWriter::new();
+    domdriver::capabilities::qemu::format_guests(std::slice::from_ref(&caps), true, false, &mut w);
+    let out = w.finish();
+    assert!(out.contains("<arch name='x86_64'>"));
+    assert_eq!(out.contains("<arch name='i686'>"), host == "x86_64");
     // On an aarch64 host the same binary serves no i686 guest.
     let mut w = XmlWriter::new();
     domdriver::capabilities::qemu::format_guests_for_host(

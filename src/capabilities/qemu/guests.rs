@@ -64,9 +64,25 @@ fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a
     None
 }
 
+/// libvirt's name for the architecture this program runs on (Rust's names differ: `x86`,
+/// `powerpc64`, ... and do not carry the byte order).
+pub fn host_arch() -> &'static str {
+    let little = cfg!(target_endian = "little");
+    match std::env::consts::ARCH {
+        "x86" => "i686",
+        "arm" => "armv7l",
+        "powerpc" => "ppc",
+        "powerpc64" if little => "ppc64le",
+        "powerpc64" => "ppc64",
+        "mips" if little => "mipsel",
+        "mips64" if little => "mips64el",
+        other => super::arch_from_qemu(other).unwrap_or("none"),
+    }
+}
+
 /// The `<guest>` blocks for this host, as libvirt writes them in its capabilities document.
 pub fn format_guests(caps: &[QemuCaps], kvm_usable: bool, hvf_usable: bool, w: &mut XmlWriter) {
-    let host = super::arch_from_qemu(std::env::consts::ARCH).unwrap_or(std::env::consts::ARCH);
+    let host = host_arch();
     let opts = GuestOptions {
         kvm_usable,
         hvf_usable,

@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::xmlfmt::XmlWriter;
 
-pub use guests::{GuestOptions, format_guest, format_guests, format_guests_for_host, wordsize};
+pub use guests::{
+    GuestOptions, format_guest, format_guests, format_guests_for_host, host_arch, wordsize,
+};
 pub use probe::{
     BinarySessions, ProbeOptions, ReplaySessions, SessionOpener, capture_replies, kvm_usable,
     probe_binary, probe_sessions,

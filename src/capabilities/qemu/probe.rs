@@ -99,6 +99,12 @@ async fn ask(mon: &mut Monitor, cmd: &str, args: Option<Value>) -> Result<Option
     }
 }
 
+/// A JSON number as u32, saturating (QEMU reports e.g. INT32_MAX CPUs for pseries).
+fn u32_of(v: &Value) -> u32 {
+    v.as_u64()
+        .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
 fn strs<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a str> {
     v.as_array()
         .into_iter()
@@ -424,8 +430,8 @@ impl Probe {
             match ask(mon, "query-sev-capabilities", None).await? {
                 Some(s) => {
                     self.caps.sev = Some(SevCaps {
-                        cbitpos: s["cbitpos"].as_u64().unwrap_or(0) as u32,
-                        reduced_phys_bits: s["reduced-phys-bits"].as_u64().unwrap_or(0) as u32,
+                        cbitpos: u32_of(&s["cbitpos"]),
+                        reduced_phys_bits: u32_of(&s["reduced-phys-bits"]),
                         pdh: s["pdh"].as_str().unwrap_or_default().to_string(),
                         cert_chain: s["cert-chain"].as_str().unwrap_or_default().to_string(),
                         cpu0_id: s["cpu0-id"].as_str().map(str::to_string),
@@ -449,7 +455,7 @@ impl Probe {
                             .into_iter()
                             .flatten()
                             .map(|x| SgxSection {
-                                node: x["node"].as_u64().unwrap_or(0) as u32,
+                                node: u32_of(&x["node"]),
                                 size: x["size"].as_u64().unwrap_or(0) / 1024,
                             })
                             .collect(),
@@ -557,7 +563,7 @@ impl Probe {
             let mach = Machine {
                 name: name.to_string(),
                 alias,
-                max_cpus: m["cpu-max"].as_u64().unwrap_or(0) as u32,
+                max_cpus: u32_of(&m["cpu-max"]),
                 hotplug_cpus: m["hotpluggable-cpus"].as_bool().unwrap_or(false),
                 default: m["is-default"].as_bool().unwrap_or(false),
                 default_cpu: m["default-cpu-type"].as_str().map(str::to_string),
