@@ -1,1 +1,0 @@
-//! What one QEMU binary is and can do, probed over QMP.
