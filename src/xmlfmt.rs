@@ -82,6 +82,11 @@ impl XmlWriter {
         }
     }
 
+    /// An empty line, as libvirt puts between the top-level blocks of some documents.
+    pub fn blank(&mut self) {
+        self.buf.push('\n');
+    }
+
     pub fn depth(&self) -> usize {
         self.depth
     }

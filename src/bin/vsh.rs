@@ -84,6 +84,76 @@ fn no_more(verb: &str, rest: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `vsh qemu-caps`: one emulator's caps document, probed live or replayed from `.replies`.
+fn qemu_caps(rest: &mut Vec<String>) -> Result<()> {
+    use domdriver::capabilities::{accel, qemu};
+    use domdriver::driver::runtime::block_on;
+    let emulator = take_opt(rest, "emulator")?;
+    let replies = take_opt(rest, "replies")?;
+    let record = take_opt(rest, "record")?;
+    no_more("qemu-caps", rest)?;
+    let caps = match (emulator, replies) {
+        (Some(e), None) => {
+            let opts = qemu::ProbeOptions {
+                kvm: accel::kvm_status(std::path::Path::new("/dev/kvm")).usable(),
+                ..Default::default()
+            };
+            let path = std::path::PathBuf::from(&e);
+            if let Some(out) = record {
+                let (caps, text) = block_on(qemu::capture_replies(&path, &opts))?;
+                write_atomic(std::path::Path::new(&out), text.as_bytes())?;
+                caps
+            } else {
+                block_on(qemu::probe_binary(&path, &opts))?
+            }
+        }
+        (None, Some(f)) => {
+            if record.is_some() {
+                bail!("--record goes with --emulator, not --replies");
+            }
+            let path = std::path::Path::new(&f);
+            // libvirt's files name no binary; the conventional path keeps documents comparable.
+            let emulator = format!(
+                "/usr/bin/qemu-system-{}",
+                replies_arch(path).unwrap_or("unknown")
+            );
+            block_on(qemu::probe_replies(path, &emulator))?
+        }
+        _ => bail!("qemu-caps needs exactly one of --emulator PATH or --replies FILE"),
+    };
+    print!("{}", caps.to_xml());
+    Ok(())
+}
+
+/// The QEMU target named in a libvirt-style file name: `caps_7.2.0.x86_64.replies`,
+/// `caps_7.2.0_aarch64+hvf.replies`.
+fn replies_arch(path: &std::path::Path) -> Option<&str> {
+    let stem = path.file_stem()?.to_str()?;
+    let rest = stem.strip_prefix("caps_")?;
+    let after_version = rest.find(|c: char| c == '_' || c.is_ascii_alphabetic())?;
+    let arch = rest[after_version..].trim_start_matches(['_', '.']);
+    let arch = arch.split('+').next()?;
+    Some(match arch {
+        "ppc64le" => "ppc64",
+        a => a,
+    })
+}
+
+fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a file in {}", dir.display()))?;
+    tmp.write_all(data)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
 fn run(args: Args) -> Result<()> {
     let Args {
         uri,
@@ -96,6 +166,39 @@ fn run(args: Args) -> Result<()> {
             no_more(&verb, &rest)?;
             println!("{}", open()?.uri());
         }
+        "capabilities" => {
+            no_more(&verb, &rest)?;
+            let conn = open()?;
+            let xml = conn.capabilities()?;
+            for w in conn.take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            // virsh prints the document and then a newline of its own.
+            println!("{xml}");
+        }
+        "version" => {
+            no_more(&verb, &rest)?;
+            let conn = open()?;
+            let v = env!("CARGO_PKG_VERSION");
+            println!("Compiled against library: domdriver {v}");
+            println!("Using library: domdriver {v}");
+            println!("Using API: QEMU {v}");
+            let host = domdriver::capabilities::qemu::host_arch();
+            let inv = conn.emulators();
+            for w in conn.take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            match inv.emulators.iter().find(|(_, c)| c.arch == host) {
+                Some((_, c)) => println!(
+                    "Running hypervisor: QEMU {}.{}.{}",
+                    c.version / 1_000_000,
+                    c.version / 1000 % 1000,
+                    c.version % 1000
+                ),
+                None => eprintln!("warning: no QEMU for the host architecture {host} is installed"),
+            }
+        }
+        "qemu-caps" => qemu_caps(&mut rest)?,
         "replies-check" => {
             if rest.is_empty() {
                 bail!("command 'replies-check' needs at least one FILE");

@@ -22,6 +22,25 @@ pub struct Inventory<T> {
     pub cache_hits: usize,
 }
 
+/// What a probe error says about probing again.
+pub trait ProbeFailure: std::fmt::Display {
+    /// The same unchanged binary would fail the same way: remember the failure.
+    fn is_permanent(&self) -> bool {
+        false
+    }
+}
+
+impl ProbeFailure for super::CapsError {
+    fn is_permanent(&self) -> bool {
+        super::CapsError::is_permanent(self)
+    }
+}
+
+impl ProbeFailure for String {}
+
+/// A cache entry: the caps, or why this binary is of no use (permanent failures only).
+type Cached<T> = Result<T, String>;
+
 /// The facts every cache stamp needs besides the binary itself.
 #[derive(Debug, Clone)]
 pub struct StampContext {
@@ -31,7 +50,9 @@ pub struct StampContext {
 }
 
 /// Probe `paths` with `probe`, all at once, each bounded by `timeout`, reusing and refreshing
-/// `cache` (which may be absent, e.g. when its directory cannot be created).
+/// `cache` (which may be absent, e.g. when its directory cannot be created). A permanent
+/// failure is warned about when it happens and then remembered: later calls leave that binary
+/// out silently until it changes.
 pub async fn probe_all<T, E, F, Fut>(
     paths: &[PathBuf],
     cache: Option<&ProbeCache>,
@@ -41,7 +62,7 @@ pub async fn probe_all<T, E, F, Fut>(
 ) -> Inventory<T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    E: std::fmt::Display + Send + 'static,
+    E: ProbeFailure + Send + 'static,
     F: Fn(PathBuf) -> Fut,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
@@ -60,9 +81,9 @@ where
                 continue;
             }
         };
-        if let Some(hit) = cache.and_then(|c| c.load::<T>(&stamp)) {
+        if let Some(hit) = cache.and_then(|c| c.load::<Cached<T>>(&stamp)) {
             cache_hits += 1;
-            slots.push(Some(hit));
+            slots.push(hit.ok());
             stamps.push(None);
             continue;
         }
@@ -81,20 +102,32 @@ where
             }
         };
         let path = &paths[i];
+        let store = |value: &Cached<T>, warnings: &mut Vec<String>| {
+            if let (Some(c), Some(stamp)) = (cache, &stamps[i])
+                && let Err(e) = c.store(stamp, value)
+            {
+                warnings.push(format!(
+                    "{}: cannot cache probe result in {}: {e}",
+                    path.display(),
+                    c.dir().display()
+                ));
+            }
+        };
         match outcome {
             Ok(Ok(value)) => {
-                if let (Some(c), Some(stamp)) = (cache, &stamps[i])
-                    && let Err(e) = c.store(stamp, &value)
-                {
-                    warnings.push(format!(
-                        "{}: cannot cache probe result in {}: {e}",
-                        path.display(),
-                        c.dir().display()
-                    ));
-                }
-                slots[i] = Some(value);
+                let value = Ok(value);
+                store(&value, &mut warnings);
+                slots[i] = value.ok();
             }
-            Ok(Err(e)) => warnings.push(format!("{}: left out: {e}", path.display())),
+            Ok(Err(e)) => {
+                let msg = e.to_string();
+                let prefix = format!("{}: ", path.display());
+                let why = msg.strip_prefix(&prefix).unwrap_or(&msg);
+                warnings.push(format!("{prefix}left out: {why}"));
+                if e.is_permanent() {
+                    store(&Err(e.to_string()), &mut warnings);
+                }
+            }
             Err(_) => warnings.push(format!(
                 "{}: left out: probe did not finish within {timeout:?}",
                 path.display()
@@ -205,6 +238,46 @@ mod tests {
         .await;
         assert_eq!(inv.cache_hits, 1);
         assert_eq!(calls.load(Ordering::SeqCst), 3, "cached result reused");
+    }
+
+    #[derive(Debug)]
+    struct Permanent;
+    impl std::fmt::Display for Permanent {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("not an arch we know")
+        }
+    }
+    impl ProbeFailure for Permanent {
+        fn is_permanent(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_are_remembered() {
+        let d = tempfile::tempdir().unwrap();
+        let odd = exe(d.path(), "qemu-system-odd");
+        let cache = ProbeCache::new(d.path().join("cache"));
+        let ctx = StampContext {
+            kvm_usable: false,
+            hvf_usable: false,
+            self_stamp: "t".into(),
+        };
+        let calls = AtomicUsize::new(0);
+        let probe = |_p: PathBuf| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<u8, _>(Permanent) }
+        };
+        let paths = std::slice::from_ref(&odd);
+        let inv = probe_all(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe).await;
+        assert!(inv.emulators.is_empty());
+        assert_eq!(
+            inv.warnings,
+            vec![format!("{}: left out: not an arch we know", odd.display())]
+        );
+        let inv = probe_all(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe).await;
+        assert!(inv.emulators.is_empty() && inv.warnings.is_empty());
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not probed again");
     }
 
     #[tokio::test]

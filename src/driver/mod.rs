@@ -5,8 +5,22 @@ pub mod dirs;
 pub mod runtime;
 pub mod uri;
 
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
 pub use dirs::Dirs;
 pub use uri::ConnectUri;
+
+use crate::capabilities::{
+    accel,
+    cache::{self, ProbeCache},
+    document::Capabilities,
+    emulators,
+    host::{HostCaps, HostRoot},
+    inventory::{self, Inventory, StampContext},
+    qemu::{self, QemuCaps},
+};
 
 /// Errors of the driver layer.
 #[derive(Debug, thiserror::Error)]
@@ -22,24 +36,67 @@ pub enum DriverError {
     },
 }
 
+/// Where a connection looks for facts; the defaults are the real host's.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The /proc and /sys the host facts come from.
+    pub host_root: HostRoot,
+    /// Directories searched for emulators (default: `VSH_EMULATOR_PATH`, else PATH and the
+    /// usual libexec dirs).
+    pub emulator_dirs: Vec<PathBuf>,
+    /// The KVM device whose usability decides `<domain type='kvm'/>`.
+    pub kvm_device: PathBuf,
+    /// Bound on probing one emulator (default 15 s, `VSH_PROBE_TIMEOUT` in seconds).
+    pub probe_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        let probe_timeout = std::env::var("VSH_PROBE_TIMEOUT")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .map(Duration::from_secs_f64)
+            .unwrap_or(Duration::from_secs(15));
+        ConnectOptions {
+            host_root: HostRoot::real(),
+            emulator_dirs: emulators::search_dirs(),
+            kvm_device: PathBuf::from("/dev/kvm"),
+            probe_timeout,
+        }
+    }
+}
+
 /// A connection to the QEMU driver. There is no daemon: the connection is the driver, and
 /// everything it knows lives in the directories its URI names.
 #[derive(Debug)]
 pub struct Connect {
     uri: ConnectUri,
     dirs: Dirs,
+    opts: ConnectOptions,
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Connect {
     /// Open a connection. `None` picks the default URI (`VSH_DEFAULT_URI`, else system for
     /// root and session otherwise).
     pub fn open(uri: Option<&str>) -> Result<Connect, DriverError> {
+        Self::open_with(uri, ConnectOptions::default())
+    }
+
+    /// [`Connect::open`] with explicit host facts and search paths (tests, embedding).
+    pub fn open_with(uri: Option<&str>, opts: ConnectOptions) -> Result<Connect, DriverError> {
         let uri = match uri {
             Some(u) => ConnectUri::parse(u)?,
             None => ConnectUri::default_for_process()?,
         };
         let dirs = Dirs::for_uri(&uri)?;
-        Ok(Connect { uri, dirs })
+        Ok(Connect {
+            uri,
+            dirs,
+            opts,
+            warnings: Mutex::new(Vec::new()),
+        })
     }
 
     /// The canonical URI of this connection (`virsh uri`).
@@ -49,5 +106,76 @@ impl Connect {
 
     pub fn dirs(&self) -> &Dirs {
         &self.dirs
+    }
+
+    /// Warnings gathered since the last call (emulators left out, cache problems), each
+    /// naming the file concerned.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn warn(&self, w: impl IntoIterator<Item = String>) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(w);
+    }
+
+    /// The probe cache of this connection.
+    pub fn probe_cache(&self) -> ProbeCache {
+        ProbeCache::new(inventory::cache_dir(&self.dirs.cache))
+    }
+
+    /// Every installed emulator's caps, from the cache or probed now in parallel. Emulators
+    /// that fail are left out with a warning (see [`Connect::take_warnings`]).
+    pub fn emulators(&self) -> Inventory<QemuCaps> {
+        let kvm = accel::kvm_status(&self.opts.kvm_device);
+        let hvf = accel::hvf_supported();
+        let paths = emulators::find_in(&self.opts.emulator_dirs);
+        let ctx = StampContext {
+            kvm_usable: kvm.usable(),
+            hvf_usable: hvf,
+            self_stamp: cache::self_stamp(),
+        };
+        let probe_opts = qemu::ProbeOptions {
+            timeout: self.opts.probe_timeout,
+            kvm: kvm.usable(),
+            record: None,
+        };
+        let cache = self.probe_cache();
+        let timeout = self.opts.probe_timeout;
+        let inv = runtime::block_on(inventory::probe_all(
+            &paths,
+            Some(&cache),
+            &ctx,
+            // The probe bounds itself; this outer bound is a backstop that also covers
+            // killing and reaping a stuck QEMU.
+            timeout + Duration::from_secs(2),
+            |p| {
+                let o = probe_opts.clone();
+                async move { qemu::probe_binary(&p, &o).await }
+            },
+        ));
+        self.warn(inv.warnings.iter().cloned());
+        inv
+    }
+
+    /// The parts of the capabilities document, for callers that want data rather than XML.
+    pub fn capabilities_data(&self) -> Result<Capabilities, DriverError> {
+        let host = HostCaps::probe(&self.opts.host_root)?;
+        let inv = self.emulators();
+        let mut caps = Capabilities {
+            host,
+            emulators: inv.emulators.into_iter().map(|(_, c)| c).collect(),
+            kvm_usable: accel::kvm_status(&self.opts.kvm_device).usable(),
+            hvf_usable: accel::hvf_supported(),
+        };
+        caps.settle_host_cpu_model();
+        Ok(caps)
+    }
+
+    /// libvirt's capabilities XML for this host (`virsh capabilities`).
+    pub fn capabilities(&self) -> Result<String, DriverError> {
+        Ok(self.capabilities_data()?.to_xml())
     }
 }

@@ -103,6 +103,7 @@ pub const OBJECT_TYPES: &[(&str, &str)] = &[
     ("nvdimm", "nvdimm"),
     ("pcie-root-port", "pcie-root-port"),
     ("qemu-xhci", "qemu-xhci"),
+    ("hvf-accel", "hvf"),
     ("spapr-pci-host-bridge", "spapr-pci-host-bridge"),
     ("vmcoreinfo", "vmcoreinfo"),
     ("spapr-vty", "spapr-vty"),

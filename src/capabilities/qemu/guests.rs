@@ -91,7 +91,8 @@ pub fn format_guests(caps: &[QemuCaps], kvm_usable: bool, hvf_usable: bool, w: &
     format_guests_for_host(caps, host, &opts, w);
 }
 
-/// [`format_guests`] for an explicit host architecture.
+/// [`format_guests`] for an explicit host architecture. Each `<guest>` is followed by an empty
+/// line, as in libvirt's capabilities document.
 pub fn format_guests_for_host(
     caps: &[QemuCaps],
     host: &str,
@@ -101,6 +102,7 @@ pub fn format_guests_for_host(
     for (guest, _) in ARCHES {
         if let Some(c) = emulator_for(caps, host, guest) {
             format_guest(c, guest, opts, w);
+            w.blank();
         }
     }
 }

@@ -22,7 +22,7 @@ pub use guests::{
 };
 pub use probe::{
     BinarySessions, ProbeOptions, ReplaySessions, SessionOpener, capture_replies, kvm_usable,
-    probe_binary, probe_sessions,
+    probe_binary, probe_replies, probe_sessions,
 };
 
 /// An accelerator QEMU can run guests with. Order is libvirt's output order.

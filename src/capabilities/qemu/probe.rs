@@ -214,6 +214,13 @@ impl Probe {
         })
     }
 
+    fn unsupported(&self, msg: impl Into<String>) -> Fail {
+        Fail::Caps(CapsError::Unsupported {
+            emulator: self.caps.emulator.clone(),
+            msg: msg.into(),
+        })
+    }
+
     fn set(&mut self, f: &str) {
         self.caps.flags.insert(f.to_string());
     }
@@ -260,7 +267,7 @@ impl Probe {
             return Err(self.err(format!("malformed query-version reply: {v}")));
         };
         if (major, minor) < (4, 2) {
-            return Err(self.err(format!(
+            return Err(self.unsupported(format!(
                 "QEMU version >= 4.2.0 is required, but {major}.{minor}.{micro} found"
             )));
         }
@@ -270,7 +277,9 @@ impl Probe {
         let t = mon.execute("query-target", None).await?;
         let target = t["arch"].as_str().unwrap_or_default();
         let Some(arch) = arch_from_qemu(target) else {
-            return Err(self.err(format!("unknown QEMU arch '{target}'")));
+            return Err(self.unsupported(format!(
+                "target '{target}' is not an architecture libvirt knows"
+            )));
         };
         self.caps.arch = arch.to_string();
 
@@ -1120,4 +1129,14 @@ pub async fn probe_binary(path: &Path, opts: &ProbeOptions) -> Result<QemuCaps, 
     };
     sessions.shutdown().await;
     r
+}
+
+/// Probe a recorded `.replies` conversation as if it were `emulator`; the whole recording must
+/// be consumed, in order, or the error names the first command that differs.
+pub async fn probe_replies(path: &Path, emulator: &str) -> Result<QemuCaps, CapsError> {
+    let replayer = Replayer::load(path)?;
+    let mut s = ReplaySessions::new(replayer.clone(), emulator);
+    let caps = probe_sessions(&mut s).await?;
+    replayer.finish()?;
+    Ok(caps)
 }
