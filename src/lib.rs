@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod domain;
 pub mod driver;
 pub mod qmp;
+pub mod runtime;
 pub mod xml2argv;
 pub mod xmlfmt;
 

@@ -87,7 +87,7 @@ fn no_more(verb: &str, rest: &[String]) -> Result<()> {
 /// `vsh qemu-caps`: one emulator's caps document, probed live or replayed from `.replies`.
 fn qemu_caps(rest: &mut Vec<String>) -> Result<()> {
     use domdriver::capabilities::{accel, qemu};
-    use domdriver::driver::runtime::block_on;
+    use domdriver::runtime::block_on;
     let emulator = take_opt(rest, "emulator")?;
     let replies = take_opt(rest, "replies")?;
     let record = take_opt(rest, "record")?;
@@ -184,7 +184,7 @@ fn run(args: Args) -> Result<()> {
             println!("Using library: domdriver {v}");
             println!("Using API: QEMU {v}");
             let host = domdriver::capabilities::qemu::host_arch();
-            let inv = conn.emulators();
+            let inv = conn.emulator_summaries();
             for w in conn.take_warnings() {
                 eprintln!("warning: {w}");
             }

@@ -87,28 +87,29 @@ impl ProbeCache {
         &self.dir
     }
 
-    /// The cache file for an emulator path: its name for humans, a hash for uniqueness.
-    pub fn file_for(&self, emulator: &Path) -> PathBuf {
+    /// The cache file of one `kind` of result for an emulator path: its name for humans, a
+    /// hash for uniqueness.
+    pub fn file_for(&self, emulator: &Path, kind: &str) -> PathBuf {
         use std::os::unix::ffi::OsStrExt;
         let base = emulator
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let h = fnv1a(emulator.as_os_str().as_bytes());
-        self.dir.join(format!("{base}-{h:016x}.json"))
+        self.dir.join(format!("{base}-{h:016x}.{kind}.json"))
     }
 
     /// The cached value for `stamp`, if present, intact and still valid.
-    pub fn load<T: DeserializeOwned>(&self, stamp: &Stamp) -> Option<T> {
-        let bytes = std::fs::read(self.file_for(&stamp.path)).ok()?;
+    pub fn load<T: DeserializeOwned>(&self, stamp: &Stamp, kind: &str) -> Option<T> {
+        let bytes = std::fs::read(self.file_for(&stamp.path, kind)).ok()?;
         let e: Entry<T> = serde_json::from_slice(&bytes).ok()?;
         (e.stamp == *stamp).then_some(e.value)
     }
 
     /// Store `value` atomically (temp file, fsync, rename), so a reader never sees half a file.
-    pub fn store<T: Serialize>(&self, stamp: &Stamp, value: &T) -> std::io::Result<()> {
+    pub fn store<T: Serialize>(&self, stamp: &Stamp, kind: &str, value: &T) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let path = self.file_for(&stamp.path);
+        let path = self.file_for(&stamp.path, kind);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         serde_json::to_writer(
             &mut tmp,
@@ -136,34 +137,34 @@ mod tests {
         std::fs::write(&bin, "1").unwrap();
         let cache = ProbeCache::new(d.path().join("cache"));
         let st = Stamp::of(&bin, false, false, "v1").unwrap();
-        assert_eq!(cache.load::<Vec<u32>>(&st), None);
-        cache.store(&st, &vec![1u32, 2]).unwrap();
-        assert_eq!(cache.load::<Vec<u32>>(&st), Some(vec![1, 2]));
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), None);
+        cache.store(&st, "t", &vec![1u32, 2]).unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), Some(vec![1, 2]));
 
         let mut kvm = st.clone();
         kvm.kvm_usable = true;
-        assert_eq!(cache.load::<Vec<u32>>(&kvm), None, "kvm change invalidates");
+        assert_eq!(cache.load::<Vec<u32>>(&kvm, "t"), None, "kvm change invalidates");
         assert_eq!(
-            cache.load::<Vec<u32>>(&Stamp::of(&bin, false, false, "v2").unwrap()),
+            cache.load::<Vec<u32>>(&Stamp::of(&bin, false, false, "v2").unwrap(), "t"),
             None,
             "new build invalidates"
         );
         std::fs::write(&bin, "22").unwrap();
         assert_eq!(
-            cache.load::<Vec<u32>>(&Stamp::of(&bin, false, false, "v1").unwrap()),
+            cache.load::<Vec<u32>>(&Stamp::of(&bin, false, false, "v1").unwrap(), "t"),
             None,
             "changed binary invalidates"
         );
 
-        let f = cache.file_for(&bin);
+        let f = cache.file_for(&bin, "t");
         let full = std::fs::read(&f).unwrap();
         std::fs::write(&f, &full[..full.len() / 2]).unwrap();
         assert_eq!(
-            cache.load::<Vec<u32>>(&st),
+            cache.load::<Vec<u32>>(&st, "t"),
             None,
             "truncated file is a miss"
         );
         std::fs::write(&f, b"\xff\x00garbage").unwrap();
-        assert_eq!(cache.load::<Vec<u32>>(&st), None, "garbage is a miss");
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), None, "garbage is a miss");
     }
 }

@@ -34,14 +34,14 @@ impl Capabilities {
         else {
             return;
         };
-        let host_has = |qemu_name: &str| {
-            let f = normalize_feature(qemu_name);
-            self.host
-                .cpu
-                .features
-                .iter()
-                .any(|h| normalize_feature(h) == f)
-        };
+        let host: std::collections::HashSet<String> = self
+            .host
+            .cpu
+            .features
+            .iter()
+            .map(|h| normalize_feature(h))
+            .collect();
+        let host_has = |qemu_name: &str| host.contains(&normalize_feature(qemu_name));
         let candidates: Vec<&str> = kvm
             .cpus
             .iter()

@@ -22,18 +22,29 @@ fn is_emulator_name(name: &str) -> bool {
     (name.starts_with("qemu-system-") && !name.ends_with(".bak")) || name == "qemu-kvm"
 }
 
-fn is_executable_file(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+/// The file's identity when it is an executable regular file (following symlinks).
+fn executable_id(p: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).ok()?;
+    (m.is_file() && m.permissions().mode() & 0o111 != 0).then(|| (m.dev(), m.ino()))
 }
 
 /// Every `qemu-system-*` (and `qemu-kvm`) in `dirs`, in search order, with duplicates reached
 /// through symlinks or repeated directories removed (the first path found is kept).
 pub fn find_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    // Identity by device and inode: one stat per file, where canonicalizing costs a readlink
+    // per path component. The same holds for directories listed twice (PATH often repeats).
     let mut seen = BTreeSet::new();
+    let mut seen_dirs = BTreeSet::new();
     let mut found = Vec::new();
     for dir in dirs {
+        if let Some(id) = std::fs::metadata(dir)
+            .ok()
+            .map(|m| (std::os::unix::fs::MetadataExt::dev(&m), std::os::unix::fs::MetadataExt::ino(&m)))
+            && !seen_dirs.insert(id)
+        {
+            continue;
+        }
         let Ok(entries) = std::fs::read_dir(dir) else {
             continue;
         };
@@ -45,11 +56,9 @@ pub fn find_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
         names.sort();
         for n in names {
             let p = dir.join(&n);
-            if !is_executable_file(&p) {
-                continue;
-            }
-            let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
-            if seen.insert(canon) {
+            if let Some(id) = executable_id(&p)
+                && seen.insert(id)
+            {
                 found.push(p);
             }
         }

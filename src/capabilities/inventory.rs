@@ -49,89 +49,106 @@ pub struct StampContext {
     pub self_stamp: String,
 }
 
+/// The file kind full probe results are cached under.
+pub const FULL: &str = "caps";
+
 /// Probe `paths` with `probe`, all at once, each bounded by `timeout`, reusing and refreshing
-/// `cache` (which may be absent, e.g. when its directory cannot be created). A permanent
-/// failure is warned about when it happens and then remembered: later calls leave that binary
-/// out silently until it changes.
-pub async fn probe_all<T, E, F, Fut>(
+/// `cache` (which may be absent, e.g. when its directory cannot be created).
+///
+/// Callers that need only part of a result (the capabilities document needs a few facts of
+/// each emulator, not its whole schema) name a `view`: its summaries are cached in files of
+/// their own, so a warm call reads kilobytes instead of megabytes, and `T` is still cached in
+/// full for those who need it. A warm call does no async work at all, so it starts no runtime.
+///
+/// A permanent failure is warned about when it happens and then remembered: later calls leave
+/// that binary out silently until it changes.
+pub fn collect<T, S, E, F, Fut>(
     paths: &[PathBuf],
     cache: Option<&ProbeCache>,
     ctx: &StampContext,
     timeout: Duration,
     probe: F,
-) -> Inventory<T>
+    view: (&str, &dyn Fn(&T) -> S),
+) -> Inventory<S>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
+    S: Serialize + DeserializeOwned,
     E: ProbeFailure + Send + 'static,
     F: Fn(PathBuf) -> Fut,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
-    let mut slots: Vec<Option<T>> = Vec::with_capacity(paths.len());
+    let (kind, summarize) = view;
+    let mut slots: Vec<Option<S>> = Vec::with_capacity(paths.len());
     let mut warnings = Vec::new();
     let mut cache_hits = 0;
-    let mut set = tokio::task::JoinSet::new();
-    let mut stamps = Vec::with_capacity(paths.len());
+    let mut misses = Vec::new();
     for (i, path) in paths.iter().enumerate() {
+        slots.push(None);
         let stamp = match Stamp::of(path, ctx.kvm_usable, ctx.hvf_usable, &ctx.self_stamp) {
             Ok(s) => s,
             Err(e) => {
                 warnings.push(format!("{}: left out: cannot stat: {e}", path.display()));
-                slots.push(None);
-                stamps.push(None);
                 continue;
             }
         };
-        if let Some(hit) = cache.and_then(|c| c.load::<Cached<T>>(&stamp)) {
+        if let Some(hit) = cache.and_then(|c| c.load::<Cached<S>>(&stamp, kind)) {
             cache_hits += 1;
-            slots.push(hit.ok());
-            stamps.push(None);
+            slots[i] = hit.ok();
             continue;
         }
-        slots.push(None);
-        stamps.push(Some(stamp));
-        let fut = probe(path.clone());
-        set.spawn(async move { (i, tokio::time::timeout(timeout, fut).await) });
+        misses.push((i, stamp));
     }
-    while let Some(joined) = set.join_next().await {
-        let (i, outcome) = match joined {
-            Ok(v) => v,
-            Err(e) => {
-                // A panicking probe is a bug, but it must not take capabilities down.
-                warnings.push(format!("an emulator probe failed unexpectedly: {e}"));
-                continue;
+    if !misses.is_empty() {
+        let futs: Vec<_> = misses.iter().map(|(i, _)| (*i, probe(paths[*i].clone()))).collect();
+        let outcomes = crate::runtime::block_on(async move {
+            let mut set = tokio::task::JoinSet::new();
+            for (i, fut) in futs {
+                set.spawn(async move { (i, tokio::time::timeout(timeout, fut).await) });
             }
-        };
-        let path = &paths[i];
-        let store = |value: &Cached<T>, warnings: &mut Vec<String>| {
-            if let (Some(c), Some(stamp)) = (cache, &stamps[i])
-                && let Err(e) = c.store(stamp, value)
-            {
-                warnings.push(format!(
-                    "{}: cannot cache probe result in {}: {e}",
-                    path.display(),
-                    c.dir().display()
-                ));
+            let mut out = Vec::new();
+            while let Some(joined) = set.join_next().await {
+                out.push(joined);
             }
-        };
-        match outcome {
-            Ok(Ok(value)) => {
-                let value = Ok(value);
-                store(&value, &mut warnings);
-                slots[i] = value.ok();
-            }
-            Ok(Err(e)) => {
-                let msg = e.to_string();
-                let prefix = format!("{}: ", path.display());
-                let why = msg.strip_prefix(&prefix).unwrap_or(&msg);
-                warnings.push(format!("{prefix}left out: {why}"));
-                if e.is_permanent() {
-                    store(&Err(e.to_string()), &mut warnings);
+            out
+        });
+        for joined in outcomes {
+            let (i, outcome) = match joined {
+                Ok(v) => v,
+                Err(e) => {
+                    // A panicking probe is a bug, but it must not take capabilities down.
+                    warnings.push(format!("an emulator probe failed unexpectedly: {e}"));
+                    continue;
                 }
+            };
+            let path = &paths[i];
+            let stamp = &misses.iter().find(|(j, _)| *j == i).expect("spawned from misses").1;
+            match outcome {
+                Ok(Ok(full)) => {
+                    let summary: Cached<S> = Ok(summarize(&full));
+                    if kind != FULL {
+                        store(cache, stamp, FULL, &Cached::<&T>::Ok(&full), &mut warnings);
+                    }
+                    store(cache, stamp, kind, &summary, &mut warnings);
+                    slots[i] = summary.ok();
+                }
+                Ok(Err(e)) => {
+                    let msg = e.to_string();
+                    let prefix = format!("{}: ", path.display());
+                    let why = msg.strip_prefix(&prefix).unwrap_or(&msg).to_string();
+                    warnings.push(format!("{prefix}left out: {why}"));
+                    if e.is_permanent() {
+                        let failed: Cached<()> = Err(msg);
+                        store(cache, stamp, FULL, &failed, &mut warnings);
+                        if kind != FULL {
+                            store(cache, stamp, kind, &failed, &mut warnings);
+                        }
+                    }
+                }
+                Err(_) => warnings.push(format!(
+                    "{}: left out: probe did not finish within {timeout:?}",
+                    path.display()
+                )),
             }
-            Err(_) => warnings.push(format!(
-                "{}: left out: probe did not finish within {timeout:?}",
-                path.display()
-            )),
         }
     }
     let emulators = paths
@@ -147,6 +164,26 @@ where
     }
 }
 
+/// Cache one result, turning a failure into a warning: a cache that cannot be written costs
+/// speed next time, never the answer now.
+fn store<V: Serialize>(
+    cache: Option<&ProbeCache>,
+    stamp: &Stamp,
+    kind: &str,
+    value: &V,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(c) = cache
+        && let Err(e) = c.store(stamp, kind, value)
+    {
+        warnings.push(format!(
+            "{}: cannot cache probe result in {}: {e}",
+            stamp.path.display(),
+            c.dir().display()
+        ));
+    }
+}
+
 /// The cache directory for probe results under a connection's cache dir.
 pub fn cache_dir(conn_cache: &Path) -> PathBuf {
     conn_cache.join("capabilities")
@@ -159,6 +196,9 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    const ID: (&str, &dyn Fn(&String) -> String) = (FULL, &|s: &String| s.clone());
+    const ID8: (&str, &dyn Fn(&u8) -> u8) = ("small", &|v: &u8| *v);
+
     fn exe(dir: &Path, name: &str) -> PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, "#!/bin/sh\n").unwrap();
@@ -166,8 +206,8 @@ mod tests {
         p
     }
 
-    #[tokio::test]
-    async fn bad_emulators_are_left_out_and_good_ones_cached() {
+    #[test]
+    fn bad_emulators_are_left_out_and_good_ones_cached() {
         let d = tempfile::tempdir().unwrap();
         let good = exe(d.path(), "qemu-system-good");
         let bad = exe(d.path(), "qemu-system-bad");
@@ -253,8 +293,8 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn permanent_failures_are_remembered() {
+    #[test]
+    fn permanent_failures_are_remembered() {
         let d = tempfile::tempdir().unwrap();
         let odd = exe(d.path(), "qemu-system-odd");
         let cache = ProbeCache::new(d.path().join("cache"));
@@ -269,19 +309,19 @@ mod tests {
             async { Err::<u8, _>(Permanent) }
         };
         let paths = std::slice::from_ref(&odd);
-        let inv = probe_all(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe).await;
+        let inv = collect(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe, ID8);
         assert!(inv.emulators.is_empty());
         assert_eq!(
             inv.warnings,
             vec![format!("{}: left out: not an arch we know", odd.display())]
         );
-        let inv = probe_all(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe).await;
+        let inv = collect(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe, ID8);
         assert!(inv.emulators.is_empty() && inv.warnings.is_empty());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "not probed again");
     }
 
-    #[tokio::test]
-    async fn unwritable_cache_is_a_warning() {
+    #[test]
+    fn unwritable_cache_is_a_warning() {
         let d = tempfile::tempdir().unwrap();
         let good = exe(d.path(), "qemu-system-good");
         // A file where the cache directory should be: creating it fails, as on a read-only fs.
@@ -292,14 +332,14 @@ mod tests {
             hvf_usable: false,
             self_stamp: "t".into(),
         };
-        let inv = probe_all(
+        let inv = collect(
             std::slice::from_ref(&good),
             Some(&cache),
             &ctx,
             Duration::from_secs(1),
             |_p| async { Ok::<_, String>(1u8) },
-        )
-        .await;
+            ID8,
+        );
         assert_eq!(inv.emulators.len(), 1);
         assert!(
             inv.warnings[0].contains("cannot cache"),

@@ -2,7 +2,6 @@
 //! effects besides probing.
 
 pub mod dirs;
-pub mod runtime;
 pub mod uri;
 
 use std::path::PathBuf;
@@ -126,44 +125,62 @@ impl Connect {
         ProbeCache::new(inventory::cache_dir(&self.dirs.cache))
     }
 
-    /// Every installed emulator's caps, from the cache or probed now in parallel. Emulators
-    /// that fail are left out with a warning (see [`Connect::take_warnings`]).
-    pub fn emulators(&self) -> Inventory<QemuCaps> {
-        let kvm = accel::kvm_status(&self.opts.kvm_device);
-        let hvf = accel::hvf_supported();
-        let paths = emulators::find_in(&self.opts.emulator_dirs);
+    fn stamp_context(&self) -> (StampContext, qemu::ProbeOptions) {
+        let kvm = accel::kvm_status(&self.opts.kvm_device).usable();
         let ctx = StampContext {
-            kvm_usable: kvm.usable(),
-            hvf_usable: hvf,
+            kvm_usable: kvm,
+            hvf_usable: accel::hvf_supported(),
             self_stamp: cache::self_stamp(),
         };
-        let probe_opts = qemu::ProbeOptions {
+        let probe = qemu::ProbeOptions {
             timeout: self.opts.probe_timeout,
-            kvm: kvm.usable(),
+            kvm,
             record: None,
         };
-        let cache = self.probe_cache();
-        let timeout = self.opts.probe_timeout;
-        let inv = runtime::block_on(inventory::probe_all(
+        (ctx, probe)
+    }
+
+    /// Every installed emulator, from the cache or probed now in parallel, as much of each
+    /// as `view` keeps. Emulators that fail are left out with a warning (see
+    /// [`Connect::take_warnings`]).
+    fn inventory<S>(&self, view: (&str, &dyn Fn(&QemuCaps) -> S)) -> Inventory<S>
+    where
+        S: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let (ctx, probe_opts) = self.stamp_context();
+        let paths = emulators::find_in(&self.opts.emulator_dirs);
+        let inv = inventory::collect(
             &paths,
-            Some(&cache),
+            Some(&self.probe_cache()),
             &ctx,
             // The probe bounds itself; this outer bound is a backstop that also covers
             // killing and reaping a stuck QEMU.
-            timeout + Duration::from_secs(2),
+            self.opts.probe_timeout + Duration::from_secs(2),
             |p| {
                 let o = probe_opts.clone();
                 async move { qemu::probe_binary(&p, &o).await }
             },
-        ));
+            view,
+        );
         self.warn(inv.warnings.iter().cloned());
         inv
+    }
+
+    /// Every installed emulator's full caps (machines, CPU models, flags, ...).
+    pub fn emulators(&self) -> Inventory<QemuCaps> {
+        self.inventory((inventory::FULL, &QemuCaps::clone))
+    }
+
+    /// Every installed emulator, with what the capabilities document needs of it
+    /// ([`QemuCaps::guest_view`]): cheap to load from the cache.
+    pub fn emulator_summaries(&self) -> Inventory<QemuCaps> {
+        self.inventory(("guest", &QemuCaps::guest_view))
     }
 
     /// The parts of the capabilities document, for callers that want data rather than XML.
     pub fn capabilities_data(&self) -> Result<Capabilities, DriverError> {
         let host = HostCaps::probe(&self.opts.host_root)?;
-        let inv = self.emulators();
+        let inv = self.emulator_summaries();
         let mut caps = Capabilities {
             host,
             emulators: inv.emulators.into_iter().map(|(_, c)| c).collect(),

@@ -195,6 +195,31 @@ impl QemuCaps {
         self.accels.iter().find(|x| x.accel == a)
     }
 
+    /// What the capabilities document needs of this emulator: identity, flags, machines and
+    /// the KVM CPU models (they name the host CPU model), without TCG CPU models, host CPU
+    /// expansions, QOM types or commands (most of the bytes).
+    pub fn guest_view(&self) -> QemuCaps {
+        QemuCaps {
+            accels: self
+                .accels
+                .iter()
+                .map(|a| AccelCaps {
+                    accel: a.accel,
+                    host_cpu: None,
+                    cpus: if a.accel == Accel::Kvm {
+                        a.cpus.clone()
+                    } else {
+                        None
+                    },
+                    machines: a.machines.clone(),
+                })
+                .collect(),
+            commands: BTreeSet::new(),
+            qom_types: BTreeSet::new(),
+            ..self.clone()
+        }
+    }
+
     pub fn has_flag(&self, f: &str) -> bool {
         self.flags.contains(f)
     }
