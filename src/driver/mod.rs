@@ -2,7 +2,10 @@
 //! effects besides probing.
 
 pub mod dirs;
+pub mod lock;
+pub mod process;
 pub mod runtime;
+pub mod status;
 pub mod uri;
 
 pub use dirs::Dirs;
