@@ -956,6 +956,13 @@ impl Guest {
         let mut terminated = false;
         loop {
             if !self.is_alive() {
+                // Read what QEMU said before it went (SHUTDOWN among it): the socket keeps
+                // it after the peer closed, up to EOF.
+                for _ in 0..20 {
+                    if !self.pump_events(Duration::from_millis(50)) {
+                        break;
+                    }
+                }
                 return Ok(self.finish("shutdown"));
             }
             if self.saw_shutdown && shutdown_seen_at.is_none() {
