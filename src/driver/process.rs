@@ -481,13 +481,13 @@ impl Guest {
         make_dir(&name, &dirs.log)?;
         let lock = GuestLock::try_acquire(&dirs.run, &name, "start")?;
 
-        if let Some(old) = GuestStatus::read(&name, &paths.status)? {
-            if is_same_live_process(old.pid, old.start_time) {
-                return Err(GuestError::AlreadyRunning {
-                    guest: name,
-                    pid: old.pid,
-                });
-            }
+        if let Some(old) = GuestStatus::read(&name, &paths.status)?
+            && is_same_live_process(old.pid, old.start_time)
+        {
+            return Err(GuestError::AlreadyRunning {
+                guest: name,
+                pid: old.pid,
+            });
         }
         // A status file whose QEMU is gone, or a socket from an interrupted start.
         remove_leftovers(&paths)?;
@@ -968,11 +968,12 @@ impl Guest {
             if self.saw_shutdown && shutdown_seen_at.is_none() {
                 shutdown_seen_at = Some(Instant::now());
             }
-            if let Some(t) = shutdown_seen_at {
-                if !terminated && t.elapsed() > Duration::from_secs(3) {
-                    self.signal(Signal::SIGTERM);
-                    terminated = true;
-                }
+            if let Some(t) = shutdown_seen_at
+                && !terminated
+                && t.elapsed() > Duration::from_secs(3)
+            {
+                self.signal(Signal::SIGTERM);
+                terminated = true;
             }
             if Instant::now() >= deadline {
                 return Err(GuestError::Timeout {
@@ -1054,12 +1055,12 @@ impl Drop for Guest {
         // QEMU is meant to outlive this handle, but while this process lives it is QEMU's
         // parent: a thread waits for it so that it does not linger as a zombie. The thread
         // does not keep the process from exiting.
-        if let Some(mut c) = self.child.take() {
-            if matches!(c.try_wait(), Ok(None)) {
-                std::thread::spawn(move || {
-                    let _ = c.wait();
-                });
-            }
+        if let Some(mut c) = self.child.take()
+            && matches!(c.try_wait(), Ok(None))
+        {
+            std::thread::spawn(move || {
+                let _ = c.wait();
+            });
         }
     }
 }

@@ -24,6 +24,9 @@ pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 /// busybox acpid reads, and button for the ACPI power button.
 const MODULES: &[&str] = &["evdev", "button"];
 
+/// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
+const KIT_VERSION: u32 = 2;
+
 /// A kernel and an initramfs for direct kernel boot (`-kernel`, `-initrd`).
 #[derive(Debug, Clone)]
 pub struct LinuxKit {
@@ -115,10 +118,17 @@ fn build_linux() -> Result<LinuxKit, String> {
         .map_err(|(_, e)| format!("locking the boot kit cache: {e}"))?;
 
     let package = match std::fs::read_to_string(root.join("current")) {
-        Ok(p) if root.join(p.trim()).join("initrd.gz").is_file() => p.trim().to_string(),
+        Ok(p)
+            if root
+                .join(format!("{}-kit{KIT_VERSION}", p.trim()))
+                .join("initrd.gz")
+                .is_file() =>
+        {
+            p.trim().to_string()
+        }
         _ => kernel_package()?,
     };
-    let dir = root.join(&package);
+    let dir = root.join(format!("{package}-kit{KIT_VERSION}"));
     let kit = LinuxKit {
         kernel: dir.join("vmlinuz"),
         initrd: dir.join("initrd.gz"),
@@ -191,7 +201,10 @@ fn build_linux() -> Result<LinuxKit, String> {
         modules_list.push_str(&format!("/{dest}\n"));
     }
     cpio.file("etc/modules", 0o644, modules_list.as_bytes());
-    cpio.file("etc/acpid.conf", 0o644, b"PWRF/00000080 power\n");
+    // busybox acpid maps an input event to "button/power PWRF 00000080", then runs, in the
+    // -c dir, the action of the first line whose key is a substring of that: so the key is
+    // "PWRF" ("PWRF/00000080", its built-in default action, would be a file path).
+    cpio.file("etc/acpid.conf", 0o644, b"PWRF power\n");
     cpio.file("etc/acpi/power", 0o755, b"#!/bin/sh\nexec poweroff -f\n");
     let init = format!(
         r#"#!/bin/busybox sh
@@ -372,7 +385,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
