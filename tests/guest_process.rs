@@ -162,6 +162,9 @@ fn linux_guest_lifecycle_suspend_resume_reset_acpi_shutdown() {
             "tcg",
             "-m",
             "256",
+            // As libvirt runs QEMU: it stays after the guest powers off, and the driver
+            // terminates it once it reported SHUTDOWN.
+            "-no-shutdown",
             "-kernel",
             &kit.kernel.display().to_string(),
             "-initrd",
@@ -211,6 +214,11 @@ fn linux_guest_lifecycle_suspend_resume_reset_acpi_shutdown() {
 
     g.suspend().unwrap();
     assert_eq!(g.state().unwrap(), DomainState::new(State::Paused, "user"));
+    // Another reader, without lock or monitor, sees it from the status file.
+    assert_eq!(
+        Guest::peek(&dirs, name).unwrap().to_string(),
+        "paused (user)"
+    );
     assert!(g.wait_event("STOP", Duration::from_secs(5)).is_some());
     g.resume().unwrap();
     assert_eq!(
@@ -341,8 +349,13 @@ fn qemu_outlives_its_starter_then_kill9_is_crashed() {
         assert!(Instant::now() < until, "QEMU survived SIGKILL");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // A new reader (not QEMU's parent: it sees a zombie or nothing) finds it crashed.
-    assert!(leftovers(&dirs, name).len() == 3);
+    // A new reader (not QEMU's parent: it sees a zombie or nothing) finds it crashed; peek
+    // changes nothing, attach cleans up.
+    assert_eq!(
+        Guest::peek(&dirs, name).unwrap(),
+        DomainState::new(State::Shutoff, "crashed")
+    );
+    assert_eq!(leftovers(&dirs, name).len(), 3);
     match attach(&dirs, name) {
         Attach::Inactive(s) => assert_eq!(s.to_string(), "shut off (crashed)"),
         Attach::Running(_) => panic!("a killed QEMU was attached"),
@@ -370,6 +383,7 @@ fn stale_status_with_a_foreign_pid_is_crashed_and_cleaned() {
         start_time: real + 12345,
         monitor: dirs.run.join(format!("domain-{name}/monitor.sock")),
         reason: "booted".into(),
+        paused: false,
         xml: String::new(),
     }
     .write(&dirs.run.join(format!("{name}.json")))
@@ -416,6 +430,31 @@ fn qemu_failing_at_start_reports_the_log_tail() {
 }
 
 #[test]
+fn missing_emulator_is_an_error_without_leftovers() {
+    let (tmp, dirs) = root();
+    let name = "noqemu";
+    let mut spec = idle_spec(name);
+    let bogus = tmp.path().join("no-such-qemu");
+    spec.argv[0] = bogus.display().to_string();
+    let msg = Guest::start(&dirs, spec)
+        .expect_err("started a missing binary")
+        .to_string();
+    assert!(
+        msg.contains("guest 'noqemu'") && msg.contains("no-such-qemu"),
+        "{msg}"
+    );
+    assert!(
+        leftovers(&dirs, name).is_empty(),
+        "{:?}",
+        leftovers(&dirs, name)
+    );
+    assert_eq!(
+        Guest::peek(&dirs, name).unwrap().to_string(),
+        "shut off (unknown)"
+    );
+}
+
+#[test]
 fn second_lock_holder_is_refused_then_destroy_reaps() {
     let (_tmp, dirs) = root();
     let name = "locked";
@@ -432,6 +471,11 @@ fn second_lock_holder_is_refused_then_destroy_reaps() {
             && msg.contains(&format!("pid={}", std::process::id()))
             && msg.contains("operation=start"),
         "{msg}"
+    );
+    // Reading the state needs no lock.
+    assert_eq!(
+        Guest::peek(&dirs, name).unwrap().to_string(),
+        "running (booted)"
     );
     // A second start is refused the same way rather than spawning another QEMU.
     assert!(matches!(

@@ -450,6 +450,110 @@ async fn connect_monitor(
     }
 }
 
+/// Bind the monitor socket, write the log header and spawn QEMU. Returns the child and the
+/// log offset where QEMU's own output starts.
+fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), GuestError> {
+    let name = &paths.name;
+    make_dir(name, &paths.guest_run_dir)?;
+    // The dir may predate us with other permissions; it guards the socket between bind
+    // and chmod below.
+    std::fs::set_permissions(&paths.guest_run_dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| GuestError::io(name, &paths.guest_run_dir, e))?;
+    let listener =
+        UnixListener::bind(&paths.monitor).map_err(|e| GuestError::io(name, &paths.monitor, e))?;
+    std::fs::set_permissions(&paths.monitor, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| GuestError::io(name, &paths.monitor, e))?;
+    let listen_fd = listener.as_raw_fd();
+
+    let mut argv = spec.argv.clone();
+    if !argv.iter().any(|a| a == "-S") {
+        argv.push("-S".into());
+    }
+    let target_fd = match spec.monitor_fd {
+        Some(fd) => fd,
+        None => {
+            argv.extend(monitor_args(listen_fd));
+            listen_fd
+        }
+    };
+
+    let mut log = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&paths.log)
+        .map_err(|e| GuestError::io(name, &paths.log, e))?;
+    let cmdline: Vec<String> = spec
+        .env
+        .iter()
+        .map(|(k, v)| format!("{k}={}", shell_quote(v)))
+        .chain(argv.iter().map(|a| shell_quote(a)))
+        .collect();
+    writeln!(
+        log,
+        "{}: starting up domdriver version: {}, guest: {name}\n{}",
+        timestamp(),
+        env!("CARGO_PKG_VERSION"),
+        cmdline.join(" ")
+    )
+    .map_err(|e| GuestError::io(name, &paths.log, e))?;
+    let log_from = log
+        .metadata()
+        .map_err(|e| GuestError::io(name, &paths.log, e))?
+        .len();
+    let out = log
+        .try_clone()
+        .map_err(|e| GuestError::io(name, &paths.log, e))?;
+
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(log);
+    // SAFETY: the closure runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: it calls setsid, dup2 and fcntl (all
+    // async-signal-safe syscalls), allocates nothing, takes no locks, and only reads two
+    // integers copied into it. `listen_fd` is open in the child because fork copies our
+    // fd table and `listener` is alive until after spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            // A session of its own: QEMU is not in our process group, so a ^C or SIGHUP
+            // aimed at vsh's terminal does not reach it, and it lives on after we exit.
+            // SAFETY: plain syscall without memory arguments.
+            if nix::libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if target_fd != listen_fd {
+                // dup2's new fd has FD_CLOEXEC clear, so QEMU inherits exactly this one.
+                // SAFETY: plain syscall on integer fds.
+                if nix::libc::dup2(listen_fd, target_fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else {
+                // Every fd Rust opens is close-on-exec; clear that on the monitor only.
+                // SAFETY: plain syscall on an integer fd.
+                if nix::libc::fcntl(listen_fd, nix::libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| GuestError::Start {
+        guest: name.clone(),
+        msg: format!("cannot execute {}", argv[0]),
+        log_tail: e.to_string(),
+    })?;
+    // QEMU has its own copy; ours must go, or connecting after QEMU died would reach
+    // a listener nobody serves.
+    drop(listener);
+    Ok((child, log_from))
+}
+
 impl Guest {
     /// Start QEMU for `spec`: paused with `-S`, monitor on a socket we bind (0600, in the
     /// guest's run dir) and hand over as an inherited fd, output appended to the guest's log
@@ -492,103 +596,15 @@ impl Guest {
         // A status file whose QEMU is gone, or a socket from an interrupted start.
         remove_leftovers(&paths)?;
 
-        make_dir(&name, &paths.guest_run_dir)?;
-        // The dir may predate us with other permissions; it guards the socket between bind
-        // and chmod below.
-        std::fs::set_permissions(&paths.guest_run_dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| GuestError::io(&name, &paths.guest_run_dir, e))?;
-        let listener = UnixListener::bind(&paths.monitor)
-            .map_err(|e| GuestError::io(&name, &paths.monitor, e))?;
-        std::fs::set_permissions(&paths.monitor, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| GuestError::io(&name, &paths.monitor, e))?;
-        let listen_fd = listener.as_raw_fd();
-
-        let mut argv = spec.argv.clone();
-        if !argv.iter().any(|a| a == "-S") {
-            argv.push("-S".into());
-        }
-        let target_fd = match spec.monitor_fd {
-            Some(fd) => fd,
-            None => {
-                argv.extend(monitor_args(listen_fd));
-                listen_fd
+        let rt = new_runtime(&name)?;
+        let (child, log_from) = match spawn_qemu(&paths, &spec) {
+            Ok(x) => x,
+            Err(e) => {
+                // Best effort: the error at hand matters more than a failed cleanup.
+                let _ = remove_leftovers(&paths);
+                return Err(e);
             }
         };
-
-        let mut log = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&paths.log)
-            .map_err(|e| GuestError::io(&name, &paths.log, e))?;
-        let cmdline: Vec<String> = spec
-            .env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", shell_quote(v)))
-            .chain(argv.iter().map(|a| shell_quote(a)))
-            .collect();
-        writeln!(
-            log,
-            "{}: starting up domdriver version: {}, guest: {name}\n{}",
-            timestamp(),
-            env!("CARGO_PKG_VERSION"),
-            cmdline.join(" ")
-        )
-        .map_err(|e| GuestError::io(&name, &paths.log, e))?;
-        let log_from = log
-            .metadata()
-            .map_err(|e| GuestError::io(&name, &paths.log, e))?
-            .len();
-        let out = log
-            .try_clone()
-            .map_err(|e| GuestError::io(&name, &paths.log, e))?;
-
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir("/")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(log);
-        // SAFETY: the closure runs in the forked child before exec, where only
-        // async-signal-safe calls are allowed: it calls setsid, dup2 and fcntl (all
-        // async-signal-safe syscalls), allocates nothing, takes no locks, and only reads two
-        // integers copied into it. `listen_fd` is open in the child because fork copies our
-        // fd table and `listener` is alive until after spawn returns.
-        unsafe {
-            cmd.pre_exec(move || {
-                // A session of its own: QEMU is not in our process group, so a ^C or SIGHUP
-                // aimed at vsh's terminal does not reach it, and it lives on after we exit.
-                // SAFETY: plain syscall without memory arguments.
-                if nix::libc::setsid() < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if target_fd != listen_fd {
-                    // dup2's new fd has FD_CLOEXEC clear, so QEMU inherits exactly this one.
-                    // SAFETY: plain syscall on integer fds.
-                    if nix::libc::dup2(listen_fd, target_fd) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else {
-                    // Every fd Rust opens is close-on-exec; clear that on the monitor only.
-                    // SAFETY: plain syscall on an integer fd.
-                    if nix::libc::fcntl(listen_fd, nix::libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(|e| GuestError::Start {
-            guest: name.clone(),
-            msg: format!("cannot execute {}", argv[0]),
-            log_tail: e.to_string(),
-        })?;
-        // QEMU has its own copy; ours must go, or connecting after QEMU died would reach
-        // a listener nobody serves.
-        drop(listener);
 
         let pid = child.id() as i32;
         let start_time = proc_stat(pid).ok().flatten().map(|s| s.start_time);
@@ -600,12 +616,13 @@ impl Guest {
                 start_time: start_time.unwrap_or(0),
                 monitor: paths.monitor.clone(),
                 reason: if spec.paused { "user" } else { "booted" }.into(),
+                paused: spec.paused,
                 xml: spec.xml.clone(),
             },
             paths,
             child: Some(child),
             monitor: None,
-            rt: new_runtime(&name)?,
+            rt,
             events: Vec::new(),
             ended: None,
             saw_shutdown: false,
@@ -750,6 +767,23 @@ impl Guest {
             saw_shutdown: false,
             _lock: lock,
         })))
+    }
+
+    /// The state of guest `name` without taking its lock or monitor, so that it works while
+    /// another process runs an operation on it (`virsh domstate`, `virsh list`): from the
+    /// status file and whether its QEMU is still alive. Changes nothing: a dead QEMU's
+    /// leftovers stay for [`Guest::attach`] or [`Guest::start`] to remove under the lock.
+    /// A guest that QEMU paused by itself (I/O error, ...) shows as running here.
+    pub fn peek(dirs: &Dirs, name: &str) -> Result<DomainState, GuestError> {
+        let paths = GuestPaths::new(dirs, name)?;
+        Ok(match GuestStatus::read(name, &paths.status)? {
+            None => DomainState::new(State::Shutoff, "unknown"),
+            Some(st) if !is_same_live_process(st.pid, st.start_time) => {
+                DomainState::new(State::Shutoff, "crashed")
+            }
+            Some(st) if st.paused => DomainState::new(State::Paused, &st.reason),
+            Some(st) => DomainState::new(State::Running, &st.reason),
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -923,7 +957,8 @@ impl Guest {
         }
     }
 
-    fn set_reason(&mut self, reason: &str) -> Result<(), GuestError> {
+    fn set_reason(&mut self, paused: bool, reason: &str) -> Result<(), GuestError> {
+        self.status.paused = paused;
         self.status.reason = reason.to_string();
         self.status.write(&self.paths.status)
     }
@@ -931,13 +966,13 @@ impl Guest {
     /// Pause the vCPUs (`virsh suspend`).
     pub fn suspend(&mut self) -> Result<(), GuestError> {
         self.qmp("stop", None)?;
-        self.set_reason("user")
+        self.set_reason(true, "user")
     }
 
     /// Resume the vCPUs (`virsh resume`).
     pub fn resume(&mut self) -> Result<(), GuestError> {
         self.qmp("cont", None)?;
-        self.set_reason("unpaused")
+        self.set_reason(false, "unpaused")
     }
 
     /// Hard reset (`virsh reset`; libvirt's `reboot --mode=...` other than acpi differ).
@@ -946,9 +981,9 @@ impl Guest {
     }
 
     /// Ask the guest to power off by ACPI and wait up to `timeout` for QEMU to exit
-    /// (`virsh shutdown` then waiting for `shut off`). When QEMU runs with `-no-shutdown` it
-    /// stays after the guest powered off, so once the guest said SHUTDOWN it is terminated, as
-    /// libvirt does. On timeout the guest keeps running and the error says so.
+    /// (`virsh shutdown` then waiting for `shut off`). With `-no-shutdown` (libvirt always
+    /// passes it) QEMU stays after the guest powered off, so once QEMU reported SHUTDOWN it is
+    /// terminated, as libvirt does. On timeout the guest keeps running and the error says so.
     pub fn shutdown(&mut self, timeout: Duration) -> Result<DomainState, GuestError> {
         self.qmp("system_powerdown", None)?;
         let deadline = Instant::now() + timeout;
@@ -970,7 +1005,8 @@ impl Guest {
             }
             if let Some(t) = shutdown_seen_at
                 && !terminated
-                && t.elapsed() > Duration::from_secs(3)
+                // Without -no-shutdown QEMU is exiting already: give it a moment first.
+                && t.elapsed() > Duration::from_millis(500)
             {
                 self.signal(Signal::SIGTERM);
                 terminated = true;

@@ -33,6 +33,10 @@ pub struct GuestStatus {
     /// `user`): QEMU only reports the state, so the reason must survive between processes.
     #[serde(default)]
     pub reason: String,
+    /// Whether the vCPUs were left paused (by us: QEMU may also pause on its own, e.g. on an
+    /// I/O error, which only `query-status` tells).
+    #[serde(default)]
+    pub paused: bool,
     /// The live domain XML; opaque here.
     #[serde(default)]
     pub xml: String,
@@ -175,6 +179,7 @@ mod tests {
             start_time: 9,
             monitor: "/m".into(),
             reason: "booted".into(),
+            paused: false,
             xml: "<domain/>".into(),
         };
         st.write(&p).unwrap();
