@@ -450,6 +450,59 @@ async fn connect_monitor(
     }
 }
 
+/// Send `sig` to `pid` only if it is still the process that started at `start_time`.
+/// Checking the start time and then calling kill(2) would leave a window in which QEMU dies
+/// and its pid is reused; a pidfd pins the process, so the check made after opening it
+/// holds when the signal is sent. Falls back to kill(2) where pidfds are missing (< 5.3).
+/// Whether the signal was sent.
+fn signal_checked(pid: i32, start_time: u64, sig: Signal) -> std::io::Result<bool> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
+    // passed.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(nix::libc::ESRCH) => Ok(false),
+            Some(nix::libc::ENOSYS) => {
+                if !is_same_live_process(pid, start_time) {
+                    return Ok(false);
+                }
+                kill(Pid::from_raw(pid), sig).map_err(std::io::Error::from)?;
+                Ok(true)
+            }
+            _ => Err(e),
+        };
+    }
+    // SAFETY: the syscall just returned this fd, so it is open and owned by nobody else;
+    // OwnedFd closes it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    if !is_same_live_process(pid, start_time) {
+        return Ok(false);
+    }
+    // SAFETY: pidfd_send_signal(fd, sig, info = NULL, flags = 0): a NULL siginfo is allowed
+    // and means "as kill(2) would"; `fd` is a valid pidfd for the call's duration.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as nix::libc::c_int,
+            std::ptr::null::<nix::libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        // ESRCH: it exited after our check; that is what we wanted anyway.
+        return if e.raw_os_error() == Some(nix::libc::ESRCH) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(true)
+}
+
 /// Bind the monitor socket, write the log header and spawn QEMU. Returns the child and the
 /// log offset where QEMU's own output starts.
 fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), GuestError> {
@@ -1041,10 +1094,13 @@ impl Guest {
 
     /// Send `sig` to QEMU if it is still the process we started.
     fn signal(&mut self, sig: Signal) {
-        if self.is_alive() {
-            // is_alive just checked the start time (or that our unreaped child still holds
-            // the pid), so the pid is not some other process's.
-            let _ = kill(Pid::from_raw(self.status.pid), sig);
+        if self.child.is_some() {
+            // Our child's pid cannot be reused until we reap it, which only we do.
+            if self.is_alive() {
+                let _ = kill(Pid::from_raw(self.status.pid), sig);
+            }
+        } else {
+            let _ = signal_checked(self.status.pid, self.status.start_time, sig);
         }
     }
 
@@ -1130,6 +1186,18 @@ mod tests {
         );
         let t = timestamp();
         assert_eq!(t.len(), "2026-11-21 23:07:08.123+0000".len(), "{t}");
+    }
+
+    #[test]
+    fn signals_only_the_process_that_started_then() {
+        let mut c = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = c.id() as i32;
+        let st = proc_stat(pid).unwrap().unwrap().start_time;
+        assert!(!signal_checked(pid, st + 1, Signal::SIGKILL).unwrap());
+        assert!(matches!(c.try_wait(), Ok(None)));
+        assert!(signal_checked(pid, st, Signal::SIGKILL).unwrap());
+        assert!(c.wait().is_ok());
+        assert!(!signal_checked(pid, st, Signal::SIGKILL).unwrap());
     }
 
     #[test]
