@@ -284,36 +284,56 @@ fn helper_start_and_exit() {
     // Exit with the guest running, as `vsh start` does.
 }
 
+/// Not a test on its own: another process trying to act on guest `locked` while
+/// `second_lock_holder_is_refused_then_destroy_reaps` holds it.
+#[test]
+fn helper_attach() {
+    let Some(root) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let dirs = Dirs::under(Path::new(&root));
+    match Guest::attach(&dirs, "locked") {
+        Ok(_) => println!("HELPER-ATTACHED"),
+        Err(e) => println!("HELPER-ERR={e}"),
+    }
+}
+
+/// Run helper test `name` of this binary as a separate process over `root`: whether it
+/// passed, and its stdout and stderr (callers first take what they must clean up).
+fn run_helper(name: &str, root: &Path) -> (bool, String) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(HELPER_ENV, root)
+        .output()
+        .expect("run the helper");
+    let text = format!(
+        "{}\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The value of `KEY=` in a helper's output (the harness may print on the same line).
+fn helper_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.split(key).nth(1))
+        .map(|v| v.trim().to_string())
+}
+
 #[test]
 fn qemu_outlives_its_starter_then_kill9_is_crashed() {
     // Adopt the orphaned QEMU so that the guard can reap it: PID 1 here may not reap.
     nix::sys::prctl::set_child_subreaper(true).expect("PR_SET_CHILD_SUBREAPER");
     let (tmp, dirs) = root();
     let name = "orphan";
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "helper_start_and_exit",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HELPER_ENV, tmp.path())
-        .output()
-        .expect("run the helper");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let pid: i32 = stdout
-        .lines()
-        .find_map(|l| l.split("HELPER-PID=").nth(1))
+    let (ok, text) = run_helper("helper_start_and_exit", tmp.path());
+    let pid: i32 = helper_value(&text, "HELPER-PID=")
         .and_then(|p| p.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "helper failed: {}\n{stdout}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        .unwrap_or_else(|| panic!("helper failed: {text}"));
     let _reap = Reap::new(pid);
-    assert!(out.status.success());
+    assert!(ok, "{text}");
 
     // The starter is gone; QEMU is not.
     let mut g = match attach(&dirs, name) {
@@ -456,7 +476,7 @@ fn missing_emulator_is_an_error_without_leftovers() {
 
 #[test]
 fn second_lock_holder_is_refused_then_destroy_reaps() {
-    let (_tmp, dirs) = root();
+    let (tmp, dirs) = root();
     let name = "locked";
     let mut g = Guest::start(&dirs, idle_spec(name)).unwrap_or_else(|e| panic!("start: {e}"));
     let pid = g.pid();
@@ -471,6 +491,14 @@ fn second_lock_holder_is_refused_then_destroy_reaps() {
             && msg.contains(&format!("pid={}", std::process::id()))
             && msg.contains("operation=start"),
         "{msg}"
+    );
+    // The same from another process.
+    let (ok, text) = run_helper("helper_attach", tmp.path());
+    assert!(ok, "{text}");
+    let err = helper_value(&text, "HELPER-ERR=").unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        err.contains("cannot acquire state change lock") && err.contains("operation=start"),
+        "{err}"
     );
     // Reading the state needs no lock.
     assert_eq!(
