@@ -25,7 +25,7 @@ pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 const MODULES: &[&str] = &["evdev", "button"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 2;
+const KIT_VERSION: u32 = 3;
 
 /// A kernel and an initramfs for direct kernel boot (`-kernel`, `-initrd`).
 #[derive(Debug, Clone)]
@@ -214,8 +214,14 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 for m in $(cat /etc/modules); do insmod "$m" || echo "insmod $m failed"; done
 acpid -d -c /etc/acpi -a /etc/acpid.conf &
-# acpid opens /dev/input/event* as it starts; the marker promises a power button works.
-sleep 1
+# The marker promises that a power button press works: wait (up to 10 s) until acpid has
+# opened the input devices, rather than sleeping and hoping.
+acpid_pid=$!
+i=0
+while [ $i -lt 100 ] && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/input/event; do
+    sleep 0.1
+    i=$((i + 1))
+done
 echo {GUEST_MARKER}
 while :; do sleep 3600; done
 "#
@@ -252,6 +258,16 @@ while :; do sleep 3600; done
         .open(root.join("current"))
         .map_err(|e| e.to_string())?;
     writeln!(cur, "{package}").map_err(|e| e.to_string())?;
+    // Older kits (another kernel, an older KIT_VERSION) are 80 MB each of nothing.
+    for e in std::fs::read_dir(&root)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let p = e.path();
+        if p != dir && p.is_dir() && e.file_name().to_string_lossy().contains("-kit") {
+            let _ = std::fs::remove_dir_all(&p);
+        }
+    }
     eprintln!(
         "bootkit: built {} (modules {:?}) in {:?}",
         dir.display(),
