@@ -143,7 +143,11 @@ mod tests {
 
         let mut kvm = st.clone();
         kvm.kvm_usable = true;
-        assert_eq!(cache.load::<Vec<u32>>(&kvm, "t"), None, "kvm change invalidates");
+        assert_eq!(
+            cache.load::<Vec<u32>>(&kvm, "t"),
+            None,
+            "kvm change invalidates"
+        );
         assert_eq!(
             cache.load::<Vec<u32>>(&Stamp::of(&bin, false, false, "v2").unwrap(), "t"),
             None,

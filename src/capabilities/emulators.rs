@@ -38,10 +38,12 @@ pub fn find_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
     let mut seen_dirs = BTreeSet::new();
     let mut found = Vec::new();
     for dir in dirs {
-        if let Some(id) = std::fs::metadata(dir)
-            .ok()
-            .map(|m| (std::os::unix::fs::MetadataExt::dev(&m), std::os::unix::fs::MetadataExt::ino(&m)))
-            && !seen_dirs.insert(id)
+        if let Some(id) = std::fs::metadata(dir).ok().map(|m| {
+            (
+                std::os::unix::fs::MetadataExt::dev(&m),
+                std::os::unix::fs::MetadataExt::ino(&m),
+            )
+        }) && !seen_dirs.insert(id)
         {
             continue;
         }

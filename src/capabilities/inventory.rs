@@ -99,7 +99,10 @@ where
         misses.push((i, stamp));
     }
     if !misses.is_empty() {
-        let futs: Vec<_> = misses.iter().map(|(i, _)| (*i, probe(paths[*i].clone()))).collect();
+        let futs: Vec<_> = misses
+            .iter()
+            .map(|(i, _)| (*i, probe(paths[*i].clone())))
+            .collect();
         let outcomes = crate::runtime::block_on(async move {
             let mut set = tokio::task::JoinSet::new();
             for (i, fut) in futs {
@@ -121,7 +124,11 @@ where
                 }
             };
             let path = &paths[i];
-            let stamp = &misses.iter().find(|(j, _)| *j == i).expect("spawned from misses").1;
+            let stamp = &misses
+                .iter()
+                .find(|(j, _)| *j == i)
+                .expect("spawned from misses")
+                .1;
             match outcome {
                 Ok(Ok(full)) => {
                     let summary: Cached<S> = Ok(summarize(&full));
@@ -237,14 +244,14 @@ mod tests {
             }
         };
         let start = std::time::Instant::now();
-        let inv = probe_all(
+        let inv = collect(
             &paths,
             Some(&cache),
             &ctx,
             Duration::from_millis(300),
-            &probe,
-        )
-        .await;
+            probe,
+            ID,
+        );
         assert!(start.elapsed() < Duration::from_secs(5));
         assert_eq!(
             inv.emulators,
@@ -268,14 +275,14 @@ mod tests {
         );
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
-        let inv = probe_all(
+        let inv = collect(
             &paths[..1],
             Some(&cache),
             &ctx,
             Duration::from_secs(1),
-            &probe,
-        )
-        .await;
+            probe,
+            ID,
+        );
         assert_eq!(inv.cache_hits, 1);
         assert_eq!(calls.load(Ordering::SeqCst), 3, "cached result reused");
     }
@@ -309,13 +316,27 @@ mod tests {
             async { Err::<u8, _>(Permanent) }
         };
         let paths = std::slice::from_ref(&odd);
-        let inv = collect(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe, ID8);
+        let inv = collect(
+            paths,
+            Some(&cache),
+            &ctx,
+            Duration::from_secs(1),
+            probe,
+            ID8,
+        );
         assert!(inv.emulators.is_empty());
         assert_eq!(
             inv.warnings,
             vec![format!("{}: left out: not an arch we know", odd.display())]
         );
-        let inv = collect(paths, Some(&cache), &ctx, Duration::from_secs(1), &probe, ID8);
+        let inv = collect(
+            paths,
+            Some(&cache),
+            &ctx,
+            Duration::from_secs(1),
+            probe,
+            ID8,
+        );
         assert!(inv.emulators.is_empty() && inv.warnings.is_empty());
         assert_eq!(calls.load(Ordering::SeqCst), 1, "not probed again");
     }

@@ -2,6 +2,9 @@
 //! effects besides probing.
 
 pub mod dirs;
+pub mod lock;
+pub mod process;
+pub mod status;
 pub mod uri;
 
 use std::path::PathBuf;
