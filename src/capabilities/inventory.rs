@@ -132,10 +132,11 @@ where
             match outcome {
                 Ok(Ok(full)) => {
                     let summary: Cached<S> = Ok(summarize(&full));
-                    if kind != FULL {
-                        store(cache, stamp, FULL, &Cached::<&T>::Ok(&full), &mut warnings);
-                    }
-                    store(cache, stamp, kind, &summary, &mut warnings);
+                    // One warning per emulator is enough: when the first write fails, the
+                    // second would fail the same way.
+                    let _ = (kind == FULL
+                        || store(cache, stamp, FULL, &Cached::<&T>::Ok(&full), &mut warnings))
+                        && store(cache, stamp, kind, &summary, &mut warnings);
                     slots[i] = summary.ok();
                 }
                 Ok(Err(e)) => {
@@ -145,10 +146,9 @@ where
                     warnings.push(format!("{prefix}left out: {why}"));
                     if e.is_permanent() {
                         let failed: Cached<()> = Err(msg);
-                        store(cache, stamp, FULL, &failed, &mut warnings);
-                        if kind != FULL {
-                            store(cache, stamp, kind, &failed, &mut warnings);
-                        }
+                        let _ = store(cache, stamp, FULL, &failed, &mut warnings)
+                            && kind != FULL
+                            && store(cache, stamp, kind, &failed, &mut warnings);
                     }
                 }
                 Err(_) => warnings.push(format!(
@@ -179,15 +179,17 @@ fn store<V: Serialize>(
     kind: &str,
     value: &V,
     warnings: &mut Vec<String>,
-) {
-    if let Some(c) = cache
-        && let Err(e) = c.store(stamp, kind, value)
-    {
-        warnings.push(format!(
-            "{}: cannot cache probe result in {}: {e}",
-            stamp.path.display(),
-            c.dir().display()
-        ));
+) -> bool {
+    match cache.map(|c| (c, c.store(stamp, kind, value))) {
+        Some((c, Err(e))) => {
+            warnings.push(format!(
+                "{}: cannot cache probe result in {}: {e}",
+                stamp.path.display(),
+                c.dir().display()
+            ));
+            false
+        }
+        _ => true,
     }
 }
 
