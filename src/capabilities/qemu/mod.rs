@@ -195,14 +195,19 @@ impl QemuCaps {
         self.accels.iter().find(|x| x.accel == a)
     }
 
-    /// What the capabilities document needs of this emulator: identity, flags, machines and
-    /// the KVM CPU models (they name the host CPU model), without TCG CPU models, host CPU
-    /// expansions, QOM types or commands (most of the bytes).
+    /// What the capabilities document needs of this emulator: identity, the accelerator
+    /// flags, the machines of the accelerator it reports first and the KVM CPU models (they
+    /// name the host CPU model). Everything else (TCG CPU models, host CPU expansions, QOM
+    /// types, commands, other flags) is most of the bytes and is left out, so that a warm
+    /// `capabilities` reads little.
     pub fn guest_view(&self) -> QemuCaps {
+        const GUEST_FLAGS: &[&str] = &["kvm", "tcg", "hvf"];
+        let primary = self.primary_accel();
         QemuCaps {
             accels: self
                 .accels
                 .iter()
+                .filter(|a| Some(a.accel) == primary || a.accel == Accel::Kvm)
                 .map(|a| AccelCaps {
                     accel: a.accel,
                     host_cpu: None,
@@ -211,11 +216,21 @@ impl QemuCaps {
                     } else {
                         None
                     },
-                    machines: a.machines.clone(),
+                    machines: if Some(a.accel) == primary {
+                        a.machines.clone()
+                    } else {
+                        Vec::new()
+                    },
                 })
                 .collect(),
             commands: BTreeSet::new(),
             qom_types: BTreeSet::new(),
+            flags: self
+                .flags
+                .iter()
+                .filter(|f| GUEST_FLAGS.contains(&f.as_str()))
+                .cloned()
+                .collect(),
             ..self.clone()
         }
     }
@@ -224,16 +239,25 @@ impl QemuCaps {
         self.flags.contains(f)
     }
 
-    /// Machines of the accelerator libvirt reports first (KVM when available, else TCG).
-    pub fn primary_machines(&self) -> &[Machine] {
-        let a = if self.kvm && self.accel(Accel::Kvm).is_some() {
-            Accel::Kvm
-        } else if let Some(h) = self.accel(Accel::Hvf) {
-            return &h.machines;
+    /// The accelerator libvirt reports first: KVM when available, else HVF, else TCG.
+    pub fn primary_accel(&self) -> Option<Accel> {
+        if self.kvm && self.accel(Accel::Kvm).is_some() {
+            Some(Accel::Kvm)
+        } else if self.accel(Accel::Hvf).is_some() {
+            Some(Accel::Hvf)
+        } else if self.accel(Accel::Tcg).is_some() {
+            Some(Accel::Tcg)
         } else {
-            Accel::Tcg
-        };
-        self.accel(a).map(|a| a.machines.as_slice()).unwrap_or(&[])
+            None
+        }
+    }
+
+    /// Machines of the accelerator libvirt reports first ([`QemuCaps::primary_accel`]).
+    pub fn primary_machines(&self) -> &[Machine] {
+        self.primary_accel()
+            .and_then(|a| self.accel(a))
+            .map(|a| a.machines.as_slice())
+            .unwrap_or(&[])
     }
 
     /// The caps document in libvirt's `<qemuCaps>` cache format (cache-invalidation stamps
