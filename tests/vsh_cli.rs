@@ -89,3 +89,62 @@ fn replies_check_and_renumber() {
     assert!(!ok);
     assert!(err.contains("missing.replies"), "{err}");
 }
+
+#[path = "common/mod.rs"]
+mod common;
+
+#[test]
+fn qemu_caps_from_libvirt_replies_matches_libvirt() {
+    let dir = common::testdata().join("tests/qemucapabilitiesdata");
+    let (ok, out, err) = run(vsh()
+        .arg("qemu-caps")
+        .arg("--replies")
+        .arg(dir.join("caps_8.0.0.x86_64.replies")));
+    assert!(ok, "{err}");
+    let expected = std::fs::read_to_string(dir.join("caps_8.0.0.x86_64.xml")).unwrap();
+    // libvirt's test synthesizes a host microcode version; we print none.
+    let expected: String = expected
+        .lines()
+        .filter(|l| !l.contains("<microcodeVersion>"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        out == expected,
+        "qemu-caps --replies differs from libvirt's caps_8.0.0.x86_64.xml"
+    );
+}
+
+#[test]
+fn qemu_caps_errors() {
+    let (ok, _, err) = run(vsh().arg("qemu-caps"));
+    assert!(!ok);
+    assert!(
+        err.contains("exactly one of --emulator PATH or --replies FILE"),
+        "{err}"
+    );
+    let (ok, _, err) = run(vsh().args(["qemu-caps", "--emulator", "/nonexistent/qemu-system-x"]));
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/qemu-system-x"), "{err}");
+
+    // A recording whose second command is not what the probe sends.
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("caps_7.2.0_x86_64.replies");
+    std::fs::write(
+        &f,
+        "{\n  \"execute\": \"qmp_capabilities\",\n  \"id\": \"libvirt-1\"\n}\n\n{\n  \"return\": {\n  },\n  \"id\": \"libvirt-1\"\n}\n\n{\n  \"execute\": \"query-kvm\",\n  \"id\": \"libvirt-2\"\n}\n\n{\n  \"return\": {\n  },\n  \"id\": \"libvirt-2\"\n}\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(vsh().arg("qemu-caps").arg("--replies").arg(&f));
+    assert!(!ok);
+    assert!(
+        err.contains("got command 'query-version', recording has 'query-kvm'"),
+        "{err}"
+    );
+    let (ok, _, err) = run(vsh()
+        .arg("qemu-caps")
+        .arg("--replies")
+        .arg(&f)
+        .args(["--record", "x"]));
+    assert!(!ok);
+    assert!(err.contains("--record goes with --emulator"), "{err}");
+}
