@@ -364,15 +364,7 @@ pub fn probe_numa(
     let mut cells = Vec::new();
     for node in online.iter() {
         let cpuset = read_cpuset(&node_dir(root, node).join("cpulist"))?;
-        let cpus = cpuset
-            .iter()
-            .map(|id| {
-                Ok(CellCpu {
-                    id,
-                    placement: Some(cpu_placement(root, id)?),
-                })
-            })
-            .collect::<Result<Vec<_>, CapsError>>()?;
+        let cpus = cell_cpus(root, &cpuset)?;
         let memory_kib = source.node_memory_kib(root, node)?;
         cells.push(NumaCell {
             id: node,
@@ -401,17 +393,20 @@ pub fn online_cpus(root: &HostRoot) -> Result<CpuSet, CapsError> {
     }
 }
 
-fn probe_fake_numa(root: &HostRoot) -> Result<NumaTopology, CapsError> {
-    let memory_kib = meminfo_kib(&root.proc_dir.join("meminfo"), "MemTotal")?;
-    let cpus = online_cpus(root)?
-        .iter()
+fn cell_cpus(root: &HostRoot, cpus: &CpuSet) -> Result<Vec<CellCpu>, CapsError> {
+    cpus.iter()
         .map(|id| {
             Ok(CellCpu {
                 id,
                 placement: Some(cpu_placement(root, id)?),
             })
         })
-        .collect::<Result<Vec<_>, CapsError>>()?;
+        .collect()
+}
+
+fn probe_fake_numa(root: &HostRoot) -> Result<NumaTopology, CapsError> {
+    let memory_kib = meminfo_kib(&root.proc_dir.join("meminfo"), "MemTotal")?;
+    let cpus = cell_cpus(root, &online_cpus(root)?)?;
     Ok(NumaTopology {
         cells: vec![NumaCell {
             id: 0,

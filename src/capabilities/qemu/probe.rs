@@ -49,15 +49,7 @@ pub async fn probe_sessions<S: SessionOpener>(sessions: &mut S) -> Result<QemuCa
     let mut mon = sessions.open(false).await?;
     let r = p.main_session(&mut mon).await;
     drop(mon);
-    if let Err(e) = r {
-        let e = match e {
-            Fail::Qmp(q) => sessions.explain(q).await,
-            Fail::Caps(c) => c,
-        };
-        sessions.close().await;
-        return Err(e);
-    }
-    sessions.close().await;
+    end_session(sessions, r).await?;
 
     // A second, TCG-only session is needed when the first one ran accelerated and the
     // binary can also run without acceleration.
@@ -65,17 +57,23 @@ pub async fn probe_sessions<S: SessionOpener>(sessions: &mut S) -> Result<QemuCa
         let mut mon = sessions.open(true).await?;
         let r = p.tcg_session(&mut mon).await;
         drop(mon);
-        if let Err(e) = r {
-            let e = match e {
-                Fail::Qmp(q) => sessions.explain(q).await,
-                Fail::Caps(c) => c,
-            };
-            sessions.close().await;
-            return Err(e);
-        }
-        sessions.close().await;
+        end_session(sessions, r).await?;
     }
     Ok(p.finish())
+}
+
+/// Close a session, explaining a monitor failure with what the source knows about it.
+async fn end_session<S: SessionOpener>(
+    sessions: &mut S,
+    r: Result<(), Fail>,
+) -> Result<(), CapsError> {
+    let r = match r {
+        Ok(()) => Ok(()),
+        Err(Fail::Qmp(q)) => Err(sessions.explain(q).await),
+        Err(Fail::Caps(c)) => Err(c),
+    };
+    sessions.close().await;
+    r
 }
 
 enum Fail {
