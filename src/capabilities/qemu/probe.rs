@@ -227,6 +227,13 @@ impl Probe {
         self.caps.flags.contains(f)
     }
 
+    /// Whether QEMU's command list names `cmd`. Target-specific queries are sent only then:
+    /// a binary built for several targets may list another target's commands, so what they
+    /// answer still decides (an error reply counts as absent).
+    fn knows(&self, cmd: &str) -> bool {
+        self.caps.commands.contains(cmd)
+    }
+
     fn accel_mut(&mut self, a: Accel) -> &mut AccelCaps {
         let i = match self.caps.accels.iter().position(|x| x.accel == a) {
             Some(i) => i,
@@ -415,6 +422,7 @@ impl Probe {
         }
 
         if is_arm(&self.caps.arch)
+            && self.knows("query-gic-capabilities")
             && let Some(g) = ask(mon, "query-gic-capabilities", None).await?
         {
             self.caps.gic = g
@@ -433,7 +441,7 @@ impl Probe {
 
         // A binary may know the SEV/SGX objects without the host supporting them: an error
         // reply means "not here", and the flag goes away.
-        if self.has("sev-guest") {
+        if self.has("sev-guest") && self.knows("query-sev-capabilities") {
             match ask(mon, "query-sev-capabilities", None).await? {
                 Some(s) => {
                     self.caps.sev = Some(SevCaps {
@@ -449,7 +457,7 @@ impl Probe {
                 }
             }
         }
-        if self.has("sgx-epc") {
+        if self.has("sgx-epc") && self.knows("query-sgx-capabilities") {
             match ask(mon, "query-sgx-capabilities", None).await? {
                 Some(s) => {
                     self.caps.sgx = Some(SgxCaps {
