@@ -153,7 +153,20 @@ impl std::fmt::Display for ConnectUri {
         match self {
             ConnectUri::Session => f.write_str("qemu:///session"),
             ConnectUri::System => f.write_str("qemu:///system"),
-            ConnectUri::Embed { root } => write!(f, "qemu:///embed?root={}", root.display()),
+            ConnectUri::Embed { root } => {
+                use std::os::unix::ffi::OsStrExt;
+                f.write_str("qemu:///embed?root=")?;
+                // Escape what the query syntax gives meaning to, so the printed URI parses
+                // back to the same root; plain paths print as they are.
+                for &b in root.as_os_str().as_bytes() {
+                    if b.is_ascii_alphanumeric() || b"/-._~:@!$'()*,;=".contains(&b) {
+                        write!(f, "{}", b as char)?;
+                    } else {
+                        write!(f, "%{b:02X}")?;
+                    }
+                }
+                Ok(())
+            }
         }
     }
 }
