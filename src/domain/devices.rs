@@ -1,0 +1,1314 @@
+//! `<devices>`: one typed struct per device kind. Each keeps what it does not model in an
+//! [`Extra`] and its alias/address/boot order in a [`DeviceInfo`].
+
+use super::DomainError;
+use super::address::{DeviceInfo, finish, opt_uint};
+use super::model::FormatFlags;
+use super::xml::{Extra, Rd, XmlNode};
+
+fn xml_err(msg: impl Into<String>) -> DomainError {
+    DomainError::Xml(format!("XML error: {}", msg.into()))
+}
+
+/// Virtio transport options shared by every virtio device's `<driver>`, written after the
+/// device-specific driver attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtioOptions {
+    pub iommu: Option<String>,
+    pub ats: Option<String>,
+    pub packed: Option<String>,
+    pub page_per_vq: Option<String>,
+}
+
+impl VirtioOptions {
+    fn parse(rd: &Rd<'_>) -> Self {
+        VirtioOptions {
+            iommu: rd.attr("iommu"),
+            ats: rd.attr("ats"),
+            packed: rd.attr("packed"),
+            page_per_vq: rd.attr("page_per_vq"),
+        }
+    }
+
+    fn apply(&self, n: XmlNode) -> XmlNode {
+        n.ao("iommu", self.iommu.as_ref())
+            .ao("ats", self.ats.as_ref())
+            .ao("packed", self.packed.as_ref())
+            .ao("page_per_vq", self.page_per_vq.as_ref())
+    }
+}
+
+/// A `<driver>` element: the common attributes typed, the rest kept in order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Driver {
+    pub name: Option<String>,
+    pub dtype: Option<String>,
+    pub cache: Option<String>,
+    pub error_policy: Option<String>,
+    pub rerror_policy: Option<String>,
+    pub io: Option<String>,
+    pub ioeventfd: Option<String>,
+    pub event_idx: Option<String>,
+    pub copy_on_read: Option<String>,
+    pub discard: Option<String>,
+    pub iothread: Option<u32>,
+    pub detect_zeroes: Option<String>,
+    pub queues: Option<u32>,
+    pub queue_size: Option<u32>,
+    pub virtio: VirtioOptions,
+    pub extra: Extra,
+}
+
+impl Driver {
+    fn parse(n: &XmlNode) -> Result<Driver, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Driver {
+            name: rd.attr("name"),
+            dtype: rd.attr("type"),
+            cache: rd.attr("cache"),
+            error_policy: rd.attr("error_policy"),
+            rerror_policy: rd.attr("rerror_policy"),
+            io: rd.attr("io"),
+            ioeventfd: rd.attr("ioeventfd"),
+            event_idx: rd.attr("event_idx"),
+            copy_on_read: rd.attr("copy_on_read"),
+            discard: rd.attr("discard"),
+            iothread: opt_uint(&rd, "iothread")?,
+            detect_zeroes: rd.attr("detect_zeroes"),
+            queues: opt_uint(&rd, "queues")?,
+            queue_size: opt_uint(&rd, "queue_size")?,
+            virtio: VirtioOptions::parse(&rd),
+            extra: rd.extra(),
+        })
+    }
+
+    /// Filesystem and video drivers write the virtio options before the (vhost-user) driver name.
+    fn to_node_name_last(&self) -> XmlNode {
+        let mut d = self.clone();
+        let name = d.name.take();
+        let n = d.to_node();
+        match name {
+            Some(v) => n.a("name", v),
+            None => n,
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("driver")
+            .ao("name", self.name.as_ref())
+            .ao("type", self.dtype.as_ref())
+            .ao("cache", self.cache.as_ref())
+            .ao("error_policy", self.error_policy.as_ref())
+            .ao("rerror_policy", self.rerror_policy.as_ref())
+            .ao("io", self.io.as_ref())
+            .ao("ioeventfd", self.ioeventfd.as_ref())
+            .ao("event_idx", self.event_idx.as_ref())
+            .ao("copy_on_read", self.copy_on_read.as_ref())
+            .ao("discard", self.discard.as_ref())
+            .ao("iothread", self.iothread)
+            .ao("detect_zeroes", self.detect_zeroes.as_ref())
+            .ao("queues", self.queues)
+            .ao("queue_size", self.queue_size)
+            .extra_attrs(&self.extra);
+        self.virtio.apply(n).extra_children(&self.extra)
+    }
+}
+
+/// A network storage host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Host {
+    pub transport: Option<String>,
+    pub name: Option<String>,
+    pub port: Option<String>,
+    pub socket: Option<String>,
+}
+
+/// `<source>` of a disk.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskSource {
+    pub file: Option<String>,
+    pub dev: Option<String>,
+    pub dir: Option<String>,
+    pub protocol: Option<String>,
+    pub name: Option<String>,
+    pub query: Option<String>,
+    pub tls: Option<String>,
+    pub tls_hostname: Option<String>,
+    pub pool: Option<String>,
+    pub volume: Option<String>,
+    pub mode: Option<String>,
+    pub fdgroup: Option<String>,
+    pub startup_policy: Option<String>,
+    pub index: Option<u32>,
+    pub hosts: Vec<Host>,
+    /// `<auth>`, `<encryption>`, `<slices>`, ... in document order.
+    pub extra: Extra,
+}
+
+impl DiskSource {
+    fn parse(n: &XmlNode) -> Result<DiskSource, DomainError> {
+        let rd = Rd::new(n);
+        let mut s = DiskSource {
+            file: rd.attr("file"),
+            dev: rd.attr("dev"),
+            dir: rd.attr("dir"),
+            protocol: rd.attr("protocol"),
+            name: rd.attr("name"),
+            query: rd.attr("query"),
+            tls: rd.attr("tls"),
+            tls_hostname: rd.attr("tlsHostname"),
+            pool: rd.attr("pool"),
+            volume: rd.attr("volume"),
+            mode: rd.attr("mode"),
+            fdgroup: rd.attr("fdgroup"),
+            startup_policy: rd.attr("startupPolicy"),
+            index: opt_uint(&rd, "index")?,
+            ..Default::default()
+        };
+        for h in rd.children("host") {
+            s.hosts.push(Host {
+                transport: h.attr("transport").map(String::from),
+                name: h.attr("name").map(String::from),
+                port: h.attr("port").map(String::from),
+                socket: h.attr("socket").map(String::from),
+            });
+        }
+        s.extra = rd.extra();
+        Ok(s)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("source")
+            .ao("file", self.file.as_ref())
+            .ao("dev", self.dev.as_ref())
+            .ao("dir", self.dir.as_ref())
+            .ao("protocol", self.protocol.as_ref())
+            .ao("name", self.name.as_ref())
+            .ao("query", self.query.as_ref())
+            .ao("tls", self.tls.as_ref())
+            .ao("tlsHostname", self.tls_hostname.as_ref())
+            .ao("pool", self.pool.as_ref())
+            .ao("volume", self.volume.as_ref())
+            .ao("mode", self.mode.as_ref())
+            .ao("fdgroup", self.fdgroup.as_ref())
+            .ao("startupPolicy", self.startup_policy.as_ref())
+            .ao("index", self.index)
+            .extra_attrs(&self.extra)
+            .cs(self.hosts.iter().map(|h| {
+                XmlNode::new("host")
+                    .ao("transport", h.transport.as_ref())
+                    .ao("name", h.name.as_ref())
+                    .ao("port", h.port.as_ref())
+                    .ao("socket", h.socket.as_ref())
+            }))
+            .extra_children(&self.extra)
+    }
+
+    /// The local path, whatever the source type.
+    pub fn path(&self) -> Option<&str> {
+        self.file
+            .as_deref()
+            .or(self.dev.as_deref())
+            .or(self.dir.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiskTarget {
+    pub dev: String,
+    pub bus: Option<String>,
+    pub tray: Option<String>,
+    pub removable: Option<String>,
+    pub rotation_rate: Option<u32>,
+    pub extra: Extra,
+}
+
+/// `<disk>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Disk {
+    /// `file`, `block`, `dir`, `network`, `volume`, `nvme`, `vhostuser`.
+    pub dtype: Option<String>,
+    /// `disk`, `cdrom`, `floppy`, `lun`.
+    pub device: Option<String>,
+    pub model: Option<String>,
+    pub rawio: Option<String>,
+    pub sgio: Option<String>,
+    pub snapshot: Option<String>,
+    pub driver: Option<Driver>,
+    /// `<auth>` written before `<source>` (older placement), kept verbatim.
+    pub auth: Option<XmlNode>,
+    pub source: Option<DiskSource>,
+    /// The backing chain, kept verbatim.
+    pub backing_store: Option<XmlNode>,
+    pub geometry: Option<XmlNode>,
+    pub blockio: Option<XmlNode>,
+    pub mirror: Option<XmlNode>,
+    pub target: DiskTarget,
+    pub iotune: Option<XmlNode>,
+    pub readonly: bool,
+    pub shareable: bool,
+    pub transient: Option<XmlNode>,
+    pub serial: Option<String>,
+    pub wwn: Option<String>,
+    pub vendor: Option<String>,
+    pub product: Option<String>,
+    pub encryption: Option<XmlNode>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Disk {
+    fn parse(n: &XmlNode) -> Result<Disk, DomainError> {
+        let rd = Rd::new(n);
+        let mut d = Disk {
+            dtype: rd.attr("type"),
+            device: rd.attr("device"),
+            model: rd.attr("model"),
+            rawio: rd.attr("rawio"),
+            sgio: rd.attr("sgio"),
+            snapshot: rd.attr("snapshot"),
+            ..Default::default()
+        };
+        d.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        d.auth = rd.child_node("auth");
+        d.source = rd.child("source").map(DiskSource::parse).transpose()?;
+        d.backing_store = rd.child_node("backingStore");
+        d.geometry = rd.child_node("geometry");
+        d.blockio = rd.child_node("blockio");
+        d.mirror = rd.child_node("mirror");
+        let t = rd
+            .child("target")
+            .ok_or_else(|| xml_err("missing target information for device"))?;
+        let trd = Rd::new(t);
+        d.target = DiskTarget {
+            dev: trd
+                .attr("dev")
+                .ok_or_else(|| xml_err("missing target information for device"))?,
+            bus: trd.attr("bus"),
+            tray: trd.attr("tray"),
+            removable: trd.attr("removable"),
+            rotation_rate: opt_uint(&trd, "rotation_rate")?,
+            extra: trd.extra(),
+        };
+        d.iotune = rd.child_node("iotune");
+        d.readonly = rd.child("readonly").is_some();
+        d.shareable = rd.child("shareable").is_some();
+        d.transient = rd.child_node("transient");
+        d.serial = rd.child_text("serial");
+        d.wwn = rd.child_text("wwn");
+        d.vendor = rd.child_text("vendor");
+        d.product = rd.child_text("product");
+        d.encryption = rd.child_node("encryption");
+        d.info = DeviceInfo::parse(&rd)?;
+        d.extra = rd.extra();
+        Ok(d)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let text = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).t(v));
+        let mut n = XmlNode::new("disk")
+            .ao("type", self.dtype.as_ref())
+            .ao("device", self.device.as_ref())
+            .ao("model", self.model.as_ref())
+            .ao("rawio", self.rawio.as_ref())
+            .ao("sgio", self.sgio.as_ref())
+            .ao("snapshot", self.snapshot.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.driver.as_ref().map(Driver::to_node))
+            .co(self.auth.clone())
+            .co(self.source.as_ref().map(DiskSource::to_node))
+            .co(self.backing_store.clone())
+            .co(self.geometry.clone())
+            .co(self.blockio.clone())
+            .co(self.mirror.clone())
+            .c(XmlNode::new("target")
+                .a("dev", &self.target.dev)
+                .ao("bus", self.target.bus.as_ref())
+                .ao("tray", self.target.tray.as_ref())
+                .ao("removable", self.target.removable.as_ref())
+                .ao("rotation_rate", self.target.rotation_rate)
+                .extra_attrs(&self.target.extra)
+                .extra_children(&self.target.extra))
+            .co(self.iotune.clone());
+        if self.readonly {
+            n = n.c(XmlNode::new("readonly"));
+        }
+        if self.shareable {
+            n = n.c(XmlNode::new("shareable"));
+        }
+        n = n
+            .co(self.transient.clone())
+            .co(text("serial", &self.serial))
+            .co(text("wwn", &self.wwn))
+            .co(text("vendor", &self.vendor))
+            .co(text("product", &self.product))
+            .co(self.encryption.clone());
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<controller>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Controller {
+    pub ctype: String,
+    pub index: Option<u32>,
+    pub model: Option<String>,
+    pub ports: Option<u32>,
+    pub vectors: Option<u32>,
+    pub max_grant_frames: Option<String>,
+    pub max_event_channels: Option<String>,
+    /// `<model name='...'/>` of PCI controllers.
+    pub model_name: Option<String>,
+    pub target: Option<ControllerTarget>,
+    pub driver: Option<Driver>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControllerTarget {
+    pub chassis_nr: Option<u32>,
+    pub chassis: Option<u32>,
+    pub port: Option<u32>,
+    pub bus_nr: Option<u32>,
+    pub index: Option<u32>,
+    pub hotplug: Option<String>,
+    pub extra: Extra,
+}
+
+impl Controller {
+    fn parse(n: &XmlNode) -> Result<Controller, DomainError> {
+        let rd = Rd::new(n);
+        let mut c = Controller {
+            ctype: rd.attr("type").unwrap_or_else(|| "ide".to_string()),
+            index: opt_uint(&rd, "index")?,
+            model: rd.attr("model"),
+            ports: opt_uint(&rd, "ports")?,
+            vectors: opt_uint(&rd, "vectors")?,
+            max_grant_frames: rd.attr("maxGrantFrames"),
+            max_event_channels: rd.attr("maxEventChannels"),
+            ..Default::default()
+        };
+        c.model_name = rd
+            .child("model")
+            .and_then(|m| m.attr("name").map(String::from));
+        if let Some(t) = rd.child("target") {
+            let trd = Rd::new(t);
+            c.target = Some(ControllerTarget {
+                chassis_nr: opt_uint(&trd, "chassisNr")?,
+                chassis: opt_uint(&trd, "chassis")?,
+                port: opt_uint(&trd, "port")?,
+                bus_nr: opt_uint(&trd, "busNr")?,
+                index: opt_uint(&trd, "index")?,
+                hotplug: trd.attr("hotplug"),
+                extra: trd.extra(),
+            });
+        }
+        c.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        c.info = DeviceInfo::parse(&rd)?;
+        c.extra = rd.extra();
+        Ok(c)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("controller")
+            .a("type", &self.ctype)
+            .ao("index", self.index)
+            .ao("model", self.model.as_ref())
+            .ao("ports", self.ports)
+            .ao("vectors", self.vectors)
+            .ao("maxGrantFrames", self.max_grant_frames.as_ref())
+            .ao("maxEventChannels", self.max_event_channels.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self
+                .model_name
+                .as_ref()
+                .map(|m| XmlNode::new("model").a("name", m)))
+            .co(self.target.as_ref().map(|t| {
+                XmlNode::new("target")
+                    .ao("chassisNr", t.chassis_nr)
+                    .ao("chassis", t.chassis)
+                    .ao("port", t.port.map(|p| format!("0x{p:x}")))
+                    .ao("busNr", t.bus_nr)
+                    .ao("index", t.index)
+                    .ao("hotplug", t.hotplug.as_ref())
+                    .extra_attrs(&t.extra)
+                    .extra_children(&t.extra)
+            }))
+            .co(self.driver.as_ref().map(Driver::to_node));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<interface>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Interface {
+    /// `user`, `network`, `bridge`, `ethernet`, `mcast`, `server`, `client`, `udp`, ...
+    pub itype: String,
+    pub managed: Option<String>,
+    pub trust_guest_rx_filters: Option<String>,
+    pub mac: Option<String>,
+    pub mac_extra: Extra,
+    /// `<driver>` of hostdev interfaces, written before `<source>`.
+    pub hostdev_driver: Option<XmlNode>,
+    /// `<source>`, kept verbatim: its attributes depend on the type.
+    pub source: Option<XmlNode>,
+    pub virtualport: Option<XmlNode>,
+    pub bandwidth: Option<XmlNode>,
+    pub vlan: Option<XmlNode>,
+    pub ips: Vec<XmlNode>,
+    pub routes: Vec<XmlNode>,
+    pub script: Option<String>,
+    pub downscript: Option<String>,
+    pub backenddomain: Option<XmlNode>,
+    pub target_dev: Option<String>,
+    pub target_extra: Extra,
+    pub guest: Option<XmlNode>,
+    pub model: Option<String>,
+    pub driver: Option<XmlNode>,
+    pub backend: Option<XmlNode>,
+    pub filterref: Option<XmlNode>,
+    pub tune: Option<XmlNode>,
+    pub teaming: Option<XmlNode>,
+    pub link_state: Option<String>,
+    pub mtu: Option<String>,
+    pub coalesce: Option<XmlNode>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Interface {
+    fn parse(n: &XmlNode) -> Result<Interface, DomainError> {
+        let rd = Rd::new(n);
+        let mut i = Interface {
+            itype: rd.attr("type").unwrap_or_default(),
+            managed: rd.attr("managed"),
+            trust_guest_rx_filters: rd.attr("trustGuestRxFilters"),
+            ..Default::default()
+        };
+        if let Some(m) = rd.child("mac") {
+            let mrd = Rd::new(m);
+            i.mac = mrd.attr("address");
+            i.mac_extra = mrd.extra();
+        }
+        if i.itype == "hostdev" {
+            i.hostdev_driver = rd.child_node("driver");
+        }
+        i.source = rd.child_node("source");
+        i.virtualport = rd.child_node("virtualport");
+        i.bandwidth = rd.child_node("bandwidth");
+        i.vlan = rd.child_node("vlan");
+        i.ips = rd.children("ip").into_iter().cloned().collect();
+        i.routes = rd.children("route").into_iter().cloned().collect();
+        i.script = rd
+            .child("script")
+            .and_then(|s| s.attr("path").map(String::from));
+        i.downscript = rd
+            .child("downscript")
+            .and_then(|s| s.attr("path").map(String::from));
+        i.backenddomain = rd.child_node("backenddomain");
+        if let Some(t) = rd.child("target") {
+            let trd = Rd::new(t);
+            i.target_dev = trd.attr("dev");
+            i.target_extra = trd.extra();
+        }
+        i.guest = rd.child_node("guest");
+        i.model = rd
+            .child("model")
+            .and_then(|m| m.attr("type").map(String::from));
+        i.driver = rd.child_node("driver");
+        i.backend = rd.child_node("backend");
+        i.filterref = rd.child_node("filterref");
+        i.tune = rd.child_node("tune");
+        i.teaming = rd.child_node("teaming");
+        i.link_state = rd
+            .child("link")
+            .and_then(|l| l.attr("state").map(String::from));
+        i.mtu = rd
+            .child("mtu")
+            .and_then(|l| l.attr("size").map(String::from));
+        i.coalesce = rd.child_node("coalesce");
+        i.info = DeviceInfo::parse(&rd)?;
+        i.extra = rd.extra();
+        Ok(i)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let path =
+            |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).a("path", v));
+        let n = XmlNode::new("interface")
+            .a("type", &self.itype)
+            .ao("managed", self.managed.as_ref())
+            .ao("trustGuestRxFilters", self.trust_guest_rx_filters.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.mac.as_ref().map(|m| {
+                XmlNode::new("mac")
+                    .a("address", m)
+                    .extra_attrs(&self.mac_extra)
+            }))
+            .co(self.hostdev_driver.clone())
+            .co(self.source.clone())
+            .co(self.virtualport.clone())
+            .co(self.bandwidth.clone())
+            .co(self.vlan.clone())
+            .cs(self.ips.iter().cloned())
+            .cs(self.routes.iter().cloned())
+            .co(path("script", &self.script))
+            .co(path("downscript", &self.downscript))
+            .co(self.backenddomain.clone())
+            .co(
+                if self.target_dev.is_some() || !self.target_extra.is_empty() {
+                    Some(
+                        XmlNode::new("target")
+                            .ao("dev", self.target_dev.as_ref())
+                            .extra_attrs(&self.target_extra),
+                    )
+                } else {
+                    None
+                },
+            )
+            .co(self.guest.clone())
+            .co(self
+                .model
+                .as_ref()
+                .map(|m| XmlNode::new("model").a("type", m)))
+            .co(if self.itype == "hostdev" {
+                None
+            } else {
+                self.driver.clone()
+            })
+            .co(self.backend.clone())
+            .co(self.filterref.clone())
+            .co(self.tune.clone())
+            .co(self.teaming.clone())
+            .co(self
+                .link_state
+                .as_ref()
+                .map(|s| XmlNode::new("link").a("state", s)))
+            .co(self.mtu.as_ref().map(|s| XmlNode::new("mtu").a("size", s)))
+            .co(self.coalesce.clone());
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// One `<source>` of a character device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChrSource {
+    pub mode: Option<String>,
+    pub host: Option<String>,
+    pub service: Option<String>,
+    pub path: Option<String>,
+    pub append: Option<String>,
+    pub channel: Option<String>,
+    pub tls: Option<String>,
+    /// `<reconnect>`, `<seclabel>`, ...
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ChrTarget {
+    pub ttype: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<String>,
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub model: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<serial>`, `<parallel>`, `<console>`, `<channel>`: which one is in `kind`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Chardev {
+    pub kind: String,
+    /// Source type: `pty`, `file`, `unix`, `tcp`, `udp`, `null`, `vc`, `stdio`, `spicevmc`, ...
+    pub stype: Option<String>,
+    pub sources: Vec<ChrSource>,
+    /// `<protocol type='telnet'/>` of TCP sources.
+    pub protocol: Option<String>,
+    pub log: Option<XmlNode>,
+    pub target: Option<ChrTarget>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Chardev {
+    fn parse(n: &XmlNode) -> Result<Chardev, DomainError> {
+        let rd = Rd::new(n);
+        let mut c = Chardev {
+            kind: n.name.clone(),
+            stype: rd.attr("type"),
+            ..Default::default()
+        };
+        for s in rd.children("source") {
+            let srd = Rd::new(s);
+            c.sources.push(ChrSource {
+                mode: srd.attr("mode"),
+                host: srd.attr("host"),
+                service: srd.attr("service"),
+                path: srd.attr("path"),
+                append: srd.attr("append"),
+                channel: srd.attr("channel"),
+                tls: srd.attr("tls"),
+                extra: srd.extra(),
+            });
+        }
+        c.protocol = rd
+            .child("protocol")
+            .and_then(|p| p.attr("type").map(String::from));
+        c.log = rd.child_node("log");
+        if let Some(t) = rd.child("target") {
+            let trd = Rd::new(t);
+            c.target = Some(ChrTarget {
+                ttype: trd.attr("type"),
+                address: trd.attr("address"),
+                port: trd.attr("port"),
+                name: trd.attr("name"),
+                state: trd.attr("state"),
+                model: trd
+                    .child("model")
+                    .and_then(|m| m.attr("name").map(String::from)),
+                extra: trd.extra(),
+            });
+        }
+        c.info = DeviceInfo::parse(&rd)?;
+        c.extra = rd.extra();
+        Ok(c)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new(&self.kind)
+            .ao("type", self.stype.as_ref())
+            .extra_attrs(&self.extra)
+            .cs(self.sources.iter().map(|s| {
+                XmlNode::new("source")
+                    .ao("mode", s.mode.as_ref())
+                    .ao("host", s.host.as_ref())
+                    .ao("service", s.service.as_ref())
+                    .ao("path", s.path.as_ref())
+                    .ao("append", s.append.as_ref())
+                    .ao("channel", s.channel.as_ref())
+                    .ao("tls", s.tls.as_ref())
+                    .extra_attrs(&s.extra)
+                    .extra_children(&s.extra)
+            }))
+            .co(self
+                .protocol
+                .as_ref()
+                .map(|p| XmlNode::new("protocol").a("type", p)))
+            .co(self.log.clone())
+            .co(self.target.as_ref().map(|t| {
+                XmlNode::new("target")
+                    .ao("type", t.ttype.as_ref())
+                    .ao("address", t.address.as_ref())
+                    .ao("port", t.port.as_ref())
+                    .ao("name", t.name.as_ref())
+                    .ao("state", t.state.as_ref())
+                    .extra_attrs(&t.extra)
+                    .co(t.model.as_ref().map(|m| XmlNode::new("model").a("name", m)))
+                    .extra_children(&t.extra)
+            }));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<input>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Input {
+    pub itype: String,
+    pub bus: Option<String>,
+    pub model: Option<String>,
+    pub driver: Option<Driver>,
+    pub source: Option<XmlNode>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Input {
+    fn parse(n: &XmlNode) -> Result<Input, DomainError> {
+        let rd = Rd::new(n);
+        let i = Input {
+            itype: rd.attr("type").unwrap_or_default(),
+            bus: rd.attr("bus"),
+            model: rd.attr("model"),
+            driver: rd.child("driver").map(Driver::parse).transpose()?,
+            source: rd.child_node("source"),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        };
+        Ok(i)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("input")
+            .a("type", &self.itype)
+            .ao("bus", self.bus.as_ref())
+            .ao("model", self.model.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.driver.as_ref().map(Driver::to_node))
+            .co(self.source.clone());
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GraphicsListen {
+    pub ltype: String,
+    pub address: Option<String>,
+    pub network: Option<String>,
+    pub socket: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<graphics>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Graphics {
+    /// `vnc`, `spice`, `sdl`, `egl-headless`, `dbus`, ...
+    pub gtype: String,
+    pub socket: Option<String>,
+    pub port: Option<String>,
+    pub tls_port: Option<String>,
+    pub autoport: Option<String>,
+    pub websocket: Option<String>,
+    /// The legacy `listen` attribute, mirrored from the first `<listen>`.
+    pub listen: Option<String>,
+    pub keymap: Option<String>,
+    pub default_mode: Option<String>,
+    pub share_policy: Option<String>,
+    pub passwd: Option<String>,
+    pub passwd_valid_to: Option<String>,
+    pub connected: Option<String>,
+    pub listens: Vec<GraphicsListen>,
+    /// `<channel>`, `<image>`, `<gl>`, ... in document order.
+    pub extra: Extra,
+}
+
+impl Graphics {
+    fn parse(n: &XmlNode) -> Result<Graphics, DomainError> {
+        let rd = Rd::new(n);
+        let mut g = Graphics {
+            gtype: rd.attr("type").unwrap_or_default(),
+            socket: rd.attr("socket"),
+            port: rd.attr("port"),
+            tls_port: rd.attr("tlsPort"),
+            autoport: rd.attr("autoport"),
+            websocket: rd.attr("websocket"),
+            listen: rd.attr("listen"),
+            keymap: rd.attr("keymap"),
+            default_mode: rd.attr("defaultMode"),
+            share_policy: rd.attr("sharePolicy"),
+            passwd: rd.attr("passwd"),
+            passwd_valid_to: rd.attr("passwdValidTo"),
+            connected: rd.attr("connected"),
+            ..Default::default()
+        };
+        for l in rd.children("listen") {
+            let lrd = Rd::new(l);
+            g.listens.push(GraphicsListen {
+                ltype: lrd.attr("type").unwrap_or_default(),
+                address: lrd.attr("address"),
+                network: lrd.attr("network"),
+                socket: lrd.attr("socket"),
+                extra: lrd.extra(),
+            });
+        }
+        g.extra = rd.extra();
+        Ok(g)
+    }
+
+    fn to_node(&self, flags: FormatFlags) -> XmlNode {
+        XmlNode::new("graphics")
+            .a("type", &self.gtype)
+            .ao("socket", self.socket.as_ref())
+            .ao("port", self.port.as_ref())
+            .ao("tlsPort", self.tls_port.as_ref())
+            .ao("autoport", self.autoport.as_ref())
+            .ao("websocket", self.websocket.as_ref())
+            .ao("listen", self.listen.as_ref())
+            .ao("keymap", self.keymap.as_ref())
+            .ao("defaultMode", self.default_mode.as_ref())
+            .ao("sharePolicy", self.share_policy.as_ref())
+            .ao("passwd", self.passwd.as_ref().filter(|_| flags.secure))
+            .ao("passwdValidTo", self.passwd_valid_to.as_ref())
+            .ao("connected", self.connected.as_ref())
+            .extra_attrs(&self.extra)
+            .cs(self.listens.iter().map(|l| {
+                XmlNode::new("listen")
+                    .a("type", &l.ltype)
+                    .ao("address", l.address.as_ref())
+                    .ao("network", l.network.as_ref())
+                    .ao("socket", l.socket.as_ref())
+                    .extra_attrs(&l.extra)
+            }))
+            .extra_children(&self.extra)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VideoModel {
+    pub vtype: String,
+    pub ram: Option<u32>,
+    pub vram: Option<u32>,
+    pub vram64: Option<u32>,
+    pub vgamem: Option<u32>,
+    pub heads: Option<u32>,
+    pub primary: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<video>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Video {
+    pub driver: Option<Driver>,
+    pub model: Option<VideoModel>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Video {
+    fn parse(n: &XmlNode) -> Result<Video, DomainError> {
+        let rd = Rd::new(n);
+        let mut v = Video {
+            driver: rd.child("driver").map(Driver::parse).transpose()?,
+            ..Default::default()
+        };
+        if let Some(m) = rd.child("model") {
+            let mrd = Rd::new(m);
+            v.model = Some(VideoModel {
+                vtype: mrd.attr("type").unwrap_or_default(),
+                ram: opt_uint(&mrd, "ram")?,
+                vram: opt_uint(&mrd, "vram")?,
+                vram64: opt_uint(&mrd, "vram64")?,
+                vgamem: opt_uint(&mrd, "vgamem")?,
+                heads: opt_uint(&mrd, "heads")?,
+                primary: mrd.attr("primary"),
+                extra: mrd.extra(),
+            });
+        }
+        v.info = DeviceInfo::parse(&rd)?;
+        v.extra = rd.extra();
+        Ok(v)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("video")
+            .extra_attrs(&self.extra)
+            .co(self.driver.as_ref().map(Driver::to_node_name_last))
+            .co(self.model.as_ref().map(|m| {
+                XmlNode::new("model")
+                    .a("type", &m.vtype)
+                    .ao("ram", m.ram)
+                    .ao("vram", m.vram)
+                    .ao("vram64", m.vram64)
+                    .ao("vgamem", m.vgamem)
+                    .ao("heads", m.heads)
+                    .ao("primary", m.primary.as_ref())
+                    .extra_attrs(&m.extra)
+                    .extra_children(&m.extra)
+            }));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<audio>` backend.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Audio {
+    pub id: Option<u32>,
+    pub atype: String,
+    /// Backend-specific attributes and `<input>`/`<output>`, in document order.
+    pub extra: Extra,
+}
+
+impl Audio {
+    fn parse(n: &XmlNode) -> Result<Audio, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Audio {
+            id: opt_uint(&rd, "id")?,
+            atype: rd.attr("type").unwrap_or_default(),
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("audio")
+            .ao("id", self.id)
+            .a("type", &self.atype)
+            .extra_attrs(&self.extra)
+            .extra_children(&self.extra)
+    }
+}
+
+/// A device whose only modelled attribute is its `model` (sound, panic, watchdog, tpm, rng,
+/// iommu, vsock, memballoon): the model typed, the rest kept, the info typed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ModelDevice {
+    pub model: Option<String>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+    /// `<driver>` of devices that libvirt writes after the address (memballoon, vsock).
+    pub trailing_driver: Option<Driver>,
+}
+
+impl ModelDevice {
+    fn parse(n: &XmlNode, trailing_driver: bool) -> Result<ModelDevice, DomainError> {
+        let rd = Rd::new(n);
+        let drv = if trailing_driver {
+            rd.child("driver").map(Driver::parse).transpose()?
+        } else {
+            None
+        };
+        Ok(ModelDevice {
+            model: rd.attr("model"),
+            info: DeviceInfo::parse(&rd)?,
+            trailing_driver: drv,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self, name: &str) -> XmlNode {
+        let n = XmlNode::new(name)
+            .ao("model", self.model.as_ref())
+            .extra_attrs(&self.extra);
+        finish(n, &self.extra, &self.info).co(self.trailing_driver.as_ref().map(Driver::to_node))
+    }
+
+    /// A modelled sub-element, for consumers that need e.g. the rng `<backend>`.
+    pub fn child(&self, name: &str) -> Option<&XmlNode> {
+        self.extra.children.iter().find(|c| c.name == name)
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.extra
+            .attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A device we type only as far as its info: attributes and children kept in document order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct GenericDevice {
+    pub name: String,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl GenericDevice {
+    fn parse(n: &XmlNode) -> Result<GenericDevice, DomainError> {
+        let rd = Rd::new(n);
+        Ok(GenericDevice {
+            name: n.name.clone(),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        finish(
+            XmlNode::new(&self.name).extra_attrs(&self.extra),
+            &self.extra,
+            &self.info,
+        )
+    }
+
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.extra
+            .attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `<filesystem>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filesystem {
+    pub ftype: Option<String>,
+    pub accessmode: Option<String>,
+    pub model: Option<String>,
+    pub multidevs: Option<String>,
+    pub fmode: Option<String>,
+    pub dmode: Option<String>,
+    pub driver: Option<Driver>,
+    pub binary: Option<XmlNode>,
+    pub source: Option<XmlNode>,
+    pub target_dir: Option<String>,
+    pub readonly: bool,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Filesystem {
+    fn parse(n: &XmlNode) -> Result<Filesystem, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Filesystem {
+            ftype: rd.attr("type"),
+            accessmode: rd.attr("accessmode"),
+            model: rd.attr("model"),
+            multidevs: rd.attr("multidevs"),
+            fmode: rd.attr("fmode"),
+            dmode: rd.attr("dmode"),
+            driver: rd.child("driver").map(Driver::parse).transpose()?,
+            binary: rd.child_node("binary"),
+            source: rd.child_node("source"),
+            target_dir: rd
+                .child("target")
+                .and_then(|t| t.attr("dir").map(String::from)),
+            readonly: rd.child("readonly").is_some(),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let mut n = XmlNode::new("filesystem")
+            .ao("type", self.ftype.as_ref())
+            .ao("accessmode", self.accessmode.as_ref())
+            .ao("model", self.model.as_ref())
+            .ao("multidevs", self.multidevs.as_ref())
+            .ao("fmode", self.fmode.as_ref())
+            .ao("dmode", self.dmode.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.driver.as_ref().map(Driver::to_node_name_last))
+            .co(self.binary.clone())
+            .co(self.source.clone())
+            .co(self
+                .target_dir
+                .as_ref()
+                .map(|d| XmlNode::new("target").a("dir", d)));
+        if self.readonly {
+            n = n.c(XmlNode::new("readonly"));
+        }
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<hostdev>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hostdev {
+    pub mode: Option<String>,
+    pub htype: Option<String>,
+    pub managed: Option<String>,
+    pub model: Option<String>,
+    pub display: Option<String>,
+    pub ramfb: Option<String>,
+    pub driver: Option<XmlNode>,
+    /// The host side, kept verbatim: its shape depends on the type.
+    pub source: Option<XmlNode>,
+    pub readonly: bool,
+    pub shareable: bool,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Hostdev {
+    fn parse(n: &XmlNode) -> Result<Hostdev, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Hostdev {
+            mode: rd.attr("mode"),
+            htype: rd.attr("type"),
+            managed: rd.attr("managed"),
+            model: rd.attr("model"),
+            display: rd.attr("display"),
+            ramfb: rd.attr("ramfb"),
+            driver: rd.child_node("driver"),
+            source: rd.child_node("source"),
+            readonly: rd.child("readonly").is_some(),
+            shareable: rd.child("shareable").is_some(),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let mut n = XmlNode::new("hostdev")
+            .ao("mode", self.mode.as_ref())
+            .ao("type", self.htype.as_ref())
+            .ao("managed", self.managed.as_ref())
+            .ao("model", self.model.as_ref())
+            .ao("display", self.display.as_ref())
+            .ao("ramfb", self.ramfb.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.driver.clone())
+            .co(self.source.clone());
+        if self.readonly {
+            n = n.c(XmlNode::new("readonly"));
+        }
+        if self.shareable {
+            n = n.c(XmlNode::new("shareable"));
+        }
+        // The boot order of a hostdev sits between its source and its alias, as for any device.
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// All devices, grouped by kind as libvirt stores and formats them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Devices {
+    pub emulator: Option<String>,
+    pub disks: Vec<Disk>,
+    pub controllers: Vec<Controller>,
+    pub leases: Vec<GenericDevice>,
+    pub filesystems: Vec<Filesystem>,
+    pub interfaces: Vec<Interface>,
+    pub smartcards: Vec<GenericDevice>,
+    pub serials: Vec<Chardev>,
+    pub parallels: Vec<Chardev>,
+    pub consoles: Vec<Chardev>,
+    pub channels: Vec<Chardev>,
+    pub inputs: Vec<Input>,
+    pub tpms: Vec<ModelDevice>,
+    pub graphics: Vec<Graphics>,
+    pub sounds: Vec<ModelDevice>,
+    pub audios: Vec<Audio>,
+    pub videos: Vec<Video>,
+    pub hostdevs: Vec<Hostdev>,
+    pub redirdevs: Vec<GenericDevice>,
+    pub redirfilters: Vec<GenericDevice>,
+    pub hubs: Vec<GenericDevice>,
+    pub watchdogs: Vec<ModelDevice>,
+    pub memballoon: Option<ModelDevice>,
+    pub rngs: Vec<ModelDevice>,
+    pub nvram: Option<GenericDevice>,
+    pub panics: Vec<ModelDevice>,
+    pub shmems: Vec<GenericDevice>,
+    pub memories: Vec<GenericDevice>,
+    pub iommu: Option<ModelDevice>,
+    pub vsock: Option<ModelDevice>,
+    pub cryptos: Vec<GenericDevice>,
+    /// Device elements we do not know, written last.
+    pub others: Vec<XmlNode>,
+}
+
+impl Devices {
+    pub fn parse(n: &XmlNode) -> Result<Devices, DomainError> {
+        let mut d = Devices::default();
+        for c in &n.children {
+            match c.name.as_str() {
+                "emulator" => d.emulator = Some(c.text.clone()),
+                "disk" => d.disks.push(Disk::parse(c)?),
+                "controller" => d.controllers.push(Controller::parse(c)?),
+                "lease" => d.leases.push(GenericDevice::parse(c)?),
+                "filesystem" => d.filesystems.push(Filesystem::parse(c)?),
+                "interface" => d.interfaces.push(Interface::parse(c)?),
+                "smartcard" => d.smartcards.push(GenericDevice::parse(c)?),
+                "serial" => d.serials.push(Chardev::parse(c)?),
+                "parallel" => d.parallels.push(Chardev::parse(c)?),
+                "console" => d.consoles.push(Chardev::parse(c)?),
+                "channel" => d.channels.push(Chardev::parse(c)?),
+                "input" => d.inputs.push(Input::parse(c)?),
+                "tpm" => d.tpms.push(ModelDevice::parse(c, false)?),
+                "graphics" => d.graphics.push(Graphics::parse(c)?),
+                "sound" => d.sounds.push(ModelDevice::parse(c, false)?),
+                "audio" => d.audios.push(Audio::parse(c)?),
+                "video" => d.videos.push(Video::parse(c)?),
+                "hostdev" => d.hostdevs.push(Hostdev::parse(c)?),
+                "redirdev" => d.redirdevs.push(GenericDevice::parse(c)?),
+                "redirfilter" => d.redirfilters.push(GenericDevice::parse(c)?),
+                "hub" => d.hubs.push(GenericDevice::parse(c)?),
+                "watchdog" => d.watchdogs.push(ModelDevice::parse(c, false)?),
+                "memballoon" => {
+                    if d.memballoon.is_some() {
+                        return Err(xml_err("only a single memory balloon device is supported"));
+                    }
+                    d.memballoon = Some(ModelDevice::parse(c, true)?);
+                }
+                "rng" => d.rngs.push(ModelDevice::parse(c, false)?),
+                "nvram" => d.nvram = Some(GenericDevice::parse(c)?),
+                "panic" => d.panics.push(ModelDevice::parse(c, false)?),
+                "shmem" => d.shmems.push(GenericDevice::parse(c)?),
+                "memory" => d.memories.push(GenericDevice::parse(c)?),
+                "iommu" => {
+                    if d.iommu.is_some() {
+                        return Err(xml_err("only a single IOMMU device is supported"));
+                    }
+                    d.iommu = Some(ModelDevice::parse(c, false)?);
+                }
+                "vsock" => {
+                    if d.vsock.is_some() {
+                        return Err(xml_err("only a single vsock device is supported"));
+                    }
+                    d.vsock = Some(ModelDevice::parse(c, true)?);
+                }
+                "crypto" => d.cryptos.push(GenericDevice::parse(c)?),
+                _ => d.others.push(c.clone()),
+            }
+        }
+        d.check_disk_targets()?;
+        Ok(d)
+    }
+
+    /// libvirt refuses two disks with the same target name.
+    fn check_disk_targets(&self) -> Result<(), DomainError> {
+        for (i, a) in self.disks.iter().enumerate() {
+            for b in &self.disks[..i] {
+                if a.target.dev == b.target.dev {
+                    let src = |d: &Disk| {
+                        d.source
+                            .as_ref()
+                            .and_then(|s| s.path().or(s.name.as_deref()))
+                            .unwrap_or("")
+                            .to_string()
+                    };
+                    return Err(xml_err(format!(
+                        "target '{}' duplicated for disk sources '{}' and '{}'",
+                        a.target.dev,
+                        src(b),
+                        src(a)
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_node(&self, flags: FormatFlags) -> XmlNode {
+        let mut n = XmlNode::new("devices");
+        let mut push = |c: XmlNode| n.children.push(c);
+        if let Some(e) = &self.emulator {
+            push(XmlNode::new("emulator").t(e));
+        }
+        self.disks.iter().for_each(|d| push(d.to_node()));
+        self.controllers.iter().for_each(|d| push(d.to_node()));
+        self.leases.iter().for_each(|d| push(d.to_node()));
+        self.filesystems.iter().for_each(|d| push(d.to_node()));
+        self.interfaces.iter().for_each(|d| push(d.to_node()));
+        self.smartcards.iter().for_each(|d| push(d.to_node()));
+        self.serials.iter().for_each(|d| push(d.to_node()));
+        self.parallels.iter().for_each(|d| push(d.to_node()));
+        self.consoles.iter().for_each(|d| push(d.to_node()));
+        self.channels.iter().for_each(|d| push(d.to_node()));
+        self.inputs.iter().for_each(|d| push(d.to_node()));
+        self.tpms.iter().for_each(|d| push(d.to_node("tpm")));
+        self.graphics.iter().for_each(|d| push(d.to_node(flags)));
+        self.sounds.iter().for_each(|d| push(d.to_node("sound")));
+        self.audios.iter().for_each(|d| push(d.to_node()));
+        self.videos.iter().for_each(|d| push(d.to_node()));
+        self.hostdevs.iter().for_each(|d| push(d.to_node()));
+        self.redirdevs.iter().for_each(|d| push(d.to_node()));
+        self.redirfilters.iter().for_each(|d| push(d.to_node()));
+        self.hubs.iter().for_each(|d| push(d.to_node()));
+        self.watchdogs
+            .iter()
+            .for_each(|d| push(d.to_node("watchdog")));
+        if let Some(m) = &self.memballoon {
+            push(m.to_node("memballoon"));
+        }
+        self.rngs.iter().for_each(|d| push(d.to_node("rng")));
+        if let Some(m) = &self.nvram {
+            push(m.to_node());
+        }
+        self.panics.iter().for_each(|d| push(d.to_node("panic")));
+        self.shmems.iter().for_each(|d| push(d.to_node()));
+        self.memories.iter().for_each(|d| push(d.to_node()));
+        if let Some(m) = &self.iommu {
+            push(m.to_node("iommu"));
+        }
+        if let Some(m) = &self.vsock {
+            push(m.to_node("vsock"));
+        }
+        self.cryptos.iter().for_each(|d| push(d.to_node()));
+        self.others.iter().for_each(|d| push(d.clone()));
+        n
+    }
+}

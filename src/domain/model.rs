@@ -1,0 +1,1127 @@
+//! The domain definition and its non-device parts: memory, vCPUs, OS, features, CPU, clock,
+//! lifecycle, power management and the `qemu:` namespace.
+
+use uuid::Uuid;
+
+use super::DomainError;
+use super::address::{opt_uint, parse_uint};
+use super::devices::Devices;
+use super::units::{MAX_MEMORY_KIB, parse_scaled_kib};
+use super::xml::{Extra, Rd, XmlNode, parse_document};
+use crate::xmlfmt::XmlWriter;
+
+/// The libvirt namespace URI for `<qemu:...>` elements.
+pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+/// How to format a definition, mirroring libvirt's `VIR_DOMAIN_XML_*` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FormatFlags {
+    /// The persistent config: no runtime-only data such as the domain id.
+    pub inactive: bool,
+    /// Include secrets such as graphics passwords.
+    pub secure: bool,
+}
+
+/// Memory amount in KiB, with its optional `dumpCore` attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Memory {
+    pub kib: u64,
+    pub dump_core: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MaxMemory {
+    pub kib: u64,
+    pub slots: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HugePage {
+    /// Page size in KiB.
+    pub size_kib: u64,
+    pub nodeset: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryBacking {
+    /// `Some(vec![])` is `<hugepages/>`: the default huge page size.
+    pub hugepages: Option<Vec<HugePage>>,
+    pub nosharepages: bool,
+    pub locked: bool,
+    pub source_type: Option<String>,
+    pub access_mode: Option<String>,
+    pub allocation: Option<XmlNode>,
+    pub discard: bool,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vcpu {
+    pub count: u32,
+    pub placement: Option<String>,
+    pub cpuset: Option<String>,
+    pub current: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VcpuPin {
+    pub vcpu: u32,
+    pub cpuset: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cputune {
+    pub shares: Option<String>,
+    pub period: Option<String>,
+    pub quota: Option<String>,
+    pub vcpupin: Vec<VcpuPin>,
+    pub emulatorpin: Option<String>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OsType {
+    pub arch: Option<String>,
+    pub machine: Option<String>,
+    /// `hvm`, `linux`, `exe`, ...
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Loader {
+    pub readonly: Option<String>,
+    pub secure: Option<String>,
+    pub ltype: Option<String>,
+    pub stateless: Option<String>,
+    pub format: Option<String>,
+    pub path: Option<String>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Nvram {
+    pub template: Option<String>,
+    pub ntype: Option<String>,
+    pub format: Option<String>,
+    pub path: Option<String>,
+    /// Network or block backed NVRAM: the `<source>` element, kept verbatim.
+    pub source: Option<XmlNode>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Os {
+    pub firmware: Option<String>,
+    pub os_type: OsType,
+    /// `<firmware><feature enabled='yes' name='secure-boot'/></firmware>`: (name, enabled).
+    pub firmware_features: Option<Vec<(String, String)>>,
+    pub loader: Option<Loader>,
+    pub nvram: Option<Nvram>,
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub cmdline: Option<String>,
+    pub dtb: Option<String>,
+    pub acpi: Option<XmlNode>,
+    pub boot_devs: Vec<String>,
+    pub bootmenu_enable: Option<String>,
+    pub bootmenu_timeout: Option<String>,
+    pub smbios_mode: Option<String>,
+    pub bios: Option<XmlNode>,
+    pub extra: Extra,
+}
+
+/// A feature element with a `state` and sub-features, like `<hyperv>` or `<kvm>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FeatureGroup {
+    pub mode: Option<String>,
+    /// Sub-features in document order, each `(name, state, the element verbatim)`.
+    pub items: Vec<XmlNode>,
+}
+
+impl FeatureGroup {
+    /// State of a sub-feature (`on`/`off`), if present.
+    pub fn state(&self, name: &str) -> Option<&str> {
+        self.items
+            .iter()
+            .find(|n| n.name == name)
+            .and_then(|n| n.attr("state"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Features {
+    pub acpi: bool,
+    /// `<apic/>`; the inner value is its `eoi` attribute.
+    pub apic: Option<Option<String>>,
+    pub pae: bool,
+    pub hap: Option<Option<String>>,
+    pub pvspinlock: Option<Option<String>>,
+    pub hyperv: Option<FeatureGroup>,
+    pub kvm: Option<FeatureGroup>,
+    pub pmu: Option<Option<String>>,
+    pub vmport: Option<Option<String>>,
+    /// `<gic/>`; the inner value is its `version`.
+    pub gic: Option<Option<String>>,
+    pub smm: Option<XmlNode>,
+    /// `<ioapic driver='kvm|qemu'/>`.
+    pub ioapic: Option<Option<String>>,
+    /// Features we keep verbatim (hpt, htm, tcg, msrs, ...).
+    pub others: Vec<XmlNode>,
+}
+
+/// libvirt writes features in the order of its feature enum, whatever the input order.
+const FEATURE_ORDER: &[&str] = &[
+    "acpi",
+    "apic",
+    "pae",
+    "hap",
+    "viridian",
+    "privnet",
+    "hyperv",
+    "kvm",
+    "pvspinlock",
+    "capabilities",
+    "pmu",
+    "vmport",
+    "gic",
+    "smm",
+    "ioapic",
+    "hpt",
+    "vmcoreinfo",
+    "htm",
+    "nested-hv",
+    "msrs",
+    "ccf-assist",
+    "xen",
+    "cfpc",
+    "sbbc",
+    "ibs",
+    "tcg",
+    "async-teardown",
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuModel {
+    pub name: String,
+    pub fallback: Option<String>,
+    pub vendor_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuTopology {
+    pub sockets: u32,
+    pub dies: Option<u32>,
+    pub cores: u32,
+    pub threads: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CpuFeature {
+    pub policy: Option<String>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumaCell {
+    pub id: Option<u32>,
+    pub cpus: Option<String>,
+    pub memory_kib: u64,
+    pub discard: Option<String>,
+    pub mem_access: Option<String>,
+    /// `<cache>`, `<distances>`: kept verbatim.
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cpu {
+    pub mode: Option<String>,
+    pub match_: Option<String>,
+    pub check: Option<String>,
+    pub migratable: Option<String>,
+    pub model: Option<CpuModel>,
+    pub vendor: Option<String>,
+    pub topology: Option<CpuTopology>,
+    pub cache: Option<XmlNode>,
+    pub maxphysaddr: Option<XmlNode>,
+    pub features: Vec<CpuFeature>,
+    pub numa: Vec<NumaCell>,
+    /// `<interconnects>` inside `<numa>`, kept verbatim.
+    pub numa_extra: Extra,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Timer {
+    pub name: String,
+    pub present: Option<String>,
+    pub tickpolicy: Option<String>,
+    pub track: Option<String>,
+    pub frequency: Option<String>,
+    pub mode: Option<String>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Clock {
+    pub offset: Option<String>,
+    pub adjustment: Option<String>,
+    pub basis: Option<String>,
+    pub start: Option<String>,
+    pub timezone: Option<String>,
+    pub timers: Vec<Timer>,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pm {
+    pub suspend_to_mem: Option<String>,
+    pub suspend_to_disk: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuEnv {
+    pub name: String,
+    pub value: Option<String>,
+}
+
+/// `<qemu:commandline>`: extra arguments and environment for QEMU.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuCommandline {
+    pub args: Vec<String>,
+    pub env: Vec<QemuEnv>,
+}
+
+/// A whole `<domain>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DomainDef {
+    /// `kvm`, `qemu`, ...
+    pub virt_type: String,
+    pub id: Option<i32>,
+    pub name: String,
+    pub uuid: Uuid,
+    /// `Some("")` for `<genid/>` (generate one), otherwise the given UUID.
+    pub genid: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// The children of `<metadata>`, as libvirt re-serializes them (libxml2 style).
+    pub metadata: Option<String>,
+    pub max_memory: Option<MaxMemory>,
+    pub memory: Memory,
+    pub current_memory: Option<u64>,
+    pub blkiotune: Option<XmlNode>,
+    pub memtune: Option<XmlNode>,
+    pub memory_backing: Option<MemoryBacking>,
+    pub vcpu: Vcpu,
+    pub vcpus: Option<XmlNode>,
+    pub iothreads: Option<u32>,
+    pub iothreadids: Option<XmlNode>,
+    pub defaultiothread: Option<XmlNode>,
+    pub cputune: Option<Cputune>,
+    pub numatune: Option<XmlNode>,
+    pub resource: Option<XmlNode>,
+    pub sysinfo: Vec<XmlNode>,
+    pub bootloader: Option<String>,
+    pub bootloader_args: Option<String>,
+    pub os: Os,
+    pub idmap: Option<XmlNode>,
+    pub features: Option<Features>,
+    pub cpu: Option<Cpu>,
+    pub clock: Option<Clock>,
+    pub on_poweroff: Option<String>,
+    pub on_reboot: Option<String>,
+    pub on_crash: Option<String>,
+    pub on_lockfailure: Option<String>,
+    pub pm: Option<Pm>,
+    pub perf: Option<XmlNode>,
+    pub devices: Devices,
+    pub seclabels: Vec<XmlNode>,
+    pub keywrap: Option<XmlNode>,
+    pub launch_security: Option<XmlNode>,
+    pub qemu_commandline: Option<QemuCommandline>,
+    pub qemu_capabilities: Option<XmlNode>,
+    pub qemu_override: Option<XmlNode>,
+    pub qemu_deprecation: Option<XmlNode>,
+    /// Top-level elements we do not model.
+    pub extra: Extra,
+}
+
+fn xml_err(msg: impl Into<String>) -> DomainError {
+    DomainError::Xml(format!("XML error: {}", msg.into()))
+}
+
+/// `<memory unit='..'>N</memory>`-style element into KiB.
+fn scaled_elem(node: &XmlNode, rd: &Rd<'_>) -> Result<u64, DomainError> {
+    let unit = rd.attr("unit");
+    parse_scaled_kib(&node.text, unit.as_deref(), "KiB", MAX_MEMORY_KIB)
+}
+
+fn opt_state(rd: &Rd<'_>, name: &str, attr: &str) -> Option<Option<String>> {
+    rd.child(name).map(|n| n.attr(attr).map(String::from))
+}
+
+fn parse_uuid(s: &str, what: &str) -> Result<Uuid, DomainError> {
+    Uuid::parse_str(s.trim()).map_err(|_| xml_err(format!("malformed {what} element")))
+}
+
+impl DomainDef {
+    /// Parse a `<domain>` document.
+    pub fn from_xml(xml: &str) -> Result<DomainDef, DomainError> {
+        let root = parse_document(xml)?;
+        Self::from_node(&root)
+    }
+
+    pub fn from_node(root: &XmlNode) -> Result<DomainDef, DomainError> {
+        if root.name != "domain" {
+            return Err(xml_err(format!(
+                "unexpected root element <{}>, expecting <domain>",
+                root.name
+            )));
+        }
+        let rd = Rd::new(root);
+        let mut d = DomainDef {
+            virt_type: rd
+                .attr("type")
+                .ok_or_else(|| xml_err("missing domain type attribute"))?,
+            ..Default::default()
+        };
+        // Namespace declarations are regenerated from content when formatting.
+        for (k, _) in &root.attrs {
+            if k.starts_with("xmlns") {
+                rd.attr(k);
+            }
+        }
+        if let Some(id) = rd.attr("id") {
+            d.id = Some(
+                id.parse()
+                    .map_err(|_| xml_err(format!("invalid domain id '{id}'")))?,
+            );
+        }
+        d.name = rd
+            .child_text("name")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| xml_err("missing domain name information"))?;
+        d.uuid = match rd.child_text("uuid") {
+            Some(u) => parse_uuid(&u, "uuid")?,
+            None => Uuid::new_v4(),
+        };
+        d.genid = rd.child_text("genid").map(|s| s.trim().to_string());
+        d.title = rd.child_text("title");
+        if d.title.as_deref().is_some_and(|t| t.contains('\n')) {
+            return Err(xml_err("Domain title can't contain newlines"));
+        }
+        d.description = rd.child_text("description");
+        if let Some(m) = rd.child("metadata") {
+            let mut s = String::new();
+            for c in &m.children {
+                c.to_libxml_string(0, &mut s);
+            }
+            d.metadata = Some(s);
+        }
+        if let Some(n) = rd.child("maxMemory") {
+            let mrd = Rd::new(n);
+            d.max_memory = Some(MaxMemory {
+                kib: scaled_elem(n, &mrd)?,
+                slots: opt_uint(&mrd, "slots")?,
+            });
+        }
+        match rd.child("memory") {
+            Some(n) => {
+                let mrd = Rd::new(n);
+                d.memory = Memory {
+                    kib: scaled_elem(n, &mrd)?,
+                    dump_core: mrd.attr("dumpCore"),
+                };
+            }
+            None => {
+                if rd.node.child("numa").is_none() && rd.node.child("cpu").is_none() {
+                    return Err(xml_err("missing memory element"));
+                }
+            }
+        }
+        if let Some(n) = rd.child("currentMemory") {
+            d.current_memory = Some(scaled_elem(n, &Rd::new(n))?);
+        }
+        d.blkiotune = rd.child_node("blkiotune");
+        d.memtune = rd.child_node("memtune");
+        d.memory_backing = rd
+            .child("memoryBacking")
+            .map(parse_memory_backing)
+            .transpose()?;
+        if let Some(n) = rd.child("vcpu") {
+            let vrd = Rd::new(n);
+            d.vcpu = Vcpu {
+                count: parse_uint(&n.text, "vcpu", "vcpu")?,
+                placement: vrd.attr("placement"),
+                cpuset: vrd.attr("cpuset"),
+                current: opt_uint(&vrd, "current")?,
+            };
+        } else {
+            d.vcpu.count = 1;
+        }
+        d.vcpus = rd.child_node("vcpus");
+        d.iothreads = rd
+            .child_text("iothreads")
+            .map(|t| parse_uint(&t, "iothreads", "iothreads"))
+            .transpose()?;
+        d.iothreadids = rd.child_node("iothreadids");
+        d.defaultiothread = rd.child_node("defaultiothread");
+        d.cputune = rd.child("cputune").map(parse_cputune).transpose()?;
+        d.numatune = rd.child_node("numatune");
+        d.resource = rd.child_node("resource");
+        d.sysinfo = rd.children("sysinfo").into_iter().cloned().collect();
+        d.bootloader = rd.child_text("bootloader");
+        d.bootloader_args = rd.child_text("bootloader_args");
+        d.os = match rd.child("os") {
+            Some(n) => parse_os(n)?,
+            None => return Err(xml_err("missing <os> element")),
+        };
+        d.idmap = rd.child_node("idmap");
+        d.features = rd.child("features").map(parse_features);
+        d.cpu = rd.child("cpu").map(parse_cpu).transpose()?;
+        d.clock = rd.child("clock").map(parse_clock);
+        d.on_poweroff = rd.child_text("on_poweroff");
+        d.on_reboot = rd.child_text("on_reboot");
+        d.on_crash = rd.child_text("on_crash");
+        d.on_lockfailure = rd.child_text("on_lockfailure");
+        if let Some(n) = rd.child("pm") {
+            let prd = Rd::new(n);
+            d.pm = Some(Pm {
+                suspend_to_mem: prd
+                    .child("suspend-to-mem")
+                    .and_then(|c| c.attr("enabled").map(String::from)),
+                suspend_to_disk: prd
+                    .child("suspend-to-disk")
+                    .and_then(|c| c.attr("enabled").map(String::from)),
+            });
+        }
+        d.perf = rd.child_node("perf");
+        if let Some(n) = rd.child("devices") {
+            d.devices = Devices::parse(n)?;
+        }
+        d.seclabels = rd.children("seclabel").into_iter().cloned().collect();
+        d.keywrap = rd.child_node("keywrap");
+        d.launch_security = rd.child_node("launchSecurity");
+        if let Some(n) = rd.child("qemu:commandline") {
+            let mut cl = QemuCommandline::default();
+            for c in &n.children {
+                match c.name.as_str() {
+                    "qemu:arg" => cl.args.push(c.attr("value").unwrap_or("").to_string()),
+                    "qemu:env" => {
+                        let name = c.attr("name").unwrap_or("").to_string();
+                        if name.is_empty() {
+                            return Err(xml_err("No qemu environment name specified"));
+                        }
+                        cl.env.push(QemuEnv {
+                            name,
+                            value: c.attr("value").map(String::from),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            d.qemu_commandline = Some(cl);
+        }
+        d.qemu_capabilities = rd.child_node("qemu:capabilities");
+        d.qemu_override = rd.child_node("qemu:override");
+        d.qemu_deprecation = rd.child_node("qemu:deprecation");
+        d.extra = rd.extra();
+        Ok(d)
+    }
+
+    /// Format as libvirt does.
+    pub fn to_xml(&self, flags: FormatFlags) -> String {
+        let mut w = XmlWriter::new();
+        let has_qemu_ns = self.qemu_commandline.is_some()
+            || self.qemu_capabilities.is_some()
+            || self.qemu_override.is_some()
+            || self.qemu_deprecation.is_some();
+        w.elem("domain")
+            .attr("type", &self.virt_type)
+            .attr_opt("id", self.id.filter(|_| !flags.inactive))
+            .attr_opt("xmlns:qemu", has_qemu_ns.then_some(QEMU_NS))
+            .open();
+        w.text_elem("name", &self.name);
+        w.text_elem("uuid", &self.uuid.hyphenated().to_string());
+        match self.genid.as_deref() {
+            Some("") => w.elem("genid").empty(),
+            Some(g) => w.text_elem("genid", g),
+            None => {}
+        }
+        if let Some(t) = &self.title {
+            w.text_elem("title", t);
+        }
+        if let Some(t) = &self.description {
+            w.text_elem("description", t);
+        }
+        if let Some(m) = &self.metadata {
+            if m.is_empty() {
+                w.elem("metadata").empty();
+            } else {
+                w.elem("metadata").open();
+                w.raw_lines(m);
+                w.close();
+            }
+        }
+        if let Some(m) = &self.max_memory {
+            w.elem("maxMemory")
+                .attr_opt("slots", m.slots)
+                .attr("unit", "KiB")
+                .text(&m.kib.to_string());
+        }
+        w.elem("memory")
+            .attr_opt("dumpCore", self.memory.dump_core.as_ref())
+            .attr("unit", "KiB")
+            .text(&self.memory.kib.to_string());
+        if let Some(c) = self.current_memory {
+            w.elem("currentMemory")
+                .attr("unit", "KiB")
+                .text(&c.to_string());
+        }
+        let mut nodes: Vec<XmlNode> = Vec::new();
+        nodes.extend(self.blkiotune.clone());
+        nodes.extend(self.memtune.clone());
+        nodes.extend(self.memory_backing.as_ref().map(memory_backing_node));
+        nodes.push(
+            XmlNode::new("vcpu")
+                .ao("placement", self.vcpu.placement.as_ref())
+                .ao("cpuset", self.vcpu.cpuset.as_ref())
+                .ao("current", self.vcpu.current)
+                .t(self.vcpu.count),
+        );
+        nodes.extend(self.vcpus.clone());
+        nodes.extend(self.iothreads.map(|n| XmlNode::new("iothreads").t(n)));
+        nodes.extend(self.iothreadids.clone());
+        nodes.extend(self.defaultiothread.clone());
+        nodes.extend(self.cputune.as_ref().map(cputune_node));
+        nodes.extend(self.numatune.clone());
+        nodes.extend(self.resource.clone());
+        nodes.extend(self.sysinfo.iter().cloned());
+        nodes.extend(
+            self.bootloader
+                .as_ref()
+                .map(|b| XmlNode::new("bootloader").t(b)),
+        );
+        nodes.extend(
+            self.bootloader_args
+                .as_ref()
+                .map(|b| XmlNode::new("bootloader_args").t(b)),
+        );
+        nodes.push(os_node(&self.os));
+        nodes.extend(self.idmap.clone());
+        nodes.extend(self.features.as_ref().map(features_node));
+        nodes.extend(self.cpu.as_ref().map(cpu_node));
+        nodes.extend(self.clock.as_ref().map(clock_node));
+        for (name, v) in [
+            ("on_poweroff", &self.on_poweroff),
+            ("on_reboot", &self.on_reboot),
+            ("on_crash", &self.on_crash),
+            ("on_lockfailure", &self.on_lockfailure),
+        ] {
+            nodes.extend(v.as_ref().map(|v| XmlNode::new(name).t(v)));
+        }
+        if let Some(pm) = &self.pm {
+            nodes.push(
+                XmlNode::new("pm")
+                    .co(pm
+                        .suspend_to_mem
+                        .as_ref()
+                        .map(|e| XmlNode::new("suspend-to-mem").a("enabled", e)))
+                    .co(pm
+                        .suspend_to_disk
+                        .as_ref()
+                        .map(|e| XmlNode::new("suspend-to-disk").a("enabled", e))),
+            );
+        }
+        nodes.extend(self.perf.clone());
+        nodes.push(self.devices.to_node(flags));
+        nodes.extend(self.seclabels.iter().cloned());
+        nodes.extend(self.keywrap.clone());
+        nodes.extend(self.launch_security.clone());
+        nodes.extend(self.extra.children.iter().cloned());
+        if let Some(cl) = &self.qemu_commandline {
+            nodes.push(
+                XmlNode::new("qemu:commandline")
+                    .cs(cl
+                        .args
+                        .iter()
+                        .map(|a| XmlNode::new("qemu:arg").a("value", a)))
+                    .cs(cl.env.iter().map(|e| {
+                        XmlNode::new("qemu:env")
+                            .a("name", &e.name)
+                            .ao("value", e.value.as_ref())
+                    })),
+            );
+        }
+        nodes.extend(self.qemu_capabilities.clone());
+        nodes.extend(self.qemu_override.clone());
+        nodes.extend(self.qemu_deprecation.clone());
+        for n in &nodes {
+            n.write(&mut w);
+        }
+        w.close();
+        w.finish()
+    }
+}
+
+fn parse_memory_backing(n: &XmlNode) -> Result<MemoryBacking, DomainError> {
+    let rd = Rd::new(n);
+    let mut mb = MemoryBacking::default();
+    if let Some(h) = rd.child("hugepages") {
+        let mut pages = Vec::new();
+        for p in &h.children {
+            let prd = Rd::new(p);
+            let size = prd.attr("size").unwrap_or_default();
+            let unit = prd.attr("unit");
+            pages.push(HugePage {
+                size_kib: parse_scaled_kib(&size, unit.as_deref(), "KiB", MAX_MEMORY_KIB)?,
+                nodeset: prd.attr("nodeset"),
+            });
+        }
+        mb.hugepages = Some(pages);
+    }
+    mb.nosharepages = rd.child("nosharepages").is_some();
+    mb.locked = rd.child("locked").is_some();
+    mb.source_type = rd
+        .child("source")
+        .and_then(|s| s.attr("type").map(String::from));
+    mb.access_mode = rd
+        .child("access")
+        .and_then(|s| s.attr("mode").map(String::from));
+    mb.allocation = rd.child_node("allocation");
+    mb.discard = rd.child("discard").is_some();
+    mb.extra = rd.extra();
+    Ok(mb)
+}
+
+fn memory_backing_node(mb: &MemoryBacking) -> XmlNode {
+    let mut n = XmlNode::new("memoryBacking");
+    if let Some(pages) = &mb.hugepages {
+        n = n.c(XmlNode::new("hugepages").cs(pages.iter().map(|p| {
+            XmlNode::new("page")
+                .a("size", p.size_kib)
+                .a("unit", "KiB")
+                .ao("nodeset", p.nodeset.as_ref())
+        })));
+    }
+    if mb.nosharepages {
+        n = n.c(XmlNode::new("nosharepages"));
+    }
+    if mb.locked {
+        n = n.c(XmlNode::new("locked"));
+    }
+    n = n
+        .co(mb
+            .source_type
+            .as_ref()
+            .map(|t| XmlNode::new("source").a("type", t)))
+        .co(mb
+            .access_mode
+            .as_ref()
+            .map(|t| XmlNode::new("access").a("mode", t)))
+        .co(mb.allocation.clone());
+    if mb.discard {
+        n = n.c(XmlNode::new("discard"));
+    }
+    n.extra_children(&mb.extra)
+}
+
+fn parse_cputune(n: &XmlNode) -> Result<Cputune, DomainError> {
+    let rd = Rd::new(n);
+    let mut ct = Cputune {
+        shares: rd.child_text("shares"),
+        period: rd.child_text("period"),
+        quota: rd.child_text("quota"),
+        ..Default::default()
+    };
+    for p in rd.children("vcpupin") {
+        let prd = Rd::new(p);
+        ct.vcpupin.push(VcpuPin {
+            vcpu: opt_uint(&prd, "vcpu")?.ok_or_else(|| xml_err("missing vcpu id in vcpupin"))?,
+            cpuset: prd.attr("cpuset").unwrap_or_default(),
+        });
+    }
+    ct.emulatorpin = rd
+        .child("emulatorpin")
+        .and_then(|e| e.attr("cpuset").map(String::from));
+    ct.extra = rd.extra();
+    Ok(ct)
+}
+
+fn cputune_node(ct: &Cputune) -> XmlNode {
+    XmlNode::new("cputune")
+        .co(ct.shares.as_ref().map(|v| XmlNode::new("shares").t(v)))
+        .co(ct.period.as_ref().map(|v| XmlNode::new("period").t(v)))
+        .co(ct.quota.as_ref().map(|v| XmlNode::new("quota").t(v)))
+        .cs(ct.vcpupin.iter().map(|p| {
+            XmlNode::new("vcpupin")
+                .a("vcpu", p.vcpu)
+                .a("cpuset", &p.cpuset)
+        }))
+        .co(ct
+            .emulatorpin
+            .as_ref()
+            .map(|c| XmlNode::new("emulatorpin").a("cpuset", c)))
+        .extra_children(&ct.extra)
+}
+
+fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
+    let rd = Rd::new(n);
+    let mut os = Os {
+        firmware: rd.attr("firmware"),
+        ..Default::default()
+    };
+    if let Some(t) = rd.child("type") {
+        let trd = Rd::new(t);
+        os.os_type = OsType {
+            arch: trd.attr("arch"),
+            machine: trd.attr("machine"),
+            kind: t.text.trim().to_string(),
+        };
+    } else {
+        return Err(xml_err("an os <type> must be specified"));
+    }
+    if let Some(f) = rd.child("firmware") {
+        os.firmware_features = Some(
+            f.children
+                .iter()
+                .filter(|c| c.name == "feature")
+                .map(|c| {
+                    (
+                        c.attr("name").unwrap_or("").to_string(),
+                        c.attr("enabled").unwrap_or("").to_string(),
+                    )
+                })
+                .collect(),
+        );
+    }
+    if let Some(l) = rd.child("loader") {
+        let lrd = Rd::new(l);
+        os.loader = Some(Loader {
+            readonly: lrd.attr("readonly"),
+            secure: lrd.attr("secure"),
+            ltype: lrd.attr("type"),
+            stateless: lrd.attr("stateless"),
+            format: lrd.attr("format"),
+            path: Some(l.text.trim().to_string()).filter(|s| !s.is_empty()),
+            extra: lrd.extra(),
+        });
+    }
+    if let Some(nv) = rd.child("nvram") {
+        let nrd = Rd::new(nv);
+        os.nvram = Some(Nvram {
+            template: nrd.attr("template"),
+            ntype: nrd.attr("type"),
+            format: nrd.attr("format"),
+            path: Some(nv.text.trim().to_string()).filter(|s| !s.is_empty()),
+            source: nrd.child_node("source"),
+            extra: nrd.extra(),
+        });
+    }
+    os.kernel = rd.child_text("kernel");
+    os.initrd = rd.child_text("initrd");
+    os.cmdline = rd.child_text("cmdline");
+    os.dtb = rd.child_text("dtb");
+    os.acpi = rd.child_node("acpi");
+    for b in rd.children("boot") {
+        os.boot_devs.push(b.attr("dev").unwrap_or("").to_string());
+    }
+    if let Some(b) = rd.child("bootmenu") {
+        os.bootmenu_enable = b.attr("enable").map(String::from);
+        os.bootmenu_timeout = b.attr("timeout").map(String::from);
+    }
+    os.smbios_mode = rd
+        .child("smbios")
+        .and_then(|s| s.attr("mode").map(String::from));
+    os.bios = rd.child_node("bios");
+    os.extra = rd.extra();
+    Ok(os)
+}
+
+fn os_node(os: &Os) -> XmlNode {
+    let text = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).t(v));
+    let mut n = XmlNode::new("os")
+        .ao("firmware", os.firmware.as_ref())
+        .c(XmlNode::new("type")
+            .ao("arch", os.os_type.arch.as_ref())
+            .ao("machine", os.os_type.machine.as_ref())
+            .t(&os.os_type.kind));
+    if let Some(ff) = &os.firmware_features {
+        n = n.c(
+            XmlNode::new("firmware").cs(ff.iter().map(|(name, enabled)| {
+                XmlNode::new("feature")
+                    .a("enabled", enabled)
+                    .a("name", name)
+            })),
+        );
+    }
+    if let Some(l) = &os.loader {
+        n = n.c(XmlNode::new("loader")
+            .ao("readonly", l.readonly.as_ref())
+            .ao("secure", l.secure.as_ref())
+            .ao("type", l.ltype.as_ref())
+            .ao("stateless", l.stateless.as_ref())
+            .ao("format", l.format.as_ref())
+            .extra_attrs(&l.extra)
+            .t(l.path.clone().unwrap_or_default()));
+    }
+    if let Some(nv) = &os.nvram {
+        n = n.c(XmlNode::new("nvram")
+            .ao("template", nv.template.as_ref())
+            .ao("type", nv.ntype.as_ref())
+            .ao("format", nv.format.as_ref())
+            .extra_attrs(&nv.extra)
+            .co(nv.source.clone())
+            .t(nv.path.clone().unwrap_or_default()));
+    }
+    n = n
+        .co(text("kernel", &os.kernel))
+        .co(text("initrd", &os.initrd))
+        .co(text("cmdline", &os.cmdline))
+        .co(text("dtb", &os.dtb))
+        .co(os.acpi.clone())
+        .cs(os
+            .boot_devs
+            .iter()
+            .map(|d| XmlNode::new("boot").a("dev", d)));
+    if os.bootmenu_enable.is_some() || os.bootmenu_timeout.is_some() {
+        n = n.c(XmlNode::new("bootmenu")
+            .ao("enable", os.bootmenu_enable.as_ref())
+            .ao("timeout", os.bootmenu_timeout.as_ref()));
+    }
+    n.co(os
+        .smbios_mode
+        .as_ref()
+        .map(|m| XmlNode::new("smbios").a("mode", m)))
+        .co(os.bios.clone())
+        .extra_children(&os.extra)
+}
+
+fn parse_group(n: &XmlNode) -> FeatureGroup {
+    FeatureGroup {
+        mode: n.attr("mode").map(String::from),
+        items: n.children.clone(),
+    }
+}
+
+fn parse_features(n: &XmlNode) -> Features {
+    let rd = Rd::new(n);
+    let mut f = Features {
+        acpi: rd.child("acpi").is_some(),
+        apic: opt_state(&rd, "apic", "eoi"),
+        pae: rd.child("pae").is_some(),
+        hap: opt_state(&rd, "hap", "state"),
+        pvspinlock: opt_state(&rd, "pvspinlock", "state"),
+        hyperv: rd.child("hyperv").map(parse_group),
+        kvm: rd.child("kvm").map(parse_group),
+        pmu: opt_state(&rd, "pmu", "state"),
+        vmport: opt_state(&rd, "vmport", "state"),
+        gic: opt_state(&rd, "gic", "version"),
+        smm: rd.child_node("smm"),
+        ioapic: opt_state(&rd, "ioapic", "driver"),
+        others: Vec::new(),
+    };
+    f.others = rd.extra().children;
+    f
+}
+
+fn features_node(f: &Features) -> XmlNode {
+    let st = |name: &str, attr: &str, v: &Option<Option<String>>| {
+        v.as_ref().map(|s| XmlNode::new(name).ao(attr, s.as_ref()))
+    };
+    let group = |name: &str, g: &Option<FeatureGroup>| {
+        g.as_ref().map(|g| {
+            let mut n = XmlNode::new(name)
+                .ao("mode", g.mode.as_ref())
+                .cs(g.items.iter().cloned());
+            // libvirt opens the hyperv element whenever it has a mode, children or not.
+            n.open_empty = name == "hyperv" && g.mode.is_some();
+            n
+        })
+    };
+    let mut items: Vec<XmlNode> = Vec::new();
+    if f.acpi {
+        items.push(XmlNode::new("acpi"));
+    }
+    items.extend(st("apic", "eoi", &f.apic));
+    if f.pae {
+        items.push(XmlNode::new("pae"));
+    }
+    items.extend(st("hap", "state", &f.hap));
+    items.extend(group("hyperv", &f.hyperv));
+    items.extend(group("kvm", &f.kvm));
+    items.extend(st("pvspinlock", "state", &f.pvspinlock));
+    items.extend(st("pmu", "state", &f.pmu));
+    items.extend(st("vmport", "state", &f.vmport));
+    items.extend(st("gic", "version", &f.gic));
+    items.extend(f.smm.clone());
+    items.extend(st("ioapic", "driver", &f.ioapic));
+    items.extend(f.others.iter().cloned());
+    let rank = |n: &XmlNode| {
+        FEATURE_ORDER
+            .iter()
+            .position(|o| *o == n.name)
+            .unwrap_or(FEATURE_ORDER.len())
+    };
+    items.sort_by_key(rank);
+    XmlNode::new("features").cs(items)
+}
+
+fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
+    let rd = Rd::new(n);
+    let mut cpu = Cpu {
+        mode: rd.attr("mode"),
+        match_: rd.attr("match"),
+        check: rd.attr("check"),
+        migratable: rd.attr("migratable"),
+        ..Default::default()
+    };
+    if let Some(m) = rd.child("model") {
+        cpu.model = Some(CpuModel {
+            name: m.text.trim().to_string(),
+            fallback: m.attr("fallback").map(String::from),
+            vendor_id: m.attr("vendor_id").map(String::from),
+        });
+    }
+    cpu.vendor = rd.child_text("vendor");
+    if let Some(t) = rd.child("topology") {
+        let trd = Rd::new(t);
+        let need = |a: &str| {
+            opt_uint(&trd, a)?
+                .ok_or_else(|| xml_err(format!("missing '{a}' attribute in CPU topology")))
+        };
+        cpu.topology = Some(CpuTopology {
+            sockets: need("sockets")?,
+            dies: opt_uint(&trd, "dies")?,
+            cores: need("cores")?,
+            threads: need("threads")?,
+        });
+    }
+    cpu.cache = rd.child_node("cache");
+    cpu.maxphysaddr = rd.child_node("maxphysaddr");
+    for f in rd.children("feature") {
+        let name = f
+            .attr("name")
+            .ok_or_else(|| xml_err("Invalid CPU feature name"))?;
+        cpu.features.push(CpuFeature {
+            policy: f.attr("policy").map(String::from),
+            name: name.to_string(),
+        });
+    }
+    if let Some(numa) = rd.child("numa") {
+        let nrd = Rd::new(numa);
+        for c in nrd.children("cell") {
+            let crd = Rd::new(c);
+            let unit = crd.attr("unit");
+            let mem = crd
+                .attr("memory")
+                .ok_or_else(|| xml_err("Missing 'memory' attribute in NUMA cell"))?;
+            cpu.numa.push(NumaCell {
+                id: opt_uint(&crd, "id")?,
+                cpus: crd.attr("cpus"),
+                memory_kib: parse_scaled_kib(&mem, unit.as_deref(), "KiB", MAX_MEMORY_KIB)?,
+                discard: crd.attr("discard"),
+                mem_access: crd.attr("memAccess"),
+                extra: crd.extra(),
+            });
+        }
+        cpu.numa_extra = nrd.extra();
+    }
+    cpu.extra = rd.extra();
+    Ok(cpu)
+}
+
+fn cpu_node(cpu: &Cpu) -> XmlNode {
+    let mut n = XmlNode::new("cpu")
+        .ao("mode", cpu.mode.as_ref())
+        .ao("match", cpu.match_.as_ref())
+        .ao("check", cpu.check.as_ref())
+        .ao("migratable", cpu.migratable.as_ref())
+        .extra_attrs(&cpu.extra);
+    if let Some(m) = &cpu.model {
+        n = n.c(XmlNode::new("model")
+            .ao("fallback", m.fallback.as_ref())
+            .ao("vendor_id", m.vendor_id.as_ref())
+            .t(&m.name));
+    }
+    n = n.co(cpu.vendor.as_ref().map(|v| XmlNode::new("vendor").t(v)));
+    if let Some(t) = &cpu.topology {
+        n = n.c(XmlNode::new("topology")
+            .a("sockets", t.sockets)
+            .ao("dies", t.dies)
+            .a("cores", t.cores)
+            .a("threads", t.threads));
+    }
+    n = n
+        .co(cpu.cache.clone())
+        .co(cpu.maxphysaddr.clone())
+        .cs(cpu.features.iter().map(|f| {
+            XmlNode::new("feature")
+                .ao("policy", f.policy.as_ref())
+                .a("name", &f.name)
+        }));
+    if !cpu.numa.is_empty() || !cpu.numa_extra.is_empty() {
+        n = n.c(XmlNode::new("numa")
+            .cs(cpu.numa.iter().map(|c| {
+                XmlNode::new("cell")
+                    .ao("id", c.id)
+                    .ao("cpus", c.cpus.as_ref())
+                    .a("memory", c.memory_kib)
+                    .a("unit", "KiB")
+                    .ao("discard", c.discard.as_ref())
+                    .ao("memAccess", c.mem_access.as_ref())
+                    .extra_attrs(&c.extra)
+                    .extra_children(&c.extra)
+            }))
+            .extra_children(&cpu.numa_extra));
+    }
+    n.extra_children(&cpu.extra)
+}
+
+fn parse_clock(n: &XmlNode) -> Clock {
+    let rd = Rd::new(n);
+    let mut c = Clock {
+        offset: rd.attr("offset"),
+        adjustment: rd.attr("adjustment"),
+        basis: rd.attr("basis"),
+        start: rd.attr("start"),
+        timezone: rd.attr("timezone"),
+        ..Default::default()
+    };
+    for t in rd.children("timer") {
+        let trd = Rd::new(t);
+        c.timers.push(Timer {
+            name: trd.attr("name").unwrap_or_default(),
+            present: trd.attr("present"),
+            tickpolicy: trd.attr("tickpolicy"),
+            track: trd.attr("track"),
+            frequency: trd.attr("frequency"),
+            mode: trd.attr("mode"),
+            extra: trd.extra(),
+        });
+    }
+    c.extra = rd.extra();
+    c
+}
+
+fn clock_node(c: &Clock) -> XmlNode {
+    XmlNode::new("clock")
+        .ao("offset", c.offset.as_ref())
+        .ao("adjustment", c.adjustment.as_ref())
+        .ao("basis", c.basis.as_ref())
+        .ao("start", c.start.as_ref())
+        .ao("timezone", c.timezone.as_ref())
+        .extra_attrs(&c.extra)
+        .cs(c.timers.iter().map(|t| {
+            XmlNode::new("timer")
+                .a("name", &t.name)
+                .ao("present", t.present.as_ref())
+                .ao("tickpolicy", t.tickpolicy.as_ref())
+                .ao("track", t.track.as_ref())
+                .ao("frequency", t.frequency.as_ref())
+                .ao("mode", t.mode.as_ref())
+                .extra_attrs(&t.extra)
+                .extra_children(&t.extra)
+        }))
+        .extra_children(&c.extra)
+}
