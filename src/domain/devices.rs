@@ -276,14 +276,36 @@ impl Disk {
         d.geometry = rd.child_node("geometry");
         d.blockio = rd.child_node("blockio");
         d.mirror = rd.child_node("mirror");
-        let t = rd
-            .child("target")
-            .ok_or_else(|| xml_err("missing target information for device"))?;
+        if let Some(src) = &d.source
+            && (src
+                .extra
+                .children
+                .iter()
+                .filter(|c| c.name == "auth")
+                .count()
+                > 1
+                || (d.auth.is_some() && src.extra.children.iter().any(|c| c.name == "auth")))
+        {
+            return Err(DomainError::Config(
+                "unsupported configuration: an <auth> definition already found for disk source"
+                    .to_string(),
+            ));
+        }
+        let no_target = || {
+            let what = d
+                .source
+                .as_ref()
+                .and_then(|s| s.path().or(s.name.as_deref()))
+                .unwrap_or("");
+            DomainError::Xml(format!("missing target information for device {what}"))
+        };
+        let t = rd.child("target").ok_or_else(no_target)?;
         let trd = Rd::new(t);
         d.target = DiskTarget {
             dev: trd
                 .attr("dev")
-                .ok_or_else(|| xml_err("missing target information for device"))?,
+                .filter(|s| !s.is_empty())
+                .ok_or_else(no_target)?,
             bus: trd.attr("bus"),
             tray: trd.attr("tray"),
             removable: trd.attr("removable"),
@@ -299,6 +321,16 @@ impl Disk {
         d.vendor = rd.child_text("vendor");
         d.product = rd.child_text("product");
         d.encryption = rd.child_node("encryption");
+        if d.encryption.is_some()
+            && d.source
+                .as_ref()
+                .is_some_and(|s| s.extra.children.iter().any(|c| c.name == "encryption"))
+        {
+            return Err(DomainError::Config(
+                "unsupported configuration: an <encryption> definition already found for disk source"
+                    .to_string(),
+            ));
+        }
         d.info = DeviceInfo::parse(&rd)?;
         d.extra = rd.extra();
         Ok(d)
@@ -1142,6 +1174,33 @@ impl Hostdev {
     }
 }
 
+/// The index encoded in a disk target name (`vda` = 0, `sdz` = 25, `hdaa` = 26), or -1 when
+/// the name has no known prefix or a malformed suffix, as libvirt computes it.
+pub fn disk_name_to_index(name: &str) -> i64 {
+    let Some(rest) = ["fd", "hd", "vd", "sd", "xvd", "ubd"]
+        .iter()
+        .find_map(|p| name.strip_prefix(p))
+    else {
+        return -1;
+    };
+    let letters: &str = rest.trim_end_matches(|c: char| c.is_ascii_digit());
+    if letters.is_empty() || !letters.bytes().all(|b| b.is_ascii_lowercase()) {
+        return -1;
+    }
+    let mut idx: i64 = 0;
+    for (i, b) in letters.bytes().enumerate() {
+        let next = if i > 0 { idx + 1 } else { idx };
+        idx = match next
+            .checked_mul(26)
+            .and_then(|v| v.checked_add(i64::from(b - b'a')))
+        {
+            Some(v) => v,
+            None => return -1,
+        };
+    }
+    idx
+}
+
 /// All devices, grouped by kind as libvirt stores and formats them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Devices {
@@ -1186,7 +1245,7 @@ impl Devices {
         for c in &n.children {
             match c.name.as_str() {
                 "emulator" => d.emulator = Some(c.text.clone()),
-                "disk" => d.disks.push(Disk::parse(c)?),
+                "disk" => d.insert_disk(Disk::parse(c)?),
                 "controller" => d.controllers.push(Controller::parse(c)?),
                 "lease" => d.leases.push(GenericDevice::parse(c)?),
                 "filesystem" => d.filesystems.push(Filesystem::parse(c)?),
@@ -1236,6 +1295,63 @@ impl Devices {
         }
         d.check_disk_targets()?;
         Ok(d)
+    }
+
+    /// Insert a disk where libvirt's parser puts it: disks stay grouped by bus, ordered by
+    /// target index within a bus, and a new bus goes last. This order shows in the formatted
+    /// XML and in error messages, so it has to match.
+    pub fn insert_disk(&mut self, disk: Disk) {
+        let idx = disk_name_to_index(&disk.target.dev);
+        let mut insert_at: Option<usize> = None;
+        for (i, d) in self.disks.iter().enumerate().rev() {
+            if d.target.bus != disk.target.bus {
+                continue;
+            }
+            if disk_name_to_index(&d.target.dev) > idx {
+                insert_at = Some(i);
+            } else if insert_at.is_none() {
+                insert_at = Some(i + 1);
+            }
+        }
+        let at = insert_at.unwrap_or(self.disks.len());
+        self.disks.insert(at, disk);
+    }
+
+    /// Whether any device has a `<boot order>`.
+    pub fn has_boot_order(&self) -> bool {
+        self.infos().any(|i| i.boot.is_some())
+    }
+
+    /// The info of every device that has one.
+    pub fn infos(&self) -> impl Iterator<Item = &DeviceInfo> {
+        let mut all: Vec<&DeviceInfo> = Vec::new();
+        all.extend(self.disks.iter().map(|d| &d.info));
+        all.extend(self.controllers.iter().map(|d| &d.info));
+        all.extend(self.filesystems.iter().map(|d| &d.info));
+        all.extend(self.interfaces.iter().map(|d| &d.info));
+        all.extend(self.smartcards.iter().map(|d| &d.info));
+        all.extend(self.serials.iter().map(|d| &d.info));
+        all.extend(self.parallels.iter().map(|d| &d.info));
+        all.extend(self.consoles.iter().map(|d| &d.info));
+        all.extend(self.channels.iter().map(|d| &d.info));
+        all.extend(self.inputs.iter().map(|d| &d.info));
+        all.extend(self.tpms.iter().map(|d| &d.info));
+        all.extend(self.sounds.iter().map(|d| &d.info));
+        all.extend(self.videos.iter().map(|d| &d.info));
+        all.extend(self.hostdevs.iter().map(|d| &d.info));
+        all.extend(self.redirdevs.iter().map(|d| &d.info));
+        all.extend(self.hubs.iter().map(|d| &d.info));
+        all.extend(self.watchdogs.iter().map(|d| &d.info));
+        all.extend(self.memballoon.iter().map(|d| &d.info));
+        all.extend(self.rngs.iter().map(|d| &d.info));
+        all.extend(self.nvram.iter().map(|d| &d.info));
+        all.extend(self.panics.iter().map(|d| &d.info));
+        all.extend(self.shmems.iter().map(|d| &d.info));
+        all.extend(self.memories.iter().map(|d| &d.info));
+        all.extend(self.iommu.iter().map(|d| &d.info));
+        all.extend(self.vsock.iter().map(|d| &d.info));
+        all.extend(self.cryptos.iter().map(|d| &d.info));
+        all.into_iter()
     }
 
     /// libvirt refuses two disks with the same target name.

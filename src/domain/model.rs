@@ -499,6 +499,12 @@ impl DomainDef {
         if let Some(n) = rd.child("devices") {
             d.devices = Devices::parse(n)?;
         }
+        if !d.os.boot_devs.is_empty() && d.devices.has_boot_order() {
+            return Err(DomainError::Config(
+                "unsupported configuration: per-device boot elements cannot be used together with os/boot elements"
+                    .to_string(),
+            ));
+        }
         d.seclabels = rd.children("seclabel").into_iter().cloned().collect();
         d.keywrap = rd.child_node("keywrap");
         d.launch_security = rd.child_node("launchSecurity");
@@ -829,6 +835,14 @@ fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
     if let Some(b) = rd.child("bootmenu") {
         os.bootmenu_enable = b.attr("enable").map(String::from);
         os.bootmenu_timeout = b.attr("timeout").map(String::from);
+        if let Some(t) = &os.bootmenu_timeout
+            && t.parse::<u16>().is_err()
+        {
+            return Err(DomainError::Config(
+                "unsupported configuration: invalid value for boot menu timeout, must be in range [0,65535]"
+                    .to_string(),
+            ));
+        }
     }
     os.smbios_mode = rd
         .child("smbios")
