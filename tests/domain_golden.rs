@@ -85,16 +85,40 @@ fn libvirt_inputs_parse() {
         };
         total += 1;
         let src = fs::read_to_string(&p).expect("read");
-        if let Err(e) = parse(&src) {
-            let expected = fs::read_dir(&dir)
-                .expect("read dir")
-                .filter_map(|e| e.ok())
-                .filter_map(|e| e.file_name().to_str().map(String::from))
-                .filter(|n| n.starts_with(&format!("{stem}.")) && n.ends_with(".err"))
-                .filter_map(|n| fs::read_to_string(dir.join(n)).ok())
-                .any(|want| want.trim_end() == e.to_string());
-            if !expected {
-                failures.push(format!("{stem}: {e}"));
+        match parse(&src) {
+            Ok(d) => {
+                // Nothing may be lost or changed by formatting (live flags keep the id).
+                let out = d.to_xml(FormatFlags {
+                    inactive: false,
+                    secure: true,
+                });
+                match parse(&out) {
+                    Ok(d2) if d2 == d => {}
+                    Ok(d2) => {
+                        let (a, b) = (format!("{d:#?}"), format!("{d2:#?}"));
+                        let diff: Vec<String> = a
+                            .lines()
+                            .zip(b.lines())
+                            .filter(|(x, y)| x != y)
+                            .take(3)
+                            .map(|(x, y)| format!("  {x}\n  {y}"))
+                            .collect();
+                        failures.push(format!("{stem}: reparse differs:\n{}", diff.join("\n")))
+                    }
+                    Err(e) => failures.push(format!("{stem}: our output fails to parse: {e}")),
+                }
+            }
+            Err(e) => {
+                let expected = fs::read_dir(&dir)
+                    .expect("read dir")
+                    .filter_map(|e| e.ok())
+                    .filter_map(|e| e.file_name().to_str().map(String::from))
+                    .filter(|n| n.starts_with(&format!("{stem}.")) && n.ends_with(".err"))
+                    .filter_map(|n| fs::read_to_string(dir.join(n)).ok())
+                    .any(|want| want.trim_end() == e.to_string());
+                if !expected {
+                    failures.push(format!("{stem}: {e}"));
+                }
             }
         }
     }

@@ -472,6 +472,78 @@ impl Controller {
     }
 }
 
+/// `<source>` of an interface; which attributes apply depends on the interface type.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InterfaceSource {
+    pub network: Option<String>,
+    pub portgroup: Option<String>,
+    pub portid: Option<String>,
+    pub bridge: Option<String>,
+    pub dev: Option<String>,
+    /// vhost-user socket type (`unix`).
+    pub stype: Option<String>,
+    pub path: Option<String>,
+    pub mode: Option<String>,
+    pub address: Option<String>,
+    pub port: Option<String>,
+    /// `<local address='..' port='..'/>` of UDP sockets.
+    pub local_address: Option<String>,
+    pub local_port: Option<String>,
+    pub extra: Extra,
+}
+
+impl InterfaceSource {
+    fn parse(n: &XmlNode) -> InterfaceSource {
+        let rd = Rd::new(n);
+        let mut s = InterfaceSource {
+            network: rd.attr("network"),
+            portgroup: rd.attr("portgroup"),
+            portid: rd.attr("portid"),
+            bridge: rd.attr("bridge"),
+            dev: rd.attr("dev"),
+            stype: rd.attr("type"),
+            path: rd.attr("path"),
+            mode: rd.attr("mode"),
+            address: rd.attr("address"),
+            port: rd.attr("port"),
+            ..Default::default()
+        };
+        if let Some(l) = rd.child("local") {
+            s.local_address = l.attr("address").map(String::from);
+            s.local_port = l.attr("port").map(String::from);
+        }
+        s.extra = rd.extra();
+        s
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("source")
+            .ao("network", self.network.as_ref())
+            .ao("portgroup", self.portgroup.as_ref())
+            .ao("portid", self.portid.as_ref())
+            .ao("bridge", self.bridge.as_ref())
+            .ao("dev", self.dev.as_ref())
+            .ao("type", self.stype.as_ref())
+            .ao("path", self.path.as_ref())
+            .ao("mode", self.mode.as_ref())
+            .ao("address", self.address.as_ref())
+            .ao("port", self.port.as_ref())
+            .extra_attrs(&self.extra)
+            .co(
+                if self.local_address.is_some() || self.local_port.is_some() {
+                    Some(
+                        XmlNode::new("local")
+                            .ao("address", self.local_address.as_ref())
+                            .ao("port", self.local_port.as_ref()),
+                    )
+                } else {
+                    None
+                },
+            )
+            .extra_children(&self.extra)
+    }
+}
+
 /// `<interface>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Interface {
@@ -483,8 +555,10 @@ pub struct Interface {
     pub mac_extra: Extra,
     /// `<driver>` of hostdev interfaces, written before `<source>`.
     pub hostdev_driver: Option<XmlNode>,
-    /// `<source>`, kept verbatim: its attributes depend on the type.
-    pub source: Option<XmlNode>,
+    /// `<source>` of non-hostdev interfaces.
+    pub source: Option<InterfaceSource>,
+    /// `<source>` of hostdev interfaces (the PCI device).
+    pub hostdev_source: Option<HostdevSource>,
     pub virtualport: Option<XmlNode>,
     pub bandwidth: Option<XmlNode>,
     pub vlan: Option<XmlNode>,
@@ -497,7 +571,7 @@ pub struct Interface {
     pub target_extra: Extra,
     pub guest: Option<XmlNode>,
     pub model: Option<String>,
-    pub driver: Option<XmlNode>,
+    pub driver: Option<Driver>,
     pub backend: Option<XmlNode>,
     pub filterref: Option<XmlNode>,
     pub tune: Option<XmlNode>,
@@ -525,8 +599,10 @@ impl Interface {
         }
         if i.itype == "hostdev" {
             i.hostdev_driver = rd.child_node("driver");
+            i.hostdev_source = rd.child("source").map(HostdevSource::parse).transpose()?;
+        } else {
+            i.source = rd.child("source").map(InterfaceSource::parse);
         }
-        i.source = rd.child_node("source");
         i.virtualport = rd.child_node("virtualport");
         i.bandwidth = rd.child_node("bandwidth");
         i.vlan = rd.child_node("vlan");
@@ -548,7 +624,9 @@ impl Interface {
         i.model = rd
             .child("model")
             .and_then(|m| m.attr("type").map(String::from));
-        i.driver = rd.child_node("driver");
+        if i.itype != "hostdev" {
+            i.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        }
         i.backend = rd.child_node("backend");
         i.filterref = rd.child_node("filterref");
         i.tune = rd.child_node("tune");
@@ -579,7 +657,8 @@ impl Interface {
                     .extra_attrs(&self.mac_extra)
             }))
             .co(self.hostdev_driver.clone())
-            .co(self.source.clone())
+            .co(self.hostdev_source.as_ref().map(HostdevSource::to_node))
+            .co(self.source.as_ref().map(InterfaceSource::to_node))
             .co(self.virtualport.clone())
             .co(self.bandwidth.clone())
             .co(self.vlan.clone())
@@ -604,11 +683,7 @@ impl Interface {
                 .model
                 .as_ref()
                 .map(|m| XmlNode::new("model").a("type", m)))
-            .co(if self.itype == "hostdev" {
-                None
-            } else {
-                self.driver.clone()
-            })
+            .co(self.driver.as_ref().map(Driver::to_node))
             .co(self.backend.clone())
             .co(self.filterref.clone())
             .co(self.tune.clone())
@@ -1115,6 +1190,164 @@ impl Filesystem {
     }
 }
 
+/// The host-side address inside a hostdev `<source>`; its shape depends on the hostdev type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAddress {
+    Pci {
+        domain: u32,
+        bus: u32,
+        slot: u32,
+        function: u32,
+    },
+    Usb {
+        bus: String,
+        device: String,
+    },
+    Scsi {
+        bus: u32,
+        target: u32,
+        unit: u32,
+    },
+    Mdev {
+        uuid: String,
+    },
+    /// Anything else (e.g. one carrying a `type`), kept verbatim.
+    Other(XmlNode),
+}
+
+impl HostAddress {
+    fn parse(n: &XmlNode) -> Result<HostAddress, DomainError> {
+        let rd = Rd::new(n);
+        let u = |a: &str| opt_uint(&rd, a).map(|v| v.unwrap_or(0));
+        let a = if n.attr("type").is_some() {
+            return Ok(HostAddress::Other(n.clone()));
+        } else if n.attr("uuid").is_some() {
+            HostAddress::Mdev {
+                uuid: rd.attr("uuid").unwrap_or_default(),
+            }
+        } else if n.attr("device").is_some() {
+            HostAddress::Usb {
+                bus: rd.attr("bus").unwrap_or_default(),
+                device: rd.attr("device").unwrap_or_default(),
+            }
+        } else if n.attr("unit").is_some() || n.attr("target").is_some() {
+            HostAddress::Scsi {
+                bus: u("bus")?,
+                target: u("target")?,
+                unit: u("unit")?,
+            }
+        } else if n.attr("slot").is_some() {
+            HostAddress::Pci {
+                domain: u("domain")?,
+                bus: u("bus")?,
+                slot: u("slot")?,
+                function: u("function")?,
+            }
+        } else {
+            return Ok(HostAddress::Other(n.clone()));
+        };
+        if !rd.extra().is_empty() {
+            return Ok(HostAddress::Other(n.clone()));
+        }
+        Ok(a)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("address");
+        match self {
+            HostAddress::Pci {
+                domain,
+                bus,
+                slot,
+                function,
+            } => n
+                .a("domain", format_args!("0x{domain:04x}"))
+                .a("bus", format_args!("0x{bus:02x}"))
+                .a("slot", format_args!("0x{slot:02x}"))
+                .a("function", format_args!("0x{function:x}")),
+            HostAddress::Usb { bus, device } => n.a("bus", bus).a("device", device),
+            HostAddress::Scsi { bus, target, unit } => {
+                n.a("bus", bus).a("target", target).a("unit", unit)
+            }
+            HostAddress::Mdev { uuid } => n.a("uuid", uuid),
+            HostAddress::Other(o) => o.clone(),
+        }
+    }
+}
+
+/// A hostdev `<source>`: PCI/USB/SCSI/mdev/vhost-scsi host device, or a capabilities
+/// (storage/misc/net) source.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostdevSource {
+    pub protocol: Option<String>,
+    pub name: Option<String>,
+    pub wwpn: Option<String>,
+    pub startup_policy: Option<String>,
+    pub guest_reset: Option<String>,
+    pub write_filtering: Option<String>,
+    /// USB vendor and product ids.
+    pub vendor: Option<String>,
+    pub product: Option<String>,
+    /// SCSI host adapter name.
+    pub adapter: Option<String>,
+    pub address: Option<HostAddress>,
+    /// Capabilities hostdevs: `<block>`, `<char>`, `<interface>` text.
+    pub block: Option<String>,
+    pub char_dev: Option<String>,
+    pub interface: Option<String>,
+    /// iSCSI `<host>`, `<auth>`, `<initiator>`, ... in document order.
+    pub extra: Extra,
+}
+
+impl HostdevSource {
+    fn parse(n: &XmlNode) -> Result<HostdevSource, DomainError> {
+        let rd = Rd::new(n);
+        let id = |name: &str| rd.child(name).and_then(|c| c.attr("id").map(String::from));
+        Ok(HostdevSource {
+            protocol: rd.attr("protocol"),
+            name: rd.attr("name"),
+            wwpn: rd.attr("wwpn"),
+            startup_policy: rd.attr("startupPolicy"),
+            guest_reset: rd.attr("guestReset"),
+            write_filtering: rd.attr("writeFiltering"),
+            vendor: id("vendor"),
+            product: id("product"),
+            adapter: rd
+                .child("adapter")
+                .and_then(|c| c.attr("name").map(String::from)),
+            address: rd.child("address").map(HostAddress::parse).transpose()?,
+            block: rd.child_text("block"),
+            char_dev: rd.child_text("char"),
+            interface: rd.child_text("interface"),
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let text = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).t(v));
+        let id = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).a("id", v));
+        XmlNode::new("source")
+            .ao("protocol", self.protocol.as_ref())
+            .ao("name", self.name.as_ref())
+            .ao("wwpn", self.wwpn.as_ref())
+            .ao("startupPolicy", self.startup_policy.as_ref())
+            .ao("guestReset", self.guest_reset.as_ref())
+            .ao("writeFiltering", self.write_filtering.as_ref())
+            .extra_attrs(&self.extra)
+            .co(id("vendor", &self.vendor))
+            .co(id("product", &self.product))
+            .co(self
+                .adapter
+                .as_ref()
+                .map(|a| XmlNode::new("adapter").a("name", a)))
+            .co(self.address.as_ref().map(HostAddress::to_node))
+            .co(text("block", &self.block))
+            .co(text("char", &self.char_dev))
+            .co(text("interface", &self.interface))
+            .extra_children(&self.extra)
+    }
+}
+
 /// `<hostdev>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Hostdev {
@@ -1124,9 +1357,9 @@ pub struct Hostdev {
     pub model: Option<String>,
     pub display: Option<String>,
     pub ramfb: Option<String>,
-    pub driver: Option<XmlNode>,
-    /// The host side, kept verbatim: its shape depends on the type.
-    pub source: Option<XmlNode>,
+    /// `<driver name='vfio'/>`.
+    pub driver_name: Option<String>,
+    pub source: Option<HostdevSource>,
     pub readonly: bool,
     pub shareable: bool,
     pub extra: Extra,
@@ -1143,8 +1376,10 @@ impl Hostdev {
             model: rd.attr("model"),
             display: rd.attr("display"),
             ramfb: rd.attr("ramfb"),
-            driver: rd.child_node("driver"),
-            source: rd.child_node("source"),
+            driver_name: rd
+                .child("driver")
+                .and_then(|d| d.attr("name").map(String::from)),
+            source: rd.child("source").map(HostdevSource::parse).transpose()?,
             readonly: rd.child("readonly").is_some(),
             shareable: rd.child("shareable").is_some(),
             info: DeviceInfo::parse(&rd)?,
@@ -1161,8 +1396,11 @@ impl Hostdev {
             .ao("display", self.display.as_ref())
             .ao("ramfb", self.ramfb.as_ref())
             .extra_attrs(&self.extra)
-            .co(self.driver.clone())
-            .co(self.source.clone());
+            .co(self
+                .driver_name
+                .as_ref()
+                .map(|d| XmlNode::new("driver").a("name", d)))
+            .co(self.source.as_ref().map(HostdevSource::to_node));
         if self.readonly {
             n = n.c(XmlNode::new("readonly"));
         }
