@@ -4,6 +4,7 @@
 use super::DomainError;
 use super::address::{DeviceInfo, finish, opt_uint};
 use super::model::FormatFlags;
+use super::units::{MAX_MEMORY_KIB, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode};
 
 fn xml_err(msg: impl Into<String>) -> DomainError {
@@ -238,13 +239,12 @@ pub struct Disk {
     /// `<auth>` written before `<source>` (older placement), kept verbatim.
     pub auth: Option<XmlNode>,
     pub source: Option<DiskSource>,
-    /// The backing chain, kept verbatim.
-    pub backing_store: Option<XmlNode>,
+    pub backing_store: Option<BackingStore>,
     pub geometry: Option<XmlNode>,
     pub blockio: Option<XmlNode>,
     pub mirror: Option<XmlNode>,
     pub target: DiskTarget,
-    pub iotune: Option<XmlNode>,
+    pub iotune: Option<IoTune>,
     pub readonly: bool,
     pub shareable: bool,
     pub transient: Option<XmlNode>,
@@ -272,7 +272,10 @@ impl Disk {
         d.driver = rd.child("driver").map(Driver::parse).transpose()?;
         d.auth = rd.child_node("auth");
         d.source = rd.child("source").map(DiskSource::parse).transpose()?;
-        d.backing_store = rd.child_node("backingStore");
+        d.backing_store = rd
+            .child("backingStore")
+            .map(BackingStore::parse)
+            .transpose()?;
         d.geometry = rd.child_node("geometry");
         d.blockio = rd.child_node("blockio");
         d.mirror = rd.child_node("mirror");
@@ -312,7 +315,7 @@ impl Disk {
             rotation_rate: opt_uint(&trd, "rotation_rate")?,
             extra: trd.extra(),
         };
-        d.iotune = rd.child_node("iotune");
+        d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
         d.readonly = rd.child("readonly").is_some();
         d.shareable = rd.child("shareable").is_some();
         d.transient = rd.child_node("transient");
@@ -349,7 +352,7 @@ impl Disk {
             .co(self.driver.as_ref().map(Driver::to_node))
             .co(self.auth.clone())
             .co(self.source.as_ref().map(DiskSource::to_node))
-            .co(self.backing_store.clone())
+            .co(self.backing_store.as_ref().map(BackingStore::to_node))
             .co(self.geometry.clone())
             .co(self.blockio.clone())
             .co(self.mirror.clone())
@@ -361,7 +364,7 @@ impl Disk {
                 .ao("rotation_rate", self.target.rotation_rate)
                 .extra_attrs(&self.target.extra)
                 .extra_children(&self.target.extra))
-            .co(self.iotune.clone());
+            .co(self.iotune.as_ref().map(IoTune::to_node));
         if self.readonly {
             n = n.c(XmlNode::new("readonly"));
         }
@@ -712,6 +715,35 @@ pub struct ChrSource {
     pub extra: Extra,
 }
 
+impl ChrSource {
+    fn parse(s: &XmlNode) -> ChrSource {
+        let srd = Rd::new(s);
+        ChrSource {
+            mode: srd.attr("mode"),
+            host: srd.attr("host"),
+            service: srd.attr("service"),
+            path: srd.attr("path"),
+            append: srd.attr("append"),
+            channel: srd.attr("channel"),
+            tls: srd.attr("tls"),
+            extra: srd.extra(),
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("source")
+            .ao("mode", self.mode.as_ref())
+            .ao("host", self.host.as_ref())
+            .ao("service", self.service.as_ref())
+            .ao("path", self.path.as_ref())
+            .ao("append", self.append.as_ref())
+            .ao("channel", self.channel.as_ref())
+            .ao("tls", self.tls.as_ref())
+            .extra_attrs(&self.extra)
+            .extra_children(&self.extra)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChrTarget {
     pub ttype: Option<String>,
@@ -726,7 +758,10 @@ pub struct ChrTarget {
 /// `<serial>`, `<parallel>`, `<console>`, `<channel>`: which one is in `kind`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Chardev {
+    /// `serial`, `parallel`, `console`, `channel` or `redirdev`.
     pub kind: String,
+    /// `bus` of a redirdev.
+    pub bus: Option<String>,
     /// Source type: `pty`, `file`, `unix`, `tcp`, `udp`, `null`, `vc`, `stdio`, `spicevmc`, ...
     pub stype: Option<String>,
     pub sources: Vec<ChrSource>,
@@ -743,22 +778,15 @@ impl Chardev {
         let rd = Rd::new(n);
         let mut c = Chardev {
             kind: n.name.clone(),
+            bus: rd.attr("bus"),
             stype: rd.attr("type"),
             ..Default::default()
         };
-        for s in rd.children("source") {
-            let srd = Rd::new(s);
-            c.sources.push(ChrSource {
-                mode: srd.attr("mode"),
-                host: srd.attr("host"),
-                service: srd.attr("service"),
-                path: srd.attr("path"),
-                append: srd.attr("append"),
-                channel: srd.attr("channel"),
-                tls: srd.attr("tls"),
-                extra: srd.extra(),
-            });
-        }
+        c.sources = rd
+            .children("source")
+            .into_iter()
+            .map(ChrSource::parse)
+            .collect();
         c.protocol = rd
             .child("protocol")
             .and_then(|p| p.attr("type").map(String::from));
@@ -784,20 +812,10 @@ impl Chardev {
 
     fn to_node(&self) -> XmlNode {
         let n = XmlNode::new(&self.kind)
+            .ao("bus", self.bus.as_ref())
             .ao("type", self.stype.as_ref())
             .extra_attrs(&self.extra)
-            .cs(self.sources.iter().map(|s| {
-                XmlNode::new("source")
-                    .ao("mode", s.mode.as_ref())
-                    .ao("host", s.host.as_ref())
-                    .ao("service", s.service.as_ref())
-                    .ao("path", s.path.as_ref())
-                    .ao("append", s.append.as_ref())
-                    .ao("channel", s.channel.as_ref())
-                    .ao("tls", s.tls.as_ref())
-                    .extra_attrs(&s.extra)
-                    .extra_children(&s.extra)
-            }))
+            .cs(self.sources.iter().map(ChrSource::to_node))
             .co(self
                 .protocol
                 .as_ref()
@@ -1044,29 +1062,21 @@ impl Audio {
     }
 }
 
-/// A device whose only modelled attribute is its `model` (sound, panic, watchdog, tpm, rng,
-/// iommu, vsock, memballoon): the model typed, the rest kept, the info typed.
+/// A device whose only modelled attribute is its `model` (sound, panic): the model typed, the
+/// rest kept, the info typed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelDevice {
     pub model: Option<String>,
     pub extra: Extra,
     pub info: DeviceInfo,
-    /// `<driver>` of devices that libvirt writes after the address (memballoon, vsock).
-    pub trailing_driver: Option<Driver>,
 }
 
 impl ModelDevice {
-    fn parse(n: &XmlNode, trailing_driver: bool) -> Result<ModelDevice, DomainError> {
+    fn parse(n: &XmlNode) -> Result<ModelDevice, DomainError> {
         let rd = Rd::new(n);
-        let drv = if trailing_driver {
-            rd.child("driver").map(Driver::parse).transpose()?
-        } else {
-            None
-        };
         Ok(ModelDevice {
             model: rd.attr("model"),
             info: DeviceInfo::parse(&rd)?,
-            trailing_driver: drv,
             extra: rd.extra(),
         })
     }
@@ -1075,7 +1085,7 @@ impl ModelDevice {
         let n = XmlNode::new(name)
             .ao("model", self.model.as_ref())
             .extra_attrs(&self.extra);
-        finish(n, &self.extra, &self.info).co(self.trailing_driver.as_ref().map(Driver::to_node))
+        finish(n, &self.extra, &self.info)
     }
 
     /// A modelled sub-element, for consumers that need e.g. the rng `<backend>`.
@@ -1448,30 +1458,30 @@ pub struct Devices {
     pub leases: Vec<GenericDevice>,
     pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
-    pub smartcards: Vec<GenericDevice>,
+    pub smartcards: Vec<Smartcard>,
     pub serials: Vec<Chardev>,
     pub parallels: Vec<Chardev>,
     pub consoles: Vec<Chardev>,
     pub channels: Vec<Chardev>,
     pub inputs: Vec<Input>,
-    pub tpms: Vec<ModelDevice>,
+    pub tpms: Vec<Tpm>,
     pub graphics: Vec<Graphics>,
     pub sounds: Vec<ModelDevice>,
     pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
     pub hostdevs: Vec<Hostdev>,
-    pub redirdevs: Vec<GenericDevice>,
+    pub redirdevs: Vec<Chardev>,
     pub redirfilters: Vec<GenericDevice>,
-    pub hubs: Vec<GenericDevice>,
-    pub watchdogs: Vec<ModelDevice>,
-    pub memballoon: Option<ModelDevice>,
-    pub rngs: Vec<ModelDevice>,
+    pub hubs: Vec<Hub>,
+    pub watchdogs: Vec<Watchdog>,
+    pub memballoon: Option<Memballoon>,
+    pub rngs: Vec<Rng>,
     pub nvram: Option<GenericDevice>,
     pub panics: Vec<ModelDevice>,
-    pub shmems: Vec<GenericDevice>,
-    pub memories: Vec<GenericDevice>,
-    pub iommu: Option<ModelDevice>,
-    pub vsock: Option<ModelDevice>,
+    pub shmems: Vec<Shmem>,
+    pub memories: Vec<MemoryDevice>,
+    pub iommu: Option<Iommu>,
+    pub vsock: Option<Vsock>,
     pub cryptos: Vec<GenericDevice>,
     /// Device elements we do not know, written last.
     pub others: Vec<XmlNode>,
@@ -1488,44 +1498,44 @@ impl Devices {
                 "lease" => d.leases.push(GenericDevice::parse(c)?),
                 "filesystem" => d.filesystems.push(Filesystem::parse(c)?),
                 "interface" => d.interfaces.push(Interface::parse(c)?),
-                "smartcard" => d.smartcards.push(GenericDevice::parse(c)?),
+                "smartcard" => d.smartcards.push(Smartcard::parse(c)?),
                 "serial" => d.serials.push(Chardev::parse(c)?),
                 "parallel" => d.parallels.push(Chardev::parse(c)?),
                 "console" => d.consoles.push(Chardev::parse(c)?),
                 "channel" => d.channels.push(Chardev::parse(c)?),
                 "input" => d.inputs.push(Input::parse(c)?),
-                "tpm" => d.tpms.push(ModelDevice::parse(c, false)?),
+                "tpm" => d.tpms.push(Tpm::parse(c)?),
                 "graphics" => d.graphics.push(Graphics::parse(c)?),
-                "sound" => d.sounds.push(ModelDevice::parse(c, false)?),
+                "sound" => d.sounds.push(ModelDevice::parse(c)?),
                 "audio" => d.audios.push(Audio::parse(c)?),
                 "video" => d.videos.push(Video::parse(c)?),
                 "hostdev" => d.hostdevs.push(Hostdev::parse(c)?),
-                "redirdev" => d.redirdevs.push(GenericDevice::parse(c)?),
+                "redirdev" => d.redirdevs.push(Chardev::parse(c)?),
                 "redirfilter" => d.redirfilters.push(GenericDevice::parse(c)?),
-                "hub" => d.hubs.push(GenericDevice::parse(c)?),
-                "watchdog" => d.watchdogs.push(ModelDevice::parse(c, false)?),
+                "hub" => d.hubs.push(Hub::parse(c)?),
+                "watchdog" => d.watchdogs.push(Watchdog::parse(c)?),
                 "memballoon" => {
                     if d.memballoon.is_some() {
                         return Err(xml_err("only a single memory balloon device is supported"));
                     }
-                    d.memballoon = Some(ModelDevice::parse(c, true)?);
+                    d.memballoon = Some(Memballoon::parse(c)?);
                 }
-                "rng" => d.rngs.push(ModelDevice::parse(c, false)?),
+                "rng" => d.rngs.push(Rng::parse(c)?),
                 "nvram" => d.nvram = Some(GenericDevice::parse(c)?),
-                "panic" => d.panics.push(ModelDevice::parse(c, false)?),
-                "shmem" => d.shmems.push(GenericDevice::parse(c)?),
-                "memory" => d.memories.push(GenericDevice::parse(c)?),
+                "panic" => d.panics.push(ModelDevice::parse(c)?),
+                "shmem" => d.shmems.push(Shmem::parse(c)?),
+                "memory" => d.memories.push(MemoryDevice::parse(c)?),
                 "iommu" => {
                     if d.iommu.is_some() {
                         return Err(xml_err("only a single IOMMU device is supported"));
                     }
-                    d.iommu = Some(ModelDevice::parse(c, false)?);
+                    d.iommu = Some(Iommu::parse(c)?);
                 }
                 "vsock" => {
                     if d.vsock.is_some() {
                         return Err(xml_err("only a single vsock device is supported"));
                     }
-                    d.vsock = Some(ModelDevice::parse(c, true)?);
+                    d.vsock = Some(Vsock::parse(c)?);
                 }
                 "crypto" => d.cryptos.push(GenericDevice::parse(c)?),
                 _ => d.others.push(c.clone()),
@@ -1633,7 +1643,7 @@ impl Devices {
         self.consoles.iter().for_each(|d| push(d.to_node()));
         self.channels.iter().for_each(|d| push(d.to_node()));
         self.inputs.iter().for_each(|d| push(d.to_node()));
-        self.tpms.iter().for_each(|d| push(d.to_node("tpm")));
+        self.tpms.iter().for_each(|d| push(d.to_node()));
         self.graphics.iter().for_each(|d| push(d.to_node(flags)));
         self.sounds.iter().for_each(|d| push(d.to_node("sound")));
         self.audios.iter().for_each(|d| push(d.to_node()));
@@ -1642,13 +1652,11 @@ impl Devices {
         self.redirdevs.iter().for_each(|d| push(d.to_node()));
         self.redirfilters.iter().for_each(|d| push(d.to_node()));
         self.hubs.iter().for_each(|d| push(d.to_node()));
-        self.watchdogs
-            .iter()
-            .for_each(|d| push(d.to_node("watchdog")));
+        self.watchdogs.iter().for_each(|d| push(d.to_node()));
         if let Some(m) = &self.memballoon {
-            push(m.to_node("memballoon"));
+            push(m.to_node());
         }
-        self.rngs.iter().for_each(|d| push(d.to_node("rng")));
+        self.rngs.iter().for_each(|d| push(d.to_node()));
         if let Some(m) = &self.nvram {
             push(m.to_node());
         }
@@ -1656,13 +1664,718 @@ impl Devices {
         self.shmems.iter().for_each(|d| push(d.to_node()));
         self.memories.iter().for_each(|d| push(d.to_node()));
         if let Some(m) = &self.iommu {
-            push(m.to_node("iommu"));
+            push(m.to_node());
         }
         if let Some(m) = &self.vsock {
-            push(m.to_node("vsock"));
+            push(m.to_node());
         }
         self.cryptos.iter().for_each(|d| push(d.to_node()));
         self.others.iter().for_each(|d| push(d.clone()));
         n
+    }
+}
+
+fn scaled_child(rd: &Rd<'_>, name: &str) -> Result<Option<u64>, DomainError> {
+    match rd.child(name) {
+        Some(n) => {
+            let unit = n.attr("unit");
+            parse_scaled_kib(&n.text, unit, "KiB", MAX_MEMORY_KIB).map(Some)
+        }
+        None => Ok(None),
+    }
+}
+
+fn kib_node(name: &str, kib: Option<u64>) -> Option<XmlNode> {
+    kib.map(|k| XmlNode::new(name).a("unit", "KiB").t(k))
+}
+
+/// One layer of a disk's backing chain. An element with nothing set (`<backingStore/>`)
+/// states that the chain ends here.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BackingStore {
+    pub btype: Option<String>,
+    pub index: Option<u32>,
+    pub format: Option<String>,
+    /// `<metadata_cache>` and other children of `<format>`.
+    pub format_extra: Extra,
+    pub source: Option<DiskSource>,
+    pub backing: Option<Box<BackingStore>>,
+    pub extra: Extra,
+}
+
+impl BackingStore {
+    fn parse(n: &XmlNode) -> Result<BackingStore, DomainError> {
+        let rd = Rd::new(n);
+        let mut b = BackingStore {
+            btype: rd.attr("type"),
+            index: opt_uint(&rd, "index")?,
+            ..Default::default()
+        };
+        if let Some(f) = rd.child("format") {
+            let frd = Rd::new(f);
+            b.format = frd.attr("type");
+            b.format_extra = frd.extra();
+        }
+        b.source = rd.child("source").map(DiskSource::parse).transpose()?;
+        b.backing = rd
+            .child("backingStore")
+            .map(|c| BackingStore::parse(c).map(Box::new))
+            .transpose()?;
+        b.extra = rd.extra();
+        Ok(b)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("backingStore")
+            .ao("type", self.btype.as_ref())
+            .ao("index", self.index)
+            .extra_attrs(&self.extra)
+            .co(if self.format.is_some() || !self.format_extra.is_empty() {
+                Some(
+                    XmlNode::new("format")
+                        .ao("type", self.format.as_ref())
+                        .extra_attrs(&self.format_extra)
+                        .extra_children(&self.format_extra),
+                )
+            } else {
+                None
+            })
+            .co(self.source.as_ref().map(DiskSource::to_node))
+            .co(self.backing.as_ref().map(|b| b.to_node()))
+            .extra_children(&self.extra)
+    }
+}
+
+/// Disk I/O throttling, in libvirt's fixed element order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IoTune {
+    /// `(element name, value)`; values are numbers except `group_name`.
+    pub values: Vec<(String, String)>,
+}
+
+const IOTUNE_ORDER: &[&str] = &[
+    "total_bytes_sec",
+    "read_bytes_sec",
+    "write_bytes_sec",
+    "total_iops_sec",
+    "read_iops_sec",
+    "write_iops_sec",
+    "total_bytes_sec_max",
+    "read_bytes_sec_max",
+    "write_bytes_sec_max",
+    "total_iops_sec_max",
+    "read_iops_sec_max",
+    "write_iops_sec_max",
+    "size_iops_sec",
+    "group_name",
+    "total_bytes_sec_max_length",
+    "read_bytes_sec_max_length",
+    "write_bytes_sec_max_length",
+    "total_iops_sec_max_length",
+    "read_iops_sec_max_length",
+    "write_iops_sec_max_length",
+];
+
+impl IoTune {
+    fn parse(n: &XmlNode) -> Result<IoTune, DomainError> {
+        let mut values = Vec::new();
+        for c in &n.children {
+            let v = c.text.trim().to_string();
+            if c.name != "group_name" && v.parse::<u64>().is_err() {
+                return Err(xml_err(format!(
+                    "disk iotune field '{}' must be an integer",
+                    c.name
+                )));
+            }
+            values.push((c.name.clone(), v));
+        }
+        Ok(IoTune { values })
+    }
+
+    /// A numeric limit, when set.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse().ok())
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let mut v = self.values.clone();
+        v.sort_by_key(|(k, _)| {
+            IOTUNE_ORDER
+                .iter()
+                .position(|o| o == k)
+                .unwrap_or(IOTUNE_ORDER.len())
+        });
+        XmlNode::new("iotune").cs(v.into_iter().map(|(k, val)| XmlNode::new(&k).t(val)))
+    }
+}
+
+/// `<rng>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rng {
+    pub model: Option<String>,
+    pub rate_bytes: Option<String>,
+    pub rate_period: Option<String>,
+    /// `random`, `egd`, `builtin`.
+    pub backend_model: Option<String>,
+    /// Chardev type of an `egd` backend.
+    pub backend_type: Option<String>,
+    /// Device path of a `random` backend.
+    pub backend_path: Option<String>,
+    /// `<source>`/`<protocol>` of an `egd` backend.
+    pub backend_extra: Extra,
+    pub driver: Option<Driver>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Rng {
+    fn parse(n: &XmlNode) -> Result<Rng, DomainError> {
+        let rd = Rd::new(n);
+        let mut r = Rng {
+            model: rd.attr("model"),
+            ..Default::default()
+        };
+        if let Some(rate) = rd.child("rate") {
+            r.rate_bytes = rate.attr("bytes").map(String::from);
+            r.rate_period = rate.attr("period").map(String::from);
+        }
+        if let Some(b) = rd.child("backend") {
+            let brd = Rd::new(b);
+            r.backend_model = brd.attr("model");
+            r.backend_type = brd.attr("type");
+            r.backend_path = Some(b.text.clone()).filter(|t| !t.trim().is_empty());
+            r.backend_extra = brd.extra();
+        }
+        r.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        r.info = DeviceInfo::parse(&rd)?;
+        r.extra = rd.extra();
+        Ok(r)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("rng")
+            .ao("model", self.model.as_ref())
+            .extra_attrs(&self.extra)
+            .co(if self.rate_bytes.is_some() || self.rate_period.is_some() {
+                Some(
+                    XmlNode::new("rate")
+                        .ao("bytes", self.rate_bytes.as_ref())
+                        .ao("period", self.rate_period.as_ref()),
+                )
+            } else {
+                None
+            })
+            .c(XmlNode::new("backend")
+                .ao("model", self.backend_model.as_ref())
+                .ao("type", self.backend_type.as_ref())
+                .extra_attrs(&self.backend_extra)
+                .extra_children(&self.backend_extra)
+                .t(self.backend_path.clone().unwrap_or_default()))
+            .co(self.driver.as_ref().map(Driver::to_node));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<tpm>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tpm {
+    pub model: Option<String>,
+    /// `passthrough`, `emulator`, `external`.
+    pub backend_type: Option<String>,
+    pub version: Option<String>,
+    pub persistent_state: Option<String>,
+    pub device_path: Option<String>,
+    pub encryption_secret: Option<String>,
+    pub active_pcr_banks: Option<Vec<String>>,
+    /// `<source>` of external backends, ...
+    pub backend_extra: Extra,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Tpm {
+    fn parse(n: &XmlNode) -> Result<Tpm, DomainError> {
+        let rd = Rd::new(n);
+        let mut t = Tpm {
+            model: rd.attr("model"),
+            ..Default::default()
+        };
+        if let Some(b) = rd.child("backend") {
+            let brd = Rd::new(b);
+            t.backend_type = brd.attr("type");
+            t.version = brd.attr("version");
+            t.persistent_state = brd.attr("persistent_state");
+            t.device_path = brd
+                .child("device")
+                .and_then(|d| d.attr("path").map(String::from));
+            t.encryption_secret = brd
+                .child("encryption")
+                .and_then(|d| d.attr("secret").map(String::from));
+            t.active_pcr_banks = brd
+                .child("active_pcr_banks")
+                .map(|b| b.children.iter().map(|c| c.name.clone()).collect());
+            t.backend_extra = brd.extra();
+        }
+        t.info = DeviceInfo::parse(&rd)?;
+        t.extra = rd.extra();
+        Ok(t)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("tpm")
+            .ao("model", self.model.as_ref())
+            .extra_attrs(&self.extra)
+            .c(XmlNode::new("backend")
+                .ao("type", self.backend_type.as_ref())
+                .ao("version", self.version.as_ref())
+                .ao("persistent_state", self.persistent_state.as_ref())
+                .extra_attrs(&self.backend_extra)
+                .co(self
+                    .device_path
+                    .as_ref()
+                    .map(|p| XmlNode::new("device").a("path", p)))
+                .co(self
+                    .encryption_secret
+                    .as_ref()
+                    .map(|s| XmlNode::new("encryption").a("secret", s)))
+                .co(self.active_pcr_banks.as_ref().map(|b| {
+                    XmlNode::new("active_pcr_banks").cs(b.iter().map(|n| XmlNode::new(n)))
+                }))
+                .extra_children(&self.backend_extra));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<vsock>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vsock {
+    pub model: Option<String>,
+    pub cid_auto: Option<String>,
+    pub cid_address: Option<u32>,
+    pub driver: Option<Driver>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Vsock {
+    fn parse(n: &XmlNode) -> Result<Vsock, DomainError> {
+        let rd = Rd::new(n);
+        let mut v = Vsock {
+            model: rd.attr("model"),
+            ..Default::default()
+        };
+        if let Some(c) = rd.child("cid") {
+            let crd = Rd::new(c);
+            v.cid_auto = crd.attr("auto");
+            v.cid_address = opt_uint(&crd, "address")?;
+        }
+        v.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        v.info = DeviceInfo::parse(&rd)?;
+        v.extra = rd.extra();
+        Ok(v)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("vsock")
+            .ao("model", self.model.as_ref())
+            .extra_attrs(&self.extra)
+            .co(if self.cid_auto.is_some() || self.cid_address.is_some() {
+                Some(
+                    XmlNode::new("cid")
+                        .ao("auto", self.cid_auto.as_ref())
+                        .ao("address", self.cid_address),
+                )
+            } else {
+                None
+            });
+        // libvirt writes the virtio driver options after the address here.
+        finish(n, &self.extra, &self.info).co(self.driver.as_ref().map(Driver::to_node))
+    }
+}
+
+/// `<memballoon>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Memballoon {
+    pub model: Option<String>,
+    pub autodeflate: Option<String>,
+    pub free_page_reporting: Option<String>,
+    pub stats_period: Option<String>,
+    pub driver: Option<Driver>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Memballoon {
+    fn parse(n: &XmlNode) -> Result<Memballoon, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Memballoon {
+            model: rd.attr("model"),
+            autodeflate: rd.attr("autodeflate"),
+            free_page_reporting: rd.attr("freePageReporting"),
+            stats_period: rd
+                .child("stats")
+                .and_then(|s| s.attr("period").map(String::from)),
+            driver: rd.child("driver").map(Driver::parse).transpose()?,
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("memballoon")
+            .ao("model", self.model.as_ref())
+            .ao("autodeflate", self.autodeflate.as_ref())
+            .ao("freePageReporting", self.free_page_reporting.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self
+                .stats_period
+                .as_ref()
+                .map(|p| XmlNode::new("stats").a("period", p)));
+        // libvirt writes the virtio driver options after the address here.
+        finish(n, &self.extra, &self.info).co(self.driver.as_ref().map(Driver::to_node))
+    }
+}
+
+/// `<watchdog>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Watchdog {
+    pub model: Option<String>,
+    pub action: Option<String>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Watchdog {
+    fn parse(n: &XmlNode) -> Result<Watchdog, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Watchdog {
+            model: rd.attr("model"),
+            action: rd.attr("action"),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("watchdog")
+            .ao("model", self.model.as_ref())
+            .ao("action", self.action.as_ref())
+            .extra_attrs(&self.extra);
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<memory>` device: DIMM, NVDIMM, virtio-pmem, virtio-mem, SGX EPC.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryDevice {
+    pub model: Option<String>,
+    pub access: Option<String>,
+    pub discard: Option<String>,
+    pub source: Option<MemorySource>,
+    pub target: Option<MemoryTarget>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemorySource {
+    pub nodemask: Option<String>,
+    pub pagesize_kib: Option<u64>,
+    pub path: Option<String>,
+    pub alignsize_kib: Option<u64>,
+    pub pmem: bool,
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryTarget {
+    pub size_kib: Option<u64>,
+    pub node: Option<u32>,
+    pub label_size_kib: Option<u64>,
+    pub block_kib: Option<u64>,
+    pub requested_kib: Option<u64>,
+    pub current_kib: Option<u64>,
+    pub readonly: bool,
+    pub extra: Extra,
+}
+
+impl MemoryDevice {
+    fn parse(n: &XmlNode) -> Result<MemoryDevice, DomainError> {
+        let rd = Rd::new(n);
+        let mut m = MemoryDevice {
+            model: rd.attr("model"),
+            access: rd.attr("access"),
+            discard: rd.attr("discard"),
+            ..Default::default()
+        };
+        if let Some(s) = rd.child("source") {
+            let srd = Rd::new(s);
+            m.source = Some(MemorySource {
+                nodemask: srd.child_text("nodemask"),
+                pagesize_kib: scaled_child(&srd, "pagesize")?,
+                path: srd.child_text("path"),
+                alignsize_kib: scaled_child(&srd, "alignsize")?,
+                pmem: srd.child("pmem").is_some(),
+                extra: srd.extra(),
+            });
+        }
+        if let Some(t) = rd.child("target") {
+            let trd = Rd::new(t);
+            let label_size_kib = match trd.child("label") {
+                Some(l) => scaled_child(&Rd::new(l), "size")?,
+                None => None,
+            };
+            m.target = Some(MemoryTarget {
+                size_kib: scaled_child(&trd, "size")?,
+                node: trd
+                    .child_text("node")
+                    .map(|v| super::address::parse_uint(&v, "node", "target"))
+                    .transpose()?,
+                label_size_kib,
+                block_kib: scaled_child(&trd, "block")?,
+                requested_kib: scaled_child(&trd, "requested")?,
+                current_kib: scaled_child(&trd, "current")?,
+                readonly: trd.child("readonly").is_some(),
+                extra: trd.extra(),
+            });
+        }
+        m.info = DeviceInfo::parse(&rd)?;
+        m.extra = rd.extra();
+        Ok(m)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("memory")
+            .ao("model", self.model.as_ref())
+            .ao("access", self.access.as_ref())
+            .ao("discard", self.discard.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self.source.as_ref().map(|s| {
+                let mut n = XmlNode::new("source")
+                    .co(s.nodemask.as_ref().map(|v| XmlNode::new("nodemask").t(v)))
+                    .co(kib_node("pagesize", s.pagesize_kib))
+                    .co(s.path.as_ref().map(|v| XmlNode::new("path").t(v)))
+                    .co(kib_node("alignsize", s.alignsize_kib));
+                if s.pmem {
+                    n = n.c(XmlNode::new("pmem"));
+                }
+                n.extra_children(&s.extra)
+            }))
+            .co(self.target.as_ref().map(|t| {
+                let mut n = XmlNode::new("target")
+                    .co(kib_node("size", t.size_kib))
+                    .co(t.node.map(|v| XmlNode::new("node").t(v)))
+                    .co(t
+                        .label_size_kib
+                        .map(|k| XmlNode::new("label").co(kib_node("size", Some(k)))))
+                    .co(kib_node("block", t.block_kib))
+                    .co(kib_node("requested", t.requested_kib))
+                    .co(kib_node("current", t.current_kib));
+                if t.readonly {
+                    n = n.c(XmlNode::new("readonly"));
+                }
+                n.extra_children(&t.extra)
+            }));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<smartcard>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Smartcard {
+    /// `host`, `host-certificates`, `passthrough`.
+    pub mode: Option<String>,
+    /// Chardev type of passthrough mode.
+    pub stype: Option<String>,
+    pub certificates: Vec<String>,
+    pub database: Option<String>,
+    pub sources: Vec<ChrSource>,
+    pub protocol: Option<String>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Smartcard {
+    fn parse(n: &XmlNode) -> Result<Smartcard, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Smartcard {
+            mode: rd.attr("mode"),
+            stype: rd.attr("type"),
+            certificates: rd
+                .children("certificate")
+                .into_iter()
+                .map(|c| c.text.clone())
+                .collect(),
+            database: rd.child_text("database"),
+            sources: rd
+                .children("source")
+                .into_iter()
+                .map(ChrSource::parse)
+                .collect(),
+            protocol: rd
+                .child("protocol")
+                .and_then(|p| p.attr("type").map(String::from)),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("smartcard")
+            .ao("mode", self.mode.as_ref())
+            .ao("type", self.stype.as_ref())
+            .extra_attrs(&self.extra)
+            .cs(self
+                .certificates
+                .iter()
+                .map(|c| XmlNode::new("certificate").t(c)))
+            .co(self
+                .database
+                .as_ref()
+                .map(|d| XmlNode::new("database").t(d)))
+            .cs(self.sources.iter().map(ChrSource::to_node))
+            .co(self
+                .protocol
+                .as_ref()
+                .map(|p| XmlNode::new("protocol").a("type", p)));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<shmem>`: ivshmem.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Shmem {
+    pub name: String,
+    pub role: Option<String>,
+    pub model: Option<String>,
+    pub size_kib: Option<u64>,
+    pub server_path: Option<String>,
+    pub msi: Option<XmlNode>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Shmem {
+    fn parse(n: &XmlNode) -> Result<Shmem, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Shmem {
+            name: rd.attr("name").unwrap_or_default(),
+            role: rd.attr("role"),
+            model: rd
+                .child("model")
+                .and_then(|m| m.attr("type").map(String::from)),
+            size_kib: scaled_child(&rd, "size")?,
+            server_path: rd
+                .child("server")
+                .map(|s| s.attr("path").unwrap_or("").to_string()),
+            msi: rd.child_node("msi"),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("shmem")
+            .a("name", &self.name)
+            .ao("role", self.role.as_ref())
+            .extra_attrs(&self.extra)
+            .co(self
+                .model
+                .as_ref()
+                .map(|m| XmlNode::new("model").a("type", m)))
+            // libvirt writes the size in MiB.
+            .co(self
+                .size_kib
+                .map(|k| XmlNode::new("size").a("unit", "M").t(k >> 10)))
+            .co(self
+                .server_path
+                .as_ref()
+                .map(|p| XmlNode::new("server").ao("path", Some(p).filter(|p| !p.is_empty()))))
+            .co(self.msi.clone());
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<hub>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hub {
+    pub htype: String,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Hub {
+    fn parse(n: &XmlNode) -> Result<Hub, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Hub {
+            htype: rd.attr("type").unwrap_or_default(),
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("hub")
+            .a("type", &self.htype)
+            .extra_attrs(&self.extra);
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<iommu>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Iommu {
+    /// `intel`, `smmuv3`, `virtio`.
+    pub model: String,
+    pub intremap: Option<String>,
+    pub caching_mode: Option<String>,
+    pub eim: Option<String>,
+    pub iotlb: Option<String>,
+    pub aw_bits: Option<u32>,
+    /// Attributes of `<driver>` we do not model.
+    pub driver_extra: Option<Extra>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Iommu {
+    fn parse(n: &XmlNode) -> Result<Iommu, DomainError> {
+        let rd = Rd::new(n);
+        let mut i = Iommu {
+            model: rd.attr("model").unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Some(d) = rd.child("driver") {
+            let drd = Rd::new(d);
+            i.intremap = drd.attr("intremap");
+            i.caching_mode = drd.attr("caching_mode");
+            i.eim = drd.attr("eim");
+            i.iotlb = drd.attr("iotlb");
+            i.aw_bits = opt_uint(&drd, "aw_bits")?;
+            i.driver_extra = Some(drd.extra());
+        }
+        i.info = DeviceInfo::parse(&rd)?;
+        i.extra = rd.extra();
+        Ok(i)
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("iommu")
+            .a("model", &self.model)
+            .extra_attrs(&self.extra)
+            .co(self.driver_extra.as_ref().map(|e| {
+                XmlNode::new("driver")
+                    .ao("intremap", self.intremap.as_ref())
+                    .ao("caching_mode", self.caching_mode.as_ref())
+                    .ao("eim", self.eim.as_ref())
+                    .ao("iotlb", self.iotlb.as_ref())
+                    .ao("aw_bits", self.aw_bits)
+                    .extra_attrs(e)
+                    .extra_children(e)
+            }));
+        finish(n, &self.extra, &self.info)
     }
 }

@@ -64,6 +64,36 @@ pub struct Vcpu {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IoThread {
+    pub id: u32,
+    pub thread_pool_min: Option<i64>,
+    pub thread_pool_max: Option<i64>,
+    /// `<poll>` and anything else.
+    pub extra: Extra,
+}
+
+/// `<numatune>`: host NUMA policy for guest memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Numatune {
+    pub memory: Option<NumatuneMemory>,
+    pub memnodes: Vec<MemNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct NumatuneMemory {
+    pub mode: Option<String>,
+    pub nodeset: Option<String>,
+    pub placement: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemNode {
+    pub cellid: u32,
+    pub mode: Option<String>,
+    pub nodeset: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VcpuPin {
     pub vcpu: u32,
     pub cpuset: String,
@@ -314,10 +344,11 @@ pub struct DomainDef {
     pub vcpu: Vcpu,
     pub vcpus: Option<XmlNode>,
     pub iothreads: Option<u32>,
-    pub iothreadids: Option<XmlNode>,
+    /// `Some` when `<iothreadids>` is present.
+    pub iothreadids: Option<Vec<IoThread>>,
     pub defaultiothread: Option<XmlNode>,
     pub cputune: Option<Cputune>,
-    pub numatune: Option<XmlNode>,
+    pub numatune: Option<Numatune>,
     pub resource: Option<XmlNode>,
     pub sysinfo: Vec<XmlNode>,
     pub bootloader: Option<String>,
@@ -464,10 +495,53 @@ impl DomainDef {
             .child_text("iothreads")
             .map(|t| parse_uint(&t, "iothreads", "iothreads"))
             .transpose()?;
-        d.iothreadids = rd.child_node("iothreadids");
+        if let Some(ids) = rd.child("iothreadids") {
+            let mut v = Vec::new();
+            for t in &ids.children {
+                let trd = Rd::new(t);
+                let int = |a: &str| -> Result<Option<i64>, DomainError> {
+                    trd.attr(a)
+                        .map(|s| {
+                            s.parse::<i64>().map_err(|_| {
+                                xml_err(format!("invalid value '{s}' for iothread '{a}'"))
+                            })
+                        })
+                        .transpose()
+                };
+                v.push(IoThread {
+                    id: opt_uint(&trd, "id")?
+                        .ok_or_else(|| xml_err("Missing 'id' attribute in <iothread> element"))?,
+                    thread_pool_min: int("thread_pool_min")?,
+                    thread_pool_max: int("thread_pool_max")?,
+                    extra: trd.extra(),
+                });
+            }
+            d.iothreadids = Some(v);
+        }
         d.defaultiothread = rd.child_node("defaultiothread");
         d.cputune = rd.child("cputune").map(parse_cputune).transpose()?;
-        d.numatune = rd.child_node("numatune");
+        if let Some(nt) = rd.child("numatune") {
+            let nrd = Rd::new(nt);
+            let mut t = Numatune::default();
+            if let Some(m) = nrd.child("memory") {
+                t.memory = Some(NumatuneMemory {
+                    mode: m.attr("mode").map(String::from),
+                    nodeset: m.attr("nodeset").map(String::from),
+                    placement: m.attr("placement").map(String::from),
+                });
+            }
+            for mn in nrd.children("memnode") {
+                let mrd = Rd::new(mn);
+                t.memnodes.push(MemNode {
+                    cellid: opt_uint(&mrd, "cellid")?.ok_or_else(|| {
+                        xml_err("Missing required cellid attribute in memnode element")
+                    })?,
+                    mode: mrd.attr("mode"),
+                    nodeset: mrd.attr("nodeset"),
+                });
+            }
+            d.numatune = Some(t);
+        }
         d.resource = rd.child_node("resource");
         d.sysinfo = rd.children("sysinfo").into_iter().cloned().collect();
         d.bootloader = rd.child_text("bootloader");
@@ -597,10 +671,33 @@ impl DomainDef {
         );
         nodes.extend(self.vcpus.clone());
         nodes.extend(self.iothreads.map(|n| XmlNode::new("iothreads").t(n)));
-        nodes.extend(self.iothreadids.clone());
+        nodes.extend(self.iothreadids.as_ref().map(|ids| {
+            XmlNode::new("iothreadids").cs(ids.iter().map(|t| {
+                XmlNode::new("iothread")
+                    .a("id", t.id)
+                    .ao("thread_pool_min", t.thread_pool_min)
+                    .ao("thread_pool_max", t.thread_pool_max)
+                    .extra_attrs(&t.extra)
+                    .extra_children(&t.extra)
+            }))
+        }));
         nodes.extend(self.defaultiothread.clone());
         nodes.extend(self.cputune.as_ref().map(cputune_node));
-        nodes.extend(self.numatune.clone());
+        nodes.extend(self.numatune.as_ref().map(|nt| {
+            XmlNode::new("numatune")
+                .co(nt.memory.as_ref().map(|m| {
+                    XmlNode::new("memory")
+                        .ao("mode", m.mode.as_ref())
+                        .ao("nodeset", m.nodeset.as_ref())
+                        .ao("placement", m.placement.as_ref())
+                }))
+                .cs(nt.memnodes.iter().map(|m| {
+                    XmlNode::new("memnode")
+                        .a("cellid", m.cellid)
+                        .ao("mode", m.mode.as_ref())
+                        .ao("nodeset", m.nodeset.as_ref())
+                }))
+        }));
         nodes.extend(self.resource.clone());
         nodes.extend(self.sysinfo.iter().cloned());
         nodes.extend(
