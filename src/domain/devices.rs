@@ -4,7 +4,7 @@
 use super::DomainError;
 use super::address::{DeviceInfo, finish, opt_uint};
 use super::model::FormatFlags;
-use super::units::{MAX_MEMORY_KIB, parse_scaled_kib};
+use super::units::{MAX_MEMORY_KIB, parse_scaled_bytes, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode};
 
 fn xml_err(msg: impl Into<String>) -> DomainError {
@@ -57,7 +57,36 @@ pub struct Driver {
     pub queues: Option<u32>,
     pub queue_size: Option<u32>,
     pub virtio: VirtioOptions,
+    /// `<metadata_cache><max_size>` of qcow2 images, in bytes.
+    pub metadata_cache: Option<MetadataCache>,
     pub extra: Extra,
+}
+
+/// `<metadata_cache>`: qcow2 metadata cache limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetadataCache {
+    pub max_size_bytes: Option<u64>,
+}
+
+impl MetadataCache {
+    fn parse(n: &XmlNode) -> Result<MetadataCache, DomainError> {
+        let max_size_bytes = match n.child("max_size") {
+            Some(m) => Some(parse_scaled_bytes(
+                &m.text,
+                m.attr("unit"),
+                "bytes",
+                i64::MAX as u64,
+            )?),
+            None => None,
+        };
+        Ok(MetadataCache { max_size_bytes })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("metadata_cache").co(self
+            .max_size_bytes
+            .map(|b| XmlNode::new("max_size").a("unit", "bytes").t(b)))
+    }
 }
 
 impl Driver {
@@ -79,6 +108,10 @@ impl Driver {
             queues: opt_uint(&rd, "queues")?,
             queue_size: opt_uint(&rd, "queue_size")?,
             virtio: VirtioOptions::parse(&rd),
+            metadata_cache: rd
+                .child("metadata_cache")
+                .map(MetadataCache::parse)
+                .transpose()?,
             extra: rd.extra(),
         })
     }
@@ -111,7 +144,10 @@ impl Driver {
             .ao("queues", self.queues)
             .ao("queue_size", self.queue_size)
             .extra_attrs(&self.extra);
-        self.virtio.apply(n).extra_children(&self.extra)
+        self.virtio
+            .apply(n)
+            .co(self.metadata_cache.as_ref().map(MetadataCache::to_node))
+            .extra_children(&self.extra)
     }
 }
 
@@ -937,6 +973,38 @@ impl Graphics {
             });
         }
         g.extra = rd.extra();
+        // The legacy listen attribute stands for a listen element of type address.
+        if g.listens.is_empty()
+            && let Some(addr) = &g.listen
+        {
+            g.listens.push(GraphicsListen {
+                ltype: "address".to_string(),
+                address: Some(addr.clone()),
+                ..Default::default()
+            });
+        }
+        let socket_listen = g.socket.is_some()
+            || g.listens
+                .iter()
+                .any(|l| l.ltype == "socket" || l.ltype == "none");
+        if g.gtype == "vnc" && !socket_listen {
+            // An absent or negative port means "pick one": libvirt records that as autoport.
+            let auto = match g.port.as_deref() {
+                None | Some("-1") => g.autoport.as_deref() != Some("no"),
+                _ => g.autoport.as_deref() == Some("yes"),
+            };
+            if auto {
+                g.port = Some("-1".to_string());
+                g.autoport = Some("yes".to_string());
+            }
+        }
+        if g.gtype == "spice"
+            && g.autoport.as_deref() == Some("no")
+            && g.port.is_none()
+            && g.tls_port.is_none()
+        {
+            g.autoport = None;
+        }
         Ok(g)
     }
 
@@ -1696,7 +1764,8 @@ pub struct BackingStore {
     pub btype: Option<String>,
     pub index: Option<u32>,
     pub format: Option<String>,
-    /// `<metadata_cache>` and other children of `<format>`.
+    pub format_metadata_cache: Option<MetadataCache>,
+    /// Other attributes and children of `<format>`.
     pub format_extra: Extra,
     pub source: Option<DiskSource>,
     pub backing: Option<Box<BackingStore>>,
@@ -1714,6 +1783,10 @@ impl BackingStore {
         if let Some(f) = rd.child("format") {
             let frd = Rd::new(f);
             b.format = frd.attr("type");
+            b.format_metadata_cache = frd
+                .child("metadata_cache")
+                .map(MetadataCache::parse)
+                .transpose()?;
             b.format_extra = frd.extra();
         }
         b.source = rd.child("source").map(DiskSource::parse).transpose()?;
@@ -1735,6 +1808,10 @@ impl BackingStore {
                     XmlNode::new("format")
                         .ao("type", self.format.as_ref())
                         .extra_attrs(&self.format_extra)
+                        .co(self
+                            .format_metadata_cache
+                            .as_ref()
+                            .map(MetadataCache::to_node))
                         .extra_children(&self.format_extra),
                 )
             } else {

@@ -178,6 +178,14 @@ impl FeatureGroup {
     }
 }
 
+/// `<smm state='on'><tseg unit='MiB'>48</tseg></smm>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Smm {
+    pub state: Option<String>,
+    /// Extended TSEG size, in KiB.
+    pub tseg_kib: Option<u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Features {
     pub acpi: bool,
@@ -192,7 +200,7 @@ pub struct Features {
     pub vmport: Option<Option<String>>,
     /// `<gic/>`; the inner value is its `version`.
     pub gic: Option<Option<String>>,
-    pub smm: Option<XmlNode>,
+    pub smm: Option<Smm>,
     /// `<ioapic driver='kvm|qemu'/>`.
     pub ioapic: Option<Option<String>>,
     /// Features we keep verbatim (hpt, htm, tcg, msrs, ...).
@@ -551,7 +559,7 @@ impl DomainDef {
             None => return Err(xml_err("missing <os> element")),
         };
         d.idmap = rd.child_node("idmap");
-        d.features = rd.child("features").map(parse_features);
+        d.features = rd.child("features").map(parse_features).transpose()?;
         d.cpu = rd.child("cpu").map(parse_cpu).transpose()?;
         d.clock = rd.child("clock").map(parse_clock);
         d.on_poweroff = rd.child_text("on_poweroff");
@@ -1015,7 +1023,7 @@ fn parse_group(n: &XmlNode) -> FeatureGroup {
     }
 }
 
-fn parse_features(n: &XmlNode) -> Features {
+fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
     let rd = Rd::new(n);
     let mut f = Features {
         acpi: rd.child("acpi").is_some(),
@@ -1028,12 +1036,33 @@ fn parse_features(n: &XmlNode) -> Features {
         pmu: opt_state(&rd, "pmu", "state"),
         vmport: opt_state(&rd, "vmport", "state"),
         gic: opt_state(&rd, "gic", "version"),
-        smm: rd.child_node("smm"),
+        smm: None,
         ioapic: opt_state(&rd, "ioapic", "driver"),
         others: Vec::new(),
     };
+    if let Some(n) = rd.child("smm") {
+        let tseg_kib = match n.child("tseg") {
+            // The tseg size defaults to MiB, unlike most sizes.
+            Some(t) => Some(parse_scaled_kib(
+                &t.text,
+                t.attr("unit"),
+                "MiB",
+                MAX_MEMORY_KIB,
+            )?),
+            None => None,
+        };
+        if tseg_kib.is_some_and(|k| k % 1024 != 0) {
+            return Err(DomainError::Config(
+                "unsupported configuration: SMM TSEG size must be divisible by 1 MiB".to_string(),
+            ));
+        }
+        f.smm = Some(Smm {
+            state: n.attr("state").map(String::from),
+            tseg_kib,
+        });
+    }
     f.others = rd.extra().children;
-    f
+    Ok(f)
 }
 
 fn features_node(f: &Features) -> XmlNode {
@@ -1065,7 +1094,11 @@ fn features_node(f: &Features) -> XmlNode {
     items.extend(st("pmu", "state", &f.pmu));
     items.extend(st("vmport", "state", &f.vmport));
     items.extend(st("gic", "version", &f.gic));
-    items.extend(f.smm.clone());
+    items.extend(f.smm.as_ref().map(|s| {
+        XmlNode::new("smm").ao("state", s.state.as_ref()).co(s
+            .tseg_kib
+            .map(|k| XmlNode::new("tseg").a("unit", "MiB").t(k / 1024)))
+    }));
     items.extend(st("ioapic", "driver", &f.ioapic));
     items.extend(f.others.iter().cloned());
     let rank = |n: &XmlNode| {

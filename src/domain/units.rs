@@ -32,6 +32,31 @@ fn unit_scale(unit: &str) -> Option<u64> {
     base.checked_pow(pow)
 }
 
+/// Parse `value` in `unit` (default `default_unit`) into bytes, refusing values above
+/// `max_bytes`.
+pub fn parse_scaled_bytes(
+    value: &str,
+    unit: Option<&str>,
+    default_unit: &str,
+    max_bytes: u64,
+) -> Result<u64, DomainError> {
+    let v: u64 = value.trim().parse().map_err(|_| {
+        DomainError::Xml(format!(
+            "XML error: Invalid value '{value}' for element or attribute"
+        ))
+    })?;
+    let unit = unit.unwrap_or(default_unit);
+    let scale = unit_scale(unit).ok_or_else(|| {
+        DomainError::InvalidArg(format!("invalid argument: unknown suffix '{unit}'"))
+    })?;
+    match v.checked_mul(scale) {
+        Some(b) if b <= max_bytes => Ok(b),
+        _ => Err(DomainError::Overflow(format!(
+            "numerical overflow: value too large: {value}{unit}"
+        ))),
+    }
+}
+
 /// Parse `value` in `unit` (empty = the element's default unit, `default_unit`) into KiB,
 /// rounding up as libvirt does and refusing values above `max_kib`.
 pub fn parse_scaled_kib(
