@@ -297,8 +297,8 @@ impl Disk {
     fn parse(n: &XmlNode) -> Result<Disk, DomainError> {
         let rd = Rd::new(n);
         let mut d = Disk {
-            dtype: rd.attr("type"),
-            device: rd.attr("device"),
+            dtype: rd.attr("type").or_else(|| Some("file".to_string())),
+            device: rd.attr("device").or_else(|| Some("disk".to_string())),
             model: rd.attr("model"),
             rawio: rd.attr("rawio"),
             sgio: rd.attr("sgio"),

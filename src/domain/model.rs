@@ -527,6 +527,18 @@ impl DomainDef {
             d.iothreadids = Some(v);
         }
         d.defaultiothread = rd.child_node("defaultiothread");
+        if d.vcpu.placement.is_none() {
+            let auto = rd
+                .node
+                .child("numatune")
+                .and_then(|n| n.child("memory"))
+                .and_then(|m| m.attr("placement"))
+                == Some("auto");
+            d.vcpu.placement = Some(if auto { "auto" } else { "static" }.to_string());
+        }
+        if d.vcpu.current == Some(d.vcpu.count) {
+            d.vcpu.current = None;
+        }
         d.cputune = rd.child("cputune").map(parse_cputune).transpose()?;
         if let Some(nt) = rd.child("numatune") {
             let nrd = Rd::new(nt);
@@ -561,10 +573,20 @@ impl DomainDef {
         d.idmap = rd.child_node("idmap");
         d.features = rd.child("features").map(parse_features).transpose()?;
         d.cpu = rd.child("cpu").map(parse_cpu).transpose()?;
-        d.clock = rd.child("clock").map(parse_clock);
-        d.on_poweroff = rd.child_text("on_poweroff");
-        d.on_reboot = rd.child_text("on_reboot");
-        d.on_crash = rd.child_text("on_crash");
+        // libvirt's parser fills in these defaults itself, so every formatted domain has them.
+        let mut clock = rd.child("clock").map(parse_clock).unwrap_or_default();
+        clock.offset.get_or_insert_with(|| "utc".to_string());
+        d.clock = Some(clock);
+        let action = |name: &str, default: &str| {
+            Some(
+                rd.child_text(name)
+                    .map(|s| s.trim().to_string())
+                    .unwrap_or_else(|| default.to_string()),
+            )
+        };
+        d.on_poweroff = action("on_poweroff", "destroy");
+        d.on_reboot = action("on_reboot", "restart");
+        d.on_crash = action("on_crash", "destroy");
         d.on_lockfailure = rd.child_text("on_lockfailure");
         if let Some(n) = rd.child("pm") {
             let prd = Rd::new(n);

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 pub fn testdata() -> PathBuf {
     let p = std::env::var_os("LIBVIRT_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/libvirt-9.0.0"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/libvirt-9.0.0")
+        });
     assert!(
         p.join("tests").is_dir(),
         "libvirt test data not found at {} (set LIBVIRT_TESTDATA to libvirt-9.0.0's directory)",
