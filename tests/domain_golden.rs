@@ -230,3 +230,71 @@ proptest! {
         let _ = parse(&s);
     }
 }
+
+/// Every attribute of libvirt's inputs must survive formatting, apart from values libvirt
+/// itself rewrites (numbers in canonical form, sizes in KiB): a cheap check that nothing is
+/// silently dropped by the typed model.
+#[test]
+fn libvirt_inputs_lose_no_attributes() {
+    use domdriver::domain::xml::{XmlNode, parse_document};
+    use std::collections::BTreeSet;
+
+    fn collect(n: &XmlNode, out: &mut BTreeSet<(String, String, String)>) {
+        for (k, v) in &n.attrs {
+            out.insert((n.name.clone(), k.clone(), v.clone()));
+        }
+        for c in &n.children {
+            collect(c, out);
+        }
+    }
+    // (element, attribute) pairs whose values are rewritten on purpose.
+    const NORMALIZED: &[(&str, &str)] = &[
+        ("address", "domain"),
+        ("address", "bus"),
+        ("address", "slot"),
+        ("address", "function"),
+        ("target", "port"),
+        ("memory", "unit"),
+        ("currentMemory", "unit"),
+        ("maxMemory", "unit"),
+        ("size", "unit"),
+        ("page", "unit"),
+        ("page", "size"),
+        ("cell", "unit"),
+        ("cell", "memory"),
+        ("pagesize", "unit"),
+        ("tseg", "unit"),
+        ("max_size", "unit"),
+        ("hard_limit", "unit"),
+        ("soft_limit", "unit"),
+        ("swap_hard_limit", "unit"),
+        ("min_guarantee", "unit"),
+        ("graphics", "port"),
+        ("graphics", "autoport"),
+        ("vcpu", "current"),
+    ];
+    let dir = common::testdata().join("tests/qemuxml2argvdata");
+    let mut lost = Vec::new();
+    for e in fs::read_dir(&dir).expect("read dir").filter_map(|e| e.ok()) {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("xml") {
+            continue;
+        }
+        let src = fs::read_to_string(&p).expect("read");
+        let Ok(d) = parse(&src) else { continue };
+        let out = d.to_xml(FormatFlags {
+            inactive: false,
+            secure: true,
+        });
+        let (mut a, mut b) = (BTreeSet::new(), BTreeSet::new());
+        collect(&parse_document(&src).expect("dom"), &mut a);
+        collect(&parse_document(&out).expect("dom"), &mut b);
+        for t in a.difference(&b) {
+            if t.1.starts_with("xmlns") || NORMALIZED.contains(&(t.0.as_str(), t.1.as_str())) {
+                continue;
+            }
+            lost.push(format!("{}: <{} {}='{}'>", p.display(), t.0, t.1, t.2));
+        }
+    }
+    assert!(lost.is_empty(), "{}", lost.join("\n"));
+}

@@ -3,6 +3,7 @@
 
 use super::DomainError;
 use super::address::{DeviceInfo, finish, opt_uint};
+use super::common::{Auth, Blockio, ChrLog, Encryption, Geometry};
 use super::model::FormatFlags;
 use super::units::{MAX_MEMORY_KIB, parse_scaled_bytes, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode};
@@ -241,6 +242,24 @@ impl DiskSource {
             .extra_children(&self.extra)
     }
 
+    /// `<auth>` given inside the source (the current placement).
+    pub fn auth(&self) -> Option<Auth> {
+        self.extra
+            .children
+            .iter()
+            .find(|c| c.name == "auth")
+            .map(Auth::parse)
+    }
+
+    /// `<encryption>` given inside the source (the current placement).
+    pub fn encryption(&self) -> Option<Encryption> {
+        self.extra
+            .children
+            .iter()
+            .find(|c| c.name == "encryption")
+            .map(Encryption::parse)
+    }
+
     /// The local path, whatever the source type.
     pub fn path(&self) -> Option<&str> {
         self.file
@@ -273,22 +292,23 @@ pub struct Disk {
     pub snapshot: Option<String>,
     pub driver: Option<Driver>,
     /// `<auth>` written before `<source>` (older placement), kept verbatim.
-    pub auth: Option<XmlNode>,
+    pub auth: Option<Auth>,
     pub source: Option<DiskSource>,
     pub backing_store: Option<BackingStore>,
-    pub geometry: Option<XmlNode>,
-    pub blockio: Option<XmlNode>,
+    pub geometry: Option<Geometry>,
+    pub blockio: Option<Blockio>,
     pub mirror: Option<XmlNode>,
     pub target: DiskTarget,
     pub iotune: Option<IoTune>,
     pub readonly: bool,
     pub shareable: bool,
-    pub transient: Option<XmlNode>,
+    /// `<transient/>`; the inner value is its `shareBacking` attribute.
+    pub transient: Option<Option<String>>,
     pub serial: Option<String>,
     pub wwn: Option<String>,
     pub vendor: Option<String>,
     pub product: Option<String>,
-    pub encryption: Option<XmlNode>,
+    pub encryption: Option<Encryption>,
     pub extra: Extra,
     pub info: DeviceInfo,
 }
@@ -306,14 +326,14 @@ impl Disk {
             ..Default::default()
         };
         d.driver = rd.child("driver").map(Driver::parse).transpose()?;
-        d.auth = rd.child_node("auth");
+        d.auth = rd.child("auth").map(Auth::parse);
         d.source = rd.child("source").map(DiskSource::parse).transpose()?;
         d.backing_store = rd
             .child("backingStore")
             .map(BackingStore::parse)
             .transpose()?;
-        d.geometry = rd.child_node("geometry");
-        d.blockio = rd.child_node("blockio");
+        d.geometry = rd.child("geometry").map(Geometry::parse).transpose()?;
+        d.blockio = rd.child("blockio").map(Blockio::parse).transpose()?;
         d.mirror = rd.child_node("mirror");
         if let Some(src) = &d.source
             && (src
@@ -354,12 +374,14 @@ impl Disk {
         d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
         d.readonly = rd.child("readonly").is_some();
         d.shareable = rd.child("shareable").is_some();
-        d.transient = rd.child_node("transient");
+        d.transient = rd
+            .child("transient")
+            .map(|t| t.attr("shareBacking").map(String::from));
         d.serial = rd.child_text("serial");
         d.wwn = rd.child_text("wwn");
         d.vendor = rd.child_text("vendor");
         d.product = rd.child_text("product");
-        d.encryption = rd.child_node("encryption");
+        d.encryption = rd.child("encryption").map(Encryption::parse);
         if d.encryption.is_some()
             && d.source
                 .as_ref()
@@ -386,11 +408,11 @@ impl Disk {
             .ao("snapshot", self.snapshot.as_ref())
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node))
-            .co(self.auth.clone())
+            .co(self.auth.as_ref().map(Auth::to_node))
             .co(self.source.as_ref().map(DiskSource::to_node))
             .co(self.backing_store.as_ref().map(BackingStore::to_node))
-            .co(self.geometry.clone())
-            .co(self.blockio.clone())
+            .co(self.geometry.as_ref().map(Geometry::to_node))
+            .co(self.blockio.as_ref().map(Blockio::to_node))
             .co(self.mirror.clone())
             .c(XmlNode::new("target")
                 .a("dev", &self.target.dev)
@@ -408,12 +430,15 @@ impl Disk {
             n = n.c(XmlNode::new("shareable"));
         }
         n = n
-            .co(self.transient.clone())
+            .co(self
+                .transient
+                .as_ref()
+                .map(|t| XmlNode::new("transient").ao("shareBacking", t.as_ref())))
             .co(text("serial", &self.serial))
             .co(text("wwn", &self.wwn))
             .co(text("vendor", &self.vendor))
             .co(text("product", &self.product))
-            .co(self.encryption.clone());
+            .co(self.encryption.as_ref().map(Encryption::to_node));
         finish(n, &self.extra, &self.info)
     }
 }
@@ -803,7 +828,7 @@ pub struct Chardev {
     pub sources: Vec<ChrSource>,
     /// `<protocol type='telnet'/>` of TCP sources.
     pub protocol: Option<String>,
-    pub log: Option<XmlNode>,
+    pub log: Option<ChrLog>,
     pub target: Option<ChrTarget>,
     pub extra: Extra,
     pub info: DeviceInfo,
@@ -826,7 +851,7 @@ impl Chardev {
         c.protocol = rd
             .child("protocol")
             .and_then(|p| p.attr("type").map(String::from));
-        c.log = rd.child_node("log");
+        c.log = rd.child("log").map(ChrLog::parse);
         if let Some(t) = rd.child("target") {
             let trd = Rd::new(t);
             c.target = Some(ChrTarget {
@@ -856,7 +881,7 @@ impl Chardev {
                 .protocol
                 .as_ref()
                 .map(|p| XmlNode::new("protocol").a("type", p)))
-            .co(self.log.clone())
+            .co(self.log.as_ref().map(ChrLog::to_node))
             .co(self.target.as_ref().map(|t| {
                 XmlNode::new("target")
                     .ao("type", t.ttype.as_ref())

@@ -5,6 +5,7 @@
 //! loses information.
 
 pub mod address;
+pub mod common;
 pub mod devices;
 pub mod model;
 pub mod units;
