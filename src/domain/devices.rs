@@ -897,6 +897,17 @@ impl Chardev {
     }
 }
 
+/// `<source>` of passthrough (`evdev`) and evdev (`dev`, `grab`, ...) inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InputSource {
+    pub evdev: Option<String>,
+    pub dev: Option<String>,
+    pub grab: Option<String>,
+    pub grab_toggle: Option<String>,
+    pub repeat: Option<String>,
+    pub extra: Extra,
+}
+
 /// `<input>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Input {
@@ -904,7 +915,7 @@ pub struct Input {
     pub bus: Option<String>,
     pub model: Option<String>,
     pub driver: Option<Driver>,
-    pub source: Option<XmlNode>,
+    pub source: Option<InputSource>,
     pub extra: Extra,
     pub info: DeviceInfo,
 }
@@ -917,7 +928,17 @@ impl Input {
             bus: rd.attr("bus"),
             model: rd.attr("model"),
             driver: rd.child("driver").map(Driver::parse).transpose()?,
-            source: rd.child_node("source"),
+            source: rd.child("source").map(|s| {
+                let srd = Rd::new(s);
+                InputSource {
+                    evdev: srd.attr("evdev"),
+                    dev: srd.attr("dev"),
+                    grab: srd.attr("grab"),
+                    grab_toggle: srd.attr("grabToggle"),
+                    repeat: srd.attr("repeat"),
+                    extra: srd.extra(),
+                }
+            }),
             info: DeviceInfo::parse(&rd)?,
             extra: rd.extra(),
         };
@@ -931,7 +952,16 @@ impl Input {
             .ao("model", self.model.as_ref())
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node))
-            .co(self.source.clone());
+            .co(self.source.as_ref().map(|s| {
+                XmlNode::new("source")
+                    .ao("evdev", s.evdev.as_ref())
+                    .ao("dev", s.dev.as_ref())
+                    .ao("grab", s.grab.as_ref())
+                    .ao("grabToggle", s.grab_toggle.as_ref())
+                    .ao("repeat", s.repeat.as_ref())
+                    .extra_attrs(&s.extra)
+                    .extra_children(&s.extra)
+            }));
         finish(n, &self.extra, &self.info)
     }
 }
@@ -1230,6 +1260,19 @@ impl GenericDevice {
     }
 }
 
+/// `<source>` of a filesystem; which attribute is set depends on the filesystem type.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FsSource {
+    pub dir: Option<String>,
+    pub file: Option<String>,
+    pub dev: Option<String>,
+    pub name: Option<String>,
+    pub socket: Option<String>,
+    pub usage: Option<String>,
+    pub units: Option<String>,
+    pub extra: Extra,
+}
+
 /// `<filesystem>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Filesystem {
@@ -1240,8 +1283,9 @@ pub struct Filesystem {
     pub fmode: Option<String>,
     pub dmode: Option<String>,
     pub driver: Option<Driver>,
+    /// virtiofsd options, kept verbatim.
     pub binary: Option<XmlNode>,
-    pub source: Option<XmlNode>,
+    pub source: Option<FsSource>,
     pub target_dir: Option<String>,
     pub readonly: bool,
     pub extra: Extra,
@@ -1260,7 +1304,19 @@ impl Filesystem {
             dmode: rd.attr("dmode"),
             driver: rd.child("driver").map(Driver::parse).transpose()?,
             binary: rd.child_node("binary"),
-            source: rd.child_node("source"),
+            source: rd.child("source").map(|s| {
+                let srd = Rd::new(s);
+                FsSource {
+                    dir: srd.attr("dir"),
+                    file: srd.attr("file"),
+                    dev: srd.attr("dev"),
+                    name: srd.attr("name"),
+                    socket: srd.attr("socket"),
+                    usage: srd.attr("usage"),
+                    units: srd.attr("units"),
+                    extra: srd.extra(),
+                }
+            }),
             target_dir: rd
                 .child("target")
                 .and_then(|t| t.attr("dir").map(String::from)),
@@ -1281,7 +1337,18 @@ impl Filesystem {
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node_name_last))
             .co(self.binary.clone())
-            .co(self.source.clone())
+            .co(self.source.as_ref().map(|s| {
+                XmlNode::new("source")
+                    .ao("dir", s.dir.as_ref())
+                    .ao("file", s.file.as_ref())
+                    .ao("dev", s.dev.as_ref())
+                    .ao("name", s.name.as_ref())
+                    .ao("socket", s.socket.as_ref())
+                    .ao("usage", s.usage.as_ref())
+                    .ao("units", s.units.as_ref())
+                    .extra_attrs(&s.extra)
+                    .extra_children(&s.extra)
+            }))
             .co(self
                 .target_dir
                 .as_ref()

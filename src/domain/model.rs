@@ -63,6 +63,35 @@ pub struct Vcpu {
     pub current: Option<u32>,
 }
 
+/// `<memtune>` limits, in KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Memtune {
+    pub hard_limit: Option<u64>,
+    pub soft_limit: Option<u64>,
+    pub min_guarantee: Option<u64>,
+    pub swap_hard_limit: Option<u64>,
+}
+
+/// `<launchSecurity>`: AMD SEV, SEV-SNP, s390 protected virtualization.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LaunchSecurity {
+    pub ltype: String,
+    pub kernel_hashes: Option<String>,
+    pub cbitpos: Option<String>,
+    pub reduced_phys_bits: Option<String>,
+    pub policy: Option<String>,
+    pub dh_cert: Option<String>,
+    pub session: Option<String>,
+    pub extra: Extra,
+}
+
+/// `<qemu:capabilities>`: QEMU capability flags forced on or off.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuCapabilities {
+    pub add: Vec<String>,
+    pub del: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoThread {
     pub id: u32,
@@ -156,7 +185,8 @@ pub struct Os {
     pub bootmenu_enable: Option<String>,
     pub bootmenu_timeout: Option<String>,
     pub smbios_mode: Option<String>,
-    pub bios: Option<XmlNode>,
+    pub bios_useserial: Option<String>,
+    pub bios_reboot_timeout: Option<String>,
     pub extra: Extra,
 }
 
@@ -279,8 +309,12 @@ pub struct Cpu {
     pub model: Option<CpuModel>,
     pub vendor: Option<String>,
     pub topology: Option<CpuTopology>,
-    pub cache: Option<XmlNode>,
-    pub maxphysaddr: Option<XmlNode>,
+    /// `<cache level='3' mode='emulate|passthrough|disable'/>`.
+    pub cache_level: Option<String>,
+    pub cache_mode: Option<String>,
+    /// `<maxphysaddr mode='emulate|passthrough' bits='46'/>`.
+    pub maxphysaddr_mode: Option<String>,
+    pub maxphysaddr_bits: Option<u32>,
     pub features: Vec<CpuFeature>,
     pub numa: Vec<NumaCell>,
     /// `<interconnects>` inside `<numa>`, kept verbatim.
@@ -347,7 +381,7 @@ pub struct DomainDef {
     pub memory: Memory,
     pub current_memory: Option<u64>,
     pub blkiotune: Option<XmlNode>,
-    pub memtune: Option<XmlNode>,
+    pub memtune: Option<Memtune>,
     pub memory_backing: Option<MemoryBacking>,
     pub vcpu: Vcpu,
     pub vcpus: Option<XmlNode>,
@@ -374,12 +408,15 @@ pub struct DomainDef {
     pub perf: Option<XmlNode>,
     pub devices: Devices,
     pub seclabels: Vec<XmlNode>,
-    pub keywrap: Option<XmlNode>,
-    pub launch_security: Option<XmlNode>,
+    /// `<keywrap>` ciphers: (name, state).
+    pub keywrap: Option<Vec<(String, String)>>,
+    pub launch_security: Option<LaunchSecurity>,
     pub qemu_commandline: Option<QemuCommandline>,
-    pub qemu_capabilities: Option<XmlNode>,
+    pub qemu_capabilities: Option<QemuCapabilities>,
+    /// Per-device property overrides, kept verbatim.
     pub qemu_override: Option<XmlNode>,
-    pub qemu_deprecation: Option<XmlNode>,
+    /// `<qemu:deprecation behavior='...'/>`.
+    pub qemu_deprecation: Option<String>,
     /// Top-level elements we do not model.
     pub extra: Extra,
 }
@@ -482,7 +519,24 @@ impl DomainDef {
             d.current_memory = Some(scaled_elem(n, &Rd::new(n))?);
         }
         d.blkiotune = rd.child_node("blkiotune");
-        d.memtune = rd.child_node("memtune");
+        if let Some(mt) = rd.child("memtune") {
+            let mrd = Rd::new(mt);
+            let lim = |name: &str| -> Result<Option<u64>, DomainError> {
+                match mrd.child(name) {
+                    Some(n) => {
+                        let unit = n.attr("unit");
+                        parse_scaled_kib(&n.text, unit, "KiB", MAX_MEMORY_KIB).map(Some)
+                    }
+                    None => Ok(None),
+                }
+            };
+            d.memtune = Some(Memtune {
+                hard_limit: lim("hard_limit")?,
+                soft_limit: lim("soft_limit")?,
+                min_guarantee: lim("min_guarantee")?,
+                swap_hard_limit: lim("swap_hard_limit")?,
+            });
+        }
         d.memory_backing = rd
             .child("memoryBacking")
             .map(parse_memory_backing)
@@ -610,8 +664,30 @@ impl DomainDef {
             ));
         }
         d.seclabels = rd.children("seclabel").into_iter().cloned().collect();
-        d.keywrap = rd.child_node("keywrap");
-        d.launch_security = rd.child_node("launchSecurity");
+        d.keywrap = rd.child("keywrap").map(|k| {
+            k.children
+                .iter()
+                .map(|c| {
+                    (
+                        c.attr("name").unwrap_or("").to_string(),
+                        c.attr("state").unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        });
+        if let Some(ls) = rd.child("launchSecurity") {
+            let lrd = Rd::new(ls);
+            d.launch_security = Some(LaunchSecurity {
+                ltype: lrd.attr("type").unwrap_or_default(),
+                kernel_hashes: lrd.attr("kernelHashes"),
+                cbitpos: lrd.child_text("cbitpos"),
+                reduced_phys_bits: lrd.child_text("reducedPhysBits"),
+                policy: lrd.child_text("policy"),
+                dh_cert: lrd.child_text("dhCert"),
+                session: lrd.child_text("session"),
+                extra: lrd.extra(),
+            });
+        }
         if let Some(n) = rd.child("qemu:commandline") {
             let mut cl = QemuCommandline::default();
             for c in &n.children {
@@ -632,9 +708,23 @@ impl DomainDef {
             }
             d.qemu_commandline = Some(cl);
         }
-        d.qemu_capabilities = rd.child_node("qemu:capabilities");
+        d.qemu_capabilities = rd.child("qemu:capabilities").map(|c| {
+            let caps = |kind: &str| {
+                c.children
+                    .iter()
+                    .filter(|e| e.name == kind)
+                    .map(|e| e.attr("capability").unwrap_or("").to_string())
+                    .collect()
+            };
+            QemuCapabilities {
+                add: caps("qemu:add"),
+                del: caps("qemu:del"),
+            }
+        });
         d.qemu_override = rd.child_node("qemu:override");
-        d.qemu_deprecation = rd.child_node("qemu:deprecation");
+        d.qemu_deprecation = rd
+            .child("qemu:deprecation")
+            .map(|n| n.attr("behavior").unwrap_or("").to_string());
         d.extra = rd.extra();
         Ok(d)
     }
@@ -690,7 +780,15 @@ impl DomainDef {
         }
         let mut nodes: Vec<XmlNode> = Vec::new();
         nodes.extend(self.blkiotune.clone());
-        nodes.extend(self.memtune.clone());
+        nodes.extend(self.memtune.as_ref().map(|m| {
+            let lim =
+                |name: &str, v: Option<u64>| v.map(|k| XmlNode::new(name).a("unit", "KiB").t(k));
+            XmlNode::new("memtune")
+                .co(lim("hard_limit", m.hard_limit))
+                .co(lim("soft_limit", m.soft_limit))
+                .co(lim("min_guarantee", m.min_guarantee))
+                .co(lim("swap_hard_limit", m.swap_hard_limit))
+        }));
         nodes.extend(self.memory_backing.as_ref().map(memory_backing_node));
         nodes.push(
             XmlNode::new("vcpu")
@@ -769,8 +867,24 @@ impl DomainDef {
         nodes.extend(self.perf.clone());
         nodes.push(self.devices.to_node(flags));
         nodes.extend(self.seclabels.iter().cloned());
-        nodes.extend(self.keywrap.clone());
-        nodes.extend(self.launch_security.clone());
+        nodes.extend(self.keywrap.as_ref().map(|k| {
+            XmlNode::new("keywrap").cs(k
+                .iter()
+                .map(|(name, state)| XmlNode::new("cipher").a("name", name).a("state", state)))
+        }));
+        nodes.extend(self.launch_security.as_ref().map(|l| {
+            let text = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).t(v));
+            XmlNode::new("launchSecurity")
+                .a("type", &l.ltype)
+                .ao("kernelHashes", l.kernel_hashes.as_ref())
+                .extra_attrs(&l.extra)
+                .co(text("cbitpos", &l.cbitpos))
+                .co(text("reducedPhysBits", &l.reduced_phys_bits))
+                .co(text("policy", &l.policy))
+                .co(text("dhCert", &l.dh_cert))
+                .co(text("session", &l.session))
+                .extra_children(&l.extra)
+        }));
         nodes.extend(self.extra.children.iter().cloned());
         if let Some(cl) = &self.qemu_commandline {
             nodes.push(
@@ -786,9 +900,23 @@ impl DomainDef {
                     })),
             );
         }
-        nodes.extend(self.qemu_capabilities.clone());
+        nodes.extend(self.qemu_capabilities.as_ref().map(|c| {
+            XmlNode::new("qemu:capabilities")
+                .cs(c
+                    .add
+                    .iter()
+                    .map(|n| XmlNode::new("qemu:add").a("capability", n)))
+                .cs(c
+                    .del
+                    .iter()
+                    .map(|n| XmlNode::new("qemu:del").a("capability", n)))
+        }));
         nodes.extend(self.qemu_override.clone());
-        nodes.extend(self.qemu_deprecation.clone());
+        nodes.extend(
+            self.qemu_deprecation
+                .as_ref()
+                .map(|b| XmlNode::new("qemu:deprecation").a("behavior", b)),
+        );
         for n in &nodes {
             n.write(&mut w);
         }
@@ -974,7 +1102,10 @@ fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
     os.smbios_mode = rd
         .child("smbios")
         .and_then(|s| s.attr("mode").map(String::from));
-    os.bios = rd.child_node("bios");
+    if let Some(b) = rd.child("bios") {
+        os.bios_useserial = b.attr("useserial").map(String::from);
+        os.bios_reboot_timeout = b.attr("rebootTimeout").map(String::from);
+    }
     os.extra = rd.extra();
     Ok(os)
 }
@@ -1034,7 +1165,17 @@ fn os_node(os: &Os) -> XmlNode {
         .smbios_mode
         .as_ref()
         .map(|m| XmlNode::new("smbios").a("mode", m)))
-        .co(os.bios.clone())
+        .co(
+            if os.bios_useserial.is_some() || os.bios_reboot_timeout.is_some() {
+                Some(
+                    XmlNode::new("bios")
+                        .ao("useserial", os.bios_useserial.as_ref())
+                        .ao("rebootTimeout", os.bios_reboot_timeout.as_ref()),
+                )
+            } else {
+                None
+            },
+        )
         .extra_children(&os.extra)
 }
 
@@ -1163,8 +1304,15 @@ fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
             threads: need("threads")?,
         });
     }
-    cpu.cache = rd.child_node("cache");
-    cpu.maxphysaddr = rd.child_node("maxphysaddr");
+    if let Some(c) = rd.child("cache") {
+        cpu.cache_level = c.attr("level").map(String::from);
+        cpu.cache_mode = Some(c.attr("mode").unwrap_or("").to_string());
+    }
+    if let Some(m) = rd.child("maxphysaddr") {
+        let mrd = Rd::new(m);
+        cpu.maxphysaddr_mode = Some(mrd.attr("mode").unwrap_or_default());
+        cpu.maxphysaddr_bits = opt_uint(&mrd, "bits")?;
+    }
     for f in rd.children("feature") {
         let name = f
             .attr("name")
@@ -1219,8 +1367,16 @@ fn cpu_node(cpu: &Cpu) -> XmlNode {
             .a("threads", t.threads));
     }
     n = n
-        .co(cpu.cache.clone())
-        .co(cpu.maxphysaddr.clone())
+        .co(cpu.cache_mode.as_ref().map(|m| {
+            XmlNode::new("cache")
+                .ao("level", cpu.cache_level.as_ref())
+                .a("mode", m)
+        }))
+        .co(cpu.maxphysaddr_mode.as_ref().map(|m| {
+            XmlNode::new("maxphysaddr")
+                .a("mode", m)
+                .ao("bits", cpu.maxphysaddr_bits)
+        }))
         .cs(cpu.features.iter().map(|f| {
             XmlNode::new("feature")
                 .ao("policy", f.policy.as_ref())
