@@ -256,3 +256,16 @@ fn invalid_address_value_is_an_error() {
     .unwrap_err();
     assert!(e.to_string().contains("slot"), "{e}");
 }
+
+#[test]
+fn qemu_namespace_under_another_prefix() {
+    let x = "<domain type='kvm' xmlns:q='http://libvirt.org/schemas/domain/qemu/1.0'>\
+             <name>t</name><memory>1024</memory><os><type>hvm</type></os>\
+             <q:commandline><q:arg value='-foo'/><q:env name='A' value='b'/></q:commandline>\
+             </domain>";
+    let d = parse(x).expect("parse");
+    let cl = d.qemu_commandline.as_ref().expect("commandline");
+    assert_eq!(cl.args, vec!["-foo"]);
+    assert_eq!(cl.env[0].value.as_deref(), Some("b"));
+    assert!(d.to_xml(FLAGS).contains("<qemu:arg value='-foo'/>"));
+}

@@ -190,12 +190,28 @@ pub struct Os {
     pub extra: Extra,
 }
 
-/// A feature element with a `state` and sub-features, like `<hyperv>` or `<kvm>`.
+/// One sub-feature of `<hyperv>` or `<kvm>`: `<relaxed state='on'/>`,
+/// `<spinlocks state='on' retries='4095'/>`, `<vendor_id state='on' value='KVM Hv'/>`,
+/// `<stimer state='on'><direct state='on'/></stimer>`, `<dirty-ring state='on' size='4096'/>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubFeature {
+    pub name: String,
+    pub state: Option<String>,
+    pub retries: Option<u32>,
+    pub value: Option<String>,
+    /// `size` of kvm's dirty-ring.
+    pub size: Option<u32>,
+    /// Nested sub-features such as stimer's `<direct>`, as (name, state).
+    pub children: Vec<(String, Option<String>)>,
+    pub extra: Extra,
+}
+
+/// A feature element with sub-features, like `<hyperv mode='custom'>` or `<kvm>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FeatureGroup {
     pub mode: Option<String>,
-    /// Sub-features in document order, each `(name, state, the element verbatim)`.
-    pub items: Vec<XmlNode>,
+    /// Sub-features in document order (libvirt's own output has them in its fixed order).
+    pub items: Vec<SubFeature>,
 }
 
 impl FeatureGroup {
@@ -204,7 +220,55 @@ impl FeatureGroup {
         self.items
             .iter()
             .find(|n| n.name == name)
-            .and_then(|n| n.attr("state"))
+            .and_then(|n| n.state.as_deref())
+    }
+
+    fn parse(n: &XmlNode) -> Result<FeatureGroup, DomainError> {
+        let mut items = Vec::new();
+        for c in &n.children {
+            let rd = Rd::new(c);
+            let mut f = SubFeature {
+                name: c.name.clone(),
+                state: rd.attr("state"),
+                retries: opt_uint(&rd, "retries")?,
+                value: rd.attr("value"),
+                size: opt_uint(&rd, "size")?,
+                ..Default::default()
+            };
+            for sub in &c.children {
+                f.children
+                    .push((sub.name.clone(), sub.attr("state").map(String::from)));
+            }
+            let mut extra = rd.extra();
+            // Nested elements are all typed above.
+            extra.children.clear();
+            f.extra = extra;
+            items.push(f);
+        }
+        Ok(FeatureGroup {
+            mode: n.attr("mode").map(String::from),
+            items,
+        })
+    }
+
+    fn to_node(&self, name: &str) -> XmlNode {
+        let mut n = XmlNode::new(name)
+            .ao("mode", self.mode.as_ref())
+            .cs(self.items.iter().map(|f| {
+                XmlNode::new(&f.name)
+                    .ao("state", f.state.as_ref())
+                    .ao("retries", f.retries)
+                    .ao("value", f.value.as_ref())
+                    .ao("size", f.size)
+                    .extra_attrs(&f.extra)
+                    .cs(f
+                        .children
+                        .iter()
+                        .map(|(n, st)| XmlNode::new(n).ao("state", st.as_ref())))
+            }));
+        // libvirt opens the hyperv element whenever it has a mode, children or not.
+        n.open_empty = name == "hyperv" && self.mode.is_some();
+        n
     }
 }
 
@@ -447,6 +511,21 @@ impl DomainDef {
     }
 
     pub fn from_node(root: &XmlNode) -> Result<DomainDef, DomainError> {
+        // The qemu namespace is identified by its URI; documents may bind it to any prefix.
+        let prefix = root
+            .attrs
+            .iter()
+            .find(|(k, v)| k.starts_with("xmlns:") && v == QEMU_NS)
+            .map(|(k, _)| k["xmlns:".len()..].to_string());
+        if let Some(p) = prefix.filter(|p| p != "qemu") {
+            let mut renamed = root.clone();
+            rename_prefix(&mut renamed, &format!("{p}:"));
+            return Self::from_node_inner(&renamed);
+        }
+        Self::from_node_inner(root)
+    }
+
+    fn from_node_inner(root: &XmlNode) -> Result<DomainDef, DomainError> {
         if root.name != "domain" {
             return Err(xml_err(format!(
                 "unexpected root element <{}>, expecting <domain>",
@@ -925,6 +1004,15 @@ impl DomainDef {
     }
 }
 
+fn rename_prefix(n: &mut XmlNode, prefix: &str) {
+    for c in &mut n.children {
+        if let Some(local) = c.name.strip_prefix(prefix) {
+            c.name = format!("qemu:{local}");
+        }
+        rename_prefix(c, prefix);
+    }
+}
+
 fn parse_memory_backing(n: &XmlNode) -> Result<MemoryBacking, DomainError> {
     let rd = Rd::new(n);
     let mut mb = MemoryBacking::default();
@@ -1179,13 +1267,6 @@ fn os_node(os: &Os) -> XmlNode {
         .extra_children(&os.extra)
 }
 
-fn parse_group(n: &XmlNode) -> FeatureGroup {
-    FeatureGroup {
-        mode: n.attr("mode").map(String::from),
-        items: n.children.clone(),
-    }
-}
-
 fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
     let rd = Rd::new(n);
     let mut f = Features {
@@ -1194,8 +1275,8 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         pae: rd.child("pae").is_some(),
         hap: opt_state(&rd, "hap", "state"),
         pvspinlock: opt_state(&rd, "pvspinlock", "state"),
-        hyperv: rd.child("hyperv").map(parse_group),
-        kvm: rd.child("kvm").map(parse_group),
+        hyperv: rd.child("hyperv").map(FeatureGroup::parse).transpose()?,
+        kvm: rd.child("kvm").map(FeatureGroup::parse).transpose()?,
         pmu: opt_state(&rd, "pmu", "state"),
         vmport: opt_state(&rd, "vmport", "state"),
         gic: opt_state(&rd, "gic", "version"),
@@ -1232,16 +1313,7 @@ fn features_node(f: &Features) -> XmlNode {
     let st = |name: &str, attr: &str, v: &Option<Option<String>>| {
         v.as_ref().map(|s| XmlNode::new(name).ao(attr, s.as_ref()))
     };
-    let group = |name: &str, g: &Option<FeatureGroup>| {
-        g.as_ref().map(|g| {
-            let mut n = XmlNode::new(name)
-                .ao("mode", g.mode.as_ref())
-                .cs(g.items.iter().cloned());
-            // libvirt opens the hyperv element whenever it has a mode, children or not.
-            n.open_empty = name == "hyperv" && g.mode.is_some();
-            n
-        })
-    };
+    let group = |name: &str, g: &Option<FeatureGroup>| g.as_ref().map(|g| g.to_node(name));
     let mut items: Vec<XmlNode> = Vec::new();
     if f.acpi {
         items.push(XmlNode::new("acpi"));
