@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::{env, fs};
 
 use anyhow::{Context, Result, bail};
-use domdriver::domain::{DomainDef, FormatFlags};
+use domdriver::domain::FormatFlags;
 
 struct Args {
     input: PathBuf,
@@ -84,7 +84,7 @@ fn xml2xml(args: &Args) -> Result<()> {
         let src = fs::read_to_string(args.input.join(format!("{name}.xml")))
             .with_context(|| format!("reading {name}.xml"))?;
         let stem = format!("{name}.{}-latest", args.arch);
-        let (ext, body) = match DomainDef::from_xml(&src) {
+        let (ext, body) = match domdriver::domain::parse(&src) {
             Ok(def) => (
                 "xml",
                 def.to_xml(FormatFlags {

@@ -9,6 +9,7 @@ pub mod common;
 pub mod devices;
 pub mod model;
 pub mod units;
+pub mod validate;
 pub mod xml;
 
 pub use address::{Address, DeviceInfo};
@@ -34,7 +35,10 @@ pub enum DomainError {
     Config(String),
 }
 
-/// Parse domain XML text into a [`DomainDef`].
+/// Parse domain XML text into a [`DomainDef`] and run the checks that need no capabilities,
+/// as libvirt does when a domain is defined.
 pub fn parse(xml: &str) -> Result<DomainDef, DomainError> {
-    DomainDef::from_xml(xml)
+    let def = DomainDef::from_xml(xml)?;
+    validate::validate(&def)?;
+    Ok(def)
 }
