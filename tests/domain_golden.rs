@@ -302,3 +302,47 @@ fn libvirt_inputs_lose_no_attributes() {
     }
     assert!(lost.is_empty(), "{}", lost.join("\n"));
 }
+
+fn corpus_files() -> Vec<String> {
+    let dir = common::testdata().join("tests/qemuxml2xmloutdata");
+    let mut v: Vec<String> = fs::read_dir(&dir)
+        .expect("read dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("xml"))
+        .filter_map(|p| fs::read_to_string(p).ok())
+        .collect();
+    v.sort();
+    v
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Corrupting real documents (deleting or duplicating a span, changing a byte) may make
+    /// them invalid, but must never make the parser or formatter panic.
+    #[test]
+    fn corrupted_libvirt_documents_never_panic(
+        pick in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        len in 0usize..64,
+        op in 0u8..3,
+        byte in any::<u8>(),
+    ) {
+        let files = corpus_files();
+        let src = files[pick.index(files.len())].as_bytes().to_vec();
+        let start = at.index(src.len());
+        let end = (start + len).min(src.len());
+        let mut b = src.clone();
+        match op {
+            0 => { b.drain(start..end); }
+            1 => { let dup = src[start..end].to_vec(); b.splice(start..start, dup); }
+            _ => { b[start] = byte; }
+        }
+        let s = String::from_utf8_lossy(&b);
+        if let Ok(d) = parse(&s) {
+            let out = d.to_xml(FLAGS);
+            prop_assert!(parse(&out).is_ok(), "our output must parse:\n{}", out);
+        }
+    }
+}
