@@ -633,16 +633,24 @@ pub struct Interface {
     pub backenddomain: Option<XmlNode>,
     pub target_dev: Option<String>,
     pub target_extra: Extra,
-    pub guest: Option<XmlNode>,
+    /// `<guest dev='..' actual='..'/>`.
+    pub guest_dev: Option<String>,
+    pub guest_actual: Option<String>,
     pub model: Option<String>,
     pub driver: Option<Driver>,
-    pub backend: Option<XmlNode>,
+    /// `<backend tap='/dev/net/tun' vhost='/dev/vhost-net'/>`.
+    pub backend_tap: Option<String>,
+    pub backend_vhost: Option<String>,
     pub filterref: Option<XmlNode>,
-    pub tune: Option<XmlNode>,
-    pub teaming: Option<XmlNode>,
+    /// `<tune><sndbuf>N</sndbuf></tune>`.
+    pub tune_sndbuf: Option<u64>,
+    /// `<teaming type='persistent|transient' persistent='alias'/>`.
+    pub teaming_type: Option<String>,
+    pub teaming_persistent: Option<String>,
     pub link_state: Option<String>,
     pub mtu: Option<String>,
-    pub coalesce: Option<XmlNode>,
+    /// `<coalesce><rx><frames max='N'/></rx></coalesce>`.
+    pub coalesce_rx_frames_max: Option<u32>,
     pub extra: Extra,
     pub info: DeviceInfo,
 }
@@ -684,24 +692,47 @@ impl Interface {
             i.target_dev = trd.attr("dev");
             i.target_extra = trd.extra();
         }
-        i.guest = rd.child_node("guest");
+        if let Some(g) = rd.child("guest") {
+            i.guest_dev = g.attr("dev").map(String::from);
+            i.guest_actual = g.attr("actual").map(String::from);
+        }
         i.model = rd
             .child("model")
             .and_then(|m| m.attr("type").map(String::from));
         if i.itype != "hostdev" {
             i.driver = rd.child("driver").map(Driver::parse).transpose()?;
         }
-        i.backend = rd.child_node("backend");
+        if let Some(b) = rd.child("backend") {
+            i.backend_tap = b.attr("tap").map(String::from);
+            i.backend_vhost = b.attr("vhost").map(String::from);
+        }
         i.filterref = rd.child_node("filterref");
-        i.tune = rd.child_node("tune");
-        i.teaming = rd.child_node("teaming");
+        if let Some(t) = rd.child("tune") {
+            i.tune_sndbuf =
+                match t.child("sndbuf") {
+                    Some(b) => Some(b.text.trim().parse().map_err(|_| {
+                        xml_err(format!("invalid sndbuf size '{}'", b.text.trim()))
+                    })?),
+                    None => None,
+                };
+        }
+        if let Some(t) = rd.child("teaming") {
+            i.teaming_type = t.attr("type").map(String::from);
+            i.teaming_persistent = t.attr("persistent").map(String::from);
+        }
         i.link_state = rd
             .child("link")
             .and_then(|l| l.attr("state").map(String::from));
         i.mtu = rd
             .child("mtu")
             .and_then(|l| l.attr("size").map(String::from));
-        i.coalesce = rd.child_node("coalesce");
+        if let Some(c) = rd.child("coalesce") {
+            let frames = c.child("rx").and_then(|rx| rx.child("frames"));
+            i.coalesce_rx_frames_max = match frames {
+                Some(f) => opt_uint(&Rd::new(f), "max")?,
+                None => None,
+            };
+        }
         i.info = DeviceInfo::parse(&rd)?;
         i.extra = rd.extra();
         Ok(i)
@@ -742,22 +773,48 @@ impl Interface {
                     None
                 },
             )
-            .co(self.guest.clone())
+            .co(if self.guest_dev.is_some() || self.guest_actual.is_some() {
+                Some(
+                    XmlNode::new("guest")
+                        .ao("dev", self.guest_dev.as_ref())
+                        .ao("actual", self.guest_actual.as_ref()),
+                )
+            } else {
+                None
+            })
             .co(self
                 .model
                 .as_ref()
                 .map(|m| XmlNode::new("model").a("type", m)))
             .co(self.driver.as_ref().map(Driver::to_node))
-            .co(self.backend.clone())
+            .co(
+                if self.backend_tap.is_some() || self.backend_vhost.is_some() {
+                    Some(
+                        XmlNode::new("backend")
+                            .ao("tap", self.backend_tap.as_ref())
+                            .ao("vhost", self.backend_vhost.as_ref()),
+                    )
+                } else {
+                    None
+                },
+            )
             .co(self.filterref.clone())
-            .co(self.tune.clone())
-            .co(self.teaming.clone())
+            .co(self
+                .tune_sndbuf
+                .map(|b| XmlNode::new("tune").c(XmlNode::new("sndbuf").t(b))))
+            .co(self.teaming_type.as_ref().map(|t| {
+                XmlNode::new("teaming")
+                    .a("type", t)
+                    .ao("persistent", self.teaming_persistent.as_ref())
+            }))
             .co(self
                 .link_state
                 .as_ref()
                 .map(|s| XmlNode::new("link").a("state", s)))
             .co(self.mtu.as_ref().map(|s| XmlNode::new("mtu").a("size", s)))
-            .co(self.coalesce.clone());
+            .co(self.coalesce_rx_frames_max.map(|m| {
+                XmlNode::new("coalesce").c(XmlNode::new("rx").c(XmlNode::new("frames").a("max", m)))
+            }));
         finish(n, &self.extra, &self.info)
     }
 }
@@ -994,7 +1051,24 @@ pub struct Graphics {
     pub passwd_valid_to: Option<String>,
     pub connected: Option<String>,
     pub listens: Vec<GraphicsListen>,
-    /// `<channel>`, `<image>`, `<gl>`, ... in document order.
+    /// SPICE `<channel name='main' mode='secure'/>`: (name, mode).
+    pub channels: Vec<(String, String)>,
+    /// SPICE compression and streaming settings: `<image compression>`, `<jpeg compression>`,
+    /// `<zlib compression>`, `<playback compression>`, `<streaming mode>`.
+    pub image_compression: Option<String>,
+    pub jpeg_compression: Option<String>,
+    pub zlib_compression: Option<String>,
+    pub playback_compression: Option<String>,
+    pub streaming_mode: Option<String>,
+    pub clipboard_copypaste: Option<String>,
+    pub mouse_mode: Option<String>,
+    pub filetransfer_enable: Option<String>,
+    /// `<gl enable='yes' rendernode='/dev/dri/...'/>`.
+    pub gl_enable: Option<String>,
+    pub gl_rendernode: Option<String>,
+    pub gl_present: bool,
+    /// `<audio id='N'/>` of VNC/SPICE.
+    pub audio_id: Option<u32>,
     pub extra: Extra,
 }
 
@@ -1027,6 +1101,35 @@ impl Graphics {
                 extra: lrd.extra(),
             });
         }
+        g.channels = rd
+            .children("channel")
+            .into_iter()
+            .map(|c| {
+                (
+                    c.attr("name").unwrap_or("").to_string(),
+                    c.attr("mode").unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let attr_of =
+            |el: &str, attr: &str| rd.child(el).and_then(|c| c.attr(attr).map(String::from));
+        g.image_compression = attr_of("image", "compression");
+        g.jpeg_compression = attr_of("jpeg", "compression");
+        g.zlib_compression = attr_of("zlib", "compression");
+        g.playback_compression = attr_of("playback", "compression");
+        g.streaming_mode = attr_of("streaming", "mode");
+        g.clipboard_copypaste = attr_of("clipboard", "copypaste");
+        g.mouse_mode = attr_of("mouse", "mode");
+        g.filetransfer_enable = attr_of("filetransfer", "enable");
+        if let Some(gl) = rd.child("gl") {
+            g.gl_present = true;
+            g.gl_enable = gl.attr("enable").map(String::from);
+            g.gl_rendernode = gl.attr("rendernode").map(String::from);
+        }
+        g.audio_id = match rd.child("audio") {
+            Some(a) => opt_uint(&Rd::new(a), "id")?,
+            None => None,
+        };
         g.extra = rd.extra();
         // The legacy listen attribute stands for a listen element of type address.
         if g.listens.is_empty()
@@ -1064,6 +1167,9 @@ impl Graphics {
     }
 
     fn to_node(&self, flags: FormatFlags) -> XmlNode {
+        let one = |el: &str, attr: &str, v: &Option<String>| {
+            v.as_ref().map(|v| XmlNode::new(el).a(attr, v))
+        };
         XmlNode::new("graphics")
             .a("type", &self.gtype)
             .ao("socket", self.socket.as_ref())
@@ -1087,6 +1193,24 @@ impl Graphics {
                     .ao("socket", l.socket.as_ref())
                     .extra_attrs(&l.extra)
             }))
+            .cs(self
+                .channels
+                .iter()
+                .map(|(name, mode)| XmlNode::new("channel").a("name", name).a("mode", mode)))
+            .co(one("image", "compression", &self.image_compression))
+            .co(one("jpeg", "compression", &self.jpeg_compression))
+            .co(one("zlib", "compression", &self.zlib_compression))
+            .co(one("playback", "compression", &self.playback_compression))
+            .co(one("streaming", "mode", &self.streaming_mode))
+            .co(one("clipboard", "copypaste", &self.clipboard_copypaste))
+            .co(one("mouse", "mode", &self.mouse_mode))
+            .co(one("filetransfer", "enable", &self.filetransfer_enable))
+            .co(self.gl_present.then(|| {
+                XmlNode::new("gl")
+                    .ao("enable", self.gl_enable.as_ref())
+                    .ao("rendernode", self.gl_rendernode.as_ref())
+            }))
+            .co(self.audio_id.map(|id| XmlNode::new("audio").a("id", id)))
             .extra_children(&self.extra)
     }
 }
@@ -1185,8 +1309,8 @@ impl Audio {
     }
 }
 
-/// A device whose only modelled attribute is its `model` (sound, panic): the model typed, the
-/// rest kept, the info typed.
+/// A device whose only modelled attribute is its `model` (panic): the model typed, the rest
+/// kept, the info typed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ModelDevice {
     pub model: Option<String>,
@@ -1626,7 +1750,7 @@ pub struct Devices {
     pub inputs: Vec<Input>,
     pub tpms: Vec<Tpm>,
     pub graphics: Vec<Graphics>,
-    pub sounds: Vec<ModelDevice>,
+    pub sounds: Vec<Sound>,
     pub audios: Vec<Audio>,
     pub videos: Vec<Video>,
     pub hostdevs: Vec<Hostdev>,
@@ -1666,7 +1790,7 @@ impl Devices {
                 "input" => d.inputs.push(Input::parse(c)?),
                 "tpm" => d.tpms.push(Tpm::parse(c)?),
                 "graphics" => d.graphics.push(Graphics::parse(c)?),
-                "sound" => d.sounds.push(ModelDevice::parse(c)?),
+                "sound" => d.sounds.push(Sound::parse(c)?),
                 "audio" => d.audios.push(Audio::parse(c)?),
                 "video" => d.videos.push(Video::parse(c)?),
                 "hostdev" => d.hostdevs.push(Hostdev::parse(c)?),
@@ -1805,7 +1929,7 @@ impl Devices {
         self.inputs.iter().for_each(|d| push(d.to_node()));
         self.tpms.iter().for_each(|d| push(d.to_node()));
         self.graphics.iter().for_each(|d| push(d.to_node(flags)));
-        self.sounds.iter().for_each(|d| push(d.to_node("sound")));
+        self.sounds.iter().for_each(|d| push(d.to_node()));
         self.audios.iter().for_each(|d| push(d.to_node()));
         self.videos.iter().for_each(|d| push(d.to_node()));
         self.hostdevs.iter().for_each(|d| push(d.to_node()));
@@ -2545,6 +2669,52 @@ impl Iommu {
                     .extra_attrs(e)
                     .extra_children(e)
             }));
+        finish(n, &self.extra, &self.info)
+    }
+}
+
+/// `<sound>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sound {
+    pub model: String,
+    /// `<codec type='duplex|micro|output'/>` of HDA models.
+    pub codecs: Vec<String>,
+    /// `<audio id='N'/>`: the audio backend used.
+    pub audio_id: Option<u32>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Sound {
+    fn parse(n: &XmlNode) -> Result<Sound, DomainError> {
+        let rd = Rd::new(n);
+        let codecs = rd
+            .children("codec")
+            .into_iter()
+            .map(|c| c.attr("type").unwrap_or("").to_string())
+            .collect();
+        let audio_id = match rd.child("audio") {
+            Some(a) => opt_uint(&Rd::new(a), "id")?,
+            None => None,
+        };
+        Ok(Sound {
+            model: rd.attr("model").unwrap_or_default(),
+            codecs,
+            audio_id,
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("sound")
+            .a("model", &self.model)
+            .extra_attrs(&self.extra)
+            .cs(self
+                .codecs
+                .iter()
+                .map(|c| XmlNode::new("codec").a("type", c)))
+            .co(self.audio_id.map(|id| XmlNode::new("audio").a("id", id)));
         finish(n, &self.extra, &self.info)
     }
 }

@@ -92,6 +92,74 @@ pub struct QemuCapabilities {
     pub del: Vec<String>,
 }
 
+/// One `<entry>` of a sysinfo block (or of an fwcfg sysinfo).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SysinfoEntry {
+    pub name: Option<String>,
+    pub file: Option<String>,
+    pub value: String,
+}
+
+/// `<sysinfo type='smbios|fwcfg'>`: SMBIOS blocks (bios, system, baseBoard, chassis,
+/// oemStrings) with their entries, or fw_cfg entries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sysinfo {
+    pub stype: String,
+    pub blocks: Vec<(String, Vec<SysinfoEntry>)>,
+    /// Entries directly under `<sysinfo>` (fwcfg).
+    pub entries: Vec<SysinfoEntry>,
+}
+
+const SYSINFO_BLOCK_ORDER: &[&str] = &["bios", "system", "baseBoard", "chassis", "oemStrings"];
+
+impl Sysinfo {
+    fn parse(n: &XmlNode) -> Sysinfo {
+        let entries = |n: &XmlNode| {
+            n.children
+                .iter()
+                .filter(|e| e.name == "entry")
+                .map(|e| SysinfoEntry {
+                    name: e.attr("name").map(String::from),
+                    file: e.attr("file").map(String::from),
+                    value: e.text.clone(),
+                })
+                .collect::<Vec<_>>()
+        };
+        Sysinfo {
+            stype: n.attr("type").unwrap_or("").to_string(),
+            blocks: n
+                .children
+                .iter()
+                .filter(|c| c.name != "entry")
+                .map(|c| (c.name.clone(), entries(c)))
+                .collect(),
+            entries: entries(n),
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let entry = |e: &SysinfoEntry| {
+            XmlNode::new("entry")
+                .ao("name", e.name.as_ref())
+                .ao("file", e.file.as_ref())
+                .t(&e.value)
+        };
+        let mut blocks = self.blocks.clone();
+        blocks.sort_by_key(|(name, _)| {
+            SYSINFO_BLOCK_ORDER
+                .iter()
+                .position(|o| o == name)
+                .unwrap_or(SYSINFO_BLOCK_ORDER.len())
+        });
+        XmlNode::new("sysinfo")
+            .a("type", &self.stype)
+            .cs(blocks
+                .iter()
+                .map(|(name, es)| XmlNode::new(name).cs(es.iter().map(entry))))
+            .cs(self.entries.iter().map(entry))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IoThread {
     pub id: u32,
@@ -180,7 +248,8 @@ pub struct Os {
     pub initrd: Option<String>,
     pub cmdline: Option<String>,
     pub dtb: Option<String>,
-    pub acpi: Option<XmlNode>,
+    /// `<acpi><table type='slic'>path</table></acpi>`: (type, path).
+    pub acpi_tables: Option<Vec<(String, String)>>,
     pub boot_devs: Vec<String>,
     pub bootmenu_enable: Option<String>,
     pub bootmenu_timeout: Option<String>,
@@ -456,7 +525,7 @@ pub struct DomainDef {
     pub cputune: Option<Cputune>,
     pub numatune: Option<Numatune>,
     pub resource: Option<XmlNode>,
-    pub sysinfo: Vec<XmlNode>,
+    pub sysinfo: Vec<Sysinfo>,
     pub bootloader: Option<String>,
     pub bootloader_args: Option<String>,
     pub os: Os,
@@ -696,7 +765,11 @@ impl DomainDef {
             d.numatune = Some(t);
         }
         d.resource = rd.child_node("resource");
-        d.sysinfo = rd.children("sysinfo").into_iter().cloned().collect();
+        d.sysinfo = rd
+            .children("sysinfo")
+            .into_iter()
+            .map(Sysinfo::parse)
+            .collect();
         d.bootloader = rd.child_text("bootloader");
         d.bootloader_args = rd.child_text("bootloader_args");
         d.os = match rd.child("os") {
@@ -906,7 +979,7 @@ impl DomainDef {
                 }))
         }));
         nodes.extend(self.resource.clone());
-        nodes.extend(self.sysinfo.iter().cloned());
+        nodes.extend(self.sysinfo.iter().map(Sysinfo::to_node));
         nodes.extend(
             self.bootloader
                 .as_ref()
@@ -1171,7 +1244,18 @@ fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
     os.initrd = rd.child_text("initrd");
     os.cmdline = rd.child_text("cmdline");
     os.dtb = rd.child_text("dtb");
-    os.acpi = rd.child_node("acpi");
+    os.acpi_tables = rd.child("acpi").map(|a| {
+        a.children
+            .iter()
+            .filter(|t| t.name == "table")
+            .map(|t| {
+                (
+                    t.attr("type").unwrap_or("").to_string(),
+                    t.text.trim().to_string(),
+                )
+            })
+            .collect()
+    });
     for b in rd.children("boot") {
         os.boot_devs.push(b.attr("dev").unwrap_or("").to_string());
     }
@@ -1239,7 +1323,11 @@ fn os_node(os: &Os) -> XmlNode {
         .co(text("initrd", &os.initrd))
         .co(text("cmdline", &os.cmdline))
         .co(text("dtb", &os.dtb))
-        .co(os.acpi.clone())
+        .co(os.acpi_tables.as_ref().map(|tables| {
+            XmlNode::new("acpi").cs(tables
+                .iter()
+                .map(|(ty, path)| XmlNode::new("table").a("type", ty).t(path)))
+        }))
         .cs(os
             .boot_devs
             .iter()
