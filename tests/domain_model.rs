@@ -87,7 +87,7 @@ fn network_disk_source() {
     assert_eq!(src.protocol.as_deref(), Some("rbd"));
     assert_eq!(src.hosts.len(), 2);
     assert_eq!(src.hosts[0].port.as_deref(), Some("6321"));
-    let auth = src.auth().expect("auth");
+    let auth = src.auth.clone().expect("auth");
     assert_eq!(auth.username.as_deref(), Some("admin"));
     assert_eq!(
         auth.secret.and_then(|s| s.usage),

@@ -161,7 +161,15 @@ pub struct Host {
     pub socket: Option<String>,
 }
 
-/// `<source>` of a disk.
+/// `<slice type='storage' offset='..' size='..'/>`: the guest sees only part of the image.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Slice {
+    pub stype: String,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// `<source>` of a disk (or of a backing-chain layer).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DiskSource {
     pub file: Option<String>,
@@ -179,7 +187,31 @@ pub struct DiskSource {
     pub startup_policy: Option<String>,
     pub index: Option<u32>,
     pub hosts: Vec<Host>,
-    /// `<auth>`, `<encryption>`, `<slices>`, ... in document order.
+    /// NFS `<identity user='..' group='..'/>`: (user, group).
+    pub identity: Option<(Option<String>, Option<String>)>,
+    /// RBD `<snapshot name='..'/>` and `<config file='..'/>`.
+    pub snapshot: Option<String>,
+    pub config_file: Option<String>,
+    /// iSCSI `<initiator><iqn name='..'/></initiator>`.
+    pub initiator_iqn: Option<String>,
+    /// HTTPS `<ssl verify='yes|no'/>`.
+    pub ssl_verify: Option<String>,
+    /// HTTP `<cookies><cookie name='..'>value</cookie></cookies>`.
+    pub cookies: Vec<(String, String)>,
+    /// `<readahead size='..'/>` and `<timeout seconds='..'/>` of curl-based protocols.
+    pub readahead: Option<u64>,
+    pub timeout: Option<u64>,
+    /// NVMe controller PCI address.
+    pub address: Option<HostAddress>,
+    /// vhost-user `<reconnect enabled='yes' timeout='..'/>`, kept verbatim.
+    pub reconnect: Option<XmlNode>,
+    pub slices: Vec<Slice>,
+    /// Per-image security labels, kept verbatim.
+    pub seclabels: Vec<XmlNode>,
+    pub auth: Option<Auth>,
+    pub encryption: Option<Encryption>,
+    /// Persistent reservations (`<reservations managed='..'>`), kept verbatim.
+    pub reservations: Option<XmlNode>,
     pub extra: Extra,
 }
 
@@ -211,11 +243,79 @@ impl DiskSource {
                 socket: h.attr("socket").map(String::from),
             });
         }
+        s.identity = rd.child("identity").map(|i| {
+            (
+                i.attr("user").map(String::from),
+                i.attr("group").map(String::from),
+            )
+        });
+        s.snapshot = rd
+            .child("snapshot")
+            .and_then(|c| c.attr("name").map(String::from));
+        s.config_file = rd
+            .child("config")
+            .and_then(|c| c.attr("file").map(String::from));
+        s.initiator_iqn = rd
+            .child("initiator")
+            .and_then(|i| i.child("iqn"))
+            .and_then(|q| q.attr("name").map(String::from));
+        s.ssl_verify = rd
+            .child("ssl")
+            .and_then(|c| c.attr("verify").map(String::from));
+        if let Some(c) = rd.child("cookies") {
+            s.cookies = c
+                .children
+                .iter()
+                .map(|k| (k.attr("name").unwrap_or("").to_string(), k.text.clone()))
+                .collect();
+        }
+        let num = |el: &str, attr: &str| -> Result<Option<u64>, DomainError> {
+            match rd.child(el).and_then(|c| c.attr(attr)) {
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| xml_err(format!("invalid value '{v}' for {el} {attr}"))),
+                None => Ok(None),
+            }
+        };
+        s.readahead = num("readahead", "size")?;
+        s.timeout = num("timeout", "seconds")?;
+        s.address = rd.child("address").map(HostAddress::parse).transpose()?;
+        s.reconnect = rd.child_node("reconnect");
+        if let Some(sl) = rd.child("slices") {
+            for c in &sl.children {
+                let crd = Rd::new(c);
+                let big = |a: &str| -> Result<u64, DomainError> {
+                    let v = crd.attr(a).unwrap_or_default();
+                    v.trim()
+                        .parse()
+                        .map_err(|_| xml_err(format!("invalid value '{v}' for slice {a}")))
+                };
+                s.slices.push(Slice {
+                    stype: crd.attr("type").unwrap_or_default(),
+                    offset: big("offset")?,
+                    size: big("size")?,
+                });
+            }
+        }
+        s.seclabels = rd.children("seclabel").into_iter().cloned().collect();
+        let auths = rd.children("auth");
+        if auths.len() > 1 {
+            return Err(DomainError::Config(
+                "unsupported configuration: an <auth> definition already found for disk source"
+                    .to_string(),
+            ));
+        }
+        s.auth = auths.first().map(|a| Auth::parse(a));
+        s.encryption = rd.child("encryption").map(Encryption::parse);
+        s.reservations = rd.child_node("reservations");
         s.extra = rd.extra();
         Ok(s)
     }
 
     fn to_node(&self) -> XmlNode {
+        let one = |el: &str, attr: &str, v: Option<String>| v.map(|v| XmlNode::new(el).a(attr, v));
         XmlNode::new("source")
             .ao("file", self.file.as_ref())
             .ao("dev", self.dev.as_ref())
@@ -239,25 +339,49 @@ impl DiskSource {
                     .ao("port", h.port.as_ref())
                     .ao("socket", h.socket.as_ref())
             }))
+            .co(self.identity.as_ref().map(|(u, g)| {
+                XmlNode::new("identity")
+                    .ao("user", u.as_ref())
+                    .ao("group", g.as_ref())
+            }))
+            .co(one("snapshot", "name", self.snapshot.clone()))
+            .co(one("config", "file", self.config_file.clone()))
+            .co(self
+                .initiator_iqn
+                .as_ref()
+                .map(|q| XmlNode::new("initiator").c(XmlNode::new("iqn").a("name", q))))
+            .co(one("ssl", "verify", self.ssl_verify.clone()))
+            .co((!self.cookies.is_empty()).then(|| {
+                XmlNode::new("cookies").cs(self
+                    .cookies
+                    .iter()
+                    .map(|(n, v)| XmlNode::new("cookie").a("name", n).t(v)))
+            }))
+            .co(one(
+                "readahead",
+                "size",
+                self.readahead.map(|v| v.to_string()),
+            ))
+            .co(one(
+                "timeout",
+                "seconds",
+                self.timeout.map(|v| v.to_string()),
+            ))
+            .co(self.address.as_ref().map(HostAddress::to_node))
+            .co(self.reconnect.clone())
+            .co((!self.slices.is_empty()).then(|| {
+                XmlNode::new("slices").cs(self.slices.iter().map(|sl| {
+                    XmlNode::new("slice")
+                        .a("type", &sl.stype)
+                        .a("offset", sl.offset)
+                        .a("size", sl.size)
+                }))
+            }))
+            .cs(self.seclabels.iter().cloned())
+            .co(self.auth.as_ref().map(Auth::to_node))
+            .co(self.encryption.as_ref().map(Encryption::to_node))
+            .co(self.reservations.clone())
             .extra_children(&self.extra)
-    }
-
-    /// `<auth>` given inside the source (the current placement).
-    pub fn auth(&self) -> Option<Auth> {
-        self.extra
-            .children
-            .iter()
-            .find(|c| c.name == "auth")
-            .map(Auth::parse)
-    }
-
-    /// `<encryption>` given inside the source (the current placement).
-    pub fn encryption(&self) -> Option<Encryption> {
-        self.extra
-            .children
-            .iter()
-            .find(|c| c.name == "encryption")
-            .map(Encryption::parse)
     }
 
     /// The local path, whatever the source type.
@@ -335,16 +459,7 @@ impl Disk {
         d.geometry = rd.child("geometry").map(Geometry::parse).transpose()?;
         d.blockio = rd.child("blockio").map(Blockio::parse).transpose()?;
         d.mirror = rd.child_node("mirror");
-        if let Some(src) = &d.source
-            && (src
-                .extra
-                .children
-                .iter()
-                .filter(|c| c.name == "auth")
-                .count()
-                > 1
-                || (d.auth.is_some() && src.extra.children.iter().any(|c| c.name == "auth")))
-        {
+        if d.auth.is_some() && d.source.as_ref().is_some_and(|s| s.auth.is_some()) {
             return Err(DomainError::Config(
                 "unsupported configuration: an <auth> definition already found for disk source"
                     .to_string(),
@@ -382,11 +497,7 @@ impl Disk {
         d.vendor = rd.child_text("vendor");
         d.product = rd.child_text("product");
         d.encryption = rd.child("encryption").map(Encryption::parse);
-        if d.encryption.is_some()
-            && d.source
-                .as_ref()
-                .is_some_and(|s| s.extra.children.iter().any(|c| c.name == "encryption"))
-        {
+        if d.encryption.is_some() && d.source.as_ref().is_some_and(|s| s.encryption.is_some()) {
             return Err(DomainError::Config(
                 "unsupported configuration: an <encryption> definition already found for disk source"
                     .to_string(),

@@ -97,7 +97,7 @@ fn validate_disk(disk: &Disk) -> Result<(), DomainError> {
     let auth = disk
         .auth
         .clone()
-        .or_else(|| disk.source.as_ref().and_then(|s| s.auth()));
+        .or_else(|| disk.source.as_ref().and_then(|s| s.auth.clone()));
     if let Some(secret) = auth.and_then(|a| a.secret) {
         match secret.stype.as_deref() {
             None => return Err(config("unknown secret type '<null>'")),
@@ -121,7 +121,7 @@ fn validate_disk(disk: &Disk) -> Result<(), DomainError> {
     let enc = disk
         .encryption
         .clone()
-        .or_else(|| disk.source.as_ref().and_then(|s| s.encryption()));
+        .or_else(|| disk.source.as_ref().and_then(|s| s.encryption.clone()));
     if let Some(enc) = enc
         && enc.format.as_deref() == Some("luks")
         && enc
