@@ -719,6 +719,78 @@ impl InterfaceSource {
     }
 }
 
+/// `<ip address='..' family='..' prefix='..' peer='..'/>` of an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IpAddr {
+    pub address: String,
+    pub family: Option<String>,
+    pub prefix: Option<u32>,
+    pub peer: Option<String>,
+    pub extra: Extra,
+}
+
+impl IpAddr {
+    fn parse(n: &XmlNode) -> Result<IpAddr, DomainError> {
+        let rd = Rd::new(n);
+        Ok(IpAddr {
+            address: rd
+                .attr("address")
+                .ok_or_else(|| xml_err("Missing required address in <ip>"))?,
+            family: rd.attr("family"),
+            prefix: opt_uint(&rd, "prefix")?,
+            peer: rd.attr("peer"),
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("ip")
+            .a("address", &self.address)
+            .ao("family", self.family.as_ref())
+            .ao("prefix", self.prefix)
+            .ao("peer", self.peer.as_ref())
+            .extra_attrs(&self.extra)
+    }
+}
+
+/// `<route family='..' address='..' prefix='..' gateway='..' metric='..'/>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Route {
+    pub family: Option<String>,
+    pub address: Option<String>,
+    pub netmask: Option<String>,
+    pub prefix: Option<u32>,
+    pub gateway: Option<String>,
+    pub metric: Option<u32>,
+    pub extra: Extra,
+}
+
+impl Route {
+    fn parse(n: &XmlNode) -> Result<Route, DomainError> {
+        let rd = Rd::new(n);
+        Ok(Route {
+            family: rd.attr("family"),
+            address: rd.attr("address"),
+            netmask: rd.attr("netmask"),
+            prefix: opt_uint(&rd, "prefix")?,
+            gateway: rd.attr("gateway"),
+            metric: opt_uint(&rd, "metric")?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("route")
+            .ao("family", self.family.as_ref())
+            .ao("address", self.address.as_ref())
+            .ao("netmask", self.netmask.as_ref())
+            .ao("prefix", self.prefix)
+            .ao("gateway", self.gateway.as_ref())
+            .ao("metric", self.metric)
+            .extra_attrs(&self.extra)
+    }
+}
+
 /// `<interface>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Interface {
@@ -737,8 +809,8 @@ pub struct Interface {
     pub virtualport: Option<XmlNode>,
     pub bandwidth: Option<XmlNode>,
     pub vlan: Option<XmlNode>,
-    pub ips: Vec<XmlNode>,
-    pub routes: Vec<XmlNode>,
+    pub ips: Vec<IpAddr>,
+    pub routes: Vec<Route>,
     pub script: Option<String>,
     pub downscript: Option<String>,
     pub backenddomain: Option<XmlNode>,
@@ -789,8 +861,16 @@ impl Interface {
         i.virtualport = rd.child_node("virtualport");
         i.bandwidth = rd.child_node("bandwidth");
         i.vlan = rd.child_node("vlan");
-        i.ips = rd.children("ip").into_iter().cloned().collect();
-        i.routes = rd.children("route").into_iter().cloned().collect();
+        i.ips = rd
+            .children("ip")
+            .into_iter()
+            .map(IpAddr::parse)
+            .collect::<Result<_, _>>()?;
+        i.routes = rd
+            .children("route")
+            .into_iter()
+            .map(Route::parse)
+            .collect::<Result<_, _>>()?;
         i.script = rd
             .child("script")
             .and_then(|s| s.attr("path").map(String::from));
@@ -868,8 +948,8 @@ impl Interface {
             .co(self.virtualport.clone())
             .co(self.bandwidth.clone())
             .co(self.vlan.clone())
-            .cs(self.ips.iter().cloned())
-            .cs(self.routes.iter().cloned())
+            .cs(self.ips.iter().map(IpAddr::to_node))
+            .cs(self.routes.iter().map(Route::to_node))
             .co(path("script", &self.script))
             .co(path("downscript", &self.downscript))
             .co(self.backenddomain.clone())

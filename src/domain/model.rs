@@ -50,7 +50,9 @@ pub struct MemoryBacking {
     pub locked: bool,
     pub source_type: Option<String>,
     pub access_mode: Option<String>,
-    pub allocation: Option<XmlNode>,
+    /// `<allocation mode='immediate|ondemand' threads='N'/>`.
+    pub allocation_mode: Option<String>,
+    pub allocation_threads: Option<u32>,
     pub discard: bool,
     pub extra: Extra,
 }
@@ -188,6 +190,15 @@ pub struct MemNode {
     pub cellid: u32,
     pub mode: Option<String>,
     pub nodeset: Option<String>,
+}
+
+/// `<vcpu id='..' enabled='yes|no' hotpluggable='yes|no' order='..'/>` inside `<vcpus>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VcpuInfo {
+    pub id: u32,
+    pub enabled: Option<String>,
+    pub hotpluggable: Option<String>,
+    pub order: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -429,7 +440,9 @@ pub struct NumaCell {
     pub memory_kib: u64,
     pub discard: Option<String>,
     pub mem_access: Option<String>,
-    /// `<cache>`, `<distances>`: kept verbatim.
+    /// `<distances><sibling id='..' value='..'/></distances>`: (cell id, distance).
+    pub distances: Vec<(u32, u32)>,
+    /// `<cache>` (HMAT), kept verbatim.
     pub extra: Extra,
 }
 
@@ -517,7 +530,8 @@ pub struct DomainDef {
     pub memtune: Option<Memtune>,
     pub memory_backing: Option<MemoryBacking>,
     pub vcpu: Vcpu,
-    pub vcpus: Option<XmlNode>,
+    /// `<vcpus>`: per-vCPU hotplug state.
+    pub vcpus: Option<Vec<VcpuInfo>>,
     pub iothreads: Option<u32>,
     /// `Some` when `<iothreadids>` is present.
     pub iothreadids: Option<Vec<IoThread>>,
@@ -700,7 +714,20 @@ impl DomainDef {
         } else {
             d.vcpu.count = 1;
         }
-        d.vcpus = rd.child_node("vcpus");
+        if let Some(vs) = rd.child("vcpus") {
+            let mut v = Vec::new();
+            for c in &vs.children {
+                let crd = Rd::new(c);
+                v.push(VcpuInfo {
+                    id: opt_uint(&crd, "id")?
+                        .ok_or_else(|| xml_err("missing vcpu id in <vcpus>"))?,
+                    enabled: crd.attr("enabled"),
+                    hotpluggable: crd.attr("hotpluggable"),
+                    order: opt_uint(&crd, "order")?,
+                });
+            }
+            d.vcpus = Some(v);
+        }
         d.iothreads = rd
             .child_text("iothreads")
             .map(|t| parse_uint(&t, "iothreads", "iothreads"))
@@ -949,7 +976,15 @@ impl DomainDef {
                 .ao("current", self.vcpu.current)
                 .t(self.vcpu.count),
         );
-        nodes.extend(self.vcpus.clone());
+        nodes.extend(self.vcpus.as_ref().map(|v| {
+            XmlNode::new("vcpus").cs(v.iter().map(|c| {
+                XmlNode::new("vcpu")
+                    .a("id", c.id)
+                    .ao("enabled", c.enabled.as_ref())
+                    .ao("hotpluggable", c.hotpluggable.as_ref())
+                    .ao("order", c.order)
+            }))
+        }));
         nodes.extend(self.iothreads.map(|n| XmlNode::new("iothreads").t(n)));
         nodes.extend(self.iothreadids.as_ref().map(|ids| {
             XmlNode::new("iothreadids").cs(ids.iter().map(|t| {
@@ -1110,7 +1145,11 @@ fn parse_memory_backing(n: &XmlNode) -> Result<MemoryBacking, DomainError> {
     mb.access_mode = rd
         .child("access")
         .and_then(|s| s.attr("mode").map(String::from));
-    mb.allocation = rd.child_node("allocation");
+    if let Some(a) = rd.child("allocation") {
+        let ard = Rd::new(a);
+        mb.allocation_mode = Some(ard.attr("mode").unwrap_or_default());
+        mb.allocation_threads = opt_uint(&ard, "threads")?;
+    }
     mb.discard = rd.child("discard").is_some();
     mb.extra = rd.extra();
     Ok(mb)
@@ -1141,7 +1180,11 @@ fn memory_backing_node(mb: &MemoryBacking) -> XmlNode {
             .access_mode
             .as_ref()
             .map(|t| XmlNode::new("access").a("mode", t)))
-        .co(mb.allocation.clone());
+        .co(mb.allocation_mode.as_ref().map(|m| {
+            XmlNode::new("allocation")
+                .ao("mode", Some(m).filter(|m| !m.is_empty()))
+                .ao("threads", mb.allocation_threads)
+        }));
     if mb.discard {
         n = n.c(XmlNode::new("discard"));
     }
@@ -1490,7 +1533,18 @@ fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
             let mem = crd
                 .attr("memory")
                 .ok_or_else(|| xml_err("Missing 'memory' attribute in NUMA cell"))?;
+            let mut distances = Vec::new();
+            if let Some(ds) = crd.child("distances") {
+                for sib in &ds.children {
+                    let srd = Rd::new(sib);
+                    distances.push((
+                        opt_uint(&srd, "id")?.unwrap_or(0),
+                        opt_uint(&srd, "value")?.unwrap_or(0),
+                    ));
+                }
+            }
             cpu.numa.push(NumaCell {
+                distances,
                 id: opt_uint(&crd, "id")?,
                 cpus: crd.attr("cpus"),
                 memory_kib: parse_scaled_kib(&mem, unit.as_deref(), "KiB", MAX_MEMORY_KIB)?,
@@ -1553,6 +1607,12 @@ fn cpu_node(cpu: &Cpu) -> XmlNode {
                     .ao("discard", c.discard.as_ref())
                     .ao("memAccess", c.mem_access.as_ref())
                     .extra_attrs(&c.extra)
+                    .co((!c.distances.is_empty()).then(|| {
+                        XmlNode::new("distances").cs(c
+                            .distances
+                            .iter()
+                            .map(|(id, v)| XmlNode::new("sibling").a("id", id).a("value", v)))
+                    }))
                     .extra_children(&c.extra)
             }))
             .extra_children(&cpu.numa_extra));
