@@ -170,8 +170,24 @@ fn simple_domain() -> impl Strategy<Value = String> {
             0..5,
         ),
         prop::collection::vec("[ -~]{0,16}", 0..3),
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["user", "network", "bridge", "ethernet"]),
+                any::<[u8; 3]>(),
+                prop::option::of(prop::sample::select(vec!["virtio", "e1000e", "rtl8139"])),
+                prop::option::of(1u32..9),
+            ),
+            0..4,
+        ),
+        prop::collection::vec(
+            (
+                prop::sample::select(vec!["pty", "file", "unix", "tcp", "null", "stdio"]),
+                "[a-z]{1,8}",
+            ),
+            0..3,
+        ),
     )
-        .prop_map(|(name, mem, unit, vcpus, disks, args)| {
+        .prop_map(|(name, mem, unit, vcpus, disks, args, nets, serials)| {
             let mut s = format!(
                 "<domain type='kvm'><name>{name}</name><memory unit='{unit}'>{mem}</memory>\
                  <vcpu>{vcpus}</vcpu><os><type arch='x86_64' machine='q35'>hvm</type></os><devices>"
@@ -189,6 +205,36 @@ fn simple_domain() -> impl Strategy<Value = String> {
                     ));
                 }
                 s.push_str("</disk>");
+            }
+            for (ty, mac, model, boot) in &nets {
+                s.push_str(&format!(
+                    "<interface type='{ty}'><mac address='52:54:00:{:02x}:{:02x}:{:02x}'/>",
+                    mac[0], mac[1], mac[2]
+                ));
+                match *ty {
+                    "network" => s.push_str("<source network='default'/>"),
+                    "bridge" => s.push_str("<source bridge='br0'/>"),
+                    _ => {}
+                }
+                if let Some(m) = model {
+                    s.push_str(&format!("<model type='{m}'/>"));
+                }
+                if let Some(b) = boot {
+                    s.push_str(&format!("<boot order='{b}'/>"));
+                }
+                s.push_str("</interface>");
+            }
+            for (i, (ty, word)) in serials.iter().enumerate() {
+                s.push_str(&format!("<serial type='{ty}'>"));
+                match *ty {
+                    "file" => s.push_str(&format!("<source path='/tmp/{word}'/>")),
+                    "unix" => s.push_str(&format!("<source mode='bind' path='/tmp/{word}'/>")),
+                    "tcp" => s.push_str(&format!(
+                        "<source mode='connect' host='{word}' service='4555'/><protocol type='raw'/>"
+                    )),
+                    _ => {}
+                }
+                s.push_str(&format!("<target port='{i}'/></serial>"));
             }
             s.push_str("</devices><qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>");
             for a in &args {

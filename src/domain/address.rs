@@ -243,7 +243,8 @@ impl DeviceInfo {
                 })?;
                 if order == 0 {
                     return Err(DomainError::Xml(
-                        "XML error: boot order '0' used for more than one device".to_string(),
+                        "XML error: incorrect boot order '0', expecting positive integer"
+                            .to_string(),
                     ));
                 }
                 Some(BootOrder {

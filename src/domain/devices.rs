@@ -2017,6 +2017,17 @@ impl Devices {
             }
         }
         d.check_disk_targets()?;
+        let mut orders = std::collections::BTreeSet::new();
+        for info in d.infos() {
+            if let Some(b) = &info.boot
+                && !orders.insert(b.order)
+            {
+                return Err(xml_err(format!(
+                    "boot order '{}' used for more than one device",
+                    b.order
+                )));
+            }
+        }
         Ok(d)
     }
 
