@@ -25,6 +25,21 @@ pub(crate) fn opt_uint(rd: &Rd<'_>, attr: &str) -> Result<Option<u32>, DomainErr
         .transpose()
 }
 
+/// `<zpci uid='0x0001' fid='0x00000000'/>` inside an s390 PCI address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Zpci {
+    pub uid: Option<String>,
+    pub fid: Option<String>,
+}
+
+/// `<rom bar='on|off' file='..' enabled='yes|no'/>` of a PCI device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rom {
+    pub bar: Option<String>,
+    pub file: Option<String>,
+    pub enabled: Option<String>,
+}
+
 /// A device address. Values are kept numerically so address assignment can compare them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
@@ -34,8 +49,8 @@ pub enum Address {
         slot: u32,
         function: u32,
         multifunction: Option<String>,
-        /// s390 zPCI identifiers, kept verbatim.
-        zpci: Option<XmlNode>,
+        /// s390 zPCI identifiers (`uid`, `fid`), as written.
+        zpci: Option<Zpci>,
     },
     Drive {
         controller: u32,
@@ -110,7 +125,10 @@ impl Address {
                 slot: u("slot")?,
                 function: u("function")?,
                 multifunction: rd.attr("multifunction"),
-                zpci: rd.child_node("zpci"),
+                zpci: rd.child("zpci").map(|z| Zpci {
+                    uid: z.attr("uid").map(String::from),
+                    fid: z.attr("fid").map(String::from),
+                }),
             },
             "drive" => Address::Drive {
                 controller: u("controller")?,
@@ -180,7 +198,11 @@ impl Address {
                 .a("slot", format_args!("0x{slot:02x}"))
                 .a("function", format_args!("0x{function:x}"))
                 .ao("multifunction", multifunction.as_ref())
-                .co(zpci.clone()),
+                .co(zpci.as_ref().map(|z| {
+                    XmlNode::new("zpci")
+                        .ao("uid", z.uid.as_ref())
+                        .ao("fid", z.fid.as_ref())
+                })),
             Address::Drive {
                 controller,
                 bus,
@@ -227,7 +249,7 @@ pub struct DeviceInfo {
     pub alias: Option<String>,
     /// USB companion controllers: `<master startport='N'/>`.
     pub master_startport: Option<String>,
-    pub rom: Option<XmlNode>,
+    pub rom: Option<Rom>,
     pub acpi_index: Option<u32>,
     pub address: Option<Address>,
 }
@@ -260,7 +282,11 @@ impl DeviceInfo {
         let master_startport = rd
             .child("master")
             .and_then(|m| m.attr("startport").map(String::from));
-        let rom = rd.child_node("rom");
+        let rom = rd.child("rom").map(|r| Rom {
+            bar: r.attr("bar").map(String::from),
+            file: r.attr("file").map(String::from),
+            enabled: r.attr("enabled").map(String::from),
+        });
         let acpi_index = match rd.child("acpi") {
             Some(a) => opt_uint(&Rd::new(a), "index")?,
             None => None,
@@ -292,7 +318,12 @@ impl DeviceInfo {
             v.push(XmlNode::new("master").a("startport", m));
         }
         if let Some(r) = &self.rom {
-            v.push(r.clone());
+            v.push(
+                XmlNode::new("rom")
+                    .ao("enabled", r.enabled.as_ref())
+                    .ao("bar", r.bar.as_ref())
+                    .ao("file", r.file.as_ref()),
+            );
         }
         if let Some(i) = self.acpi_index {
             v.push(XmlNode::new("acpi").a("index", i));

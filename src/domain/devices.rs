@@ -203,8 +203,8 @@ pub struct DiskSource {
     pub timeout: Option<u64>,
     /// NVMe controller PCI address.
     pub address: Option<HostAddress>,
-    /// vhost-user `<reconnect enabled='yes' timeout='..'/>`, kept verbatim.
-    pub reconnect: Option<XmlNode>,
+    /// vhost-user `<reconnect enabled='yes' timeout='..'/>`: (enabled, timeout).
+    pub reconnect: Option<(Option<String>, Option<String>)>,
     pub slices: Vec<Slice>,
     /// Per-image security labels, kept verbatim.
     pub seclabels: Vec<XmlNode>,
@@ -216,7 +216,7 @@ pub struct DiskSource {
 }
 
 impl DiskSource {
-    fn parse(n: &XmlNode) -> Result<DiskSource, DomainError> {
+    pub(crate) fn parse(n: &XmlNode) -> Result<DiskSource, DomainError> {
         let rd = Rd::new(n);
         let mut s = DiskSource {
             file: rd.attr("file"),
@@ -282,7 +282,12 @@ impl DiskSource {
         s.readahead = num("readahead", "size")?;
         s.timeout = num("timeout", "seconds")?;
         s.address = rd.child("address").map(HostAddress::parse).transpose()?;
-        s.reconnect = rd.child_node("reconnect");
+        s.reconnect = rd.child("reconnect").map(|r| {
+            (
+                r.attr("enabled").map(String::from),
+                r.attr("timeout").map(String::from),
+            )
+        });
         if let Some(sl) = rd.child("slices") {
             for c in &sl.children {
                 let crd = Rd::new(c);
@@ -314,7 +319,7 @@ impl DiskSource {
         Ok(s)
     }
 
-    fn to_node(&self) -> XmlNode {
+    pub(crate) fn to_node(&self) -> XmlNode {
         let one = |el: &str, attr: &str, v: Option<String>| v.map(|v| XmlNode::new(el).a(attr, v));
         XmlNode::new("source")
             .ao("file", self.file.as_ref())
@@ -368,7 +373,11 @@ impl DiskSource {
                 self.timeout.map(|v| v.to_string()),
             ))
             .co(self.address.as_ref().map(HostAddress::to_node))
-            .co(self.reconnect.clone())
+            .co(self.reconnect.as_ref().map(|(e, t)| {
+                XmlNode::new("reconnect")
+                    .ao("enabled", e.as_ref())
+                    .ao("timeout", t.as_ref())
+            }))
             .co((!self.slices.is_empty()).then(|| {
                 XmlNode::new("slices").cs(self.slices.iter().map(|sl| {
                     XmlNode::new("slice")
@@ -415,7 +424,7 @@ pub struct Disk {
     pub sgio: Option<String>,
     pub snapshot: Option<String>,
     pub driver: Option<Driver>,
-    /// `<auth>` written before `<source>` (older placement), kept verbatim.
+    /// `<auth>` written before `<source>` (the older placement).
     pub auth: Option<Auth>,
     pub source: Option<DiskSource>,
     pub backing_store: Option<BackingStore>,
@@ -2748,7 +2757,11 @@ pub struct Shmem {
     pub model: Option<String>,
     pub size_kib: Option<u64>,
     pub server_path: Option<String>,
-    pub msi: Option<XmlNode>,
+    /// `<msi vectors='..' ioeventfd='..' enabled='..'/>` of ivshmem-doorbell.
+    pub msi_vectors: Option<u32>,
+    pub msi_ioeventfd: Option<String>,
+    pub msi_enabled: Option<String>,
+    pub msi_present: bool,
     pub extra: Extra,
     pub info: DeviceInfo,
 }
@@ -2766,7 +2779,19 @@ impl Shmem {
             server_path: rd
                 .child("server")
                 .map(|s| s.attr("path").unwrap_or("").to_string()),
-            msi: rd.child_node("msi"),
+            msi_vectors: match rd.child("msi") {
+                Some(m) => opt_uint(&Rd::new(m), "vectors")?,
+                None => None,
+            },
+            msi_ioeventfd: rd
+                .node
+                .child("msi")
+                .and_then(|m| m.attr("ioeventfd").map(String::from)),
+            msi_enabled: rd
+                .node
+                .child("msi")
+                .and_then(|m| m.attr("enabled").map(String::from)),
+            msi_present: rd.node.child("msi").is_some(),
             info: DeviceInfo::parse(&rd)?,
             extra: rd.extra(),
         })
@@ -2789,7 +2814,12 @@ impl Shmem {
                 .server_path
                 .as_ref()
                 .map(|p| XmlNode::new("server").ao("path", Some(p).filter(|p| !p.is_empty()))))
-            .co(self.msi.clone());
+            .co(self.msi_present.then(|| {
+                XmlNode::new("msi")
+                    .ao("vectors", self.msi_vectors)
+                    .ao("ioeventfd", self.msi_ioeventfd.as_ref())
+                    .ao("enabled", self.msi_enabled.as_ref())
+            }));
         finish(n, &self.extra, &self.info)
     }
 }

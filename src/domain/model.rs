@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::DomainError;
 use super::address::{opt_uint, parse_uint};
-use super::devices::Devices;
+use super::devices::{Devices, DiskSource};
 use super::units::{MAX_MEMORY_KIB, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode, parse_document};
 use crate::xmlfmt::XmlWriter;
@@ -242,8 +242,8 @@ pub struct Nvram {
     pub ntype: Option<String>,
     pub format: Option<String>,
     pub path: Option<String>,
-    /// Network or block backed NVRAM: the `<source>` element, kept verbatim.
-    pub source: Option<XmlNode>,
+    /// Network or block backed NVRAM.
+    pub source: Option<DiskSource>,
     pub extra: Extra,
 }
 
@@ -535,7 +535,8 @@ pub struct DomainDef {
     pub iothreads: Option<u32>,
     /// `Some` when `<iothreadids>` is present.
     pub iothreadids: Option<Vec<IoThread>>,
-    pub defaultiothread: Option<XmlNode>,
+    /// `<defaultiothread thread_pool_min='..' thread_pool_max='..'/>`: (min, max).
+    pub defaultiothread: Option<(Option<i64>, Option<i64>)>,
     pub cputune: Option<Cputune>,
     pub numatune: Option<Numatune>,
     pub resource: Option<XmlNode>,
@@ -755,7 +756,18 @@ impl DomainDef {
             }
             d.iothreadids = Some(v);
         }
-        d.defaultiothread = rd.child_node("defaultiothread");
+        if let Some(n) = rd.child("defaultiothread") {
+            let int = |a: &str| -> Result<Option<i64>, DomainError> {
+                n.attr(a)
+                    .map(|s| {
+                        s.parse::<i64>().map_err(|_| {
+                            xml_err(format!("invalid value '{s}' for defaultiothread '{a}'"))
+                        })
+                    })
+                    .transpose()
+            };
+            d.defaultiothread = Some((int("thread_pool_min")?, int("thread_pool_max")?));
+        }
         if d.vcpu.placement.is_none() {
             let auto = rd
                 .node
@@ -996,7 +1008,11 @@ impl DomainDef {
                     .extra_children(&t.extra)
             }))
         }));
-        nodes.extend(self.defaultiothread.clone());
+        nodes.extend(self.defaultiothread.map(|(min, max)| {
+            XmlNode::new("defaultiothread")
+                .ao("thread_pool_min", min)
+                .ao("thread_pool_max", max)
+        }));
         nodes.extend(self.cputune.as_ref().map(cputune_node));
         nodes.extend(self.numatune.as_ref().map(|nt| {
             XmlNode::new("numatune")
@@ -1279,7 +1295,7 @@ fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
             ntype: nrd.attr("type"),
             format: nrd.attr("format"),
             path: Some(nv.text.trim().to_string()).filter(|s| !s.is_empty()),
-            source: nrd.child_node("source"),
+            source: nrd.child("source").map(DiskSource::parse).transpose()?,
             extra: nrd.extra(),
         });
     }
@@ -1358,7 +1374,7 @@ fn os_node(os: &Os) -> XmlNode {
             .ao("type", nv.ntype.as_ref())
             .ao("format", nv.format.as_ref())
             .extra_attrs(&nv.extra)
-            .co(nv.source.clone())
+            .co(nv.source.as_ref().map(DiskSource::to_node))
             .t(nv.path.clone().unwrap_or_default()));
     }
     n = n
