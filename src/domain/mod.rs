@@ -1,8 +1,25 @@
 //! libvirt domain XML: typed model, parse, validate, defaults, addresses, format. Pure data.
 //!
-//! Parsing goes through a small DOM ([`xml::XmlNode`]) and then into typed structs; anything
-//! we do not model yet is kept verbatim in an [`xml::Extra`] so a parse/format round trip never
-//! loses information.
+//! Parsing goes through a small DOM ([`xml::XmlNode`], built by [`xml::parse_document`], which
+//! refuses DTDs, undeclared entities, oversized and too deeply nested input) and then into the
+//! typed structs of [`model`] (domain-wide parts) and [`devices`] (one struct per device kind).
+//! Anything not modelled yet is kept verbatim in an [`xml::Extra`] (unknown attributes and child
+//! elements, in document order), so a parse/format round trip never loses information.
+//!
+//! Formatting builds an [`XmlNode`] tree in libvirt's element and attribute order and writes it
+//! with [`crate::xmlfmt::XmlWriter`]. libvirt's order is fixed by its formatter, not by the
+//! input, so each `to_node` lists fields in that order; typed fields come first, then the
+//! verbatim extras, then the device info (`<boot>`, `<alias>`, `<rom>`, `<acpi>`,
+//! `<address>`), which libvirt always writes last.
+//!
+//! Conventions:
+//! - sizes are stored in KiB ([`units`]) and written with `unit='KiB'`, as libvirt does;
+//! - values libvirt keeps as enums are kept as the strings it accepts, so matching is by string;
+//! - only the defaults libvirt's *parser* applies itself are filled here (lifecycle actions,
+//!   clock offset, vCPU placement, disk type and device, VNC autoport); capability-dependent
+//!   defaults, implicit devices and addresses belong to the later `prepare` stage;
+//! - [`parse`] also runs [`validate::validate`], the checks that need no capabilities; error
+//!   messages are libvirt's, prefix included.
 
 pub mod address;
 pub mod common;
@@ -21,7 +38,7 @@ pub use xml::{Extra, XmlNode};
 /// `XML error: ` or `invalid argument: `) so they can be compared with libvirt's `.err` files.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
-    /// Malformed or schema-invalid XML (`XML error: ...`).
+    /// Malformed or schema-invalid XML (`XML error: ...`), and libvirt's prefix-less details.
     #[error("{0}")]
     Xml(String),
     /// A value that cannot be interpreted (`invalid argument: ...`).
@@ -41,4 +58,9 @@ pub fn parse(xml: &str) -> Result<DomainDef, DomainError> {
     let def = DomainDef::from_xml(xml)?;
     validate::validate(&def)?;
     Ok(def)
+}
+
+/// Format a definition as libvirt does (`virsh dumpxml` style).
+pub fn format(def: &DomainDef, flags: FormatFlags) -> String {
+    def.to_xml(flags)
 }
