@@ -728,6 +728,130 @@ impl InterfaceSource {
     }
 }
 
+/// `<virtualport type='openvswitch|802.1Qbg|802.1Qbh|midonet'><parameters .../></virtualport>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VirtualPort {
+    pub vtype: Option<String>,
+    /// Attributes of `<parameters>` (interfaceid, profileid, managerid, ...), in order.
+    pub parameters: Option<Vec<(String, String)>>,
+}
+
+impl VirtualPort {
+    fn parse(n: &XmlNode) -> VirtualPort {
+        VirtualPort {
+            vtype: n.attr("type").map(String::from),
+            parameters: n.child("parameters").map(|p| p.attrs.clone()),
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let mut n = XmlNode::new("virtualport").ao("type", self.vtype.as_ref());
+        if let Some(p) = &self.parameters {
+            let mut params = XmlNode::new("parameters");
+            params.attrs = p.clone();
+            n = n.c(params);
+        }
+        n
+    }
+}
+
+/// Traffic shaping of one direction: `<inbound average='..' peak='..' floor='..' burst='..'/>`,
+/// rates in KiB/s and burst in KiB.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rate {
+    pub average: Option<u64>,
+    pub peak: Option<u64>,
+    pub floor: Option<u64>,
+    pub burst: Option<u64>,
+}
+
+/// `<bandwidth>` of an interface.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Bandwidth {
+    pub inbound: Option<Rate>,
+    pub outbound: Option<Rate>,
+}
+
+impl Bandwidth {
+    fn parse(n: &XmlNode) -> Result<Bandwidth, DomainError> {
+        let rate = |name: &str| -> Result<Option<Rate>, DomainError> {
+            let Some(r) = n.child(name) else {
+                return Ok(None);
+            };
+            let num = |a: &str| -> Result<Option<u64>, DomainError> {
+                r.attr(a)
+                    .map(|v| {
+                        v.trim().parse().map_err(|_| {
+                            xml_err(format!("could not convert bandwidth {a} value '{v}'"))
+                        })
+                    })
+                    .transpose()
+            };
+            Ok(Some(Rate {
+                average: num("average")?,
+                peak: num("peak")?,
+                floor: num("floor")?,
+                burst: num("burst")?,
+            }))
+        };
+        Ok(Bandwidth {
+            inbound: rate("inbound")?,
+            outbound: rate("outbound")?,
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let rate = |name: &str, r: &Option<Rate>| {
+            r.as_ref().map(|r| {
+                XmlNode::new(name)
+                    .ao("average", r.average)
+                    .ao("peak", r.peak)
+                    .ao("floor", r.floor)
+                    .ao("burst", r.burst)
+            })
+        };
+        XmlNode::new("bandwidth")
+            .co(rate("inbound", &self.inbound))
+            .co(rate("outbound", &self.outbound))
+    }
+}
+
+/// `<vlan trunk='yes'><tag id='42' nativeMode='untagged'/></vlan>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Vlan {
+    pub trunk: Option<String>,
+    /// (tag id, nativeMode).
+    pub tags: Vec<(u32, Option<String>)>,
+}
+
+impl Vlan {
+    fn parse(n: &XmlNode) -> Result<Vlan, DomainError> {
+        let mut tags = Vec::new();
+        for t in n.children.iter().filter(|c| c.name == "tag") {
+            let trd = Rd::new(t);
+            tags.push((
+                opt_uint(&trd, "id")?
+                    .ok_or_else(|| xml_err("missing or invalid vlan tag id attribute"))?,
+                trd.attr("nativeMode"),
+            ));
+        }
+        Ok(Vlan {
+            trunk: n.attr("trunk").map(String::from),
+            tags,
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("vlan")
+            .ao("trunk", self.trunk.as_ref())
+            .cs(self.tags.iter().map(|(id, mode)| {
+                XmlNode::new("tag")
+                    .a("id", id)
+                    .ao("nativeMode", mode.as_ref())
+            }))
+    }
+}
+
 /// `<ip address='..' family='..' prefix='..' peer='..'/>` of an interface.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IpAddr {
@@ -815,9 +939,9 @@ pub struct Interface {
     pub source: Option<InterfaceSource>,
     /// `<source>` of hostdev interfaces (the PCI device).
     pub hostdev_source: Option<HostdevSource>,
-    pub virtualport: Option<XmlNode>,
-    pub bandwidth: Option<XmlNode>,
-    pub vlan: Option<XmlNode>,
+    pub virtualport: Option<VirtualPort>,
+    pub bandwidth: Option<Bandwidth>,
+    pub vlan: Option<Vlan>,
     pub ips: Vec<IpAddr>,
     pub routes: Vec<Route>,
     pub script: Option<String>,
@@ -867,9 +991,9 @@ impl Interface {
         } else {
             i.source = rd.child("source").map(InterfaceSource::parse);
         }
-        i.virtualport = rd.child_node("virtualport");
-        i.bandwidth = rd.child_node("bandwidth");
-        i.vlan = rd.child_node("vlan");
+        i.virtualport = rd.child("virtualport").map(VirtualPort::parse);
+        i.bandwidth = rd.child("bandwidth").map(Bandwidth::parse).transpose()?;
+        i.vlan = rd.child("vlan").map(Vlan::parse).transpose()?;
         i.ips = rd
             .children("ip")
             .into_iter()
@@ -954,9 +1078,9 @@ impl Interface {
             .co(self.hostdev_driver.clone())
             .co(self.hostdev_source.as_ref().map(HostdevSource::to_node))
             .co(self.source.as_ref().map(InterfaceSource::to_node))
-            .co(self.virtualport.clone())
-            .co(self.bandwidth.clone())
-            .co(self.vlan.clone())
+            .co(self.virtualport.as_ref().map(VirtualPort::to_node))
+            .co(self.bandwidth.as_ref().map(Bandwidth::to_node))
+            .co(self.vlan.as_ref().map(Vlan::to_node))
             .cs(self.ips.iter().map(IpAddr::to_node))
             .cs(self.routes.iter().map(Route::to_node))
             .co(path("script", &self.script))
