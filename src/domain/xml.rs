@@ -243,6 +243,8 @@ pub fn parse_document(src: &str) -> Result<XmlNode, DomainError> {
             src.len()
         )));
     }
+    // A UTF-8 byte order mark is allowed before the document and carries no content.
+    let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let mut reader = Reader::from_str(src);
     let cfg = reader.config_mut();
     cfg.trim_text(false);
@@ -461,6 +463,14 @@ mod tests {
     fn reports_line_and_column() {
         let e = parse_document("<a>\n  <b></c>\n</a>").unwrap_err();
         assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn accepts_bom_declaration_and_crlf() {
+        let n =
+            parse_document("\u{feff}<?xml version='1.0'?>\r\n<a b='x\r\ny'>t\r\n</a>\r\n").unwrap();
+        assert_eq!(n.attr("b"), Some("x y"));
+        assert_eq!(n.text, "t\n");
     }
 
     #[test]
