@@ -269,3 +269,26 @@ fn qemu_namespace_under_another_prefix() {
     assert_eq!(cl.env[0].value.as_deref(), Some("b"));
     assert!(d.to_xml(FLAGS).contains("<qemu:arg value='-foo'/>"));
 }
+
+#[test]
+fn duplicate_drive_addresses() {
+    let disk = |dev: &str, unit: u32| {
+        format!(
+            "<disk type='file' device='disk'><source file='/{dev}'/><target dev='{dev}' bus='scsi'/>\
+             <address type='drive' controller='0' bus='0' target='0' unit='{unit}'/></disk>"
+        )
+    };
+    let ok = domain(&format!("{}{}", disk("sda", 0), disk("sdb", 1)));
+    assert!(parse(&ok).is_ok());
+    let bad = domain(&format!(
+        "{}{}{}",
+        disk("sda", 0),
+        disk("sdb", 1),
+        disk("sdc", 0)
+    ));
+    assert_eq!(
+        parse(&bad).unwrap_err().to_string(),
+        "unsupported configuration: Found duplicate drive address for disk with target name 'sda' \
+         controller='0' bus='0' target='0' unit='0'"
+    );
+}

@@ -2223,26 +2223,35 @@ impl Devices {
 
     /// libvirt refuses two disks with the same target name.
     fn check_disk_targets(&self) -> Result<(), DomainError> {
-        for (i, a) in self.disks.iter().enumerate() {
-            for b in &self.disks[..i] {
-                if a.target.dev == b.target.dev {
-                    let src = |d: &Disk| {
-                        d.source
-                            .as_ref()
-                            .and_then(|s| s.path().or(s.name.as_deref()))
-                            .unwrap_or("")
-                            .to_string()
-                    };
-                    return Err(xml_err(format!(
-                        "target '{}' duplicated for disk sources '{}' and '{}'",
-                        a.target.dev,
-                        src(b),
-                        src(a)
-                    )));
-                }
-            }
+        // libvirt compares every disk with the ones after it and reports the first pair found,
+        // i.e. the duplicated target whose first use comes earliest, with its second use.
+        let mut seen: std::collections::HashMap<&str, (usize, Option<usize>)> =
+            std::collections::HashMap::new();
+        for (i, d) in self.disks.iter().enumerate() {
+            seen.entry(d.target.dev.as_str())
+                .and_modify(|e| {
+                    e.1.get_or_insert(i);
+                })
+                .or_insert((i, None));
         }
-        Ok(())
+        let Some((first, second)) = seen.values().filter_map(|&(a, b)| b.map(|b| (a, b))).min()
+        else {
+            return Ok(());
+        };
+        let src = |d: &Disk| {
+            d.source
+                .as_ref()
+                .and_then(|s| s.path().or(s.name.as_deref()))
+                .unwrap_or("")
+                .to_string()
+        };
+        let (a, b) = (&self.disks[first], &self.disks[second]);
+        Err(xml_err(format!(
+            "target '{}' duplicated for disk sources '{}' and '{}'",
+            a.target.dev,
+            src(a),
+            src(b)
+        )))
     }
 
     pub fn to_node(&self, flags: FormatFlags) -> XmlNode {

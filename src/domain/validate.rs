@@ -150,19 +150,28 @@ fn check_duplicate_drive_addresses(def: &DomainDef) -> Result<(), DomainError> {
     let fmt = |(c, b, t, u): (u32, u32, u32, u32)| {
         format!("controller='{c}' bus='{b}' target='{t}' unit='{u}'")
     };
-    let disks = &def.devices.disks;
-    for (i, a) in disks.iter().enumerate() {
-        let Some(addr) = drive(&a.info.address) else {
+    // The first disk (in definition order) whose address a later disk on the same bus reuses.
+    let mut first_use = std::collections::HashMap::new();
+    let mut clash: Option<usize> = None;
+    for (i, d) in def.devices.disks.iter().enumerate() {
+        let Some(addr) = drive(&d.info.address) else {
             continue;
         };
-        for b in &disks[i + 1..] {
-            if b.target.bus == a.target.bus && drive(&b.info.address) == Some(addr) {
-                return Err(config(format!(
-                    "Found duplicate drive address for disk with target name '{}' {}",
-                    a.target.dev,
-                    fmt(addr)
-                )));
+        match first_use.get(&(d.target.bus.as_deref(), addr)) {
+            Some(&f) => clash = Some(clash.map_or(f, |c: usize| c.min(f))),
+            None => {
+                first_use.insert((d.target.bus.as_deref(), addr), i);
             }
+        }
+    }
+    if let Some(i) = clash {
+        let a = &def.devices.disks[i];
+        if let Some(addr) = drive(&a.info.address) {
+            return Err(config(format!(
+                "Found duplicate drive address for disk with target name '{}' {}",
+                a.target.dev,
+                fmt(addr)
+            )));
         }
     }
     let scsi_hostdevs: Vec<_> = def
@@ -172,13 +181,19 @@ fn check_duplicate_drive_addresses(def: &DomainDef) -> Result<(), DomainError> {
         .filter(|h| h.htype.as_deref() == Some("scsi"))
         .filter_map(|h| drive(&h.info.address))
         .collect();
+    let mut first_index = std::collections::HashMap::new();
+    let mut first_dup: Option<usize> = None;
     for (i, a) in scsi_hostdevs.iter().enumerate() {
-        if scsi_hostdevs[i + 1..].contains(a) {
-            return Err(config(format!(
-                "SCSI host address {} in use by another SCSI host device",
-                fmt(*a)
-            )));
+        let f = *first_index.entry(*a).or_insert(i);
+        if f != i {
+            first_dup = Some(first_dup.map_or(f, |c| c.min(f)));
         }
+    }
+    if let Some(a) = first_dup.and_then(|i| scsi_hostdevs.get(i)) {
+        return Err(config(format!(
+            "SCSI host address {} in use by another SCSI host device",
+            fmt(*a)
+        )));
     }
     Ok(())
 }
