@@ -2030,6 +2030,38 @@ impl Hostdev {
     }
 }
 
+/// Disks being parsed, kept the way [`Devices::insert_disk`] orders them: one group per bus
+/// in order of first appearance, each sorted by target index with ties in document order.
+/// Inserting one by one into a flat list is quadratic, which hostile input could exploit.
+#[derive(Default)]
+struct DiskGroups {
+    groups: Vec<(Option<String>, Vec<(i64, Disk)>)>,
+}
+
+impl DiskGroups {
+    fn insert(&mut self, disk: Disk) {
+        let idx = disk_name_to_index(&disk.target.dev);
+        let group = match self.groups.iter().position(|(b, _)| *b == disk.target.bus) {
+            Some(g) => g,
+            None => {
+                self.groups.push((disk.target.bus.clone(), Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        if let Some((_, list)) = self.groups.get_mut(group) {
+            let at = list.partition_point(|(i, _)| *i <= idx);
+            list.insert(at, (idx, disk));
+        }
+    }
+
+    fn into_disks(self) -> Vec<Disk> {
+        self.groups
+            .into_iter()
+            .flat_map(|(_, list)| list.into_iter().map(|(_, d)| d))
+            .collect()
+    }
+}
+
 /// The index encoded in a disk target name (`vda` = 0, `sdz` = 25, `hdaa` = 26), or -1 when
 /// the name has no known prefix or a malformed suffix, as libvirt computes it.
 pub fn disk_name_to_index(name: &str) -> i64 {
@@ -2098,10 +2130,11 @@ pub struct Devices {
 impl Devices {
     pub fn parse(n: &XmlNode) -> Result<Devices, DomainError> {
         let mut d = Devices::default();
+        let mut disk_groups = DiskGroups::default();
         for c in &n.children {
             match c.name.as_str() {
                 "emulator" => d.emulator = Some(c.text.clone()),
-                "disk" => d.insert_disk(Disk::parse(c)?),
+                "disk" => disk_groups.insert(Disk::parse(c)?),
                 "controller" => d.controllers.push(Controller::parse(c)?),
                 "lease" => d.leases.push(GenericDevice::parse(c)?),
                 "filesystem" => d.filesystems.push(Filesystem::parse(c)?),
@@ -2149,6 +2182,7 @@ impl Devices {
                 _ => d.others.push(c.clone()),
             }
         }
+        d.disks = disk_groups.into_disks();
         d.check_disk_targets()?;
         let mut orders = std::collections::BTreeSet::new();
         for info in d.infos() {
@@ -3081,5 +3115,67 @@ impl Sound {
                 .map(|c| XmlNode::new("codec").a("type", c)))
             .co(self.audio_id.map(|id| XmlNode::new("audio").a("id", id)));
         finish(n, &self.extra, &self.info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(bus: &str, dev: &str) -> Disk {
+        Disk {
+            target: DiskTarget {
+                dev: dev.to_string(),
+                bus: Some(bus.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The grouped insertion used while parsing orders disks exactly like inserting them one
+    /// by one with libvirt's algorithm ([`Devices::insert_disk`]).
+    #[test]
+    fn grouped_insert_matches_sequential_insert() {
+        let buses = ["virtio", "sata", "scsi", "ide"];
+        let names = [
+            "vda", "vdb", "sda", "sdz", "hdc", "vdaa", "bogus", "sdb1", "xvda",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..500 {
+            let n = (next() % 12) as usize;
+            let mut seq = Devices::default();
+            let mut groups = DiskGroups::default();
+            for _ in 0..n {
+                let d = disk(
+                    buses[(next() % buses.len() as u64) as usize],
+                    names[(next() % names.len() as u64) as usize],
+                );
+                seq.insert_disk(d.clone());
+                groups.insert(d);
+            }
+            let order = |v: &[Disk]| {
+                v.iter()
+                    .map(|d| format!("{:?}:{}", d.target.bus, d.target.dev))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(order(&seq.disks), order(&groups.into_disks()));
+        }
+    }
+
+    #[test]
+    fn disk_indices() {
+        assert_eq!(disk_name_to_index("vda"), 0);
+        assert_eq!(disk_name_to_index("sdz"), 25);
+        assert_eq!(disk_name_to_index("hdaa"), 26);
+        assert_eq!(disk_name_to_index("xvdb"), 1);
+        assert_eq!(disk_name_to_index("vdb1"), 1);
+        assert_eq!(disk_name_to_index("bogus"), -1);
     }
 }

@@ -16,6 +16,10 @@ use crate::xmlfmt::XmlWriter;
 /// time spent on hostile input before any parsing happens.
 pub const MAX_XML_SIZE: usize = 10 * 1024 * 1024;
 
+/// Most attributes accepted on one element; libvirt's elements have a handful, and attribute
+/// lookups are linear.
+const MAX_ATTRS: usize = 256;
+
 /// Deepest element nesting accepted, so a recursive conversion cannot exhaust the stack.
 const MAX_DEPTH: usize = 256;
 
@@ -201,21 +205,26 @@ fn malformed(src: &str, offset: u64, msg: impl std::fmt::Display) -> DomainError
 fn start_to_node(src: &str, pos: u64, e: &BytesStart<'_>) -> Result<XmlNode, DomainError> {
     let name = e.name().0.to_string();
     let mut node = XmlNode::new(&name);
-    for a in e.attributes() {
+    let mut keys = std::collections::HashSet::new();
+    // quick-xml's own duplicate check is quadratic in the number of attributes; ours is not.
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| malformed(src, pos, err))?;
         let key = a.key.0.to_string();
-        // unescape_value only knows the predefined entities and character references, so any
-        // other entity reference is an error: nothing is ever expanded from a DTD.
-        let val = a
-            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|err| malformed(src, pos, err))?;
-        if node.attrs.iter().any(|(k, _)| *k == key) {
+        if keys.len() >= MAX_ATTRS {
+            return Err(malformed(src, pos, "too many attributes on one element"));
+        }
+        if !keys.insert(key.clone()) {
             return Err(malformed(
                 src,
                 pos,
                 format_args!("attribute '{key}' redefined"),
             ));
         }
+        // Only the predefined entities and character references are known, so any other
+        // entity reference is an error: nothing is ever expanded from a DTD.
+        let val = a
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|err| malformed(src, pos, err))?;
         node.attrs.push((key, val.into_owned()));
     }
     Ok(node)
@@ -471,6 +480,15 @@ mod tests {
             parse_document("\u{feff}<?xml version='1.0'?>\r\n<a b='x\r\ny'>t\r\n</a>\r\n").unwrap();
         assert_eq!(n.attr("b"), Some("x y"));
         assert_eq!(n.text, "t\n");
+    }
+
+    #[test]
+    fn refuses_too_many_attributes() {
+        let attrs: String = (0..1000).map(|i| format!(" a{i}='x'")).collect();
+        let e = parse_document(&format!("<a{attrs}/>")).unwrap_err();
+        assert!(e.to_string().contains("too many attributes"), "{e}");
+        let e = parse_document("<a x='1' x='2'/>").unwrap_err();
+        assert!(e.to_string().contains("redefined"), "{e}");
     }
 
     #[test]
