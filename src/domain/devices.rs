@@ -2035,8 +2035,11 @@ impl Hostdev {
 /// Inserting one by one into a flat list is quadratic, which hostile input could exploit.
 #[derive(Default)]
 struct DiskGroups {
-    groups: Vec<(Option<String>, Vec<(i64, Disk)>)>,
+    groups: Vec<DiskGroup>,
 }
+
+/// The disks of one bus, each with its target index.
+type DiskGroup = (Option<String>, Vec<(i64, Disk)>);
 
 impl DiskGroups {
     fn insert(&mut self, disk: Disk) {
