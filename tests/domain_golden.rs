@@ -315,6 +315,7 @@ fn libvirt_inputs_lose_no_attributes() {
         ("pagesize", "unit"),
         ("tseg", "unit"),
         ("max_size", "unit"),
+        ("maxpagesize", "unit"),
         ("hard_limit", "unit"),
         ("soft_limit", "unit"),
         ("swap_hard_limit", "unit"),

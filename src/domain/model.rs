@@ -352,6 +352,13 @@ impl FeatureGroup {
     }
 }
 
+/// pSeries hash page table settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hpt {
+    pub resizing: Option<String>,
+    pub maxpagesize_kib: Option<u64>,
+}
+
 /// `<smm state='on'><tseg unit='MiB'>48</tseg></smm>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Smm {
@@ -377,7 +384,9 @@ pub struct Features {
     pub smm: Option<Smm>,
     /// `<ioapic driver='kvm|qemu'/>`.
     pub ioapic: Option<Option<String>>,
-    /// Features we keep verbatim (hpt, htm, tcg, msrs, ...).
+    /// `<hpt resizing='..'><maxpagesize unit='KiB'>N</maxpagesize></hpt>` (pseries).
+    pub hpt: Option<Hpt>,
+    /// Features we keep verbatim (htm, tcg, msrs, ...).
     pub others: Vec<XmlNode>,
 }
 
@@ -1428,6 +1437,7 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         vmport: opt_state(&rd, "vmport", "state"),
         gic: opt_state(&rd, "gic", "version"),
         smm: None,
+        hpt: None,
         ioapic: opt_state(&rd, "ioapic", "driver"),
         others: Vec::new(),
     };
@@ -1450,6 +1460,21 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         f.smm = Some(Smm {
             state: n.attr("state").map(String::from),
             tseg_kib,
+        });
+    }
+    if let Some(h) = rd.child("hpt") {
+        let maxpagesize_kib = match h.child("maxpagesize") {
+            Some(m) => Some(parse_scaled_kib(
+                &m.text,
+                m.attr("unit"),
+                "KiB",
+                MAX_MEMORY_KIB,
+            )?),
+            None => None,
+        };
+        f.hpt = Some(Hpt {
+            resizing: h.attr("resizing").map(String::from),
+            maxpagesize_kib,
         });
     }
     f.others = rd.extra().children;
@@ -1482,6 +1507,11 @@ fn features_node(f: &Features) -> XmlNode {
             .map(|k| XmlNode::new("tseg").a("unit", "MiB").t(k / 1024)))
     }));
     items.extend(st("ioapic", "driver", &f.ioapic));
+    items.extend(f.hpt.as_ref().map(|h| {
+        XmlNode::new("hpt").ao("resizing", h.resizing.as_ref()).co(h
+            .maxpagesize_kib
+            .map(|k| XmlNode::new("maxpagesize").a("unit", "KiB").t(k)))
+    }));
     items.extend(f.others.iter().cloned());
     let rank = |n: &XmlNode| {
         FEATURE_ORDER
