@@ -292,3 +292,20 @@ fn duplicate_drive_addresses() {
          controller='0' bus='0' target='0' unit='0'"
     );
 }
+
+#[test]
+fn format_flags() {
+    let x = "<domain type='kvm' id='7'><name>t</name><memory>1024</memory><os><type>hvm</type></os>\
+             <devices><graphics type='vnc' port='5900' autoport='no' passwd='secret'/></devices></domain>";
+    let d = parse(x).expect("parse");
+    assert_eq!(d.id, Some(7));
+    let live = d.to_xml(FormatFlags {
+        inactive: false,
+        secure: false,
+    });
+    assert!(live.starts_with("<domain type='kvm' id='7'>"), "{live}");
+    assert!(!live.contains("secret"), "passwords need the secure flag");
+    let inactive = d.to_xml(FLAGS);
+    assert!(inactive.starts_with("<domain type='kvm'>"), "{inactive}");
+    assert!(inactive.contains("passwd='secret'"));
+}
