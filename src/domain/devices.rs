@@ -45,6 +45,8 @@ impl VirtioOptions {
 pub struct Driver {
     pub name: Option<String>,
     pub dtype: Option<String>,
+    /// Network drivers: `iothread` or `timer` TX mode.
+    pub txmode: Option<String>,
     pub cache: Option<String>,
     pub error_policy: Option<String>,
     pub rerror_policy: Option<String>,
@@ -96,6 +98,7 @@ impl Driver {
         Ok(Driver {
             name: rd.attr("name"),
             dtype: rd.attr("type"),
+            txmode: rd.attr("txmode"),
             cache: rd.attr("cache"),
             error_policy: rd.attr("error_policy"),
             rerror_policy: rd.attr("rerror_policy"),
@@ -132,6 +135,7 @@ impl Driver {
         let n = XmlNode::new("driver")
             .ao("name", self.name.as_ref())
             .ao("type", self.dtype.as_ref())
+            .ao("txmode", self.txmode.as_ref())
             .ao("cache", self.cache.as_ref())
             .ao("error_policy", self.error_policy.as_ref())
             .ao("rerror_policy", self.rerror_policy.as_ref())
@@ -576,9 +580,47 @@ pub struct Controller {
     /// `<model name='...'/>` of PCI controllers.
     pub model_name: Option<String>,
     pub target: Option<ControllerTarget>,
-    pub driver: Option<Driver>,
+    pub driver: Option<ControllerDriver>,
     pub extra: Extra,
     pub info: DeviceInfo,
+}
+
+/// `<driver>` of a controller (virtio-scsi, virtio-serial, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControllerDriver {
+    pub queues: Option<u32>,
+    pub cmd_per_lun: Option<u32>,
+    pub max_sectors: Option<u32>,
+    pub ioeventfd: Option<String>,
+    pub iothread: Option<u32>,
+    pub virtio: VirtioOptions,
+    pub extra: Extra,
+}
+
+impl ControllerDriver {
+    fn parse(n: &XmlNode) -> Result<ControllerDriver, DomainError> {
+        let rd = Rd::new(n);
+        Ok(ControllerDriver {
+            queues: opt_uint(&rd, "queues")?,
+            cmd_per_lun: opt_uint(&rd, "cmd_per_lun")?,
+            max_sectors: opt_uint(&rd, "max_sectors")?,
+            ioeventfd: rd.attr("ioeventfd"),
+            iothread: opt_uint(&rd, "iothread")?,
+            virtio: VirtioOptions::parse(&rd),
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("driver")
+            .ao("queues", self.queues)
+            .ao("cmd_per_lun", self.cmd_per_lun)
+            .ao("max_sectors", self.max_sectors)
+            .ao("ioeventfd", self.ioeventfd.as_ref())
+            .ao("iothread", self.iothread)
+            .extra_attrs(&self.extra);
+        self.virtio.apply(n).extra_children(&self.extra)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -620,7 +662,10 @@ impl Controller {
                 extra: trd.extra(),
             });
         }
-        c.driver = rd.child("driver").map(Driver::parse).transpose()?;
+        c.driver = rd
+            .child("driver")
+            .map(ControllerDriver::parse)
+            .transpose()?;
         c.info = DeviceInfo::parse(&rd)?;
         c.extra = rd.extra();
         Ok(c)
@@ -651,7 +696,7 @@ impl Controller {
                     .extra_attrs(&t.extra)
                     .extra_children(&t.extra)
             }))
-            .co(self.driver.as_ref().map(Driver::to_node));
+            .co(self.driver.as_ref().map(ControllerDriver::to_node));
         finish(n, &self.extra, &self.info)
     }
 }
