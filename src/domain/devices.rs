@@ -2143,7 +2143,7 @@ pub struct Devices {
     pub emulator: Option<String>,
     pub disks: Vec<Disk>,
     pub controllers: Vec<Controller>,
-    pub leases: Vec<GenericDevice>,
+    pub leases: Vec<Lease>,
     pub filesystems: Vec<Filesystem>,
     pub interfaces: Vec<Interface>,
     pub smartcards: Vec<Smartcard>,
@@ -2159,7 +2159,7 @@ pub struct Devices {
     pub videos: Vec<Video>,
     pub hostdevs: Vec<Hostdev>,
     pub redirdevs: Vec<Chardev>,
-    pub redirfilters: Vec<GenericDevice>,
+    pub redirfilters: Vec<RedirFilter>,
     pub hubs: Vec<Hub>,
     pub watchdogs: Vec<Watchdog>,
     pub memballoon: Option<Memballoon>,
@@ -2170,7 +2170,7 @@ pub struct Devices {
     pub memories: Vec<MemoryDevice>,
     pub iommu: Option<Iommu>,
     pub vsock: Option<Vsock>,
-    pub cryptos: Vec<GenericDevice>,
+    pub cryptos: Vec<Crypto>,
     /// Device elements we do not know, written last.
     pub others: Vec<XmlNode>,
 }
@@ -2184,7 +2184,7 @@ impl Devices {
                 "emulator" => d.emulator = Some(c.text.clone()),
                 "disk" => disk_groups.insert(Disk::parse(c)?),
                 "controller" => d.controllers.push(Controller::parse(c)?),
-                "lease" => d.leases.push(GenericDevice::parse(c)?),
+                "lease" => d.leases.push(Lease::parse(c)),
                 "filesystem" => d.filesystems.push(Filesystem::parse(c)?),
                 "interface" => d.interfaces.push(Interface::parse(c)?),
                 "smartcard" => d.smartcards.push(Smartcard::parse(c)?),
@@ -2200,7 +2200,7 @@ impl Devices {
                 "video" => d.videos.push(Video::parse(c)?),
                 "hostdev" => d.hostdevs.push(Hostdev::parse(c)?),
                 "redirdev" => d.redirdevs.push(Chardev::parse(c)?),
-                "redirfilter" => d.redirfilters.push(GenericDevice::parse(c)?),
+                "redirfilter" => d.redirfilters.push(RedirFilter::parse(c)),
                 "hub" => d.hubs.push(Hub::parse(c)?),
                 "watchdog" => d.watchdogs.push(Watchdog::parse(c)?),
                 "memballoon" => {
@@ -2226,7 +2226,7 @@ impl Devices {
                     }
                     d.vsock = Some(Vsock::parse(c)?);
                 }
-                "crypto" => d.cryptos.push(GenericDevice::parse(c)?),
+                "crypto" => d.cryptos.push(Crypto::parse(c)?),
                 _ => d.others.push(c.clone()),
             }
         }
@@ -3225,5 +3225,142 @@ mod tests {
         assert_eq!(disk_name_to_index("xvdb"), 1);
         assert_eq!(disk_name_to_index("vdb1"), 1);
         assert_eq!(disk_name_to_index("bogus"), -1);
+    }
+}
+
+/// `<lease>`: a lock manager lease.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lease {
+    pub lockspace: Option<String>,
+    pub key: Option<String>,
+    pub target_path: Option<String>,
+    pub target_offset: Option<String>,
+    pub extra: Extra,
+}
+
+impl Lease {
+    fn parse(n: &XmlNode) -> Lease {
+        let rd = Rd::new(n);
+        let target = rd.child("target");
+        Lease {
+            lockspace: rd.child_text("lockspace"),
+            key: rd.child_text("key"),
+            target_path: target.and_then(|t| t.attr("path").map(String::from)),
+            target_offset: target.and_then(|t| t.attr("offset").map(String::from)),
+            extra: rd.extra(),
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("lease")
+            .extra_attrs(&self.extra)
+            .co(self
+                .lockspace
+                .as_ref()
+                .map(|l| XmlNode::new("lockspace").t(l)))
+            .co(self.key.as_ref().map(|k| XmlNode::new("key").t(k)))
+            .co(self.target_path.as_ref().map(|p| {
+                XmlNode::new("target")
+                    .a("path", p)
+                    .ao("offset", self.target_offset.as_ref())
+            }))
+            .extra_children(&self.extra)
+    }
+}
+
+/// One `<usbdev class='..' vendor='..' product='..' version='..' allow='yes|no'/>` rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UsbDevRule {
+    pub class: Option<String>,
+    pub vendor: Option<String>,
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub allow: Option<String>,
+}
+
+/// `<redirfilter>`: which USB devices may be redirected.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RedirFilter {
+    pub rules: Vec<UsbDevRule>,
+}
+
+impl RedirFilter {
+    fn parse(n: &XmlNode) -> RedirFilter {
+        RedirFilter {
+            rules: n
+                .children
+                .iter()
+                .filter(|c| c.name == "usbdev")
+                .map(|u| UsbDevRule {
+                    class: u.attr("class").map(String::from),
+                    vendor: u.attr("vendor").map(String::from),
+                    product: u.attr("product").map(String::from),
+                    version: u.attr("version").map(String::from),
+                    allow: u.attr("allow").map(String::from),
+                })
+                .collect(),
+        }
+    }
+
+    fn to_node(&self) -> XmlNode {
+        XmlNode::new("redirfilter").cs(self.rules.iter().map(|r| {
+            XmlNode::new("usbdev")
+                .ao("class", r.class.as_ref())
+                .ao("vendor", r.vendor.as_ref())
+                .ao("product", r.product.as_ref())
+                .ao("version", r.version.as_ref())
+                .ao("allow", r.allow.as_ref())
+        }))
+    }
+}
+
+/// `<crypto model='virtio' type='qemu'><backend model='builtin|lkcf' queues='N'/></crypto>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Crypto {
+    pub model: Option<String>,
+    pub ctype: Option<String>,
+    pub backend_model: Option<String>,
+    pub backend_queues: Option<u32>,
+    pub extra: Extra,
+    pub info: DeviceInfo,
+}
+
+impl Crypto {
+    fn parse(n: &XmlNode) -> Result<Crypto, DomainError> {
+        let rd = Rd::new(n);
+        let (backend_model, backend_queues) = match rd.child("backend") {
+            Some(b) => {
+                let brd = Rd::new(b);
+                (brd.attr("model"), opt_uint(&brd, "queues")?)
+            }
+            None => (None, None),
+        };
+        Ok(Crypto {
+            model: rd.attr("model"),
+            ctype: rd.attr("type"),
+            backend_model,
+            backend_queues,
+            info: DeviceInfo::parse(&rd)?,
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let n = XmlNode::new("crypto")
+            .ao("model", self.model.as_ref())
+            .ao("type", self.ctype.as_ref())
+            .extra_attrs(&self.extra)
+            .co(
+                if self.backend_model.is_some() || self.backend_queues.is_some() {
+                    Some(
+                        XmlNode::new("backend")
+                            .ao("model", self.backend_model.as_ref())
+                            .ao("queues", self.backend_queues),
+                    )
+                } else {
+                    None
+                },
+            );
+        finish(n, &self.extra, &self.info)
     }
 }
