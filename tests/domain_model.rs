@@ -42,6 +42,13 @@ fn top_level_values() {
         Some(vec!["vnc-colon".to_string()])
     );
     assert_eq!(d.qemu_deprecation.as_deref(), Some("crash"));
+    let ov = d.qemu_override.as_ref().expect("override");
+    assert_eq!(ov[0].alias, "ua-disk");
+    let props = ov[0].frontend.as_ref().expect("frontend");
+    assert_eq!(props.len(), 7);
+    assert_eq!(props[1].ptype, "signed");
+    assert_eq!(props[1].value.as_deref(), Some("-321"));
+    assert_eq!(props[6].value, None);
     let disk = &d.devices.disks[0];
     assert_eq!(disk.info.alias.as_deref(), Some("ua-disk"));
     assert_eq!(

@@ -87,6 +87,22 @@ pub struct LaunchSecurity {
     pub extra: Extra,
 }
 
+/// One `<qemu:property name='..' type='string|signed|unsigned|bool|remove' value='..'/>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuProperty {
+    pub name: String,
+    pub ptype: String,
+    pub value: Option<String>,
+}
+
+/// `<qemu:device alias='..'><qemu:frontend>properties</qemu:frontend></qemu:device>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuDeviceOverride {
+    pub alias: String,
+    /// `Some` when `<qemu:frontend>` is present.
+    pub frontend: Option<Vec<QemuProperty>>,
+}
+
 /// `<qemu:capabilities>`: QEMU capability flags forced on or off.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QemuCapabilities {
@@ -570,8 +586,8 @@ pub struct DomainDef {
     pub launch_security: Option<LaunchSecurity>,
     pub qemu_commandline: Option<QemuCommandline>,
     pub qemu_capabilities: Option<QemuCapabilities>,
-    /// Per-device property overrides, kept verbatim.
-    pub qemu_override: Option<XmlNode>,
+    /// `<qemu:override>`: per-device QEMU property overrides.
+    pub qemu_override: Option<Vec<QemuDeviceOverride>>,
     /// `<qemu:deprecation behavior='...'/>`.
     pub qemu_deprecation: Option<String>,
     /// Top-level elements we do not model.
@@ -921,7 +937,26 @@ impl DomainDef {
                 del: caps("qemu:del"),
             }
         });
-        d.qemu_override = rd.child_node("qemu:override");
+        d.qemu_override = rd.child("qemu:override").map(|o| {
+            o.children
+                .iter()
+                .filter(|c| c.name == "qemu:device")
+                .map(|dev| QemuDeviceOverride {
+                    alias: dev.attr("alias").unwrap_or("").to_string(),
+                    frontend: dev.child("qemu:frontend").map(|f| {
+                        f.children
+                            .iter()
+                            .filter(|p| p.name == "qemu:property")
+                            .map(|p| QemuProperty {
+                                name: p.attr("name").unwrap_or("").to_string(),
+                                ptype: p.attr("type").unwrap_or("").to_string(),
+                                value: p.attr("value").map(String::from),
+                            })
+                            .collect()
+                    }),
+                })
+                .collect()
+        });
         d.qemu_deprecation = rd
             .child("qemu:deprecation")
             .map(|n| n.attr("behavior").unwrap_or("").to_string());
@@ -1123,7 +1158,20 @@ impl DomainDef {
                     .iter()
                     .map(|n| XmlNode::new("qemu:del").a("capability", n)))
         }));
-        nodes.extend(self.qemu_override.clone());
+        nodes.extend(self.qemu_override.as_ref().map(|devs| {
+            XmlNode::new("qemu:override").cs(devs.iter().map(|d| {
+                XmlNode::new("qemu:device")
+                    .a("alias", &d.alias)
+                    .co(d.frontend.as_ref().map(|props| {
+                        XmlNode::new("qemu:frontend").cs(props.iter().map(|p| {
+                            XmlNode::new("qemu:property")
+                                .a("name", &p.name)
+                                .a("type", &p.ptype)
+                                .ao("value", p.value.as_ref())
+                        }))
+                    }))
+            }))
+        }));
         nodes.extend(
             self.qemu_deprecation
                 .as_ref()
