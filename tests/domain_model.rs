@@ -187,7 +187,7 @@ fn every_address_type() {
            <address type='drive' controller='0' bus='0' target='1' unit='2'/></disk>\
          <smartcard mode='host'><address type='ccid' controller='0' slot='0'/></smartcard>\
          <input type='tablet' bus='usb'><address type='usb' bus='0' port='1.2'/></input>\
-         <panic model='pseries'><address type='spapr-vio' reg='0x30000000'/></panic>\
+         <serial type='pty'><target port='0'/><address type='spapr-vio' reg='0x30000000'/></serial>\
          <rng model='virtio'><backend model='random'>/dev/urandom</backend>\
            <address type='ccw' cssid='0xfe' ssid='0x0' devno='0x0007'/></rng>\
          <watchdog model='ib700' action='poweroff'><address type='isa' iobase='0x505'/></watchdog>\
@@ -217,7 +217,7 @@ fn every_address_type() {
         matches!(&dv.inputs[0].info.address, Some(Address::Usb { port: Some(p), .. }) if p == "1.2")
     );
     assert!(matches!(
-        dv.panics[0].info.address,
+        dv.serials[0].info.address,
         Some(Address::SpaprVio { .. })
     ));
     assert!(matches!(

@@ -32,6 +32,21 @@ pub struct Zpci {
     pub fid: Option<String>,
 }
 
+fn parse_zpci(z: &XmlNode) -> Result<Zpci, DomainError> {
+    if let Some(uid) = z.attr("uid") {
+        let v = parse_uint(uid, "uid", "zpci")?;
+        if v == 0 || v > 0xffff {
+            return Err(DomainError::Xml(format!(
+                "XML error: Invalid PCI address uid='0x{v:04x}', must be > 0x0000 and <= 0xffff"
+            )));
+        }
+    }
+    Ok(Zpci {
+        uid: z.attr("uid").map(String::from),
+        fid: z.attr("fid").map(String::from),
+    })
+}
+
 /// `<rom bar='on|off' file='..' enabled='yes|no'/>` of a PCI device.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Rom {
@@ -125,10 +140,7 @@ impl Address {
                 slot: u("slot")?,
                 function: u("function")?,
                 multifunction: rd.attr("multifunction"),
-                zpci: rd.child("zpci").map(|z| Zpci {
-                    uid: z.attr("uid").map(String::from),
-                    fid: z.attr("fid").map(String::from),
-                }),
+                zpci: rd.child("zpci").map(parse_zpci).transpose()?,
             },
             "drive" => Address::Drive {
                 controller: u("controller")?,

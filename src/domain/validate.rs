@@ -21,10 +21,192 @@ fn detail(msg: impl Into<String>) -> DomainError {
 /// Validate a definition. Returns the first problem found, in libvirt's order of checks.
 pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     validate_os(def)?;
+    validate_features(def)?;
+    validate_timers(def)?;
     for disk in &def.devices.disks {
         validate_disk(disk)?;
     }
     check_duplicate_drive_addresses(def)?;
+    validate_controllers(def)?;
+    validate_inputs(def)?;
+    validate_graphics(def)?;
+    validate_hostdevs(def)?;
+    validate_panics(def)?;
+    validate_iommu(def)?;
+    Ok(())
+}
+
+fn machine(def: &DomainDef) -> &str {
+    def.os.os_type.machine.as_deref().unwrap_or("")
+}
+
+fn arch(def: &DomainDef) -> &str {
+    def.os.os_type.arch.as_deref().unwrap_or("")
+}
+
+fn is_q35(def: &DomainDef) -> bool {
+    let m = machine(def);
+    m == "q35" || m.starts_with("pc-q35")
+}
+
+fn is_arm_virt(def: &DomainDef) -> bool {
+    let m = machine(def);
+    matches!(arch(def), "aarch64" | "armv7l") && (m == "virt" || m.starts_with("virt-"))
+}
+
+fn is_x86(def: &DomainDef) -> bool {
+    matches!(arch(def), "x86_64" | "i686")
+}
+
+fn validate_features(def: &DomainDef) -> Result<(), DomainError> {
+    let tseg = def
+        .features
+        .as_ref()
+        .and_then(|f| f.smm.as_ref())
+        .and_then(|s| s.tseg_kib);
+    if tseg.is_some() && !is_q35(def) {
+        return Err(config("SMM TSEG is only supported with q35 machine type"));
+    }
+    Ok(())
+}
+
+fn validate_timers(def: &DomainDef) -> Result<(), DomainError> {
+    let Some(clock) = &def.clock else {
+        return Ok(());
+    };
+    for t in &clock.timers {
+        // These timers are paravirtual x86 clocks; other architectures have no such device.
+        if matches!(t.name.as_str(), "tsc" | "kvmclock" | "hypervclock") && !is_x86(def) {
+            return Err(config(format!(
+                "Configuring the '{}' timer is not supported for virtType={} arch={} machine={} guests",
+                t.name,
+                def.virt_type,
+                arch(def),
+                machine(def)
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_controllers(def: &DomainDef) -> Result<(), DomainError> {
+    for c in &def.devices.controllers {
+        let has_node = c
+            .target
+            .as_ref()
+            .is_some_and(|t| t.extra.children.iter().any(|n| n.name == "node"));
+        if c.ctype == "pci" && c.index == Some(0) && has_node {
+            return Err(config(
+                "The PCI controller with index=0 can't be associated with a NUMA node",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_inputs(def: &DomainDef) -> Result<(), DomainError> {
+    for i in &def.devices.inputs {
+        let transitional = matches!(
+            i.model.as_deref(),
+            Some("virtio-transitional" | "virtio-non-transitional")
+        );
+        if transitional && i.itype != "passthrough" {
+            return Err(config(format!(
+                "virtio (non-)transitional models are not supported for input type={}",
+                i.itype
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_graphics(def: &DomainDef) -> Result<(), DomainError> {
+    let g = &def.devices.graphics;
+    let egl = g.iter().any(|g| g.gtype == "egl-headless");
+    if egl
+        && g.iter()
+            .any(|g| !matches!(g.gtype.as_str(), "vnc" | "spice" | "egl-headless"))
+    {
+        return Err(config(
+            "graphics type 'egl-headless' is only supported with one of: 'vnc', 'spice' graphics types",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_hostdevs(def: &DomainDef) -> Result<(), DomainError> {
+    for h in &def.devices.hostdevs {
+        if h.info.boot.is_none() {
+            continue;
+        }
+        match (h.htype.as_deref(), h.model.as_deref()) {
+            (Some("scsi_host"), _) => {
+                return Err(config(
+                    "booting from assigned devices is not supported by vhost SCSI devices",
+                ));
+            }
+            (Some("mdev"), Some(m)) if m != "vfio-pci" && m != "vfio-ccw" => {
+                return Err(config(format!(
+                    "booting from assigned devices is not supported by mediated devices of model {m}"
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate_panics(def: &DomainDef) -> Result<(), DomainError> {
+    let pseries = arch(def).starts_with("ppc64") && machine(def).starts_with("pseries");
+    for p in &def.devices.panics {
+        // Without a model, pSeries guests get the pseries panic device.
+        let model = p
+            .model
+            .as_deref()
+            .or(if pseries { Some("pseries") } else { None });
+        if model == Some("pseries") && p.info.address.is_some() {
+            return Err(config(
+                "setting the panic device address is not supported for model 'pseries'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_iommu(def: &DomainDef) -> Result<(), DomainError> {
+    let Some(iommu) = &def.devices.iommu else {
+        return Ok(());
+    };
+    if iommu.model != "virtio" {
+        return Ok(());
+    }
+    if !is_q35(def) && !is_arm_virt(def) {
+        return Err(config(
+            "IOMMU device: 'virtio' is only supported with Q35 and ARM Virt machines",
+        ));
+    }
+    if !def.features.as_ref().is_some_and(|f| f.acpi) {
+        return Err(config("IOMMU device: 'virtio' requires ACPI"));
+    }
+    match &iommu.info.address {
+        None => {}
+        Some(Address::Pci {
+            domain,
+            bus,
+            slot,
+            function,
+            ..
+        }) => {
+            if *bus != 0 {
+                return Err(DomainError::Xml(format!(
+                    "XML error: The device at PCI address {domain:04x}:{bus:02x}:{slot:02x}.{function:x} needs to be an integrated device (bus=0)"
+                )));
+            }
+        }
+        Some(_) => {
+            return Err(config("IOMMU device: 'virtio' needs a PCI address"));
+        }
+    }
     Ok(())
 }
 
@@ -117,6 +299,34 @@ fn validate_disk(disk: &Disk) -> Result<(), DomainError> {
         && disk.target.bus.as_deref() != Some("scsi")
     {
         return Err(config("Only scsi disk supports vendor and product"));
+    }
+    let format = disk.driver.as_ref().and_then(|d| d.dtype.as_deref());
+    match format {
+        Some("cow") => return Err(config("'cow' storage format is not supported")),
+        Some("iso") => {
+            return Err(config(
+                "storage format 'iso' is not directly supported by QEMU, use 'raw' instead",
+            ));
+        }
+        _ => {}
+    }
+    if disk.shareable && !disk.readonly && format.is_some_and(|f| f != "raw") {
+        return Err(config(format!(
+            "shared access for disk '{}' requires use of supported storage format",
+            disk.target.dev
+        )));
+    }
+    // These buses address disks by controller/bus/target/unit only.
+    if let (Some(bus @ ("ide" | "fdc" | "scsi" | "sata")), Some(addr)) =
+        (disk.target.bus.as_deref(), &disk.info.address)
+        && !matches!(addr, Address::Drive { .. })
+    {
+        return Err(config(format!(
+            "Invalid address type '{}' for the disk '{}' with the bus type '{}'",
+            addr.type_name(),
+            disk.target.dev,
+            bus
+        )));
     }
     let enc = disk
         .encryption
