@@ -189,25 +189,19 @@ fn validate_iommu(def: &DomainDef) -> Result<(), DomainError> {
         return Err(config("IOMMU device: 'virtio' requires ACPI"));
     }
     match &iommu.info.address {
-        None => {}
+        None => Ok(()),
         Some(Address::Pci {
             domain,
             bus,
             slot,
             function,
             ..
-        }) => {
-            if *bus != 0 {
-                return Err(DomainError::Xml(format!(
-                    "XML error: The device at PCI address {domain:04x}:{bus:02x}:{slot:02x}.{function:x} needs to be an integrated device (bus=0)"
-                )));
-            }
-        }
-        Some(_) => {
-            return Err(config("IOMMU device: 'virtio' needs a PCI address"));
-        }
+        }) if *bus != 0 => Err(DomainError::Xml(format!(
+            "XML error: The device at PCI address {domain:04x}:{bus:02x}:{slot:02x}.{function:x} needs to be an integrated device (bus=0)"
+        ))),
+        Some(Address::Pci { .. }) => Ok(()),
+        Some(_) => Err(config("IOMMU device: 'virtio' needs a PCI address")),
     }
-    Ok(())
 }
 
 fn validate_os(def: &DomainDef) -> Result<(), DomainError> {
