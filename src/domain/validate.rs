@@ -23,7 +23,13 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     validate_os(def)?;
     validate_features(def)?;
     validate_timers(def)?;
+    let pseries = arch(def).starts_with("ppc64") && machine(def).starts_with("pseries");
     for disk in &def.devices.disks {
+        if pseries && disk.device.as_deref() == Some("floppy") {
+            return Err(config(
+                "PowerPC pseries machines do not support floppy device",
+            ));
+        }
         validate_disk(disk)?;
     }
     check_duplicate_drive_addresses(def)?;
