@@ -978,8 +978,8 @@ pub struct Interface {
     pub trust_guest_rx_filters: Option<String>,
     pub mac: Option<String>,
     pub mac_extra: Extra,
-    /// `<driver>` of hostdev interfaces, written before `<source>`.
-    pub hostdev_driver: Option<XmlNode>,
+    /// `<driver name='vfio'/>` of hostdev interfaces, written before `<source>`.
+    pub hostdev_driver: Option<String>,
     /// `<source>` of non-hostdev interfaces.
     pub source: Option<InterfaceSource>,
     /// `<source>` of hostdev interfaces (the PCI device).
@@ -1031,7 +1031,9 @@ impl Interface {
             i.mac_extra = mrd.extra();
         }
         if i.itype == "hostdev" {
-            i.hostdev_driver = rd.child_node("driver");
+            i.hostdev_driver = rd
+                .child("driver")
+                .map(|d| d.attr("name").unwrap_or("").to_string());
             i.hostdev_source = rd.child("source").map(HostdevSource::parse).transpose()?;
         } else {
             i.source = rd.child("source").map(InterfaceSource::parse);
@@ -1120,7 +1122,10 @@ impl Interface {
                     .a("address", m)
                     .extra_attrs(&self.mac_extra)
             }))
-            .co(self.hostdev_driver.clone())
+            .co(self
+                .hostdev_driver
+                .as_ref()
+                .map(|n| XmlNode::new("driver").ao("name", Some(n).filter(|n| !n.is_empty()))))
             .co(self.hostdev_source.as_ref().map(HostdevSource::to_node))
             .co(self.source.as_ref().map(InterfaceSource::to_node))
             .co(self.virtualport.as_ref().map(VirtualPort::to_node))
@@ -1753,6 +1758,64 @@ impl GenericDevice {
     }
 }
 
+/// `<binary>`: how libvirt runs virtiofsd for a virtiofs filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FsBinary {
+    pub path: Option<String>,
+    pub xattr: Option<String>,
+    pub cache_mode: Option<String>,
+    pub sandbox_mode: Option<String>,
+    pub lock_posix: Option<String>,
+    pub lock_flock: Option<String>,
+    pub thread_pool_size: Option<u32>,
+    pub extra: Extra,
+}
+
+impl FsBinary {
+    fn parse(n: &XmlNode) -> Result<FsBinary, DomainError> {
+        let rd = Rd::new(n);
+        let attr_of = |el: &str, a: &str| rd.child(el).and_then(|c| c.attr(a).map(String::from));
+        let lock = rd.child("lock");
+        Ok(FsBinary {
+            path: rd.attr("path"),
+            xattr: rd.attr("xattr"),
+            cache_mode: attr_of("cache", "mode"),
+            sandbox_mode: attr_of("sandbox", "mode"),
+            lock_posix: lock.and_then(|l| l.attr("posix").map(String::from)),
+            lock_flock: lock.and_then(|l| l.attr("flock").map(String::from)),
+            thread_pool_size: match rd.child("thread_pool") {
+                Some(t) => opt_uint(&Rd::new(t), "size")?,
+                None => None,
+            },
+            extra: rd.extra(),
+        })
+    }
+
+    fn to_node(&self) -> XmlNode {
+        let one =
+            |el: &str, a: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(el).a(a, v));
+        XmlNode::new("binary")
+            .ao("path", self.path.as_ref())
+            .ao("xattr", self.xattr.as_ref())
+            .extra_attrs(&self.extra)
+            .co(one("cache", "mode", &self.cache_mode))
+            .co(one("sandbox", "mode", &self.sandbox_mode))
+            .co(if self.lock_posix.is_some() || self.lock_flock.is_some() {
+                Some(
+                    XmlNode::new("lock")
+                        .ao("posix", self.lock_posix.as_ref())
+                        .ao("flock", self.lock_flock.as_ref()),
+                )
+            } else {
+                None
+            })
+            .co(self
+                .thread_pool_size
+                .map(|n| XmlNode::new("thread_pool").a("size", n)))
+            .extra_children(&self.extra)
+    }
+}
+
 /// `<source>` of a filesystem; which attribute is set depends on the filesystem type.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct FsSource {
@@ -1776,8 +1839,7 @@ pub struct Filesystem {
     pub fmode: Option<String>,
     pub dmode: Option<String>,
     pub driver: Option<Driver>,
-    /// virtiofsd options, kept verbatim.
-    pub binary: Option<XmlNode>,
+    pub binary: Option<FsBinary>,
     pub source: Option<FsSource>,
     pub target_dir: Option<String>,
     pub readonly: bool,
@@ -1796,7 +1858,7 @@ impl Filesystem {
             fmode: rd.attr("fmode"),
             dmode: rd.attr("dmode"),
             driver: rd.child("driver").map(Driver::parse).transpose()?,
-            binary: rd.child_node("binary"),
+            binary: rd.child("binary").map(FsBinary::parse).transpose()?,
             source: rd.child("source").map(|s| {
                 let srd = Rd::new(s);
                 FsSource {
@@ -1829,7 +1891,7 @@ impl Filesystem {
             .ao("dmode", self.dmode.as_ref())
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node_name_last))
-            .co(self.binary.clone())
+            .co(self.binary.as_ref().map(FsBinary::to_node))
             .co(self.source.as_ref().map(|s| {
                 XmlNode::new("source")
                     .ao("dir", s.dir.as_ref())
