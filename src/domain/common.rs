@@ -183,3 +183,44 @@ impl ChrLog {
             .extra_attrs(&self.extra)
     }
 }
+
+/// `<seclabel type='dynamic|static|none' model='selinux|dac|apparmor' relabel='yes|no'>` with
+/// `<label>`, `<imagelabel>`, `<baselabel>`; used for the domain and for disk images.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SecLabel {
+    pub stype: Option<String>,
+    pub model: Option<String>,
+    pub relabel: Option<String>,
+    pub label: Option<String>,
+    pub imagelabel: Option<String>,
+    pub baselabel: Option<String>,
+    pub extra: Extra,
+}
+
+impl SecLabel {
+    pub fn parse(n: &XmlNode) -> SecLabel {
+        let rd = Rd::new(n);
+        SecLabel {
+            stype: rd.attr("type"),
+            model: rd.attr("model"),
+            relabel: rd.attr("relabel"),
+            label: rd.child_text("label"),
+            imagelabel: rd.child_text("imagelabel"),
+            baselabel: rd.child_text("baselabel"),
+            extra: rd.extra(),
+        }
+    }
+
+    pub fn to_node(&self) -> XmlNode {
+        let text = |name: &str, v: &Option<String>| v.as_ref().map(|v| XmlNode::new(name).t(v));
+        XmlNode::new("seclabel")
+            .ao("type", self.stype.as_ref())
+            .ao("model", self.model.as_ref())
+            .ao("relabel", self.relabel.as_ref())
+            .extra_attrs(&self.extra)
+            .co(text("label", &self.label))
+            .co(text("imagelabel", &self.imagelabel))
+            .co(text("baselabel", &self.baselabel))
+            .extra_children(&self.extra)
+    }
+}

@@ -3,7 +3,7 @@
 
 use super::DomainError;
 use super::address::{DeviceInfo, finish, opt_uint};
-use super::common::{Auth, Blockio, ChrLog, Encryption, Geometry};
+use super::common::{Auth, Blockio, ChrLog, Encryption, Geometry, SecLabel};
 use super::model::FormatFlags;
 use super::units::{MAX_MEMORY_KIB, parse_scaled_bytes, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode};
@@ -211,7 +211,7 @@ pub struct DiskSource {
     pub reconnect: Option<(Option<String>, Option<String>)>,
     pub slices: Vec<Slice>,
     /// Per-image security labels, kept verbatim.
-    pub seclabels: Vec<XmlNode>,
+    pub seclabels: Vec<SecLabel>,
     pub auth: Option<Auth>,
     pub encryption: Option<Encryption>,
     /// Persistent reservations (`<reservations managed='..'>`), kept verbatim.
@@ -308,7 +308,11 @@ impl DiskSource {
                 });
             }
         }
-        s.seclabels = rd.children("seclabel").into_iter().cloned().collect();
+        s.seclabels = rd
+            .children("seclabel")
+            .into_iter()
+            .map(SecLabel::parse)
+            .collect();
         let auths = rd.children("auth");
         if auths.len() > 1 {
             return Err(DomainError::Config(
@@ -390,7 +394,7 @@ impl DiskSource {
                         .a("size", sl.size)
                 }))
             }))
-            .cs(self.seclabels.iter().cloned())
+            .cs(self.seclabels.iter().map(SecLabel::to_node))
             .co(self.auth.as_ref().map(Auth::to_node))
             .co(self.encryption.as_ref().map(Encryption::to_node))
             .co(self.reservations.clone())

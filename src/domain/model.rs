@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::DomainError;
 use super::address::{opt_uint, parse_uint};
+use super::common::SecLabel;
 use super::devices::{Devices, DiskSource};
 use super::units::{MAX_MEMORY_KIB, parse_scaled_kib};
 use super::xml::{Extra, Rd, XmlNode, parse_document};
@@ -580,7 +581,7 @@ pub struct DomainDef {
     pub pm: Option<Pm>,
     pub perf: Option<XmlNode>,
     pub devices: Devices,
-    pub seclabels: Vec<XmlNode>,
+    pub seclabels: Vec<SecLabel>,
     /// `<keywrap>` ciphers: (name, state).
     pub keywrap: Option<Vec<(String, String)>>,
     pub launch_security: Option<LaunchSecurity>,
@@ -879,7 +880,11 @@ impl DomainDef {
                     .to_string(),
             ));
         }
-        d.seclabels = rd.children("seclabel").into_iter().cloned().collect();
+        d.seclabels = rd
+            .children("seclabel")
+            .into_iter()
+            .map(SecLabel::parse)
+            .collect();
         d.keywrap = rd.child("keywrap").map(|k| {
             k.children
                 .iter()
@@ -1113,7 +1118,7 @@ impl DomainDef {
         }
         nodes.extend(self.perf.clone());
         nodes.push(self.devices.to_node(flags));
-        nodes.extend(self.seclabels.iter().cloned());
+        nodes.extend(self.seclabels.iter().map(SecLabel::to_node));
         nodes.extend(self.keywrap.as_ref().map(|k| {
             XmlNode::new("keywrap").cs(k
                 .iter()
