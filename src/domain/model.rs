@@ -403,7 +403,9 @@ pub struct Features {
     pub ioapic: Option<Option<String>>,
     /// `<hpt resizing='..'><maxpagesize unit='KiB'>N</maxpagesize></hpt>` (pseries).
     pub hpt: Option<Hpt>,
-    /// Features we keep verbatim (htm, tcg, msrs, ...).
+    /// `<tcg>`; the inner value is its `<tb-cache>` size in KiB.
+    pub tcg: Option<Option<u64>>,
+    /// Features we keep verbatim (htm, msrs, nested-hv, ...).
     pub others: Vec<XmlNode>,
 }
 
@@ -1491,6 +1493,7 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         gic: opt_state(&rd, "gic", "version"),
         smm: None,
         hpt: None,
+        tcg: None,
         ioapic: opt_state(&rd, "ioapic", "driver"),
         others: Vec::new(),
     };
@@ -1530,6 +1533,17 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
             maxpagesize_kib,
         });
     }
+    if let Some(t) = rd.child("tcg") {
+        f.tcg = Some(match t.child("tb-cache") {
+            Some(c) => Some(parse_scaled_kib(
+                &c.text,
+                c.attr("unit"),
+                "KiB",
+                MAX_MEMORY_KIB,
+            )?),
+            None => None,
+        });
+    }
     f.others = rd.extra().children;
     Ok(f)
 }
@@ -1560,6 +1574,9 @@ fn features_node(f: &Features) -> XmlNode {
             .map(|k| XmlNode::new("tseg").a("unit", "MiB").t(k / 1024)))
     }));
     items.extend(st("ioapic", "driver", &f.ioapic));
+    items.extend(f.tcg.map(|t| {
+        XmlNode::new("tcg").co(t.map(|k| XmlNode::new("tb-cache").a("unit", "KiB").t(k)))
+    }));
     items.extend(f.hpt.as_ref().map(|h| {
         XmlNode::new("hpt").ao("resizing", h.resizing.as_ref()).co(h
             .maxpagesize_kib
