@@ -66,6 +66,24 @@ pub struct Vcpu {
     pub current: Option<u32>,
 }
 
+/// Per-device block I/O tuning in `<blkiotune>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlkioDevice {
+    pub path: String,
+    pub weight: Option<u32>,
+    pub read_iops_sec: Option<u64>,
+    pub write_iops_sec: Option<u64>,
+    pub read_bytes_sec: Option<u64>,
+    pub write_bytes_sec: Option<u64>,
+}
+
+/// `<blkiotune>`: cgroup block I/O weight and per-device limits.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Blkiotune {
+    pub weight: Option<u32>,
+    pub devices: Vec<BlkioDevice>,
+}
+
 /// `<memtune>` limits, in KiB.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Memtune {
@@ -554,7 +572,7 @@ pub struct DomainDef {
     pub max_memory: Option<MaxMemory>,
     pub memory: Memory,
     pub current_memory: Option<u64>,
-    pub blkiotune: Option<XmlNode>,
+    pub blkiotune: Option<Blkiotune>,
     pub memtune: Option<Memtune>,
     pub memory_backing: Option<MemoryBacking>,
     pub vcpu: Vcpu,
@@ -567,7 +585,9 @@ pub struct DomainDef {
     pub defaultiothread: Option<(Option<i64>, Option<i64>)>,
     pub cputune: Option<Cputune>,
     pub numatune: Option<Numatune>,
-    pub resource: Option<XmlNode>,
+    /// `<resource><partition>/machine</partition></resource>` and the rest of it.
+    pub resource_partition: Option<String>,
+    pub resource_extra: Option<Extra>,
     pub sysinfo: Vec<Sysinfo>,
     pub bootloader: Option<String>,
     pub bootloader_args: Option<String>,
@@ -581,7 +601,8 @@ pub struct DomainDef {
     pub on_crash: Option<String>,
     pub on_lockfailure: Option<String>,
     pub pm: Option<Pm>,
-    pub perf: Option<XmlNode>,
+    /// `<perf><event name='..' enabled='yes|no'/></perf>`: (name, enabled).
+    pub perf: Option<Vec<(String, String)>>,
     pub devices: Devices,
     pub seclabels: Vec<SecLabel>,
     /// `<keywrap>` ciphers: (name, state).
@@ -709,7 +730,42 @@ impl DomainDef {
         if let Some(n) = rd.child("currentMemory") {
             d.current_memory = Some(scaled_elem(n, &Rd::new(n))?);
         }
-        d.blkiotune = rd.child_node("blkiotune");
+        if let Some(b) = rd.child("blkiotune") {
+            let num = |n: &XmlNode, name: &str| -> Result<Option<u64>, DomainError> {
+                n.child(name)
+                    .map(|c| {
+                        c.text.trim().parse::<u64>().map_err(|_| {
+                            xml_err(format!("invalid value '{}' for blkiotune {name}", c.text))
+                        })
+                    })
+                    .transpose()
+            };
+            let small = |v: Option<u64>, name: &str| -> Result<Option<u32>, DomainError> {
+                v.map(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| xml_err(format!("invalid value '{v}' for blkiotune {name}")))
+                })
+                .transpose()
+            };
+            let mut bt = Blkiotune {
+                weight: small(num(b, "weight")?, "weight")?,
+                devices: Vec::new(),
+            };
+            for dev in b.children.iter().filter(|c| c.name == "device") {
+                bt.devices.push(BlkioDevice {
+                    path: dev
+                        .child("path")
+                        .map(|p| p.text.trim().to_string())
+                        .unwrap_or_default(),
+                    weight: small(num(dev, "weight")?, "weight")?,
+                    read_iops_sec: num(dev, "read_iops_sec")?,
+                    write_iops_sec: num(dev, "write_iops_sec")?,
+                    read_bytes_sec: num(dev, "read_bytes_sec")?,
+                    write_bytes_sec: num(dev, "write_bytes_sec")?,
+                });
+            }
+            d.blkiotune = Some(bt);
+        }
         if let Some(mt) = rd.child("memtune") {
             let mrd = Rd::new(mt);
             let lim = |name: &str| -> Result<Option<u64>, DomainError> {
@@ -831,7 +887,11 @@ impl DomainDef {
             }
             d.numatune = Some(t);
         }
-        d.resource = rd.child_node("resource");
+        if let Some(r) = rd.child("resource") {
+            let rrd = Rd::new(r);
+            d.resource_partition = rrd.child_text("partition");
+            d.resource_extra = Some(rrd.extra());
+        }
         d.sysinfo = rd
             .children("sysinfo")
             .into_iter()
@@ -872,7 +932,18 @@ impl DomainDef {
                     .and_then(|c| c.attr("enabled").map(String::from)),
             });
         }
-        d.perf = rd.child_node("perf");
+        d.perf = rd.child("perf").map(|p| {
+            p.children
+                .iter()
+                .filter(|e| e.name == "event")
+                .map(|e| {
+                    (
+                        e.attr("name").unwrap_or("").to_string(),
+                        e.attr("enabled").unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        });
         if let Some(n) = rd.child("devices") {
             d.devices = Devices::parse(n)?;
         }
@@ -1021,7 +1092,20 @@ impl DomainDef {
                 .text(&c.to_string());
         }
         let mut nodes: Vec<XmlNode> = Vec::new();
-        nodes.extend(self.blkiotune.clone());
+        nodes.extend(self.blkiotune.as_ref().map(|b| {
+            let num = |name: &str, v: Option<u64>| v.map(|v| XmlNode::new(name).t(v));
+            XmlNode::new("blkiotune")
+                .co(num("weight", b.weight.map(u64::from)))
+                .cs(b.devices.iter().map(|d| {
+                    XmlNode::new("device")
+                        .c(XmlNode::new("path").t(&d.path))
+                        .co(num("weight", d.weight.map(u64::from)))
+                        .co(num("read_iops_sec", d.read_iops_sec))
+                        .co(num("write_iops_sec", d.write_iops_sec))
+                        .co(num("read_bytes_sec", d.read_bytes_sec))
+                        .co(num("write_bytes_sec", d.write_bytes_sec))
+                }))
+        }));
         nodes.extend(self.memtune.as_ref().map(|m| {
             let lim =
                 |name: &str, v: Option<u64>| v.map(|k| XmlNode::new(name).a("unit", "KiB").t(k));
@@ -1080,7 +1164,15 @@ impl DomainDef {
                         .ao("nodeset", m.nodeset.as_ref())
                 }))
         }));
-        nodes.extend(self.resource.clone());
+        nodes.extend(self.resource_extra.as_ref().map(|e| {
+            XmlNode::new("resource")
+                .extra_attrs(e)
+                .co(self
+                    .resource_partition
+                    .as_ref()
+                    .map(|p| XmlNode::new("partition").t(p)))
+                .extra_children(e)
+        }));
         nodes.extend(self.sysinfo.iter().map(Sysinfo::to_node));
         nodes.extend(
             self.bootloader
@@ -1118,7 +1210,11 @@ impl DomainDef {
                         .map(|e| XmlNode::new("suspend-to-disk").a("enabled", e))),
             );
         }
-        nodes.extend(self.perf.clone());
+        nodes.extend(self.perf.as_ref().map(|events| {
+            XmlNode::new("perf").cs(events
+                .iter()
+                .map(|(n, e)| XmlNode::new("event").a("name", n).a("enabled", e)))
+        }));
         nodes.push(self.devices.to_node(flags));
         nodes.extend(self.seclabels.iter().map(SecLabel::to_node));
         nodes.extend(self.keywrap.as_ref().map(|k| {
