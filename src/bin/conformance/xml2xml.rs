@@ -1,62 +1,17 @@
-//! Conformance runner against libvirt's test data.
-//!
-//! `conformance xml2xml --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR]`
-//! parses every `DIR/NAME.xml`, formats it, writes `OUTDIR/NAME.ARCH-latest.xml` (or `.err`
-//! with the error message) and compares with libvirt's `NAME.ARCH-latest.xml` in the expected
-//! directory (default: `DIR/../qemuxml2xmloutdata`), printing `N passed, M failed`.
-//!
-//! Post-parse defaults and address assignment are not implemented yet, so most cases differ
-//! from libvirt's output: the count measures progress, it is not a gate.
+//! `conformance xml2xml`: parses every `DIR/NAME.xml`, formats it, writes
+//! `OUTDIR/NAME.ARCH-latest.xml` (or `.err` with the error message) and compares with
+//! libvirt's `NAME.ARCH-latest.xml` in the expected directory (default:
+//! `DIR/../qemuxml2xmloutdata`), printing `N passed, M failed`.
 
-use std::path::{Path, PathBuf};
-use std::{env, fs};
+use std::fs;
+use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use domdriver::domain::FormatFlags;
 
-struct Args {
-    input: PathBuf,
-    out: PathBuf,
-    arch: String,
-    caps: Option<PathBuf>,
-    expected: Option<PathBuf>,
-    verbose: bool,
-}
+use crate::Args;
 
-fn usage() -> &'static str {
-    "usage: conformance xml2xml --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]"
-}
-
-fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
-    let mut input = None;
-    let mut out = None;
-    let mut arch = None;
-    let mut caps = None;
-    let mut expected = None;
-    let mut verbose = false;
-    while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
-        match a.as_str() {
-            "--in" => input = Some(PathBuf::from(val("--in")?)),
-            "--out" => out = Some(PathBuf::from(val("--out")?)),
-            "--arch" => arch = Some(val("--arch")?),
-            "--caps" => caps = Some(PathBuf::from(val("--caps")?)),
-            "--expected" => expected = Some(PathBuf::from(val("--expected")?)),
-            "-v" | "--verbose" => verbose = true,
-            other => bail!("unknown argument '{other}'\n{}", usage()),
-        }
-    }
-    Ok(Args {
-        input: input.context(usage())?,
-        out: out.context(usage())?,
-        arch: arch.context(usage())?,
-        caps,
-        expected,
-        verbose,
-    })
-}
-
-fn xml2xml(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     if let Some(caps) = &args.caps {
         // Accepted now so scripts can pass it; defaults that depend on capabilities come with
         // the post-parse stage.
@@ -112,12 +67,4 @@ fn xml2xml(args: &Args) -> Result<()> {
     }
     println!("{passed} passed, {failed} failed ({unreferenced} without a reference output)");
     Ok(())
-}
-
-fn main() -> Result<()> {
-    let mut it = env::args().skip(1);
-    match it.next().as_deref() {
-        Some("xml2xml") => xml2xml(&parse_args(it)?),
-        _ => bail!("{}", usage()),
-    }
 }

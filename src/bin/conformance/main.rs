@@ -1,0 +1,61 @@
+//! Conformance runner against libvirt's test data: one module per mode.
+//!
+//! - `conformance xml2xml --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR]`
+//!   (see `xml2xml.rs`).
+
+mod xml2xml;
+
+use std::env;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+pub struct Args {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub arch: String,
+    pub caps: Option<PathBuf>,
+    pub expected: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+fn usage() -> &'static str {
+    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]\nmodes: xml2xml"
+}
+
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
+    let mut input = None;
+    let mut out = None;
+    let mut arch = None;
+    let mut caps = None;
+    let mut expected = None;
+    let mut verbose = false;
+    while let Some(a) = it.next() {
+        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--in" => input = Some(PathBuf::from(val("--in")?)),
+            "--out" => out = Some(PathBuf::from(val("--out")?)),
+            "--arch" => arch = Some(val("--arch")?),
+            "--caps" => caps = Some(PathBuf::from(val("--caps")?)),
+            "--expected" => expected = Some(PathBuf::from(val("--expected")?)),
+            "-v" | "--verbose" => verbose = true,
+            other => bail!("unknown argument '{other}'\n{}", usage()),
+        }
+    }
+    Ok(Args {
+        input: input.context(usage())?,
+        out: out.context(usage())?,
+        arch: arch.context(usage())?,
+        caps,
+        expected,
+        verbose,
+    })
+}
+
+fn main() -> Result<()> {
+    let mut it = env::args().skip(1);
+    match it.next().as_deref() {
+        Some("xml2xml") => xml2xml::run(&parse_args(it)?),
+        _ => bail!("{}", usage()),
+    }
+}
