@@ -242,3 +242,49 @@ fn our_schema_rejects_what_we_never_emit() {
         assert!(r.is_err(), "os_type xen must be rejected");
     }
 }
+
+/// Without KVM the host CPU model is named from the host's CPUID features among the models
+/// the x86_64 emulator knows; with KVM it comes from the models KVM can run.
+#[test]
+fn host_cpu_model_with_and_without_kvm() {
+    if !have("/usr/bin/qemu-system-x86_64") || std::env::consts::ARCH != "x86_64" {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/bin/qemu-system-x86_64",
+        bin.join("qemu-system-x86_64"),
+    )
+    .unwrap();
+    let model = |kvm: &str| {
+        let opts = ConnectOptions {
+            host_root: HostRoot::real(),
+            emulator_dirs: vec![bin.clone()],
+            kvm_device: PathBuf::from(kvm),
+            probe_timeout: Duration::from_secs(30),
+        };
+        let uri = format!("qemu:///embed?root={}", d.path().join("r").display());
+        let caps = Connect::open_with(Some(&uri), opts)
+            .unwrap()
+            .capabilities_data()
+            .unwrap();
+        (caps.host.cpu.model.clone(), caps.host.cpu.features.len())
+    };
+    let (tcg_model, features) = model("/dev/null");
+    if features > 20 {
+        assert!(
+            tcg_model.is_some(),
+            "a model is named from {features} CPUID features"
+        );
+    }
+    if domdriver::capabilities::accel::kvm_status(Path::new("/dev/kvm")).usable() {
+        let (kvm_model, _) = model("/dev/kvm");
+        assert!(kvm_model.is_some());
+    } else {
+        eprintln!(
+            "\n*** /dev/kvm not usable: KVM half of host_cpu_model_with_and_without_kvm skipped ***\n"
+        );
+    }
+}

@@ -1,7 +1,7 @@
 //! The capabilities document (`virsh capabilities`): the host, then one `<guest>` per
 //! architecture an installed emulator serves.
 
-use super::host::HostCaps;
+use super::host::{HostCaps, closest_model_from_features};
 use super::qemu::{Accel, CpuUsable, QemuCaps, format_guests};
 use crate::xmlfmt::XmlWriter;
 
@@ -21,17 +21,35 @@ impl Capabilities {
     /// itself has (CPUID, via /proc/cpuinfo). The second rule matters under nested
     /// virtualisation, where the outer hypervisor hides features from KVM and "usable" would
     /// leave only a Pentium-era model for a current CPU.
+    ///
+    /// Without KVM the model is named from the host's CPUID features alone, among the models
+    /// the host-arch emulator knows.
     pub fn settle_host_cpu_model(&mut self) {
-        if self.host.cpu.model.is_some() || !self.kvm_usable {
+        if self.host.cpu.model.is_some() {
             return;
         }
         let arch = self.host.cpu.arch.clone();
-        let Some(kvm) = self
+        let kvm = self
             .emulators
             .iter()
             .find(|c| c.arch == arch && c.kvm)
             .and_then(|c| c.accel(Accel::Kvm))
-        else {
+            .filter(|_| self.kvm_usable);
+        let Some(kvm) = kvm else {
+            if matches!(arch.as_str(), "x86_64" | "i686") {
+                let known: Option<Vec<&str>> = self
+                    .emulators
+                    .iter()
+                    .find(|c| c.arch == arch)
+                    .and_then(|c| c.accel(Accel::Tcg))
+                    .and_then(|a| a.cpus.as_ref())
+                    .map(|cpus| cpus.iter().map(|m| m.name.as_str()).collect());
+                self.host.cpu.model = closest_model_from_features(
+                    &self.host.cpu.features,
+                    self.host.cpu.vendor.as_deref(),
+                    known.as_deref(),
+                );
+            }
             return;
         };
         let host: std::collections::HashSet<String> = self

@@ -506,3 +506,172 @@ mod tests {
         assert_eq!(libvirt_arch("i586"), "i686");
     }
 }
+
+/// Features (libvirt names) that first appear with each model, for naming a host CPU from
+/// its own CPUID features when no KVM-backed model list is available. A model matches when
+/// the host has all of its marker features; the newest match of the host's vendor wins. These
+/// are distinguishing markers, not full model definitions: enough to name a generation.
+const FEATURE_MARKERS: &[(&str, &str, &[&str])] = &[
+    ("Intel", "Conroe", &["ssse3"]),
+    ("Intel", "Penryn", &["ssse3", "sse4.1"]),
+    ("Intel", "Nehalem", &["sse4.2", "popcnt"]),
+    (
+        "Intel",
+        "Westmere",
+        &["sse4.2", "popcnt", "aes", "pclmuldq"],
+    ),
+    (
+        "Intel",
+        "SandyBridge",
+        &["aes", "avx", "xsave", "tsc-deadline"],
+    ),
+    ("Intel", "IvyBridge", &["avx", "f16c", "rdrand", "fsgsbase"]),
+    (
+        "Intel",
+        "Haswell-noTSX",
+        &["avx2", "bmi1", "bmi2", "fma", "movbe", "invpcid"],
+    ),
+    (
+        "Intel",
+        "Broadwell-noTSX",
+        &["avx2", "adx", "rdseed", "smap"],
+    ),
+    (
+        "Intel",
+        "Skylake-Client",
+        &["avx2", "adx", "xsavec", "clflushopt"],
+    ),
+    (
+        "Intel",
+        "Skylake-Server",
+        &[
+            "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "clwb",
+        ],
+    ),
+    (
+        "Intel",
+        "Cascadelake-Server",
+        &["avx512f", "avx512bw", "avx512vl", "avx512-vnni"],
+    ),
+    (
+        "Intel",
+        "Icelake-Server",
+        &[
+            "avx512-vnni",
+            "avx512vbmi",
+            "avx512vbmi2",
+            "gfni",
+            "vaes",
+            "vpclmulqdq",
+        ],
+    ),
+    (
+        "Intel",
+        "SapphireRapids",
+        &["avx512-vnni", "avx512-bf16", "avx512-fp16", "amx-tile"],
+    ),
+    ("AMD", "Opteron_G1", &["sse2", "lm"]),
+    ("AMD", "Opteron_G2", &["sse2", "lm", "cx16", "rdtscp"]),
+    (
+        "AMD",
+        "Opteron_G3",
+        &["sse4a", "abm", "misalignsse", "popcnt"],
+    ),
+    (
+        "AMD",
+        "Opteron_G4",
+        &["sse4a", "avx", "aes", "xsave", "fma4", "xop"],
+    ),
+    ("AMD", "Opteron_G5", &["sse4a", "avx", "fma", "f16c", "tbm"]),
+    (
+        "AMD",
+        "EPYC",
+        &["avx2", "sha-ni", "clzero", "xsaves", "adx", "rdseed"],
+    ),
+    (
+        "AMD",
+        "EPYC-Rome",
+        &["avx2", "sha-ni", "clzero", "clwb", "rdpid", "wbnoinvd"],
+    ),
+    (
+        "AMD",
+        "EPYC-Milan",
+        &[
+            "avx2",
+            "sha-ni",
+            "clzero",
+            "rdpid",
+            "pku",
+            "vaes",
+            "vpclmulqdq",
+            "fsrm",
+        ],
+    ),
+    (
+        "AMD",
+        "EPYC-Genoa",
+        &[
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512-bf16",
+            "vaes",
+            "clzero",
+            "la57",
+        ],
+    ),
+];
+
+/// The newest model (of `known`, when given: the models this QEMU has) whose marker features
+/// the host CPU has, preferring the host's vendor; for when KVM cannot say which models run.
+pub fn closest_model_from_features(
+    features: &[String],
+    vendor: Option<&str>,
+    known: Option<&[&str]>,
+) -> Option<String> {
+    let has = |f: &str| features.iter().any(|h| h == f);
+    FEATURE_MARKERS
+        .iter()
+        .filter(|(v, _, _)| vendor.is_none_or(|hv| hv == *v))
+        .filter(|(_, m, _)| known.is_none_or(|k| k.contains(m)))
+        .filter(|(_, _, marks)| marks.iter().all(|f| has(f)))
+        .last()
+        .map(|(_, m, _)| m.to_string())
+}
+
+#[cfg(test)]
+mod marker_tests {
+    use super::*;
+
+    fn feats(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn names_a_generation_from_cpuid_features() {
+        let zen3 = feats(
+            "sse2 lm avx2 sha-ni clzero xsaves adx rdseed clwb rdpid wbnoinvd pku vaes vpclmulqdq fsrm",
+        );
+        assert_eq!(
+            closest_model_from_features(&zen3, Some("AMD"), None).as_deref(),
+            Some("EPYC-Milan")
+        );
+        // Only models this QEMU knows count.
+        assert_eq!(
+            closest_model_from_features(&zen3, Some("AMD"), Some(&["EPYC", "EPYC-Rome"]))
+                .as_deref(),
+            Some("EPYC-Rome")
+        );
+        let haswell = feats(
+            "ssse3 sse4.1 sse4.2 popcnt aes pclmuldq avx xsave tsc-deadline f16c rdrand fsgsbase avx2 bmi1 bmi2 fma movbe invpcid",
+        );
+        assert_eq!(
+            closest_model_from_features(&haswell, Some("Intel"), None).as_deref(),
+            Some("Haswell-noTSX")
+        );
+        assert_eq!(
+            closest_model_from_features(&feats("sse2"), Some("Intel"), None),
+            None
+        );
+    }
+}

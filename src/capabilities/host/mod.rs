@@ -19,7 +19,8 @@ pub use cache::{
     ResctrlMonitor, probe_cache,
 };
 pub use cpu::{
-    CpuInfo, libvirt_arch, libvirt_features, parse_cpuinfo, pick_host_cpu_model, vendor_name,
+    CpuInfo, closest_model_from_features, libvirt_arch, libvirt_features, parse_cpuinfo,
+    pick_host_cpu_model, vendor_name,
 };
 pub use numa::{
     AccessType, CacheAssociativity, CachePolicy, CellCpu, CpuPlacement, Distance, Interconnect,

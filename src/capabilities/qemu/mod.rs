@@ -196,8 +196,8 @@ impl QemuCaps {
     }
 
     /// What the capabilities document needs of this emulator: identity, the accelerator
-    /// flags, the machines of the accelerator it reports first and the KVM CPU models (they
-    /// name the host CPU model). Everything else (TCG CPU models, host CPU expansions, QOM
+    /// flags, the machines of the accelerator it reports first and, for the host's own
+    /// architecture, the CPU models (they name the host CPU model). Everything else (TCG CPU models, host CPU expansions, QOM
     /// types, commands, other flags) is most of the bytes and is left out, so that a warm
     /// `capabilities` reads little.
     pub fn guest_view(&self) -> QemuCaps {
@@ -211,7 +211,7 @@ impl QemuCaps {
                 .map(|a| AccelCaps {
                     accel: a.accel,
                     host_cpu: None,
-                    cpus: if a.accel == Accel::Kvm {
+                    cpus: if self.arch == host_arch() {
                         a.cpus.clone()
                     } else {
                         None
