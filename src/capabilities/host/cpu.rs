@@ -632,10 +632,10 @@ pub fn closest_model_from_features(
     let has = |f: &str| features.iter().any(|h| h == f);
     FEATURE_MARKERS
         .iter()
+        .rev()
         .filter(|(v, _, _)| vendor.is_none_or(|hv| hv == *v))
         .filter(|(_, m, _)| known.is_none_or(|k| k.contains(m)))
-        .filter(|(_, _, marks)| marks.iter().all(|f| has(f)))
-        .last()
+        .find(|(_, _, marks)| marks.iter().all(|f| has(f)))
         .map(|(_, m, _)| m.to_string())
 }
 
