@@ -228,6 +228,8 @@ pub struct HostFacts {
     pub tpm_versions: Option<Vec<String>>,
     /// VFIO device assignment works (IOMMU groups and /dev/vfio/vfio).
     pub vfio: bool,
+    /// Report the VFIO PCI backend whatever the emulator says (libvirt's tests do).
+    pub force_vfio_backend: bool,
     /// SEV ASID range from CPUID 0x8000001F: (ECX = highest ASID, EDX = lowest SEV-only ASID).
     pub sev_asids: Option<(u32, u32)>,
     /// The kernel can run protected (secure execution) guests.
@@ -527,7 +529,7 @@ pub fn build(caps: &QemuCaps, path: &str, r: &Resolved, host: &HostFacts) -> Dom
         subsys.push("usb");
     }
     subsys.extend(["pci", "scsi"]);
-    let pci_backend: &[&str] = if host.vfio && flag("vfio-pci") {
+    let pci_backend: &[&str] = if host.force_vfio_backend || (host.vfio && flag("vfio-pci")) {
         &["default", "vfio"]
     } else {
         &[]
@@ -1051,6 +1053,7 @@ pub fn libvirt_test_facts(
         kvm_max_vcpus: None,
         tpm_versions: Some(tpm.iter().map(|s| s.to_string()).collect()),
         vfio: true,
+        force_vfio_backend: true,
         sev_asids: Some((509, 451)),
         secure_guest: true,
         host_cpu_model: is_ppc64(arch).then(|| "POWER8".to_string()),
