@@ -3,9 +3,14 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use domdriver::Connect;
+use domdriver::capabilities::domcaps::{DomCapsError, resolve};
+use domdriver::capabilities::qemu::{self, QemuCaps};
 use domdriver::conformance::domcaps::run_domcaps_conformance;
+use domdriver::driver::ConnectOptions;
+use domdriver::runtime::block_on;
 
 #[test]
 fn libvirt_domaincaps_cases() {
@@ -43,7 +48,252 @@ fn libvirt_domaincaps_cases() {
     );
 }
 
-#[allow(dead_code)]
-fn exists(p: &str) -> bool {
-    Path::new(p).exists()
+/// One replayed emulator of libvirt's test data.
+fn replayed(version: &str, arch: &str) -> QemuCaps {
+    let f = common::testdata().join(format!(
+        "tests/qemucapabilitiesdata/caps_{version}.{arch}.replies"
+    ));
+    block_on(qemu::probe_replies(
+        &f,
+        &format!("/usr/bin/qemu-system-{arch}"),
+    ))
+    .expect("replay")
+}
+
+#[test]
+fn resolve_defaults_and_errors() {
+    let x86 = replayed("8.0.0", "x86_64");
+    let emu = "/usr/bin/qemu-system-x86_64";
+    // Probed with KVM: KVM by default, the preferred machine, aliases made canonical.
+    let r = resolve(&x86, emu, "x86_64", None, None).unwrap();
+    assert_eq!(
+        (r.virttype.as_str(), r.machine.as_deref()),
+        ("kvm", Some("pc-i440fx-8.0"))
+    );
+    let r = resolve(&x86, emu, "x86_64", Some("qemu"), Some("q35")).unwrap();
+    assert_eq!(
+        (r.virttype.as_str(), r.machine.as_deref()),
+        ("qemu", Some("pc-q35-8.0"))
+    );
+    // A 32-bit guest of the 64-bit emulator is fine.
+    assert!(resolve(&x86, emu, "i686", None, None).is_ok());
+
+    let err = |r: Result<_, DomCapsError>| r.unwrap_err().to_string();
+    assert_eq!(
+        err(resolve(&x86, emu, "x86_64", Some("bogus"), None)),
+        "invalid argument: unknown virttype: bogus"
+    );
+    assert_eq!(
+        err(resolve(&x86, emu, "vax", None, None)),
+        "invalid argument: unknown architecture: vax"
+    );
+    assert_eq!(
+        err(resolve(&x86, emu, "aarch64", None, None)),
+        "invalid argument: architecture from emulator 'x86_64' doesn't match given architecture 'aarch64'"
+    );
+    assert_eq!(
+        err(resolve(&x86, emu, "x86_64", None, Some("virt"))),
+        "invalid argument: the machine 'virt' is not supported by emulator '/usr/bin/qemu-system-x86_64'"
+    );
+    // sparc has no KVM.
+    let sparc = replayed("5.1.0", "sparc");
+    let r = resolve(&sparc, "/usr/bin/qemu-system-sparc", "sparc", None, None).unwrap();
+    assert_eq!(
+        (r.virttype.as_str(), r.machine.as_deref()),
+        ("qemu", Some("SS-5"))
+    );
+    assert_eq!(
+        err(resolve(
+            &sparc,
+            "/usr/bin/qemu-system-sparc",
+            "sparc",
+            Some("kvm"),
+            None
+        )),
+        "invalid argument: KVM is not supported by '/usr/bin/qemu-system-sparc' on this host"
+    );
+}
+
+/// A connection of its own (embedded root: its own probe cache) searching `dirs`.
+fn connect(root: &Path, dirs: Vec<PathBuf>) -> Connect {
+    let opts = ConnectOptions {
+        emulator_dirs: dirs,
+        ..ConnectOptions::default()
+    };
+    Connect::open_with(
+        Some(&format!("qemu:///embed?root={}", root.display())),
+        opts,
+    )
+    .expect("connect")
+}
+
+#[test]
+fn connect_errors() {
+    let d = tempfile::tempdir().unwrap();
+    let empty = d.path().join("bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let c = connect(&d.path().join("root"), vec![empty]);
+    let err = |r: Result<String, domdriver::driver::DriverError>| r.unwrap_err().to_string();
+    assert_eq!(
+        err(c.domain_capabilities(None, Some("x86_64"), None, None)),
+        "invalid argument: unable to find any emulator to serve 'x86_64' architecture"
+    );
+    assert_eq!(
+        err(c.domain_capabilities(None, None, None, None)),
+        "invalid argument: unable to find any emulator to serve '(null)' architecture"
+    );
+    assert_eq!(
+        err(c.domain_capabilities(Some("/nonexistent/qemu"), None, None, None)),
+        "Cannot check QEMU binary /nonexistent/qemu: No such file or directory"
+    );
+    assert_eq!(
+        err(c.domain_capabilities(None, None, None, Some("kvmm"))),
+        "invalid argument: unknown virttype: kvmm"
+    );
+    // Not a QEMU at all.
+    let fake = d.path().join("not-qemu");
+    std::fs::write(&fake, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let e = err(c.domain_capabilities(fake.to_str(), None, None, None));
+    assert!(
+        e.starts_with(&format!(
+            "internal error: Failed to start QEMU binary {} for probing: ",
+            fake.display()
+        )),
+        "{e}"
+    );
+}
+
+fn xmllint() -> bool {
+    let ok = std::process::Command::new("xmllint")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: xmllint not installed; schema checks not run");
+    }
+    ok
+}
+
+/// Validate `xml` against a RelaxNG schema with xmllint.
+fn validate(xml: &str, schema: &Path) {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), xml).unwrap();
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--relaxng")
+        .arg(schema)
+        .arg(f.path())
+        .output()
+        .expect("xmllint");
+    assert!(
+        out.status.success(),
+        "{} rejects our document: {}\n{xml}",
+        schema.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn schemas() -> [PathBuf; 2] {
+    [
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/domaincaps.rng"),
+        common::testdata().join("schemas/domaincaps.rng"),
+    ]
+}
+
+#[test]
+fn our_schema_accepts_libvirts_expected_documents() {
+    if !xmllint() {
+        return;
+    }
+    let dir = common::testdata().join("tests/domaincapsdata");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("qemu_") {
+            validate(&std::fs::read_to_string(e.path()).unwrap(), &schemas()[0]);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 55);
+}
+
+fn real(bin: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(bin);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("SKIPPED: {bin} not installed");
+        None
+    }
+}
+
+fn text_of<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(&xml[start..end])
+}
+
+#[test]
+fn real_qemu_x86_64_and_aarch64() {
+    let Some(x86) = real("/usr/bin/qemu-system-x86_64") else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let c = connect(d.path(), vec![PathBuf::from("/usr/bin")]);
+    let lint = xmllint();
+    let check = |xml: &str| {
+        if lint {
+            for s in schemas() {
+                validate(xml, &s);
+            }
+        }
+    };
+
+    let tcg = c
+        .domain_capabilities(x86.to_str(), Some("x86_64"), Some("q35"), Some("qemu"))
+        .expect("TCG domcaps");
+    check(&tcg);
+    assert_eq!(text_of(&tcg, "domain"), Some("qemu"));
+    assert!(text_of(&tcg, "machine").unwrap().starts_with("pc-q35-"));
+    assert!(tcg.contains("<mode name='host-passthrough' supported='no'/>"));
+    assert!(
+        tcg.contains("<mode name='host-model' supported='yes'>"),
+        "{tcg}"
+    );
+    assert!(tcg.contains(">qemu64</model>"));
+    assert!(tcg.contains("<value>sata</value>"));
+
+    if domdriver::capabilities::accel::kvm_status(Path::new("/dev/kvm")).usable() {
+        let kvm = c
+            .domain_capabilities(x86.to_str(), None, None, Some("kvm"))
+            .expect("KVM domcaps");
+        check(&kvm);
+        assert_eq!(text_of(&kvm, "domain"), Some("kvm"));
+        assert!(text_of(&kvm, "machine").unwrap().starts_with("pc-i440fx-"));
+        assert!(kvm.contains("<mode name='host-passthrough' supported='yes'>"));
+        // Defaults: the host's arch and KVM.
+        if domdriver::capabilities::qemu::host_arch() == "x86_64" {
+            let def = c.domain_capabilities(None, None, None, None).unwrap();
+            assert_eq!(text_of(&def, "domain"), Some("kvm"));
+        }
+    } else {
+        eprintln!("SKIPPED: /dev/kvm not usable; KVM domain capabilities not checked");
+        let def = c
+            .domain_capabilities(x86.to_str(), None, None, None)
+            .unwrap();
+        assert_eq!(text_of(&def, "domain"), Some("qemu"));
+    }
+
+    if let Some(arm) = real("/usr/bin/qemu-system-aarch64") {
+        let xml = c
+            .domain_capabilities(arm.to_str(), Some("aarch64"), Some("virt"), None)
+            .expect("aarch64 domcaps");
+        check(&xml);
+        assert!(text_of(&xml, "machine").unwrap().starts_with("virt-"));
+        assert_eq!(text_of(&xml, "arch"), Some("aarch64"));
+        assert!(xml.contains("<gic supported='yes'>"), "{xml}");
+        assert!(xml.contains(">cortex-a57</model>"));
+    }
 }
