@@ -357,9 +357,6 @@ pub fn decode_host(host: &HostCpu, qemu_models: &[CpuModel], drop_msr: bool) -> 
         let require: Vec<_> = have.difference(&mf).copied().collect();
         let disable: Vec<_> = mf.difference(&have).copied().collect();
         let n = require.len() + disable.len();
-        if std::env::var_os("DOMCAPS_DEBUG").is_some() {
-            eprintln!("{} n={n} req={require:?} dis={disable:?}", cand.name);
-        }
         let take = match &best {
             None => true,
             Some(b) => {
