@@ -297,3 +297,49 @@ fn real_qemu_x86_64_and_aarch64() {
         assert!(xml.contains(">cortex-a57</model>"));
     }
 }
+
+#[test]
+fn vsh_domcapabilities() {
+    let d = tempfile::tempdir().unwrap();
+    let uri = format!("qemu:///embed?root={}", d.path().display());
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_vsh"))
+            .arg("-c")
+            .arg(&uri)
+            .arg("domcapabilities")
+            .args(args)
+            .env("VSH_EMULATOR_PATH", "/usr/bin")
+            .output()
+            .expect("run vsh")
+    };
+    // virsh's two error lines, exit status 1.
+    let out = run(&["--virttype", "bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: failed to get emulator capabilities\nerror: invalid argument: unknown virttype: bogus\n"
+    );
+    let out = run(&["--bogus"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    let Some(x86) = real("/usr/bin/qemu-system-x86_64") else {
+        return;
+    };
+    let out = run(&[
+        "--emulatorbin",
+        x86.to_str().unwrap(),
+        "--virttype",
+        "qemu",
+        "--machine=pc",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = String::from_utf8(out.stdout).unwrap();
+    assert!(xml.starts_with("<domainCapabilities>\n"));
+    // virsh adds a newline after the document's own.
+    assert!(xml.ends_with("</domainCapabilities>\n\n"));
+    assert!(text_of(&xml, "machine").unwrap().starts_with("pc-i440fx-"));
+}
