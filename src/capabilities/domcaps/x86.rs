@@ -269,7 +269,8 @@ fn position(name: &str) -> usize {
 /// it) and `hypervisor` (set at run time, part of no model); libvirt's Skylake-era Intel models
 /// keep `mpx`, which later QEMUs dropped; its first Opteron generations have no `vme`, its
 /// EPYC and EPYC-IBPB no `npt`, and its EPYC-Rome neither `xsaves` nor `topoext`, all of which
-/// QEMU has since added to its definitions.
+/// QEMU has since added to its definitions; its phenom, modelled on the real K10 processor,
+/// has `misalignsse`, `3dnowprefetch` and `osvw`, which QEMU's leaves out.
 fn model_features(m: &X86Model) -> BTreeSet<&'static str> {
     let drop: &[&str] = match m.name {
         "Opteron_G1" | "Opteron_G2" | "Opteron_G3" => &["vme"],
@@ -283,6 +284,9 @@ fn model_features(m: &X86Model) -> BTreeSet<&'static str> {
         .copied()
         .filter(|f| !matches!(*f, "monitor" | "hypervisor") && !drop.contains(f))
         .collect();
+    if m.name == "phenom" {
+        f.extend(["misalignsse", "3dnowprefetch", "osvw"]);
+    }
     if m.name.starts_with("Skylake-")
         || m.name.starts_with("Cascadelake-")
         || m.name.starts_with("Icelake-")
@@ -292,9 +296,42 @@ fn model_features(m: &X86Model) -> BTreeSet<&'static str> {
     f
 }
 
+/// How good a model is as a description: lower is better.
+#[derive(Debug, Clone, Copy)]
+struct Score {
+    total: usize,
+    penalty: usize,
+}
+
+impl Score {
+    /// libvirt 9.0 weighs disabled features more than added ones, with a penalty growing by
+    /// one per disabled feature (2, 3, 4, ...). Its loop bounds itself by the number of
+    /// features still counted as enabled, so only the first half (rounded up) of the disabled
+    /// features, which come last, is ever penalized; we reproduce what it computes.
+    fn of(require: usize, disable: usize) -> Score {
+        let total = require + disable;
+        let mut enabled = total;
+        let mut penalty = 0;
+        let mut step = 2;
+        let mut i = 0;
+        while i < enabled {
+            if i >= require {
+                enabled -= 1;
+                penalty += step;
+                step += 1;
+            }
+            i += 1;
+        }
+        Score {
+            total: enabled + penalty,
+            penalty,
+        }
+    }
+}
+
 /// Describe `host` as libvirt does: among the named models QEMU also knows (`qemu_models`, with
 /// their blockers), of the host's vendor or of none, pick the one needing the fewest feature
-/// changes, preferring models whose signature matches the host's. `drop_msr` removes
+/// changes (see [`Score`]), preferring models whose signature matches the host's. `drop_msr` removes
 /// MSR-based features from the result. `None` when nothing fits.
 pub fn decode_host(host: &HostCpu, qemu_models: &[CpuModel], drop_msr: bool) -> Option<DecodedCpu> {
     let mut have: BTreeSet<&'static str> = BTreeSet::new();
@@ -356,15 +393,18 @@ pub fn decode_host(host: &HostCpu, qemu_models: &[CpuModel], drop_msr: bool) -> 
         }
         let require: Vec<_> = have.difference(&mf).copied().collect();
         let disable: Vec<_> = mf.difference(&have).copied().collect();
-        let n = require.len() + disable.len();
+        let score = Score::of(require.len(), disable.len());
         let take = match &best {
             None => true,
             Some(b) => {
                 if sig_matches(b.model) && !sig_matches(cand) {
                     false
+                } else if !sig_matches(b.model) && sig_matches(cand) {
+                    true
                 } else {
-                    b.require.len() + b.disable.len() > n
-                        || (sig_matches(cand) && !sig_matches(b.model))
+                    let cur = Score::of(b.require.len(), b.disable.len());
+                    score.total < cur.total
+                        || (score.total == cur.total && score.penalty < cur.penalty)
                 }
             }
         };
