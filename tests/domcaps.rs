@@ -343,3 +343,45 @@ fn vsh_domcapabilities() {
     assert!(xml.ends_with("</domainCapabilities>\n\n"));
     assert!(text_of(&xml, "machine").unwrap().starts_with("pc-i440fx-"));
 }
+
+#[test]
+fn host_facts_shape_the_document() {
+    use domdriver::capabilities::domcaps::{HostFacts, build};
+    use domdriver::conformance::domcaps::test_firmware;
+    let caps = replayed("8.0.0", "x86_64");
+    let emu = "/usr/bin/qemu-system-x86_64";
+    let fw = test_firmware(&common::testdata().join("tests/qemufirmwaredata"));
+    let facts = HostFacts {
+        arch: "x86_64".into(),
+        kvm_max_vcpus: Some(16),
+        tpm_versions: None,
+        vfio: false,
+        firmware: fw,
+        ..HostFacts::default()
+    };
+    let r = resolve(&caps, emu, "x86_64", Some("kvm"), Some("q35")).unwrap();
+    let xml = build(&caps, emu, &r, &facts).to_xml();
+    // KVM's own limit caps the machine's.
+    assert!(xml.contains("<vcpu max='16'/>"), "{xml}");
+    // No swtpm: no TPM; no VFIO: no PCI backend.
+    assert!(xml.contains("<tpm supported='no'/>"));
+    assert!(xml.contains("<enum name='pciBackend'/>"));
+    // The descriptors offer BIOS and UEFI for q35, one of them with SMM (secure boot).
+    assert!(xml.contains(
+        "<enum name='firmware'>\n      <value>bios</value>\n      <value>efi</value>\n    </enum>"
+    ));
+    assert!(
+        xml.contains("<enum name='secure'>\n        <value>yes</value>\n        <value>no</value>")
+    );
+    // Loader paths come from descriptors whose files exist: none of the fixtures' do here.
+    assert!(!xml.contains("<value>/usr/share/OVMF"));
+    // No SEV ASIDs known: zero guests.
+    assert!(xml.contains("<maxGuests>0</maxGuests>") || !xml.contains("<sev supported='yes'>"));
+
+    // i440fx: no secure boot firmware; TCG: no KVM clamp.
+    let r = resolve(&caps, emu, "x86_64", Some("qemu"), None).unwrap();
+    let xml = build(&caps, emu, &r, &facts).to_xml();
+    assert!(xml.contains("<vcpu max='255'/>"));
+    assert!(xml.contains("<enum name='secure'>\n        <value>no</value>\n      </enum>"));
+    assert!(xml.contains("<value>ide</value>"));
+}

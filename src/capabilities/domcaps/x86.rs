@@ -447,3 +447,39 @@ pub fn model_vendor(name: &str) -> Option<&'static str> {
 pub fn is_known_model(name: &str) -> bool {
     MODELS.iter().any(|m| m.name == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_weigh_disabled_features() {
+        // No disabled features: the plain count.
+        let s = Score::of(16, 0);
+        assert_eq!((s.total, s.penalty), (16, 0));
+        // One disabled feature costs 2.
+        let s = Score::of(38, 1);
+        assert_eq!((s.total, s.penalty), (40, 2));
+        // Ten disabled: the first five are penalized 2+3+4+5+6.
+        let s = Score::of(18, 10);
+        assert_eq!((s.total, s.penalty), (43, 20));
+    }
+
+    #[test]
+    fn feature_table_is_consistent() {
+        let mut seen = BTreeSet::new();
+        for (l, q) in FEATURES {
+            assert!(seen.insert(*l), "{l} listed twice");
+            assert_eq!(libvirt_name(q), Some(*l));
+        }
+        for m in MODELS {
+            for f in m.features {
+                assert!(seen.contains(f), "{}: unknown feature {f}", m.name);
+            }
+        }
+        assert_eq!(model_vendor("EPYC-Rome"), Some("AMD"));
+        assert_eq!(model_vendor("qemu64"), None);
+        assert!(is_known_model("Skylake-Client-IBRS"));
+        assert!(!is_known_model("Skylake-Client-v2"));
+    }
+}
