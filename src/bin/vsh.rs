@@ -10,6 +10,8 @@ usage: vsh [-c URI] COMMAND [ARGS]
 
 commands:
   capabilities                      host and guest capabilities (XML)
+  domcapabilities [--emulatorbin P] [--arch A] [--machine M] [--virttype T]
+                                    domain capabilities (XML)
   uri                               the connection URI
   version                           library and hypervisor versions
   qemu-caps --emulator PATH         probe one emulator and print its caps document
@@ -125,6 +127,31 @@ fn qemu_caps(rest: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// `vsh domcapabilities`: what a guest of one emulator/arch/machine/virt type can have.
+fn domcapabilities(uri: Option<&str>, rest: &mut Vec<String>) -> Result<()> {
+    let emulatorbin = take_opt(rest, "emulatorbin")?;
+    let arch = take_opt(rest, "arch")?;
+    let machine = take_opt(rest, "machine")?;
+    let virttype = take_opt(rest, "virttype")?;
+    no_more("domcapabilities", rest)?;
+    let conn = Connect::open(uri).context("failed to connect to the hypervisor")?;
+    let xml = conn
+        .domain_capabilities(
+            emulatorbin.as_deref(),
+            arch.as_deref(),
+            machine.as_deref(),
+            virttype.as_deref(),
+        )
+        .context("failed to get emulator capabilities")?;
+    for w in conn.take_warnings() {
+        eprintln!("warning: {w}");
+    }
+    // A closed stdout (`| head`) ends the output quietly rather than with a panic.
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{xml}");
+    Ok(())
+}
+
 /// The QEMU target named in a libvirt-style file name: `caps_7.2.0.x86_64.replies`,
 /// `caps_7.2.0_aarch64+hvf.replies`.
 fn replies_arch(path: &std::path::Path) -> Option<&str> {
@@ -202,6 +229,7 @@ fn run(args: Args) -> Result<()> {
             }
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
+        "domcapabilities" => domcapabilities(uri.as_deref(), &mut rest)?,
         "replies-check" => {
             if rest.is_empty() {
                 bail!("command 'replies-check' needs at least one FILE");

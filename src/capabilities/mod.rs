@@ -4,6 +4,7 @@ pub mod accel;
 pub mod cache;
 pub mod cpuset;
 pub mod document;
+pub mod domcaps;
 pub mod emulators;
 pub mod host;
 pub mod inventory;

@@ -2,6 +2,7 @@
 //! effects besides probing.
 
 pub mod dirs;
+pub mod domcaps;
 pub mod lock;
 pub mod process;
 pub mod status;
@@ -31,6 +32,8 @@ pub enum DriverError {
     Uri(String),
     #[error(transparent)]
     Caps(#[from] crate::capabilities::CapsError),
+    #[error(transparent)]
+    DomCaps(#[from] crate::capabilities::domcaps::DomCapsError),
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -1,0 +1,4 @@
+//! Conformance runners: replay libvirt's test inputs through our code and compare with
+//! libvirt's expected outputs.
+
+pub mod domcaps;
