@@ -115,7 +115,8 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DriverError> {
         .tempfile_in(dir)
         .map_err(|e| system(format!("cannot create file in '{}'", dir.display()), e))?;
     let werr = |e| system(format!("cannot write file '{}'", path.display()), e);
-    tmp.write_all(data).map_err(werr)?;
+    // Through the File: NamedTempFile's own writes wrap errors with its path, hiding errno.
+    tmp.as_file_mut().write_all(data).map_err(werr)?;
     tmp.as_file().sync_all().map_err(werr)?;
     tmp.persist(path).map_err(|e| {
         system(
