@@ -586,3 +586,93 @@ fn a_qemu_that_fails_to_start_leaves_the_domain_shut_off() {
     );
     assert_eq!(d.state().unwrap().to_string(), "shut off (unknown)");
 }
+
+#[test]
+fn a_guest_started_by_the_process_layer_alone_is_transient() {
+    use domdriver::driver::lock::GuestLock;
+    use domdriver::driver::process::{Guest, LaunchSpec};
+    let (t, c) = root();
+    let mut argv = vec![QEMU.to_string()];
+    argv.extend(idle_args("bare"));
+    // No live XML in its status file.
+    let g = Guest::start(c.dirs(), LaunchSpec::new("bare", UUID_B, argv)).unwrap();
+    drop(g);
+    let _guard = reap(t.path(), "bare");
+    let d = c.lookup_domain_by_uuid(UUID_B).unwrap();
+    assert_eq!(d.name(), "bare");
+    assert!(d.is_active().unwrap() && !d.is_persistent().unwrap());
+    assert_eq!(d.id().unwrap(), None);
+    assert_eq!(
+        d.xml_desc(FormatFlags::default()).unwrap_err().to_string(),
+        "internal error: the status file of running domain 'bare' holds no definition"
+    );
+    let info = d.info().unwrap();
+    assert_eq!((info.state, info.max_mem), (State::Running, 0));
+    // Its name is taken by a running domain with another UUID.
+    let e = c
+        .define_domain_xml(&xml("bare", Some(UUID_A), 64))
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!("operation failed: domain 'bare' already exists with uuid {UUID_B}")
+    );
+    // While another process holds the guest's lock, operations say so in libvirt's words.
+    let lock = GuestLock::try_acquire(&c.dirs().run, "bare", "test").unwrap();
+    let e = d.suspend().unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Timed out during operation: cannot acquire state change lock"),
+        "{e}"
+    );
+    // The state is read without the lock.
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    drop(lock);
+    d.destroy().unwrap();
+    assert!(c.lookup_domain_by_name("bare").is_err());
+}
+
+#[test]
+fn shutdown_and_reboot_of_a_guest_without_acpi() {
+    let (t, c) = root();
+    let d = c.define_domain_xml(&xml("noacpi", None, 64)).unwrap();
+    d.start_with_command(QEMU, idle_args("noacpi"), Vec::new())
+        .unwrap();
+    let _guard = reap(t.path(), "noacpi");
+    // The request is made and returns, as virsh shutdown does; nothing powers off here.
+    d.shutdown().unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    let e = d.shutdown_and_wait(Duration::from_millis(500)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the guest did not shut down within 500ms"),
+        "{e}"
+    );
+    let e = d.reboot_within(Duration::from_millis(500)).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "Timed out during operation: domain 'noacpi' did not power off within 500ms to reboot"
+    );
+    d.destroy().unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "shut off (destroyed)");
+}
+
+#[test]
+fn a_corrupt_status_file_is_skipped_with_a_warning() {
+    let (t, c) = root();
+    c.define_domain_xml(&xml("vm", None, 64)).unwrap();
+    std::fs::create_dir_all(t.path().join("run/qemu")).unwrap();
+    std::fs::write(t.path().join("run/qemu/vm.json"), "{garbage").unwrap();
+    std::fs::write(t.path().join("run/qemu/ghost.json"), "{garbage").unwrap();
+    assert_eq!(names(&c, ListFlags::ALL), ["vm"]);
+    let w = c.take_warnings();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(w.iter().all(|w| w.contains(".json: skipped: ")), "{w:?}");
+    assert_eq!(
+        c.lookup_domain_by_name("vm")
+            .unwrap()
+            .state()
+            .unwrap()
+            .to_string(),
+        "shut off (unknown)"
+    );
+}

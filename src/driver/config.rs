@@ -105,25 +105,77 @@ fn sync_dir(dir: &Path) -> Result<(), DriverError> {
         .map_err(|e| system(format!("cannot sync directory '{}'", dir.display()), e))
 }
 
+/// A temp file that is removed on drop unless it was renamed into place.
+struct TempFile {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            // Best effort: the error that made us give up matters more.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Create a new 0600 file in `dir` under a name nobody else uses. Our own rather than the
+/// tempfile crate's, whose errors carry their path in a way that hides errno, which libvirt's
+/// messages show.
+fn temp_in(dir: &Path) -> Result<TempFile, DriverError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    for _ in 0..100 {
+        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".define-{}-{seq}-{nanos}", std::process::id()));
+        // O_EXCL (create_new) and O_NOFOLLOW: never write through a planted file or link.
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+        {
+            Ok(file) => {
+                return Ok(TempFile {
+                    path,
+                    file,
+                    keep: false,
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(system(
+                    format!("cannot create file in '{}'", dir.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    Err(DriverError::Internal(format!(
+        "cannot find an unused temp file name in '{}'",
+        dir.display()
+    )))
+}
+
 /// Write `data` to `path` so that a reader sees the old file or the new one, never a part:
 /// a temp file in the same directory (0600, O_EXCL), fsync, rename over `path`, fsync of the
 /// directory. On any failure the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DriverError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".define-")
-        .tempfile_in(dir)
-        .map_err(|e| system(format!("cannot create file in '{}'", dir.display()), e))?;
+    let mut tmp = temp_in(dir)?;
     let werr = |e| system(format!("cannot write file '{}'", path.display()), e);
-    // Through the File: NamedTempFile's own writes wrap errors with its path, hiding errno.
-    tmp.as_file_mut().write_all(data).map_err(werr)?;
-    tmp.as_file().sync_all().map_err(werr)?;
-    tmp.persist(path).map_err(|e| {
-        system(
-            format!("cannot rename file to '{}'", path.display()),
-            e.error,
-        )
-    })?;
+    tmp.file.write_all(data).map_err(werr)?;
+    tmp.file.sync_all().map_err(werr)?;
+    std::fs::rename(&tmp.path, path)
+        .map_err(|e| system(format!("cannot rename file to '{}'", path.display()), e))?;
+    tmp.keep = true;
     sync_dir(dir)
 }
 
@@ -372,6 +424,81 @@ mod tests {
             e.to_string().starts_with("Timed out during operation"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn file_errors_name_the_file_and_leave_nothing_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let e = write_atomic(&p.join("none/x.xml"), b"x").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot create file in '{}/none': No such file or directory",
+                p.display()
+            )
+        );
+        // Renaming over a non-empty directory fails; the temp file goes.
+        std::fs::create_dir_all(p.join("dir.xml/sub")).unwrap();
+        let e = write_atomic(&p.join("dir.xml"), b"x").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("cannot rename file to '{}/dir.xml'", p.display())),
+            "{e}"
+        );
+        let left: Vec<_> = std::fs::read_dir(p)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["dir.xml"]);
+        let e = remove(&p.join("dir.xml")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot remove config"), "{e}");
+        assert!(!remove(&p.join("gone.xml")).unwrap());
+
+        std::fs::write(p.join("bin.xml"), [0xff, 0xfe]).unwrap();
+        let e = read_small(&p.join("bin.xml")).unwrap_err();
+        assert!(e.to_string().ends_with("bin.xml' is not UTF-8"), "{e}");
+        let big = std::fs::File::create(p.join("big.xml")).unwrap();
+        big.set_len(MAX_CONFIG + 1).unwrap();
+        let e = read_small(&p.join("big.xml")).unwrap_err();
+        assert!(e.to_string().contains("is larger than"), "{e}");
+        assert_eq!(read_small(&p.join("gone.xml")).unwrap(), None);
+
+        // A file where a directory should be.
+        std::fs::write(p.join("file"), "x").unwrap();
+        let e = config_names(&p.join("file")).unwrap_err();
+        assert!(e.to_string().starts_with("Failed to open dir"), "{e}");
+        let e = status_names(&p.join("file")).unwrap_err();
+        assert!(e.to_string().ends_with("Not a directory"), "{e}");
+        let e = ConfigLock::acquire(&p.join("file")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot create directory"), "{e}");
+        let e = next_domain_id(&p.join("file")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot create directory"), "{e}");
+        std::fs::create_dir_all(p.join("run/.lastvmid")).unwrap();
+        let e = next_domain_id(&p.join("run")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot open lock file"), "{e}");
+        // The lock file is a directory: it cannot be opened for writing.
+        std::fs::create_dir_all(p.join("locked/.domains.lock")).unwrap();
+        let e = ConfigLock::acquire(&p.join("locked")).unwrap_err();
+        assert!(e.to_string().starts_with("cannot open lock file"), "{e}");
+        let e = read_shutoff_reason(p, "../x").unwrap_err();
+        assert!(e.to_string().contains("cannot contain '/'"), "{e}");
+    }
+
+    #[test]
+    fn shutoff_reasons_round_trip() {
+        let d = tempfile::tempdir().unwrap();
+        let run = d.path().join("run");
+        assert_eq!(read_shutoff_reason(&run, "vm").unwrap(), None);
+        write_shutoff_reason(&run, "vm", "destroyed").unwrap();
+        assert_eq!(
+            read_shutoff_reason(&run, "vm").unwrap().as_deref(),
+            Some("destroyed")
+        );
+        clear_shutoff_reason(&run, "vm").unwrap();
+        clear_shutoff_reason(&run, "vm").unwrap();
+        assert_eq!(read_shutoff_reason(&run, "vm").unwrap(), None);
     }
 
     #[test]

@@ -189,7 +189,12 @@ impl Connect {
         // The process layer's status file, RUN/NAME.json. Read here rather than through
         // Guest::peek so that the pid, UUID, live XML and state all come from one read.
         let status_path = self.dirs.run.join(format!("{name}.json"));
-        let status = GuestStatus::read(name, &status_path)?;
+        // A status file that cannot be read is skipped with a warning, as libvirtd skips
+        // one it cannot parse when it reconnects: one bad file must not hide every domain.
+        let status = GuestStatus::read(name, &status_path).unwrap_or_else(|e| {
+            self.warn([format!("{}: skipped: {e}", status_path.display())]);
+            None
+        });
         let reason_file = config::read_shutoff_reason(&self.dirs.run, name)?;
         let (live, state) = match status {
             Some(st) if is_same_live_process(st.pid, st.start_time) => {
@@ -565,11 +570,16 @@ impl<'c> Domain<'c> {
     /// and resume. Blocks up to a minute for the guest to react: there is no daemon to finish
     /// the job later.
     pub fn reboot(&self) -> Result<(), DriverError> {
+        self.reboot_within(REBOOT_WAIT)
+    }
+
+    /// [`Domain::reboot`], waiting up to `wait` for the guest to power off.
+    pub fn reboot_within(&self, wait: Duration) -> Result<(), DriverError> {
         let (mut g, _) = self.guest()?;
         g.qmp("system_powerdown", None).map_err(guest_err)?;
-        if g.wait_event("SHUTDOWN", REBOOT_WAIT).is_none() {
+        if g.wait_event("SHUTDOWN", wait).is_none() {
             return Err(DriverError::Timeout(format!(
-                "domain '{}' did not power off within {REBOOT_WAIT:?} to reboot",
+                "domain '{}' did not power off within {wait:?} to reboot",
                 self.name
             )));
         }
@@ -577,7 +587,8 @@ impl<'c> Domain<'c> {
         // running", which is the truth: the reboot became a shutdown.
         g.reset().map_err(guest_err)?;
         g.resume().map_err(guest_err)?;
-        Ok(())
+        // It runs again: a stop from here on is not the shutdown asked for earlier, if any.
+        config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)
     }
 
     /// Start the domain with a ready command line. `binary` and `args` are QEMU's argv (without
