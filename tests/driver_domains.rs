@@ -3,6 +3,9 @@
 //! real QEMU (`-machine none`) started from a hand-written argv. Every QEMU a test starts is
 //! killed by pid from a drop guard, also when the test fails.
 
+#[path = "common/bootkit.rs"]
+mod bootkit;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
@@ -675,4 +678,88 @@ fn a_corrupt_status_file_is_skipped_with_a_warning() {
             .to_string(),
         "shut off (unknown)"
     );
+}
+
+/// Wait until the serial log holds `marker` `count` times.
+fn wait_marker(serial: &Path, marker: &str, count: usize) {
+    let until = Instant::now() + Duration::from_secs(180);
+    loop {
+        let text = std::fs::read_to_string(serial).unwrap_or_default();
+        if text.matches(marker).count() >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "no {marker} (x{count}) on the serial console; it says:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn linux_guest_acpi_reboot_and_shutdown() {
+    let Some(kit) = bootkit::linux() else { return };
+    let (t, c) = root();
+    let d = c.define_domain_xml(&xml("lin", None, 256)).unwrap();
+    let serial = t.path().join("serial.log");
+    let args = |no_shutdown: bool| {
+        let mut a: Vec<String> = [
+            "-name",
+            "guest=lin",
+            "-nodefaults",
+            "-nic",
+            "none",
+            "-display",
+            "none",
+            "-machine",
+            "pc",
+            "-accel",
+            "tcg",
+            "-m",
+            "256",
+            "-kernel",
+            &kit.kernel.display().to_string(),
+            "-initrd",
+            &kit.initrd.display().to_string(),
+            "-append",
+            kit.cmdline(),
+            "-chardev",
+            &format!("file,id=charserial0,path={}", serial.display()),
+            "-device",
+            "isa-serial,chardev=charserial0,id=serial0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if no_shutdown {
+            a.push("-no-shutdown".into());
+        }
+        a
+    };
+
+    // As libvirt runs QEMU (-no-shutdown): reboot is power off, reset, resume.
+    d.start_with_command(QEMU, args(true), Vec::new()).unwrap();
+    let guard = reap(t.path(), "lin");
+    wait_marker(&serial, bootkit::GUEST_MARKER, 1);
+    d.reboot().unwrap();
+    wait_marker(&serial, bootkit::GUEST_MARKER, 2);
+    assert_eq!(d.state().unwrap().to_string(), "running (unpaused)");
+    let end = d.shutdown_and_wait(Duration::from_secs(120)).unwrap();
+    assert_eq!(end.to_string(), "shut off (shutdown)");
+    assert_eq!(d.state().unwrap().to_string(), "shut off (shutdown)");
+    drop(guard);
+
+    // Without -no-shutdown QEMU exits once the guest powered off: the request alone is
+    // enough, and nobody mistakes that exit for a crash.
+    std::fs::remove_file(&serial).unwrap();
+    d.start_with_command(QEMU, args(false), Vec::new()).unwrap();
+    let _guard = reap(t.path(), "lin");
+    wait_marker(&serial, bootkit::GUEST_MARKER, 1);
+    d.shutdown().unwrap();
+    let until = Instant::now() + Duration::from_secs(120);
+    while d.is_active().unwrap() {
+        assert!(Instant::now() < until, "the guest did not power off");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(d.state().unwrap().to_string(), "shut off (shutdown)");
 }
