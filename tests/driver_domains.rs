@@ -371,9 +371,14 @@ fn corrupt_configs_are_skipped_with_a_warning() {
         xml("someone-else", None, 64),
     )
     .unwrap();
+    std::fs::write(t.path().join("etc/qemu/binary.xml"), [0xff, 0xfe]).unwrap();
     assert_eq!(names(&c, ListFlags::ALL), ["good"]);
     let w = c.take_warnings();
-    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!(w.len(), 3, "{w:?}");
+    assert!(
+        w.iter().any(|w| w.ends_with("binary.xml' is not UTF-8")),
+        "{w:?}"
+    );
     assert!(w.iter().any(|w| w.contains("bad.xml: skipped")), "{w:?}");
     assert!(
         w.iter()

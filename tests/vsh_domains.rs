@@ -320,3 +320,27 @@ fn running_domain_seen_and_driven_by_another_process() {
     // The library handle sees what the other process did.
     assert!(!d.is_active().unwrap());
 }
+
+#[test]
+fn skipped_files_are_warned_about() {
+    let t = root();
+    let r = t.path();
+    let f = write_xml(r, "vm.xml", "vm1", UUID);
+    ok(
+        r,
+        &["define", &f],
+        &format!("Domain 'vm1' defined from {f}\n"),
+    );
+    let bad = r.join("etc/qemu/bad.xml");
+    std::fs::write(&bad, "<domain").unwrap();
+    let (good, out, err) = vsh(r, &["list", "--all"]);
+    assert!(good, "{err}");
+    assert_eq!(
+        out,
+        " Id   Name   State\n-----------------------\n -    vm1    shut off\n"
+    );
+    assert!(
+        err.starts_with(&format!("warning: {}: skipped: ", bad.display())),
+        "{err}"
+    );
+}

@@ -482,14 +482,23 @@ fn run(args: Args) -> Result<()> {
                 println!("{f}: {n} ids changed");
             }
         }
-        "define" => cmd_define(&open()?, &mut rest)?,
-        "undefine" => cmd_undefine(&open()?, &mut rest)?,
-        "list" => cmd_list(&open()?, &mut rest)?,
-        "dominfo" => cmd_dominfo(&open()?, &mut rest)?,
-        "domstate" => cmd_domstate(&open()?, &mut rest)?,
-        "dumpxml" => cmd_dumpxml(&open()?, &mut rest)?,
-        "destroy" | "suspend" | "resume" | "shutdown" | "reboot" => {
-            cmd_lifecycle(&open()?, &verb, &mut rest)?
+        "define" | "undefine" | "list" | "dominfo" | "domstate" | "dumpxml" | "destroy"
+        | "suspend" | "resume" | "shutdown" | "reboot" => {
+            let conn = open()?;
+            let res = match verb.as_str() {
+                "define" => cmd_define(&conn, &mut rest),
+                "undefine" => cmd_undefine(&conn, &mut rest),
+                "list" => cmd_list(&conn, &mut rest),
+                "dominfo" => cmd_dominfo(&conn, &mut rest),
+                "domstate" => cmd_domstate(&conn, &mut rest),
+                "dumpxml" => cmd_dumpxml(&conn, &mut rest),
+                _ => cmd_lifecycle(&conn, &verb, &mut rest),
+            };
+            // Files skipped on the way (corrupt configs, unreadable status files).
+            for w in conn.take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            res?
         }
         other => {
             bail!("unknown command: '{other}'. See --help.");

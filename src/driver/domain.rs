@@ -164,11 +164,16 @@ impl Connect {
     }
 
     /// Read the config and status file of `name` (already validated). `None` when it is not a
-    /// domain: no config and no live QEMU. A config that does not parse, or that names another
-    /// domain, is left out with a warning, as libvirtd leaves it out when loading configs.
+    /// domain: no config and no live QEMU. A config that cannot be read or parsed, or that
+    /// names another domain, is left out with a warning, as libvirtd leaves it out when
+    /// loading configs: one bad file must not hide every domain.
     fn load(&self, name: &str) -> Result<Option<Snapshot>, DriverError> {
         let path = config::config_path(&self.dirs.config, name)?;
-        let config = match config::read_small(&path)? {
+        let text = config::read_small(&path).unwrap_or_else(|e| {
+            self.warn([format!("{}: skipped: {e}", path.display())]);
+            None
+        });
+        let config = match text {
             None => None,
             Some(text) => match domain::parse(&text) {
                 Ok(d) if d.name == name => Some(d),
@@ -195,7 +200,10 @@ impl Connect {
             self.warn([format!("{}: skipped: {e}", status_path.display())]);
             None
         });
-        let reason_file = config::read_shutoff_reason(&self.dirs.run, name)?;
+        let reason_file = config::read_shutoff_reason(&self.dirs.run, name).unwrap_or_else(|e| {
+            self.warn([e.to_string()]);
+            None
+        });
         let (live, state) = match status {
             Some(st) if is_same_live_process(st.pid, st.start_time) => {
                 let state = if st.paused {
