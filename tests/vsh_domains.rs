@@ -344,3 +344,30 @@ fn skipped_files_are_warned_about() {
         "{err}"
     );
 }
+
+#[test]
+fn two_vsh_processes_defining_one_name_one_wins() {
+    let t = root();
+    let r = t.path();
+    let a = write_xml(r, "a.xml", "race", UUID);
+    let b = write_xml(r, "b.xml", "race", "11111111-2222-3333-4444-555555555555");
+    let spawn = |f: &str| {
+        Command::new(env!("CARGO_BIN_EXE_vsh"))
+            .env_remove("VSH_DEFAULT_URI")
+            .args(["-c", &uri(r), "define", f])
+            .output()
+            .unwrap()
+    };
+    let (ra, rb) = std::thread::scope(|s| {
+        let ha = s.spawn(|| spawn(&a));
+        let hb = s.spawn(|| spawn(&b));
+        (ha.join().unwrap(), hb.join().unwrap())
+    });
+    assert_ne!(ra.status.success(), rb.status.success(), "{ra:?}\n{rb:?}");
+    let loser = if ra.status.success() { &rb } else { &ra };
+    let err = String::from_utf8_lossy(&loser.stderr);
+    assert!(
+        err.contains("error: operation failed: domain 'race' already exists with uuid"),
+        "{err}"
+    );
+}
