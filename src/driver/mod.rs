@@ -1,7 +1,9 @@
 //! Connections and guests: URIs, state and config dirs, processes. The only layer with side
 //! effects besides probing.
 
+pub mod config;
 pub mod dirs;
+pub mod domain;
 pub mod domcaps;
 pub mod lock;
 pub mod process;
@@ -39,6 +41,36 @@ pub enum DriverError {
         path: String,
         source: std::io::Error,
     },
+    /// A domain XML error, with libvirt's message.
+    #[error(transparent)]
+    Xml(#[from] crate::domain::DomainError),
+    /// A process-layer error about one guest.
+    #[error(transparent)]
+    Guest(#[from] process::GuestError),
+    /// A domain name that cannot be used (message complete, libvirt's prefix included).
+    #[error("{0}")]
+    InvalidName(String),
+    /// libvirt's VIR_ERR_NO_DOMAIN.
+    #[error("Domain not found: {0}")]
+    NoDomain(String),
+    /// libvirt's VIR_ERR_OPERATION_FAILED.
+    #[error("operation failed: {0}")]
+    OperationFailed(String),
+    /// libvirt's VIR_ERR_OPERATION_INVALID.
+    #[error("Requested operation is not valid: {0}")]
+    OperationInvalid(String),
+    /// libvirt's VIR_ERR_INVALID_ARG.
+    #[error("invalid argument: {0}")]
+    InvalidArg(String),
+    /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
+    #[error("Timed out during operation: {0}")]
+    Timeout(String),
+    /// libvirt's VIR_ERR_INTERNAL_ERROR.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A failed system call, worded as libvirt's virReportSystemError: `{msg}: {strerror}`.
+    #[error("{msg}: {}", config::strerror(source))]
+    System { msg: String, source: std::io::Error },
 }
 
 /// Where a connection looks for facts; the defaults are the real host's.

@@ -2,6 +2,9 @@
 //!
 //! - `conformance xml2xml --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR]`
 //!   (see `xml2xml.rs`).
+//! - `conformance domcaps --in DIR --out OUTDIR`: domain capabilities for every expected
+//!   `DIR/qemu_*.xml` (DIR is libvirt's `tests/domaincapsdata` or `tests/`), replayed from the
+//!   matching `caps_*.replies`.
 
 mod xml2xml;
 
@@ -20,7 +23,7 @@ pub struct Args {
 }
 
 fn usage() -> &'static str {
-    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]\nmodes: xml2xml"
+    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]\nmodes: xml2xml, domcaps"
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
@@ -52,10 +55,28 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     })
 }
 
+fn domcaps(mut it: impl Iterator<Item = String>) -> Result<()> {
+    let usage = "usage: conformance domcaps --in DIR --out OUTDIR";
+    let (mut input, mut out) = (None, None);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--in" => input = it.next().map(PathBuf::from),
+            "--out" => out = it.next().map(PathBuf::from),
+            other => bail!("unknown argument '{other}'\n{usage}"),
+        }
+    }
+    let (input, out) = (input.context(usage)?, out.context(usage)?);
+    let report = domdriver::conformance::domcaps::run_domcaps_conformance(&input, &out)
+        .with_context(|| format!("domcaps conformance over {}", input.display()))?;
+    println!("{report}");
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let mut it = env::args().skip(1);
     match it.next().as_deref() {
         Some("xml2xml") => xml2xml::run(&parse_args(it)?),
+        Some("domcaps") => domcaps(it),
         _ => bail!("{}", usage()),
     }
 }
