@@ -27,3 +27,13 @@ fn libvirt_replies_round_trip() {
     }
     assert_eq!(n, 29, "expected libvirt's 29 .replies files");
 }
+
+/// Found by fuzzing: an integer too large for u64 is read as a float, and without exact float
+/// parsing the formatted conversation read back as a different number.
+#[test]
+fn huge_numbers_survive_format_and_parse() {
+    let text = "{\n  \"execute\": \"q)mlibv2\"\n}\n\n{\n  \"return\": 222222222222000001675063872737791576\n}\n";
+    let conv = Conversation::parse(text, "fuzz").unwrap();
+    let again = Conversation::parse(&conv.format(), "formatted").unwrap();
+    assert_eq!(conv, again);
+}
