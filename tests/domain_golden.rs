@@ -393,3 +393,16 @@ proptest! {
         }
     }
 }
+
+/// Found by fuzzing: NUL bytes inside a tag became part of an attribute name.
+#[test]
+fn control_characters_are_malformed_xml() {
+    let e = domdriver::domain::parse("<domain type='qemu'>\n  <name>a\0b</name>\n</domain>")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "XML error: malformed XML at line 2, column 10: invalid character U+0000"
+    );
+    assert!(domdriver::domain::parse("<domain \u{1}type='qemu'/>").is_err());
+}

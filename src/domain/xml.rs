@@ -254,6 +254,16 @@ pub fn parse_document(src: &str) -> Result<XmlNode, DomainError> {
     }
     // A UTF-8 byte order mark is allowed before the document and carries no content.
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
+    // XML 1.0 allows no control characters but tab, newline and carriage return; quick-xml
+    // does not check, and a NUL inside a tag would otherwise end up in an attribute name.
+    if let Some(bad) = src.find(|c: char| c < ' ' && !matches!(c, '\t' | '\n' | '\r')) {
+        let c = src[bad..].chars().next().unwrap_or('\0');
+        return Err(malformed(
+            src,
+            bad as u64,
+            format_args!("invalid character U+{:04X}", c as u32),
+        ));
+    }
     let mut reader = Reader::from_str(src);
     let cfg = reader.config_mut();
     cfg.trim_text(false);
