@@ -4,7 +4,8 @@ use super::{AudioConfig, Ctx, PrepareOptions};
 use crate::domain::DomainError;
 use crate::domain::address::Address;
 use crate::domain::devices::{
-    Audio, Chardev, ChrTarget, Controller, Devices, GraphicsListen, Input, Memballoon,
+    Audio, Chardev, ChrTarget, Controller, Devices, Disk, DiskSource, Driver, GraphicsListen,
+    Input, Memballoon,
 };
 use crate::domain::model::DomainDef;
 
@@ -217,14 +218,23 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         }
     }
     for disk in &mut d.disks {
-        if let Some(enc) = disk
-            .source
-            .as_mut()
-            .and_then(|s| s.encryption.as_mut())
-            .or(disk.encryption.as_mut())
-            && enc.format.as_deref() == Some("luks")
-        {
-            enc.engine.get_or_insert_with(|| "qemu".to_string());
+        disk_defaults(disk);
+    }
+    for n in &mut d.interfaces {
+        // QEMU's default NIC on PC machines, written out so the guest ABI stays stable.
+        if n.model.is_none() && ctx.x86() && n.itype != "hostdev" {
+            n.model = Some("rtl8139".to_string());
+        }
+    }
+    for f in &mut d.filesystems {
+        if matches!(f.ftype.as_deref(), None | Some("mount")) && f.accessmode.is_none() {
+            f.accessmode = Some("passthrough".to_string());
+        }
+    }
+    for h in &mut d.hostdevs {
+        // Mediated devices are created outside libvirt, so they are never managed.
+        if h.htype.as_deref() == Some("mdev") && h.managed.is_none() {
+            h.managed = Some("no".to_string());
         }
     }
     if let Some(v) = d.vsock.as_mut() {
@@ -242,6 +252,69 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         }
     }
     serial_defaults(d, ctx);
+}
+
+/// The port a network protocol uses when the XML names none.
+fn default_port(protocol: &str) -> Option<&'static str> {
+    Some(match protocol {
+        "http" => "80",
+        "https" => "443",
+        "ftp" => "21",
+        "ftps" => "990",
+        "tftp" => "69",
+        "nbd" => "10809",
+        "iscsi" => "3260",
+        "gluster" => "24007",
+        "sheepdog" => "7000",
+        _ => return None,
+    })
+}
+
+fn source_defaults(src: &mut DiskSource) {
+    if let Some(enc) = src.encryption.as_mut()
+        && enc.format.as_deref() == Some("luks")
+    {
+        enc.engine.get_or_insert_with(|| "qemu".to_string());
+    }
+    if let Some(port) = src.protocol.as_deref().and_then(default_port) {
+        for h in &mut src.hosts {
+            if h.port.is_none() && matches!(h.transport.as_deref(), None | Some("tcp")) {
+                h.port = Some(port.to_string());
+            }
+        }
+    }
+}
+
+/// Driver name and format, encryption engine, network ports, along the backing chain.
+fn disk_defaults(disk: &mut Disk) {
+    // An empty network CD-ROM is just an empty drive.
+    if disk.dtype.as_deref() == Some("network")
+        && disk.source.is_none()
+        && matches!(disk.device.as_deref(), Some("cdrom" | "floppy"))
+    {
+        disk.dtype = Some("file".to_string());
+    }
+    let drv = disk.driver.get_or_insert_with(Driver::default);
+    drv.name.get_or_insert_with(|| "qemu".to_string());
+    drv.dtype.get_or_insert_with(|| "raw".to_string());
+    if disk.dtype.as_deref() == Some("vhostuser") {
+        disk.snapshot.get_or_insert_with(|| "no".to_string());
+    }
+    if let Some(enc) = disk.encryption.as_mut()
+        && enc.format.as_deref() == Some("luks")
+    {
+        enc.engine.get_or_insert_with(|| "qemu".to_string());
+    }
+    if let Some(s) = disk.source.as_mut() {
+        source_defaults(s);
+    }
+    let mut bs = disk.backing_store.as_mut();
+    while let Some(b) = bs {
+        if let Some(s) = b.source.as_mut() {
+            source_defaults(s);
+        }
+        bs = b.backing.as_deref_mut();
+    }
 }
 
 /// Serial target type, port numbers and model; console/serial pairing.
