@@ -36,6 +36,8 @@ pub struct Bus {
     pub model: String,
     /// Bit i set = function i of that slot in use.
     pub used: [u8; 32],
+    /// Bit s set = slot s holds root ports, whose free functions later root ports may take.
+    pub aggregate: u32,
 }
 
 impl Bus {
@@ -44,6 +46,7 @@ impl Bus {
             index,
             model: model.to_string(),
             used: [0; 32],
+            aggregate: 0,
         }
     }
 
@@ -52,7 +55,9 @@ impl Bus {
     pub fn slot_range(&self) -> (u32, u32) {
         match self.model.as_str() {
             "pci-root" | "pcie-root" => (1, 31),
-            "pci-bridge" | "pcie-pci-bridge" | "dmi-to-pci-bridge" | "pci-expander-bus" => (1, 31),
+            "pci-bridge" | "pcie-to-pci-bridge" | "pci-expander-bus" => (1, 31),
+            // The DMI bridge has no SHPC, so its slot 0 is usable.
+            "dmi-to-pci-bridge" => (0, 31),
             "pcie-root-port" | "pcie-switch-downstream-port" | "pcie-expander-bus" => (0, 0),
             "pcie-switch-upstream-port" => (0, 31),
             _ => (1, 31),
@@ -68,7 +73,7 @@ impl Bus {
             }
             Conn::Pcie | Conn::Pci => matches!(
                 m,
-                "pci-root" | "pci-bridge" | "pcie-pci-bridge" | "pci-expander-bus"
+                "pci-root" | "pci-bridge" | "pcie-to-pci-bridge" | "pci-expander-bus"
             ),
             Conn::RootPort => matches!(m, "pcie-root" | "pcie-expander-bus"),
             Conn::PciBridge => matches!(
@@ -194,6 +199,27 @@ impl Topology {
                 }
             }
         }
+        if c == Conn::RootPort {
+            // Then a free function in any slot already holding root ports.
+            let found = self.buses.values().find_map(|b| {
+                (0..32u32).find_map(|s| {
+                    let used = b.used[s as usize];
+                    (b.aggregate & (1 << s) != 0 && used != 0xff)
+                        .then(|| (b.index, s, used.trailing_ones()))
+                })
+            });
+            if let Some((bus, slot, function)) = found {
+                let a = PciAddr {
+                    bus,
+                    slot,
+                    function,
+                };
+                if self.reserve(a).is_ok() {
+                    self.last_aggregate = Some(a);
+                    return Ok(a);
+                }
+            }
+        }
         let q35 = self.q35;
         let candidates: Vec<u32> = self
             .buses
@@ -205,6 +231,7 @@ impl Topology {
             if let Some(a) = self.reserve_slot_on(bus, 0, 0) {
                 if c == Conn::RootPort {
                     self.last_aggregate = Some(a);
+                    self.mark_aggregate(a);
                 }
                 return Ok(a);
             }
@@ -215,6 +242,15 @@ impl Topology {
             Conn::Pci if q35 => Need::PciePciBridge,
             _ => Need::PciBridge,
         })
+    }
+
+    /// Record that a root port sits in this slot, so its other functions are for root ports.
+    pub fn mark_aggregate(&mut self, a: PciAddr) {
+        if let Some(b) = self.buses.get_mut(&a.bus)
+            && a.slot < 32
+        {
+            b.aggregate |= 1 << a.slot;
+        }
     }
 
     /// Functions in use in a slot.

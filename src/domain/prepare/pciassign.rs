@@ -139,7 +139,7 @@ fn controller_conn(c: &Controller, ctx: &Ctx<'_>) -> Option<Conn> {
         "pci" => match model? {
             "pcie-root-port" => Some(Conn::RootPort),
             "pci-bridge" => Some(Conn::PciBridge),
-            "pcie-pci-bridge" => Some(Conn::PciePciBridge),
+            "pcie-to-pci-bridge" => Some(Conn::PciePciBridge),
             "dmi-to-pci-bridge" => Some(Conn::DmiBridge),
             "pcie-switch-upstream-port" => Some(Conn::UpstreamPort),
             "pcie-switch-downstream-port" => Some(Conn::DownstreamPort),
@@ -226,7 +226,7 @@ fn plan(d: &Devices, ctx: &Ctx<'_>) -> Vec<(Dev, Conn)> {
         if h.mode.as_deref().unwrap_or("subsystem") == "subsystem"
             && (t == "pci" || t == "scsi_host" || mdev_pci)
         {
-            v.push((Dev::Hostdev(i), Conn::Pcie));
+            v.push((Dev::Hostdev(i), virtio_conn(h.model.as_deref())));
         }
     }
     // 8. balloon, 9. RNGs, 10. watchdog.
@@ -333,6 +333,14 @@ fn try_assign(d: &mut Devices, ctx: &Ctx<'_>) -> Result<(), Fail> {
     for info in all_infos(d) {
         if let Some(a) = explicit_pci(info) {
             t.reserve(a).map_err(|e| Fail::Fatal(DomainError::Xml(e)))?;
+        }
+    }
+    for c in &d.controllers {
+        if c.ctype == "pci"
+            && c.model.as_deref() == Some("pcie-root-port")
+            && let Some(a) = explicit_pci(&c.info)
+        {
+            t.mark_aggregate(a);
         }
     }
     let at = |slot, function| PciAddr {
@@ -490,13 +498,49 @@ fn try_assign(d: &mut Devices, ctx: &Ctx<'_>) -> Result<(), Fail> {
         }
     }
     for (dev, a) in assigned {
-        // A function-0 device whose slot has other functions in use is multifunction.
-        let multi = a.function == 0 && t.functions(a.bus, a.slot) & !1 != 0;
         if let Some(info) = info_mut(d, dev) {
-            info.address = Some(pci_address(a, multi));
+            info.address = Some(pci_address(a, false));
         }
     }
+    mark_multifunction(d, &t);
     Ok(())
+}
+
+/// A function-0 device whose slot has other functions in use is multifunction, unless the
+/// XML says otherwise.
+fn mark_multifunction(d: &mut Devices, t: &Topology) {
+    let set = |info: &mut DeviceInfo| {
+        if let Some(Address::Pci {
+            domain: 0,
+            bus,
+            slot,
+            function: 0,
+            multifunction,
+            ..
+        }) = &mut info.address
+            && multifunction.is_none()
+            && t.functions(*bus, *slot) & !1 != 0
+        {
+            *multifunction = Some("on".to_string());
+        }
+    };
+    d.disks.iter_mut().for_each(|x| set(&mut x.info));
+    d.controllers.iter_mut().for_each(|x| set(&mut x.info));
+    d.filesystems.iter_mut().for_each(|x| set(&mut x.info));
+    d.interfaces.iter_mut().for_each(|x| set(&mut x.info));
+    d.sounds.iter_mut().for_each(|x| set(&mut x.info));
+    d.videos.iter_mut().for_each(|x| set(&mut x.info));
+    d.hostdevs.iter_mut().for_each(|x| set(&mut x.info));
+    d.watchdogs.iter_mut().for_each(|x| set(&mut x.info));
+    d.memballoon.iter_mut().for_each(|x| set(&mut x.info));
+    d.rngs.iter_mut().for_each(|x| set(&mut x.info));
+    d.shmems.iter_mut().for_each(|x| set(&mut x.info));
+    d.inputs.iter_mut().for_each(|x| set(&mut x.info));
+    d.serials.iter_mut().for_each(|x| set(&mut x.info));
+    d.memories.iter_mut().for_each(|x| set(&mut x.info));
+    d.iommu.iter_mut().for_each(|x| set(&mut x.info));
+    d.vsock.iter_mut().for_each(|x| set(&mut x.info));
+    d.cryptos.iter_mut().for_each(|x| set(&mut x.info));
 }
 
 fn next_pci_index(d: &Devices) -> u32 {
@@ -541,7 +585,7 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
             "pcie-switch-downstream-port" => Some("xio3130-downstream"),
             "pci-expander-bus" => Some("pxb"),
             "pcie-expander-bus" => Some("pxb-pcie"),
-            "pcie-pci-bridge" => Some("pcie-pci-bridge"),
+            "pcie-to-pci-bridge" => Some("pcie-pci-bridge"),
             _ => None,
         };
         if c.model_name.is_none() {
@@ -607,7 +651,7 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
                         if !free_port {
                             add_pci(&mut def.devices, "pcie-root-port");
                         }
-                        add_pci(&mut def.devices, "pcie-pci-bridge");
+                        add_pci(&mut def.devices, "pcie-to-pci-bridge");
                     }
                 }
             }
