@@ -200,12 +200,14 @@ impl Topology {
             }
         }
         if c == Conn::RootPort {
-            // Then a free function in any slot already holding root ports.
-            let found = self.buses.values().find_map(|b| {
-                (0..32u32).find_map(|s| {
+            // Then the lowest slot that is either free or already holds root ports with a
+            // function to spare.
+            let found = self.buses.values().filter(|b| b.accepts(c, self.q35)).find_map(|b| {
+                let (lo, hi) = b.slot_range();
+                (lo..=hi).find_map(|s| {
                     let used = b.used[s as usize];
-                    (b.aggregate & (1 << s) != 0 && used != 0xff)
-                        .then(|| (b.index, s, used.trailing_ones()))
+                    let shared = b.aggregate & (1 << s) != 0 && used != 0xff;
+                    (used == 0 || shared).then(|| (b.index, s, used.trailing_ones()))
                 })
             });
             if let Some((bus, slot, function)) = found {
@@ -216,6 +218,7 @@ impl Topology {
                 };
                 if self.reserve(a).is_ok() {
                     self.last_aggregate = Some(a);
+                    self.mark_aggregate(a);
                     return Ok(a);
                 }
             }
