@@ -5,7 +5,7 @@ use crate::domain::DomainError;
 use crate::domain::address::Address;
 use crate::domain::devices::{
     Audio, Chardev, ChrTarget, Controller, Devices, Disk, DiskSource, Driver, GraphicsListen,
-    Input, Memballoon,
+    Input, Memballoon, Video, VideoModel,
 };
 use crate::domain::model::DomainDef;
 
@@ -140,6 +140,25 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
                 });
             }
         }
+    }
+    // A graphical console needs a display device to show.
+    if d.videos.is_empty() && d.graphics.iter().any(|g| g.gtype != "egl-headless") {
+        let vtype = if ctx.x86() {
+            if ctx.has("cirrus-vga") {
+                "cirrus"
+            } else {
+                "vga"
+            }
+        } else {
+            "virtio"
+        };
+        d.videos.push(Video {
+            model: Some(VideoModel {
+                vtype: vtype.to_string(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
     }
     default_audio(d, &opts.audio);
 }
@@ -447,6 +466,16 @@ pub(crate) fn implicit_devices(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(),
     }
     for (t, i) in needed {
         add_controller(d, &t, i, None);
+    }
+    // sPAPR VIO SCSI adapters get a VIO register, starting at 0x2000, whatever the machine.
+    let mut next_reg = 0x2000u32;
+    for c in &mut d.controllers {
+        if c.ctype == "scsi" && c.model.as_deref() == Some("ibmvscsi") && c.info.address.is_none() {
+            c.info.address = Some(Address::SpaprVio {
+                reg: Some(format!("0x{next_reg:08x}")),
+            });
+            next_reg += 1;
+        }
     }
     for c in &mut d.controllers {
         if c.ctype == "scsi" && c.model.is_none() {

@@ -202,14 +202,18 @@ impl Topology {
         if c == Conn::RootPort {
             // Then the lowest slot that is either free or already holds root ports with a
             // function to spare.
-            let found = self.buses.values().filter(|b| b.accepts(c, self.q35)).find_map(|b| {
-                let (lo, hi) = b.slot_range();
-                (lo..=hi).find_map(|s| {
-                    let used = b.used[s as usize];
-                    let shared = b.aggregate & (1 << s) != 0 && used != 0xff;
-                    (used == 0 || shared).then(|| (b.index, s, used.trailing_ones()))
-                })
-            });
+            let found = self
+                .buses
+                .values()
+                .filter(|b| b.accepts(c, self.q35))
+                .find_map(|b| {
+                    let (lo, hi) = b.slot_range();
+                    (lo..=hi).find_map(|s| {
+                        let used = b.used[s as usize];
+                        let shared = b.aggregate & (1 << s) != 0 && used != 0xff;
+                        (used == 0 || shared).then(|| (b.index, s, used.trailing_ones()))
+                    })
+                });
             if let Some((bus, slot, function)) = found {
                 let a = PciAddr {
                     bus,
