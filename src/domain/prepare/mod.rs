@@ -184,6 +184,13 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     if def.os.os_type.kind == "hvm" && def.os.boot_devs.is_empty() && !has_device_boot(def) {
         def.os.boot_devs.push("hd".to_string());
     }
+    // Enrolled keys only make sense with Secure Boot, so asking for them implies it.
+    if let Some(ff) = def.os.firmware_features.as_mut()
+        && ff.iter().any(|(n, e)| n == "enrolled-keys" && e == "yes")
+        && !ff.iter().any(|(n, _)| n == "secure-boot")
+    {
+        ff.push(("secure-boot".to_string(), "yes".to_string()));
+    }
     cpu_defaults(def, ctx, machine);
 }
 
