@@ -430,6 +430,19 @@ pub(crate) fn disk_index(dev: &str) -> Option<u32> {
 /// Controllers, addresses and companions the configured devices imply.
 pub(crate) fn implicit_devices(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainError> {
     let d = &mut def.devices;
+    for disk in &d.disks {
+        if disk.target.bus.as_deref() == Some("usb")
+            && disk
+                .info
+                .address
+                .as_ref()
+                .is_some_and(|a| !matches!(a, Address::Usb { .. }))
+        {
+            return Err(DomainError::Config(
+                "internal error: unexpected address type for usb disk".to_string(),
+            ));
+        }
+    }
     // Drive addresses from target names, then the controllers those addresses need.
     for disk in &mut d.disks {
         let bus = disk.target.bus.clone().unwrap_or_default();

@@ -171,6 +171,9 @@ pub fn prepare(
     devices::device_defaults(&mut def, &ctx);
     devices::implicit_devices(&mut def, &ctx)?;
     pciassign::assign(&mut def, &ctx)?;
+    // The checks that need no caps, again on what the defaults and addresses made of it (two
+    // implicit drive addresses may collide, for instance).
+    super::validate::validate(&def)?;
     Ok(def)
 }
 
