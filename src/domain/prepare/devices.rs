@@ -103,7 +103,7 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     index_and_sort_controllers(&mut def.devices);
     let d = &mut def.devices;
     let pc_like = ctx.i440fx || ctx.q35;
-    if pc_like || ctx.arm_virt {
+    if pc_like {
         // One USB controller index 0 unless the XML has any USB controller (model='none'
         // included, which is how USB is switched off).
         if !d.controllers.iter().any(|c| c.ctype == "usb")
@@ -120,7 +120,7 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     } else if ctx.q35 || ctx.arm_virt {
         add_controller(d, "pci", 0, Some("pcie-root"));
     }
-    if d.memballoon.is_none() && (pc_like || ctx.arm_virt) {
+    if d.memballoon.is_none() && pc_like {
         d.memballoon = Some(Memballoon {
             model: Some("virtio".to_string()),
             ..Default::default()
@@ -338,9 +338,13 @@ fn disk_defaults(disk: &mut Disk) {
 
 /// Serial target type, port numbers and model; console/serial pairing.
 fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
-    if !ctx.x86() {
+    let (default_type, default_model) = if ctx.x86() {
+        ("isa-serial", "isa-serial")
+    } else if ctx.arm_virt {
+        ("system-serial", "pl011")
+    } else {
         return;
-    }
+    };
     // A console of (default) serial type with no serial stands for serial port 0.
     if d.serials.is_empty()
         && let Some(c) = d.consoles.first()
@@ -359,7 +363,7 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
         let t = s.target.get_or_insert_with(ChrTarget::default);
         let ttype = t
             .ttype
-            .get_or_insert_with(|| "isa-serial".to_string())
+            .get_or_insert_with(|| default_type.to_string())
             .clone();
         if t.port.is_none() {
             t.port = Some(next_port.to_string());
@@ -372,7 +376,7 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             + 1;
         if t.model.is_none() {
             t.model = match ttype.as_str() {
-                "isa-serial" => Some("isa-serial".to_string()),
+                "isa-serial" | "system-serial" => Some(default_model.to_string()),
                 "usb-serial" => Some("usb-serial".to_string()),
                 "pci-serial" => Some("pci-serial".to_string()),
                 _ => None,

@@ -18,7 +18,7 @@ mod pciassign;
 use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 
 use super::DomainError;
-use super::model::{Cpu, CpuModel, DomainDef};
+use super::model::{Cpu, CpuModel, DomainDef, Features};
 
 /// Host and configuration facts `prepare` needs besides the caps.
 #[derive(Debug, Clone, Default)]
@@ -194,7 +194,20 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     {
         ff.push(("secure-boot".to_string(), "yes".to_string()));
     }
+    if ctx.arm_virt {
+        // The virt machine always has a GIC; libvirt writes down the version it picks.
+        let f = def.features.get_or_insert_with(Features::default);
+        if f.gic.as_ref().is_none_or(|g| g.is_none()) {
+            f.gic = Some(Some(default_gic_version(ctx)));
+        }
+    }
     cpu_defaults(def, ctx, machine);
+}
+
+/// GIC version for a virt guest: what the host's KVM supports, else QEMU's emulated v2.
+fn default_gic_version(ctx: &Ctx<'_>) -> String {
+    let kvm = ctx.caps.gic.iter().filter(|g| g.kernel).map(|g| g.version).max();
+    kvm.unwrap_or(2).to_string()
 }
 
 fn has_device_boot(def: &DomainDef) -> bool {
@@ -209,7 +222,7 @@ fn has_device_boot(def: &DomainDef) -> bool {
 /// The machine's default CPU model written out, so the definition does not change meaning
 /// when a later QEMU changes its default.
 fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
-    if !ctx.x86() {
+    if !ctx.x86() && !ctx.arm_virt {
         return;
     }
     let needs_model = match &def.cpu {

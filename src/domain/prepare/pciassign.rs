@@ -322,7 +322,7 @@ enum Fail {
 
 /// Assign every missing PCI address in `d`, or say which controller is missing.
 fn try_assign(d: &mut Devices, ctx: &Ctx<'_>) -> Result<(), Fail> {
-    let mut t = Topology::new(ctx.q35);
+    let mut t = Topology::new(ctx.q35 || ctx.arm_virt);
     for c in &d.controllers {
         if c.ctype == "pci"
             && let (Some(i), Some(m)) = (c.index, c.model.as_deref())
