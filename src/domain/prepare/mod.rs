@@ -198,16 +198,26 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         // The virt machine always has a GIC; libvirt writes down the version it picks.
         let f = def.features.get_or_insert_with(Features::default);
         if f.gic.as_ref().is_none_or(|g| g.is_none()) {
-            f.gic = Some(Some(default_gic_version(ctx)));
+            f.gic = Some(Some(default_gic_version(ctx, &def.virt_type)));
         }
     }
     cpu_defaults(def, ctx, machine);
 }
 
-/// GIC version for a virt guest: what the host's KVM supports, else QEMU's emulated v2.
-fn default_gic_version(ctx: &Ctx<'_>) -> String {
-    let kvm = ctx.caps.gic.iter().filter(|g| g.kernel).map(|g| g.version).max();
-    kvm.unwrap_or(2).to_string()
+/// GIC version for a virt guest: under KVM the one the host kernel provides, under TCG
+/// QEMU's emulated v2.
+fn default_gic_version(ctx: &Ctx<'_>, virt_type: &str) -> String {
+    let kvm = ctx
+        .caps
+        .gic
+        .iter()
+        .filter(|g| g.kernel)
+        .map(|g| g.version)
+        .max();
+    match kvm {
+        Some(v) if virt_type == "kvm" => v.to_string(),
+        _ => "2".to_string(),
+    }
 }
 
 fn has_device_boot(def: &DomainDef) -> bool {
@@ -222,7 +232,8 @@ fn has_device_boot(def: &DomainDef) -> bool {
 /// The machine's default CPU model written out, so the definition does not change meaning
 /// when a later QEMU changes its default.
 fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
-    if !ctx.x86() && !ctx.arm_virt {
+    // On ARM under KVM the default CPU is the host's, which has no model name to write down.
+    if !ctx.x86() && !(ctx.arm_virt && def.virt_type != "kvm") {
         return;
     }
     let needs_model = match &def.cpu {
