@@ -383,6 +383,14 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             };
         }
     }
+    // Virtio consoles are numbered by their place among the consoles (0 is the serial one).
+    for (i, c) in d.consoles.iter_mut().enumerate().skip(1) {
+        if let Some(t) = c.target.as_mut()
+            && t.ttype.as_deref() == Some("virtio")
+        {
+            t.port = Some(i.to_string());
+        }
+    }
     // Console 0 of serial type mirrors serial 0.
     if let Some(s0) = d.serials.first().cloned() {
         if d.consoles.is_empty() {

@@ -233,8 +233,22 @@ fn has_device_boot(def: &DomainDef) -> bool {
 /// when a later QEMU changes its default.
 fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
-    if !ctx.x86() && !(ctx.arm_virt && def.virt_type != "kvm") {
+    let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
+    if !ctx.x86() && !(arm && def.virt_type != "kvm") {
         return;
+    }
+    if let Some(cpu) = def.cpu.as_mut()
+        && cpu.model.is_some()
+        && cpu.mode.as_deref().is_none_or(|m| m == "custom")
+    {
+        // A named model is a custom CPU; without KVM there is nothing to check it against.
+        cpu.mode.get_or_insert_with(|| "custom".to_string());
+        if def.virt_type != "kvm" {
+            cpu.check.get_or_insert_with(|| "none".to_string());
+        }
+        if let Some(m) = cpu.model.as_mut() {
+            m.fallback.get_or_insert_with(|| "allow".to_string());
+        }
     }
     let needs_model = match &def.cpu {
         None => true,
