@@ -567,6 +567,12 @@ fn add_pci(d: &mut Devices, model: &str) {
 
 /// `<model name>` and `<target>` of PCI controllers, as libvirt fills them in.
 fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
+    let mut next_bus_nr = d
+        .controllers
+        .iter()
+        .filter_map(|c| c.target.as_ref().and_then(|t| t.bus_nr))
+        .min()
+        .map_or(254, |m| m.saturating_sub(2));
     for c in &mut d.controllers {
         if c.ctype != "pci" {
             continue;
@@ -596,6 +602,14 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
             _ => None,
         };
         match model.as_str() {
+            "pci-expander-bus" | "pcie-expander-bus" => {
+                // Expander buses take bus numbers from the top down, below the ones taken.
+                let t = c.target.get_or_insert_with(ControllerTarget::default);
+                if t.bus_nr.is_none() {
+                    t.bus_nr = Some(next_bus_nr);
+                    next_bus_nr = next_bus_nr.saturating_sub(2);
+                }
+            }
             "pci-bridge" => {
                 let t = c.target.get_or_insert_with(ControllerTarget::default);
                 t.chassis_nr.get_or_insert(index);
@@ -620,6 +634,17 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
 
 /// Assign PCI addresses, adding the root ports and bridges libvirt adds on the way.
 pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainError> {
+    if matches!(ctx.arch.as_str(), "aarch64" | "armv7l") && !ctx.arm_virt {
+        // ARM boards without PCI attach virtio devices over MMIO.
+        for (dev, _) in plan(&def.devices, ctx) {
+            if let Some(info) = info_mut(&mut def.devices, dev)
+                && info.address.is_none()
+            {
+                info.address = Some(Address::VirtioMmio);
+            }
+        }
+        return Ok(());
+    }
     if !(ctx.i440fx || ctx.q35 || ctx.arm_virt) {
         return Ok(());
     }
