@@ -234,7 +234,7 @@ fn has_device_boot(def: &DomainDef) -> bool {
 fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
     let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
-    if !ctx.x86() && !(arm && def.virt_type != "kvm") {
+    if !(ctx.x86() || (arm && def.virt_type != "kvm")) {
         return;
     }
     if let Some(cpu) = def.cpu.as_mut()

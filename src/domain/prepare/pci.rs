@@ -121,8 +121,6 @@ pub enum Need {
 pub struct Topology {
     pub buses: BTreeMap<u32, Bus>,
     pub q35: bool,
-    /// Where the last root port went, so the next one takes the next function of that slot.
-    last_aggregate: Option<PciAddr>,
 }
 
 impl Topology {
@@ -184,24 +182,8 @@ impl Topology {
     /// missing.
     pub fn place(&mut self, c: Conn) -> Result<PciAddr, Need> {
         if c == Conn::RootPort {
-            // Root ports share slots: take the next function of the slot the previous one
-            // went to, then the next free slot.
-            if let Some(last) = self.last_aggregate {
-                if last.function < 7 {
-                    let a = PciAddr {
-                        function: last.function + 1,
-                        ..last
-                    };
-                    if !self.is_used(a) && self.reserve(a).is_ok() {
-                        self.last_aggregate = Some(a);
-                        return Ok(a);
-                    }
-                }
-            }
-        }
-        if c == Conn::RootPort {
-            // Then the lowest slot that is either free or already holds root ports with a
-            // function to spare.
+            // Root ports share slots: the lowest slot that is either free or already holds
+            // root ports with a function to spare.
             let found = self
                 .buses
                 .values()
@@ -221,7 +203,6 @@ impl Topology {
                     function,
                 };
                 if self.reserve(a).is_ok() {
-                    self.last_aggregate = Some(a);
                     self.mark_aggregate(a);
                     return Ok(a);
                 }
@@ -237,7 +218,6 @@ impl Topology {
         for bus in candidates {
             if let Some(a) = self.reserve_slot_on(bus, 0, 0) {
                 if c == Conn::RootPort {
-                    self.last_aggregate = Some(a);
                     self.mark_aggregate(a);
                 }
                 return Ok(a);
