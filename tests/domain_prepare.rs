@@ -331,3 +331,49 @@ fn errors_that_need_caps() {
         assert_eq!(format!("{}\n", prepare_err(&caps, &src)), want, "{name}");
     }
 }
+
+#[test]
+fn aliases_are_the_ids_on_libvirts_command_line() {
+    let caps = x86_caps();
+    let data = common::testdata().join("tests/qemuxml2argvdata");
+    for name in ["x86_64-q35-headless", "x86_64-pc-graphics", "disk-scsi"] {
+        let src = fs::read_to_string(data.join(format!("{name}.xml"))).expect("input");
+        let args = fs::read_to_string(data.join(format!("{name}.x86_64-latest.args")))
+            .expect("reference argv");
+        let mut def = domdriver::domain::prepare(
+            domdriver::domain::parse(&src).expect("parse"),
+            &caps,
+            &options(name, "x86_64"),
+        )
+        .expect("prepare");
+        domdriver::domain::prepare::assign_aliases(&mut def);
+        let d = &def.devices;
+        let aliases = d
+            .disks
+            .iter()
+            .map(|x| &x.info)
+            .chain(d.interfaces.iter().map(|x| &x.info))
+            .chain(d.videos.iter().map(|x| &x.info))
+            .chain(d.channels.iter().map(|x| &x.info))
+            .chain(d.rngs.iter().map(|x| &x.info))
+            .chain(d.memballoon.iter().map(|x| &x.info))
+            .chain(
+                d.controllers
+                    .iter()
+                    .filter(|c| {
+                        // Controllers QEMU has built in get no -device, hence no id.
+                        let builtin =
+                            matches!(c.ctype.as_str(), "pci" | "sata") && c.index == Some(0);
+                        !(builtin || c.ctype == "ide")
+                    })
+                    .map(|x| &x.info),
+            )
+            .filter_map(|i| i.alias.clone());
+        for a in aliases {
+            assert!(
+                args.contains(&format!("\"id\":\"{a}\"")),
+                "{name}: no id {a}"
+            );
+        }
+    }
+}

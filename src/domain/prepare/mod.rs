@@ -11,9 +11,12 @@
 //!    disks, channels and smartcards) and non-PCI addresses;
 //! 5. PCI addresses, adding root ports and bridges where the machine needs them.
 
+mod aliases;
 mod devices;
 pub mod pci;
 mod pciassign;
+
+pub use aliases::assign_aliases;
 
 use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 
