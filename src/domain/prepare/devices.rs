@@ -2,10 +2,10 @@
 
 use super::{AudioConfig, Ctx, PrepareOptions};
 use crate::domain::DomainError;
-use crate::domain::address::Address;
+use crate::domain::address::{Address, DeviceInfo};
 use crate::domain::devices::{
     Audio, Chardev, ChrTarget, Controller, Devices, Disk, DiskSource, Driver, GraphicsListen,
-    Input, Memballoon, Video, VideoModel,
+    Input, Memballoon, ModelDevice, Video, VideoModel,
 };
 use crate::domain::model::DomainDef;
 
@@ -71,6 +71,9 @@ fn default_usb_model(ctx: &Ctx<'_>) -> Option<&'static str> {
         }
         return None;
     }
+    if ctx.pseries && ctx.has("pci-ohci") {
+        return Some("pci-ohci");
+    }
     if ctx.i440fx && ctx.has("piix3-usb-uhci") {
         return Some("piix3-uhci");
     }
@@ -103,7 +106,7 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     index_and_sort_controllers(&mut def.devices);
     let d = &mut def.devices;
     let pc_like = ctx.i440fx || ctx.q35;
-    if pc_like {
+    if pc_like || ctx.pseries {
         // One USB controller index 0 unless the XML has any USB controller (model='none'
         // included, which is how USB is switched off).
         if !d.controllers.iter().any(|c| c.ctype == "usb")
@@ -115,12 +118,12 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     if ctx.q35 {
         add_controller(d, "sata", 0, None);
     }
-    if ctx.i440fx {
+    if ctx.i440fx || ctx.pseries {
         add_controller(d, "pci", 0, Some("pci-root"));
     } else if ctx.q35 || ctx.arm_virt {
         add_controller(d, "pci", 0, Some("pcie-root"));
     }
-    if d.memballoon.is_none() && pc_like {
+    if d.memballoon.is_none() && (pc_like || ctx.pseries) {
         d.memballoon = Some(Memballoon {
             model: Some("virtio".to_string()),
             ..Default::default()
@@ -140,6 +143,13 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
                 });
             }
         }
+    }
+    if ctx.pseries && d.panics.is_empty() {
+        // The pSeries firmware reports guest crashes; libvirt always wires that up.
+        d.panics.push(ModelDevice {
+            model: Some("pseries".to_string()),
+            ..Default::default()
+        });
     }
     // A graphical console needs a display device to show.
     if d.videos.is_empty() && d.graphics.iter().any(|g| g.gtype != "egl-headless") {
@@ -342,6 +352,8 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
         ("isa-serial", "isa-serial")
     } else if ctx.arm_virt {
         ("system-serial", "pl011")
+    } else if ctx.pseries {
+        ("spapr-vio-serial", "spapr-vty")
     } else {
         return;
     };
@@ -376,7 +388,9 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             + 1;
         if t.model.is_none() {
             t.model = match ttype.as_str() {
-                "isa-serial" | "system-serial" => Some(default_model.to_string()),
+                "isa-serial" | "system-serial" | "spapr-vio-serial" => {
+                    Some(default_model.to_string())
+                }
                 "usb-serial" => Some("usb-serial".to_string()),
                 "pci-serial" => Some("pci-serial".to_string()),
                 _ => None,
@@ -418,7 +432,8 @@ fn console_of(serial: &Chardev) -> Chardev {
                 .or(Some("0".to_string())),
             ..Default::default()
         }),
-        info: Default::default(),
+        // The console is the same device as the serial port, address included.
+        info: serial.info.clone(),
         ..serial.clone()
     }
 }
@@ -437,6 +452,76 @@ pub(crate) fn disk_index(dev: &str) -> Option<u32> {
         idx = idx.checked_mul(26)?.checked_add(u64::from(b - b'a') + 1)?;
     }
     u32::try_from(idx - 1).ok()
+}
+
+/// Whether a device wants a sPAPR VIO register: it has none yet and either asked for a VIO
+/// address or sits on a bus that only exists as VIO.
+fn wants_vio(info: &DeviceInfo, vio_by_default: bool) -> bool {
+    match &info.address {
+        None => vio_by_default,
+        Some(Address::SpaprVio { reg: None }) => true,
+        _ => false,
+    }
+}
+
+/// VIO registers: per kind a customary base (net 0x1000, SCSI 0x2000, NVRAM 0x3000,
+/// serial 0x30000000), moved up by 0x1000 while taken.
+fn spapr_vio_addresses(d: &mut Devices, ctx: &Ctx<'_>) {
+    let parse = |r: &str| {
+        let t = r.trim();
+        t.strip_prefix("0x")
+            .map_or_else(|| t.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
+    };
+    let mut taken: Vec<u64> = Vec::new();
+    let mut collect = |info: &DeviceInfo| {
+        if let Some(Address::SpaprVio { reg: Some(r) }) = &info.address
+            && let Some(v) = parse(r)
+        {
+            taken.push(v);
+        }
+    };
+    d.interfaces.iter().for_each(|x| collect(&x.info));
+    d.controllers.iter().for_each(|x| collect(&x.info));
+    d.serials.iter().for_each(|x| collect(&x.info));
+    d.nvram.iter().for_each(|x| collect(&x.info));
+    let mut give = |info: &mut DeviceInfo, base: u64| {
+        let mut reg = base;
+        while taken.contains(&reg) {
+            reg += 0x1000;
+        }
+        taken.push(reg);
+        info.address = Some(Address::SpaprVio {
+            reg: Some(format!("0x{reg:08x}")),
+        });
+    };
+    for n in &mut d.interfaces {
+        if wants_vio(&n.info, n.model.as_deref() == Some("spapr-vlan")) {
+            give(&mut n.info, 0x1000);
+        }
+    }
+    for c in &mut d.controllers {
+        let vscsi = c.ctype == "scsi" && c.model.as_deref() == Some("ibmvscsi");
+        if wants_vio(&c.info, vscsi) {
+            give(&mut c.info, 0x2000);
+        }
+    }
+    if let Some(n) = d.nvram.as_mut()
+        && wants_vio(&n.info, ctx.pseries)
+    {
+        give(&mut n.info, 0x3000);
+    }
+    for s in &mut d.serials {
+        let vty = s.target.as_ref().and_then(|t| t.ttype.as_deref()) == Some("spapr-vio-serial");
+        if wants_vio(&s.info, vty) {
+            give(&mut s.info, 0x3000_0000);
+        }
+    }
+    // Console 0 is serial 0: same address.
+    if let (Some(s0), Some(c0)) = (d.serials.first(), d.consoles.first_mut())
+        && c0.target.as_ref().and_then(|t| t.ttype.as_deref()) == Some("serial")
+    {
+        c0.info.address = s0.info.address.clone();
+    }
 }
 
 /// Controllers, addresses and companions the configured devices imply.
@@ -492,16 +577,7 @@ pub(crate) fn implicit_devices(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(),
     for (t, i) in needed {
         add_controller(d, &t, i, None);
     }
-    // sPAPR VIO SCSI adapters get a VIO register, starting at 0x2000, whatever the machine.
-    let mut next_reg = 0x2000u32;
-    for c in &mut d.controllers {
-        if c.ctype == "scsi" && c.model.as_deref() == Some("ibmvscsi") && c.info.address.is_none() {
-            c.info.address = Some(Address::SpaprVio {
-                reg: Some(format!("0x{next_reg:08x}")),
-            });
-            next_reg += 1;
-        }
-    }
+    spapr_vio_addresses(d, ctx);
     for c in &mut d.controllers {
         if c.ctype == "scsi" && c.model.is_none() {
             c.model = Some(if ctx.has("lsi") {

@@ -56,6 +56,7 @@ pub(crate) struct Ctx<'a> {
     pub q35: bool,
     pub i440fx: bool,
     pub arm_virt: bool,
+    pub pseries: bool,
 }
 
 impl Ctx<'_> {
@@ -167,6 +168,7 @@ pub fn prepare(
         q35: name == "q35" || name.starts_with("pc-q35"),
         i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
         arm_virt: name == "virt" || name.starts_with("virt-"),
+        pseries: name == "pseries" || name.starts_with("pseries-"),
     };
 
     domain_defaults(&mut def, &ctx, &machine);
@@ -237,8 +239,15 @@ fn has_device_boot(def: &DomainDef) -> bool {
 fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
     let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
-    if !(ctx.x86() || (arm && def.virt_type != "kvm")) {
+    let ppc = ctx.arch.starts_with("ppc");
+    if !(ctx.x86() || ((arm || ppc) && def.virt_type != "kvm")) {
         return;
+    }
+    if let Some(cpu) = def.cpu.as_mut()
+        && cpu.mode.as_deref() == Some("host-model")
+    {
+        // A host-model CPU is checked against the host's as far as QEMU can tell.
+        cpu.check.get_or_insert_with(|| "partial".to_string());
     }
     if let Some(cpu) = def.cpu.as_mut()
         && cpu.model.is_some()

@@ -602,6 +602,13 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
             _ => None,
         };
         match model.as_str() {
+            "pci-root" if ctx.pseries => {
+                // Each pSeries PHB is a host bridge of its own, numbered by its index.
+                c.model_name
+                    .get_or_insert_with(|| "spapr-pci-host-bridge".to_string());
+                let t = c.target.get_or_insert_with(ControllerTarget::default);
+                t.index.get_or_insert(index);
+            }
             "pci-expander-bus" | "pcie-expander-bus" => {
                 // Expander buses take bus numbers from the top down, below the ones taken.
                 let t = c.target.get_or_insert_with(ControllerTarget::default);
@@ -645,7 +652,7 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
         }
         return Ok(());
     }
-    if !(ctx.i440fx || ctx.q35 || ctx.arm_virt) {
+    if !(ctx.i440fx || ctx.q35 || ctx.arm_virt || ctx.pseries) {
         return Ok(());
     }
     let had_pci_controllers = next_pci_index(&def.devices) > 1;
