@@ -144,6 +144,28 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
             }
         }
     }
+    // pSeries has no PS/2: a graphical guest gets USB keyboard and mouse instead.
+    if ctx.pseries
+        && !d.graphics.is_empty()
+        && d.controllers
+            .iter()
+            .any(|c| c.ctype == "usb" && c.model.as_deref() != Some("none"))
+    {
+        for kind in ["keyboard", "mouse"] {
+            if !d.inputs.iter().any(|i| i.itype == kind) {
+                d.inputs.push(Input {
+                    itype: kind.to_string(),
+                    bus: Some("usb".to_string()),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+    for p in &mut d.panics {
+        if ctx.pseries && p.model.is_none() {
+            p.model = Some("pseries".to_string());
+        }
+    }
     if ctx.pseries && d.panics.is_empty() {
         // The pSeries firmware reports guest crashes; libvirt always wires that up.
         d.panics.push(ModelDevice {
@@ -153,15 +175,7 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     }
     // A graphical console needs a display device to show.
     if d.videos.is_empty() && d.graphics.iter().any(|g| g.gtype != "egl-headless") {
-        let vtype = if ctx.x86() {
-            if ctx.has("cirrus-vga") {
-                "cirrus"
-            } else {
-                "vga"
-            }
-        } else {
-            "virtio"
-        };
+        let vtype = default_video_type(ctx);
         d.videos.push(Video {
             model: Some(VideoModel {
                 vtype: vtype.to_string(),
@@ -171,6 +185,21 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
         });
     }
     default_audio(d, &opts.audio);
+}
+
+/// The display adapter a graphical domain gets when it names none.
+fn default_video_type(ctx: &Ctx<'_>) -> &'static str {
+    if ctx.x86() {
+        if ctx.has("cirrus-vga") {
+            "cirrus"
+        } else {
+            "vga"
+        }
+    } else if ctx.arch.starts_with("ppc") {
+        "vga"
+    } else {
+        "virtio"
+    }
 }
 
 /// Every domain gets an audio backend; which one depends on the graphics and qemu.conf.
@@ -373,6 +402,10 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
     let mut next_port = 0u32;
     for s in &mut d.serials {
         let t = s.target.get_or_insert_with(ChrTarget::default);
+        // pSeries accepts isa-serial for old definitions and means its own serial port.
+        if ctx.pseries && t.ttype.as_deref() == Some("isa-serial") {
+            t.ttype = None;
+        }
         let ttype = t
             .ttype
             .get_or_insert_with(|| default_type.to_string())
@@ -398,7 +431,7 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
         }
     }
     // Virtio consoles are numbered by their place among the consoles (0 is the serial one).
-    for (i, c) in d.consoles.iter_mut().enumerate().skip(1) {
+    for (i, c) in d.consoles.iter_mut().enumerate() {
         if let Some(t) = c.target.as_mut()
             && t.ttype.as_deref() == Some("virtio")
         {
@@ -473,17 +506,19 @@ fn spapr_vio_addresses(d: &mut Devices, ctx: &Ctx<'_>) {
             .map_or_else(|| t.parse().ok(), |h| u64::from_str_radix(h, 16).ok())
     };
     let mut taken: Vec<u64> = Vec::new();
-    let mut collect = |info: &DeviceInfo| {
-        if let Some(Address::SpaprVio { reg: Some(r) }) = &info.address
+    // Explicit registers are kept, written the way libvirt writes them.
+    let mut collect = |info: &mut DeviceInfo| {
+        if let Some(Address::SpaprVio { reg: Some(r) }) = &mut info.address
             && let Some(v) = parse(r)
         {
             taken.push(v);
+            *r = format!("0x{v:08x}");
         }
     };
-    d.interfaces.iter().for_each(|x| collect(&x.info));
-    d.controllers.iter().for_each(|x| collect(&x.info));
-    d.serials.iter().for_each(|x| collect(&x.info));
-    d.nvram.iter().for_each(|x| collect(&x.info));
+    d.interfaces.iter_mut().for_each(|x| collect(&mut x.info));
+    d.controllers.iter_mut().for_each(|x| collect(&mut x.info));
+    d.serials.iter_mut().for_each(|x| collect(&mut x.info));
+    d.nvram.iter_mut().for_each(|x| collect(&mut x.info));
     let mut give = |info: &mut DeviceInfo, base: u64| {
         let mut reg = base;
         while taken.contains(&reg) {

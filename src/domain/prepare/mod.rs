@@ -240,7 +240,7 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
     let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
     let ppc = ctx.arch.starts_with("ppc");
-    if !(ctx.x86() || ((arm || ppc) && def.virt_type != "kvm")) {
+    if !(ctx.x86() || ppc || (arm && def.virt_type != "kvm")) {
         return;
     }
     if let Some(cpu) = def.cpu.as_mut()
@@ -248,6 +248,15 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     {
         // A host-model CPU is checked against the host's as far as QEMU can tell.
         cpu.check.get_or_insert_with(|| "partial".to_string());
+        if let Some(m) = cpu.model.as_mut() {
+            m.fallback.get_or_insert_with(|| "allow".to_string());
+        }
+    }
+    if let Some(cpu) = def.cpu.as_mut()
+        && cpu.mode.as_deref() == Some("host-passthrough")
+    {
+        // The host's own CPU: nothing to compare.
+        cpu.check.get_or_insert_with(|| "none".to_string());
     }
     if let Some(cpu) = def.cpu.as_mut()
         && cpu.model.is_some()
