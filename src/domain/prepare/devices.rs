@@ -152,7 +152,12 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
             .any(|c| c.ctype == "usb" && c.model.as_deref() != Some("none"))
     {
         for kind in ["keyboard", "mouse"] {
-            if !d.inputs.iter().any(|i| i.itype == kind) {
+            // Any pointing device will do for the mouse.
+            let have = d
+                .inputs
+                .iter()
+                .any(|i| i.itype == kind || (kind == "mouse" && i.itype == "tablet"));
+            if !have {
                 d.inputs.push(Input {
                     itype: kind.to_string(),
                     bus: Some("usb".to_string()),
@@ -438,10 +443,14 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             t.port = Some(i.to_string());
         }
     }
-    // Console 0 of serial type mirrors serial 0.
+    // Console 0 of serial type mirrors serial 0, when that is the platform's own serial port.
     if let Some(s0) = d.serials.first().cloned() {
+        let platform_serial =
+            s0.target.as_ref().and_then(|t| t.ttype.as_deref()) == Some(default_type);
         if d.consoles.is_empty() {
-            d.consoles.push(console_of(&s0));
+            if platform_serial {
+                d.consoles.push(console_of(&s0));
+            }
         } else if d.consoles[0]
             .target
             .as_ref()

@@ -655,6 +655,33 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
     if !(ctx.i440fx || ctx.q35 || ctx.arm_virt || ctx.pseries) {
         return Ok(());
     }
+    if ctx.pseries {
+        // An explicit address on bus N means PHB N exists.
+        let wanted = all_infos(&def.devices)
+            .iter()
+            .filter_map(|i| explicit_pci(i).map(|a| a.bus))
+            .max();
+        if let Some(max) = wanted {
+            for idx in 1..=max.min(255) {
+                let d = &mut def.devices;
+                if !d
+                    .controllers
+                    .iter()
+                    .any(|c| c.ctype == "pci" && c.index == Some(idx))
+                {
+                    insert_controller(
+                        &mut d.controllers,
+                        Controller {
+                            ctype: "pci".to_string(),
+                            index: Some(idx),
+                            model: Some("pci-root".to_string()),
+                            ..Default::default()
+                        },
+                    );
+                }
+            }
+        }
+    }
     let had_pci_controllers = next_pci_index(&def.devices) > 1;
     let mut added = false;
     let mut spare_added = false;
@@ -678,6 +705,8 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
                 added = true;
                 match n {
                     Need::RootPort => add_pci(&mut def.devices, "pcie-root-port"),
+                    // pSeries grows by host bridges (PHBs), not by PCI bridges.
+                    Need::PciBridge if ctx.pseries => add_pci(&mut def.devices, "pci-root"),
                     Need::PciBridge => add_pci(&mut def.devices, "pci-bridge"),
                     Need::PciePciBridge => {
                         if !free_port {
