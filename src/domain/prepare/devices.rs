@@ -244,6 +244,24 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
             c.model = usb_model.map(String::from);
         }
     }
+    if ctx.pseries {
+        // Each PHB gets the lowest free PHB number, in definition order.
+        let mut used: Vec<u32> = d
+            .controllers
+            .iter()
+            .filter_map(|c| c.target.as_ref().and_then(|t| t.index))
+            .collect();
+        for c in &mut d.controllers {
+            if c.ctype == "pci"
+                && c.model.as_deref() == Some("pci-root")
+                && c.target.as_ref().and_then(|t| t.index).is_none()
+            {
+                let n = (0..).find(|n| !used.contains(n)).unwrap_or(0);
+                used.push(n);
+                c.target.get_or_insert_with(Default::default).index = Some(n);
+            }
+        }
+    }
     for g in &mut d.graphics {
         // A VNC/SPICE server with neither socket nor listen listens on the configured
         // default address, written as an address listen without address.

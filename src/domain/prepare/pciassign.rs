@@ -567,6 +567,14 @@ fn add_pci(d: &mut Devices, model: &str) {
 
 /// `<model name>` and `<target>` of PCI controllers, as libvirt fills them in.
 fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
+    // PHBs numbered during device post-parse keep their numbers; ones added since follow.
+    let mut next_phb_target = d
+        .controllers
+        .iter()
+        .filter(|c| c.ctype == "pci")
+        .filter_map(|c| c.target.as_ref().and_then(|t| t.index))
+        .max()
+        .map_or(0, |m| m + 1);
     let mut next_bus_nr = d
         .controllers
         .iter()
@@ -606,8 +614,11 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
                 // Each pSeries PHB is a host bridge of its own, numbered by its index.
                 c.model_name
                     .get_or_insert_with(|| "spapr-pci-host-bridge".to_string());
-                let t = c.target.get_or_insert_with(ControllerTarget::default);
-                t.index.get_or_insert(index);
+                if c.target.as_ref().and_then(|t| t.index).is_none() {
+                    let t = c.target.get_or_insert_with(ControllerTarget::default);
+                    t.index = Some(next_phb_target);
+                    next_phb_target += 1;
+                }
             }
             "pci-expander-bus" | "pcie-expander-bus" => {
                 // Expander buses take bus numbers from the top down, below the ones taken.
@@ -657,9 +668,11 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
     }
     if ctx.pseries {
         // An explicit address on bus N means PHB N exists.
+        // So does PHB N-1 when N does: indexes have no gaps.
         let wanted = all_infos(&def.devices)
             .iter()
             .filter_map(|i| explicit_pci(i).map(|a| a.bus))
+            .chain(next_pci_index(&def.devices).checked_sub(1))
             .max();
         if let Some(max) = wanted {
             for idx in 1..=max.min(255) {
@@ -669,15 +682,13 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
                     .iter()
                     .any(|c| c.ctype == "pci" && c.index == Some(idx))
                 {
-                    insert_controller(
-                        &mut d.controllers,
-                        Controller {
-                            ctype: "pci".to_string(),
-                            index: Some(idx),
-                            model: Some("pci-root".to_string()),
-                            ..Default::default()
-                        },
-                    );
+                    // Added after the fact, so appended rather than sorted in.
+                    d.controllers.push(Controller {
+                        ctype: "pci".to_string(),
+                        index: Some(idx),
+                        model: Some("pci-root".to_string()),
+                        ..Default::default()
+                    });
                 }
             }
         }
