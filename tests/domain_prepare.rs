@@ -25,6 +25,7 @@ const FLAGS: FormatFlags = FormatFlags {
 const LATEST: &[(&str, &str)] = &[
     ("x86_64", "caps_8.0.0.x86_64.replies"),
     ("aarch64", "caps_7.0.0.aarch64.replies"),
+    ("ppc64", "caps_7.1.0.ppc64.replies"),
 ];
 
 fn load_caps(file: &str, arch: &str) -> QemuCaps {

@@ -118,12 +118,12 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     if ctx.q35 {
         add_controller(d, "sata", 0, None);
     }
-    if ctx.i440fx || ctx.pseries {
+    if ctx.i440fx || ctx.pseries || ctx.s390 {
         add_controller(d, "pci", 0, Some("pci-root"));
-    } else if ctx.q35 || ctx.arm_virt {
+    } else if ctx.q35 || ctx.arm_virt || ctx.riscv_virt {
         add_controller(d, "pci", 0, Some("pcie-root"));
     }
-    if d.memballoon.is_none() && (pc_like || ctx.pseries) {
+    if d.memballoon.is_none() && (pc_like || ctx.pseries || ctx.s390) {
         d.memballoon = Some(Memballoon {
             model: Some("virtio".to_string()),
             ..Default::default()
@@ -170,6 +170,13 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
         if ctx.pseries && p.model.is_none() {
             p.model = Some("pseries".to_string());
         }
+    }
+    if ctx.s390 && d.panics.is_empty() {
+        // s390 guests report crashes through the hypervisor interface, always wired up.
+        d.panics.push(ModelDevice {
+            model: Some("s390".to_string()),
+            ..Default::default()
+        });
     }
     if ctx.pseries && d.panics.is_empty() {
         // The pSeries firmware reports guest crashes; libvirt always wires that up.
@@ -400,12 +407,24 @@ fn disk_defaults(disk: &mut Disk) {
 
 /// Serial target type, port numbers and model; console/serial pairing.
 fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
+    // Virtio and SCLP consoles are numbered by their place among the consoles.
+    for (i, c) in d.consoles.iter_mut().enumerate() {
+        if let Some(t) = c.target.as_mut() {
+            match t.ttype.as_deref() {
+                Some("virtio") => t.port = Some(i.to_string()),
+                Some("sclp" | "sclplm") if t.port.is_none() => t.port = Some(i.to_string()),
+                _ => {}
+            }
+        }
+    }
     let (default_type, default_model) = if ctx.x86() {
         ("isa-serial", "isa-serial")
     } else if ctx.arm_virt {
         ("system-serial", "pl011")
     } else if ctx.pseries {
         ("spapr-vio-serial", "spapr-vty")
+    } else if ctx.riscv_virt {
+        ("system-serial", "16550a")
     } else {
         return;
     };
@@ -451,14 +470,6 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
                 "pci-serial" => Some("pci-serial".to_string()),
                 _ => None,
             };
-        }
-    }
-    // Virtio consoles are numbered by their place among the consoles (0 is the serial one).
-    for (i, c) in d.consoles.iter_mut().enumerate() {
-        if let Some(t) = c.target.as_mut()
-            && t.ttype.as_deref() == Some("virtio")
-        {
-            t.port = Some(i.to_string());
         }
     }
     // Console 0 of serial type mirrors serial 0, when that is the platform's own serial port.

@@ -57,6 +57,10 @@ pub(crate) struct Ctx<'a> {
     pub i440fx: bool,
     pub arm_virt: bool,
     pub pseries: bool,
+    /// RISC-V `virt`: PCIe like ARM's, without a GIC.
+    pub riscv_virt: bool,
+    /// s390x `s390-ccw-virtio`: virtio over channel I/O.
+    pub s390: bool,
 }
 
 impl Ctx<'_> {
@@ -167,7 +171,10 @@ pub fn prepare(
         arch: arch.clone(),
         q35: name == "q35" || name.starts_with("pc-q35"),
         i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
-        arm_virt: name == "virt" || name.starts_with("virt-"),
+        arm_virt: (name == "virt" || name.starts_with("virt-"))
+            && matches!(arch.as_str(), "aarch64" | "armv7l"),
+        riscv_virt: (name == "virt" || name.starts_with("virt-")) && arch.starts_with("riscv"),
+        s390: name.starts_with("s390-ccw"),
         pseries: name == "pseries" || name.starts_with("pseries-"),
     };
 
@@ -240,7 +247,16 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
     let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
     let ppc = ctx.arch.starts_with("ppc");
-    if !(ctx.x86() || ppc || (arm && def.virt_type != "kvm")) {
+    if ctx.s390 && def.virt_type == "kvm" && def.cpu.is_none() {
+        // Under KVM an s390 guest gets the host's model, checked as far as possible.
+        def.cpu = Some(Cpu {
+            mode: Some("host-model".to_string()),
+            check: Some("partial".to_string()),
+            ..Default::default()
+        });
+        return;
+    }
+    if !(ctx.x86() || ppc || ctx.s390 || (arm && def.virt_type != "kvm")) {
         return;
     }
     if let Some(cpu) = def.cpu.as_mut()

@@ -322,7 +322,7 @@ enum Fail {
 
 /// Assign every missing PCI address in `d`, or say which controller is missing.
 fn try_assign(d: &mut Devices, ctx: &Ctx<'_>) -> Result<(), Fail> {
-    let mut t = Topology::new(ctx.q35 || ctx.arm_virt);
+    let mut t = Topology::new(ctx.q35 || ctx.arm_virt || ctx.riscv_virt);
     for c in &d.controllers {
         if c.ctype == "pci"
             && let (Some(i), Some(m)) = (c.index, c.model.as_deref())
@@ -650,6 +650,99 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
     }
 }
 
+/// s390: every virtio device gets a channel-I/O device number in subchannel set 0xfe.0,
+/// the lowest free one, visiting devices in libvirt's generic device order.
+fn assign_ccw(d: &mut Devices) {
+    let devno = |a: &Option<Address>| match a {
+        Some(Address::Ccw { devno, .. }) => {
+            let t = devno.trim();
+            t.strip_prefix("0x")
+                .map_or_else(|| t.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+        }
+        _ => None,
+    };
+    let mut taken: Vec<u32> = all_infos(d)
+        .iter()
+        .filter_map(|i| devno(&i.address))
+        .collect();
+    let virtio = |m: Option<&str>| m.is_none_or(|m| m.starts_with("virtio"));
+    let mut order: Vec<Dev> = Vec::new();
+    for (i, x) in d.disks.iter().enumerate() {
+        if x.target.bus.as_deref() == Some("virtio") {
+            order.push(Dev::Disk(i));
+        }
+    }
+    for (i, x) in d.interfaces.iter().enumerate() {
+        if x.itype != "hostdev" && virtio(x.model.as_deref()) {
+            order.push(Dev::Net(i));
+        }
+    }
+    for (i, x) in d.hostdevs.iter().enumerate() {
+        if x.htype.as_deref() == Some("scsi_host") {
+            order.push(Dev::Hostdev(i));
+        }
+    }
+    for (i, x) in d.videos.iter().enumerate() {
+        if x.model.as_ref().is_some_and(|m| m.vtype == "virtio") {
+            order.push(Dev::Video(i));
+        }
+    }
+    for (i, x) in d.controllers.iter().enumerate() {
+        let virtio_ctrl = match x.ctype.as_str() {
+            "virtio-serial" => true,
+            "scsi" => x.model.as_deref().is_some_and(|m| m.starts_with("virtio")),
+            _ => false,
+        };
+        if virtio_ctrl {
+            order.push(Dev::Ctrl(i));
+        }
+    }
+    for (i, x) in d.inputs.iter().enumerate() {
+        if x.bus.as_deref() == Some("virtio") {
+            order.push(Dev::Input(i));
+        }
+    }
+    for i in 0..d.filesystems.len() {
+        order.push(Dev::Fs(i));
+    }
+    if d.memballoon
+        .as_ref()
+        .is_some_and(|b| b.model.as_deref().is_some_and(|m| m.starts_with("virtio")))
+    {
+        order.push(Dev::Balloon);
+    }
+    for (i, x) in d.rngs.iter().enumerate() {
+        if virtio(x.model.as_deref()) {
+            order.push(Dev::Rng(i));
+        }
+    }
+    if d.vsock.is_some() {
+        order.push(Dev::Vsock);
+    }
+    for (i, x) in d.cryptos.iter().enumerate() {
+        if virtio(x.model.as_deref()) {
+            order.push(Dev::Crypto(i));
+        }
+    }
+    for dev in order {
+        let Some(info) = info_mut(d, dev) else {
+            continue;
+        };
+        if info.address.is_some() {
+            continue;
+        }
+        let Some(n) = (0..=0xffffu32).find(|n| !taken.contains(n)) else {
+            return;
+        };
+        taken.push(n);
+        info.address = Some(Address::Ccw {
+            cssid: "0xfe".to_string(),
+            ssid: "0x0".to_string(),
+            devno: format!("0x{n:04x}"),
+        });
+    }
+}
+
 /// Assign PCI addresses, adding the root ports and bridges libvirt adds on the way.
 pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainError> {
     if matches!(ctx.arch.as_str(), "aarch64" | "armv7l") && !ctx.arm_virt {
@@ -663,7 +756,11 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
         }
         return Ok(());
     }
-    if !(ctx.i440fx || ctx.q35 || ctx.arm_virt || ctx.pseries) {
+    if ctx.s390 {
+        assign_ccw(&mut def.devices);
+        return Ok(());
+    }
+    if !(ctx.i440fx || ctx.q35 || ctx.arm_virt || ctx.riscv_virt || ctx.pseries) {
         return Ok(());
     }
     if ctx.pseries {
@@ -701,7 +798,8 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
         let mut work = def.devices.clone();
         match try_assign(&mut work, ctx) {
             Ok(()) => {
-                if (ctx.q35 || ctx.arm_virt) && added && !had_pci_controllers && !spare_added {
+                let pcie = ctx.q35 || ctx.arm_virt || ctx.riscv_virt;
+                if pcie && added && !had_pci_controllers && !spare_added {
                     // One empty root port for hotplug when libvirt built the topology.
                     add_pci(&mut def.devices, "pcie-root-port");
                     spare_added = true;
