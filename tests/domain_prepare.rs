@@ -21,11 +21,13 @@ const FLAGS: FormatFlags = FormatFlags {
     secure: true,
 };
 
-/// The caps libvirt's `-latest` tests use per arch.
+/// The caps libvirt's `-latest` tests use per arch (the newest recording of each).
 const LATEST: &[(&str, &str)] = &[
     ("x86_64", "caps_8.0.0.x86_64.replies"),
     ("aarch64", "caps_7.0.0.aarch64.replies"),
     ("ppc64", "caps_7.1.0.ppc64.replies"),
+    ("s390x", "caps_6.0.0.s390x.replies"),
+    ("riscv64", "caps_5.2.0.riscv64.replies"),
 ];
 
 fn load_caps(file: &str, arch: &str) -> QemuCaps {
