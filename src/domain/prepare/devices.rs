@@ -92,7 +92,7 @@ fn index_and_sort_controllers(d: &mut Devices) {
                 .filter(|c| c.ctype == t)
                 .filter_map(|c| c.index)
                 .max()
-                .map_or(0, |m| m + 1);
+                .map_or(0, |m| m.saturating_add(1));
             list[i].index = Some(next);
         }
     }
@@ -460,7 +460,7 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             .as_deref()
             .and_then(|p| p.parse().ok())
             .unwrap_or(next_port)
-            + 1;
+            .saturating_add(1);
         if t.model.is_none() {
             t.model = match ttype.as_str() {
                 "isa-serial" | "system-serial" | "spapr-vio-serial" => {

@@ -143,9 +143,16 @@ impl Topology {
 
     /// Mark an address as taken; libvirt's message when it already was.
     pub fn reserve(&mut self, a: PciAddr) -> Result<(), String> {
-        if a.slot >= 32 || a.function >= 8 {
+        if a.slot >= 32 {
             return Err(format!(
-                "XML error: Invalid PCI address {a}. slot must be <= 31, function must be <= 7"
+                "XML error: Invalid PCI address slot='0x{:x}', must be <= 0x1F",
+                a.slot
+            ));
+        }
+        if a.function >= 8 {
+            return Err(format!(
+                "XML error: Invalid PCI address function=0x{:x}, must be <= 7",
+                a.function
             ));
         }
         if self.is_used(a) {

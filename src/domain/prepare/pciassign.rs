@@ -549,7 +549,7 @@ fn next_pci_index(d: &Devices) -> u32 {
         .filter(|c| c.ctype == "pci")
         .filter_map(|c| c.index)
         .max()
-        .map_or(0, |m| m + 1)
+        .map_or(0, |m| m.saturating_add(1))
 }
 
 fn add_pci(d: &mut Devices, model: &str) {
@@ -574,7 +574,7 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
         .filter(|c| c.ctype == "pci")
         .filter_map(|c| c.target.as_ref().and_then(|t| t.index))
         .max()
-        .map_or(0, |m| m + 1);
+        .map_or(0, |m| m.saturating_add(1));
     let mut next_bus_nr = d
         .controllers
         .iter()
@@ -617,7 +617,7 @@ fn pci_controller_details(d: &mut Devices, ctx: &Ctx<'_>) {
                 if c.target.as_ref().and_then(|t| t.index).is_none() {
                     let t = c.target.get_or_insert_with(ControllerTarget::default);
                     t.index = Some(next_phb_target);
-                    next_phb_target += 1;
+                    next_phb_target = next_phb_target.saturating_add(1);
                 }
             }
             "pci-expander-bus" | "pcie-expander-bus" => {
