@@ -25,6 +25,7 @@ pub mod address;
 pub mod common;
 pub mod devices;
 pub mod model;
+pub mod prepare;
 pub mod units;
 pub mod validate;
 pub mod xml;
@@ -32,6 +33,7 @@ pub mod xml;
 pub use address::{Address, DeviceInfo};
 pub use devices::Devices;
 pub use model::{DomainDef, FormatFlags};
+pub use prepare::{PrepareOptions, prepare};
 pub use xml::{Extra, XmlNode};
 
 /// Errors of the domain layer, carrying libvirt's messages (including libvirt's prefix such as

@@ -2,21 +2,90 @@
 //! `OUTDIR/NAME.ARCH-latest.xml` (or `.err` with the error message) and compares with
 //! libvirt's `NAME.ARCH-latest.xml` in the expected directory (default:
 //! `DIR/../qemuxml2xmloutdata`), printing `N passed, M failed`.
+//!
+//! With `--caps FILE` (a libvirt `.replies` recording), the capabilities are replayed once and
+//! every definition goes through [`domdriver::domain::prepare`] before formatting, as libvirt's
+//! post-parse does; without it the parsed definition is formatted as is.
 
 use std::fs;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use domdriver::domain::FormatFlags;
+use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
+use domdriver::domain::prepare::{AudioConfig, PrepareOptions};
+use domdriver::domain::{DomainDef, DomainError, FormatFlags};
 
 use crate::Args;
 
-pub fn run(args: &Args) -> Result<()> {
-    if let Some(caps) = &args.caps {
-        // Accepted now so scripts can pass it; defaults that depend on capabilities come with
-        // the post-parse stage.
-        fs::metadata(caps).with_context(|| format!("capabilities file {}", caps.display()))?;
+/// The emulator path libvirt's test harness resolves for an architecture.
+pub fn harness_emulator(arch: &str) -> String {
+    format!("/usr/bin/qemu-system-{arch}")
+}
+
+/// Replay a `.replies` recording into capabilities, as probed from the harness emulator.
+pub fn load_caps(path: &Path, arch: &str) -> Result<QemuCaps> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    rt.block_on(probe_replies(path, &harness_emulator(arch)))
+        .with_context(|| format!("replaying {}", path.display()))
+}
+
+/// The options libvirt's xml2xml harness runs a case with: the host arch, the mocked emulator
+/// path and the per-case qemu.conf audio overrides (CONFORMANCE §2.3).
+pub fn harness_options(name: &str, arch: &str) -> PrepareOptions {
+    let mut audio = AudioConfig::default();
+    match name {
+        "audio-default-sdl" => audio.env_driver = Some("sdl".to_string()),
+        "audio-default-vnc" => {
+            audio.env_driver = Some("alsa".to_string());
+            audio.vnc_allow_host_audio = true;
+        }
+        "audio-default-nographics" => {
+            audio.env_driver = Some("alsa".to_string());
+            audio.nogfx_allow_host_audio = true;
+        }
+        _ => {}
     }
+    PrepareOptions {
+        host_arch: arch.to_string(),
+        emulator: Some(harness_emulator(arch)),
+        canonicalize_machine: false,
+        audio,
+    }
+}
+
+/// Parse, optionally prepare, and format one case: `("xml", text)` or `("err", message)`.
+pub fn convert(
+    src: &str,
+    caps: Option<&QemuCaps>,
+    opts: &PrepareOptions,
+) -> (&'static str, String) {
+    let run = || -> Result<DomainDef, DomainError> {
+        let def = domdriver::domain::parse(src)?;
+        match caps {
+            Some(c) => domdriver::domain::prepare(def, c, opts),
+            None => Ok(def),
+        }
+    };
+    match run() {
+        Ok(def) => (
+            "xml",
+            def.to_xml(FormatFlags {
+                inactive: true,
+                secure: true,
+            }),
+        ),
+        Err(e) => ("err", format!("{e}\n")),
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let caps = match &args.caps {
+        Some(p) => Some(load_caps(p, &args.arch)?),
+        None => None,
+    };
     let expected_dir = match &args.expected {
         Some(d) => d.clone(),
         None => args
@@ -39,16 +108,8 @@ pub fn run(args: &Args) -> Result<()> {
         let src = fs::read_to_string(args.input.join(format!("{name}.xml")))
             .with_context(|| format!("reading {name}.xml"))?;
         let stem = format!("{name}.{}-latest", args.arch);
-        let (ext, body) = match domdriver::domain::parse(&src) {
-            Ok(def) => (
-                "xml",
-                def.to_xml(FormatFlags {
-                    inactive: true,
-                    secure: true,
-                }),
-            ),
-            Err(e) => ("err", format!("{e}\n")),
-        };
+        let opts = harness_options(name, &args.arch);
+        let (ext, body) = convert(&src, caps.as_ref(), &opts);
         let other = if ext == "xml" { "err" } else { "xml" };
         let _ = fs::remove_file(args.out.join(format!("{stem}.{other}")));
         fs::write(args.out.join(format!("{stem}.{ext}")), &body)?;
