@@ -406,3 +406,19 @@ fn control_characters_are_malformed_xml() {
     );
     assert!(domdriver::domain::parse("<domain \u{1}type='qemu'/>").is_err());
 }
+
+/// Found by fuzzing: a device with two `<address>` elements formatted differently on a second
+/// round (the duplicate, kept verbatim, came out before the typed one). Like libvirt, the
+/// first is read and the rest ignored.
+#[test]
+fn duplicate_singular_elements_format_stably() {
+    let xml = "<domain type='qemu'><name>g</name><memory>1024</memory><os><type arch='s390x'>hvm</type></os><devices><hostdev mode='subsystem' type='pci'><source><address domain='0x0001' bus='0x00' slot='0x00' function='0x0'/></source><address type='pci'><zpci uid='0x0035' fid='0x00000068'/></address><address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/></hostdev></devices></domain>";
+    let flags = domdriver::domain::FormatFlags {
+        inactive: true,
+        secure: false,
+    };
+    let once = domdriver::domain::parse(xml).unwrap().to_xml(flags);
+    let twice = domdriver::domain::parse(&once).unwrap().to_xml(flags);
+    assert_eq!(once, twice);
+    assert_eq!(once.matches("<zpci").count(), 1, "{once}");
+}

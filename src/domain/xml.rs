@@ -415,10 +415,17 @@ impl<'a> Rd<'a> {
         Some(self.node.attrs[i].1.clone())
     }
 
-    /// The first child with this name.
+    /// The first child with this name. Later ones are consumed too: libvirt reads the first
+    /// and ignores the rest, and keeping them verbatim would put them before the typed one on
+    /// output, so that a second round would read a different element.
     pub fn child(&self, name: &str) -> Option<&'a XmlNode> {
         let i = self.node.children.iter().position(|c| c.name == name)?;
-        self.used_children.borrow_mut()[i] = true;
+        let mut used = self.used_children.borrow_mut();
+        for (j, c) in self.node.children.iter().enumerate().skip(i) {
+            if c.name == name {
+                used[j] = true;
+            }
+        }
         Some(&self.node.children[i])
     }
 
