@@ -2,7 +2,10 @@
 //!
 //! - `conformance xml2xml --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR]`
 //!   (see `xml2xml.rs`).
+//! - `conformance xml2argv --in DIR --out OUTDIR --arch ARCH --caps FILE.replies [--prepared DIR]`
+//!   (see `xml2argv.rs`).
 
+mod xml2argv;
 mod xml2xml;
 
 use std::env;
@@ -16,11 +19,12 @@ pub struct Args {
     pub arch: String,
     pub caps: Option<PathBuf>,
     pub expected: Option<PathBuf>,
+    pub prepared: Option<PathBuf>,
     pub verbose: bool,
 }
 
 fn usage() -> &'static str {
-    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]\nmodes: xml2xml"
+    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [--prepared DIR] [-v]\nmodes: xml2xml, xml2argv"
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
@@ -29,6 +33,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let mut arch = None;
     let mut caps = None;
     let mut expected = None;
+    let mut prepared = None;
     let mut verbose = false;
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -38,6 +43,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--arch" => arch = Some(val("--arch")?),
             "--caps" => caps = Some(PathBuf::from(val("--caps")?)),
             "--expected" => expected = Some(PathBuf::from(val("--expected")?)),
+            "--prepared" => prepared = Some(PathBuf::from(val("--prepared")?)),
             "-v" | "--verbose" => verbose = true,
             other => bail!("unknown argument '{other}'\n{}", usage()),
         }
@@ -48,6 +54,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         arch: arch.context(usage())?,
         caps,
         expected,
+        prepared,
         verbose,
     })
 }
@@ -56,6 +63,7 @@ fn main() -> Result<()> {
     let mut it = env::args().skip(1);
     match it.next().as_deref() {
         Some("xml2xml") => xml2xml::run(&parse_args(it)?),
+        Some("xml2argv") => xml2argv::run(&parse_args(it)?),
         _ => bail!("{}", usage()),
     }
 }

@@ -1,0 +1,90 @@
+//! Reproducing one case of libvirt's `qemuxml2argvtest`: the per-case configuration it toggles
+//! and the one-line error format, so the conformance runner and the tests share them.
+
+use std::path::Path;
+
+use super::{LaunchContext, build};
+use crate::capabilities::qemu::QemuCaps;
+
+/// The harness context for case `name` (the test name, not the domain name), with the
+/// `qemu.conf` overrides libvirt's test applies around that case (CONFORMANCE §2.3).
+pub fn case_context(name: &str, def: &crate::domain::DomainDef) -> LaunchContext {
+    let mut ctx = LaunchContext::libvirt_test_harness(def);
+    let c = &mut ctx.conf;
+    match name {
+        "audio-default-sdl" => {
+            c.audio_driver = Some("sdl".into());
+            c.sdl_audio_driver = Some("esd".into());
+        }
+        "audio-default-vnc" => {
+            c.audio_driver = Some("alsa".into());
+            c.vnc_allow_host_audio = true;
+        }
+        "audio-default-nographics" => {
+            c.audio_driver = Some("alsa".into());
+            c.nogfx_allow_host_audio = true;
+        }
+        "graphics-vnc-auto-socket-cfg" => c.vnc_auto_unix_socket = true,
+        "graphics-vnc-sasl" => {
+            c.vnc_sasl = true;
+            c.sasl_conf_dir = Some("/root/.sasl2".into());
+        }
+        "graphics-vnc-tls" | "graphics-vnc-tls-secret" => {
+            c.vnc_sasl = true;
+            c.sasl_conf_dir = Some("/root/.sasl2".into());
+            c.vnc_tls = true;
+            c.vnc_tls_x509_verify = true;
+            if name == "graphics-vnc-tls-secret" {
+                c.vnc_tls_x509_secret_uuid = Some("6fd3f62d-9fe7-4a4e-a869-7acd6376d8ea".into());
+            }
+        }
+        "graphics-spice-sasl" => {
+            c.spice_sasl = true;
+            c.sasl_conf_dir = Some("/root/.sasl2".into());
+        }
+        "graphics-spice-auto-socket-cfg" => c.spice_auto_unix_socket = true,
+        _ if name.starts_with("serial-tcp-tlsx509-chardev") => {
+            c.chardev_tls = true;
+            if name.contains("verify") {
+                c.chardev_tls_x509_verify = true;
+            }
+            if name.contains("secret") {
+                c.chardev_tls_x509_secret_uuid =
+                    Some("6fd3f62d-9fe7-4a4e-a869-7acd6376d8ea".into());
+            }
+        }
+        _ => {}
+    }
+    ctx
+}
+
+/// Run one case: parse `xml`, build the command and render it. Returns the file extension
+/// (`args` or `err`) and the body libvirt's test would compare against.
+pub fn run_case(name: &str, xml: &str, caps: &QemuCaps) -> (&'static str, String) {
+    let def = match crate::domain::parse(xml) {
+        Ok(d) => d,
+        Err(e) => return ("err", format!("{e}\n")),
+    };
+    let ctx = case_context(name, &def);
+    match build(&def, caps, &ctx) {
+        Ok(cmd) => ("args", cmd.to_args_file()),
+        Err(e) => ("err", format!("{e}\n")),
+    }
+}
+
+/// The input for case `name`: libvirt's prepared document in `prepared` when present (defaults
+/// and addresses already applied), else the plain input.
+pub fn case_input(
+    name: &str,
+    arch: &str,
+    input: &Path,
+    prepared: Option<&Path>,
+) -> std::io::Result<String> {
+    if let Some(p) = prepared {
+        let f = p.join(format!("{name}.{arch}-latest.xml"));
+        if f.exists() {
+            return std::fs::read_to_string(f);
+        }
+    }
+    std::fs::read_to_string(input.join(format!("{name}.xml")))
+}
