@@ -2152,24 +2152,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn disk_indexes() {
-        assert_eq!(disk_index("vda"), Some(0));
-        assert_eq!(disk_index("sdb"), Some(1));
-        assert_eq!(disk_index("hdaa"), Some(26));
-    }
-
-    #[test]
-    fn epoch() {
-        assert_eq!(format_epoch(253402300799), "9999-12-31T23:59:59");
-        assert_eq!(format_epoch(0), "1970-01-01T00:00:00");
-    }
-}
-
 /// Whether the disk's chain is known to end at its last listed image (`<backingStore/>`).
 fn chain_terminated(d: &Disk) -> bool {
     let mut bs = d.backing_store.as_ref();
@@ -2241,4 +2223,22 @@ fn assign_usb_ports(def: &DomainDef) -> HashMap<(&'static str, usize), String> {
         next += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_indexes() {
+        assert_eq!(disk_index("vda"), Some(0));
+        assert_eq!(disk_index("sdb"), Some(1));
+        assert_eq!(disk_index("hdaa"), Some(26));
+    }
+
+    #[test]
+    fn epoch() {
+        assert_eq!(format_epoch(253402300799), "9999-12-31T23:59:59");
+        assert_eq!(format_epoch(0), "1970-01-01T00:00:00");
+    }
 }
