@@ -2111,7 +2111,7 @@ fn chain_len(d: &Disk) -> usize {
 }
 
 /// `vda` → 0, `sdb` → 1, `hdaa` → 26: libvirt's disk name index.
-fn disk_index(dev: &str) -> Option<u32> {
+pub(super) fn disk_index(dev: &str) -> Option<u32> {
     let prefix_len = ["vd", "sd", "hd", "xvd", "fd", "ubd"]
         .iter()
         .find(|p| dev.starts_with(**p))
