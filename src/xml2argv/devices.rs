@@ -166,9 +166,11 @@ impl<'a> Builder<'a> {
         self.name();
         self.arg("-S");
         self.master_key();
-        self.machine_opts()?;
+        let pflash = self.pflash();
+        self.machine_opts(&pflash)?;
         self.accel();
         self.cpu()?;
+        self.bios();
         self.memory();
         self.smp();
         self.numa();
@@ -294,7 +296,58 @@ impl<'a> Builder<'a> {
         self.def.cpu.as_ref().is_some_and(|c| !c.numa.is_empty())
     }
 
-    fn machine_opts(&mut self) -> R {
+    /// Flash firmware images as block nodes; returns the `-machine` properties naming them.
+    fn pflash(&mut self) -> Vec<(String, String)> {
+        let os = &self.def.os;
+        let Some(loader) = &os.loader else {
+            return Vec::new();
+        };
+        if loader.ltype.as_deref() != Some("pflash") {
+            return Vec::new();
+        }
+        let Some(path) = &loader.path else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut images = vec![(path.clone(), loader.readonly.as_deref() == Some("yes"))];
+        if let Some(nv) = &os.nvram {
+            let p = nv
+                .path
+                .clone()
+                .or_else(|| nv.source.as_ref().and_then(|s| s.file.clone()));
+            if let Some(p) = p {
+                images.push((p, false));
+            }
+        }
+        for (i, (p, ro)) in images.into_iter().enumerate() {
+            let mut st = JsonOpts::new();
+            st.s("driver", "file")
+                .s("filename", p)
+                .s("node-name", format!("libvirt-pflash{i}-storage"))
+                .b("auto-read-only", true)
+                .s("discard", "unmap");
+            self.opt("-blockdev", st.build());
+            let mut f = JsonOpts::new();
+            f.s("node-name", format!("libvirt-pflash{i}-format"))
+                .b("read-only", ro)
+                .s("driver", "raw")
+                .s("file", format!("libvirt-pflash{i}-storage"));
+            self.opt("-blockdev", f.build());
+            out.push((format!("pflash{i}"), format!("libvirt-pflash{i}-format")));
+        }
+        out
+    }
+
+    fn bios(&mut self) {
+        if let Some(l) = &self.def.os.loader
+            && l.ltype.as_deref() != Some("pflash")
+            && let Some(p) = &l.path
+        {
+            self.opt("-bios", p.clone());
+        }
+    }
+
+    fn machine_opts(&mut self, pflash: &[(String, String)]) -> R {
         let mut o = KvOpts::with_head(self.machine());
         if self.is_x86() {
             o.raw("usb=off");
@@ -346,6 +399,9 @@ impl<'a> Builder<'a> {
             && let Some(id) = self.machine_ram_id()
         {
             o.kv("memory-backend", id);
+        }
+        for (k, v) in pflash {
+            o.kv(k, v);
         }
         if let Some(clock) = &self.def.clock {
             for t in &clock.timers {
@@ -447,7 +503,7 @@ impl<'a> Builder<'a> {
                     f.policy.as_deref(),
                     Some("require") | Some("force") | None | Some("optional")
                 );
-                o.kv(&f.name, if on { "on" } else { "off" });
+                o.kv(&qemu_cpu_feature(&f.name), if on { "on" } else { "off" });
             }
         }
         self.cpu_features_domain(&mut o);
@@ -459,9 +515,16 @@ impl<'a> Builder<'a> {
 
     /// `<features>` that libvirt expresses as CPU properties.
     fn cpu_features_domain(&self, o: &mut KvOpts) {
+        if let Some(c) = &self.def.clock {
+            for t in &c.timers {
+                if t.name == "kvmclock" && t.present.as_deref() == Some("no") {
+                    o.raw("kvmclock=off");
+                }
+            }
+        }
         let Some(f) = &self.def.features else { return };
-        if let Some(Some(st)) = &f.pmu {
-            o.kv("pmu", if st == "off" { "off" } else { "on" });
+        if let Some(Some(eoi)) = &f.apic {
+            o.kv("kvm-pv-eoi", eoi);
         }
         if let Some(Some(st)) = &f.pvspinlock {
             o.kv("kvm-pv-unhalt", st);
@@ -495,6 +558,9 @@ impl<'a> Builder<'a> {
                 };
                 o.kv(&name, "on");
             }
+        }
+        if let Some(Some(st)) = &f.pmu {
+            o.kv("pmu", if st == "off" { "off" } else { "on" });
         }
         if let Some(kvm) = &f.kvm {
             for item in &kvm.items {
@@ -1320,8 +1386,14 @@ impl<'a> Builder<'a> {
             "virtio" => {
                 j.s("driver", "virtio-blk-pci");
                 self.virtio_opts(&mut j, d.driver.as_ref().map(|x| &x.virtio));
-                if let Some(q) = d.driver.as_ref().and_then(|x| x.queues) {
-                    j.u("num-queues", q as u64);
+                if let Some(dr) = &d.driver {
+                    if let Some(t) = dr.iothread {
+                        j.s("iothread", format!("iothread{t}"));
+                    }
+                    j.tristate("ioeventfd", dr.ioeventfd.as_deref());
+                    j.tristate("event_idx", dr.event_idx.as_deref());
+                    j.u_opt("num-queues", dr.queues.map(u64::from));
+                    j.u_opt("queue-size", dr.queue_size.map(u64::from));
                 }
                 self.info_props(&mut j, &d.info);
                 j.s_opt("drive", drive);
@@ -1360,7 +1432,10 @@ impl<'a> Builder<'a> {
                     }
                 }
                 if drv != "scsi-block" {
-                    j.s("device_id", format!("drive-{alias}"));
+                    j.s(
+                        "device_id",
+                        d.serial.clone().unwrap_or_else(|| format!("drive-{alias}")),
+                    );
                 }
                 j.s_opt("drive", drive);
                 j.s("id", alias);
@@ -1404,7 +1479,7 @@ impl<'a> Builder<'a> {
         j.s_opt("vendor", d.vendor.clone());
         j.s_opt("product", d.product.clone());
         if bus == "usb" {
-            j.tristate("removable", d.target.removable.as_deref());
+            j.b("removable", d.target.removable.as_deref() == Some("on"));
         }
         if let Some(c) = d.driver.as_ref().and_then(|x| x.cache.as_deref()) {
             let wc = matches!(c, "writeback" | "none" | "unsafe");
@@ -2325,6 +2400,16 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// QEMU's spelling of a libvirt CPU feature name: hyphens, and a few renamed features.
+fn qemu_cpu_feature(name: &str) -> String {
+    match name {
+        "pclmuldq" => "pclmulqdq".into(),
+        "sse4.1" => "sse4-1".into(),
+        "sse4.2" => "sse4-2".into(),
+        other => other.replace('_', "-"),
+    }
 }
 
 /// Whether the disk's chain is known to end at its last listed image (`<backingStore/>`).
