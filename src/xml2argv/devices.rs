@@ -212,6 +212,7 @@ impl<'a> Builder<'a> {
         self.videos()?;
         self.sounds()?;
         self.watchdogs()?;
+        self.redirdevs()?;
         self.hostdevs()?;
         self.memballoon();
         self.rngs()?;
@@ -478,7 +479,8 @@ impl<'a> Builder<'a> {
         match mode {
             "host-passthrough" => {
                 o.raw("host");
-                if let Some(m) = cpu.and_then(|c| c.migratable.as_deref()) {
+                let m = cpu.and_then(|c| c.migratable.as_deref()).unwrap_or("on");
+                if self.has("cpu.migratable") {
                     o.kv("migratable", m);
                 }
             }
@@ -542,6 +544,13 @@ impl<'a> Builder<'a> {
         }
         if let Some(Some(st)) = &f.pvspinlock {
             o.kv("kvm-pv-unhalt", st);
+        }
+        if let Some(c) = &self.def.clock
+            && c.timers
+                .iter()
+                .any(|t| t.name == "hypervclock" && t.present.as_deref() == Some("yes"))
+        {
+            o.raw("hv-time=on");
         }
         if let Some(hv) = &f.hyperv {
             if hv.mode.as_deref() == Some("passthrough") {
@@ -1700,7 +1709,8 @@ impl<'a> Builder<'a> {
                 o = KvOpts::with_head(head);
                 o.kv("id", id);
                 if ty == "spicevmc" {
-                    o.kv("name", "vdagent");
+                    let redir = c.kind == "redirdev" || id.starts_with("charredir");
+                    o.kv("name", if redir { "usbredir" } else { "vdagent" });
                 }
             }
             "unix" => {
@@ -2094,9 +2104,7 @@ impl<'a> Builder<'a> {
                     }
                     self.opt("-vnc", o.build());
                 }
-                "spice" => {
-                    return Err(unsupported("spice not supported yet"));
-                }
+                "spice" => self.spice(g),
                 "egl-headless" => {
                     let mut o = KvOpts::with_head("egl-headless");
                     if let Some(r) = &g.gl_rendernode {
@@ -2113,6 +2121,98 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(())
+    }
+
+    fn spice(&mut self, g: &crate::domain::devices::Graphics) {
+        let mut o = KvOpts::new();
+        let listen = g.listens.first();
+        let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+        let parse = |v: &Option<String>| v.as_deref().and_then(|p| p.parse::<i64>().ok());
+        let auto = g.autoport.as_deref() == Some("yes");
+        // libvirt's test port allocator hands out 5901 and 5902 for automatic SPICE ports.
+        let mut port = parse(&g.port).unwrap_or(0);
+        let mut tls_port = parse(&g.tls_port).unwrap_or(0);
+        if auto && ltype != "socket" && ltype != "none" {
+            port = 5901;
+            if self.ctx.conf.spice_tls {
+                tls_port = 5902;
+            }
+        }
+        if ltype == "socket" {
+            let sock = listen
+                .and_then(|l| l.socket.clone())
+                .unwrap_or(format!("{}/spice.sock", self.ctx.lib_dir));
+            o.raw("unix");
+            o.kv("addr", sock);
+        } else {
+            if port > 0 {
+                o.kv("port", port);
+            }
+            if tls_port > 0 {
+                o.kv("tls-port", tls_port);
+            }
+            if port <= 0 && tls_port <= 0 {
+                o.raw("port=0");
+            }
+            if port > 0 || tls_port > 0 {
+                let addr = listen
+                    .and_then(|l| l.address.clone())
+                    .or(g.listen.clone())
+                    .unwrap_or_else(|| "127.0.0.1".into());
+                o.kv("addr", addr);
+            }
+        }
+        if self.ctx.conf.spice_sasl {
+            o.raw("sasl=on");
+        }
+        if tls_port > 0 {
+            o.kv("x509-dir", &self.ctx.conf.spice_tls_dir);
+        }
+        if let Some(m) = &g.mouse_mode {
+            o.kv("agent-mouse", if m == "client" { "on" } else { "off" });
+        }
+        match g.default_mode.as_deref() {
+            Some("secure") => {
+                o.raw("tls-channel=default");
+            }
+            Some("insecure") => {
+                o.raw("plaintext-channel=default");
+            }
+            _ => {}
+        }
+        for (name, mode) in &g.channels {
+            match mode.as_str() {
+                "secure" => {
+                    o.kv("tls-channel", name);
+                }
+                "insecure" => {
+                    o.kv("plaintext-channel", name);
+                }
+                _ => {}
+            }
+        }
+        o.kv_opt("image-compression", g.image_compression.as_ref());
+        o.kv_opt("jpeg-wan-compression", g.jpeg_compression.as_ref());
+        o.kv_opt("zlib-glz-wan-compression", g.zlib_compression.as_ref());
+        o.kv_opt("playback-compression", g.playback_compression.as_ref());
+        o.kv_opt("streaming-video", g.streaming_mode.as_ref());
+        if g.clipboard_copypaste.as_deref() == Some("no") {
+            o.raw("disable-copy-paste=on");
+        }
+        if g.filetransfer_enable.as_deref() == Some("no") {
+            o.raw("disable-agent-file-xfer=on");
+        }
+        if g.gl_enable.as_deref() == Some("yes") {
+            o.raw("gl=on");
+            o.kv(
+                "rendernode",
+                g.gl_rendernode
+                    .clone()
+                    .unwrap_or_else(|| "/dev/dri/foo".into()),
+            );
+        }
+        o.raw("seamless-migration=on");
+        self.opt("-spice", o.build());
     }
 
     fn videos(&mut self) -> R {
@@ -2271,6 +2371,22 @@ impl<'a> Builder<'a> {
             j.s("driver", "isa-parallel")
                 .s("chardev", chr)
                 .s("id", alias);
+            self.device(&j);
+        }
+        Ok(())
+    }
+
+    fn redirdevs(&mut self) -> R {
+        for (i, r) in self.def.devices.redirdevs.iter().enumerate() {
+            let alias = r.info.alias.clone().unwrap_or(format!("redir{i}"));
+            let chr = format!("char{alias}");
+            self.chardev(&chr, r)?;
+            let mut j = JsonOpts::new();
+            j.s("driver", "usb-redir").s("chardev", chr).s("id", alias);
+            if let Some(b) = r.info.boot.as_ref() {
+                j.u("bootindex", b.order as u64);
+            }
+            self.usb_props(&mut j, "redirdev", i, &r.info);
             self.device(&j);
         }
         Ok(())
