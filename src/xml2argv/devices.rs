@@ -176,6 +176,7 @@ impl<'a> Builder<'a> {
         self.iothreads();
         self.numa();
         self.opt("-uuid", self.def.uuid.to_string());
+        self.smbios();
         if let Some(g) = &self.def.genid {
             // libvirt's tests draw the generated id from a counting random source.
             let guid = if g.is_empty() {
@@ -197,6 +198,7 @@ impl<'a> Builder<'a> {
         self.no_shutdown();
         self.pm_and_acpi();
         self.boot();
+        self.kernel();
         self.iommu();
         self.controllers()?;
         self.disks()?;
@@ -863,6 +865,54 @@ impl<'a> Builder<'a> {
             if let Some(v) = &pm.suspend_to_disk {
                 let d = if v == "yes" { 0 } else { 1 };
                 self.opt("-global", format!("{pm_dev}.disable_s4={d}"));
+            }
+        }
+    }
+
+    /// `<smbios mode='sysinfo'/>`: the SMBIOS tables from `<sysinfo type='smbios'>`.
+    fn smbios(&mut self) {
+        if self.def.os.smbios_mode.as_deref() != Some("sysinfo") {
+            return;
+        }
+        let Some(si) = self.def.sysinfo.iter().find(|s| s.stype == "smbios") else {
+            return;
+        };
+        for (block, entries) in &si.blocks {
+            let ty = match block.as_str() {
+                "bios" => 0,
+                "system" => 1,
+                "baseBoard" => 2,
+                "chassis" => 3,
+                "oemStrings" => 11,
+                _ => continue,
+            };
+            let mut o = KvOpts::new();
+            o.raw(&format!("type={ty}"));
+            for e in entries {
+                match &e.name {
+                    Some(n) => {
+                        o.kv(n, &e.value);
+                    }
+                    None => {
+                        o.kv("value", &e.value);
+                    }
+                }
+            }
+            self.opt("-smbios", o.build());
+        }
+    }
+
+    fn kernel(&mut self) {
+        let os = &self.def.os;
+        let items = [
+            ("-kernel", os.kernel.clone()),
+            ("-initrd", os.initrd.clone()),
+            ("-append", os.cmdline.clone()),
+            ("-dtb", os.dtb.clone()),
+        ];
+        for (o, v) in items {
+            if let Some(v) = v {
+                self.opt(o, v);
             }
         }
     }
