@@ -103,6 +103,18 @@ impl<'a> Builder<'a> {
         )
     }
 
+    fn is_arm(&self) -> bool {
+        matches!(
+            self.def
+                .os
+                .os_type
+                .arch
+                .as_deref()
+                .unwrap_or(&self.caps.arch),
+            "aarch64" | "armv7l"
+        )
+    }
+
     /// Emit a `-device` (JSON when QEMU takes it).
     fn device(&mut self, j: &JsonOpts) {
         self.opt("-device", j.build());
@@ -366,8 +378,17 @@ impl<'a> Builder<'a> {
 
     fn machine_opts(&mut self, pflash: &[(String, String)]) -> R {
         let mut o = KvOpts::with_head(self.machine());
-        if self.is_x86() {
+        // QEMU must not create its own USB controller; libvirt adds the ones defined.
+        if self.is_x86() || self.is_arm() {
             o.raw("usb=off");
+        }
+        if let Some(Some(g)) = self.def.features.as_ref().and_then(|f| f.gic.clone()) {
+            o.kv("gic-version", g);
+        }
+        if let Some(i) = &self.def.devices.iommu
+            && i.model == "smmuv3"
+        {
+            o.raw("iommu=smmuv3");
         }
         if let Some(Some(ioapic)) = self.def.features.as_ref().and_then(|f| f.ioapic.clone())
             && ioapic == "qemu"
@@ -399,9 +420,6 @@ impl<'a> Builder<'a> {
             for (name, state) in kw {
                 o.kv(&format!("{name}-key-wrap"), state);
             }
-        }
-        if let Some(Some(g)) = self.def.features.as_ref().and_then(|f| f.gic.clone()) {
-            o.kv("gic-version", g);
         }
         if self
             .def
@@ -496,11 +514,13 @@ impl<'a> Builder<'a> {
                 Some(m) => {
                     o = KvOpts::with_head(&m.name);
                 }
-                None => {
+                // libvirt fills in the machine's default CPU for x86 only.
+                None if self.is_x86() => {
                     if let Some(n) = self.default_cpu() {
                         o = KvOpts::with_head(&n);
                     }
                 }
+                None => {}
             },
         }
         if let Some(c) = cpu {
@@ -849,7 +869,7 @@ impl<'a> Builder<'a> {
 
     fn pm_and_acpi(&mut self) {
         let acpi = self.def.features.as_ref().is_some_and(|f| f.acpi);
-        if !acpi && self.is_x86() {
+        if !acpi && (self.is_x86() || self.is_arm()) {
             self.arg("-no-acpi");
         }
         let pm_dev = if self.is_q35() {
@@ -1703,7 +1723,12 @@ impl<'a> Builder<'a> {
                 }
             }
             nd.s("id", host.clone());
-            self.opt("-netdev", nd.build());
+            let netdev = if self.has("netdev.json") {
+                nd.build()
+            } else {
+                kv_from_json(&nd.into_value())
+            };
+            self.opt("-netdev", netdev);
             let mut j = JsonOpts::new();
             let driver = match model {
                 "virtio" => "virtio-net-pci",
@@ -2698,6 +2723,27 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The key=value form of a flat JSON object, for QEMUs that take no JSON for an option:
+/// `type` leads bare, booleans become on/off, strings are comma-escaped.
+fn kv_from_json(v: &serde_json::Value) -> String {
+    let mut o = KvOpts::new();
+    if let Some(m) = v.as_object() {
+        for (k, val) in m {
+            let text = match val {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Bool(b) => (if *b { "on" } else { "off" }).to_string(),
+                other => other.to_string(),
+            };
+            if k == "type" {
+                o.raw(&super::opts::escape_commas(&text));
+            } else {
+                o.kv(k, text);
+            }
+        }
+    }
+    o.build()
 }
 
 /// QEMU's spelling of a libvirt CPU feature name: hyphens, and a few renamed features.
