@@ -1886,6 +1886,11 @@ impl<'a> Builder<'a> {
                 .as_ref()
                 .and_then(|t| t.model.clone())
                 .unwrap_or_else(|| "isa-serial".into());
+            // Board-integrated UARTs attach through -serial.
+            if model == "pl011" || model == "16550a" {
+                self.opt("-serial", format!("chardev:{chr}"));
+                continue;
+            }
             let mut j = JsonOpts::new();
             j.s("driver", model.clone())
                 .s("chardev", chr)
