@@ -661,69 +661,8 @@ impl<'a> Builder<'a> {
         if !self.has_numa()
             && let Some(id) = self.machine_ram_id()
         {
-            let mut j = JsonOpts::new();
             let size = mib_round_up(mem_kib) * 1024 * 1024;
-            let mb = self.def.memory_backing.as_ref();
-            let hp = mb
-                .and_then(|m| m.hugepages.as_ref())
-                .and_then(|h| h.first())
-                .map(|h| if h.size_kib == 0 { 2048 } else { h.size_kib })
-                // Pages of the system's own size are ordinary memory.
-                .filter(|s| *s != 4);
-            let share = match mb.and_then(|m| m.access_mode.as_deref()) {
-                Some("shared") => Some(true),
-                Some("private") => Some(false),
-                _ => None,
-            };
-            let source = mb.and_then(|m| m.source_type.as_deref());
-            let canonical = self.has("x-use-canonical-path-for-ramblock-id");
-            if let Some(size_kib) = hp {
-                let mount = if size_kib == 1048576 {
-                    "/dev/hugepages1G"
-                } else {
-                    "/dev/hugepages2M"
-                };
-                j.s("qom-type", "memory-backend-file").s("id", id).s(
-                    "mem-path",
-                    format!("{mount}/libvirt/qemu/{}", self.ctx.short_name(self.def)),
-                );
-                if let Some(sh) = share {
-                    j.b("share", sh);
-                }
-                if canonical {
-                    j.b("x-use-canonical-path-for-ramblock-id", false);
-                }
-                j.b("prealloc", true).u("size", size);
-            } else if source == Some("memfd") {
-                j.s("qom-type", "memory-backend-memfd").s("id", id);
-                if let Some(sh) = share {
-                    j.b("share", sh);
-                }
-                if canonical {
-                    j.b("x-use-canonical-path-for-ramblock-id", false);
-                }
-                j.u("size", size);
-            } else if source == Some("file") || share.is_some() {
-                j.s("qom-type", "memory-backend-file").s("id", id).s(
-                    "mem-path",
-                    format!(
-                        "/var/lib/libvirt/qemu/ram/{}/{}",
-                        self.ctx.short_name(self.def),
-                        "pc.ram"
-                    ),
-                );
-                if let Some(sh) = share {
-                    j.b("share", sh);
-                }
-                if canonical {
-                    j.b("x-use-canonical-path-for-ramblock-id", false);
-                }
-                j.u("size", size);
-            } else {
-                j.s("qom-type", "memory-backend-ram")
-                    .s("id", id)
-                    .u("size", size);
-            }
+            let j = self.ram_backend(&id, size, None);
             self.object(&j);
         }
         let locked = self.def.memory_backing.as_ref().is_some_and(|m| m.locked);
@@ -735,6 +674,99 @@ impl<'a> Builder<'a> {
                 "mem-lock=off"
             },
         );
+    }
+
+    /// The memory backend object for guest RAM (`pc.ram`) or one NUMA cell: hugepages
+    /// come from a file on the hugetlbfs mount, shared or file-backed memory from a file in
+    /// libvirt's RAM directory, memfd when asked, anonymous memory otherwise.
+    fn ram_backend(
+        &self,
+        id: &str,
+        size: u64,
+        cell: Option<(u32, &crate::domain::model::NumaCell)>,
+    ) -> JsonOpts {
+        let mut j = JsonOpts::new();
+        let mb = self.def.memory_backing.as_ref();
+        let hp = mb.and_then(|m| m.hugepages.as_ref()).and_then(|pages| {
+            if pages.is_empty() {
+                return Some(2048);
+            }
+            let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, cell) {
+                (None, _) => true,
+                (Some(_), None) => true,
+                (Some(set), Some((cid, _))) => {
+                    crate::capabilities::cpuset::CpuSet::parse(set).is_ok_and(|v| v.contains(cid))
+                }
+            };
+            let chosen = pages
+                .iter()
+                .find(|p| p.nodeset.is_some() && in_set(p))
+                .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
+            Some(if chosen.size_kib == 0 {
+                2048
+            } else {
+                chosen.size_kib
+            })
+        });
+        // Pages of the system's own size are ordinary memory.
+        let hp = hp.filter(|s| *s != 4);
+        let access = cell
+            .and_then(|(_, c)| c.mem_access.as_deref())
+            .or(mb.and_then(|m| m.access_mode.as_deref()));
+        let share = match access {
+            Some("shared") => Some(true),
+            Some("private") => Some(false),
+            _ => None,
+        };
+        let source = mb.and_then(|m| m.source_type.as_deref());
+        // Only the machine's own RAM id keeps its migration-compatible block name.
+        let canonical = cell.is_none()
+            && (self.has("x-use-canonical-path-for-ramblock-id")
+                || self.has("memory-backend-file.x-use-canonical-path-for-ramblock-id"));
+        let short = self.ctx.short_name(self.def);
+        if let Some(size_kib) = hp {
+            let mount = if size_kib == 1048576 {
+                "/dev/hugepages1G"
+            } else {
+                "/dev/hugepages2M"
+            };
+            j.s("qom-type", "memory-backend-file")
+                .s("id", id)
+                .s("mem-path", format!("{mount}/libvirt/qemu/{short}"));
+            if let Some(sh) = share {
+                j.b("share", sh);
+            }
+            if canonical {
+                j.b("x-use-canonical-path-for-ramblock-id", false);
+            }
+            j.b("prealloc", true).u("size", size);
+        } else if source == Some("memfd") {
+            j.s("qom-type", "memory-backend-memfd").s("id", id);
+            if let Some(sh) = share {
+                j.b("share", sh);
+            }
+            if canonical {
+                j.b("x-use-canonical-path-for-ramblock-id", false);
+            }
+            j.u("size", size);
+        } else if source == Some("file") || share.is_some() {
+            j.s("qom-type", "memory-backend-file").s("id", id).s(
+                "mem-path",
+                format!("/var/lib/libvirt/qemu/ram/{short}/{id}"),
+            );
+            if let Some(sh) = share {
+                j.b("share", sh);
+            }
+            if canonical {
+                j.b("x-use-canonical-path-for-ramblock-id", false);
+            }
+            j.u("size", size);
+        } else {
+            j.s("qom-type", "memory-backend-ram")
+                .s("id", id)
+                .u("size", size);
+        }
+        j
     }
 
     fn smp(&mut self) {
@@ -771,10 +803,8 @@ impl<'a> Builder<'a> {
         }
         for (i, cell) in cpu.numa.iter().enumerate() {
             let id = cell.id.unwrap_or(i as u32);
-            let mut j = JsonOpts::new();
-            j.s("qom-type", "memory-backend-ram")
-                .s("id", format!("ram-node{id}"))
-                .u("size", cell.memory_kib * 1024);
+            let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
+            let j = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)));
             self.object(&j);
             let mut o = KvOpts::new();
             o.raw("node");
