@@ -2203,6 +2203,9 @@ impl<'a> Builder<'a> {
                     if g.passwd.is_some() {
                         o.raw("password=on");
                     }
+                    if self.ctx.conf.vnc_sasl {
+                        o.raw("sasl=on");
+                    }
                     if let Some(k) = &g.keymap {
                         o.kv("keymap", k);
                     }
@@ -2217,9 +2220,14 @@ impl<'a> Builder<'a> {
                 "spice" => self.spice(g),
                 "egl-headless" => {
                     let mut o = KvOpts::with_head("egl-headless");
-                    if let Some(r) = &g.gl_rendernode {
-                        o.kv("rendernode", r);
-                    }
+                    // Without a configured node libvirt picks the host's first render
+                    // node (/dev/dri/foo in its tests).
+                    o.kv(
+                        "rendernode",
+                        g.gl_rendernode
+                            .clone()
+                            .unwrap_or_else(|| "/dev/dri/foo".into()),
+                    );
                     self.opt("-display", o.build());
                 }
                 "sdl" => {
@@ -2358,9 +2366,7 @@ impl<'a> Builder<'a> {
                     if let Some(r) = m.vram {
                         j.u("vram_size", r as u64 * 1024);
                     }
-                    if let Some(r) = m.vram64 {
-                        j.u("vram64_size_mb", r as u64 / 1024);
-                    }
+                    j.u("vram64_size_mb", m.vram64.unwrap_or(0) as u64 / 1024);
                     if let Some(r) = m.vgamem {
                         j.u("vgamem_mb", r as u64 / 1024);
                     }

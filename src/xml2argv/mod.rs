@@ -171,6 +171,13 @@ pub fn build(
         ("XDG_CACHE_HOME".to_string(), format!("{lib}/.cache")),
         ("XDG_CONFIG_HOME".to_string(), format!("{lib}/.config")),
     ];
+    // SASL reads its configuration from the directory qemu.conf names.
+    let sasl = def.devices.graphics.iter().any(|g| {
+        (g.gtype == "vnc" && ctx.conf.vnc_sasl) || (g.gtype == "spice" && ctx.conf.spice_sasl)
+    });
+    if sasl && let Some(dir) = &ctx.conf.sasl_conf_dir {
+        env.push(("SASL_CONF_PATH".to_string(), dir.clone()));
+    }
     env.append(&mut b.extra_env);
     let binary = def
         .devices
