@@ -218,3 +218,78 @@ pub(crate) fn pci_addr(a: &Option<Address>) -> Option<(u32, u32, u32, Option<boo
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::devices::{Chardev, ChrSource, ChrTarget};
+    use proptest::prelude::*;
+
+    fn caps() -> QemuCaps {
+        QemuCaps {
+            emulator: "/usr/bin/qemu-system-x86_64".into(),
+            version: 8_000_000,
+            package: None,
+            arch: "x86_64".into(),
+            kvm: false,
+            accels: Vec::new(),
+            commands: Default::default(),
+            qom_types: Default::default(),
+            flags: Default::default(),
+            gic: Vec::new(),
+            sev: None,
+            sgx: None,
+            hyperv: None,
+        }
+    }
+
+    /// The value of option `opt` whose first key=value part starts with `head`.
+    fn find<'a>(args: &'a [String], opt: &str, head: &str) -> Option<&'a String> {
+        args.windows(2)
+            .find(|w| w[0] == opt && w[1].starts_with(head))
+            .map(|w| &w[1])
+    }
+
+    proptest! {
+        /// User-controlled names and paths never add options to key=value arguments.
+        #[test]
+        fn user_text_stays_in_its_value(name in "[^\\x00]{1,40}", path in "[^\\x00]{0,60}") {
+            let mut def = DomainDef {
+                virt_type: "qemu".into(),
+                name: name.clone(),
+                ..Default::default()
+            };
+            def.os.os_type.machine = Some("pc".into());
+            def.memory.kib = 65536;
+            def.vcpu.count = 1;
+            def.devices.serials.push(Chardev {
+                kind: "serial".into(),
+                stype: Some("unix".into()),
+                sources: vec![ChrSource {
+                    mode: Some("connect".into()),
+                    path: Some(path.clone()),
+                    ..Default::default()
+                }],
+                target: Some(ChrTarget {
+                    ttype: Some("isa-serial".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let ctx = LaunchContext::libvirt_test_harness(&def);
+            let cmd = build(&def, &caps(), &ctx).expect("build");
+            let n = find(&cmd.args, "-name", "guest=").expect("-name");
+            let parts = opts::parse_kv(n);
+            prop_assert_eq!(parts.len(), 2);
+            prop_assert_eq!(&parts[0], &format!("guest={name}"));
+            prop_assert_eq!(&parts[1], "debug-threads=on");
+            let c = find(&cmd.args, "-chardev", "socket,id=charserial0").expect("-chardev");
+            let parts = opts::parse_kv(c);
+            prop_assert_eq!(parts.len(), 3);
+            prop_assert_eq!(&parts[2], &format!("path={path}"));
+            // And the rendered file quotes it back to the same words.
+            let text = cmd.to_args_file();
+            prop_assert!(text.ends_with("-msg timestamp=on\n"));
+        }
+    }
+}
