@@ -2206,6 +2206,13 @@ impl<'a> Builder<'a> {
                     if self.ctx.conf.vnc_sasl {
                         o.raw("sasl=on");
                     }
+                    if g.extra
+                        .attrs
+                        .iter()
+                        .any(|(k, v)| k == "powerControl" && v == "yes")
+                    {
+                        o.raw("power-control=on");
+                    }
                     if let Some(k) = &g.keymap {
                         o.kv("keymap", k);
                     }
