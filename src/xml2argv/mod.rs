@@ -1,1 +1,295 @@
 //! Domain + capabilities + launch context → QEMU command line. Pure functions, no I/O.
+//!
+//! [`build`] expects a *prepared* definition: post-parse defaults applied and device addresses
+//! assigned (libvirt's `qemuxml2xmloutdata` documents are such definitions). It walks the
+//! sections in the order libvirt emits them (CONFORMANCE §2.6) and renders values through the
+//! builders of [`opts`], so user text in key=value options is always comma-escaped.
+//! [`QemuCommand::to_args_file`] renders the result the way libvirt's `.args` test files are
+//! written.
+
+mod devices;
+pub mod harness;
+pub mod opts;
+pub mod render;
+
+use crate::capabilities::qemu::{Accel, QemuCaps};
+use crate::domain::{Address, DomainDef};
+
+pub use opts::{JsonOpts, KvOpts, escape_commas};
+
+/// Errors of the command-line layer. The text is libvirt's message, prefix included.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Xml2ArgvError {
+    /// `unsupported configuration: ...`
+    #[error("unsupported configuration: {0}")]
+    Unsupported(String),
+    /// `internal error: ...`
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// `XML error: ...`
+    #[error("XML error: {0}")]
+    Xml(String),
+    /// A message libvirt prints without a prefix.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How the QMP monitor reaches QEMU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MonitorSource {
+    /// A listening socket passed as an inherited fd (libvirt's test harness uses 1729).
+    Fd(i32),
+    /// A UNIX socket path QEMU creates and listens on.
+    Path(String),
+}
+
+/// Host-side settings libvirt reads from `qemu.conf`; the ones that change the command line.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QemuConf {
+    pub dump_guest_core: bool,
+    pub vnc_tls: bool,
+    pub vnc_tls_x509_verify: bool,
+    pub vnc_tls_x509_secret_uuid: Option<String>,
+    pub vnc_sasl: bool,
+    pub vnc_auto_unix_socket: bool,
+    pub vnc_allow_host_audio: bool,
+    pub nogfx_allow_host_audio: bool,
+    pub spice_sasl: bool,
+    pub spice_auto_unix_socket: bool,
+    pub spice_tls: bool,
+    pub spice_password: Option<String>,
+    pub sasl_conf_dir: Option<String>,
+    pub chardev_tls: bool,
+    pub chardev_tls_x509_verify: bool,
+    pub chardev_tls_x509_secret_uuid: Option<String>,
+    pub audio_driver: Option<String>,
+    pub sdl_audio_driver: Option<String>,
+    pub vnc_tls_dir: String,
+    pub spice_tls_dir: String,
+    pub chardev_tls_dir: String,
+}
+
+/// What the launch needs besides the definition and the capabilities: where the domain's
+/// private files live, which fds were prepared, and the environment policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchContext {
+    /// Per-domain private directory (`HOME`, `master-key.aes`, sockets).
+    pub lib_dir: String,
+    /// Domain id used in generated names (`-1` in libvirt's tests).
+    pub domain_id: i32,
+    pub monitor: MonitorSource,
+    /// fd standing in for every UNIX chardev libvirt binds itself (harness: 1729).
+    pub bind_socket_fd: Option<i32>,
+    /// fd passed for file chardev backends (harness: 1750), and for their logs (1751).
+    pub file_chardev_fd: Option<i32>,
+    /// First tap fd (harness: 3) and first vhost-net fd (harness: 44).
+    pub tap_fd_base: i32,
+    pub vhost_fd_base: i32,
+    /// Environment copied from the caller: PATH, USER, LOGNAME, LC_ALL.
+    pub path_env: String,
+    pub user: String,
+    pub logname: String,
+    /// Runtime dir for user sockets (passt, dbus).
+    pub runtime_dir: String,
+    pub conf: QemuConf,
+}
+
+impl LaunchContext {
+    /// The fixed context of libvirt's `qemuxml2argvtest` (CONFORMANCE §2.2–2.4), including the
+    /// per-case configuration overrides keyed by the domain's name where the harness keys them
+    /// by test name (the caller can adjust [`LaunchContext::conf`] further).
+    pub fn libvirt_test_harness(def: &DomainDef) -> Self {
+        let short: String = def.name.chars().take(20).collect();
+        LaunchContext {
+            lib_dir: format!("/tmp/lib/domain--1-{short}"),
+            domain_id: -1,
+            monitor: MonitorSource::Fd(1729),
+            bind_socket_fd: Some(1729),
+            file_chardev_fd: Some(1750),
+            tap_fd_base: 3,
+            vhost_fd_base: 44,
+            path_env: "/bin".into(),
+            user: "test".into(),
+            logname: "test".into(),
+            runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
+            conf: QemuConf {
+                spice_tls: true,
+                spice_password: Some("123456".into()),
+                vnc_tls_dir: "/etc/pki/libvirt-vnc".into(),
+                spice_tls_dir: "/etc/pki/libvirt-spice".into(),
+                chardev_tls_dir: "/etc/pki/libvirt-chardev".into(),
+                ..QemuConf::default()
+            },
+        }
+    }
+
+    /// libvirt's short domain name: `<id>-<name truncated to 20 characters>`.
+    pub fn short_name(&self, def: &DomainDef) -> String {
+        let n: String = def.name.chars().take(20).collect();
+        format!("{}-{}", self.domain_id, n)
+    }
+}
+
+/// A QEMU invocation: environment, binary and arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuCommand {
+    pub env: Vec<(String, String)>,
+    pub binary: String,
+    pub args: Vec<String>,
+}
+
+impl QemuCommand {
+    /// libvirt's `.args` rendering, exactly (CONFORMANCE §2.1).
+    pub fn to_args_file(&self) -> String {
+        render::render(&self.env, &self.binary, &self.args)
+    }
+
+    /// The argv to exec: binary first.
+    pub fn argv(&self) -> Vec<String> {
+        std::iter::once(self.binary.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+/// Build the QEMU command for a prepared definition.
+pub fn build(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+) -> Result<QemuCommand, Xml2ArgvError> {
+    let mut b = devices::Builder::new(def, caps, ctx);
+    b.build_all()?;
+    let lib = &ctx.lib_dir;
+    let mut env = vec![
+        ("LC_ALL".to_string(), "C".to_string()),
+        ("PATH".to_string(), ctx.path_env.clone()),
+        ("HOME".to_string(), lib.clone()),
+        ("USER".to_string(), ctx.user.clone()),
+        ("LOGNAME".to_string(), ctx.logname.clone()),
+        ("XDG_DATA_HOME".to_string(), format!("{lib}/.local/share")),
+        ("XDG_CACHE_HOME".to_string(), format!("{lib}/.cache")),
+        ("XDG_CONFIG_HOME".to_string(), format!("{lib}/.config")),
+    ];
+    // SASL reads its configuration from the directory qemu.conf names.
+    let sasl = def.devices.graphics.iter().any(|g| {
+        (g.gtype == "vnc" && ctx.conf.vnc_sasl) || (g.gtype == "spice" && ctx.conf.spice_sasl)
+    });
+    if sasl && let Some(dir) = &ctx.conf.sasl_conf_dir {
+        env.push(("SASL_CONF_PATH".to_string(), dir.clone()));
+    }
+    env.append(&mut b.extra_env);
+    let binary = def
+        .devices
+        .emulator
+        .clone()
+        .unwrap_or_else(|| caps.emulator.clone());
+    Ok(QemuCommand {
+        env,
+        binary,
+        args: b.args,
+    })
+}
+
+/// The accelerator a domain type asks for.
+pub(crate) fn accel_of(def: &DomainDef) -> Accel {
+    match def.virt_type.as_str() {
+        "kvm" => Accel::Kvm,
+        "hvf" => Accel::Hvf,
+        _ => Accel::Tcg,
+    }
+}
+
+/// PCI address of a device, if it has one.
+pub(crate) fn pci_addr(a: &Option<Address>) -> Option<(u32, u32, u32, Option<bool>)> {
+    match a {
+        Some(Address::Pci {
+            bus,
+            slot,
+            function,
+            multifunction,
+            ..
+        }) => Some((
+            *bus,
+            *slot,
+            *function,
+            multifunction.as_deref().map(|m| m == "on"),
+        )),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::devices::{Chardev, ChrSource, ChrTarget};
+    use proptest::prelude::*;
+
+    fn caps() -> QemuCaps {
+        QemuCaps {
+            emulator: "/usr/bin/qemu-system-x86_64".into(),
+            version: 8_000_000,
+            package: None,
+            arch: "x86_64".into(),
+            kvm: false,
+            accels: Vec::new(),
+            commands: Default::default(),
+            qom_types: Default::default(),
+            flags: Default::default(),
+            gic: Vec::new(),
+            sev: None,
+            sgx: None,
+            hyperv: None,
+        }
+    }
+
+    /// The value of option `opt` whose first key=value part starts with `head`.
+    fn find<'a>(args: &'a [String], opt: &str, head: &str) -> Option<&'a String> {
+        args.windows(2)
+            .find(|w| w[0] == opt && w[1].starts_with(head))
+            .map(|w| &w[1])
+    }
+
+    proptest! {
+        /// User-controlled names and paths never add options to key=value arguments.
+        #[test]
+        fn user_text_stays_in_its_value(name in "[^\\x00]{1,40}", path in "[^\\x00]{0,60}") {
+            let mut def = DomainDef {
+                virt_type: "qemu".into(),
+                name: name.clone(),
+                ..Default::default()
+            };
+            def.os.os_type.machine = Some("pc".into());
+            def.memory.kib = 65536;
+            def.vcpu.count = 1;
+            def.devices.serials.push(Chardev {
+                kind: "serial".into(),
+                stype: Some("unix".into()),
+                sources: vec![ChrSource {
+                    mode: Some("connect".into()),
+                    path: Some(path.clone()),
+                    ..Default::default()
+                }],
+                target: Some(ChrTarget {
+                    ttype: Some("isa-serial".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            let ctx = LaunchContext::libvirt_test_harness(&def);
+            let cmd = build(&def, &caps(), &ctx).expect("build");
+            let n = find(&cmd.args, "-name", "guest=").expect("-name");
+            let parts = opts::parse_kv(n);
+            prop_assert_eq!(parts.len(), 2);
+            prop_assert_eq!(&parts[0], &format!("guest={name}"));
+            prop_assert_eq!(&parts[1], "debug-threads=on");
+            let c = find(&cmd.args, "-chardev", "socket,id=charserial0").expect("-chardev");
+            let parts = opts::parse_kv(c);
+            prop_assert_eq!(parts.len(), 3);
+            prop_assert_eq!(&parts[2], &format!("path={path}"));
+            // And the rendered file quotes it back to the same words.
+            let text = cmd.to_args_file();
+            prop_assert!(text.ends_with("-msg timestamp=on\n"));
+        }
+    }
+}

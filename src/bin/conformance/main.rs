@@ -5,7 +5,10 @@
 //! - `conformance domcaps --in DIR --out OUTDIR`: domain capabilities for every expected
 //!   `DIR/qemu_*.xml` (DIR is libvirt's `tests/domaincapsdata` or `tests/`), replayed from the
 //!   matching `caps_*.replies`.
+//! - `conformance xml2argv --in DIR --out OUTDIR --arch ARCH --caps FILE.replies [--prepared DIR]`
+//!   (see `xml2argv.rs`).
 
+mod xml2argv;
 mod xml2xml;
 
 use std::env;
@@ -19,11 +22,12 @@ pub struct Args {
     pub arch: String,
     pub caps: Option<PathBuf>,
     pub expected: Option<PathBuf>,
+    pub prepared: Option<PathBuf>,
     pub verbose: bool,
 }
 
 fn usage() -> &'static str {
-    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [-v]\nmodes: xml2xml, domcaps"
+    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [--prepared DIR] [-v]\nmodes: xml2xml, xml2argv, domcaps (--in DIR --out OUTDIR only)"
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
@@ -32,6 +36,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let mut arch = None;
     let mut caps = None;
     let mut expected = None;
+    let mut prepared = None;
     let mut verbose = false;
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -41,6 +46,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--arch" => arch = Some(val("--arch")?),
             "--caps" => caps = Some(PathBuf::from(val("--caps")?)),
             "--expected" => expected = Some(PathBuf::from(val("--expected")?)),
+            "--prepared" => prepared = Some(PathBuf::from(val("--prepared")?)),
             "-v" | "--verbose" => verbose = true,
             other => bail!("unknown argument '{other}'\n{}", usage()),
         }
@@ -51,6 +57,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         arch: arch.context(usage())?,
         caps,
         expected,
+        prepared,
         verbose,
     })
 }
@@ -77,6 +84,7 @@ fn main() -> Result<()> {
     match it.next().as_deref() {
         Some("xml2xml") => xml2xml::run(&parse_args(it)?),
         Some("domcaps") => domcaps(it),
+        Some("xml2argv") => xml2argv::run(&parse_args(it)?),
         _ => bail!("{}", usage()),
     }
 }

@@ -1,0 +1,110 @@
+//! QEMU command lines against libvirt's `qemuxml2argvdata` (x86_64-latest, caps_8.0.0).
+//!
+//! The domain comes from libvirt's prepared document (`qemuxml2xmloutdata/NAME.x86_64-latest.xml`,
+//! defaults and addresses applied) when there is one, else from the plain input. Cases that pass
+//! are listed in `tests/data/xml2argv/pass.txt`; a listed case that stops passing fails the test.
+//! Our own golden cases live in `tests/data/xml2argv/NAME.xml` → `NAME.args`.
+//! `VSH_TEST_REGENERATE_OUTPUT=1` rewrites the list and the golden outputs.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::fs;
+
+use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
+use domdriver::xml2argv::harness::{case_input, run_case};
+
+fn caps() -> QemuCaps {
+    let path = common::testdata().join("tests/qemucapabilitiesdata/caps_8.0.0.x86_64.replies");
+    domdriver::runtime::block_on(probe_replies(&path, "/usr/bin/qemu-system-x86_64"))
+        .expect("replay caps_8.0.0.x86_64")
+}
+
+#[test]
+fn xml2argv_x86_64_latest() {
+    let td = common::testdata().join("tests");
+    let input = td.join("qemuxml2argvdata");
+    let prepared = td.join("qemuxml2xmloutdata");
+    let caps = caps();
+    let mut names: Vec<String> = fs::read_dir(&input)
+        .expect("read qemuxml2argvdata")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter_map(|n| n.strip_suffix(".xml").map(String::from))
+        .collect();
+    names.sort();
+    let mut passing = BTreeSet::new();
+    let mut total = 0;
+    for name in &names {
+        let stem = format!("{name}.x86_64-latest");
+        let want_args = fs::read_to_string(input.join(format!("{stem}.args"))).ok();
+        let want_err = fs::read_to_string(input.join(format!("{stem}.err"))).ok();
+        if want_args.is_none() && want_err.is_none() {
+            continue;
+        }
+        total += 1;
+        let xml = case_input(name, "x86_64", &input, Some(&prepared)).expect("read case");
+        let (ext, body) = run_case(name, &xml, &caps);
+        let ok = match ext {
+            "args" => want_args.as_deref() == Some(body.as_str()),
+            _ => want_err.as_deref() == Some(body.as_str()),
+        };
+        if ok {
+            passing.insert(name.clone());
+        }
+    }
+    let list = common::data().join("xml2argv/pass.txt");
+    if common::regenerate() {
+        let mut text: String = passing.iter().map(|n| format!("{n}\n")).collect();
+        if text.is_empty() {
+            text.push('\n');
+        }
+        fs::write(&list, text).expect("write pass.txt");
+        return;
+    }
+    let expected: BTreeSet<String> = fs::read_to_string(&list)
+        .expect("tests/data/xml2argv/pass.txt (regenerate with VSH_TEST_REGENERATE_OUTPUT=1)")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    let regressed: Vec<_> = expected.difference(&passing).collect();
+    eprintln!("xml2argv: {} of {total} cases pass", passing.len());
+    assert!(
+        regressed.is_empty(),
+        "cases that used to pass: {regressed:?}"
+    );
+}
+
+#[test]
+fn xml2argv_golden() {
+    let dir = common::data().join("xml2argv");
+    let caps = caps();
+    let mut checked = 0;
+    let mut entries: Vec<_> = fs::read_dir(&dir)
+        .expect("read tests/data/xml2argv")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let xml = fs::read_to_string(&p).expect("read golden input");
+        let (ext, body) = run_case(&name, &xml, &caps);
+        let out = dir.join(format!("{name}.{ext}"));
+        if common::regenerate() {
+            fs::write(&out, &body).expect("write golden output");
+            continue;
+        }
+        let want = fs::read_to_string(&out)
+            .unwrap_or_else(|_| panic!("{name}: no {ext} expectation (got: {body})"));
+        assert_eq!(body, want, "{name}");
+        checked += 1;
+    }
+    assert!(common::regenerate() || checked > 0, "no golden cases");
+}
