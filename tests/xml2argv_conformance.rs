@@ -44,7 +44,7 @@ fn xml2argv_x86_64_latest() {
         }
         total += 1;
         let xml = case_input(name, "x86_64", &input, Some(&prepared)).expect("read case");
-        let (ext, body) = run_case(name, &xml, &caps);
+        let (ext, body) = run_case(name, "x86_64", &xml, &caps);
         let ok = match ext {
             "args" => want_args.as_deref() == Some(body.as_str()),
             _ => want_err.as_deref() == Some(body.as_str()),
@@ -95,7 +95,7 @@ fn xml2argv_golden() {
             .unwrap_or_default()
             .to_string();
         let xml = fs::read_to_string(&p).expect("read golden input");
-        let (ext, body) = run_case(&name, &xml, &caps);
+        let (ext, body) = run_case(&name, "x86_64", &xml, &caps);
         let out = dir.join(format!("{name}.{ext}"));
         if common::regenerate() {
             fs::write(&out, &body).expect("write golden output");

@@ -45,7 +45,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         let xml = case_input(name, &args.arch, &args.input, args.prepared.as_deref())
             .with_context(|| format!("reading {name}"))?;
-        let (ext, body) = run_case(name, &xml, &caps);
+        let (ext, body) = run_case(name, &args.arch, &xml, &caps);
         let other = if ext == "args" { "err" } else { "args" };
         let _ = fs::remove_file(args.out.join(format!("{stem}.{other}")));
         fs::write(args.out.join(format!("{stem}.{ext}")), &body)?;

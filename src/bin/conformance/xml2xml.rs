@@ -12,15 +12,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::domain::prepare::{AudioConfig, PrepareOptions};
+use domdriver::domain::prepare::PrepareOptions;
 use domdriver::domain::{DomainDef, DomainError, FormatFlags};
 
 use crate::Args;
 
-/// The emulator path libvirt's test harness resolves for an architecture.
-pub fn harness_emulator(arch: &str) -> String {
-    format!("/usr/bin/qemu-system-{arch}")
-}
+pub use domdriver::xml2argv::harness::harness_emulator;
 
 /// Replay a `.replies` recording into capabilities, as probed from the harness emulator.
 pub fn load_caps(path: &Path, arch: &str) -> Result<QemuCaps> {
@@ -32,29 +29,7 @@ pub fn load_caps(path: &Path, arch: &str) -> Result<QemuCaps> {
         .with_context(|| format!("replaying {}", path.display()))
 }
 
-/// The options libvirt's xml2xml harness runs a case with: the host arch, the mocked emulator
-/// path and the per-case qemu.conf audio overrides (CONFORMANCE §2.3).
-pub fn harness_options(name: &str, arch: &str) -> PrepareOptions {
-    let mut audio = AudioConfig::default();
-    match name {
-        "audio-default-sdl" => audio.env_driver = Some("sdl".to_string()),
-        "audio-default-vnc" => {
-            audio.env_driver = Some("alsa".to_string());
-            audio.vnc_allow_host_audio = true;
-        }
-        "audio-default-nographics" => {
-            audio.env_driver = Some("alsa".to_string());
-            audio.nogfx_allow_host_audio = true;
-        }
-        _ => {}
-    }
-    PrepareOptions {
-        host_arch: arch.to_string(),
-        emulator: Some(harness_emulator(arch)),
-        canonicalize_machine: false,
-        audio,
-    }
-}
+pub use domdriver::xml2argv::harness::prepare_options as harness_options;
 
 /// Parse, optionally prepare, and format one case: `("xml", text)` or `("err", message)`.
 pub fn convert(
