@@ -25,6 +25,7 @@ commands:
   list [--all] [--inactive]         list domains (running ones by default)
   dominfo DOMAIN                    domain information
   domstate DOMAIN [--reason]        domain state
+  start DOMAIN [--paused]           start a defined domain
   dumpxml DOMAIN [--inactive] [--security-info]
                                     domain XML
   destroy|suspend|resume|shutdown|reboot DOMAIN
@@ -416,6 +417,19 @@ fn cmd_dumpxml(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// `vsh start NAME [--paused]`, with virsh's messages.
+fn cmd_start(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
+    let paused = take_flag(rest, "paused");
+    let arg = take_arg("start", rest, "domain")?;
+    no_more("start", rest)?;
+    let dom = lookup(conn, &arg)?;
+    let name = dom.name().to_string();
+    dom.create_with_flags(paused)
+        .with_context(|| format!("Failed to start domain '{name}'"))?;
+    println!("Domain '{name}' started");
+    Ok(())
+}
+
 /// `vsh destroy|suspend|resume|shutdown|reboot NAME`, with virsh's messages.
 fn cmd_lifecycle(conn: &Connect, verb: &str, rest: &mut Vec<String>) -> Result<()> {
     let arg = take_arg(verb, rest, "domain")?;
@@ -511,7 +525,7 @@ fn run(args: Args) -> Result<()> {
             }
         }
         "define" | "undefine" | "list" | "dominfo" | "domstate" | "dumpxml" | "destroy"
-        | "suspend" | "resume" | "shutdown" | "reboot" => {
+        | "suspend" | "resume" | "shutdown" | "reboot" | "start" => {
             let conn = open()?;
             let res = match verb.as_str() {
                 "define" => cmd_define(&conn, &mut rest),
@@ -520,6 +534,7 @@ fn run(args: Args) -> Result<()> {
                 "dominfo" => cmd_dominfo(&conn, &mut rest),
                 "domstate" => cmd_domstate(&conn, &mut rest),
                 "dumpxml" => cmd_dumpxml(&conn, &mut rest),
+                "start" => cmd_start(&conn, &mut rest),
                 _ => cmd_lifecycle(&conn, &verb, &mut rest),
             };
             // Files skipped on the way (corrupt configs, unreadable status files).

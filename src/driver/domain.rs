@@ -113,6 +113,37 @@ fn not_running() -> DriverError {
 }
 
 /// The process layer says "domain 'X' is not running"; libvirt's API says it without the name.
+/// The per-start private directory QEMU gets as HOME, with the master key its command line
+/// names (libvirt hands secrets to QEMU encrypted with it). Both are private to the user.
+fn prepare_lib_dir(dir: &std::path::Path) -> Result<(), DriverError> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let sys = |msg: String| move |source| DriverError::System { msg, source };
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(sys(format!("cannot create directory '{}'", dir.display())))?;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut key))
+        .map_err(sys("cannot read /dev/urandom".into()))?;
+    let path = dir.join("master-key.aes");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&path)
+        .and_then(|mut f| f.write_all(&key))
+        .map_err(sys(format!("cannot write file '{}'", path.display())))
+}
+
+/// The descriptor QEMU finds its monitor socket on; the process layer puts the listening
+/// socket there in the child, and the command line names it.
+const MONITOR_FD: std::os::fd::RawFd = 3;
+
 fn guest_err(e: GuestError) -> DriverError {
     match e {
         GuestError::NotRunning { .. } => not_running(),
@@ -599,13 +630,51 @@ impl<'c> Domain<'c> {
         config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)
     }
 
+    /// Start the domain (`virsh start`): the config goes through the prepare stage (defaults,
+    /// implicit devices, addresses) and xml2argv with the emulator's probed caps, then QEMU
+    /// starts paused with its monitor on a socket we listen on, and runs once QMP answers.
+    pub fn create(&self) -> Result<(), DriverError> {
+        self.create_with_flags(false)
+    }
+
+    /// [`Domain::create`], leaving the guest paused when `paused` (`virsh start --paused`).
+    pub fn create_with_flags(&self, paused: bool) -> Result<(), DriverError> {
+        let s = self.snapshot()?;
+        if s.live.is_some() {
+            return Err(DriverError::OperationInvalid(
+                "domain is already running".into(),
+            ));
+        }
+        let Some(def) = s.config else {
+            return Err(no_such_name(&self.name));
+        };
+        let caps = self.conn.emulator_caps_for(&def)?;
+        if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
+            return Err(DriverError::Unsupported(
+                "Domain requires KVM, but it is not available. Check that virtualization is enabled in the host BIOS, and host configuration is setup to load the kvm modules.".into(),
+            ));
+        }
+        let opts = crate::domain::PrepareOptions {
+            host_arch: crate::capabilities::qemu::host_arch().to_string(),
+            emulator: None,
+            canonicalize_machine: false,
+            audio: Default::default(),
+        };
+        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        crate::domain::prepare::assign_aliases(&mut def);
+        let id = config::next_domain_id(&self.conn.dirs.run)?;
+        def.id = Some(id);
+        let ctx = self.conn.launch_context(&def, id);
+        let cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
+        prepare_lib_dir(std::path::Path::new(&ctx.lib_dir))?;
+        self.launch(def, cmd.binary, cmd.args, cmd.env, Some(MONITOR_FD), paused)
+    }
+
     /// Start the domain with a ready command line. `binary` and `args` are QEMU's argv (without
     /// the monitor, which the process layer adds); `args` holding `-S` starts it paused
     /// (`virsh start --paused`). `env` is QEMU's whole environment; empty keeps the process
     /// layer's default (`LC_ALL=C` and a standard `PATH`). The domain gets the next id and its
     /// live XML (the config with that id) goes into the status file.
-    // next: `create()` builds binary/args/env with crate::xml2argv from the config (after the
-    // prepare stage) and calls this; until then tests pass a hand-written argv.
     pub fn start_with_command(
         &self,
         binary: &str,
@@ -623,15 +692,27 @@ impl<'c> Domain<'c> {
             return Err(no_such_name(&self.name));
         };
         let paused = args.iter().any(|a| a == "-S");
-        let id = config::next_domain_id(&self.conn.dirs.run)?;
-        def.id = Some(id);
+        def.id = Some(config::next_domain_id(&self.conn.dirs.run)?);
+        self.launch(def, binary.to_string(), args, env, None, paused)
+    }
+
+    fn launch(
+        &self,
+        def: DomainDef,
+        binary: String,
+        args: Vec<String>,
+        env: Vec<(String, String)>,
+        monitor_fd: Option<std::os::fd::RawFd>,
+        paused: bool,
+    ) -> Result<(), DriverError> {
         let mut argv = Vec::with_capacity(args.len() + 1);
-        argv.push(binary.to_string());
+        argv.push(binary);
         argv.extend(args);
         let mut spec = LaunchSpec::new(&self.name, &self.uuid_string(), argv);
         if !env.is_empty() {
             spec.env = env;
         }
+        spec.monitor_fd = monitor_fd;
         spec.paused = paused;
         spec.xml = def.to_xml(FormatFlags {
             inactive: false,

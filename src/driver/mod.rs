@@ -68,6 +68,12 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),
+    /// libvirt's VIR_ERR_CONFIG_UNSUPPORTED.
+    #[error("unsupported configuration: {0}")]
+    Unsupported(String),
+    /// Building QEMU's command line failed (message with libvirt's prefix).
+    #[error(transparent)]
+    Argv(#[from] crate::xml2argv::Xml2ArgvError),
     /// A failed system call, worded as libvirt's virReportSystemError: `{msg}: {strerror}`.
     #[error("{msg}: {}", config::strerror(source))]
     System { msg: String, source: std::io::Error },
@@ -215,6 +221,103 @@ impl Connect {
         self.inventory(("guest", &QemuCaps::guest_view))
     }
 
+    /// Whether this connection may run KVM guests (its KVM device is usable).
+    pub fn kvm_usable(&self) -> bool {
+        accel::kvm_status(&self.opts.kvm_device).usable()
+    }
+
+    /// Full caps of the emulator a domain runs on: its `<emulator>`, else the first installed
+    /// emulator serving its architecture (the host's when it names none).
+    pub fn emulator_caps_for(
+        &self,
+        def: &crate::domain::DomainDef,
+    ) -> Result<QemuCaps, DriverError> {
+        let path = match &def.devices.emulator {
+            Some(e) => PathBuf::from(e),
+            None => {
+                let arch = def
+                    .os
+                    .os_type
+                    .arch
+                    .clone()
+                    .unwrap_or_else(|| qemu::host_arch().to_string());
+                let target = qemu::arch_to_qemu(&arch).to_string();
+                let inv = self.emulator_summaries();
+                let found = inv
+                    .emulators
+                    .iter()
+                    .find(|(_, c)| c.arch == arch)
+                    .or_else(|| {
+                        inv.emulators
+                            .iter()
+                            .find(|(_, c)| qemu::arch_to_qemu(&c.arch) == target)
+                    });
+                match found {
+                    Some((p, _)) => p.clone(),
+                    None => {
+                        return Err(DriverError::Unsupported(format!(
+                            "no emulator found for arch '{arch}': install qemu-system-{target} (Debian package {})",
+                            debian_package(&target)
+                        )));
+                    }
+                }
+            }
+        };
+        if !path.exists() {
+            return Err(DriverError::System {
+                msg: format!("Cannot check QEMU binary {}", path.display()),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let (ctx, probe_opts) = self.stamp_context();
+        let mut inv = inventory::collect(
+            std::slice::from_ref(&path),
+            Some(&self.probe_cache()),
+            &ctx,
+            self.opts.probe_timeout + Duration::from_secs(2),
+            |p| {
+                let o = probe_opts.clone();
+                async move { qemu::probe_binary(&p, &o).await }
+            },
+            (inventory::FULL, &QemuCaps::clone),
+        );
+        match inv.emulators.pop() {
+            Some((_, caps)) => Ok(caps),
+            None => Err(DriverError::Internal(format!(
+                "Failed to probe QEMU binary {}: {}",
+                path.display(),
+                inv.warnings.join("; ")
+            ))),
+        }
+    }
+
+    /// What xml2argv needs from this connection to start domain `def` as id `id`.
+    pub fn launch_context(
+        &self,
+        def: &crate::domain::DomainDef,
+        id: i32,
+    ) -> crate::xml2argv::LaunchContext {
+        let mut ctx = crate::xml2argv::LaunchContext::libvirt_test_harness(def);
+        let short: String = def.name.chars().take(20).collect();
+        ctx.lib_dir = self
+            .dirs
+            .lib
+            .join(format!("domain-{id}-{short}"))
+            .display()
+            .to_string();
+        ctx.domain_id = id;
+        ctx.monitor = crate::xml2argv::MonitorSource::Fd(3);
+        // Real sockets and files: QEMU binds and opens them itself by path.
+        ctx.bind_socket_fd = None;
+        ctx.file_chardev_fd = None;
+        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+        ctx.path_env = env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        ctx.user = env("USER", "root");
+        ctx.logname = env("LOGNAME", "root");
+        ctx.runtime_dir = self.dirs.run.display().to_string();
+        ctx
+    }
+
     /// The parts of the capabilities document, for callers that want data rather than XML.
     pub fn capabilities_data(&self) -> Result<Capabilities, DriverError> {
         let host = HostCaps::probe(&self.opts.host_root)?;
@@ -232,5 +335,17 @@ impl Connect {
     /// libvirt's capabilities XML for this host (`virsh capabilities`).
     pub fn capabilities(&self) -> Result<String, DriverError> {
         Ok(self.capabilities_data()?.to_xml())
+    }
+}
+
+/// The Debian package that ships `qemu-system-TARGET`.
+fn debian_package(target: &str) -> &'static str {
+    match target {
+        "x86_64" | "i386" => "qemu-system-x86",
+        "aarch64" | "arm" => "qemu-system-arm",
+        "ppc" | "ppc64" => "qemu-system-ppc",
+        "mips" | "mipsel" | "mips64" | "mips64el" => "qemu-system-mips",
+        "sparc" | "sparc64" => "qemu-system-sparc",
+        _ => "qemu-system-misc",
     }
 }

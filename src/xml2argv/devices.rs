@@ -1880,22 +1880,30 @@ impl<'a> Builder<'a> {
                 o.kv("id", id);
                 o.kv("path", src.path.clone().unwrap_or_default());
             }
-            "file" => {
-                let Some(fd) = self.ctx.file_chardev_fd else {
-                    return Err(unsupported("file chardev without a prepared fd"));
-                };
-                let set = self.fdset;
-                self.fdset += 1;
-                let dev_alias = id.strip_prefix("char").unwrap_or(id);
-                self.opt(
-                    "-add-fd",
-                    format!("set={set},fd={fd},opaque={dev_alias}-source"),
-                );
-                o = KvOpts::with_head("file");
-                o.kv("id", id);
-                o.kv("path", format!("/dev/fdset/{set}"));
-                o.raw("append=on");
-            }
+            "file" => match self.ctx.file_chardev_fd {
+                // No descriptor prepared by the caller: QEMU opens the file itself.
+                None => {
+                    o = KvOpts::with_head("file");
+                    o.kv("id", id);
+                    o.kv("path", src.path.clone().unwrap_or_default());
+                    if src.append.as_deref() == Some("on") {
+                        o.raw("append=on");
+                    }
+                }
+                Some(fd) => {
+                    let set = self.fdset;
+                    self.fdset += 1;
+                    let dev_alias = id.strip_prefix("char").unwrap_or(id);
+                    self.opt(
+                        "-add-fd",
+                        format!("set={set},fd={fd},opaque={dev_alias}-source"),
+                    );
+                    o = KvOpts::with_head("file");
+                    o.kv("id", id);
+                    o.kv("path", format!("/dev/fdset/{set}"));
+                    o.raw("append=on");
+                }
+            },
             other => {
                 return Err(unsupported(format!(
                     "chardev type '{other}' not supported yet"
