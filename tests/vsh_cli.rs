@@ -148,3 +148,40 @@ fn qemu_caps_errors() {
     assert!(!ok);
     assert!(err.contains("--record goes with --emulator"), "{err}");
 }
+
+#[test]
+fn domxml_to_native_prints_the_command_line() {
+    if !std::path::Path::new("/usr/bin/qemu-system-x86_64").exists() {
+        eprintln!("\n*** SKIPPED: qemu-system-x86_64 is not installed ***\n");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(
+        "/usr/bin/qemu-system-x86_64",
+        bin.join("qemu-system-x86_64"),
+    )
+    .unwrap();
+    let xml = d.path().join("d.xml");
+    std::fs::write(
+        &xml,
+        "<domain type='qemu'><name>n,1</name><memory unit='MiB'>64</memory><os><type arch='x86_64' machine='q35'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let uri = format!("qemu:///embed?root={}", d.path().join("r").display());
+    let (ok, out, err) = run(vsh()
+        .env("VSH_EMULATOR_PATH", &bin)
+        .args(["-c", &uri, "domxml-to-native", "qemu-argv"])
+        .arg(&xml));
+    assert!(ok, "{err}");
+    assert!(out.contains(" -name guest=n,,1,debug-threads=on "), "{out}");
+    assert!(out.contains(" -machine q35,usb=off"), "{out}");
+    assert!(out.trim_end().ends_with("-msg timestamp=on"), "{out}");
+    let (ok, _, err) = run(vsh().args(["domxml-to-native", "bogus"]).arg(&xml));
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: invalid argument: unsupported config type bogus\n"
+    );
+}

@@ -26,6 +26,7 @@ commands:
   dominfo DOMAIN                    domain information
   domstate DOMAIN [--reason]        domain state
   start DOMAIN [--paused]           start a defined domain
+  domxml-to-native qemu-argv FILE   the QEMU command line this host would run for FILE
   dumpxml DOMAIN [--inactive] [--security-info]
                                     domain XML
   destroy|suspend|resume|shutdown|reboot DOMAIN
@@ -493,6 +494,23 @@ fn run(args: Args) -> Result<()> {
             }
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
+        "domxml-to-native" => {
+            let (Some(format), Some(file)) = (rest.first().cloned(), rest.get(1).cloned()) else {
+                bail!("usage: domxml-to-native qemu-argv FILE");
+            };
+            no_more(&verb, &rest[2..])?;
+            if format != "qemu-argv" {
+                bail!("invalid argument: unsupported config type {format}");
+            }
+            let xml = std::fs::read_to_string(&file)
+                .with_context(|| format!("Failed to open file '{file}'"))?;
+            let conn = open()?;
+            let cmd = conn.domain_xml_to_native(&xml)?;
+            for w in conn.take_warnings() {
+                eprintln!("warning: {w}");
+            }
+            println!("{}", cmd.to_shell_line());
+        }
         "domcapabilities" => domcapabilities(uri.as_deref(), &mut rest)?,
         "replies-check" => {
             if rest.is_empty() {

@@ -291,6 +291,26 @@ impl Connect {
         }
     }
 
+    /// The QEMU command this host would run for domain XML `xml` (`virsh domxml-to-native
+    /// qemu-argv`): prepared with the caps of its emulator, as a domain with id -1.
+    pub fn domain_xml_to_native(
+        &self,
+        xml: &str,
+    ) -> Result<crate::xml2argv::QemuCommand, DriverError> {
+        let def = crate::domain::parse(xml)?;
+        let caps = self.emulator_caps_for(&def)?;
+        let opts = crate::domain::PrepareOptions {
+            host_arch: qemu::host_arch().to_string(),
+            emulator: None,
+            canonicalize_machine: false,
+            audio: Default::default(),
+        };
+        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        crate::domain::prepare::assign_aliases(&mut def);
+        let ctx = self.launch_context(&def, -1);
+        Ok(crate::xml2argv::build(&def, &caps, &ctx)?)
+    }
+
     /// What xml2argv needs from this connection to start domain `def` as id `id`.
     pub fn launch_context(
         &self,

@@ -144,6 +144,19 @@ impl QemuCommand {
         render::render(&self.env, &self.binary, &self.args)
     }
 
+    /// One shell-quoted line, environment first, as `virsh domxml-to-native` prints it: ready
+    /// to copy and paste.
+    pub fn to_shell_line(&self) -> String {
+        let mut parts: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", render::shell_escape(v)))
+            .collect();
+        parts.push(render::shell_escape(&self.binary));
+        parts.extend(self.args.iter().map(|a| render::shell_escape(a)));
+        parts.join(" ")
+    }
+
     /// The argv to exec: binary first.
     pub fn argv(&self) -> Vec<String> {
         std::iter::once(self.binary.clone())
