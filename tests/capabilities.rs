@@ -78,6 +78,16 @@ fn emulator_dir(d: &Path) -> PathBuf {
         "echo 'this is not QEMU'; echo '{garbage'; sleep 1",
     );
     script(&bin, "qemu-system-hang", "exec sleep 600");
+    // A wrapper whose QEMU runs as its child and which then hangs: when the probe gives up,
+    // the QEMU must die too, not linger as an orphan.
+    script(
+        &bin,
+        "qemu-system-hangwrap",
+        &format!(
+            "/usr/bin/qemu-system-riscv64 -S -nodefaults -display none -machine none & echo $! > {}\nexec sleep 600",
+            d.join("hangwrap.pid").display()
+        ),
+    );
     // Aborts while the probe runs (the whole probe takes far longer than 50 ms): the probe
     // sees EOF, before or during the conversation.
     script(
@@ -129,14 +139,37 @@ fn bad_emulators_are_left_out_with_warnings_and_nothing_hangs() {
     // /dev/null is no KVM device.
     assert!(!xml.contains("<domain type='kvm'/>"));
 
-    for bad in ["garbage", "hang", "aborts"] {
+    let wrapper_qemu_is_gone = || {
+        let pid: i32 = std::fs::read_to_string(d.path().join("hangwrap.pid"))
+            .expect("the wrapper ran")
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let alive = stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'));
+        if alive {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        !alive
+    };
+    assert!(
+        wrapper_qemu_is_gone(),
+        "the wrapper's QEMU outlived the probe"
+    );
+
+    for bad in ["garbage", "hang", "hangwrap", "aborts"] {
         let name = format!("qemu-system-{bad}: left out:");
         assert!(
             warnings.iter().any(|w| w.contains(&name)),
             "no warning for {bad}: {warnings:#?}"
         );
     }
-    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    assert_eq!(warnings.len(), 4, "{warnings:#?}");
 
     // Warm: served from the cache, broken emulators re-probed (they may be fixed by now).
     // Host memory may change between calls (ballooning), so compare the guests only.
@@ -147,7 +180,11 @@ fn bad_emulators_are_left_out_with_warnings_and_nothing_hangs() {
         guests(&xml) == guests(&again),
         "warm call differs from cold"
     );
-    assert_eq!(conn.take_warnings().len(), 3);
+    assert_eq!(conn.take_warnings().len(), 4);
+    assert!(
+        wrapper_qemu_is_gone(),
+        "the wrapper's QEMU outlived the warm probe"
+    );
 }
 
 #[test]

@@ -951,6 +951,7 @@ impl BinarySessions {
     /// Kill and reap the current process, remove the socket directory.
     pub async fn shutdown(&mut self) {
         if let Some(mut c) = self.child.take() {
+            kill_group(&c);
             let _ = c.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
         }
@@ -999,6 +1000,8 @@ impl BinarySessions {
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
+        // A group of its own: a wrapper script's QEMU dies with the wrapper (see kill_group).
+        .process_group(0)
         .kill_on_drop(true);
         {
             use std::os::fd::AsRawFd;
@@ -1087,11 +1090,23 @@ impl BinarySessions {
     }
 }
 
+/// SIGKILL the process group the probe started: the emulator may be a wrapper script whose
+/// QEMU runs as its child, and killing the script alone would orphan that QEMU.
+fn kill_group(c: &tokio::process::Child) {
+    if let Some(pid) = c.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 impl Drop for BinarySessions {
     fn drop(&mut self) {
         // Last resort when a probe future is dropped (timeout): the process must not outlive
         // us. kill_on_drop on the child also reaps it in the background.
         if let Some(c) = &mut self.child {
+            kill_group(c);
             let _ = c.start_kill();
         }
         if let Some(d) = self.dir.take() {
