@@ -998,28 +998,7 @@ impl DomainCaps {
             None => write_flag(w, "sev", false),
         }
         match &f.sgx {
-            Some(s) => {
-                let yn = |b: bool| if b { "yes" } else { "no" };
-                w.elem("sgx").attr("supported", "yes").open();
-                w.text_elem("flc", yn(s.flc));
-                w.text_elem("sgx1", yn(s.sgx1));
-                w.text_elem("sgx2", yn(s.sgx2));
-                w.elem("section_size")
-                    .attr("unit", "KiB")
-                    .text(&s.section_size.to_string());
-                if !s.sections.is_empty() {
-                    w.elem("sections").open();
-                    for sec in &s.sections {
-                        w.elem("section")
-                            .attr("node", sec.node)
-                            .attr("size", sec.size)
-                            .attr("unit", "KiB")
-                            .empty();
-                    }
-                    w.close();
-                }
-                w.close();
-            }
+            Some(s) => s.format(w),
             None => write_flag(w, "sgx", false),
         }
         if let Some(h) = &f.hyperv {

@@ -166,6 +166,32 @@ pub struct SgxCaps {
     pub sections: Vec<SgxSection>,
 }
 
+impl SgxCaps {
+    /// `<sgx supported='yes'>...</sgx>`, the same in the caps document and in domain
+    /// capabilities.
+    pub fn format(&self, w: &mut XmlWriter) {
+        w.elem("sgx").attr("supported", "yes").open();
+        w.text_elem("flc", yes_no(self.flc));
+        w.text_elem("sgx1", yes_no(self.sgx1));
+        w.text_elem("sgx2", yes_no(self.sgx2));
+        w.elem("section_size")
+            .attr("unit", "KiB")
+            .text(&self.section_size.to_string());
+        if !self.sections.is_empty() {
+            w.elem("sections").open();
+            for sec in &self.sections {
+                w.elem("section")
+                    .attr("node", sec.node)
+                    .attr("size", sec.size)
+                    .attr("unit", "KiB")
+                    .empty();
+            }
+            w.close();
+        }
+        w.close();
+    }
+}
+
 /// Everything probed from one QEMU binary. Stored as JSON by the probe cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QemuCaps {
@@ -300,25 +326,7 @@ impl QemuCaps {
             w.close();
         }
         if let Some(s) = &self.sgx {
-            w.elem("sgx").attr("supported", "yes").open();
-            w.text_elem("flc", yes_no(s.flc));
-            w.text_elem("sgx1", yes_no(s.sgx1));
-            w.text_elem("sgx2", yes_no(s.sgx2));
-            w.elem("section_size")
-                .attr("unit", "KiB")
-                .text(&s.section_size.to_string());
-            if !s.sections.is_empty() {
-                w.elem("sections").open();
-                for sec in &s.sections {
-                    w.elem("section")
-                        .attr("node", sec.node)
-                        .attr("size", sec.size)
-                        .attr("unit", "KiB")
-                        .empty();
-                }
-                w.close();
-            }
-            w.close();
+            s.format(&mut w);
         }
         if let Some(h) = &self.hyperv {
             w.elem("hypervCapabilities").attr("supported", "yes").open();
