@@ -26,6 +26,18 @@ pub struct Args {
     pub verbose: bool,
 }
 
+/// The case names in a corpus directory: every `NAME.xml`, sorted.
+pub fn case_names(dir: &std::path::Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter_map(|n| n.strip_suffix(".xml").map(String::from))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 fn usage() -> &'static str {
     "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [--prepared DIR] [-v]\nmodes: xml2xml, xml2argv, domcaps (--in DIR --out OUTDIR only)"
 }

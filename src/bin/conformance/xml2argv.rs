@@ -28,13 +28,7 @@ pub fn run(args: &Args) -> Result<()> {
     ))
     .with_context(|| format!("replaying {}", caps_path.display()))?;
     fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let mut names: Vec<String> = fs::read_dir(&args.input)
-        .with_context(|| format!("reading {}", args.input.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().map(String::from))
-        .filter_map(|n| n.strip_suffix(".xml").map(String::from))
-        .collect();
-    names.sort();
+    let names = crate::case_names(&args.input)?;
     let (mut passed, mut failed) = (0usize, 0usize);
     for name in &names {
         let stem = format!("{name}.{}-latest", args.arch);
