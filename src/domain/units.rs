@@ -32,14 +32,9 @@ fn unit_scale(unit: &str) -> Option<u64> {
     base.checked_pow(pow)
 }
 
-/// Parse `value` in `unit` (default `default_unit`) into bytes, refusing values above
-/// `max_bytes`.
-pub fn parse_scaled_bytes(
-    value: &str,
-    unit: Option<&str>,
-    default_unit: &str,
-    max_bytes: u64,
-) -> Result<u64, DomainError> {
+/// `value` × the scale of `unit` (default `default_unit`), with libvirt's errors for a bad
+/// number or suffix; `None` when the product overflows u64.
+fn scaled(value: &str, unit: Option<&str>, default_unit: &str) -> Result<Option<u64>, DomainError> {
     let v: u64 = value.trim().parse().map_err(|_| {
         DomainError::Xml(format!(
             "XML error: Invalid value '{value}' for element or attribute"
@@ -49,11 +44,27 @@ pub fn parse_scaled_bytes(
     let scale = unit_scale(unit).ok_or_else(|| {
         DomainError::InvalidArg(format!("invalid argument: unknown suffix '{unit}'"))
     })?;
-    match v.checked_mul(scale) {
+    Ok(v.checked_mul(scale))
+}
+
+fn overflow(value: &str, unit: Option<&str>, default_unit: &str) -> DomainError {
+    DomainError::Overflow(format!(
+        "numerical overflow: value too large: {value}{}",
+        unit.unwrap_or(default_unit)
+    ))
+}
+
+/// Parse `value` in `unit` (default `default_unit`) into bytes, refusing values above
+/// `max_bytes`.
+pub fn parse_scaled_bytes(
+    value: &str,
+    unit: Option<&str>,
+    default_unit: &str,
+    max_bytes: u64,
+) -> Result<u64, DomainError> {
+    match scaled(value, unit, default_unit)? {
         Some(b) if b <= max_bytes => Ok(b),
-        _ => Err(DomainError::Overflow(format!(
-            "numerical overflow: value too large: {value}{unit}"
-        ))),
+        _ => Err(overflow(value, unit, default_unit)),
     }
 }
 
@@ -65,26 +76,10 @@ pub fn parse_scaled_kib(
     default_unit: &str,
     max_kib: u64,
 ) -> Result<u64, DomainError> {
-    let v: u64 = value.trim().parse().map_err(|_| {
-        DomainError::Xml(format!(
-            "XML error: Invalid value '{value}' for element or attribute"
-        ))
-    })?;
-    let unit = unit.unwrap_or(default_unit);
-    let scale = unit_scale(unit).ok_or_else(|| {
-        DomainError::InvalidArg(format!("invalid argument: unknown suffix '{unit}'"))
-    })?;
-    let overflow = || {
-        DomainError::Overflow(format!(
-            "numerical overflow: value too large: {value}{unit}"
-        ))
-    };
-    let bytes = v.checked_mul(scale).ok_or_else(overflow)?;
-    let kib = bytes.div_ceil(1024);
-    if kib > max_kib {
-        return Err(overflow());
+    match scaled(value, unit, default_unit)?.map(|b| b.div_ceil(1024)) {
+        Some(kib) if kib <= max_kib => Ok(kib),
+        _ => Err(overflow(value, unit, default_unit)),
     }
-    Ok(kib)
 }
 
 /// libvirt caps memory sizes so that the byte count fits a signed 64-bit integer.

@@ -1966,17 +1966,7 @@ impl<'a> Builder<'a> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtserialport");
-            if let Some(Address::VirtioSerial {
-                controller,
-                bus,
-                port,
-            }) = &c.info.address
-            {
-                j.s("bus", format!("virtio-serial{controller}.{bus}"));
-                if let Some(p) = port {
-                    j.u("nr", *p as u64);
-                }
-            }
+            virtio_serial_port(&mut j, &c.info.address);
             j.s("chardev", chr).s("id", alias);
             if let Some(n) = c.target.as_ref().and_then(|t| t.name.clone()) {
                 j.s("name", n);
@@ -2007,17 +1997,7 @@ impl<'a> Builder<'a> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtconsole");
-            if let Some(Address::VirtioSerial {
-                controller,
-                bus,
-                port,
-            }) = &c.info.address
-            {
-                j.s("bus", format!("virtio-serial{controller}.{bus}"));
-                if let Some(p) = port {
-                    j.u("nr", *p as u64);
-                }
-            }
+            virtio_serial_port(&mut j, &c.info.address);
             j.s("chardev", chr).s("id", alias);
             self.device(&j);
         }
@@ -2883,6 +2863,21 @@ fn assign_usb_ports(def: &DomainDef) -> HashMap<(&'static str, usize), String> {
         next += 1;
     }
     out
+}
+
+/// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles).
+fn virtio_serial_port(j: &mut JsonOpts, address: &Option<Address>) {
+    if let Some(Address::VirtioSerial {
+        controller,
+        bus,
+        port,
+    }) = address
+    {
+        j.s("bus", format!("virtio-serial{controller}.{bus}"));
+        if let Some(p) = port {
+            j.u("nr", *p as u64);
+        }
+    }
 }
 
 #[cfg(test)]
