@@ -564,6 +564,7 @@ impl<'c> Domain<'c> {
     pub fn destroy(&self) -> Result<(), DriverError> {
         let (mut g, persistent) = self.guest()?;
         g.destroy(DESTROY_GRACE).map_err(guest_err)?;
+        self.remove_lib_dir(&g.status().xml);
         drop(g);
         if persistent {
             config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "destroyed")?;
@@ -601,7 +602,18 @@ impl<'c> Domain<'c> {
     pub fn shutdown_and_wait(&self, timeout: Duration) -> Result<DomainState, DriverError> {
         let (mut g, _) = self.guest()?;
         config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "shutdown")?;
-        g.shutdown(timeout).map_err(guest_err)
+        let state = g.shutdown(timeout).map_err(guest_err)?;
+        self.remove_lib_dir(&g.status().xml);
+        Ok(state)
+    }
+
+    /// Remove the private dir of a start whose QEMU is gone (its live XML names the id), as
+    /// libvirt's qemuProcessStop deletes it: ids grow, so every start would leave one behind.
+    /// Best effort: QEMU is gone either way, and the dir holds nothing anyone reads again.
+    fn remove_lib_dir(&self, live_xml: &str) {
+        if let Some(id) = domain::parse(live_xml).ok().and_then(|d| d.id) {
+            let _ = std::fs::remove_dir_all(self.conn.lib_dir_for(&self.name, id));
+        }
     }
 
     /// Reboot by ACPI (`virsh reboot`), as libvirt's "fake reboot": press the power button,

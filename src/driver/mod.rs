@@ -318,13 +318,7 @@ impl Connect {
         id: i32,
     ) -> crate::xml2argv::LaunchContext {
         let mut ctx = crate::xml2argv::LaunchContext::libvirt_test_harness(def);
-        let short: String = def.name.chars().take(20).collect();
-        ctx.lib_dir = self
-            .dirs
-            .lib
-            .join(format!("domain-{id}-{short}"))
-            .display()
-            .to_string();
+        ctx.lib_dir = self.lib_dir_for(&def.name, id).display().to_string();
         ctx.domain_id = id;
         ctx.monitor = crate::xml2argv::MonitorSource::Fd(3);
         // Real sockets and files: QEMU binds and opens them itself by path.
@@ -336,6 +330,13 @@ impl Connect {
         ctx.logname = env("LOGNAME", "root");
         ctx.runtime_dir = self.dirs.run.display().to_string();
         ctx
+    }
+
+    /// The private dir (QEMU's HOME, the master key) of domain `name` started as `id`:
+    /// libvirt's `domain-<id>-<name truncated to 20 characters>`.
+    pub fn lib_dir_for(&self, name: &str, id: i32) -> PathBuf {
+        let short: String = name.chars().take(20).collect();
+        self.dirs.lib.join(format!("domain-{id}-{short}"))
     }
 
     /// The parts of the capabilities document, for callers that want data rather than XML.
