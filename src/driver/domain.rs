@@ -222,47 +222,7 @@ impl Connect {
                 }
             },
         };
-        // The process layer's status file, RUN/NAME.json. Read here rather than through
-        // Guest::peek so that the pid, UUID, live XML and state all come from one read.
-        let status_path = self.dirs.run.join(format!("{name}.json"));
-        // A status file that cannot be read is skipped with a warning, as libvirtd skips
-        // one it cannot parse when it reconnects: one bad file must not hide every domain.
-        let status = GuestStatus::read(name, &status_path).unwrap_or_else(|e| {
-            self.warn([format!("{}: skipped: {e}", status_path.display())]);
-            None
-        });
-        let reason_file = config::read_shutoff_reason(&self.dirs.run, name).unwrap_or_else(|e| {
-            self.warn([e.to_string()]);
-            None
-        });
-        let (live, state) = match status {
-            Some(st) if is_same_live_process(st.pid, st.start_time) => {
-                let state = if st.paused {
-                    DomainState::new(State::Paused, &st.reason)
-                } else {
-                    DomainState::new(State::Running, &st.reason)
-                };
-                let def = if st.xml.trim().is_empty() {
-                    None
-                } else {
-                    domain::parse(&st.xml).ok()
-                };
-                (Some(Live { status: st, def }), state)
-            }
-            // QEMU is gone but left its status file: it died behind our back, unless we asked
-            // the guest to power off and QEMU exited once it had.
-            Some(_) => {
-                let reason = match reason_file.as_deref() {
-                    Some("shutdown") => "shutdown",
-                    _ => "crashed",
-                };
-                (None, DomainState::new(State::Shutoff, reason))
-            }
-            None => (
-                None,
-                DomainState::new(State::Shutoff, reason_file.as_deref().unwrap_or("unknown")),
-            ),
-        };
+        let (live, state) = self.live_state(name);
         // The running QEMU's UUID wins: a config redefined while it runs keeps the UUID anyway
         // (a different one is refused), but a stale config must not rename the live guest.
         let uuid = live
@@ -281,6 +241,68 @@ impl Connect {
             live,
             state,
         }))
+    }
+
+    /// The live QEMU of `name` (from its status file) and the state it is in. The status
+    /// file, QEMU's liveness and the shutoff note are three reads that a start or destroy in
+    /// another thread or process can run between: the note is read only after QEMU was seen
+    /// gone (a destroy writes it before killing), and the status file is read again after
+    /// the note; if it changed, a start or stop ran in between and the reads are done again.
+    fn live_state(&self, name: &str) -> (Option<Live>, DomainState) {
+        // The process layer's status file, RUN/NAME.json. Read here rather than through
+        // Guest::peek so that the pid, UUID, live XML and state all come from one read.
+        let status_path = self.dirs.run.join(format!("{name}.json"));
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            // A status file that cannot be read is skipped with a warning, as libvirtd skips
+            // one it cannot parse when it reconnects: one bad file must not hide every domain.
+            let status = GuestStatus::read(name, &status_path).unwrap_or_else(|e| {
+                self.warn([format!("{}: skipped: {e}", status_path.display())]);
+                None
+            });
+            if let Some(st) = status {
+                if is_same_live_process(st.pid, st.start_time) {
+                    let state = if st.paused {
+                        DomainState::new(State::Paused, &st.reason)
+                    } else {
+                        DomainState::new(State::Running, &st.reason)
+                    };
+                    let def = if st.xml.trim().is_empty() {
+                        None
+                    } else {
+                        domain::parse(&st.xml).ok()
+                    };
+                    return (Some(Live { status: st, def }), state);
+                }
+                let note = self.shutoff_note(name);
+                let again = GuestStatus::read(name, &status_path).ok().flatten();
+                if again.as_ref() == Some(&st) || tries >= 5 {
+                    // QEMU is gone but left its status file: it died behind our back, unless
+                    // we asked the guest to power off and QEMU exited once it had, or a
+                    // destroy is removing it.
+                    let reason = note
+                        .as_deref()
+                        .filter(|r| matches!(*r, "shutdown" | "destroyed"))
+                        .unwrap_or("crashed");
+                    return (None, DomainState::new(State::Shutoff, reason));
+                }
+            } else {
+                let note = self.shutoff_note(name);
+                let again = GuestStatus::read(name, &status_path).ok().flatten();
+                if again.is_none() || tries >= 5 {
+                    let reason = note.as_deref().unwrap_or("unknown");
+                    return (None, DomainState::new(State::Shutoff, reason));
+                }
+            }
+        }
+    }
+
+    fn shutoff_note(&self, name: &str) -> Option<String> {
+        config::read_shutoff_reason(&self.dirs.run, name).unwrap_or_else(|e| {
+            self.warn([e.to_string()]);
+            None
+        })
     }
 
     fn handle(&self, s: &Snapshot) -> Domain<'_> {
@@ -563,12 +585,19 @@ impl<'c> Domain<'c> {
     /// Kill QEMU (`virsh destroy`); the domain is then `shut off (destroyed)`.
     pub fn destroy(&self) -> Result<(), DriverError> {
         let (mut g, persistent) = self.guest()?;
-        g.destroy(DESTROY_GRACE).map_err(guest_err)?;
-        self.remove_lib_dir(&g.status().xml);
-        drop(g);
+        // Noted before QEMU goes: between its death and the removal of its status file a
+        // listing would otherwise call it crashed. While QEMU lives the note is not read.
         if persistent {
             config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "destroyed")?;
         }
+        if let Err(e) = g.destroy(DESTROY_GRACE) {
+            if persistent && g.is_alive() {
+                // Best effort: the failure to kill is the news.
+                let _ = config::clear_shutoff_reason(&self.conn.dirs.run, &self.name);
+            }
+            return Err(guest_err(e));
+        }
+        self.remove_lib_dir(&g.status().xml);
         Ok(())
     }
 
@@ -730,10 +759,12 @@ impl<'c> Domain<'c> {
             inactive: false,
             secure: true,
         });
+        // The last reason is cleared only once the start is decided: cleared before, a
+        // listing during the start would see `shut off (unknown)`.
+        let started = Guest::start(&self.conn.dirs, spec).map_err(guest_err);
         config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
-        let guest = Guest::start(&self.conn.dirs, spec).map_err(guest_err)?;
         // QEMU lives on in a session of its own; dropping the handle releases the lock.
-        drop(guest);
+        drop(started?);
         Ok(())
     }
 }

@@ -113,6 +113,19 @@ pub fn fd_count() -> usize {
     fd_count_of("self")
 }
 
+/// QEMU `pid`'s descriptors on files under `root`: its log (stdout and stderr) and nothing
+/// else, unless we leak descriptors (locks, configs) into it. Its total varies with its own
+/// state (a monitor client just gone, ...), this does not.
+pub fn fds_into(pid: i32, root: &Path) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(root)))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 pub fn fd_count_of(pid: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| rd.count())
@@ -178,7 +191,7 @@ pub struct SoakReport {
     /// Files in the state/run/log dirs; `new_files` lists those that appeared.
     pub files: (usize, usize),
     pub new_files: Vec<PathBuf>,
-    /// Open descriptors of QEMU itself (what it inherited from us), first and last guest.
+    /// QEMU's descriptors on files under the root ([`fds_into`]), first and last guest.
     pub qemu_fds: (usize, usize),
     /// Largest RSS of one `vsh` invocation (KiB), first and last cycle; vsh runs only.
     pub vsh_maxrss_kib: (u64, u64),
@@ -190,7 +203,7 @@ impl std::fmt::Display for SoakReport {
         write!(
             f,
             "{} cycles in {:.1} s: fds {} -> {}, zombies {} -> {}, RSS {} -> {} KiB, \
-             state files {} -> {}, QEMU fds {} -> {}",
+             state files {} -> {}, QEMU fds on root files {} -> {}",
             self.cycles,
             self.elapsed.as_secs_f64(),
             self.fds.0,
@@ -233,7 +246,7 @@ pub fn soak_library(root: &Path, cycles: usize) -> SoakReport {
         dom.create_with_flags(true).expect("start");
         let pid = guest_pid(&dirs, "soak").expect("status file names QEMU's pid");
         guard.0.push(pid);
-        let qfds = fd_count_of(&pid.to_string());
+        let qfds = fds_into(pid, root);
         dom.destroy().expect("destroy");
         assert!(!alive(pid), "QEMU {pid} outlived destroy");
         let z = zombies_after(Duration::from_secs(2)).len();
@@ -332,7 +345,7 @@ pub fn soak_vsh(vsh_bin: &Path, root: &Path, cycles: usize) -> SoakReport {
         let (_, rss_start) = vsh(vsh_bin, &u, &["start", "soakv", "--paused"]);
         let pid = guest_pid(&dirs, "soakv").expect("status file names QEMU's pid");
         guard.0.push(pid);
-        let qfds = fd_count_of(&pid.to_string());
+        let qfds = fds_into(pid, root);
         let (_, rss_destroy) = vsh(vsh_bin, &u, &["destroy", "soakv"]);
         assert!(!alive(pid), "QEMU {pid} outlived vsh destroy");
         reap_orphans();

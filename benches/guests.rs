@@ -1,0 +1,354 @@
+//! Real guests: start latency against bare QEMU, 50 guests at once, and 200-cycle soaks.
+//! Small guests: 64 MiB, no disk, qemu-system-x86_64 under TCG, in an embed root in a tempdir.
+//!
+//! Run with `cargo bench --bench guests [-- latency|fifty|soak ...]` (all sections by default;
+//! `GUESTS_RUNS`, `GUESTS_COUNT` and `GUESTS_CYCLES` change the sizes).
+//!
+//! - latency: `Domain::create` until QMP `cont` is answered, against QEMU started by hand with
+//!   the argv xml2argv produced for the same domain, its monitor on a socket we bind, up to
+//!   the same point (greeting, `qmp_capabilities`, `cont` answered); runs alternate so that
+//!   load from elsewhere hits both alike.
+//! - fifty: 50 paused guests started from 50 threads of one process; `vsh list --all` on them;
+//!   RSS of this process per running guest; then all destroyed and checked gone by pid.
+//! - soak: start/destroy cycles through the library and through `vsh` processes.
+
+#[path = "../tests/common/guests.rs"]
+mod guests;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use domdriver::Connect;
+use domdriver::driver::domain::ListFlags;
+use domdriver::xml2argv::QemuCommand;
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn p90(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[(v.len() * 9 / 10).min(v.len() - 1)]
+}
+
+/// Read QMP lines until one answers a command (or fails it).
+fn qmp_reply(r: &mut BufReader<UnixStream>) -> String {
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "QEMU closed its monitor"
+        );
+        if line.contains("\"return\"") || line.contains("\"error\"") {
+            return line;
+        }
+    }
+}
+
+/// Start QEMU as `cmd` says, its monitor on a socket bound at `sock` and handed over as the
+/// fd the argv names (3), as the driver does, and run it: greeting, `qmp_capabilities`,
+/// `cont` answered. The time it took.
+fn bare_start(cmd: &QemuCommand, sock: &Path, log: &Path) -> (Child, Duration) {
+    let t = Instant::now();
+    let _ = std::fs::remove_file(sock);
+    let listener = UnixListener::bind(sock).unwrap();
+    let fd = listener.as_raw_fd();
+    let out = std::fs::File::create(log).unwrap();
+    let mut c = Command::new(&cmd.binary);
+    c.args(&cmd.args)
+        .env_clear()
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    // SAFETY: the closure only makes async-signal-safe syscalls (setsid, dup2, fcntl) on
+    // integers copied into it, and `listener` is open until spawn returns.
+    unsafe {
+        c.pre_exec(move || {
+            nix::libc::setsid();
+            let r = if fd == 3 {
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, 0)
+            } else {
+                nix::libc::dup2(fd, 3)
+            };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = c.spawn().unwrap();
+    drop(listener);
+    let s = UnixStream::connect(sock).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut greeting = String::new();
+    r.read_line(&mut greeting).unwrap();
+    assert!(greeting.contains("QMP"), "{greeting}");
+    w.write_all(b"{\"execute\":\"qmp_capabilities\"}\n")
+        .unwrap();
+    let rep = qmp_reply(&mut r);
+    assert!(rep.contains("return"), "{rep}");
+    w.write_all(b"{\"execute\":\"cont\"}\n").unwrap();
+    let rep = qmp_reply(&mut r);
+    assert!(rep.contains("return"), "{rep}");
+    (child, t.elapsed())
+}
+
+fn stop_child(mut c: Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+fn latency() {
+    let runs = env_usize("GUESTS_RUNS", 30);
+    let d = tempfile::tempdir().unwrap();
+    let conn = Connect::open(Some(&guests::uri(d.path()))).unwrap();
+    let xml = guests::small_xml("lat", None);
+    let dom = conn.define_domain_xml(&xml).unwrap();
+    // Warm-up: the probe of the emulator fills the connection's cache.
+    let t = Instant::now();
+    dom.create().unwrap();
+    let cold = t.elapsed();
+    dom.destroy().unwrap();
+
+    let cmd = conn.domain_xml_to_native(&xml).unwrap();
+    let lib = conn.lib_dir_for("lat", -1);
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("master-key.aes"), [7u8; 32]).unwrap();
+    let sock = d.path().join("bare.sock");
+    let log = d.path().join("bare.log");
+
+    let mut drv = Vec::new();
+    let mut bare = Vec::new();
+    for i in 0..runs {
+        // Alternate which goes first, so that neither always follows a teardown.
+        let one = |first_driver: bool| {
+            let (mut a, mut b) = (Duration::ZERO, Duration::ZERO);
+            for k in 0..2 {
+                if (k == 0) == first_driver {
+                    let t = Instant::now();
+                    dom.create().unwrap();
+                    a = t.elapsed();
+                    dom.destroy().unwrap();
+                } else {
+                    let (c, took) = bare_start(&cmd, &sock, &log);
+                    b = took;
+                    stop_child(c);
+                }
+            }
+            (a, b)
+        };
+        let (a, b) = one(i % 2 == 0);
+        drv.push(a);
+        bare.push(b);
+    }
+    // The parts of the start path before QEMU runs, timed alone (warm cache).
+    let def = domdriver::domain::parse(&xml).unwrap();
+    let mut caps_t = Vec::new();
+    let mut native_t = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        std::hint::black_box(conn.emulator_caps_for(&def).unwrap());
+        caps_t.push(t.elapsed());
+        let t = Instant::now();
+        std::hint::black_box(conn.domain_xml_to_native(&xml).unwrap());
+        native_t.push(t.elapsed());
+    }
+    let signed: Vec<f64> = drv
+        .iter()
+        .zip(&bare)
+        .map(|(a, b)| ms(*a) - ms(*b))
+        .collect();
+    let mut sorted = signed.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "start latency ({runs} runs, 64 MiB TCG guest, until `cont` answered): driver median {:.1} ms (p90 {:.1}), bare QEMU median {:.1} ms (p90 {:.1}); overhead median {:.1} ms (per-pair median {:.1} ms); first start with probe {:.0} ms",
+        ms(median(&mut drv)),
+        ms(p90(&mut drv)),
+        ms(median(&mut bare)),
+        ms(p90(&mut bare)),
+        ms(median(&mut drv)) - ms(median(&mut bare)),
+        sorted[sorted.len() / 2],
+        ms(cold)
+    );
+    println!(
+        "  of which, alone: emulator caps from the cache {:.2} ms, parse+prepare+xml2argv with caps lookup {:.2} ms (medians)",
+        ms(median(&mut caps_t)),
+        ms(median(&mut native_t))
+    );
+}
+
+fn fifty(vsh: &Path) {
+    let n = env_usize("GUESTS_COUNT", 50);
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path();
+    let uri = guests::uri(root);
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let names: Vec<String> = (0..n).map(|i| format!("g{i:02}")).collect();
+    let doms: Vec<_> = names
+        .iter()
+        .map(|nm| {
+            conn.define_domain_xml(&guests::small_xml(nm, None))
+                .unwrap()
+        })
+        .collect();
+    // Warm-up: probe once, and let this process's one-time allocations happen.
+    doms[0].create_with_flags(true).unwrap();
+    doms[0].destroy().unwrap();
+    let rss0 = guests::rss_kib();
+    let fds0 = guests::fd_count();
+    let files0 = guests::state_files(root, conn.dirs()).len();
+    let mut guard = guests::KillOnDrop::default();
+
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for dom in &doms {
+            s.spawn(move || dom.create_with_flags(true).unwrap());
+        }
+    });
+    let all_started = t.elapsed();
+    let pids: Vec<i32> = names
+        .iter()
+        .map(|nm| guests::guest_pid(conn.dirs(), nm).unwrap())
+        .collect();
+    guard.0.extend(&pids);
+    let rss1 = guests::rss_kib();
+    let fds1 = guests::fd_count();
+    let files1 = guests::state_files(root, conn.dirs());
+    let qemu_rss: u64 = pids
+        .iter()
+        .filter_map(|p| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))?
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let per_guest: Vec<String> = files1
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("g00"))
+        .map(|p| p.display().to_string())
+        .collect();
+
+    let mut list_t = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let out = Command::new(vsh)
+            .args(["-c", &uri, "list", "--all"])
+            .output()
+            .unwrap();
+        list_t.push(t.elapsed());
+        assert!(out.status.success(), "{out:?}");
+        let rows = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" paused"))
+            .count();
+        assert_eq!(rows, n);
+    }
+    let mut lib_t = Vec::new();
+    for _ in 0..15 {
+        let t = Instant::now();
+        let l = conn.list_all_domains(ListFlags::ALL).unwrap();
+        for dom in &l {
+            std::hint::black_box((dom.id().unwrap(), dom.state().unwrap()));
+        }
+        lib_t.push(t.elapsed());
+    }
+
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for dom in &doms {
+            s.spawn(move || dom.destroy().unwrap());
+        }
+    });
+    let all_destroyed = t.elapsed();
+    let left: Vec<i32> = pids.iter().copied().filter(|p| guests::alive(*p)).collect();
+    let stray = guests::processes_mentioning(&root.display().to_string());
+    let zombies = guests::zombies_after(Duration::from_secs(2));
+    let files2 = guests::state_files(root, conn.dirs()).len();
+
+    println!(
+        "{n} paused guests from {n} threads: all started in {:.0} ms, all destroyed in {:.0} ms",
+        ms(all_started),
+        ms(all_destroyed)
+    );
+    println!(
+        "  `vsh list --all` with {n} guests: median {:.1} ms (p90 {:.1}); list_all_domains + id + state in-process: median {:.1} ms",
+        ms(median(&mut list_t)),
+        ms(p90(&mut list_t)),
+        ms(median(&mut lib_t))
+    );
+    println!(
+        "  driver RSS {rss0} -> {rss1} KiB: {:.0} KiB per running guest; fds {fds0} -> {fds1}; QEMU RSS {:.1} MiB per guest",
+        (rss1.saturating_sub(rss0)) as f64 / n as f64,
+        qemu_rss as f64 / 1024.0 / n as f64
+    );
+    println!(
+        "  state files {files0} -> {} -> {files2} after destroy; per running guest: {}",
+        files1.len(),
+        per_guest.join(", ")
+    );
+    println!(
+        "  after destroy: {} of {n} QEMUs alive, {} processes with the root in their cmdline, {} zombies",
+        left.len(),
+        stray.len(),
+        zombies.len()
+    );
+    assert!(left.is_empty() && stray.is_empty() && zombies.is_empty());
+}
+
+fn soak(vsh: &Path) {
+    let cycles = env_usize("GUESTS_CYCLES", 200);
+    let d = tempfile::tempdir().unwrap();
+    let rep = guests::soak_library(&d.path().join("lib"), cycles);
+    println!("soak, library (one process): {rep}");
+    guests::assert_no_growth(&rep, 4096);
+    let rep = guests::soak_vsh(vsh, &d.path().join("vsh"), cycles);
+    println!("soak, vsh start --paused / vsh destroy processes: {rep}");
+    guests::assert_no_growth(&rep, 4096);
+}
+
+fn main() {
+    if !guests::have_qemu() {
+        return;
+    }
+    let vsh = Path::new(env!("CARGO_BIN_EXE_vsh"));
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let want = |s: &str| picked.is_empty() || picked.iter().any(|p| p == s);
+    if want("latency") {
+        latency();
+    }
+    if want("fifty") {
+        fifty(vsh);
+    }
+    // Last: it makes this process a subreaper.
+    if want("soak") {
+        soak(vsh);
+    }
+}
