@@ -6,11 +6,16 @@ mod common;
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
 use domdriver::xml2argv::harness::run_case;
 
+fn caps(ver: &str) -> QemuCaps {
+    let path = common::testdata().join(format!(
+        "tests/qemucapabilitiesdata/caps_{ver}.x86_64.replies"
+    ));
+    domdriver::runtime::block_on(probe_replies(&path, "/usr/bin/qemu-system-x86_64"))
+        .unwrap_or_else(|e| panic!("replay caps_{ver}.x86_64: {e}"))
+}
+
 fn netdev_with_qemu_6_2(case: &str) -> String {
-    let caps_path = common::testdata().join("tests/qemucapabilitiesdata/caps_6.2.0.x86_64.replies");
-    let caps =
-        domdriver::runtime::block_on(probe_replies(&caps_path, "/usr/bin/qemu-system-x86_64"))
-            .expect("replay caps_6.2.0.x86_64");
+    let caps = caps("6.2.0");
     assert!(!caps.has_flag("netdev.json"), "6.2.0 must lack netdev JSON");
     let xml = std::fs::read_to_string(common::data().join(format!("xml2argv/{case}.xml")))
         .expect("golden input");
@@ -46,10 +51,7 @@ fn socket_netdevs_as_key_value() {
 /// it has none, and a PCI address.
 #[test]
 fn prepared_socket_interfaces() {
-    let caps_path = common::testdata().join("tests/qemucapabilitiesdata/caps_8.0.0.x86_64.replies");
-    let caps =
-        domdriver::runtime::block_on(probe_replies(&caps_path, "/usr/bin/qemu-system-x86_64"))
-            .expect("replay caps_8.0.0.x86_64");
+    let caps = caps("8.0.0");
     let prepared = |case: &str| {
         let xml = std::fs::read_to_string(common::data().join(format!("xml2argv/{case}.xml")))
             .expect("golden input");
