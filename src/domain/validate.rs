@@ -33,6 +33,7 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
         validate_disk(disk)?;
     }
     check_duplicate_drive_addresses(def)?;
+    super::netcheck::validate_interfaces(def)?;
     validate_controllers(def)?;
     validate_inputs(def)?;
     validate_graphics(def)?;
@@ -265,6 +266,11 @@ fn validate_disk(disk: &Disk) -> Result<(), DomainError> {
             "invalid disk target '{}', partitions can't appear in disk targets",
             disk.target.dev
         )));
+    }
+    // QEMU's ide-hd refuses a read-only drive ("Block node is read-only").
+    let bus = disk.target.bus.as_deref().unwrap_or("");
+    if disk.readonly && matches!(bus, "ide" | "sata") && disk.device.as_deref() == Some("disk") {
+        return Err(config(format!("readonly {bus} disks are not supported")));
     }
     let dtype = disk.dtype.as_deref().unwrap_or("file");
     let protocol = disk.source.as_ref().and_then(|s| s.protocol.as_deref());

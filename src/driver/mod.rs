@@ -6,6 +6,7 @@ pub mod dirs;
 pub mod domain;
 pub mod domcaps;
 pub mod lock;
+mod precheck;
 pub mod process;
 pub mod status;
 pub mod uri;
@@ -243,10 +244,14 @@ impl Connect {
                     .unwrap_or_else(|| qemu::host_arch().to_string());
                 let target = qemu::arch_to_qemu(&arch).to_string();
                 let inv = self.emulator_summaries();
+                // Variants such as qemu-system-x86_64-microvm serve the same arch with other
+                // machines; the plain qemu-system-TARGET goes first, whatever the probe order.
+                let plain = format!("qemu-system-{target}");
                 let found = inv
                     .emulators
                     .iter()
-                    .find(|(_, c)| c.arch == arch)
+                    .filter(|(_, c)| c.arch == arch)
+                    .min_by_key(|(p, _)| p.file_name().is_none_or(|n| n != plain.as_str()))
                     .or_else(|| {
                         inv.emulators
                             .iter()
