@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use domdriver::Connect;
 use domdriver::driver::domain::ListFlags;
+use domdriver::driver::process::{Guest, LaunchSpec};
 use domdriver::xml2argv::QemuCommand;
 
 fn env_usize(k: &str, d: usize) -> usize {
@@ -139,6 +140,8 @@ fn latency() {
 
     let mut drv = Vec::new();
     let mut bare = Vec::new();
+    let mut proc_layer = Vec::new();
+    let dirs = domdriver::driver::Dirs::under(&d.path().join("plain"));
     for i in 0..runs {
         // Alternate which goes first, so that neither always follows a teardown.
         let one = |first_driver: bool| {
@@ -158,6 +161,14 @@ fn latency() {
             (a, b)
         };
         let (a, b) = one(i % 2 == 0);
+        // The process layer alone: the same argv through Guest::start, no domain layer.
+        let mut spec = LaunchSpec::new("plain", &dom.uuid_string(), cmd.argv());
+        spec.env = cmd.env.clone();
+        spec.monitor_fd = Some(3);
+        let t = Instant::now();
+        let mut g = Guest::start(&dirs, spec).unwrap();
+        proc_layer.push(t.elapsed());
+        g.destroy(Duration::from_secs(5)).unwrap();
         drv.push(a);
         bare.push(b);
     }
@@ -189,6 +200,10 @@ fn latency() {
         ms(median(&mut drv)) - ms(median(&mut bare)),
         sorted[sorted.len() / 2],
         ms(cold)
+    );
+    println!(
+        "  the process layer alone (Guest::start, same argv): median {:.1} ms",
+        ms(median(&mut proc_layer))
     );
     println!(
         "  of which, alone: emulator caps from the cache {:.2} ms, parse+prepare+xml2argv with caps lookup {:.2} ms (medians)",

@@ -168,15 +168,28 @@ fn temp_in(dir: &Path) -> Result<TempFile, DriverError> {
 /// a temp file in the same directory (0600, O_EXCL), fsync, rename over `path`, fsync of the
 /// directory. On any failure the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DriverError> {
+    replace(path, data, true)
+}
+
+/// [`write_atomic`] without the fsyncs, for runtime notes in the run dir: readers still see
+/// the old file or the new one, but the run dir does not outlive the host (libvirt keeps it
+/// on tmpfs), so making it durable would only cost each start and stop a few disk flushes.
+fn replace_runtime(path: &Path, data: &[u8]) -> Result<(), DriverError> {
+    replace(path, data, false)
+}
+
+fn replace(path: &Path, data: &[u8], durable: bool) -> Result<(), DriverError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = temp_in(dir)?;
     let werr = |e| system(format!("cannot write file '{}'", path.display()), e);
     tmp.file.write_all(data).map_err(werr)?;
-    tmp.file.sync_all().map_err(werr)?;
+    if durable {
+        tmp.file.sync_all().map_err(werr)?;
+    }
     std::fs::rename(&tmp.path, path)
         .map_err(|e| system(format!("cannot rename file to '{}'", path.display()), e))?;
     tmp.keep = true;
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
 }
 
 /// Read a file we wrote, refusing symlinks (O_NOFOLLOW) and absurd sizes. `Ok(None)` when
@@ -213,11 +226,17 @@ pub fn read_small(path: &Path) -> Result<Option<String>, DriverError> {
 
 /// Remove `path`, then make the removal durable. Whether there was a file.
 pub fn remove(path: &Path) -> Result<bool, DriverError> {
+    let removed = remove_runtime(path)?;
+    if removed {
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(removed)
+}
+
+/// [`remove`] without making the removal durable (see [`replace_runtime`]).
+fn remove_runtime(path: &Path) -> Result<bool, DriverError> {
     match std::fs::remove_file(path) {
-        Ok(()) => {
-            sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-            Ok(true)
-        }
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(system(
             format!("cannot remove config {}", path.display()),
@@ -357,11 +376,11 @@ pub fn read_shutoff_reason(run_dir: &Path, name: &str) -> Result<Option<String>,
 
 pub fn write_shutoff_reason(run_dir: &Path, name: &str, reason: &str) -> Result<(), DriverError> {
     make_dir(run_dir)?;
-    write_atomic(&shutoff_path(run_dir, name)?, reason.as_bytes())
+    replace_runtime(&shutoff_path(run_dir, name)?, reason.as_bytes())
 }
 
 pub fn clear_shutoff_reason(run_dir: &Path, name: &str) -> Result<(), DriverError> {
-    remove(&shutoff_path(run_dir, name)?).map(|_| ())
+    remove_runtime(&shutoff_path(run_dir, name)?).map(|_| ())
 }
 
 /// The next domain id: one more than the last handed out on this host since boot, never 0
