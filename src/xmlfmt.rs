@@ -82,6 +82,13 @@ impl XmlWriter {
         }
     }
 
+    /// Append text exactly as given: for content serialized with its final indentation, whose
+    /// text nodes must not gain indentation (re-indenting every line would shift multi-line
+    /// text on each format round).
+    pub fn raw(&mut self, text: &str) {
+        self.buf.push_str(text);
+    }
+
     /// An empty line, as libvirt puts between the top-level blocks of some documents.
     pub fn blank(&mut self) {
         self.buf.push('\n');

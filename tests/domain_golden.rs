@@ -422,3 +422,44 @@ fn duplicate_singular_elements_format_stably() {
     assert_eq!(once, twice);
     assert_eq!(once.matches("<zpci").count(), 1, "{once}");
 }
+
+/// Found by fuzzing (fuzz/regressions/domain/crash-cc43032a…): `<metadata>` whose child holds
+/// multi-line text (a start tag broken into text) shifted that text by four spaces on every
+/// format round. Like libxml2, indentation goes before tags only, never into text.
+#[test]
+fn metadata_text_formats_stably() {
+    let xml = "<domain type='qemu'>\n  <name>guest</name>\n  <metadata>\n    <libosinfo:libosinfo xmlns:libosinfo='http://libosinfo.org/xmlns/libvirt/domain/1.0'>\n    aliasbosinfo:os id='http://fedoraproject.org/fedora/29'/>\n    </libosinfo:libosinfo>\n    <app:x xmlns:app='urn:app'><app:y a='1'/></app:x>\n  </metadata>\n  <memory>4194304</memory>\n  <os><type arch='x86_64'>hvm</type></os>\n</domain>";
+    let flags = domdriver::domain::FormatFlags {
+        inactive: true,
+        secure: false,
+    };
+    let once = domdriver::domain::parse(xml).unwrap().to_xml(flags);
+    let twice = domdriver::domain::parse(&once).unwrap().to_xml(flags);
+    let thrice = domdriver::domain::parse(&twice).unwrap().to_xml(flags);
+    assert_eq!(once, twice);
+    assert_eq!(twice, thrice);
+    // The text is kept as it was, tags are indented under <metadata>.
+    assert!(
+        once.contains("    <libosinfo:libosinfo xmlns:libosinfo=\"http://libosinfo.org/xmlns/libvirt/domain/1.0\">\n    aliasbosinfo:os id='http://fedoraproject.org/fedora/29'/&gt;\n    </libosinfo:libosinfo>\n"),
+        "{once}"
+    );
+    assert!(
+        once.contains("    <app:x xmlns:app=\"urn:app\">\n      <app:y a=\"1\"/>\n    </app:x>\n  </metadata>\n"),
+        "{once}"
+    );
+}
+
+/// The fuzz artifact itself, when the repository has it.
+#[test]
+fn metadata_fuzz_artifact_is_stable() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/regressions/domain/crash-cc43032ad82d5871a9c50422b521f26c5d295aef");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let flags = domdriver::domain::FormatFlags {
+        inactive: true,
+        secure: false,
+    };
+    let once = domdriver::domain::parse(&text).unwrap().to_xml(flags);
+    let twice = domdriver::domain::parse(&once).unwrap().to_xml(flags);
+    assert_eq!(once, twice);
+}

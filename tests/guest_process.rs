@@ -411,6 +411,7 @@ fn stale_status_with_a_foreign_pid_is_crashed_and_cleaned() {
         reason: "booted".into(),
         paused: false,
         xml: String::new(),
+        emulator: String::new(),
     }
     .write(&dirs.run.join(format!("{name}.json")))
     .unwrap();

@@ -108,7 +108,9 @@ impl ProbeCache {
 
     /// Store `value` atomically (temp file, fsync, rename), so a reader never sees half a file.
     pub fn store<T: Serialize>(&self, stamp: &Stamp, kind: &str, value: &T) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        // Private (0700), as every directory of ours: the cache tells which emulators exist.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&self.dir)?;
         let path = self.file_for(&stamp.path, kind);
         let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
         serde_json::to_writer(

@@ -147,6 +147,9 @@ pub struct Sysinfo {
     pub entries: Vec<SysinfoEntry>,
 }
 
+/// Depth of the children of `<metadata>` in a domain document (`<domain><metadata><x>`).
+const METADATA_DEPTH: usize = 2;
+
 const SYSINFO_BLOCK_ORDER: &[&str] = &["bios", "system", "baseBoard", "chassis", "oemStrings"];
 
 impl Sysinfo {
@@ -567,7 +570,10 @@ pub struct DomainDef {
     pub genid: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
-    /// The children of `<metadata>`, as libvirt re-serializes them (libxml2 style).
+    /// The children of `<metadata>`, as libvirt re-serializes them (libxml2 style), indented
+    /// for their place in the domain document (depth 2), lines ended by '\n'. libxml2 puts
+    /// the indentation before tags only, never inside text, so the text must not be indented
+    /// again when formatting.
     pub metadata: Option<String>,
     pub max_memory: Option<MaxMemory>,
     pub memory: Memory,
@@ -702,7 +708,7 @@ impl DomainDef {
         if let Some(m) = rd.child("metadata") {
             let mut s = String::new();
             for c in &m.children {
-                c.to_libxml_string(0, &mut s);
+                c.to_libxml_string(METADATA_DEPTH, &mut s);
             }
             d.metadata = Some(s);
         }
@@ -1072,7 +1078,7 @@ impl DomainDef {
                 w.elem("metadata").empty();
             } else {
                 w.elem("metadata").open();
-                w.raw_lines(m);
+                w.raw(m);
                 w.close();
             }
         }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
 use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State};
-use super::status::{GuestStatus, is_same_live_process};
+use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
 use crate::domain::{self, DomainDef, FormatFlags};
 
@@ -262,7 +262,7 @@ impl Connect {
                 None
             });
             if let Some(st) = status {
-                if is_same_live_process(st.pid, st.start_time) {
+                if is_guest_process(&st) {
                     let state = if st.paused {
                         DomainState::new(State::Paused, &st.reason)
                     } else {
@@ -603,35 +603,42 @@ impl<'c> Domain<'c> {
 
     /// Pause the vCPUs (`virsh suspend`).
     pub fn suspend(&self) -> Result<(), DriverError> {
-        let (mut g, _) = self.guest()?;
-        g.suspend().map_err(guest_err)
+        let (mut g, p) = self.guest()?;
+        g.suspend().map_err(|e| self.failed(&mut g, p, e))
     }
 
     /// Resume the vCPUs (`virsh resume`); a domain that is running already is left alone.
     pub fn resume(&self) -> Result<(), DriverError> {
-        let (mut g, _) = self.guest()?;
-        if g.state().map_err(guest_err)?.state == State::Running {
+        let (mut g, p) = self.guest()?;
+        let state = g.state().map_err(|e| self.failed(&mut g, p, e))?;
+        if state.state == State::Running {
             return Ok(());
         }
-        g.resume().map_err(guest_err)
+        g.resume().map_err(|e| self.failed(&mut g, p, e))
     }
 
     /// Press the ACPI power button (`virsh shutdown`) and return, as libvirt does. The reason
     /// is noted so that QEMU exiting after the guest powered off reads as `shut off
     /// (shutdown)`, not as a crash. See [`Domain::shutdown_and_wait`] to see it through.
     pub fn shutdown(&self) -> Result<(), DriverError> {
-        let (mut g, _) = self.guest()?;
+        let (mut g, p) = self.guest()?;
         config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "shutdown")?;
-        g.qmp("system_powerdown", None).map_err(guest_err)?;
+        if let Err(e) = g.qmp("system_powerdown", None) {
+            // The request did not get through: no shutdown to expect.
+            if g.is_alive() {
+                let _ = config::clear_shutoff_reason(&self.conn.dirs.run, &self.name);
+            }
+            return Err(self.failed(&mut g, p, e));
+        }
         Ok(())
     }
 
     /// Press the ACPI power button and wait up to `timeout` for QEMU to be gone (QEMU started
     /// with `-no-shutdown` is ended once the guest powered off, as libvirtd does).
     pub fn shutdown_and_wait(&self, timeout: Duration) -> Result<DomainState, DriverError> {
-        let (mut g, _) = self.guest()?;
+        let (mut g, p) = self.guest()?;
         config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "shutdown")?;
-        let state = g.shutdown(timeout).map_err(guest_err)?;
+        let state = g.shutdown(timeout).map_err(|e| self.failed(&mut g, p, e))?;
         self.remove_lib_dir(&g.status().xml);
         Ok(state)
     }
@@ -643,6 +650,19 @@ impl<'c> Domain<'c> {
         if let Some(id) = domain::parse(live_xml).ok().and_then(|d| d.id) {
             let _ = std::fs::remove_dir_all(self.conn.lib_dir_for(&self.name, id));
         }
+    }
+
+    /// An operation on a running guest failed. If QEMU went away meanwhile, a persistent
+    /// domain remembers how it ended (`shut off (crashed)`), as libvirtd would.
+    fn failed(&self, g: &mut Guest, persistent: bool, e: GuestError) -> DriverError {
+        if persistent
+            && !g.is_alive()
+            && let Ok(s) = g.state()
+        {
+            // Best effort: the error at hand matters more than the note.
+            let _ = config::write_shutoff_reason(&self.conn.dirs.run, &self.name, &s.reason);
+        }
+        guest_err(e)
     }
 
     /// Reboot by ACPI (`virsh reboot`), as libvirt's "fake reboot": press the power button,
@@ -756,6 +776,11 @@ impl<'c> Domain<'c> {
         }
         spec.monitor_fd = monitor_fd;
         spec.paused = paused;
+        // Whoever built the command line, the passwords the definition asks for are set
+        // (over QMP, never on the command line); a command line without `password=on` then
+        // fails to start rather than run a display without its password.
+        let conf = self.conn.launch_context(&def, def.id.unwrap_or(-1)).conf;
+        spec.init = super::graphics::password_commands(&def, &conf);
         spec.xml = def.to_xml(FormatFlags {
             inactive: false,
             secure: true,

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::Dirs;
 use super::lock::GuestLock;
-use super::status::{GuestStatus, is_same_live_process, proc_stat};
+use super::status::{GuestStatus, is_guest_process, is_same_live_process, proc_stat};
 use crate::qmp::{Event, Monitor, MonitorOptions, QmpError};
 
 /// Errors about one guest; each names the guest, and the path when a file is involved.
@@ -223,6 +223,21 @@ fn validate_name(name: &str) -> Result<(), GuestError> {
     Ok(())
 }
 
+/// A QMP command run while QEMU is still paused at start, before `cont`, e.g. libvirt's
+/// `set_password` for VNC and SPICE. Its arguments may hold secrets: `Debug` shows the command
+/// name only, and a failure names the command, never its arguments.
+#[derive(Clone)]
+pub struct InitCommand {
+    pub command: String,
+    pub args: Value,
+}
+
+impl fmt::Debug for InitCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InitCommand({}, ..)", self.command)
+    }
+}
+
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
@@ -242,6 +257,9 @@ pub struct LaunchSpec {
     pub paused: bool,
     /// How long QEMU may take to answer on its monitor.
     pub timeout: Duration,
+    /// Run in order once the monitor answers, before the vCPUs run; any failure fails the
+    /// start.
+    pub init: Vec<InitCommand>,
 }
 
 impl LaunchSpec {
@@ -261,6 +279,7 @@ impl LaunchSpec {
             xml: String::new(),
             paused: false,
             timeout: Duration::from_secs(30),
+            init: Vec::new(),
         }
     }
 }
@@ -388,8 +407,17 @@ fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
         }
         _ => Ok(()),
     };
-    rm(&paths.monitor)?;
+    // Through a planted symlink in place of the guest's dir, the socket path would name a
+    // file elsewhere: leave that alone (starting refuses the link).
+    let dir_is_link =
+        std::fs::symlink_metadata(&paths.guest_run_dir).is_ok_and(|m| m.file_type().is_symlink());
+    if !dir_is_link {
+        rm(&paths.monitor)?;
+    }
     rm(&paths.status)?;
+    if dir_is_link {
+        return Ok(());
+    }
     match std::fs::remove_dir(&paths.guest_run_dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(GuestError::io(&paths.name, &paths.guest_run_dir, e))
@@ -508,6 +536,21 @@ fn signal_checked(pid: i32, start_time: u64, sig: Signal) -> std::io::Result<boo
 fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), GuestError> {
     let name = &paths.name;
     make_dir(name, &paths.guest_run_dir)?;
+    // A symlink planted there would make us chmod and bind in a directory of someone else's
+    // choosing: refuse it rather than follow it.
+    let real_dir = std::fs::symlink_metadata(&paths.guest_run_dir)
+        .map_err(|e| GuestError::io(name, &paths.guest_run_dir, e))?
+        .file_type()
+        .is_dir();
+    if !real_dir {
+        return Err(GuestError::InvalidLaunch {
+            guest: name.clone(),
+            msg: format!(
+                "{} is not a directory (a symbolic link is never followed): remove it",
+                paths.guest_run_dir.display()
+            ),
+        });
+    }
     // The dir may predate us with other permissions; it guards the socket between bind
     // and chmod below.
     std::fs::set_permissions(&paths.guest_run_dir, std::fs::Permissions::from_mode(0o700))
@@ -639,7 +682,7 @@ impl Guest {
         let lock = GuestLock::try_acquire(&dirs.run, &name, "start")?;
 
         if let Some(old) = GuestStatus::read(&name, &paths.status)?
-            && is_same_live_process(old.pid, old.start_time)
+            && is_guest_process(&old)
         {
             return Err(GuestError::AlreadyRunning {
                 guest: name,
@@ -671,6 +714,7 @@ impl Guest {
                 reason: if spec.paused { "user" } else { "booted" }.into(),
                 paused: spec.paused,
                 xml: spec.xml.clone(),
+                emulator: spec.argv[0].clone(),
             },
             paths,
             child: Some(child),
@@ -758,6 +802,9 @@ impl Guest {
         }
         // Written before `cont`, so that a guest that dies from here on is found crashed.
         self.status.write(&self.paths.status)?;
+        for c in &spec.init {
+            self.qmp(&c.command, Some(c.args.clone()))?;
+        }
         if !spec.paused {
             self.qmp("cont", None)?;
         }
@@ -783,7 +830,7 @@ impl Guest {
             )));
         };
         let alive = move || is_same_live_process(status.pid, status.start_time);
-        if !alive() {
+        if !is_guest_process(&status) {
             remove_leftovers(&paths)?;
             return Ok(Attach::Inactive(DomainState::new(
                 State::Shutoff,
@@ -831,9 +878,7 @@ impl Guest {
         let paths = GuestPaths::new(dirs, name)?;
         Ok(match GuestStatus::read(name, &paths.status)? {
             None => DomainState::new(State::Shutoff, "unknown"),
-            Some(st) if !is_same_live_process(st.pid, st.start_time) => {
-                DomainState::new(State::Shutoff, "crashed")
-            }
+            Some(st) if !is_guest_process(&st) => DomainState::new(State::Shutoff, "crashed"),
             Some(st) if st.paused => DomainState::new(State::Paused, &st.reason),
             Some(st) => DomainState::new(State::Running, &st.reason),
         })

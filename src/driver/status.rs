@@ -40,6 +40,11 @@ pub struct GuestStatus {
     /// The live domain XML; opaque here.
     #[serde(default)]
     pub xml: String,
+    /// QEMU's `argv[0]` as started. With the start time it tells our QEMU from a process that
+    /// merely has its pid (a forged or corrupt status file); empty in files from before it
+    /// was recorded, which are then checked by start time alone.
+    #[serde(default)]
+    pub emulator: String,
 }
 
 impl GuestStatus {
@@ -76,6 +81,13 @@ impl GuestStatus {
         let f = match f {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+                return Err(GuestError::Status {
+                    guest: guest.to_string(),
+                    path: path.to_path_buf(),
+                    msg: "is a symbolic link, which is never followed: remove it".into(),
+                });
+            }
             Err(e) => return Err(GuestError::io(guest, path, e)),
         };
         let mut data = Vec::new();
@@ -145,6 +157,21 @@ pub fn is_same_live_process(pid: i32, start_time: u64) -> bool {
     matches!(proc_stat(pid), Ok(Some(s)) if s.start_time == start_time && s.state != 'Z')
 }
 
+/// `argv[0]` of `pid`, from `/proc/PID/cmdline`; `None` when it cannot be read.
+fn proc_argv0(pid: i32) -> Option<Vec<u8>> {
+    let data = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    data.split(|b| *b == 0).next().map(<[u8]>::to_vec)
+}
+
+/// Whether the status file `st` describes a live process that is the guest's QEMU: the same
+/// start time, not a zombie, and (when recorded) the same `argv[0]`. A pid now held by some
+/// other process, even one started at the recorded time, is not our guest.
+pub fn is_guest_process(st: &GuestStatus) -> bool {
+    is_same_live_process(st.pid, st.start_time)
+        && (st.emulator.is_empty()
+            || proc_argv0(st.pid).is_some_and(|a| a == st.emulator.as_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +205,7 @@ mod tests {
             reason: "booted".into(),
             paused: false,
             xml: "<domain/>".into(),
+            emulator: String::new(),
         };
         st.write(&p).unwrap();
         use std::os::unix::fs::PermissionsExt;

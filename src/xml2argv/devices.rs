@@ -2265,6 +2265,11 @@ impl<'a> Builder<'a> {
         if self.ctx.conf.spice_sasl {
             o.raw("sasl=on");
         }
+        // A password is set over QMP after start (never on the command line); without one,
+        // QEMU must be told not to expect tickets.
+        if g.passwd.is_none() && self.ctx.conf.spice_password.is_none() {
+            o.raw("disable-ticketing=on");
+        }
         if tls_port > 0 {
             o.kv("x509-dir", &self.ctx.conf.spice_tls_dir);
         }
