@@ -2,6 +2,7 @@
 //! effects besides probing.
 
 pub mod config;
+pub mod console;
 pub mod dirs;
 pub mod domain;
 pub mod domcaps;
@@ -243,10 +244,16 @@ impl Connect {
                     .unwrap_or_else(|| qemu::host_arch().to_string());
                 let target = qemu::arch_to_qemu(&arch).to_string();
                 let inv = self.emulator_summaries();
+                // qemu-system-x86_64 before variants such as qemu-system-x86_64-microvm,
+                // which serve the same arch but not its usual machines.
+                let canonical = format!("qemu-system-{target}");
                 let found = inv
                     .emulators
                     .iter()
-                    .find(|(_, c)| c.arch == arch)
+                    .find(|(p, c)| {
+                        c.arch == arch && p.file_name().is_some_and(|f| *f == *canonical)
+                    })
+                    .or_else(|| inv.emulators.iter().find(|(_, c)| c.arch == arch))
                     .or_else(|| {
                         inv.emulators
                             .iter()
