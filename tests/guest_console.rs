@@ -7,6 +7,7 @@
 mod bootkit;
 
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -81,6 +82,7 @@ fn guest_xml(name: &str, kit: &bootkit::LinuxKit, serial: &str) -> String {
     <cmdline>{}</cmdline>
   </os>
   <devices>
+    <emulator>{QEMU}</emulator>
     {serial}
     <memballoon model='none'/>
   </devices>
@@ -113,6 +115,77 @@ fn vsh(uri: &str, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Read `master` until `needle` shows up; everything read so far.
+fn read_until(master: &OwnedFd, needle: &str, limit: Duration) -> String {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "no '{needle}' from the terminal; saw {:?}",
+            String::from_utf8_lossy(&seen)
+        );
+        let mut fds = [PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::from(200u16)).unwrap_or(0) > 0 {
+            let mut buf = [0u8; 1024];
+            match nix::unistd::read(master, &mut buf) {
+                Ok(n) if n > 0 => seen.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// `vsh console` on a terminal: raw mode during the session, typing reaches the guest and
+/// its echo comes back, ^] detaches and the terminal's settings are restored.
+fn tty_session(uri: &str) {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let before = tcgetattr(&pty.slave).unwrap();
+    assert!(before.local_flags.contains(LocalFlags::ICANON));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vsh"))
+        .args(["-c", uri, "console", "con"])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let banner = read_until(&pty.master, "(Ctrl + ])", Duration::from_secs(30));
+    assert!(banner.contains("Connected to domain 'con'"), "{banner}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while tcgetattr(&pty.slave)
+        .unwrap()
+        .local_flags
+        .contains(LocalFlags::ICANON)
+    {
+        assert!(Instant::now() < until, "the terminal never went raw");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::unistd::write(&pty.master, b"tty-555\r").unwrap();
+    read_until(&pty.master, "tty-555", Duration::from_secs(60));
+    nix::unistd::write(&pty.master, b"\x1d").unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > until {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = child.wait();
+            panic!("vsh console did not detach on ^]");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let after = tcgetattr(&pty.slave).unwrap();
+    assert_eq!(after.local_flags, before.local_flags);
+    assert_eq!(after.input_flags, before.input_flags);
+    assert_eq!(after.output_flags, before.output_flags);
 }
 
 #[test]
@@ -216,6 +289,11 @@ fn pty_console_is_captured_from_the_first_byte_and_answers_expect() {
         "{out}"
     );
     con.expect("piped-777", Duration::from_secs(60)).unwrap();
+    // A console that typed keeps the pty open a moment, reading it: a new one has not.
+    drop(con);
+    let mut con = dom.console(None).unwrap();
+    tty_session(&uri);
+    con.expect("tty-555", Duration::from_secs(60)).unwrap();
     // The escape character detaches at once, whatever follows it.
     let (ok, out, err) = vsh(
         &uri,
@@ -330,6 +408,23 @@ fn transient_domains_start_at_once_and_vanish_when_stopped() {
     let (ok, out, _) = vsh(&uri, &["list", "--all"], b"");
     assert!(ok);
     assert_eq!(out, " Id   Name   State\n--------------------\n\n");
+    // virsh's version lines, with our library's name and version and the host's QEMU.
+    let (ok, out, err) = vsh(&uri, &["version"], b"");
+    assert!(ok, "{err}");
+    let v = env!("CARGO_PKG_VERSION");
+    let qemu = Command::new(QEMU).arg("--version").output().unwrap();
+    let qemu = String::from_utf8_lossy(&qemu.stdout).into_owned();
+    let qemu_version = qemu
+        .strip_prefix("QEMU emulator version ")
+        .and_then(|r| r.split([' ', '\n']).next())
+        .unwrap();
+    assert_eq!(
+        out,
+        format!(
+            "Compiled against library: domdriver {v}\nUsing library: domdriver {v}\n\
+             Using API: QEMU {v}\nRunning hypervisor: QEMU {qemu_version}\n\n"
+        )
+    );
     let (ok, _, err) = vsh(&uri, &["create", "/nonexistent/x.xml"], b"");
     assert!(!ok);
     assert_eq!(

@@ -507,7 +507,7 @@ fn run(args: Args) -> Result<()> {
     match verb.as_str() {
         "uri" => {
             no_more(&verb, &rest)?;
-            println!("{}", open()?.uri());
+            println!("{}\n", open()?.uri());
         }
         "capabilities" => {
             no_more(&verb, &rest)?;
@@ -540,6 +540,7 @@ fn run(args: Args) -> Result<()> {
                 ),
                 None => eprintln!("warning: no QEMU for the host architecture {host} is installed"),
             }
+            println!();
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
         "domxml-to-native" => {

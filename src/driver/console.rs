@@ -13,8 +13,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -209,25 +209,6 @@ pub struct Console {
     writer: Option<PtyWriter>,
 }
 
-/// The pty held open for input. QEMU sends the guest's output to the pty as long as someone
-/// holds it open; unread, the pty's buffer would fill and stall the guest's UART. So a thread
-/// reads and drops it: the capture file has it already.
-#[derive(Debug)]
-struct PtyWriter {
-    file: File,
-    stop: Arc<AtomicBool>,
-    drain: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for PtyWriter {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.drain.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 fn open_pty(path: &Path) -> std::io::Result<File> {
     // O_NOCTTY: the guest's pty must not become our controlling terminal.
     OpenOptions::new()
@@ -237,35 +218,76 @@ fn open_pty(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
-fn poll_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: Duration) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+/// The pty, held open for a while after each write. A pty nobody holds open drops what is
+/// typed into it before QEMU, which looks for a reader once a second, reads it; but while it
+/// is open QEMU sends it the guest's output too, and unread that would fill the pty and stall
+/// the guest's UART. So a thread reads and drops the output (the capture has it already),
+/// and closes the pty once no write came for [`PTY_IDLE`], leaving the output to whoever
+/// else is attached (`vsh console`).
+#[derive(Debug)]
+struct PtyWriter {
+    /// The pty and the time of the last write; `None` once the thread closed it.
+    shared: Arc<Mutex<Option<(File, Instant)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
+/// How long [`PtyWriter`] keeps the pty open after a write.
+const PTY_IDLE: Duration = Duration::from_secs(3);
+
 impl PtyWriter {
-    fn open(path: &Path) -> std::io::Result<PtyWriter> {
+    fn open(path: &Path, idle: Duration) -> std::io::Result<PtyWriter> {
         let file = open_pty(path)?;
         let mut reader = file.try_clone()?;
+        let shared = Arc::new(Mutex::new(Some((file, Instant::now()))));
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let drain = std::thread::spawn(move || {
+        let (sh, st) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
             let mut buf = [0u8; 4096];
-            while !flag.load(Ordering::Relaxed) {
-                if poll_readable(reader.as_fd(), Duration::from_millis(100)) {
-                    // EOF or EIO: QEMU closed the pty's other end.
-                    if !matches!(reader.read(&mut buf), Ok(n) if n > 0) {
-                        break;
+            while !st.load(Ordering::Relaxed) {
+                {
+                    let mut g = sh.lock().unwrap_or_else(|p| p.into_inner());
+                    if g.as_ref().is_none_or(|(_, t)| t.elapsed() >= idle) {
+                        *g = None;
+                        return;
                     }
                 }
+                let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+                if matches!(poll(&mut fds, PollTimeout::from(100u16)), Ok(n) if n > 0)
+                    // EOF or EIO: QEMU closed the pty's other end.
+                    && !matches!(reader.read(&mut buf), Ok(n) if n > 0)
+                {
+                    break;
+                }
             }
+            *sh.lock().unwrap_or_else(|p| p.into_inner()) = None;
         });
         Ok(PtyWriter {
-            file,
+            shared,
             stop,
-            drain: Some(drain),
+            thread: Some(thread),
         })
+    }
+
+    /// Write `data`; `Ok(false)` when the thread closed the pty already.
+    fn write(&self, data: &[u8]) -> std::io::Result<bool> {
+        let mut g = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((f, at)) = g.as_mut() else {
+            return Ok(false);
+        };
+        f.write_all(data)?;
+        *at = Instant::now();
+        Ok(true)
+    }
+}
+
+impl Drop for PtyWriter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -404,7 +426,8 @@ impl Console {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    /// Type `data` into the guest, through its pty.
+    /// Type `data` into the guest, through its pty (see [`PtyWriter`] for how long it stays
+    /// open).
     pub fn write(&mut self, data: &[u8]) -> Result<(), DriverError> {
         let Some(pty) = self.pty.clone() else {
             return Err(DriverError::Internal(format!(
@@ -421,11 +444,15 @@ impl Console {
             msg: format!("cannot write to console {}", pty.display()),
             source,
         };
-        if self.writer.is_none() {
-            self.writer = Some(PtyWriter::open(&pty).map_err(sys)?);
+        if let Some(w) = &self.writer
+            && w.write(data).map_err(sys)?
+        {
+            return Ok(());
         }
-        let w = self.writer.as_mut().expect("opened above");
-        w.file.write_all(data).map_err(sys)
+        let w = PtyWriter::open(&pty, PTY_IDLE.mul_f64(self.multiplier)).map_err(sys)?;
+        w.write(data).map_err(sys)?;
+        self.writer = Some(w);
+        Ok(())
     }
 
     /// Type `line` and a newline (`\n`, which the guest's tty takes as Enter).
