@@ -328,6 +328,10 @@ fn pty_console_is_captured_from_the_first_byte_and_answers_expect() {
     );
     let e = dom.console(None).unwrap_err().to_string();
     assert_eq!(e, "Requested operation is not valid: domain is not running");
+    let e = con.send_line("late").unwrap_err().to_string();
+    assert_eq!(e, "Requested operation is not valid: domain is not running");
+    let e = dom.cmdline_quoted().unwrap_err().to_string();
+    assert_eq!(e, "Requested operation is not valid: domain is not running");
     let (ok, _, err) = vsh(&uri, &["console", "con"], b"");
     assert!(!ok);
     assert_eq!(err, "error: The domain is not running\n");
@@ -342,7 +346,8 @@ fn transient_domains_start_at_once_and_vanish_when_stopped() {
     let conn = Connect::open(Some(&uri)).unwrap();
     let serial = d.path().join("serial.txt");
     let file_serial = format!(
-        "<serial type='file'><source path='{}'/><target port='0'/></serial>",
+        "<serial type='file'><source path='{}'/><target port='0'/></serial>\
+         <serial type='null'><target port='1'/></serial>",
         serial.display()
     );
     // Paused: nothing here needs the guest to run, and the machine has little CPU.
@@ -376,6 +381,18 @@ fn transient_domains_start_at_once_and_vanish_when_stopped() {
     assert_eq!(
         e,
         "internal error: character device serial0 is not using a PTY"
+    );
+    let e = dom.console(Some("serial1")).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "internal error: character device serial1 is not using a PTY"
+    );
+    let (ok, out, err) = vsh(&uri, &["console", "tr"], b"");
+    assert!(!ok);
+    assert_eq!(out, "\n");
+    assert_eq!(
+        err,
+        "error: internal error: character device serial0 is not using a PTY\n"
     );
     dom.destroy().unwrap();
     assert!(conn.list_all_domains(ListFlags::ALL).unwrap().is_empty());
@@ -451,4 +468,51 @@ fn tcg_cannot_pass_the_host_cpu_through() {
             domdriver::capabilities::qemu::host_arch()
         )
     );
+}
+
+#[test]
+fn transient_create_refuses_clashes_and_unknown_flags() {
+    let d = tempfile::tempdir().unwrap();
+    let conn = Connect::open(Some(&format!("qemu:///embed?root={}", d.path().display()))).unwrap();
+    let xml = |name: &str, uuid: &str| {
+        format!(
+            "<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid><memory>65536</memory>\
+             <os><type arch='x86_64'>hvm</type></os></domain>"
+        )
+    };
+    const A: &str = "11111111-2222-3333-4444-555555555555";
+    const B: &str = "11111111-2222-3333-4444-666666666666";
+    conn.define_domain_xml(&xml("p", A)).unwrap();
+    let e = conn
+        .create_domain_xml(&xml("p", B), CreateFlags::NONE)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!("operation failed: domain 'p' already exists with uuid {A}")
+    );
+    let e = conn
+        .create_domain_xml(&xml("q", A), CreateFlags::NONE)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        format!("operation failed: domain 'p' is already defined with uuid {A}")
+    );
+    let e = conn
+        .create_domain_xml(&xml("q", B), CreateFlags(2))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "invalid argument: unsupported flags (0x2) in function create_domain_xml"
+    );
+    // Nothing was left behind by the refusals.
+    let names: Vec<String> = conn
+        .list_all_domains(ListFlags::ALL)
+        .unwrap()
+        .iter()
+        .map(|d| d.name().to_string())
+        .collect();
+    assert_eq!(names, ["p"]);
 }
