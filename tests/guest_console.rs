@@ -157,6 +157,15 @@ fn tty_session(uri: &str) {
     let pid = child.id() as i32;
     let banner = read_until(&pty.master, "(Ctrl + ])", Duration::from_secs(30));
     assert!(banner.contains("Connected to domain 'con'"), "{banner}");
+    // One session per device, unless forced.
+    let (ok, _, err) = vsh(uri, &["console", "con"], b"");
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: operation failed: Active console session exists for this domain\n"
+    );
+    let (ok, out, err) = vsh(uri, &["console", "con", "--force"], b"\x1d");
+    assert!(ok, "{out}{err}");
     let until = Instant::now() + Duration::from_secs(10);
     while tcgetattr(&pty.slave)
         .unwrap()

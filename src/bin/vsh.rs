@@ -458,8 +458,7 @@ fn cmd_create(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
 fn cmd_console(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
     use domdriver::driver::console::attach_terminal;
     let devname = take_opt(rest, "devname")?;
-    // There is no daemon holding sessions to cut off: every session may attach.
-    let _force = take_flag(rest, "force");
+    let force = take_flag(rest, "force");
     let arg = take_arg("console", rest, "domain")?;
     no_more("console", rest)?;
     let dom = lookup(conn, &arg)?;
@@ -473,6 +472,7 @@ fn cmd_console(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
             devname.as_deref().unwrap_or(console.device())
         );
     };
+    let _session = dom.console_session(console.device(), force)?;
     println!("Connected to domain '{}'", dom.name());
     println!("Escape character is ^] (Ctrl + ])");
     attach_terminal(&pty, 0x1d, std::time::Duration::from_secs(1))?;

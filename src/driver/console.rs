@@ -536,6 +536,50 @@ impl Domain<'_> {
     }
 }
 
+/// An attached console session (`virsh console`): one per device at a time, as libvirt
+/// allows, through an `flock` the kernel drops if the holder dies.
+#[derive(Debug)]
+pub struct ConsoleSession {
+    _lock: Option<nix::fcntl::Flock<File>>,
+}
+
+impl Domain<'_> {
+    /// Take the console session of device `alias`. libvirt's `--force` cuts the session
+    /// off; here no daemon holds it, so `force` attaches beside it instead.
+    pub fn console_session(&self, alias: &str, force: bool) -> Result<ConsoleSession, DriverError> {
+        use nix::fcntl::{Flock, FlockArg};
+        let live = self.live_process()?;
+        if force {
+            return Ok(ConsoleSession { _lock: None });
+        }
+        let path = live
+            .run_dir
+            .join(format!("{}.console-{alias}.lock", self.name()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(|source| DriverError::System {
+                msg: format!("cannot open '{}'", path.display()),
+                source,
+            })?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(ConsoleSession { _lock: Some(l) }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(DriverError::OperationFailed(
+                "Active console session exists for this domain".into(),
+            )),
+            Err((_, e)) => Err(DriverError::System {
+                msg: format!("cannot lock '{}'", path.display()),
+                source: e.into(),
+            }),
+        }
+    }
+}
+
 /// Restores a terminal's settings when dropped.
 struct RawMode {
     saved: nix::sys::termios::Termios,
