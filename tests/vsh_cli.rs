@@ -21,15 +21,15 @@ fn run(c: &mut Command) -> (bool, String, String) {
 fn uri_forms() {
     let (ok, out, _) = run(vsh().args(["-c", "qemu:///embed?root=/tmp/vsh-x", "uri"]));
     assert!(ok);
-    assert_eq!(out, "qemu:///embed?root=/tmp/vsh-x\n");
+    assert_eq!(out, "qemu:///embed?root=/tmp/vsh-x\n\n");
     let (ok, out, _) = run(vsh().args(["--connect=qemu:///session", "uri"]));
     assert!(ok);
-    assert_eq!(out, "qemu:///session\n");
+    assert_eq!(out, "qemu:///session\n\n");
     let (ok, out, _) = run(vsh()
         .env("VSH_DEFAULT_URI", "qemu:///embed?root=/e")
         .arg("uri"));
     assert!(ok);
-    assert_eq!(out, "qemu:///embed?root=/e\n");
+    assert_eq!(out, "qemu:///embed?root=/e\n\n");
 }
 
 #[test]

@@ -77,16 +77,18 @@ fn vsh(root: &Path, args: &[&str]) -> (bool, String, String) {
 fn ok(root: &Path, args: &[&str], out: &str) {
     let (good, o, e) = vsh(root, args);
     assert!(good, "{args:?} failed: {e}");
-    assert_eq!(o, out, "{args:?}");
+    // virsh ends every command with an empty line.
+    assert_eq!(o, format!("{out}\n"), "{args:?}");
     assert_eq!(e, "", "{args:?}");
 }
 
-/// Run vsh and expect failure with exactly `err` on stderr and nothing on stdout.
+/// Run vsh and expect failure with exactly `err` on stderr and on stdout only the empty line
+/// virsh ends every command with.
 fn fails(root: &Path, args: &[&str], err: &str) {
     let (good, o, e) = vsh(root, args);
     assert!(!good, "{args:?} succeeded: {o}");
     assert_eq!(e, err, "{args:?}");
-    assert_eq!(o, "", "{args:?}");
+    assert_eq!(o, "\n", "{args:?}");
 }
 
 fn write_xml(dir: &Path, file: &str, name: &str, uuid: &str) -> String {
@@ -164,8 +166,9 @@ fn define_list_dominfo_domstate_dumpxml_undefine() {
         xml.starts_with("<domain type='qemu'>\n  <name>vm1</name>\n"),
         "{xml}"
     );
+    // The document's own newline, then the empty line ending every virsh command.
     assert!(
-        xml.ends_with("</domain>\n") && !xml.ends_with("\n\n"),
+        xml.ends_with("</domain>\n\n") && !xml.ends_with("\n\n\n"),
         "{xml}"
     );
     ok(r, &["undefine", "vm1"], "Domain 'vm1' has been undefined\n");
@@ -337,7 +340,7 @@ fn skipped_files_are_warned_about() {
     assert!(good, "{err}");
     assert_eq!(
         out,
-        " Id   Name   State\n-----------------------\n -    vm1    shut off\n"
+        " Id   Name   State\n-----------------------\n -    vm1    shut off\n\n"
     );
     assert!(
         err.starts_with(&format!("warning: {}: skipped: ", bad.display())),

@@ -26,6 +26,9 @@ commands:
   dominfo DOMAIN                    domain information
   domstate DOMAIN [--reason]        domain state
   start DOMAIN [--paused]           start a defined domain
+  create FILE [--paused]            create and start a transient domain from XML
+  console DOMAIN [--devname ALIAS] [--force]
+                                    attach to a domain's serial console (^] detaches)
   domxml-to-native qemu-argv FILE   the QEMU command line this host would run for FILE
   dumpxml DOMAIN [--inactive] [--security-info]
                                     domain XML
@@ -431,6 +434,51 @@ fn cmd_start(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
     Ok(())
 }
 
+/// `vsh create FILE [--paused]`, with virsh's message.
+fn cmd_create(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
+    use domdriver::driver::domain::CreateFlags;
+    let paused = take_flag(rest, "paused");
+    let file = take_arg("create", rest, "file")?;
+    no_more("create", rest)?;
+    let xml = read_xml_file(&file)?;
+    let flags = if paused {
+        CreateFlags::PAUSED
+    } else {
+        CreateFlags::NONE
+    };
+    let dom = conn
+        .create_domain_xml(&xml, flags)
+        .with_context(|| format!("Failed to create domain from {file}"))?;
+    println!("Domain '{}' created from {file}", dom.name());
+    Ok(())
+}
+
+/// `vsh console NAME [--devname ALIAS] [--force]`: virsh's session, also usable with a pipe
+/// on stdin (its end detaches once the guest is quiet).
+fn cmd_console(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
+    use domdriver::driver::console::attach_terminal;
+    let devname = take_opt(rest, "devname")?;
+    let force = take_flag(rest, "force");
+    let arg = take_arg("console", rest, "domain")?;
+    no_more("console", rest)?;
+    let dom = lookup(conn, &arg)?;
+    if !dom.is_active()? {
+        bail!("The domain is not running");
+    }
+    let console = dom.console(devname.as_deref())?;
+    let Some(pty) = console.pty_path().map(|p| p.to_path_buf()) else {
+        bail!(
+            "internal error: character device {} is not using a PTY",
+            devname.as_deref().unwrap_or(console.device())
+        );
+    };
+    let _session = dom.console_session(console.device(), force)?;
+    println!("Connected to domain '{}'", dom.name());
+    println!("Escape character is ^] (Ctrl + ])");
+    attach_terminal(&pty, 0x1d, std::time::Duration::from_secs(1))?;
+    Ok(())
+}
+
 /// `vsh destroy|suspend|resume|shutdown|reboot NAME`, with virsh's messages.
 fn cmd_lifecycle(conn: &Connect, verb: &str, rest: &mut Vec<String>) -> Result<()> {
     let arg = take_arg(verb, rest, "domain")?;
@@ -459,7 +507,7 @@ fn run(args: Args) -> Result<()> {
     match verb.as_str() {
         "uri" => {
             no_more(&verb, &rest)?;
-            println!("{}", open()?.uri());
+            println!("{}\n", open()?.uri());
         }
         "capabilities" => {
             no_more(&verb, &rest)?;
@@ -492,6 +540,7 @@ fn run(args: Args) -> Result<()> {
                 ),
                 None => eprintln!("warning: no QEMU for the host architecture {host} is installed"),
             }
+            println!();
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
         "domxml-to-native" => {
@@ -543,7 +592,7 @@ fn run(args: Args) -> Result<()> {
             }
         }
         "define" | "undefine" | "list" | "dominfo" | "domstate" | "dumpxml" | "destroy"
-        | "suspend" | "resume" | "shutdown" | "reboot" | "start" => {
+        | "suspend" | "resume" | "shutdown" | "reboot" | "start" | "create" | "console" => {
             let conn = open()?;
             let res = match verb.as_str() {
                 "define" => cmd_define(&conn, &mut rest),
@@ -553,12 +602,16 @@ fn run(args: Args) -> Result<()> {
                 "domstate" => cmd_domstate(&conn, &mut rest),
                 "dumpxml" => cmd_dumpxml(&conn, &mut rest),
                 "start" => cmd_start(&conn, &mut rest),
+                "create" => cmd_create(&conn, &mut rest),
+                "console" => cmd_console(&conn, &mut rest),
                 _ => cmd_lifecycle(&conn, &verb, &mut rest),
             };
             // Files skipped on the way (corrupt configs, unreadable status files).
             for w in conn.take_warnings() {
                 eprintln!("warning: {w}");
             }
+            // virsh ends every command, failed or not, with an empty line on stdout.
+            println!();
             res?
         }
         other => {

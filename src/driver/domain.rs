@@ -56,6 +56,25 @@ impl BitOr for ListFlags {
     }
 }
 
+/// Flags of [`Connect::create_domain_xml`], with libvirt's values (`VIR_DOMAIN_START_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreateFlags(pub u32);
+
+impl CreateFlags {
+    pub const NONE: CreateFlags = CreateFlags(0);
+    /// Leave the vCPUs paused (`virsh create --paused`).
+    pub const PAUSED: CreateFlags = CreateFlags(1);
+}
+
+/// A running domain's QEMU and live definition, for the console module.
+pub(crate) struct LiveProcess {
+    pub def: DomainDef,
+    /// The connection's run dir.
+    pub run_dir: std::path::PathBuf,
+    pub pid: i32,
+    pub start_time: u64,
+}
+
 /// `virDomainGetInfo`'s answer. Memory in KiB, CPU time in nanoseconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainInfo {
@@ -361,6 +380,60 @@ impl Connect {
         })
     }
 
+    /// Create and start a transient domain from XML (`virsh create`): it has no config, and
+    /// is gone once QEMU stops. A persistent domain of the same name and UUID that is not
+    /// running starts with this definition instead of its config, as in libvirt.
+    pub fn create_domain_xml(
+        &self,
+        xml: &str,
+        flags: CreateFlags,
+    ) -> Result<Domain<'_>, DriverError> {
+        if flags.0 & !CreateFlags::PAUSED.0 != 0 {
+            return Err(DriverError::InvalidArg(format!(
+                "unsupported flags (0x{:x}) in function create_domain_xml",
+                flags.0 & !CreateFlags::PAUSED.0
+            )));
+        }
+        let def = domain::parse(xml)?;
+        config::validate_name(&def.name)?;
+        let dom = {
+            let _lock = ConfigLock::acquire(&self.dirs.config)?;
+            for name in self.domain_names()? {
+                if let Some(s) = self.load(&name)?
+                    && (s.uuid == def.uuid || name == def.name)
+                {
+                    if s.live.is_some() {
+                        return Err(DriverError::OperationInvalid(format!(
+                            "domain '{}' is already active",
+                            s.name
+                        )));
+                    }
+                    if name != def.name {
+                        return Err(DriverError::OperationFailed(format!(
+                            "domain '{}' is already defined with uuid {}",
+                            s.name,
+                            s.uuid.hyphenated()
+                        )));
+                    }
+                    if s.uuid != def.uuid {
+                        return Err(DriverError::OperationFailed(format!(
+                            "domain '{}' already exists with uuid {}",
+                            def.name,
+                            s.uuid.hyphenated()
+                        )));
+                    }
+                }
+            }
+            Domain {
+                conn: self,
+                name: def.name.clone(),
+                uuid: def.uuid,
+            }
+        };
+        dom.start_def(def, flags.0 & CreateFlags::PAUSED.0 != 0)?;
+        Ok(dom)
+    }
+
     /// `virDomainLookupByName`. Names that cannot be domain names are simply not found.
     pub fn lookup_domain_by_name(&self, name: &str) -> Result<Domain<'_>, DriverError> {
         if config::validate_name(name).is_err() {
@@ -563,6 +636,26 @@ impl<'c> Domain<'c> {
         Ok(())
     }
 
+    /// The running QEMU and its live definition, from the files alone (no lock taken).
+    pub(crate) fn live_process(&self) -> Result<LiveProcess, DriverError> {
+        let s = self.snapshot()?;
+        let Some(live) = s.live else {
+            return Err(not_running());
+        };
+        let def = live.def.ok_or_else(|| {
+            DriverError::Internal(format!(
+                "the status file of running domain '{}' holds no definition",
+                self.name
+            ))
+        })?;
+        Ok(LiveProcess {
+            def,
+            run_dir: self.conn.dirs.run.clone(),
+            pid: live.status.pid,
+            start_time: live.status.start_time,
+        })
+    }
+
     /// Take the running guest's lock and monitor; libvirt's error when it is not running.
     fn guest(&self) -> Result<(Guest, bool), DriverError> {
         let s = self.snapshot()?;
@@ -709,6 +802,11 @@ impl<'c> Domain<'c> {
         let Some(def) = s.config else {
             return Err(no_such_name(&self.name));
         };
+        self.start_def(def, paused)
+    }
+
+    /// Start QEMU for definition `def` (the config, or a transient domain's XML).
+    fn start_def(&self, def: DomainDef, paused: bool) -> Result<(), DriverError> {
         let caps = self.conn.emulator_caps_for(&def)?;
         if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
             return Err(DriverError::Unsupported(
@@ -724,6 +822,7 @@ impl<'c> Domain<'c> {
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
         super::precheck::check(&def)?;
+        super::console::add_capture_logs(&mut def, &self.conn.dirs.log)?;
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let ctx = self.conn.launch_context(&def, id);
@@ -789,8 +888,19 @@ impl<'c> Domain<'c> {
         // listing during the start would see `shut off (unknown)`.
         let started = Guest::start(&self.conn.dirs, spec).map_err(guest_err);
         config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
+        let mut guest = started?;
+        // The live XML shows the ptys QEMU allocated, as libvirt's does.
+        let mut def = def;
+        if let Ok(chardevs) = guest.qmp("query-chardev", None) {
+            super::console::note_ptys(&mut def, &chardevs);
+            let xml = def.to_xml(FormatFlags {
+                inactive: false,
+                secure: true,
+            });
+            guest.set_live_xml(xml).map_err(guest_err)?;
+        }
         // QEMU lives on in a session of its own; dropping the handle releases the lock.
-        drop(started?);
+        drop(guest);
         Ok(())
     }
 }

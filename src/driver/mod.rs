@@ -2,6 +2,7 @@
 //! effects besides probing.
 
 pub mod config;
+pub mod console;
 pub mod dirs;
 pub mod domain;
 pub mod domcaps;

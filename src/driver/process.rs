@@ -900,6 +900,12 @@ impl Guest {
         &self.status
     }
 
+    /// Replace the live XML in the status file (e.g. once QEMU told which ptys it opened).
+    pub fn set_live_xml(&mut self, xml: String) -> Result<(), GuestError> {
+        self.status.xml = xml;
+        self.status.write(&self.paths.status)
+    }
+
     /// Whether this process spawned QEMU (and so reaps it).
     pub fn is_child(&self) -> bool {
         self.child.is_some()

@@ -1897,6 +1897,29 @@ impl<'a> Builder<'a> {
                 )));
             }
         }
+        if let Some(file) = c.log.as_ref().and_then(|l| l.file.clone()) {
+            match self.ctx.file_chardev_fd {
+                // libvirt opens the log itself (truncating it unless append='on') and hands
+                // QEMU a descriptor to append to.
+                Some(fd) => {
+                    let set = self.fdset;
+                    self.fdset += 1;
+                    let dev_alias = id.strip_prefix("char").unwrap_or(id);
+                    self.opt(
+                        "-add-fd",
+                        format!("set={set},fd={},opaque={dev_alias}-log", fd + 1),
+                    );
+                    o.kv("logfile", format!("/dev/fdset/{set}"));
+                    o.raw("logappend=on");
+                }
+                None => {
+                    o.kv("logfile", file);
+                    if let Some(a) = c.log.as_ref().and_then(|l| l.append.as_deref()) {
+                        o.kv("logappend", a);
+                    }
+                }
+            }
+        }
         self.opt("-chardev", o.build());
         Ok(())
     }
