@@ -173,6 +173,25 @@ fn listing_while_guests_start_and_stop_is_consistent() {
                     dom.xml_desc(Default::default())
                         .expect("XML of a listed domain");
                 }
+                // One read per domain: its id and state agree.
+                for row in conn
+                    .list_all_domains_with_state(ListFlags::ALL)
+                    .expect("list")
+                {
+                    let st = row.state.to_string();
+                    assert!(
+                        plausible(row.domain.name(), &st),
+                        "{}: {st}",
+                        row.domain.name()
+                    );
+                    assert_eq!(
+                        row.id.is_some(),
+                        !st.starts_with("shut off"),
+                        "{}: id {:?} but {st}",
+                        row.domain.name(),
+                        row.id
+                    );
+                }
                 let w = conn.take_warnings();
                 assert!(w.is_empty(), "{w:?}");
                 n += 1;

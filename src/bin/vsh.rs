@@ -345,17 +345,15 @@ fn cmd_list(conn: &Connect, rest: &mut Vec<String>) -> Result<()> {
         (false, false) => ListFlags::ACTIVE,
     };
     let doms = conn
-        .list_all_domains(flags)
+        .list_all_domains_with_state(flags)
         .context("Failed to list domains")?;
-    let mut rows = Vec::new();
-    for d in &doms {
-        // A domain that went away since the listing is left out, as virsh does.
-        let (Ok(id), Ok(state)) = (d.id(), d.state()) else {
-            continue;
-        };
-        let id = id.map_or("-".to_string(), |i| i.to_string());
-        rows.push(vec![id, d.name().to_string(), state.state.to_string()]);
-    }
+    let rows: Vec<Vec<String>> = doms
+        .iter()
+        .map(|l| {
+            let id = l.id.map_or("-".to_string(), |i| i.to_string());
+            vec![id, l.domain.name().to_string(), l.state.state.to_string()]
+        })
+        .collect();
     print_table(&["Id", "Name", "State"], &rows);
     Ok(())
 }

@@ -115,6 +115,15 @@ impl Snapshot {
     }
 }
 
+/// One row of [`Connect::list_all_domains_with_state`].
+#[derive(Debug, Clone)]
+pub struct Listed<'c> {
+    pub domain: Domain<'c>,
+    /// The id while running.
+    pub id: Option<i32>,
+    pub state: DomainState,
+}
+
 /// A domain of a connection.
 #[derive(Debug, Clone)]
 pub struct Domain<'c> {
@@ -482,6 +491,20 @@ impl Connect {
     /// `virConnectListAllDomains`, in virsh's order: running domains by id, then the others
     /// by name (case-insensitively).
     pub fn list_all_domains(&self, flags: ListFlags) -> Result<Vec<Domain<'_>>, DriverError> {
+        Ok(self
+            .list_all_domains_with_state(flags)?
+            .into_iter()
+            .map(|l| l.domain)
+            .collect())
+    }
+
+    /// [`Connect::list_all_domains`] with each domain's id and state, all three from one read
+    /// of its files (`virsh list`): asking each domain again would read and parse every file
+    /// three times, and the id and state could come from different moments.
+    pub fn list_all_domains_with_state(
+        &self,
+        flags: ListFlags,
+    ) -> Result<Vec<Listed<'_>>, DriverError> {
         if flags.0 & !ListFlags::KNOWN != 0 {
             return Err(DriverError::InvalidArg(format!(
                 "unsupported flags (0x{:x}) in function list_all_domains",
@@ -515,7 +538,12 @@ impl Connect {
                 )
                 && by_state
             {
-                found.push(((s.id(), s.name.clone()), self.handle(&s)));
+                let listed = Listed {
+                    domain: self.handle(&s),
+                    id: s.id(),
+                    state: s.state.clone(),
+                };
+                found.push(((s.id(), s.name.clone()), listed));
             }
         }
         found.sort_by(|a, b| virsh_order(&a.0, &b.0));

@@ -198,6 +198,39 @@ pub struct SoakReport {
     pub elapsed: Duration,
 }
 
+impl SoakReport {
+    /// Note cycle `i`'s figures: the first (after warm-up cycle 0) and the last are kept.
+    fn record(
+        &mut self,
+        i: usize,
+        qemu_fds: usize,
+        vsh_rss: u64,
+        zombies: usize,
+        root: &Path,
+        dirs: &Dirs,
+    ) {
+        let files = state_files(root, dirs);
+        if i == 0 {
+            self.fds.0 = fd_count();
+            self.zombies.0 = zombies;
+            self.rss_kib.0 = rss_kib();
+            self.files.0 = files.len();
+            self.qemu_fds.0 = qemu_fds;
+            self.vsh_maxrss_kib.0 = vsh_rss;
+            self.new_files = files.into_iter().collect();
+        } else if i == self.cycles {
+            self.fds.1 = fd_count();
+            self.zombies.1 = zombies;
+            self.rss_kib.1 = rss_kib();
+            self.files.1 = files.len();
+            self.qemu_fds.1 = qemu_fds;
+            self.vsh_maxrss_kib.1 = vsh_rss;
+            let before: BTreeSet<PathBuf> = self.new_files.drain(..).collect();
+            self.new_files = files.difference(&before).cloned().collect();
+        }
+    }
+}
+
 impl std::fmt::Display for SoakReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -250,23 +283,7 @@ pub fn soak_library(root: &Path, cycles: usize) -> SoakReport {
         dom.destroy().expect("destroy");
         assert!(!alive(pid), "QEMU {pid} outlived destroy");
         let z = zombies_after(Duration::from_secs(2)).len();
-        let sample = (fd_count(), z, rss_kib(), state_files(root, &dirs));
-        if i == 0 {
-            rep.fds.0 = sample.0;
-            rep.zombies.0 = sample.1;
-            rep.rss_kib.0 = sample.2;
-            rep.files.0 = sample.3.len();
-            rep.qemu_fds.0 = qfds;
-            rep.new_files = sample.3.into_iter().collect();
-        } else if i == cycles {
-            rep.fds.1 = sample.0;
-            rep.zombies.1 = sample.1;
-            rep.rss_kib.1 = sample.2;
-            rep.files.1 = sample.3.len();
-            rep.qemu_fds.1 = qfds;
-            let before: BTreeSet<PathBuf> = rep.new_files.drain(..).collect();
-            rep.new_files = sample.3.difference(&before).cloned().collect();
-        }
+        rep.record(i, qfds, 0, z, root, &dirs);
     }
     rep.elapsed = t.elapsed();
     rep
@@ -350,26 +367,7 @@ pub fn soak_vsh(vsh_bin: &Path, root: &Path, cycles: usize) -> SoakReport {
         assert!(!alive(pid), "QEMU {pid} outlived vsh destroy");
         reap_orphans();
         let z = zombie_children().len();
-        let rss = rss_start.max(rss_destroy);
-        let sample = (fd_count(), z, rss_kib(), state_files(root, &dirs));
-        if i == 0 {
-            rep.fds.0 = sample.0;
-            rep.zombies.0 = sample.1;
-            rep.rss_kib.0 = sample.2;
-            rep.files.0 = sample.3.len();
-            rep.qemu_fds.0 = qfds;
-            rep.vsh_maxrss_kib.0 = rss;
-            rep.new_files = sample.3.into_iter().collect();
-        } else if i == cycles {
-            rep.fds.1 = sample.0;
-            rep.zombies.1 = sample.1;
-            rep.rss_kib.1 = sample.2;
-            rep.files.1 = sample.3.len();
-            rep.qemu_fds.1 = qfds;
-            rep.vsh_maxrss_kib.1 = rss;
-            let before: BTreeSet<PathBuf> = rep.new_files.drain(..).collect();
-            rep.new_files = sample.3.difference(&before).cloned().collect();
-        }
+        rep.record(i, qfds, rss_start.max(rss_destroy), z, root, &dirs);
     }
     rep.elapsed = t.elapsed();
     rep
