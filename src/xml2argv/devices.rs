@@ -1393,7 +1393,11 @@ impl<'a> Builder<'a> {
                 if let Some(disc) = d.driver.as_ref().and_then(|x| x.discard.as_deref()) {
                     f.s("discard", disc);
                 }
-                let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
+                // vvfat (a `dir` source) is the FAT image itself: libvirt puts a raw layer on it.
+                let fmt = match fmt.as_deref() {
+                    None | Some("fat") => "raw".to_string(),
+                    Some(f) => f.to_string(),
+                };
                 f.s("driver", fmt.clone());
                 if li == 0
                     && fmt == "qcow2"

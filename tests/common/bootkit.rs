@@ -21,11 +21,60 @@ pub const GUEST_MARKER: &str = "DOMDRIVER-GUEST-UP";
 pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 
 /// Modules the initramfs loads (with their dependencies): evdev for /dev/input/event*, which
-/// busybox acpid reads, and button for the ACPI power button.
-const MODULES: &[&str] = &["evdev", "button"];
+/// busybox acpid reads, and button for the ACPI power button; then what test guests use:
+/// virtio disks (vvfat views) and FAT, 9p shares, virtio and e1000 NICs, the virtio RNG.
+const MODULES: &[&str] = &[
+    "evdev",
+    "button",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "e1000",
+    "virtio_rng",
+    "9pnet_virtio",
+    "9p",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_utf8",
+];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 3;
+const KIT_VERSION: u32 = 4;
+
+/// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
+pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
+
+/// What `/init` prints after the test script, followed by ` rc=STATUS`.
+pub const RUN_END: &str = "DOMDRIVER-RUN-END";
+
+/// The 9p mount tag `/init` looks for: a share with this tag holding `run.sh` is run as the
+/// test script when the command line carries none.
+pub const RUN_TAG: &str = "domdriver-run";
+
+/// A kernel command line argument that makes `/init` run `script` (sh) once the guest is up.
+/// Keep it short: the whole command line is limited to 2 KiB.
+pub fn run_cmdline(script: &str) -> String {
+    format!("domdriver.run={}", base64(script.as_bytes()))
+}
+
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(A[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// A kernel and an initramfs for direct kernel boot (`-kernel`, `-initrd`).
 #[derive(Debug, Clone)]
@@ -186,6 +235,8 @@ fn build_linux() -> Result<LinuxKit, String> {
         "lib",
         "lib/modules",
         "root",
+        "mnt",
+        "run-share",
     ] {
         cpio.dir(d);
     }
@@ -222,7 +273,23 @@ while [ $i -lt 100 ] && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/i
     sleep 0.1
     i=$((i + 1))
 done
+# The test script: base64 on the command line (domdriver.run=), else run.sh on the 9p
+# share tagged {RUN_TAG}.
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        domdriver.run=*) echo "${{arg#domdriver.run=}}" | base64 -d > /tmp/run.sh ;;
+    esac
+done
+if [ ! -s /tmp/run.sh ] && mkdir -p /run-share &&
+    mount -t 9p -o trans=virtio,version=9p2000.L {RUN_TAG} /run-share 2>/dev/null; then
+    cp /run-share/run.sh /tmp/run.sh 2>/dev/null
+fi
 echo {GUEST_MARKER}
+if [ -s /tmp/run.sh ]; then
+    echo {RUN_BEGIN}
+    sh /tmp/run.sh
+    echo "{RUN_END} rc=$?"
+fi
 while :; do sleep 3600; done
 "#
     );

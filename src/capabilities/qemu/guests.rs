@@ -42,7 +42,7 @@ fn native(host: &str, guest: &str) -> bool {
 }
 
 /// The emulator libvirt picks for `guest` on `host`, among probed ones.
-fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a QemuCaps> {
+pub fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a QemuCaps> {
     let by_target = |t: &str| caps.iter().find(|c| arch_to_qemu(&c.arch) == t);
     // armv7l guests get KVM on aarch64 hosts only through qemu-system-aarch64.
     if host == "aarch64"
