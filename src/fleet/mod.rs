@@ -110,6 +110,27 @@ pub fn scaled(d: Duration) -> Duration {
     d.mul_f64(timeout_multiplier())
 }
 
+/// A kernel argument carrying shell script `script` as `domdriver.run=BASE64`, for initramfs
+/// images whose init runs it (this project's test boot kit does, once the guest is up). The
+/// whole kernel command line is limited to 2 KiB on most architectures: keep scripts short,
+/// or put them on a 9p share.
+pub fn run_script_arg(script: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("domdriver.run=");
+    for c in script.as_bytes().chunks(3) {
+        let byte = |i: usize| u32::from(c.get(i).copied().unwrap_or(0));
+        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
+        for i in 0..4 {
+            out.push(if i <= c.len() {
+                char::from(A[(n >> (18 - 6 * i)) as usize & 63])
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
 /// How a NIC reaches its peers: QEMU's socket networks, always on 127.0.0.1, so guests talk
 /// to each other and never to the host's networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -803,6 +824,15 @@ mod tests {
         assert_eq!(canonical_arch("ppc64el"), Some("ppc64le"));
         assert_eq!(canonical_arch("riscv64"), Some("riscv64"));
         assert_eq!(canonical_arch("vax"), None);
+    }
+
+    #[test]
+    fn script_arg_is_base64() {
+        assert_eq!(run_script_arg(""), "domdriver.run=");
+        assert_eq!(run_script_arg("f"), "domdriver.run=Zg==");
+        assert_eq!(run_script_arg("fo"), "domdriver.run=Zm8=");
+        assert_eq!(run_script_arg("foo"), "domdriver.run=Zm9v");
+        assert_eq!(run_script_arg("echo hi\n"), "domdriver.run=ZWNobyBoaQo=");
     }
 
     #[test]

@@ -53,27 +53,8 @@ pub const RUN_END: &str = "DOMDRIVER-RUN-END";
 pub const RUN_TAG: &str = "domdriver-run";
 
 /// A kernel command line argument that makes `/init` run `script` (sh) once the guest is up.
-/// Keep it short: the whole command line is limited to 2 KiB.
 pub fn run_cmdline(script: &str) -> String {
-    format!("domdriver.run={}", base64(script.as_bytes()))
-}
-
-fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (u32::from(c[0]) << 16)
-            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(char::from(A[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    domdriver::fleet::run_script_arg(script)
 }
 
 /// A kernel and an initramfs for direct kernel boot (`-kernel`, `-initrd`).
