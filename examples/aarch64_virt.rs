@@ -63,8 +63,8 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("--timeout takes whole seconds")?
         .unwrap_or(180);
-    println!("{}", b.to_xml()?);
     let conn = args::connection(&a)?;
+    println!("{}", b.to_xml_for(&conn)?);
     // With qemu-system-aarch64 missing this says which Debian package to install.
     let mut guest = b.start(&conn)?;
     let out = guest.expect(&expect, Duration::from_secs(secs))?;

@@ -62,8 +62,8 @@ fn main() -> anyhow::Result<()> {
         .transpose()
         .context("--timeout takes whole seconds")?
         .unwrap_or(180);
-    println!("{}", b.to_xml()?);
     let conn = args::connection(&a)?;
+    println!("{}", b.to_xml_for(&conn)?);
     let mut guest = b.start(&conn)?;
     println!(
         "started pid {:?}, console in {}",

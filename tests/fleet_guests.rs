@@ -438,3 +438,46 @@ fn expect_reports_a_guest_that_exits() {
         "{e}"
     );
 }
+
+#[test]
+fn aarch64_virt_guest_boots_a_debian_kernel_to_its_console() {
+    if !have(QEMU_ARM64) {
+        return;
+    }
+    let Some(kernel) = bootkit::arm64_kernel() else {
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let conn = connect(d.path(), &[QEMU_ARM64], |_| {});
+    let b = GuestBuilder::new("arm64")
+        .arch("arm64")
+        .machine("virt")
+        .cpu_model("cortex-a57")
+        .memory_mib(512)
+        .kernel(&kernel);
+    let b = b
+        .clone()
+        .cmdline(format!("{} panic=-1", b.console_arg().unwrap()));
+    let xml = b.to_xml_for(&conn).unwrap();
+    assert!(
+        xml.contains("<type arch='aarch64' machine='virt'>hvm</type>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<cmdline>console=ttyAMA0 panic=-1</cmdline>"),
+        "{xml}"
+    );
+    let mut g = b.start(&conn).unwrap();
+    let pid = g.pid().unwrap();
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(cmdline.contains("-cpu cortex-a57"), "{cmdline}");
+    let out = g
+        .expect("Linux version", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.contains("Booting Linux on physical CPU"), "{out}");
+    // The boot goes on: the kernel finds the Cortex-A57 and its serial port.
+    g.expect("ttyAMA0", BOOT).unwrap_or_else(|e| panic!("{e}"));
+    g.destroy().unwrap();
+    assert!(!is_qemu(pid), "QEMU {pid} outlived destroy");
+}

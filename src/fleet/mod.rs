@@ -613,6 +613,16 @@ impl GuestBuilder {
         }))
     }
 
+    /// The domain XML [`GuestBuilder::start`] would define on `conn` (console log included).
+    pub fn to_xml_for(&self, conn: &Connect) -> Result<String, FleetError> {
+        Ok(self
+            .build_with_serial(&self.serial_path(conn))?
+            .to_xml(FormatFlags {
+                inactive: true,
+                secure: true,
+            }))
+    }
+
     /// Define the guest on `conn` and start it. The old console log is removed first, so
     /// [`StartedGuest::expect`] only sees this boot. A guest that fails to start is
     /// undefined again.

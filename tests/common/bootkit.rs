@@ -102,6 +102,101 @@ pub fn linux() -> Option<LinuxKit> {
     kit
 }
 
+/// Debian's arm64 kernel (`vmlinuz-*-arm64`, an uncompressed `Image`), for aarch64 guests:
+/// `DOMDRIVER_ARM64_KERNEL` when set, else fetched once with apt using package lists of its
+/// own (`APT::Architectures=arm64` in a private state dir: the host's dpkg and apt
+/// configuration are left alone). `None`, after a loud message, when that fails.
+pub fn arm64_kernel() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("DOMDRIVER_ARM64_KERNEL") {
+        return Some(PathBuf::from(k));
+    }
+    static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| match fetch_arm64_kernel() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!(
+                    "\n========================================================================\n\
+                     SKIPPED: cannot fetch an arm64 Debian kernel: {e}\n\
+                     (set DOMDRIVER_ARM64_KERNEL to an arm64 Image to run this test)\n\
+                     ========================================================================\n"
+                );
+                None
+            }
+        })
+        .clone()
+}
+
+fn fetch_arm64_kernel() -> Result<PathBuf, String> {
+    let root = cache_root().join("arm64");
+    let done = root.join("vmlinuz");
+    if done.is_file() {
+        return Ok(done);
+    }
+    let lists = root.join("lists");
+    let cache = root.join("cache");
+    for d in [lists.join("partial"), cache.join("archives/partial")] {
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let lockf = File::create(root.join(".lock")).map_err(|e| e.to_string())?;
+    let _lock = nix::fcntl::Flock::lock(lockf, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking the arm64 cache: {e}"))?;
+    if done.is_file() {
+        return Ok(done);
+    }
+    let opts = [
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache={}", cache.display()),
+        "APT::Architectures=arm64".to_string(),
+        "APT::Architecture=arm64".to_string(),
+    ];
+    let apt = |tool: &str| {
+        let mut c = Command::new(tool);
+        for o in &opts {
+            c.arg("-o").arg(o);
+        }
+        c
+    };
+    run(apt("apt-get").args(["update", "-qq"]))?;
+    let deps = run(apt("apt-cache").args(["depends", "linux-image-arm64"]))?;
+    let package = deps
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends:"))
+        .map(str::trim)
+        .find(|p| p.starts_with("linux-image-") && p.ends_with("-arm64"))
+        .ok_or_else(|| format!("apt-cache depends linux-image-arm64 named no kernel: {deps}"))?
+        .to_string();
+    let work = tempfile::tempdir_in(&root).map_err(|e| e.to_string())?;
+    run(apt("apt-get")
+        .args(["download", "-qq", &package])
+        .current_dir(work.path()))?;
+    let deb = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    let x = work.path().join("x");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+    let vmlinuz = std::fs::read_dir(x.join("boot"))
+        .map_err(|e| format!("kernel package has no /boot: {e}"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .ok_or("no /boot/vmlinuz-* in the kernel package")?;
+    std::fs::copy(&vmlinuz, work.path().join("vmlinuz")).map_err(|e| e.to_string())?;
+    std::fs::rename(work.path().join("vmlinuz"), &done).map_err(|e| e.to_string())?;
+    // The lists and the .deb are 70 MB that nothing needs any more.
+    let _ = std::fs::remove_dir_all(&lists);
+    let _ = std::fs::remove_dir_all(&cache);
+    eprintln!("bootkit: fetched {package} -> {}", done.display());
+    Ok(done)
+}
+
 fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
         .stdin(Stdio::null())
