@@ -15,9 +15,28 @@ use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
 use domdriver::xml2argv::harness::{case_input, run_case};
 
 fn caps() -> QemuCaps {
-    let path = common::testdata().join("tests/qemucapabilitiesdata/caps_8.0.0.x86_64.replies");
-    domdriver::runtime::block_on(probe_replies(&path, "/usr/bin/qemu-system-x86_64"))
-        .expect("replay caps_8.0.0.x86_64")
+    caps_for("x86_64")
+}
+
+/// The caps libvirt's "ARCH-latest" cases use: 8.0.0 for x86_64, 7.0.0 for aarch64.
+fn caps_for(arch: &str) -> QemuCaps {
+    let ver = if arch == "aarch64" { "7.0.0" } else { "8.0.0" };
+    let name = format!("caps_{ver}.{arch}");
+    let path = common::testdata().join(format!("tests/qemucapabilitiesdata/{name}.replies"));
+    domdriver::runtime::block_on(probe_replies(
+        &path,
+        &format!("/usr/bin/qemu-system-{arch}"),
+    ))
+    .unwrap_or_else(|e| panic!("replay {name}: {e}"))
+}
+
+/// The guest arch a golden input names (`<type arch='..'>`), x86_64 when it names none.
+fn golden_arch(xml: &str) -> &'static str {
+    if xml.contains("arch='aarch64'") || xml.contains("arch=\"aarch64\"") {
+        "aarch64"
+    } else {
+        "x86_64"
+    }
 }
 
 #[test]
@@ -79,7 +98,7 @@ fn xml2argv_x86_64_latest() {
 #[test]
 fn xml2argv_golden() {
     let dir = common::data().join("xml2argv");
-    let caps = caps();
+    let mut caps = std::collections::HashMap::new();
     let mut checked = 0;
     let mut entries: Vec<_> = fs::read_dir(&dir)
         .expect("read tests/data/xml2argv")
@@ -95,7 +114,9 @@ fn xml2argv_golden() {
             .unwrap_or_default()
             .to_string();
         let xml = fs::read_to_string(&p).expect("read golden input");
-        let (ext, body) = run_case(&name, "x86_64", &xml, &caps);
+        let arch = golden_arch(&xml);
+        let caps = caps.entry(arch).or_insert_with(|| caps_for(arch));
+        let (ext, body) = run_case(&name, arch, &xml, caps);
         let out = dir.join(format!("{name}.{ext}"));
         if common::regenerate() {
             fs::write(&out, &body).expect("write golden output");

@@ -25,6 +25,7 @@ pub mod address;
 pub mod common;
 pub mod devices;
 pub mod model;
+mod netcheck;
 pub mod prepare;
 pub mod units;
 pub mod validate;

@@ -33,6 +33,7 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
         validate_disk(disk)?;
     }
     check_duplicate_drive_addresses(def)?;
+    super::netcheck::validate_interfaces(def)?;
     validate_controllers(def)?;
     validate_inputs(def)?;
     validate_graphics(def)?;

@@ -662,6 +662,7 @@ impl<'c> Domain<'c> {
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
+        super::precheck::check(&def)?;
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let ctx = self.conn.launch_context(&def, id);

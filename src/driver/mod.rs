@@ -6,6 +6,7 @@ pub mod dirs;
 pub mod domain;
 pub mod domcaps;
 pub mod lock;
+mod precheck;
 pub mod process;
 pub mod status;
 pub mod uri;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::opts::{JsonOpts, KvOpts};
+use super::socketnet::socket_netdev;
 use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource};
@@ -1393,12 +1394,9 @@ impl<'a> Builder<'a> {
                 if let Some(disc) = d.driver.as_ref().and_then(|x| x.discard.as_deref()) {
                     f.s("discard", disc);
                 }
-                // vvfat (a `dir` source) is the FAT image itself: libvirt puts a raw layer on it.
-                let fmt = match fmt.as_deref() {
-                    None | Some("fat") => "raw".to_string(),
-                    Some(f) => f.to_string(),
-                };
-                f.s("driver", fmt.clone());
+                let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
+                // vvfat is the FAT image itself; a raw layer goes on top.
+                f.s("driver", if fmt == "fat" { "raw" } else { fmt.as_str() });
                 if li == 0
                     && fmt == "qcow2"
                     && let Some(sz) = d
@@ -1469,10 +1467,11 @@ impl<'a> Builder<'a> {
                 j.s_opt("aio", d.driver.as_ref().and_then(|x| x.io.clone()));
             }
             "dir" => {
+                super::fsdev::check_vvfat(d)?;
                 j.s("driver", "vvfat")
                     .s("dir", src.dir.clone().unwrap_or_default())
                     .b("floppy", device == "floppy")
-                    .b("rw", false);
+                    .b("rw", !d.readonly);
             }
             "network" => {
                 let proto = src.protocol.clone().unwrap_or_default();
@@ -1694,27 +1693,10 @@ impl<'a> Builder<'a> {
             if driver == Some("virtiofs") {
                 return Err(unsupported("virtiofs not supported yet"));
             }
-            let mut o = KvOpts::with_head("local");
-            let mode = fs.accessmode.as_deref().unwrap_or("passthrough");
-            let sm = match mode {
-                "mapped" => "mapped",
-                "squash" => "passthrough",
-                _ => "passthrough",
-            };
-            o.kv("security_model", sm);
-            if let Some(m) = &fs.multidevs {
-                o.kv("multidevs", m);
-            }
-            o.kv("id", format!("fsdev-{alias}"));
-            if let Some(dir) = fs.source.as_ref().and_then(|s| s.dir.clone()) {
-                o.kv("path", dir);
-            }
-            if fs.readonly {
-                o.raw("readonly=on");
-            }
+            let o = super::fsdev::fsdev_opts(fs, &alias);
             self.opt("-fsdev", o.build());
             let mut j = JsonOpts::new();
-            j.s("driver", "virtio-9p-pci");
+            j.s("driver", super::fsdev::device_driver(fs));
             self.virtio_opts(&mut j, fs.driver.as_ref().map(|x| &x.virtio));
             j.s("id", alias.clone())
                 .s("fsdev", format!("fsdev-{alias}"))
@@ -1750,6 +1732,7 @@ impl<'a> Builder<'a> {
                         vhostfd += 1;
                     }
                 }
+                "server" | "client" | "mcast" | "udp" => socket_netdev(&mut nd, n),
                 other => {
                     return Err(unsupported(format!(
                         "interface type '{other}' not supported yet"
@@ -2607,6 +2590,13 @@ impl<'a> Builder<'a> {
                 }
                 "builtin" => {
                     o.s("qom-type", "rng-builtin").s("id", obj.clone());
+                }
+                "egd" => {
+                    let chr = format!("char{alias}");
+                    self.chardev(&chr, &super::rng::egd_chardev(r))?;
+                    o.s("qom-type", "rng-egd")
+                        .s("id", obj.clone())
+                        .s("chardev", chr);
                 }
                 other => {
                     return Err(unsupported(format!(

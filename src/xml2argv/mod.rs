@@ -8,9 +8,12 @@
 //! written.
 
 mod devices;
+mod fsdev;
 pub mod harness;
 pub mod opts;
 pub mod render;
+mod rng;
+mod socketnet;
 
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};

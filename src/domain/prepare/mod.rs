@@ -13,6 +13,7 @@
 
 mod aliases;
 mod devices;
+mod mac;
 pub mod pci;
 mod pciassign;
 
@@ -181,6 +182,7 @@ pub fn prepare(
     domain_defaults(&mut def, &ctx, &machine);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
+    mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     pciassign::assign(&mut def, &ctx)?;
     // The checks that need no caps, again on what the defaults and addresses made of it (two
