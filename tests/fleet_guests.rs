@@ -481,3 +481,90 @@ fn aarch64_virt_guest_boots_a_debian_kernel_to_its_console() {
     g.destroy().unwrap();
     assert!(!is_qemu(pid), "QEMU {pid} outlived destroy");
 }
+
+/// A TCP or UDP port on 127.0.0.1 that was free a moment ago.
+fn free_port(udp: bool) -> u16 {
+    if udp {
+        std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    } else {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+}
+
+/// Guest `a` (192.168.77.1) brings up its NIC; guest `b` (192.168.77.2) pings it. The
+/// addresses live on the guests' own virtual link, which QEMU carries over 127.0.0.1.
+fn ping_pair(tag: &str, a_net: SocketNet, b_net: SocketNet) {
+    let Some(kit) = bootkit::linux() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let conn = connect(d.path(), &[QEMU_X86], |_| {});
+    // Both NIC drivers of the kit: virtio_net on one side, e1000 on the other.
+    let mut a = kit_guest(
+        &kit,
+        &format!("{tag}-a"),
+        "ip link set eth0 up && ip addr add 192.168.77.1/24 dev eth0 && echo NET-READY",
+    )
+    .socket_net_model(a_net, "52:54:00:77:00:01", "virtio")
+    .start(&conn)
+    .unwrap();
+    let mut b = kit_guest(
+        &kit,
+        &format!("{tag}-b"),
+        "ip link set eth0 up && ip addr add 192.168.77.2/24 dev eth0 && \
+         for i in $(seq 90); do ping -c 1 -W 1 192.168.77.1 >/dev/null && break; done; \
+         ping -c 2 192.168.77.1",
+    )
+    .socket_net_model(b_net, "52:54:00:77:00:02", "e1000")
+    .start(&conn)
+    .unwrap();
+    a.expect("NET-READY", BOOT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run_to_end(&mut b);
+    assert!(
+        out.contains("2 packets transmitted, 2 packets received"),
+        "{out}"
+    );
+    let (pa, pb) = (a.pid().unwrap(), b.pid().unwrap());
+    b.destroy().unwrap();
+    a.destroy().unwrap();
+    assert!(!is_qemu(pa) && !is_qemu(pb));
+}
+
+#[test]
+fn two_guests_ping_over_a_loopback_server_client_socket() {
+    if !have(QEMU_X86) {
+        return;
+    }
+    let port = free_port(false);
+    ping_pair(
+        "tcp",
+        SocketNet::Server { port },
+        SocketNet::Client { port },
+    );
+}
+
+#[test]
+fn two_guests_ping_over_loopback_udp_sockets() {
+    if !have(QEMU_X86) {
+        return;
+    }
+    let (pa, pb) = (free_port(true), free_port(true));
+    ping_pair(
+        "udp",
+        SocketNet::Udp {
+            port: pb,
+            local_port: pa,
+        },
+        SocketNet::Udp {
+            port: pa,
+            local_port: pb,
+        },
+    );
+}
