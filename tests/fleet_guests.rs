@@ -199,6 +199,24 @@ fn builder_errors_name_the_problem() {
 }
 
 #[test]
+fn unwritable_console_log_dir_is_reported_before_anything_starts() {
+    let d = tempfile::tempdir().unwrap();
+    let conn = connect(d.path(), &[], |_| {});
+    let file = d.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let e = GuestBuilder::new("nolog")
+        .serial_log(file.join("console.log"))
+        .start(&conn)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with(&format!("guest 'nolog': {}: ", file.display())),
+        "{e}"
+    );
+    assert!(conn.lookup_domain_by_name("nolog").is_err());
+}
+
+#[test]
 fn builder_renders_devices_and_passthrough() {
     if !have(QEMU_X86) {
         return;
@@ -233,7 +251,7 @@ fn builder_renders_devices_and_passthrough() {
     let args = cmd.args.join(" ");
     for part in [
         "-fsdev local,security_model=passthrough,id=fsdev-fs0,path=",
-        "readonly=on",
+        ",readonly",
         "\"mount_tag\":\"hostshare\"",
         "\"driver\":\"vvfat\"",
         "virtio-rng-pci",

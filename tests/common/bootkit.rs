@@ -159,13 +159,7 @@ fn fetch_arm64_kernel() -> Result<PathBuf, String> {
     };
     run(apt("apt-get").args(["update", "-qq"]))?;
     let deps = run(apt("apt-cache").args(["depends", "linux-image-arm64"]))?;
-    let package = deps
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("Depends:"))
-        .map(str::trim)
-        .find(|p| p.starts_with("linux-image-") && p.ends_with("-arm64"))
-        .ok_or_else(|| format!("apt-cache depends linux-image-arm64 named no kernel: {deps}"))?
-        .to_string();
+    let package = kernel_dependency(&deps, "linux-image-arm64", "-arm64")?;
     let work = tempfile::tempdir_in(&root).map_err(|e| e.to_string())?;
     run(apt("apt-get")
         .args(["download", "-qq", &package])
@@ -178,7 +172,19 @@ fn fetch_arm64_kernel() -> Result<PathBuf, String> {
         .ok_or("apt-get download left no .deb")?;
     let x = work.path().join("x");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
-    let vmlinuz = std::fs::read_dir(x.join("boot"))
+    let vmlinuz = find_vmlinuz(&x)?;
+    std::fs::copy(&vmlinuz, work.path().join("vmlinuz")).map_err(|e| e.to_string())?;
+    std::fs::rename(work.path().join("vmlinuz"), &done).map_err(|e| e.to_string())?;
+    // The lists and the .deb are 70 MB that nothing needs any more.
+    let _ = std::fs::remove_dir_all(&lists);
+    let _ = std::fs::remove_dir_all(&cache);
+    eprintln!("bootkit: fetched {package} -> {}", done.display());
+    Ok(done)
+}
+
+/// `/boot/vmlinuz-*` of a kernel package unpacked in `x`.
+fn find_vmlinuz(x: &Path) -> Result<PathBuf, String> {
+    std::fs::read_dir(x.join("boot"))
         .map_err(|e| format!("kernel package has no /boot: {e}"))?
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -187,14 +193,18 @@ fn fetch_arm64_kernel() -> Result<PathBuf, String> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("vmlinuz-"))
         })
-        .ok_or("no /boot/vmlinuz-* in the kernel package")?;
-    std::fs::copy(&vmlinuz, work.path().join("vmlinuz")).map_err(|e| e.to_string())?;
-    std::fs::rename(work.path().join("vmlinuz"), &done).map_err(|e| e.to_string())?;
-    // The lists and the .deb are 70 MB that nothing needs any more.
-    let _ = std::fs::remove_dir_all(&lists);
-    let _ = std::fs::remove_dir_all(&cache);
-    eprintln!("bootkit: fetched {package} -> {}", done.display());
-    Ok(done)
+        .ok_or_else(|| "no /boot/vmlinuz-* in the kernel package".to_string())
+}
+
+/// The kernel package metapackage `meta` (`linux-image-amd64`) depends on, from `apt-cache
+/// depends` output: the generic flavour (`-cloud-` lacks drivers).
+fn kernel_dependency(deps: &str, meta: &str, suffix: &str) -> Result<String, String> {
+    deps.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends:"))
+        .map(str::trim)
+        .find(|p| p.starts_with("linux-image-") && p.ends_with(suffix) && !p.contains("cloud"))
+        .map(str::to_string)
+        .ok_or_else(|| format!("apt-cache depends {meta} named no kernel: {deps}"))
 }
 
 fn run(cmd: &mut Command) -> Result<String, String> {
@@ -216,14 +226,7 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 fn kernel_package() -> Result<String, String> {
     let find = || -> Result<String, String> {
         let out = run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
-        out.lines()
-            .filter_map(|l| l.trim().strip_prefix("Depends:"))
-            .map(str::trim)
-            .find(|p| {
-                p.starts_with("linux-image-") && p.ends_with("-amd64") && !p.contains("cloud")
-            })
-            .map(str::to_string)
-            .ok_or_else(|| format!("apt-cache depends linux-image-amd64 named no kernel: {out}"))
+        kernel_dependency(&out, "linux-image-amd64", "-amd64")
     };
     find().or_else(|first| {
         // A fresh machine may have no package lists yet.
@@ -277,16 +280,7 @@ fn build_linux() -> Result<LinuxKit, String> {
         let deb = deb.map_err(|e| e.to_string())?.path();
         run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
     }
-    let vmlinuz = std::fs::read_dir(x.join("boot"))
-        .map_err(|e| format!("kernel package has no /boot: {e}"))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .ok_or("no /boot/vmlinuz-* in the kernel package")?;
+    let vmlinuz = find_vmlinuz(&x)?;
 
     let mut ko = HashMap::new();
     index_modules(&x.join("lib/modules"), &mut ko)?;
