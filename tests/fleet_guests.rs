@@ -96,6 +96,15 @@ fn arch_aliases_get_the_emulator_the_capabilities_list() {
     let d = tempfile::tempdir().unwrap();
     let conn = connect(d.path(), &[QEMU_ARM64, QEMU_X86], |_| {});
     let bin = d.path().join("bin");
+    // A variant serving x86_64 too, found first: the plain qemu-system-x86_64 still wins, as
+    // libvirt looks for that name.
+    let variant = bin.join("qemu-system-a-variant");
+    std::fs::write(&variant, format!("#!/bin/sh\nexec {QEMU_X86} \"$@\"\n")).unwrap();
+    std::fs::set_permissions(
+        &variant,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
     for (alias, binary, machine) in [
         ("amd64", "qemu-system-x86_64", "-machine pc"),
         ("x86_64", "qemu-system-x86_64", "-machine pc"),
@@ -120,8 +129,21 @@ fn arch_aliases_get_the_emulator_the_capabilities_list() {
         caps.contains(&format!(
             "<emulator>{}</emulator>",
             bin.join("qemu-system-aarch64").display()
-        )),
+        )) && caps.contains(&format!(
+            "<emulator>{}</emulator>",
+            bin.join("qemu-system-x86_64").display()
+        )) && !caps.contains("a-variant"),
         "{caps}"
+    );
+    // The variant was probed: it serves x86_64, it just is not the one chosen.
+    let probed = conn.emulator_summaries();
+    assert!(
+        probed
+            .emulators
+            .iter()
+            .any(|(p, c)| *p == variant && c.arch == "x86_64"),
+        "{:?}",
+        probed.warnings
     );
 }
 
