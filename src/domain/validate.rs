@@ -267,6 +267,11 @@ fn validate_disk(disk: &Disk) -> Result<(), DomainError> {
             disk.target.dev
         )));
     }
+    // QEMU's ide-hd refuses a read-only drive ("Block node is read-only").
+    let bus = disk.target.bus.as_deref().unwrap_or("");
+    if disk.readonly && matches!(bus, "ide" | "sata") && disk.device.as_deref() == Some("disk") {
+        return Err(config(format!("readonly {bus} disks are not supported")));
+    }
     let dtype = disk.dtype.as_deref().unwrap_or("file");
     let protocol = disk.source.as_ref().and_then(|s| s.protocol.as_deref());
     if disk.device.as_deref() == Some("lun")
