@@ -8,6 +8,7 @@ pub mod capabilities;
 pub mod conformance;
 pub mod domain;
 pub mod driver;
+pub mod fleet;
 pub mod qmp;
 pub mod runtime;
 pub mod xml2argv;

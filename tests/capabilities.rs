@@ -110,6 +110,7 @@ fn bad_emulators_are_left_out_with_warnings_and_nothing_hangs() {
         emulator_dirs: vec![bin.clone()],
         kvm_device: PathBuf::from("/dev/null"),
         probe_timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
     };
     let uri = format!("qemu:///embed?root={}", d.path().join("root").display());
     let conn = Connect::open_with(Some(&uri), opts.clone()).unwrap();
@@ -210,6 +211,7 @@ fn unwritable_cache_still_gives_capabilities() {
         emulator_dirs: vec![bin],
         kvm_device: PathBuf::from("/dev/null"),
         probe_timeout: Duration::from_secs(20),
+        ..ConnectOptions::default()
     };
     let conn = Connect::open_with(
         Some(&format!("qemu:///embed?root={}", root.display())),
@@ -301,6 +303,7 @@ fn host_cpu_model_with_and_without_kvm() {
             emulator_dirs: vec![bin.clone()],
             kvm_device: PathBuf::from(kvm),
             probe_timeout: Duration::from_secs(30),
+            ..ConnectOptions::default()
         };
         let uri = format!("qemu:///embed?root={}", d.path().join("r").display());
         let caps = Connect::open_with(Some(&uri), opts)

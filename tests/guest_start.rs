@@ -94,6 +94,7 @@ fn kvm_domain_without_kvm_is_refused() {
         emulator_dirs: vec!["/usr/bin".into()],
         kvm_device: "/dev/null".into(),
         probe_timeout: Duration::from_secs(30),
+        ..ConnectOptions::default()
     };
     let uri = format!("qemu:///embed?root={}", d.path().display());
     let conn = Connect::open_with(Some(&uri), opts).unwrap();
@@ -118,6 +119,7 @@ fn arch_nobody_installed_names_the_package() {
         emulator_dirs: vec![d.path().join("empty")],
         kvm_device: "/dev/null".into(),
         probe_timeout: Duration::from_secs(5),
+        ..ConnectOptions::default()
     };
     let uri = format!("qemu:///embed?root={}", d.path().display());
     let conn = Connect::open_with(Some(&uri), opts).unwrap();

@@ -854,7 +854,8 @@ impl<'c> Domain<'c> {
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let ctx = self.conn.launch_context(&def, id);
-        let cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
+        let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
+        self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         prepare_lib_dir(std::path::Path::new(&ctx.lib_dir))?;
         self.launch(def, cmd.binary, cmd.args, cmd.env, Some(MONITOR_FD), paused)
     }

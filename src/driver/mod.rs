@@ -94,6 +94,12 @@ pub struct ConnectOptions {
     pub kvm_device: PathBuf,
     /// Bound on probing one emulator (default 15 s, `VSH_PROBE_TIMEOUT` in seconds).
     pub probe_timeout: Duration,
+    /// Environment given to every QEMU this connection starts, over the domain's own: the
+    /// operator's word (a proxy, `QEMU_AUDIO_DRV`, ...), like LAVA's per-device `env.yaml`.
+    pub qemu_env: Vec<(String, String)>,
+    /// Whether a domain's `<qemu:commandline><qemu:env>` may set QEMU's environment. When
+    /// false, such a domain fails to start rather than running without its variables.
+    pub allow_domain_env: bool,
 }
 
 impl Default for ConnectOptions {
@@ -109,6 +115,8 @@ impl Default for ConnectOptions {
             emulator_dirs: emulators::search_dirs(),
             kvm_device: PathBuf::from("/dev/kvm"),
             probe_timeout,
+            qemu_env: Vec::new(),
+            allow_domain_env: true,
         }
     }
 }
@@ -244,29 +252,13 @@ impl Connect {
                     .arch
                     .clone()
                     .unwrap_or_else(|| qemu::host_arch().to_string());
-                let target = qemu::arch_to_qemu(&arch).to_string();
                 let inv = self.emulator_summaries();
-                // Variants such as qemu-system-x86_64-microvm serve the same arch with other
-                // machines; the plain qemu-system-TARGET goes first, whatever the probe order.
-                let plain = format!("qemu-system-{target}");
-                let found = inv
-                    .emulators
-                    .iter()
-                    .filter(|(_, c)| c.arch == arch)
-                    .min_by_key(|(p, _)| p.file_name().is_none_or(|n| n != plain.as_str()))
-                    .or_else(|| {
-                        inv.emulators
-                            .iter()
-                            .find(|(_, c)| qemu::arch_to_qemu(&c.arch) == target)
-                    });
-                match found {
-                    Some((p, _)) => p.clone(),
-                    None => {
-                        return Err(DriverError::Unsupported(format!(
-                            "no emulator found for arch '{arch}': install qemu-system-{target} (Debian package {})",
-                            debian_package(&target)
-                        )));
-                    }
+                let caps: Vec<QemuCaps> = inv.emulators.into_iter().map(|(_, c)| c).collect();
+                // The capabilities document's choice, so that what `virsh capabilities`
+                // lists for an arch is what its domains run on.
+                match qemu::emulator_for(&caps, qemu::host_arch(), &arch) {
+                    Some(c) => PathBuf::from(&c.emulator),
+                    None => return Err(no_emulator(&arch)),
                 }
             }
         };
@@ -315,7 +307,9 @@ impl Connect {
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let ctx = self.launch_context(&def, -1);
-        Ok(crate::xml2argv::build(&def, &caps, &ctx)?)
+        let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
+        self.apply_qemu_env(&def, &mut cmd.env)?;
+        Ok(cmd)
     }
 
     /// What xml2argv needs from this connection to start domain `def` as id `id`.
@@ -349,6 +343,31 @@ impl Connect {
         self.dirs.lib.join(format!("domain-{id}-{short}"))
     }
 
+    /// Apply this connection's QEMU environment policy to `env`, the environment xml2argv built
+    /// for `def`: refuse a domain's `<qemu:env>` when the connection forbids it, then set the
+    /// connection's own variables, which replace same-named ones.
+    pub fn apply_qemu_env(
+        &self,
+        def: &crate::domain::DomainDef,
+        env: &mut Vec<(String, String)>,
+    ) -> Result<(), DriverError> {
+        if !self.opts.allow_domain_env
+            && let Some(e) = def.qemu_commandline.as_ref().and_then(|c| c.env.first())
+        {
+            return Err(DriverError::OperationInvalid(format!(
+                "domain '{}' sets QEMU's environment (<qemu:env name='{}'/>), which this connection forbids",
+                def.name, e.name
+            )));
+        }
+        for (k, v) in &self.opts.qemu_env {
+            match env.iter_mut().find(|(n, _)| n == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => env.push((k.clone(), v.clone())),
+            }
+        }
+        Ok(())
+    }
+
     /// The parts of the capabilities document, for callers that want data rather than XML.
     pub fn capabilities_data(&self) -> Result<Capabilities, DriverError> {
         let host = HostCaps::probe(&self.opts.host_root)?;
@@ -369,12 +388,21 @@ impl Connect {
     }
 }
 
+/// libvirt's error-free answer to "nothing runs this arch": what to install, by name.
+fn no_emulator(arch: &str) -> DriverError {
+    let target = qemu::arch_to_qemu(arch);
+    DriverError::Unsupported(format!(
+        "no emulator found for arch '{arch}': install qemu-system-{target} (Debian package {})",
+        debian_package(target)
+    ))
+}
+
 /// The Debian package that ships `qemu-system-TARGET`.
 fn debian_package(target: &str) -> &'static str {
     match target {
         "x86_64" | "i386" => "qemu-system-x86",
         "aarch64" | "arm" => "qemu-system-arm",
-        "ppc" | "ppc64" => "qemu-system-ppc",
+        "ppc" | "ppc64" | "ppc64le" => "qemu-system-ppc",
         "mips" | "mipsel" | "mips64" | "mips64el" => "qemu-system-mips",
         "sparc" | "sparc64" => "qemu-system-sparc",
         _ => "qemu-system-misc",

@@ -118,7 +118,49 @@ impl<'a> Builder<'a> {
 
     /// Emit a `-device` (JSON when QEMU takes it).
     fn device(&mut self, j: &JsonOpts) {
-        self.opt("-device", j.build());
+        match self.with_overrides(j) {
+            Some(o) => self.opt("-device", o.build()),
+            None => self.opt("-device", j.build()),
+        }
+    }
+
+    /// `<qemu:override>` of the device whose id is `j`'s: each property is removed, then
+    /// set again (at the end) unless its type is `remove`, as libvirt does.
+    fn with_overrides(&self, j: &JsonOpts) -> Option<JsonOpts> {
+        let id = j.get_str("id")?;
+        let props = self
+            .def
+            .qemu_override
+            .as_ref()?
+            .iter()
+            .find(|o| o.alias == id)?
+            .frontend
+            .as_ref()?;
+        let mut out = j.clone();
+        for p in props {
+            out.remove(&p.name);
+            let v = p.value.as_deref().unwrap_or("");
+            match p.ptype.as_str() {
+                "string" => {
+                    out.s(&p.name, v);
+                }
+                "signed" => {
+                    if let Ok(n) = v.parse::<i64>() {
+                        out.i(&p.name, n);
+                    }
+                }
+                "unsigned" => {
+                    if let Ok(n) = v.parse::<u64>() {
+                        out.u(&p.name, n);
+                    }
+                }
+                "bool" => {
+                    out.b(&p.name, v == "true");
+                }
+                _ => {}
+            }
+        }
+        Some(out)
     }
 
     fn object(&mut self, j: &JsonOpts) {
@@ -177,6 +219,7 @@ impl<'a> Builder<'a> {
     pub fn build_all(&mut self) -> R {
         self.compute_boot_order();
         self.name();
+        self.compat_deprecated();
         self.arg("-S");
         self.master_key();
         let pflash = self.pflash();
@@ -290,6 +333,23 @@ impl<'a> Builder<'a> {
         o.kv("guest", &self.def.name);
         o.raw("debug-threads=on");
         self.opt("-name", o.build());
+    }
+
+    /// `<qemu:deprecation>`: every behavior but `none` hides deprecated output; `reject` and
+    /// `crash` also set what QEMU does with deprecated input.
+    fn compat_deprecated(&mut self) {
+        let input = match self.def.qemu_deprecation.as_deref() {
+            Some("omit") => None,
+            Some(b @ ("reject" | "crash")) => Some(b),
+            _ => return,
+        };
+        if !self.caps.has_flag("compat-deprecated") {
+            return;
+        }
+        let mut j = JsonOpts::new();
+        j.s("deprecated-output", "hide");
+        j.s_opt("deprecated-input", input);
+        self.opt("-compat", j.build());
     }
 
     fn master_key(&mut self) {

@@ -162,6 +162,17 @@ impl JsonOpts {
         self.map.contains_key(key)
     }
 
+    /// The string value of `key`, if it holds one.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        self.map.get(key).and_then(Value::as_str)
+    }
+
+    /// Remove `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> &mut Self {
+        self.map.shift_remove(key);
+        self
+    }
+
     pub fn into_value(self) -> Value {
         Value::Object(self.map)
     }

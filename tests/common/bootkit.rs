@@ -21,11 +21,41 @@ pub const GUEST_MARKER: &str = "DOMDRIVER-GUEST-UP";
 pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 
 /// Modules the initramfs loads (with their dependencies): evdev for /dev/input/event*, which
-/// busybox acpid reads, and button for the ACPI power button.
-const MODULES: &[&str] = &["evdev", "button"];
+/// busybox acpid reads, and button for the ACPI power button; then what test guests use:
+/// virtio disks (vvfat views) and FAT, 9p shares, virtio and e1000 NICs, the virtio RNG.
+const MODULES: &[&str] = &[
+    "evdev",
+    "button",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_net",
+    "e1000",
+    "virtio_rng",
+    "9pnet_virtio",
+    "9p",
+    "vfat",
+    "nls_cp437",
+    "nls_ascii",
+    "nls_utf8",
+];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 3;
+const KIT_VERSION: u32 = 4;
+
+/// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
+pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
+
+/// What `/init` prints after the test script, followed by ` rc=STATUS`.
+pub const RUN_END: &str = "DOMDRIVER-RUN-END";
+
+/// The 9p mount tag `/init` looks for: a share with this tag holding `run.sh` is run as the
+/// test script when the command line carries none.
+pub const RUN_TAG: &str = "domdriver-run";
+
+/// A kernel command line argument that makes `/init` run `script` (sh) once the guest is up.
+pub fn run_cmdline(script: &str) -> String {
+    domdriver::fleet::run_script_arg(script)
+}
 
 /// A kernel and an initramfs for direct kernel boot (`-kernel`, `-initrd`).
 #[derive(Debug, Clone)]
@@ -72,6 +102,111 @@ pub fn linux() -> Option<LinuxKit> {
     kit
 }
 
+/// Debian's arm64 kernel (`vmlinuz-*-arm64`, an uncompressed `Image`), for aarch64 guests:
+/// `DOMDRIVER_ARM64_KERNEL` when set, else fetched once with apt using package lists of its
+/// own (`APT::Architectures=arm64` in a private state dir: the host's dpkg and apt
+/// configuration are left alone). `None`, after a loud message, when that fails.
+pub fn arm64_kernel() -> Option<PathBuf> {
+    if let Some(k) = std::env::var_os("DOMDRIVER_ARM64_KERNEL") {
+        return Some(PathBuf::from(k));
+    }
+    static KERNEL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    KERNEL
+        .get_or_init(|| match fetch_arm64_kernel() {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!(
+                    "\n========================================================================\n\
+                     SKIPPED: cannot fetch an arm64 Debian kernel: {e}\n\
+                     (set DOMDRIVER_ARM64_KERNEL to an arm64 Image to run this test)\n\
+                     ========================================================================\n"
+                );
+                None
+            }
+        })
+        .clone()
+}
+
+fn fetch_arm64_kernel() -> Result<PathBuf, String> {
+    let root = cache_root().join("arm64");
+    let done = root.join("vmlinuz");
+    if done.is_file() {
+        return Ok(done);
+    }
+    let lists = root.join("lists");
+    let cache = root.join("cache");
+    for d in [lists.join("partial"), cache.join("archives/partial")] {
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let lockf = File::create(root.join(".lock")).map_err(|e| e.to_string())?;
+    let _lock = nix::fcntl::Flock::lock(lockf, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking the arm64 cache: {e}"))?;
+    if done.is_file() {
+        return Ok(done);
+    }
+    let opts = [
+        format!("Dir::State::Lists={}", lists.display()),
+        format!("Dir::Cache={}", cache.display()),
+        "APT::Architectures=arm64".to_string(),
+        "APT::Architecture=arm64".to_string(),
+    ];
+    let apt = |tool: &str| {
+        let mut c = Command::new(tool);
+        for o in &opts {
+            c.arg("-o").arg(o);
+        }
+        c
+    };
+    run(apt("apt-get").args(["update", "-qq"]))?;
+    let deps = run(apt("apt-cache").args(["depends", "linux-image-arm64"]))?;
+    let package = kernel_dependency(&deps, "linux-image-arm64", "-arm64")?;
+    let work = tempfile::tempdir_in(&root).map_err(|e| e.to_string())?;
+    run(apt("apt-get")
+        .args(["download", "-qq", &package])
+        .current_dir(work.path()))?;
+    let deb = std::fs::read_dir(work.path())
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .ok_or("apt-get download left no .deb")?;
+    let x = work.path().join("x");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
+    let vmlinuz = find_vmlinuz(&x)?;
+    std::fs::copy(&vmlinuz, work.path().join("vmlinuz")).map_err(|e| e.to_string())?;
+    std::fs::rename(work.path().join("vmlinuz"), &done).map_err(|e| e.to_string())?;
+    // The lists and the .deb are 70 MB that nothing needs any more.
+    let _ = std::fs::remove_dir_all(&lists);
+    let _ = std::fs::remove_dir_all(&cache);
+    eprintln!("bootkit: fetched {package} -> {}", done.display());
+    Ok(done)
+}
+
+/// `/boot/vmlinuz-*` of a kernel package unpacked in `x`.
+fn find_vmlinuz(x: &Path) -> Result<PathBuf, String> {
+    std::fs::read_dir(x.join("boot"))
+        .map_err(|e| format!("kernel package has no /boot: {e}"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vmlinuz-"))
+        })
+        .ok_or_else(|| "no /boot/vmlinuz-* in the kernel package".to_string())
+}
+
+/// The kernel package metapackage `meta` (`linux-image-amd64`) depends on, from `apt-cache
+/// depends` output: the generic flavour (`-cloud-` lacks drivers).
+fn kernel_dependency(deps: &str, meta: &str, suffix: &str) -> Result<String, String> {
+    deps.lines()
+        .filter_map(|l| l.trim().strip_prefix("Depends:"))
+        .map(str::trim)
+        .find(|p| p.starts_with("linux-image-") && p.ends_with(suffix) && !p.contains("cloud"))
+        .map(str::to_string)
+        .ok_or_else(|| format!("apt-cache depends {meta} named no kernel: {deps}"))
+}
+
 fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd
         .stdin(Stdio::null())
@@ -91,14 +226,7 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 fn kernel_package() -> Result<String, String> {
     let find = || -> Result<String, String> {
         let out = run(Command::new("apt-cache").args(["depends", "linux-image-amd64"]))?;
-        out.lines()
-            .filter_map(|l| l.trim().strip_prefix("Depends:"))
-            .map(str::trim)
-            .find(|p| {
-                p.starts_with("linux-image-") && p.ends_with("-amd64") && !p.contains("cloud")
-            })
-            .map(str::to_string)
-            .ok_or_else(|| format!("apt-cache depends linux-image-amd64 named no kernel: {out}"))
+        kernel_dependency(&out, "linux-image-amd64", "-amd64")
     };
     find().or_else(|first| {
         // A fresh machine may have no package lists yet.
@@ -152,16 +280,7 @@ fn build_linux() -> Result<LinuxKit, String> {
         let deb = deb.map_err(|e| e.to_string())?.path();
         run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x))?;
     }
-    let vmlinuz = std::fs::read_dir(x.join("boot"))
-        .map_err(|e| format!("kernel package has no /boot: {e}"))?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("vmlinuz-"))
-        })
-        .ok_or("no /boot/vmlinuz-* in the kernel package")?;
+    let vmlinuz = find_vmlinuz(&x)?;
 
     let mut ko = HashMap::new();
     index_modules(&x.join("lib/modules"), &mut ko)?;
@@ -186,6 +305,8 @@ fn build_linux() -> Result<LinuxKit, String> {
         "lib",
         "lib/modules",
         "root",
+        "mnt",
+        "run-share",
     ] {
         cpio.dir(d);
     }
@@ -222,7 +343,23 @@ while [ $i -lt 100 ] && ! ls -l /proc/$acpid_pid/fd 2>/dev/null | grep -q /dev/i
     sleep 0.1
     i=$((i + 1))
 done
+# The test script: base64 on the command line (domdriver.run=), else run.sh on the 9p
+# share tagged {RUN_TAG}.
+for arg in $(cat /proc/cmdline); do
+    case "$arg" in
+        domdriver.run=*) echo "${{arg#domdriver.run=}}" | base64 -d > /tmp/run.sh ;;
+    esac
+done
+if [ ! -s /tmp/run.sh ] && mkdir -p /run-share &&
+    mount -t 9p -o trans=virtio,version=9p2000.L {RUN_TAG} /run-share 2>/dev/null; then
+    cp /run-share/run.sh /tmp/run.sh 2>/dev/null
+fi
 echo {GUEST_MARKER}
+if [ -s /tmp/run.sh ]; then
+    echo {RUN_BEGIN}
+    sh /tmp/run.sh
+    echo "{RUN_END} rc=$?"
+fi
 while :; do sleep 3600; done
 "#
     );

@@ -42,8 +42,20 @@ fn native(host: &str, guest: &str) -> bool {
 }
 
 /// The emulator libvirt picks for `guest` on `host`, among probed ones.
-fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a QemuCaps> {
-    let by_target = |t: &str| caps.iter().find(|c| arch_to_qemu(&c.arch) == t);
+pub fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a QemuCaps> {
+    // libvirt looks for qemu-system-TARGET by name; variants serving the same target
+    // (qemu-system-x86_64-microvm, other machines) only stand in when it is missing.
+    let by_target = |t: &str| {
+        let plain = format!("qemu-system-{t}");
+        let serving = || caps.iter().filter(move |c| arch_to_qemu(&c.arch) == t);
+        serving()
+            .find(|c| {
+                std::path::Path::new(&c.emulator)
+                    .file_name()
+                    .is_some_and(|n| *n == *plain)
+            })
+            .or_else(|| serving().next())
+    };
     // armv7l guests get KVM on aarch64 hosts only through qemu-system-aarch64.
     if host == "aarch64"
         && guest == "armv7l"

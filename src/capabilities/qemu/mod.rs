@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::xmlfmt::XmlWriter;
 
 pub use guests::{
-    GuestOptions, format_guest, format_guests, format_guests_for_host, host_arch, wordsize,
+    GuestOptions, emulator_for, format_guest, format_guests, format_guests_for_host, host_arch,
+    wordsize,
 };
 pub use probe::{
     BinarySessions, ProbeOptions, ReplaySessions, SessionOpener, capture_replies, kvm_usable,
