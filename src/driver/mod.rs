@@ -13,7 +13,7 @@ pub mod process;
 pub mod status;
 pub mod uri;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -202,10 +202,24 @@ impl Connect {
     where
         S: serde::Serialize + serde::de::DeserializeOwned,
     {
-        let (ctx, probe_opts) = self.stamp_context();
         let paths = emulators::find_in(&self.opts.emulator_dirs);
-        let inv = inventory::collect(
-            &paths,
+        let inv = self.probe_paths(&paths, view);
+        self.warn(inv.warnings.iter().cloned());
+        inv
+    }
+
+    /// `paths` probed (or read from the probe cache) in parallel, seen through `view`.
+    fn probe_paths<S>(
+        &self,
+        paths: &[PathBuf],
+        view: (&str, &dyn Fn(&QemuCaps) -> S),
+    ) -> Inventory<S>
+    where
+        S: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let (ctx, probe_opts) = self.stamp_context();
+        inventory::collect(
+            paths,
             Some(&self.probe_cache()),
             &ctx,
             // The probe bounds itself; this outer bound is a backstop that also covers
@@ -216,9 +230,33 @@ impl Connect {
                 async move { qemu::probe_binary(&p, &o).await }
             },
             view,
+        )
+    }
+
+    /// The capabilities document's emulator for `arch` when it is the binary named
+    /// `qemu-system-TARGET`, found by probing that one binary only. Probing every installed
+    /// QEMU costs seconds on a cold cache (a new embed root, a QEMU upgrade), and a start
+    /// needs just one. The name only picks what to ask first: the binary is chosen only if
+    /// it says (query-target) that it serves the arch, which is the choice
+    /// [`qemu::emulator_for`] makes over all emulators too, since it prefers that name.
+    fn named_emulator_for(&self, arch: &str) -> Option<PathBuf> {
+        let host = qemu::host_arch();
+        if host == "aarch64" && arch == "armv7l" {
+            // Served through qemu-system-aarch64 on such hosts: the full rules decide.
+            return None;
+        }
+        let plain = format!("qemu-system-{}", qemu::arch_to_qemu(arch));
+        let path = emulators::find_in(&self.opts.emulator_dirs)
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| *n == *plain))?;
+        let inv = self.probe_paths(
+            std::slice::from_ref(&path),
+            ("guest", &QemuCaps::guest_view),
         );
-        self.warn(inv.warnings.iter().cloned());
-        inv
+        let caps: Vec<QemuCaps> = inv.emulators.into_iter().map(|(_, c)| c).collect();
+        qemu::emulator_for(&caps, host, arch)
+            .filter(|c| Path::new(&c.emulator).file_name() == path.file_name())
+            .map(|c| PathBuf::from(&c.emulator))
     }
 
     /// Every installed emulator's full caps (machines, CPU models, flags, ...).
@@ -252,13 +290,19 @@ impl Connect {
                     .arch
                     .clone()
                     .unwrap_or_else(|| qemu::host_arch().to_string());
-                let inv = self.emulator_summaries();
-                let caps: Vec<QemuCaps> = inv.emulators.into_iter().map(|(_, c)| c).collect();
-                // The capabilities document's choice, so that what `virsh capabilities`
-                // lists for an arch is what its domains run on.
-                match qemu::emulator_for(&caps, qemu::host_arch(), &arch) {
-                    Some(c) => PathBuf::from(&c.emulator),
-                    None => return Err(no_emulator(&arch)),
+                match self.named_emulator_for(&arch) {
+                    Some(p) => p,
+                    None => {
+                        let inv = self.emulator_summaries();
+                        let caps: Vec<QemuCaps> =
+                            inv.emulators.into_iter().map(|(_, c)| c).collect();
+                        // The capabilities document's choice, so that what `virsh
+                        // capabilities` lists for an arch is what its domains run on.
+                        match qemu::emulator_for(&caps, qemu::host_arch(), &arch) {
+                            Some(c) => PathBuf::from(&c.emulator),
+                            None => return Err(no_emulator(&arch)),
+                        }
+                    }
                 }
             }
         };
@@ -268,16 +312,8 @@ impl Connect {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        let (ctx, probe_opts) = self.stamp_context();
-        let mut inv = inventory::collect(
+        let mut inv = self.probe_paths(
             std::slice::from_ref(&path),
-            Some(&self.probe_cache()),
-            &ctx,
-            self.opts.probe_timeout + Duration::from_secs(2),
-            |p| {
-                let o = probe_opts.clone();
-                async move { qemu::probe_binary(&p, &o).await }
-            },
             (inventory::FULL, &QemuCaps::clone),
         );
         match inv.emulators.pop() {

@@ -1168,11 +1168,35 @@ impl Guest {
             true
         };
         self.signal(Signal::SIGTERM);
-        if wait(self, grace) {
-            return true;
+        let gone = wait(self, grace) || {
+            self.signal(Signal::SIGKILL);
+            wait(self, Duration::from_secs(5))
+        };
+        if gone {
+            self.await_reaping();
         }
-        self.signal(Signal::SIGKILL);
-        wait(self, Duration::from_secs(5))
+        gone
+    }
+
+    /// QEMU spawned by this process through an earlier handle is reaped by that handle's
+    /// waiter thread (see `Drop`), a moment after it died. Until then its pid is a zombie of
+    /// ours that still shows in /proc: wait (briefly) for the thread, so that a destroyed
+    /// guest's pid is really gone when destroy returns.
+    fn await_reaping(&self) {
+        let (pid, start) = (self.status.pid, self.status.start_time);
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            match proc_stat(pid) {
+                Ok(Some(s))
+                    if s.start_time == start
+                        && s.state == 'Z'
+                        && s.ppid == nix::unistd::getpid().as_raw() =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => return,
+            }
+        }
     }
 
     /// QEMU is gone: record why, note it in the log, remove the runtime files.

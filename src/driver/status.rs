@@ -118,6 +118,8 @@ impl GuestStatus {
 pub struct ProcStat {
     /// Field 3: R, S, D, Z, T, ...
     pub state: char,
+    /// Field 4: the parent's pid.
+    pub ppid: i32,
     /// Field 22: start time in clock ticks after boot.
     pub start_time: u64,
 }
@@ -146,9 +148,14 @@ fn parse_stat(text: &str) -> Option<ProcStat> {
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
     let state = fields.next()?.chars().next()?;
-    // After the state (field 3), field 22 is the 19th further on.
-    let start_time = fields.nth(18)?.parse().ok()?;
-    Some(ProcStat { state, start_time })
+    let ppid = fields.next()?.parse().ok()?;
+    // After the ppid (field 4), field 22 is the 18th further on.
+    let start_time = fields.nth(17)?.parse().ok()?;
+    Some(ProcStat {
+        state,
+        ppid,
+        start_time,
+    })
 }
 
 /// Whether `pid` is still the process that started at `start_time`, and not a zombie (a dead
