@@ -175,7 +175,15 @@ enum Parsed {
 }
 
 fn parse(opt: Option<&str>, arg: &str) -> Parsed {
-    if arg.starts_with('{') {
+    let json_opts = [
+        "-device",
+        "-blockdev",
+        "-object",
+        "-netdev",
+        "-audiodev",
+        "-chardev",
+    ];
+    if arg.starts_with('{') && opt.is_some_and(|o| json_opts.contains(&o)) {
         return Parsed::Json(serde_json::from_str(arg).expect("JSON argument"));
     }
     // Only the values of options that take key=value lists.
@@ -308,7 +316,8 @@ proptest! {
 
     #[test]
     fn user_text_never_changes_the_options(
-        name in nasty().prop_filter("no '/' in names", |s| !s.contains('/')),
+        // libvirt refuses '/' in names; ours are trimmed like libvirt's whitespace-only check.
+        name in nasty().prop_filter("a usable name", |s| !s.contains('/') && s.trim() == s && !s.is_empty()),
         fields in prop::collection::vec(nasty(), 11),
     ) {
         let mut values = vec![name];

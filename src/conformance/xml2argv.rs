@@ -216,7 +216,8 @@ pub fn split_args_file(text: &str) -> Vec<String> {
                     cur.push(e);
                 }
             },
-            c if c.is_whitespace() => {
+            // The shell splits words on these only (a non-breaking space is a character).
+            ' ' | '\t' | '\n' => {
                 if started {
                     words.push(std::mem::take(&mut cur));
                     started = false;

@@ -2178,9 +2178,14 @@ impl<'a> Builder<'a> {
                         } else {
                             addr
                         };
-                        let mut s = KvOpts::with_head(&format!("{addr}:{port}"));
-                        let _ = &mut s;
-                        o = s;
+                        let display = format!("{addr}:{port}");
+                        // QEMU reads a first element holding `=` as key=value: such an
+                        // address needs its key spelled out.
+                        if display.contains('=') {
+                            o.kv("vnc", display);
+                        } else {
+                            o = KvOpts::with_head(&display);
+                        }
                     }
                     if let Some(ws) = &g.websocket {
                         o.kv("websocket", ws);
