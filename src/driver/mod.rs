@@ -266,7 +266,8 @@ impl Connect {
         if !path.exists() {
             return Err(DriverError::System {
                 msg: format!("Cannot check QEMU binary {}", path.display()),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                // An OS error, so strerror words it as libvirt does.
+                source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
             });
         }
         let (ctx, probe_opts) = self.stamp_context();
@@ -297,6 +298,15 @@ impl Connect {
         &self,
         xml: &str,
     ) -> Result<crate::xml2argv::QemuCommand, DriverError> {
+        Ok(self.domain_xml_to_native_with_def(xml)?.1)
+    }
+
+    /// [`Connect::domain_xml_to_native`] with the prepared definition the command was built
+    /// from (for `--explain`).
+    pub fn domain_xml_to_native_with_def(
+        &self,
+        xml: &str,
+    ) -> Result<(crate::domain::DomainDef, crate::xml2argv::QemuCommand), DriverError> {
         let def = crate::domain::parse(xml)?;
         let caps = self.emulator_caps_for(&def)?;
         let opts = crate::domain::PrepareOptions {
@@ -308,7 +318,8 @@ impl Connect {
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let ctx = self.launch_context(&def, -1);
-        Ok(crate::xml2argv::build(&def, &caps, &ctx)?)
+        let cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
+        Ok((def, cmd))
     }
 
     /// What xml2argv needs from this connection to start domain `def` as id `id`.
