@@ -350,3 +350,22 @@ fn known_nasty_values() {
     ])
     .unwrap();
 }
+
+/// SMBIOS entry names become option keys: a name that is not an SMBIOS field is left out
+/// rather than written as `-smbios type=1,NAME=VALUE`.
+#[test]
+fn smbios_entry_names_cannot_add_options() {
+    let xml = domain_xml(&placeholders()).replace(
+        "<entry name='manufacturer'>",
+        "<entry name='uuid=x,type=0,vendor'>v</entry><entry name='manufacturer'>",
+    );
+    let (ext, body) = run_case("prop", "x86_64", &xml, caps());
+    assert_eq!(ext, "args", "{body}");
+    let args = split(&body);
+    let smbios: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "-smbios")
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(smbios, vec!["type=1,manufacturer=Pq9x"], "{body}");
+}
