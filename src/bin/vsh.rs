@@ -497,7 +497,7 @@ fn run(args: Args) -> Result<()> {
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
         "domxml-to-native" => {
-            let explain = take_flag(&mut rest, "--explain");
+            let explain = take_flag(&mut rest, "explain");
             let (Some(format), Some(file)) = (rest.first().cloned(), rest.get(1).cloned()) else {
                 bail!("usage: domxml-to-native qemu-argv FILE [--explain]");
             };
