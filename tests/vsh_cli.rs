@@ -178,6 +178,24 @@ fn domxml_to_native_prints_the_command_line() {
     assert!(out.contains(" -name guest=n,,1,debug-threads=on "), "{out}");
     assert!(out.contains(" -machine q35,usb=off"), "{out}");
     assert!(out.trim_end().ends_with("-msg timestamp=on"), "{out}");
+    // --explain: one option a line, beside the element it comes from.
+    let (ok, out, err) = run(vsh()
+        .env("VSH_EMULATOR_PATH", &bin)
+        .args(["-c", &uri, "domxml-to-native", "qemu-argv", "--explain"])
+        .arg(&xml));
+    assert!(ok, "{err}");
+    let line = |opt: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(opt))
+            .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+    };
+    assert_eq!(line("-name").as_deref(), Some("/domain/name"), "{out}");
+    assert_eq!(line("-m").as_deref(), Some("/domain/memory"), "{out}");
+    assert_eq!(
+        line("-machine").as_deref(),
+        Some("/domain/os/type"),
+        "{out}"
+    );
     let (ok, _, err) = run(vsh().args(["domxml-to-native", "bogus"]).arg(&xml));
     assert!(!ok);
     assert_eq!(

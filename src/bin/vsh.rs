@@ -29,7 +29,9 @@ commands:
   create FILE [--paused]            create and start a transient domain from XML
   console DOMAIN [--devname ALIAS] [--force]
                                     attach to a domain's serial console (^] detaches)
-  domxml-to-native qemu-argv FILE   the QEMU command line this host would run for FILE
+  domxml-to-native qemu-argv FILE [--explain]
+                                    the QEMU command line this host would run for FILE
+                                    (--explain: each option beside the XML element it comes from)
   dumpxml DOMAIN [--inactive] [--security-info]
                                     domain XML
   destroy|suspend|resume|shutdown|reboot DOMAIN
@@ -542,8 +544,9 @@ fn run(args: Args) -> Result<()> {
         }
         "qemu-caps" => qemu_caps(&mut rest)?,
         "domxml-to-native" => {
+            let explain = take_flag(&mut rest, "explain");
             let (Some(format), Some(file)) = (rest.first().cloned(), rest.get(1).cloned()) else {
-                bail!("usage: domxml-to-native qemu-argv FILE");
+                bail!("usage: domxml-to-native qemu-argv FILE [--explain]");
             };
             no_more(&verb, &rest[2..])?;
             if format != "qemu-argv" {
@@ -552,11 +555,16 @@ fn run(args: Args) -> Result<()> {
             let xml = std::fs::read_to_string(&file)
                 .with_context(|| format!("Failed to open file '{file}'"))?;
             let conn = open()?;
-            let cmd = conn.domain_xml_to_native(&xml)?;
+            let (def, cmd) = conn.domain_xml_to_native_with_def(&xml)?;
             for w in conn.take_warnings() {
                 eprintln!("warning: {w}");
             }
-            println!("{}", cmd.to_shell_line());
+            if explain {
+                let lines = domdriver::xml2argv::explain::explain(&def, &cmd);
+                print!("{}", domdriver::xml2argv::explain::render(&lines));
+            } else {
+                println!("{}", cmd.to_shell_line());
+            }
         }
         "domcapabilities" => domcapabilities(uri.as_deref(), &mut rest)?,
         "replies-check" => {

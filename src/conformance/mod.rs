@@ -2,3 +2,5 @@
 //! libvirt's expected outputs.
 
 pub mod domcaps;
+pub mod unmatched;
+pub mod xml2argv;

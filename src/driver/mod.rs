@@ -309,7 +309,8 @@ impl Connect {
         if !path.exists() {
             return Err(DriverError::System {
                 msg: format!("Cannot check QEMU binary {}", path.display()),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                // An OS error, so strerror words it as libvirt does.
+                source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
             });
         }
         let mut inv = self.probe_paths(
@@ -332,6 +333,15 @@ impl Connect {
         &self,
         xml: &str,
     ) -> Result<crate::xml2argv::QemuCommand, DriverError> {
+        Ok(self.domain_xml_to_native_with_def(xml)?.1)
+    }
+
+    /// [`Connect::domain_xml_to_native`] with the prepared definition the command was built
+    /// from (for `--explain`).
+    pub fn domain_xml_to_native_with_def(
+        &self,
+        xml: &str,
+    ) -> Result<(crate::domain::DomainDef, crate::xml2argv::QemuCommand), DriverError> {
         let def = crate::domain::parse(xml)?;
         let caps = self.emulator_caps_for(&def)?;
         let opts = crate::domain::PrepareOptions {
@@ -345,7 +355,7 @@ impl Connect {
         let ctx = self.launch_context(&def, -1);
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.apply_qemu_env(&def, &mut cmd.env)?;
-        Ok(cmd)
+        Ok((def, cmd))
     }
 
     /// What xml2argv needs from this connection to start domain `def` as id `id`.

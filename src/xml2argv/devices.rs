@@ -1001,9 +1001,12 @@ impl<'a> Builder<'a> {
             o.raw(&format!("type={ty}"));
             for e in entries {
                 match &e.name {
-                    Some(n) => {
+                    // Entry names become option keys: only SMBIOS's own fields, as libvirt
+                    // reads only those, so a name cannot write another option.
+                    Some(n) if smbios_field(ty, n) => {
                         o.kv(n, &e.value);
                     }
+                    Some(_) => {}
                     None => {
                         o.kv("value", &e.value);
                     }
@@ -2248,9 +2251,14 @@ impl<'a> Builder<'a> {
                         } else {
                             addr
                         };
-                        let mut s = KvOpts::with_head(&format!("{addr}:{port}"));
-                        let _ = &mut s;
-                        o = s;
+                        let display = format!("{addr}:{port}");
+                        // QEMU reads a first element holding `=` as key=value: such an
+                        // address needs its key spelled out.
+                        if display.contains('=') {
+                            o.kv("vnc", display);
+                        } else {
+                            o = KvOpts::with_head(&display);
+                        }
                     }
                     if let Some(ws) = &g.websocket {
                         o.kv("websocket", ws);
@@ -2945,6 +2953,33 @@ fn assign_usb_ports(def: &DomainDef) -> HashMap<(&'static str, usize), String> {
         next += 1;
     }
     out
+}
+
+/// The fields QEMU's `-smbios type=N` takes from libvirt's sysinfo entries.
+fn smbios_field(ty: u32, name: &str) -> bool {
+    let fields: &[&str] = match ty {
+        0 => &["vendor", "version", "date", "release"],
+        1 => &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "uuid",
+            "sku",
+            "family",
+        ],
+        2 => &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "asset",
+            "location",
+        ],
+        3 => &["manufacturer", "version", "serial", "asset", "sku"],
+        _ => &[],
+    };
+    fields.contains(&name)
 }
 
 /// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles).

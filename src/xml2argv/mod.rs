@@ -7,8 +7,10 @@
 //! [`QemuCommand::to_args_file`] renders the result the way libvirt's `.args` test files are
 //! written.
 
+mod checks;
 mod devices;
 mod fsdev;
+pub mod explain;
 pub mod harness;
 pub mod opts;
 pub mod render;
@@ -174,6 +176,7 @@ pub fn build(
     caps: &QemuCaps,
     ctx: &LaunchContext,
 ) -> Result<QemuCommand, Xml2ArgvError> {
+    checks::cpu_model(def, caps)?;
     let mut b = devices::Builder::new(def, caps, ctx);
     b.build_all()?;
     let lib = &ctx.lib_dir;

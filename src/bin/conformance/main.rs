@@ -5,8 +5,10 @@
 //! - `conformance domcaps --in DIR --out OUTDIR`: domain capabilities for every expected
 //!   `DIR/qemu_*.xml` (DIR is libvirt's `tests/domaincapsdata` or `tests/`), replayed from the
 //!   matching `caps_*.replies`.
-//! - `conformance xml2argv --in DIR --out OUTDIR --arch ARCH --caps FILE.replies [--prepared DIR]`
-//!   (see `xml2argv.rs`).
+//! - `conformance xml2argv --in DIR --out OUTDIR --arch ARCH --caps FILE.replies [--prepared DIR]
+//!   [--report FILE.md]` (see `xml2argv.rs`).
+//! - `conformance unmatched --report FILE.md [--testdata DIR] [--realclients DIR]`: the report
+//!   of unmatched xml2argv cases over libvirt's x86_64 and aarch64 corpora and the real clients'.
 
 mod xml2argv;
 mod xml2xml;
@@ -23,23 +25,18 @@ pub struct Args {
     pub caps: Option<PathBuf>,
     pub expected: Option<PathBuf>,
     pub prepared: Option<PathBuf>,
+    pub report: Option<PathBuf>,
     pub verbose: bool,
 }
 
 /// The case names in a corpus directory: every `NAME.xml`, sorted.
 pub fn case_names(dir: &std::path::Path) -> Result<Vec<String>> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().map(String::from))
-        .filter_map(|n| n.strip_suffix(".xml").map(String::from))
-        .collect();
-    names.sort();
-    Ok(names)
+    domdriver::conformance::xml2argv::case_names(dir)
+        .with_context(|| format!("reading {}", dir.display()))
 }
 
 fn usage() -> &'static str {
-    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [--prepared DIR] [-v]\nmodes: xml2xml, xml2argv, domcaps (--in DIR --out OUTDIR only)"
+    "usage: conformance MODE --in DIR --out OUTDIR --arch ARCH [--caps FILE] [--expected DIR] [--prepared DIR] [--report FILE.md] [-v]\nmodes: xml2xml, xml2argv, domcaps (--in DIR --out OUTDIR only), unmatched (--report FILE.md [--testdata DIR] [--realclients DIR])"
 }
 
 fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
@@ -49,6 +46,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let mut caps = None;
     let mut expected = None;
     let mut prepared = None;
+    let mut report = None;
     let mut verbose = false;
     while let Some(a) = it.next() {
         let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
@@ -59,6 +57,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
             "--caps" => caps = Some(PathBuf::from(val("--caps")?)),
             "--expected" => expected = Some(PathBuf::from(val("--expected")?)),
             "--prepared" => prepared = Some(PathBuf::from(val("--prepared")?)),
+            "--report" => report = Some(PathBuf::from(val("--report")?)),
             "-v" | "--verbose" => verbose = true,
             other => bail!("unknown argument '{other}'\n{}", usage()),
         }
@@ -70,6 +69,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
         caps,
         expected,
         prepared,
+        report,
         verbose,
     })
 }
@@ -97,6 +97,7 @@ fn main() -> Result<()> {
         Some("xml2xml") => xml2xml::run(&parse_args(it)?),
         Some("domcaps") => domcaps(it),
         Some("xml2argv") => xml2argv::run(&parse_args(it)?),
+        Some("unmatched") => xml2argv::unmatched(it),
         _ => bail!("{}", usage()),
     }
 }

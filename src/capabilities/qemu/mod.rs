@@ -8,6 +8,7 @@
 
 pub mod flags;
 mod guests;
+pub mod names;
 mod probe;
 pub mod schema;
 

@@ -141,8 +141,15 @@ pub fn prepare(
             match found {
                 Some(f) => f.clone(),
                 None => {
+                    // libvirt's sentence, then what the emulator offers instead.
+                    let accel = if def.virt_type == "kvm" {
+                        Accel::Kvm
+                    } else {
+                        Accel::Tcg
+                    };
                     return Err(unsupported(format!(
-                        "Emulator '{emulator}' does not support machine type '{m}'"
+                        "Emulator '{emulator}' does not support machine type '{m}'; supported machine types: {}",
+                        caps.machine_list(accel)
                     )));
                 }
             }

@@ -1,0 +1,108 @@
+//! Names the emulator does not offer: an unknown machine type or CPU model is an error that
+//! names the value and lists what the emulator has, on one line; an emulator that does not
+//! exist gets libvirt's message.
+
+mod common;
+
+use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
+use domdriver::xml2argv::harness::run_case;
+
+fn caps(file: &str, emulator: &str) -> QemuCaps {
+    let path = common::testdata()
+        .join("tests/qemucapabilitiesdata")
+        .join(file);
+    domdriver::runtime::block_on(probe_replies(&path, emulator)).expect("replay caps")
+}
+
+fn x86() -> QemuCaps {
+    caps("caps_8.0.0.x86_64.replies", "/usr/bin/qemu-system-x86_64")
+}
+
+fn domain(virt: &str, machine: &str, cpu: &str) -> String {
+    format!(
+        "<domain type='{virt}'><name>t</name><memory>219136</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='{machine}'>hvm</type></os>{cpu}\
+         <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>"
+    )
+}
+
+/// The one-line error of building `xml`.
+fn error(xml: &str, caps: &QemuCaps) -> String {
+    let (ext, body) = run_case("t", "x86_64", xml, caps);
+    assert_eq!(ext, "err", "{body}");
+    assert_eq!(body.lines().count(), 1, "one line: {body}");
+    body.trim_end().to_string()
+}
+
+#[test]
+fn unknown_machine_lists_the_machines() {
+    let caps = x86();
+    let e = error(&domain("qemu", "pc-i440fx-0.0", ""), &caps);
+    // libvirt's sentence first, as its tests and users know it.
+    let libvirt = "unsupported configuration: Emulator '/usr/bin/qemu-system-x86_64' does not support machine type 'pc-i440fx-0.0'";
+    assert!(e.starts_with(libvirt), "{e}");
+    let list = e
+        .strip_prefix(&format!("{libvirt}; supported machine types: "))
+        .unwrap_or_else(|| panic!("{e}"));
+    // The aliased machines first, then the newest; a long list cut.
+    assert!(
+        list.starts_with("pc-i440fx-8.0 (pc), pc-q35-8.0 (q35), "),
+        "{list}"
+    );
+    assert!(list.contains(", pc-q35-7.2, "), "{list}");
+    let total = caps.primary_machines().len();
+    assert!(total > 12);
+    assert!(
+        list.ends_with(&format!(" and {} more", total - 12)),
+        "{list}"
+    );
+    assert!(e.len() < 400, "{e}");
+}
+
+#[test]
+fn unknown_cpu_model_lists_the_usable_models() {
+    let caps = x86();
+    let cpu = "<cpu mode='custom' match='exact'><model fallback='forbid'>Bogus-CPU</model></cpu>";
+    let e = error(&domain("qemu", "pc", cpu), &caps);
+    let head = "unsupported configuration: CPU model 'Bogus-CPU' is not known to emulator '/usr/bin/qemu-system-x86_64' for virt type 'qemu'; usable models: ";
+    let list = e.strip_prefix(head).unwrap_or_else(|| panic!("{e}"));
+    let usable = caps
+        .usable_cpu_models(domdriver::capabilities::qemu::Accel::Tcg)
+        .expect("TCG lists CPU models");
+    assert!(list.starts_with(&usable[..3].join(", ")), "{list}");
+    assert!(list.ends_with(" more"), "{list}");
+    assert!(e.len() < 400, "{e}");
+
+    // A model the emulator knows builds, whether or not TCG can run it as is.
+    let known = "<cpu mode='custom' match='exact'><model fallback='forbid'>Haswell</model></cpu>";
+    let (ext, body) = run_case("t", "x86_64", &domain("qemu", "pc", known), &caps);
+    assert_eq!(ext, "args", "{body}");
+    assert!(body.contains("-cpu Haswell"), "{body}");
+    // A model name with option syntax in it never reaches -cpu.
+    let sneaky = "<cpu mode='custom'><model>qemu64,vmx=on</model></cpu>";
+    let e = error(&domain("qemu", "pc", sneaky), &caps);
+    assert!(e.contains("CPU model 'qemu64,vmx=on' is not known"), "{e}");
+}
+
+#[test]
+fn unknown_emulator_gets_libvirts_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("qemu:///embed?root={}", dir.path().display());
+    let conn = domdriver::Connect::open(Some(&uri)).expect("open embed");
+    let xml = domain("qemu", "pc", "").replace(
+        "/usr/bin/qemu-system-x86_64",
+        "/nonexistent/qemu-system-x86_64",
+    );
+    let e = conn.domain_xml_to_native(&xml).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "Cannot check QEMU binary /nonexistent/qemu-system-x86_64: No such file or directory"
+    );
+    // An emulator for another architecture than the domain's.
+    let caps = caps("caps_7.0.0.aarch64.replies", "/usr/bin/qemu-system-aarch64");
+    let e = error(&domain("qemu", "pc", ""), &caps);
+    assert_eq!(
+        e,
+        "unsupported configuration: Emulator '/usr/bin/qemu-system-x86_64' does not support arch 'x86_64'"
+    );
+}
