@@ -335,6 +335,9 @@ impl Connect {
         ctx.user = env("USER", "root");
         ctx.logname = env("LOGNAME", "root");
         ctx.runtime_dir = self.dirs.run.display().to_string();
+        ctx.nvram_dir = self.dirs.lib.join("nvram").display().to_string();
+        // No secret store yet: the harness's fixed key and values must never reach a guest.
+        ctx.secrets = None;
         ctx
     }
 

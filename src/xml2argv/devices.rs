@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::opts::{JsonOpts, KvOpts};
-use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr};
+use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource};
 use crate::domain::{Address, DeviceInfo, DomainDef};
@@ -178,7 +178,7 @@ impl<'a> Builder<'a> {
         self.name();
         self.arg("-S");
         self.master_key();
-        let pflash = self.pflash();
+        let pflash = self.pflash()?;
         self.machine_opts(&pflash)?;
         self.accel();
         self.cpu()?;
@@ -326,33 +326,63 @@ impl<'a> Builder<'a> {
     }
 
     /// Flash firmware images as block nodes; returns the `-machine` properties naming them.
-    fn pflash(&mut self) -> Vec<(String, String)> {
+    fn pflash(&mut self) -> R<Vec<(String, String)>> {
         let os = &self.def.os;
         let Some(loader) = &os.loader else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if loader.ltype.as_deref() != Some("pflash") {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let Some(path) = &loader.path else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        let mut images = vec![(path.clone(), loader.readonly.as_deref() == Some("yes"))];
+        let code = DiskSource {
+            file: Some(path.clone()),
+            ..Default::default()
+        };
+        let mut images = vec![(code, loader.readonly.as_deref() == Some("yes"))];
         if let Some(nv) = &os.nvram {
-            let p = nv
-                .path
-                .clone()
-                .or_else(|| nv.source.as_ref().and_then(|s| s.file.clone()));
-            if let Some(p) = p {
-                images.push((p, false));
-            }
+            let src = match (&nv.path, &nv.source) {
+                (Some(p), _) => Some(DiskSource {
+                    file: Some(p.clone()),
+                    ..Default::default()
+                }),
+                (None, Some(s)) => Some(s.clone()),
+                // A template alone: the varstore is created from it in the NVRAM directory.
+                (None, None) if nv.template.is_some() => Some(DiskSource {
+                    file: Some(format!("{}/{}_VARS.fd", self.ctx.nvram_dir, self.def.name)),
+                    ..Default::default()
+                }),
+                (None, None) => None,
+            };
+            images.extend(src.map(|s| (s, false)));
         }
-        for (i, (p, ro)) in images.into_iter().enumerate() {
-            let mut st = JsonOpts::new();
-            st.s("driver", "file")
-                .s("filename", p)
-                .s("node-name", format!("libvirt-pflash{i}-storage"))
+        for (i, (src, ro)) in images.into_iter().enumerate() {
+            let node = format!("libvirt-pflash{i}-storage");
+            let mut st = if src.protocol.is_some() {
+                let mut pre = Vec::new();
+                let j = storage::network_props(
+                    self.ctx,
+                    &src,
+                    src.auth.as_ref(),
+                    None,
+                    &node,
+                    &mut pre,
+                )?;
+                pre.sort_by_key(|(rank, _)| *rank);
+                for (_, o) in &pre {
+                    self.object(o);
+                }
+                j
+            } else {
+                let mut j = JsonOpts::new();
+                j.s("driver", "file")
+                    .s("filename", src.file.clone().unwrap_or_default());
+                j
+            };
+            st.s("node-name", node.clone())
                 .b("auto-read-only", true)
                 .s("discard", "unmap");
             self.opt("-blockdev", st.build());
@@ -360,11 +390,11 @@ impl<'a> Builder<'a> {
             f.s("node-name", format!("libvirt-pflash{i}-format"))
                 .b("read-only", ro)
                 .s("driver", "raw")
-                .s("file", format!("libvirt-pflash{i}-storage"));
+                .s("file", node);
             self.opt("-blockdev", f.build());
             out.push((format!("pflash{i}"), format!("libvirt-pflash{i}-format")));
         }
-        out
+        Ok(out)
     }
 
     fn bios(&mut self) {
@@ -1376,7 +1406,38 @@ impl<'a> Builder<'a> {
                 let (src, ty, fmt) = &layers[li];
                 let storage = format!("libvirt-{n}-storage");
                 let format = format!("libvirt-{n}-format");
-                let mut s = self.storage_props(d, *src, ty.as_deref(), device)?;
+                // The older placement of <auth> and <encryption> (beside <source>) belongs to
+                // the top image.
+                let auth = src.and_then(|x| x.auth.as_ref()).or(if li == 0 {
+                    d.auth.as_ref()
+                } else {
+                    None
+                });
+                let enc = src
+                    .and_then(|x| x.encryption.as_ref())
+                    .or(if li == 0 { d.encryption.as_ref() } else { None })
+                    .filter(|e| !e.secrets.is_empty());
+                let mut pre = Vec::new();
+                let mut enc_id = None;
+                if let Some(e) = enc {
+                    let (id, obj) = storage::encryption_secret(self.ctx, e, &format)?;
+                    pre.push((storage::PRE_ENCRYPTION, obj));
+                    enc_id = Some(id);
+                }
+                let rbd_enc = enc
+                    .filter(|e| e.engine.as_deref() == Some("librbd"))
+                    .zip(enc_id.as_deref());
+                let mut s = if ty.as_deref() == Some("network") {
+                    let src =
+                        src.ok_or_else(|| Xml2ArgvError::Internal("missing disk source".into()))?;
+                    storage::network_props(self.ctx, src, auth, rbd_enc, &storage, &mut pre)?
+                } else {
+                    self.storage_props(d, *src, ty.as_deref(), device)?
+                };
+                pre.sort_by_key(|(rank, _)| *rank);
+                for (_, o) in &pre {
+                    self.object(o);
+                }
                 s.s("node-name", storage.clone());
                 if let Some(c) = self.cache_props(d) {
                     s.v("cache", c);
@@ -1394,7 +1455,20 @@ impl<'a> Builder<'a> {
                     f.s("discard", disc);
                 }
                 let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
-                f.s("driver", fmt.clone());
+                match (storage::qemu_encryption(enc), enc_id) {
+                    (Some(_), Some(id)) if fmt == "raw" => {
+                        f.s("driver", "luks").s("key-secret", id);
+                    }
+                    (Some(e), Some(id)) => {
+                        let mut x = JsonOpts::new();
+                        x.s("format", e.format.clone().unwrap_or_else(|| "luks".into()))
+                            .s("key-secret", id);
+                        f.s("driver", fmt.clone()).v("encrypt", x.into_value());
+                    }
+                    _ => {
+                        f.s("driver", fmt.clone());
+                    }
+                }
                 if li == 0
                     && fmt == "qcow2"
                     && let Some(sz) = d
@@ -1469,34 +1543,6 @@ impl<'a> Builder<'a> {
                     .s("dir", src.dir.clone().unwrap_or_default())
                     .b("floppy", device == "floppy")
                     .b("rw", false);
-            }
-            "network" => {
-                let proto = src.protocol.clone().unwrap_or_default();
-                match proto.as_str() {
-                    "nbd" => {
-                        j.s("driver", "nbd");
-                        let h = src.hosts.first();
-                        let mut server = JsonOpts::new();
-                        if let Some(sock) = h.and_then(|h| h.socket.clone()) {
-                            server.s("type", "unix").s("path", sock);
-                        } else {
-                            server
-                                .s("type", "inet")
-                                .s("host", h.and_then(|h| h.name.clone()).unwrap_or_default())
-                                .s(
-                                    "port",
-                                    h.and_then(|h| h.port.clone()).unwrap_or("10809".into()),
-                                );
-                        }
-                        j.v("server", server.into_value());
-                        j.s_opt("export", src.name.clone());
-                    }
-                    _ => {
-                        return Err(unsupported(format!(
-                            "disk protocol '{proto}' not supported yet"
-                        )));
-                    }
-                }
             }
             other => {
                 return Err(unsupported(format!(
