@@ -338,6 +338,8 @@ impl Connect {
         ctx.nvram_dir = self.dirs.lib.join("nvram").display().to_string();
         // No secret store yet: the harness's fixed key and values must never reach a guest.
         ctx.secrets = None;
+        ctx.tpm_passthrough_fds = None;
+        ctx.tpm_emulator_socket = None;
         ctx
     }
 

@@ -220,6 +220,7 @@ impl<'a> Builder<'a> {
         self.parallels()?;
         self.channels()?;
         self.consoles()?;
+        self.tpms()?;
         self.inputs()?;
         self.audio();
         self.graphics()?;
@@ -537,9 +538,22 @@ impl<'a> Builder<'a> {
             "maximum" => {
                 o.raw("max");
             }
-            "host-model" => {
-                o.raw("host");
-            }
+            "host-model" => match self.host_model_cpu() {
+                // libvirt names the host's CPU by the closest model plus feature changes, as its
+                // domain capabilities describe it; invtsc cannot migrate, so it stays out.
+                Some(m) => {
+                    o = KvOpts::with_head(&m.model);
+                    for (f, policy) in m.features.iter().filter(|(f, _)| f != "invtsc") {
+                        o.kv(
+                            &qemu_cpu_feature(f),
+                            if *policy == "disable" { "off" } else { "on" },
+                        );
+                    }
+                }
+                None => {
+                    o.raw("host");
+                }
+            },
             _ => match cpu.and_then(|c| c.model.as_ref()) {
                 Some(m) => {
                     o = KvOpts::with_head(&m.name);
@@ -2022,6 +2036,15 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    fn tpms(&mut self) -> R {
+        let short = self.ctx.short_name(self.def);
+        for (i, t) in self.def.devices.tpms.iter().enumerate() {
+            let a = super::tpm::args(t, i, self.ctx, &short, &mut self.fdset)?;
+            self.args.extend(a);
+        }
+        Ok(())
+    }
+
     fn consoles(&mut self) -> R {
         for (i, c) in self.def.devices.consoles.iter().enumerate() {
             let ttype = c
@@ -2829,6 +2852,21 @@ fn kv_from_json(v: &serde_json::Value) -> String {
 }
 
 /// QEMU's spelling of a libvirt CPU feature name: hyphens, and a few renamed features.
+impl Builder<'_> {
+    /// The host-model CPU of an x86 guest, from the probed host CPU of its accelerator.
+    fn host_model_cpu(&self) -> Option<crate::capabilities::domcaps::x86::DecodedCpu> {
+        if !self.is_x86() {
+            return None;
+        }
+        let accel = self.caps.accel(accel_of(self.def))?;
+        crate::capabilities::domcaps::x86::decode_host(
+            accel.host_cpu.as_ref()?,
+            accel.cpus.as_deref().unwrap_or(&[]),
+            !self.has("cpu-unavailable-features"),
+        )
+    }
+}
+
 fn qemu_cpu_feature(name: &str) -> String {
     match name {
         "pclmuldq" => "pclmulqdq".into(),

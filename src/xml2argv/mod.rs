@@ -13,6 +13,7 @@ pub mod opts;
 pub mod render;
 pub mod secrets;
 mod storage;
+mod tpm;
 
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
@@ -97,6 +98,11 @@ pub struct LaunchContext {
     pub logname: String,
     /// Runtime dir for user sockets (passt, dbus).
     pub runtime_dir: String,
+    /// fds of a passthrough TPM's device and cancel file, opened by the caller (harness:
+    /// 1730, 1731); without them QEMU opens the paths itself.
+    pub tpm_passthrough_fds: Option<(i32, i32)>,
+    /// The swtpm socket of an emulated TPM (harness: `/dev/test`; default: in the runtime dir).
+    pub tpm_emulator_socket: Option<String>,
     /// Where varstores created from an NVRAM template live.
     pub nvram_dir: String,
     pub conf: QemuConf,
@@ -123,6 +129,8 @@ impl LaunchContext {
             logname: "test".into(),
             runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
             nvram_dir: "/var/lib/libvirt/qemu/nvram".into(),
+            tpm_passthrough_fds: Some((1730, 1731)),
+            tpm_emulator_socket: Some("/dev/test".into()),
             conf: QemuConf {
                 spice_tls: true,
                 spice_password: Some("123456".into()),
