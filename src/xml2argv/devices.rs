@@ -497,6 +497,20 @@ impl<'a> Builder<'a> {
             o.kv("tb-size", tb / 1024);
         }
         self.opt("-accel", o.build());
+        // An explicit extended TSEG size is a property of q35's host bridge.
+        if let Some(kib) = self
+            .def
+            .features
+            .as_ref()
+            .and_then(|f| f.smm.as_ref())
+            .filter(|s| s.state.as_deref() == Some("on"))
+            .and_then(|s| s.tseg_kib)
+        {
+            self.opt(
+                "-global",
+                format!("mch.extended-tseg-mbytes={}", kib / 1024),
+            );
+        }
     }
 
     /// CPU model name for a QOM type name, through the caps' model list.
@@ -604,7 +618,10 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let Some(f) = &self.def.features else { return };
+        let Some(f) = &self.def.features else {
+            self.hv_crash(o);
+            return;
+        };
         if let Some(Some(eoi)) = &f.apic {
             o.kv("kvm-pv-eoi", eoi);
         }
@@ -646,8 +663,17 @@ impl<'a> Builder<'a> {
                     other => format!("hv-{other}"),
                 };
                 o.kv(&name, "on");
+                if item.name == "stimer"
+                    && item
+                        .children
+                        .iter()
+                        .any(|(n, st)| n == "direct" && st.as_deref() == Some("on"))
+                {
+                    o.kv("hv-stimer-direct", "on");
+                }
             }
         }
+        self.hv_crash(o);
         if let Some(Some(st)) = &f.pmu {
             o.kv("pmu", if st == "off" { "off" } else { "on" });
         }
@@ -666,6 +692,19 @@ impl<'a> Builder<'a> {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// A Hyper-V panic device is a CPU feature.
+    fn hv_crash(&self, o: &mut KvOpts) {
+        if self
+            .def
+            .devices
+            .panics
+            .iter()
+            .any(|p| p.model.as_deref() == Some("hyperv"))
+        {
+            o.raw("hv-crash");
         }
     }
 
@@ -1235,6 +1274,17 @@ impl<'a> Builder<'a> {
                     }
                 }
                 j.s("id", self.ctrl_alias(c));
+                if driver == "spapr-vscsi" {
+                    // libvirt's first VIO address for a SCSI adapter is 0x2000.
+                    let reg = match &c.info.address {
+                        Some(Address::SpaprVio { reg: Some(r) }) => {
+                            let h = r.trim_start_matches("0x");
+                            u64::from_str_radix(h, 16).unwrap_or(0x2000)
+                        }
+                        _ => 0x2000,
+                    };
+                    j.u("reg", reg);
+                }
                 self.pci_props(&mut j, &c.info);
             }
             "sata" => {
@@ -1341,6 +1391,8 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Whether disks on SCSI controller `index` are addressed by channel, target and LUN;
+    /// the LSI-style HBAs take a bus per channel and a SCSI id instead.
     fn scsi_is_virtio(&self, index: u32) -> bool {
         self.def
             .devices
@@ -1348,7 +1400,7 @@ impl<'a> Builder<'a> {
             .iter()
             .find(|c| c.ctype == "scsi" && c.index.unwrap_or(0) == index)
             .and_then(|c| c.model.as_deref())
-            .is_none_or(|m| m.starts_with("virtio"))
+            .is_none_or(|m| !matches!(m, "lsilogic" | "ncr53c90" | "dc390" | "am53c974"))
     }
 
     fn disks(&mut self) -> R {
@@ -1842,6 +1894,15 @@ impl<'a> Builder<'a> {
                 j.tristate("ioeventfd", d.ioeventfd.as_deref());
                 j.tristate("event_idx", d.event_idx.as_deref());
                 j.u_opt("rx_queue_size", d.queue_size.map(u64::from));
+                let attr = |k: &str| {
+                    d.extra
+                        .attrs
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                j.tristate("rss", attr("rss"));
+                j.tristate("hash", attr("rss_hash_report"));
             }
             j.s("netdev", host).s("id", alias);
             j.s_opt("mac", n.mac.clone());
@@ -1921,10 +1982,15 @@ impl<'a> Builder<'a> {
                     "port",
                     connect.and_then(|s| s.service.clone()).unwrap_or_default(),
                 );
-                if let Some(b) = bind {
-                    o.kv("localaddr", b.host.clone().unwrap_or_default());
-                    o.kv("localport", b.service.clone().unwrap_or_default());
-                }
+                o.kv(
+                    "localaddr",
+                    bind.and_then(|b| b.host.clone()).unwrap_or_default(),
+                );
+                o.kv(
+                    "localport",
+                    bind.and_then(|b| b.service.clone())
+                        .unwrap_or_else(|| "0".into()),
+                );
             }
             "dev" => {
                 o = KvOpts::with_head(if c.kind == "parallel" {
@@ -1982,7 +2048,11 @@ impl<'a> Builder<'a> {
             let model = s
                 .target
                 .as_ref()
-                .and_then(|t| t.model.clone())
+                .and_then(|t| {
+                    t.model.clone().or_else(|| {
+                        (t.ttype.as_deref() == Some("isa-debug")).then(|| "isa-debugcon".into())
+                    })
+                })
                 .unwrap_or_else(|| "isa-serial".into());
             // Board-integrated UARTs attach through -serial.
             if model == "pl011" || model == "16550a" {
@@ -2001,6 +2071,9 @@ impl<'a> Builder<'a> {
                     .and_then(|p| p.parse::<u64>().ok())
                     .unwrap_or(i as u64);
                 j.u("index", port);
+                isa_props(&mut j, &s.info, true);
+            } else if model == "isa-debugcon" {
+                isa_props(&mut j, &s.info, false);
             } else {
                 self.info_props(&mut j, &s.info);
             }
@@ -2436,14 +2509,18 @@ impl<'a> Builder<'a> {
                     }
                 }
                 "virtio" => {
-                    let accel3d = m.extra.attrs.iter().any(|_| false);
-                    let _ = accel3d;
+                    let accel3d = m
+                        .extra
+                        .children
+                        .iter()
+                        .any(|c| c.name == "acceleration" && c.attr("accel3d") == Some("yes"));
                     j.s(
                         "driver",
-                        if primary && self.is_x86() {
-                            "virtio-vga"
-                        } else {
-                            "virtio-gpu-pci"
+                        match (primary && self.is_x86(), accel3d) {
+                            (true, false) => "virtio-vga",
+                            (true, true) => "virtio-vga-gl",
+                            (false, false) => "virtio-gpu-pci",
+                            (false, true) => "virtio-gpu-gl-pci",
                         },
                     )
                     .s("id", alias);
@@ -2464,7 +2541,7 @@ impl<'a> Builder<'a> {
                     return Err(unsupported(format!("video '{other}' not supported yet")));
                 }
             }
-            self.pci_props(&mut j, &v.info);
+            self.info_props(&mut j, &v.info);
             self.device(&j);
         }
         Ok(())
@@ -2652,9 +2729,9 @@ impl<'a> Builder<'a> {
         j.s("driver", drv);
         self.virtio_opts(&mut j, b.driver.as_ref().map(|x| &x.virtio));
         j.s("id", b.info.alias.clone().unwrap_or("balloon0".into()));
+        j.tristate("free-page-reporting", b.free_page_reporting.as_deref());
         self.pci_props(&mut j, &b.info);
         j.tristate("deflate-on-oom", b.autodeflate.as_deref());
-        j.tristate("free-page-reporting", b.free_page_reporting.as_deref());
         self.device(&j);
     }
 
@@ -2864,6 +2941,22 @@ impl Builder<'_> {
             accel.cpus.as_deref().unwrap_or(&[]),
             !self.has("cpu-unavailable-features"),
         )
+    }
+}
+
+/// `"iobase"` (and `"irq"`) of a device with an ISA address.
+fn isa_props(j: &mut JsonOpts, info: &DeviceInfo, with_irq: bool) {
+    let num = |v: &Option<String>| {
+        v.as_deref().and_then(|x| match x.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => x.parse().ok(),
+        })
+    };
+    if let Some(Address::Isa { iobase, irq }) = &info.address {
+        j.u_opt("iobase", num(iobase));
+        if with_irq {
+            j.u_opt("irq", num(irq));
+        }
     }
 }
 
