@@ -256,9 +256,10 @@ impl<'a> Builder<'a> {
         if any_device_boot {
             return;
         }
-        let mut idx = 1;
-        for dev in &self.def.os.boot_devs {
-            let found = match dev.as_str() {
+        // Each <boot dev> entry's index is its position, whether or not a device takes it.
+        for (pos, dev) in self.def.os.boot_devs.iter().enumerate() {
+            let idx = pos as u32 + 1;
+            match dev.as_str() {
                 "hd" | "cdrom" | "fd" => {
                     let want = match dev.as_str() {
                         "hd" => "disk",
@@ -267,7 +268,11 @@ impl<'a> Builder<'a> {
                     };
                     d.disks
                         .iter()
-                        .position(|x| x.device.as_deref().unwrap_or("disk") == want)
+                        .position(|x| {
+                            let dev = x.device.as_deref().unwrap_or("disk");
+                            // A LUN boots as a disk.
+                            dev == want || (want == "disk" && dev == "lun")
+                        })
                         .map(|i| {
                             self.disk_boot.insert(i, idx);
                         })
@@ -277,9 +282,6 @@ impl<'a> Builder<'a> {
                 }),
                 _ => None,
             };
-            if found.is_some() {
-                idx += 1;
-            }
         }
     }
 
@@ -1430,7 +1432,12 @@ impl<'a> Builder<'a> {
         let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
         for i in (0..disks.len()).rev() {
             let d = &disks[i];
-            if disk_source_is_empty(d) || d.dtype.as_deref() == Some("vhostuser") {
+            if d.dtype.as_deref() == Some("vhostuser") {
+                continue;
+            }
+            // An empty drive has no nodes but still uses up a number.
+            if disk_source_is_empty(d) {
+                counter += 1;
                 continue;
             }
             let depth = chain_len(d);
@@ -1659,6 +1666,9 @@ impl<'a> Builder<'a> {
             }
             "virtio" => {
                 j.s("driver", "virtio-blk-pci");
+                if device == "lun" {
+                    j.b("scsi", true);
+                }
                 self.virtio_opts(&mut j, d.driver.as_ref().map(|x| &x.virtio));
                 if let Some(dr) = &d.driver {
                     if let Some(t) = dr.iothread {
