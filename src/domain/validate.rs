@@ -236,6 +236,22 @@ fn validate_os(def: &DomainDef) -> Result<(), DomainError> {
     if os.firmware.as_deref() == Some("bios") && (stateless == Some("no") || os.nvram.is_some()) {
         return Err(detail("Only EFI firmware permits NVRAM"));
     }
+    // With autoselection the descriptor decides the loader's type and whether it is secure;
+    // the XML may only ask for a secure one. A bare path implies a type.
+    if os.firmware.is_some()
+        && let Some(l) = &os.loader
+    {
+        if l.ltype.is_some() || l.path.is_some() {
+            return Err(detail(
+                "loader attribute 'type' cannot be specified when firmware autoselection is enabled",
+            ));
+        }
+        if l.secure.as_deref() == Some("no") {
+            return Err(detail(
+                "loader attribute 'secure' cannot be specified when firmware autoselection is enabled",
+            ));
+        }
+    }
     if let Some(features) = &os.firmware_features {
         if os.firmware.is_none() {
             return Err(detail(

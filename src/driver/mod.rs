@@ -379,6 +379,11 @@ impl Connect {
         // libvirt's test harness sets a default SPICE password; a real host has none unless
         // configured, so a SPICE display without `passwd` runs without tickets.
         ctx.conf.spice_password = None;
+        ctx.nvram_dir = self.dirs.lib.join("nvram").display().to_string();
+        // No secret store yet: the harness's fixed key and values must never reach a guest.
+        ctx.secrets = None;
+        ctx.tpm_passthrough_fds = None;
+        ctx.tpm_emulator_socket = None;
         ctx
     }
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::opts::{JsonOpts, KvOpts};
 use super::socketnet::socket_netdev;
-use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr};
+use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource};
 use crate::domain::{Address, DeviceInfo, DomainDef};
@@ -222,7 +222,7 @@ impl<'a> Builder<'a> {
         self.compat_deprecated();
         self.arg("-S");
         self.master_key();
-        let pflash = self.pflash();
+        let pflash = self.pflash()?;
         self.machine_opts(&pflash)?;
         self.accel();
         self.cpu()?;
@@ -264,6 +264,7 @@ impl<'a> Builder<'a> {
         self.parallels()?;
         self.channels()?;
         self.consoles()?;
+        self.tpms()?;
         self.inputs()?;
         self.audio();
         self.graphics()?;
@@ -299,9 +300,10 @@ impl<'a> Builder<'a> {
         if any_device_boot {
             return;
         }
-        let mut idx = 1;
-        for dev in &self.def.os.boot_devs {
-            let found = match dev.as_str() {
+        // Each <boot dev> entry's index is its position, whether or not a device takes it.
+        for (pos, dev) in self.def.os.boot_devs.iter().enumerate() {
+            let idx = pos as u32 + 1;
+            match dev.as_str() {
                 "hd" | "cdrom" | "fd" => {
                     let want = match dev.as_str() {
                         "hd" => "disk",
@@ -310,7 +312,11 @@ impl<'a> Builder<'a> {
                     };
                     d.disks
                         .iter()
-                        .position(|x| x.device.as_deref().unwrap_or("disk") == want)
+                        .position(|x| {
+                            let dev = x.device.as_deref().unwrap_or("disk");
+                            // A LUN boots as a disk.
+                            dev == want || (want == "disk" && dev == "lun")
+                        })
                         .map(|i| {
                             self.disk_boot.insert(i, idx);
                         })
@@ -320,9 +326,6 @@ impl<'a> Builder<'a> {
                 }),
                 _ => None,
             };
-            if found.is_some() {
-                idx += 1;
-            }
         }
     }
 
@@ -387,33 +390,63 @@ impl<'a> Builder<'a> {
     }
 
     /// Flash firmware images as block nodes; returns the `-machine` properties naming them.
-    fn pflash(&mut self) -> Vec<(String, String)> {
+    fn pflash(&mut self) -> R<Vec<(String, String)>> {
         let os = &self.def.os;
         let Some(loader) = &os.loader else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         if loader.ltype.as_deref() != Some("pflash") {
-            return Vec::new();
+            return Ok(Vec::new());
         }
         let Some(path) = &loader.path else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        let mut images = vec![(path.clone(), loader.readonly.as_deref() == Some("yes"))];
+        let code = DiskSource {
+            file: Some(path.clone()),
+            ..Default::default()
+        };
+        let mut images = vec![(code, loader.readonly.as_deref() == Some("yes"))];
         if let Some(nv) = &os.nvram {
-            let p = nv
-                .path
-                .clone()
-                .or_else(|| nv.source.as_ref().and_then(|s| s.file.clone()));
-            if let Some(p) = p {
-                images.push((p, false));
-            }
+            let src = match (&nv.path, &nv.source) {
+                (Some(p), _) => Some(DiskSource {
+                    file: Some(p.clone()),
+                    ..Default::default()
+                }),
+                (None, Some(s)) => Some(s.clone()),
+                // A template alone: the varstore is created from it in the NVRAM directory.
+                (None, None) if nv.template.is_some() => Some(DiskSource {
+                    file: Some(format!("{}/{}_VARS.fd", self.ctx.nvram_dir, self.def.name)),
+                    ..Default::default()
+                }),
+                (None, None) => None,
+            };
+            images.extend(src.map(|s| (s, false)));
         }
-        for (i, (p, ro)) in images.into_iter().enumerate() {
-            let mut st = JsonOpts::new();
-            st.s("driver", "file")
-                .s("filename", p)
-                .s("node-name", format!("libvirt-pflash{i}-storage"))
+        for (i, (src, ro)) in images.into_iter().enumerate() {
+            let node = format!("libvirt-pflash{i}-storage");
+            let mut st = if src.protocol.is_some() {
+                let mut pre = Vec::new();
+                let j = storage::network_props(
+                    self.ctx,
+                    &src,
+                    src.auth.as_ref(),
+                    None,
+                    &node,
+                    &mut pre,
+                )?;
+                pre.sort_by_key(|(rank, _)| *rank);
+                for (_, o) in &pre {
+                    self.object(o);
+                }
+                j
+            } else {
+                let mut j = JsonOpts::new();
+                j.s("driver", "file")
+                    .s("filename", src.file.clone().unwrap_or_default());
+                j
+            };
+            st.s("node-name", node.clone())
                 .b("auto-read-only", true)
                 .s("discard", "unmap");
             self.opt("-blockdev", st.build());
@@ -421,11 +454,11 @@ impl<'a> Builder<'a> {
             f.s("node-name", format!("libvirt-pflash{i}-format"))
                 .b("read-only", ro)
                 .s("driver", "raw")
-                .s("file", format!("libvirt-pflash{i}-storage"));
+                .s("file", node);
             self.opt("-blockdev", f.build());
             out.push((format!("pflash{i}"), format!("libvirt-pflash{i}-format")));
         }
-        out
+        Ok(out)
     }
 
     fn bios(&mut self) {
@@ -527,6 +560,20 @@ impl<'a> Builder<'a> {
             o.kv("tb-size", tb / 1024);
         }
         self.opt("-accel", o.build());
+        // An explicit extended TSEG size is a property of q35's host bridge.
+        if let Some(kib) = self
+            .def
+            .features
+            .as_ref()
+            .and_then(|f| f.smm.as_ref())
+            .filter(|s| s.state.as_deref() == Some("on"))
+            .and_then(|s| s.tseg_kib)
+        {
+            self.opt(
+                "-global",
+                format!("mch.extended-tseg-mbytes={}", kib / 1024),
+            );
+        }
     }
 
     /// CPU model name for a QOM type name, through the caps' model list.
@@ -568,9 +615,22 @@ impl<'a> Builder<'a> {
             "maximum" => {
                 o.raw("max");
             }
-            "host-model" => {
-                o.raw("host");
-            }
+            "host-model" => match self.host_model_cpu() {
+                // libvirt names the host's CPU by the closest model plus feature changes, as its
+                // domain capabilities describe it; invtsc cannot migrate, so it stays out.
+                Some(m) => {
+                    o = KvOpts::with_head(&m.model);
+                    for (f, policy) in m.features.iter().filter(|(f, _)| f != "invtsc") {
+                        o.kv(
+                            &qemu_cpu_feature(f),
+                            if *policy == "disable" { "off" } else { "on" },
+                        );
+                    }
+                }
+                None => {
+                    o.raw("host");
+                }
+            },
             _ => match cpu.and_then(|c| c.model.as_ref()) {
                 Some(m) => {
                     o = KvOpts::with_head(&m.name);
@@ -621,7 +681,10 @@ impl<'a> Builder<'a> {
                 }
             }
         }
-        let Some(f) = &self.def.features else { return };
+        let Some(f) = &self.def.features else {
+            self.hv_crash(o);
+            return;
+        };
         if let Some(Some(eoi)) = &f.apic {
             o.kv("kvm-pv-eoi", eoi);
         }
@@ -663,8 +726,17 @@ impl<'a> Builder<'a> {
                     other => format!("hv-{other}"),
                 };
                 o.kv(&name, "on");
+                if item.name == "stimer"
+                    && item
+                        .children
+                        .iter()
+                        .any(|(n, st)| n == "direct" && st.as_deref() == Some("on"))
+                {
+                    o.kv("hv-stimer-direct", "on");
+                }
             }
         }
+        self.hv_crash(o);
         if let Some(Some(st)) = &f.pmu {
             o.kv("pmu", if st == "off" { "off" } else { "on" });
         }
@@ -683,6 +755,19 @@ impl<'a> Builder<'a> {
                     _ => {}
                 }
             }
+        }
+    }
+
+    /// A Hyper-V panic device is a CPU feature.
+    fn hv_crash(&self, o: &mut KvOpts) {
+        if self
+            .def
+            .devices
+            .panics
+            .iter()
+            .any(|p| p.model.as_deref() == Some("hyperv"))
+        {
+            o.raw("hv-crash");
         }
     }
 
@@ -1255,6 +1340,17 @@ impl<'a> Builder<'a> {
                     }
                 }
                 j.s("id", self.ctrl_alias(c));
+                if driver == "spapr-vscsi" {
+                    // libvirt's first VIO address for a SCSI adapter is 0x2000.
+                    let reg = match &c.info.address {
+                        Some(Address::SpaprVio { reg: Some(r) }) => {
+                            let h = r.trim_start_matches("0x");
+                            u64::from_str_radix(h, 16).unwrap_or(0x2000)
+                        }
+                        _ => 0x2000,
+                    };
+                    j.u("reg", reg);
+                }
                 self.pci_props(&mut j, &c.info);
             }
             "sata" => {
@@ -1361,6 +1457,8 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Whether disks on SCSI controller `index` are addressed by channel, target and LUN;
+    /// the LSI-style HBAs take a bus per channel and a SCSI id instead.
     fn scsi_is_virtio(&self, index: u32) -> bool {
         self.def
             .devices
@@ -1368,7 +1466,7 @@ impl<'a> Builder<'a> {
             .iter()
             .find(|c| c.ctype == "scsi" && c.index.unwrap_or(0) == index)
             .and_then(|c| c.model.as_deref())
-            .is_none_or(|m| m.starts_with("virtio"))
+            .is_none_or(|m| !matches!(m, "lsilogic" | "ncr53c90" | "dc390" | "am53c974"))
     }
 
     fn disks(&mut self) -> R {
@@ -1398,7 +1496,12 @@ impl<'a> Builder<'a> {
         let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
         for i in (0..disks.len()).rev() {
             let d = &disks[i];
-            if disk_source_is_empty(d) || d.dtype.as_deref() == Some("vhostuser") {
+            if d.dtype.as_deref() == Some("vhostuser") {
+                continue;
+            }
+            // An empty drive has no nodes but still uses up a number.
+            if disk_source_is_empty(d) {
+                counter += 1;
                 continue;
             }
             let depth = chain_len(d);
@@ -1440,7 +1543,38 @@ impl<'a> Builder<'a> {
                 let (src, ty, fmt) = &layers[li];
                 let storage = format!("libvirt-{n}-storage");
                 let format = format!("libvirt-{n}-format");
-                let mut s = self.storage_props(d, *src, ty.as_deref(), device)?;
+                // The older placement of <auth> and <encryption> (beside <source>) belongs to
+                // the top image.
+                let auth = src.and_then(|x| x.auth.as_ref()).or(if li == 0 {
+                    d.auth.as_ref()
+                } else {
+                    None
+                });
+                let enc = src
+                    .and_then(|x| x.encryption.as_ref())
+                    .or(if li == 0 { d.encryption.as_ref() } else { None })
+                    .filter(|e| !e.secrets.is_empty());
+                let mut pre = Vec::new();
+                let mut enc_id = None;
+                if let Some(e) = enc {
+                    let (id, obj) = storage::encryption_secret(self.ctx, e, &format)?;
+                    pre.push((storage::PRE_ENCRYPTION, obj));
+                    enc_id = Some(id);
+                }
+                let rbd_enc = enc
+                    .filter(|e| e.engine.as_deref() == Some("librbd"))
+                    .zip(enc_id.as_deref());
+                let mut s = if ty.as_deref() == Some("network") {
+                    let src =
+                        src.ok_or_else(|| Xml2ArgvError::Internal("missing disk source".into()))?;
+                    storage::network_props(self.ctx, src, auth, rbd_enc, &storage, &mut pre)?
+                } else {
+                    self.storage_props(d, *src, ty.as_deref(), device)?
+                };
+                pre.sort_by_key(|(rank, _)| *rank);
+                for (_, o) in &pre {
+                    self.object(o);
+                }
                 s.s("node-name", storage.clone());
                 if let Some(c) = self.cache_props(d) {
                     s.v("cache", c);
@@ -1458,8 +1592,21 @@ impl<'a> Builder<'a> {
                     f.s("discard", disc);
                 }
                 let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
-                // vvfat is the FAT image itself; a raw layer goes on top.
-                f.s("driver", if fmt == "fat" { "raw" } else { fmt.as_str() });
+                match (storage::qemu_encryption(enc), enc_id) {
+                    (Some(_), Some(id)) if fmt == "raw" => {
+                        f.s("driver", "luks").s("key-secret", id);
+                    }
+                    (Some(e), Some(id)) => {
+                        let mut x = JsonOpts::new();
+                        x.s("format", e.format.clone().unwrap_or_else(|| "luks".into()))
+                            .s("key-secret", id);
+                        f.s("driver", fmt.clone()).v("encrypt", x.into_value());
+                    }
+                    _ => {
+                        // vvfat is the FAT image itself; a raw layer goes on top.
+                        f.s("driver", if fmt == "fat" { "raw" } else { fmt.as_str() });
+                    }
+                }
                 if li == 0
                     && fmt == "qcow2"
                     && let Some(sz) = d
@@ -1536,34 +1683,6 @@ impl<'a> Builder<'a> {
                     .b("floppy", device == "floppy")
                     .b("rw", !d.readonly);
             }
-            "network" => {
-                let proto = src.protocol.clone().unwrap_or_default();
-                match proto.as_str() {
-                    "nbd" => {
-                        j.s("driver", "nbd");
-                        let h = src.hosts.first();
-                        let mut server = JsonOpts::new();
-                        if let Some(sock) = h.and_then(|h| h.socket.clone()) {
-                            server.s("type", "unix").s("path", sock);
-                        } else {
-                            server
-                                .s("type", "inet")
-                                .s("host", h.and_then(|h| h.name.clone()).unwrap_or_default())
-                                .s(
-                                    "port",
-                                    h.and_then(|h| h.port.clone()).unwrap_or("10809".into()),
-                                );
-                        }
-                        j.v("server", server.into_value());
-                        j.s_opt("export", src.name.clone());
-                    }
-                    _ => {
-                        return Err(unsupported(format!(
-                            "disk protocol '{proto}' not supported yet"
-                        )));
-                    }
-                }
-            }
             other => {
                 return Err(unsupported(format!(
                     "disk type '{other}' not supported yet"
@@ -1613,6 +1732,9 @@ impl<'a> Builder<'a> {
             }
             "virtio" => {
                 j.s("driver", "virtio-blk-pci");
+                if device == "lun" {
+                    j.b("scsi", true);
+                }
                 self.virtio_opts(&mut j, d.driver.as_ref().map(|x| &x.virtio));
                 if let Some(dr) = &d.driver {
                     if let Some(t) = dr.iothread {
@@ -1832,6 +1954,15 @@ impl<'a> Builder<'a> {
                 j.tristate("ioeventfd", d.ioeventfd.as_deref());
                 j.tristate("event_idx", d.event_idx.as_deref());
                 j.u_opt("rx_queue_size", d.queue_size.map(u64::from));
+                let attr = |k: &str| {
+                    d.extra
+                        .attrs
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                j.tristate("rss", attr("rss"));
+                j.tristate("hash", attr("rss_hash_report"));
             }
             j.s("netdev", host).s("id", alias);
             j.s_opt("mac", n.mac.clone());
@@ -1911,10 +2042,15 @@ impl<'a> Builder<'a> {
                     "port",
                     connect.and_then(|s| s.service.clone()).unwrap_or_default(),
                 );
-                if let Some(b) = bind {
-                    o.kv("localaddr", b.host.clone().unwrap_or_default());
-                    o.kv("localport", b.service.clone().unwrap_or_default());
-                }
+                o.kv(
+                    "localaddr",
+                    bind.and_then(|b| b.host.clone()).unwrap_or_default(),
+                );
+                o.kv(
+                    "localport",
+                    bind.and_then(|b| b.service.clone())
+                        .unwrap_or_else(|| "0".into()),
+                );
             }
             "dev" => {
                 o = KvOpts::with_head(if c.kind == "parallel" {
@@ -1995,7 +2131,11 @@ impl<'a> Builder<'a> {
             let model = s
                 .target
                 .as_ref()
-                .and_then(|t| t.model.clone())
+                .and_then(|t| {
+                    t.model.clone().or_else(|| {
+                        (t.ttype.as_deref() == Some("isa-debug")).then(|| "isa-debugcon".into())
+                    })
+                })
                 .unwrap_or_else(|| "isa-serial".into());
             // Board-integrated UARTs attach through -serial.
             if model == "pl011" || model == "16550a" {
@@ -2014,6 +2154,9 @@ impl<'a> Builder<'a> {
                     .and_then(|p| p.parse::<u64>().ok())
                     .unwrap_or(i as u64);
                 j.u("index", port);
+                isa_props(&mut j, &s.info, true);
+            } else if model == "isa-debugcon" {
+                isa_props(&mut j, &s.info, false);
             } else {
                 self.info_props(&mut j, &s.info);
             }
@@ -2045,6 +2188,15 @@ impl<'a> Builder<'a> {
                 j.s("name", n);
             }
             self.device(&j);
+        }
+        Ok(())
+    }
+
+    fn tpms(&mut self) -> R {
+        let short = self.ctx.short_name(self.def);
+        for (i, t) in self.def.devices.tpms.iter().enumerate() {
+            let a = super::tpm::args(t, i, self.ctx, &short, &mut self.fdset)?;
+            self.args.extend(a);
         }
         Ok(())
     }
@@ -2450,14 +2602,18 @@ impl<'a> Builder<'a> {
                     }
                 }
                 "virtio" => {
-                    let accel3d = m.extra.attrs.iter().any(|_| false);
-                    let _ = accel3d;
+                    let accel3d = m
+                        .extra
+                        .children
+                        .iter()
+                        .any(|c| c.name == "acceleration" && c.attr("accel3d") == Some("yes"));
                     j.s(
                         "driver",
-                        if primary && self.is_x86() {
-                            "virtio-vga"
-                        } else {
-                            "virtio-gpu-pci"
+                        match (primary && self.is_x86(), accel3d) {
+                            (true, false) => "virtio-vga",
+                            (true, true) => "virtio-vga-gl",
+                            (false, false) => "virtio-gpu-pci",
+                            (false, true) => "virtio-gpu-gl-pci",
                         },
                     )
                     .s("id", alias);
@@ -2478,7 +2634,7 @@ impl<'a> Builder<'a> {
                     return Err(unsupported(format!("video '{other}' not supported yet")));
                 }
             }
-            self.pci_props(&mut j, &v.info);
+            self.info_props(&mut j, &v.info);
             self.device(&j);
         }
         Ok(())
@@ -2666,9 +2822,9 @@ impl<'a> Builder<'a> {
         j.s("driver", drv);
         self.virtio_opts(&mut j, b.driver.as_ref().map(|x| &x.virtio));
         j.s("id", b.info.alias.clone().unwrap_or("balloon0".into()));
+        j.tristate("free-page-reporting", b.free_page_reporting.as_deref());
         self.pci_props(&mut j, &b.info);
         j.tristate("deflate-on-oom", b.autodeflate.as_deref());
-        j.tristate("free-page-reporting", b.free_page_reporting.as_deref());
         self.device(&j);
     }
 
@@ -2873,6 +3029,37 @@ fn kv_from_json(v: &serde_json::Value) -> String {
 }
 
 /// QEMU's spelling of a libvirt CPU feature name: hyphens, and a few renamed features.
+impl Builder<'_> {
+    /// The host-model CPU of an x86 guest, from the probed host CPU of its accelerator.
+    fn host_model_cpu(&self) -> Option<crate::capabilities::domcaps::x86::DecodedCpu> {
+        if !self.is_x86() {
+            return None;
+        }
+        let accel = self.caps.accel(accel_of(self.def))?;
+        crate::capabilities::domcaps::x86::decode_host(
+            accel.host_cpu.as_ref()?,
+            accel.cpus.as_deref().unwrap_or(&[]),
+            !self.has("cpu-unavailable-features"),
+        )
+    }
+}
+
+/// `"iobase"` (and `"irq"`) of a device with an ISA address.
+fn isa_props(j: &mut JsonOpts, info: &DeviceInfo, with_irq: bool) {
+    let num = |v: &Option<String>| {
+        v.as_deref().and_then(|x| match x.strip_prefix("0x") {
+            Some(h) => u64::from_str_radix(h, 16).ok(),
+            None => x.parse().ok(),
+        })
+    };
+    if let Some(Address::Isa { iobase, irq }) = &info.address {
+        j.u_opt("iobase", num(iobase));
+        if with_irq {
+            j.u_opt("irq", num(irq));
+        }
+    }
+}
+
 fn qemu_cpu_feature(name: &str) -> String {
     match name {
         "pclmuldq" => "pclmulqdq".into(),

@@ -42,7 +42,12 @@ pub fn prepare_options(name: &str, arch: &str) -> PrepareOptions {
 pub fn case_context(name: &str, def: &crate::domain::DomainDef) -> LaunchContext {
     let mut ctx = LaunchContext::libvirt_test_harness(def);
     let c = &mut ctx.conf;
+    // The harness points the NBD TLS directory at a path with a comma, to test escaping.
+    c.nbd_tls_dir = "/etc/pki/libvirt-nbd/dummy,path".into();
     match name {
+        "disk-network-tlsx509-nbd" | "disk-network-tlsx509-nbd-hostname" | "disk-network-http" => {
+            c.nbd_tls_x509_secret_uuid = Some("6fd3f62d-9fe7-4a4e-a869-7acd6376d8ea".into());
+        }
         "audio-default-sdl" => {
             c.audio_driver = Some("sdl".into());
             c.sdl_audio_driver = Some("esd".into());

@@ -16,11 +16,15 @@ pub mod opts;
 pub mod render;
 mod rng;
 mod socketnet;
+pub mod secrets;
+mod storage;
+mod tpm;
 
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
 pub use opts::{JsonOpts, KvOpts, escape_commas};
+pub use secrets::SecretContext;
 
 /// Errors of the command-line layer. The text is libvirt's message, prefix included.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,9 @@ pub struct QemuConf {
     pub vnc_tls_dir: String,
     pub spice_tls_dir: String,
     pub chardev_tls_dir: String,
+    pub nbd_tls_dir: String,
+    pub nbd_tls_x509_verify: bool,
+    pub nbd_tls_x509_secret_uuid: Option<String>,
 }
 
 /// What the launch needs besides the definition and the capabilities: where the domain's
@@ -96,7 +103,16 @@ pub struct LaunchContext {
     pub logname: String,
     /// Runtime dir for user sockets (passt, dbus).
     pub runtime_dir: String,
+    /// fds of a passthrough TPM's device and cancel file, opened by the caller (harness:
+    /// 1730, 1731); without them QEMU opens the paths itself.
+    pub tpm_passthrough_fds: Option<(i32, i32)>,
+    /// The swtpm socket of an emulated TPM (harness: `/dev/test`; default: in the runtime dir).
+    pub tpm_emulator_socket: Option<String>,
+    /// Where varstores created from an NVRAM template live.
+    pub nvram_dir: String,
     pub conf: QemuConf,
+    /// Master key and secret values; without them a definition that needs a secret fails.
+    pub secrets: Option<SecretContext>,
 }
 
 impl LaunchContext {
@@ -117,14 +133,20 @@ impl LaunchContext {
             user: "test".into(),
             logname: "test".into(),
             runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
+            nvram_dir: "/var/lib/libvirt/qemu/nvram".into(),
+            tpm_passthrough_fds: Some((1730, 1731)),
+            tpm_emulator_socket: Some("/dev/test".into()),
             conf: QemuConf {
                 spice_tls: true,
                 spice_password: Some("123456".into()),
                 vnc_tls_dir: "/etc/pki/libvirt-vnc".into(),
                 spice_tls_dir: "/etc/pki/libvirt-spice".into(),
                 chardev_tls_dir: "/etc/pki/libvirt-chardev".into(),
+                nbd_tls_dir: "/etc/pki/qemu".into(),
+                nbd_tls_x509_verify: true,
                 ..QemuConf::default()
             },
+            secrets: Some(SecretContext::libvirt_test_harness()),
         }
     }
 

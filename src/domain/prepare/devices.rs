@@ -85,6 +85,22 @@ fn default_usb_model(ctx: &Ctx<'_>) -> Option<&'static str> {
 fn index_and_sort_controllers(d: &mut Devices) {
     let mut list = std::mem::take(&mut d.controllers);
     for i in 0..list.len() {
+        // A USB companion (`<master>`) without an index belongs to the controller before it, so
+        // it shares that controller's index (and with it the master bus and the PCI slot).
+        if list[i].index.is_none()
+            && list[i].ctype == "usb"
+            && list[i].info.master_startport.is_some()
+        {
+            let master = list[..i]
+                .iter()
+                .rev()
+                .find(|c| c.ctype == "usb" && c.info.master_startport.is_none())
+                .and_then(|c| c.index);
+            if master.is_some() {
+                list[i].index = master;
+                continue;
+            }
+        }
         if list[i].index.is_none() {
             let t = list[i].ctype.clone();
             let next = list
