@@ -44,7 +44,7 @@ pub fn strerror(e: &std::io::Error) -> String {
 }
 
 fn system(msg: String, source: std::io::Error) -> DriverError {
-    DriverError::System { msg, source }
+    DriverError::System { msg, err: source }
 }
 
 /// Refuse names that cannot safely become file names, before any path is built from them.

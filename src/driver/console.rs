@@ -99,7 +99,7 @@ pub(crate) fn add_capture_logs(def: &mut DomainDef, log_dir: &Path) -> Result<()
             .create(&dir)
             .map_err(|source| DriverError::System {
                 msg: format!("cannot create directory '{}'", dir.display()),
-                source,
+                err: source,
             })?;
     }
     Ok(())
@@ -317,7 +317,7 @@ impl Console {
     fn fill(&mut self) -> Result<(), DriverError> {
         let io = |source| DriverError::System {
             msg: format!("cannot read console capture '{}'", self.capture.display()),
-            source,
+            err: source,
         };
         let mut f = match File::open(&self.capture) {
             Ok(f) => f,
@@ -442,7 +442,7 @@ impl Console {
         }
         let sys = |source| DriverError::System {
             msg: format!("cannot write to console {}", pty.display()),
-            source,
+            err: source,
         };
         if let Some(w) = &self.writer
             && w.write(data).map_err(sys)?
@@ -519,7 +519,7 @@ impl Domain<'_> {
         let path = format!("/proc/{}/cmdline", live.pid);
         let raw = std::fs::read(&path).map_err(|source| DriverError::System {
             msg: format!("cannot read '{path}'"),
-            source,
+            err: source,
         })?;
         // The pid may have been reused between the two reads.
         if !is_same_live_process(live.pid, live.start_time) {
@@ -565,7 +565,7 @@ impl Domain<'_> {
             .open(&path)
             .map_err(|source| DriverError::System {
                 msg: format!("cannot open '{}'", path.display()),
-                source,
+                err: source,
             })?;
         match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             Ok(l) => Ok(ConsoleSession { _lock: Some(l) }),
@@ -574,7 +574,7 @@ impl Domain<'_> {
             )),
             Err((_, e)) => Err(DriverError::System {
                 msg: format!("cannot lock '{}'", path.display()),
-                source: e.into(),
+                err: e.into(),
             }),
         }
     }
@@ -621,7 +621,7 @@ pub enum Detach {
 /// `quiet`, so that a script sees the answers to what it typed.
 pub fn attach_terminal(pty: &Path, escape: u8, quiet: Duration) -> Result<Detach, DriverError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    let sys = |msg: String| move |source| DriverError::System { msg, source };
+    let sys = |msg: String| move |source| DriverError::System { msg, err: source };
     let mut guest = open_pty(pty).map_err(sys(format!("cannot open console {}", pty.display())))?;
     let stdin = std::io::stdin();
     let tty = nix::unistd::isatty(stdin.as_fd()).unwrap_or(false);

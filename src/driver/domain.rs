@@ -146,7 +146,7 @@ fn not_running() -> DriverError {
 fn prepare_lib_dir(dir: &std::path::Path) -> Result<(), DriverError> {
     use std::io::{Read, Write};
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let sys = |msg: String| move |source| DriverError::System { msg, source };
+    let sys = |msg: String| move |source| DriverError::System { msg, err: source };
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

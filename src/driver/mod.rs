@@ -78,8 +78,10 @@ pub enum DriverError {
     #[error(transparent)]
     Argv(#[from] crate::xml2argv::Xml2ArgvError),
     /// A failed system call, worded as libvirt's virReportSystemError: `{msg}: {strerror}`.
-    #[error("{msg}: {}", config::strerror(source))]
-    System { msg: String, source: std::io::Error },
+    // Not `source`: the message already carries the OS error's words, and a source would
+    // make vsh print them again on a line of their own.
+    #[error("{msg}: {}", config::strerror(err))]
+    System { msg: String, err: std::io::Error },
 }
 
 /// Where a connection looks for facts; the defaults are the real host's.
@@ -310,7 +312,7 @@ impl Connect {
             return Err(DriverError::System {
                 msg: format!("Cannot check QEMU binary {}", path.display()),
                 // An OS error, so strerror words it as libvirt does.
-                source: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
+                err: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
             });
         }
         let mut inv = self.probe_paths(

@@ -26,7 +26,7 @@ fn check_dir(what: &str, dir: &str) -> Result<(), DriverError> {
         ))),
         Err(source) => Err(DriverError::System {
             msg: format!("cannot access {what} source directory '{dir}'"),
-            source,
+            err: source,
         }),
     }
 }

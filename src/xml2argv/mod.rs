@@ -9,14 +9,14 @@
 
 mod checks;
 mod devices;
-mod fsdev;
 pub mod explain;
+mod fsdev;
 pub mod harness;
 pub mod opts;
 pub mod render;
 mod rng;
-mod socketnet;
 pub mod secrets;
+mod socketnet;
 mod storage;
 mod tpm;
 
