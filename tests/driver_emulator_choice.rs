@@ -25,7 +25,7 @@ fn domain(arch: &str, machine: &str) -> String {
 }
 
 fn cached_binaries(root: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(root.join("cache/qemu"))
+    let mut names: Vec<String> = std::fs::read_dir(root.join("cache/qemu/capabilities"))
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
