@@ -365,8 +365,17 @@ pub fn soak_vsh(vsh_bin: &Path, root: &Path, cycles: usize) -> SoakReport {
         let qfds = fds_into(pid, root);
         let (_, rss_destroy) = vsh(vsh_bin, &u, &["destroy", "soakv"]);
         assert!(!alive(pid), "QEMU {pid} outlived vsh destroy");
-        reap_orphans();
-        let z = zombie_children().len();
+        // A killed QEMU shows as a zombie while its other threads are still exiting, and
+        // cannot be reaped until they are gone: reap for up to 2 s, as init would later.
+        let until = Instant::now() + Duration::from_secs(2);
+        let z = loop {
+            reap_orphans();
+            let z = zombie_children().len();
+            if z == 0 || Instant::now() >= until {
+                break z;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         rep.record(i, qfds, rss_start.max(rss_destroy), z, root, &dirs);
     }
     rep.elapsed = t.elapsed();
