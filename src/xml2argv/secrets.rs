@@ -23,6 +23,9 @@ pub struct SecretContext {
     pub iv: [u8; 16],
     /// Secret values, keyed by UUID or by usage string.
     pub values: BTreeMap<String, Vec<u8>>,
+    /// Secrets defined without a value, keyed like `values`, with their UUID: naming one is
+    /// an error of its own.
+    pub unset: BTreeMap<String, String>,
     /// The value of any secret not in `values` (libvirt's test harness answers every lookup
     /// with one fixed value).
     pub fallback: Option<Vec<u8>>,
@@ -37,6 +40,7 @@ impl SecretContext {
             master_key: std::array::from_fn(|i| i as u8),
             iv: std::array::from_fn(|i| i as u8),
             values: BTreeMap::new(),
+            unset: BTreeMap::new(),
             fallback: Some(b"AQCVn5hO6HzFAhAAq0NCv8jtJcIcE+HOBlMQ1A".to_vec()),
         }
     }
@@ -44,8 +48,14 @@ impl SecretContext {
     /// The value of `secret`, looked up by UUID, else by usage.
     pub fn value(&self, secret: &Secret) -> Result<&[u8], Xml2ArgvError> {
         let by = |k: &Option<String>| k.as_ref().and_then(|k| self.values.get(k));
+        let by_unset = |k: &Option<String>| k.as_ref().and_then(|k| self.unset.get(k));
         if let Some(v) = by(&secret.uuid).or_else(|| by(&secret.usage)) {
             return Ok(v);
+        }
+        if let Some(u) = by_unset(&secret.uuid).or_else(|| by_unset(&secret.usage)) {
+            return Err(Xml2ArgvError::Other(format!(
+                "Secret not found: secret '{u}' does not have a value"
+            )));
         }
         if let Some(v) = &self.fallback {
             return Ok(v);
