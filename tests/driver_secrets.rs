@@ -24,16 +24,24 @@ fn tools() -> bool {
 
 fn luks_image(dir: &Path) -> PathBuf {
     let img = dir.join("disk.luks");
-    let out = Command::new("qemu-img")
-        .args(["create", "-q", "-f", "luks", "--object"])
-        .arg(format!("secret,id=sec0,data={PASS}"))
-        .args(["-o", "key-secret=sec0,iter-time=200"])
-        .arg(&img)
-        .arg("16M")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    img
+    // QEMU times PBKDF2 by the thread's CPU usage to pick the iteration count, and on a busy
+    // or coarse-clocked host that measure now and then comes back empty: try again.
+    let mut last = None;
+    for _ in 0..10 {
+        let out = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "luks", "--object"])
+            .arg(format!("secret,id=sec0,data={PASS}"))
+            .args(["-o", "key-secret=sec0,iter-time=200"])
+            .arg(&img)
+            .arg("16M")
+            .output()
+            .unwrap();
+        if out.status.success() {
+            return img;
+        }
+        last = Some(out);
+    }
+    panic!("qemu-img create failed: {last:?}");
 }
 
 fn domain_xml(name: &str, img: &Path, secret_uuid: &str) -> String {
