@@ -347,3 +347,30 @@ fn vsh_secret_verbs() {
         "{err}"
     );
 }
+
+#[test]
+fn domxml_to_native_encrypts_with_a_throwaway_key() {
+    if !tools() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("any.luks");
+    let conn = Connect::open(Some(&format!(
+        "qemu:///embed?root={}",
+        d.path().join("root").display()
+    )))
+    .unwrap();
+    let xml = domain_xml("native", &img, UUID);
+    let e = conn.domain_xml_to_native(&xml).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!("Secret not found: no secret with matching uuid '{UUID}'")
+    );
+    conn.define_secret_xml(&secret_xml(UUID, &img))
+        .unwrap()
+        .set_value(PASS.as_bytes())
+        .unwrap();
+    let line = conn.domain_xml_to_native(&xml).unwrap().to_shell_line();
+    assert!(line.contains("-encryption-secret0\",\"data\":\""), "{line}");
+    assert!(!line.contains(PASS), "{line}");
+}

@@ -358,7 +358,11 @@ impl Connect {
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
-        let ctx = self.launch_context(&def, -1);
+        let mut ctx = self.launch_context(&def, -1);
+        // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
+        ctx.secrets = Some(
+            self.secret_context(secret::random_bytes::<32>()?, secret::random_bytes::<16>()?)?,
+        );
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.apply_qemu_env(&def, &mut cmd.env)?;
         Ok((def, cmd))
