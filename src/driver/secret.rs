@@ -344,9 +344,9 @@ impl Connect {
     }
 
     /// The secrets a start may hand to QEMU, encrypted with `master_key` (the bytes of this
-    /// start's `master-key.aes`) and `iv`. Every defined secret is offered, keyed by UUID and
-    /// by usage id; xml2argv picks the ones the domain names, and words a missing one or one
-    /// without a value as libvirt does.
+    /// start's `master-key.aes`), each with an IV derived from `iv`. Every defined secret is
+    /// offered, keyed by UUID and by usage id; xml2argv picks the ones the domain names, and
+    /// words a missing one or one without a value as libvirt does.
     pub fn secret_context(
         &self,
         master_key: [u8; 32],
@@ -365,6 +365,7 @@ impl Connect {
         Ok(SecretContext {
             master_key,
             iv,
+            iv_per_object: true,
             values,
             unset,
             fallback: None,
