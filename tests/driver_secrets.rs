@@ -335,6 +335,24 @@ fn vsh_secret_verbs() {
     let (ok, _, err) = vsh(&uri, &["secret-set-value", UUID, "--base64", "!!"]);
     assert!(!ok);
     assert!(err.contains("Invalid base64 data"), "{err}");
+    let (ok, _, err) = vsh(&uri, &["secret-set-value", UUID]);
+    assert!(!ok);
+    assert!(err.contains("Input secret value is missing"), "{err}");
+    let (ok, _, err) = vsh(
+        &uri,
+        &["secret-set-value", UUID, "--file", "/nonexistent/v"],
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("failed to read secret file '/nonexistent/v'"),
+        "{err}"
+    );
+    let (ok, _, err) = vsh(&uri, &["secret-define", "/nonexistent/s.xml"]);
+    assert!(!ok);
+    assert!(
+        err.contains("Failed to open file '/nonexistent/s.xml'"),
+        "{err}"
+    );
     let (ok, out, _) = vsh(&uri, &["secret-undefine", UUID]);
     assert!(ok);
     assert_eq!(out, format!("Secret {UUID} deleted\n\n"));
