@@ -5,6 +5,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use domdriver::Connect;
 
+#[path = "vsh/secret.rs"]
+mod secret;
+
 const USAGE: &str = "\
 usage: vsh [-c URI] COMMAND [ARGS]
 
@@ -36,7 +39,7 @@ commands:
                                     domain XML
   destroy|suspend|resume|shutdown|reboot DOMAIN
                                     lifecycle of a running domain
-
+{SECRET}
 options:
   -c, --connect URI                 qemu:///session, qemu:///system or qemu:///embed?root=DIR
                                     (default: VSH_DEFAULT_URI, else system for root, session
@@ -598,7 +601,8 @@ fn run(args: Args) -> Result<()> {
             }
         }
         "define" | "undefine" | "list" | "dominfo" | "domstate" | "dumpxml" | "destroy"
-        | "suspend" | "resume" | "shutdown" | "reboot" | "start" | "create" | "console" => {
+        | "suspend" | "resume" | "shutdown" | "reboot" | "start" | "create" | "console"
+        | "secret-define" | "secret-set-value" | "secret-list" | "secret-undefine" => {
             let conn = open()?;
             let res = match verb.as_str() {
                 "define" => cmd_define(&conn, &mut rest),
@@ -610,6 +614,7 @@ fn run(args: Args) -> Result<()> {
                 "start" => cmd_start(&conn, &mut rest),
                 "create" => cmd_create(&conn, &mut rest),
                 "console" => cmd_console(&conn, &mut rest),
+                v if v.starts_with("secret-") => secret::run(&conn, v, &mut rest),
                 _ => cmd_lifecycle(&conn, &verb, &mut rest),
             };
             // Files skipped on the way (corrupt configs, unreadable status files).
@@ -631,7 +636,7 @@ fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
-            print!("{USAGE}");
+            print!("{}", USAGE.replace("{SECRET}", secret::USAGE));
             return ExitCode::SUCCESS;
         }
         Err(e) => {

@@ -143,8 +143,8 @@ fn not_running() -> DriverError {
 /// The process layer says "domain 'X' is not running"; libvirt's API says it without the name.
 /// The per-start private directory QEMU gets as HOME, with the master key its command line
 /// names (libvirt hands secrets to QEMU encrypted with it). Both are private to the user.
-fn prepare_lib_dir(dir: &std::path::Path) -> Result<(), DriverError> {
-    use std::io::{Read, Write};
+fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverError> {
+    use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let sys = |msg: String| move |source| DriverError::System { msg, err: source };
     std::fs::DirBuilder::new()
@@ -152,10 +152,6 @@ fn prepare_lib_dir(dir: &std::path::Path) -> Result<(), DriverError> {
         .mode(0o700)
         .create(dir)
         .map_err(sys(format!("cannot create directory '{}'", dir.display())))?;
-    let mut key = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut key))
-        .map_err(sys("cannot read /dev/urandom".into()))?;
     let path = dir.join("master-key.aes");
     std::fs::OpenOptions::new()
         .write(true)
@@ -164,7 +160,7 @@ fn prepare_lib_dir(dir: &std::path::Path) -> Result<(), DriverError> {
         .mode(0o600)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
-        .and_then(|mut f| f.write_all(&key))
+        .and_then(|mut f| f.write_all(key))
         .map_err(sys(format!("cannot write file '{}'", path.display())))
 }
 
@@ -853,11 +849,24 @@ impl<'c> Domain<'c> {
         super::console::add_capture_logs(&mut def, &self.conn.dirs.log)?;
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
-        let ctx = self.conn.launch_context(&def, id);
+        let mut ctx = self.conn.launch_context(&def, id);
+        // A fresh master key per start (written to `master-key.aes`, which QEMU reads) and a
+        // fresh IV: the secrets on the command line are only ever this start's ciphertext.
+        let key = super::secret::random_bytes::<32>()?;
+        let iv = super::secret::random_bytes::<16>()?;
+        ctx.secrets = Some(self.conn.secret_context(key, iv)?);
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
-        prepare_lib_dir(std::path::Path::new(&ctx.lib_dir))?;
-        self.launch(def, cmd.binary, cmd.args, cmd.env, Some(MONITOR_FD), paused)
+        let lib_dir = std::path::Path::new(&ctx.lib_dir);
+        let started = prepare_lib_dir(lib_dir, &key).and_then(|()| {
+            self.launch(def, cmd.binary, cmd.args, cmd.env, Some(MONITOR_FD), paused)
+        });
+        if started.is_err() {
+            // No QEMU runs with this id: its master key must not outlive the attempt. Best
+            // effort, the start's own error is the one to report.
+            let _ = std::fs::remove_dir_all(lib_dir);
+        }
+        started
     }
 
     /// Start the domain with a ready command line. `binary` and `args` are QEMU's argv (without

@@ -10,6 +10,7 @@ pub mod graphics;
 pub mod lock;
 mod precheck;
 pub mod process;
+pub mod secret;
 pub mod status;
 pub mod uri;
 
@@ -56,6 +57,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_DOMAIN.
     #[error("Domain not found: {0}")]
     NoDomain(String),
+    /// libvirt's VIR_ERR_NO_SECRET.
+    #[error("Secret not found: {0}")]
+    NoSecret(String),
     /// libvirt's VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),
@@ -354,7 +358,11 @@ impl Connect {
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
-        let ctx = self.launch_context(&def, -1);
+        let mut ctx = self.launch_context(&def, -1);
+        // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
+        ctx.secrets = Some(
+            self.secret_context(secret::random_bytes::<32>()?, secret::random_bytes::<16>()?)?,
+        );
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.apply_qemu_env(&def, &mut cmd.env)?;
         Ok((def, cmd))
@@ -382,7 +390,8 @@ impl Connect {
         // configured, so a SPICE display without `passwd` runs without tickets.
         ctx.conf.spice_password = None;
         ctx.nvram_dir = self.dirs.lib.join("nvram").display().to_string();
-        // No secret store yet: the harness's fixed key and values must never reach a guest.
+        // The harness's fixed key and values must never reach a guest: a start fills in its
+        // own master key and the store's values (see `secret::Connect::secret_context`).
         ctx.secrets = None;
         ctx.tpm_passthrough_fds = None;
         ctx.tpm_emulator_socket = None;

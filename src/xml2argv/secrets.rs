@@ -19,10 +19,17 @@ use crate::domain::common::Secret;
 pub struct SecretContext {
     /// The content of the domain's `master-key.aes`.
     pub master_key: [u8; 32],
-    /// The IV used for this launch's secrets.
+    /// The IV used for this launch's secrets (see `iv_per_object`).
     pub iv: [u8; 16],
+    /// Whether each secret object gets an IV of its own, derived from `iv` and its id under
+    /// the master key, as libvirt draws a fresh IV per secret. libvirt's test harness mocks
+    /// its random source so that every secret gets the same bytes, `iv` itself.
+    pub iv_per_object: bool,
     /// Secret values, keyed by UUID or by usage string.
     pub values: BTreeMap<String, Vec<u8>>,
+    /// Secrets defined without a value, keyed like `values`, with their UUID: naming one is
+    /// an error of its own.
+    pub unset: BTreeMap<String, String>,
     /// The value of any secret not in `values` (libvirt's test harness answers every lookup
     /// with one fixed value).
     pub fallback: Option<Vec<u8>>,
@@ -36,7 +43,9 @@ impl SecretContext {
         SecretContext {
             master_key: std::array::from_fn(|i| i as u8),
             iv: std::array::from_fn(|i| i as u8),
+            iv_per_object: false,
             values: BTreeMap::new(),
+            unset: BTreeMap::new(),
             fallback: Some(b"AQCVn5hO6HzFAhAAq0NCv8jtJcIcE+HOBlMQ1A".to_vec()),
         }
     }
@@ -44,8 +53,14 @@ impl SecretContext {
     /// The value of `secret`, looked up by UUID, else by usage.
     pub fn value(&self, secret: &Secret) -> Result<&[u8], Xml2ArgvError> {
         let by = |k: &Option<String>| k.as_ref().and_then(|k| self.values.get(k));
+        let by_unset = |k: &Option<String>| k.as_ref().and_then(|k| self.unset.get(k));
         if let Some(v) = by(&secret.uuid).or_else(|| by(&secret.usage)) {
             return Ok(v);
+        }
+        if let Some(u) = by_unset(&secret.uuid).or_else(|| by_unset(&secret.usage)) {
+            return Err(Xml2ArgvError::Other(format!(
+                "Secret not found: secret '{u}' does not have a value"
+            )));
         }
         if let Some(v) = &self.fallback {
             return Ok(v);
@@ -57,9 +72,19 @@ impl SecretContext {
         }))
     }
 
-    /// `plain` encrypted for QEMU: (ciphertext, IV), both base64.
+    /// `plain` encrypted for QEMU with `iv`: (ciphertext, IV), both base64.
     pub fn encrypt(&self, plain: &[u8]) -> (String, String) {
-        let enc = cbc::Encryptor::<aes::Aes256>::new(&self.master_key.into(), &self.iv.into());
+        self.encrypt_with(plain, self.iv)
+    }
+
+    fn encrypt_with(&self, plain: &[u8], iv: [u8; 16]) -> (String, String) {
+        let buf = self.cbc(plain, iv);
+        (B64.encode(&buf), B64.encode(iv))
+    }
+
+    /// AES-256-CBC with PKCS#7 padding under the master key.
+    fn cbc(&self, plain: &[u8], iv: [u8; 16]) -> Vec<u8> {
+        let enc = cbc::Encryptor::<aes::Aes256>::new(&self.master_key.into(), &iv.into());
         // PKCS#7 always adds 1..=16 bytes.
         let mut buf = vec![0u8; plain.len() + 16];
         let n = enc
@@ -67,12 +92,25 @@ impl SecretContext {
             .map(|c| c.len())
             .unwrap_or(0);
         buf.truncate(n);
-        (B64.encode(&buf), B64.encode(self.iv))
+        buf
+    }
+
+    /// The IV of secret object `id`: the last block of `id` encrypted under the master key
+    /// from `iv`, so distinct objects of one launch get distinct IVs that nobody without the
+    /// key can predict, and the launch's random `iv` stays the only randomness needed.
+    fn iv_for(&self, id: &str) -> [u8; 16] {
+        if !self.iv_per_object {
+            return self.iv;
+        }
+        let c = self.cbc(id.as_bytes(), self.iv);
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&c[c.len() - 16..]);
+        out
     }
 
     /// The `-object secret` carrying `plain` under `id`.
     pub fn object(&self, id: &str, plain: &[u8]) -> JsonOpts {
-        let (data, iv) = self.encrypt(plain);
+        let (data, iv) = self.encrypt_with(plain, self.iv_for(id));
         let mut j = JsonOpts::new();
         j.s("qom-type", "secret")
             .s("id", id)
@@ -106,6 +144,23 @@ mod tests {
         assert_eq!(B64.decode(data).unwrap().len(), 32);
         let (empty, _) = c.encrypt(b"");
         assert_eq!(B64.decode(empty).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn per_object_ivs_differ_and_decrypt() {
+        use aes::cipher::BlockDecryptMut;
+        let mut c = SecretContext::libvirt_test_harness();
+        c.iv_per_object = true;
+        let a = c.iv_for("libvirt-1-format-encryption-secret0");
+        let b = c.iv_for("libvirt-2-format-encryption-secret0");
+        assert_ne!(a, b);
+        assert_ne!(a, c.iv);
+        let (data, iv) = c.encrypt_with(b"hunter2", a);
+        assert_eq!(iv, B64.encode(a));
+        let mut buf = B64.decode(data).unwrap();
+        let dec = cbc::Decryptor::<aes::Aes256>::new(&c.master_key.into(), &a.into());
+        let plain = dec.decrypt_padded_mut::<Pkcs7>(&mut buf).unwrap();
+        assert_eq!(plain, b"hunter2");
     }
 
     #[test]
