@@ -96,14 +96,9 @@ pub fn canonical_arch(arch: &str) -> Option<&'static str> {
         .find(|a| *a == alias)
 }
 
-/// The multiplier for every timeout here: `VSH_TIMEOUT_MULTIPLIER` (a positive number), else 1.
-pub fn timeout_multiplier() -> f64 {
-    std::env::var("VSH_TIMEOUT_MULTIPLIER")
-        .ok()
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|m| m.is_finite() && *m > 0.0)
-        .unwrap_or(1.0)
-}
+/// The multiplier for every timeout here, the console's: `VSH_TIMEOUT_MULTIPLIER` (a positive
+/// number), else 1.
+pub use crate::driver::console::timeout_multiplier;
 
 /// `d` scaled by [`timeout_multiplier`].
 pub fn scaled(d: Duration) -> Duration {
