@@ -6,6 +6,11 @@
 
 mod cache;
 mod cpu;
+mod cpu_x86;
+pub mod cpu_x86_decode;
+pub mod cpu_x86_features;
+pub mod cpu_x86_models;
+mod cpu_x86_probe;
 mod format;
 mod numa;
 mod sysfs;
@@ -242,7 +247,7 @@ impl HostCaps {
                 .into_iter()
                 .map(|p| p.size_kib),
         );
-        let cpu = HostCpu {
+        let mut cpu = HostCpu {
             arch,
             model: None,
             vendor: cpuinfo
@@ -263,6 +268,11 @@ impl HostCaps {
             features: libvirt_features(&cpuinfo.flags),
             page_sizes_kib,
         };
+        // CPUID describes the CPU this program runs on: the host's only when the root is this
+        // machine's own /proc. libvirt reads the host CPU that way (virCPUx86GetHost).
+        if root.proc_dir == Path::new("/proc") && cpu.arch == super::qemu::host_arch() {
+            cpu.describe_this_x86_cpu(Path::new("/dev/kvm"));
+        }
         Ok(HostCaps {
             uuid: match &opts.host_uuid {
                 Some(u) => Some(u.clone()),
