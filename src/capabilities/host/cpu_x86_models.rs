@@ -3,6 +3,11 @@
 //! facts of libvirt 9.0's CPU map (models it may use for a host), written as differences
 //! from an earlier model where that is shorter. The order is the map's: oldest first, and
 //! the decoder tries the newest first.
+//!
+//! QEMU's definitions of the same names (`domcaps/x86_models.rs`) are not these: libvirt's
+//! lists differ for most models (QEMU has since added `vme`, `arat`, `xsaveopt`, `f16c`,
+//! `rdrand`, `abm`, `pku`, ... to its definitions; libvirt kept `monitor` in the Core models
+//! and `rdtscp` in Opteron_G2), and a host decoded with QEMU's lists gets other models.
 
 use std::sync::OnceLock;
 
