@@ -31,6 +31,10 @@ fn executable_id(p: &Path) -> Option<(u64, u64)> {
 
 /// Every `qemu-system-*` (and `qemu-kvm`) in `dirs`, in search order, with duplicates reached
 /// through symlinks or repeated directories removed (the first path found is kept).
+///
+/// A duplicate is the same file under the same name. The same file under another name is
+/// kept: libvirt looks emulators up by name (`qemu-system-ppc64le` for a ppc64le guest, a
+/// link to qemu-system-ppc64 on Debian) and names the guest's emulator by the path it found.
 pub fn find_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
     // Identity by device and inode: one stat per file, where canonicalizing costs a readlink
     // per path component. The same holds for directories listed twice (PATH often repeats).
@@ -59,7 +63,7 @@ pub fn find_in(dirs: &[PathBuf]) -> Vec<PathBuf> {
         for n in names {
             let p = dir.join(&n);
             if let Some(id) = executable_id(&p)
-                && seen.insert(id)
+                && seen.insert((id, n.clone()))
             {
                 found.push(p);
             }
@@ -102,8 +106,11 @@ mod tests {
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(a.join("qemu-system-noexec"), "").unwrap();
         std::fs::write(a.join("qemu-img"), "").unwrap();
-        std::os::unix::fs::symlink(&exe, b.join("qemu-system-bar")).unwrap();
+        std::os::unix::fs::symlink(&exe, b.join("qemu-system-foo")).unwrap();
+        std::os::unix::fs::symlink(&exe, b.join("qemu-system-foole")).unwrap();
         let found = find_in(&[a.clone(), b.clone(), a.clone(), d.path().join("missing")]);
-        assert_eq!(found, vec![exe]);
+        // The link under the same name is the same emulator; under another name it is what
+        // a lookup by that name finds.
+        assert_eq!(found, vec![exe, b.join("qemu-system-foole")]);
     }
 }

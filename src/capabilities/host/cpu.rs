@@ -1,7 +1,10 @@
-//! The host CPU: identity from /proc/cpuinfo, libvirt feature names, and the choice of a
-//! named CPU model among those QEMU reports usable.
+//! The host CPU as /proc/cpuinfo tells it: identity, and its flags under libvirt's feature
+//! names. (On this machine CPUID describes the CPU instead: see `cpu_x86.rs`.) Also a choice
+//! of a named model among those QEMU reports usable, for callers that have such a list.
 
 use std::collections::BTreeSet;
+
+use super::cpu_x86_features::feature_index;
 
 /// What /proc/cpuinfo tells about the first processor (all processors of a host are the same
 /// model for our purposes; libvirt also describes the host CPU as one definition).
@@ -71,7 +74,9 @@ pub fn vendor_name(vendor_id: &str) -> Option<&'static str> {
     }
 }
 
-/// Linux flag names whose libvirt (cpu_map) spelling differs.
+/// Linux flag names whose libvirt (cpu_map) spelling differs. Linux flags spelled as a
+/// libvirt feature is are that feature; the others (`rep_good`, `cpuid`, `xtopology`, ...)
+/// are Linux-synthetic and have no libvirt name.
 const RENAMED_FLAGS: &[(&str, &str)] = &[
     ("pclmulqdq", "pclmuldq"),
     ("sse4_1", "sse4.1"),
@@ -88,7 +93,7 @@ const RENAMED_FLAGS: &[(&str, &str)] = &[
     ("sha_ni", "sha-ni"),
     ("avx512_vbmi2", "avx512vbmi2"),
     ("avx512_bitalg", "avx512bitalg"),
-    ("avx512_vnni", "avx512-vnni"),
+    ("avx512_vnni", "avx512vnni"),
     ("avx512_bf16", "avx512-bf16"),
     ("avx512_fp16", "avx512-fp16"),
     ("avx512_vpopcntdq", "avx512-vpopcntdq"),
@@ -108,164 +113,12 @@ const RENAMED_FLAGS: &[(&str, &str)] = &[
     ("pausefilter", "pause-filter"),
     ("svm_lock", "svm-lock"),
     ("v_vmsave_vmload", "v-vmsave-vmload"),
-    ("amd_psfd", "amd-psfd"),
-];
-
-/// Linux flags that libvirt spells the same way. Anything not listed here or in
-/// [`RENAMED_FLAGS`] is a Linux-synthetic flag (`rep_good`, `cpuid`, `xtopology`, ...) that
-/// has no CPUID bit and so no libvirt name.
-const SAME_FLAGS: &[&str] = &[
-    "fpu",
-    "vme",
-    "de",
-    "pse",
-    "tsc",
-    "msr",
-    "pae",
-    "mce",
-    "cx8",
-    "apic",
-    "sep",
-    "mtrr",
-    "pge",
-    "mca",
-    "cmov",
-    "pat",
-    "pse36",
-    "clflush",
-    "acpi",
-    "mmx",
-    "fxsr",
-    "sse",
-    "sse2",
-    "ss",
-    "ht",
-    "tm",
-    "pbe",
-    "syscall",
-    "nx",
-    "mmxext",
-    "fxsr_opt",
-    "pdpe1gb",
-    "rdtscp",
-    "lm",
-    "3dnowext",
-    "3dnow",
-    "pni",
-    "dtes64",
-    "monitor",
-    "ds_cpl",
-    "vmx",
-    "smx",
-    "est",
-    "tm2",
-    "ssse3",
-    "cid",
-    "fma",
-    "cx16",
-    "xtpr",
-    "pdcm",
-    "pcid",
-    "dca",
-    "x2apic",
-    "movbe",
-    "popcnt",
-    "aes",
-    "xsave",
-    "osxsave",
-    "avx",
-    "f16c",
-    "rdrand",
-    "hypervisor",
-    "lahf_lm",
-    "cmp_legacy",
-    "svm",
-    "extapic",
-    "cr8_legacy",
-    "abm",
-    "sse4a",
-    "misalignsse",
-    "3dnowprefetch",
-    "osvw",
-    "ibs",
-    "xop",
-    "skinit",
-    "wdt",
-    "lwp",
-    "fma4",
-    "tce",
-    "nodeid_msr",
-    "tbm",
-    "topoext",
-    "perfctr_core",
-    "perfctr_nb",
-    "fsgsbase",
-    "tsc_adjust",
-    "bmi1",
-    "hle",
-    "avx2",
-    "smep",
-    "bmi2",
-    "erms",
-    "invpcid",
-    "rtm",
-    "mpx",
-    "avx512f",
-    "avx512dq",
-    "rdseed",
-    "adx",
-    "smap",
-    "avx512ifma",
-    "clflushopt",
-    "clwb",
-    "avx512pf",
-    "avx512er",
-    "avx512cd",
-    "avx512bw",
-    "avx512vl",
-    "xsaveopt",
-    "xsavec",
-    "xgetbv1",
-    "xsaves",
-    "avx512vbmi",
-    "umip",
-    "pku",
-    "ospke",
-    "waitpkg",
-    "gfni",
-    "vaes",
-    "vpclmulqdq",
-    "rdpid",
-    "la57",
-    "cldemote",
-    "movdiri",
-    "movdir64b",
-    "fsrm",
-    "serialize",
-    "tsxldtrk",
-    "pconfig",
-    "arat",
-    "ssbd",
-    "ibpb",
-    "ibrs",
-    "stibp",
-    "clzero",
-    "xsaveerptr",
-    "wbnoinvd",
-    "mwaitx",
-    "npt",
-    "lbrv",
-    "flushbyasid",
-    "decodeassists",
-    "pfthreshold",
-    "avic",
-    "vgif",
-    "pcommit",
-    "sgx",
-    "sgx1",
-    "sgx2",
-    "pln",
-    "pts",
+    ("cr8_legacy", "cr8legacy"),
+    ("bus_lock_detect", "bus-lock-detect"),
+    ("split_lock_detect", "split-lock-detect"),
+    ("arch_lbr", "arch-lbr"),
+    ("tsxldtrk", "tsx-ldtrk"),
+    ("sgx_lc", "sgxlc"),
 ];
 
 /// libvirt feature names for a list of Linux cpuinfo flags, in cpuinfo order, deduplicated.
@@ -279,7 +132,8 @@ pub fn libvirt_features(flags: &[String]) -> Vec<String> {
     for flag in flags {
         let name = if let Some((_, lv)) = RENAMED_FLAGS.iter().find(|(l, _)| l == flag) {
             Some(*lv)
-        } else if SAME_FLAGS.contains(&flag.as_str()) {
+        } else if feature_index(flag).is_some() {
+            // The same spelling in Linux and in libvirt.
             Some(flag.as_str())
         } else if flag == "nonstop_tsc" && has("constant_tsc") {
             Some("invtsc")
@@ -492,6 +346,23 @@ mod tests {
     }
 
     #[test]
+    fn renamed_flags_are_libvirt_features() {
+        for (linux, lv) in RENAMED_FLAGS {
+            assert!(
+                feature_index(lv).is_some(),
+                "{linux} -> {lv}: not a libvirt feature"
+            );
+        }
+        let flags: Vec<String> = ["cr8_legacy", "avx512_vnni", "rep_good", "sse4a"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            libvirt_features(&flags),
+            ["cr8legacy", "avx512vnni", "sse4a"]
+        );
+    }
+
+    #[test]
     fn parses_cpuinfo() {
         let text = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 142\nmodel name\t: Intel(R) Core(TM)\nstepping\t: 12\nmicrocode\t: 0xec\nflags\t\t: fpu vmx\naddress sizes\t: 39 bits physical, 48 bits virtual\n\nprocessor\t: 1\nvendor_id\t: Other\n";
         let c = parse_cpuinfo(text);
@@ -504,174 +375,5 @@ mod tests {
         assert_eq!(c.flags, vec!["fpu", "vmx"]);
         assert_eq!(c.phys_addr_bits, Some(39));
         assert_eq!(libvirt_arch("i586"), "i686");
-    }
-}
-
-/// Features (libvirt names) that first appear with each model, for naming a host CPU from
-/// its own CPUID features when no KVM-backed model list is available. A model matches when
-/// the host has all of its marker features; the newest match of the host's vendor wins. These
-/// are distinguishing markers, not full model definitions: enough to name a generation.
-const FEATURE_MARKERS: &[(&str, &str, &[&str])] = &[
-    ("Intel", "Conroe", &["ssse3"]),
-    ("Intel", "Penryn", &["ssse3", "sse4.1"]),
-    ("Intel", "Nehalem", &["sse4.2", "popcnt"]),
-    (
-        "Intel",
-        "Westmere",
-        &["sse4.2", "popcnt", "aes", "pclmuldq"],
-    ),
-    (
-        "Intel",
-        "SandyBridge",
-        &["aes", "avx", "xsave", "tsc-deadline"],
-    ),
-    ("Intel", "IvyBridge", &["avx", "f16c", "rdrand", "fsgsbase"]),
-    (
-        "Intel",
-        "Haswell-noTSX",
-        &["avx2", "bmi1", "bmi2", "fma", "movbe", "invpcid"],
-    ),
-    (
-        "Intel",
-        "Broadwell-noTSX",
-        &["avx2", "adx", "rdseed", "smap"],
-    ),
-    (
-        "Intel",
-        "Skylake-Client",
-        &["avx2", "adx", "xsavec", "clflushopt"],
-    ),
-    (
-        "Intel",
-        "Skylake-Server",
-        &[
-            "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl", "clwb",
-        ],
-    ),
-    (
-        "Intel",
-        "Cascadelake-Server",
-        &["avx512f", "avx512bw", "avx512vl", "avx512-vnni"],
-    ),
-    (
-        "Intel",
-        "Icelake-Server",
-        &[
-            "avx512-vnni",
-            "avx512vbmi",
-            "avx512vbmi2",
-            "gfni",
-            "vaes",
-            "vpclmulqdq",
-        ],
-    ),
-    (
-        "Intel",
-        "SapphireRapids",
-        &["avx512-vnni", "avx512-bf16", "avx512-fp16", "amx-tile"],
-    ),
-    ("AMD", "Opteron_G1", &["sse2", "lm"]),
-    ("AMD", "Opteron_G2", &["sse2", "lm", "cx16", "rdtscp"]),
-    (
-        "AMD",
-        "Opteron_G3",
-        &["sse4a", "abm", "misalignsse", "popcnt"],
-    ),
-    (
-        "AMD",
-        "Opteron_G4",
-        &["sse4a", "avx", "aes", "xsave", "fma4", "xop"],
-    ),
-    ("AMD", "Opteron_G5", &["sse4a", "avx", "fma", "f16c", "tbm"]),
-    (
-        "AMD",
-        "EPYC",
-        &["avx2", "sha-ni", "clzero", "xsaves", "adx", "rdseed"],
-    ),
-    (
-        "AMD",
-        "EPYC-Rome",
-        &["avx2", "sha-ni", "clzero", "clwb", "rdpid", "wbnoinvd"],
-    ),
-    (
-        "AMD",
-        "EPYC-Milan",
-        &[
-            "avx2",
-            "sha-ni",
-            "clzero",
-            "rdpid",
-            "pku",
-            "vaes",
-            "vpclmulqdq",
-            "fsrm",
-        ],
-    ),
-    (
-        "AMD",
-        "EPYC-Genoa",
-        &[
-            "avx512f",
-            "avx512bw",
-            "avx512vl",
-            "avx512-bf16",
-            "vaes",
-            "clzero",
-            "la57",
-        ],
-    ),
-];
-
-/// The newest model (of `known`, when given: the models this QEMU has) whose marker features
-/// the host CPU has, preferring the host's vendor; for when KVM cannot say which models run.
-pub fn closest_model_from_features(
-    features: &[String],
-    vendor: Option<&str>,
-    known: Option<&[&str]>,
-) -> Option<String> {
-    let has = |f: &str| features.iter().any(|h| h == f);
-    FEATURE_MARKERS
-        .iter()
-        .rev()
-        .filter(|(v, _, _)| vendor.is_none_or(|hv| hv == *v))
-        .filter(|(_, m, _)| known.is_none_or(|k| k.contains(m)))
-        .find(|(_, _, marks)| marks.iter().all(|f| has(f)))
-        .map(|(_, m, _)| m.to_string())
-}
-
-#[cfg(test)]
-mod marker_tests {
-    use super::*;
-
-    fn feats(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_string).collect()
-    }
-
-    #[test]
-    fn names_a_generation_from_cpuid_features() {
-        let zen3 = feats(
-            "sse2 lm avx2 sha-ni clzero xsaves adx rdseed clwb rdpid wbnoinvd pku vaes vpclmulqdq fsrm",
-        );
-        assert_eq!(
-            closest_model_from_features(&zen3, Some("AMD"), None).as_deref(),
-            Some("EPYC-Milan")
-        );
-        // Only models this QEMU knows count.
-        assert_eq!(
-            closest_model_from_features(&zen3, Some("AMD"), Some(&["EPYC", "EPYC-Rome"]))
-                .as_deref(),
-            Some("EPYC-Rome")
-        );
-        let haswell = feats(
-            "ssse3 sse4.1 sse4.2 popcnt aes pclmuldq avx xsave tsc-deadline f16c rdrand fsgsbase avx2 bmi1 bmi2 fma movbe invpcid",
-        );
-        assert_eq!(
-            closest_model_from_features(&haswell, Some("Intel"), None).as_deref(),
-            Some("Haswell-noTSX")
-        );
-        assert_eq!(
-            closest_model_from_features(&feats("sse2"), Some("Intel"), None),
-            None
-        );
     }
 }

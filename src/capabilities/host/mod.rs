@@ -6,6 +6,11 @@
 
 mod cache;
 mod cpu;
+mod cpu_x86;
+pub mod cpu_x86_decode;
+pub mod cpu_x86_features;
+pub mod cpu_x86_models;
+mod cpu_x86_probe;
 mod format;
 mod numa;
 mod sysfs;
@@ -19,8 +24,7 @@ pub use cache::{
     ResctrlMonitor, probe_cache,
 };
 pub use cpu::{
-    CpuInfo, closest_model_from_features, libvirt_arch, libvirt_features, parse_cpuinfo,
-    pick_host_cpu_model, vendor_name,
+    CpuInfo, libvirt_arch, libvirt_features, parse_cpuinfo, pick_host_cpu_model, vendor_name,
 };
 pub use numa::{
     AccessType, CacheAssociativity, CachePolicy, CellCpu, CpuPlacement, Distance, Interconnect,
@@ -117,8 +121,8 @@ pub struct CpuTopology {
 pub struct HostCpu {
     /// libvirt architecture name (`x86_64`, `aarch64`, ...).
     pub arch: String,
-    /// Named model; the caller fills it from QEMU's usable models (see
-    /// [`pick_host_cpu_model`]).
+    /// Named model from libvirt's CPU map: set by probing this machine (CPUID), else by
+    /// [`HostCpu::describe_x86_from_features`] or [`pick_host_cpu_model`].
     pub model: Option<String>,
     pub vendor: Option<String>,
     pub microcode: Option<u64>,
@@ -126,8 +130,8 @@ pub struct HostCpu {
     pub tsc: Option<TscCounter>,
     pub topology: Option<CpuTopology>,
     pub max_phys_addr_bits: Option<u32>,
-    /// libvirt feature names. Probing lists every feature the host has; once a model is
-    /// chosen the caller may drop those the model already implies, as libvirt shows them.
+    /// libvirt feature names: once a model is named, only those beyond the model (as libvirt
+    /// shows them); before that, every feature /proc/cpuinfo lists.
     pub features: Vec<String>,
     /// Page sizes (KiB) the host supports, smallest first.
     pub page_sizes_kib: Vec<u64>,
@@ -242,7 +246,7 @@ impl HostCaps {
                 .into_iter()
                 .map(|p| p.size_kib),
         );
-        let cpu = HostCpu {
+        let mut cpu = HostCpu {
             arch,
             model: None,
             vendor: cpuinfo
@@ -263,6 +267,11 @@ impl HostCaps {
             features: libvirt_features(&cpuinfo.flags),
             page_sizes_kib,
         };
+        // CPUID describes the CPU this program runs on: the host's only when the root is this
+        // machine's own /proc. libvirt reads the host CPU that way (virCPUx86GetHost).
+        if root.proc_dir == Path::new("/proc") && cpu.arch == super::qemu::host_arch() {
+            cpu.describe_this_x86_cpu(Path::new("/dev/kvm"));
+        }
         Ok(HostCaps {
             uuid: match &opts.host_uuid {
                 Some(u) => Some(u.clone()),

@@ -44,10 +44,17 @@ fn native(host: &str, guest: &str) -> bool {
 /// The emulator libvirt picks for `guest` on `host`, among probed ones.
 pub fn emulator_for<'a>(caps: &'a [QemuCaps], host: &str, guest: &str) -> Option<&'a QemuCaps> {
     // libvirt looks for qemu-system-TARGET by name; variants serving the same target
-    // (qemu-system-x86_64-microvm, other machines) only stand in when it is missing.
+    // (qemu-system-x86_64-microvm, other machines) only stand in when it is missing. A ppc64
+    // binary serves both byte orders, so qemu-system-ppc64le (a link to it on Debian) is
+    // found by that name, and the guest names that path.
     let by_target = |t: &str| {
         let plain = format!("qemu-system-{t}");
-        let serving = || caps.iter().filter(move |c| arch_to_qemu(&c.arch) == t);
+        let serving = || {
+            caps.iter().filter(move |c| {
+                let ct = arch_to_qemu(&c.arch);
+                ct == t || (is_ppc64(ct) && is_ppc64(t))
+            })
+        };
         serving()
             .find(|c| {
                 std::path::Path::new(&c.emulator)
