@@ -163,7 +163,7 @@ pub fn run_one(ctx: &mut CmdCtx, p: &ParsedArgs) -> bool {
     if let Err(e) = res {
         print_error(e.chain());
     }
-    if matches!(p.cmd.name, "quit" | "exit") {
+    if !p.help && matches!(p.cmd.name, "quit" | "exit") {
         return ok;
     }
     if ctx.globals.timing {
