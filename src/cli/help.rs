@@ -98,6 +98,8 @@ pub fn command(c: &CmdDef) -> String {
             OptKind::String => format!("[--{} <string>]", o.name),
             OptKind::Data if o.required => format!("<{}>", o.name),
             OptKind::Data => format!("[<{}>]", o.name),
+            // Repeatable named options (console's --expect) are ours, not virsh's.
+            OptKind::Argv if !o.positional => format!("[--{} <string>]...", o.name),
             OptKind::Argv => match (shortopt, o.required) {
                 (true, true) => format!("{{[--{}] <string>}}...", o.name),
                 (true, false) => format!("[[--{}] <string>]...", o.name),
@@ -123,11 +125,11 @@ pub fn command(c: &CmdDef) -> String {
         for o in c.opts {
             let left = match o.kind {
                 OptKind::Bool => format!("--{}", o.name),
-                OptKind::Int if o.positional => format!("[--{}] <number>", o.name),
+                OptKind::Int if o.required => format!("[--{}] <number>", o.name),
                 OptKind::Int => format!("--{} <number>", o.name),
-                OptKind::String if o.positional => format!("[--{}] <string>", o.name),
                 OptKind::String => format!("--{} <string>", o.name),
                 OptKind::Data => format!("[--{}] <string>", o.name),
+                OptKind::Argv if !o.positional => format!("--{} <string>", o.name),
                 OptKind::Argv if shortopt => format!("[--{}] <string>", o.name),
                 OptKind::Argv => format!("<{}>", o.name),
                 OptKind::Alias(_) => continue,

@@ -215,3 +215,59 @@ fn readonly_refuses_changing_verbs() {
     assert!(super::run_one(&mut ctx, &p));
     assert!(ctx.out().contents().contains("start - start a"));
 }
+
+fn noop(_: &mut CmdCtx, _: &super::parse::ParsedArgs) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// A verb with virsh's option kinds that no real verb combines yet: aliases (plain and with a
+/// value, as virsh's `echo --hi`), a positional number, argv.
+static SYNTHETIC: super::table::CmdDef = super::table::CmdDef {
+    name: "synthetic",
+    group: Group::VirshItself,
+    info: "test verb",
+    desc: "",
+    opts: &[
+        super::table::OptDef::alias("dom", "domain"),
+        super::table::OptDef::alias("hi", "string=hello"),
+        super::table::OptDef::domain("domain", super::table::DomainFilter::All),
+        super::table::OptDef::int("count", "how many").positional(),
+        super::table::OptDef::flag("live", "live"),
+        super::table::OptDef::argv("string", "words"),
+    ],
+    handler: noop,
+    access: super::table::Access::Read,
+    json: false,
+    alias_of: None,
+};
+
+#[test]
+fn aliases_numbers_and_argv() {
+    use super::parse::parse_for;
+    let w = |s: &str| words(s);
+    let p = parse_for(&SYNTHETIC, &w("--dom d1 7 a b")).unwrap();
+    assert_eq!(p.string("domain"), Some("d1"));
+    assert_eq!(p.int::<u32>("count").unwrap(), Some(7));
+    assert_eq!(p.all("string"), ["a", "b"]);
+    let p = parse_for(&SYNTHETIC, &w("d1 --hi --live")).unwrap();
+    assert_eq!(p.all("string"), ["hello"]);
+    assert!(p.flag("live"));
+    assert_eq!(
+        parse_for(&SYNTHETIC, &w("d1 --hi=x")).unwrap_err().0,
+        ["invalid '=' after option --hi"]
+    );
+    assert_eq!(
+        parse_for(&SYNTHETIC, &w("d1 --count=-x"))
+            .unwrap()
+            .int::<u32>("count")
+            .unwrap_err()
+            .to_string(),
+        "Numeric value '-x' for <count> option is malformed or out of range"
+    );
+    let h = help::command(&SYNTHETIC);
+    assert!(
+        h.contains("    synthetic <domain> [--count <number>] [--live] [[--string] <string>]...\n"),
+        "{h}"
+    );
+    assert!(!h.contains("--dom "), "aliases are not documented: {h}");
+}
