@@ -185,6 +185,15 @@ fn uri_variables_as_virsh_reads_them() {
         uri(&[libvirt, virsh, ours], &["-c", "qemu:///embed?root=/c"]),
         "qemu:///embed?root=/c\n\n"
     );
+    // `connect` without a URI goes back to the default, read the same way.
+    let (code, out, err) = run(vsh().env(virsh.0, virsh.1).args([
+        "-q",
+        "-c",
+        "qemu:///embed?root=/c",
+        "uri; connect; uri",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "qemu:///embed?root=/c\nqemu:///embed?root=/v\n");
     // Empty means unset.
     assert_eq!(
         uri(&[("VIRSH_DEFAULT_CONNECT_URI", ""), libvirt], &[]),

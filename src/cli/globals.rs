@@ -166,7 +166,7 @@ pub fn parse(args: &[String]) -> Result<Action, String> {
 /// The URI when `-c` names none. `VSH_DEFAULT_URI` is left to the driver; below it come
 /// virsh's own variable and then libvirt's (virsh reads `VIRSH_DEFAULT_CONNECT_URI` itself and
 /// libvirt falls back to `LIBVIRT_DEFAULT_URI` when given none).
-fn default_uri() -> Option<String> {
+pub fn default_uri() -> Option<String> {
     let set = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if set("VSH_DEFAULT_URI").is_some() {
         return None;

@@ -107,7 +107,10 @@ fn cmd_quit(ctx: &mut CmdCtx, _: &ParsedArgs) -> Result<()> {
 
 /// `connect [URI] [--readonly]`: the next verb opens this URI (libvirt: cmdConnect).
 fn cmd_connect(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    ctx.globals.uri = args.string("name").map(str::to_string);
+    ctx.globals.uri = args
+        .string("name")
+        .map(str::to_string)
+        .or_else(crate::cli::globals::default_uri);
     ctx.globals.readonly = args.flag("readonly");
     ctx.reset_conn();
     // virsh connects at once, so a bad URI shows here.
