@@ -5,6 +5,7 @@
 //! command, and [`driver`] owns processes, files and state.
 
 pub mod capabilities;
+pub mod cli;
 pub mod conformance;
 pub mod domain;
 pub mod driver;

@@ -256,8 +256,8 @@ fn vsh_capabilities_validates_against_both_schemas() {
     let xml = String::from_utf8(out.stdout).unwrap();
     assert!(xml.starts_with("<capabilities>\n\n  <host>\n"), "{xml}");
     assert!(
-        xml.ends_with("  </guest>\n\n</capabilities>\n\n"),
-        "virsh adds a newline"
+        xml.ends_with("  </guest>\n\n</capabilities>\n\n\n"),
+        "virsh adds a newline, and the empty line that ends every command"
     );
     assert!(xml.contains("<arch name='x86_64'>") && xml.contains("<arch name='i686'>"));
     assert!(xml.contains("<machine canonical='pc-i440fx-7.2' maxCpus='255'>pc</machine>"));

@@ -339,8 +339,9 @@ fn vsh_domcapabilities() {
     );
     let xml = String::from_utf8(out.stdout).unwrap();
     assert!(xml.starts_with("<domainCapabilities>\n"));
-    // virsh adds a newline after the document's own.
-    assert!(xml.ends_with("</domainCapabilities>\n\n"));
+    // virsh adds a newline after the document's own, then the empty line that ends every
+    // command.
+    assert!(xml.ends_with("</domainCapabilities>\n\n\n"));
     assert!(text_of(&xml, "machine").unwrap().starts_with("pc-i440fx-"));
 }
 

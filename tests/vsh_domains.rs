@@ -91,6 +91,15 @@ fn fails(root: &Path, args: &[&str], err: &str) {
     assert_eq!(o, "\n", "{args:?}");
 }
 
+/// Run vsh and expect its arguments refused before any command ran: exactly `err` on stderr
+/// and nothing on stdout (virsh prints its empty line only after a command that ran).
+fn bad_args(root: &Path, args: &[&str], err: &str) {
+    let (good, o, e) = vsh(root, args);
+    assert!(!good, "{args:?} succeeded: {o}");
+    assert_eq!(e, err, "{args:?}");
+    assert_eq!(o, "", "{args:?}");
+}
+
 fn write_xml(dir: &Path, file: &str, name: &str, uuid: &str) -> String {
     let p = dir.join(file);
     std::fs::write(
@@ -190,7 +199,7 @@ fn errors_as_virsh_prints_them() {
         &["define", &missing],
         &format!("error: Failed to open file '{missing}': No such file or directory\n"),
     );
-    fails(
+    bad_args(
         r,
         &["define"],
         "error: command 'define' requires <file> option\n",
@@ -242,12 +251,12 @@ fn errors_as_virsh_prints_them() {
             ),
         );
     }
-    fails(
+    bad_args(
         r,
         &["list", "--bogus"],
-        "error: command 'list' doesn't support option '--bogus'\n",
+        "error: command 'list' doesn't support option --bogus\n",
     );
-    fails(
+    bad_args(
         r,
         &["domstate"],
         "error: command 'domstate' requires <domain> option\n",

@@ -1,0 +1,314 @@
+//! Domain Management: defining, starting and stopping domains, their XML and console.
+
+use anyhow::{Context, Result, bail};
+
+use super::util::{lookup_domain, read_xml_file};
+use crate::cli::console_expect;
+use crate::cli::ctx::CmdCtx;
+use crate::cli::parse::ParsedArgs;
+use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
+
+const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
+const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
+const DOMAIN_INACTIVE: OptDef =
+    OptDef::domain("name of the inactive domain", DomainFilter::Inactive);
+const FILE: OptDef =
+    OptDef::data("file", "file containing an XML domain description").complete(Completer::File);
+
+const fn verb(
+    name: &'static str,
+    info: &'static str,
+    desc: &'static str,
+    opts: &'static [OptDef],
+    handler: crate::cli::table::Handler,
+    access: Access,
+) -> CmdDef {
+    CmdDef {
+        name,
+        group: Group::DomainManagement,
+        info,
+        desc,
+        opts,
+        handler,
+        access,
+        json: false,
+        alias_of: None,
+    }
+}
+
+pub const CMDS: &[CmdDef] = &[
+    verb(
+        "console",
+        "connect to the guest console",
+        "Connect the virtual serial console for the guest, or with --expect run a\n    \
+         non-interactive expect session on it.",
+        &[
+            DOMAIN_ACTIVE,
+            OptDef::string("devname", "character device name").positional(),
+            OptDef::flag(
+                "force",
+                "force console connection (disconnect already connected sessions)",
+            ),
+            OptDef::flag("safe", "only connect if safe console handling is supported"),
+            OptDef::argv(
+                "expect",
+                "wait for a match of this regular expression (repeatable)",
+            )
+            .named_only(),
+            OptDef::argv("send", "type this line and Enter (repeatable)").named_only(),
+            OptDef::int("timeout", "seconds each --expect may wait (default 30)"),
+        ],
+        cmd_console,
+        Access::Write("virDomainOpenConsole"),
+    ),
+    verb(
+        "create",
+        "create a domain from an XML file",
+        "Create a domain.",
+        &[
+            FILE,
+            OptDef::flag("paused", "leave the guest paused after creation"),
+        ],
+        cmd_create,
+        Access::Write("virDomainCreateXML"),
+    ),
+    verb(
+        "define",
+        "define (but don't start) a domain from an XML file",
+        "Define a domain.",
+        &[FILE],
+        cmd_define,
+        Access::Write("virDomainDefineXML"),
+    ),
+    verb(
+        "destroy",
+        "destroy (stop) a domain",
+        "Forcefully stop a given domain, but leave its resources intact.",
+        &[DOMAIN_ACTIVE],
+        cmd_lifecycle,
+        Access::Write("virDomainDestroy"),
+    ),
+    verb(
+        "domxml-to-native",
+        "Convert domain XML to native config",
+        "Convert domain XML config to a native guest configuration format.",
+        &[
+            OptDef::data("format", "target config data type format")
+                .complete(Completer::Words(&["qemu-argv"])),
+            OptDef::string("domain", "domain name, id or uuid")
+                .complete(Completer::Domain(DomainFilter::All)),
+            OptDef::data("xml", "xml data file to export from")
+                .optional()
+                .complete(Completer::File),
+            OptDef::flag(
+                "explain",
+                "show each QEMU option beside the XML it comes from",
+            ),
+        ],
+        cmd_domxml_to_native,
+        Access::Read,
+    ),
+    verb(
+        "dumpxml",
+        "domain information in XML",
+        "Output the domain information as an XML dump to stdout.",
+        &[
+            DOMAIN,
+            OptDef::flag("inactive", "show inactive defined XML"),
+            OptDef::flag(
+                "security-info",
+                "include security sensitive information in XML dump",
+            ),
+        ],
+        cmd_dumpxml,
+        Access::Read,
+    ),
+    verb(
+        "reboot",
+        "reboot a domain",
+        "Run a reboot command in the target domain.",
+        &[DOMAIN_ACTIVE],
+        cmd_lifecycle,
+        Access::Write("virDomainReboot"),
+    ),
+    verb(
+        "resume",
+        "resume a domain",
+        "Resume a previously suspended domain.",
+        &[DOMAIN_ACTIVE],
+        cmd_lifecycle,
+        Access::Write("virDomainResume"),
+    ),
+    verb(
+        "shutdown",
+        "gracefully shutdown a domain",
+        "Run shutdown in the target domain.",
+        &[DOMAIN_ACTIVE],
+        cmd_lifecycle,
+        Access::Write("virDomainShutdown"),
+    ),
+    verb(
+        "start",
+        "start a (previously defined) inactive domain",
+        "Start a domain.",
+        &[
+            DOMAIN_INACTIVE,
+            OptDef::flag("paused", "leave the guest paused after start"),
+        ],
+        cmd_start,
+        Access::Write("virDomainCreate"),
+    ),
+    verb(
+        "suspend",
+        "suspend a domain",
+        "Suspend a running domain.",
+        &[DOMAIN_ACTIVE],
+        cmd_lifecycle,
+        Access::Write("virDomainSuspend"),
+    ),
+    verb(
+        "undefine",
+        "undefine a domain",
+        "Undefine an inactive domain, or convert persistent to transient.",
+        &[DOMAIN],
+        cmd_undefine,
+        Access::Write("virDomainUndefine"),
+    ),
+];
+
+/// `vsh define FILE` (libvirt: cmdDefine).
+fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let file = args.required("file")?;
+    let xml = read_xml_file(file)?;
+    let dom = ctx
+        .conn()?
+        .define_domain_xml(&xml)
+        .with_context(|| format!("Failed to define domain from {file}"))?;
+    ctx.println_extra(format!("Domain '{}' defined from {file}", dom.name()));
+    Ok(())
+}
+
+/// `vsh undefine DOMAIN` (libvirt: cmdUndefine).
+fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    dom.undefine()
+        .with_context(|| format!("Failed to undefine domain '{}'", dom.name()))?;
+    ctx.println_extra(format!("Domain '{}' has been undefined", dom.name()));
+    Ok(())
+}
+
+/// `vsh start DOMAIN [--paused]` (libvirt: cmdStart).
+fn cmd_start(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let name = dom.name().to_string();
+    dom.create_with_flags(args.flag("paused"))
+        .with_context(|| format!("Failed to start domain '{name}'"))?;
+    ctx.println_extra(format!("Domain '{name}' started"));
+    Ok(())
+}
+
+/// `vsh create FILE [--paused]` (libvirt: cmdCreate).
+fn cmd_create(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    use crate::driver::domain::CreateFlags;
+    let file = args.required("file")?;
+    let xml = read_xml_file(file)?;
+    let flags = if args.flag("paused") {
+        CreateFlags::PAUSED
+    } else {
+        CreateFlags::NONE
+    };
+    let dom = ctx
+        .conn()?
+        .create_domain_xml(&xml, flags)
+        .with_context(|| format!("Failed to create domain from {file}"))?;
+    ctx.println_extra(format!("Domain '{}' created from {file}", dom.name()));
+    Ok(())
+}
+
+/// `vsh destroy|suspend|resume|shutdown|reboot DOMAIN`, with virsh's messages.
+fn cmd_lifecycle(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let verb = args.cmd.name;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let name = dom.name().to_string();
+    let (res, done) = match verb {
+        "destroy" => (dom.destroy(), "destroyed"),
+        "suspend" => (dom.suspend(), "suspended"),
+        "resume" => (dom.resume(), "resumed"),
+        "shutdown" => (dom.shutdown(), "is being shutdown"),
+        "reboot" => (dom.reboot(), "is being rebooted"),
+        other => bail!("internal error: no lifecycle action '{other}'"),
+    };
+    res.with_context(|| format!("Failed to {verb} domain '{name}'"))?;
+    ctx.println_extra(format!("Domain '{name}' {done}"));
+    Ok(())
+}
+
+/// `vsh dumpxml DOMAIN [--inactive] [--security-info]` (libvirt: cmdDumpXML).
+fn cmd_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let xml = dom.xml_desc(crate::domain::FormatFlags {
+        inactive: args.flag("inactive"),
+        secure: args.flag("security-info"),
+    })?;
+    ctx.print(&xml);
+    if !xml.ends_with('\n') {
+        ctx.println("");
+    }
+    Ok(())
+}
+
+/// `vsh domxml-to-native qemu-argv {[--xml] FILE | --domain DOMAIN} [--explain]`
+/// (libvirt: cmdDomXMLToNative).
+fn cmd_domxml_to_native(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let format = args.required("format")?;
+    let xml = match (args.string("domain"), args.string("xml")) {
+        (Some(_), Some(_)) => bail!("Options --domain and --xml are mutually exclusive"),
+        (None, None) => bail!("need either domain or domain XML"),
+        (None, Some(file)) => read_xml_file(file)?,
+        (Some(d), None) => lookup_domain(ctx.conn()?, d)?.xml_desc(Default::default())?,
+    };
+    if format != "qemu-argv" {
+        bail!("invalid argument: unsupported config type {format}");
+    }
+    let conn = ctx.conn()?;
+    let (def, cmd) = conn.domain_xml_to_native_with_def(&xml)?;
+    if args.flag("explain") {
+        let lines = crate::xml2argv::explain::explain(&def, &cmd);
+        ctx.print(crate::xml2argv::explain::render(&lines));
+    } else {
+        ctx.println(cmd.to_shell_line());
+    }
+    Ok(())
+}
+
+/// `vsh console DOMAIN [--devname ALIAS] [--force]`: virsh's session, also usable with a pipe
+/// on stdin (its end detaches once the guest is quiet); with `--expect`/`--send`, a scripted
+/// session instead (libvirt: cmdConsole).
+fn cmd_console(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    use crate::driver::console::attach_terminal;
+    let devname = args.string("devname");
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    if !dom.is_active()? {
+        bail!("The domain is not running");
+    }
+    let steps = console_expect::steps(args)?;
+    if !steps.is_empty() {
+        return console_expect::run(ctx, &dom, devname, &steps, args);
+    }
+    let console = dom.console(devname)?;
+    let Some(pty) = console.pty_path().map(|p| p.to_path_buf()) else {
+        bail!(
+            "internal error: character device {} is not using a PTY",
+            devname.unwrap_or(console.device())
+        );
+    };
+    let _session = dom.console_session(console.device(), args.flag("force"))?;
+    ctx.println_extra(format!("Connected to domain '{}'", dom.name()));
+    let esc = &ctx.globals.escape_text;
+    match esc.strip_prefix('^') {
+        Some(key) => ctx.println_extra(format!("Escape character is {esc} (Ctrl + {key})")),
+        None => ctx.println_extra(format!("Escape character is {esc}")),
+    }
+    attach_terminal(&pty, ctx.globals.escape, std::time::Duration::from_secs(1))?;
+    Ok(())
+}

@@ -1,0 +1,28 @@
+//! The verbs, one file per group of virsh's (or per concern within a big group). Each file
+//! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
+
+pub mod domain;
+pub mod host;
+pub mod monitor;
+pub mod secret;
+pub mod tools;
+pub mod util;
+pub mod virsh;
+
+use super::table::CmdDef;
+
+/// Every part of the table. Help lists groups in [`super::table::Group::ALL`]'s order and
+/// within a group the verbs in the order they appear here.
+pub const TABLES: &[&[CmdDef]] = &[
+    domain::CMDS,
+    monitor::CMDS,
+    host::CMDS,
+    secret::CMDS,
+    tools::CMDS,
+    virsh::CMDS,
+];
+
+/// Every verb in the table.
+pub fn all() -> impl Iterator<Item = &'static CmdDef> + Clone {
+    TABLES.iter().flat_map(|t| t.iter())
+}

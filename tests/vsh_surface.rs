@@ -1,0 +1,558 @@
+//! vsh's virsh surface through the real binary: help in every form, global options, the URI
+//! variables, the shell, completion (and the bash script using it), JSON, read-only
+//! refusals, and a closed stdout for every verb of the table.
+
+mod common;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use domdriver::cli::table::Group;
+use domdriver::cli::{help, verbs};
+
+const UUID: &str = "5d8a3c2e-3f0b-4a6e-9d41-0c2b7e9f1a10";
+const SECRET: &str = "6e9b4d3f-4a1c-4b7f-8e52-1d3c8f0a2b21";
+
+fn vsh() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+    for k in [
+        "VSH_DEFAULT_URI",
+        "VIRSH_DEFAULT_CONNECT_URI",
+        "LIBVIRT_DEFAULT_URI",
+    ] {
+        c.env_remove(k);
+    }
+    c
+}
+
+fn run(c: &mut Command) -> (i32, String, String) {
+    let o = c.stdin(Stdio::null()).output().expect("vsh runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A connection root with one defined domain (`vm1`, not running) and one secret.
+fn root() -> (tempfile::TempDir, String) {
+    let d = tempfile::tempdir().unwrap();
+    let uri = format!("qemu:///embed?root={}", d.path().join("r").display());
+    let xml = write_domain(d.path());
+    let (code, _, err) = run(vsh().args(["-c", &uri, "define", &xml]));
+    assert_eq!(code, 0, "{err}");
+    let s = d.path().join("s.xml");
+    std::fs::write(
+        &s,
+        format!("<secret ephemeral='no' private='yes'><uuid>{SECRET}</uuid></secret>"),
+    )
+    .unwrap();
+    let (code, _, err) = run(vsh().args(["-c", &uri, "secret-define"]).arg(&s));
+    assert_eq!(code, 0, "{err}");
+    (d, uri)
+}
+
+fn write_domain(dir: &Path) -> String {
+    let p = dir.join("vm.xml");
+    std::fs::write(
+        &p,
+        format!(
+            "<domain type='qemu'><name>vm1</name><uuid>{UUID}</uuid>\
+             <memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn help_in_every_form() {
+    let (code, out, _) = run(vsh().arg("help"));
+    assert_eq!(code, 0);
+    assert_eq!(out, format!("{}\n", help::grouped()));
+    for c in verbs::all() {
+        let want = help::command(domdriver::cli::parse::lookup(c.name).unwrap());
+        let (code, out, err) = run(vsh().args(["help", c.name]));
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("{want}\n").as_str()),
+            "{err}"
+        );
+        let (code, out2, err) = run(vsh().args([c.name, "--help"]));
+        assert_eq!(code, 0, "{} --help: {err}", c.name);
+        assert_eq!(out2, out, "{} --help", c.name);
+    }
+    for g in Group::ALL {
+        let (code, out, _) = run(vsh().args(["help", g.keyword()]));
+        assert_eq!((code, out), (0, format!("{}\n", help::group(*g))));
+    }
+    let (code, out, err) = run(vsh().args(["help", "nosuch"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: command or command group 'nosuch' doesn't exist\n"
+    );
+    assert_eq!(out, "\n");
+    for flag in ["-h", "--help"] {
+        let (code, out, _) = run(vsh().arg(flag));
+        assert_eq!((code, out), (0, help::usage()));
+    }
+}
+
+#[test]
+fn global_options_and_versions() {
+    let v = env!("CARGO_PKG_VERSION");
+    for args in [&["-v"][..], &["--version"], &["--version=short"]] {
+        let (code, out, _) = run(vsh().args(args));
+        assert_eq!((code, out), (0, format!("{v}\n")));
+    }
+    for args in [&["-V"][..], &["--version=long"]] {
+        let (code, out, _) = run(vsh().args(args));
+        assert_eq!(code, 0);
+        assert!(out.starts_with(&format!("vsh command line tool of domdriver {v}\n")));
+    }
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-x", "uri"],
+            "error: unsupported option '-x'. See --help.\n",
+        ),
+        (
+            &["--nope"],
+            "error: unsupported option '--nope'. See --help.\n",
+        ),
+        (
+            &["-c"],
+            "error: option '-c'/'--connect' requires an argument\n",
+        ),
+        (
+            &["-d", "x", "uri"],
+            "error: option -d takes a numeric argument\n",
+        ),
+        (
+            &["--debug=x"],
+            "error: option --debug takes a numeric argument\n",
+        ),
+        (
+            &["-e", "^^x", "uri"],
+            "error: Invalid string '^^x' for escape sequence\n",
+        ),
+        (
+            &["-k", "-1"],
+            "error: option -k requires a positive integer argument\n",
+        ),
+    ];
+    for (args, err) in cases {
+        let (code, out, e) = run(vsh().args(*args));
+        assert_eq!((code, out.as_str(), e.as_str()), (1, "", *err), "{args:?}");
+    }
+    // -q drops the empty line after each command; a single argument is a command string.
+    let (code, out, _) = run(vsh().args(["-q", "-c", "qemu:///embed?root=/e", "uri; uri"]));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "qemu:///embed?root=/e\nqemu:///embed?root=/e\n")
+    );
+    let (code, out, _) = run(vsh().args(["-t", "-c", "qemu:///embed?root=/e", "uri"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("qemu:///embed?root=/e\n\n(Time: "), "{out}");
+    // -d 0 shows how the options were read, on stderr.
+    let (code, _, err) = run(vsh().args(["-d0", "-c", "qemu:///embed?root=/e", "help", "uri"]));
+    assert_eq!(code, 0);
+    assert_eq!(err, "help: command(optdata): uri\n");
+}
+
+#[test]
+fn uri_variables_as_virsh_reads_them() {
+    let uri = |envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = vsh();
+        for (k, v) in envs {
+            c.env(k, v);
+        }
+        let (code, out, err) = run(c.args(args).arg("uri"));
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let libvirt = ("LIBVIRT_DEFAULT_URI", "qemu:///embed?root=/l");
+    let virsh = ("VIRSH_DEFAULT_CONNECT_URI", "qemu:///embed?root=/v");
+    let ours = ("VSH_DEFAULT_URI", "qemu:///embed?root=/o");
+    assert_eq!(uri(&[libvirt], &[]), "qemu:///embed?root=/l\n\n");
+    assert_eq!(uri(&[libvirt, virsh], &[]), "qemu:///embed?root=/v\n\n");
+    assert_eq!(
+        uri(&[libvirt, virsh, ours], &[]),
+        "qemu:///embed?root=/o\n\n"
+    );
+    assert_eq!(
+        uri(&[libvirt, virsh, ours], &["-c", "qemu:///embed?root=/c"]),
+        "qemu:///embed?root=/c\n\n"
+    );
+    // `connect` without a URI goes back to the default, read the same way.
+    let (code, out, err) = run(vsh().env(virsh.0, virsh.1).args([
+        "-q",
+        "-c",
+        "qemu:///embed?root=/c",
+        "uri; connect; uri",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "qemu:///embed?root=/c\nqemu:///embed?root=/v\n");
+    // Empty means unset.
+    assert_eq!(
+        uri(&[("VIRSH_DEFAULT_CONNECT_URI", ""), libvirt], &[]),
+        "qemu:///embed?root=/l\n\n"
+    );
+}
+
+#[test]
+fn parser_errors_through_the_binary() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["frobnicate"], "error: unknown command: 'frobnicate'\n"),
+        (
+            &["uri", "--bogus"],
+            "error: command 'uri' doesn't support option --bogus\n",
+        ),
+        (
+            &["dominfo"],
+            "error: command 'dominfo' requires <domain> option\n",
+        ),
+        (
+            &["list", "--all", "--all"],
+            "error: option --all already seen\n",
+        ),
+        (&["dominfo", "a", "b"], "error: unexpected data 'b'\n"),
+        (
+            &["domstate", "a", "--reason=x"],
+            "error: invalid '=' after option --reason\n",
+        ),
+        (
+            &["console", "a", "--timeout"],
+            "error: expected syntax: --timeout <number>\n",
+        ),
+        (&["uri; frob"], "error: unknown command: 'frob'\n"),
+        (&["uri \"x"], "error: missing \"\n"),
+    ];
+    for (args, err) in cases {
+        let (code, out, e) = run(vsh().args(["-c", "qemu:///embed?root=/e"]).args(*args));
+        assert_eq!((code, out.as_str(), e.as_str()), (1, "", *err), "{args:?}");
+    }
+    // A bad number is the handler's: the command ran, so its empty line follows.
+    let (code, out, e) = run(vsh().args([
+        "-c",
+        "qemu:///embed?root=/e",
+        "console",
+        "x",
+        "--timeout",
+        "y",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(out, "\n");
+    assert!(e.starts_with("error: failed to get domain 'x'\n"), "{e}");
+}
+
+#[test]
+fn readonly_refuses_what_changes() {
+    let (d, uri) = root();
+    let xml = write_domain(d.path());
+    let (code, out, err) = run(vsh().args(["-r", "-c", &uri, "define", &xml]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: operation forbidden: read only access prevents virDomainDefineXML\n"
+    );
+    assert_eq!(out, "\n");
+    for verb in [
+        "undefine", "start", "destroy", "suspend", "resume", "shutdown", "reboot",
+    ] {
+        let (code, _, err) = run(vsh().args(["--readonly", "-c", &uri, verb, "vm1"]));
+        assert_eq!(code, 1, "{verb}");
+        assert!(
+            err.starts_with("error: operation forbidden: read only access prevents vir"),
+            "{verb}: {err}"
+        );
+    }
+    let (code, out, _) = run(vsh().args(["-r", "-c", &uri, "domstate", "vm1"]));
+    assert_eq!((code, out.as_str()), (0, "shut off\n\n"));
+}
+
+#[test]
+fn json_output() {
+    let (_d, uri) = root();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = run(vsh().args(["-c", &uri]).args(args));
+        assert_eq!(code, 0, "{args:?}: {err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let list = json(&["list", "--all", "--json"]);
+    assert_eq!(
+        list,
+        serde_json::json!([{"id": null, "name": "vm1", "uuid": UUID, "state": "shut off"}])
+    );
+    assert_eq!(json(&["--json", "list", "--all"]), list);
+    let info = json(&["dominfo", "vm1", "--json"]);
+    assert_eq!(info["name"], "vm1");
+    assert_eq!(info["uuid"], UUID);
+    assert_eq!(info["max_memory_kib"], 65536);
+    assert_eq!(info["persistent"], true);
+    assert_eq!(info["cpu_time_ns"], serde_json::Value::Null);
+    assert_eq!(
+        json(&["domstate", "vm1", "--json"]),
+        serde_json::json!({"state": "shut off", "reason": "unknown"})
+    );
+    assert_eq!(json(&["uri", "--json"]), serde_json::json!({"uri": uri}));
+    assert_eq!(
+        json(&["--json", "version"])["library"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(
+        json(&["secret-list", "--json"]),
+        serde_json::json!([{"uuid": SECRET, "usage_type": null, "usage_id": null}])
+    );
+    // A verb without JSON output refuses --json as virsh refuses any unknown option.
+    let (code, _, err) = run(vsh().args(["-c", &uri, "dumpxml", "vm1", "--json"]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: command 'dumpxml' doesn't support option --json\n"
+    );
+}
+
+#[test]
+fn interactive_shell() {
+    let shell = |args: &[&str], input: &str| {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let mut child = vsh()
+            .env("XDG_CACHE_HOME", d.path())
+            .args(["-c", "qemu:///embed?root=/e"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let hist = std::fs::read_to_string(d.path().join("vsh/history")).unwrap_or_default();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            hist,
+        )
+    };
+    let (code, out, err, hist) = shell(&[], "uri\nfrob\nquit\nuri\n");
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("Welcome to vsh, the virtualization interactive terminal.\n\n"),
+        "{out}"
+    );
+    assert!(out.contains("qemu:///embed?root=/e\n\n"), "{out}");
+    assert_eq!(
+        out.matches("qemu:///embed").count(),
+        1,
+        "quit ends the shell: {out}"
+    );
+    assert_eq!(err, "error: unknown command: 'frob'\n");
+    assert!(hist.contains("uri") && hist.contains("quit"), "{hist}");
+    // -q: no welcome; end of input ends the shell too; exit is quit.
+    let (code, out, _, _) = shell(&["-q"], "uri\n");
+    assert_eq!((code, out.as_str()), (Some(0), "qemu:///embed?root=/e\n\n"));
+    let (code, out, _, _) = shell(&["-q"], "exit\nuri\n");
+    assert_eq!((code, out.as_str()), (Some(0), ""));
+}
+
+#[test]
+fn completion() {
+    let (_d, uri) = root();
+    let complete = |words: &[&str]| {
+        let (code, out, err) = run(vsh().args(["-q", "-c", &uri, "complete", "--"]).args(words));
+        assert_eq!(code, 0, "{err}");
+        out.lines().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(complete(&["doms"]), ["domstate"]);
+    assert_eq!(complete(&["secret-u"]), ["secret-undefine"]);
+    assert_eq!(complete(&["dominfo", ""]), ["--domain", "vm1"]);
+    assert_eq!(complete(&["dominfo", "v"]), ["vm1"]);
+    assert_eq!(complete(&["start", ""]), ["--domain", "--paused", "vm1"]);
+    // A running-only verb offers no shut-off domain.
+    assert_eq!(complete(&["destroy", ""]), ["--domain"]);
+    assert_eq!(complete(&["list", "--a"]), ["--all"]);
+    assert_eq!(complete(&["list", "--all", "--"]), ["--inactive"]);
+    assert_eq!(complete(&["dumpxml", "--domain", ""]), ["vm1"]);
+    assert_eq!(complete(&["secret-undefine", ""]), ["--secret", SECRET]);
+    assert!(complete(&["nosuch", ""]).is_empty());
+
+    // The bash script, sourced into a real bash, completes through the binary.
+    let (code, script, _) = run(vsh().args(["completion", "bash"]));
+    assert_eq!(code, 0);
+    assert!(script.contains("complete -o default -o nosort -F _vsh_complete vsh"));
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("vsh");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_vsh"), &bin).unwrap();
+    let f = d.path().join("vsh.bash");
+    std::fs::write(&f, &script).unwrap();
+    let bash = |line: &str| {
+        let program = format!(
+            "source {f}; COMP_WORDS=({line}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _vsh_complete; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            f = f.display()
+        );
+        let o = Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let vsh = bin.display().to_string();
+    assert_eq!(bash(&format!("{vsh} -c '{uri}' domst")), "domstate\n");
+    assert_eq!(
+        bash(&format!("{vsh} -c '{uri}' dominfo ''")),
+        "--domain\nvm1\n"
+    );
+}
+
+#[test]
+fn readme_lists_the_verbs_of_the_table() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let begin = "<!-- vsh help --markdown: begin -->\n";
+    let end = "<!-- vsh help --markdown: end -->";
+    let start = readme.find(begin).expect("README has the verb list") + begin.len();
+    let stop = readme[start..].find(end).expect("README's verb list ends") + start;
+    let (code, out, _) = run(vsh().args(["-q", "help", "--markdown"]));
+    assert_eq!(code, 0);
+    assert!(
+        readme[start..stop] == out,
+        "README's verb list is not `vsh -q help --markdown`; regenerate it"
+    );
+    // The verbs listed as missing are missing.
+    let begin = "<!-- vsh not yet: begin -->\n";
+    let start = readme.find(begin).expect("README lists what is missing") + begin.len();
+    let stop = readme[start..].find("<!-- vsh not yet: end -->").unwrap() + start;
+    for word in readme[start..stop].split_whitespace() {
+        assert!(
+            domdriver::cli::parse::lookup(word).is_none(),
+            "README lists '{word}' as missing, but the table has it"
+        );
+    }
+}
+
+/// A pipe whose reading end is already closed: every write to it fails with EPIPE.
+fn closed_pipe() -> OwnedFd {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    w
+}
+
+/// Every verb of the table, run with stdout closed (as `vsh VERB | true`), ends as it does
+/// with stdout open: same exit status, no panic, no "Broken pipe" on stderr.
+#[test]
+fn closed_stdout_for_every_verb() {
+    let (d, uri) = root();
+    let xml = write_domain(d.path());
+    let replies = d.path().join("x.replies");
+    std::fs::write(
+        &replies,
+        "{\n  \"execute\": \"qmp_capabilities\",\n  \"id\": \"libvirt-1\"\n}\n\n{\n  \"return\": {\n  },\n  \"id\": \"libvirt-1\"\n}\n",
+    )
+    .unwrap();
+    let replies = replies.display().to_string();
+    let caps = common::testdata()
+        .join("tests/qemucapabilitiesdata/caps_8.0.0.x86_64.replies")
+        .display()
+        .to_string();
+    let sfile = d.path().join("s.xml").display().to_string();
+    let args_for = |verb: &str| -> Vec<String> {
+        let a: Vec<&str> = match verb {
+            "console" | "destroy" | "suspend" | "resume" | "shutdown" | "reboot" | "dominfo"
+            | "domstate" | "dumpxml" | "undefine" | "start" => vec!["vm1"],
+            "define" | "create" => vec![&xml],
+            "domxml-to-native" => vec!["qemu-argv", &xml],
+            "list" => vec!["--all"],
+            "secret-define" => vec![&sfile],
+            "secret-set-value" | "secret-undefine" => vec![SECRET, "--base64", "eA=="],
+            "qemu-caps" => vec!["--replies", &caps],
+            "replies-check" | "replies-renumber" => vec![&replies],
+            "complete" => vec!["--", "dom"],
+            "completion" => vec!["bash"],
+            "help" => vec![],
+            "connect" => vec![&uri],
+            _ => vec![],
+        };
+        let mut a: Vec<String> = a.into_iter().map(String::from).collect();
+        if verb == "secret-undefine" {
+            a.truncate(1);
+        }
+        a
+    };
+    // Put back what a verb changed, so every run finds vm1 and the secret as before.
+    let undo = |verb: &str| match verb {
+        "undefine" => {
+            run(vsh().args(["-c", &uri, "define", &xml]));
+        }
+        "secret-undefine" => {
+            run(vsh().args(["-c", &uri, "secret-define", &sfile]));
+        }
+        _ => {}
+    };
+    let mut checked = 0;
+    for c in verbs::all() {
+        if matches!(c.name, "create" | "start") {
+            // They would start a guest: their closed-stdout case is in the guest tests.
+            continue;
+        }
+        let args = args_for(c.name);
+        let base = || {
+            let mut cmd = vsh();
+            cmd.env("VSH_EMULATOR_PATH", "/usr/bin")
+                .args(["-c", &uri, c.name])
+                .args(&args)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped());
+            cmd
+        };
+        for help in [false, true] {
+            let mut open = base();
+            let mut closed = base();
+            if help {
+                open.arg("--help");
+                closed.arg("--help");
+            }
+            let o = open.stdout(Stdio::piped()).output().unwrap();
+            undo(c.name);
+            let cl = closed.stdout(Stdio::from(closed_pipe())).output().unwrap();
+            undo(c.name);
+            let err = String::from_utf8_lossy(&cl.stderr);
+            assert_eq!(
+                cl.status.code(),
+                o.status.code(),
+                "{} {args:?} help={help}: {err}",
+                c.name
+            );
+            assert!(
+                !err.contains("panicked") && !err.contains("Broken pipe"),
+                "{}: {err}",
+                c.name
+            );
+            if help
+                || !matches!(
+                    c.name,
+                    "console" | "destroy" | "suspend" | "resume" | "shutdown" | "reboot"
+                )
+            {
+                assert_eq!(
+                    o.status.code(),
+                    Some(0),
+                    "{} {args:?}: {}",
+                    c.name,
+                    String::from_utf8_lossy(&o.stderr)
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked}");
+}
