@@ -3,14 +3,21 @@
 
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod dirs;
+pub mod display;
 pub mod domain;
 pub mod domcaps;
+pub mod domstats;
 pub mod graphics;
+pub mod keycodes;
 pub mod lock;
+pub mod node;
 mod precheck;
 pub mod process;
+mod qmp_route;
 pub mod secret;
+pub mod stats;
 pub mod status;
 pub mod uri;
 
