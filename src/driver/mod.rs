@@ -18,6 +18,7 @@ pub mod node;
 mod precheck;
 pub mod process;
 mod qmp_route;
+pub mod schema;
 pub mod secret;
 pub mod stats;
 pub mod status;
@@ -75,6 +76,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_AGENT_UNRESPONSIVE.
     #[error("Guest agent is not responding: {0}")]
     AgentUnresponsive(String),
+    /// libvirt's VIR_ERR_XML_INVALID_SCHEMA.
+    #[error("XML document failed to validate against schema: {0}")]
+    InvalidSchema(String),
     /// libvirt's VIR_ERR_NO_SECRET.
     #[error("Secret not found: {0}")]
     NoSecret(String),

@@ -604,3 +604,106 @@ mod tests {
         );
     }
 }
+
+/// `virDomainGetBlockInfo`: sizes in bytes. All zero for a disk with no local source (an
+/// empty drive, network storage), which virsh shows as `-`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct BlockInfo {
+    /// The size the guest sees.
+    pub capacity: u64,
+    /// Host storage in use.
+    pub allocation: u64,
+    /// The size of the host file or device.
+    pub physical: u64,
+}
+
+/// The virtual size a qcow2 header declares (bytes 24..32, big endian).
+fn qcow2_capacity(head: &[u8]) -> Option<u64> {
+    if head.len() < 32 || &head[..4] != b"QFI\xfb" {
+        return None;
+    }
+    Some(u64::from_be_bytes(head[24..32].try_into().ok()?))
+}
+
+/// The sizes of the local image `path`, from the file and, for qcow2, its header.
+// libvirt: qemuStorageLimitsRefresh
+pub fn image_info(path: &std::path::Path) -> Result<BlockInfo, DriverError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let sys = |e| DriverError::System {
+        msg: format!("cannot stat file '{}'", path.display()),
+        err: e,
+    };
+    let meta = std::fs::metadata(path).map_err(sys)?;
+    let mut f = std::fs::File::open(path).map_err(|e| DriverError::System {
+        msg: format!("cannot open file '{}'", path.display()),
+        err: e,
+    })?;
+    let physical = if meta.file_type().is_file() {
+        meta.len()
+    } else {
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::End(0)).unwrap_or(0)
+    };
+    let mut head = [0u8; 32];
+    let n = {
+        use std::io::Seek;
+        f.seek(std::io::SeekFrom::Start(0)).ok();
+        f.read(&mut head).unwrap_or(0)
+    };
+    let allocation = if meta.file_type().is_file() {
+        meta.blocks() * 512
+    } else {
+        physical
+    };
+    Ok(BlockInfo {
+        capacity: qcow2_capacity(&head[..n]).unwrap_or(physical),
+        allocation,
+        physical,
+    })
+}
+
+impl Domain<'_> {
+    /// `virDomainGetBlockInfo` for disk `device` (target or source path), from its image.
+    pub fn block_info(&self, device: &str) -> Result<BlockInfo, DriverError> {
+        let def = crate::domain::parse(&self.xml_desc(crate::domain::FormatFlags {
+            inactive: false,
+            secure: true,
+        })?)?;
+        let idx = find_disk(&def, device).map_err(|_| {
+            DriverError::InvalidArg(format!("invalid path {device} not assigned to domain"))
+        })?;
+        let disk = &def.devices.disks[idx];
+        let local = disk
+            .source
+            .as_ref()
+            .filter(|s| s.protocol.is_none())
+            .and_then(|s| s.file.clone().or(s.dev.clone()));
+        match local {
+            Some(p) => image_info(std::path::Path::new(&p)),
+            None => Ok(BlockInfo::default()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::*;
+
+    #[test]
+    fn raw_and_qcow2_sizes() {
+        let d = tempfile::tempdir().unwrap();
+        let raw = d.path().join("a.raw");
+        std::fs::write(&raw, vec![1u8; 4096]).unwrap();
+        let i = image_info(&raw).unwrap();
+        assert_eq!((i.capacity, i.physical), (4096, 4096));
+        let q = d.path().join("a.qcow2");
+        let mut h = b"QFI\xfb".to_vec();
+        h.extend([0u8; 20]);
+        h.extend(1_073_741_824u64.to_be_bytes());
+        std::fs::write(&q, &h).unwrap();
+        let i = image_info(&q).unwrap();
+        assert_eq!((i.capacity, i.physical), (1_073_741_824, 32));
+        assert!(image_info(&d.path().join("none")).is_err());
+    }
+}
