@@ -48,7 +48,7 @@ struct Step {
 
 /// libvirt's message for an expression it cannot use.
 fn incorrect(expr: &str) -> String {
-    format!("Incorrect xpath '{expr}'")
+    format!("internal error: Incorrect xpath '{expr}'")
 }
 
 /// Split `s` on `sep` outside brackets and quotes.
@@ -72,8 +72,24 @@ fn split_top(s: &str, sep: char) -> Vec<&str> {
     out
 }
 
+/// The index of the `]` closing a predicate whose text starts `s`, outside quotes.
+fn closing_bracket(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ']') => return Some(i),
+            (None, '[') => return None,
+            _ => {}
+        }
+    }
+    None
+}
+
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
+    s.starts_with(|c: char| c.is_alphabetic() || c == '_')
         && s.chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'))
 }
@@ -132,7 +148,7 @@ fn parse_step(s: &str, descendants: bool) -> Option<Step> {
     let mut preds = Vec::new();
     while !rest.is_empty() {
         let inner = rest.strip_prefix('[')?;
-        let end = split_top(inner, ']').first()?.len();
+        let end = closing_bracket(inner)?;
         preds.push(parse_pred(&inner[..end])?);
         rest = inner.get(end + 1..)?;
     }
@@ -333,6 +349,18 @@ pub fn dump_wrapped(items: &[Item<'_>]) -> String {
     s
 }
 
+/// `dumpxml --xpath EXPR [--wrap]`: what virsh prints for document `xml`.
+// libvirt: virshDumpXML
+pub fn render(xml: &str, expr: &str, wrap: bool) -> anyhow::Result<String> {
+    let root = crate::domain::xml::parse_document(xml)?;
+    let items = select(&root, expr).map_err(anyhow::Error::msg)?;
+    Ok(if wrap {
+        dump_wrapped(&items)
+    } else {
+        items.iter().map(|i| format!("{}\n", dump(i))).collect()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,7 +398,11 @@ mod tests {
     fn unsupported_expressions_are_refused() {
         let root = parse_document(XML).unwrap();
         for bad in ["", "count(//disk)", "..", "//disk[", "a b"] {
-            assert_eq!(select(&root, bad).unwrap_err(), format!("Incorrect xpath '{bad}'"), "{bad}");
+            assert_eq!(
+                select(&root, bad).unwrap_err(),
+                format!("internal error: Incorrect xpath '{bad}'"),
+                "{bad}"
+            );
         }
     }
 
