@@ -116,10 +116,18 @@ fn closed_stdout(root: &Path, args: &[&str]) {
         .unwrap();
     drop(child.stdout.take());
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_ne!(status.code(), Some(101), "{args:?} panicked: {err}");
-    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{args:?}: {err}"
+    );
 }
 
 /// A free TCP port on the loopback at or above 5900 (VNC's base).
@@ -177,8 +185,14 @@ fn host_verbs() {
     let r = t.path();
     let info = out(r, &["nodeinfo"]);
     let labels = [
-        "CPU model:", "CPU(s):", "CPU frequency:", "CPU socket(s):", "Core(s) per socket:",
-        "Thread(s) per core:", "NUMA cell(s):", "Memory size:",
+        "CPU model:",
+        "CPU(s):",
+        "CPU frequency:",
+        "CPU socket(s):",
+        "Core(s) per socket:",
+        "Thread(s) per core:",
+        "NUMA cell(s):",
+        "Memory size:",
     ];
     for (line, label) in info.lines().zip(labels) {
         assert!(line.starts_with(&format!("{label:<20} ")), "{line}");
@@ -187,16 +201,29 @@ fn host_verbs() {
     let j = json(r, &["nodeinfo"]);
     assert!(j["cpus"].as_u64().unwrap() >= 1);
     let mem = out(r, &["nodememstats"]);
-    let fields: Vec<&str> = mem.lines().map(|l| l.split(':').next().unwrap().trim()).collect();
+    let fields: Vec<&str> = mem
+        .lines()
+        .map(|l| l.split(':').next().unwrap().trim())
+        .collect();
     assert_eq!(fields, ["total", "free", "buffers", "cached"]);
-    assert!(mem.lines().all(|l| l.ends_with(" KiB") && l.len() == 7 + 2 + 20 + 4), "{mem}");
+    assert!(
+        mem.lines()
+            .all(|l| l.ends_with(" KiB") && l.len() == 7 + 2 + 20 + 4),
+        "{mem}"
+    );
     assert!(json(r, &["nodememstats"])["total"].as_u64().unwrap() > 0);
     let cpu = out(r, &["nodecpustats"]);
-    let labels: Vec<&str> = cpu.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
+    let labels: Vec<&str> = cpu
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
     assert_eq!(labels, ["user:", "system:", "idle:", "iowait:"]);
     assert!(out(r, &["nodecpustats", "--cpu", "0"]).starts_with("user:"));
     let pct = out(r, &["nodecpustats", "--percent"]);
-    assert!(pct.starts_with("usage:") && pct.lines().all(|l| l.ends_with('%')), "{pct}");
+    assert!(
+        pct.starts_with("usage:") && pct.lines().all(|l| l.ends_with('%')),
+        "{pct}"
+    );
     fails(
         r,
         &["nodecpustats", "--cpu", "99999"],
@@ -206,9 +233,18 @@ fn host_verbs() {
     ok(r, &["hostname"], &format!("{}\n", host.trim()));
     if Path::new("/sys/class/dmi/id").is_dir() {
         let s = out(r, &["sysinfo"]);
-        assert!(s.starts_with("<sysinfo type='smbios'>\n") && s.ends_with("</sysinfo>\n"), "{s}");
+        assert!(
+            s.starts_with("<sysinfo type='smbios'>\n") && s.ends_with("</sysinfo>\n"),
+            "{s}"
+        );
     }
-    for v in ["nodeinfo", "nodememstats", "nodecpustats", "hostname", "sysinfo"] {
+    for v in [
+        "nodeinfo",
+        "nodememstats",
+        "nodecpustats",
+        "hostname",
+        "sysinfo",
+    ] {
         has_help(r, v);
         closed_stdout(r, &[v]);
     }
@@ -222,38 +258,57 @@ fn inactive_domain_verbs() {
     std::fs::write(&f, guest_xml(r, "vm1", 5999)).unwrap();
     let f = f.display().to_string();
     // --validate against libvirt's schema: a good document passes, a bad one names why.
-    ok(r, &["define", "--validate", &f], &format!("Domain 'vm1' defined from {f}\n"));
+    ok(
+        r,
+        &["define", "--validate", &f],
+        &format!("Domain 'vm1' defined from {f}\n"),
+    );
     let bad = r.join("bad.xml");
     std::fs::write(&bad, "<domain type='qemu'><name>b</name><memory>1024</memory><os><type>hvm</type></os><bogus/></domain>").unwrap();
     let (code, _, e) = vsh(r, &["define", "--validate", &bad.display().to_string()]);
     assert_ne!(code, 0);
     assert!(
-        e.contains("error: XML document failed to validate against schema: Unable to validate doc against ")
-            && e.contains("bogus"),
+        e.contains(
+            "error: XML document failed to validate against schema: Unable to validate doc against "
+        ) && e.contains("bogus"),
         "{e}"
     );
 
     // list, in each layout.
     ok(r, &["list", "--all", "--name"], "vm1\n");
     ok(r, &["list", "--all", "--uuid"], &format!("{UUID}\n"));
-    ok(r, &["list", "--all", "--uuid", "--name"], &format!("{UUID} vm1\n"));
+    ok(
+        r,
+        &["list", "--all", "--uuid", "--name"],
+        &format!("{UUID} vm1\n"),
+    );
     ok(r, &["list", "--id"], "");
     ok(r, &["list", "--inactive", "--id", "--name"], "- vm1\n");
     ok(
         r,
         &["list", "--all", "--title"],
-        &format!(" Id   Name   State      Title\n{}\n -    vm1    shut off   Read verbs\n", "-".repeat(36)),
+        &format!(
+            " Id   Name   State      Title\n{}\n -    vm1    shut off   Read verbs\n",
+            "-".repeat(36)
+        ),
     );
     ok(
         r,
         &["list", "--all", "--uuid", "--table"],
-        &format!(" Id   Name   State      UUID\n---------------------------------------------------------------\n -    vm1    shut off   {UUID}\n"),
+        &format!(
+            " Id   Name   State      UUID\n{}\n -    vm1    shut off   {UUID}\n",
+            "-".repeat(62)
+        ),
     );
     ok(r, &["list", "--state-shutoff", "--name"], "vm1\n");
     ok(r, &["list", "--all", "--transient", "--name"], "");
     ok(r, &["list", "--all", "--persistent", "--name"], "vm1\n");
     ok(r, &["list", "--state-running", "--name"], "");
-    fails(r, &["list", "--table", "--name"], "error: Options --table and --name are mutually exclusive\n");
+    fails(
+        r,
+        &["list", "--table", "--name"],
+        "error: Options --table and --name are mutually exclusive\n",
+    );
     let j = json(r, &["list", "--all"]);
     assert_eq!(j[0]["name"], "vm1");
     assert_eq!(j[0]["title"], "Read verbs");
@@ -276,17 +331,32 @@ fn inactive_domain_verbs() {
     ok(
         r,
         &["domblklist", "vm1"],
-        &format!(" Target   Source\n{}\n vda      {disk}\n sda      -\n", "-".repeat(8 + 3 + disk.len().max(6) + 3)),
+        &format!(
+            " Target   Source\n{}\n vda      {disk}\n sda      -\n",
+            "-".repeat(6 + 3 + disk.len().max(6) + 3)
+        ),
     );
     let details = out(r, &["domblklist", "vm1", "--details"]);
-    assert!(details.starts_with(" Type   Device   Target   Source\n"), "{details}");
-    assert!(details.contains(&format!(" file   disk     vda      {disk}\n")), "{details}");
-    assert!(details.contains(" file   cdrom    sda      -\n"), "{details}");
+    assert!(
+        details.starts_with(" Type   Device   Target   Source\n"),
+        "{details}"
+    );
+    assert!(
+        details.contains(&format!(" file   disk     vda      {disk}\n")),
+        "{details}"
+    );
+    assert!(
+        details.contains(" file   cdrom    sda      -\n"),
+        "{details}"
+    );
     assert_eq!(json(r, &["domblklist", "vm1"])[0]["source"], disk.as_str());
     ok(
         r,
         &["domiflist", "vm1"],
-        " Interface   Type   Source   Model   MAC\n------------------------------------------------------------\n -           user   -        e1000   52:54:00:12:34:56\n",
+        &format!(
+            " Interface   Type   Source   Model   MAC\n{}\n -           user   -        e1000   52:54:00:12:34:56\n",
+            "-".repeat(56)
+        ),
     );
     let alloc = {
         use std::os::unix::fs::MetadataExt;
@@ -300,17 +370,28 @@ fn inactive_domain_verbs() {
     let human = out(r, &["domblkinfo", "vm1", "vda", "--human"]);
     assert!(human.starts_with("Capacity:       1.000 MiB\n"), "{human}");
     let all = out(r, &["domblkinfo", "vm1", "--all"]);
-    assert!(all.contains(" sda      -          -            -\n") || all.contains(" sda "), "{all}");
+    assert!(
+        all.contains(" sda      -          -            -\n") || all.contains(" sda "),
+        "{all}"
+    );
     assert_eq!(json(r, &["domblkinfo", "vm1", "vda"])["capacity"], 1048576);
     fails(
         r,
         &["domblkinfo", "vm1", "vdz"],
         "error: invalid argument: invalid path vdz not assigned to domain\n",
     );
-    fails(r, &["domblkinfo", "vm1"], "error: command 'domblkinfo' requires <device> option\n");
+    fails(
+        r,
+        &["domblkinfo", "vm1"],
+        "error: command 'domblkinfo' requires <device> option\n",
+    );
 
     // vCPUs of an inactive domain: the config only.
-    ok(r, &["vcpucount", "vm1"], "maximum      config         2\ncurrent      config         1\n");
+    ok(
+        r,
+        &["vcpucount", "vm1"],
+        "maximum      config         2\ncurrent      config         1\n",
+    );
     ok(r, &["vcpucount", "vm1", "--maximum", "--config"], "2\n");
     ok(r, &["vcpucount", "vm1", "--active"], "1\n");
     fails(
@@ -324,9 +405,17 @@ fn inactive_domain_verbs() {
     // Title, description and metadata of the config.
     ok(r, &["desc", "vm1"], "A guest for the read verbs");
     ok(r, &["desc", "vm1", "--title"], "Read verbs");
-    ok(r, &["desc", "vm1", "--config", "New", "words"], "Domain description updated successfully\n");
+    ok(
+        r,
+        &["desc", "vm1", "--config", "New", "words"],
+        "Domain description updated successfully\n",
+    );
     ok(r, &["desc", "vm1"], "New words");
-    ok(r, &["desc", "vm1", "--title", ""], "Domain title updated successfully\n");
+    ok(
+        r,
+        &["desc", "vm1", "--title", ""],
+        "Domain title updated successfully\n",
+    );
     ok(r, &["desc", "vm1", "--title"], "No title for domain: vm1");
     assert_eq!(json(r, &["desc", "vm1"]), serde_json::json!("New words"));
     fails(
@@ -336,7 +425,15 @@ fn inactive_domain_verbs() {
     );
     ok(
         r,
-        &["metadata", "vm1", "http://example.org/app/", "--key", "app", "--set", "<data a='1'>v</data>"],
+        &[
+            "metadata",
+            "vm1",
+            "http://example.org/app/",
+            "--key",
+            "app",
+            "--set",
+            "<data a='1'>v</data>",
+        ],
         "Metadata modified\n",
     );
     ok(
@@ -346,10 +443,20 @@ fn inactive_domain_verbs() {
     );
     fails(
         r,
-        &["metadata", "vm1", "http://example.org/app/", "--set", "<x/>"],
+        &[
+            "metadata",
+            "vm1",
+            "http://example.org/app/",
+            "--set",
+            "<x/>",
+        ],
         "error: namespace key is required when modifying metadata\n",
     );
-    ok(r, &["metadata", "vm1", "http://example.org/app/", "--remove"], "Metadata removed\n");
+    ok(
+        r,
+        &["metadata", "vm1", "http://example.org/app/", "--remove"],
+        "Metadata removed\n",
+    );
     fails(
         r,
         &["metadata", "vm1", "http://example.org/app/"],
@@ -357,26 +464,42 @@ fn inactive_domain_verbs() {
     );
 
     // dumpxml --xpath.
-    ok(r, &["dumpxml", "vm1", "--xpath", "//disk/target/@dev"], " dev=\"vda\"\n dev=\"sda\"\n");
-    ok(r, &["dumpxml", "vm1", "--xpath", "/domain/name"], "<name>vm1</name>\n");
+    ok(
+        r,
+        &["dumpxml", "vm1", "--xpath", "//disk/target/@dev"],
+        " dev=\"vda\"\n dev=\"sda\"\n",
+    );
+    ok(
+        r,
+        &["dumpxml", "vm1", "--xpath", "/domain/name"],
+        "<name>vm1</name>\n",
+    );
     ok(
         r,
         &["dumpxml", "vm1", "--xpath", "//interface/mac", "--wrap"],
         "<nodes>\n  <mac address=\"52:54:00:12:34:56\"/>\n</nodes>",
     );
-    fails(r, &["dumpxml", "vm1", "--xpath", "count(//disk)"], "error: internal error: Incorrect xpath 'count(//disk)'\n");
+    fails(
+        r,
+        &["dumpxml", "vm1", "--xpath", "count(//disk)"],
+        "error: internal error: Incorrect xpath 'count(//disk)'\n",
+    );
 
     // Runtime verbs refuse an inactive domain with libvirt's message.
     let not_running = "Requested operation is not valid: domain is not running";
     fails(
         r,
         &["domblkstat", "vm1", "vda"],
-        &format!("error: Failed to get block stats for domain 'vm1' device 'vda'\nerror: {not_running}\n"),
+        &format!(
+            "error: Failed to get block stats for domain 'vm1' device 'vda'\nerror: {not_running}\n"
+        ),
     );
     fails(
         r,
         &["domifstat", "vm1", "52:54:00:12:34:56"],
-        &format!("error: Failed to get interface stats vm1 52:54:00:12:34:56\nerror: {not_running}\n"),
+        &format!(
+            "error: Failed to get interface stats vm1 52:54:00:12:34:56\nerror: {not_running}\n"
+        ),
     );
     fails(
         r,
@@ -390,12 +513,36 @@ fn inactive_domain_verbs() {
     );
     fails(r, &["vncdisplay", "vm1"], "error: Domain is not running\n");
     fails(r, &["domdisplay", "vm1"], "error: Domain is not running\n");
-    fails(r, &["ttyconsole", "vm1"], &format!("error: {not_running}\n"));
-    fails(r, &["reset", "vm1"], &format!("error: Failed to reset domain 'vm1'\nerror: {not_running}\n"));
-    fails(r, &["qemu-monitor-command", "vm1", "query-status"], &format!("error: {not_running}\n"));
-    fails(r, &["send-key", "vm1", "KEY_A"], &format!("error: {not_running}\n"));
-    fails(r, &["send-key", "vm1", "KEY_NOPE"], "error: invalid keycode: 'KEY_NOPE'\n");
-    fails(r, &["send-key", "vm1", "--codeset", "morse", "1"], "error: unknown codeset: 'morse'\n");
+    fails(
+        r,
+        &["ttyconsole", "vm1"],
+        &format!("error: {not_running}\n"),
+    );
+    fails(
+        r,
+        &["reset", "vm1"],
+        &format!("error: Failed to reset domain 'vm1'\nerror: {not_running}\n"),
+    );
+    fails(
+        r,
+        &["qemu-monitor-command", "vm1", "query-status"],
+        &format!("error: {not_running}\n"),
+    );
+    fails(
+        r,
+        &["send-key", "vm1", "KEY_A"],
+        &format!("error: {not_running}\n"),
+    );
+    fails(
+        r,
+        &["send-key", "vm1", "KEY_NOPE"],
+        "error: invalid keycode: 'KEY_NOPE'\n",
+    );
+    fails(
+        r,
+        &["send-key", "vm1", "--codeset", "morse", "1"],
+        "error: unknown codeset: 'morse'\n",
+    );
     fails(
         r,
         &["screenshot", "vm1", "/tmp/x.ppm"],
@@ -403,23 +550,46 @@ fn inactive_domain_verbs() {
     );
     let st = out(r, &["domstats", "vm1"]);
     assert!(st.starts_with("Domain: 'vm1'\n  state.state=5\n  state.reason=0\n  balloon.current=98304\n  balloon.maximum=98304\n  vcpu.current=1\n  vcpu.maximum=2\n  block.count=2\n  block.0.name=vda\n"), "{st}");
-    assert_eq!(json(r, &["domstats", "--state"])[0]["stats"]["state.state"], 5);
+    assert_eq!(
+        json(r, &["domstats", "--state"])[0]["stats"]["state.state"],
+        5
+    );
     ok(r, &["domstats", "--state", "--list-running"], "");
 
     // Unknown domains, help and closed stdout for every verb.
     let verbs: &[&[&str]] = &[
-        &["domblklist"], &["domiflist"], &["domblkinfo", "--all"], &["domblkstat"],
-        &["domifstat", "x"], &["dommemstat"], &["vcpucount"], &["vcpuinfo"], &["domdisplay"],
-        &["vncdisplay"], &["ttyconsole"], &["domifaddr"], &["desc"], &["metadata", "http://x/"],
-        &["qemu-monitor-command", "x"], &["send-key", "KEY_A"], &["screenshot"], &["reset"],
-        &["domid"], &["domname"], &["domuuid"], &["domstats"],
+        &["domblklist"],
+        &["domiflist"],
+        &["domblkinfo", "--all"],
+        &["domblkstat"],
+        &["domifstat", "x"],
+        &["dommemstat"],
+        &["vcpucount"],
+        &["vcpuinfo"],
+        &["domdisplay"],
+        &["vncdisplay"],
+        &["ttyconsole"],
+        &["domifaddr"],
+        &["desc"],
+        &["metadata", "http://x/"],
+        &["qemu-monitor-command", "x"],
+        &["send-key", "KEY_A"],
+        &["screenshot"],
+        &["reset"],
+        &["domid"],
+        &["domname"],
+        &["domuuid"],
+        &["domstats"],
     ];
     for v in verbs {
         let mut a = vec![v[0], "nosuch"];
         a.extend(&v[1..]);
         let (code, _, e) = vsh(r, &a);
         assert_ne!(code, 0, "{a:?}");
-        assert!(e.starts_with("error: failed to get domain 'nosuch'\n"), "{a:?}: {e}");
+        assert!(
+            e.starts_with("error: failed to get domain 'nosuch'\n"),
+            "{a:?}: {e}"
+        );
         has_help(r, v[0]);
     }
     for v in [
@@ -472,12 +642,24 @@ fn running_guest_verbs() {
     let names: Vec<&str> = bs.lines().map(|l| l.split(' ').nth(1).unwrap()).collect();
     assert_eq!(
         names,
-        ["rd_req", "rd_bytes", "wr_req", "wr_bytes", "flush_operations", "rd_total_times", "wr_total_times", "flush_total_times"],
+        [
+            "rd_req",
+            "rd_bytes",
+            "wr_req",
+            "wr_bytes",
+            "flush_operations",
+            "rd_total_times",
+            "wr_total_times",
+            "flush_total_times"
+        ],
         "{bs}"
     );
     assert!(bs.lines().all(|l| l.starts_with("vda ")), "{bs}");
     let human = out(r, &["domblkstat", "vm2", "vda", "--human"]);
-    assert!(human.starts_with("Device: vda\n number of read operations:      "), "{human}");
+    assert!(
+        human.starts_with("Device: vda\n number of read operations:      "),
+        "{human}"
+    );
     assert!(out(r, &["domblkstat", "vm2"]).starts_with(" rd_req "));
     assert!(json(r, &["domblkstat", "vm2", "vda"])["rd_req"].is_i64());
     fails(
@@ -515,32 +697,66 @@ fn running_guest_verbs() {
     assert_eq!(lines[0], "VCPU:           0", "{vi}");
     assert!(lines[1].starts_with("CPU:            "), "{vi}");
     assert_eq!(lines[2], "State:          running", "{vi}");
-    assert!(lines.last().unwrap().starts_with("CPU Affinity:   "), "{vi}");
+    assert!(
+        lines.last().unwrap().starts_with("CPU Affinity:   "),
+        "{vi}"
+    );
     assert_eq!(json(r, &["vcpuinfo", "vm2"])[0]["state"], "running");
 
     // domstats, every group and one.
     let st = out(r, &["domstats", "vm2"]);
     for k in [
-        "  state.state=1\n", "  state.reason=1\n", "  cpu.time=", "  balloon.current=98304\n",
-        "  vcpu.current=1\n", "  vcpu.0.state=1\n", "  vcpu.0.time=", "  net.count=1\n",
-        "  block.count=2\n", "  block.0.name=vda\n", "  block.0.rd.reqs=",
+        "  state.state=1\n",
+        "  state.reason=1\n",
+        "  cpu.time=",
+        "  balloon.current=98304\n",
+        "  vcpu.current=1\n",
+        "  vcpu.0.state=1\n",
+        "  vcpu.0.time=",
+        "  net.count=1\n",
+        "  block.count=2\n",
+        "  block.0.name=vda\n",
+        "  block.0.rd.reqs=",
     ] {
         assert!(st.contains(k), "{k:?} missing: {st}");
     }
-    ok(r, &["domstats", "--state", "vm2"], "Domain: 'vm2'\n  state.state=1\n  state.reason=1\n");
-    ok(r, &["domstats", "--state", "--raw", "--list-running"], "Domain: 'vm2'\n  state.state=1\n  state.reason=1\n");
+    ok(
+        r,
+        &["domstats", "--state", "vm2"],
+        "Domain: 'vm2'\n  state.state=1\n  state.reason=1\n",
+    );
+    ok(
+        r,
+        &["domstats", "--state", "--raw", "--list-running"],
+        "Domain: 'vm2'\n  state.state=1\n  state.reason=1\n",
+    );
 
     // Where the display and console are.
-    ok(r, &["vncdisplay", "vm2"], &format!("127.0.0.1:{}\n", port - 5900));
-    ok(r, &["domdisplay", "vm2"], &format!("vnc://127.0.0.1:{}\n", port - 5900));
-    fails(r, &["domdisplay", "vm2", "--type", "spice"], "error: No graphical display found\n");
+    ok(
+        r,
+        &["vncdisplay", "vm2"],
+        &format!("127.0.0.1:{}\n", port - 5900),
+    );
+    ok(
+        r,
+        &["domdisplay", "vm2"],
+        &format!("vnc://127.0.0.1:{}\n", port - 5900),
+    );
+    fails(
+        r,
+        &["domdisplay", "vm2", "--type", "spice"],
+        "error: No graphical display found\n",
+    );
     let tty = out(r, &["ttyconsole", "vm2"]);
     assert!(tty.starts_with("/dev/pts/"), "{tty}");
     let xml = out(r, &["dumpxml", "vm2", "--xpath", "//serial/source/@path"]);
     assert_eq!(xml, format!(" path=\"{}\"\n", tty.trim()));
 
     // Addresses: the neighbour table knows none for a user-mode NIC; no agent channel.
-    let head = format!(" Name       MAC address          Protocol     Address\n{}\n", "-".repeat(79));
+    let head = format!(
+        " Name       MAC address          Protocol     Address\n{}\n",
+        "-".repeat(79)
+    );
     ok(r, &["domifaddr", "vm2", "--source", "arp"], &head);
     ok(r, &["domifaddr", "vm2"], &head);
     fails(
@@ -548,36 +764,81 @@ fn running_guest_verbs() {
         &["domifaddr", "vm2", "--source", "agent"],
         "error: Failed to query for interfaces addresses\nerror: argument unsupported: QEMU guest agent is not configured\n",
     );
-    fails(r, &["domifaddr", "vm2", "--source", "dns"], "error: Unknown data source 'dns'\n");
+    fails(
+        r,
+        &["domifaddr", "vm2", "--source", "dns"],
+        "error: Unknown data source 'dns'\n",
+    );
 
     // The monitor, as virsh users reach it.
     let qs = out(r, &["qemu-monitor-command", "vm2", "query-status"]);
     let v: serde_json::Value = serde_json::from_str(qs.trim()).unwrap();
     assert_eq!(v["return"]["status"], "running", "{qs}");
     assert!(qs.starts_with("{\"return\": {"), "{qs}");
-    let pretty = out(r, &["qemu-monitor-command", "vm2", "--pretty", r#"{"execute":"query-status"}"#]);
+    let pretty = out(
+        r,
+        &[
+            "qemu-monitor-command",
+            "vm2",
+            "--pretty",
+            r#"{"execute":"query-status"}"#,
+        ],
+    );
     assert!(pretty.starts_with("{\n  \"return\": {\n"), "{pretty}");
-    let rv = out(r, &["qemu-monitor-command", "vm2", "--return-value", "query-status"]);
-    assert!(rv.starts_with("{\"") && rv.contains("\"status\":\"running\""), "{rv}");
-    let hmp = out(r, &["qemu-monitor-command", "vm2", "--hmp", "info", "status"]);
+    let rv = out(
+        r,
+        &[
+            "qemu-monitor-command",
+            "vm2",
+            "--return-value",
+            "query-status",
+        ],
+    );
+    assert!(
+        rv.starts_with("{\"") && rv.contains("\"status\":\"running\""),
+        "{rv}"
+    );
+    let hmp = out(
+        r,
+        &["qemu-monitor-command", "vm2", "--hmp", "info", "status"],
+    );
     assert!(hmp.contains("VM status: running"), "{hmp}");
     let bad = out(r, &["qemu-monitor-command", "vm2", "no-such-command"]);
-    assert!(bad.contains("\"error\": {\"class\": \"CommandNotFound\""), "{bad}");
-    fails(r, &["qemu-monitor-command", "vm2", "--hmp", "--pretty", "info"], "error: Options --hmp and --pretty are mutually exclusive\n");
+    assert!(
+        bad.contains("\"error\": {\"class\": \"CommandNotFound\""),
+        "{bad}"
+    );
+    fails(
+        r,
+        &["qemu-monitor-command", "vm2", "--hmp", "--pretty", "info"],
+        "error: Options --hmp and --pretty are mutually exclusive\n",
+    );
 
     // Keys, a screenshot, a reset.
     ok(r, &["send-key", "vm2", "KEY_LEFTCTRL", "KEY_A"], "");
     ok(r, &["send-key", "vm2", "--holdtime", "50", "28"], "");
     let shot = r.join("shot.ppm").display().to_string();
-    ok(r, &["screenshot", "vm2", &shot], &format!("Screenshot saved to {shot}, with type of image/x-portable-pixmap\n"));
+    ok(
+        r,
+        &["screenshot", "vm2", &shot],
+        &format!("Screenshot saved to {shot}, with type of image/x-portable-pixmap\n"),
+    );
     let img = std::fs::read(&shot).unwrap();
     assert!(img.starts_with(b"P6\n"), "{:?}", &img[..8.min(img.len())]);
     ok(r, &["reset", "vm2"], "Domain 'vm2' was reset\n");
 
     // The live definition's description, apart from the config's.
-    ok(r, &["desc", "vm2", "--live", "Live", "note"], "Domain description updated successfully\n");
+    ok(
+        r,
+        &["desc", "vm2", "--live", "Live", "note"],
+        "Domain description updated successfully\n",
+    );
     ok(r, &["desc", "vm2"], "Live note");
-    ok(r, &["desc", "vm2", "--config"], "A guest for the read verbs");
+    ok(
+        r,
+        &["desc", "vm2", "--config"],
+        "A guest for the read verbs",
+    );
 
     for v in [
         &["domblkstat", "vm2", "vda"][..],

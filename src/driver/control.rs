@@ -125,6 +125,8 @@ impl Domain<'_> {
 
     /// `virDomainScreenshot`: the PPM image of screen `screen` and its MIME type.
     pub fn screenshot(&self, screen: u32) -> Result<(&'static str, Vec<u8>), DriverError> {
+        // Not running is the news, not a missing run dir.
+        self.live_process()?;
         let run = &self.connect().dirs().run;
         let tmp = tempfile::Builder::new()
             .prefix(&format!("{}.screendump.", self.name()))

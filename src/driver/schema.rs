@@ -36,7 +36,11 @@ pub fn validity_messages(report: &str) -> String {
 /// Check `xml` against the domain schema; libvirt's VIR_ERR_XML_INVALID_SCHEMA when it
 /// does not validate.
 pub fn validate_domain_xml(xml: &str) -> Result<(), DriverError> {
-    let Some(rng) = schema_dirs().into_iter().map(|d| d.join("domain.rng")).find(|p| p.is_file()) else {
+    let Some(rng) = schema_dirs()
+        .into_iter()
+        .map(|d| d.join("domain.rng"))
+        .find(|p| p.is_file())
+    else {
         return Err(DriverError::Internal(
             "cannot find the domain schema domain.rng (set VSH_SCHEMA_DIR)".into(),
         ));
@@ -77,6 +81,9 @@ mod tests {
     #[test]
     fn messages_are_libxml2s() {
         let r = "/tmp/t.xml:1: element bogus: Relax-NG validity error : Element domain has extra content: bogus\n/tmp/t.xml fails to validate\n";
-        assert_eq!(validity_messages(r), "Element domain has extra content: bogus\n");
+        assert_eq!(
+            validity_messages(r),
+            "Element domain has extra content: bogus\n"
+        );
     }
 }

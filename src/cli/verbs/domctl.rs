@@ -41,7 +41,10 @@ pub const CMDS: &[CmdDef] = &[
             DOMAIN_ACTIVE,
             OptDef::flag("hmp", "command is in human monitor protocol"),
             OptDef::flag("pretty", "pretty-print any qemu monitor protocol output"),
-            OptDef::flag("return-value", "extract the value of the 'return' key from the returned string"),
+            OptDef::flag(
+                "return-value",
+                "extract the value of the 'return' key from the returned string",
+            ),
             OptDef::argv("cmd", "command").required(),
         ],
         cmd_qemu_monitor_command,
@@ -77,7 +80,10 @@ pub const CMDS: &[CmdDef] = &[
             DOMAIN_ACTIVE,
             OptDef::string("codeset", "the codeset of keycodes, default:linux")
                 .complete(Completer::Words(keycodes::CODESETS)),
-            OptDef::int("holdtime", "the time (in milliseconds) how long the keys will be held"),
+            OptDef::int(
+                "holdtime",
+                "the time (in milliseconds) how long the keys will be held",
+            ),
             OptDef::argv("keycode", "the key code").required(),
         ],
         cmd_send_key,

@@ -69,8 +69,15 @@ pub const CMDS: &[CmdDef] = &[
         "Output the IP address and port number for the graphical display.",
         &[
             DOMAIN_ACTIVE,
-            OptDef::flag("include-password", "includes the password into the connection URI if available"),
-            OptDef::string("type", "select particular graphical display (e.g. \"vnc\", \"spice\", \"rdp\")").positional(),
+            OptDef::flag(
+                "include-password",
+                "includes the password into the connection URI if available",
+            ),
+            OptDef::string(
+                "type",
+                "select particular graphical display (e.g. \"vnc\", \"spice\", \"rdp\")",
+            )
+            .positional(),
             OptDef::flag("all", "show all possible graphical displays"),
         ],
         cmd_domdisplay,
@@ -142,7 +149,10 @@ pub const CMDS: &[CmdDef] = &[
             OptDef::flag("live", "get value from running domain"),
             OptDef::flag("config", "get value to be used on next boot"),
             OptDef::flag("current", "get value according to current domain state"),
-            OptDef::flag("guest", "retrieve vcpu count from the guest instead of the hypervisor"),
+            OptDef::flag(
+                "guest",
+                "retrieve vcpu count from the guest instead of the hypervisor",
+            ),
         ],
         cmd_vcpucount,
         Access::Read,
@@ -152,7 +162,10 @@ pub const CMDS: &[CmdDef] = &[
         "vcpuinfo",
         "detailed domain vcpu information",
         "Returns basic information about the domain virtual CPUs.",
-        &[DOMAIN, OptDef::flag("pretty", "return human readable output")],
+        &[
+            DOMAIN,
+            OptDef::flag("pretty", "return human readable output"),
+        ],
         cmd_vcpuinfo,
         Access::Read,
         true,
@@ -211,7 +224,11 @@ fn ident(dom: &Domain<'_>) -> Result<Ident> {
 
 /// `vsh domid DOMAIN` (libvirt: cmdDomid): `-` for an inactive domain.
 fn cmd_domid(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let by = By { id: false, uuid: true, name: true };
+    let by = By {
+        id: false,
+        uuid: true,
+        name: true,
+    };
     let dom = lookup_by(ctx.conn()?, args.required("domain")?, by)?;
     ctx.emit(&ident(&dom)?, |v| {
         format!("{}\n", v.id.map_or("-".to_string(), |i| i.to_string()))
@@ -221,7 +238,11 @@ fn cmd_domid(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 /// `vsh domname DOMAIN` (libvirt: cmdDomname).
 fn cmd_domname(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let by = By { id: true, uuid: true, name: false };
+    let by = By {
+        id: true,
+        uuid: true,
+        name: false,
+    };
     let dom = lookup_by(ctx.conn()?, args.required("domain")?, by)?;
     ctx.emit(&ident(&dom)?, |v| format!("{}\n", v.name));
     Ok(())
@@ -229,7 +250,11 @@ fn cmd_domname(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 /// `vsh domuuid DOMAIN` (libvirt: cmdDomuuid).
 fn cmd_domuuid(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let by = By { id: true, uuid: false, name: true };
+    let by = By {
+        id: true,
+        uuid: false,
+        name: true,
+    };
     let dom = lookup_by(ctx.conn()?, args.required("domain")?, by)?;
     ctx.emit(&ident(&dom)?, |v| format!("{}\n", v.uuid));
     Ok(())
@@ -252,7 +277,10 @@ fn vcpu_counts(dom: &Domain<'_>, config: bool) -> Result<Option<(u32, u32)>> {
         inactive: config,
         secure: false,
     })?)?;
-    Ok(Some((def.vcpu.count, def.vcpu.current.unwrap_or(def.vcpu.count))))
+    Ok(Some((
+        def.vcpu.count,
+        def.vcpu.current.unwrap_or(def.vcpu.count),
+    )))
 }
 
 /// `vcpucount --json`: the counts that exist.
@@ -306,7 +334,9 @@ fn cmd_vcpucount(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let counts = if use_config { conf } else { live };
     let Some((max, cur)) = counts else {
         if use_config {
-            bail!("Requested operation is not valid: transient domains do not have any persistent config");
+            bail!(
+                "Requested operation is not valid: transient domains do not have any persistent config"
+            );
         }
         bail!("Requested operation is not valid: domain is not running");
     };
@@ -347,7 +377,8 @@ fn cmd_domdisplay(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             continue;
         }
         for d in dom.displays()?.iter().filter(|d| d.gtype == scheme) {
-            if let Some(uri) = crate::driver::display::display_uri(d, args.flag("include-password")) {
+            if let Some(uri) = crate::driver::display::display_uri(d, args.flag("include-password"))
+            {
                 uris.push(DisplayUri {
                     gtype: scheme.into(),
                     uri,
@@ -362,7 +393,9 @@ fn cmd_domdisplay(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     if uris.is_empty() {
         bail!("No graphical display found");
     }
-    ctx.emit(&uris, |u| u.iter().map(|d| format!("{}\n", d.uri)).collect());
+    ctx.emit(&uris, |u| {
+        u.iter().map(|d| format!("{}\n", d.uri)).collect()
+    });
     Ok(())
 }
 

@@ -99,7 +99,10 @@ pub const CMDS: &[CmdDef] = &[
         "Get network interface stats for a running domain.",
         &[
             DOMAIN_ACTIVE,
-            OptDef::data("interface", "interface device specified by name or MAC Address"),
+            OptDef::data(
+                "interface",
+                "interface device specified by name or MAC Address",
+            ),
         ],
         cmd_domifstat,
     ),
@@ -220,7 +223,11 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         let title = if o_title || ctx.json() {
             // libvirt: virshGetDomainDescription; a domain without one has an empty title.
             l.domain
-                .metadata(crate::driver::metadata::MetadataKind::Title, None, Default::default())
+                .metadata(
+                    crate::driver::metadata::MetadataKind::Title,
+                    None,
+                    Default::default(),
+                )
                 .unwrap_or_default()
         } else {
             String::new()
@@ -338,8 +345,10 @@ fn cmd_domblklist(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
                 .collect();
             render_table(&["Type", "Device", "Target", "Source"], &rows)
         } else {
-            let rows: Vec<Vec<String>> =
-                entries.iter().map(|e| vec![e.target.clone(), src(e)]).collect();
+            let rows: Vec<Vec<String>> = entries
+                .iter()
+                .map(|e| vec![e.target.clone(), src(e)])
+                .collect();
             render_table(&["Target", "Source"], &rows)
         }
     });
@@ -384,7 +393,15 @@ fn cmd_domiflist(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         let m = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         let rows: Vec<Vec<String>> = entries
             .iter()
-            .map(|e| vec![m(&e.interface), e.itype.clone(), m(&e.source), m(&e.model), m(&e.mac)])
+            .map(|e| {
+                vec![
+                    m(&e.interface),
+                    e.itype.clone(),
+                    m(&e.source),
+                    m(&e.model),
+                    m(&e.mac),
+                ]
+            })
             .collect();
         render_table(&["Interface", "Type", "Source", "Model", "MAC"], &rows)
     });
@@ -480,9 +497,13 @@ fn cmd_domifstat(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let stats = dom
         .interface_stats(device)
         .with_context(|| format!("Failed to get interface stats {name} {device}"))?;
-    ctx.emit(&IfStat { interface: device, stats }, |v| {
-        readfmt::domifstat(v.interface, &v.stats)
-    });
+    ctx.emit(
+        &IfStat {
+            interface: device,
+            stats,
+        },
+        |v| readfmt::domifstat(v.interface, &v.stats),
+    );
     Ok(())
 }
 
@@ -587,4 +608,3 @@ fn cmd_domifaddr(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     ctx.emit(&shown, |v| readfmt::domifaddr(v, None, full));
     Ok(())
 }
-

@@ -29,7 +29,13 @@ const fn verb(
 }
 
 pub const CMDS: &[CmdDef] = &[
-    verb("hostname", "print the hypervisor hostname", "", &[], cmd_hostname),
+    verb(
+        "hostname",
+        "print the hypervisor hostname",
+        "",
+        &[],
+        cmd_hostname,
+    ),
     verb(
         "nodecpustats",
         "Prints cpu stats of the node.",
@@ -51,7 +57,10 @@ pub const CMDS: &[CmdDef] = &[
         "nodememstats",
         "Prints memory stats of the node.",
         "Returns memory stats of the node, in kilobytes.",
-        &[OptDef::int("cell", "prints specified cell statistics only.")],
+        &[OptDef::int(
+            "cell",
+            "prints specified cell statistics only.",
+        )],
         cmd_nodememstats,
     ),
     verb(

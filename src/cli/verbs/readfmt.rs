@@ -52,9 +52,17 @@ pub fn domblkinfo(i: &BlockInfo, human: bool) -> String {
 
 /// `domblkstat`'s fields: (libvirt's typed-parameter name, virsh's legacy name, human label).
 const BLKSTAT_FIELDS: [(&str, Option<&str>, &str); 8] = [
-    ("rd_operations", Some("rd_req"), "number of read operations:"),
+    (
+        "rd_operations",
+        Some("rd_req"),
+        "number of read operations:",
+    ),
     ("rd_bytes", Some("rd_bytes"), "number of bytes read:"),
-    ("wr_operations", Some("wr_req"), "number of write operations:"),
+    (
+        "wr_operations",
+        Some("wr_req"),
+        "number of write operations:",
+    ),
     ("wr_bytes", Some("wr_bytes"), "number of bytes written:"),
     ("flush_operations", None, "number of flush operations:"),
     ("rd_total_times", None, "total duration of reads (ns):"),
@@ -351,7 +359,10 @@ mod tests {
              vda flush_total_times 6\n"
         );
         let h = domblkstat("vda", &s, true);
-        assert!(h.starts_with("Device: vda\n number of read operations:      1\n"), "{h}");
+        assert!(
+            h.starts_with("Device: vda\n number of read operations:      1\n"),
+            "{h}"
+        );
         assert!(h.ends_with(" total duration of flushes (ns): 6\n"), "{h}");
         assert!(domblkstat("", &s, false).starts_with(" rd_req 1\n"));
     }
@@ -367,9 +378,18 @@ mod tests {
         assert!(t.starts_with("vnet0 rx_bytes 10\nvnet0 rx_packets 0\n"));
         assert!(!t.contains("tx_drop"));
         let m = [
-            MemoryStat { tag: MemoryStatTag::Actual, val: 262144 },
-            MemoryStat { tag: MemoryStatTag::LastUpdate, val: 0 },
-            MemoryStat { tag: MemoryStatTag::Rss, val: 123 },
+            MemoryStat {
+                tag: MemoryStatTag::Actual,
+                val: 262144,
+            },
+            MemoryStat {
+                tag: MemoryStatTag::LastUpdate,
+                val: 0,
+            },
+            MemoryStat {
+                tag: MemoryStatTag::Rss,
+                val: 123,
+            },
         ];
         assert_eq!(dommemstat(&m), "actual 262144\nlast_update 0\nrss 123\n");
     }
@@ -396,11 +416,23 @@ mod tests {
             name: "vnet0".into(),
             hwaddr: Some("52:54:00:aa:bb:cc".into()),
             addrs: vec![
-                IpAddress { family: "ipv4".into(), addr: "192.168.122.5".into(), prefix: 24 },
-                IpAddress { family: "ipv6".into(), addr: "fe80::1".into(), prefix: 64 },
+                IpAddress {
+                    family: "ipv4".into(),
+                    addr: "192.168.122.5".into(),
+                    prefix: 24,
+                },
+                IpAddress {
+                    family: "ipv6".into(),
+                    addr: "fe80::1".into(),
+                    prefix: 64,
+                },
             ],
         };
-        let bare = Interface { name: "lo".into(), hwaddr: None, addrs: vec![] };
+        let bare = Interface {
+            name: "lo".into(),
+            hwaddr: None,
+            addrs: vec![],
+        };
         let head = " Name       MAC address          Protocol     Address\n\
             -------------------------------------------------------------------------------\n";
         assert_eq!(
@@ -411,14 +443,20 @@ mod tests {
                  lo         N/A                  N/A          N/A\n"
             )
         );
-        assert!(domifaddr(&[i.clone()], None, true).contains(" vnet0      52:54:00:aa:bb:cc    ipv6"));
+        assert!(
+            domifaddr(&[i.clone()], None, true).contains(" vnet0      52:54:00:aa:bb:cc    ipv6")
+        );
         assert_eq!(domifaddr(&[i], Some("eth9"), false), head);
     }
 
     #[test]
     fn vcpus() {
         assert_eq!(
-            vcpucount_table(&[("maximum", "config", 2), ("maximum", "live", 0), ("current", "config", 1)]),
+            vcpucount_table(&[
+                ("maximum", "config", 2),
+                ("maximum", "live", 0),
+                ("current", "config", 1)
+            ]),
             "maximum      config         2\ncurrent      config         1\n"
         );
         let live = VcpuInfo {
@@ -464,18 +502,31 @@ mod tests {
              CPU socket(s):       1\nCore(s) per socket:  4\nThread(s) per core:  2\n\
              NUMA cell(s):        1\nMemory size:         16000000 KiB\n"
         );
-        let st = |f: &str, v| NodeStat { field: f.into(), value: v };
+        let st = |f: &str, v| NodeStat {
+            field: f.into(),
+            value: v,
+        };
         assert_eq!(
             nodememstats(&[st("total", 100), st("free", 5)]),
             "total  :                  100 KiB\nfree   :                    5 KiB\n"
         );
-        let a = [st("kernel", 10), st("user", 20), st("idle", 60), st("iowait", 10)];
+        let a = [
+            st("kernel", 10),
+            st("user", 20),
+            st("idle", 60),
+            st("iowait", 10),
+        ];
         assert_eq!(
             nodecpustats(&a),
             "user:                             20\nsystem:                           10\n\
              idle:                             60\niowait:                           10\n"
         );
-        let b = [st("kernel", 20), st("user", 40), st("idle", 120), st("iowait", 20)];
+        let b = [
+            st("kernel", 20),
+            st("user", 40),
+            st("idle", 120),
+            st("iowait", 20),
+        ];
         assert_eq!(
             nodecpustats_percent(&a, &b),
             "usage:           30.0%\nuser:            20.0%\nsystem:          10.0%\n\

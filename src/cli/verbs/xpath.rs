@@ -324,8 +324,16 @@ pub fn dump(item: &Item<'_>) -> String {
             e.to_libxml_string(0, &mut s);
             s.trim_end_matches('\n').to_string()
         }
-        Item::Attr(k, v) => format!(" {k}=\"{}\"", v.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;")),
-        Item::Text(t) => t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;"),
+        Item::Attr(k, v) => format!(
+            " {k}=\"{}\"",
+            v.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('<', "&lt;")
+        ),
+        Item::Text(t) => t
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
     }
 }
 
@@ -383,13 +391,18 @@ mod tests {
         assert_eq!(sel("name"), ["<name>vm</name>"]);
         assert_eq!(sel("//target/@dev"), [" dev=\"vda\"", " dev=\"sda\""]);
         assert_eq!(sel("/domain/devices/disk[2]/target/@dev"), [" dev=\"sda\""]);
-        assert_eq!(sel("//disk[@device='cdrom']/target/@bus"), [" bus=\"sata\""]);
+        assert_eq!(
+            sel("//disk[@device='cdrom']/target/@bus"),
+            [" bus=\"sata\""]
+        );
         assert_eq!(sel("//disk[last()]/@device"), [" device=\"cdrom\""]);
         assert_eq!(sel("/domain/name/text()"), ["vm"]);
         assert_eq!(sel("//mac/@address | /domain/@type").len(), 2);
         assert_eq!(
             sel("//disk[source]"),
-            ["<disk type=\"file\" device=\"disk\">\n  <source file=\"/a.img\"/>\n  <target dev=\"vda\" bus=\"virtio\"/>\n</disk>"]
+            [
+                "<disk type=\"file\" device=\"disk\">\n  <source file=\"/a.img\"/>\n  <target dev=\"vda\" bus=\"virtio\"/>\n</disk>"
+            ]
         );
         assert!(sel("/nope").is_empty());
     }
