@@ -524,8 +524,8 @@ pub(crate) fn parse_cpuset(s: &str, ncpus: usize) -> Option<Vec<bool>> {
                 (n, n)
             }
         };
-        for i in a..=b.min(ncpus.saturating_sub(1)) {
-            map[i] = !neg;
+        for slot in map.iter_mut().take(b.saturating_add(1)).skip(a) {
+            *slot = !neg;
         }
     }
     Some(map)

@@ -444,7 +444,8 @@ mod tests {
             )
         );
         assert!(
-            domifaddr(&[i.clone()], None, true).contains(" vnet0      52:54:00:aa:bb:cc    ipv6")
+            domifaddr(std::slice::from_ref(&i), None, true)
+                .contains(" vnet0      52:54:00:aa:bb:cc    ipv6")
         );
         assert_eq!(domifaddr(&[i], Some("eth9"), false), head);
     }
