@@ -283,7 +283,8 @@ fn json_output() {
     let list = json(&["list", "--all", "--json"]);
     assert_eq!(
         list,
-        serde_json::json!([{"id": null, "name": "vm1", "uuid": UUID, "state": "shut off"}])
+        serde_json::json!([{"id": null, "name": "vm1", "uuid": UUID, "state": "shut off",
+            "title": "", "persistent": true}])
     );
     assert_eq!(json(&["--json", "list", "--all"]), list);
     let info = json(&["dominfo", "vm1", "--json"]);
@@ -372,7 +373,7 @@ fn completion() {
         assert_eq!(code, 0, "{err}");
         out.lines().map(String::from).collect::<Vec<_>>()
     };
-    assert_eq!(complete(&["doms"]), ["domstate"]);
+    assert_eq!(complete(&["domsta"]), ["domstate", "domstats"]);
     assert_eq!(complete(&["secret-u"]), ["secret-undefine"]);
     assert_eq!(complete(&["dominfo", ""]), ["--domain", "vm1"]);
     assert_eq!(complete(&["dominfo", "v"]), ["vm1"]);
@@ -380,7 +381,7 @@ fn completion() {
     // A running-only verb offers no shut-off domain.
     assert_eq!(complete(&["destroy", ""]), ["--domain"]);
     assert_eq!(complete(&["list", "--a"]), ["--all"]);
-    assert_eq!(complete(&["list", "--all", "--"]), ["--inactive"]);
+    assert_eq!(complete(&["list", "--all", "--in"]), ["--inactive"]);
     assert_eq!(complete(&["dumpxml", "--domain", ""]), ["vm1"]);
     assert_eq!(complete(&["secret-undefine", ""]), ["--secret", SECRET]);
     assert!(complete(&["nosuch", ""]).is_empty());
@@ -407,7 +408,10 @@ fn completion() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let vsh = bin.display().to_string();
-    assert_eq!(bash(&format!("{vsh} -c '{uri}' domst")), "domstate\n");
+    assert_eq!(
+        bash(&format!("{vsh} -c '{uri}' domsta")),
+        "domstate\ndomstats\n"
+    );
     assert_eq!(
         bash(&format!("{vsh} -c '{uri}' dominfo ''")),
         "--domain\nvm1\n"
@@ -472,6 +476,14 @@ fn closed_stdout_for_every_verb() {
             "define" | "create" => vec![&xml],
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
+            // The read verbs (tests/vsh_read_verbs.rs has their running cases).
+            "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
+            | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"
+            | "vncdisplay" | "ttyconsole" | "reset" | "screenshot" => vec!["vm1"],
+            "domname" => vec![UUID],
+            "domblkinfo" => vec!["vm1", "--all"],
+            "domifstat" | "send-key" | "qemu-monitor-command" => vec!["vm1", "x"],
+            "metadata" => vec!["vm1", "http://example.org/"],
             "secret-define" => vec![&sfile],
             "secret-set-value" | "secret-undefine" => vec![SECRET, "--base64", "eA=="],
             "qemu-caps" => vec!["--replies", &caps],
@@ -541,6 +553,11 @@ fn closed_stdout_for_every_verb() {
                 || !matches!(
                     c.name,
                     "console" | "destroy" | "suspend" | "resume" | "shutdown" | "reboot"
+                        // Read verbs that need a running guest or what this host lacks.
+                        | "domblkstat" | "domifstat" | "dommemstat" | "domifaddr"
+                        | "domdisplay" | "vncdisplay" | "ttyconsole" | "reset"
+                        | "screenshot" | "send-key" | "qemu-monitor-command" | "metadata"
+                        | "sysinfo"
                 )
             {
                 assert_eq!(

@@ -187,7 +187,7 @@ fn command_strings() {
 fn help_layout() {
     let h = help::command(lookup("dumpxml").unwrap());
     assert!(h.starts_with(
-        "  NAME\n    dumpxml - domain information in XML\n\n  SYNOPSIS\n    dumpxml <domain> [--inactive] [--security-info]\n"
+        "  NAME\n    dumpxml - domain information in XML\n\n  SYNOPSIS\n    dumpxml <domain> [--inactive] [--security-info] [--xpath <string>] [--wrap]\n"
     ), "{h}");
     assert!(h.contains("\n  OPTIONS\n    [--domain] <string>  domain name, id or uuid\n    --inactive       show inactive defined XML\n"), "{h}");
     let h = help::command(lookup("quit").unwrap());

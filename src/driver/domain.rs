@@ -548,6 +548,11 @@ impl Connect {
 }
 
 impl<'c> Domain<'c> {
+    /// The connection this domain belongs to.
+    pub fn connect(&self) -> &'c Connect {
+        self.conn
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -681,7 +686,7 @@ impl<'c> Domain<'c> {
     }
 
     /// Take the running guest's lock and monitor; libvirt's error when it is not running.
-    fn guest(&self) -> Result<(Guest, bool), DriverError> {
+    pub(crate) fn guest(&self) -> Result<(Guest, bool), DriverError> {
         let s = self.snapshot()?;
         if s.live.is_none() {
             return Err(not_running());

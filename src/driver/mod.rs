@@ -3,14 +3,24 @@
 
 pub mod config;
 pub mod console;
+pub mod control;
 pub mod dirs;
+pub mod display;
 pub mod domain;
 pub mod domcaps;
+pub mod domstats;
 pub mod graphics;
+pub mod ifaddr;
+pub mod keycodes;
 pub mod lock;
+pub mod metadata;
+pub mod node;
 mod precheck;
 pub mod process;
+mod qmp_route;
+pub mod schema;
 pub mod secret;
+pub mod stats;
 pub mod status;
 pub mod uri;
 
@@ -57,6 +67,18 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_DOMAIN.
     #[error("Domain not found: {0}")]
     NoDomain(String),
+    /// libvirt's VIR_ERR_NO_DOMAIN_METADATA.
+    #[error("metadata not found: Requested metadata element is not present")]
+    NoMetadata,
+    /// libvirt's VIR_ERR_ARGUMENT_UNSUPPORTED.
+    #[error("argument unsupported: {0}")]
+    ArgumentUnsupported(String),
+    /// libvirt's VIR_ERR_AGENT_UNRESPONSIVE.
+    #[error("Guest agent is not responding: {0}")]
+    AgentUnresponsive(String),
+    /// libvirt's VIR_ERR_XML_INVALID_SCHEMA.
+    #[error("XML document failed to validate against schema: {0}")]
+    InvalidSchema(String),
     /// libvirt's VIR_ERR_NO_SECRET.
     #[error("Secret not found: {0}")]
     NoSecret(String),

@@ -76,7 +76,10 @@ pub const CMDS: &[CmdDef] = &[
         "define",
         "define (but don't start) a domain from an XML file",
         "Define a domain.",
-        &[FILE],
+        &[
+            FILE,
+            OptDef::flag("validate", "validate the XML against the schema"),
+        ],
         cmd_define,
         Access::Write("virDomainDefineXML"),
     ),
@@ -119,6 +122,8 @@ pub const CMDS: &[CmdDef] = &[
                 "security-info",
                 "include security sensitive information in XML dump",
             ),
+            OptDef::string("xpath", "xpath expression to filter the XML document"),
+            OptDef::flag("wrap", "wrap xpath results in an common root element"),
         ],
         cmd_dumpxml,
         Access::Read,
@@ -180,6 +185,10 @@ pub const CMDS: &[CmdDef] = &[
 fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let file = args.required("file")?;
     let xml = read_xml_file(file)?;
+    if args.flag("validate") {
+        crate::driver::schema::validate_domain_xml(&xml)
+            .with_context(|| format!("Failed to define domain from {file}"))?;
+    }
     let dom = ctx
         .conn()?
         .define_domain_xml(&xml)
@@ -250,6 +259,10 @@ fn cmd_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         inactive: args.flag("inactive"),
         secure: args.flag("security-info"),
     })?;
+    if let Some(expr) = args.string("xpath") {
+        ctx.print(super::xpath::render(&xml, expr, args.flag("wrap"))?);
+        return Ok(());
+    }
     ctx.print(&xml);
     if !xml.ends_with('\n') {
         ctx.println("");

@@ -2,12 +2,18 @@
 //! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
 
 pub mod domain;
+pub mod domctl;
+pub mod domread;
 pub mod host;
 pub mod monitor;
+pub mod monitoring;
+pub mod node;
+pub mod readfmt;
 pub mod secret;
 pub mod tools;
 pub mod util;
 pub mod virsh;
+pub mod xpath;
 
 use super::table::CmdDef;
 
@@ -15,8 +21,12 @@ use super::table::CmdDef;
 /// within a group the verbs in the order they appear here.
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
+    domread::CMDS,
+    domctl::CMDS,
     monitor::CMDS,
+    monitoring::CMDS,
     host::CMDS,
+    node::CMDS,
     secret::CMDS,
     tools::CMDS,
     virsh::CMDS,

@@ -1,9 +1,9 @@
 //! Domain Monitoring: listing domains and their state.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 
-use super::util::{lookup_domain, render_table};
+use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
@@ -46,62 +46,7 @@ pub const CMDS: &[CmdDef] = &[
         ],
         cmd_domstate,
     ),
-    verb(
-        "list",
-        "list domains",
-        "Returns list of domains.",
-        &[
-            OptDef::flag("inactive", "list inactive domains"),
-            OptDef::flag("all", "list inactive & active domains"),
-        ],
-        cmd_list,
-    ),
 ];
-
-/// One row of `list --json`.
-#[derive(Serialize)]
-struct ListEntry {
-    /// The id while running, else null.
-    id: Option<i32>,
-    name: String,
-    uuid: String,
-    /// virsh's state name: `running`, `paused`, `shut off`, ...
-    state: String,
-}
-
-/// `vsh list [--all] [--inactive]` (libvirt: cmdList).
-fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    use crate::driver::domain::ListFlags;
-    let flags = match (args.flag("all"), args.flag("inactive")) {
-        (true, _) => ListFlags::ALL,
-        (false, true) => ListFlags::INACTIVE,
-        (false, false) => ListFlags::ACTIVE,
-    };
-    let doms = ctx
-        .conn()?
-        .list_all_domains_with_state(flags)
-        .context("Failed to list domains")?;
-    let entries: Vec<ListEntry> = doms
-        .iter()
-        .map(|l| ListEntry {
-            id: l.id,
-            name: l.domain.name().to_string(),
-            uuid: l.domain.uuid_string(),
-            state: l.state.state.to_string(),
-        })
-        .collect();
-    ctx.emit(&entries, |entries| {
-        let rows: Vec<Vec<String>> = entries
-            .iter()
-            .map(|e| {
-                let id = e.id.map_or("-".to_string(), |i| i.to_string());
-                vec![id, e.name.clone(), e.state.clone()]
-            })
-            .collect();
-        render_table(&["Id", "Name", "State"], &rows)
-    });
-    Ok(())
-}
 
 /// `dominfo --json`.
 #[derive(Serialize)]
