@@ -99,7 +99,8 @@ impl Driver {
             name: rd.attr("name"),
             dtype: rd.attr("type"),
             txmode: rd.attr("txmode"),
-            cache: rd.attr("cache"),
+            // `default` is the enum's unset value, which libvirt does not write back.
+            cache: rd.attr("cache").filter(|c| c != "default"),
             error_policy: rd.attr("error_policy"),
             rerror_policy: rd.attr("rerror_policy"),
             io: rd.attr("io"),
@@ -469,6 +470,15 @@ impl Disk {
         d.driver = rd.child("driver").map(Driver::parse).transpose()?;
         d.auth = rd.child("auth").map(Auth::parse);
         d.source = rd.child("source").map(DiskSource::parse).transpose()?;
+        if let Some(src) = d.source.as_mut() {
+            // libvirt reads only the attributes of the disk's own source type, and an
+            // empty path is no path (a drive without media).
+            if d.dtype.as_deref() != Some("network") {
+                src.name = None;
+            }
+            src.file = src.file.take().filter(|f| !f.is_empty());
+            src.dev = src.dev.take().filter(|f| !f.is_empty());
+        }
         d.backing_store = rd
             .child("backingStore")
             .map(BackingStore::parse)
@@ -498,13 +508,16 @@ impl Disk {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(no_target)?,
             bus: trd.attr("bus"),
-            tray: trd.attr("tray"),
+            // `closed` is the unset value, not written back.
+            tray: trd.attr("tray").filter(|t| t != "closed"),
             removable: trd.attr("removable"),
             rotation_rate: opt_uint(&trd, "rotation_rate")?,
             extra: trd.extra(),
         };
         d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
-        d.readonly = rd.child("readonly").is_some();
+        // A CD-ROM is always read-only (libvirt: virDomainDiskDefParseXML).
+        d.readonly =
+            rd.child("readonly").is_some() || d.device.as_deref() == Some("cdrom");
         d.shareable = rd.child("shareable").is_some();
         d.transient = rd
             .child("transient")
@@ -533,7 +546,13 @@ impl Disk {
             .ao("model", self.model.as_ref())
             .ao("rawio", self.rawio.as_ref())
             .ao("sgio", self.sgio.as_ref())
-            .ao("snapshot", self.snapshot.as_ref())
+            // snapshot='no' is implied by read-only, and then not written.
+            .ao(
+                "snapshot",
+                self.snapshot
+                    .as_ref()
+                    .filter(|s| !(self.readonly && *s == "no")),
+            )
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node))
             .co(self.auth.as_ref().map(Auth::to_node))
@@ -1043,7 +1062,12 @@ impl Interface {
             i.source = rd.child("source").map(InterfaceSource::parse);
         }
         i.virtualport = rd.child("virtualport").map(VirtualPort::parse);
-        i.bandwidth = rd.child("bandwidth").map(Bandwidth::parse).transpose()?;
+        // An empty `<bandwidth/>` sets nothing, and libvirt keeps nothing of it.
+        i.bandwidth = rd
+            .child("bandwidth")
+            .map(Bandwidth::parse)
+            .transpose()?
+            .filter(|b| b.inbound.is_some() || b.outbound.is_some());
         i.vlan = rd.child("vlan").map(Vlan::parse).transpose()?;
         i.ips = rd
             .children("ip")

@@ -9,6 +9,7 @@ pub mod domcaps;
 pub mod graphics;
 pub mod lock;
 mod precheck;
+pub mod prepare;
 pub mod process;
 pub mod secret;
 pub mod status;
@@ -349,14 +350,7 @@ impl Connect {
         xml: &str,
     ) -> Result<(crate::domain::DomainDef, crate::xml2argv::QemuCommand), DriverError> {
         let def = crate::domain::parse(xml)?;
-        let caps = self.emulator_caps_for(&def)?;
-        let opts = crate::domain::PrepareOptions {
-            host_arch: qemu::host_arch().to_string(),
-            emulator: None,
-            canonicalize_machine: false,
-            audio: Default::default(),
-        };
-        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let mut ctx = self.launch_context(&def, -1);
         // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
