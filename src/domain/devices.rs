@@ -1059,7 +1059,11 @@ impl Interface {
                 .map(|d| d.attr("name").unwrap_or("").to_string());
             i.hostdev_source = rd.child("source").map(HostdevSource::parse).transpose()?;
         } else {
-            i.source = rd.child("source").map(InterfaceSource::parse);
+            // An empty `<source/>` names nothing, and libvirt writes none back.
+            i.source = rd
+                .child("source")
+                .map(InterfaceSource::parse)
+                .filter(|s| *s != InterfaceSource::default());
         }
         i.virtualport = rd.child("virtualport").map(VirtualPort::parse);
         // An empty `<bandwidth/>` sets nothing, and libvirt keeps nothing of it.
@@ -1533,6 +1537,17 @@ impl Graphics {
             None => None,
         };
         g.extra = rd.extra();
+        // The legacy attributes mirror the first listen element (libvirt writes them from
+        // it): `listen` its address, VNC's `socket` its socket.
+        match g.listens.first() {
+            Some(l) if l.ltype == "address" && g.listen.is_none() => {
+                g.listen = l.address.clone();
+            }
+            Some(l) if l.ltype == "socket" && g.gtype == "vnc" && g.socket.is_none() => {
+                g.socket = l.socket.clone();
+            }
+            _ => {}
+        }
         // The legacy listen attribute stands for a listen element of type address.
         if g.listens.is_empty()
             && let Some(addr) = &g.listen

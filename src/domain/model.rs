@@ -1671,6 +1671,19 @@ fn os_node(os: &Os) -> XmlNode {
         .extra_children(&os.extra)
 }
 
+/// `<hyperv>` as libvirt stores it: mode `custom` unless named, and a switched-off
+/// enlightenment keeps no parameters (libvirt reads `retries`/`value` only when it is on).
+fn hyperv_defaults(mut g: FeatureGroup) -> FeatureGroup {
+    g.mode.get_or_insert_with(|| "custom".to_string());
+    for f in &mut g.items {
+        if f.state.as_deref() != Some("on") {
+            f.retries = None;
+            f.value = None;
+        }
+    }
+    g
+}
+
 fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
     let rd = Rd::new(n);
     let mut f = Features {
@@ -1679,7 +1692,11 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         pae: rd.child("pae").is_some(),
         hap: opt_state(&rd, "hap", "state"),
         pvspinlock: opt_state(&rd, "pvspinlock", "state"),
-        hyperv: rd.child("hyperv").map(FeatureGroup::parse).transpose()?,
+        hyperv: rd
+            .child("hyperv")
+            .map(FeatureGroup::parse)
+            .transpose()?
+            .map(hyperv_defaults),
         kvm: rd.child("kvm").map(FeatureGroup::parse).transpose()?,
         pmu: opt_state(&rd, "pmu", "state"),
         vmport: opt_state(&rd, "vmport", "state"),
@@ -1707,7 +1724,8 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
             ));
         }
         f.smm = Some(Smm {
-            state: n.attr("state").map(String::from),
+            // `<smm/>` turns SMM on.
+            state: Some(n.attr("state").unwrap_or("on").to_string()),
             tseg_kib,
         });
     }
@@ -1801,6 +1819,16 @@ fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
             fallback: m.attr("fallback").map(String::from),
             vendor_id: m.attr("vendor_id").map(String::from),
         });
+        // A host-model/passthrough CPU keeps `<model>` only for a name or vendor_id: libvirt
+        // stores the fallback apart and writes the element only with a model.
+        if cpu.mode.as_deref().is_some_and(|m| m != "custom")
+            && cpu
+                .model
+                .as_ref()
+                .is_some_and(|m| m.name.is_empty() && m.vendor_id.is_none())
+        {
+            cpu.model = None;
+        }
     }
     cpu.vendor = rd.child_text("vendor");
     if let Some(t) = rd.child("topology") {

@@ -33,8 +33,13 @@ impl Connect {
         def: DomainDef,
         purpose: Purpose,
     ) -> Result<(DomainDef, QemuCaps), DriverError> {
+        let mut def = def;
+        if matches!(purpose, Purpose::Define | Purpose::Native) {
+            // Both read the XML as a persistent config: what only a running domain has
+            // (aliases, pty paths, generated interface names, picked ports) is dropped.
+            crate::domain::prepare::inactive::drop_live_state(&mut def);
+        }
         let caps = self.emulator_caps_for(&def)?;
-        let _ = purpose;
         let opts = PrepareOptions {
             host_arch: qemu::host_arch().to_string(),
             emulator: None,

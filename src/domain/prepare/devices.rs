@@ -324,6 +324,42 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
     for disk in &mut d.disks {
         disk_defaults(disk);
     }
+    for t in &mut d.tpms {
+        // libvirt: qemuDomainTPMDefPostParse. An emulated TPM is a TPM 2.0 unless said.
+        if t.backend_type.as_deref() == Some("emulator") {
+            t.version.get_or_insert_with(|| "2.0".to_string());
+        }
+    }
+    for p in &mut d.panics {
+        // libvirt: qemuDomainDevicePanicDefPostParse. The platform's own panic device.
+        if p.model.is_none() {
+            let model = if ctx.x86() {
+                Some("isa")
+            } else if ctx.pseries {
+                Some("pseries")
+            } else if ctx.s390 {
+                Some("s390")
+            } else {
+                None
+            };
+            p.model = model.map(String::from);
+        }
+    }
+    for r in &mut d.rngs {
+        // libvirt: virDomainRNGDefParseXML. A random backend without a file reads
+        // /dev/random.
+        if r.backend_model.as_deref() == Some("random") && r.backend_path.is_none() {
+            r.backend_path = Some("/dev/random".to_string());
+        }
+    }
+    for n in &mut d.interfaces {
+        // A macvtap interface without a mode is in VEPA mode, which libvirt writes down.
+        if n.itype == "direct"
+            && let Some(src) = n.source.as_mut()
+        {
+            src.mode.get_or_insert_with(|| "vepa".to_string());
+        }
+    }
     for n in &mut d.interfaces {
         // QEMU's default NIC on PC machines, written out so the guest ABI stays stable.
         if n.model.is_none() && ctx.x86() && n.itype != "hostdev" {
@@ -389,8 +425,24 @@ fn source_defaults(src: &mut DiskSource) {
     }
 }
 
+/// The bus a disk target name implies (libvirt: virDomainDiskDefPostParse): `hd` IDE,
+/// `sd` SCSI, `vd` virtio, `xvd` Xen, `ubd` UML, a floppy the floppy controller, IDE else.
+fn default_disk_bus(disk: &Disk) -> &'static str {
+    if disk.device.as_deref() == Some("floppy") {
+        return "fdc";
+    }
+    let dev = disk.target.dev.as_str();
+    [("hd", "ide"), ("sd", "scsi"), ("vd", "virtio"), ("xvd", "xen"), ("ubd", "uml")]
+        .iter()
+        .find(|(p, _)| dev.starts_with(p))
+        .map_or("ide", |(_, b)| b)
+}
+
 /// Driver name and format, encryption engine, network ports, along the backing chain.
 fn disk_defaults(disk: &mut Disk) {
+    if disk.target.bus.is_none() {
+        disk.target.bus = Some(default_disk_bus(disk).to_string());
+    }
     // An empty network CD-ROM is just an empty drive.
     if disk.dtype.as_deref() == Some("network")
         && disk.source.is_none()

@@ -13,9 +13,11 @@
 
 mod aliases;
 mod devices;
+pub mod inactive;
 mod mac;
 pub mod pci;
 mod pciassign;
+mod usb;
 
 pub use aliases::assign_aliases;
 
@@ -31,8 +33,11 @@ pub struct PrepareOptions {
     pub host_arch: String,
     /// Emulator path used when the XML names none (default: the one the caps were probed from).
     pub emulator: Option<String>,
-    /// Replace a machine alias (`pc`, `q35`) by the machine it stands for. libvirt keeps the
-    /// alias in the definition, so this is off for conformance with its outputs.
+    /// The ABI pinning of a production post-parse: a machine alias (`pc`, `q35`) replaced by
+    /// the machine it stands for (libvirt: qemuCanonicalizeMachine, a no-op in its test
+    /// harness, whose caps list no aliases) and USB ports written into the definition
+    /// (libvirt: qemuDomainAssignUSBAddresses for a new definition). Off for conformance
+    /// with libvirt's xml2xml outputs.
     pub canonicalize_machine: bool,
     /// qemu.conf's audio settings, which pick the default `<audio>` backend.
     pub audio: AudioConfig,
@@ -192,6 +197,9 @@ pub fn prepare(
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     pciassign::assign(&mut def, &ctx)?;
+    if opts.canonicalize_machine {
+        usb::assign_usb_ports(&mut def);
+    }
     // The checks that need no caps, again on what the defaults and addresses made of it (two
     // implicit drive addresses may collide, for instance).
     super::validate::validate(&def)?;
@@ -284,14 +292,32 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         cpu.check.get_or_insert_with(|| "none".to_string());
     }
     if let Some(cpu) = def.cpu.as_mut()
+        && matches!(
+            cpu.mode.as_deref(),
+            Some("host-passthrough" | "maximum")
+        )
+        && cpu.migratable.is_none()
+    {
+        // libvirt: qemuDomainDefCPUPostParse. Whether the CPU may hide host features that
+        // block migration is recorded as QEMU's default, when QEMU has the switch.
+        let on = ctx.has("cpu.migratable");
+        cpu.migratable = Some(if on { "on" } else { "off" }.to_string());
+    }
+    if let Some(t) = def.cpu.as_mut().and_then(|c| c.topology.as_mut()) {
+        // One die per socket unless said otherwise (libvirt: virCPUDefParseXML).
+        t.dies.get_or_insert(1);
+    }
+    if let Some(cpu) = def.cpu.as_mut()
         && cpu.model.is_some()
         && cpu.mode.as_deref().is_none_or(|m| m == "custom")
     {
         // A named model is a custom CPU; without KVM there is nothing to check it against.
         cpu.mode.get_or_insert_with(|| "custom".to_string());
-        if def.virt_type != "kvm" {
-            cpu.check.get_or_insert_with(|| "none".to_string());
-        }
+        cpu.match_.get_or_insert_with(|| "exact".to_string());
+        // libvirt: qemuDomainDefCPUPostParse. Under KVM the model is compared with the host
+        // CPU as far as QEMU reports it; under TCG there is nothing to compare with.
+        let check = if def.virt_type == "kvm" { "partial" } else { "none" };
+        cpu.check.get_or_insert_with(|| check.to_string());
         if let Some(m) = cpu.model.as_mut() {
             m.fallback.get_or_insert_with(|| "allow".to_string());
         }
