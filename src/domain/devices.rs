@@ -1478,6 +1478,11 @@ pub struct Graphics {
     pub extra: Extra,
 }
 
+/// SPICE channel names in libvirt's order (virDomainGraphicsSpiceChannelName).
+const SPICE_CHANNELS: &[&str] = &[
+    "main", "display", "inputs", "cursor", "playback", "record", "smartcard", "usbredir",
+];
+
 impl Graphics {
     fn parse(n: &XmlNode) -> Result<Graphics, DomainError> {
         let rd = Rd::new(n);
@@ -1517,6 +1522,13 @@ impl Graphics {
                 )
             })
             .collect();
+        // libvirt keeps one mode per SPICE channel and writes them in its channel order.
+        g.channels.sort_by_key(|(name, _)| {
+            SPICE_CHANNELS
+                .iter()
+                .position(|c| c == name)
+                .unwrap_or(SPICE_CHANNELS.len())
+        });
         let attr_of =
             |el: &str, attr: &str| rd.child(el).and_then(|c| c.attr(attr).map(String::from));
         g.image_compression = attr_of("image", "compression");

@@ -1962,7 +1962,10 @@ fn parse_clock(n: &XmlNode) -> Clock {
     let mut c = Clock {
         offset: rd.attr("offset"),
         adjustment: rd.attr("adjustment"),
-        basis: rd.attr("basis"),
+        // A variable clock counts from UTC unless said (libvirt writes the basis down).
+        basis: rd
+            .attr("basis")
+            .or_else(|| (rd.attr("offset").as_deref() == Some("variable")).then(|| "utc".to_string())),
         start: rd.attr("start"),
         timezone: rd.attr("timezone"),
         ..Default::default()

@@ -266,6 +266,11 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         if c.ctype == "usb" && c.model.is_none() {
             c.model = usb_model.map(String::from);
         }
+        // No USB controller is no device: an address given for it is ignored and the slot
+        // stays free.
+        if c.ctype == "usb" && c.model.as_deref() == Some("none") {
+            c.info.address = None;
+        }
     }
     if ctx.pseries {
         // Each PHB gets the lowest free PHB number, in definition order.

@@ -231,6 +231,44 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         }
     }
     cpu_defaults(def, ctx, machine);
+    numa_defaults(def);
+}
+
+/// NUMA cells as libvirt stores them: each has its id (its place, when not given), and vCPUs
+/// no cell names go to cell 0 (libvirt: qemuDomainDefNumaCPUsRectify), so that every vCPU
+/// sits in a node.
+fn numa_defaults(def: &mut DomainDef) {
+    use crate::capabilities::cpuset::CpuSet;
+    let max = def.vcpu.count;
+    let Some(cpu) = def.cpu.as_mut() else { return };
+    if cpu.numa.is_empty() {
+        return;
+    }
+    for (i, cell) in cpu.numa.iter_mut().enumerate() {
+        cell.id.get_or_insert(i as u32);
+    }
+    let sets: Vec<Option<CpuSet>> = cpu
+        .numa
+        .iter()
+        .map(|c| c.cpus.as_deref().and_then(|s| CpuSet::parse(s).ok()))
+        .collect();
+    let named: usize = sets.iter().flatten().map(CpuSet::len).sum();
+    if named >= max as usize {
+        return;
+    }
+    let Some(zero) = cpu.numa.iter().position(|c| c.id == Some(0)) else {
+        return;
+    };
+    // Cell 0 gets every vCPU no other cell names.
+    let others: Vec<u32> = sets
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != zero)
+        .filter_map(|(_, s)| s.as_ref())
+        .flat_map(|s| s.iter().collect::<Vec<_>>())
+        .collect();
+    let filled: CpuSet = (0..max).filter(|v| !others.contains(v)).collect();
+    cpu.numa[zero].cpus = Some(filled.to_string());
 }
 
 /// GIC version for a virt guest: under KVM the one the host kernel provides, under TCG
@@ -297,11 +335,11 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
             Some("host-passthrough" | "maximum")
         )
         && cpu.migratable.is_none()
+        && ctx.has("cpu.migratable")
     {
-        // libvirt: qemuDomainDefCPUPostParse. Whether the CPU may hide host features that
-        // block migration is recorded as QEMU's default, when QEMU has the switch.
-        let on = ctx.has("cpu.migratable");
-        cpu.migratable = Some(if on { "on" } else { "off" }.to_string());
+        // libvirt: qemuDomainDefCPUPostParse. Where QEMU has the switch, its default (hide
+        // the host features that block migration) is written down.
+        cpu.migratable = Some("on".to_string());
     }
     if let Some(t) = def.cpu.as_mut().and_then(|c| c.topology.as_mut()) {
         // One die per socket unless said otherwise (libvirt: virCPUDefParseXML).
