@@ -344,7 +344,7 @@ impl Connect {
     /// errors. Redefining replaces the config; a running domain keeps its live definition
     /// until it stops. Concurrent defines are serialised by the config dir's lock.
     pub fn define_domain_xml(&self, xml: &str) -> Result<Domain<'_>, DriverError> {
-        let def = domain::parse(xml)?;
+        let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
         // The stored config is the post-parse result, as libvirtd stores it.
         let (def, _) = self.prepare_domain(def, Purpose::Define)?;
@@ -400,7 +400,7 @@ impl Connect {
                 flags.0 & !CreateFlags::PAUSED.0
             )));
         }
-        let def = domain::parse(xml)?;
+        let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
         let dom = {
             let _lock = ConfigLock::acquire(&self.dirs.config)?;

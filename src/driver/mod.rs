@@ -349,7 +349,7 @@ impl Connect {
         &self,
         xml: &str,
     ) -> Result<(crate::domain::DomainDef, crate::xml2argv::QemuCommand), DriverError> {
-        let def = crate::domain::parse(xml)?;
+        let def = crate::domain::parse_unprepared(xml)?;
         let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let mut ctx = self.launch_context(&def, -1);
