@@ -22,11 +22,11 @@ fn dom(head_attrs: &str, body: &str) -> String {
 
 #[test]
 fn empty_title_description_kernel_are_absent() {
-    let x = fmt(&format!(
+    let x = fmt(
         "<domain type='kvm'><name>t</name><uuid>6f1e5b0a-2c1d-4e8f-9a7b-3c4d5e6f7a85</uuid>\
          <title></title><description/><memory>1024</memory>\
-         <os><type>hvm</type><kernel></kernel><initrd/><cmdline></cmdline></os></domain>"
-    ));
+         <os><type>hvm</type><kernel></kernel><initrd/><cmdline></cmdline></os></domain>",
+    );
     for gone in ["<title", "<description", "<kernel", "<initrd", "<cmdline"] {
         assert!(!x.contains(gone), "{gone} kept:\n{x}");
     }
@@ -80,7 +80,9 @@ fn sysinfo_uuid_must_match_the_domains() {
                <memory>1024</memory><sysinfo type='smbios'><system>\
                <entry name='uuid'>e4686d2c-6e8d-4335-b8fd-81bee22f4814</entry></system></sysinfo>\
                <os><type>hvm</type></os></domain>";
-    let e = domain::parse(xml).expect_err("mismatch refused").to_string();
+    let e = domain::parse(xml)
+        .expect_err("mismatch refused")
+        .to_string();
     assert_eq!(
         e,
         "unsupported configuration: UUID mismatch between <uuid> and <sysinfo>"
@@ -113,7 +115,10 @@ fn disk_and_feature_defaults_libvirt_does_not_write() {
     assert!(x.contains("<vendor_id state='off'/>"), "{x}");
     assert!(!x.contains("cache="), "{x}");
     assert!(x.contains("<source dev='/dev/x'/>"), "{x}");
-    assert!(x.contains("<target dev='sda' bus='sata'/>\n      <readonly/>"), "{x}");
+    assert!(
+        x.contains("<target dev='sda' bus='sata'/>\n      <readonly/>"),
+        "{x}"
+    );
     assert!(!x.contains("<source/>"), "{x}");
     assert!(x.contains("<graphics type='vnc' socket='/tmp/s'>"), "{x}");
 }

@@ -123,7 +123,10 @@ fn define_then_inactive_xml_matches_libvirtd() {
         } else if let Ok(want) = fs::read_to_string(dir.join(format!("{b}.define.err"))) {
             refusals += 1;
             if ok {
-                failures.push(format!("refused {b}: defined, libvirtd refused: {}", want.trim()));
+                failures.push(format!(
+                    "refused {b}: defined, libvirtd refused: {}",
+                    want.trim()
+                ));
                 continue;
             }
             refused += 1;

@@ -516,8 +516,7 @@ impl Disk {
         };
         d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
         // A CD-ROM is always read-only (libvirt: virDomainDiskDefParseXML).
-        d.readonly =
-            rd.child("readonly").is_some() || d.device.as_deref() == Some("cdrom");
+        d.readonly = rd.child("readonly").is_some() || d.device.as_deref() == Some("cdrom");
         d.shareable = rd.child("shareable").is_some();
         d.transient = rd
             .child("transient")
@@ -1480,7 +1479,14 @@ pub struct Graphics {
 
 /// SPICE channel names in libvirt's order (virDomainGraphicsSpiceChannelName).
 const SPICE_CHANNELS: &[&str] = &[
-    "main", "display", "inputs", "cursor", "playback", "record", "smartcard", "usbredir",
+    "main",
+    "display",
+    "inputs",
+    "cursor",
+    "playback",
+    "record",
+    "smartcard",
+    "usbredir",
 ];
 
 impl Graphics {

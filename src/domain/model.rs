@@ -159,13 +159,31 @@ const SMBIOS_FIELDS: &[(&str, &[&str])] = &[
     ("bios", &["vendor", "version", "date", "release"]),
     (
         "system",
-        &["manufacturer", "product", "version", "serial", "uuid", "sku", "family"],
+        &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "uuid",
+            "sku",
+            "family",
+        ],
     ),
     (
         "baseBoard",
-        &["manufacturer", "product", "version", "serial", "asset", "location"],
+        &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "asset",
+            "location",
+        ],
     ),
-    ("chassis", &["manufacturer", "version", "serial", "asset", "sku"]),
+    (
+        "chassis",
+        &["manufacturer", "version", "serial", "asset", "sku"],
+    ),
 ];
 
 /// An SMBIOS block as libvirt stores it: one value per known field (its first entry), in
@@ -703,8 +721,8 @@ fn sysinfo_uuid(d: &mut DomainDef, has_uuid: bool) -> Result<(), DomainError> {
     let Some(text) = sys else {
         return Ok(());
     };
-    let u = Uuid::parse_str(text.trim())
-        .map_err(|_| xml_err("malformed <sysinfo> uuid element"))?;
+    let u =
+        Uuid::parse_str(text.trim()).map_err(|_| xml_err("malformed <sysinfo> uuid element"))?;
     if !has_uuid {
         d.uuid = u;
     } else if u != d.uuid {
@@ -1963,9 +1981,9 @@ fn parse_clock(n: &XmlNode) -> Clock {
         offset: rd.attr("offset"),
         adjustment: rd.attr("adjustment"),
         // A variable clock counts from UTC unless said (libvirt writes the basis down).
-        basis: rd
-            .attr("basis")
-            .or_else(|| (rd.attr("offset").as_deref() == Some("variable")).then(|| "utc".to_string())),
+        basis: rd.attr("basis").or_else(|| {
+            (rd.attr("offset").as_deref() == Some("variable")).then(|| "utc".to_string())
+        }),
         start: rd.attr("start"),
         timezone: rd.attr("timezone"),
         ..Default::default()

@@ -14,9 +14,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
+use super::prepare::Purpose;
 use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State};
 use super::status::{GuestStatus, is_guest_process};
-use super::prepare::Purpose;
 use super::{Connect, DriverError};
 use crate::domain::{self, DomainDef, FormatFlags};
 

@@ -325,6 +325,14 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         if i == 0 && m.vtype != "none" {
             m.primary.get_or_insert_with(|| "yes".to_string());
         }
+        // Video memory comes in powers of two: libvirt rounds a size given otherwise up
+        // (formatdomain: "rounded to closest one"; libvirtd 9.0 makes 9216 KiB 16384).
+        if let Some(v) = m.vram.as_mut()
+            && *v > 0
+            && !v.is_power_of_two()
+        {
+            *v = v.checked_next_power_of_two().unwrap_or(*v);
+        }
     }
     for disk in &mut d.disks {
         disk_defaults(disk);
@@ -437,10 +445,16 @@ fn default_disk_bus(disk: &Disk) -> &'static str {
         return "fdc";
     }
     let dev = disk.target.dev.as_str();
-    [("hd", "ide"), ("sd", "scsi"), ("vd", "virtio"), ("xvd", "xen"), ("ubd", "uml")]
-        .iter()
-        .find(|(p, _)| dev.starts_with(p))
-        .map_or("ide", |(_, b)| b)
+    [
+        ("hd", "ide"),
+        ("sd", "scsi"),
+        ("vd", "virtio"),
+        ("xvd", "xen"),
+        ("ubd", "uml"),
+    ]
+    .iter()
+    .find(|(p, _)| dev.starts_with(p))
+    .map_or("ide", |(_, b)| b)
 }
 
 /// Driver name and format, encryption engine, network ports, along the backing chain.

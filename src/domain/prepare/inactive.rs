@@ -33,11 +33,10 @@ pub fn drop_live_state(def: &mut DomainDef) {
     d.consoles.iter_mut().for_each(pty);
     d.channels.iter_mut().for_each(pty);
     for n in &mut d.interfaces {
-        if n.target_dev.as_deref().is_some_and(|t| {
-            GENERATED_IFNAME_PREFIXES
-                .iter()
-                .any(|p| t.starts_with(p))
-        }) {
+        if n.target_dev
+            .as_deref()
+            .is_some_and(|t| GENERATED_IFNAME_PREFIXES.iter().any(|p| t.starts_with(p)))
+        {
             n.target_dev = None;
         }
     }

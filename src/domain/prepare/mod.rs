@@ -330,10 +330,7 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         cpu.check.get_or_insert_with(|| "none".to_string());
     }
     if let Some(cpu) = def.cpu.as_mut()
-        && matches!(
-            cpu.mode.as_deref(),
-            Some("host-passthrough" | "maximum")
-        )
+        && matches!(cpu.mode.as_deref(), Some("host-passthrough" | "maximum"))
         && cpu.migratable.is_none()
         && ctx.has("cpu.migratable")
     {
@@ -354,7 +351,11 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         cpu.match_.get_or_insert_with(|| "exact".to_string());
         // libvirt: qemuDomainDefCPUPostParse. Under KVM the model is compared with the host
         // CPU as far as QEMU reports it; under TCG there is nothing to compare with.
-        let check = if def.virt_type == "kvm" { "partial" } else { "none" };
+        let check = if def.virt_type == "kvm" {
+            "partial"
+        } else {
+            "none"
+        };
         cpu.check.get_or_insert_with(|| check.to_string());
         if let Some(m) = cpu.model.as_mut() {
             m.fallback.get_or_insert_with(|| "allow".to_string());

@@ -88,12 +88,7 @@ pub(crate) fn assign_usb_ports(def: &mut DomainDef) {
         })
         .collect();
     for info in infos {
-        let wants = match &info.address {
-            None => true,
-            Some(Address::Usb { port: None, .. }) => true,
-            _ => false,
-        };
-        if !wants {
+        if !matches!(&info.address, None | Some(Address::Usb { port: None, .. })) {
             continue;
         }
         let Some(port) = (1..=ports).find(|p| !taken.contains(p)) else {
