@@ -438,29 +438,26 @@ fn source_defaults(src: &mut DiskSource) {
     }
 }
 
-/// The bus a disk target name implies (libvirt: virDomainDiskDefPostParse): `hd` IDE,
-/// `sd` SCSI, `vd` virtio, `xvd` Xen, `ubd` UML, a floppy the floppy controller, IDE else.
-fn default_disk_bus(disk: &Disk) -> &'static str {
-    if disk.device.as_deref() == Some("floppy") {
-        return "fdc";
-    }
-    let dev = disk.target.dev.as_str();
-    [
-        ("hd", "ide"),
-        ("sd", "scsi"),
-        ("vd", "virtio"),
-        ("xvd", "xen"),
-        ("ubd", "uml"),
-    ]
-    .iter()
-    .find(|(p, _)| dev.starts_with(p))
-    .map_or("ide", |(_, b)| b)
-}
-
 /// Driver name and format, encryption engine, network ports, along the backing chain.
 fn disk_defaults(disk: &mut Disk) {
+    // libvirt infers a missing bus from the device and the target's prefix
+    // (virDomainDiskDefParseXML): `vda` is a virtio disk, `sda` SCSI, `hda` IDE.
     if disk.target.bus.is_none() {
-        disk.target.bus = Some(default_disk_bus(disk).to_string());
+        let dev = disk.target.dev.as_str();
+        let bus = if disk.device.as_deref() == Some("floppy") {
+            "fdc"
+        } else if dev.starts_with("sd") {
+            "scsi"
+        } else if dev.starts_with("vd") {
+            "virtio"
+        } else if dev.starts_with("xvd") {
+            "xen"
+        } else if dev.starts_with("ubd") {
+            "uml"
+        } else {
+            "ide"
+        };
+        disk.target.bus = Some(bus.to_string());
     }
     // An empty network CD-ROM is just an empty drive.
     if disk.dtype.as_deref() == Some("network")

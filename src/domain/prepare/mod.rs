@@ -15,6 +15,7 @@ mod aliases;
 mod devices;
 pub mod inactive;
 mod mac;
+mod numa;
 pub mod pci;
 mod pciassign;
 mod usb;
@@ -192,14 +193,15 @@ pub fn prepare(
     };
 
     domain_defaults(&mut def, &ctx, &machine);
+    numa::rectify_cpus(&mut def);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
-    pciassign::assign(&mut def, &ctx)?;
     if opts.canonicalize_machine {
         usb::assign_usb_ports(&mut def);
     }
+    pciassign::assign(&mut def, &ctx)?;
     // The checks that need no caps, again on what the defaults and addresses made of it (two
     // implicit drive addresses may collide, for instance).
     super::validate::validate(&def)?;
@@ -231,44 +233,17 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         }
     }
     cpu_defaults(def, ctx, machine);
-    numa_defaults(def);
+    numa_cell_ids(def);
 }
 
-/// NUMA cells as libvirt stores them: each has its id (its place, when not given), and vCPUs
-/// no cell names go to cell 0 (libvirt: qemuDomainDefNumaCPUsRectify), so that every vCPU
-/// sits in a node.
-fn numa_defaults(def: &mut DomainDef) {
-    use crate::capabilities::cpuset::CpuSet;
-    let max = def.vcpu.count;
-    let Some(cpu) = def.cpu.as_mut() else { return };
-    if cpu.numa.is_empty() {
-        return;
+/// NUMA cells as libvirt stores them: each has its id, its place when not given (libvirt:
+/// virDomainNumaDefParseXML), which libvirt always writes.
+fn numa_cell_ids(def: &mut DomainDef) {
+    if let Some(cpu) = def.cpu.as_mut() {
+        for (i, cell) in cpu.numa.iter_mut().enumerate() {
+            cell.id.get_or_insert(i as u32);
+        }
     }
-    for (i, cell) in cpu.numa.iter_mut().enumerate() {
-        cell.id.get_or_insert(i as u32);
-    }
-    let sets: Vec<Option<CpuSet>> = cpu
-        .numa
-        .iter()
-        .map(|c| c.cpus.as_deref().and_then(|s| CpuSet::parse(s).ok()))
-        .collect();
-    let named: usize = sets.iter().flatten().map(CpuSet::len).sum();
-    if named >= max as usize {
-        return;
-    }
-    let Some(zero) = cpu.numa.iter().position(|c| c.id == Some(0)) else {
-        return;
-    };
-    // Cell 0 gets every vCPU no other cell names.
-    let others: Vec<u32> = sets
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != zero)
-        .filter_map(|(_, s)| s.as_ref())
-        .flat_map(|s| s.iter().collect::<Vec<_>>())
-        .collect();
-    let filled: CpuSet = (0..max).filter(|v| !others.contains(v)).collect();
-    cpu.numa[zero].cpus = Some(filled.to_string());
 }
 
 /// GIC version for a virt guest: under KVM the one the host kernel provides, under TCG
