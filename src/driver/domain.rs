@@ -14,7 +14,6 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
-use super::prepare::Purpose;
 use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State};
 use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
@@ -347,7 +346,7 @@ impl Connect {
         let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
         // The stored config is the post-parse result, as libvirtd stores it.
-        let (def, _) = self.prepare_domain(def, Purpose::Define)?;
+        let (def, _) = self.prepare_domain(def, super::prepare::Purpose::Define)?;
         let path = config::config_path(&self.dirs.config, &def.name)?;
         let _lock = ConfigLock::acquire(&self.dirs.config)?;
         // libvirt's virDomainObjListAddLocked: UUID first, then name.
@@ -832,7 +831,9 @@ impl<'c> Domain<'c> {
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
     fn start_def(&self, def: DomainDef, paused: bool) -> Result<(), DriverError> {
-        let (mut def, caps) = self.conn.prepare_domain(def, Purpose::Start)?;
+        let (mut def, caps) = self
+            .conn
+            .prepare_domain(def, super::prepare::Purpose::Start)?;
         if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
             return Err(DriverError::Unsupported(
                 "Domain requires KVM, but it is not available. Check that virtualization is enabled in the host BIOS, and host configuration is setup to load the kvm modules.".into(),
