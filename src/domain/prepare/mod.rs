@@ -202,10 +202,28 @@ pub fn prepare(
         usb::assign_usb_ports(&mut def);
     }
     pciassign::assign(&mut def, &ctx)?;
+    check_loader(&def)?;
     // The checks that need no caps, again on what the defaults and addresses made of it (two
     // implicit drive addresses may collide, for instance).
     super::validate::validate(&def)?;
     Ok(def)
+}
+
+/// Without firmware autoselection the loader must be named: nothing else would say which
+/// firmware to load (libvirt: virDomainDefOSValidate, a VIR_ERR_XML_DETAIL without prefix).
+fn check_loader(def: &DomainDef) -> Result<(), DomainError> {
+    let os = &def.os;
+    if os.firmware.is_none()
+        && os
+            .loader
+            .as_ref()
+            .is_some_and(|l| l.path.as_deref().is_none_or(str::is_empty))
+    {
+        return Err(DomainError::Xml(
+            "no loader path specified and firmware auto selection disabled".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Memory, boot order and CPU defaults.
