@@ -517,6 +517,10 @@ impl Disk {
         d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
         // A CD-ROM is always read-only (libvirt: virDomainDiskDefParseXML).
         d.readonly = rd.child("readonly").is_some() || d.device.as_deref() == Some("cdrom");
+        // A read-only disk takes no snapshot anyway: libvirt does not keep snapshot='no'.
+        if d.readonly && d.snapshot.as_deref() == Some("no") {
+            d.snapshot = None;
+        }
         d.shareable = rd.child("shareable").is_some();
         d.transient = rd
             .child("transient")
@@ -545,13 +549,7 @@ impl Disk {
             .ao("model", self.model.as_ref())
             .ao("rawio", self.rawio.as_ref())
             .ao("sgio", self.sgio.as_ref())
-            // snapshot='no' is implied by read-only, and then not written.
-            .ao(
-                "snapshot",
-                self.snapshot
-                    .as_ref()
-                    .filter(|s| !(self.readonly && *s == "no")),
-            )
+            .ao("snapshot", self.snapshot.as_ref())
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node))
             .co(self.auth.as_ref().map(Auth::to_node))
