@@ -327,6 +327,13 @@ fn errors_that_need_caps() {
             "unsupported configuration: Maximum CPUs greater than specified machine type limit {max}"
         )
     );
+    // A loader without a path needs firmware autoselection (libvirtd 9.0 refuses
+    // realclients2's sushy-domain at define with this message).
+    let rom = domain("pc", 1, "").replace("hvm</type></os>", "hvm</type><loader type='rom'/></os>");
+    assert_eq!(
+        prepare_err(&caps, &rom),
+        "no loader path specified and firmware auto selection disabled"
+    );
     // libvirt's own .err cases whose message depends on the caps or on prepared addresses.
     let data = common::testdata().join("tests/qemuxml2argvdata");
     for name in ["missing-machine", "disk-address-conflict", "disk-usb-pci"] {

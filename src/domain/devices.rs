@@ -99,7 +99,8 @@ impl Driver {
             name: rd.attr("name"),
             dtype: rd.attr("type"),
             txmode: rd.attr("txmode"),
-            cache: rd.attr("cache"),
+            // `default` is the enum's unset value, which libvirt does not write back.
+            cache: rd.attr("cache").filter(|c| c != "default"),
             error_policy: rd.attr("error_policy"),
             rerror_policy: rd.attr("rerror_policy"),
             io: rd.attr("io"),
@@ -469,6 +470,15 @@ impl Disk {
         d.driver = rd.child("driver").map(Driver::parse).transpose()?;
         d.auth = rd.child("auth").map(Auth::parse);
         d.source = rd.child("source").map(DiskSource::parse).transpose()?;
+        if let Some(src) = d.source.as_mut() {
+            // libvirt reads only the attributes of the disk's own source type, and an
+            // empty path is no path (a drive without media).
+            if d.dtype.as_deref() != Some("network") {
+                src.name = None;
+            }
+            src.file = src.file.take().filter(|f| !f.is_empty());
+            src.dev = src.dev.take().filter(|f| !f.is_empty());
+        }
         d.backing_store = rd
             .child("backingStore")
             .map(BackingStore::parse)
@@ -498,13 +508,19 @@ impl Disk {
                 .filter(|s| !s.is_empty())
                 .ok_or_else(no_target)?,
             bus: trd.attr("bus"),
-            tray: trd.attr("tray"),
+            // `closed` is the unset value, not written back.
+            tray: trd.attr("tray").filter(|t| t != "closed"),
             removable: trd.attr("removable"),
             rotation_rate: opt_uint(&trd, "rotation_rate")?,
             extra: trd.extra(),
         };
         d.iotune = rd.child("iotune").map(IoTune::parse).transpose()?;
-        d.readonly = rd.child("readonly").is_some();
+        // A CD-ROM is always read-only (libvirt: virDomainDiskDefParseXML).
+        d.readonly = rd.child("readonly").is_some() || d.device.as_deref() == Some("cdrom");
+        // A read-only disk takes no snapshot anyway: libvirt does not keep snapshot='no'.
+        if d.readonly && d.snapshot.as_deref() == Some("no") {
+            d.snapshot = None;
+        }
         d.shareable = rd.child("shareable").is_some();
         d.transient = rd
             .child("transient")
@@ -1040,10 +1056,19 @@ impl Interface {
                 .map(|d| d.attr("name").unwrap_or("").to_string());
             i.hostdev_source = rd.child("source").map(HostdevSource::parse).transpose()?;
         } else {
-            i.source = rd.child("source").map(InterfaceSource::parse);
+            // An empty `<source/>` names nothing, and libvirt writes none back.
+            i.source = rd
+                .child("source")
+                .map(InterfaceSource::parse)
+                .filter(|s| *s != InterfaceSource::default());
         }
         i.virtualport = rd.child("virtualport").map(VirtualPort::parse);
-        i.bandwidth = rd.child("bandwidth").map(Bandwidth::parse).transpose()?;
+        // An empty `<bandwidth/>` sets nothing, and libvirt keeps nothing of it.
+        i.bandwidth = rd
+            .child("bandwidth")
+            .map(Bandwidth::parse)
+            .transpose()?
+            .filter(|b| b.inbound.is_some() || b.outbound.is_some());
         i.vlan = rd.child("vlan").map(Vlan::parse).transpose()?;
         i.ips = rd
             .children("ip")
@@ -1450,6 +1475,18 @@ pub struct Graphics {
     pub extra: Extra,
 }
 
+/// SPICE channel names in libvirt's order (virDomainGraphicsSpiceChannelName).
+const SPICE_CHANNELS: &[&str] = &[
+    "main",
+    "display",
+    "inputs",
+    "cursor",
+    "playback",
+    "record",
+    "smartcard",
+    "usbredir",
+];
+
 impl Graphics {
     fn parse(n: &XmlNode) -> Result<Graphics, DomainError> {
         let rd = Rd::new(n);
@@ -1489,6 +1526,13 @@ impl Graphics {
                 )
             })
             .collect();
+        // libvirt keeps one mode per SPICE channel and writes them in its channel order.
+        g.channels.sort_by_key(|(name, _)| {
+            SPICE_CHANNELS
+                .iter()
+                .position(|c| c == name)
+                .unwrap_or(SPICE_CHANNELS.len())
+        });
         let attr_of =
             |el: &str, attr: &str| rd.child(el).and_then(|c| c.attr(attr).map(String::from));
         g.image_compression = attr_of("image", "compression");
@@ -1509,6 +1553,17 @@ impl Graphics {
             None => None,
         };
         g.extra = rd.extra();
+        // The legacy attributes mirror the first listen element (libvirt writes them from
+        // it): `listen` its address, VNC's `socket` its socket.
+        match g.listens.first() {
+            Some(l) if l.ltype == "address" && g.listen.is_none() => {
+                g.listen = l.address.clone();
+            }
+            Some(l) if l.ltype == "socket" && g.gtype == "vnc" && g.socket.is_none() => {
+                g.socket = l.socket.clone();
+            }
+            _ => {}
+        }
         // The legacy listen attribute stands for a listen element of type address.
         if g.listens.is_empty()
             && let Some(addr) = &g.listen

@@ -152,6 +152,58 @@ const METADATA_DEPTH: usize = 2;
 
 const SYSINFO_BLOCK_ORDER: &[&str] = &["bios", "system", "baseBoard", "chassis", "oemStrings"];
 
+/// The entries libvirt knows in each SMBIOS block, in the order it writes them
+/// (libvirt: virSysinfoParseBIOSDef, virSysinfoParseSystemDef, virSysinfoParseBaseBoardDef,
+/// virSysinfoParseChassisDef).
+const SMBIOS_FIELDS: &[(&str, &[&str])] = &[
+    ("bios", &["vendor", "version", "date", "release"]),
+    (
+        "system",
+        &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "uuid",
+            "sku",
+            "family",
+        ],
+    ),
+    (
+        "baseBoard",
+        &[
+            "manufacturer",
+            "product",
+            "version",
+            "serial",
+            "asset",
+            "location",
+        ],
+    ),
+    (
+        "chassis",
+        &["manufacturer", "version", "serial", "asset", "sku"],
+    ),
+];
+
+/// An SMBIOS block as libvirt stores it: one value per known field (its first entry), in
+/// libvirt's order, empty values absent (read with virXPathString). Unknown blocks (oemStrings)
+/// keep their entries.
+fn smbios_fields(block: &str, es: &mut Vec<SysinfoEntry>) {
+    let Some((_, fields)) = SMBIOS_FIELDS.iter().find(|(b, _)| *b == block) else {
+        return;
+    };
+    *es = fields
+        .iter()
+        .filter_map(|f| {
+            es.iter()
+                .find(|e| e.name.as_deref() == Some(f))
+                .filter(|e| !e.value.is_empty())
+                .cloned()
+        })
+        .collect();
+}
+
 impl Sysinfo {
     fn parse(n: &XmlNode) -> Sysinfo {
         let entries = |n: &XmlNode| {
@@ -165,14 +217,23 @@ impl Sysinfo {
                 })
                 .collect::<Vec<_>>()
         };
+        let stype = n.attr("type").unwrap_or("").to_string();
+        let mut blocks: Vec<(String, Vec<SysinfoEntry>)> = n
+            .children
+            .iter()
+            .filter(|c| c.name != "entry")
+            .map(|c| (c.name.clone(), entries(c)))
+            .collect();
+        if stype == "smbios" {
+            for (name, es) in blocks.iter_mut() {
+                smbios_fields(name, es);
+            }
+            // libvirt keeps no block without a value.
+            blocks.retain(|(_, es)| !es.is_empty());
+        }
         Sysinfo {
-            stype: n.attr("type").unwrap_or("").to_string(),
-            blocks: n
-                .children
-                .iter()
-                .filter(|c| c.name != "entry")
-                .map(|c| (c.name.clone(), entries(c)))
-                .collect(),
+            stype,
+            blocks,
             entries: entries(n),
         }
     }
@@ -575,6 +636,9 @@ pub struct DomainDef {
     /// the indentation before tags only, never inside text, so the text must not be indented
     /// again when formatting.
     pub metadata: Option<String>,
+    /// Namespace declarations `<metadata>` is written with: those its content uses that were
+    /// declared on an ancestor (libvirt keeps the node, libxml2 re-declares them on it).
+    pub metadata_ns: Vec<(String, String)>,
     pub max_memory: Option<MaxMemory>,
     pub memory: Memory,
     pub current_memory: Option<u64>,
@@ -642,6 +706,33 @@ fn parse_uuid(s: &str, what: &str) -> Result<Uuid, DomainError> {
     Uuid::parse_str(s.trim()).map_err(|_| xml_err(format!("malformed {what} element")))
 }
 
+/// The SMBIOS system UUID and the domain's must agree; without `<uuid>` the domain takes the
+/// system's (libvirt: virDomainDefParseXML's sysinfo check).
+fn sysinfo_uuid(d: &mut DomainDef, has_uuid: bool) -> Result<(), DomainError> {
+    let sys = d
+        .sysinfo
+        .iter()
+        .filter(|s| s.stype == "smbios")
+        .flat_map(|s| s.blocks.iter())
+        .filter(|(b, _)| b == "system")
+        .flat_map(|(_, es)| es.iter())
+        .find(|e| e.name.as_deref() == Some("uuid"))
+        .map(|e| e.value.clone());
+    let Some(text) = sys else {
+        return Ok(());
+    };
+    let u =
+        Uuid::parse_str(text.trim()).map_err(|_| xml_err("malformed <sysinfo> uuid element"))?;
+    if !has_uuid {
+        d.uuid = u;
+    } else if u != d.uuid {
+        return Err(DomainError::Config(
+            "unsupported configuration: UUID mismatch between <uuid> and <sysinfo>".to_string(),
+        ));
+    }
+    Ok(())
+}
+
 impl DomainDef {
     /// Parse a `<domain>` document.
     pub fn from_xml(xml: &str) -> Result<DomainDef, DomainError> {
@@ -700,17 +791,18 @@ impl DomainDef {
             None => Uuid::new_v4(),
         };
         d.genid = rd.child_text("genid").map(|s| s.trim().to_string());
-        d.title = rd.child_text("title");
+        d.title = rd.child_text_nonempty("title");
         if d.title.as_deref().is_some_and(|t| t.contains('\n')) {
             return Err(xml_err("Domain title can't contain newlines"));
         }
-        d.description = rd.child_text("description");
+        d.description = rd.child_text_nonempty("description");
         if let Some(m) = rd.child("metadata") {
             let mut s = String::new();
             for c in &m.children {
                 c.to_libxml_string(METADATA_DEPTH, &mut s);
             }
             d.metadata = Some(s);
+            d.metadata_ns = super::xml::inherited_namespaces(m, &root.attrs);
         }
         if let Some(n) = rd.child("maxMemory") {
             let mrd = Rd::new(n);
@@ -870,7 +962,12 @@ impl DomainDef {
         if d.vcpu.current == Some(d.vcpu.count) {
             d.vcpu.current = None;
         }
-        d.cputune = rd.child("cputune").map(parse_cputune).transpose()?;
+        // An empty `<cputune/>` tunes nothing, and libvirt writes none back.
+        d.cputune = rd
+            .child("cputune")
+            .map(parse_cputune)
+            .transpose()?
+            .filter(|c| *c != Cputune::default());
         if let Some(nt) = rd.child("numatune") {
             let nrd = Rd::new(nt);
             let mut t = Numatune::default();
@@ -903,6 +1000,7 @@ impl DomainDef {
             .into_iter()
             .map(Sysinfo::parse)
             .collect();
+        sysinfo_uuid(&mut d, rd.child("uuid").is_some())?;
         d.bootloader = rd.child_text("bootloader");
         d.bootloader_args = rd.child_text("bootloader_args");
         d.os = match rd.child("os") {
@@ -1076,10 +1174,21 @@ impl DomainDef {
         if let Some(m) = &self.metadata {
             if m.is_empty() {
                 w.elem("metadata").empty();
-            } else {
+            } else if self.metadata_ns.is_empty() {
                 w.elem("metadata").open();
                 w.raw(m);
                 w.close();
+            } else {
+                // The declarations the content uses from `<domain>`, as libxml2 writes a
+                // copied node: on the copy's root, double-quoted (libvirt copies the node).
+                let mut tag = String::from("  <metadata");
+                for (k, v) in &self.metadata_ns {
+                    tag.push_str(&format!(" {k}=\"{}\"", super::xml::escape_attr_dq(v)));
+                }
+                tag.push_str(">\n");
+                w.raw(&tag);
+                w.raw(m);
+                w.raw("  </metadata>\n");
             }
         }
         if let Some(m) = &self.max_memory {
@@ -1465,9 +1574,9 @@ fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {
             extra: nrd.extra(),
         });
     }
-    os.kernel = rd.child_text("kernel");
-    os.initrd = rd.child_text("initrd");
-    os.cmdline = rd.child_text("cmdline");
+    os.kernel = rd.child_text_nonempty("kernel");
+    os.initrd = rd.child_text_nonempty("initrd");
+    os.cmdline = rd.child_text_nonempty("cmdline");
     os.dtb = rd.child_text("dtb");
     os.acpi_tables = rd.child("acpi").map(|a| {
         a.children
@@ -1580,6 +1689,19 @@ fn os_node(os: &Os) -> XmlNode {
         .extra_children(&os.extra)
 }
 
+/// `<hyperv>` as libvirt stores it: mode `custom` unless named, and a switched-off
+/// enlightenment keeps no parameters (libvirt reads `retries`/`value` only when it is on).
+fn hyperv_defaults(mut g: FeatureGroup) -> FeatureGroup {
+    g.mode.get_or_insert_with(|| "custom".to_string());
+    for f in &mut g.items {
+        if f.state.as_deref() != Some("on") {
+            f.retries = None;
+            f.value = None;
+        }
+    }
+    g
+}
+
 fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
     let rd = Rd::new(n);
     let mut f = Features {
@@ -1588,7 +1710,11 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
         pae: rd.child("pae").is_some(),
         hap: opt_state(&rd, "hap", "state"),
         pvspinlock: opt_state(&rd, "pvspinlock", "state"),
-        hyperv: rd.child("hyperv").map(FeatureGroup::parse).transpose()?,
+        hyperv: rd
+            .child("hyperv")
+            .map(FeatureGroup::parse)
+            .transpose()?
+            .map(hyperv_defaults),
         kvm: rd.child("kvm").map(FeatureGroup::parse).transpose()?,
         pmu: opt_state(&rd, "pmu", "state"),
         vmport: opt_state(&rd, "vmport", "state"),
@@ -1616,7 +1742,8 @@ fn parse_features(n: &XmlNode) -> Result<Features, DomainError> {
             ));
         }
         f.smm = Some(Smm {
-            state: n.attr("state").map(String::from),
+            // `<smm/>` turns SMM on.
+            state: Some(n.attr("state").unwrap_or("on").to_string()),
             tseg_kib,
         });
     }
@@ -1710,6 +1837,16 @@ fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
             fallback: m.attr("fallback").map(String::from),
             vendor_id: m.attr("vendor_id").map(String::from),
         });
+        // A host-model/passthrough CPU keeps `<model>` only for a name or vendor_id: libvirt
+        // stores the fallback apart and writes the element only with a model.
+        if cpu.mode.as_deref().is_some_and(|m| m != "custom")
+            && cpu
+                .model
+                .as_ref()
+                .is_some_and(|m| m.name.is_empty() && m.vendor_id.is_none())
+        {
+            cpu.model = None;
+        }
     }
     cpu.vendor = rd.child_text("vendor");
     if let Some(t) = rd.child("topology") {
@@ -1843,7 +1980,10 @@ fn parse_clock(n: &XmlNode) -> Clock {
     let mut c = Clock {
         offset: rd.attr("offset"),
         adjustment: rd.attr("adjustment"),
-        basis: rd.attr("basis"),
+        // A variable clock counts from UTC unless said (libvirt writes the basis down).
+        basis: rd.attr("basis").or_else(|| {
+            (rd.attr("offset").as_deref() == Some("variable")).then(|| "utc".to_string())
+        }),
         start: rd.attr("start"),
         timezone: rd.attr("timezone"),
         ..Default::default()

@@ -170,6 +170,64 @@ impl XmlNode {
     }
 }
 
+/// An attribute value escaped for a double-quoted attribute, as libxml2 writes it.
+pub fn escape_attr_dq(s: &str) -> String {
+    escape_libxml_attr(s)
+}
+
+/// The namespace declarations element `n` is written with when copied out of its document, as
+/// libxml2's node copy does it: `n`'s own, then each prefix its subtree uses (element or
+/// attribute names) that is declared only on an ancestor (`ancestor_attrs`), in order of first
+/// use. A subtree's own declarations stay where they are.
+pub fn inherited_namespaces(
+    n: &XmlNode,
+    ancestor_attrs: &[(String, String)],
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = n
+        .attrs
+        .iter()
+        .filter(|(k, _)| k.starts_with("xmlns:"))
+        .cloned()
+        .collect();
+    // Prefixes declared on the copy's root (its own and those added to it) and, while
+    // walking, on the elements between it and the current one.
+    let mut local: Vec<String> = Vec::new();
+    fn walk(
+        n: &XmlNode,
+        local: &mut Vec<String>,
+        anc: &[(String, String)],
+        out: &mut Vec<(String, String)>,
+    ) {
+        let mark = local.len();
+        local.extend(
+            n.attrs
+                .iter()
+                .filter_map(|(k, _)| k.strip_prefix("xmlns:").map(String::from)),
+        );
+        let used = std::iter::once(n.name.as_str())
+            .chain(n.attrs.iter().map(|(k, _)| k.as_str()))
+            .filter_map(|name| name.split_once(':').map(|(p, _)| p))
+            .filter(|p| *p != "xmlns" && *p != "xml");
+        for p in used {
+            let key = format!("xmlns:{p}");
+            if local.iter().any(|s| s == p) || out.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            if let Some(d) = anc.iter().find(|(k, _)| *k == key) {
+                out.push(d.clone());
+            }
+        }
+        for c in &n.children {
+            walk(c, local, anc, out);
+        }
+        local.truncate(mark);
+    }
+    for c in &n.children {
+        walk(c, &mut local, ancestor_attrs, &mut out);
+    }
+    out
+}
+
 fn escape_libxml_attr(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -444,6 +502,12 @@ impl<'a> Rd<'a> {
     /// Text of the first child with this name.
     pub fn child_text(&self, name: &str) -> Option<String> {
         self.child(name).map(|c| c.text.clone())
+    }
+
+    /// Text of the first child with this name, absent when empty: libvirt reads such
+    /// elements with `virXPathString`, which gives NULL for an empty string.
+    pub fn child_text_nonempty(&self, name: &str) -> Option<String> {
+        self.child_text(name).filter(|t| !t.is_empty())
     }
 
     /// The first child with this name, kept verbatim.

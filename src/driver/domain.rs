@@ -343,10 +343,10 @@ impl Connect {
     /// errors. Redefining replaces the config; a running domain keeps its live definition
     /// until it stops. Concurrent defines are serialised by the config dir's lock.
     pub fn define_domain_xml(&self, xml: &str) -> Result<Domain<'_>, DriverError> {
-        let def = domain::parse(xml)?;
+        let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
-        // next: apply the post-parse defaults of crate::domain::prepare once it lands, so
-        // that the saved config is what libvirt would save.
+        // The stored config is the post-parse result, as libvirtd stores it.
+        let (def, _) = self.prepare_domain(def, super::prepare::Purpose::Define)?;
         let path = config::config_path(&self.dirs.config, &def.name)?;
         let _lock = ConfigLock::acquire(&self.dirs.config)?;
         // libvirt's virDomainObjListAddLocked: UUID first, then name.
@@ -399,7 +399,7 @@ impl Connect {
                 flags.0 & !CreateFlags::PAUSED.0
             )));
         }
-        let def = domain::parse(xml)?;
+        let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
         let dom = {
             let _lock = ConfigLock::acquire(&self.dirs.config)?;
@@ -836,19 +836,14 @@ impl<'c> Domain<'c> {
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
     fn start_def(&self, def: DomainDef, paused: bool) -> Result<(), DriverError> {
-        let caps = self.conn.emulator_caps_for(&def)?;
+        let (mut def, caps) = self
+            .conn
+            .prepare_domain(def, super::prepare::Purpose::Start)?;
         if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
             return Err(DriverError::Unsupported(
                 "Domain requires KVM, but it is not available. Check that virtualization is enabled in the host BIOS, and host configuration is setup to load the kvm modules.".into(),
             ));
         }
-        let opts = crate::domain::PrepareOptions {
-            host_arch: crate::capabilities::qemu::host_arch().to_string(),
-            emulator: None,
-            canonicalize_machine: false,
-            audio: Default::default(),
-        };
-        let mut def = crate::domain::prepare(def, &caps, &opts)?;
         crate::domain::prepare::assign_aliases(&mut def);
         super::precheck::check(&def)?;
         super::console::add_capture_logs(&mut def, &self.conn.dirs.log)?;

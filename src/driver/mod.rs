@@ -16,6 +16,7 @@ pub mod lock;
 pub mod metadata;
 pub mod node;
 mod precheck;
+pub mod prepare;
 pub mod process;
 mod qmp_route;
 pub mod schema;
@@ -370,15 +371,8 @@ impl Connect {
         &self,
         xml: &str,
     ) -> Result<(crate::domain::DomainDef, crate::xml2argv::QemuCommand), DriverError> {
-        let def = crate::domain::parse(xml)?;
-        let caps = self.emulator_caps_for(&def)?;
-        let opts = crate::domain::PrepareOptions {
-            host_arch: qemu::host_arch().to_string(),
-            emulator: None,
-            canonicalize_machine: false,
-            audio: Default::default(),
-        };
-        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        let def = crate::domain::parse_unprepared(xml)?;
+        let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let mut ctx = self.launch_context(&def, -1);
         // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.

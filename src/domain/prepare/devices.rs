@@ -266,6 +266,11 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         if c.ctype == "usb" && c.model.is_none() {
             c.model = usb_model.map(String::from);
         }
+        // No USB controller is no device: an address given for it is ignored and the slot
+        // stays free.
+        if c.ctype == "usb" && c.model.as_deref() == Some("none") {
+            c.info.address = None;
+        }
     }
     if ctx.pseries {
         // Each PHB gets the lowest free PHB number, in definition order.
@@ -320,9 +325,53 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         if i == 0 && m.vtype != "none" {
             m.primary.get_or_insert_with(|| "yes".to_string());
         }
+        // Video memory comes in powers of two: libvirt rounds a size given otherwise up
+        // (formatdomain: "rounded to closest one"; libvirtd 9.0 makes 9216 KiB 16384).
+        if let Some(v) = m.vram.as_mut()
+            && *v > 0
+            && !v.is_power_of_two()
+        {
+            *v = v.checked_next_power_of_two().unwrap_or(*v);
+        }
     }
     for disk in &mut d.disks {
         disk_defaults(disk);
+    }
+    for t in &mut d.tpms {
+        // libvirt: qemuDomainTPMDefPostParse. An emulated TPM is a TPM 2.0 unless said.
+        if t.backend_type.as_deref() == Some("emulator") {
+            t.version.get_or_insert_with(|| "2.0".to_string());
+        }
+    }
+    for p in &mut d.panics {
+        // libvirt: qemuDomainDevicePanicDefPostParse. The platform's own panic device.
+        if p.model.is_none() {
+            let model = if ctx.x86() {
+                Some("isa")
+            } else if ctx.pseries {
+                Some("pseries")
+            } else if ctx.s390 {
+                Some("s390")
+            } else {
+                None
+            };
+            p.model = model.map(String::from);
+        }
+    }
+    for r in &mut d.rngs {
+        // libvirt: virDomainRNGDefParseXML. A random backend without a file reads
+        // /dev/random.
+        if r.backend_model.as_deref() == Some("random") && r.backend_path.is_none() {
+            r.backend_path = Some("/dev/random".to_string());
+        }
+    }
+    for n in &mut d.interfaces {
+        // A macvtap interface without a mode is in VEPA mode, which libvirt writes down.
+        if n.itype == "direct"
+            && let Some(src) = n.source.as_mut()
+        {
+            src.mode.get_or_insert_with(|| "vepa".to_string());
+        }
     }
     for n in &mut d.interfaces {
         // QEMU's default NIC on PC machines, written out so the guest ABI stays stable.
@@ -391,6 +440,25 @@ fn source_defaults(src: &mut DiskSource) {
 
 /// Driver name and format, encryption engine, network ports, along the backing chain.
 fn disk_defaults(disk: &mut Disk) {
+    // libvirt infers a missing bus from the device and the target's prefix
+    // (virDomainDiskDefParseXML): `vda` is a virtio disk, `sda` SCSI, `hda` IDE.
+    if disk.target.bus.is_none() {
+        let dev = disk.target.dev.as_str();
+        let bus = if disk.device.as_deref() == Some("floppy") {
+            "fdc"
+        } else if dev.starts_with("sd") {
+            "scsi"
+        } else if dev.starts_with("vd") {
+            "virtio"
+        } else if dev.starts_with("xvd") {
+            "xen"
+        } else if dev.starts_with("ubd") {
+            "uml"
+        } else {
+            "ide"
+        };
+        disk.target.bus = Some(bus.to_string());
+    }
     // An empty network CD-ROM is just an empty drive.
     if disk.dtype.as_deref() == Some("network")
         && disk.source.is_none()

@@ -13,9 +13,12 @@
 
 mod aliases;
 mod devices;
+pub mod inactive;
 mod mac;
+mod numa;
 pub mod pci;
 mod pciassign;
+mod usb;
 
 pub use aliases::assign_aliases;
 
@@ -31,8 +34,11 @@ pub struct PrepareOptions {
     pub host_arch: String,
     /// Emulator path used when the XML names none (default: the one the caps were probed from).
     pub emulator: Option<String>,
-    /// Replace a machine alias (`pc`, `q35`) by the machine it stands for. libvirt keeps the
-    /// alias in the definition, so this is off for conformance with its outputs.
+    /// The ABI pinning of a production post-parse: a machine alias (`pc`, `q35`) replaced by
+    /// the machine it stands for (libvirt: qemuCanonicalizeMachine, a no-op in its test
+    /// harness, whose caps list no aliases) and USB ports written into the definition
+    /// (libvirt: qemuDomainAssignUSBAddresses for a new definition). Off for conformance
+    /// with libvirt's xml2xml outputs.
     pub canonicalize_machine: bool,
     /// qemu.conf's audio settings, which pick the default `<audio>` backend.
     pub audio: AudioConfig,
@@ -187,15 +193,37 @@ pub fn prepare(
     };
 
     domain_defaults(&mut def, &ctx, &machine);
+    numa::rectify_cpus(&mut def);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
+    if opts.canonicalize_machine {
+        usb::assign_usb_ports(&mut def);
+    }
     pciassign::assign(&mut def, &ctx)?;
+    check_loader(&def)?;
     // The checks that need no caps, again on what the defaults and addresses made of it (two
     // implicit drive addresses may collide, for instance).
     super::validate::validate(&def)?;
     Ok(def)
+}
+
+/// Without firmware autoselection the loader must be named: nothing else would say which
+/// firmware to load (libvirt: virDomainDefOSValidate, a VIR_ERR_XML_DETAIL without prefix).
+fn check_loader(def: &DomainDef) -> Result<(), DomainError> {
+    let os = &def.os;
+    if os.firmware.is_none()
+        && os
+            .loader
+            .as_ref()
+            .is_some_and(|l| l.path.as_deref().is_none_or(str::is_empty))
+    {
+        return Err(DomainError::Xml(
+            "no loader path specified and firmware auto selection disabled".to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Memory, boot order and CPU defaults.
@@ -223,6 +251,17 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         }
     }
     cpu_defaults(def, ctx, machine);
+    numa_cell_ids(def);
+}
+
+/// NUMA cells as libvirt stores them: each has its id, its place when not given (libvirt:
+/// virDomainNumaDefParseXML), which libvirt always writes.
+fn numa_cell_ids(def: &mut DomainDef) {
+    if let Some(cpu) = def.cpu.as_mut() {
+        for (i, cell) in cpu.numa.iter_mut().enumerate() {
+            cell.id.get_or_insert(i as u32);
+        }
+    }
 }
 
 /// GIC version for a virt guest: under KVM the one the host kernel provides, under TCG
@@ -284,14 +323,33 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         cpu.check.get_or_insert_with(|| "none".to_string());
     }
     if let Some(cpu) = def.cpu.as_mut()
+        && matches!(cpu.mode.as_deref(), Some("host-passthrough" | "maximum"))
+        && cpu.migratable.is_none()
+        && ctx.has("cpu.migratable")
+    {
+        // libvirt: qemuDomainDefCPUPostParse. Where QEMU has the switch, its default (hide
+        // the host features that block migration) is written down.
+        cpu.migratable = Some("on".to_string());
+    }
+    if let Some(t) = def.cpu.as_mut().and_then(|c| c.topology.as_mut()) {
+        // One die per socket unless said otherwise (libvirt: virCPUDefParseXML).
+        t.dies.get_or_insert(1);
+    }
+    if let Some(cpu) = def.cpu.as_mut()
         && cpu.model.is_some()
         && cpu.mode.as_deref().is_none_or(|m| m == "custom")
     {
         // A named model is a custom CPU; without KVM there is nothing to check it against.
         cpu.mode.get_or_insert_with(|| "custom".to_string());
-        if def.virt_type != "kvm" {
-            cpu.check.get_or_insert_with(|| "none".to_string());
-        }
+        cpu.match_.get_or_insert_with(|| "exact".to_string());
+        // libvirt: qemuDomainDefCPUPostParse. Under KVM the model is compared with the host
+        // CPU as far as QEMU reports it; under TCG there is nothing to compare with.
+        let check = if def.virt_type == "kvm" {
+            "partial"
+        } else {
+            "none"
+        };
+        cpu.check.get_or_insert_with(|| check.to_string());
         if let Some(m) = cpu.model.as_mut() {
             m.fallback.get_or_insert_with(|| "allow".to_string());
         }

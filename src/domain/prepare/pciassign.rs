@@ -790,6 +790,19 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
             }
         }
     }
+    if ctx.i440fx {
+        // An explicit address on bus N means buses up to N exist: libvirt's first addressing
+        // pass grows the set with a pci-bridge per missing bus (virDomainPCIAddressSetGrow).
+        let wanted = all_infos(&def.devices)
+            .iter()
+            .filter_map(|i| explicit_pci(i).map(|a| a.bus))
+            .max();
+        if let Some(max) = wanted {
+            while next_pci_index(&def.devices) <= max.min(255) {
+                add_pci(&mut def.devices, "pci-bridge");
+            }
+        }
+    }
     let had_pci_controllers = next_pci_index(&def.devices) > 1;
     let mut added = false;
     let mut spare_added = false;
@@ -818,9 +831,10 @@ pub(crate) fn assign(def: &mut DomainDef, ctx: &Ctx<'_>) -> Result<(), DomainErr
                     Need::PciBridge if ctx.pseries => add_pci(&mut def.devices, "pci-root"),
                     Need::PciBridge => add_pci(&mut def.devices, "pci-bridge"),
                     Need::PciePciBridge => {
-                        if !free_port {
-                            add_pci(&mut def.devices, "pcie-root-port");
-                        }
+                        // libvirt: virDomainPCIAddressSetGrow adds the bridge with a root
+                        // port of its own to plug into, free ports or not.
+                        let _ = free_port;
+                        add_pci(&mut def.devices, "pcie-root-port");
                         add_pci(&mut def.devices, "pcie-to-pci-bridge");
                     }
                 }

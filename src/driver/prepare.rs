@@ -1,0 +1,52 @@
+//! The one production entry to libvirt's post-parse: define, create, domxml-to-native and
+//! start all prepare a definition here, with the caps of the emulator it names (or the host's
+//! choice for its arch), so that what `define` stores is what libvirtd would store and what
+//! `start` runs is built from the same facts.
+
+use super::{Connect, DriverError};
+use crate::capabilities::qemu::{self, QemuCaps};
+use crate::domain::{DomainDef, PrepareOptions};
+
+/// What the prepared definition is for. Every purpose gets the full post-parse and the ABI
+/// update (a machine alias replaced by the machine it stands for, libvirt's
+/// `qemuCanonicalizeMachine`, which its post-parse runs whenever the caps list aliases); they
+/// differ in what the caller does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `virsh define`: the result is the stored config.
+    Define,
+    /// `virsh create`: a transient domain, started right away.
+    Create,
+    /// `virsh domxml-to-native`: the command of a pretend start.
+    Native,
+    /// `virsh start` of a stored config.
+    Start,
+}
+
+impl Connect {
+    /// Post-parse `def` as libvirtd's QEMU driver does (defaults, implicit devices, addresses,
+    /// CPU defaults, `<emulator>`, the canonical machine) against the probed caps of its
+    /// emulator; returns the prepared definition (without aliases: those belong to a start)
+    /// and the caps it was prepared with.
+    pub fn prepare_domain(
+        &self,
+        def: DomainDef,
+        purpose: Purpose,
+    ) -> Result<(DomainDef, QemuCaps), DriverError> {
+        let mut def = def;
+        if matches!(purpose, Purpose::Define | Purpose::Native) {
+            // Both read the XML as a persistent config: what only a running domain has
+            // (aliases, pty paths, generated interface names, picked ports) is dropped.
+            crate::domain::prepare::inactive::drop_live_state(&mut def);
+        }
+        let caps = self.emulator_caps_for(&def)?;
+        let opts = PrepareOptions {
+            host_arch: qemu::host_arch().to_string(),
+            emulator: None,
+            canonicalize_machine: true,
+            audio: Default::default(),
+        };
+        let def = crate::domain::prepare(def, &caps, &opts)?;
+        Ok((def, caps))
+    }
+}
