@@ -18,8 +18,9 @@
 //! - only the defaults libvirt's *parser* applies itself are filled here (lifecycle actions,
 //!   clock offset, vCPU placement, disk type and device, VNC autoport); capability-dependent
 //!   defaults, implicit devices and addresses belong to the later `prepare` stage;
-//! - [`parse`] also runs [`validate::validate`], the checks that need no capabilities; error
-//!   messages are libvirt's, prefix included.
+//! - [`parse`] also runs [`validate::check_parse`] (what libvirt's parser refuses) and
+//!   [`validate::validate`], the checks that need no capabilities; error messages are
+//!   libvirt's, prefix included. [`prepare`] adds [`validate::validate_with_caps`].
 
 pub mod address;
 pub mod common;
@@ -58,7 +59,9 @@ pub enum DomainError {
 /// Parse domain XML text into a [`DomainDef`] and run the checks that need no capabilities,
 /// as libvirt does when a domain is defined.
 pub fn parse(xml: &str) -> Result<DomainDef, DomainError> {
-    let def = DomainDef::from_xml(xml)?;
+    let root = xml::parse_document(xml)?;
+    validate::check_parse(&root)?;
+    let def = DomainDef::from_node(&root)?;
     validate::validate(&def)?;
     Ok(def)
 }

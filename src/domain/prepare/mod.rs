@@ -192,8 +192,10 @@ pub fn prepare(
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     pciassign::assign(&mut def, &ctx)?;
-    // The checks that need no caps, again on what the defaults and addresses made of it (two
-    // implicit drive addresses may collide, for instance).
+    // libvirt validates after its post-parse: the caps checks first, then the checks that
+    // need no caps, again on what the defaults and addresses made of it (two implicit drive
+    // addresses may collide, for instance).
+    super::validate::validate_with_caps(&def, caps)?;
     super::validate::validate(&def)?;
     Ok(def)
 }
