@@ -345,6 +345,9 @@ impl Connect {
     pub fn define_domain_xml(&self, xml: &str) -> Result<Domain<'_>, DriverError> {
         let def = domain::parse(xml)?;
         config::validate_name(&def.name)?;
+        // libvirt validates against the emulator's caps at define, not only at start.
+        let caps = self.emulator_caps_for(&def)?;
+        domain::validate::validate_with_caps(&def, &caps)?;
         // next: apply the post-parse defaults of crate::domain::prepare once it lands, so
         // that the saved config is what libvirt would save.
         let path = config::config_path(&self.dirs.config, &def.name)?;

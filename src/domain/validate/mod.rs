@@ -66,8 +66,13 @@ pub(super) fn machine(def: &DomainDef) -> &str {
     def.os.os_type.machine.as_deref().unwrap_or("")
 }
 
+/// The guest's architecture; without one in the XML, libvirt's parser takes the host's.
 pub(super) fn arch(def: &DomainDef) -> &str {
-    def.os.os_type.arch.as_deref().unwrap_or("")
+    def.os
+        .os_type
+        .arch
+        .as_deref()
+        .unwrap_or(crate::capabilities::qemu::host_arch())
 }
 
 pub(super) fn is_q35(def: &DomainDef) -> bool {
