@@ -337,10 +337,9 @@ fn checks_against_the_emulator() {
         "unsupported configuration: CPU topology doesn't match maximum vcpu count"
     );
     // UEFI on x86 needs ACPI.
-    let efi =
-        format!("<type arch='x86_64' machine='q35'>hvm</type><loader type='pflash'>/x</loader>");
+    let efi = "<type arch='x86_64' machine='q35'>hvm</type><loader type='pflash'>/x</loader>";
     assert_eq!(
-        caps_err(&dom("qemu", &efi, "", em), &caps),
+        caps_err(&dom("qemu", efi, "", em), &caps),
         "unsupported configuration: UEFI requires ACPI on this architecture"
     );
 }
