@@ -200,7 +200,20 @@ fn interface(n: &XmlNode) -> Result<(), DomainError> {
             "invalid argument: Model name contains invalid characters".to_string(),
         ));
     }
-    if let Some(drv) = n.child("driver") {
+    // The driver's name and txmode are virtio's; a hostdev interface's driver names the
+    // device assignment backend instead.
+    let virtio = n
+        .child("model")
+        .and_then(|m| m.attr("type"))
+        .is_some_and(|m| {
+            ["virtio", "virtio-transitional", "virtio-non-transitional"]
+                .iter()
+                .any(|v| v.eq_ignore_ascii_case(m))
+        });
+    if n.attr("type") != Some("hostdev")
+        && virtio
+        && let Some(drv) = n.child("driver")
+    {
         prop(drv, "name", v::NET_DRIVERS, true)?;
         prop(drv, "txmode", v::NET_TXMODES, true)?;
     }
