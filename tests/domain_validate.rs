@@ -281,12 +281,14 @@ fn hugepages_on_missing_numa_node() {
     );
 }
 
-/// The error `validate_with_caps` gives for `xml` (which must parse).
+/// The error defining `xml` gives: the parse checks, then those against the emulator.
 fn caps_err(xml: &str, caps: &QemuCaps) -> String {
-    let def = domdriver::domain::parse(xml).expect("parses");
-    validate_with_caps(&def, caps)
-        .expect_err("caps validation must refuse")
-        .to_string()
+    match domdriver::domain::parse(xml) {
+        Ok(def) => validate_with_caps(&def, caps)
+            .expect_err("caps validation must refuse")
+            .to_string(),
+        Err(e) => e.to_string(),
+    }
 }
 
 #[test]
@@ -457,4 +459,45 @@ fn vsh_define_refuses_with_libvirts_message() {
     // A valid domain still defines.
     let (ok, err) = vsh_define(&dom("qemu", &hvm("pc"), "", em));
     assert!(ok, "{err}");
+}
+
+#[test]
+fn tpm_version_must_be_one_swtpm_offers() {
+    use domdriver::domain::validate::validate_tpm_versions;
+    let tpm = |model: &str, version: &str| {
+        domdriver::domain::parse(&dom(
+            "qemu",
+            &hvm("pc"),
+            "",
+            &format!("<tpm model='{model}'><backend type='emulator' {version}/></tpm>"),
+        ))
+        .unwrap()
+    };
+    let none: Vec<String> = vec![];
+    let both = vec!["1.2".to_string(), "2.0".to_string()];
+    let e = validate_tpm_versions(&tpm("tpm-tis", "version='1.2'"), &none).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM version '1.2' is not supported"
+    );
+    let e = validate_tpm_versions(&tpm("tpm-crb", ""), &none).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM version '2.0' is not supported"
+    );
+    let e = validate_tpm_versions(&tpm("tpm-crb", "version='1.2'"), &both).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM 1.2 is not supported for model 'tpm-crb'"
+    );
+    validate_tpm_versions(&tpm("tpm-tis", "version='2.0'"), &both).expect("swtpm runs 2.0");
+}
+
+#[test]
+fn loader_without_path_needs_autoselection() {
+    let os = format!("{}<loader type='rom'/>", hvm("pc"));
+    assert_eq!(
+        parse_err(&dom("kvm", &os, "", "")),
+        "no loader path specified and firmware auto selection disabled"
+    );
 }

@@ -81,25 +81,13 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
             "Emulator '{emulator}' does not support machine type '{machine}'"
         )));
     }
+    // A QEMU driver fact, kept with the caps checks so the generic model can hold it.
     if def
         .memtune
         .as_ref()
         .is_some_and(|m| m.min_guarantee.is_some())
     {
         return Err(config("Parameter 'min_guarantee' not supported by QEMU."));
-    }
-    let acpi = def.features.as_ref().is_some_and(|f| f.acpi);
-    let old_style_uefi = def
-        .os
-        .loader
-        .as_ref()
-        .is_some_and(|l| l.ltype.as_deref() == Some("pflash"));
-    let uefi = def.os.firmware.as_deref() == Some("efi") || old_style_uefi;
-    if uefi && is_x86(arch) && !acpi {
-        return Err(config("UEFI requires ACPI on this architecture"));
-    }
-    if acpi && arch == "aarch64" && !uefi {
-        return Err(config("ACPI requires UEFI on this architecture"));
     }
     if def.os.bios_useserial.as_deref() == Some("yes") {
         if !is_x86(arch) {
@@ -114,6 +102,35 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
         }
     }
     validate_memory_hotplug(def, arch)?;
+    let max_cpus = found.map_or(0, |m| m.max_cpus);
+    if max_cpus > 0 && def.vcpu.count > max_cpus {
+        return Err(config(format!(
+            "Maximum CPUs greater than specified machine type limit {max_cpus}"
+        )));
+    }
+    validate_ide(def, arch, machine)?;
+    Ok(())
+}
+
+/// The parts of libvirt's qemuValidateDomainDef that need no caps, in its order. They run
+/// with the checks of [`super::validate`], before the generic ones, as libvirt runs the
+/// driver's domain check before its generic checks.
+pub(super) fn validate_domain_qemu(def: &DomainDef) -> Result<(), DomainError> {
+    let arch = super::arch(def);
+    let machine = super::machine(def);
+    let acpi = def.features.as_ref().is_some_and(|f| f.acpi);
+    let old_style_uefi = def
+        .os
+        .loader
+        .as_ref()
+        .is_some_and(|l| l.ltype.as_deref() == Some("pflash"));
+    let uefi = def.os.firmware.as_deref() == Some("efi") || old_style_uefi;
+    if uefi && is_x86(arch) && !acpi {
+        return Err(config("UEFI requires ACPI on this architecture"));
+    }
+    if acpi && arch == "aarch64" && !uefi {
+        return Err(config("ACPI requires UEFI on this architecture"));
+    }
     let pm_set = def
         .pm
         .as_ref()
@@ -121,9 +138,8 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
     if pm_set && !is_x86(arch) {
         return Err(config("setting ACPI S3/S4 not supported"));
     }
-    validate_vcpu_topology(def, found.map_or(0, |m| m.max_cpus))?;
+    validate_vcpu_topology(def)?;
     validate_features(def, arch, machine)?;
-    validate_ide(def, arch, machine)?;
     Ok(())
 }
 
@@ -154,16 +170,12 @@ fn validate_memory_hotplug(def: &DomainDef, arch: &str) -> Result<(), DomainErro
     Ok(())
 }
 
-/// libvirt: qemuValidateDomainVCpuTopology and virDomainDefGetVcpusTopology.
-fn validate_vcpu_topology(def: &DomainDef, max_cpus: u32) -> Result<(), DomainError> {
+/// libvirt: qemuValidateDomainVCpuTopology (the machine's limit is checked with the caps)
+/// and virDomainDefGetVcpusTopology.
+fn validate_vcpu_topology(def: &DomainDef) -> Result<(), DomainError> {
     let current = def.vcpu.current.unwrap_or(def.vcpu.count);
     if current == 0 {
         return Err(config("Domain requires at least 1 vCPU"));
-    }
-    if max_cpus > 0 && def.vcpu.count > max_cpus {
-        return Err(config(format!(
-            "Maximum CPUs greater than specified machine type limit {max_cpus}"
-        )));
     }
     if let Some(t) = def.cpu.as_ref().and_then(|c| c.topology.as_ref()) {
         let total = u64::from(t.sockets)

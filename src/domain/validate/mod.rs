@@ -18,10 +18,12 @@ mod memory;
 mod os;
 mod parse;
 mod parse_devices;
+mod tpm;
 mod vocab;
 
 pub use caps::validate_with_caps;
 pub use parse::check as check_parse;
+pub use tpm::validate_tpm_versions;
 
 use super::DomainError;
 use super::model::DomainDef;
@@ -37,6 +39,7 @@ pub(super) fn detail(msg: impl Into<String>) -> DomainError {
 
 /// Validate a definition. Returns the first problem found, in libvirt's order of checks.
 pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
+    caps::validate_domain_qemu(def)?;
     os::validate_os(def)?;
     features::validate_features(def)?;
     features::validate_timers(def)?;

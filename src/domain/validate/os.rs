@@ -43,6 +43,15 @@ pub(super) fn validate_os(def: &DomainDef) -> Result<(), DomainError> {
             ));
         }
     }
+    // Without autoselection nothing would pick the loader a path-less <loader> asks for.
+    if os.firmware.is_none()
+        && let Some(l) = &os.loader
+        && l.path.as_deref().is_none_or(|p| p.is_empty())
+    {
+        return Err(detail(
+            "no loader path specified and firmware auto selection disabled",
+        ));
+    }
     if stateless == Some("yes")
         && let Some(nv) = &os.nvram
     {
