@@ -18,8 +18,9 @@
 //! - only the defaults libvirt's *parser* applies itself are filled here (lifecycle actions,
 //!   clock offset, vCPU placement, disk type and device, VNC autoport); capability-dependent
 //!   defaults, implicit devices and addresses belong to the later `prepare` stage;
-//! - [`parse`] also runs [`validate::validate`], the checks that need no capabilities; error
-//!   messages are libvirt's, prefix included.
+//! - [`parse`] also runs [`validate::check_parse`] (what libvirt's parser refuses) and
+//!   [`validate::validate`], the checks that need no capabilities; error messages are
+//!   libvirt's, prefix included. [`prepare`] adds [`validate::validate_with_caps`].
 
 pub mod address;
 pub mod common;
@@ -69,7 +70,9 @@ pub fn parse(xml: &str) -> Result<DomainDef, DomainError> {
 /// refusals (what libvirt refuses while reading the XML) belong here, so that both entry points
 /// make them.
 pub fn parse_unprepared(xml: &str) -> Result<DomainDef, DomainError> {
-    DomainDef::from_xml(xml)
+    let root = xml::parse_document(xml)?;
+    validate::check_parse(&root)?;
+    DomainDef::from_node(&root)
 }
 
 /// Format a definition as libvirt does (`virsh dumpxml` style).

@@ -345,7 +345,8 @@ impl Connect {
     pub fn define_domain_xml(&self, xml: &str) -> Result<Domain<'_>, DriverError> {
         let def = domain::parse_unprepared(xml)?;
         config::validate_name(&def.name)?;
-        // The stored config is the post-parse result, as libvirtd stores it.
+        // The stored config is the post-parse result, as libvirtd stores it; prepare runs
+        // libvirt's caps validation on it too.
         let (def, _) = self.prepare_domain(def, super::prepare::Purpose::Define)?;
         let path = config::config_path(&self.dirs.config, &def.name)?;
         let _lock = ConfigLock::acquire(&self.dirs.config)?;

@@ -203,8 +203,10 @@ pub fn prepare(
     }
     pciassign::assign(&mut def, &ctx)?;
     check_loader(&def)?;
-    // The checks that need no caps, again on what the defaults and addresses made of it (two
-    // implicit drive addresses may collide, for instance).
+    // libvirt validates after its post-parse: the caps checks first, then the checks that
+    // need no caps, again on what the defaults and addresses made of it (two implicit drive
+    // addresses may collide, for instance).
+    super::validate::validate_with_caps(&def, caps)?;
     super::validate::validate(&def)?;
     Ok(def)
 }

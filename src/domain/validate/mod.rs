@@ -1,0 +1,93 @@
+//! Checks libvirt makes on a definition, with libvirt's messages, in libvirt's order:
+//! - [`check_parse`]: what libvirt's parser refuses (closed vocabularies, numbers, required
+//!   attributes), run on the XML tree before it becomes a [`DomainDef`];
+//! - [`validate`]: the checks that need no host or QEMU capabilities;
+//! - [`validate_with_caps`]: the checks libvirt's QEMU driver makes against the emulator's
+//!   capabilities (qemuValidateDomainDef), at define as at start.
+//!
+//! libvirt runs these after parsing (and after its post-parse defaults); the messages are
+//! libvirt's, so the conformance runner can compare them with its `.err` files. Checks that
+//! depend on assigned addresses will fire once the defaults stage fills addresses in.
+
+mod caps;
+mod cpu;
+mod devices;
+mod disk;
+mod features;
+mod memory;
+mod os;
+mod parse;
+mod parse_devices;
+mod tpm;
+mod vocab;
+
+pub use caps::validate_with_caps;
+pub use parse::check as check_parse;
+pub use tpm::validate_tpm_versions;
+
+use super::DomainError;
+use super::model::DomainDef;
+
+pub(super) fn config(msg: impl Into<String>) -> DomainError {
+    DomainError::Config(format!("unsupported configuration: {}", msg.into()))
+}
+
+/// A message libvirt reports without a category prefix.
+pub(super) fn detail(msg: impl Into<String>) -> DomainError {
+    DomainError::Xml(msg.into())
+}
+
+/// Validate a definition. Returns the first problem found, in libvirt's order of checks.
+pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
+    caps::validate_domain_qemu(def)?;
+    os::validate_os(def)?;
+    features::validate_features(def)?;
+    features::validate_timers(def)?;
+    let pseries = arch(def).starts_with("ppc64") && machine(def).starts_with("pseries");
+    for disk in &def.devices.disks {
+        if pseries && disk.device.as_deref() == Some("floppy") {
+            return Err(config(
+                "PowerPC pseries machines do not support floppy device",
+            ));
+        }
+        disk::validate_disk(disk)?;
+    }
+    disk::check_duplicate_drive_addresses(def)?;
+    super::netcheck::validate_interfaces(def)?;
+    devices::validate_controllers(def)?;
+    devices::validate_inputs(def)?;
+    devices::validate_graphics(def)?;
+    devices::validate_hostdevs(def)?;
+    devices::validate_panics(def)?;
+    devices::validate_iommu(def)?;
+    cpu::validate_cpu_mode(def)?;
+    memory::validate_hugepages(def)?;
+    Ok(())
+}
+
+pub(super) fn machine(def: &DomainDef) -> &str {
+    def.os.os_type.machine.as_deref().unwrap_or("")
+}
+
+/// The guest's architecture; without one in the XML, libvirt's parser takes the host's.
+pub(super) fn arch(def: &DomainDef) -> &str {
+    def.os
+        .os_type
+        .arch
+        .as_deref()
+        .unwrap_or(crate::capabilities::qemu::host_arch())
+}
+
+pub(super) fn is_q35(def: &DomainDef) -> bool {
+    let m = machine(def);
+    m == "q35" || m.starts_with("pc-q35")
+}
+
+pub(super) fn is_arm_virt(def: &DomainDef) -> bool {
+    let m = machine(def);
+    matches!(arch(def), "aarch64" | "armv7l") && (m == "virt" || m.starts_with("virt-"))
+}
+
+pub(super) fn is_x86(def: &DomainDef) -> bool {
+    matches!(arch(def), "x86_64" | "i686")
+}
