@@ -145,6 +145,7 @@ impl Fake {
             paused: false,
             xml: domain_xml(NAME),
             emulator: "sleep".into(),
+            ..Default::default()
         }
         .write(&dirs.run.join(format!("{NAME}.json")))
         .unwrap();
@@ -518,6 +519,7 @@ fn stale_status_whose_pid_is_another_program() {
             paused: false,
             xml: domain_xml(NAME),
             emulator: QEMU.into(),
+            ..Default::default()
         }
         .write(&status)
         .unwrap();
