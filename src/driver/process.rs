@@ -579,6 +579,7 @@ fn state_from_names(state: &str, reason: &str) -> DomainState {
         "paused" => State::Paused,
         "crashed" => State::Crashed,
         "shut off" => State::Shutoff,
+        "pmsuspended" => State::PmSuspended,
         _ => State::NoState,
     };
     DomainState::new(st, reason)
@@ -886,6 +887,7 @@ impl Guest {
                 self.mark_ended(self.ended.clone());
                 Err(GuestError::NotRunning { guest: name })
             }
+            Ok(Reply::Err(f)) if f.class.is_none() => Err(monitor_failed(&name, f.desc)),
             Ok(Reply::Err(f)) => Err(GuestError::Monitor {
                 guest: name,
                 source: QmpError::Command {

@@ -28,8 +28,11 @@ use crate::driver::process::{
     GuestPaths, LaunchSpec, connect_monitor, log_tail, make_dir, remove_leftovers, spawn_qemu,
     timestamp,
 };
-use crate::driver::status::{GuestStatus, proc_stat};
+use crate::driver::status::{GuestStatus, is_same_live_process, proc_stat};
 use crate::qmp::{Event, Monitor, QmpError};
+
+/// How long a new QMP connection may take after the old one failed.
+const RECONNECT: Duration = Duration::from_secs(10);
 
 /// How long `destroy` and `on_poweroff=destroy` let QEMU handle SIGTERM (libvirt: 10 s).
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -398,7 +401,7 @@ async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult
         Err(e) => return Err(failed(e.to_string())),
     };
     let (pid, start) = (status.pid, status.start_time);
-    let alive = move || crate::driver::status::is_same_live_process(pid, start);
+    let alive = move || is_same_live_process(pid, start);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let qmp = connect_monitor(&status.monitor, deadline, alive)
         .await
@@ -421,17 +424,6 @@ async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult
             std::process::id()
         ),
     );
-    // The guest may have powered off while nobody watched: act on it now.
-    if let Ok(v) = srv.exec("query-status", None).await {
-        match v["status"].as_str() {
-            Some("shutdown") => {
-                srv.saw_shutdown = true;
-                srv.apply_poweroff(true).await;
-            }
-            Some("guest-panicked") => srv.apply_crash().await,
-            _ => {}
-        }
-    }
     Ok((srv, listener))
 }
 
@@ -558,14 +550,31 @@ impl Server {
     }
 
     async fn exec(&mut self, command: &str, args: Option<Value>) -> Result<Value, QmpError> {
-        match self.qmp.as_mut() {
-            Some(m) => {
-                // A failed transport keeps the monitor for its queued events; the loop
-                // drops it at EOF.
-                m.execute(command, args).await
-            }
-            None => Err(QmpError::Poisoned),
+        if self.qmp.is_none() && self.end_reason.is_none() && self.qemu_alive() {
+            // The connection failed (a garbled reply, a timeout) but QEMU lives: QEMU's
+            // monitor takes a new client once the old one is gone.
+            let (pid, start) = (self.status.pid, self.status.start_time);
+            let alive = move || is_same_live_process(pid, start);
+            let deadline = std::time::Instant::now() + RECONNECT;
+            self.qmp = Some(connect_monitor(&self.status.monitor, deadline, alive).await?);
         }
+        let Some(m) = self.qmp.as_mut() else {
+            return Err(QmpError::Poisoned);
+        };
+        let r = m.execute(command, args).await;
+        if let Err(e) = &r
+            && !matches!(e, QmpError::Command { .. })
+        {
+            // Close it, so that QEMU takes a new client; events it queued are lost with
+            // it, but a failed transport has lost the stream's order anyway.
+            self.qmp = None;
+        }
+        r
+    }
+
+    /// Whether QEMU is still there (a zombie is not).
+    fn qemu_alive(&self) -> bool {
+        self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
 
     /// libvirt's qemuProcessSetupLifecycleActions: a reboot the domain must not survive is
@@ -664,7 +673,8 @@ impl Server {
         let _ = self.exec("system_reset", None).await;
         self.own_resume = true;
         if self.exec("cont", None).await.is_ok() {
-            self.saw_shutdown = false;
+            // saw_shutdown stays until the RESUME event: the STOP that followed SHUTDOWN
+            // may still be queued behind our commands.
             self.set_state("", false, "booted");
             self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
         }
@@ -741,6 +751,7 @@ impl Server {
                 });
             }
             "RESUME" => {
+                self.saw_shutdown = false;
                 if std::mem::take(&mut self.own_resume) {
                     return;
                 }
@@ -778,7 +789,7 @@ impl Server {
         }
     }
 
-    fn failure(e: QmpError) -> Reply {
+    fn failure(&self, e: QmpError) -> Reply {
         match e {
             QmpError::Command { class, desc, .. } => Reply::Err(Failure {
                 class: Some(class),
@@ -788,7 +799,7 @@ impl Server {
             e => Reply::Err(Failure {
                 class: None,
                 desc: e.to_string(),
-                not_running: true,
+                not_running: !self.qemu_alive(),
             }),
         }
     }
@@ -823,9 +834,20 @@ impl Server {
             },
             Request::Qmp { command, args } => match self.exec(&command, args).await {
                 Ok(v) => ok(v),
-                Err(e) => Self::failure(e),
+                Err(e) => self.failure(e),
             },
-            Request::State => self.state_reply(),
+            Request::State => match self.exec("query-status", None).await {
+                Ok(v) => {
+                    let st = v["status"].as_str().unwrap_or("");
+                    let (state, reason) = state_from_qmp(st, &self.status);
+                    Reply::State {
+                        state: state.into(),
+                        reason,
+                    }
+                }
+                Err(QmpError::Command { .. }) => self.state_reply(),
+                Err(e) => self.failure(e),
+            },
             Request::Suspend => {
                 self.own_stop = true;
                 match self.exec("stop", None).await {
@@ -836,7 +858,7 @@ impl Server {
                     }
                     Err(e) => {
                         self.own_stop = false;
-                        Self::failure(e)
+                        self.failure(e)
                     }
                 }
             }
@@ -850,24 +872,24 @@ impl Server {
                     }
                     Err(e) => {
                         self.own_resume = false;
-                        Self::failure(e)
+                        self.failure(e)
                     }
                 }
             }
             Request::Shutdown => match self.exec("system_powerdown", None).await {
                 Ok(_) => ok(Value::Null),
-                Err(e) => Self::failure(e),
+                Err(e) => self.failure(e),
             },
             Request::Reboot => match self.exec("system_powerdown", None).await {
                 Ok(_) => {
                     self.fake_reboot = true;
                     ok(Value::Null)
                 }
-                Err(e) => Self::failure(e),
+                Err(e) => self.failure(e),
             },
             Request::Reset => match self.exec("system_reset", None).await {
                 Ok(_) => ok(Value::Null),
-                Err(e) => Self::failure(e),
+                Err(e) => self.failure(e),
             },
             Request::SetXml { xml } => {
                 self.status.xml = xml;
@@ -1015,6 +1037,28 @@ impl Server {
             let _ = w.send(r.clone());
         }
         self.subs.clear();
+    }
+}
+
+/// QMP `query-status`'s `status` as libvirt's state and reason (libvirt:
+/// qemuMonitorJSONGetStatus), with the reasons we recorded where QEMU cannot tell them.
+fn state_from_qmp(status: &str, ours: &GuestStatus) -> (&'static str, String) {
+    let paused = |r: &str| ("paused", r.to_string());
+    match status {
+        "running" => ("running", ours.reason.clone()),
+        "paused" | "prelaunch" if ours.paused => paused(&ours.reason),
+        "paused" | "prelaunch" => paused("user"),
+        "guest-panicked" if ours.state == "crashed" => ("crashed", ours.reason.clone()),
+        "guest-panicked" => ("crashed", "panicked".into()),
+        "debug" => paused("debug"),
+        "inmigrate" | "postmigrate" | "finish-migrate" => paused("migration"),
+        "io-error" => paused("ioerror"),
+        "save-vm" => paused("save"),
+        "restore-vm" => paused("restore"),
+        "watchdog" => paused("watchdog"),
+        "shutdown" => paused("shutdown"),
+        "suspended" => ("pmsuspended", "unknown".into()),
+        _ => paused("unknown"),
     }
 }
 
