@@ -72,25 +72,10 @@ impl MonitorClient {
         if let Some(p) = self.pushes.pop_front() {
             return Ok(Some(p));
         }
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let left = match deadline {
-                Some(d) => {
-                    let l = d.saturating_duration_since(Instant::now());
-                    if l.is_zero() {
-                        return Ok(None);
-                    }
-                    Some(l)
-                }
-                None => None,
-            };
-            match self.read_line(left)? {
-                Some(Line::Push(p)) => return Ok(Some(p)),
-                Some(Line::Reply(r)) => {
-                    return Err(proto_err(format!("reply without a request: {r:?}")));
-                }
-                None => return Ok(None),
-            }
+        match self.read_line(timeout)? {
+            Some(Line::Push(p)) => Ok(Some(p)),
+            Some(Line::Reply(r)) => Err(proto_err(format!("reply without a request: {r:?}"))),
+            None => Ok(None),
         }
     }
 
