@@ -119,8 +119,16 @@ fn kill9_of_the_monitor_leaves_qemu_and_the_next_call_adopts_it() {
     let _c = Cleanup(t.path().to_path_buf());
     let (c, _, _) = conn(t.path());
     let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    let t0 = Instant::now();
     d.create().unwrap();
+    eprintln!("FIGURE: Domain::create (warm caps) took {:?}", t0.elapsed());
     let st = status(t.path()).unwrap();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", st.monitor_pid)).unwrap();
+    let rss = rss
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or_default();
+    eprintln!("FIGURE: monitor {rss}");
     // QEMU's parent is its monitor, which leads no session (it cannot take a terminal).
     assert_eq!(proc_stat(st.pid).unwrap().unwrap().ppid, st.monitor_pid);
     kill(Pid::from_raw(st.monitor_pid), Signal::SIGKILL).unwrap();
@@ -407,7 +415,11 @@ fn linux_spec(kit: &bootkit::LinuxKit, root: &Path, script: &str, actions: &str)
     argv.push("-uuid".into());
     argv.push(UUID.into());
     let mut s = LaunchSpec::new(NAME, UUID, argv);
-    s.xml = format!("<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid>{actions}</domain>");
+    s.xml = format!(
+        "<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid>\
+         <memory unit='MiB'>256</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         {actions}</domain>"
+    );
     s
 }
 
