@@ -104,6 +104,7 @@ fn leftovers(dirs: &Dirs, name: &str) -> Vec<PathBuf> {
     [
         dirs.run.join(format!("{name}.json")),
         dirs.run.join(format!("domain-{name}/monitor.sock")),
+        dirs.run.join(format!("domain-{name}/control.sock")),
         dirs.run.join(format!("domain-{name}")),
     ]
     .into_iter()
@@ -183,7 +184,12 @@ fn linux_guest_lifecycle_suspend_resume_reset_acpi_shutdown() {
     let mut g = Guest::start(&dirs, spec).unwrap_or_else(|e| panic!("start: {e}"));
     let _reap = Reap::new(g.pid());
     let started = t0.elapsed();
-    assert!(g.is_child());
+    // QEMU's parent is the guest's monitor, not us.
+    assert_eq!(
+        proc_stat(g.pid()).unwrap().unwrap().ppid,
+        g.monitor_pid(),
+        "QEMU's parent"
+    );
     assert_eq!(
         g.state().unwrap(),
         DomainState::new(State::Running, "booted")
@@ -284,20 +290,6 @@ fn helper_start_and_exit() {
     // Exit with the guest running, as `vsh start` does.
 }
 
-/// Not a test on its own: another process trying to act on guest `locked` while
-/// `second_lock_holder_is_refused_then_destroy_reaps` holds it.
-#[test]
-fn helper_attach() {
-    let Some(root) = std::env::var_os(HELPER_ENV) else {
-        return;
-    };
-    let dirs = Dirs::under(Path::new(&root));
-    match Guest::attach(&dirs, "locked") {
-        Ok(_) => println!("HELPER-ATTACHED"),
-        Err(e) => println!("HELPER-ERR={e}"),
-    }
-}
-
 /// Run helper test `name` of this binary as a separate process over `root`: whether it
 /// passed, and its stdout and stderr (callers first take what they must clean up).
 fn run_helper(name: &str, root: &Path) -> (bool, String) {
@@ -347,7 +339,6 @@ fn qemu_outlives_its_starter_then_kill9_is_crashed() {
         Attach::Inactive(s) => panic!("QEMU died with its starter: {s}"),
     };
     assert_eq!(g.pid(), pid);
-    assert!(!g.is_child());
     assert_eq!(
         g.state().unwrap(),
         DomainState::new(State::Running, "booted")
@@ -366,31 +357,23 @@ fn qemu_outlives_its_starter_then_kill9_is_crashed() {
     drop(g);
 
     kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    // Its monitor reaps it, records the crash with the signal in the log, and cleans up.
+    assert_reaped(pid);
     let until = Instant::now() + Duration::from_secs(5);
-    while proc_stat(pid)
-        .ok()
-        .flatten()
-        .is_some_and(|s| s.state != 'Z')
-    {
-        assert!(Instant::now() < until, "QEMU survived SIGKILL");
+    while !leftovers(&dirs, name).is_empty() {
+        assert!(Instant::now() < until, "{:?}", leftovers(&dirs, name));
         std::thread::sleep(Duration::from_millis(20));
     }
-    // A new reader (not QEMU's parent: it sees a zombie or nothing) finds it crashed; peek
-    // changes nothing, attach cleans up.
-    assert_eq!(
-        Guest::peek(&dirs, name).unwrap(),
-        DomainState::new(State::Shutoff, "crashed")
+    let log = std::fs::read_to_string(dirs.log.join(format!("{name}.log"))).unwrap();
+    assert!(
+        log.contains(&format!("QEMU (pid {pid}) killed by signal 9 (SIGKILL)"))
+            && log.trim_end().ends_with("shutting down, reason=crashed"),
+        "{log}"
     );
-    assert_eq!(leftovers(&dirs, name).len(), 3);
     match attach(&dirs, name) {
-        Attach::Inactive(s) => assert_eq!(s.to_string(), "shut off (crashed)"),
+        Attach::Inactive(s) => assert_eq!(s.state, State::Shutoff),
         Attach::Running(_) => panic!("a killed QEMU was attached"),
     }
-    assert!(
-        leftovers(&dirs, name).is_empty(),
-        "{:?}",
-        leftovers(&dirs, name)
-    );
 }
 
 #[test]
@@ -412,6 +395,7 @@ fn stale_status_with_a_foreign_pid_is_crashed_and_cleaned() {
         paused: false,
         xml: String::new(),
         emulator: String::new(),
+        ..Default::default()
     }
     .write(&dirs.run.join(format!("{name}.json")))
     .unwrap();
@@ -482,42 +466,27 @@ fn missing_emulator_is_an_error_without_leftovers() {
 }
 
 #[test]
-fn second_lock_holder_is_refused_then_destroy_reaps() {
-    let (tmp, dirs) = root();
-    let name = "locked";
+fn two_handles_are_served_then_destroy_reaps() {
+    let (_tmp, dirs) = root();
+    let name = "twice";
     let mut g = Guest::start(&dirs, idle_spec(name)).unwrap_or_else(|e| panic!("start: {e}"));
     let pid = g.pid();
     let _reap = Reap::new(pid);
-
-    let err = Guest::attach(&dirs, name).expect_err("two holders at once");
-    let msg = err.to_string();
-    assert!(matches!(err, GuestError::Locked { .. }), "{err:?}");
-    assert!(
-        msg.starts_with("Timed out during operation: cannot acquire state change lock")
-            && msg.contains("domain 'locked'")
-            && msg.contains(&format!("pid={}", std::process::id()))
-            && msg.contains("operation=start"),
-        "{msg}"
-    );
-    // The same from another process.
-    let (ok, text) = run_helper("helper_attach", tmp.path());
-    assert!(ok, "{text}");
-    let err = helper_value(&text, "HELPER-ERR=").unwrap_or_else(|| panic!("{text}"));
-    assert!(
-        err.contains("cannot acquire state change lock") && err.contains("operation=start"),
-        "{err}"
-    );
-    // Reading the state needs no lock.
+    // The monitor serialises handles: a second one works alongside the first.
+    let Attach::Running(mut h) = attach(&dirs, name) else {
+        panic!("not running")
+    };
+    assert_eq!(h.monitor_pid(), g.monitor_pid());
+    assert_eq!(h.qmp("query-status", None).unwrap()["status"], "running");
     assert_eq!(
         Guest::peek(&dirs, name).unwrap().to_string(),
         "running (booted)"
     );
-    // A second start is refused the same way rather than spawning another QEMU.
+    // A second start finds it running rather than spawning another QEMU.
     assert!(matches!(
         Guest::start(&dirs, idle_spec(name)),
-        Err(GuestError::Locked { .. })
+        Err(GuestError::AlreadyRunning { .. })
     ));
-
     let t0 = Instant::now();
     assert_eq!(
         g.destroy(Duration::from_secs(10)).unwrap(),
@@ -530,8 +499,8 @@ fn second_lock_holder_is_refused_then_destroy_reaps() {
         "{:?}",
         leftovers(&dirs, name)
     );
-    drop(g);
-    // The lock went with the handle.
+    // The other handle learns that the guest is gone.
+    assert!(matches!(h.suspend(), Err(GuestError::NotRunning { .. })));
     assert!(matches!(attach(&dirs, name), Attach::Inactive(_)));
 }
 
@@ -545,7 +514,7 @@ fn paused_start_and_already_running() {
     let _reap = Reap::new(g.pid());
     assert_eq!(g.state().unwrap().to_string(), "paused (user)");
     drop(g);
-    // With the lock free, starting again finds the guest running.
+    // Starting again finds the guest running.
     assert!(matches!(
         Guest::start(&dirs, idle_spec(name)),
         Err(GuestError::AlreadyRunning { .. })
@@ -555,8 +524,6 @@ fn paused_start_and_already_running() {
     };
     g.resume().unwrap();
     assert_eq!(g.state().unwrap().to_string(), "running (unpaused)");
-    // Not our child: destroy polls the pid instead of reaping. QEMU is still the child of
-    // this process though (the first handle's waiter thread reaps it).
     assert_eq!(
         g.destroy(Duration::from_secs(10)).unwrap().to_string(),
         "shut off (destroyed)"

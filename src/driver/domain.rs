@@ -14,16 +14,13 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
-use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State};
+use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State, state_of_status};
 use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
 use crate::domain::{self, DomainDef, FormatFlags};
 
 /// How long `destroy` lets QEMU handle SIGTERM before SIGKILL (libvirt: 10 s).
 const DESTROY_GRACE: Duration = Duration::from_secs(10);
-
-/// How long `reboot` waits for the guest to act on the ACPI power button.
-const REBOOT_WAIT: Duration = Duration::from_secs(60);
 
 /// Filters of [`Connect::list_all_domains`], with libvirt's values
 /// (`VIR_CONNECT_LIST_DOMAINS_*`). Within a group (active/inactive, persistent/transient,
@@ -287,11 +284,7 @@ impl Connect {
             });
             if let Some(st) = status {
                 if is_guest_process(&st) {
-                    let state = if st.paused {
-                        DomainState::new(State::Paused, &st.reason)
-                    } else {
-                        DomainState::new(State::Running, &st.reason)
-                    };
+                    let state = state_of_status(&st);
                     let def = if st.xml.trim().is_empty() {
                         None
                     } else {
@@ -746,7 +739,7 @@ impl<'c> Domain<'c> {
     pub fn shutdown(&self) -> Result<(), DriverError> {
         let (mut g, p) = self.guest()?;
         config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "shutdown")?;
-        if let Err(e) = g.qmp("system_powerdown", None) {
+        if let Err(e) = g.request_shutdown() {
             // The request did not get through: no shutdown to expect.
             if g.is_alive() {
                 let _ = config::clear_shutoff_reason(&self.conn.dirs.run, &self.name);
@@ -788,30 +781,25 @@ impl<'c> Domain<'c> {
         guest_err(e)
     }
 
-    /// Reboot by ACPI (`virsh reboot`), as libvirt's "fake reboot": press the power button,
-    /// wait for the guest to power off (QEMU must run with `-no-shutdown` to stay), then reset
-    /// and resume. Blocks up to a minute for the guest to react: there is no daemon to finish
-    /// the job later.
+    /// Reboot by ACPI (`virsh reboot`), as libvirt's "fake reboot": press the power button
+    /// and return; the guest's monitor resets and resumes it once it powered off. A guest
+    /// that ignores the button keeps running, as with libvirt.
     pub fn reboot(&self) -> Result<(), DriverError> {
-        self.reboot_within(REBOOT_WAIT)
+        let (mut g, p) = self.guest()?;
+        g.request_reboot().map_err(|e| self.failed(&mut g, p, e))
     }
 
-    /// [`Domain::reboot`], waiting up to `wait` for the guest to power off.
+    /// Reboot and wait up to `wait` for the guest to have been reset (its RESET event).
     pub fn reboot_within(&self, wait: Duration) -> Result<(), DriverError> {
-        let (mut g, _) = self.guest()?;
-        g.qmp("system_powerdown", None).map_err(guest_err)?;
-        if g.wait_event("SHUTDOWN", wait).is_none() {
+        let (mut g, p) = self.guest()?;
+        g.request_reboot().map_err(|e| self.failed(&mut g, p, e))?;
+        if g.wait_event("RESET", wait).is_none() {
             return Err(DriverError::Timeout(format!(
                 "domain '{}' did not power off within {wait:?} to reboot",
                 self.name
             )));
         }
-        // QEMU without -no-shutdown exits on its own here: the reset then fails with "not
-        // running", which is the truth: the reboot became a shutdown.
-        g.reset().map_err(guest_err)?;
-        g.resume().map_err(guest_err)?;
-        // It runs again: a stop from here on is not the shutdown asked for earlier, if any.
-        config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)
+        Ok(())
     }
 
     /// Start the domain (`virsh start`): the config goes through the prepare stage (defaults,
@@ -927,18 +915,9 @@ impl<'c> Domain<'c> {
         // listing during the start would see `shut off (unknown)`.
         let started = Guest::start(&self.conn.dirs, spec).map_err(guest_err);
         config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
-        let mut guest = started?;
-        // The live XML shows the ptys QEMU allocated, as libvirt's does.
-        let mut def = def;
-        if let Ok(chardevs) = guest.qmp("query-chardev", None) {
-            super::console::note_ptys(&mut def, &chardevs);
-            let xml = def.to_xml(FormatFlags {
-                inactive: false,
-                secure: true,
-            });
-            guest.set_live_xml(xml).map_err(guest_err)?;
-        }
-        // QEMU lives on in a session of its own; dropping the handle releases the lock.
+        // The monitor put the ptys QEMU allocated into the live XML already.
+        let guest = started?;
+        // QEMU lives on under its monitor; dropping the handle releases the lock.
         drop(guest);
         Ok(())
     }

@@ -97,6 +97,12 @@ impl GuestLock {
     pub fn lock_path(&self) -> &Path {
         &self.path
     }
+
+    /// The locked file's fd, lent to a guest's monitor while it starts.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self._file.as_raw_fd()
+    }
 }
 
 impl Drop for GuestLock {

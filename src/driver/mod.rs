@@ -14,6 +14,7 @@ pub mod ifaddr;
 pub mod keycodes;
 pub mod lock;
 pub mod metadata;
+pub mod monitor;
 pub mod node;
 mod precheck;
 pub mod prepare;
@@ -41,6 +42,13 @@ use crate::capabilities::{
     inventory::{self, Inventory, StampContext},
     qemu::{self, QemuCaps},
 };
+
+/// The private dir of start `id` of domain `name` under lib dir `lib` (libvirt's
+/// `domain-ID-SHORTNAME`); the guest's monitor removes it when QEMU is gone.
+pub(crate) fn lib_dir_of(lib: &Path, name: &str, id: i32) -> PathBuf {
+    let short: String = name.chars().take(20).collect();
+    lib.join(format!("domain-{id}-{short}"))
+}
 
 /// Errors of the driver layer.
 #[derive(Debug, thiserror::Error)]
@@ -417,8 +425,7 @@ impl Connect {
     /// The private dir (QEMU's HOME, the master key) of domain `name` started as `id`:
     /// libvirt's `domain-<id>-<name truncated to 20 characters>`.
     pub fn lib_dir_for(&self, name: &str, id: i32) -> PathBuf {
-        let short: String = name.chars().take(20).collect();
-        self.dirs.lib.join(format!("domain-{id}-{short}"))
+        lib_dir_of(&self.dirs.lib, name, id)
     }
 
     /// Apply this connection's QEMU environment policy to `env`, the environment xml2argv built

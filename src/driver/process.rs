@@ -1,15 +1,13 @@
-//! Running guests: starting QEMU, finding it again from another process, and acting on it
-//! over QMP.
+//! Running guests: starting QEMU, finding it again from another process, and acting on it.
 //!
-//! There is no daemon, so a guest's QEMU must outlive the `vsh` process that started it: it
-//! runs in a session of its own, and everything needed to find it again is in its status file
-//! (see [`super::status`]). Whoever holds a [`Guest`] holds the guest's state change lock
-//! ([`super::lock`]) and its one QMP connection (QEMU's monitor serves one client at a time),
-//! so a handle should live only as long as one operation.
+//! There is no daemon, so a guest's QEMU must outlive the `vsh` process that started it. Each
+//! running guest has a monitor process of its own ([`super::monitor`]), QEMU's parent and the
+//! only client of its QMP socket; a [`Guest`] is a connection to that monitor. Everything
+//! needed to find a guest again is in its status file (see [`super::status`]), which the
+//! monitor keeps current.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::future::Future;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -19,13 +17,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::Dirs;
 use super::lock::GuestLock;
-use super::status::{GuestStatus, is_guest_process, is_same_live_process, proc_stat};
+use super::monitor::MonitorClient;
+use super::monitor::events::{EventKind, Lifecycle};
+use super::monitor::launch;
+use super::monitor::proto::{Push, Reply, Request, StartResult};
+use super::monitor::server::{Mode, MonitorConfig};
+use super::status::{GuestStatus, is_guest_process, is_same_live_process};
+use super::{Dirs, config};
 use crate::qmp::{Event, Monitor, MonitorOptions, QmpError};
 
 /// Errors about one guest; each names the guest, and the path when a file is involved.
@@ -134,27 +136,6 @@ impl fmt::Display for DomainState {
     }
 }
 
-/// Map QMP `query-status`'s `status` to libvirt's state and reason, as libvirt's
-/// `qemuMonitorJSONGetStatus` does. `running_reason` is the reason we recorded for running.
-fn state_from_qmp(status: &str, running_reason: &str) -> DomainState {
-    let paused = |r| DomainState::new(State::Paused, r);
-    match status {
-        "running" => DomainState::new(State::Running, running_reason),
-        "paused" | "prelaunch" => paused("user"),
-        "debug" => paused("debug"),
-        "inmigrate" | "postmigrate" | "finish-migrate" => paused("migration"),
-        "io-error" => paused("ioerror"),
-        "save-vm" => paused("save"),
-        "restore-vm" => paused("restore"),
-        "watchdog" => paused("watchdog"),
-        "shutdown" => paused("shutdown"),
-        "internal-error" => paused("unknown"),
-        "guest-panicked" => DomainState::new(State::Crashed, "panicked"),
-        "suspended" => DomainState::new(State::PmSuspended, "unknown"),
-        _ => paused("unknown"),
-    }
-}
-
 /// Where one guest's runtime files live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestPaths {
@@ -167,8 +148,10 @@ pub struct GuestPaths {
     pub lock: PathBuf,
     /// `RUN/domain-NAME/`, mode 0700: the guest's own run dir, holding its sockets.
     pub guest_run_dir: PathBuf,
-    /// `RUN/domain-NAME/monitor.sock`
+    /// `RUN/domain-NAME/monitor.sock`: QEMU's QMP socket, which only the monitor uses.
     pub monitor: PathBuf,
+    /// `RUN/domain-NAME/control.sock`: the guest monitor's socket.
+    pub control: PathBuf,
     /// `LOG/NAME.log`
     pub log: PathBuf,
 }
@@ -193,6 +176,7 @@ impl GuestPaths {
             run_dir: dirs.run.clone(),
             status: dirs.run.join(format!("{name}.json")),
             lock: GuestLock::path(&dirs.run, name),
+            control: guest_run_dir.join("control.sock"),
             guest_run_dir,
             monitor,
             log: dirs.log.join(format!("{name}.log")),
@@ -226,7 +210,7 @@ fn validate_name(name: &str) -> Result<(), GuestError> {
 /// A QMP command run while QEMU is still paused at start, before `cont`, e.g. libvirt's
 /// `set_password` for VNC and SPICE. Its arguments may hold secrets: `Debug` shows the command
 /// name only, and a failure names the command, never its arguments.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct InitCommand {
     pub command: String,
     pub args: Value,
@@ -239,7 +223,7 @@ impl fmt::Debug for InitCommand {
 }
 
 /// What to start.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaunchSpec {
     pub name: String,
     pub uuid: String,
@@ -293,47 +277,8 @@ pub fn monitor_args(fd: RawFd) -> [String; 4] {
         "chardev=charmonitor,id=monitor,mode=control".into(),
     ]
 }
-
-/// What [`Guest::attach`] finds.
-#[derive(Debug)]
-pub enum Attach {
-    Running(Box<Guest>),
-    /// Not running; `reason` is `crashed` when a status file was left by a QEMU that is gone
-    /// (its leftovers are removed) and `unknown` when there was none.
-    Inactive(DomainState),
-}
-
-/// A running guest and the operations on it. Holds the guest's lock and monitor connection.
-pub struct Guest {
-    paths: GuestPaths,
-    status: GuestStatus,
-    /// Set when this process spawned QEMU: then we must reap it.
-    child: Option<Child>,
-    /// `None` after the connection failed (QEMU went away).
-    monitor: Option<Monitor>,
-    rt: tokio::runtime::Runtime,
-    events: Vec<Event>,
-    /// Set once QEMU is gone: every later call reports this.
-    ended: Option<DomainState>,
-    /// Whether a SHUTDOWN event was seen: tells a shutdown from a crash when QEMU exits.
-    saw_shutdown: bool,
-    _lock: GuestLock,
-}
-
-impl fmt::Debug for Guest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Guest")
-            .field("name", &self.paths.name)
-            .field("pid", &self.status.pid)
-            .field("child", &self.child.is_some())
-            .field("ended", &self.ended)
-            .finish_non_exhaustive()
-    }
-}
-
-/// The part of a log written since `from`, at most its last 4 KiB (what QEMU said about why
 /// it failed is at the end).
-fn log_tail(path: &Path, from: u64) -> String {
+pub(crate) fn log_tail(path: &Path, from: u64) -> String {
     const MAX: u64 = 4096;
     let read = || -> std::io::Result<String> {
         let mut f = File::open(path)?;
@@ -352,7 +297,7 @@ fn log_tail(path: &Path, from: u64) -> String {
 }
 
 /// `2026-11-21 23:07:08.123+0000`, as libvirt stamps its guest logs.
-fn timestamp() -> String {
+pub(crate) fn timestamp() -> String {
     let d = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -390,7 +335,7 @@ fn shell_quote(s: &str) -> String {
 }
 
 /// Create `dir` and its parents; the ones we create are private to us.
-fn make_dir(guest: &str, dir: &Path) -> Result<(), GuestError> {
+pub(crate) fn make_dir(guest: &str, dir: &Path) -> Result<(), GuestError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -400,7 +345,7 @@ fn make_dir(guest: &str, dir: &Path) -> Result<(), GuestError> {
 
 /// Remove what a running guest leaves in the run dir. The lock file stays: removing a file
 /// others may be about to flock would let two processes lock different inodes.
-fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
+pub(crate) fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
     let rm = |p: &Path| match std::fs::remove_file(p) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(GuestError::io(&paths.name, p, e))
@@ -413,6 +358,7 @@ fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
         std::fs::symlink_metadata(&paths.guest_run_dir).is_ok_and(|m| m.file_type().is_symlink());
     if !dir_is_link {
         rm(&paths.monitor)?;
+        rm(&paths.control)?;
     }
     rm(&paths.status)?;
     if dir_is_link {
@@ -428,32 +374,8 @@ fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
 
 /// Run `fut` on the guest's runtime. Inside another tokio runtime `block_on` would panic, so
 /// there the work moves to a scoped thread (as [`crate::runtime::block_on`] does).
-fn run_on<F>(rt: &tokio::runtime::Runtime, fut: F) -> F::Output
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    if tokio::runtime::Handle::try_current().is_ok() {
-        std::thread::scope(|s| s.spawn(|| rt.block_on(fut)).join())
-            .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    } else {
-        rt.block_on(fut)
-    }
-}
-
-fn new_runtime(guest: &str) -> Result<tokio::runtime::Runtime, GuestError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| GuestError::Process {
-            guest: guest.to_string(),
-            msg: format!("cannot start a tokio runtime: {e}"),
-        })
-}
-
-/// Connect to QEMU's monitor and leave capability negotiation. Retries until `deadline`
 /// while `alive()` says QEMU is still there; stops early when it is not.
-async fn connect_monitor(
+pub(crate) async fn connect_monitor(
     path: &Path,
     deadline: Instant,
     mut alive: impl FnMut() -> bool + Send,
@@ -478,62 +400,12 @@ async fn connect_monitor(
     }
 }
 
-/// Send `sig` to `pid` only if it is still the process that started at `start_time`.
-/// Checking the start time and then calling kill(2) would leave a window in which QEMU dies
-/// and its pid is reused; a pidfd pins the process, so the check made after opening it
-/// holds when the signal is sent. Falls back to kill(2) where pidfds are missing (< 5.3).
-/// Whether the signal was sent.
-fn signal_checked(pid: i32, start_time: u64, sig: Signal) -> std::io::Result<bool> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is
-    // passed.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(nix::libc::ESRCH) => Ok(false),
-            Some(nix::libc::ENOSYS) => {
-                if !is_same_live_process(pid, start_time) {
-                    return Ok(false);
-                }
-                kill(Pid::from_raw(pid), sig).map_err(std::io::Error::from)?;
-                Ok(true)
-            }
-            _ => Err(e),
-        };
-    }
-    // SAFETY: the syscall just returned this fd, so it is open and owned by nobody else;
-    // OwnedFd closes it.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    if !is_same_live_process(pid, start_time) {
-        return Ok(false);
-    }
-    // SAFETY: pidfd_send_signal(fd, sig, info = NULL, flags = 0): a NULL siginfo is allowed
-    // and means "as kill(2) would"; `fd` is a valid pidfd for the call's duration.
-    let r = unsafe {
-        nix::libc::syscall(
-            nix::libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            sig as nix::libc::c_int,
-            std::ptr::null::<nix::libc::siginfo_t>(),
-            0,
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        // ESRCH: it exited after our check; that is what we wanted anyway.
-        return if e.raw_os_error() == Some(nix::libc::ESRCH) {
-            Ok(false)
-        } else {
-            Err(e)
-        };
-    }
-    Ok(true)
-}
-
 /// Bind the monitor socket, write the log header and spawn QEMU. Returns the child and the
 /// log offset where QEMU's own output starts.
-fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), GuestError> {
+pub(crate) fn spawn_qemu(
+    paths: &GuestPaths,
+    spec: &LaunchSpec,
+) -> Result<(Child, u64), GuestError> {
     let name = &paths.name;
     make_dir(name, &paths.guest_run_dir)?;
     // A symlink planted there would make us chmod and bind in a directory of someone else's
@@ -611,10 +483,10 @@ fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), Gue
         .stdout(out)
         .stderr(log);
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: it calls setsid, dup2 and fcntl (all
-    // async-signal-safe syscalls), allocates nothing, takes no locks, and only reads two
-    // integers copied into it. `listen_fd` is open in the child because fork copies our
-    // fd table and `listener` is alive until after spawn returns.
+    // async-signal-safe calls are allowed: it calls setsid, dup2, fcntl and close_range
+    // (all async-signal-safe syscalls), allocates nothing, takes no locks, and only reads
+    // two integers copied into it. `listen_fd` is open in the child because fork copies
+    // our fd table and `listener` is alive until after spawn returns.
     unsafe {
         cmd.pre_exec(move || {
             // A session of its own: QEMU is not in our process group, so a ^C or SIGHUP
@@ -636,6 +508,13 @@ fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), Gue
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            // Only the monitor socket reaches QEMU: whatever else is open without
+            // close-on-exec (the lock lent to the monitor, fds its caller leaked) goes.
+            for fd in 3..target_fd {
+                // SAFETY: plain syscall; EBADF for an fd that is not open is harmless.
+                nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC);
+            }
+            launch::cloexec_fds_from(target_fd + 1);
             Ok(())
         });
     }
@@ -650,11 +529,84 @@ fn spawn_qemu(paths: &GuestPaths, spec: &LaunchSpec) -> Result<(Child, u64), Gue
     Ok((child, log_from))
 }
 
+/// What [`Guest::attach`] finds.
+#[derive(Debug)]
+pub enum Attach {
+    Running(Box<Guest>),
+    /// Not running; `reason` is `crashed` when a status file was left by a QEMU that is gone
+    /// (its leftovers are removed) and `unknown` when there was none.
+    Inactive(DomainState),
+}
+
+/// A handle on a running guest: a connection to its monitor process (see
+/// [`super::monitor`]), which owns QEMU, its QMP socket and its status file. Handles are
+/// cheap; any number may exist at once, the monitor serialises their requests.
+pub struct Guest {
+    paths: GuestPaths,
+    status: GuestStatus,
+    client: Option<MonitorClient>,
+    /// QMP events received so far, oldest first.
+    events: Vec<Event>,
+    /// Set once the guest is gone: every later call reports this.
+    ended: Option<DomainState>,
+}
+
+impl fmt::Debug for Guest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guest")
+            .field("name", &self.paths.name)
+            .field("pid", &self.status.pid)
+            .field("monitor_pid", &self.status.monitor_pid)
+            .field("ended", &self.ended)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How long a start waits for another start or adoption of the same guest (libvirt waits
+/// 30 s for a job).
+const JOB_WAIT: Duration = Duration::from_secs(30);
+
+fn monitor_failed(guest: &str, msg: String) -> GuestError {
+    GuestError::Process {
+        guest: guest.to_string(),
+        msg,
+    }
+}
+
+fn state_from_names(state: &str, reason: &str) -> DomainState {
+    let st = match state {
+        "running" => State::Running,
+        "paused" => State::Paused,
+        "crashed" => State::Crashed,
+        "shut off" => State::Shutoff,
+        "pmsuspended" => State::PmSuspended,
+        _ => State::NoState,
+    };
+    DomainState::new(st, reason)
+}
+
+/// The state a status file records (what the monitor last wrote).
+pub(crate) fn state_of_status(st: &GuestStatus) -> DomainState {
+    if st.state == "crashed" {
+        DomainState::new(State::Crashed, &st.reason)
+    } else if st.paused {
+        DomainState::new(State::Paused, &st.reason)
+    } else {
+        DomainState::new(State::Running, &st.reason)
+    }
+}
+
+/// Whether the monitor the status file names is alive.
+fn monitor_alive(st: &GuestStatus) -> bool {
+    st.monitor_pid > 0 && is_same_live_process(st.monitor_pid, st.monitor_start_time)
+}
+
 impl Guest {
-    /// Start QEMU for `spec`: paused with `-S`, monitor on a socket we bind (0600, in the
-    /// guest's run dir) and hand over as an inherited fd, output appended to the guest's log
-    /// after the command line, in a session of its own so it outlives us; then connect QMP,
-    /// write the status file, and `cont` unless `spec.paused`.
+    /// Start QEMU for `spec` under a new monitor process: the monitor spawns it paused with
+    /// `-S`, its QMP socket bound by the monitor (0600, in the guest's run dir) and handed
+    /// over as an inherited fd, output appended to the guest's log after the command line;
+    /// then connects QMP, writes the status file, runs the init commands and `cont` unless
+    /// `spec.paused`. Returns once the guest runs, or with QEMU's error.
     pub fn start(dirs: &Dirs, spec: LaunchSpec) -> Result<Guest, GuestError> {
         let name = spec.name.clone();
         let paths = GuestPaths::new(dirs, &name)?;
@@ -679,8 +631,9 @@ impl Guest {
         }
         make_dir(&name, &dirs.run)?;
         make_dir(&name, &dirs.log)?;
-        let lock = GuestLock::try_acquire(&dirs.run, &name, "start")?;
-
+        // A second start of the same guest waits here for the first, then finds it running
+        // and gets libvirt's error.
+        let lock = GuestLock::acquire(&dirs.run, &name, "start", JOB_WAIT)?;
         if let Some(old) = GuestStatus::read(&name, &paths.status)?
             && is_guest_process(&old)
         {
@@ -689,198 +642,141 @@ impl Guest {
                 pid: old.pid,
             });
         }
-        // A status file whose QEMU is gone, or a socket from an interrupted start.
+        // A status file whose QEMU is gone, or sockets from an interrupted start.
         remove_leftovers(&paths)?;
-
-        let rt = new_runtime(&name)?;
-        let (child, log_from) = match spawn_qemu(&paths, &spec) {
-            Ok(x) => x,
-            Err(e) => {
-                // Best effort: the error at hand matters more than a failed cleanup.
-                let _ = remove_leftovers(&paths);
-                return Err(e);
-            }
+        let cfg = MonitorConfig {
+            name: name.clone(),
+            dirs: dirs.into(),
+            mode: Mode::Start(Box::new(spec)),
         };
-
-        let pid = child.id() as i32;
-        let start_time = proc_stat(pid).ok().flatten().map(|s| s.start_time);
-        let mut guest = Guest {
-            status: GuestStatus {
-                name: name.clone(),
-                uuid: spec.uuid.clone(),
-                pid,
-                start_time: start_time.unwrap_or(0),
-                monitor: paths.monitor.clone(),
-                reason: if spec.paused { "user" } else { "booted" }.into(),
-                paused: spec.paused,
-                xml: spec.xml.clone(),
-                emulator: spec.argv[0].clone(),
-            },
-            paths,
-            child: Some(child),
-            monitor: None,
-            rt,
-            events: Vec::new(),
-            ended: None,
-            saw_shutdown: false,
-            _lock: lock,
-        };
-        match guest.finish_start(&spec, log_from, start_time.is_some()) {
-            Ok(()) => Ok(guest),
-            Err(e) => {
-                guest.kill_and_wait(Duration::from_secs(3));
-                let _ = remove_leftovers(&guest.paths);
-                guest.ended = Some(DomainState::new(State::Shutoff, "failed"));
-                Err(e)
-            }
-        }
+        // The lock is held until the monitor reported (it holds a copy meanwhile, so a
+        // starter killed midway cannot let a second start in before the guest is tracked).
+        Self::run_monitor(&paths, &cfg, lock)
     }
 
-    fn finish_start(
-        &mut self,
-        spec: &LaunchSpec,
-        log_from: u64,
-        have_start_time: bool,
-    ) -> Result<(), GuestError> {
-        let name = self.paths.name.clone();
-        let deadline = Instant::now() + spec.timeout;
-        let mut child = self.child.as_mut();
-        let mut exited = None;
-        let res = {
-            let exited = &mut exited;
-            let alive = move || match &mut child {
-                Some(c) => match c.try_wait() {
-                    Ok(None) => true,
-                    Ok(Some(st)) => {
-                        *exited = Some(st);
-                        false
-                    }
-                    Err(_) => false,
-                },
-                None => false,
-            };
-            run_on(
-                &self.rt,
-                connect_monitor(&self.paths.monitor, deadline, alive),
-            )
-        };
-        let mon = match res {
-            Ok(m) => m,
-            Err(e) => {
-                // Give a dying QEMU a moment to finish writing its last words and exit.
-                let until = Instant::now() + Duration::from_secs(2);
-                while exited.is_none() && Instant::now() < until {
-                    if let Some(c) = self.child.as_mut() {
-                        exited = c.try_wait().ok().flatten();
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let msg = match exited {
-                    Some(st) => format!("process exited while connecting to monitor ({st})"),
-                    None => format!("QEMU did not answer on its monitor: {e}"),
-                };
+    /// Spawn a monitor for `cfg` and connect to it once it reported ready.
+    fn run_monitor(
+        paths: &GuestPaths,
+        cfg: &MonitorConfig,
+        lock: GuestLock,
+    ) -> Result<Guest, GuestError> {
+        let name = &paths.name;
+        let res = launch::spawn(cfg, lock.raw_fd(), &paths.log)
+            .map_err(|msg| monitor_failed(name, msg))?;
+        match res {
+            StartResult::Ready { .. } => {}
+            StartResult::Failed { msg, log_tail } => {
                 return Err(GuestError::Start {
-                    guest: name,
+                    guest: name.clone(),
                     msg,
-                    log_tail: log_tail(&self.paths.log, log_from),
+                    log_tail: if log_tail.is_empty() {
+                        "(see the guest log)".into()
+                    } else {
+                        log_tail
+                    },
                 });
             }
+        }
+        let status = GuestStatus::read(name, &paths.status)?.ok_or_else(|| GuestError::Start {
+            guest: name.clone(),
+            msg: "the guest ended right after it started".into(),
+            log_tail: log_tail(&paths.log, 0),
+        })?;
+        let client = MonitorClient::connect(&paths.control)
+            .map_err(|e| monitor_failed(name, format!("{}: {e}", paths.control.display())))?;
+        let mut g = Guest {
+            paths: paths.clone(),
+            status,
+            client: Some(client),
+            events: Vec::new(),
+            ended: None,
         };
-        self.monitor = Some(mon);
-        if !have_start_time {
-            // Reading /proc right after fork failed: only possible if QEMU already exited.
-            let st =
-                proc_stat(self.status.pid)
-                    .ok()
-                    .flatten()
-                    .ok_or_else(|| GuestError::Start {
-                        guest: name.clone(),
-                        msg: "process vanished".into(),
-                        log_tail: log_tail(&self.paths.log, log_from),
-                    })?;
-            self.status.start_time = st.start_time;
-        }
-        // Written before `cont`, so that a guest that dies from here on is found crashed.
-        self.status.write(&self.paths.status)?;
-        for c in &spec.init {
-            self.qmp(&c.command, Some(c.args.clone()))?;
-        }
-        if !spec.paused {
-            self.qmp("cont", None)?;
-        }
-        Ok(())
+        drop(lock);
+        g.subscribe()?;
+        Ok(g)
     }
 
-    /// Find the running guest `name` from its status file and connect to its monitor. A status
-    /// file whose pid is gone, or belongs to another process (start time differs), means QEMU
-    /// died behind our back: its leftovers are removed and the guest is `shut off (crashed)`.
+    fn subscribe(&mut self) -> Result<(), GuestError> {
+        self.call(&Request::Subscribe).map(|_| ())
+    }
+
+    /// Find the running guest `name` and connect to its monitor. A guest whose monitor died
+    /// (killed) while QEMU runs on is adopted by a new monitor. A status file whose QEMU is
+    /// gone with no monitor left means QEMU died behind our back: its leftovers are removed
+    /// and the guest is `shut off (crashed)`.
     pub fn attach(dirs: &Dirs, name: &str) -> Result<Attach, GuestError> {
         let paths = GuestPaths::new(dirs, name)?;
+        let inactive = |r: &str| Ok(Attach::Inactive(DomainState::new(State::Shutoff, r)));
         if !dirs.run.is_dir() {
-            return Ok(Attach::Inactive(DomainState::new(
-                State::Shutoff,
-                "unknown",
-            )));
+            return inactive("unknown");
         }
-        let lock = GuestLock::try_acquire(&dirs.run, name, "attach")?;
-        let Some(status) = GuestStatus::read(name, &paths.status)? else {
-            return Ok(Attach::Inactive(DomainState::new(
-                State::Shutoff,
-                "unknown",
-            )));
-        };
-        let alive = move || is_same_live_process(status.pid, status.start_time);
-        if !is_guest_process(&status) {
-            remove_leftovers(&paths)?;
-            return Ok(Attach::Inactive(DomainState::new(
-                State::Shutoff,
-                "crashed",
-            )));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let Some(status) = GuestStatus::read(name, &paths.status)? else {
+                return inactive("unknown");
+            };
+            if !is_guest_process(&status) {
+                if monitor_alive(&status) && Instant::now() < deadline {
+                    // QEMU is gone and its monitor is recording how: let it finish.
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                let _lock = GuestLock::acquire(&dirs.run, name, "attach", JOB_WAIT)?;
+                if GuestStatus::read(name, &paths.status)?.as_ref() == Some(&status) {
+                    remove_leftovers(&paths)?;
+                    return inactive("crashed");
+                }
+                continue;
+            }
+            match MonitorClient::connect(&paths.control) {
+                Ok(client) => {
+                    let mut g = Guest {
+                        paths,
+                        status,
+                        client: Some(client),
+                        events: Vec::new(),
+                        ended: None,
+                    };
+                    g.subscribe()?;
+                    return Ok(Attach::Running(Box::new(g)));
+                }
+                Err(_) if monitor_alive(&status) && Instant::now() < deadline => {
+                    // Starting, or about to accept.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) if monitor_alive(&status) => {
+                    return Err(monitor_failed(
+                        name,
+                        format!("{}: {e}", paths.control.display()),
+                    ));
+                }
+                Err(_) => {
+                    // Crash-only: the monitor died, QEMU runs on; a new monitor takes over.
+                    let lock = GuestLock::acquire(&dirs.run, name, "adopt", JOB_WAIT)?;
+                    let again = GuestStatus::read(name, &paths.status)?;
+                    if again.as_ref() != Some(&status) {
+                        continue;
+                    }
+                    let cfg = MonitorConfig {
+                        name: name.to_string(),
+                        dirs: dirs.into(),
+                        mode: Mode::Adopt,
+                    };
+                    let g = Self::run_monitor(&paths, &cfg, lock)?;
+                    return Ok(Attach::Running(Box::new(g)));
+                }
+            }
         }
-        let rt = new_runtime(name)?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let res = run_on(&rt, connect_monitor(&status.monitor, deadline, alive));
-        let monitor = match res {
-            Ok(m) => m,
-            Err(_) if !alive() => {
-                remove_leftovers(&paths)?;
-                return Ok(Attach::Inactive(DomainState::new(
-                    State::Shutoff,
-                    "crashed",
-                )));
-            }
-            Err(e) => {
-                return Err(GuestError::Monitor {
-                    guest: name.to_string(),
-                    source: e,
-                });
-            }
-        };
-        Ok(Attach::Running(Box::new(Guest {
-            paths,
-            status,
-            child: None,
-            monitor: Some(monitor),
-            rt,
-            events: Vec::new(),
-            ended: None,
-            saw_shutdown: false,
-            _lock: lock,
-        })))
     }
 
-    /// The state of guest `name` without taking its lock or monitor, so that it works while
-    /// another process runs an operation on it (`virsh domstate`, `virsh list`): from the
-    /// status file and whether its QEMU is still alive. Changes nothing: a dead QEMU's
-    /// leftovers stay for [`Guest::attach`] or [`Guest::start`] to remove under the lock.
-    /// A guest that QEMU paused by itself (I/O error, ...) shows as running here.
+    /// The state of guest `name` from its status file, which its monitor keeps current,
+    /// without talking to anyone (`virsh domstate`, `virsh list`). Changes nothing.
     pub fn peek(dirs: &Dirs, name: &str) -> Result<DomainState, GuestError> {
         let paths = GuestPaths::new(dirs, name)?;
         Ok(match GuestStatus::read(name, &paths.status)? {
             None => DomainState::new(State::Shutoff, "unknown"),
             Some(st) if !is_guest_process(&st) => DomainState::new(State::Shutoff, "crashed"),
-            Some(st) if st.paused => DomainState::new(State::Paused, &st.reason),
-            Some(st) => DomainState::new(State::Running, &st.reason),
+            Some(st) => state_of_status(&st),
         })
     }
 
@@ -888,8 +784,16 @@ impl Guest {
         &self.paths.name
     }
 
+    /// QEMU's pid.
     pub fn pid(&self) -> i32 {
         self.status.pid
+    }
+
+    /// The pid of the guest's monitor process.
+    pub fn monitor_pid(&self) -> i32 {
+        self.client
+            .as_ref()
+            .map_or(self.status.monitor_pid, |c| c.monitor_pid())
     }
 
     pub fn paths(&self) -> &GuestPaths {
@@ -900,29 +804,19 @@ impl Guest {
         &self.status
     }
 
-    /// Replace the live XML in the status file (e.g. once QEMU told which ptys it opened).
+    /// Replace the live XML in the status file (the monitor writes it).
     pub fn set_live_xml(&mut self, xml: String) -> Result<(), GuestError> {
+        self.call(&Request::SetXml { xml: xml.clone() })?;
         self.status.xml = xml;
-        self.status.write(&self.paths.status)
+        Ok(())
     }
 
-    /// Whether this process spawned QEMU (and so reaps it).
-    pub fn is_child(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Whether QEMU is still there. Reaps it when it is our child and has exited.
+    /// Whether QEMU is still there.
     pub fn is_alive(&mut self) -> bool {
-        if self.ended.is_some() {
-            return false;
-        }
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => is_same_live_process(self.status.pid, self.status.start_time),
-        }
+        self.ended.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
 
-    fn ensure_active(&mut self) -> Result<(), GuestError> {
+    fn ensure_active(&self) -> Result<(), GuestError> {
         if self.ended.is_some() {
             return Err(GuestError::NotRunning {
                 guest: self.paths.name.clone(),
@@ -931,99 +825,147 @@ impl Guest {
         Ok(())
     }
 
-    /// Run a QMP command. When the connection fails because QEMU is gone, the guest is
-    /// marked ended (crashed, unless a SHUTDOWN event was seen).
-    pub fn qmp(&mut self, command: &str, args: Option<Value>) -> Result<Value, GuestError> {
+    /// The guest is gone: how it ended, as its monitor said or the files say.
+    fn mark_ended(&mut self, state: Option<DomainState>) -> DomainState {
+        let state = state.unwrap_or_else(|| {
+            let note = config::read_shutoff_reason(&self.paths.run_dir, &self.paths.name)
+                .ok()
+                .flatten();
+            DomainState::new(State::Shutoff, note.as_deref().unwrap_or("crashed"))
+        });
+        self.client = None;
+        self.ended = Some(state.clone());
+        state
+    }
+
+    /// Move pushes the client read into our lists; a Stopped event ends the guest.
+    fn absorb(&mut self, p: Push) {
+        match p {
+            Push::Qmp(e) => self.events.push(e.into()),
+            Push::Domain(ev) => {
+                if ev.is_stop()
+                    && let EventKind::Lifecycle { event } = ev.kind
+                {
+                    let reason = match event {
+                        Lifecycle::StoppedShutdown => "shutdown",
+                        Lifecycle::StoppedDestroyed => "destroyed",
+                        Lifecycle::StoppedFailed => "failed",
+                        _ => "crashed",
+                    };
+                    self.ended = Some(DomainState::new(State::Shutoff, reason));
+                }
+            }
+        }
+    }
+
+    fn drain_client(&mut self) {
+        let pushes = self
+            .client
+            .as_mut()
+            .map(MonitorClient::take_pushes)
+            .unwrap_or_default();
+        for p in pushes {
+            self.absorb(p);
+        }
+    }
+
+    /// One request to the monitor. A monitor that went away with QEMU means the guest
+    /// ended; one that went away alone is adopted again by the next [`Guest::attach`].
+    fn call(&mut self, req: &Request) -> Result<Reply, GuestError> {
         self.ensure_active()?;
         let name = self.paths.name.clone();
-        let Some(mon) = self.monitor.as_mut() else {
-            return Err(self.lost_monitor(QmpError::Poisoned));
+        let Some(c) = self.client.as_mut() else {
+            return Err(GuestError::NotRunning { guest: name });
         };
-        let res = run_on(&self.rt, mon.execute(command, args));
-        self.drain_queued();
-        match res {
-            Ok(v) => Ok(v),
-            Err(e @ QmpError::Command { .. }) => Err(GuestError::Monitor {
+        let r = c.call(req);
+        self.drain_client();
+        match r {
+            Ok(Reply::Err(f)) if f.not_running => {
+                if self.ended.is_none() && !self.wait_gone(Duration::from_secs(2)) {
+                    return Err(monitor_failed(&name, f.desc));
+                }
+                self.mark_ended(self.ended.clone());
+                Err(GuestError::NotRunning { guest: name })
+            }
+            Ok(Reply::Err(f)) if f.class.is_none() => Err(monitor_failed(&name, f.desc)),
+            Ok(Reply::Err(f)) => Err(GuestError::Monitor {
                 guest: name,
-                source: e,
+                source: QmpError::Command {
+                    command: match req {
+                        Request::Qmp { command, .. } => command.clone(),
+                        other => format!("{other:?}"),
+                    },
+                    class: f.class.unwrap_or_else(|| "GenericError".into()),
+                    desc: f.desc,
+                },
             }),
-            Err(e) => Err(self.lost_monitor(e)),
+            Ok(r) => Ok(r),
+            Err(e) => {
+                if self.wait_gone(Duration::from_secs(2)) {
+                    self.mark_ended(self.ended.clone());
+                    return Err(GuestError::NotRunning { guest: name });
+                }
+                self.client = None;
+                Err(monitor_failed(
+                    &name,
+                    format!("lost the connection to the guest monitor: {e}"),
+                ))
+            }
         }
     }
 
-    /// The monitor failed: if QEMU is gone, record how it ended and clean up.
-    fn lost_monitor(&mut self, e: QmpError) -> GuestError {
-        self.monitor = None;
-        // QEMU closes the monitor while exiting: give it a moment to be gone.
-        let until = Instant::now() + Duration::from_millis(500);
-        while self.is_alive() && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(20));
+    /// Wait up to `d` for QEMU to be gone; whether it is.
+    fn wait_gone(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while is_same_live_process(self.status.pid, self.status.start_time) {
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
-        if !self.is_alive() {
-            let reason = if self.saw_shutdown {
-                "shutdown"
-            } else {
-                "crashed"
-            };
-            self.finish(reason);
-            return GuestError::NotRunning {
-                guest: self.paths.name.clone(),
-            };
-        }
-        GuestError::Monitor {
-            guest: self.paths.name.clone(),
-            source: e,
+        true
+    }
+
+    /// Pass a QMP command through the monitor (`virsh qemu-monitor-command`).
+    pub fn qmp(&mut self, command: &str, args: Option<Value>) -> Result<Value, GuestError> {
+        let r = self.call(&Request::Qmp {
+            command: command.to_string(),
+            args,
+        })?;
+        match r {
+            Reply::Ok { value } => Ok(value),
+            other => Err(monitor_failed(
+                &self.paths.name,
+                format!("unexpected reply {other:?}"),
+            )),
         }
     }
 
-    /// Move events the monitor queued while waiting for replies into our list.
-    fn drain_queued(&mut self) {
-        let Some(mon) = self.monitor.as_mut() else {
-            return;
-        };
-        // A zero timeout returns queued events without waiting on the socket.
-        let mut got = Vec::new();
-        while let Ok(Some(ev)) = run_on(&self.rt, mon.next_event(Duration::ZERO)) {
-            got.push(ev);
-        }
-        for ev in got {
-            self.note_event(ev);
-        }
-    }
-
-    fn note_event(&mut self, ev: Event) {
-        if ev.name == "SHUTDOWN" {
-            self.saw_shutdown = true;
-        }
-        self.events.push(ev);
-    }
-
-    /// Wait up to `timeout` for events; returns whether the monitor is still usable.
-    fn pump_events(&mut self, timeout: Duration) -> bool {
-        let Some(mon) = self.monitor.as_mut() else {
+    /// Wait up to `timeout` for pushes; whether the connection is still usable.
+    fn pump(&mut self, timeout: Duration) -> bool {
+        let Some(c) = self.client.as_mut() else {
             std::thread::sleep(timeout);
             return false;
         };
-        match run_on(&self.rt, mon.next_event(timeout)) {
-            Ok(Some(ev)) => {
-                self.note_event(ev);
-                self.drain_queued();
+        match c.next_push(Some(timeout)) {
+            Ok(Some(p)) => {
+                self.absorb(p);
+                self.drain_client();
                 true
             }
             Ok(None) => true,
             Err(_) => {
-                // EOF: QEMU is exiting. Callers poll the process itself from here on.
-                self.monitor = None;
+                self.client = None;
                 false
             }
         }
     }
 
-    /// Events received so far (SHUTDOWN, STOP, RESUME, RESET, ...), oldest first; taking
+    /// QMP events received so far (SHUTDOWN, STOP, RESUME, RESET, ...), oldest first; taking
     /// them empties the list.
     pub fn take_events(&mut self) -> Vec<Event> {
         if self.ended.is_none() {
-            self.pump_events(Duration::from_millis(10));
+            self.pump(Duration::from_millis(10));
         }
         std::mem::take(&mut self.events)
     }
@@ -1036,23 +978,24 @@ impl Guest {
                 return Some(self.events.remove(i));
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.ended.is_some() || self.monitor.is_none() {
+            if left.is_zero() || self.client.is_none() {
                 return None;
             }
-            self.pump_events(left.min(Duration::from_millis(200)));
+            self.pump(left.min(Duration::from_millis(200)));
         }
     }
 
-    /// `virsh domstate --reason`: from `query-status`, or how QEMU ended.
+    /// `virsh domstate --reason`, as the monitor knows it.
     pub fn state(&mut self) -> Result<DomainState, GuestError> {
         if let Some(s) = &self.ended {
             return Ok(s.clone());
         }
-        match self.qmp("query-status", None) {
-            Ok(v) => {
-                let status = v["status"].as_str().unwrap_or("");
-                Ok(state_from_qmp(status, &self.status.reason))
-            }
+        match self.call(&Request::State) {
+            Ok(Reply::State { state, reason }) => Ok(state_from_names(&state, &reason)),
+            Ok(other) => Err(monitor_failed(
+                &self.paths.name,
+                format!("unexpected reply {other:?}"),
+            )),
             Err(GuestError::NotRunning { .. }) => Ok(self
                 .ended
                 .clone()
@@ -1061,174 +1004,88 @@ impl Guest {
         }
     }
 
-    fn set_reason(&mut self, paused: bool, reason: &str) -> Result<(), GuestError> {
-        self.status.paused = paused;
-        self.status.reason = reason.to_string();
-        self.status.write(&self.paths.status)
-    }
-
     /// Pause the vCPUs (`virsh suspend`).
     pub fn suspend(&mut self) -> Result<(), GuestError> {
-        self.qmp("stop", None)?;
-        self.set_reason(true, "user")
+        self.call(&Request::Suspend).map(|_| ())
     }
 
     /// Resume the vCPUs (`virsh resume`).
     pub fn resume(&mut self) -> Result<(), GuestError> {
-        self.qmp("cont", None)?;
-        self.set_reason(false, "unpaused")
+        self.call(&Request::Resume).map(|_| ())
     }
 
-    /// Hard reset (`virsh reset`; libvirt's `reboot --mode=...` other than acpi differ).
+    /// Hard reset (`virsh reset`).
     pub fn reset(&mut self) -> Result<(), GuestError> {
-        self.qmp("system_reset", None).map(|_| ())
+        self.call(&Request::Reset).map(|_| ())
     }
 
-    /// Ask the guest to power off by ACPI and wait up to `timeout` for QEMU to exit
-    /// (`virsh shutdown` then waiting for `shut off`). With `-no-shutdown` (libvirt always
-    /// passes it) QEMU stays after the guest powered off, so once QEMU reported SHUTDOWN it is
-    /// terminated, as libvirt does. On timeout the guest keeps running and the error says so.
+    /// Press the ACPI power button and return (`virsh shutdown`); the monitor applies
+    /// `on_poweroff` once the guest is off.
+    pub fn request_shutdown(&mut self) -> Result<(), GuestError> {
+        self.call(&Request::Shutdown).map(|_| ())
+    }
+
+    /// libvirt's fake reboot (`virsh reboot`): power button now; the monitor resets and
+    /// resumes the guest once it powered off. Returns at once.
+    pub fn request_reboot(&mut self) -> Result<(), GuestError> {
+        self.call(&Request::Reboot).map(|_| ())
+    }
+
+    /// Press the power button and wait up to `timeout` for the guest to be gone. On timeout
+    /// the guest keeps running and the error says so.
     pub fn shutdown(&mut self, timeout: Duration) -> Result<DomainState, GuestError> {
-        self.qmp("system_powerdown", None)?;
+        self.request_shutdown()?;
+        self.wait_ended(timeout).ok_or_else(|| GuestError::Timeout {
+            guest: self.paths.name.clone(),
+            what: format!("the guest did not shut down within {timeout:?}"),
+        })
+    }
+
+    /// Wait up to `timeout` for the guest to end; how it ended.
+    pub fn wait_ended(&mut self, timeout: Duration) -> Option<DomainState> {
         let deadline = Instant::now() + timeout;
-        let mut shutdown_seen_at: Option<Instant> = None;
-        let mut terminated = false;
-        loop {
-            if !self.is_alive() {
-                // Read what QEMU said before it went (SHUTDOWN among it): the socket keeps
-                // it after the peer closed, up to EOF.
-                for _ in 0..20 {
-                    if !self.pump_events(Duration::from_millis(50)) {
-                        break;
-                    }
+        while self.ended.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if !self.pump(left.min(Duration::from_millis(200))) && self.ended.is_none() {
+                // The monitor went without a word: it was killed, or the guest ended.
+                if self.wait_gone(left.min(Duration::from_secs(2))) {
+                    self.mark_ended(None);
                 }
-                return Ok(self.finish("shutdown"));
+                return self.ended.clone();
             }
-            if self.saw_shutdown && shutdown_seen_at.is_none() {
-                shutdown_seen_at = Some(Instant::now());
-            }
-            if let Some(t) = shutdown_seen_at
-                && !terminated
-                // Without -no-shutdown QEMU is exiting already: give it a moment first.
-                && t.elapsed() > Duration::from_millis(500)
-            {
-                self.signal(Signal::SIGTERM);
-                terminated = true;
-            }
-            if Instant::now() >= deadline {
-                return Err(GuestError::Timeout {
-                    guest: self.paths.name.clone(),
-                    what: format!("the guest did not shut down within {timeout:?}"),
-                });
-            }
-            self.pump_events(Duration::from_millis(100));
         }
+        // The monitor removes the files right before it exits: see that through.
+        if let Some(c) = self.client.as_mut() {
+            c.wait_closed(Duration::from_secs(5));
+        }
+        self.client = None;
+        self.ended.clone()
     }
 
-    /// Kill QEMU (`virsh destroy`): SIGTERM, SIGKILL after `grace`, and wait for it to be
-    /// gone (reaping it when it is our child).
+    /// Kill QEMU (`virsh destroy`): SIGTERM, SIGKILL after `grace`. Returns once QEMU is
+    /// reaped and the guest's files are gone.
     pub fn destroy(&mut self, grace: Duration) -> Result<DomainState, GuestError> {
-        self.ensure_active()?;
-        self.monitor = None;
-        if self.kill_and_wait(grace) {
-            Ok(self.finish("destroyed"))
-        } else {
-            Err(GuestError::Process {
-                guest: self.paths.name.clone(),
-                msg: format!(
-                    "Failed to terminate process {} with SIGKILL: Device or resource busy",
-                    self.status.pid
-                ),
-            })
-        }
-    }
-
-    /// Send `sig` to QEMU if it is still the process we started.
-    fn signal(&mut self, sig: Signal) {
-        if self.child.is_some() {
-            // Our child's pid cannot be reused until we reap it, which only we do.
-            if self.is_alive() {
-                let _ = kill(Pid::from_raw(self.status.pid), sig);
+        let r = self.call(&Request::Destroy {
+            grace_ms: grace.as_millis() as u64,
+        })?;
+        let state = match r {
+            Reply::State { state, reason } => state_from_names(&state, &reason),
+            other => {
+                return Err(monitor_failed(
+                    &self.paths.name,
+                    format!("unexpected reply {other:?}"),
+                ));
             }
-        } else {
-            let _ = signal_checked(self.status.pid, self.status.start_time, sig);
-        }
-    }
-
-    /// SIGTERM, wait `grace`, SIGKILL, wait 5 s. Whether QEMU is gone.
-    fn kill_and_wait(&mut self, grace: Duration) -> bool {
-        let wait = |g: &mut Guest, d: Duration| {
-            let until = Instant::now() + d;
-            while g.is_alive() {
-                if Instant::now() >= until {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            true
         };
-        self.signal(Signal::SIGTERM);
-        let gone = wait(self, grace) || {
-            self.signal(Signal::SIGKILL);
-            wait(self, Duration::from_secs(5))
-        };
-        if gone {
-            self.await_reaping();
+        if let Some(c) = self.client.as_mut() {
+            c.wait_closed(Duration::from_secs(5));
         }
-        gone
-    }
-
-    /// QEMU spawned by this process through an earlier handle is reaped by that handle's
-    /// waiter thread (see `Drop`), a moment after it died. Until then its pid is a zombie of
-    /// ours that still shows in /proc: wait (briefly) for the thread, so that a destroyed
-    /// guest's pid is really gone when destroy returns.
-    fn await_reaping(&self) {
-        let (pid, start) = (self.status.pid, self.status.start_time);
-        let until = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < until {
-            match proc_stat(pid) {
-                Ok(Some(s))
-                    if s.start_time == start
-                        && s.state == 'Z'
-                        && s.ppid == nix::unistd::getpid().as_raw() =>
-                {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => return,
-            }
-        }
-    }
-
-    /// QEMU is gone: record why, note it in the log, remove the runtime files.
-    fn finish(&mut self, reason: &str) -> DomainState {
-        self.monitor = None;
-        let state = DomainState::new(State::Shutoff, reason);
+        self.client = None;
         self.ended = Some(state.clone());
-        if let Ok(mut log) = OpenOptions::new()
-            .append(true)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&self.paths.log)
-        {
-            let _ = writeln!(log, "{}: shutting down, reason={reason}", timestamp());
-        }
-        // Best effort: the guest is gone either way, and a later attach cleans up again.
-        let _ = remove_leftovers(&self.paths);
-        state
-    }
-}
-
-impl Drop for Guest {
-    fn drop(&mut self) {
-        // QEMU is meant to outlive this handle, but while this process lives it is QEMU's
-        // parent: a thread waits for it so that it does not linger as a zombie. The thread
-        // does not keep the process from exiting.
-        if let Some(mut c) = self.child.take()
-            && matches!(c.try_wait(), Ok(None))
-        {
-            std::thread::spawn(move || {
-                let _ = c.wait();
-            });
-        }
+        Ok(state)
     }
 }
 
@@ -1252,27 +1109,11 @@ mod tests {
         assert_eq!(shell_quote("-name"), "-name");
         assert_eq!(shell_quote("a b'c"), r"'a b'\''c'");
         assert_eq!(
-            state_from_qmp("paused", "booted").to_string(),
+            state_from_names("paused", "user").to_string(),
             "paused (user)"
-        );
-        assert_eq!(
-            state_from_qmp("running", "booted").to_string(),
-            "running (booted)"
         );
         let t = timestamp();
         assert_eq!(t.len(), "2026-11-21 23:07:08.123+0000".len(), "{t}");
-    }
-
-    #[test]
-    fn signals_only_the_process_that_started_then() {
-        let mut c = Command::new("sleep").arg("30").spawn().unwrap();
-        let pid = c.id() as i32;
-        let st = proc_stat(pid).unwrap().unwrap().start_time;
-        assert!(!signal_checked(pid, st + 1, Signal::SIGKILL).unwrap());
-        assert!(matches!(c.try_wait(), Ok(None)));
-        assert!(signal_checked(pid, st, Signal::SIGKILL).unwrap());
-        assert!(c.wait().is_ok());
-        assert!(!signal_checked(pid, st, Signal::SIGKILL).unwrap());
     }
 
     #[test]

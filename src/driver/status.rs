@@ -19,7 +19,7 @@ use super::process::GuestError;
 const MAX_STATUS: u64 = 16 << 20;
 
 /// What the status file of a running guest holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestStatus {
     pub name: String,
     pub uuid: String,
@@ -45,6 +45,15 @@ pub struct GuestStatus {
     /// was recorded, which are then checked by start time alone.
     #[serde(default)]
     pub emulator: String,
+    /// The guest's monitor process (see `super::monitor`), with its start time; 0 in files
+    /// from before monitors.
+    #[serde(default)]
+    pub monitor_pid: i32,
+    #[serde(default)]
+    pub monitor_start_time: u64,
+    /// `crashed` for a guest preserved after a panic; empty otherwise (then `paused` says).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub state: String,
 }
 
 impl GuestStatus {
@@ -213,6 +222,7 @@ mod tests {
             paused: false,
             xml: "<domain/>".into(),
             emulator: String::new(),
+            ..Default::default()
         };
         st.write(&p).unwrap();
         use std::os::unix::fs::PermissionsExt;

@@ -1006,10 +1006,27 @@ impl BinarySessions {
         {
             use std::os::fd::AsRawFd;
             let fd = listener.as_raw_fd();
-            // SAFETY: between fork and exec we only call dup2 and fcntl, which are
-            // async-signal-safe, on descriptors we own.
+            let parent = nix::unistd::getpid().as_raw();
+            // SAFETY: between fork and exec we only call prctl, getppid, dup2 and fcntl,
+            // which are async-signal-safe, on integers and descriptors we own.
             unsafe {
                 cmd.pre_exec(move || {
+                    // A probe QEMU must not outlive us: a ^C or SIGTERM to `vsh
+                    // capabilities` kills us before any cleanup runs, and its group of its
+                    // own keeps the terminal's signal from reaching it. The kernel kills it
+                    // when the thread that spawned it dies (runtime threads live as long as
+                    // the probe's runtime, which outlives the probe).
+                    if nix::libc::prctl(
+                        nix::libc::PR_SET_PDEATHSIG,
+                        nix::libc::SIGKILL as nix::libc::c_ulong,
+                    ) < 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // We may have died between fork and prctl.
+                    if nix::libc::getppid() != parent {
+                        return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+                    }
                     if fd != 3 && nix::libc::dup2(fd, 3) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }

@@ -1,0 +1,164 @@
+//! libvirt's domain events, as the monitor derives them from QMP events, and virsh's way of
+//! printing them (`virsh event`).
+
+use serde::{Deserialize, Serialize};
+
+/// libvirt's lifecycle event types (`virDomainEventType`) with their details
+/// (`virDomainEvent*DetailType`), as virsh names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lifecycle {
+    StartedBooted,
+    SuspendedPaused,
+    SuspendedIoError,
+    SuspendedWatchdog,
+    ResumedUnpaused,
+    StoppedShutdown,
+    StoppedDestroyed,
+    StoppedCrashed,
+    StoppedFailed,
+    ShutdownFinished,
+    ShutdownGuest,
+    ShutdownHost,
+    CrashedPanicked,
+}
+
+impl Lifecycle {
+    /// virsh's words for the event and its detail (libvirt: virshDomainEventToString,
+    /// virshDomainEventDetailToString).
+    pub fn words(self) -> (&'static str, &'static str) {
+        use Lifecycle::*;
+        match self {
+            StartedBooted => ("Started", "Booted"),
+            SuspendedPaused => ("Suspended", "Paused"),
+            SuspendedIoError => ("Suspended", "I/O Error"),
+            SuspendedWatchdog => ("Suspended", "Watchdog"),
+            ResumedUnpaused => ("Resumed", "Unpaused"),
+            StoppedShutdown => ("Stopped", "Shutdown"),
+            StoppedDestroyed => ("Stopped", "Destroyed"),
+            StoppedCrashed => ("Stopped", "Crashed"),
+            StoppedFailed => ("Stopped", "Failed"),
+            ShutdownFinished => ("Shutdown", "Finished"),
+            ShutdownGuest => ("Shutdown", "Finished after guest request"),
+            ShutdownHost => ("Shutdown", "Finished after host request"),
+            CrashedPanicked => ("Crashed", "Panicked"),
+        }
+    }
+}
+
+/// One domain event. `virsh event --event NAME` names the kinds as [`DomainEvent::kind`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum EventKind {
+    Lifecycle {
+        event: Lifecycle,
+    },
+    Reboot,
+    /// `action` as virsh prints it: none, pause, reset, poweroff, shutdown, debug, inject-nmi.
+    Watchdog {
+        action: String,
+    },
+    IoError {
+        path: String,
+        alias: String,
+        action: String,
+    },
+    DeviceRemoved {
+        alias: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    pub domain: String,
+    /// Milliseconds since the epoch when the monitor saw it.
+    pub time_ms: u64,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+impl DomainEvent {
+    /// The name `virsh event --event` takes.
+    pub fn kind(&self) -> &'static str {
+        match self.kind {
+            EventKind::Lifecycle { .. } => "lifecycle",
+            EventKind::Reboot => "reboot",
+            EventKind::Watchdog { .. } => "watchdog",
+            EventKind::IoError { .. } => "io-error",
+            EventKind::DeviceRemoved { .. } => "device-removed",
+        }
+    }
+
+    /// The line virsh prints for it, without the timestamp prefix of `--timestamp` (libvirt:
+    /// virshEventLifecyclePrint and its siblings).
+    pub fn virsh_line(&self) -> String {
+        let d = &self.domain;
+        match &self.kind {
+            EventKind::Lifecycle { event } => {
+                let (e, detail) = event.words();
+                format!("event 'lifecycle' for domain '{d}': {e} {detail}")
+            }
+            EventKind::Reboot => format!("event 'reboot' for domain '{d}'"),
+            EventKind::Watchdog { action } => {
+                format!("event 'watchdog' for domain '{d}': {action}")
+            }
+            EventKind::IoError {
+                path,
+                alias,
+                action,
+            } => format!("event 'io-error' for domain '{d}': {path} ({alias}) {action}"),
+            EventKind::DeviceRemoved { alias } => {
+                format!("event 'device-removed' for domain '{d}': {alias}")
+            }
+        }
+    }
+
+    /// Whether the guest is gone after this event (`vsh await --condition domain-inactive`).
+    pub fn is_stop(&self) -> bool {
+        matches!(
+            self.kind,
+            EventKind::Lifecycle {
+                event: Lifecycle::StoppedShutdown
+                    | Lifecycle::StoppedDestroyed
+                    | Lifecycle::StoppedCrashed
+                    | Lifecycle::StoppedFailed
+            }
+        )
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virsh_words() {
+        let e = DomainEvent {
+            domain: "g1".into(),
+            time_ms: 0,
+            kind: EventKind::Lifecycle {
+                event: Lifecycle::StoppedShutdown,
+            },
+        };
+        assert_eq!(
+            e.virsh_line(),
+            "event 'lifecycle' for domain 'g1': Stopped Shutdown"
+        );
+        assert!(e.is_stop());
+        let r = DomainEvent {
+            kind: EventKind::Reboot,
+            ..e.clone()
+        };
+        assert_eq!(r.virsh_line(), "event 'reboot' for domain 'g1'");
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<DomainEvent>(&s).unwrap(), e);
+    }
+}

@@ -1,0 +1,158 @@
+//! The protocol on a guest monitor's control socket: JSON, one message per line.
+//!
+//! The client opens with [`Request::Hello`] naming [`VERSION`]; the monitor answers with its
+//! own version and refuses a client of another major version, so a `vsh` of one build never
+//! misreads a monitor left running by another. Then each request gets exactly one
+//! [`Reply`], in order. After [`Request::Subscribe`] the monitor also sends [`Push`] lines,
+//! interleaved with replies: every line is a [`Line`], tagged so the two never mix up.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::qmp::Event;
+
+/// Protocol version; bumped on any incompatible change.
+pub const VERSION: u32 = 1;
+
+/// Longest line either side accepts: a `query-*` reply of a big guest is tens of KiB.
+pub const MAX_LINE: usize = 16 << 20;
+
+/// What a client asks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "kebab-case")]
+pub enum Request {
+    Hello {
+        version: u32,
+    },
+    /// Pass a command to QEMU's QMP as is (`virsh qemu-monitor-command`, stats, ...).
+    Qmp {
+        command: String,
+        args: Option<Value>,
+    },
+    /// State and reason as the monitor knows them.
+    State,
+    Suspend,
+    Resume,
+    /// ACPI power button; returns at once. The guest's `on_poweroff` applies when it is off.
+    Shutdown,
+    /// libvirt's fake reboot: power button, then reset and resume once the guest is off.
+    /// Returns at once.
+    Reboot,
+    /// Hard reset (`virsh reset`).
+    Reset,
+    /// Replace the live XML in the status file (the monitor owns that file).
+    SetXml {
+        xml: String,
+    },
+    /// SIGTERM, SIGKILL after `grace_ms`; the reply comes once QEMU is reaped.
+    Destroy {
+        grace_ms: u64,
+    },
+    /// Send QMP events and libvirt domain events as they come.
+    Subscribe,
+}
+
+/// A failure, with QMP's error class when QEMU refused a command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Failure {
+    pub class: Option<String>,
+    pub desc: String,
+    /// The guest is not running (any more).
+    #[serde(default)]
+    pub not_running: bool,
+}
+
+/// The answer to one request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reply {
+    Hello {
+        version: u32,
+        monitor_pid: i32,
+    },
+    Ok {
+        value: Value,
+    },
+    /// State with libvirt's names (`running`, `booted`).
+    State {
+        state: String,
+        reason: String,
+    },
+    Err(Failure),
+}
+
+/// A QMP event as QEMU sent it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpEvent {
+    pub name: String,
+    pub data: Value,
+    pub timestamp: Option<(i64, i64)>,
+}
+
+impl From<&Event> for QmpEvent {
+    fn from(e: &Event) -> Self {
+        QmpEvent {
+            name: e.name.clone(),
+            data: e.data.clone(),
+            timestamp: e.timestamp,
+        }
+    }
+}
+
+impl From<QmpEvent> for Event {
+    fn from(e: QmpEvent) -> Self {
+        Event {
+            name: e.name,
+            data: e.data,
+            timestamp: e.timestamp,
+        }
+    }
+}
+
+/// Something the monitor sends unasked to subscribers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Push {
+    Qmp(QmpEvent),
+    Domain(super::events::DomainEvent),
+}
+
+/// One line on the socket from the monitor.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Line {
+    Reply(Reply),
+    Push(Push),
+}
+
+/// What the monitor tells the process that started it, on its stdout, once: the guest runs,
+/// or why it does not.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartResult {
+    Ready { monitor_pid: i32, qemu_pid: i32 },
+    Failed { msg: String, log_tail: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_roundtrip() {
+        let r = Request::Qmp {
+            command: "query-status".into(),
+            args: None,
+        };
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(s, r#"{"op":"qmp","command":"query-status","args":null}"#);
+        assert_eq!(serde_json::from_str::<Request>(&s).unwrap(), r);
+        let l = Line::Reply(Reply::State {
+            state: "running".into(),
+            reason: "booted".into(),
+        });
+        let s = serde_json::to_string(&l).unwrap();
+        assert_eq!(serde_json::from_str::<Line>(&s).unwrap(), l);
+        assert!(serde_json::from_str::<Request>(r#"{"op":"format-disk"}"#).is_err());
+    }
+}

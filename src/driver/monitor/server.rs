@@ -1,0 +1,1178 @@
+//! The monitor process of one guest: QEMU's parent, the only client of its QMP socket, and
+//! the server of the control socket every other operation goes through.
+//!
+//! It runs one single-threaded tokio runtime in a process of its own (started fresh by
+//! exec, so no lock of the caller's threads is held across a fork). One loop owns the QMP
+//! connection and the guest's state; connection tasks hand it requests over a channel, so
+//! two callers at once are serialised here. Nothing polls: the loop sleeps until QMP,
+//! a client, SIGCHLD or QEMU's pidfd wakes it.
+
+use std::io::Write;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
+use super::proto::{Failure, Line, MAX_LINE, Push, QmpEvent, Reply, Request, StartResult, VERSION};
+use crate::driver::Dirs;
+use crate::driver::process::{
+    GuestPaths, LaunchSpec, connect_monitor, log_tail, make_dir, remove_leftovers, spawn_qemu,
+    timestamp,
+};
+use crate::driver::status::{GuestStatus, is_same_live_process, proc_stat};
+use crate::qmp::{Event, Monitor, QmpError};
+
+/// How long a new QMP connection may take after the old one failed.
+const RECONNECT: Duration = Duration::from_secs(10);
+
+/// How long `destroy` and `on_poweroff=destroy` let QEMU handle SIGTERM (libvirt: 10 s).
+const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// What the starter sends on the monitor's stdin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub name: String,
+    pub dirs: DirsWire,
+    pub mode: Mode,
+}
+
+/// [`Dirs`] on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DirsWire {
+    pub config: PathBuf,
+    pub lib: PathBuf,
+    pub run: PathBuf,
+    pub cache: PathBuf,
+    pub log: PathBuf,
+}
+
+impl From<&Dirs> for DirsWire {
+    fn from(d: &Dirs) -> Self {
+        DirsWire {
+            config: d.config.clone(),
+            lib: d.lib.clone(),
+            run: d.run.clone(),
+            cache: d.cache.clone(),
+            log: d.log.clone(),
+        }
+    }
+}
+
+impl DirsWire {
+    fn dirs(&self) -> Dirs {
+        Dirs {
+            config: self.config.clone(),
+            lib: self.lib.clone(),
+            run: self.run.clone(),
+            cache: self.cache.clone(),
+            log: self.log.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Start QEMU as our child.
+    Start(Box<LaunchSpec>),
+    /// Take over a running QEMU whose monitor died (crash-only: nothing is lost but the
+    /// exit status, which only its parent could read).
+    Adopt,
+}
+
+/// libvirt's lifecycle actions (`virDomainLifecycleAction`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Destroy,
+    Restart,
+    Preserve,
+    RenameRestart,
+    CoredumpDestroy,
+    CoredumpRestart,
+}
+
+impl Action {
+    fn parse(s: Option<&str>, default: Action) -> Action {
+        match s {
+            Some("destroy") => Action::Destroy,
+            Some("restart") => Action::Restart,
+            Some("preserve") => Action::Preserve,
+            Some("rename-restart") => Action::RenameRestart,
+            Some("coredump-destroy") => Action::CoredumpDestroy,
+            Some("coredump-restart") => Action::CoredumpRestart,
+            _ => default,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Actions {
+    poweroff: Action,
+    reboot: Action,
+    crash: Action,
+}
+
+impl Actions {
+    /// From the live XML; libvirt's defaults (destroy, restart, destroy) when absent.
+    fn from_xml(xml: &str) -> Actions {
+        let def = crate::domain::parse(xml).ok();
+        let get = |f: fn(&crate::domain::DomainDef) -> Option<&String>, d| {
+            Action::parse(def.as_ref().and_then(f).map(String::as_str), d)
+        };
+        Actions {
+            poweroff: get(|d| d.on_poweroff.as_ref(), Action::Destroy),
+            reboot: get(|d| d.on_reboot.as_ref(), Action::Restart),
+            crash: get(|d| d.on_crash.as_ref(), Action::Destroy),
+        }
+    }
+}
+
+/// Entry point of the monitor binary. Returns the exit code.
+pub fn main() -> i32 {
+    use std::io::Read;
+    let mut data = Vec::new();
+    let read = std::io::stdin()
+        .take(super::proto::MAX_LINE as u64)
+        .read_to_end(&mut data);
+    let cfg: MonitorConfig = match read
+        .map_err(|e| e.to_string())
+        .and_then(|_| serde_json::from_slice(&data).map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            report(&StartResult::Failed {
+                msg: format!("guest monitor: bad configuration on stdin: {e}"),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    };
+    // Second fork: the starter reaps our first half at once and never waits for the guest;
+    // this half is no session leader (the starter ran setsid for us), so it can never gain
+    // a controlling terminal.
+    // SAFETY: no other thread exists yet (no runtime was built), so the child may run
+    // anything.
+    match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Parent { .. }) => return 0,
+        Ok(nix::unistd::ForkResult::Child) => {}
+        Err(e) => {
+            report(&StartResult::Failed {
+                msg: format!("guest monitor: fork: {e}"),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    }
+    // Orphans QEMU leaves (helpers it forks) come to us to be reaped, not to PID 1.
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    if let Ok(null) = std::fs::File::open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 on two fds we own; stdin is read to the end already.
+        unsafe { nix::libc::dup2(null.as_raw_fd(), 0) };
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            report(&StartResult::Failed {
+                msg: format!("guest monitor: cannot start a tokio runtime: {e}"),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    };
+    rt.block_on(run(cfg))
+}
+
+/// Write the start result on stdout, then point stdout at /dev/null so the starter sees EOF,
+/// and close the lock fd the starter lent us (fd 3).
+fn report(r: &StartResult) {
+    let mut out = std::io::stdout().lock();
+    // The starter may be gone (^C): the guest lives on, tracked, either way.
+    let _ = serde_json::to_writer(&mut out, r);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout, which we own; the old pipe end is closed by it.
+        unsafe { nix::libc::dup2(null.as_raw_fd(), 1) };
+    }
+    // SAFETY: fd 3 is the lock lent by the starter, or nothing (EBADF, harmless); nothing
+    // else of ours is at fd 3 at this point, as the starter closed every fd above 3.
+    unsafe { nix::libc::close(LOCK_FD) };
+}
+
+/// Where the starter puts the guest's lock fd for us.
+pub(crate) const LOCK_FD: RawFd = 3;
+
+async fn run(cfg: MonitorConfig) -> i32 {
+    let dirs = cfg.dirs.dirs();
+    let paths = match GuestPaths::new(&dirs, &cfg.name) {
+        Ok(p) => p,
+        Err(e) => {
+            report(&StartResult::Failed {
+                msg: e.to_string(),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    };
+    // Registered before QEMU exists, so that its exit is never missed.
+    let sigchld = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child()) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&StartResult::Failed {
+                msg: format!("guest monitor: SIGCHLD: {e}"),
+                log_tail: String::new(),
+            });
+            return 1;
+        }
+    };
+    let setup = match cfg.mode {
+        Mode::Start(spec) => start(&paths, *spec).await,
+        Mode::Adopt => adopt(&paths).await,
+    };
+    let (mut srv, listener) = match setup {
+        Ok(x) => x,
+        Err(r) => {
+            report(&r);
+            return 1;
+        }
+    };
+    srv.config_dir = dirs.config.clone();
+    srv.lib_dir = dirs.lib.clone();
+    report(&StartResult::Ready {
+        monitor_pid: std::process::id() as i32,
+        qemu_pid: srv.status.pid,
+    });
+    srv.serve(listener, sigchld).await;
+    0
+}
+
+/// Start QEMU, connect QMP, run the init commands and `cont`.
+async fn start(
+    paths: &GuestPaths,
+    spec: LaunchSpec,
+) -> Result<(Server, UnixListener), StartResult> {
+    let failed = |msg: String, tail: String| StartResult::Failed {
+        msg,
+        log_tail: tail,
+    };
+    let (child, log_from) = match spawn_qemu(paths, &spec) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = remove_leftovers(paths);
+            return Err(failed(e.to_string(), String::new()));
+        }
+    };
+    let pid = child.id() as i32;
+    // Reaped by waitpid in our loop, never through `child`.
+    drop(child);
+    let start_time = proc_stat(pid).ok().flatten().map_or(0, |s| s.start_time);
+    let status = GuestStatus {
+        name: paths.name.clone(),
+        uuid: spec.uuid.clone(),
+        pid,
+        start_time,
+        monitor: paths.monitor.clone(),
+        reason: "user".into(),
+        paused: true,
+        xml: spec.xml.clone(),
+        emulator: spec.argv[0].clone(),
+        monitor_pid: std::process::id() as i32,
+        monitor_start_time: own_start_time(),
+        state: String::new(),
+    };
+    let kill_reap = |why: String| {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let _ = waitpid(Pid::from_raw(pid), None);
+        let _ = remove_leftovers(paths);
+        failed(why, log_tail(&paths.log, log_from))
+    };
+    let deadline = std::time::Instant::now() + spec.timeout;
+    let mut exit: Option<WaitStatus> = None;
+    let conn = {
+        let exit = &mut exit;
+        let alive = move || match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => true,
+            Ok(st) => {
+                *exit = Some(st);
+                false
+            }
+            Err(_) => false,
+        };
+        connect_monitor(&paths.monitor, deadline, alive).await
+    };
+    let qmp = match conn {
+        Ok(m) => m,
+        Err(e) => {
+            if exit.is_none() {
+                // Give a dying QEMU a moment to finish writing its last words and exit.
+                for _ in 0..100 {
+                    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+                        Ok(WaitStatus::StillAlive) => {
+                            tokio::time::sleep(Duration::from_millis(20)).await
+                        }
+                        Ok(st) => {
+                            exit = Some(st);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            let msg = match exit {
+                Some(st) => format!(
+                    "process exited while connecting to monitor ({})",
+                    describe_exit(&st)
+                ),
+                None => format!("QEMU did not answer on its monitor: {e}"),
+            };
+            let _ = remove_leftovers(paths);
+            return Err(match exit {
+                Some(_) => failed(msg, log_tail(&paths.log, log_from)),
+                None => kill_reap(msg),
+            });
+        }
+    };
+    // Written before anything runs, so that from here on the guest is found and tracked.
+    if let Err(e) = status.write(&paths.status) {
+        return Err(kill_reap(e.to_string()));
+    }
+    let listener = match bind_control(paths) {
+        Ok(l) => l,
+        Err(e) => return Err(kill_reap(e)),
+    };
+    let actions = Actions::from_xml(&spec.xml);
+    let mut srv = Server::new(paths.clone(), status, qmp, true, actions);
+    srv.set_actions().await;
+    for c in &spec.init {
+        if let Err(e) = srv.exec(&c.command, Some(c.args.clone())).await {
+            // The command's arguments may hold secrets: name the command only.
+            let msg = match e {
+                QmpError::Command { class, desc, .. } => {
+                    format!("QMP command '{}' failed: {class}: {desc}", c.command)
+                }
+                e => format!("QMP command '{}' failed: {e}", c.command),
+            };
+            return Err(kill_reap(msg));
+        }
+    }
+    srv.note_ptys().await;
+    if !spec.paused {
+        srv.own_resume = true;
+        if let Err(e) = srv.exec("cont", None).await {
+            return Err(kill_reap(format!("cannot resume the vCPUs: {e}")));
+        }
+        srv.status.paused = false;
+        srv.status.reason = "booted".into();
+    }
+    if let Err(e) = srv.status.write(&paths.status) {
+        return Err(kill_reap(e.to_string()));
+    }
+    srv.broadcast_lifecycle(if spec.paused {
+        Lifecycle::SuspendedPaused
+    } else {
+        Lifecycle::StartedBooted
+    });
+    Ok((srv, listener))
+}
+
+/// Take over the running QEMU of `paths` (its monitor died).
+async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult> {
+    let failed = |msg: String| StartResult::Failed {
+        msg,
+        log_tail: String::new(),
+    };
+    let mut status = match GuestStatus::read(&paths.name, &paths.status) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err(failed("the guest is not running".into())),
+        Err(e) => return Err(failed(e.to_string())),
+    };
+    let (pid, start) = (status.pid, status.start_time);
+    let alive = move || is_same_live_process(pid, start);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let qmp = connect_monitor(&status.monitor, deadline, alive)
+        .await
+        .map_err(|e| failed(format!("cannot connect to QEMU's monitor: {e}")))?;
+    status.monitor_pid = std::process::id() as i32;
+    status.monitor_start_time = own_start_time();
+    status
+        .write(&paths.status)
+        .map_err(|e| failed(e.to_string()))?;
+    let listener = bind_control(paths).map_err(failed)?;
+    let actions = Actions::from_xml(&status.xml);
+    let mut srv = Server::new(paths.clone(), status, qmp, false, actions);
+    srv.pidfd = open_pidfd(pid)
+        .map_err(|e| failed(format!("cannot watch QEMU (pid {pid}): {e}")))
+        .map(Some)?;
+    log_line(
+        paths,
+        &format!(
+            "guest monitor {} adopted QEMU pid {pid}",
+            std::process::id()
+        ),
+    );
+    Ok((srv, listener))
+}
+
+fn own_start_time() -> u64 {
+    proc_stat(std::process::id() as i32)
+        .ok()
+        .flatten()
+        .map_or(0, |s| s.start_time)
+}
+
+fn open_pidfd(pid: i32) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the fd was just returned to us and is owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it open (and the same fd)
+    // until the AsyncFd is dropped.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
+}
+
+/// Bind the control socket (0600) in the guest's run dir, which is 0700 already.
+fn bind_control(paths: &GuestPaths) -> Result<UnixListener, String> {
+    use std::os::unix::fs::PermissionsExt;
+    make_dir(&paths.name, &paths.guest_run_dir).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&paths.control);
+    let l = UnixListener::bind(&paths.control)
+        .map_err(|e| format!("{}: {e}", paths.control.display()))?;
+    std::fs::set_permissions(&paths.control, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", paths.control.display()))?;
+    Ok(l)
+}
+
+/// A line in the guest's log, stamped as libvirt stamps its own.
+fn log_line(paths: &GuestPaths, text: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&paths.log)
+    {
+        let _ = writeln!(f, "{}: {text}", timestamp());
+    }
+}
+
+fn describe_exit(st: &WaitStatus) -> String {
+    match st {
+        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+        WaitStatus::Signaled(_, sig, core) => format!(
+            "killed by signal {} ({sig}){}",
+            *sig as i32,
+            if *core { ", core dumped" } else { "" }
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A request from a connection task, with where its reply goes.
+struct Cmd {
+    req: Request,
+    reply: oneshot::Sender<Reply>,
+    push: Option<mpsc::UnboundedSender<Push>>,
+}
+
+struct Server {
+    paths: GuestPaths,
+    status: GuestStatus,
+    /// `None` once QEMU closed it (it is exiting).
+    qmp: Option<Monitor>,
+    /// Whether QEMU is our child (else adopted, watched by pidfd).
+    child: bool,
+    pidfd: Option<tokio::io::unix::AsyncFd<OwnedFd>>,
+    actions: Actions,
+    config_dir: PathBuf,
+    /// The connection's lib dir, holding each start's private dir.
+    lib_dir: PathBuf,
+    subs: Vec<mpsc::UnboundedSender<Push>>,
+    saw_shutdown: bool,
+    /// How the guest ends when QEMU goes, once decided by us.
+    end_reason: Option<&'static str>,
+    /// `virsh reboot` asked: reset and resume at the next SHUTDOWN instead of `on_poweroff`.
+    fake_reboot: bool,
+    destroy_waiters: Vec<oneshot::Sender<Reply>>,
+    kill_at: Option<tokio::time::Instant>,
+    /// Why the next STOP happens, when an event said so first.
+    pause_reason: Option<&'static str>,
+    /// STOP/RESUME events our own requests caused, already accounted for.
+    own_stop: bool,
+    own_resume: bool,
+    exit: Option<Option<WaitStatus>>,
+}
+
+impl Server {
+    fn new(
+        paths: GuestPaths,
+        status: GuestStatus,
+        qmp: Monitor,
+        child: bool,
+        actions: Actions,
+    ) -> Server {
+        Server {
+            paths,
+            status,
+            qmp: Some(qmp),
+            child,
+            pidfd: None,
+            actions,
+            config_dir: PathBuf::new(),
+            lib_dir: PathBuf::new(),
+            subs: Vec::new(),
+            saw_shutdown: false,
+            end_reason: None,
+            fake_reboot: false,
+            destroy_waiters: Vec::new(),
+            kill_at: None,
+            pause_reason: None,
+            own_stop: false,
+            own_resume: false,
+            exit: None,
+        }
+    }
+
+    async fn exec(&mut self, command: &str, args: Option<Value>) -> Result<Value, QmpError> {
+        if self.qmp.is_none() && self.end_reason.is_none() && self.qemu_alive() {
+            // The connection failed (a garbled reply, a timeout) but QEMU lives: QEMU's
+            // monitor takes a new client once the old one is gone.
+            let (pid, start) = (self.status.pid, self.status.start_time);
+            let alive = move || is_same_live_process(pid, start);
+            let deadline = std::time::Instant::now() + RECONNECT;
+            self.qmp = Some(connect_monitor(&self.status.monitor, deadline, alive).await?);
+        }
+        let Some(m) = self.qmp.as_mut() else {
+            return Err(QmpError::Poisoned);
+        };
+        let r = m.execute(command, args).await;
+        if let Err(e) = &r
+            && !matches!(e, QmpError::Command { .. })
+        {
+            // Close it, so that QEMU takes a new client; events it queued are lost with
+            // it, but a failed transport has lost the stream's order anyway.
+            self.qmp = None;
+        }
+        r
+    }
+
+    /// Whether QEMU is still there (a zombie is not).
+    fn qemu_alive(&self) -> bool {
+        self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
+    }
+
+    /// libvirt's qemuProcessSetupLifecycleActions: a reboot the domain must not survive is
+    /// turned into a shutdown by QEMU, and a panic pauses, so that we apply `on_crash`.
+    async fn set_actions(&mut self) {
+        let mut args = json!({ "panic": "pause" });
+        if matches!(self.actions.reboot, Action::Destroy | Action::Preserve) {
+            args["reboot"] = json!("shutdown");
+        }
+        // QEMU before 6.0 lacks set-action: the defaults then stand.
+        let _ = self.exec("set-action", Some(args)).await;
+    }
+
+    /// Put the ptys QEMU allocated into the live XML, as libvirt shows them.
+    async fn note_ptys(&mut self) {
+        let Ok(chardevs) = self.exec("query-chardev", None).await else {
+            return;
+        };
+        let Ok(mut def) = crate::domain::parse(&self.status.xml) else {
+            return;
+        };
+        crate::driver::console::note_ptys(&mut def, &chardevs);
+        self.status.xml = def.to_xml(crate::domain::FormatFlags {
+            inactive: false,
+            secure: true,
+        });
+    }
+
+    fn write_status(&self) {
+        // Best effort: a failed write leaves the previous state, which a reader still gets
+        // whole (writes are atomic); the log says why.
+        if let Err(e) = self.status.write(&self.paths.status) {
+            log_line(&self.paths, &format!("cannot write the status file: {e}"));
+        }
+    }
+
+    fn set_state(&mut self, state: &str, paused: bool, reason: &str) {
+        self.status.state = state.to_string();
+        self.status.paused = paused;
+        self.status.reason = reason.to_string();
+        self.write_status();
+    }
+
+    fn broadcast(&mut self, p: Push) {
+        self.subs.retain(|s| s.send(p.clone()).is_ok());
+    }
+
+    fn broadcast_lifecycle(&mut self, event: Lifecycle) {
+        self.broadcast_kind(EventKind::Lifecycle { event });
+    }
+
+    fn broadcast_kind(&mut self, kind: EventKind) {
+        let ev = DomainEvent {
+            domain: self.paths.name.clone(),
+            time_ms: now_ms(),
+            kind,
+        };
+        self.broadcast(Push::Domain(ev));
+    }
+
+    fn signal(&self, sig: Signal) {
+        if self.exit.is_some() {
+            return;
+        }
+        // Our child's pid cannot be reused before we reap it; an adopted QEMU is pinned by
+        // its pidfd.
+        if let Some(fd) = &self.pidfd {
+            use std::os::fd::AsRawFd;
+            // SAFETY: pidfd_send_signal(fd, sig, NULL, 0) on a pidfd we own.
+            unsafe {
+                nix::libc::syscall(
+                    nix::libc::SYS_pidfd_send_signal,
+                    fd.get_ref().as_raw_fd(),
+                    sig as nix::libc::c_int,
+                    std::ptr::null::<nix::libc::siginfo_t>(),
+                    0,
+                )
+            };
+        } else {
+            let _ = kill(Pid::from_raw(self.status.pid), sig);
+        }
+    }
+
+    /// End QEMU: SIGTERM now, SIGKILL after the grace.
+    fn terminate(&mut self, reason: &'static str, grace: Duration) {
+        if self.end_reason.is_none() {
+            self.end_reason = Some(reason);
+        }
+        self.signal(Signal::SIGTERM);
+        let at = tokio::time::Instant::now() + grace;
+        self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
+    }
+
+    /// Reset and resume (libvirt's qemuProcessFakeReboot).
+    async fn fake_reboot(&mut self) {
+        let _ = self.exec("system_reset", None).await;
+        self.own_resume = true;
+        if self.exec("cont", None).await.is_ok() {
+            // saw_shutdown stays until the RESUME event: the STOP that followed SHUTDOWN
+            // may still be queued behind our commands.
+            self.set_state("", false, "booted");
+            self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
+        }
+    }
+
+    async fn apply_poweroff(&mut self, guest: bool) {
+        let reboot = std::mem::take(&mut self.fake_reboot);
+        if reboot {
+            self.fake_reboot().await;
+            return;
+        }
+        match self.actions.poweroff {
+            Action::Restart | Action::CoredumpRestart => self.fake_reboot().await,
+            Action::Preserve => self.set_state("", true, "shutdown"),
+            _ => {
+                let _ = guest;
+                self.terminate("shutdown", KILL_GRACE);
+            }
+        }
+    }
+
+    async fn apply_crash(&mut self) {
+        self.broadcast_lifecycle(Lifecycle::CrashedPanicked);
+        let action = self.actions.crash;
+        if matches!(action, Action::CoredumpDestroy | Action::CoredumpRestart) {
+            log_line(
+                &self.paths,
+                "on_crash coredump: memory dumps are not supported, acting without one",
+            );
+        }
+        match action {
+            Action::Preserve => self.set_state("crashed", true, "panicked"),
+            Action::Restart | Action::RenameRestart | Action::CoredumpRestart => {
+                self.fake_reboot().await
+            }
+            Action::Destroy | Action::CoredumpDestroy => {
+                self.set_state("crashed", true, "panicked");
+                self.terminate("crashed", KILL_GRACE);
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        self.broadcast(Push::Qmp(QmpEvent::from(&ev)));
+        match ev.name.as_str() {
+            "SHUTDOWN" => {
+                self.saw_shutdown = true;
+                let guest = ev.data["guest"].as_bool().unwrap_or(false);
+                self.broadcast_lifecycle(if guest {
+                    Lifecycle::ShutdownGuest
+                } else {
+                    Lifecycle::ShutdownHost
+                });
+                if ev.data["reason"].as_str() == Some("guest-reset") {
+                    // A reboot that set-action turned into a shutdown: on_reboot=destroy.
+                    match self.actions.reboot {
+                        Action::Preserve => self.set_state("", true, "shutdown"),
+                        _ => self.terminate("shutdown", KILL_GRACE),
+                    }
+                } else {
+                    self.apply_poweroff(guest).await;
+                }
+            }
+            "STOP" => {
+                if std::mem::take(&mut self.own_stop) || self.saw_shutdown {
+                    return;
+                }
+                let reason = self.pause_reason.take().unwrap_or("user");
+                self.set_state("", true, reason);
+                self.broadcast_lifecycle(match reason {
+                    "ioerror" => Lifecycle::SuspendedIoError,
+                    "watchdog" => Lifecycle::SuspendedWatchdog,
+                    _ => Lifecycle::SuspendedPaused,
+                });
+            }
+            "RESUME" => {
+                self.saw_shutdown = false;
+                if std::mem::take(&mut self.own_resume) {
+                    return;
+                }
+                self.set_state("", false, "unpaused");
+                self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
+            }
+            "RESET" => self.broadcast_kind(EventKind::Reboot),
+            "GUEST_PANICKED" => self.apply_crash().await,
+            "WATCHDOG" => {
+                let action = ev.data["action"].as_str().unwrap_or("none").to_string();
+                if action == "pause" {
+                    self.pause_reason = Some("watchdog");
+                }
+                self.broadcast_kind(EventKind::Watchdog { action });
+            }
+            "BLOCK_IO_ERROR" => {
+                let action = ev.data["action"].as_str().unwrap_or("report").to_string();
+                if action == "stop" {
+                    self.pause_reason = Some("ioerror");
+                }
+                let s = |k: &str| ev.data[k].as_str().unwrap_or("").to_string();
+                self.broadcast_kind(EventKind::IoError {
+                    path: s("node-name"),
+                    alias: s("device"),
+                    action,
+                });
+            }
+            "DEVICE_DELETED" => {
+                if let Some(alias) = ev.data["device"].as_str() {
+                    let alias = alias.to_string();
+                    self.broadcast_kind(EventKind::DeviceRemoved { alias });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn failure(&self, e: QmpError) -> Reply {
+        match e {
+            QmpError::Command { class, desc, .. } => Reply::Err(Failure {
+                class: Some(class),
+                desc,
+                not_running: false,
+            }),
+            e => Reply::Err(Failure {
+                class: None,
+                desc: e.to_string(),
+                not_running: !self.qemu_alive(),
+            }),
+        }
+    }
+
+    fn state_reply(&self) -> Reply {
+        let state = match (self.status.state.as_str(), self.status.paused) {
+            ("crashed", _) => "crashed",
+            (_, true) => "paused",
+            (_, false) => "running",
+        };
+        Reply::State {
+            state: state.into(),
+            reason: self.status.reason.clone(),
+        }
+    }
+
+    async fn on_cmd(&mut self, cmd: Cmd) {
+        let Cmd { req, reply, push } = cmd;
+        if self.end_reason.is_some() && !matches!(req, Request::Destroy { .. } | Request::State) {
+            let _ = reply.send(Reply::Err(Failure {
+                class: None,
+                desc: "the guest is shutting down".into(),
+                not_running: true,
+            }));
+            return;
+        }
+        let ok = |v: Value| Reply::Ok { value: v };
+        let r = match req {
+            Request::Hello { .. } => Reply::Hello {
+                version: VERSION,
+                monitor_pid: std::process::id() as i32,
+            },
+            Request::Qmp { command, args } => match self.exec(&command, args).await {
+                Ok(v) => ok(v),
+                Err(e) => self.failure(e),
+            },
+            Request::State => match self.exec("query-status", None).await {
+                Ok(v) => {
+                    let st = v["status"].as_str().unwrap_or("");
+                    let (state, reason) = state_from_qmp(st, &self.status);
+                    Reply::State {
+                        state: state.into(),
+                        reason,
+                    }
+                }
+                Err(QmpError::Command { .. }) => self.state_reply(),
+                Err(e) => self.failure(e),
+            },
+            Request::Suspend => {
+                self.own_stop = true;
+                match self.exec("stop", None).await {
+                    Ok(_) => {
+                        self.set_state("", true, "user");
+                        self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+                        ok(Value::Null)
+                    }
+                    Err(e) => {
+                        self.own_stop = false;
+                        self.failure(e)
+                    }
+                }
+            }
+            Request::Resume => {
+                self.own_resume = true;
+                match self.exec("cont", None).await {
+                    Ok(_) => {
+                        self.set_state("", false, "unpaused");
+                        self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
+                        ok(Value::Null)
+                    }
+                    Err(e) => {
+                        self.own_resume = false;
+                        self.failure(e)
+                    }
+                }
+            }
+            Request::Shutdown => match self.exec("system_powerdown", None).await {
+                Ok(_) => ok(Value::Null),
+                Err(e) => self.failure(e),
+            },
+            Request::Reboot => match self.exec("system_powerdown", None).await {
+                Ok(_) => {
+                    self.fake_reboot = true;
+                    ok(Value::Null)
+                }
+                Err(e) => self.failure(e),
+            },
+            Request::Reset => match self.exec("system_reset", None).await {
+                Ok(_) => ok(Value::Null),
+                Err(e) => self.failure(e),
+            },
+            Request::SetXml { xml } => {
+                self.status.xml = xml;
+                self.write_status();
+                ok(Value::Null)
+            }
+            Request::Destroy { grace_ms } => {
+                self.end_reason = Some("destroyed");
+                self.terminate("destroyed", Duration::from_millis(grace_ms));
+                // Answered once QEMU is reaped.
+                self.destroy_waiters.push(reply);
+                return;
+            }
+            Request::Subscribe => {
+                if let Some(p) = push {
+                    self.subs.push(p);
+                }
+                ok(Value::Null)
+            }
+        };
+        let _ = reply.send(r);
+    }
+
+    /// Reap every child that exited; notes QEMU's status when it is among them.
+    fn reap(&mut self) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(st) => {
+                    if st.pid() == Some(Pid::from_raw(self.status.pid)) {
+                        self.exit = Some(Some(st));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn serve(&mut self, listener: UnixListener, mut sigchld: tokio::signal::unix::Signal) {
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<Cmd>(64);
+        let (end_tx, end_rx) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        // A SIGCHLD may have come before the loop: look once.
+        if self.child {
+            self.reap();
+        }
+        while self.exit.is_none() {
+            tokio::select! {
+                ev = next_event(&mut self.qmp) => match ev {
+                    Some(e) => self.on_event(e).await,
+                    None => self.qmp = None,
+                },
+                Some(cmd) = cmd_rx.recv() => self.on_cmd(cmd).await,
+                acc = listener.accept() => {
+                    if let Ok((s, _)) = acc {
+                        tasks.spawn(client(s, cmd_tx.clone(), end_rx.clone()));
+                    }
+                }
+                _ = sigchld.recv() => self.reap(),
+                _ = pidfd_exit(&self.pidfd) => self.exit = Some(None),
+                _ = sleep_until(self.kill_at) => {
+                    self.kill_at = None;
+                    self.signal(Signal::SIGKILL);
+                }
+            }
+        }
+        self.finish().await;
+        drop(listener);
+        let _ = end_tx.send(true);
+        drop(cmd_tx);
+        // Let connection tasks write what is queued for them, then go.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+
+    /// QEMU is gone: record how it ended, tell everyone, remove what the run left behind.
+    async fn finish(&mut self) {
+        // Events QEMU sent just before it went (SHUTDOWN among them) are still queued.
+        let mut last = Vec::new();
+        if let Some(m) = self.qmp.as_mut() {
+            while let Ok(Some(ev)) = m.next_event(Duration::ZERO).await {
+                last.push(ev);
+            }
+        }
+        for ev in last {
+            if ev.name == "SHUTDOWN" {
+                self.saw_shutdown = true;
+            }
+            self.broadcast(Push::Qmp(QmpEvent::from(&ev)));
+        }
+        let exit = self.exit.flatten();
+        let reason = match self.end_reason {
+            Some(r) => r,
+            None if self.saw_shutdown => "shutdown",
+            None => "crashed",
+        };
+        match &exit {
+            Some(st @ WaitStatus::Signaled(..)) => log_line(
+                &self.paths,
+                &format!("QEMU (pid {}) {}", self.status.pid, describe_exit(st)),
+            ),
+            Some(st) if reason == "crashed" => log_line(
+                &self.paths,
+                &format!(
+                    "QEMU (pid {}) ended: {}",
+                    self.status.pid,
+                    describe_exit(st)
+                ),
+            ),
+            _ => {}
+        }
+        log_line(&self.paths, &format!("shutting down, reason={reason}"));
+        let persistent = crate::driver::config::config_path(&self.config_dir, &self.paths.name)
+            .is_ok_and(|p| p.exists());
+        if persistent {
+            let _ = crate::driver::config::write_shutoff_reason(
+                &self.paths.run_dir,
+                &self.paths.name,
+                reason,
+            );
+        }
+        if let Ok(def) = crate::domain::parse(&self.status.xml)
+            && let Some(id) = def.id
+        {
+            // libvirt's qemuProcessStop removes the start's private dir (its master key).
+            let _ = std::fs::remove_dir_all(crate::driver::lib_dir_of(
+                &self.lib_dir,
+                &self.paths.name,
+                id,
+            ));
+        }
+        let _ = std::fs::remove_file(&self.paths.control);
+        let _ = remove_leftovers(&self.paths);
+        self.broadcast_lifecycle(match reason {
+            "shutdown" => Lifecycle::StoppedShutdown,
+            "destroyed" => Lifecycle::StoppedDestroyed,
+            _ => Lifecycle::StoppedCrashed,
+        });
+        let r = Reply::State {
+            state: "shut off".into(),
+            reason: reason.into(),
+        };
+        for w in self.destroy_waiters.drain(..) {
+            let _ = w.send(r.clone());
+        }
+        self.subs.clear();
+    }
+}
+
+/// QMP `query-status`'s `status` as libvirt's state and reason (libvirt:
+/// qemuMonitorJSONGetStatus), with the reasons we recorded where QEMU cannot tell them.
+fn state_from_qmp(status: &str, ours: &GuestStatus) -> (&'static str, String) {
+    let paused = |r: &str| ("paused", r.to_string());
+    match status {
+        "running" => ("running", ours.reason.clone()),
+        "paused" | "prelaunch" if ours.paused => paused(&ours.reason),
+        "paused" | "prelaunch" => paused("user"),
+        "guest-panicked" if ours.state == "crashed" => ("crashed", ours.reason.clone()),
+        "guest-panicked" => ("crashed", "panicked".into()),
+        "debug" => paused("debug"),
+        "inmigrate" | "postmigrate" | "finish-migrate" => paused("migration"),
+        "io-error" => paused("ioerror"),
+        "save-vm" => paused("save"),
+        "restore-vm" => paused("restore"),
+        "watchdog" => paused("watchdog"),
+        "shutdown" => paused("shutdown"),
+        "suspended" => ("pmsuspended", "unknown".into()),
+        _ => paused("unknown"),
+    }
+}
+
+async fn next_event(qmp: &mut Option<Monitor>) -> Option<Event> {
+    match qmp {
+        Some(m) => loop {
+            match m.next_event(Duration::from_secs(3600)).await {
+                Ok(Some(e)) => return Some(e),
+                Ok(None) => continue,
+                Err(_) => return None,
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+async fn pidfd_exit(fd: &Option<tokio::io::unix::AsyncFd<OwnedFd>>) {
+    match fd {
+        Some(fd) => {
+            let _ = fd.readable().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One connection: handshake, then requests in order, with pushes in between.
+async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Receiver<bool>) {
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let mut buf = Vec::new();
+    let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Push>();
+    let mut hello = false;
+    loop {
+        tokio::select! {
+            biased;
+            p = push_rx.recv() => {
+                let Some(p) = p else { continue };
+                if write_line(&mut wr, &Line::Push(p)).await.is_err() {
+                    return;
+                }
+            }
+            _ = end.changed() => {
+                while let Ok(p) = push_rx.try_recv() {
+                    if write_line(&mut wr, &Line::Push(p)).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            n = rd.read_until(b'\n', &mut buf) => {
+                match n {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                if buf.len() > MAX_LINE {
+                    return;
+                }
+                let line = std::mem::take(&mut buf);
+                let reply = match serde_json::from_slice::<Request>(&line) {
+                    Err(e) => Reply::Err(Failure {
+                        class: None,
+                        desc: format!("bad request: {e}"),
+                        not_running: false,
+                    }),
+                    Ok(Request::Hello { version }) if version != VERSION => Reply::Err(Failure {
+                        class: None,
+                        desc: format!(
+                            "guest monitor speaks protocol version {VERSION}, client {version}"
+                        ),
+                        not_running: false,
+                    }),
+                    Ok(req) => {
+                        if !hello && !matches!(req, Request::Hello { .. }) {
+                            let r = Reply::Err(Failure {
+                                class: None,
+                                desc: "the first request must be hello".into(),
+                                not_running: false,
+                            });
+                            let _ = write_line(&mut wr, &Line::Reply(r)).await;
+                            return;
+                        }
+                        hello = true;
+                        let push = matches!(req, Request::Subscribe).then(|| push_tx.clone());
+                        let (tx, rx) = oneshot::channel();
+                        if cmds.send(Cmd { req, reply: tx, push }).await.is_err() {
+                            return;
+                        }
+                        match rx.await {
+                            Ok(r) => r,
+                            Err(_) => Reply::Err(Failure {
+                                class: None,
+                                desc: "the guest is not running".into(),
+                                not_running: true,
+                            }),
+                        }
+                    }
+                };
+                if write_line(&mut wr, &Line::Reply(reply)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, l: &Line) -> std::io::Result<()> {
+    let mut data = serde_json::to_vec(l).map_err(std::io::Error::other)?;
+    data.push(b'\n');
+    wr.write_all(&data).await
+}

@@ -1,0 +1,546 @@
+//! The guest monitor (one process per running guest, `domdriver-monitor`): crash-only
+//! behaviour, fds, signals to `vsh start`, zombies in a PID namespace, and lifecycle actions
+//! and events on a real Linux guest under TCG.
+//!
+//! Every QEMU a test starts is found by its root dir (in its command line) and killed by pid
+//! at the end, also when the test fails.
+
+#[path = "common/bootkit.rs"]
+mod bootkit;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use domdriver::Connect;
+use domdriver::driver::Dirs;
+use domdriver::driver::monitor::proto::Push;
+use domdriver::driver::monitor::{DomainEvent, EventKind, Lifecycle};
+use domdriver::driver::process::{Attach, DomainState, Guest, LaunchSpec, State};
+use domdriver::driver::status::{GuestStatus, is_same_live_process, proc_stat};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+const NAME: &str = "mon";
+const UUID: &str = "3e1f3b9c-8a7d-4c1e-9b2a-5d6e7f8a9b0c";
+
+fn tmp() -> tempfile::TempDir {
+    // Short path: socket paths must fit in sun_path.
+    tempfile::Builder::new()
+        .prefix("dm")
+        .tempdir_in("/tmp")
+        .unwrap()
+}
+
+/// Pids of the processes whose command line mentions `root` (QEMU, and monitors, whose
+/// argv names their run dir).
+fn pids_under(root: &Path, what: &str) -> Vec<i32> {
+    let needle = root.display().to_string();
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let live = proc_stat(pid)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.state != 'Z');
+        if live && cmd.contains(&needle) && cmd.contains(what) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Kills every QEMU and monitor under the root at the end.
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for what in ["domdriver-monitor", "qemu-system"] {
+            for pid in pids_under(&self.0, what) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+fn idle_xml(extra: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid><memory unit='MiB'>64</memory>\
+         <vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type></os>{extra}\
+         <devices><memballoon model='none'/></devices></domain>"
+    )
+}
+
+/// A connection on `root` knowing only the emulator needed, and its URI and emulator dir.
+fn conn(root: &Path) -> (Connect, String, PathBuf) {
+    let uri = format!("qemu:///embed?root={}", root.display());
+    let emu_dir = root.join("emulators");
+    std::fs::create_dir_all(&emu_dir).unwrap();
+    let _ = std::os::unix::fs::symlink(QEMU, emu_dir.join("qemu-system-x86_64"));
+    let opts = domdriver::driver::ConnectOptions {
+        emulator_dirs: vec![emu_dir.clone()],
+        probe_timeout: Duration::from_secs(120),
+        ..Default::default()
+    };
+    (Connect::open_with(Some(&uri), opts).unwrap(), uri, emu_dir)
+}
+
+fn status(root: &Path) -> Option<GuestStatus> {
+    GuestStatus::read(NAME, &Dirs::under(root).run.join(format!("{NAME}.json")))
+        .ok()
+        .flatten()
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < until, "not within {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn vsh(emu_dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+    c.env("VSH_EMULATOR_PATH", emu_dir)
+        .env("VSH_PROBE_TIMEOUT", "120");
+    c
+}
+
+#[test]
+fn kill9_of_the_monitor_leaves_qemu_and_the_next_call_adopts_it() {
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, _, _) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    let t0 = Instant::now();
+    d.create().unwrap();
+    eprintln!("FIGURE: Domain::create (warm caps) took {:?}", t0.elapsed());
+    let st = status(t.path()).unwrap();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", st.monitor_pid)).unwrap();
+    let rss = rss
+        .lines()
+        .find(|l| l.starts_with("VmRSS"))
+        .unwrap_or_default();
+    eprintln!("FIGURE: monitor {rss}");
+    // QEMU's parent is its monitor, which leads no session (it cannot take a terminal).
+    assert_eq!(proc_stat(st.pid).unwrap().unwrap().ppid, st.monitor_pid);
+    kill(Pid::from_raw(st.monitor_pid), Signal::SIGKILL).unwrap();
+    wait_until("monitor gone", Duration::from_secs(5), || {
+        !is_same_live_process(st.monitor_pid, st.monitor_start_time)
+    });
+    assert!(is_same_live_process(st.pid, st.start_time), "QEMU died");
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    // The next operation adopts the guest with a new monitor.
+    d.suspend().unwrap();
+    let st2 = status(t.path()).unwrap();
+    assert_eq!(st2.pid, st.pid);
+    assert_ne!(st2.monitor_pid, st.monitor_pid);
+    assert!(is_same_live_process(
+        st2.monitor_pid,
+        st2.monitor_start_time
+    ));
+    assert_eq!(d.state().unwrap().to_string(), "paused (user)");
+    d.resume().unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "running (unpaused)");
+    // An adopted QEMU is not the new monitor's child: its end is seen through a pidfd.
+    d.destroy().unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "shut off (destroyed)");
+    assert!(!is_same_live_process(st.pid, st.start_time));
+    wait_until("monitor exits", Duration::from_secs(5), || {
+        !is_same_live_process(st2.monitor_pid, st2.monitor_start_time)
+    });
+}
+
+#[test]
+fn kill9_of_qemu_is_crashed_with_the_signal_in_the_log() {
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, _, _) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    d.create().unwrap();
+    let st = status(t.path()).unwrap();
+    kill(Pid::from_raw(st.pid), Signal::SIGKILL).unwrap();
+    let t0 = Instant::now();
+    wait_until("shut off (crashed)", Duration::from_secs(5), || {
+        d.state().unwrap().to_string() == "shut off (crashed)" && !d.is_active().unwrap()
+    });
+    eprintln!("crash recorded after {:?}", t0.elapsed());
+    // Reaped by its monitor: no zombie, and the monitor is gone too.
+    wait_until("QEMU reaped", Duration::from_secs(5), || {
+        proc_stat(st.pid).unwrap().is_none()
+    });
+    wait_until("monitor exits", Duration::from_secs(5), || {
+        !is_same_live_process(st.monitor_pid, st.monitor_start_time)
+    });
+    let log =
+        std::fs::read_to_string(Dirs::under(t.path()).log.join(format!("{NAME}.log"))).unwrap();
+    assert!(
+        log.contains(&format!(
+            "QEMU (pid {}) killed by signal 9 (SIGKILL)",
+            st.pid
+        )),
+        "{log}"
+    );
+    assert!(
+        log.trim_end().ends_with("shutting down, reason=crashed"),
+        "{log}"
+    );
+    let run = Dirs::under(t.path()).run;
+    assert!(!run.join(format!("domain-{NAME}")).exists());
+}
+
+/// fds the caller leaks (not close-on-exec) reach neither the monitor nor QEMU: a pipe
+/// held by the guest would keep `(vsh start g 7>&1) | cat` from ever ending.
+#[test]
+fn leaked_fds_reach_neither_monitor_nor_qemu() {
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu_dir) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    let t0 = Instant::now();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "(\"$VSH\" -c '{uri}' start {NAME} 7>&1) | cat; echo piped-done"
+        ))
+        .env("VSH", env!("CARGO_BIN_EXE_vsh"))
+        .env("VSH_EMULATOR_PATH", &emu_dir)
+        .env("VSH_PROBE_TIMEOUT", "120")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(out.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the pipeline never ended: the guest holds the pipe")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("piped-done"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("Domain '{NAME}' started")), "{text}");
+    eprintln!("pipeline ended after {:?}", t0.elapsed());
+    // And what the monitor and QEMU hold open: nothing of ours but what they need.
+    let st = status(t.path()).unwrap();
+    for pid in [st.pid, st.monitor_pid] {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .flatten()
+        {
+            let n: i32 = fd.file_name().to_str().unwrap().parse().unwrap();
+            let target = std::fs::read_link(fd.path()).unwrap_or_default();
+            let target = target.display().to_string();
+            assert!(
+                !(n <= 2 && target.starts_with("pipe:")),
+                "pid {pid} fd {n} -> {target}"
+            );
+        }
+    }
+    d.destroy().unwrap();
+}
+
+/// A small deterministic generator for the SIGINT delays (no rand crate).
+fn lcg(seed: &mut u64) -> u64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *seed >> 33
+}
+
+/// SIGINT to `vsh start` at any moment leaves a running, tracked guest or no QEMU at all.
+#[test]
+fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
+    let runs: u32 = std::env::var("VSH_SIGINT_RUNS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu_dir) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    // Probe once (as vsh: its cache stamp is its own binary), so that most runs interrupt
+    // starts rather than probing.
+    let warm = vsh(&emu_dir)
+        .args(["-c", &uri, "start", NAME])
+        .output()
+        .unwrap();
+    assert!(warm.status.success(), "{warm:?}");
+    d.destroy().unwrap();
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let (mut tracked, mut none) = (0, 0);
+    for run in 0..runs {
+        let delay = Duration::from_millis(lcg(&mut seed) % 120);
+        let mut child = vsh(&emu_dir)
+            .args(["-c", &uri, "start", NAME])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+        let _ = child.wait();
+        // Let a monitor that got its configuration finish the start it began.
+        wait_until(
+            &format!("run {run}: monitors settle"),
+            Duration::from_secs(30),
+            || {
+                pids_under(t.path(), "domdriver-monitor").len()
+                    == usize::from(
+                        status(t.path()).is_some_and(|s| {
+                            is_same_live_process(s.monitor_pid, s.monitor_start_time)
+                        }),
+                    )
+            },
+        );
+        let qemus = pids_under(t.path(), "qemu-system");
+        match status(t.path()) {
+            Some(st) if is_same_live_process(st.pid, st.start_time) => {
+                assert_eq!(qemus, vec![st.pid], "run {run}: untracked QEMU");
+                assert!(
+                    is_same_live_process(st.monitor_pid, st.monitor_start_time),
+                    "run {run}: guest without monitor"
+                );
+                wait_until(
+                    &format!("run {run}: running"),
+                    Duration::from_secs(30),
+                    || d.state().unwrap().state == State::Running,
+                );
+                d.destroy().unwrap();
+                tracked += 1;
+            }
+            other => {
+                assert!(
+                    qemus.is_empty(),
+                    "run {run}: orphan QEMU {qemus:?} ({other:?})"
+                );
+                none += 1;
+            }
+        }
+        assert!(pids_under(t.path(), "qemu-system").is_empty());
+    }
+    eprintln!("{runs} runs: {tracked} tracked guests, {none} without QEMU, 0 orphans");
+}
+
+/// 30 starts and destroys in a PID namespace whose PID 1 (a shell) never reaps: no QEMU is
+/// left a zombie (the exited monitors themselves may be, as with conmon).
+#[test]
+fn no_qemu_zombies_in_a_pid_namespace() {
+    if Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        eprintln!("SKIP: no PID namespaces here");
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu_dir) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    d.create().unwrap();
+    d.destroy().unwrap();
+    let script = format!(
+        "for i in $(seq 30); do \"$VSH\" -c '{uri}' start {NAME} >/dev/null || exit 1; \
+         \"$VSH\" -c '{uri}' destroy {NAME} >/dev/null || exit 2; done; \
+         z=0; for s in /proc/[0-9]*/stat; do \
+           case \"$(cat $s 2>/dev/null)\" in *'(qemu-system-x86)'' Z '*) z=$((z+1));; esac; \
+         done; echo qemu-zombies=$z"
+    );
+    let out = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "sh", "-c", &script])
+        .env("VSH", env!("CARGO_BIN_EXE_vsh"))
+        .env("VSH_EMULATOR_PATH", &emu_dir)
+        .env("VSH_PROBE_TIMEOUT", "120")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("qemu-zombies=0"), "{text}");
+}
+
+/// A Linux guest with `-no-shutdown`, as libvirt runs it, and lifecycle actions in its XML.
+fn linux_spec(kit: &bootkit::LinuxKit, root: &Path, script: &str, actions: &str) -> LaunchSpec {
+    let serial = root.join("serial.log");
+    let mut argv: Vec<String> = [
+        QEMU,
+        "-name",
+        &format!("guest={NAME}"),
+        "-nodefaults",
+        "-nic",
+        "none",
+        "-display",
+        "none",
+        "-machine",
+        "pc",
+        "-accel",
+        "tcg",
+        "-m",
+        "256",
+        "-no-shutdown",
+        "-kernel",
+        &kit.kernel.display().to_string(),
+        "-initrd",
+        &kit.initrd.display().to_string(),
+        "-append",
+        &format!("{} {}", kit.cmdline(), bootkit::run_cmdline(script)),
+        "-chardev",
+        &format!("file,id=charserial0,path={}", serial.display()),
+        "-device",
+        "isa-serial,chardev=charserial0,id=serial0",
+    ]
+    .map(String::from)
+    .to_vec();
+    argv.push("-uuid".into());
+    argv.push(UUID.into());
+    let mut s = LaunchSpec::new(NAME, UUID, argv);
+    s.xml = format!(
+        "<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid>\
+         <memory unit='MiB'>256</memory><os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         {actions}</domain>"
+    );
+    s
+}
+
+fn lifecycle(events: &[DomainEvent]) -> Vec<String> {
+    events.iter().map(DomainEvent::virsh_line).collect()
+}
+
+/// Read pushes until a Stopped lifecycle event; the domain events, and when QEMU's
+/// SHUTDOWN came and when the Stopped event came.
+fn until_stopped(g: &mut Guest, timeout: Duration) -> (Vec<DomainEvent>, Option<Instant>, Instant) {
+    let mut client =
+        domdriver::driver::monitor::MonitorClient::connect(&g.paths().control).unwrap();
+    client
+        .call(&domdriver::driver::monitor::proto::Request::Subscribe)
+        .unwrap();
+    let until = Instant::now() + timeout;
+    let (mut evs, mut shutdown_at) = (Vec::new(), None);
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no Stopped event: {:?}", lifecycle(&evs));
+        match client.next_push(Some(left)) {
+            Ok(Some(Push::Qmp(e))) if e.name == "SHUTDOWN" => shutdown_at = Some(Instant::now()),
+            Ok(Some(Push::Domain(e))) => {
+                let stop = e.is_stop();
+                evs.push(e);
+                if stop {
+                    return (evs, shutdown_at, Instant::now());
+                }
+            }
+            Ok(_) => {}
+            Err(e) => panic!(
+                "monitor went without a Stopped event: {e}; {:?}",
+                lifecycle(&evs)
+            ),
+        }
+    }
+}
+
+#[test]
+fn linux_guest_poweroff_and_reboot_actions() {
+    let Some(kit) = bootkit::linux() else { return };
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let dirs = Dirs::under(t.path());
+    let boot = Duration::from_secs(300);
+
+    // The guest powers itself off: on_poweroff=destroy (the default) ends it, and the
+    // guest is shut off (shutdown) within a second of QEMU's SHUTDOWN.
+    let mut g = Guest::start(&dirs, linux_spec(&kit, t.path(), "poweroff -f", "")).unwrap();
+    let (evs, shutdown_at, stopped_at) = until_stopped(&mut g, boot);
+    let lines = lifecycle(&evs);
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("event 'lifecycle' for domain '{NAME}': Stopped Shutdown")
+    );
+    assert!(
+        lines.contains(&format!(
+            "event 'lifecycle' for domain '{NAME}': Shutdown Finished after guest request"
+        )),
+        "{lines:?}"
+    );
+    let lag = stopped_at - shutdown_at.expect("no SHUTDOWN event");
+    eprintln!("FIGURE: SHUTDOWN to Stopped Shutdown: {lag:?}");
+    assert!(lag < Duration::from_secs(1), "{lag:?}");
+    assert_eq!(
+        g.wait_ended(Duration::from_secs(10)),
+        Some(DomainState::new(State::Shutoff, "shutdown"))
+    );
+    assert!(matches!(
+        Guest::attach(&dirs, NAME).unwrap(),
+        Attach::Inactive(_)
+    ));
+
+    // on_reboot=destroy: a guest reboot ends it (QEMU turns the reboot into a shutdown).
+    std::fs::remove_file(t.path().join("serial.log")).unwrap();
+    let mut g = Guest::start(
+        &dirs,
+        linux_spec(
+            &kit,
+            t.path(),
+            "reboot -f",
+            "<on_reboot>destroy</on_reboot>",
+        ),
+    )
+    .unwrap();
+    let (evs, _, _) = until_stopped(&mut g, boot);
+    assert_eq!(
+        lifecycle(&evs).last().unwrap(),
+        &format!("event 'lifecycle' for domain '{NAME}': Stopped Shutdown")
+    );
+    assert!(
+        !evs.iter().any(|e| e.kind == EventKind::Reboot),
+        "{:?}",
+        lifecycle(&evs)
+    );
+
+    // on_poweroff=restart: powering off boots it again; the second boot is destroyed.
+    std::fs::remove_file(t.path().join("serial.log")).unwrap();
+    let mut g = Guest::start(
+        &dirs,
+        linux_spec(
+            &kit,
+            t.path(),
+            "poweroff -f",
+            "<on_poweroff>restart</on_poweroff>",
+        ),
+    )
+    .unwrap();
+    let serial = t.path().join("serial.log");
+    wait_until("second boot", boot, || {
+        std::fs::read_to_string(&serial)
+            .unwrap_or_default()
+            .matches(bootkit::GUEST_MARKER)
+            .count()
+            >= 2
+    });
+    let st = g.state().unwrap();
+    assert!(
+        matches!(st.state, State::Running | State::Paused),
+        "after restart: {st}"
+    );
+    g.destroy(Duration::from_secs(10)).unwrap();
+    let _ = Lifecycle::StartedBooted;
+}
