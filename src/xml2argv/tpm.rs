@@ -60,9 +60,14 @@ pub(super) fn args(
                     .unwrap_or_else(|| format!("{}/swtpm/{short_name}-swtpm.sock", ctx.runtime_dir))
             };
             out.push("-chardev".to_string());
-            let mut c = KvOpts::with_head("socket");
-            c.kv("id", "chrtpm").kv("path", path);
-            out.push(c.build());
+            // libvirt's PRETEND start runs no swtpm: a null chardev stands in for its socket.
+            if kind == "emulator" && ctx.pretend && ctx.tpm_emulator_socket.is_none() {
+                out.push("null,id=chrtpm".to_string());
+            } else {
+                let mut c = KvOpts::with_head("socket");
+                c.kv("id", "chrtpm").kv("path", path);
+                out.push(c.build());
+            }
             let mut o = KvOpts::with_head("emulator");
             o.kv("id", format!("tpm-{alias}")).kv("chardev", "chrtpm");
             o
@@ -105,7 +110,8 @@ mod tests {
 
     #[test]
     fn unknown_backend_is_refused() {
-        let ctx = LaunchContext::libvirt_test_harness(&crate::domain::DomainDef::default());
+        let ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
         let t = Tpm {
             backend_type: Some("bogus".into()),
             ..Default::default()
@@ -119,7 +125,8 @@ mod tests {
 
     #[test]
     fn passthrough_without_fds_names_the_device() {
-        let mut ctx = LaunchContext::libvirt_test_harness(&crate::domain::DomainDef::default());
+        let mut ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
         ctx.tpm_passthrough_fds = None;
         let t = Tpm {
             backend_type: Some("passthrough".into()),

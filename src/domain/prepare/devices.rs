@@ -391,6 +391,25 @@ fn source_defaults(src: &mut DiskSource) {
 
 /// Driver name and format, encryption engine, network ports, along the backing chain.
 fn disk_defaults(disk: &mut Disk) {
+    // libvirt infers a missing bus from the device and the target's prefix
+    // (virDomainDiskDefParseXML): `vda` is a virtio disk, `sda` SCSI, `hda` IDE.
+    if disk.target.bus.is_none() {
+        let dev = disk.target.dev.as_str();
+        let bus = if disk.device.as_deref() == Some("floppy") {
+            "fdc"
+        } else if dev.starts_with("sd") {
+            "scsi"
+        } else if dev.starts_with("vd") {
+            "virtio"
+        } else if dev.starts_with("xvd") {
+            "xen"
+        } else if dev.starts_with("ubd") {
+            "uml"
+        } else {
+            "ide"
+        };
+        disk.target.bus = Some(bus.to_string());
+    }
     // An empty network CD-ROM is just an empty drive.
     if disk.dtype.as_deref() == Some("network")
         && disk.source.is_none()

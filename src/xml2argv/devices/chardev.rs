@@ -4,6 +4,30 @@
 use super::*;
 
 impl Builder<'_> {
+    /// The path a binding UNIX chardev listens on. A path-less virtio channel binds in the
+    /// domain's own channel dir, named after its target (libvirt: qemuDomainPrepareChannel).
+    fn unix_bind_path(&self, c: &Chardev, src: &ChrSource) -> R<String> {
+        if let Some(p) = src.path.as_ref().filter(|p| !p.is_empty()) {
+            return Ok(p.clone());
+        }
+        let name = c
+            .target
+            .as_ref()
+            .filter(|_| c.kind == "channel")
+            .and_then(|t| t.name.as_deref());
+        match name {
+            Some(name) => Ok(format!(
+                "{}/domain-{}/{name}",
+                self.ctx.channel_target_dir,
+                self.ctx.short_name(self.def)
+            )),
+            // libvirt: virDomainChrSourceDefValidate
+            None => Err(Xml2ArgvError::Xml(
+                "Missing source path attribute for char device".into(),
+            )),
+        }
+    }
+
     /// The `-chardev` backend for a source, or an error for kinds not handled yet.
     pub(super) fn chardev(&mut self, id: &str, c: &Chardev) -> R {
         let ty = c.stype.as_deref().unwrap_or("pty");
@@ -27,7 +51,7 @@ impl Builder<'_> {
                     if let Some(fd) = self.ctx.bind_socket_fd {
                         o.kv("fd", fd);
                     } else {
-                        o.kv("path", src.path.clone().unwrap_or_default());
+                        o.kv("path", self.unix_bind_path(c, &src)?);
                     }
                     o.raw("server=on,wait=off");
                 } else {

@@ -131,9 +131,10 @@ impl Builder<'_> {
             }
             "scsi" => {
                 let driver = match model {
-                    Some("virtio-scsi") | None => "virtio-scsi-pci",
-                    Some("virtio-transitional") => "virtio-scsi-pci-transitional",
-                    Some("virtio-non-transitional") => "virtio-scsi-pci-non-transitional",
+                    Some("virtio-scsi" | "virtio-transitional" | "virtio-non-transitional")
+                    | None => {
+                        &virtio_driver("virtio-scsi", VirtioModel::of(model), &c.info.address)?
+                    }
                     Some("lsilogic") => "lsi",
                     Some("lsisas1068") => "mptsas1068",
                     Some("lsisas1078") => "megasas",
@@ -189,11 +190,8 @@ impl Builder<'_> {
                 self.info_props(&mut j, &c.info);
             }
             "virtio-serial" => {
-                let driver = match model {
-                    Some("virtio-transitional") => "virtio-serial-pci-transitional",
-                    Some("virtio-non-transitional") => "virtio-serial-pci-non-transitional",
-                    _ => "virtio-serial-pci",
-                };
+                let driver =
+                    virtio_driver("virtio-serial", VirtioModel::of(model), &c.info.address)?;
                 j.s("driver", driver);
                 self.virtio_opts(&mut j, c.driver.as_ref().map(|d| &d.virtio));
                 j.s("id", self.ctrl_alias(c));

@@ -152,11 +152,12 @@ impl Builder<'_> {
                 let mut f = JsonOpts::new();
                 f.s("node-name", format.clone());
                 f.b("read-only", if li == 0 { readonly } else { true });
-                if let Some(c) = self.cache_props(d) {
-                    f.v("cache", c);
-                }
+                // libvirt: qemuBlockStorageSourceGetBlockdevFormatCommonProps
                 if let Some(disc) = d.driver.as_ref().and_then(|x| x.discard.as_deref()) {
                     f.s("discard", disc);
+                }
+                if let Some(c) = self.cache_props(d) {
+                    f.v("cache", c);
                 }
                 let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
                 match (storage::qemu_encryption(enc), enc_id) {
@@ -304,7 +305,14 @@ impl Builder<'_> {
                 j.s("id", alias);
             }
             "virtio" => {
-                j.s("driver", "virtio-blk-pci");
+                j.s(
+                    "driver",
+                    virtio_driver(
+                        "virtio-blk",
+                        VirtioModel::of(d.model.as_deref()),
+                        &d.info.address,
+                    )?,
+                );
                 if device == "lun" {
                     j.b("scsi", true);
                 }
@@ -404,7 +412,13 @@ impl Builder<'_> {
         if bus == "usb" {
             j.b("removable", d.target.removable.as_deref() == Some("on"));
         }
-        if let Some(c) = d.driver.as_ref().and_then(|x| x.cache.as_deref()) {
+        // `default` leaves the device's write cache to QEMU (libvirt: qemuDiskCacheV2).
+        if let Some(c) = d
+            .driver
+            .as_ref()
+            .and_then(|x| x.cache.as_deref())
+            .filter(|c| *c != "default")
+        {
             let wc = matches!(c, "writeback" | "none" | "unsafe");
             j.s("write-cache", if wc { "on" } else { "off" });
         }

@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// SPICE channel names in libvirt's order (virDomainGraphicsSpiceChannelName).
+const SPICE_CHANNELS: [&str; 8] = [
+    "main",
+    "display",
+    "inputs",
+    "cursor",
+    "playback",
+    "record",
+    "smartcard",
+    "usbredir",
+];
+
 impl Builder<'_> {
     pub(super) fn graphics(&mut self) -> R {
         for g in &self.def.devices.graphics {
@@ -62,9 +74,6 @@ impl Builder<'_> {
                     {
                         o.raw("power-control=on");
                     }
-                    if let Some(k) = &g.keymap {
-                        o.kv("keymap", k);
-                    }
                     let audio = g
                         .audio_id
                         .or_else(|| self.def.devices.audios.first().and_then(|a| a.id));
@@ -72,6 +81,10 @@ impl Builder<'_> {
                         o.kv("audiodev", format!("audio{a}"));
                     }
                     self.opt("-vnc", o.build());
+                    // libvirt gives the keymap as QEMU's own option, after the display.
+                    if let Some(k) = &g.keymap {
+                        self.opt("-k", k);
+                    }
                 }
                 "spice" => self.spice(g),
                 "egl-headless" => {
@@ -102,16 +115,10 @@ impl Builder<'_> {
         let listen = g.listens.first();
         let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
         let parse = |v: &Option<String>| v.as_deref().and_then(|p| p.parse::<i64>().ok());
-        let auto = g.autoport.as_deref() == Some("yes");
-        // libvirt's test port allocator hands out 5901 and 5902 for automatic SPICE ports.
-        let mut port = parse(&g.port).unwrap_or(0);
-        let mut tls_port = parse(&g.tls_port).unwrap_or(0);
-        if auto && ltype != "socket" && ltype != "none" {
-            port = 5901;
-            if self.ctx.conf.spice_tls {
-                tls_port = 5902;
-            }
-        }
+        // Automatic ports were filled in before the build: allocated by a start, libvirt's
+        // placeholders in a pretend one (see `graphics_ports`).
+        let port = parse(&g.port).unwrap_or(0);
+        let tls_port = parse(&g.tls_port).unwrap_or(0);
         if ltype == "socket" {
             let sock = listen
                 .and_then(|l| l.socket.clone())
@@ -159,7 +166,10 @@ impl Builder<'_> {
             }
             _ => {}
         }
-        for (name, mode) in &g.channels {
+        // In libvirt's channel order, whatever the XML's.
+        let mut channels: Vec<&(String, String)> = g.channels.iter().collect();
+        channels.sort_by_key(|(name, _)| SPICE_CHANNELS.iter().position(|c| c == name));
+        for (name, mode) in channels {
             match mode.as_str() {
                 "secure" => {
                     o.kv("tls-channel", name);
@@ -192,5 +202,8 @@ impl Builder<'_> {
         }
         o.raw("seamless-migration=on");
         self.opt("-spice", o.build());
+        if let Some(k) = &g.keymap {
+            self.opt("-k", k);
+        }
     }
 }

@@ -28,11 +28,11 @@ impl Builder<'_> {
                         "passthrough" => "virtio-input-host",
                         _ => return Err(unsupported(format!("input type '{t}' not supported"))),
                     };
-                    let drv = match inp.model.as_deref() {
-                        Some("virtio-transitional") => format!("{base}-pci-transitional"),
-                        Some("virtio-non-transitional") => format!("{base}-pci-non-transitional"),
-                        _ => format!("{base}-pci"),
-                    };
+                    let drv = virtio_driver(
+                        base,
+                        VirtioModel::of(inp.model.as_deref()),
+                        &inp.info.address,
+                    )?;
                     j.s("driver", drv);
                     self.virtio_opts(&mut j, inp.driver.as_ref().map(|x| &x.virtio));
                     j.s("id", alias);

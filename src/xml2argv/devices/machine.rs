@@ -683,7 +683,6 @@ impl Builder<'_> {
                 o.raw("base=utc");
             }
         }
-        let mut pit_delay = None;
         if let Some(c) = clock {
             for t in &c.timers {
                 match t.name.as_str() {
@@ -698,17 +697,27 @@ impl Builder<'_> {
                             o.raw("driftfix=slew");
                         }
                     }
-                    "pit" => pit_delay = t.tickpolicy.clone(),
                     _ => {}
                 }
             }
         }
         self.opt("-rtc", o.build());
-        match pit_delay.as_deref() {
-            Some("delay") => self.opt("-global", "kvm-pit.lost_tick_policy=delay"),
-            Some("catchup") => self.opt("-global", "kvm-pit.lost_tick_policy=slew"),
-            Some("discard") => self.opt("-global", "kvm-pit.lost_tick_policy=discard"),
-            _ => {}
+        // The other timers follow, in the definition's order (libvirt: qemuBuildClockCommandLine).
+        for t in clock.iter().flat_map(|c| &c.timers) {
+            match t.name.as_str() {
+                "pit" => match t.tickpolicy.as_deref() {
+                    Some("delay") => self.opt("-global", "kvm-pit.lost_tick_policy=delay"),
+                    Some("catchup") => self.opt("-global", "kvm-pit.lost_tick_policy=slew"),
+                    Some("discard") => self.opt("-global", "kvm-pit.lost_tick_policy=discard"),
+                    _ => {}
+                },
+                // QEMU has the HPET on by default; before the machine's `hpet` property
+                // (QEMU 8.0) the way to turn it off is `-no-hpet`.
+                "hpet" if t.present.as_deref() == Some("no") && !self.has("machine-hpet") => {
+                    self.arg("-no-hpet");
+                }
+                _ => {}
+            }
         }
     }
 

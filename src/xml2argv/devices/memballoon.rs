@@ -3,16 +3,24 @@
 use super::*;
 
 impl Builder<'_> {
-    pub(super) fn memballoon(&mut self) {
+    pub(super) fn memballoon(&mut self) -> R {
         let Some(b) = &self.def.devices.memballoon else {
-            return;
+            return Ok(());
         };
         let model = b.model.as_deref().unwrap_or("virtio");
         let drv = match model {
-            "virtio" => "virtio-balloon-pci",
-            "virtio-transitional" => "virtio-balloon-pci-transitional",
-            "virtio-non-transitional" => "virtio-balloon-pci-non-transitional",
-            _ => return,
+            "virtio" | "virtio-transitional" | "virtio-non-transitional" => virtio_driver(
+                "virtio-balloon",
+                VirtioModel::of(Some(model)),
+                &b.info.address,
+            )?,
+            "none" => return Ok(()),
+            // libvirt: qemuValidateDomainDeviceDefMemballoon
+            other => {
+                return Err(unsupported(format!(
+                    "Memory balloon device type '{other}' is not supported by this version of qemu"
+                )));
+            }
         };
         let mut j = JsonOpts::new();
         j.s("driver", drv);
@@ -22,5 +30,6 @@ impl Builder<'_> {
         self.pci_props(&mut j, &b.info);
         j.tristate("deflate-on-oom", b.autodeflate.as_deref());
         self.device(&j);
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@ mod rng;
 mod sound;
 mod usb;
 mod video;
+mod virtio;
 mod vsock;
 mod watchdog;
 
@@ -23,6 +24,8 @@ use std::collections::HashMap;
 
 use super::opts::{JsonOpts, KvOpts};
 use super::socketnet::socket_netdev;
+use virtio::{VirtioModel, virtio_driver};
+
 use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource};
@@ -275,7 +278,7 @@ impl<'a> Builder<'a> {
         self.watchdogs()?;
         self.redirdevs()?;
         self.hostdevs()?;
-        self.memballoon();
+        self.memballoon()?;
         self.rngs()?;
         self.qemu_commandline();
         if self.has("seccomp-sandbox") {
@@ -285,7 +288,7 @@ impl<'a> Builder<'a> {
             );
         }
         self.panics();
-        self.vsock();
+        self.vsock()?;
         self.opt("-msg", "timestamp=on");
         Ok(())
     }

@@ -43,11 +43,10 @@ impl Builder<'_> {
             };
             self.opt("-netdev", netdev);
             let mut j = JsonOpts::new();
-            let driver = match model {
-                "virtio" => "virtio-net-pci",
-                "virtio-transitional" => "virtio-net-pci-transitional",
-                "virtio-non-transitional" => "virtio-net-pci-non-transitional",
-                other => other,
+            let driver = if is_virtio {
+                virtio_driver("virtio-net", VirtioModel::of(Some(model)), &n.info.address)?
+            } else {
+                model.to_string()
             };
             j.s("driver", driver);
             if is_virtio {

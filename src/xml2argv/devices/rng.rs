@@ -32,11 +32,11 @@ impl Builder<'_> {
                 }
             }
             self.object(&o);
-            let drv = match r.model.as_deref() {
-                Some("virtio-transitional") => "virtio-rng-pci-transitional",
-                Some("virtio-non-transitional") => "virtio-rng-pci-non-transitional",
-                _ => "virtio-rng-pci",
-            };
+            let drv = virtio_driver(
+                "virtio-rng",
+                VirtioModel::of(r.model.as_deref()),
+                &r.info.address,
+            )?;
             let mut j = JsonOpts::new();
             j.s("driver", drv);
             self.virtio_opts(&mut j, r.driver.as_ref().map(|x| &x.virtio));
