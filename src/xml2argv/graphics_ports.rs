@@ -77,8 +77,12 @@ pub fn spice_needs(g: &Graphics, conf: &QemuConf) -> (bool, bool) {
             }
         }
     }
-    port |= port_of(&g.port) == Some(-1);
-    tls |= port_of(&g.tls_port) == Some(-1);
+    // With autoport, libvirt's parser drops written ports (-1 included): only a display
+    // without autoport asks for a port by writing -1.
+    else {
+        port = port_of(&g.port) == Some(-1);
+        tls = port_of(&g.tls_port) == Some(-1);
+    }
     (port, tls)
 }
 

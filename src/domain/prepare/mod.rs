@@ -14,6 +14,7 @@
 mod aliases;
 mod devices;
 mod mac;
+mod numa;
 pub mod pci;
 mod pciassign;
 
@@ -187,6 +188,7 @@ pub fn prepare(
     };
 
     domain_defaults(&mut def, &ctx, &machine);
+    numa::rectify_cpus(&mut def);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
     mac::assign_macs(&mut def);

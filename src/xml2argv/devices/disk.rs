@@ -460,10 +460,12 @@ impl Builder<'_> {
 pub(super) fn disk_source_is_empty(d: &Disk) -> bool {
     match &d.source {
         None => true,
+        // An empty path is no path: `<source file=''/>` is an empty drive, as in libvirt.
         Some(s) => {
-            s.file.is_none()
-                && s.dev.is_none()
-                && s.dir.is_none()
+            let unset = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+            unset(&s.file)
+                && unset(&s.dev)
+                && unset(&s.dir)
                 && s.protocol.is_none()
                 && s.pool.is_none()
         }

@@ -755,31 +755,41 @@ impl Builder<'_> {
         let Some(si) = self.def.sysinfo.iter().find(|s| s.stype == "smbios") else {
             return;
         };
-        for (block, entries) in &si.blocks {
-            let ty = match block.as_str() {
-                "bios" => 0,
-                "system" => 1,
-                "baseBoard" => 2,
-                "chassis" => 3,
-                "oemStrings" => 11,
-                _ => continue,
-            };
-            let mut o = KvOpts::new();
-            o.raw(&format!("type={ty}"));
-            for e in entries {
-                match &e.name {
-                    // Entry names become option keys: only SMBIOS's own fields, as libvirt
-                    // reads only those, so a name cannot write another option.
-                    Some(n) if smbios_field(ty, n) => {
-                        o.kv(n, &e.value);
-                    }
-                    Some(_) => {}
-                    None => {
+        // Tables in SMBIOS type order, fields in libvirt's order; empty entries are absent
+        // and a table without a field is left out (libvirt: qemuBuildSmbiosCommandLine).
+        for (block, ty) in [
+            ("bios", 0),
+            ("system", 1),
+            ("baseBoard", 2),
+            ("chassis", 3),
+            ("oemStrings", 11),
+        ] {
+            for (_, entries) in si.blocks.iter().filter(|(b, _)| b == block) {
+                let mut o = KvOpts::new();
+                o.raw(&format!("type={ty}"));
+                let mut any = false;
+                if ty == 11 {
+                    for e in entries.iter().filter(|e| e.name.is_none()) {
                         o.kv("value", &e.value);
+                        any = true;
+                    }
+                } else {
+                    // Entry names become option keys: only SMBIOS's own fields, so a name
+                    // cannot write another option.
+                    for field in smbios_fields(ty) {
+                        let value = entries
+                            .iter()
+                            .find(|e| e.name.as_deref() == Some(field) && !e.value.is_empty());
+                        if let Some(e) = value {
+                            o.kv(field, &e.value);
+                            any = true;
+                        }
                     }
                 }
+                if any {
+                    self.opt("-smbios", o.build());
+                }
             }
-            self.opt("-smbios", o.build());
         }
     }
 
@@ -791,8 +801,9 @@ impl Builder<'_> {
             ("-append", os.cmdline.clone()),
             ("-dtb", os.dtb.clone()),
         ];
+        // An empty element is no element (libvirt reads `<kernel/>` as absent).
         for (o, v) in items {
-            if let Some(v) = v {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
                 self.opt(o, v);
             }
         }

@@ -487,8 +487,8 @@ fn assign_usb_ports(def: &DomainDef) -> HashMap<(&'static str, usize), String> {
     out
 }
 
-/// The fields QEMU's `-smbios type=N` takes from libvirt's sysinfo entries.
-fn smbios_field(ty: u32, name: &str) -> bool {
+/// The fields of SMBIOS table `ty` libvirt writes, in its order.
+fn smbios_fields(ty: u32) -> &'static [&'static str] {
     let fields: &[&str] = match ty {
         0 => &["vendor", "version", "date", "release"],
         1 => &[
@@ -511,7 +511,7 @@ fn smbios_field(ty: u32, name: &str) -> bool {
         3 => &["manufacturer", "version", "serial", "asset", "sku"],
         _ => &[],
     };
-    fields.contains(&name)
+    fields
 }
 
 /// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles).

@@ -12,7 +12,8 @@ impl Builder<'_> {
                 "random" => {
                     o.s("qom-type", "rng-random").s("id", obj.clone()).s(
                         "filename",
-                        r.backend_path.clone().unwrap_or("/dev/urandom".into()),
+                        // libvirt 9.0's default source (virDomainRNGDefParseXML).
+                        r.backend_path.clone().unwrap_or("/dev/random".into()),
                     );
                 }
                 "builtin" => {
