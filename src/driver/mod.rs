@@ -9,6 +9,7 @@ pub mod domcaps;
 pub mod graphics;
 pub mod launch;
 pub mod lock;
+pub mod ports;
 mod precheck;
 pub mod process;
 pub mod secret;

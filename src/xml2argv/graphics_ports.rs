@@ -51,7 +51,8 @@ fn spice_autoport(g: &Graphics) -> bool {
     match g.autoport.as_deref() {
         Some("yes") => true,
         Some(_) => false,
-        None => port_of(&g.port).unwrap_or(-1) <= 0 && port_of(&g.tls_port).unwrap_or(-1) <= 0,
+        // The legacy spelling: both ports -1.
+        None => port_of(&g.port) == Some(-1) && port_of(&g.tls_port) == Some(-1),
     }
 }
 

@@ -312,6 +312,7 @@ mod tests {
                 }),
                 ..Default::default()
             });
+            crate::domain::prepare::assign_aliases(&mut def);
             let ctx = crate::conformance::harness::harness_context(&def);
             let cmd = build(&def, &caps(), &ctx).expect("build");
             let n = find(&cmd.args, "-name", "guest=").expect("-name");

@@ -169,7 +169,7 @@ impl Builder<'_> {
 
     pub(super) fn serials(&mut self) -> R {
         for (i, s) in self.def.devices.serials.iter().enumerate() {
-            let alias = s.info.alias.clone().unwrap_or(format!("serial{i}"));
+            let alias = self.alias(&s.info)?;
             let chr = format!("char{alias}");
             self.chardev(&chr, s)?;
             let model = s
@@ -210,8 +210,8 @@ impl Builder<'_> {
     }
 
     pub(super) fn channels(&mut self) -> R {
-        for (i, c) in self.def.devices.channels.iter().enumerate() {
-            let alias = c.info.alias.clone().unwrap_or(format!("channel{i}"));
+        for c in self.def.devices.channels.iter() {
+            let alias = self.alias(&c.info)?;
             let chr = format!("char{alias}");
             let ttype = c
                 .target
@@ -238,15 +238,15 @@ impl Builder<'_> {
 
     pub(super) fn tpms(&mut self) -> R {
         let short = self.ctx.short_name(self.def);
-        for (i, t) in self.def.devices.tpms.iter().enumerate() {
-            let a = crate::xml2argv::tpm::args(t, i, self.ctx, &short, &mut self.fdset)?;
+        for t in self.def.devices.tpms.iter() {
+            let a = crate::xml2argv::tpm::args(t, self.ctx, &short, &mut self.fdset)?;
             self.args.extend(a);
         }
         Ok(())
     }
 
     pub(super) fn consoles(&mut self) -> R {
-        for (i, c) in self.def.devices.consoles.iter().enumerate() {
+        for c in self.def.devices.consoles.iter() {
             let ttype = c
                 .target
                 .as_ref()
@@ -256,7 +256,7 @@ impl Builder<'_> {
             if ttype == "serial" {
                 continue;
             }
-            let alias = c.info.alias.clone().unwrap_or(format!("console{i}"));
+            let alias = self.alias(&c.info)?;
             let chr = format!("char{alias}");
             if ttype != "virtio" {
                 return Err(unsupported(format!(
@@ -274,8 +274,8 @@ impl Builder<'_> {
     }
 
     pub(super) fn parallels(&mut self) -> R {
-        for (i, p) in self.def.devices.parallels.iter().enumerate() {
-            let alias = p.info.alias.clone().unwrap_or(format!("parallel{i}"));
+        for p in self.def.devices.parallels.iter() {
+            let alias = self.alias(&p.info)?;
             let chr = format!("char{alias}");
             self.chardev(&chr, p)?;
             let mut j = JsonOpts::new();

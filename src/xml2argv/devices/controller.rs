@@ -82,7 +82,7 @@ impl Builder<'_> {
                     }
                     _ => {}
                 }
-                j.s("id", self.ctrl_alias(c));
+                j.s("id", self.alias(&c.info)?);
                 if let Some(h) = &t.hotplug {
                     j.tristate("hotplug", Some(h.as_str()));
                 }
@@ -111,7 +111,7 @@ impl Builder<'_> {
                     j.u("p2", p as u64).u("p3", p as u64);
                 }
                 // Companion controllers share their master's bus and get no id.
-                let alias = self.ctrl_alias(c);
+                let alias = self.alias(&c.info)?;
                 let companion = c.info.master_startport.is_some();
                 if let Some(sp) = &c.info.master_startport {
                     let master = if idx == 0 {
@@ -159,7 +159,7 @@ impl Builder<'_> {
                         j.s("iothread", format!("iothread{t}"));
                     }
                 }
-                j.s("id", self.ctrl_alias(c));
+                j.s("id", self.alias(&c.info)?);
                 if driver == "spapr-vscsi" {
                     // libvirt's first VIO address for a SCSI adapter is 0x2000.
                     let reg = match &c.info.address {
@@ -177,7 +177,7 @@ impl Builder<'_> {
                 if self.is_q35() && idx == 0 {
                     return Ok(());
                 }
-                j.s("driver", "ahci").s("id", self.ctrl_alias(c));
+                j.s("driver", "ahci").s("id", self.alias(&c.info)?);
                 self.pci_props(&mut j, &c.info);
             }
             "ide" => {
@@ -186,7 +186,7 @@ impl Builder<'_> {
             }
             "fdc" => return Ok(()),
             "ccid" => {
-                j.s("driver", "usb-ccid").s("id", self.ctrl_alias(c));
+                j.s("driver", "usb-ccid").s("id", self.alias(&c.info)?);
                 self.info_props(&mut j, &c.info);
             }
             "virtio-serial" => {
@@ -194,7 +194,7 @@ impl Builder<'_> {
                     virtio_driver("virtio-serial", VirtioModel::of(model), &c.info.address)?;
                 j.s("driver", driver);
                 self.virtio_opts(&mut j, c.driver.as_ref().map(|d| &d.virtio));
-                j.s("id", self.ctrl_alias(c));
+                j.s("id", self.alias(&c.info)?);
                 if let Some(p) = c.ports {
                     j.u("max_ports", p as u64);
                 }
@@ -210,25 +210,6 @@ impl Builder<'_> {
         }
         self.device(&j);
         Ok(())
-    }
-
-    pub(super) fn ctrl_alias(&self, c: &crate::domain::devices::Controller) -> String {
-        if let Some(a) = &c.info.alias {
-            return a.clone();
-        }
-        let idx = c.index.unwrap_or(0);
-        match c.ctype.as_str() {
-            "pci" => {
-                if idx == 0 {
-                    self.pci_bus_name(0)
-                } else {
-                    format!("pci.{idx}")
-                }
-            }
-            "usb" if idx == 0 => "usb".into(),
-            "ide" => "ide".into(),
-            t => format!("{t}{idx}"),
-        }
     }
 
     /// Whether disks on SCSI controller `index` are addressed by channel, target and LUN;

@@ -4,38 +4,6 @@
 use super::*;
 
 impl Builder<'_> {
-    pub(super) fn disk_alias(&self, i: usize, d: &Disk) -> String {
-        if let Some(a) = &d.info.alias {
-            return a.clone();
-        }
-        let bus = d.target.bus.as_deref().unwrap_or("ide");
-        if let Some(Address::Drive {
-            controller,
-            bus: b,
-            target,
-            unit,
-        }) = &d.info.address
-        {
-            return match bus {
-                "scsi" if !self.scsi_is_virtio(*controller) => {
-                    format!("scsi{controller}-{b}-{unit}")
-                }
-                "scsi" => format!("scsi{controller}-{b}-{target}-{unit}"),
-                "sata" => format!("sata{controller}-{b}-{unit}"),
-                "fdc" => format!("fdc{controller}-{b}-{unit}"),
-                _ => format!("ide{controller}-{b}-{unit}"),
-            };
-        }
-        let idx = disk_index(&d.target.dev).unwrap_or(i as u32);
-        match bus {
-            "virtio" => format!("virtio-disk{idx}"),
-            "usb" => format!("usb-disk{idx}"),
-            "sd" => format!("sd-disk{idx}"),
-            "xen" => format!("xenblk-disk{idx}"),
-            other => format!("{other}-disk{idx}"),
-        }
-    }
-
     pub(super) fn disks(&mut self) -> R {
         let disks = &self.def.devices.disks;
         // The built-in floppy controller of i440fx takes boot indexes for its drives.
@@ -86,7 +54,7 @@ impl Builder<'_> {
     pub(super) fn disk(&mut self, i: usize, d: &Disk, nodes: &[u32]) -> R {
         let device = d.device.as_deref().unwrap_or("disk");
         let readonly = d.readonly || device == "cdrom";
-        let alias = self.disk_alias(i, d);
+        let alias = self.alias(&d.info)?;
         // Chain layers: top image then backing stores.
         let mut layers: Vec<(Option<&DiskSource>, Option<String>, Option<String>)> = Vec::new();
         layers.push((
@@ -483,20 +451,4 @@ pub(super) fn chain_len(d: &Disk) -> usize {
         bs = b.backing.as_deref();
     }
     n
-}
-
-/// `vda` → 0, `sdb` → 1, `hdaa` → 26: libvirt's disk name index.
-pub(super) fn disk_index(dev: &str) -> Option<u32> {
-    let prefix_len = ["vd", "sd", "hd", "xvd", "fd", "ubd"]
-        .iter()
-        .find(|p| dev.starts_with(**p))
-        .map(|p| p.len())?;
-    let mut idx: i64 = -1;
-    for c in dev[prefix_len..].chars() {
-        if !c.is_ascii_lowercase() {
-            return None;
-        }
-        idx = (idx + 1) * 26 + (c as i64 - 'a' as i64);
-    }
-    u32::try_from(idx).ok()
 }

@@ -4,8 +4,8 @@ use super::*;
 
 impl Builder<'_> {
     pub(super) fn filesystems(&mut self) -> R {
-        for (i, fs) in self.def.devices.filesystems.iter().enumerate() {
-            let alias = fs.info.alias.clone().unwrap_or(format!("fs{i}"));
+        for fs in self.def.devices.filesystems.iter() {
+            let alias = self.alias(&fs.info)?;
             let driver = fs.driver.as_ref().and_then(|d| d.dtype.as_deref());
             if driver == Some("virtiofs") {
                 return Err(unsupported("virtiofs not supported yet"));

@@ -6,7 +6,7 @@ impl Builder<'_> {
     pub(super) fn hostdevs(&mut self) -> R {
         use crate::domain::devices::HostAddress;
         for (i, h) in self.def.devices.hostdevs.iter().enumerate() {
-            let alias = h.info.alias.clone().unwrap_or(format!("hostdev{i}"));
+            let alias = self.alias(&h.info)?;
             let boot = h.info.boot.as_ref().map(|b| b.order);
             let src = h.source.clone().unwrap_or_default();
             let mut j = JsonOpts::new();

@@ -5,7 +5,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn inputs(&mut self) -> R {
         for (i, inp) in self.def.devices.inputs.iter().enumerate() {
-            let alias = inp.info.alias.clone().unwrap_or(format!("input{i}"));
+            let alias = self.alias(&inp.info)?;
             let bus = inp.bus.as_deref().unwrap_or("ps2");
             let mut j = JsonOpts::new();
             match (inp.itype.as_str(), bus) {

@@ -25,7 +25,7 @@ impl Builder<'_> {
         let mut j = JsonOpts::new();
         j.s("driver", drv);
         self.virtio_opts(&mut j, b.driver.as_ref().map(|x| &x.virtio));
-        j.s("id", b.info.alias.clone().unwrap_or("balloon0".into()));
+        j.s("id", self.alias(&b.info)?);
         j.tristate("free-page-reporting", b.free_page_reporting.as_deref());
         self.pci_props(&mut j, &b.info);
         j.tristate("deflate-on-oom", b.autodeflate.as_deref());

@@ -7,7 +7,7 @@ impl Builder<'_> {
         let mut tapfd = self.ctx.tap_fd_base;
         let mut vhostfd = self.ctx.vhost_fd_base;
         for (i, n) in self.def.devices.interfaces.iter().enumerate() {
-            let alias = n.info.alias.clone().unwrap_or(format!("net{i}"));
+            let alias = self.alias(&n.info)?;
             let host = format!("host{alias}");
             let model = n.model.as_deref().unwrap_or("rtl8139");
             let is_virtio = model.starts_with("virtio");

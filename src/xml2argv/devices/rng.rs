@@ -4,8 +4,8 @@ use super::*;
 
 impl Builder<'_> {
     pub(super) fn rngs(&mut self) -> R {
-        for (i, r) in self.def.devices.rngs.iter().enumerate() {
-            let alias = r.info.alias.clone().unwrap_or(format!("rng{i}"));
+        for r in self.def.devices.rngs.iter() {
+            let alias = self.alias(&r.info)?;
             let obj = format!("obj{alias}");
             let mut o = JsonOpts::new();
             match r.backend_model.as_deref().unwrap_or("random") {

@@ -4,8 +4,8 @@ use super::*;
 
 impl Builder<'_> {
     pub(super) fn sounds(&mut self) -> R {
-        for (i, s) in self.def.devices.sounds.iter().enumerate() {
-            let alias = s.info.alias.clone().unwrap_or(format!("sound{i}"));
+        for s in self.def.devices.sounds.iter() {
+            let alias = self.alias(&s.info)?;
             let audio = s
                 .audio_id
                 .or_else(|| self.def.devices.audios.first().and_then(|a| a.id))

@@ -28,7 +28,7 @@ impl Builder<'_> {
 
     pub(super) fn redirdevs(&mut self) -> R {
         for (i, r) in self.def.devices.redirdevs.iter().enumerate() {
-            let alias = r.info.alias.clone().unwrap_or(format!("redir{i}"));
+            let alias = self.alias(&r.info)?;
             let chr = format!("char{alias}");
             self.chardev(&chr, r)?;
             let mut j = JsonOpts::new();

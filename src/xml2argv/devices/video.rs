@@ -5,7 +5,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn videos(&mut self) -> R {
         for (i, v) in self.def.devices.videos.iter().enumerate() {
-            let alias = v.info.alias.clone().unwrap_or(format!("video{i}"));
+            let alias = self.alias(&v.info)?;
             let m = v.model.clone().unwrap_or_default();
             let primary = i == 0;
             let mut j = JsonOpts::new();

@@ -13,8 +13,7 @@ impl Builder<'_> {
             &v.info.address,
         )?;
         let mut j = JsonOpts::new();
-        j.s("driver", drv)
-            .s("id", v.info.alias.clone().unwrap_or("vsock0".into()));
+        j.s("driver", drv).s("id", self.alias(&v.info)?);
         let cid = if v.cid_auto.as_deref() == Some("yes") {
             self.ctx.vsock_auto_cid.unwrap_or(0)
         } else {

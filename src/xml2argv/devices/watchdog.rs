@@ -5,7 +5,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn watchdogs(&mut self) -> R {
         for (i, w) in self.def.devices.watchdogs.iter().enumerate() {
-            let alias = w.info.alias.clone().unwrap_or(format!("watchdog{i}"));
+            let alias = self.alias(&w.info)?;
             let drv = match w.model.as_deref().unwrap_or("i6300esb") {
                 "i6300esb" => "i6300esb",
                 "ib700" => "ib700",
