@@ -73,6 +73,9 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         channel_target_dir: "/tmp/channel".into(),
         vsock_fd: Some(6789),
         vsock_auto_cid: Some(42),
+        render_node: Some("/dev/dri/foo".into()),
+        // libvirt's tests draw generated ids from a counting random source.
+        generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
     }
 }
 

@@ -40,6 +40,18 @@ pub fn qemu_conf_defaults() -> QemuConf {
     }
 }
 
+/// The host's first DRM render node (`/dev/dri/renderD128`, ...), as libvirt picks one.
+fn first_render_node() -> Option<String> {
+    let mut nodes: Vec<String> = std::fs::read_dir("/dev/dri")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("renderD"))
+        .collect();
+    nodes.sort();
+    nodes.first().map(|n| format!("/dev/dri/{n}"))
+}
+
 /// The environment variables QEMU inherits from us, when we have them.
 fn passed(key: &str) -> Option<String> {
     std::env::var(key).ok()
@@ -79,6 +91,8 @@ impl Connect {
             // connection's running domains (ids are), and above the reserved 0-2.
             vsock_fd: None,
             vsock_auto_cid: Some(id.max(0) as u32 + 2),
+            render_node: first_render_node(),
+            generated_genid: uuid::Uuid::new_v4().to_string(),
         }
     }
 

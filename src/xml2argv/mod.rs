@@ -128,6 +128,12 @@ pub struct LaunchContext {
     pub vsock_fd: Option<i32>,
     /// The CID an automatic `<cid auto='yes'/>` gets (harness: 42; pretend: 0).
     pub vsock_auto_cid: Option<u32>,
+    /// The host's DRM render node for OpenGL displays that name none (libvirt:
+    /// virHostGetDRMRenderNode, the first `/dev/dri/renderD*`; harness: `/dev/dri/foo`).
+    pub render_node: Option<String>,
+    /// The generation id an empty `<genid/>` gets (harness: libvirt's counting random
+    /// source; a start: a fresh random UUID).
+    pub generated_genid: String,
 }
 
 impl LaunchContext {

@@ -86,17 +86,10 @@ impl Builder<'_> {
                         self.opt("-k", k);
                     }
                 }
-                "spice" => self.spice(g),
+                "spice" => self.spice(g)?,
                 "egl-headless" => {
                     let mut o = KvOpts::with_head("egl-headless");
-                    // Without a configured node libvirt picks the host's first render
-                    // node (/dev/dri/foo in its tests).
-                    o.kv(
-                        "rendernode",
-                        g.gl_rendernode
-                            .clone()
-                            .unwrap_or_else(|| "/dev/dri/foo".into()),
-                    );
+                    o.kv("rendernode", self.render_node(g)?);
                     self.opt("-display", o.build());
                 }
                 "sdl" => {
@@ -110,7 +103,16 @@ impl Builder<'_> {
         Ok(())
     }
 
-    pub(super) fn spice(&mut self, g: &crate::domain::devices::Graphics) {
+    /// The render node of an OpenGL display: its own, else the host's first (libvirt:
+    /// virHostGetDRMRenderNode, with its message when the host has none).
+    fn render_node(&self, g: &crate::domain::devices::Graphics) -> R<String> {
+        g.gl_rendernode
+            .clone()
+            .or_else(|| self.ctx.render_node.clone())
+            .ok_or_else(|| Xml2ArgvError::Internal("No DRM render nodes available".into()))
+    }
+
+    pub(super) fn spice(&mut self, g: &crate::domain::devices::Graphics) -> R {
         let mut o = KvOpts::new();
         let listen = g.listens.first();
         let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
@@ -193,17 +195,13 @@ impl Builder<'_> {
         }
         if g.gl_enable.as_deref() == Some("yes") {
             o.raw("gl=on");
-            o.kv(
-                "rendernode",
-                g.gl_rendernode
-                    .clone()
-                    .unwrap_or_else(|| "/dev/dri/foo".into()),
-            );
+            o.kv("rendernode", self.render_node(g)?);
         }
         o.raw("seamless-migration=on");
         self.opt("-spice", o.build());
         if let Some(k) = &g.keymap {
             self.opt("-k", k);
         }
+        Ok(())
     }
 }

@@ -250,9 +250,8 @@ impl<'a> Builder<'a> {
         self.opt("-uuid", self.def.uuid.to_string());
         self.smbios();
         if let Some(g) = &self.def.genid {
-            // libvirt's tests draw the generated id from a counting random source.
             let guid = if g.is_empty() {
-                "00010203-0405-4607-8809-0a0b0c0d0e0f".to_string()
+                self.ctx.generated_genid.clone()
             } else {
                 g.clone()
             };
