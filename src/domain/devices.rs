@@ -1532,7 +1532,7 @@ impl Graphics {
             if auto {
                 // A running domain's XML keeps the port its start allocated.
                 let allocated = g.port.as_deref().and_then(|p| p.parse::<u32>().ok());
-                if !allocated.is_some_and(|p| p > 0) {
+                if allocated.is_none_or(|p| p == 0) {
                     g.port = Some("-1".to_string());
                 }
                 g.autoport = Some("yes".to_string());

@@ -683,22 +683,19 @@ impl Builder<'_> {
                 o.raw("base=utc");
             }
         }
-        if let Some(c) = clock {
-            for t in &c.timers {
-                match t.name.as_str() {
-                    "rtc" => {
-                        if t.track.as_deref() == Some("guest") {
-                            o.raw("clock=vm");
-                        }
-                        if t.track.as_deref() == Some("wall") {
-                            o.raw("clock=rt");
-                        }
-                        if t.tickpolicy.as_deref() == Some("catchup") {
-                            o.raw("driftfix=slew");
-                        }
-                    }
-                    _ => {}
-                }
+        for t in clock
+            .iter()
+            .flat_map(|c| &c.timers)
+            .filter(|t| t.name == "rtc")
+        {
+            if t.track.as_deref() == Some("guest") {
+                o.raw("clock=vm");
+            }
+            if t.track.as_deref() == Some("wall") {
+                o.raw("clock=rt");
+            }
+            if t.tickpolicy.as_deref() == Some("catchup") {
+                o.raw("driftfix=slew");
             }
         }
         self.opt("-rtc", o.build());
