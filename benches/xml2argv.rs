@@ -86,7 +86,7 @@ fn phase_breakdown(
     cases: &[domdriver::conformance::xml2argv::Case],
     caps: &QemuCaps,
 ) -> [Duration; 8] {
-    use domdriver::xml2argv::harness::{case_context, prepare_options};
+    use domdriver::conformance::harness::{case_context, prepare_options};
     let mut best = [Duration::MAX; 8];
     for _ in 0..10 {
         let mut t = [Duration::ZERO; 8];

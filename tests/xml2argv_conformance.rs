@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::xml2argv::harness::{case_input, run_case};
+use domdriver::conformance::harness::{case_input, run_case};
 
 fn caps() -> QemuCaps {
     caps_for("x86_64")

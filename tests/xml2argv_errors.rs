@@ -5,7 +5,7 @@
 mod common;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::xml2argv::harness::run_case;
+use domdriver::conformance::harness::run_case;
 
 fn caps(file: &str, emulator: &str) -> QemuCaps {
     let path = common::testdata()

@@ -7,8 +7,8 @@ mod common;
 use std::fs;
 
 use domdriver::capabilities::qemu::probe_replies;
+use domdriver::conformance::harness::{case_context, case_input, prepare_options};
 use domdriver::xml2argv::explain::{Explained, explain, render};
-use domdriver::xml2argv::harness::{case_context, case_input, prepare_options};
 
 #[test]
 fn explain_q35_graphics() {

@@ -11,7 +11,7 @@
 mod common;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::xml2argv::harness::run_case;
+use domdriver::conformance::harness::run_case;
 use proptest::prelude::*;
 use serde_json::Value;
 use std::sync::OnceLock;

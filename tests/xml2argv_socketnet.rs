@@ -4,7 +4,7 @@
 mod common;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::xml2argv::harness::run_case;
+use domdriver::conformance::harness::run_case;
 
 fn caps(ver: &str) -> QemuCaps {
     let path = common::testdata().join(format!(
@@ -56,7 +56,7 @@ fn prepared_socket_interfaces() {
         let xml = std::fs::read_to_string(common::data().join(format!("xml2argv/{case}.xml")))
             .expect("golden input");
         let def = domdriver::domain::parse(&xml).expect("parse");
-        let opts = domdriver::xml2argv::harness::prepare_options(case, "x86_64");
+        let opts = domdriver::conformance::harness::prepare_options(case, "x86_64");
         let def = domdriver::domain::prepare(def, &caps, &opts).expect("prepare");
         domdriver::domain::format(
             &def,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::xml2argv::harness::run_case;
+use domdriver::conformance::harness::run_case;
 use libfuzzer_sys::fuzz_target;
 
 /// QEMU 7.2's recorded x86_64 probe, replayed once: replaying per input would measure the

@@ -2,5 +2,6 @@
 //! libvirt's expected outputs.
 
 pub mod domcaps;
+pub mod harness;
 pub mod unmatched;
 pub mod xml2argv;

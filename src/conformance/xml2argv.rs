@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::capabilities::qemu::QemuCaps;
-use crate::xml2argv::harness::{case_input, run_case};
+use crate::conformance::harness::{case_input, run_case};
 
 /// A corpus directory and how to read it.
 #[derive(Debug, Clone)]

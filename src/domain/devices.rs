@@ -1585,7 +1585,11 @@ impl Graphics {
                 _ => g.autoport.as_deref() == Some("yes"),
             };
             if auto {
-                g.port = Some("-1".to_string());
+                // A running domain's XML keeps the port its start allocated.
+                let allocated = g.port.as_deref().and_then(|p| p.parse::<u32>().ok());
+                if allocated.is_none_or(|p| p == 0) {
+                    g.port = Some("-1".to_string());
+                }
                 g.autoport = Some("yes".to_string());
             }
         }
@@ -1600,13 +1604,23 @@ impl Graphics {
     }
 
     fn to_node(&self, flags: FormatFlags) -> XmlNode {
+        let minus_one = "-1".to_string();
         let one = |el: &str, attr: &str, v: &Option<String>| {
             v.as_ref().map(|v| XmlNode::new(el).a(attr, v))
         };
         XmlNode::new("graphics")
             .a("type", &self.gtype)
             .ao("socket", self.socket.as_ref())
-            .ao("port", self.port.as_ref())
+            // An allocated port is state: the inactive XML says "pick one" again.
+            .ao(
+                "port",
+                if flags.inactive && self.gtype == "vnc" && self.autoport.as_deref() == Some("yes")
+                {
+                    Some(&minus_one)
+                } else {
+                    self.port.as_ref()
+                },
+            )
             .ao("tlsPort", self.tls_port.as_ref())
             .ao("autoport", self.autoport.as_ref())
             .ao("websocket", self.websocket.as_ref())

@@ -839,6 +839,9 @@ impl<'c> Domain<'c> {
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let mut ctx = self.conn.launch_context(&def, id);
+        // Held until QEMU listens on them, when this start returns.
+        let _ports = self.conn.reserve_graphics_ports(&mut def, &ctx.conf)?;
+        self.conn.prepare_channel_dir(&def, id)?;
         // A fresh master key per start (written to `master-key.aes`, which QEMU reads) and a
         // fresh IV: the secrets on the command line are only ever this start's ciphertext.
         let key = super::secret::random_bytes::<32>()?;

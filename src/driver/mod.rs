@@ -12,10 +12,12 @@ pub mod domstats;
 pub mod graphics;
 pub mod ifaddr;
 pub mod keycodes;
+pub mod launch;
 pub mod lock;
 pub mod metadata;
 pub mod monitor;
 pub mod node;
+pub mod ports;
 mod precheck;
 pub mod prepare;
 pub mod process;
@@ -382,7 +384,7 @@ impl Connect {
         let def = crate::domain::parse_unprepared(xml)?;
         let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
-        let mut ctx = self.launch_context(&def, -1);
+        let mut ctx = self.pretend_launch_context(&def);
         // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
         ctx.secrets = Some(
             self.secret_context(secret::random_bytes::<32>()?, secret::random_bytes::<16>()?)?,
@@ -390,36 +392,6 @@ impl Connect {
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.apply_qemu_env(&def, &mut cmd.env)?;
         Ok((def, cmd))
-    }
-
-    /// What xml2argv needs from this connection to start domain `def` as id `id`.
-    pub fn launch_context(
-        &self,
-        def: &crate::domain::DomainDef,
-        id: i32,
-    ) -> crate::xml2argv::LaunchContext {
-        let mut ctx = crate::xml2argv::LaunchContext::libvirt_test_harness(def);
-        ctx.lib_dir = self.lib_dir_for(&def.name, id).display().to_string();
-        ctx.domain_id = id;
-        ctx.monitor = crate::xml2argv::MonitorSource::Fd(3);
-        // Real sockets and files: QEMU binds and opens them itself by path.
-        ctx.bind_socket_fd = None;
-        ctx.file_chardev_fd = None;
-        let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-        ctx.path_env = env("PATH", "/usr/local/bin:/usr/bin:/bin");
-        ctx.user = env("USER", "root");
-        ctx.logname = env("LOGNAME", "root");
-        ctx.runtime_dir = self.dirs.run.display().to_string();
-        // libvirt's test harness sets a default SPICE password; a real host has none unless
-        // configured, so a SPICE display without `passwd` runs without tickets.
-        ctx.conf.spice_password = None;
-        ctx.nvram_dir = self.dirs.lib.join("nvram").display().to_string();
-        // The harness's fixed key and values must never reach a guest: a start fills in its
-        // own master key and the store's values (see `secret::Connect::secret_context`).
-        ctx.secrets = None;
-        ctx.tpm_passthrough_fds = None;
-        ctx.tpm_emulator_socket = None;
-        ctx
     }
 
     /// The private dir (QEMU's HOME, the master key) of domain `name` started as `id`:

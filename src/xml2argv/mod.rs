@@ -11,7 +11,7 @@ mod checks;
 mod devices;
 pub mod explain;
 mod fsdev;
-pub mod harness;
+pub mod graphics_ports;
 pub mod opts;
 pub mod render;
 mod rng;
@@ -97,10 +97,11 @@ pub struct LaunchContext {
     /// First tap fd (harness: 3) and first vhost-net fd (harness: 44).
     pub tap_fd_base: i32,
     pub vhost_fd_base: i32,
-    /// Environment copied from the caller: PATH, USER, LOGNAME, LC_ALL.
-    pub path_env: String,
-    pub user: String,
-    pub logname: String,
+    /// `PATH`, `USER` and `LOGNAME` passed on to QEMU; each only when set (libvirt passes
+    /// these through from its own environment, and leaves out what it does not have).
+    pub path_env: Option<String>,
+    pub user: Option<String>,
+    pub logname: Option<String>,
     /// Runtime dir for user sockets (passt, dbus).
     pub runtime_dir: String,
     /// fds of a passthrough TPM's device and cancel file, opened by the caller (harness:
@@ -113,43 +114,29 @@ pub struct LaunchContext {
     pub conf: QemuConf,
     /// Master key and secret values; without them a definition that needs a secret fails.
     pub secrets: Option<SecretContext>,
+    /// libvirt's PRETEND start (`domxml-to-native` and its test harness): nothing on the host
+    /// is allocated, placeholders stand in. Automatic graphics ports become 5900 (VNC) and
+    /// 5901/5902 (SPICE), an emulated TPM's chardev is `null`, an auto vsock CID is 0 and its
+    /// vhost fd -1. A real start is not pretend: it writes the ports it allocated into the
+    /// definition before the build.
+    pub pretend: bool,
+    /// Where path-less UNIX channels bind: `DIR/domain-<short name>/<target name>`
+    /// (libvirt's `channel_target_dir`, `/var/lib/libvirt/qemu/channel/target`).
+    pub channel_target_dir: String,
+    /// A vhost-vsock fd opened by the caller (harness: 6789); without it QEMU opens
+    /// `/dev/vhost-vsock` itself (pretend: -1).
+    pub vsock_fd: Option<i32>,
+    /// The CID an automatic `<cid auto='yes'/>` gets (harness: 42; pretend: 0).
+    pub vsock_auto_cid: Option<u32>,
+    /// The host's DRM render node for OpenGL displays that name none (libvirt:
+    /// virHostGetDRMRenderNode, the first `/dev/dri/renderD*`; harness: `/dev/dri/foo`).
+    pub render_node: Option<String>,
+    /// The generation id an empty `<genid/>` gets (harness: libvirt's counting random
+    /// source; a start: a fresh random UUID).
+    pub generated_genid: String,
 }
 
 impl LaunchContext {
-    /// The fixed context of libvirt's `qemuxml2argvtest` (CONFORMANCE §2.2–2.4), including the
-    /// per-case configuration overrides keyed by the domain's name where the harness keys them
-    /// by test name (the caller can adjust [`LaunchContext::conf`] further).
-    pub fn libvirt_test_harness(def: &DomainDef) -> Self {
-        let short: String = def.name.chars().take(20).collect();
-        LaunchContext {
-            lib_dir: format!("/tmp/lib/domain--1-{short}"),
-            domain_id: -1,
-            monitor: MonitorSource::Fd(1729),
-            bind_socket_fd: Some(1729),
-            file_chardev_fd: Some(1750),
-            tap_fd_base: 3,
-            vhost_fd_base: 44,
-            path_env: "/bin".into(),
-            user: "test".into(),
-            logname: "test".into(),
-            runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
-            nvram_dir: "/var/lib/libvirt/qemu/nvram".into(),
-            tpm_passthrough_fds: Some((1730, 1731)),
-            tpm_emulator_socket: Some("/dev/test".into()),
-            conf: QemuConf {
-                spice_tls: true,
-                spice_password: Some("123456".into()),
-                vnc_tls_dir: "/etc/pki/libvirt-vnc".into(),
-                spice_tls_dir: "/etc/pki/libvirt-spice".into(),
-                chardev_tls_dir: "/etc/pki/libvirt-chardev".into(),
-                nbd_tls_dir: "/etc/pki/qemu".into(),
-                nbd_tls_x509_verify: true,
-                ..QemuConf::default()
-            },
-            secrets: Some(SecretContext::libvirt_test_harness()),
-        }
-    }
-
     /// libvirt's short domain name: `<id>-<name truncated to 20 characters>`.
     pub fn short_name(&self, def: &DomainDef) -> String {
         let n: String = def.name.chars().take(20).collect();
@@ -199,19 +186,33 @@ pub fn build(
     ctx: &LaunchContext,
 ) -> Result<QemuCommand, Xml2ArgvError> {
     checks::cpu_model(def, caps)?;
+    let pretend_def;
+    let def = if ctx.pretend && !def.devices.graphics.is_empty() {
+        let mut d = def.clone();
+        graphics_ports::pretend(&mut d, &ctx.conf);
+        pretend_def = d;
+        &pretend_def
+    } else {
+        def
+    };
     let mut b = devices::Builder::new(def, caps, ctx);
     b.build_all()?;
     let lib = &ctx.lib_dir;
-    let mut env = vec![
-        ("LC_ALL".to_string(), "C".to_string()),
-        ("PATH".to_string(), ctx.path_env.clone()),
-        ("HOME".to_string(), lib.clone()),
-        ("USER".to_string(), ctx.user.clone()),
-        ("LOGNAME".to_string(), ctx.logname.clone()),
-        ("XDG_DATA_HOME".to_string(), format!("{lib}/.local/share")),
-        ("XDG_CACHE_HOME".to_string(), format!("{lib}/.cache")),
-        ("XDG_CONFIG_HOME".to_string(), format!("{lib}/.config")),
-    ];
+    // libvirt: virCommandAddEnvPassCommon, then qemuBuildCommandLine's HOME and XDG_*.
+    let passed = |k: &str, v: &Option<String>| v.clone().map(|v| (k.to_string(), v));
+    let mut env: Vec<(String, String)> = [
+        Some(("LC_ALL".to_string(), "C".to_string())),
+        passed("PATH", &ctx.path_env),
+        Some(("HOME".to_string(), lib.clone())),
+        passed("USER", &ctx.user),
+        passed("LOGNAME", &ctx.logname),
+        Some(("XDG_DATA_HOME".to_string(), format!("{lib}/.local/share"))),
+        Some(("XDG_CACHE_HOME".to_string(), format!("{lib}/.cache"))),
+        Some(("XDG_CONFIG_HOME".to_string(), format!("{lib}/.config"))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     // SASL reads its configuration from the directory qemu.conf names.
     let sasl = def.devices.graphics.iter().any(|g| {
         (g.gtype == "vnc" && ctx.conf.vnc_sasl) || (g.gtype == "spice" && ctx.conf.spice_sasl)
@@ -317,7 +318,8 @@ mod tests {
                 }),
                 ..Default::default()
             });
-            let ctx = LaunchContext::libvirt_test_harness(&def);
+            crate::domain::prepare::assign_aliases(&mut def);
+            let ctx = crate::conformance::harness::harness_context(&def);
             let cmd = build(&def, &caps(), &ctx).expect("build");
             let n = find(&cmd.args, "-name", "guest=").expect("-name");
             let parts = opts::parse_kv(n);

@@ -345,7 +345,8 @@ mod tests {
 
     #[test]
     fn without_a_secret_store_a_secret_is_not_found() {
-        let mut ctx = LaunchContext::libvirt_test_harness(&crate::domain::DomainDef::default());
+        let mut ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
         ctx.secrets = None;
         let s = Secret {
             usage: Some("mycluster".into()),

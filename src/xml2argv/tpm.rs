@@ -4,15 +4,16 @@ use super::opts::{JsonOpts, KvOpts};
 use super::{LaunchContext, Xml2ArgvError};
 use crate::domain::devices::Tpm;
 
-/// The arguments of TPM number `idx`. `fdset` is the next free `-add-fd` set number.
+/// The arguments of a TPM. `fdset` is the next free `-add-fd` set number.
 pub(super) fn args(
     t: &Tpm,
-    idx: usize,
     ctx: &LaunchContext,
     short_name: &str,
     fdset: &mut u32,
 ) -> Result<Vec<String>, Xml2ArgvError> {
-    let alias = t.info.alias.clone().unwrap_or_else(|| format!("tpm{idx}"));
+    let alias = t.info.alias.clone().ok_or_else(|| {
+        Xml2ArgvError::Internal("device without an alias: assign aliases before the build".into())
+    })?;
     let mut out = Vec::new();
     let tpmdev = match t.backend_type.as_deref().unwrap_or("passthrough") {
         "passthrough" => {
@@ -60,9 +61,14 @@ pub(super) fn args(
                     .unwrap_or_else(|| format!("{}/swtpm/{short_name}-swtpm.sock", ctx.runtime_dir))
             };
             out.push("-chardev".to_string());
-            let mut c = KvOpts::with_head("socket");
-            c.kv("id", "chrtpm").kv("path", path);
-            out.push(c.build());
+            // libvirt's PRETEND start runs no swtpm: a null chardev stands in for its socket.
+            if kind == "emulator" && ctx.pretend && ctx.tpm_emulator_socket.is_none() {
+                out.push("null,id=chrtpm".to_string());
+            } else {
+                let mut c = KvOpts::with_head("socket");
+                c.kv("id", "chrtpm").kv("path", path);
+                out.push(c.build());
+            }
             let mut o = KvOpts::with_head("emulator");
             o.kv("id", format!("tpm-{alias}")).kv("chardev", "chrtpm");
             o
@@ -103,14 +109,34 @@ fn cancel_path(path: &str) -> String {
 mod tests {
     use super::*;
 
+    fn tpm0() -> crate::domain::DeviceInfo {
+        crate::domain::DeviceInfo {
+            alias: Some("tpm0".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_tpm_without_alias_is_an_internal_error() {
+        let ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
+        let e = args(&Tpm::default(), &ctx, "-1-g", &mut 0).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("internal error: device without an alias")
+        );
+    }
+
     #[test]
     fn unknown_backend_is_refused() {
-        let ctx = LaunchContext::libvirt_test_harness(&crate::domain::DomainDef::default());
+        let ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
         let t = Tpm {
             backend_type: Some("bogus".into()),
+            info: tpm0(),
             ..Default::default()
         };
-        let e = args(&t, 0, &ctx, "-1-g", &mut 0).unwrap_err().to_string();
+        let e = args(&t, &ctx, "-1-g", &mut 0).unwrap_err().to_string();
         assert_eq!(
             e,
             "unsupported configuration: TPM backend 'bogus' not supported yet"
@@ -119,14 +145,16 @@ mod tests {
 
     #[test]
     fn passthrough_without_fds_names_the_device() {
-        let mut ctx = LaunchContext::libvirt_test_harness(&crate::domain::DomainDef::default());
+        let mut ctx =
+            crate::conformance::harness::harness_context(&crate::domain::DomainDef::default());
         ctx.tpm_passthrough_fds = None;
         let t = Tpm {
             backend_type: Some("passthrough".into()),
             device_path: Some("/dev/tpm1".into()),
+            info: tpm0(),
             ..Default::default()
         };
-        let a = args(&t, 0, &ctx, "-1-g", &mut 0).unwrap();
+        let a = args(&t, &ctx, "-1-g", &mut 0).unwrap();
         assert_eq!(
             a[1],
             "passthrough,id=tpm-tpm0,path=/dev/tpm1,cancel-path=/sys/class/misc/tpm1/device/cancel"

@@ -17,7 +17,7 @@ use domdriver::domain::{DomainDef, DomainError, FormatFlags};
 
 use crate::Args;
 
-pub use domdriver::xml2argv::harness::harness_emulator;
+pub use domdriver::conformance::harness::harness_emulator;
 
 /// Replay a `.replies` recording into capabilities, as probed from the harness emulator.
 pub fn load_caps(path: &Path, arch: &str) -> Result<QemuCaps> {
@@ -29,7 +29,7 @@ pub fn load_caps(path: &Path, arch: &str) -> Result<QemuCaps> {
         .with_context(|| format!("replaying {}", path.display()))
 }
 
-pub use domdriver::xml2argv::harness::prepare_options as harness_options;
+pub use domdriver::conformance::harness::prepare_options as harness_options;
 
 /// Parse, optionally prepare, and format one case: `("xml", text)` or `("err", message)`.
 pub fn convert(

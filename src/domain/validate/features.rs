@@ -21,7 +21,11 @@ pub(super) fn validate_timers(def: &DomainDef) -> Result<(), DomainError> {
     };
     for t in &clock.timers {
         // These timers are paravirtual x86 clocks; other architectures have no such device.
-        if matches!(t.name.as_str(), "tsc" | "kvmclock" | "hypervclock") && !is_x86(def) {
+        // Before post-parse the arch may be unknown: prepare fills it and checks again.
+        if matches!(t.name.as_str(), "tsc" | "kvmclock" | "hypervclock")
+            && !arch(def).is_empty()
+            && !is_x86(def)
+        {
             return Err(config(format!(
                 "Configuring the '{}' timer is not supported for virtType={} arch={} machine={} guests",
                 t.name,

@@ -3,10 +3,11 @@
 
 use std::path::Path;
 
-use super::{LaunchContext, build};
 use crate::capabilities::qemu::QemuCaps;
+use crate::domain::DomainDef;
 use crate::domain::PrepareOptions;
 use crate::domain::prepare::AudioConfig;
+use crate::xml2argv::{LaunchContext, MonitorSource, QemuConf, SecretContext, build};
 
 /// The emulator path libvirt's harness mocks for `arch`.
 pub fn harness_emulator(arch: &str) -> String {
@@ -37,10 +38,51 @@ pub fn prepare_options(name: &str, arch: &str) -> PrepareOptions {
     }
 }
 
+/// The fixed context of libvirt's `qemuxml2argvtest` (CONFORMANCE §2.2–2.4): its mocked
+/// directories, fds and environment, and the `qemu.conf` its tests start from. A real host
+/// never uses it (see `driver::launch`).
+pub fn harness_context(def: &DomainDef) -> LaunchContext {
+    let short: String = def.name.chars().take(20).collect();
+    LaunchContext {
+        lib_dir: format!("/tmp/lib/domain--1-{short}"),
+        domain_id: -1,
+        monitor: MonitorSource::Fd(1729),
+        bind_socket_fd: Some(1729),
+        file_chardev_fd: Some(1750),
+        tap_fd_base: 3,
+        vhost_fd_base: 44,
+        path_env: Some("/bin".into()),
+        user: Some("test".into()),
+        logname: Some("test".into()),
+        runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
+        nvram_dir: "/var/lib/libvirt/qemu/nvram".into(),
+        tpm_passthrough_fds: Some((1730, 1731)),
+        tpm_emulator_socket: Some("/dev/test".into()),
+        conf: QemuConf {
+            spice_tls: true,
+            spice_password: Some("123456".into()),
+            vnc_tls_dir: "/etc/pki/libvirt-vnc".into(),
+            spice_tls_dir: "/etc/pki/libvirt-spice".into(),
+            chardev_tls_dir: "/etc/pki/libvirt-chardev".into(),
+            nbd_tls_dir: "/etc/pki/qemu".into(),
+            nbd_tls_x509_verify: true,
+            ..QemuConf::default()
+        },
+        secrets: Some(SecretContext::libvirt_test_harness()),
+        pretend: true,
+        channel_target_dir: "/tmp/channel".into(),
+        vsock_fd: Some(6789),
+        vsock_auto_cid: Some(42),
+        render_node: Some("/dev/dri/foo".into()),
+        // libvirt's tests draw generated ids from a counting random source.
+        generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
+    }
+}
+
 /// The harness context for case `name` (the test name, not the domain name), with the
 /// `qemu.conf` overrides libvirt's test applies around that case (CONFORMANCE §2.3).
-pub fn case_context(name: &str, def: &crate::domain::DomainDef) -> LaunchContext {
-    let mut ctx = LaunchContext::libvirt_test_harness(def);
+pub fn case_context(name: &str, def: &DomainDef) -> LaunchContext {
+    let mut ctx = harness_context(def);
     let c = &mut ctx.conf;
     // The harness points the NBD TLS directory at a path with a comma, to test escaping.
     c.nbd_tls_dir = "/etc/pki/libvirt-nbd/dummy,path".into();

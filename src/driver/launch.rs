@@ -1,0 +1,147 @@
+//! The launch context of a real host: what xml2argv needs to know about this machine and this
+//! connection to build a domain's QEMU command line. Built from scratch, never from libvirt's
+//! test harness (that one lives in `conformance::harness`).
+//!
+//! Environment. libvirtd passes QEMU `PATH`, `USER` and `LOGNAME` from its own environment, and
+//! only those it has (a daemon started by systemd has `PATH` and no `USER`/`LOGNAME`). vsh is
+//! no daemon: QEMU runs as the caller, so it passes the caller's own `PATH`, `USER` and
+//! `LOGNAME`, each only when set, exactly as libvirtd does with its environment. Nothing is
+//! invented: a caller without `USER` starts a QEMU without `USER`.
+
+use std::path::PathBuf;
+
+use super::Connect;
+use crate::domain::DomainDef;
+use crate::xml2argv::{LaunchContext, MonitorSource, QemuConf};
+
+/// The fd the start path hands QEMU its monitor on (see `domain::start_def`).
+const MONITOR_FD: i32 = 3;
+
+/// libvirt's default `default_tls_x509_cert_dir`, which every per-service directory inherits.
+pub const DEFAULT_TLS_X509_DIR: &str = "/etc/pki/qemu";
+
+/// `qemu.conf` as libvirt reads it when the file sets nothing (libvirt:
+/// virQEMUDriverConfigNew): no TLS for VNC, SPICE, chardevs; no SASL; no default SPICE
+/// password; every x509 directory `/etc/pki/qemu`, verified when TLS is turned on.
+pub fn qemu_conf_defaults() -> QemuConf {
+    QemuConf {
+        vnc_tls: false,
+        vnc_tls_x509_verify: true,
+        spice_tls: false,
+        spice_password: None,
+        chardev_tls: false,
+        chardev_tls_x509_verify: true,
+        nbd_tls_x509_verify: true,
+        vnc_tls_dir: DEFAULT_TLS_X509_DIR.into(),
+        spice_tls_dir: DEFAULT_TLS_X509_DIR.into(),
+        chardev_tls_dir: DEFAULT_TLS_X509_DIR.into(),
+        nbd_tls_dir: DEFAULT_TLS_X509_DIR.into(),
+        ..QemuConf::default()
+    }
+}
+
+/// The host's first DRM render node (`/dev/dri/renderD128`, ...), as libvirt picks one.
+fn first_render_node() -> Option<String> {
+    let mut nodes: Vec<String> = std::fs::read_dir("/dev/dri")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("renderD"))
+        .collect();
+    nodes.sort();
+    nodes.first().map(|n| format!("/dev/dri/{n}"))
+}
+
+/// The environment variables QEMU inherits from us, when we have them.
+fn passed(key: &str) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+impl Connect {
+    /// What xml2argv needs from this connection to start domain `def` as id `id` (a real
+    /// start: nothing pretend; secrets and graphics ports are filled in by the start itself).
+    pub fn launch_context(&self, def: &DomainDef, id: i32) -> LaunchContext {
+        LaunchContext {
+            lib_dir: self.lib_dir_for(&def.name, id).display().to_string(),
+            domain_id: id,
+            monitor: MonitorSource::Fd(MONITOR_FD),
+            // Real sockets and files: QEMU binds and opens them itself by path.
+            bind_socket_fd: None,
+            file_chardev_fd: None,
+            // The process layer passes no tap or vhost fds yet; these follow the monitor's fd
+            // so a tap interface's argv never names the monitor.
+            tap_fd_base: MONITOR_FD + 1,
+            vhost_fd_base: MONITOR_FD + 41,
+            path_env: passed("PATH"),
+            user: passed("USER"),
+            logname: passed("LOGNAME"),
+            runtime_dir: self.dirs.run.display().to_string(),
+            nvram_dir: self.dirs.lib.join("nvram").display().to_string(),
+            // QEMU opens a passthrough TPM's paths itself; an emulated TPM's swtpm socket
+            // lives in the runtime dir.
+            tpm_passthrough_fds: None,
+            tpm_emulator_socket: None,
+            conf: qemu_conf_defaults(),
+            // A start fills in its own master key and the store's values (see
+            // `secret::Connect::secret_context`).
+            secrets: None,
+            pretend: false,
+            channel_target_dir: self.channel_target_dir().display().to_string(),
+            // QEMU opens /dev/vhost-vsock itself; an automatic CID is unique among this
+            // connection's running domains (ids are), and above the reserved 0-2.
+            vsock_fd: None,
+            vsock_auto_cid: Some(id.max(0) as u32 + 2),
+            render_node: first_render_node(),
+            generated_genid: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// The context of `domxml-to-native`: this host's context for a domain that is not
+    /// started (id -1), in libvirt's PRETEND mode (placeholder ports, no TPM or vsock fds).
+    pub fn pretend_launch_context(&self, def: &DomainDef) -> LaunchContext {
+        LaunchContext {
+            pretend: true,
+            vsock_auto_cid: None,
+            ..self.launch_context(def, -1)
+        }
+    }
+
+    /// Where path-less UNIX channels bind (libvirt: `channel_target_dir`,
+    /// `/var/lib/libvirt/qemu/channel/target`): under this connection's state dir.
+    pub fn channel_target_dir(&self) -> PathBuf {
+        self.dirs.lib.join("channel").join("target")
+    }
+
+    /// Create the channel directory of domain `def` started as `id`, where QEMU binds its
+    /// path-less UNIX channels (QEMU creates sockets, not directories). Private to the
+    /// domain's owner, as libvirt's is.
+    pub fn prepare_channel_dir(&self, def: &DomainDef, id: i32) -> Result<(), super::DriverError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let short: String = def.name.chars().take(20).collect();
+        let dir = self
+            .channel_target_dir()
+            .join(format!("domain-{id}-{short}"));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(&dir)
+            .map_err(|err| super::DriverError::System {
+                msg: format!("cannot create channel directory '{}'", dir.display()),
+                err,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_have_no_tls_and_no_password() {
+        let c = qemu_conf_defaults();
+        assert!(!c.spice_tls && !c.vnc_tls && !c.chardev_tls);
+        assert!(c.spice_password.is_none());
+        assert_eq!(c.spice_tls_dir, "/etc/pki/qemu");
+        assert_eq!(c.vnc_tls_dir, "/etc/pki/qemu");
+    }
+}

@@ -1,0 +1,94 @@
+//! Network interfaces (libvirt: qemuBuildNetCommandLine, qemuBuildNicDevProps).
+
+use super::*;
+
+impl Builder<'_> {
+    pub(super) fn nets(&mut self) -> R {
+        let mut tapfd = self.ctx.tap_fd_base;
+        let mut vhostfd = self.ctx.vhost_fd_base;
+        for (i, n) in self.def.devices.interfaces.iter().enumerate() {
+            let alias = self.alias(&n.info)?;
+            let host = format!("host{alias}");
+            let model = n.model.as_deref().unwrap_or("rtl8139");
+            let is_virtio = model.starts_with("virtio");
+            let mut nd = JsonOpts::new();
+            match n.itype.as_str() {
+                "user" => {
+                    nd.s("type", "user");
+                }
+                "ethernet" | "bridge" | "network" => {
+                    nd.s("type", "tap").s("fd", tapfd.to_string());
+                    tapfd += 1;
+                    let vhost = n.driver.as_ref().and_then(|d| d.name.as_deref());
+                    if is_virtio
+                        && vhost != Some("qemu")
+                        && accel_of(self.def) == crate::capabilities::qemu::Accel::Kvm
+                    {
+                        nd.b("vhost", true).s("vhostfd", vhostfd.to_string());
+                        vhostfd += 1;
+                    }
+                }
+                "server" | "client" | "mcast" | "udp" => socket_netdev(&mut nd, n),
+                other => {
+                    return Err(unsupported(format!(
+                        "interface type '{other}' not supported yet"
+                    )));
+                }
+            }
+            nd.s("id", host.clone());
+            let netdev = if self.has("netdev.json") {
+                nd.build()
+            } else {
+                kv_from_json(&nd.into_value())
+            };
+            self.opt("-netdev", netdev);
+            let mut j = JsonOpts::new();
+            let driver = if is_virtio {
+                virtio_driver("virtio-net", VirtioModel::of(Some(model)), &n.info.address)?
+            } else {
+                model.to_string()
+            };
+            j.s("driver", driver);
+            if is_virtio {
+                self.virtio_opts(&mut j, n.driver.as_ref().map(|x| &x.virtio));
+            }
+            if is_virtio && let Some(d) = &n.driver {
+                if let Some(q) = d.queues
+                    && q > 1
+                {
+                    j.b("mq", true).u("vectors", 2 * q as u64 + 2);
+                }
+                if let Some(tm) = &d.txmode {
+                    j.s("tx", if tm == "iothread" { "bh" } else { "timer" });
+                }
+                j.tristate("ioeventfd", d.ioeventfd.as_deref());
+                j.tristate("event_idx", d.event_idx.as_deref());
+                j.u_opt("rx_queue_size", d.queue_size.map(u64::from));
+                let attr = |k: &str| {
+                    d.extra
+                        .attrs
+                        .iter()
+                        .find(|(n, _)| n == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                j.tristate("rss", attr("rss"));
+                j.tristate("hash", attr("rss_hash_report"));
+            }
+            j.s("netdev", host).s("id", alias);
+            j.s_opt("mac", n.mac.clone());
+
+            let boot = n
+                .info
+                .boot
+                .as_ref()
+                .map(|b| b.order)
+                .or(self.net_boot.get(&i).copied());
+            if let Some(b) = boot {
+                j.u("bootindex", b as u64);
+            }
+            self.info_props(&mut j, &n.info);
+            self.device(&j);
+        }
+        Ok(())
+    }
+}

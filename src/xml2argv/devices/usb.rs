@@ -1,0 +1,44 @@
+//! USB ports and redirected USB devices (libvirt: qemuBuildRedirdevCommandLine).
+
+use super::*;
+
+impl Builder<'_> {
+    /// `"bus"`/`"port"` of a USB device: its own address, else the port handed out at start.
+    pub(super) fn usb_props(
+        &self,
+        j: &mut JsonOpts,
+        kind: &'static str,
+        idx: usize,
+        info: &DeviceInfo,
+    ) {
+        match &info.address {
+            Some(Address::Usb { bus, port }) => {
+                j.s("bus", format!("usb.{bus}"));
+                if let Some(p) = port {
+                    j.s("port", p.clone());
+                }
+            }
+            _ => {
+                if let Some(p) = self.usb_ports.get(&(kind, idx)) {
+                    j.s("bus", "usb.0").s("port", p.clone());
+                }
+            }
+        }
+    }
+
+    pub(super) fn redirdevs(&mut self) -> R {
+        for (i, r) in self.def.devices.redirdevs.iter().enumerate() {
+            let alias = self.alias(&r.info)?;
+            let chr = format!("char{alias}");
+            self.chardev(&chr, r)?;
+            let mut j = JsonOpts::new();
+            j.s("driver", "usb-redir").s("chardev", chr).s("id", alias);
+            if let Some(b) = r.info.boot.as_ref() {
+                j.u("bootindex", b.order as u64);
+            }
+            self.usb_props(&mut j, "redirdev", i, &r.info);
+            self.device(&j);
+        }
+        Ok(())
+    }
+}
