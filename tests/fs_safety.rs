@@ -165,10 +165,17 @@ fn dirs_are_0700_and_files_0600() {
     ] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
+    // The started domain's private dirs (`domain-ID-NAME`); `channel/` holds the
+    // path-less channel sockets' dirs, private too.
+    let channel = dirs.lib.join("channel");
+    for d in [&channel, &channel.join("target")] {
+        assert_eq!(mode(d), 0o700, "{}", d.display());
+    }
     let lib_dirs: Vec<PathBuf> = std::fs::read_dir(&dirs.lib)
         .unwrap()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| *p != channel)
         .collect();
     assert!(!lib_dirs.is_empty());
     for d in &lib_dirs {

@@ -857,6 +857,11 @@ impl<'c> Domain<'c> {
             // No QEMU runs with this id: its master key must not outlive the attempt. Best
             // effort, the start's own error is the one to report.
             let _ = std::fs::remove_dir_all(lib_dir);
+            let _ = std::fs::remove_dir_all(super::launch::channel_dir_of(
+                &self.conn.dirs.lib,
+                &self.name,
+                id,
+            ));
         }
         started
     }

@@ -113,23 +113,30 @@ impl Connect {
     }
 
     /// Create the channel directory of domain `def` started as `id`, where QEMU binds its
-    /// path-less UNIX channels (QEMU creates sockets, not directories). Private to the
-    /// domain's owner, as libvirt's is.
+    /// path-less UNIX channels (QEMU creates sockets, not directories). libvirt makes it 0750
+    /// for the qemu group; here QEMU runs as the caller, so it is private (0700) like every
+    /// other dir of ours. The guest's monitor removes it when the guest ends.
     pub fn prepare_channel_dir(&self, def: &DomainDef, id: i32) -> Result<(), super::DriverError> {
         use std::os::unix::fs::DirBuilderExt;
-        let short: String = def.name.chars().take(20).collect();
-        let dir = self
-            .channel_target_dir()
-            .join(format!("domain-{id}-{short}"));
+        let dir = channel_dir_of(&self.dirs.lib, &def.name, id);
         std::fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o750)
+            .mode(0o700)
             .create(&dir)
             .map_err(|err| super::DriverError::System {
                 msg: format!("cannot create channel directory '{}'", dir.display()),
                 err,
             })
     }
+}
+
+/// The channel directory of domain `name` started as `id`, under the state dir `lib`
+/// (libvirt: `channel_target_dir/domain-ID-NAME`, the name cut to 20 characters).
+pub fn channel_dir_of(lib: &std::path::Path, name: &str, id: i32) -> PathBuf {
+    let short: String = name.chars().take(20).collect();
+    lib.join("channel")
+        .join("target")
+        .join(format!("domain-{id}-{short}"))
 }
 
 #[cfg(test)]

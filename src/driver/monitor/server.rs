@@ -1021,6 +1021,11 @@ impl Server {
                 &self.paths.name,
                 id,
             ));
+            let _ = std::fs::remove_dir_all(crate::driver::launch::channel_dir_of(
+                &self.lib_dir,
+                &self.paths.name,
+                id,
+            ));
         }
         let _ = std::fs::remove_file(&self.paths.control);
         let _ = remove_leftovers(&self.paths);
