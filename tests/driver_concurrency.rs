@@ -298,7 +298,10 @@ fn twenty_guests_from_four_threads_leave_no_process() {
         assert!(!guests::alive(*pid), "QEMU {pid} is still there");
     }
     let root = d.path().display().to_string();
-    assert_eq!(guests::processes_mentioning(&root), Vec::<i32>::new());
+    assert_eq!(
+        guests::processes_mentioning_after(&root, std::time::Duration::from_secs(5)),
+        Vec::<i32>::new()
+    );
     assert_eq!(
         guests::zombies_after(std::time::Duration::from_secs(2)),
         Vec::<i32>::new()

@@ -26,7 +26,13 @@ fn library(cycles: usize) {
     let rep = guests::soak_library(d.path(), cycles);
     eprintln!("library soak: {rep}");
     guests::assert_no_growth(&rep, RSS_SLACK_KIB);
-    assert!(guests::processes_mentioning(&d.path().display().to_string()).is_empty());
+    assert!(
+        guests::processes_mentioning_after(
+            &d.path().display().to_string(),
+            std::time::Duration::from_secs(5)
+        )
+        .is_empty()
+    );
 }
 
 fn vsh(cycles: usize) {
@@ -38,7 +44,13 @@ fn vsh(cycles: usize) {
     let rep = guests::soak_vsh(Path::new(env!("CARGO_BIN_EXE_vsh")), d.path(), cycles);
     eprintln!("vsh soak: {rep}");
     guests::assert_no_growth(&rep, RSS_SLACK_KIB);
-    assert!(guests::processes_mentioning(&d.path().display().to_string()).is_empty());
+    assert!(
+        guests::processes_mentioning_after(
+            &d.path().display().to_string(),
+            std::time::Duration::from_secs(5)
+        )
+        .is_empty()
+    );
 }
 
 #[test]

@@ -94,6 +94,19 @@ pub fn zombies_after(settle: Duration) -> Vec<i32> {
     }
 }
 
+/// [`processes_mentioning`] after giving them up to `settle` to go: a guest's monitor answers
+/// destroy once QEMU is reaped and its files are removed, then exits a moment later.
+pub fn processes_mentioning_after(needle: &str, settle: Duration) -> Vec<i32> {
+    let until = Instant::now() + settle;
+    loop {
+        let p = processes_mentioning(needle);
+        if p.is_empty() || Instant::now() >= until {
+            return p;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Live processes (not zombies) whose command line mentions `needle`: the QEMUs of one embed
 /// root, whose paths are on their command lines.
 pub fn processes_mentioning(needle: &str) -> Vec<i32> {
