@@ -95,12 +95,17 @@ impl Peer {
     }
 }
 
+/// One fake at a time: each adopts its stand-in with a guest monitor of its own, and a script
+/// on a loaded machine must not lose the race against another test's monitors.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A domain whose "QEMU" is a `sleep` and whose monitor is a script.
 struct Fake {
     tmp: tempfile::TempDir,
     conn: Connect,
     sleep: Child,
     peer: Option<JoinHandle<()>>,
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
 
 impl Drop for Fake {
@@ -121,6 +126,7 @@ impl Fake {
     where
         F: FnOnce(&mut dyn FnMut() -> Peer, i32) + Send + 'static,
     {
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let tmp = tempfile::Builder::new()
             .prefix("df")
             .tempdir_in("/tmp")
@@ -173,6 +179,7 @@ impl Fake {
             conn,
             sleep,
             peer: Some(peer),
+            _serial: serial,
         }
     }
 

@@ -393,7 +393,10 @@ pub fn soak_vsh(vsh_bin: &Path, root: &Path, cycles: usize) -> SoakReport {
     }
     rep.elapsed = t.elapsed();
     // The flag is process-wide: left on, the guest monitors that other tests of this binary
-    // orphan later would become this process's zombies.
+    // orphan later would become this process's zombies. The last monitor exits a moment after
+    // it answered destroy: let it go and reap it before giving the flag up.
+    let _ = processes_mentioning_after(&root.display().to_string(), Duration::from_secs(5));
+    reap_orphans();
     nix::sys::prctl::set_child_subreaper(false).expect("PR_SET_CHILD_SUBREAPER");
     reap_orphans();
     rep
