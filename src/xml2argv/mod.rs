@@ -292,6 +292,33 @@ mod tests {
             .map(|w| &w[1])
     }
 
+    /// Paravirtual timers come first in `-cpu`, in the domain's order; `<kvm>` features follow
+    /// the Hyper-V ones in libvirt's fixed order, and the PMU switch comes last.
+    #[test]
+    fn cpu_paravirt_feature_order() {
+        let mut def = crate::domain::parse(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><vcpu>1</vcpu>\
+             <os><type machine='pc'>hvm</type></os>\
+             <features><pvspinlock state='off'/><hyperv><vapic state='on'/></hyperv>\
+             <kvm><hint-dedicated state='on'/><hidden state='on'/></kvm><pmu state='off'/>\
+             </features><cpu mode='custom'><model>qemu64</model></cpu>\
+             <clock offset='utc'><timer name='kvmclock' present='yes'/>\
+             <timer name='hypervclock' present='yes'/></clock></domain>",
+        )
+        .expect("parse");
+        crate::domain::prepare::assign_aliases(&mut def);
+        let ctx = crate::conformance::harness::harness_context(&def);
+        let cmd = build(&def, &caps(), &ctx).expect("build");
+        let cpu = find(&cmd.args, "-cpu", "qemu64").expect("-cpu");
+        assert!(
+            cpu.ends_with(
+                "kvmclock=on,hv-time=on,kvm-pv-unhalt=off,hv-vapic=on,kvm=off,\
+                 kvm-hint-dedicated=on,pmu=off"
+            ),
+            "{cpu}"
+        );
+    }
+
     proptest! {
         /// User-controlled names and paths never add options to key=value arguments.
         #[test]

@@ -347,11 +347,16 @@ impl Builder<'_> {
 
     /// `<features>` that libvirt expresses as CPU properties.
     pub(super) fn cpu_features_domain(&self, o: &mut KvOpts) {
+        // Paravirtual timers first, in the order the domain lists them.
+        // libvirt: qemuBuildCpuCommandLine (its timer loop)
         if let Some(c) = &self.def.clock {
             for t in &c.timers {
-                if t.name == "kvmclock" && t.present.as_deref() == Some("no") {
-                    o.raw("kvmclock=off");
-                }
+                match (t.name.as_str(), t.present.as_deref()) {
+                    ("kvmclock", Some("yes")) => o.raw("kvmclock=on"),
+                    ("kvmclock", Some("no")) => o.raw("kvmclock=off"),
+                    ("hypervclock", Some("yes")) => o.raw("hv-time=on"),
+                    _ => continue,
+                };
             }
         }
         let Some(f) = &self.def.features else {
@@ -363,13 +368,6 @@ impl Builder<'_> {
         }
         if let Some(Some(st)) = &f.pvspinlock {
             o.kv("kvm-pv-unhalt", st);
-        }
-        if let Some(c) = &self.def.clock
-            && c.timers
-                .iter()
-                .any(|t| t.name == "hypervclock" && t.present.as_deref() == Some("yes"))
-        {
-            o.raw("hv-time=on");
         }
         if let Some(hv) = &f.hyperv {
             if hv.mode.as_deref() == Some("passthrough") {
@@ -410,24 +408,30 @@ impl Builder<'_> {
             }
         }
         self.hv_crash(o);
+        // The <kvm> features in libvirt's order (hidden, hint-dedicated, poll-control, pv-ipi),
+        // whatever order the domain lists them in, then the PMU switch.
+        if let Some(kvm) = &f.kvm {
+            let state = |name: &str| {
+                kvm.items
+                    .iter()
+                    .find(|i| i.name == name)
+                    .and_then(|i| i.state.as_deref())
+            };
+            if state("hidden") == Some("on") {
+                o.raw("kvm=off");
+            }
+            if state("hint-dedicated") == Some("on") {
+                o.raw("kvm-hint-dedicated=on");
+            }
+            if let Some(s) = state("poll-control") {
+                o.kv("kvm-poll-control", s);
+            }
+            if let Some(s) = state("pv-ipi") {
+                o.kv("kvm-pv-ipi", s);
+            }
+        }
         if let Some(Some(st)) = &f.pmu {
             o.kv("pmu", if st == "off" { "off" } else { "on" });
-        }
-        if let Some(kvm) = &f.kvm {
-            for item in &kvm.items {
-                match (item.name.as_str(), item.state.as_deref()) {
-                    ("hidden", Some("on")) => {
-                        o.raw("kvm=off");
-                    }
-                    ("poll-control", Some(s)) => {
-                        o.kv("kvm-poll-control", s);
-                    }
-                    ("pv-ipi", Some(s)) => {
-                        o.kv("kvm-pv-ipi", s);
-                    }
-                    _ => {}
-                }
-            }
         }
     }
 
