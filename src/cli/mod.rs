@@ -11,7 +11,8 @@
 //!    DESCRIPTION; continuation lines start with four spaces), `opts`, `handler`, `access`
 //!    ([`table::Access::Write`]`("virDomainFoo")` for a verb that changes anything, so
 //!    `-r/--readonly` refuses it), `json` (true when it prints data; it then takes `--json`),
-//!    `alias_of: None`.
+//!    `alias_of: None`. `CmdDef::new(group, name, info, desc, opts, handler)` makes the usual
+//!    row (read-only, no JSON, no alias); `.with_access(..)` and `.with_json(true)` adjust it.
 //! 3. Options are [`table::OptDef`]s in virsh's order and names, built with
 //!    `OptDef::domain(help, DomainFilter::All)` (the usual `<domain>`), `OptDef::data(name, help)`
 //!    (a required positional argument), `OptDef::flag`, `OptDef::string` / `OptDef::int`

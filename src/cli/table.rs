@@ -264,6 +264,39 @@ pub struct CmdDef {
 }
 
 impl CmdDef {
+    /// A read-only verb of `group` with no JSON form and no alias: the shape most rows of the
+    /// table share, adjusted with [`CmdDef::with_access`] and [`CmdDef::with_json`].
+    pub const fn new(
+        group: Group,
+        name: &'static str,
+        info: &'static str,
+        desc: &'static str,
+        opts: &'static [OptDef],
+        handler: Handler,
+    ) -> CmdDef {
+        CmdDef {
+            name,
+            group,
+            info,
+            desc,
+            opts,
+            handler,
+            access: Access::Read,
+            json: false,
+            alias_of: None,
+        }
+    }
+
+    pub const fn with_access(mut self, access: Access) -> CmdDef {
+        self.access = access;
+        self
+    }
+
+    pub const fn with_json(mut self, json: bool) -> CmdDef {
+        self.json = json;
+        self
+    }
+
     /// The option named `name` (aliases not resolved).
     pub fn opt(&self, name: &str) -> Option<&'static OptDef> {
         self.opts.iter().find(|o| o.name == name)

@@ -19,17 +19,7 @@ const fn verb(
     handler: crate::cli::table::Handler,
     access: Access,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::DomainManagement,
-        info,
-        desc,
-        opts,
-        handler,
-        access,
-        json: false,
-        alias_of: None,
-    }
+    CmdDef::new(Group::DomainManagement, name, info, desc, opts, handler).with_access(access)
 }
 
 pub const CMDS: &[CmdDef] = &[

@@ -27,17 +27,9 @@ const fn verb(
     access: Access,
     json: bool,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::DomainManagement,
-        info,
-        desc,
-        opts,
-        handler,
-        access,
-        json,
-        alias_of: None,
-    }
+    CmdDef::new(Group::DomainManagement, name, info, desc, opts, handler)
+        .with_access(access)
+        .with_json(json)
 }
 
 const AFFECT: [OptDef; 3] = [

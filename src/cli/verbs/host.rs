@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
+use crate::cli::table::{CmdDef, Completer, Group, OptDef};
 
 const fn verb(
     name: &'static str,
@@ -15,17 +15,7 @@ const fn verb(
     handler: crate::cli::table::Handler,
     json: bool,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::HostAndHypervisor,
-        info,
-        desc,
-        opts,
-        handler,
-        access: Access::Read,
-        json,
-        alias_of: None,
-    }
+    CmdDef::new(Group::HostAndHypervisor, name, info, desc, opts, handler).with_json(json)
 }
 
 pub const CMDS: &[CmdDef] = &[

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{CmdDef, DomainFilter, Group, OptDef};
 
 const fn verb(
     name: &'static str,
@@ -15,17 +15,7 @@ const fn verb(
     opts: &'static [OptDef],
     handler: crate::cli::table::Handler,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::DomainMonitoring,
-        info,
-        desc,
-        opts,
-        handler,
-        access: Access::Read,
-        json: true,
-        alias_of: None,
-    }
+    CmdDef::new(Group::DomainMonitoring, name, info, desc, opts, handler).with_json(true)
 }
 
 pub const CMDS: &[CmdDef] = &[

@@ -9,7 +9,7 @@ use super::readfmt;
 use super::util::{lookup_domain, render_table};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{CmdDef, DomainFilter, Group, OptDef};
 use crate::domain::{DomainDef, FormatFlags};
 use crate::driver::domain::{Domain, ListFlags};
 
@@ -23,17 +23,7 @@ const fn verb(
     opts: &'static [OptDef],
     handler: crate::cli::table::Handler,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::DomainMonitoring,
-        info,
-        desc,
-        opts,
-        handler,
-        access: Access::Read,
-        json: true,
-        alias_of: None,
-    }
+    CmdDef::new(Group::DomainMonitoring, name, info, desc, opts, handler).with_json(true)
 }
 
 pub const CMDS: &[CmdDef] = &[

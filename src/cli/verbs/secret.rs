@@ -20,17 +20,7 @@ const fn verb(
     handler: crate::cli::table::Handler,
     access: Access,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::Secret,
-        info,
-        desc,
-        opts,
-        handler,
-        access,
-        json: false,
-        alias_of: None,
-    }
+    CmdDef::new(Group::Secret, name, info, desc, opts, handler).with_access(access)
 }
 
 pub const CMDS: &[CmdDef] = &[

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::{ParsedArgs, lookup};
-use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
+use crate::cli::table::{CmdDef, Completer, Group, OptDef};
 use crate::cli::{complete, help};
 
 const fn verb(
@@ -14,17 +14,7 @@ const fn verb(
     opts: &'static [OptDef],
     handler: crate::cli::table::Handler,
 ) -> CmdDef {
-    CmdDef {
-        name,
-        group: Group::VirshItself,
-        info,
-        desc,
-        opts,
-        handler,
-        access: Access::Read,
-        json: false,
-        alias_of: None,
-    }
+    CmdDef::new(Group::VirshItself, name, info, desc, opts, handler)
 }
 
 pub const CMDS: &[CmdDef] = &[
