@@ -491,36 +491,9 @@ pub struct Features {
     pub others: Vec<XmlNode>,
 }
 
-/// libvirt writes features in the order of its feature enum, whatever the input order.
-const FEATURE_ORDER: &[&str] = &[
-    "acpi",
-    "apic",
-    "pae",
-    "hap",
-    "viridian",
-    "privnet",
-    "hyperv",
-    "kvm",
-    "pvspinlock",
-    "capabilities",
-    "pmu",
-    "vmport",
-    "gic",
-    "smm",
-    "ioapic",
-    "hpt",
-    "vmcoreinfo",
-    "htm",
-    "nested-hv",
-    "msrs",
-    "ccf-assist",
-    "xen",
-    "cfpc",
-    "sbbc",
-    "ibs",
-    "tcg",
-    "async-teardown",
-];
+/// libvirt writes features in the order of its feature enum (the parser's vocabulary),
+/// whatever the input order.
+use super::validate::vocab::FEATURES as FEATURE_ORDER;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CpuModel {

@@ -39,25 +39,7 @@ pub enum DomCapsError {
 }
 
 /// libvirt's virtualization types (`virDomainVirtType`), all of which it accepts as input.
-const VIRT_TYPES: &[&str] = &[
-    "none",
-    "qemu",
-    "kqemu",
-    "kvm",
-    "xen",
-    "lxc",
-    "uml",
-    "openvz",
-    "test",
-    "vmware",
-    "hyperv",
-    "vbox",
-    "phyp",
-    "parallels",
-    "bhyve",
-    "vz",
-    "hvf",
-];
+use crate::domain::validate::vocab::VIRT_TYPES;
 
 /// Check a virt type name as libvirt does before anything else.
 pub fn check_virttype(v: &str) -> Result<(), DomCapsError> {

@@ -19,7 +19,7 @@ mod os;
 mod parse;
 mod parse_devices;
 mod tpm;
-mod vocab;
+pub(crate) mod vocab;
 
 pub use caps::validate_with_caps;
 pub use parse::check as check_parse;
