@@ -146,10 +146,17 @@ fn bad_emulators_are_left_out_with_warnings_and_nothing_hangs() {
             .trim()
             .parse()
             .unwrap();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let alive = stat
-            .rsplit_once(") ")
-            .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'));
+        let alive_now = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z') && !rest.starts_with('X'))
+        };
+        // A SIGKILLed QEMU takes a moment to exit (its threads go first): allow 2 s.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while alive_now() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let alive = alive_now();
         if alive {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
