@@ -48,6 +48,11 @@ impl MonitorClient {
         }
     }
 
+    /// Another handle on the connection's socket (to shut it down from another thread).
+    pub fn socket(&self) -> std::io::Result<UnixStream> {
+        self.writer.try_clone()
+    }
+
     pub fn monitor_pid(&self) -> i32 {
         self.monitor_pid
     }

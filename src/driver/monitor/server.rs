@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
+use super::hub::{ConsoleRefusal, Hub, Kick};
 use super::proto::{Failure, Line, MAX_LINE, Push, QmpEvent, Reply, Request, StartResult, VERSION};
 use crate::driver::Dirs;
 use crate::driver::process::{
@@ -489,6 +490,8 @@ struct Cmd {
     req: Request,
     reply: oneshot::Sender<Reply>,
     push: Option<mpsc::UnboundedSender<Push>>,
+    /// Closes the requesting connection (for a console session's holder).
+    kick: Kick,
 }
 
 struct Server {
@@ -503,7 +506,7 @@ struct Server {
     config_dir: PathBuf,
     /// The connection's lib dir, holding each start's private dir.
     lib_dir: PathBuf,
-    subs: Vec<mpsc::UnboundedSender<Push>>,
+    hub: Hub,
     saw_shutdown: bool,
     /// How the guest ends when QEMU goes, once decided by us.
     end_reason: Option<&'static str>,
@@ -536,7 +539,7 @@ impl Server {
             actions,
             config_dir: PathBuf::new(),
             lib_dir: PathBuf::new(),
-            subs: Vec::new(),
+            hub: Hub::default(),
             saw_shutdown: false,
             end_reason: None,
             fake_reboot: false,
@@ -619,7 +622,7 @@ impl Server {
     }
 
     fn broadcast(&mut self, p: Push) {
-        self.subs.retain(|s| s.send(p.clone()).is_ok());
+        self.hub.push(p);
     }
 
     fn broadcast_lifecycle(&mut self, event: Lifecycle) {
@@ -817,7 +820,12 @@ impl Server {
     }
 
     async fn on_cmd(&mut self, cmd: Cmd) {
-        let Cmd { req, reply, push } = cmd;
+        let Cmd {
+            req,
+            reply,
+            push,
+            kick,
+        } = cmd;
         if self.end_reason.is_some() && !matches!(req, Request::Destroy { .. } | Request::State) {
             let _ = reply.send(Reply::Err(Failure {
                 class: None,
@@ -903,11 +911,22 @@ impl Server {
                 self.destroy_waiters.push(reply);
                 return;
             }
-            Request::Subscribe => {
+            Request::Subscribe { since_ms } => {
                 if let Some(p) = push {
-                    self.subs.push(p);
+                    self.hub.subscribe(p, since_ms);
                 }
                 ok(Value::Null)
+            }
+            Request::Console { alias, force } => {
+                match self.hub.claim_console(&alias, kick, force) {
+                    Ok(()) => ok(Value::Null),
+                    // libvirt: virChrdevOpen's refusal without VIR_DOMAIN_CONSOLE_FORCE.
+                    Err(ConsoleRefusal::Busy) => Reply::Err(Failure {
+                        class: None,
+                        desc: "Active console session exists for this domain".into(),
+                        not_running: false,
+                    }),
+                }
             }
         };
         let _ = reply.send(r);
@@ -1041,7 +1060,7 @@ impl Server {
         for w in self.destroy_waiters.drain(..) {
             let _ = w.send(r.clone());
         }
-        self.subs.clear();
+        self.hub.clear();
     }
 }
 
@@ -1102,6 +1121,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
     let mut rd = BufReader::new(rd);
     let mut buf = Vec::new();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Push>();
+    let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let mut hello = false;
     loop {
         tokio::select! {
@@ -1112,6 +1132,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                     return;
                 }
             }
+            Some(()) = kick_rx.recv() => return,
             _ = end.changed() => {
                 while let Ok(p) = push_rx.try_recv() {
                     if write_line(&mut wr, &Line::Push(p)).await.is_err() {
@@ -1153,9 +1174,16 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                             return;
                         }
                         hello = true;
-                        let push = matches!(req, Request::Subscribe).then(|| push_tx.clone());
+                        let push =
+                            matches!(req, Request::Subscribe { .. }).then(|| push_tx.clone());
                         let (tx, rx) = oneshot::channel();
-                        if cmds.send(Cmd { req, reply: tx, push }).await.is_err() {
+                        let cmd = Cmd {
+                            req,
+                            reply: tx,
+                            push,
+                            kick: kick_tx.clone(),
+                        };
+                        if cmds.send(cmd).await.is_err() {
                             return;
                         }
                         match rx.await {
