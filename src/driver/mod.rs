@@ -23,6 +23,8 @@ mod precheck;
 pub mod prepare;
 pub mod process;
 mod qmp_route;
+pub mod save;
+pub mod saveimage;
 pub mod schema;
 pub mod secret;
 pub mod stats;

@@ -10,6 +10,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod readfmt;
+pub mod save;
 pub mod secret;
 pub mod tools;
 pub mod util;
@@ -24,6 +25,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,

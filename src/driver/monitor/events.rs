@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum Lifecycle {
     StartedBooted,
+    StartedRestored,
     SuspendedPaused,
     SuspendedIoError,
     SuspendedWatchdog,
@@ -17,6 +18,7 @@ pub enum Lifecycle {
     StoppedDestroyed,
     StoppedCrashed,
     StoppedFailed,
+    StoppedSaved,
     ShutdownFinished,
     ShutdownGuest,
     ShutdownHost,
@@ -30,6 +32,7 @@ impl Lifecycle {
         use Lifecycle::*;
         match self {
             StartedBooted => ("Started", "Booted"),
+            StartedRestored => ("Started", "Restored"),
             SuspendedPaused => ("Suspended", "Paused"),
             SuspendedIoError => ("Suspended", "I/O Error"),
             SuspendedWatchdog => ("Suspended", "Watchdog"),
@@ -38,6 +41,7 @@ impl Lifecycle {
             StoppedDestroyed => ("Stopped", "Destroyed"),
             StoppedCrashed => ("Stopped", "Crashed"),
             StoppedFailed => ("Stopped", "Failed"),
+            StoppedSaved => ("Stopped", "Saved"),
             ShutdownFinished => ("Shutdown", "Finished"),
             ShutdownGuest => ("Shutdown", "Finished after guest request"),
             ShutdownHost => ("Shutdown", "Finished after host request"),
@@ -154,6 +158,7 @@ impl DomainEvent {
                     | Lifecycle::StoppedDestroyed
                     | Lifecycle::StoppedCrashed
                     | Lifecycle::StoppedFailed
+                    | Lifecycle::StoppedSaved
             }
         )
     }

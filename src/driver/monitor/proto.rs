@@ -48,6 +48,11 @@ pub enum Request {
     Destroy {
         grace_ms: u64,
     },
+    /// Pause, write the guest's state onto the end of the save image at `path` (whose header
+    /// the client wrote), and end QEMU as `saved`; the reply comes once QEMU is gone.
+    Save {
+        path: String,
+    },
     /// Send QMP events and libvirt domain events as they come. With `since_ms`, the domain
     /// events the monitor saw at or after that time (milliseconds since the epoch; it keeps
     /// the last [`BACKLOG`]) come first, so that a subscriber that found the guest only

@@ -23,6 +23,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
+
+mod migrate;
 use super::proto::{Failure, Line, MAX_LINE, Push, QmpEvent, Reply, Request, StartResult, VERSION};
 use crate::driver::Dirs;
 use crate::driver::process::{
@@ -370,6 +372,16 @@ async fn start(
             return Err(kill_reap(msg));
         }
     }
+    if let Some(inc) = &spec.incoming
+        && let Err(e) = srv.restore(inc).await
+    {
+        return Err(kill_reap(e));
+    }
+    let booted = if spec.incoming.is_some() {
+        "restored"
+    } else {
+        "booted"
+    };
     srv.note_ptys().await;
     if !spec.paused {
         srv.own_resume = true;
@@ -377,15 +389,15 @@ async fn start(
             return Err(kill_reap(format!("cannot resume the vCPUs: {e}")));
         }
         srv.status.paused = false;
-        srv.status.reason = "booted".into();
+        srv.status.reason = booted.into();
     }
     if let Err(e) = srv.status.write(&paths.status) {
         return Err(kill_reap(e.to_string()));
     }
-    srv.broadcast_lifecycle(if spec.paused {
-        Lifecycle::SuspendedPaused
-    } else {
-        Lifecycle::StartedBooted
+    srv.broadcast_lifecycle(match (spec.paused, spec.incoming.is_some()) {
+        (true, _) => Lifecycle::SuspendedPaused,
+        (false, true) => Lifecycle::StartedRestored,
+        (false, false) => Lifecycle::StartedBooted,
     });
     Ok((srv, listener))
 }
@@ -576,6 +588,19 @@ impl Server {
     }
 
     /// Whether QEMU is still there (a zombie is not).
+    /// [`Server::exec`] passing `fd` along (`getfd`).
+    async fn exec_with_fd(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Value, QmpError> {
+        let Some(m) = self.qmp.as_mut() else {
+            return Err(QmpError::Poisoned);
+        };
+        m.execute_with_fd(command, args, fd).await
+    }
+
     fn qemu_alive(&self) -> bool {
         self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
@@ -725,6 +750,17 @@ impl Server {
         match ev.name.as_str() {
             "SHUTDOWN" => {
                 self.saw_shutdown = true;
+                // QEMU ending because we end it: after a save libvirt holds the domain
+                // while it stops QEMU and drops the event; a destroy relays it. Neither
+                // applies on_poweroff.
+                match self.end_reason {
+                    Some("saved") => return,
+                    Some(_) => {
+                        self.broadcast_lifecycle(Lifecycle::ShutdownHost);
+                        return;
+                    }
+                    None => {}
+                }
                 let guest = ev.data["guest"].as_bool().unwrap_or(false);
                 self.broadcast_lifecycle(if guest {
                     Lifecycle::ShutdownGuest
@@ -904,6 +940,11 @@ impl Server {
                 self.write_status();
                 ok(Value::Null)
             }
+            Request::Save { path } => {
+                // Answered once QEMU is reaped, or at once when the save fails.
+                self.save(&path, reply).await;
+                return;
+            }
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));
@@ -1051,6 +1092,7 @@ impl Server {
         self.broadcast_lifecycle(match reason {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
+            "saved" => Lifecycle::StoppedSaved,
             _ => Lifecycle::StoppedCrashed,
         });
         let r = Reply::State {
