@@ -226,3 +226,72 @@ fn bad_images_are_refused_before_qemu_starts() {
     // No QEMU was started for any of them.
     assert!(!d.path().join("run/qemu").join("x.json").exists());
 }
+
+/// `managedsave`: the next `start` restores and drops the image; `managedsave-remove` makes
+/// it boot instead; `undefine` refuses while an image waits; transient domains have none.
+#[test]
+fn managed_save_round_trip() {
+    if !Path::new(QEMU).exists() {
+        return;
+    }
+    let d = tempfile::Builder::new()
+        .prefix("ms")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let _reap = Reaper(d.path().to_path_buf());
+    let uri = format!("qemu:///embed?root={}", d.path().display());
+    let xml = format!(
+        "<domain type='qemu'><name>{NAME}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <devices><emulator>{QEMU}</emulator><memballoon model='none'/></devices></domain>"
+    );
+    let f = d.path().join("ms.xml");
+    std::fs::write(&f, &xml).unwrap();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = vsh(&uri, args);
+        assert!(ok, "{args:?}: {err}");
+        out
+    };
+    run(&["define", f.to_str().unwrap()]);
+    run(&["start", NAME]);
+    assert_eq!(
+        run(&["managedsave", NAME]),
+        format!("\nDomain '{NAME}' state saved by libvirt\n\n")
+    );
+    assert_eq!(run(&["domstate", NAME, "--reason"]), "shut off (saved)\n\n");
+    assert!(run(&["dominfo", NAME]).contains("Managed save:   yes"));
+    let (ok, _, err) = vsh(&uri, &["undefine", NAME]);
+    assert!(!ok);
+    assert!(
+        err.contains("Refusing to undefine while domain managed save image exists"),
+        "{err}"
+    );
+    run(&["start", NAME]);
+    assert_eq!(
+        run(&["domstate", NAME, "--reason"]),
+        "running (restored)\n\n"
+    );
+    assert!(run(&["dominfo", NAME]).contains("Managed save:   no"));
+    run(&["managedsave", NAME, "--paused"]);
+    assert_eq!(
+        run(&["managedsave-remove", NAME]),
+        format!("Removed managedsave image for domain '{NAME}'\n\n")
+    );
+    assert_eq!(
+        run(&["managedsave-remove", NAME]),
+        format!("Domain '{NAME}' has no manage save image; removal skipped\n\n")
+    );
+    run(&["start", NAME]);
+    assert_eq!(run(&["domstate", NAME, "--reason"]), "running (booted)\n\n");
+    run(&["destroy", NAME]);
+    run(&["undefine", NAME]);
+    // A transient domain has no managed save.
+    run(&["create", f.to_str().unwrap()]);
+    let (ok, _, err) = vsh(&uri, &["managedsave", NAME]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: Requested operation is not valid: cannot do managed save for transient domain\n"
+    );
+    run(&["destroy", NAME]);
+}

@@ -477,6 +477,7 @@ fn closed_stdout_for_every_verb() {
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
             "event" => vec!["--list"],
+            "managedsave-remove" => vec!["vm1"],
             "await" => vec!["vm1", "--condition", "domain-inactive"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
@@ -562,6 +563,7 @@ fn closed_stdout_for_every_verb() {
                         | "sysinfo"
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
+                        | "managedsave"
                 )
             {
                 assert_eq!(

@@ -122,7 +122,7 @@ pub struct Listed<'c> {
 /// A domain of a connection.
 #[derive(Debug, Clone)]
 pub struct Domain<'c> {
-    conn: &'c Connect,
+    pub(crate) conn: &'c Connect,
     name: String,
     uuid: Uuid,
 }
@@ -661,6 +661,11 @@ impl<'c> Domain<'c> {
                 "cannot undefine transient domain".into(),
             ));
         }
+        if self.has_managed_save_image()? {
+            return Err(DriverError::OperationInvalid(
+                "Refusing to undefine while domain managed save image exists".into(),
+            ));
+        }
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
         if s.live.is_none() {
             config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
@@ -828,6 +833,9 @@ impl<'c> Domain<'c> {
         let Some(def) = s.config else {
             return Err(no_such_name(&self.name));
         };
+        if self.start_managed_save(paused)? {
+            return Ok(());
+        }
         self.start_def(def, paused, None)
     }
 

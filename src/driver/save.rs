@@ -51,6 +51,70 @@ impl Domain<'_> {
     }
 }
 
+impl Domain<'_> {
+    /// Where the domain's managed save image lives (libvirt: qemuDomainManagedSavePath).
+    fn managed_save_path(&self) -> std::path::PathBuf {
+        self.conn
+            .dirs()
+            .lib
+            .join("save")
+            .join(format!("{}.save", self.name()))
+    }
+
+    /// Save the running guest to its managed save image and stop it (`virsh managedsave`);
+    /// the next [`Domain::create`] restores it.
+    pub fn managed_save(&self, state: RestoreState) -> Result<(), DriverError> {
+        if !self.is_persistent()? {
+            return Err(DriverError::OperationInvalid(
+                "cannot do managed save for transient domain".into(),
+            ));
+        }
+        let path = self.managed_save_path();
+        if let Some(dir) = path.parent() {
+            super::config::make_dir(dir)?;
+        }
+        self.save(&path, state)
+    }
+
+    /// Whether a managed save image waits for the next start.
+    pub fn has_managed_save_image(&self) -> Result<bool, DriverError> {
+        Ok(self.managed_save_path().exists())
+    }
+
+    /// Drop the managed save image (`virsh managedsave-remove`); the next start boots.
+    pub fn managed_save_remove(&self) -> Result<(), DriverError> {
+        match std::fs::remove_file(self.managed_save_path()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError::System {
+                msg: format!(
+                    "Failed to remove managed save file '{}'",
+                    self.managed_save_path().display()
+                ),
+                err: e,
+            }),
+        }
+    }
+
+    /// Start from the managed save image when there is one (libvirt:
+    /// qemuDomainObjStart's managed save branch): the image goes once the guest runs.
+    pub(crate) fn start_managed_save(&self, paused: bool) -> Result<bool, DriverError> {
+        let path = self.managed_save_path();
+        if !path.exists() {
+            return Ok(false);
+        }
+        let img = saveimage::read(&path)?;
+        let def = domain::parse_unprepared(&img.xml)?;
+        let incoming = super::process::Incoming {
+            path: path.clone(),
+            offset: img.stream_offset,
+        };
+        self.start_def(def, paused || !img.was_running, Some(incoming))?;
+        self.managed_save_remove()?;
+        Ok(true)
+    }
+}
+
 impl Connect {
     /// Start the guest saved in `path` where it was saved (`virsh restore`): `running
     /// (restored)`, or paused as `state` asks. A domain of the same name and UUID that is

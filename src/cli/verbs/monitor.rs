@@ -76,7 +76,7 @@ fn cmd_dominfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         // Neither autostart nor managed save exists here yet: virsh's answers for a domain
         // without them.
         autostart: false,
-        managed_save: false,
+        managed_save: dom.has_managed_save_image()?,
         // The only security driver is 'none' (see the capabilities' <secmodel>), whose labels
         // are empty, so virsh prints no label line.
         security_model: "none".into(),

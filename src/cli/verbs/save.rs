@@ -63,6 +63,31 @@ pub const CMDS: &[CmdDef] = &[
         Access::Write("virDomainRestoreFlags"),
     ),
     verb(
+        "managedsave",
+        "managed save of a domain state",
+        "Save and destroy a running domain, so it can be restarted from the same state at a later time.",
+        &[
+            OptDef::domain("domain name, id or uuid", DomainFilter::Active),
+            BYPASS,
+            OptDef::flag("running", "set domain to be running on next start"),
+            OptDef::flag("paused", "set domain to be paused on next start"),
+            OptDef::flag("verbose", "display the progress of save"),
+        ],
+        cmd_managedsave,
+        Access::Write("virDomainManagedSave"),
+    ),
+    verb(
+        "managedsave-remove",
+        "Remove managed save of a domain",
+        "Remove an existing managed save state file from a domain",
+        &[OptDef::domain(
+            "domain name, id or uuid",
+            DomainFilter::Inactive,
+        )],
+        cmd_managedsave_remove,
+        Access::Write("virDomainManagedSaveRemove"),
+    ),
+    verb(
         "save-image-dumpxml",
         "saved state domain information in XML",
         "Dump XML of domain information for a saved state file to stdout.",
@@ -128,6 +153,33 @@ fn cmd_restore(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let file = args.required("file")?;
     ctx.conn()?.restore(Path::new(file), state)?;
     ctx.println_extra(format!("Domain restored from {file}"));
+    Ok(())
+}
+
+/// `vsh managedsave DOMAIN [--running|--paused]`.
+fn cmd_managedsave(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let state = restore_state(args)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    dom.managed_save(state)?;
+    ctx.println_extra(format!("\nDomain '{}' state saved by libvirt", dom.name()));
+    Ok(())
+}
+
+/// `vsh managedsave-remove DOMAIN`.
+fn cmd_managedsave_remove(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    if !dom.has_managed_save_image()? {
+        ctx.println_extra(format!(
+            "Domain '{}' has no manage save image; removal skipped",
+            dom.name()
+        ));
+        return Ok(());
+    }
+    dom.managed_save_remove()?;
+    ctx.println_extra(format!(
+        "Removed managedsave image for domain '{}'",
+        dom.name()
+    ));
     Ok(())
 }
 
