@@ -46,7 +46,13 @@ impl Connect {
             canonicalize_machine: true,
             audio: Default::default(),
         };
-        let def = crate::domain::prepare(def, &caps, &opts)?;
+        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        if purpose == Purpose::Native {
+            // libvirt: qemuConnectDomainXMLToNative turns the parsed interfaces into plain
+            // TAP ones, then its pretend start assigns the addresses they lost.
+            crate::domain::prepare::native::nets_as_ethernet(&mut def);
+            crate::domain::prepare::assign_addresses(&mut def, &caps)?;
+        }
         Ok((def, caps))
     }
 }

@@ -15,6 +15,7 @@ mod aliases;
 mod devices;
 pub mod inactive;
 mod mac;
+pub mod native;
 mod numa;
 pub mod pci;
 mod pciassign;
@@ -70,7 +71,22 @@ pub(crate) struct Ctx<'a> {
     pub s390: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(caps: &'a QemuCaps, arch: &str, machine: &str) -> Ctx<'a> {
+        let name = machine;
+        Ctx {
+            caps,
+            arch: arch.to_string(),
+            q35: name == "q35" || name.starts_with("pc-q35"),
+            i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
+            arm_virt: (name == "virt" || name.starts_with("virt-"))
+                && matches!(arch, "aarch64" | "armv7l"),
+            riscv_virt: (name == "virt" || name.starts_with("virt-")) && arch.starts_with("riscv"),
+            s390: name.starts_with("s390-ccw"),
+            pseries: name == "pseries" || name.starts_with("pseries-"),
+        }
+    }
+
     pub fn x86(&self) -> bool {
         matches!(self.arch.as_str(), "x86_64" | "i686")
     }
@@ -179,18 +195,7 @@ pub fn prepare(
             machine.max_cpus
         )));
     }
-    let name = machine.name.as_str();
-    let ctx = Ctx {
-        caps,
-        arch: arch.clone(),
-        q35: name == "q35" || name.starts_with("pc-q35"),
-        i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
-        arm_virt: (name == "virt" || name.starts_with("virt-"))
-            && matches!(arch.as_str(), "aarch64" | "armv7l"),
-        riscv_virt: (name == "virt" || name.starts_with("virt-")) && arch.starts_with("riscv"),
-        s390: name.starts_with("s390-ccw"),
-        pseries: name == "pseries" || name.starts_with("pseries-"),
-    };
+    let ctx = Ctx::new(caps, &arch, &machine.name);
 
     domain_defaults(&mut def, &ctx, &machine);
     numa::rectify_cpus(&mut def);
@@ -209,6 +214,28 @@ pub fn prepare(
     super::validate::validate_with_caps(&def, caps)?;
     super::validate::validate(&def)?;
     Ok(def)
+}
+
+/// The address pass of a start over a definition `prepare` already went through: devices
+/// that lost their address since (`domxml-to-native`'s interfaces) get one, the others keep
+/// theirs, and a device that finds no free slot brings the controller it needs (libvirt:
+/// qemuDomainAssignAddresses, run again by qemuProcessPrepareDomain).
+pub fn assign_addresses(def: &mut DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    let arch = def
+        .os
+        .os_type
+        .arch
+        .clone()
+        .unwrap_or_else(|| caps.arch.clone());
+    let machine = def.os.os_type.machine.clone().unwrap_or_default();
+    // The machine's canonical name, as `prepare` resolved it (an alias stays in the
+    // definition when the ABI update is off).
+    let machine = machines_for(caps, &def.virt_type)
+        .iter()
+        .find(|x| x.name == machine || x.alias.as_deref() == Some(machine.as_str()))
+        .map_or(machine, |m| m.name.clone());
+    let ctx = Ctx::new(caps, &arch, &machine);
+    pciassign::assign(def, &ctx)
 }
 
 /// Without firmware autoselection the loader must be named: nothing else would say which

@@ -226,7 +226,7 @@ impl Builder<'_> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtserialport");
-            virtio_serial_port(&mut j, &c.info.address);
+            self.virtio_serial_port(&mut j, &c.info.address)?;
             j.s("chardev", chr).s("id", alias);
             if let Some(n) = c.target.as_ref().and_then(|t| t.name.clone()) {
                 j.s("name", n);
@@ -266,7 +266,7 @@ impl Builder<'_> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtconsole");
-            virtio_serial_port(&mut j, &c.info.address);
+            self.virtio_serial_port(&mut j, &c.info.address)?;
             j.s("chardev", chr).s("id", alias);
             self.device(&j);
         }

@@ -218,6 +218,12 @@ impl Builder<'_> {
         if let Some(st) = self.feature_state("cfpc") {
             o.kv("cap-cfpc", st);
         }
+        // `<bios useserial='yes'/>`: on x86, graphics=off is what turns the firmware's serial
+        // console output on; elsewhere it would do other things, so it is x86 only (libvirt:
+        // qemuBuildMachineCommandLine).
+        if self.is_x86() && self.def.os.bios_useserial.as_deref() == Some("yes") {
+            o.raw("graphics=off");
+        }
         self.opt("-machine", o.build());
         Ok(())
     }

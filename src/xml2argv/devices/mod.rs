@@ -524,18 +524,36 @@ fn smbios_fields(ty: u32) -> &'static [&'static str] {
     fields
 }
 
-/// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles).
-fn virtio_serial_port(j: &mut JsonOpts, address: &Option<Address>) {
-    if let Some(Address::VirtioSerial {
-        controller,
-        bus,
-        port,
-    }) = address
-    {
-        j.s("bus", format!("virtio-serial{controller}.{bus}"));
+impl Builder<'_> {
+    /// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles): the
+    /// bus is named after the controller's alias, which may be a user alias (`ua-...`)
+    /// (libvirt: qemuBuildVirtioSerialPortDevProps).
+    fn virtio_serial_port(&self, j: &mut JsonOpts, address: &Option<Address>) -> R {
+        let Some(Address::VirtioSerial {
+            controller,
+            bus,
+            port,
+        }) = address
+        else {
+            return Ok(());
+        };
+        let alias = self
+            .def
+            .devices
+            .controllers
+            .iter()
+            .find(|c| c.ctype == "virtio-serial" && c.index.unwrap_or(0) == *controller)
+            .and_then(|c| c.info.alias.as_deref())
+            .ok_or_else(|| {
+                Xml2ArgvError::Internal(format!(
+                    "no virtio-serial controller with index {controller} for a virtio-serial port"
+                ))
+            })?;
+        j.s("bus", format!("{alias}.{bus}"));
         if let Some(p) = port {
             j.u("nr", *p as u64);
         }
+        Ok(())
     }
 }
 
