@@ -27,6 +27,7 @@ use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 
 use super::DomainError;
 use super::model::{Cpu, CpuModel, DomainDef, Features};
+use super::validate::emulator_runs;
 
 /// Host and configuration facts `prepare` needs besides the caps.
 #[derive(Debug, Clone, Default)]
@@ -110,15 +111,6 @@ fn machines_for<'c>(caps: &'c QemuCaps, virt_type: &str) -> &'c [Machine] {
         Some(a) if !a.machines.is_empty() => &a.machines,
         _ => caps.primary_machines(),
     }
-}
-
-/// Architectures one emulator binary runs guests for.
-fn emulator_runs(caps_arch: &str, arch: &str) -> bool {
-    caps_arch == arch
-        || matches!(
-            (caps_arch, arch),
-            ("x86_64", "i686") | ("aarch64", "armv7l") | ("ppc64", "ppc64le") | ("ppc64", "ppc")
-        )
 }
 
 /// Apply libvirt's capability-dependent post-parse defaults, implicit devices and addresses.
