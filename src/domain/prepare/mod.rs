@@ -44,6 +44,11 @@ pub struct PrepareOptions {
     pub canonicalize_machine: bool,
     /// qemu.conf's audio settings, which pick the default `<audio>` backend.
     pub audio: AudioConfig,
+    /// The TPM versions the host's swtpm offers ("1.2", "2.0"; empty without a usable swtpm),
+    /// libvirt's virTPMSwtpmSetupCapsGet: they pick an emulated TPM's default version and
+    /// refuse a version swtpm cannot run. `None` when the caller models no host (then 2.0 is
+    /// the default and nothing is refused); a production prepare always says.
+    pub tpm_versions: Option<Vec<String>>,
 }
 
 /// The qemu.conf knobs behind the default audio backend.
@@ -193,6 +198,7 @@ pub fn prepare(
     numa::rectify_cpus(&mut def);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
+    tpm_default_versions(&mut def, opts.tpm_versions.as_deref());
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     if opts.canonicalize_machine {
@@ -204,8 +210,30 @@ pub fn prepare(
     // need no caps, again on what the defaults and addresses made of it (two implicit drive
     // addresses may collide, for instance).
     super::validate::validate_with_caps(&def, caps)?;
+    if let Some(versions) = &opts.tpm_versions {
+        super::validate::validate_tpm_versions(&def, versions)?;
+    }
     super::validate::validate(&def)?;
     Ok(def)
+}
+
+/// An emulated TPM without a version gets one, as TPM 1.2 and 2.0 are not compatible: 2.0 for
+/// the CRB and sPAPR interfaces, which only exist for it, and otherwise 2.0 when swtpm runs it,
+/// else 1.2 (libvirt: qemuDomainTPMDefPostParse).
+fn tpm_default_versions(def: &mut DomainDef, versions: Option<&[String]>) {
+    let swtpm_2_0 = versions.is_none_or(|v| v.iter().any(|x| x == "2.0"));
+    for t in &mut def.devices.tpms {
+        if t.backend_type.as_deref() != Some("emulator") || t.version.is_some() {
+            continue;
+        }
+        let crb_or_spapr = matches!(t.model.as_deref(), Some("tpm-crb" | "tpm-spapr"));
+        let v = if crb_or_spapr || swtpm_2_0 {
+            "2.0"
+        } else {
+            "1.2"
+        };
+        t.version = Some(v.to_string());
+    }
 }
 
 /// The address pass of a start over a definition `prepare` already went through: devices
