@@ -106,3 +106,23 @@ fn unknown_emulator_gets_libvirts_message() {
         "unsupported configuration: Emulator '/usr/bin/qemu-system-x86_64' does not support arch 'x86_64'"
     );
 }
+
+/// A virtio-serial port whose address names no virtio-serial controller cannot be placed
+/// (prepare always adds the controller; a definition built without it must not panic).
+#[test]
+fn virtio_serial_port_without_its_controller() {
+    let caps = x86();
+    let xml = "<domain type='qemu'><name>t</name><memory>219136</memory>\
+        <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+        <channel type='pty'><target type='virtio' name='x.0'/>\
+        <address type='virtio-serial' controller='3' bus='0' port='1'/></channel>\
+        </devices></domain>";
+    let mut def = domdriver::domain::parse(xml).expect("parse");
+    domdriver::domain::prepare::assign_aliases(&mut def);
+    let ctx = domdriver::conformance::harness::case_context("t", &def);
+    let e = domdriver::xml2argv::build(&def, &caps, &ctx).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "internal error: no virtio-serial controller with index 3 for a virtio-serial port"
+    );
+}
