@@ -505,6 +505,42 @@ impl Builder<'_> {
         );
     }
 
+    /// The huge page size (KiB) `<memoryBacking>` gives the memory of guest NUMA node `node`
+    /// (any node: `None`): the page whose nodeset has the node, else the one without a
+    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary).
+    pub(super) fn hugepage_kib(&self, node: Option<u32>) -> Option<u64> {
+        let pages = self.def.memory_backing.as_ref()?.hugepages.as_ref()?;
+        if pages.is_empty() {
+            return Some(2048);
+        }
+        let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, node) {
+            (None, _) | (Some(_), None) => true,
+            (Some(set), Some(id)) => {
+                crate::capabilities::cpuset::CpuSet::parse(set).is_ok_and(|v| v.contains(id))
+            }
+        };
+        let chosen = pages
+            .iter()
+            .find(|p| p.nodeset.is_some() && in_set(p))
+            .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
+        let kib = if chosen.size_kib == 0 {
+            2048
+        } else {
+            chosen.size_kib
+        };
+        (kib != 4).then_some(kib)
+    }
+
+    /// The hugetlbfs mount libvirt's harness has for pages of `kib`.
+    pub(super) fn hugepage_dir(&self, kib: u64) -> String {
+        let mount = if kib == 1048576 {
+            "/dev/hugepages1G"
+        } else {
+            "/dev/hugepages2M"
+        };
+        format!("{mount}/libvirt/qemu/{}", self.ctx.short_name(self.def))
+    }
+
     /// The memory backend object for guest RAM (`pc.ram`) or one NUMA cell: hugepages
     /// come from a file on the hugetlbfs mount, shared or file-backed memory from a file in
     /// libvirt's RAM directory, memfd when asked, anonymous memory otherwise.
@@ -516,29 +552,7 @@ impl Builder<'_> {
     ) -> JsonOpts {
         let mut j = JsonOpts::new();
         let mb = self.def.memory_backing.as_ref();
-        let hp = mb.and_then(|m| m.hugepages.as_ref()).and_then(|pages| {
-            if pages.is_empty() {
-                return Some(2048);
-            }
-            let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, cell) {
-                (None, _) => true,
-                (Some(_), None) => true,
-                (Some(set), Some((cid, _))) => {
-                    crate::capabilities::cpuset::CpuSet::parse(set).is_ok_and(|v| v.contains(cid))
-                }
-            };
-            let chosen = pages
-                .iter()
-                .find(|p| p.nodeset.is_some() && in_set(p))
-                .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
-            Some(if chosen.size_kib == 0 {
-                2048
-            } else {
-                chosen.size_kib
-            })
-        });
-        // Pages of the system's own size are ordinary memory.
-        let hp = hp.filter(|s| *s != 4);
+        let hp = self.hugepage_kib(cell.map(|(id, _)| id));
         let access = cell
             .and_then(|(_, c)| c.mem_access.as_deref())
             .or(mb.and_then(|m| m.access_mode.as_deref()));
@@ -554,14 +568,9 @@ impl Builder<'_> {
                 || self.has("memory-backend-file.x-use-canonical-path-for-ramblock-id"));
         let short = self.ctx.short_name(self.def);
         if let Some(size_kib) = hp {
-            let mount = if size_kib == 1048576 {
-                "/dev/hugepages1G"
-            } else {
-                "/dev/hugepages2M"
-            };
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
-                .s("mem-path", format!("{mount}/libvirt/qemu/{short}"));
+                .s("mem-path", self.hugepage_dir(size_kib));
             if let Some(sh) = share {
                 j.b("share", sh);
             }

@@ -10,6 +10,7 @@ mod hostdev;
 mod input;
 mod machine;
 mod memballoon;
+mod memory;
 mod net;
 mod panic;
 mod rng;
@@ -272,6 +273,7 @@ impl<'a> Builder<'a> {
         self.kernel();
         self.iommu();
         self.controllers()?;
+        self.memory_devices()?;
         self.disks()?;
         self.filesystems()?;
         self.nets()?;
