@@ -126,3 +126,42 @@ fn virtio_serial_port_without_its_controller() {
         "internal error: no virtio-serial controller with index 3 for a virtio-serial port"
     );
 }
+
+fn with_memory_device(device: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>t</name><maxMemory slots='16' unit='KiB'>1099511627776</maxMemory>\
+         <memory unit='KiB'>1267712</memory><vcpu>2</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <cpu><numa><cell id='0' cpus='0-1' memory='219136' unit='KiB'/></numa></cpu>\
+         <devices>{device}</devices></domain>"
+    )
+}
+
+/// A memory module model the builder has no device for is an error, never dropped.
+#[test]
+fn memory_module_model_not_built_is_refused() {
+    let e = error(
+        &with_memory_device(
+            "<memory model='virtio-mem'><target><size unit='KiB'>1048576</size><node>0</node>\
+             <block unit='KiB'>2048</block><requested unit='KiB'>524288</requested></target></memory>",
+        ),
+        &x86(),
+    );
+    assert_eq!(
+        e,
+        "unsupported configuration: memory device model 'virtio-mem' not supported yet"
+    );
+}
+
+/// A DIMM base address that is not a number is named in the error.
+#[test]
+fn dimm_base_address_must_be_a_number() {
+    let e = error(
+        &with_memory_device(
+            "<memory model='dimm'><target><size unit='KiB'>524288</size><node>0</node></target>\
+             <address type='dimm' slot='0' base='0xzz'/></memory>",
+        ),
+        &x86(),
+    );
+    assert_eq!(e, "XML error: invalid DIMM base address '0xzz'");
+}
