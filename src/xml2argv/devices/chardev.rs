@@ -202,7 +202,7 @@ impl Builder<'_> {
             } else if model == "isa-debugcon" {
                 isa_props(&mut j, &s.info, false);
             } else {
-                self.info_props(&mut j, &s.info);
+                self.info_props(&mut j, &s.info)?;
             }
             self.device(&j);
         }

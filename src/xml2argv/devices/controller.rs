@@ -114,12 +114,7 @@ impl Builder<'_> {
                 let alias = self.alias(&c.info)?;
                 let companion = c.info.master_startport.is_some();
                 if let Some(sp) = &c.info.master_startport {
-                    let master = if idx == 0 {
-                        "usb".to_string()
-                    } else {
-                        format!("usb{idx}")
-                    };
-                    j.s("masterbus", format!("{master}.0"));
+                    j.s("masterbus", self.usb_bus(idx)?);
                     if let Ok(n) = sp.parse::<u64>() {
                         j.u("firstport", n);
                     }
@@ -187,7 +182,7 @@ impl Builder<'_> {
             "fdc" => return Ok(()),
             "ccid" => {
                 j.s("driver", "usb-ccid").s("id", self.alias(&c.info)?);
-                self.info_props(&mut j, &c.info);
+                self.info_props(&mut j, &c.info)?;
             }
             "virtio-serial" => {
                 let driver =

@@ -294,7 +294,7 @@ impl Builder<'_> {
                     j.u_opt("num-queues", dr.queues.map(u64::from));
                     j.u_opt("queue-size", dr.queue_size.map(u64::from));
                 }
-                self.info_props(&mut j, &d.info);
+                self.info_props(&mut j, &d.info)?;
                 j.s_opt("drive", drive);
                 j.s("id", alias);
             }
@@ -341,7 +341,7 @@ impl Builder<'_> {
             }
             "usb" => {
                 j.s("driver", "usb-storage");
-                self.usb_props(&mut j, "disk", i, &d.info);
+                self.usb_props(&mut j, "disk", i, &d.info)?;
                 j.s_opt("drive", drive);
                 j.s("id", alias);
             }

@@ -53,7 +53,7 @@ impl Builder<'_> {
                         j.u("addr", addr);
                     }
                 }
-                _ => self.info_props(&mut j, &m.info),
+                _ => self.info_props(&mut j, &m.info)?,
             }
             self.device(&j);
         }

@@ -220,10 +220,10 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn info_props(&self, j: &mut JsonOpts, info: &DeviceInfo) {
+    fn info_props(&self, j: &mut JsonOpts, info: &DeviceInfo) -> R {
         self.pci_props(j, info);
         if let Some(Address::Usb { bus, port }) = &info.address {
-            j.s("bus", format!("usb.{bus}"));
+            j.s("bus", self.usb_bus(*bus)?);
             if let Some(p) = port {
                 j.s("port", p.clone());
             }
@@ -231,6 +231,28 @@ impl<'a> Builder<'a> {
         if let Some(i) = info.acpi_index {
             j.u("acpi-index", i as u64);
         }
+        Ok(())
+    }
+
+    /// The alias of the `ctype` controller with index `index`: QEMU names the buses a
+    /// controller provides after its id, which may be a user alias (`ua-...`).
+    fn controller_alias(&self, ctype: &str, index: u32) -> R<&str> {
+        self.def
+            .devices
+            .controllers
+            .iter()
+            .filter(|c| c.ctype == ctype && c.index.unwrap_or(0) == index)
+            // USB companions share their master's bus; the master names it.
+            .find(|c| c.info.master_startport.is_none())
+            .and_then(|c| c.info.alias.as_deref())
+            .ok_or_else(|| {
+                Xml2ArgvError::Internal(format!("no {ctype} controller with index {index}"))
+            })
+    }
+
+    /// The bus of USB controller `index` (libvirt: qemuBuildDeviceAddressProps).
+    fn usb_bus(&self, index: u32) -> R<String> {
+        Ok(format!("{}.0", self.controller_alias("usb", index)?))
     }
 
     pub fn build_all(&mut self) -> R {
@@ -539,18 +561,7 @@ impl Builder<'_> {
         else {
             return Ok(());
         };
-        let alias = self
-            .def
-            .devices
-            .controllers
-            .iter()
-            .find(|c| c.ctype == "virtio-serial" && c.index.unwrap_or(0) == *controller)
-            .and_then(|c| c.info.alias.as_deref())
-            .ok_or_else(|| {
-                Xml2ArgvError::Internal(format!(
-                    "no virtio-serial controller with index {controller} for a virtio-serial port"
-                ))
-            })?;
+        let alias = self.controller_alias("virtio-serial", *controller)?;
         j.s("bus", format!("{alias}.{bus}"));
         if let Some(p) = port {
             j.u("nr", *p as u64);
