@@ -269,7 +269,7 @@ impl Builder<'_> {
                         j.s("bus", format!("ide.{b}")).u("unit", *unit as u64);
                     }
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "virtio" => {
@@ -295,7 +295,7 @@ impl Builder<'_> {
                     j.u_opt("queue-size", dr.queue_size.map(u64::from));
                 }
                 self.info_props(&mut j, &d.info)?;
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "fdc" => {
@@ -303,7 +303,7 @@ impl Builder<'_> {
                 if let Some(Address::Drive { unit, .. }) = &d.info.address {
                     j.u("unit", *unit as u64);
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "scsi" => {
@@ -336,13 +336,13 @@ impl Builder<'_> {
                         d.serial.clone().unwrap_or_else(|| format!("drive-{alias}")),
                     );
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "usb" => {
                 j.s("driver", "usb-storage");
                 self.usb_props(&mut j, "disk", i, &d.info)?;
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             other => {
@@ -451,4 +451,13 @@ pub(super) fn chain_len(d: &Disk) -> usize {
         bs = b.backing.as_deref();
     }
     n
+}
+
+/// The image a disk device reads, after `share-rw` for a `<shareable/>` disk (libvirt:
+/// qemuBuildDiskDeviceProps writes it just before the drive).
+fn drive_props(j: &mut JsonOpts, d: &Disk, drive: Option<&str>) {
+    if d.shareable {
+        j.b("share-rw", true);
+    }
+    j.s_opt("drive", drive);
 }
