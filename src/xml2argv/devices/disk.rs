@@ -173,7 +173,7 @@ impl Builder<'_> {
     }
 
     pub(super) fn cache_props(&self, d: &Disk) -> Option<serde_json::Value> {
-        let mode = d.driver.as_ref()?.cache.as_deref()?;
+        let mode = cache_mode(d)?;
         let (direct, no_flush) = match mode {
             "none" => (true, false),
             "writethrough" => (false, false),
@@ -381,12 +381,7 @@ impl Builder<'_> {
             j.b("removable", d.target.removable.as_deref() == Some("on"));
         }
         // `default` leaves the device's write cache to QEMU (libvirt: qemuDiskCacheV2).
-        if let Some(c) = d
-            .driver
-            .as_ref()
-            .and_then(|x| x.cache.as_deref())
-            .filter(|c| *c != "default")
-        {
+        if let Some(c) = cache_mode(d) {
             let wc = matches!(c, "writeback" | "none" | "unsafe");
             j.s("write-cache", if wc { "on" } else { "off" });
         }
@@ -460,4 +455,15 @@ fn drive_props(j: &mut JsonOpts, d: &Disk, drive: Option<&str>) {
         j.b("share-rw", true);
     }
     j.s_opt("drive", drive);
+}
+
+/// The cache mode a disk runs with, `None` for QEMU's default: the one asked for, else for a
+/// disk other guests write too (shareable, not read-only) no host cache, so that writes are
+/// seen by the others (libvirt: qemuDomainPrepareDiskCachemode).
+fn cache_mode(d: &Disk) -> Option<&str> {
+    match d.driver.as_ref().and_then(|x| x.cache.as_deref()) {
+        Some(c) if c != "default" => Some(c),
+        _ if d.shareable && !d.readonly => Some("none"),
+        _ => None,
+    }
 }
