@@ -562,6 +562,12 @@ impl Builder<'_> {
             _ => None,
         };
         let source = mb.and_then(|m| m.source_type.as_deref());
+        // A cell's own discard setting, else `<memoryBacking><discard/>` (libvirt:
+        // virDomainNumaGetNodeDiscard); only file-backed memory can discard its data.
+        let discard = match cell.and_then(|(_, c)| c.discard.as_deref()) {
+            Some(d) => Some(d == "yes"),
+            None => mb.is_some_and(|m| m.discard).then_some(true),
+        };
         // Only the machine's own RAM id keeps its migration-compatible block name.
         let canonical = cell.is_none()
             && (self.has("x-use-canonical-path-for-ramblock-id")
@@ -571,6 +577,7 @@ impl Builder<'_> {
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
                 .s("mem-path", self.hugepage_dir(size_kib));
+            discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
             }
@@ -592,6 +599,7 @@ impl Builder<'_> {
                 "mem-path",
                 format!("/var/lib/libvirt/qemu/ram/{short}/{id}"),
             );
+            discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
             }
@@ -928,4 +936,11 @@ pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `discard-data` of a file memory backend, when the memory is set to discard or keep it.
+pub(super) fn discard_data(j: &mut JsonOpts, discard: Option<bool>) {
+    if let Some(d) = discard {
+        j.b("discard-data", d);
+    }
 }

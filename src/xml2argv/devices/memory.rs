@@ -109,9 +109,7 @@ impl Builder<'_> {
         if nv_path.is_none() && j.get_str("qom-type") == Some("memory-backend-file") {
             let discard = m.discard.as_deref().map(|d| d == "yes");
             let discard = discard.or(mb.is_some_and(|b| b.discard).then_some(true));
-            if let Some(d) = discard {
-                j.b("discard-data", d);
-            }
+            super::machine::discard_data(&mut j, discard);
         }
         match access {
             Some("shared") => {
