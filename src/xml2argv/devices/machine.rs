@@ -476,7 +476,7 @@ impl Builder<'_> {
         self.def.memory.kib.saturating_sub(devs)
     }
 
-    pub(super) fn memory(&mut self) {
+    pub(super) fn memory(&mut self) -> R {
         let mem_kib = self.initial_memory_kib();
         let mut o = KvOpts::new();
         if let Some(mm) = &self.def.max_memory {
@@ -491,7 +491,10 @@ impl Builder<'_> {
             && let Some(id) = self.machine_ram_id()
         {
             let size = mib_round_up(mem_kib) * 1024 * 1024;
-            let j = self.ram_backend(&id, size, None);
+            let (j, tc) = self.ram_backend(&id, size, None)?;
+            if let Some(tc) = tc {
+                self.object(&tc);
+            }
             self.object(&j);
         }
         let locked = self.def.memory_backing.as_ref().is_some_and(|m| m.locked);
@@ -503,6 +506,7 @@ impl Builder<'_> {
                 "mem-lock=off"
             },
         );
+        Ok(())
     }
 
     /// The huge page size (KiB) `<memoryBacking>` gives the memory of guest NUMA node `node`
@@ -549,7 +553,7 @@ impl Builder<'_> {
         id: &str,
         size: u64,
         cell: Option<(u32, &crate::domain::model::NumaCell)>,
-    ) -> JsonOpts {
+    ) -> R<(JsonOpts, Option<JsonOpts>)> {
         let mut j = JsonOpts::new();
         let mb = self.def.memory_backing.as_ref();
         let hp = self.hugepage_kib(cell.map(|(id, _)| id));
@@ -612,7 +616,71 @@ impl Builder<'_> {
                 .s("id", id)
                 .u("size", size);
         }
-        j
+        let binding = self.host_binding(cell.map(|(id, _)| id), None)?;
+        let tc = self.bind_backend(&mut j, id, hp.is_some(), binding);
+        Ok((j, tc))
+    }
+
+    /// The host NUMA nodes and policy guest memory of node `node` (guest RAM without NUMA:
+    /// `None`) is bound to: `explicit` nodes (a memory module's own nodemask, bound strictly),
+    /// else the `<numatune>` memnode of that node, else `<numatune><memory>`; none for the
+    /// `restrictive` mode, which leaves it to cgroups (libvirt: qemuBuildMemoryBackendProps).
+    pub(super) fn host_binding(
+        &self,
+        node: Option<u32>,
+        explicit: Option<&str>,
+    ) -> R<Option<(Vec<u32>, &'static str)>> {
+        let nt = self.def.numatune.as_ref();
+        let (mode, set) = match explicit {
+            Some(set) => (Some("strict"), Some(set)),
+            None => {
+                let memnode =
+                    node.and_then(|n| nt.and_then(|t| t.memnodes.iter().find(|m| m.cellid == n)));
+                match memnode {
+                    Some(m) => (m.mode.as_deref(), m.nodeset.as_deref()),
+                    None => match nt.and_then(|t| t.memory.as_ref()) {
+                        Some(m) if m.placement.as_deref() != Some("auto") => {
+                            (m.mode.as_deref(), m.nodeset.as_deref())
+                        }
+                        _ => (None, None),
+                    },
+                }
+            }
+        };
+        let Some(set) = set else { return Ok(None) };
+        let policy = match mode.unwrap_or("strict") {
+            "strict" => "bind",
+            "preferred" => "preferred",
+            "interleave" => "interleave",
+            _ => return Ok(None),
+        };
+        let nodes = crate::capabilities::cpuset::CpuSet::parse(set)
+            .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))?;
+        Ok(Some((nodes.iter().collect(), policy)))
+    }
+
+    /// Bind backend `j` (object `id`) to host nodes; memory preallocated there is touched by
+    /// threads on those nodes, through a thread context where QEMU has one.
+    pub(super) fn bind_backend(
+        &self,
+        j: &mut JsonOpts,
+        id: &str,
+        prealloc: bool,
+        binding: Option<(Vec<u32>, &'static str)>,
+    ) -> Option<JsonOpts> {
+        let (nodes, policy) = binding?;
+        let list = serde_json::Value::from(nodes);
+        j.v("host-nodes", list.clone()).s("policy", policy);
+        if !(prealloc && self.has("thread-context")) {
+            return None;
+        }
+        let tc_id = format!("tc-{id}");
+        let mut tc = JsonOpts::new();
+        tc.s("qom-type", "thread-context")
+            .s("id", tc_id.clone())
+            .v("node-affinity", list);
+        j.s("prealloc-context", tc_id);
+        Some(tc)
     }
 
     pub(super) fn smp(&mut self) {
@@ -642,15 +710,17 @@ impl Builder<'_> {
         self.opt("-smp", o.build());
     }
 
-    pub(super) fn numa(&mut self) {
-        let Some(cpu) = &self.def.cpu else { return };
-        if cpu.numa.is_empty() {
-            return;
-        }
+    pub(super) fn numa(&mut self) -> R {
+        let Some(cpu) = &self.def.cpu else {
+            return Ok(());
+        };
         for (i, cell) in cpu.numa.iter().enumerate() {
             let id = cell.id.unwrap_or(i as u32);
             let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
-            let j = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)));
+            let (j, tc) = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
+            if let Some(tc) = tc {
+                self.object(&tc);
+            }
             self.object(&j);
             let mut o = KvOpts::new();
             o.raw("node");
@@ -663,6 +733,7 @@ impl Builder<'_> {
             o.kv("memdev", format!("ram-node{id}"));
             self.opt("-numa", o.build());
         }
+        Ok(())
     }
 
     pub(super) fn monitor(&mut self) {

@@ -78,9 +78,19 @@ impl Builder<'_> {
             None => self.hugepage_kib(node),
         };
         let mb = self.def.memory_backing.as_ref();
+        // The module's own access mode, else its guest node's, else the domain's.
+        let cell_access = node.and_then(|n| {
+            let cells = &self.def.cpu.as_ref()?.numa;
+            let c = cells
+                .iter()
+                .enumerate()
+                .find(|(i, c)| c.id.unwrap_or(*i as u32) == n)?;
+            c.1.mem_access.as_deref()
+        });
         let access = m
             .access
             .as_deref()
+            .or(cell_access)
             .or(mb.and_then(|b| b.access_mode.as_deref()));
         let file_backed = mb.and_then(|b| b.source_type.as_deref()) == Some("file");
         let nv_path = source.and_then(|s| s.path.as_deref());
@@ -130,24 +140,9 @@ impl Builder<'_> {
         if pmem {
             j.b("pmem", true);
         }
-        let mut context = None;
-        if let Some(mask) = source.and_then(|s| s.nodemask.as_deref()) {
-            let nodes = crate::capabilities::cpuset::CpuSet::parse(mask).map_err(|e| {
-                Xml2ArgvError::Xml(format!("invalid memory device nodemask '{mask}': {e}"))
-            })?;
-            let list = || serde_json::Value::from(nodes.iter().collect::<Vec<u32>>());
-            j.v("host-nodes", list()).s("policy", "bind");
-            // Preallocation runs in threads placed on those nodes, where QEMU can.
-            if prealloc && self.has("thread-context") {
-                let tc_id = format!("tc-{id}");
-                let mut tc = JsonOpts::new();
-                tc.s("qom-type", "thread-context")
-                    .s("id", tc_id.clone())
-                    .v("node-affinity", list());
-                j.s("prealloc-context", tc_id);
-                context = Some(tc);
-            }
-        }
+        let explicit = source.and_then(|s| s.nodemask.as_deref());
+        let binding = self.host_binding(node, explicit)?;
+        let context = self.bind_backend(&mut j, id, prealloc, binding);
         Ok((j, context))
     }
 }

@@ -267,10 +267,10 @@ impl<'a> Builder<'a> {
         self.accel();
         self.cpu()?;
         self.bios();
-        self.memory();
+        self.memory()?;
         self.smp();
         self.iothreads();
-        self.numa();
+        self.numa()?;
         self.opt("-uuid", self.def.uuid.to_string());
         self.smbios();
         if let Some(g) = &self.def.genid {
