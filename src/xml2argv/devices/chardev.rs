@@ -66,8 +66,33 @@ impl Builder<'_> {
                 if c.protocol.as_deref() == Some("telnet") {
                     o.raw("telnet=on");
                 }
-                if src.mode.as_deref() == Some("bind") {
+                let listen = src.mode.as_deref() == Some("bind");
+                if listen {
                     o.raw("server=on,wait=off");
+                }
+                // TLS when the source asks for it, else as qemu.conf's chardev_tls says
+                // (libvirt: qemuBuildChardevCommand). A client always checks the server.
+                let conf = &self.ctx.conf;
+                let tls = match src.tls.as_deref() {
+                    Some(t) => t == "yes",
+                    None => conf.chardev_tls,
+                };
+                if tls {
+                    let obj = format!("obj{id}_tls0");
+                    let verify = !listen || conf.chardev_tls_x509_verify;
+                    let secret = conf.chardev_tls_x509_secret_uuid.as_deref();
+                    let objs = crate::xml2argv::storage::tls_objects(
+                        self.ctx,
+                        &obj,
+                        &conf.chardev_tls_dir,
+                        listen,
+                        verify,
+                        secret,
+                    )?;
+                    for j in &objs {
+                        self.object(j);
+                    }
+                    o.kv("tls-creds", obj);
                 }
             }
             "udp" => {
