@@ -123,7 +123,7 @@ fn virtio_serial_port_without_its_controller() {
     let e = domdriver::xml2argv::build(&def, &caps, &ctx).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "internal error: no virtio-serial controller with index 3 for a virtio-serial port"
+        "internal error: no virtio-serial controller with index 3"
     );
 }
 
