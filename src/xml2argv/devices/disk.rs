@@ -6,24 +6,38 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn disks(&mut self) -> R {
         let disks = &self.def.devices.disks;
-        // The built-in floppy controller of i440fx takes boot indexes for its drives.
+        // The boot index of each floppy drive, by its letter.
+        let floppy_boot: Vec<(char, u32)> = disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.target.bus.as_deref() == Some("fdc"))
+            .filter_map(|(i, d)| {
+                let boot = d.info.boot.as_ref().map(|b| b.order);
+                let boot = boot.or(self.disk_boot.get(&i).copied())?;
+                match &d.info.address {
+                    Some(Address::Drive { unit, .. }) => {
+                        Some((if *unit == 0 { 'A' } else { 'B' }, boot))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let has_floppy = disks.iter().any(|d| d.target.bus.as_deref() == Some("fdc"));
         if !self.is_q35() {
-            for (i, d) in disks.iter().enumerate() {
-                if d.target.bus.as_deref() != Some("fdc") {
-                    continue;
-                }
-                let boot = d
-                    .info
-                    .boot
-                    .as_ref()
-                    .map(|b| b.order)
-                    .or(self.disk_boot.get(&i).copied());
-                if let (Some(b), Some(Address::Drive { unit, .. })) = (boot, &d.info.address) {
-                    let letter = if *unit == 0 { 'A' } else { 'B' };
-                    self.args.push("-global".into());
-                    self.args.push(format!("isa-fdc.bootindex{letter}={b}"));
-                }
+            // The built-in floppy controller of i440fx takes boot indexes for its drives.
+            for (letter, b) in &floppy_boot {
+                self.args.push("-global".into());
+                self.args.push(format!("isa-fdc.bootindex{letter}={b}"));
             }
+        } else if has_floppy && !q35_has_builtin_fdc(self.machine()) {
+            // Newer q35 machines have no floppy controller of their own: it is added before
+            // the drives, with their boot indexes (libvirt: qemuDomainNeedsFDC).
+            let mut j = JsonOpts::new();
+            j.s("driver", "isa-fdc");
+            for (letter, b) in &floppy_boot {
+                j.u(&format!("bootindex{letter}"), *b as u64);
+            }
+            self.device(&j);
         }
         let disks = &self.def.devices.disks;
         // Node names are counted over the disks in reverse order, each chain from the top.
@@ -466,4 +480,14 @@ fn cache_mode(d: &Disk) -> Option<&str> {
         _ if d.shareable && !d.readonly => Some("none"),
         _ => None,
     }
+}
+
+/// q35 machines up to 2.3 have a built-in floppy controller; later ones do not.
+fn q35_has_builtin_fdc(machine: &str) -> bool {
+    let Some(v) = machine.strip_prefix("pc-q35-") else {
+        return false;
+    };
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(u32::MAX));
+    let (major, minor) = (it.next().unwrap_or(u32::MAX), it.next().unwrap_or(0));
+    (major, minor) < (2, 4)
 }
