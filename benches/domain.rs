@@ -34,6 +34,7 @@ fn main() {
         emulator: None,
         canonicalize_machine: false,
         audio: Default::default(),
+        tpm_versions: None,
     };
     let flags = FormatFlags {
         inactive: true,

@@ -107,7 +107,7 @@ fn phase_breakdown(
                 continue;
             }
             let s = Instant::now();
-            let def = domdriver::domain::prepare(def, caps, &prepare_options(&case.name, "x86_64"));
+            let def = domdriver::domain::prepare(def, caps, &prepare_options(&case.file, "x86_64"));
             let Ok(mut def) = def else {
                 t[1] += s.elapsed();
                 continue;
@@ -115,7 +115,7 @@ fn phase_breakdown(
             domdriver::domain::prepare::assign_aliases(&mut def);
             t[1] += s.elapsed();
             let s = Instant::now();
-            let cmd = domdriver::xml2argv::build(&def, caps, &case_context(&case.name, &def));
+            let cmd = domdriver::xml2argv::build(&def, caps, &case_context(&case.file, &def));
             t[2] += s.elapsed();
             let Ok(cmd) = cmd else { continue };
             let s = Instant::now();

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::fs;
 
 use domdriver::capabilities::qemu::{QemuCaps, probe_replies};
-use domdriver::domain::prepare::{AudioConfig, PrepareOptions};
+use domdriver::domain::prepare::PrepareOptions;
 use domdriver::domain::{DomainDef, FormatFlags};
 
 const FLAGS: FormatFlags = FormatFlags {
@@ -47,25 +47,7 @@ fn load_caps(file: &str, arch: &str) -> QemuCaps {
 
 /// libvirt's harness settings for one case (CONFORMANCE §2.3).
 fn options(name: &str, arch: &str) -> PrepareOptions {
-    let mut audio = AudioConfig::default();
-    match name {
-        "audio-default-vnc" => {
-            audio.env_driver = Some("alsa".into());
-            audio.vnc_allow_host_audio = true;
-        }
-        "audio-default-nographics" => {
-            audio.env_driver = Some("alsa".into());
-            audio.nogfx_allow_host_audio = true;
-        }
-        "audio-default-sdl" => audio.env_driver = Some("sdl".into()),
-        _ => {}
-    }
-    PrepareOptions {
-        host_arch: arch.to_string(),
-        emulator: Some(format!("/usr/bin/qemu-system-{arch}")),
-        canonicalize_machine: false,
-        audio,
-    }
+    domdriver::conformance::harness::prepare_options(name, arch)
 }
 
 fn prepare_str(src: &str, caps: &QemuCaps, opts: &PrepareOptions) -> Result<String, String> {
@@ -388,4 +370,53 @@ fn aliases_are_the_ids_on_libvirts_command_line() {
             );
         }
     }
+}
+
+/// An emulated TPM's version follows the host's swtpm (libvirt: qemuDomainTPMDefPostParse):
+/// TIS gets 2.0 when swtpm runs it, else 1.2; CRB is 2.0 only. A version swtpm does not run,
+/// or any emulated TPM on a host without swtpm, is refused with libvirt's message.
+#[test]
+fn emulated_tpm_version_follows_swtpm() {
+    let caps = load_caps("caps_8.0.0.x86_64.replies", "x86_64");
+    let xml = |model: &str, version: &str| {
+        format!(
+            "<domain type='qemu'><name>t</name><memory>65536</memory>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+             <tpm model='{model}'><backend type='emulator'{version}/></tpm>\
+             </devices></domain>"
+        )
+    };
+    let with = |versions: &[&str]| PrepareOptions {
+        tpm_versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+        ..options("t", "x86_64")
+    };
+    let version = |src: &str, opts: &PrepareOptions| {
+        let def = domdriver::domain::parse(src).expect("parse");
+        domdriver::domain::prepare(def, &caps, opts).map(|d| d.devices.tpms[0].version.clone())
+    };
+    let tis = xml("tpm-tis", "");
+    assert_eq!(
+        version(&tis, &with(&["1.2", "2.0"])).unwrap().as_deref(),
+        Some("2.0")
+    );
+    assert_eq!(
+        version(&tis, &with(&["1.2"])).unwrap().as_deref(),
+        Some("1.2")
+    );
+    let crb = xml("tpm-crb", "");
+    let e = version(&crb, &with(&["1.2"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM version '2.0' is not supported"
+    );
+    let e = version(&tis, &with(&[])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM version '1.2' is not supported"
+    );
+    let e = version(&xml("tpm-tis", " version='2.0'"), &with(&["1.2"])).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: TPM version '2.0' is not supported"
+    );
 }

@@ -59,6 +59,25 @@ fn host_qemu_is_7_2() -> bool {
         .is_some_and(|o| String::from_utf8_lossy(&o.stdout).contains("version 7.2"))
 }
 
+/// swtpm and its setup tool on `PATH`: what libvirtd needs for an emulated TPM.
+fn swtpm_installed() -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["swtpm", "swtpm_setup"]
+        .iter()
+        .all(|t| std::env::split_paths(&path).any(|d| d.join(t).is_file()))
+}
+
+/// The input asks for an emulated TPM (`<backend type='emulator'>`).
+fn has_emulated_tpm(xml: &str) -> bool {
+    xml.contains("<tpm") && (xml.contains("type='emulator'") || xml.contains("type=\"emulator\""))
+}
+
+/// libvirtd's refusal of an emulated TPM on a host without swtpm.
+fn no_swtpm_refusal(err: &str) -> bool {
+    let m = last_msg(err);
+    m.starts_with("unsupported configuration: TPM version '") && m.ends_with("' is not supported")
+}
+
 fn domain_name(xml: &str) -> String {
     let a = xml.find("<name>").expect("<name>") + "<name>".len();
     let b = xml[a..].find("</name>").expect("</name>") + a;
@@ -101,9 +120,11 @@ fn define_then_inactive_xml_matches_libvirtd() {
     let mut passed: BTreeSet<String> = BTreeSet::new();
     let mut failures: Vec<String> = Vec::new();
     let (mut same, mut inactive, mut refused, mut exact, mut refusals) = (0, 0, 0, 0, 0);
+    let swtpm = swtpm_installed();
     for b in cases(&dir) {
         let path = dir.join(format!("{b}.xml"));
-        let name = domain_name(&fs::read_to_string(&path).expect("read input"));
+        let xml = fs::read_to_string(&path).expect("read input");
+        let name = domain_name(&xml);
         let (ok, _, err) = vsh(&uri, &["define", path.to_str().expect("utf-8 path")]);
         let got = ok.then(|| vsh(&uri, &["dumpxml", "--inactive", &name]).1);
         if ok {
@@ -112,6 +133,18 @@ fn define_then_inactive_xml_matches_libvirtd() {
         }
         if let Ok(want) = fs::read_to_string(dir.join(format!("{b}.inactive.xml"))) {
             inactive += 1;
+            if !swtpm && has_emulated_tpm(&xml) {
+                // The corpus's host had swtpm; without it libvirtd refuses the TPM at define.
+                if !ok && no_swtpm_refusal(&err) {
+                    passed.insert(format!("inactive {b}"));
+                } else {
+                    failures.push(format!(
+                        "inactive {b}: no swtpm here, expected libvirtd's refusal of the TPM, got {}",
+                        if ok { "a definition".to_string() } else { err.trim().to_string() }
+                    ));
+                }
+                continue;
+            }
             match got {
                 Some(g) if g == want => {
                     same += 1;
@@ -183,4 +216,220 @@ fn first_difference(want: &str, got: &str) -> String {
         want.lines().count(),
         got.lines().count()
     )
+}
+
+/// The words of a shell command line: single and double quotes and backslashes undone.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut cur, mut started) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                started = true;
+                cur.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                started = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        c => cur.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                started = true;
+                cur.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if started {
+                    words.push(std::mem::take(&mut cur));
+                    started = false;
+                }
+            }
+            c => {
+                started = true;
+                cur.push(c);
+            }
+        }
+    }
+    if started {
+        words.push(cur);
+    }
+    words
+}
+
+/// A `domxml-to-native` line as compare.py normalises it: what differs between two hosts or
+/// two runs masked (the caller's PATH/USER/LOGNAME, the per-domain dir, the monitor, tap
+/// netdevs and the NIC names tied to them, wall-clock RTC bases).
+fn norm_native(text: &str, name: &str) -> Vec<String> {
+    let short: String = name.chars().take(20).collect();
+    let libdir = regex::Regex::new(&format!(
+        r#"[^\s"',=]*/domain--?1-{}"#,
+        regex::escape(&short)
+    ))
+    .expect("regex");
+    let mon = regex::Regex::new(r"id=charmonitor,(path=[^,]*|fd=\d+)").expect("regex");
+    let now = regex::Regex::new(r"base=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d").expect("regex");
+    let mut out: Vec<String> = Vec::new();
+    for w in shell_words(text) {
+        if ["PATH=", "USER=", "LOGNAME="]
+            .iter()
+            .any(|p| w.starts_with(p))
+        {
+            continue;
+        }
+        let mut t = libdir.replace_all(&w, "<LIBDIR>").into_owned();
+        t = mon.replace_all(&t, "id=charmonitor,<MON>").into_owned();
+        t = now.replace_all(&t, "base=<NOW>").into_owned();
+        if out.last().is_some_and(|l| l == "-netdev") {
+            t = "<NETDEV>".to_string();
+        } else if t.starts_with('{')
+            && t.contains("\"netdev\"")
+            && let Ok(serde_json::Value::Object(mut j)) = serde_json::from_str(&t)
+        {
+            for k in ["netdev", "id"] {
+                if let Some(v) = j.get_mut(k) {
+                    *v = serde_json::Value::from("<NIC>");
+                }
+            }
+            j.remove("iommu_platform");
+            t = serde_json::Value::Object(j).to_string();
+        }
+        out.push(t);
+    }
+    out
+}
+
+/// `vsh domxml-to-native qemu-argv NAME.xml` over the corpus against libvirtd's `NAME.native`
+/// (normalised as compare.py does) or its refusal `NAME.err`, held by `native-pass.txt`.
+#[test]
+fn domxml_to_native_matches_libvirtd() {
+    let dir = corpus();
+    assert!(
+        dir.is_dir(),
+        "real-client corpus not found at {}",
+        dir.display()
+    );
+    if !host_qemu_is_7_2() {
+        eprintln!("skipped: the corpus was made with QEMU 7.2, this host has another");
+        return;
+    }
+    let swtpm = swtpm_installed();
+    let (mut passed, mut failures) = (BTreeSet::new(), Vec::new());
+    let (mut same, mut natives, mut refused, mut exact, mut refusals) = (0, 0, 0, 0, 0);
+    let names: Vec<String> = fs::read_dir(&dir)
+        .expect("read corpus")
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".native")
+                .map(String::from)
+        })
+        .chain(
+            fs::read_dir(&dir)
+                .expect("read corpus")
+                .filter_map(|e| {
+                    e.ok()?
+                        .file_name()
+                        .to_str()?
+                        .strip_suffix(".err")
+                        .map(String::from)
+                })
+                .filter(|b| !b.contains('.')),
+        )
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for b in names {
+        let path = dir.join(format!("{b}.xml"));
+        let xml = fs::read_to_string(&path).expect("read input");
+        let name = domain_name(&xml);
+        let args = [
+            "domxml-to-native",
+            "qemu-argv",
+            path.to_str().expect("utf-8 path"),
+        ];
+        let (ok, out, err) = vsh("qemu:///system", &args);
+        if let Ok(want) = fs::read_to_string(dir.join(format!("{b}.native"))) {
+            natives += 1;
+            if !swtpm && has_emulated_tpm(&xml) {
+                // The corpus's host had swtpm; without it libvirtd refuses the TPM.
+                if !ok && no_swtpm_refusal(&err) {
+                    passed.insert(format!("native {b}"));
+                } else {
+                    failures.push(format!(
+                        "native {b}: no swtpm here, expected the TPM refused"
+                    ));
+                }
+                continue;
+            }
+            let got = if ok {
+                norm_native(&out, &name)
+            } else {
+                vec![format!("error: {err}")]
+            };
+            let want = norm_native(&want, &name);
+            if got == want {
+                same += 1;
+                passed.insert(format!("native {b}"));
+            } else {
+                let at = want.iter().zip(&got).take_while(|(a, b)| a == b).count();
+                failures.push(format!(
+                    "native {b}: word {at}: expected {:?}, got {:?}",
+                    want.get(at),
+                    got.get(at)
+                ));
+            }
+        } else if let Ok(want) = fs::read_to_string(dir.join(format!("{b}.err"))) {
+            refusals += 1;
+            if ok {
+                failures.push(format!(
+                    "refused {b}: accepted, libvirtd refused: {}",
+                    want.trim()
+                ));
+                continue;
+            }
+            refused += 1;
+            passed.insert(format!("refused {b}"));
+            if last_msg(&err).starts_with(&last_msg(&want)) {
+                exact += 1;
+                passed.insert(format!("exact {b}"));
+            } else {
+                failures.push(format!(
+                    "exact {b}: libvirtd `{}`, vsh `{}`",
+                    last_msg(&want),
+                    last_msg(&err)
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "realclients2 domxml-to-native: {same}/{natives} identical, refused {refused}/{refusals} ({exact} exact)"
+    );
+    let list = common::data().join("realclients2/native-pass.txt");
+    if common::regenerate() {
+        let body: String = passed.iter().map(|n| format!("{n}\n")).collect();
+        fs::write(&list, body).expect("write pass list");
+        return;
+    }
+    let expected = fs::read_to_string(&list).expect("tests/data/realclients2/native-pass.txt");
+    let regressions: Vec<String> = expected
+        .lines()
+        .filter(|l| !l.is_empty() && !passed.contains(*l))
+        .map(|l| {
+            failures
+                .iter()
+                .find(|f| f.starts_with(&format!("{l}:")))
+                .cloned()
+                .unwrap_or_else(|| format!("{l}: not run"))
+        })
+        .collect();
+    assert!(
+        regressions.is_empty(),
+        "cases that used to pass now fail:\n{}",
+        regressions.join("\n")
+    );
 }

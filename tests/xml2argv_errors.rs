@@ -106,3 +106,62 @@ fn unknown_emulator_gets_libvirts_message() {
         "unsupported configuration: Emulator '/usr/bin/qemu-system-x86_64' does not support arch 'x86_64'"
     );
 }
+
+/// A virtio-serial port whose address names no virtio-serial controller cannot be placed
+/// (prepare always adds the controller; a definition built without it must not panic).
+#[test]
+fn virtio_serial_port_without_its_controller() {
+    let caps = x86();
+    let xml = "<domain type='qemu'><name>t</name><memory>219136</memory>\
+        <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+        <channel type='pty'><target type='virtio' name='x.0'/>\
+        <address type='virtio-serial' controller='3' bus='0' port='1'/></channel>\
+        </devices></domain>";
+    let mut def = domdriver::domain::parse(xml).expect("parse");
+    domdriver::domain::prepare::assign_aliases(&mut def);
+    let ctx = domdriver::conformance::harness::case_context("t", &def);
+    let e = domdriver::xml2argv::build(&def, &caps, &ctx).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "internal error: no virtio-serial controller with index 3"
+    );
+}
+
+fn with_memory_device(device: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>t</name><maxMemory slots='16' unit='KiB'>1099511627776</maxMemory>\
+         <memory unit='KiB'>1267712</memory><vcpu>2</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <cpu><numa><cell id='0' cpus='0-1' memory='219136' unit='KiB'/></numa></cpu>\
+         <devices>{device}</devices></domain>"
+    )
+}
+
+/// A memory module model the builder has no device for is an error, never dropped.
+#[test]
+fn memory_module_model_not_built_is_refused() {
+    let e = error(
+        &with_memory_device(
+            "<memory model='virtio-mem'><target><size unit='KiB'>1048576</size><node>0</node>\
+             <block unit='KiB'>2048</block><requested unit='KiB'>524288</requested></target></memory>",
+        ),
+        &x86(),
+    );
+    assert_eq!(
+        e,
+        "unsupported configuration: memory device model 'virtio-mem' not supported yet"
+    );
+}
+
+/// A DIMM base address that is not a number is named in the error.
+#[test]
+fn dimm_base_address_must_be_a_number() {
+    let e = error(
+        &with_memory_device(
+            "<memory model='dimm'><target><size unit='KiB'>524288</size><node>0</node></target>\
+             <address type='dimm' slot='0' base='0xzz'/></memory>",
+        ),
+        &x86(),
+    );
+    assert_eq!(e, "XML error: invalid DIMM base address '0xzz'");
+}

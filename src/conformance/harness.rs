@@ -35,7 +35,27 @@ pub fn prepare_options(name: &str, arch: &str) -> PrepareOptions {
         emulator: Some(harness_emulator(arch)),
         canonicalize_machine: false,
         audio,
+        tpm_versions: Some(HARNESS_SWTPM.iter().map(|v| v.to_string()).collect()),
     }
+}
+
+/// The TPM versions the harness's mocked swtpm offers when `TEST_TPM_ENV_VAR` is unset: both.
+const HARNESS_SWTPM: &[&str] = &["1.2", "2.0"];
+
+/// The second run libvirt's test makes of case `name` with `TEST_TPM_ENV_VAR` set, so that its
+/// mocked swtpm offers only these TPM versions; that run is the case's `.err` (CONFORMANCE
+/// §2.3).
+pub fn swtpm_err_run(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "tpm-emulator" => Some(&["2.0"]),
+        "tpm-emulator-tpm2" => Some(&["1.2"]),
+        _ => None,
+    }
+}
+
+/// The name a report gives the run of case `name` with swtpm offering only `versions`.
+pub fn swtpm_run_name(name: &str, versions: &[&str]) -> String {
+    format!("{name} [swtpm {}]", versions.join(","))
 }
 
 /// The fixed context of libvirt's `qemuxml2argvtest` (CONFORMANCE §2.2–2.4): its mocked
@@ -139,8 +159,31 @@ pub fn case_context(name: &str, def: &DomainDef) -> LaunchContext {
 /// Run one case: parse `xml`, build the command and render it. Returns the file extension
 /// (`args` or `err`) and the body libvirt's test would compare against.
 pub fn run_case(name: &str, arch: &str, xml: &str, caps: &QemuCaps) -> (&'static str, String) {
-    let def = crate::domain::parse(xml)
-        .and_then(|d| crate::domain::prepare(d, caps, &prepare_options(name, arch)));
+    run_case_with(name, xml, caps, &prepare_options(name, arch))
+}
+
+/// [`run_case`] with swtpm offering only `versions` (see [`swtpm_err_run`]).
+pub fn run_case_swtpm(
+    name: &str,
+    arch: &str,
+    xml: &str,
+    caps: &QemuCaps,
+    versions: &[&str],
+) -> (&'static str, String) {
+    let opts = PrepareOptions {
+        tpm_versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+        ..prepare_options(name, arch)
+    };
+    run_case_with(name, xml, caps, &opts)
+}
+
+fn run_case_with(
+    name: &str,
+    xml: &str,
+    caps: &QemuCaps,
+    opts: &PrepareOptions,
+) -> (&'static str, String) {
+    let def = crate::domain::parse(xml).and_then(|d| crate::domain::prepare(d, caps, opts));
     let mut def = match def {
         Ok(d) => d,
         Err(e) => return ("err", format!("{e}\n")),

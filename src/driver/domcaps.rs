@@ -99,23 +99,29 @@ fn s390_secure_guest() -> bool {
 }
 
 impl Connect {
-    /// The host facts domain capabilities need.
-    pub fn domcaps_host_facts(&self) -> HostFacts {
-        let privileged = matches!(self.uri, super::ConnectUri::System);
-        let (descs, warnings) = firmware::load(&firmware::default_dirs(privileged));
-        self.warn(warnings);
+    /// The TPM versions this host's swtpm offers, looked up in the emulator dirs and `PATH`;
+    /// `None` without swtpm.
+    pub fn host_swtpm_versions(&self) -> Option<Vec<String>> {
         let mut tool_dirs = self.opts.emulator_dirs.clone();
         tool_dirs.extend(
             std::env::var_os("PATH")
                 .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
                 .unwrap_or_default(),
         );
+        swtpm_versions(&tool_dirs)
+    }
+
+    /// The host facts domain capabilities need.
+    pub fn domcaps_host_facts(&self) -> HostFacts {
+        let privileged = matches!(self.uri, super::ConnectUri::System);
+        let (descs, warnings) = firmware::load(&firmware::default_dirs(privileged));
+        self.warn(warnings);
         let arch = qemu::host_arch().to_string();
         HostFacts {
             secure_guest: arch.starts_with("s390") && s390_secure_guest(),
             arch,
             kvm_max_vcpus: kvm_max_vcpus(&self.opts.kvm_device),
-            tpm_versions: swtpm_versions(&tool_dirs),
+            tpm_versions: self.host_swtpm_versions(),
             vfio: vfio_usable(),
             force_vfio_backend: false,
             sev_asids: sev_asids(),

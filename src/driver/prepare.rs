@@ -40,13 +40,27 @@ impl Connect {
             crate::domain::prepare::inactive::drop_live_state(&mut def);
         }
         let caps = self.emulator_caps_for(&def)?;
+        // swtpm is asked only when a TPM needs it; without swtpm no TPM version is offered,
+        // and libvirtd refuses an emulated TPM at define.
+        let emulated_tpm = def
+            .devices
+            .tpms
+            .iter()
+            .any(|t| t.backend_type.as_deref() == Some("emulator"));
         let opts = PrepareOptions {
             host_arch: qemu::host_arch().to_string(),
             emulator: None,
             canonicalize_machine: true,
             audio: Default::default(),
+            tpm_versions: emulated_tpm.then(|| self.host_swtpm_versions().unwrap_or_default()),
         };
-        let def = crate::domain::prepare(def, &caps, &opts)?;
+        let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        if purpose == Purpose::Native {
+            // libvirt: qemuConnectDomainXMLToNative turns the parsed interfaces into plain
+            // TAP ones, then its pretend start assigns the addresses they lost.
+            crate::domain::prepare::native::nets_as_ethernet(&mut def);
+            crate::domain::prepare::assign_addresses(&mut def, &caps)?;
+        }
         Ok((def, caps))
     }
 }

@@ -49,13 +49,26 @@ pub(super) fn tls_client_objects(
     verify: bool,
     secret_uuid: Option<&str>,
 ) -> R<Vec<JsonOpts>> {
+    tls_objects(ctx, id, dir, false, verify, secret_uuid)
+}
+
+/// The objects of an x509 TLS endpoint, a server when `listen` (libvirt:
+/// qemuBuildTLSx509BackendProps).
+pub(super) fn tls_objects(
+    ctx: &LaunchContext,
+    id: &str,
+    dir: &str,
+    listen: bool,
+    verify: bool,
+    secret_uuid: Option<&str>,
+) -> R<Vec<JsonOpts>> {
     let mut out = Vec::new();
     let mut creds = JsonOpts::new();
     creds
         .s("qom-type", "tls-creds-x509")
         .s("id", id)
         .s("dir", dir)
-        .s("endpoint", "client")
+        .s("endpoint", if listen { "server" } else { "client" })
         .b("verify-peer", verify);
     if let Some(uuid) = secret_uuid {
         let secret = Secret {

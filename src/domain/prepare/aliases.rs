@@ -113,7 +113,10 @@ pub fn assign_aliases(def: &mut DomainDef) {
             }
         });
     }
-    for (i, m) in d.memories.iter_mut().enumerate() {
+    // libvirt: qemuAssignDeviceMemoryAlias. A DIMM-addressed module is named after its slot,
+    // the others count within their model.
+    let mut counts: std::collections::HashMap<&str, u32> = Default::default();
+    for m in d.memories.iter_mut() {
         let prefix = match m.model.as_deref() {
             Some("nvdimm") => "nvdimm",
             Some("virtio-pmem") => "virtiopmem",
@@ -121,7 +124,15 @@ pub fn assign_aliases(def: &mut DomainDef) {
             Some("sgx-epc") => "epc",
             _ => "dimm",
         };
-        set(&mut m.info, || format!("{prefix}{i}"));
+        let n = counts.entry(prefix).or_insert(0);
+        let idx = match &m.info.address {
+            Some(Address::Dimm {
+                slot: Some(slot), ..
+            }) => *slot,
+            _ => *n,
+        };
+        *n += 1;
+        set(&mut m.info, || format!("{prefix}{idx}"));
     }
     if let Some(b) = d.memballoon.as_mut() {
         set(&mut b.info, || "balloon0".to_string());

@@ -337,12 +337,6 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
     for disk in &mut d.disks {
         disk_defaults(disk);
     }
-    for t in &mut d.tpms {
-        // libvirt: qemuDomainTPMDefPostParse. An emulated TPM is a TPM 2.0 unless said.
-        if t.backend_type.as_deref() == Some("emulator") {
-            t.version.get_or_insert_with(|| "2.0".to_string());
-        }
-    }
     for p in &mut d.panics {
         // libvirt: qemuDomainDevicePanicDefPostParse. The platform's own panic device.
         if p.model.is_none() {

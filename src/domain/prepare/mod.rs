@@ -15,6 +15,7 @@ mod aliases;
 mod devices;
 pub mod inactive;
 mod mac;
+pub mod native;
 mod numa;
 pub mod pci;
 mod pciassign;
@@ -26,6 +27,7 @@ use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 
 use super::DomainError;
 use super::model::{Cpu, CpuModel, DomainDef, Features};
+use super::validate::emulator_runs;
 
 /// Host and configuration facts `prepare` needs besides the caps.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +44,11 @@ pub struct PrepareOptions {
     pub canonicalize_machine: bool,
     /// qemu.conf's audio settings, which pick the default `<audio>` backend.
     pub audio: AudioConfig,
+    /// The TPM versions the host's swtpm offers ("1.2", "2.0"; empty without a usable swtpm),
+    /// libvirt's virTPMSwtpmSetupCapsGet: they pick an emulated TPM's default version and
+    /// refuse a version swtpm cannot run. `None` when the caller models no host (then 2.0 is
+    /// the default and nothing is refused); a production prepare always says.
+    pub tpm_versions: Option<Vec<String>>,
 }
 
 /// The qemu.conf knobs behind the default audio backend.
@@ -70,7 +77,22 @@ pub(crate) struct Ctx<'a> {
     pub s390: bool,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(caps: &'a QemuCaps, arch: &str, machine: &str) -> Ctx<'a> {
+        let name = machine;
+        Ctx {
+            caps,
+            arch: arch.to_string(),
+            q35: name == "q35" || name.starts_with("pc-q35"),
+            i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
+            arm_virt: (name == "virt" || name.starts_with("virt-"))
+                && matches!(arch, "aarch64" | "armv7l"),
+            riscv_virt: (name == "virt" || name.starts_with("virt-")) && arch.starts_with("riscv"),
+            s390: name.starts_with("s390-ccw"),
+            pseries: name == "pseries" || name.starts_with("pseries-"),
+        }
+    }
+
     pub fn x86(&self) -> bool {
         matches!(self.arch.as_str(), "x86_64" | "i686")
     }
@@ -94,15 +116,6 @@ fn machines_for<'c>(caps: &'c QemuCaps, virt_type: &str) -> &'c [Machine] {
         Some(a) if !a.machines.is_empty() => &a.machines,
         _ => caps.primary_machines(),
     }
-}
-
-/// Architectures one emulator binary runs guests for.
-fn emulator_runs(caps_arch: &str, arch: &str) -> bool {
-    caps_arch == arch
-        || matches!(
-            (caps_arch, arch),
-            ("x86_64", "i686") | ("aarch64", "armv7l") | ("ppc64", "ppc64le") | ("ppc64", "ppc")
-        )
 }
 
 /// Apply libvirt's capability-dependent post-parse defaults, implicit devices and addresses.
@@ -179,23 +192,13 @@ pub fn prepare(
             machine.max_cpus
         )));
     }
-    let name = machine.name.as_str();
-    let ctx = Ctx {
-        caps,
-        arch: arch.clone(),
-        q35: name == "q35" || name.starts_with("pc-q35"),
-        i440fx: name == "pc" || name.starts_with("pc-i440fx") || name.starts_with("pc-0."),
-        arm_virt: (name == "virt" || name.starts_with("virt-"))
-            && matches!(arch.as_str(), "aarch64" | "armv7l"),
-        riscv_virt: (name == "virt" || name.starts_with("virt-")) && arch.starts_with("riscv"),
-        s390: name.starts_with("s390-ccw"),
-        pseries: name == "pseries" || name.starts_with("pseries-"),
-    };
+    let ctx = Ctx::new(caps, &arch, &machine.name);
 
     domain_defaults(&mut def, &ctx, &machine);
     numa::rectify_cpus(&mut def);
     devices::default_devices(&mut def, &ctx, opts);
     devices::device_defaults(&mut def, &ctx);
+    tpm_default_versions(&mut def, opts.tpm_versions.as_deref());
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     if opts.canonicalize_machine {
@@ -207,8 +210,52 @@ pub fn prepare(
     // need no caps, again on what the defaults and addresses made of it (two implicit drive
     // addresses may collide, for instance).
     super::validate::validate_with_caps(&def, caps)?;
+    if let Some(versions) = &opts.tpm_versions {
+        super::validate::validate_tpm_versions(&def, versions)?;
+    }
     super::validate::validate(&def)?;
     Ok(def)
+}
+
+/// An emulated TPM without a version gets one, as TPM 1.2 and 2.0 are not compatible: 2.0 for
+/// the CRB and sPAPR interfaces, which only exist for it, and otherwise 2.0 when swtpm runs it,
+/// else 1.2 (libvirt: qemuDomainTPMDefPostParse).
+fn tpm_default_versions(def: &mut DomainDef, versions: Option<&[String]>) {
+    let swtpm_2_0 = versions.is_none_or(|v| v.iter().any(|x| x == "2.0"));
+    for t in &mut def.devices.tpms {
+        if t.backend_type.as_deref() != Some("emulator") || t.version.is_some() {
+            continue;
+        }
+        let crb_or_spapr = matches!(t.model.as_deref(), Some("tpm-crb" | "tpm-spapr"));
+        let v = if crb_or_spapr || swtpm_2_0 {
+            "2.0"
+        } else {
+            "1.2"
+        };
+        t.version = Some(v.to_string());
+    }
+}
+
+/// The address pass of a start over a definition `prepare` already went through: devices
+/// that lost their address since (`domxml-to-native`'s interfaces) get one, the others keep
+/// theirs, and a device that finds no free slot brings the controller it needs (libvirt:
+/// qemuDomainAssignAddresses, run again by qemuProcessPrepareDomain).
+pub fn assign_addresses(def: &mut DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    let arch = def
+        .os
+        .os_type
+        .arch
+        .clone()
+        .unwrap_or_else(|| caps.arch.clone());
+    let machine = def.os.os_type.machine.clone().unwrap_or_default();
+    // The machine's canonical name, as `prepare` resolved it (an alias stays in the
+    // definition when the ABI update is off).
+    let machine = machines_for(caps, &def.virt_type)
+        .iter()
+        .find(|x| x.name == machine || x.alias.as_deref() == Some(machine.as_str()))
+        .map_or(machine, |m| m.name.clone());
+    let ctx = Ctx::new(caps, &arch, &machine);
+    pciassign::assign(def, &ctx)
 }
 
 /// Without firmware autoselection the loader must be named: nothing else would say which

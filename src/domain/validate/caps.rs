@@ -5,8 +5,9 @@ use super::{DomainError, config};
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::model::DomainDef;
 
-/// Architectures one emulator binary runs guests for.
-fn emulator_runs(caps_arch: &str, arch: &str) -> bool {
+/// Architectures one emulator binary runs guests for (prepare picks by it, validation checks
+/// by it).
+pub(crate) fn emulator_runs(caps_arch: &str, arch: &str) -> bool {
     caps_arch == arch
         || matches!(
             (caps_arch, arch),

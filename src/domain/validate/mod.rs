@@ -21,6 +21,7 @@ mod parse_devices;
 mod tpm;
 pub(crate) mod vocab;
 
+pub(crate) use caps::emulator_runs;
 pub use caps::validate_with_caps;
 pub use parse::check as check_parse;
 pub use tpm::validate_tpm_versions;

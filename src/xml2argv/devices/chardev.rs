@@ -66,8 +66,33 @@ impl Builder<'_> {
                 if c.protocol.as_deref() == Some("telnet") {
                     o.raw("telnet=on");
                 }
-                if src.mode.as_deref() == Some("bind") {
+                let listen = src.mode.as_deref() == Some("bind");
+                if listen {
                     o.raw("server=on,wait=off");
+                }
+                // TLS when the source asks for it, else as qemu.conf's chardev_tls says
+                // (libvirt: qemuBuildChardevCommand). A client always checks the server.
+                let conf = &self.ctx.conf;
+                let tls = match src.tls.as_deref() {
+                    Some(t) => t == "yes",
+                    None => conf.chardev_tls,
+                };
+                if tls {
+                    let obj = format!("obj{id}_tls0");
+                    let verify = !listen || conf.chardev_tls_x509_verify;
+                    let secret = conf.chardev_tls_x509_secret_uuid.as_deref();
+                    let objs = crate::xml2argv::storage::tls_objects(
+                        self.ctx,
+                        &obj,
+                        &conf.chardev_tls_dir,
+                        listen,
+                        verify,
+                        secret,
+                    )?;
+                    for j in &objs {
+                        self.object(j);
+                    }
+                    o.kv("tls-creds", obj);
                 }
             }
             "udp" => {
@@ -202,7 +227,7 @@ impl Builder<'_> {
             } else if model == "isa-debugcon" {
                 isa_props(&mut j, &s.info, false);
             } else {
-                self.info_props(&mut j, &s.info);
+                self.info_props(&mut j, &s.info)?;
             }
             self.device(&j);
         }
@@ -226,7 +251,7 @@ impl Builder<'_> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtserialport");
-            virtio_serial_port(&mut j, &c.info.address);
+            self.virtio_serial_port(&mut j, &c.info.address)?;
             j.s("chardev", chr).s("id", alias);
             if let Some(n) = c.target.as_ref().and_then(|t| t.name.clone()) {
                 j.s("name", n);
@@ -266,7 +291,7 @@ impl Builder<'_> {
             self.chardev(&chr, c)?;
             let mut j = JsonOpts::new();
             j.s("driver", "virtconsole");
-            virtio_serial_port(&mut j, &c.info.address);
+            self.virtio_serial_port(&mut j, &c.info.address)?;
             j.s("chardev", chr).s("id", alias);
             self.device(&j);
         }

@@ -20,26 +20,30 @@ impl Builder<'_> {
             };
             self.opt("-global", format!("{pm}.acpi-root-pci-hotplug={h}"));
         }
-        const ORDER: &[&str] = &[
-            "pci",
-            "usb",
-            "scsi",
-            "ide",
-            "sata",
-            "fdc",
-            "ccid",
-            "virtio-serial",
-        ];
+        // libvirt: qemuBuildControllersCommandLine's order. CCID controllers sit on a USB bus
+        // and come later, after the memory modules (see `ccid_controllers`).
+        const ORDER: &[&str] = &["pci", "usb", "scsi", "ide", "sata", "fdc", "virtio-serial"];
         for ty in ORDER {
-            for c in self
-                .def
-                .devices
-                .controllers
-                .iter()
-                .filter(|c| c.ctype == *ty)
-            {
-                self.controller(c)?;
-            }
+            self.controllers_of(ty)?;
+        }
+        Ok(())
+    }
+
+    /// The CCID (smartcard reader) controllers, which libvirt adds after the USB hubs
+    /// (libvirt: qemuBuildControllersByTypeCommandLine for CCID).
+    pub(super) fn ccid_controllers(&mut self) -> R {
+        self.controllers_of("ccid")
+    }
+
+    fn controllers_of(&mut self, ty: &str) -> R {
+        for c in self
+            .def
+            .devices
+            .controllers
+            .iter()
+            .filter(|c| c.ctype == ty)
+        {
+            self.controller(c)?;
         }
         Ok(())
     }
@@ -114,12 +118,7 @@ impl Builder<'_> {
                 let alias = self.alias(&c.info)?;
                 let companion = c.info.master_startport.is_some();
                 if let Some(sp) = &c.info.master_startport {
-                    let master = if idx == 0 {
-                        "usb".to_string()
-                    } else {
-                        format!("usb{idx}")
-                    };
-                    j.s("masterbus", format!("{master}.0"));
+                    j.s("masterbus", self.usb_bus(idx)?);
                     if let Ok(n) = sp.parse::<u64>() {
                         j.u("firstport", n);
                     }
@@ -187,7 +186,15 @@ impl Builder<'_> {
             "fdc" => return Ok(()),
             "ccid" => {
                 j.s("driver", "usb-ccid").s("id", self.alias(&c.info)?);
-                self.info_props(&mut j, &c.info);
+                // A reader is a USB device: its own address, else the port the start hands out.
+                let pos = self
+                    .def
+                    .devices
+                    .controllers
+                    .iter()
+                    .position(|x| std::ptr::eq(x, c))
+                    .unwrap_or_default();
+                self.usb_props(&mut j, "controller", pos, &c.info)?;
             }
             "virtio-serial" => {
                 let driver =

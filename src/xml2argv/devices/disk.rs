@@ -6,24 +6,38 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn disks(&mut self) -> R {
         let disks = &self.def.devices.disks;
-        // The built-in floppy controller of i440fx takes boot indexes for its drives.
+        // The boot index of each floppy drive, by its letter.
+        let floppy_boot: Vec<(char, u32)> = disks
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.target.bus.as_deref() == Some("fdc"))
+            .filter_map(|(i, d)| {
+                let boot = d.info.boot.as_ref().map(|b| b.order);
+                let boot = boot.or(self.disk_boot.get(&i).copied())?;
+                match &d.info.address {
+                    Some(Address::Drive { unit, .. }) => {
+                        Some((if *unit == 0 { 'A' } else { 'B' }, boot))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let has_floppy = disks.iter().any(|d| d.target.bus.as_deref() == Some("fdc"));
         if !self.is_q35() {
-            for (i, d) in disks.iter().enumerate() {
-                if d.target.bus.as_deref() != Some("fdc") {
-                    continue;
-                }
-                let boot = d
-                    .info
-                    .boot
-                    .as_ref()
-                    .map(|b| b.order)
-                    .or(self.disk_boot.get(&i).copied());
-                if let (Some(b), Some(Address::Drive { unit, .. })) = (boot, &d.info.address) {
-                    let letter = if *unit == 0 { 'A' } else { 'B' };
-                    self.args.push("-global".into());
-                    self.args.push(format!("isa-fdc.bootindex{letter}={b}"));
-                }
+            // The built-in floppy controller of i440fx takes boot indexes for its drives.
+            for (letter, b) in &floppy_boot {
+                self.args.push("-global".into());
+                self.args.push(format!("isa-fdc.bootindex{letter}={b}"));
             }
+        } else if has_floppy && !q35_has_builtin_fdc(self.machine()) {
+            // Newer q35 machines have no floppy controller of their own: it is added before
+            // the drives, with their boot indexes (libvirt: qemuDomainNeedsFDC).
+            let mut j = JsonOpts::new();
+            j.s("driver", "isa-fdc");
+            for (letter, b) in &floppy_boot {
+                j.u(&format!("bootindex{letter}"), *b as u64);
+            }
+            self.device(&j);
         }
         let disks = &self.def.devices.disks;
         // Node names are counted over the disks in reverse order, each chain from the top.
@@ -173,7 +187,7 @@ impl Builder<'_> {
     }
 
     pub(super) fn cache_props(&self, d: &Disk) -> Option<serde_json::Value> {
-        let mode = d.driver.as_ref()?.cache.as_deref()?;
+        let mode = cache_mode(d)?;
         let (direct, no_flush) = match mode {
             "none" => (true, false),
             "writethrough" => (false, false),
@@ -269,7 +283,7 @@ impl Builder<'_> {
                         j.s("bus", format!("ide.{b}")).u("unit", *unit as u64);
                     }
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "virtio" => {
@@ -294,8 +308,8 @@ impl Builder<'_> {
                     j.u_opt("num-queues", dr.queues.map(u64::from));
                     j.u_opt("queue-size", dr.queue_size.map(u64::from));
                 }
-                self.info_props(&mut j, &d.info);
-                j.s_opt("drive", drive);
+                self.info_props(&mut j, &d.info)?;
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "fdc" => {
@@ -303,7 +317,7 @@ impl Builder<'_> {
                 if let Some(Address::Drive { unit, .. }) = &d.info.address {
                     j.u("unit", *unit as u64);
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "scsi" => {
@@ -336,13 +350,13 @@ impl Builder<'_> {
                         d.serial.clone().unwrap_or_else(|| format!("drive-{alias}")),
                     );
                 }
-                j.s_opt("drive", drive);
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             "usb" => {
                 j.s("driver", "usb-storage");
-                self.usb_props(&mut j, "disk", i, &d.info);
-                j.s_opt("drive", drive);
+                self.usb_props(&mut j, "disk", i, &d.info)?;
+                drive_props(&mut j, d, drive);
                 j.s("id", alias);
             }
             other => {
@@ -381,12 +395,7 @@ impl Builder<'_> {
             j.b("removable", d.target.removable.as_deref() == Some("on"));
         }
         // `default` leaves the device's write cache to QEMU (libvirt: qemuDiskCacheV2).
-        if let Some(c) = d
-            .driver
-            .as_ref()
-            .and_then(|x| x.cache.as_deref())
-            .filter(|c| *c != "default")
-        {
+        if let Some(c) = cache_mode(d) {
             let wc = matches!(c, "writeback" | "none" | "unsafe");
             j.s("write-cache", if wc { "on" } else { "off" });
         }
@@ -451,4 +460,34 @@ pub(super) fn chain_len(d: &Disk) -> usize {
         bs = b.backing.as_deref();
     }
     n
+}
+
+/// The image a disk device reads, after `share-rw` for a `<shareable/>` disk (libvirt:
+/// qemuBuildDiskDeviceProps writes it just before the drive).
+fn drive_props(j: &mut JsonOpts, d: &Disk, drive: Option<&str>) {
+    if d.shareable {
+        j.b("share-rw", true);
+    }
+    j.s_opt("drive", drive);
+}
+
+/// The cache mode a disk runs with, `None` for QEMU's default: the one asked for, else for a
+/// disk other guests write too (shareable, not read-only) no host cache, so that writes are
+/// seen by the others (libvirt: qemuDomainPrepareDiskCachemode).
+fn cache_mode(d: &Disk) -> Option<&str> {
+    match d.driver.as_ref().and_then(|x| x.cache.as_deref()) {
+        Some(c) if c != "default" => Some(c),
+        _ if d.shareable && !d.readonly => Some("none"),
+        _ => None,
+    }
+}
+
+/// q35 machines up to 2.3 have a built-in floppy controller; later ones do not.
+fn q35_has_builtin_fdc(machine: &str) -> bool {
+    let Some(v) = machine.strip_prefix("pc-q35-") else {
+        return false;
+    };
+    let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(u32::MAX));
+    let (major, minor) = (it.next().unwrap_or(u32::MAX), it.next().unwrap_or(0));
+    (major, minor) < (2, 4)
 }

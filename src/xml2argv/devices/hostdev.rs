@@ -34,7 +34,7 @@ impl Builder<'_> {
                         }
                         _ => {}
                     }
-                    self.usb_props(&mut j, "hostdev", i, &h.info);
+                    self.usb_props(&mut j, "hostdev", i, &h.info)?;
                 }
                 (
                     Some("pci"),

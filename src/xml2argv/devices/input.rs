@@ -18,7 +18,7 @@ impl Builder<'_> {
                         _ => return Err(unsupported(format!("input type '{t}' not supported"))),
                     };
                     j.s("driver", drv).s("id", alias);
-                    self.usb_props(&mut j, "input", i, &inp.info);
+                    self.usb_props(&mut j, "input", i, &inp.info)?;
                 }
                 (t, "virtio") => {
                     let base = match t {
@@ -39,7 +39,7 @@ impl Builder<'_> {
                     if let Some(ev) = inp.source.as_ref().and_then(|s| s.evdev.clone()) {
                         j.s("evdev", ev);
                     }
-                    self.info_props(&mut j, &inp.info);
+                    self.info_props(&mut j, &inp.info)?;
                 }
                 (t, b) => {
                     return Err(unsupported(format!(

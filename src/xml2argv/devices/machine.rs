@@ -219,6 +219,12 @@ impl Builder<'_> {
         if let Some(st) = self.feature_state("cfpc") {
             o.kv("cap-cfpc", st);
         }
+        // `<bios useserial='yes'/>`: on x86, graphics=off is what turns the firmware's serial
+        // console output on; elsewhere it would do other things, so it is x86 only (libvirt:
+        // qemuBuildMachineCommandLine).
+        if self.is_x86() && self.def.os.bios_useserial.as_deref() == Some("yes") {
+            o.raw("graphics=off");
+        }
         self.opt("-machine", o.build());
         Ok(())
     }
@@ -471,7 +477,7 @@ impl Builder<'_> {
         self.def.memory.kib.saturating_sub(devs)
     }
 
-    pub(super) fn memory(&mut self) {
+    pub(super) fn memory(&mut self) -> R {
         let mem_kib = self.initial_memory_kib();
         let mut o = KvOpts::new();
         if let Some(mm) = &self.def.max_memory {
@@ -486,7 +492,10 @@ impl Builder<'_> {
             && let Some(id) = self.machine_ram_id()
         {
             let size = mib_round_up(mem_kib) * 1024 * 1024;
-            let j = self.ram_backend(&id, size, None);
+            let (j, tc) = self.ram_backend(&id, size, None)?;
+            if let Some(tc) = tc {
+                self.object(&tc);
+            }
             self.object(&j);
         }
         let locked = self.def.memory_backing.as_ref().is_some_and(|m| m.locked);
@@ -498,6 +507,43 @@ impl Builder<'_> {
                 "mem-lock=off"
             },
         );
+        Ok(())
+    }
+
+    /// The huge page size (KiB) `<memoryBacking>` gives the memory of guest NUMA node `node`
+    /// (any node: `None`): the page whose nodeset has the node, else the one without a
+    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary).
+    pub(super) fn hugepage_kib(&self, node: Option<u32>) -> Option<u64> {
+        let pages = self.def.memory_backing.as_ref()?.hugepages.as_ref()?;
+        if pages.is_empty() {
+            return Some(2048);
+        }
+        let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, node) {
+            (None, _) | (Some(_), None) => true,
+            (Some(set), Some(id)) => {
+                crate::capabilities::cpuset::CpuSet::parse(set).is_ok_and(|v| v.contains(id))
+            }
+        };
+        let chosen = pages
+            .iter()
+            .find(|p| p.nodeset.is_some() && in_set(p))
+            .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
+        let kib = if chosen.size_kib == 0 {
+            2048
+        } else {
+            chosen.size_kib
+        };
+        (kib != 4).then_some(kib)
+    }
+
+    /// The hugetlbfs mount libvirt's harness has for pages of `kib`.
+    pub(super) fn hugepage_dir(&self, kib: u64) -> String {
+        let mount = if kib == 1048576 {
+            "/dev/hugepages1G"
+        } else {
+            "/dev/hugepages2M"
+        };
+        format!("{mount}/libvirt/qemu/{}", self.ctx.short_name(self.def))
     }
 
     /// The memory backend object for guest RAM (`pc.ram`) or one NUMA cell: hugepages
@@ -508,32 +554,10 @@ impl Builder<'_> {
         id: &str,
         size: u64,
         cell: Option<(u32, &crate::domain::model::NumaCell)>,
-    ) -> JsonOpts {
+    ) -> R<(JsonOpts, Option<JsonOpts>)> {
         let mut j = JsonOpts::new();
         let mb = self.def.memory_backing.as_ref();
-        let hp = mb.and_then(|m| m.hugepages.as_ref()).and_then(|pages| {
-            if pages.is_empty() {
-                return Some(2048);
-            }
-            let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, cell) {
-                (None, _) => true,
-                (Some(_), None) => true,
-                (Some(set), Some((cid, _))) => {
-                    crate::capabilities::cpuset::CpuSet::parse(set).is_ok_and(|v| v.contains(cid))
-                }
-            };
-            let chosen = pages
-                .iter()
-                .find(|p| p.nodeset.is_some() && in_set(p))
-                .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
-            Some(if chosen.size_kib == 0 {
-                2048
-            } else {
-                chosen.size_kib
-            })
-        });
-        // Pages of the system's own size are ordinary memory.
-        let hp = hp.filter(|s| *s != 4);
+        let hp = self.hugepage_kib(cell.map(|(id, _)| id));
         let access = cell
             .and_then(|(_, c)| c.mem_access.as_deref())
             .or(mb.and_then(|m| m.access_mode.as_deref()));
@@ -543,20 +567,22 @@ impl Builder<'_> {
             _ => None,
         };
         let source = mb.and_then(|m| m.source_type.as_deref());
+        // A cell's own discard setting, else `<memoryBacking><discard/>` (libvirt:
+        // virDomainNumaGetNodeDiscard); only file-backed memory can discard its data.
+        let discard = match cell.and_then(|(_, c)| c.discard.as_deref()) {
+            Some(d) => Some(d == "yes"),
+            None => mb.is_some_and(|m| m.discard).then_some(true),
+        };
         // Only the machine's own RAM id keeps its migration-compatible block name.
         let canonical = cell.is_none()
             && (self.has("x-use-canonical-path-for-ramblock-id")
                 || self.has("memory-backend-file.x-use-canonical-path-for-ramblock-id"));
         let short = self.ctx.short_name(self.def);
         if let Some(size_kib) = hp {
-            let mount = if size_kib == 1048576 {
-                "/dev/hugepages1G"
-            } else {
-                "/dev/hugepages2M"
-            };
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
-                .s("mem-path", format!("{mount}/libvirt/qemu/{short}"));
+                .s("mem-path", self.hugepage_dir(size_kib));
+            discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
             }
@@ -578,6 +604,7 @@ impl Builder<'_> {
                 "mem-path",
                 format!("/var/lib/libvirt/qemu/ram/{short}/{id}"),
             );
+            discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
             }
@@ -590,7 +617,71 @@ impl Builder<'_> {
                 .s("id", id)
                 .u("size", size);
         }
-        j
+        let binding = self.host_binding(cell.map(|(id, _)| id), None)?;
+        let tc = self.bind_backend(&mut j, id, hp.is_some(), binding);
+        Ok((j, tc))
+    }
+
+    /// The host NUMA nodes and policy guest memory of node `node` (guest RAM without NUMA:
+    /// `None`) is bound to: `explicit` nodes (a memory module's own nodemask, bound strictly),
+    /// else the `<numatune>` memnode of that node, else `<numatune><memory>`; none for the
+    /// `restrictive` mode, which leaves it to cgroups (libvirt: qemuBuildMemoryBackendProps).
+    pub(super) fn host_binding(
+        &self,
+        node: Option<u32>,
+        explicit: Option<&str>,
+    ) -> R<Option<(Vec<u32>, &'static str)>> {
+        let nt = self.def.numatune.as_ref();
+        let (mode, set) = match explicit {
+            Some(set) => (Some("strict"), Some(set)),
+            None => {
+                let memnode =
+                    node.and_then(|n| nt.and_then(|t| t.memnodes.iter().find(|m| m.cellid == n)));
+                match memnode {
+                    Some(m) => (m.mode.as_deref(), m.nodeset.as_deref()),
+                    None => match nt.and_then(|t| t.memory.as_ref()) {
+                        Some(m) if m.placement.as_deref() != Some("auto") => {
+                            (m.mode.as_deref(), m.nodeset.as_deref())
+                        }
+                        _ => (None, None),
+                    },
+                }
+            }
+        };
+        let Some(set) = set else { return Ok(None) };
+        let policy = match mode.unwrap_or("strict") {
+            "strict" => "bind",
+            "preferred" => "preferred",
+            "interleave" => "interleave",
+            _ => return Ok(None),
+        };
+        let nodes = crate::capabilities::cpuset::CpuSet::parse(set)
+            .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))?;
+        Ok(Some((nodes.iter().collect(), policy)))
+    }
+
+    /// Bind backend `j` (object `id`) to host nodes; memory preallocated there is touched by
+    /// threads on those nodes, through a thread context where QEMU has one.
+    pub(super) fn bind_backend(
+        &self,
+        j: &mut JsonOpts,
+        id: &str,
+        prealloc: bool,
+        binding: Option<(Vec<u32>, &'static str)>,
+    ) -> Option<JsonOpts> {
+        let (nodes, policy) = binding?;
+        let list = serde_json::Value::from(nodes);
+        j.v("host-nodes", list.clone()).s("policy", policy);
+        if !(prealloc && self.has("thread-context")) {
+            return None;
+        }
+        let tc_id = format!("tc-{id}");
+        let mut tc = JsonOpts::new();
+        tc.s("qom-type", "thread-context")
+            .s("id", tc_id.clone())
+            .v("node-affinity", list);
+        j.s("prealloc-context", tc_id);
+        Some(tc)
     }
 
     pub(super) fn smp(&mut self) {
@@ -620,15 +711,17 @@ impl Builder<'_> {
         self.opt("-smp", o.build());
     }
 
-    pub(super) fn numa(&mut self) {
-        let Some(cpu) = &self.def.cpu else { return };
-        if cpu.numa.is_empty() {
-            return;
-        }
+    pub(super) fn numa(&mut self) -> R {
+        let Some(cpu) = &self.def.cpu else {
+            return Ok(());
+        };
         for (i, cell) in cpu.numa.iter().enumerate() {
             let id = cell.id.unwrap_or(i as u32);
             let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
-            let j = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)));
+            let (j, tc) = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
+            if let Some(tc) = tc {
+                self.object(&tc);
+            }
             self.object(&j);
             let mut o = KvOpts::new();
             o.raw("node");
@@ -641,6 +734,7 @@ impl Builder<'_> {
             o.kv("memdev", format!("ram-node{id}"));
             self.opt("-numa", o.build());
         }
+        Ok(())
     }
 
     pub(super) fn monitor(&mut self) {
@@ -887,5 +981,12 @@ impl Builder<'_> {
             accel.cpus.as_deref().unwrap_or(&[]),
             !self.has("cpu-unavailable-features"),
         )
+    }
+}
+
+/// `discard-data` of a file memory backend, when the memory is set to discard or keep it.
+pub(super) fn discard_data(j: &mut JsonOpts, discard: Option<bool>) {
+    if let Some(d) = discard {
+        j.b("discard-data", d);
     }
 }

@@ -10,9 +10,11 @@ mod hostdev;
 mod input;
 mod machine;
 mod memballoon;
+mod memory;
 mod net;
 mod panic;
 mod rng;
+mod smartcard;
 mod sound;
 mod usb;
 mod video;
@@ -219,10 +221,10 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn info_props(&self, j: &mut JsonOpts, info: &DeviceInfo) {
+    fn info_props(&self, j: &mut JsonOpts, info: &DeviceInfo) -> R {
         self.pci_props(j, info);
         if let Some(Address::Usb { bus, port }) = &info.address {
-            j.s("bus", format!("usb.{bus}"));
+            j.s("bus", self.usb_bus(*bus)?);
             if let Some(p) = port {
                 j.s("port", p.clone());
             }
@@ -230,6 +232,28 @@ impl<'a> Builder<'a> {
         if let Some(i) = info.acpi_index {
             j.u("acpi-index", i as u64);
         }
+        Ok(())
+    }
+
+    /// The alias of the `ctype` controller with index `index`: QEMU names the buses a
+    /// controller provides after its id, which may be a user alias (`ua-...`).
+    fn controller_alias(&self, ctype: &str, index: u32) -> R<&str> {
+        self.def
+            .devices
+            .controllers
+            .iter()
+            .filter(|c| c.ctype == ctype && c.index.unwrap_or(0) == index)
+            // USB companions share their master's bus; the master names it.
+            .find(|c| c.info.master_startport.is_none())
+            .and_then(|c| c.info.alias.as_deref())
+            .ok_or_else(|| {
+                Xml2ArgvError::Internal(format!("no {ctype} controller with index {index}"))
+            })
+    }
+
+    /// The bus of USB controller `index` (libvirt: qemuBuildDeviceAddressProps).
+    fn usb_bus(&self, index: u32) -> R<String> {
+        Ok(format!("{}.0", self.controller_alias("usb", index)?))
     }
 
     pub fn build_all(&mut self) -> R {
@@ -243,10 +267,10 @@ impl<'a> Builder<'a> {
         self.accel();
         self.cpu()?;
         self.bios();
-        self.memory();
+        self.memory()?;
         self.smp();
         self.iothreads();
-        self.numa();
+        self.numa()?;
         self.opt("-uuid", self.def.uuid.to_string());
         self.smbios();
         if let Some(g) = &self.def.genid {
@@ -272,9 +296,12 @@ impl<'a> Builder<'a> {
         self.kernel();
         self.iommu();
         self.controllers()?;
+        self.memory_devices()?;
+        self.ccid_controllers()?;
         self.disks()?;
         self.filesystems()?;
         self.nets()?;
+        self.smartcards()?;
         self.serials()?;
         self.parallels()?;
         self.channels()?;
@@ -524,18 +551,25 @@ fn smbios_fields(ty: u32) -> &'static [&'static str] {
     fields
 }
 
-/// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles).
-fn virtio_serial_port(j: &mut JsonOpts, address: &Option<Address>) {
-    if let Some(Address::VirtioSerial {
-        controller,
-        bus,
-        port,
-    }) = address
-    {
-        j.s("bus", format!("virtio-serial{controller}.{bus}"));
+impl Builder<'_> {
+    /// `bus`/`nr` of a port on a virtio-serial controller (channels and virtio consoles): the
+    /// bus is named after the controller's alias, which may be a user alias (`ua-...`)
+    /// (libvirt: qemuBuildVirtioSerialPortDevProps).
+    fn virtio_serial_port(&self, j: &mut JsonOpts, address: &Option<Address>) -> R {
+        let Some(Address::VirtioSerial {
+            controller,
+            bus,
+            port,
+        }) = address
+        else {
+            return Ok(());
+        };
+        let alias = self.controller_alias("virtio-serial", *controller)?;
+        j.s("bus", format!("{alias}.{bus}"));
         if let Some(p) = port {
             j.u("nr", *p as u64);
         }
+        Ok(())
     }
 }
 

@@ -86,7 +86,7 @@ impl Builder<'_> {
             if let Some(b) = boot {
                 j.u("bootindex", b as u64);
             }
-            self.info_props(&mut j, &n.info);
+            self.info_props(&mut j, &n.info)?;
             self.device(&j);
         }
         Ok(())

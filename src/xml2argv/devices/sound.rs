@@ -26,7 +26,7 @@ impl Builder<'_> {
             if !hda {
                 j.s("audiodev", format!("audio{audio}"));
             }
-            self.info_props(&mut j, &s.info);
+            self.info_props(&mut j, &s.info)?;
             self.device(&j);
             if hda {
                 let codecs = if s.codecs.is_empty() {

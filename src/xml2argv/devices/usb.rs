@@ -10,20 +10,21 @@ impl Builder<'_> {
         kind: &'static str,
         idx: usize,
         info: &DeviceInfo,
-    ) {
+    ) -> R {
         match &info.address {
             Some(Address::Usb { bus, port }) => {
-                j.s("bus", format!("usb.{bus}"));
+                j.s("bus", self.usb_bus(*bus)?);
                 if let Some(p) = port {
                     j.s("port", p.clone());
                 }
             }
             _ => {
                 if let Some(p) = self.usb_ports.get(&(kind, idx)) {
-                    j.s("bus", "usb.0").s("port", p.clone());
+                    j.s("bus", self.usb_bus(0)?).s("port", p.clone());
                 }
             }
         }
+        Ok(())
     }
 
     pub(super) fn redirdevs(&mut self) -> R {
@@ -36,7 +37,7 @@ impl Builder<'_> {
             if let Some(b) = r.info.boot.as_ref() {
                 j.u("bootindex", b.order as u64);
             }
-            self.usb_props(&mut j, "redirdev", i, &r.info);
+            self.usb_props(&mut j, "redirdev", i, &r.info)?;
             self.device(&j);
         }
         Ok(())

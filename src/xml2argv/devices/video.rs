@@ -74,7 +74,7 @@ impl Builder<'_> {
                     return Err(unsupported(format!("video '{other}' not supported yet")));
                 }
             }
-            self.info_props(&mut j, &v.info);
+            self.info_props(&mut j, &v.info)?;
             self.device(&j);
         }
         Ok(())
