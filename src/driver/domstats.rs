@@ -1,5 +1,6 @@
 //! `virConnectGetAllDomainStats` / `virDomainListGetStats`: typed records per domain, grouped
-//! as libvirt's QEMU driver groups them (state, cpu-total, balloon, vcpu, interface, block).
+//! as libvirt's QEMU driver groups them (state, cpu-total, balloon, vcpu, interface, block,
+//! perf, iothread, memory, dirtyrate, vm; the QEMU-queried ones are in `domstats_qemu`).
 
 use serde::Serialize;
 
@@ -55,6 +56,11 @@ pub struct StatsGroups {
     pub vcpu: bool,
     pub interface: bool,
     pub block: bool,
+    pub perf: bool,
+    pub iothread: bool,
+    pub memory: bool,
+    pub dirtyrate: bool,
+    pub vm: bool,
 }
 
 impl StatsGroups {
@@ -65,6 +71,11 @@ impl StatsGroups {
         vcpu: true,
         interface: true,
         block: true,
+        perf: true,
+        iothread: true,
+        memory: true,
+        dirtyrate: true,
+        vm: true,
     };
 
     /// No group asked for means every group, as in libvirt.
@@ -143,10 +154,10 @@ pub fn state_number(s: State) -> i32 {
     }
 }
 
-struct Rec(Vec<(String, TypedValue)>);
+pub(crate) struct Rec(pub(crate) Vec<(String, TypedValue)>);
 
 impl Rec {
-    fn put(&mut self, k: impl Into<String>, v: TypedValue) {
+    pub(crate) fn put(&mut self, k: impl Into<String>, v: TypedValue) {
         self.0.push((k.into(), v));
     }
 }
@@ -201,6 +212,19 @@ impl Domain<'_> {
         }
         if groups.block {
             self.block(&def, active, &mut r);
+        }
+        // perf: libvirt reports the events it enabled with perf_event_open when QEMU
+        // started; this driver enables none, so the group is empty, as libvirt's is for a
+        // domain without enabled events. memory: only resctrl memory-bandwidth monitors
+        // (`<memorytune><monitor>`), which this driver does not create, so empty as well.
+        if groups.iothread && active {
+            self.iothread_stats(&mut r)?;
+        }
+        if groups.dirtyrate && active {
+            self.dirtyrate_stats(&mut r)?;
+        }
+        if groups.vm && active {
+            self.vm_stats(&mut r);
         }
         Ok(StatsRecord {
             name: self.name().to_string(),

@@ -1,0 +1,322 @@
+//! The `domstats` groups QEMU answers through its monitor: iothread (`query-iothreads`),
+//! dirtyrate (`query-dirty-rate`) and vm (`query-stats` read through `query-stats-schemas`).
+//! Parsing is apart from the calls so it is tested on QEMU's reply shapes.
+
+use serde_json::{Value, json};
+
+use super::DriverError;
+use super::domain::Domain;
+use super::domstats::{Rec, TypedValue};
+
+/// One IOThread of `query-iothreads`: its number and, when QEMU reports them, its polling
+/// parameters (max-ns, grow, shrink).
+#[derive(Debug, Clone, PartialEq)]
+pub struct IoThread {
+    pub id: u32,
+    pub poll: Option<(u64, u32, u32)>,
+}
+
+/// The IOThreads of a `query-iothreads` reply; objects not named `iothreadN` are libvirt's
+/// business only when they are, so others are skipped.
+// libvirt: qemuMonitorJSONGetIOThreads
+pub fn parse_iothreads(reply: &Value) -> Result<Vec<IoThread>, DriverError> {
+    let Some(list) = reply.as_array() else {
+        return Err(DriverError::Internal(
+            "query-iothreads reply was missing return data".into(),
+        ));
+    };
+    let mut out = Vec::new();
+    for t in list {
+        let Some(id) = t["id"].as_str() else {
+            return Err(DriverError::Internal(
+                "query-iothreads reply data was missing 'id'".into(),
+            ));
+        };
+        let Some(num) = id.strip_prefix("iothread") else {
+            continue;
+        };
+        let id_num = num
+            .parse::<u32>()
+            .map_err(|_| DriverError::Internal(format!("failed to find iothread id for '{id}'")))?;
+        let int = |k: &str| t[k].as_u64();
+        let poll = match (int("poll-max-ns"), int("poll-grow"), int("poll-shrink")) {
+            (Some(m), Some(g), Some(s)) => Some((m, g as u32, s as u32)),
+            _ => None,
+        };
+        out.push(IoThread { id: id_num, poll });
+    }
+    Ok(out)
+}
+
+/// What `query-dirty-rate` says of the last measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirtyRate {
+    /// `virDomainDirtyRateStatus`: 0 unstarted, 1 measuring, 2 measured.
+    pub status: i32,
+    pub start_time: i64,
+    pub calc_time: i32,
+    pub mode: &'static str,
+    /// MiB/s, when measured.
+    pub rate: Option<i64>,
+    /// (vCPU, MiB/s) in dirty-ring mode.
+    pub vcpus: Vec<(i64, u64)>,
+}
+
+// libvirt: qemuMonitorJSONExtractDirtyRateInfo
+pub fn parse_dirty_rate(data: &Value) -> Result<DirtyRate, DriverError> {
+    let err = |m: String| DriverError::Internal(m);
+    let status_str = data["status"]
+        .as_str()
+        .ok_or_else(|| err("query-dirty-rate reply was missing 'status' data".into()))?;
+    let status = match status_str {
+        "unstarted" => 0,
+        "measuring" => 1,
+        "measured" => 2,
+        other => return Err(err(format!("Unknown dirty rate status: {other}"))),
+    };
+    let rate =
+        if status == 2 {
+            Some(data["dirty-rate"].as_i64().ok_or_else(|| {
+                err("query-dirty-rate reply was missing 'dirty-rate' data".into())
+            })?)
+        } else {
+            None
+        };
+    let start_time = data["start-time"]
+        .as_i64()
+        .ok_or_else(|| err("query-dirty-rate reply was missing 'start-time' data".into()))?;
+    let calc_time = data["calc-time"]
+        .as_i64()
+        .ok_or_else(|| err("query-dirty-rate reply was missing 'calc-time' data".into()))?
+        as i32;
+    let mode = match data["mode"].as_str() {
+        None | Some("page-sampling") => "page-sampling",
+        Some("dirty-bitmap") => "dirty-bitmap",
+        Some("dirty-ring") => "dirty-ring",
+        Some(other) => {
+            return Err(err(format!(
+                "Unknown dirty page rate calculation mode: {other}"
+            )));
+        }
+    };
+    let mut vcpus = Vec::new();
+    if mode == "dirty-ring"
+        && let Some(list) = data["vcpu-dirty-rate"].as_array()
+    {
+        for v in list {
+            let (Some(id), Some(r)) = (v["id"].as_i64(), v["dirty-rate"].as_u64()) else {
+                return Err(err(
+                    "query-dirty-rate reply vcpu-dirty-rate data was malformed".into(),
+                ));
+            };
+            vcpus.push((id, r));
+        }
+    }
+    Ok(DirtyRate {
+        status,
+        start_time,
+        calc_time,
+        mode,
+        rate,
+        vcpus,
+    })
+}
+
+/// The fields of one `query-stats` result, named `PREFIX.NAME.TYPE` as the schema types
+/// them (cumulative: sum, instant: cur, peak: max; histograms are not reported), in QEMU's
+/// order. `schema` is `query-stats-schemas`' reply, `target` the target asked for.
+// libvirt: qemuDomainAddStatsFromHashTable
+pub fn hypervisor_fields(
+    result: &Value,
+    schema: &Value,
+    target: &str,
+    prefix: &str,
+) -> Vec<(String, TypedValue)> {
+    let provider = result["provider"].as_str().unwrap_or("");
+    let schema_stats: Vec<&Value> = schema
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["target"] == target && s["provider"] == provider)
+        .flat_map(|s| s["stats"].as_array().into_iter().flatten())
+        .collect();
+    let mut out = Vec::new();
+    for stat in result["stats"].as_array().into_iter().flatten() {
+        let Some(name) = stat["name"].as_str() else {
+            continue;
+        };
+        let Some(def) = schema_stats.iter().find(|s| s["name"] == name) else {
+            continue;
+        };
+        let kind = match def["type"].as_str() {
+            Some("cumulative") => "sum",
+            Some("instant") => "cur",
+            Some("peak") => "max",
+            _ => continue,
+        };
+        let key = format!("{prefix}.{name}.{kind}");
+        let value = &stat["value"];
+        if def["unit"] == "boolean" {
+            if let Some(b) = value.as_bool() {
+                out.push((key, TypedValue::Bool(b)));
+            }
+        } else if let Some(n) = value.as_u64() {
+            out.push((key, TypedValue::ULLong(n)));
+        }
+    }
+    out
+}
+
+impl Domain<'_> {
+    // libvirt: qemuDomainGetStatsIOThread
+    pub(crate) fn iothread_stats(&self, r: &mut Rec) -> Result<(), DriverError> {
+        // libvirt resets a failed query's error and reports nothing.
+        let Ok(reply) = self.qmp_call("query-iothreads", None) else {
+            return Ok(());
+        };
+        let threads = parse_iothreads(&reply)?;
+        if threads.is_empty() {
+            return Ok(());
+        }
+        r.put("iothread.count", TypedValue::UInt(threads.len() as u32));
+        for t in &threads {
+            if let Some((max, grow, shrink)) = t.poll {
+                let id = t.id;
+                r.put(
+                    format!("iothread.{id}.poll-max-ns"),
+                    TypedValue::ULLong(max),
+                );
+                r.put(format!("iothread.{id}.poll-grow"), TypedValue::UInt(grow));
+                r.put(
+                    format!("iothread.{id}.poll-shrink"),
+                    TypedValue::UInt(shrink),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    // libvirt: qemuDomainGetStatsDirtyRate
+    pub(crate) fn dirtyrate_stats(&self, r: &mut Rec) -> Result<(), DriverError> {
+        let info = parse_dirty_rate(&self.qmp_call("query-dirty-rate", None)?)?;
+        r.put("dirtyrate.calc_status", TypedValue::Int(info.status));
+        r.put(
+            "dirtyrate.calc_start_time",
+            TypedValue::LLong(info.start_time),
+        );
+        r.put("dirtyrate.calc_period", TypedValue::Int(info.calc_time));
+        r.put("dirtyrate.calc_mode", TypedValue::Str(info.mode.into()));
+        if let Some(rate) = info.rate {
+            r.put("dirtyrate.megabytes_per_second", TypedValue::LLong(rate));
+            for (id, v) in &info.vcpus {
+                r.put(
+                    format!("dirtyrate.vcpu.{id}.megabytes_per_second"),
+                    TypedValue::ULLong(*v),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// QEMU's own statistics of the whole VM (KVM's; TCG has none), empty when QEMU cannot
+    /// give them, as in libvirt.
+    // libvirt: qemuDomainGetStatsVm
+    pub(crate) fn vm_stats(&self, r: &mut Rec) {
+        let Ok(stats) = self.qmp_call("query-stats", Some(json!({"target": "vm"}))) else {
+            return;
+        };
+        let Some([result]) = stats.as_array().map(Vec::as_slice) else {
+            return;
+        };
+        let Ok(schema) = self.qmp_call("query-stats-schemas", None) else {
+            return;
+        };
+        r.0.extend(hypervisor_fields(result, &schema, "vm", "vm"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iothreads_with_and_without_polling() {
+        let reply = json!([
+            {"id": "iothread1", "thread-id": 10, "poll-max-ns": 32768, "poll-grow": 0, "poll-shrink": 0},
+            {"id": "iothread2", "thread-id": 11},
+            {"id": "other", "thread-id": 12}
+        ]);
+        assert_eq!(
+            parse_iothreads(&reply).unwrap(),
+            vec![
+                IoThread {
+                    id: 1,
+                    poll: Some((32768, 0, 0))
+                },
+                IoThread { id: 2, poll: None }
+            ]
+        );
+        let bad = json!([{"id": "iothreadX", "thread-id": 1}]);
+        assert_eq!(
+            parse_iothreads(&bad).unwrap_err().to_string(),
+            "internal error: failed to find iothread id for 'iothreadX'"
+        );
+        assert!(parse_iothreads(&json!([{"thread-id": 1}])).is_err());
+    }
+
+    #[test]
+    fn dirty_rate_states_and_modes() {
+        let unstarted = json!({"status": "unstarted", "start-time": 0, "calc-time": 0,
+            "sample-pages": 512, "mode": "page-sampling"});
+        let d = parse_dirty_rate(&unstarted).unwrap();
+        assert_eq!((d.status, d.mode, d.rate), (0, "page-sampling", None));
+        let ring = json!({"status": "measured", "start-time": 7, "calc-time": 1,
+            "dirty-rate": 4, "mode": "dirty-ring",
+            "vcpu-dirty-rate": [{"id": 0, "dirty-rate": 1}, {"id": 1, "dirty-rate": 3}]});
+        let d = parse_dirty_rate(&ring).unwrap();
+        assert_eq!(
+            (d.status, d.rate, d.vcpus),
+            (2, Some(4), vec![(0, 1), (1, 3)])
+        );
+        let old = json!({"status": "measuring", "start-time": 1, "calc-time": 2});
+        assert_eq!(parse_dirty_rate(&old).unwrap().mode, "page-sampling");
+        let bad = json!({"status": "lost", "start-time": 1, "calc-time": 2});
+        assert_eq!(
+            parse_dirty_rate(&bad).unwrap_err().to_string(),
+            "internal error: Unknown dirty rate status: lost"
+        );
+        let no_rate = json!({"status": "measured", "start-time": 1, "calc-time": 2});
+        assert!(parse_dirty_rate(&no_rate).is_err());
+    }
+
+    #[test]
+    fn hypervisor_fields_follow_the_schema() {
+        let schema = json!([{"provider": "kvm", "target": "vm", "stats": [
+            {"name": "pages_4k", "type": "instant", "unit": "pages"},
+            {"name": "remote_tlb_flush", "type": "cumulative"},
+            {"name": "max_mmu_page_hash_collisions", "type": "peak"},
+            {"name": "nx_lpage_splits", "type": "linear-histogram"},
+            {"name": "halted", "type": "instant", "unit": "boolean"}
+        ]}]);
+        let result = json!({"provider": "kvm", "stats": [
+            {"name": "remote_tlb_flush", "value": 5},
+            {"name": "pages_4k", "value": 1024},
+            {"name": "max_mmu_page_hash_collisions", "value": 2},
+            {"name": "nx_lpage_splits", "value": [1, 2]},
+            {"name": "halted", "value": true},
+            {"name": "unknown", "value": 3}
+        ]});
+        let f = hypervisor_fields(&result, &schema, "vm", "vm");
+        let keys: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "vm.remote_tlb_flush.sum",
+                "vm.pages_4k.cur",
+                "vm.max_mmu_page_hash_collisions.max",
+                "vm.halted.cur"
+            ]
+        );
+        assert_eq!(f[3].1.render(), "yes");
+    }
+}
