@@ -203,7 +203,67 @@ fn domstats_qemu_groups() {
         "error: command 'domstats' doesn't support option --dirtyrates\n",
     );
     closed_stdout(r, &["domstats", "--iothread", "--dirtyrate", "gs"]);
+
+    send_key_codesets(r);
     ok(r, &["destroy", "gs"], "Domain 'gs' destroyed\n");
+}
+
+/// `send-key` in each of virsh's codesets, by number and by name where the codeset has
+/// names, on running guest `gs`; virsh's and libvirt's errors.
+fn send_key_codesets(r: &Path) {
+    for (codeset, key) in [
+        ("linux", "KEY_A"),
+        ("linux", "30"),
+        ("xt", "0x1e"),
+        ("atset1", "30"),
+        ("atset2", "28"),
+        ("atset3", "034"),
+        ("os_x", "ANSI_A"),
+        ("os_x", "0"),
+        ("xt_kbd", "0x11d"),
+        ("usb", "4"),
+        ("win32", "VK_A"),
+        ("win32", "0x41"),
+        ("qnum", "0x9d"),
+        ("rfb", "30"),
+    ] {
+        ok(r, &["send-key", "gs", "--codeset", codeset, key], "");
+    }
+    ok(
+        r,
+        &[
+            "send-key",
+            "gs",
+            "--holdtime",
+            "20",
+            "KEY_LEFTCTRL",
+            "KEY_LEFTALT",
+            "KEY_F1",
+        ],
+        "",
+    );
+    fails(
+        r,
+        &["send-key", "gs", "--codeset", "usb", "KEY_A"],
+        "error: invalid keycode: 'KEY_A'\n",
+    );
+    fails(
+        r,
+        &["send-key", "gs", "--codeset", "atset1", "0xfff"],
+        "error: internal error: cannot translate keycode 4095 of atset1 codeset to qnum keycode\n",
+    );
+    fails(
+        r,
+        &["send-key", "gs", "--codeset", "ebcdic", "1"],
+        "error: unknown codeset: 'ebcdic'\n",
+    );
+    let many: Vec<String> = (2..19).map(|k| k.to_string()).collect();
+    let mut args = vec!["send-key", "gs"];
+    args.extend(many.iter().map(String::as_str));
+    fails(r, &args, "error: too many keycodes\n");
+    let help = out(r, &["send-key", "--help"]);
+    assert!(help.contains("--codeset <string>"), "{help}");
+    closed_stdout(r, &["send-key", "gs", "KEY_A"]);
 }
 
 /// A persistent tap device made with `ip`, deleted on drop.
