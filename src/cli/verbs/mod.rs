@@ -10,6 +10,7 @@ pub mod monitoring;
 pub mod node;
 pub mod readfmt;
 pub mod secret;
+pub mod shellverbs;
 pub mod tools;
 pub mod util;
 pub mod virsh;
@@ -30,6 +31,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     secret::CMDS,
     tools::CMDS,
     virsh::CMDS,
+    shellverbs::CMDS,
 ];
 
 /// Every verb in the table.
