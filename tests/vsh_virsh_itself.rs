@@ -212,3 +212,112 @@ fn log_file_gets_errors() {
     let (_, o, _) = run(vsh().arg("--help"));
     assert!(o.contains("-l | --log=FILE"), "{o}");
 }
+
+/// `desc --edit` and `metadata --edit` through `$VISUAL`/`$EDITOR`, on a defined domain.
+#[test]
+fn desc_and_metadata_edit() {
+    let t = tempfile::tempdir().unwrap();
+    let uri = format!("qemu:///embed?root={}", t.path().join("r").display());
+    let xml = t.path().join("vm.xml");
+    std::fs::write(
+        &xml,
+        "<domain type='qemu'><name>ed</name><description>old text</description>\
+         <memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>",
+    )
+    .unwrap();
+    let with = |visual: &str, args: &[&str]| {
+        run(vsh()
+            .env_remove("EDITOR")
+            .env("VISUAL", visual)
+            .env("TMPDIR", t.path())
+            .args(["-c", &uri])
+            .args(args))
+    };
+    let (code, _, e) = run(vsh().args(["-c", &uri, "define", &xml.display().to_string()]));
+    assert_eq!(code, 0, "{e}");
+    let ok = |r: (i32, String, String), out: &str| {
+        assert_eq!((r.0, r.1.as_str(), r.2.as_str()), (0, out, ""));
+    };
+    ok(
+        with("sed -i s/old/new/", &["desc", "ed", "--edit"]),
+        "Domain description updated successfully\n\n",
+    );
+    ok(with("true", &["desc", "ed"]), "new text\n");
+    ok(
+        with("true", &["desc", "ed", "--edit"]),
+        "Domain description not changed\n\n",
+    );
+    // EDITOR when VISUAL is unset; a title loses the newline editors add.
+    let r = run(vsh()
+        .env_remove("VISUAL")
+        .env("EDITOR", "printf '%s\\n' 'A title' >")
+        .env("TMPDIR", t.path())
+        .args(["-c", &uri, "desc", "ed", "--title", "--edit"]));
+    ok(r, "Domain title updated successfully\n\n");
+    ok(with("true", &["desc", "ed", "--title"]), "A title\n");
+    // A failing editor: libvirt's error, nothing changed, no temp file left.
+    let (code, _, e) = with("false", &["desc", "ed", "--edit"]);
+    assert_eq!(code, 1);
+    assert!(
+        e.starts_with(&format!(
+            "error: internal error: Child process (sh -c 'false {}/vsh",
+            t.path().display()
+        )) && e.ends_with(".xml') unexpected exit status 1\n"),
+        "{e}"
+    );
+    let left: Vec<_> = std::fs::read_dir(t.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("vsh"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let ns = "http://example.org/ns/";
+    let (code, _, e) = with("true", &["metadata", "ed", ns, "--edit"]);
+    assert_eq!(
+        (code, e.as_str()),
+        (
+            1,
+            "error: namespace key is required when modifying metadata\n"
+        )
+    );
+    ok(
+        with("true", &["metadata", "ed", ns, "--key", "ex", "--edit"]),
+        "Metadata not changed\n",
+    );
+    ok(
+        with(
+            "printf '%s' '<item n=\"1\"/>' >",
+            &["metadata", "ed", ns, "--key", "ex", "--edit"],
+        ),
+        "Metadata modified\n\n",
+    );
+    ok(
+        with("true", &["metadata", "ed", ns]),
+        "<ex:item xmlns:ex=\"http://example.org/ns/\" n=\"1\"/>\n\n",
+    );
+    // What the editor sees now is that element; left as it is, nothing changes.
+    ok(
+        with("true", &["metadata", "ed", ns, "--key", "ex", "--edit"]),
+        "Metadata not changed\n",
+    );
+    let (code, _, e) = with("true", &["metadata", "ed", ns, "--edit", "--remove"]);
+    assert_eq!(
+        (code, e.as_str()),
+        (
+            1,
+            "error: Options --remove and --edit are mutually exclusive\n"
+        )
+    );
+    // Read-only: editing is changing.
+    let (code, _, e) = with("true", &["-r", "desc", "ed", "--edit"]);
+    assert_eq!(code, 1);
+    assert!(
+        e.starts_with("error: Failed to set new domain description\n"),
+        "{e}"
+    );
+    for v in ["desc", "metadata"] {
+        let (_, o, _) = run(vsh().args([v, "--help"]));
+        assert!(o.contains("--edit"), "{v}: {o}");
+    }
+}

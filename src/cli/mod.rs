@@ -42,6 +42,7 @@
 pub mod complete;
 pub mod console_expect;
 pub mod ctx;
+pub mod edit;
 pub mod globals;
 pub mod help;
 pub mod log;
