@@ -432,3 +432,58 @@ fn domifstat_on_a_tap() {
     closed_stdout(r, &["domifstat", "tapvm", &name]);
     dom.destroy().unwrap();
 }
+
+/// With KVM, QEMU has statistics of its own: `--vm` lists them as `vm.NAME.TYPE`, `--vcpu`
+/// adds `vcpu.N.NAME.TYPE`, and `--cpu-total` the halt-polling times. Skipped without a
+/// usable /dev/kvm.
+#[test]
+fn domstats_hypervisor_stats_with_kvm() {
+    let kvm_usable = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    if !Path::new(QEMU).exists() || !kvm_usable {
+        eprintln!("\n*** SKIPPED: no QEMU or no usable /dev/kvm ***\n");
+        return;
+    }
+    let t = root();
+    let r = t.path();
+    let xml = r.join("vm.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='kvm'><name>kv</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+             <devices><emulator>{QEMU}</emulator><memballoon model='none'/></devices></domain>"
+        ),
+    )
+    .unwrap();
+    let _reaper = Reaper {
+        run: r.join("run/qemu"),
+        name: "kv".into(),
+    };
+    out(r, &["define", &xml.display().to_string()]);
+    ok(r, &["start", "kv"], "Domain 'kv' started\n");
+    let typed = |l: &str, prefix: &str| {
+        let Some((k, v)) = l.trim_start().split_once('=') else {
+            return false;
+        };
+        k.starts_with(prefix)
+            && [".sum", ".cur", ".max"].iter().any(|s| k.ends_with(s))
+            && (v.parse::<u64>().is_ok() || v == "yes" || v == "no")
+    };
+    let vm = out(r, &["domstats", "--vm", "kv"]);
+    let lines: Vec<&str> = vm.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    assert!(!lines.is_empty(), "{vm}");
+    assert!(lines.iter().all(|l| typed(l, "vm.")), "{vm}");
+    let cpu = out(r, &["domstats", "--cpu-total", "kv"]);
+    assert!(cpu.contains("  cpu.haltpoll.success.time="), "{cpu}");
+    assert!(cpu.contains("  cpu.haltpoll.fail.time="), "{cpu}");
+    let vcpu = out(r, &["domstats", "--vcpu", "kv"]);
+    assert!(
+        vcpu.lines().any(|l| typed(l, "vcpu.0.")),
+        "no hypervisor vCPU stats: {vcpu}"
+    );
+    ok(r, &["destroy", "kv"], "Domain 'kv' destroyed\n");
+}

@@ -198,14 +198,28 @@ impl Domain<'_> {
             r.put("state.state", TypedValue::Int(state_number(st.state)));
             r.put("state.reason", TypedValue::Int(reason_number(&st)));
         }
+        // QEMU's own per-vCPU counters (KVM's), read once for cpu-total and vcpu.
+        let hv = if active && (groups.cpu_total || groups.vcpu) {
+            self.vcpu_hypervisor_stats()
+        } else {
+            None
+        };
         if groups.cpu_total && active {
             self.cpu_total(&mut r);
+            // libvirt: qemuDomainGetStatsCpuHaltPollTime
+            if let Some(hv) = &hv
+                && let (Some(ok), Some(fail)) =
+                    (hv.sum("halt_poll_success_ns"), hv.sum("halt_poll_fail_ns"))
+            {
+                r.put("cpu.haltpoll.success.time", TypedValue::ULLong(ok));
+                r.put("cpu.haltpoll.fail.time", TypedValue::ULLong(fail));
+            }
         }
         if groups.balloon {
             self.balloon(&def, active, &mut r);
         }
         if groups.vcpu {
-            self.vcpu(&def, active, &mut r);
+            self.vcpu(&def, active, hv.as_ref(), &mut r);
         }
         if groups.interface && active {
             interfaces(&def, &mut r);
@@ -268,7 +282,13 @@ impl Domain<'_> {
     }
 
     // libvirt: qemuDomainGetStatsVcpu
-    fn vcpu(&self, def: &DomainDef, active: bool, r: &mut Rec) {
+    fn vcpu(
+        &self,
+        def: &DomainDef,
+        active: bool,
+        hv: Option<&super::domstats_qemu::VcpuStats>,
+        r: &mut Rec,
+    ) {
         r.put(
             "vcpu.current",
             TypedValue::UInt(def.vcpu.current.unwrap_or(def.vcpu.count)),
@@ -285,6 +305,9 @@ impl Domain<'_> {
             r.put(format!("vcpu.{n}.time"), TypedValue::ULLong(v.cpu_time));
             if let Some(d) = v.delay {
                 r.put(format!("vcpu.{n}.delay"), TypedValue::ULLong(d));
+            }
+            if let Some(hv) = hv {
+                r.0.extend(hv.fields(n));
             }
         }
     }

@@ -167,7 +167,73 @@ pub fn hypervisor_fields(
     out
 }
 
+/// QEMU's per-vCPU statistics (`query-stats` target vcpu), by vCPU index (matched through
+/// `query-cpus-fast`'s QOM paths), with the schema that types them.
+pub(crate) struct VcpuStats {
+    pub by_index: Vec<(u32, Value)>,
+    pub schema: Value,
+}
+
+impl VcpuStats {
+    /// The `vcpu.N.NAME.TYPE` fields of vCPU `n`.
+    pub fn fields(&self, n: u32) -> Vec<(String, TypedValue)> {
+        self.by_index
+            .iter()
+            .filter(|(i, _)| *i == n)
+            .flat_map(|(_, r)| hypervisor_fields(r, &self.schema, "vcpu", &format!("vcpu.{n}")))
+            .collect()
+    }
+
+    /// The sum over vCPUs of one counter (KVM's `halt_poll_success_ns`, ...), if reported.
+    pub fn sum(&self, name: &str) -> Option<u64> {
+        let values: Vec<u64> = self
+            .by_index
+            .iter()
+            .flat_map(|(_, r)| r["stats"].as_array().into_iter().flatten())
+            .filter(|s| s["name"] == name)
+            .filter_map(|s| s["value"].as_u64())
+            .collect();
+        (!values.is_empty()).then(|| values.iter().sum())
+    }
+}
+
+/// Pair `query-stats` vcpu results with vCPU indexes through `query-cpus-fast`'s QOM paths.
+pub(crate) fn vcpu_results(stats: &Value, cpus: &Value) -> Vec<(u32, Value)> {
+    let index_of = |path: &str| {
+        cpus.as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["qom-path"] == path)
+            .and_then(|c| c["cpu-index"].as_u64())
+            .map(|i| i as u32)
+    };
+    stats
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((index_of(r["qom-path"].as_str()?)?, r.clone())))
+        .collect()
+}
+
 impl Domain<'_> {
+    /// QEMU's per-vCPU statistics, or None when QEMU has none (TCG, a QEMU without
+    /// `query-stats`), as libvirt then reports none.
+    // libvirt: qemuDomainGetStatsVcpu (its query-stats part)
+    pub(crate) fn vcpu_hypervisor_stats(&self) -> Option<VcpuStats> {
+        let stats = self
+            .qmp_call("query-stats", Some(json!({"target": "vcpu"})))
+            .ok()?;
+        if stats.as_array().is_none_or(|a| a.is_empty()) {
+            return None;
+        }
+        let cpus = self.qmp_call("query-cpus-fast", None).ok()?;
+        let schema = self.qmp_call("query-stats-schemas", None).ok()?;
+        Some(VcpuStats {
+            by_index: vcpu_results(&stats, &cpus),
+            schema,
+        })
+    }
+
     // libvirt: qemuDomainGetStatsIOThread
     pub(crate) fn iothread_stats(&self, r: &mut Rec) -> Result<(), DriverError> {
         // libvirt resets a failed query's error and reports nothing.
@@ -287,6 +353,40 @@ mod tests {
         );
         let no_rate = json!({"status": "measured", "start-time": 1, "calc-time": 2});
         assert!(parse_dirty_rate(&no_rate).is_err());
+    }
+
+    #[test]
+    fn vcpu_results_pair_by_qom_path() {
+        let stats = json!([
+            {"provider": "kvm", "qom-path": "/machine/unattached/device[1]",
+             "stats": [{"name": "halt_poll_success_ns", "value": 5}]},
+            {"provider": "kvm", "qom-path": "/machine/unattached/device[0]",
+             "stats": [{"name": "halt_poll_success_ns", "value": 7}]},
+            {"provider": "kvm", "qom-path": "/elsewhere", "stats": []}
+        ]);
+        let cpus = json!([
+            {"cpu-index": 0, "qom-path": "/machine/unattached/device[0]"},
+            {"cpu-index": 1, "qom-path": "/machine/unattached/device[1]"}
+        ]);
+        let schema = json!([{"provider": "kvm", "target": "vcpu", "stats": [
+            {"name": "halt_poll_success_ns", "type": "cumulative", "unit": "seconds"}]}]);
+        let v = VcpuStats {
+            by_index: vcpu_results(&stats, &cpus),
+            schema,
+        };
+        assert_eq!(
+            v.by_index.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+            [1, 0]
+        );
+        assert_eq!(
+            v.fields(0),
+            [(
+                "vcpu.0.halt_poll_success_ns.sum".to_string(),
+                TypedValue::ULLong(7)
+            )]
+        );
+        assert_eq!(v.sum("halt_poll_success_ns"), Some(12));
+        assert_eq!(v.sum("halt_poll_fail_ns"), None);
     }
 
     #[test]
