@@ -321,6 +321,13 @@ impl Domain<'_> {
         } else {
             Vec::new()
         };
+        let sizes = if active {
+            self.qmp_call("query-block", None)
+                .map(|b| super::domstats_qemu::block_sizes(def, &b))
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for (i, d) in disks.iter().enumerate() {
             r.put(
                 format!("block.{i}.name"),
@@ -352,6 +359,12 @@ impl Domain<'_> {
             put("fl.times", s.flush_total_times);
             if let Some(a) = s.wr_highest_offset {
                 r.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+            }
+            // libvirt: qemuDomainGetStatsBlockExportBackendStorage
+            if let Some((_, capacity, physical)) = sizes.iter().find(|(t, _, _)| *t == d.target.dev)
+            {
+                r.put(format!("block.{i}.capacity"), TypedValue::ULLong(*capacity));
+                r.put(format!("block.{i}.physical"), TypedValue::ULLong(*physical));
             }
         }
     }

@@ -215,6 +215,31 @@ pub(crate) fn vcpu_results(stats: &Value, cpus: &Value) -> Vec<(u32, Value)> {
         .collect()
 }
 
+/// (capacity, physical) of each disk of `def` that `query-block` shows with an image, by
+/// target: the image's virtual size, and its size on the host (the virtual size where QEMU
+/// reports none, as for a fully allocated image).
+// libvirt: qemuMonitorJSONBlockStatsUpdateCapacityData
+pub(crate) fn block_sizes(
+    def: &crate::domain::DomainDef,
+    reply: &Value,
+) -> Vec<(String, u64, u64)> {
+    let entries = reply.as_array().cloned().unwrap_or_default();
+    def.devices
+        .disks
+        .iter()
+        .filter_map(|d| {
+            let alias = d.info.alias.as_deref()?;
+            let e = entries
+                .iter()
+                .find(|e| super::stats::is_disk_entry(e, alias))?;
+            let image = &e["inserted"]["image"];
+            let capacity = image["virtual-size"].as_u64()?;
+            let physical = image["actual-size"].as_u64().unwrap_or(capacity);
+            Some((d.target.dev.clone(), capacity, physical))
+        })
+        .collect()
+}
+
 impl Domain<'_> {
     /// QEMU's per-vCPU statistics, or None when QEMU has none (TCG, a QEMU without
     /// `query-stats`), as libvirt then reports none.
@@ -353,6 +378,33 @@ mod tests {
         );
         let no_rate = json!({"status": "measured", "start-time": 1, "calc-time": 2});
         assert!(parse_dirty_rate(&no_rate).is_err());
+    }
+
+    #[test]
+    fn block_sizes_by_target() {
+        let def = crate::domain::parse(
+            "<domain type='qemu'><name>d</name><memory>1024</memory><os><type>hvm</type></os>\
+             <devices><disk type='file' device='disk'><source file='/a'/>\
+             <target dev='vda' bus='virtio'/><alias name='virtio-disk0'/></disk>\
+             <disk type='file' device='cdrom'><target dev='sda' bus='sata'/>\
+             <alias name='sata0-0-0'/></disk></devices></domain>",
+        )
+        .unwrap();
+        let reply = json!([
+            {"qdev": "/machine/peripheral/virtio-disk0/virtio-backend",
+             "inserted": {"image": {"virtual-size": 100, "actual-size": 40}}},
+            {"qdev": "sata0-0-0", "device": ""}
+        ]);
+        assert_eq!(
+            block_sizes(&def, &reply),
+            vec![("vda".to_string(), 100, 40)]
+        );
+        let full = json!([{"qdev": "/machine/peripheral/virtio-disk0/virtio-backend",
+            "inserted": {"image": {"virtual-size": 100}}}]);
+        assert_eq!(
+            block_sizes(&def, &full),
+            vec![("vda".to_string(), 100, 100)]
+        );
     }
 
     #[test]
