@@ -531,6 +531,8 @@ fn closed_stdout_for_every_verb() {
             "define" | "create" => vec![&xml],
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
+            "event" => vec!["--list"],
+            "await" => vec!["vm1", "--condition", "domain-inactive"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
             | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"
@@ -613,6 +615,8 @@ fn closed_stdout_for_every_verb() {
                         | "domdisplay" | "vncdisplay" | "ttyconsole" | "reset"
                         | "screenshot" | "send-key" | "qemu-monitor-command" | "metadata"
                         | "sysinfo"
+                        // Need a running guest or a save image.
+                        | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
                         // Only in the shell.
                         | "cd"
                 )

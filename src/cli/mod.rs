@@ -45,6 +45,7 @@ pub mod ctx;
 pub mod edit;
 pub mod globals;
 pub mod help;
+pub mod interrupt;
 pub mod log;
 pub mod parse;
 pub mod readonly;
@@ -178,7 +179,9 @@ pub fn run_one(ctx: &mut CmdCtx, p: &ParsedArgs) -> bool {
         r
     };
     let ok = res.is_ok();
-    if let Err(e) = res {
+    if let Err(e) = res
+        && !e.is::<ctx::QuietFailure>()
+    {
         print_error(e.chain());
     }
     if !p.help && matches!(p.cmd.name, "quit" | "exit") {

@@ -66,8 +66,6 @@ impl CreateFlags {
 /// A running domain's QEMU and live definition, for the console module.
 pub(crate) struct LiveProcess {
     pub def: DomainDef,
-    /// The connection's run dir.
-    pub run_dir: std::path::PathBuf,
     pub pid: i32,
     pub start_time: u64,
 }
@@ -394,6 +392,17 @@ impl Connect {
             )));
         }
         let def = domain::parse_unprepared(xml)?;
+        self.create_domain_def(def, flags.0 & CreateFlags::PAUSED.0 != 0, None)
+    }
+
+    /// Start `def` as [`Connect::create_domain_xml`] does; with `incoming`, QEMU loads the
+    /// guest's state from that migration URI before it runs (`virsh restore`).
+    pub(crate) fn create_domain_def(
+        &self,
+        def: DomainDef,
+        paused: bool,
+        incoming: Option<super::process::Incoming>,
+    ) -> Result<Domain<'_>, DriverError> {
         config::validate_name(&def.name)?;
         let dom = {
             let _lock = ConfigLock::acquire(&self.dirs.config)?;
@@ -429,7 +438,7 @@ impl Connect {
                 uuid: def.uuid,
             }
         };
-        dom.start_def(def, flags.0 & CreateFlags::PAUSED.0 != 0)?;
+        dom.start_def(def, paused, incoming)?;
         Ok(dom)
     }
 
@@ -673,7 +682,6 @@ impl<'c> Domain<'c> {
         })?;
         Ok(LiveProcess {
             def,
-            run_dir: self.conn.dirs.run.clone(),
             pid: live.status.pid,
             start_time: live.status.start_time,
         })
@@ -762,7 +770,7 @@ impl<'c> Domain<'c> {
     /// Remove the private dir of a start whose QEMU is gone (its live XML names the id), as
     /// libvirt's qemuProcessStop deletes it: ids grow, so every start would leave one behind.
     /// Best effort: QEMU is gone either way, and the dir holds nothing anyone reads again.
-    fn remove_lib_dir(&self, live_xml: &str) {
+    pub(crate) fn remove_lib_dir(&self, live_xml: &str) {
         if let Some(id) = domain::parse(live_xml).ok().and_then(|d| d.id) {
             let _ = std::fs::remove_dir_all(self.conn.lib_dir_for(&self.name, id));
         }
@@ -820,11 +828,16 @@ impl<'c> Domain<'c> {
         let Some(def) = s.config else {
             return Err(no_such_name(&self.name));
         };
-        self.start_def(def, paused)
+        self.start_def(def, paused, None)
     }
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
-    fn start_def(&self, def: DomainDef, paused: bool) -> Result<(), DriverError> {
+    pub(crate) fn start_def(
+        &self,
+        def: DomainDef,
+        paused: bool,
+        incoming: Option<super::process::Incoming>,
+    ) -> Result<(), DriverError> {
         let (mut def, caps) = self
             .conn
             .prepare_domain(def, super::prepare::Purpose::Start)?;
@@ -851,7 +864,12 @@ impl<'c> Domain<'c> {
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         let lib_dir = std::path::Path::new(&ctx.lib_dir);
         let started = prepare_lib_dir(lib_dir, &key).and_then(|()| {
-            self.launch(def, cmd.binary, cmd.args, cmd.env, Some(MONITOR_FD), paused)
+            let mut args = cmd.args;
+            if incoming.is_some() {
+                args.extend(["-incoming".to_string(), "defer".to_string()]);
+            }
+            let boot = Boot { paused, incoming };
+            self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
         if started.is_err() {
             // No QEMU runs with this id: its master key must not outlive the attempt. Best
@@ -889,7 +907,11 @@ impl<'c> Domain<'c> {
         };
         let paused = args.iter().any(|a| a == "-S");
         def.id = Some(config::next_domain_id(&self.conn.dirs.run)?);
-        self.launch(def, binary.to_string(), args, env, None, paused)
+        let boot = Boot {
+            paused,
+            incoming: None,
+        };
+        self.launch(def, binary.to_string(), args, env, None, boot)
     }
 
     fn launch(
@@ -899,7 +921,7 @@ impl<'c> Domain<'c> {
         args: Vec<String>,
         env: Vec<(String, String)>,
         monitor_fd: Option<std::os::fd::RawFd>,
-        paused: bool,
+        boot: Boot,
     ) -> Result<(), DriverError> {
         let mut argv = Vec::with_capacity(args.len() + 1);
         argv.push(binary);
@@ -909,7 +931,8 @@ impl<'c> Domain<'c> {
             spec.env = env;
         }
         spec.monitor_fd = monitor_fd;
-        spec.paused = paused;
+        spec.paused = boot.paused;
+        spec.incoming = boot.incoming;
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -929,4 +952,10 @@ impl<'c> Domain<'c> {
         drop(guest);
         Ok(())
     }
+}
+
+/// How QEMU begins: paused or running, and from a migration stream (`restore`) or booting.
+struct Boot {
+    paused: bool,
+    incoming: Option<super::process::Incoming>,
 }

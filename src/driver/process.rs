@@ -244,6 +244,17 @@ pub struct LaunchSpec {
     /// Run in order once the monitor answers, before the vCPUs run; any failure fails the
     /// start.
     pub init: Vec<InitCommand>,
+    /// Load the guest's state from a save image before the vCPUs run (`virsh restore`); the
+    /// argv then holds `-incoming defer`.
+    #[serde(default)]
+    pub incoming: Option<Incoming>,
+}
+
+/// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Incoming {
+    pub path: PathBuf,
+    pub offset: u64,
 }
 
 impl LaunchSpec {
@@ -264,6 +275,7 @@ impl LaunchSpec {
             paused: false,
             timeout: Duration::from_secs(30),
             init: Vec::new(),
+            incoming: None,
         }
     }
 }
@@ -697,7 +709,8 @@ impl Guest {
     }
 
     fn subscribe(&mut self) -> Result<(), GuestError> {
-        self.call(&Request::Subscribe).map(|_| ())
+        self.call(&Request::Subscribe { since_ms: None })
+            .map(|_| ())
     }
 
     /// Find the running guest `name` and connect to its monitor. A guest whose monitor died
@@ -1063,6 +1076,39 @@ impl Guest {
         }
         self.client = None;
         self.ended.clone()
+    }
+
+    /// Stream the guest's state onto the end of the save image at `path` and end QEMU as
+    /// `shut off (saved)` (`virsh save`); a failed save leaves the guest running as it was.
+    pub fn save(&mut self, path: &Path) -> Result<DomainState, GuestError> {
+        let name = self.paths.name.clone();
+        self.ensure_active()?;
+        let Some(c) = self.client.as_mut() else {
+            return Err(GuestError::NotRunning { guest: name });
+        };
+        let r = c.call(&Request::Save {
+            path: path.display().to_string(),
+        });
+        self.drain_client();
+        let state = match r {
+            Ok(Reply::State { state, reason }) => state_from_names(&state, &reason),
+            Ok(Reply::Err(f)) => {
+                return Err(GuestError::Process {
+                    guest: name,
+                    msg: f.desc,
+                });
+            }
+            Ok(other) => {
+                return Err(monitor_failed(&name, format!("unexpected reply {other:?}")));
+            }
+            Err(e) => return Err(monitor_failed(&name, e.to_string())),
+        };
+        if let Some(c) = self.client.as_mut() {
+            c.wait_closed(Duration::from_secs(5));
+        }
+        self.client = None;
+        self.ended = Some(state.clone());
+        Ok(state)
     }
 
     /// Kill QEMU (`virsh destroy`): SIGTERM, SIGKILL after `grace`. Returns once QEMU is

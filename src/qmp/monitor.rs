@@ -86,6 +86,10 @@ pub struct Monitor {
     /// The command whose reply is awaited. Still set when a new call starts only if the
     /// previous `execute` future was dropped mid-way.
     in_flight: Option<String>,
+    /// The UNIX socket under the stream, when known: descriptors go through it.
+    socket_fd: Option<std::os::fd::RawFd>,
+    /// A descriptor to pass (SCM_RIGHTS) with the next command.
+    pending_fd: Option<std::os::fd::RawFd>,
     /// Why the monitor is unusable, once it is.
     poison: Option<String>,
     record: Option<Arc<Mutex<Conversation>>>,
@@ -184,7 +188,10 @@ impl Monitor {
         opts: MonitorOptions,
     ) -> Result<Monitor, QmpError> {
         let s = tokio::net::UnixStream::connect(path).await?;
-        Self::from_stream(s, opts).await
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+        let mut m = Self::from_stream(s, opts).await?;
+        m.socket_fd = Some(fd);
+        Ok(m)
     }
 
     /// Use an already connected std UNIX stream: one end of a `socketpair`, or a connection
@@ -203,7 +210,10 @@ impl Monitor {
         // tokio requires non-blocking descriptors; a blocking one would stall the runtime.
         stream.set_nonblocking(true)?;
         let s = tokio::net::UnixStream::from_std(stream)?;
-        Self::from_stream(s, opts).await
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
+        let mut m = Self::from_stream(s, opts).await?;
+        m.socket_fd = Some(fd);
+        Ok(m)
     }
 
     /// Use a connected UNIX stream socket given as a raw descriptor (e.g. a `socketpair` end
@@ -255,6 +265,8 @@ impl Monitor {
             opts,
             partial: Vec::new(),
             in_flight: None,
+            socket_fd: None,
+            pending_fd: None,
             poison: None,
             record: None,
         };
@@ -398,18 +410,69 @@ impl Monitor {
         })
     }
 
+    /// [`Monitor::execute`], passing `fd` to QEMU with the command (SCM_RIGHTS), as `getfd`
+    /// and `add-fd` expect. QEMU keeps its own copy; the caller still owns `fd`.
+    pub async fn execute_with_fd(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Value, QmpError> {
+        if self.socket_fd.is_none() {
+            return Err(QmpError::Io(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "this monitor connection cannot pass file descriptors",
+            )));
+        }
+        self.pending_fd = Some(std::os::fd::AsRawFd::as_raw_fd(&fd));
+        let r = self.execute(command, args).await;
+        self.pending_fd = None;
+        r
+    }
+
+    /// Write `line` with the pending descriptor attached, straight on the socket (the
+    /// writer holds nothing: every command is flushed).
+    async fn send_with_fd(&mut self, line: &[u8], fd: std::os::fd::RawFd) -> std::io::Result<()> {
+        use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+        let Some(sock) = self.socket_fd else {
+            return Err(std::io::Error::other("no socket to pass a descriptor on"));
+        };
+        let fds = [fd];
+        let mut sent = 0;
+        while sent < line.len() {
+            let iov = [std::io::IoSlice::new(&line[sent..])];
+            // The descriptor goes with the first byte only.
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            let cmsgs: &[ControlMessage<'_>] = if sent == 0 { &cmsg } else { &[] };
+            match sendmsg::<()>(sock, &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+                Ok(n) => sent += n,
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
     async fn roundtrip(&mut self, cmd: &Value, id: &str, command: &str) -> Result<Value, QmpError> {
         let mut line = serde_json::to_vec(cmd).map_err(|e| QmpError::Malformed(e.to_string()))?;
         line.extend_from_slice(b"\r\n");
         let sending = format!(" while sending '{command}'");
-        self.writer
-            .write_all(&line)
-            .await
-            .map_err(|e| io_error(e, &sending))?;
-        self.writer
-            .flush()
-            .await
-            .map_err(|e| io_error(e, &sending))?;
+        if let Some(fd) = self.pending_fd.take() {
+            self.send_with_fd(&line, fd)
+                .await
+                .map_err(|e| io_error(e, &sending))?;
+        } else {
+            self.writer
+                .write_all(&line)
+                .await
+                .map_err(|e| io_error(e, &sending))?;
+            self.writer
+                .flush()
+                .await
+                .map_err(|e| io_error(e, &sending))?;
+        }
         loop {
             let msg = self.read_message().await.map_err(|e| match e {
                 QmpError::Eof(why) => {

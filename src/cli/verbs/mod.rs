@@ -4,11 +4,13 @@
 pub mod domain;
 pub mod domctl;
 pub mod domread;
+pub mod events;
 pub mod host;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod readfmt;
+pub mod save;
 pub mod secret;
 pub mod shellverbs;
 pub mod tools;
@@ -24,8 +26,10 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
+    events::CMDS,
     host::CMDS,
     node::CMDS,
     secret::CMDS,

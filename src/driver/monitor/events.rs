@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum Lifecycle {
     StartedBooted,
+    StartedRestored,
     SuspendedPaused,
     SuspendedIoError,
     SuspendedWatchdog,
@@ -17,6 +18,7 @@ pub enum Lifecycle {
     StoppedDestroyed,
     StoppedCrashed,
     StoppedFailed,
+    StoppedSaved,
     ShutdownFinished,
     ShutdownGuest,
     ShutdownHost,
@@ -30,6 +32,7 @@ impl Lifecycle {
         use Lifecycle::*;
         match self {
             StartedBooted => ("Started", "Booted"),
+            StartedRestored => ("Started", "Restored"),
             SuspendedPaused => ("Suspended", "Paused"),
             SuspendedIoError => ("Suspended", "I/O Error"),
             SuspendedWatchdog => ("Suspended", "Watchdog"),
@@ -38,6 +41,7 @@ impl Lifecycle {
             StoppedDestroyed => ("Stopped", "Destroyed"),
             StoppedCrashed => ("Stopped", "Crashed"),
             StoppedFailed => ("Stopped", "Failed"),
+            StoppedSaved => ("Stopped", "Saved"),
             ShutdownFinished => ("Shutdown", "Finished"),
             ShutdownGuest => ("Shutdown", "Finished after guest request"),
             ShutdownHost => ("Shutdown", "Finished after host request"),
@@ -45,6 +49,38 @@ impl Lifecycle {
         }
     }
 }
+
+/// Every event name virsh knows, in its order (libvirt: virshDomainEventCallbacks); `vsh
+/// event --list` prints them. The ones a QEMU guest here produces are [`EventKind`]'s.
+pub const EVENT_NAMES: &[&str] = &[
+    "lifecycle",
+    "reboot",
+    "rtc-change",
+    "watchdog",
+    "io-error",
+    "graphics",
+    "io-error-reason",
+    "control-error",
+    "block-job",
+    "disk-change",
+    "tray-change",
+    "pm-wakeup",
+    "pm-suspend",
+    "balloon-change",
+    "pm-suspend-disk",
+    "device-removed",
+    "block-job-2",
+    "tunable",
+    "agent-lifecycle",
+    "device-added",
+    "migration-iteration",
+    "job-completed",
+    "device-removal-failed",
+    "metadata-change",
+    "block-threshold",
+    "memory-failure",
+    "memory-device-size-change",
+];
 
 /// One domain event. `virsh event --event NAME` names the kinds as [`DomainEvent::kind`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +158,7 @@ impl DomainEvent {
                     | Lifecycle::StoppedDestroyed
                     | Lifecycle::StoppedCrashed
                     | Lifecycle::StoppedFailed
+                    | Lifecycle::StoppedSaved
             }
         )
     }

@@ -22,6 +22,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
+use super::hub::{ConsoleRefusal, Hub, Kick};
+
+mod migrate;
 use super::proto::{Failure, Line, MAX_LINE, Push, QmpEvent, Reply, Request, StartResult, VERSION};
 use crate::driver::Dirs;
 use crate::driver::process::{
@@ -369,6 +372,16 @@ async fn start(
             return Err(kill_reap(msg));
         }
     }
+    if let Some(inc) = &spec.incoming
+        && let Err(e) = srv.restore(inc).await
+    {
+        return Err(kill_reap(e));
+    }
+    let booted = if spec.incoming.is_some() {
+        "restored"
+    } else {
+        "booted"
+    };
     srv.note_ptys().await;
     if !spec.paused {
         srv.own_resume = true;
@@ -376,15 +389,15 @@ async fn start(
             return Err(kill_reap(format!("cannot resume the vCPUs: {e}")));
         }
         srv.status.paused = false;
-        srv.status.reason = "booted".into();
+        srv.status.reason = booted.into();
     }
     if let Err(e) = srv.status.write(&paths.status) {
         return Err(kill_reap(e.to_string()));
     }
-    srv.broadcast_lifecycle(if spec.paused {
-        Lifecycle::SuspendedPaused
-    } else {
-        Lifecycle::StartedBooted
+    srv.broadcast_lifecycle(match (spec.paused, spec.incoming.is_some()) {
+        (true, _) => Lifecycle::SuspendedPaused,
+        (false, true) => Lifecycle::StartedRestored,
+        (false, false) => Lifecycle::StartedBooted,
     });
     Ok((srv, listener))
 }
@@ -489,6 +502,8 @@ struct Cmd {
     req: Request,
     reply: oneshot::Sender<Reply>,
     push: Option<mpsc::UnboundedSender<Push>>,
+    /// Closes the requesting connection (for a console session's holder).
+    kick: Kick,
 }
 
 struct Server {
@@ -503,7 +518,7 @@ struct Server {
     config_dir: PathBuf,
     /// The connection's lib dir, holding each start's private dir.
     lib_dir: PathBuf,
-    subs: Vec<mpsc::UnboundedSender<Push>>,
+    hub: Hub,
     saw_shutdown: bool,
     /// How the guest ends when QEMU goes, once decided by us.
     end_reason: Option<&'static str>,
@@ -536,7 +551,7 @@ impl Server {
             actions,
             config_dir: PathBuf::new(),
             lib_dir: PathBuf::new(),
-            subs: Vec::new(),
+            hub: Hub::default(),
             saw_shutdown: false,
             end_reason: None,
             fake_reboot: false,
@@ -573,6 +588,19 @@ impl Server {
     }
 
     /// Whether QEMU is still there (a zombie is not).
+    /// [`Server::exec`] passing `fd` along (`getfd`).
+    async fn exec_with_fd(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<Value, QmpError> {
+        let Some(m) = self.qmp.as_mut() else {
+            return Err(QmpError::Poisoned);
+        };
+        m.execute_with_fd(command, args, fd).await
+    }
+
     fn qemu_alive(&self) -> bool {
         self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
@@ -619,7 +647,7 @@ impl Server {
     }
 
     fn broadcast(&mut self, p: Push) {
-        self.subs.retain(|s| s.send(p.clone()).is_ok());
+        self.hub.push(p);
     }
 
     fn broadcast_lifecycle(&mut self, event: Lifecycle) {
@@ -722,6 +750,17 @@ impl Server {
         match ev.name.as_str() {
             "SHUTDOWN" => {
                 self.saw_shutdown = true;
+                // QEMU ending because we end it: after a save libvirt holds the domain
+                // while it stops QEMU and drops the event; a destroy relays it. Neither
+                // applies on_poweroff.
+                match self.end_reason {
+                    Some("saved") => return,
+                    Some(_) => {
+                        self.broadcast_lifecycle(Lifecycle::ShutdownHost);
+                        return;
+                    }
+                    None => {}
+                }
                 let guest = ev.data["guest"].as_bool().unwrap_or(false);
                 self.broadcast_lifecycle(if guest {
                     Lifecycle::ShutdownGuest
@@ -817,7 +856,12 @@ impl Server {
     }
 
     async fn on_cmd(&mut self, cmd: Cmd) {
-        let Cmd { req, reply, push } = cmd;
+        let Cmd {
+            req,
+            reply,
+            push,
+            kick,
+        } = cmd;
         if self.end_reason.is_some() && !matches!(req, Request::Destroy { .. } | Request::State) {
             let _ = reply.send(Reply::Err(Failure {
                 class: None,
@@ -896,6 +940,11 @@ impl Server {
                 self.write_status();
                 ok(Value::Null)
             }
+            Request::Save { path } => {
+                // Answered once QEMU is reaped, or at once when the save fails.
+                self.save(&path, reply).await;
+                return;
+            }
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));
@@ -903,11 +952,22 @@ impl Server {
                 self.destroy_waiters.push(reply);
                 return;
             }
-            Request::Subscribe => {
+            Request::Subscribe { since_ms } => {
                 if let Some(p) = push {
-                    self.subs.push(p);
+                    self.hub.subscribe(p, since_ms);
                 }
                 ok(Value::Null)
+            }
+            Request::Console { alias, force } => {
+                match self.hub.claim_console(&alias, kick, force) {
+                    Ok(()) => ok(Value::Null),
+                    // libvirt: virChrdevOpen's refusal without VIR_DOMAIN_CONSOLE_FORCE.
+                    Err(ConsoleRefusal::Busy) => Reply::Err(Failure {
+                        class: None,
+                        desc: "Active console session exists for this domain".into(),
+                        not_running: false,
+                    }),
+                }
             }
         };
         let _ = reply.send(r);
@@ -1032,6 +1092,7 @@ impl Server {
         self.broadcast_lifecycle(match reason {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
+            "saved" => Lifecycle::StoppedSaved,
             _ => Lifecycle::StoppedCrashed,
         });
         let r = Reply::State {
@@ -1041,7 +1102,7 @@ impl Server {
         for w in self.destroy_waiters.drain(..) {
             let _ = w.send(r.clone());
         }
-        self.subs.clear();
+        self.hub.clear();
     }
 }
 
@@ -1102,6 +1163,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
     let mut rd = BufReader::new(rd);
     let mut buf = Vec::new();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Push>();
+    let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let mut hello = false;
     loop {
         tokio::select! {
@@ -1112,6 +1174,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                     return;
                 }
             }
+            Some(()) = kick_rx.recv() => return,
             _ = end.changed() => {
                 while let Ok(p) = push_rx.try_recv() {
                     if write_line(&mut wr, &Line::Push(p)).await.is_err() {
@@ -1153,9 +1216,16 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                             return;
                         }
                         hello = true;
-                        let push = matches!(req, Request::Subscribe).then(|| push_tx.clone());
+                        let push =
+                            matches!(req, Request::Subscribe { .. }).then(|| push_tx.clone());
                         let (tx, rx) = oneshot::channel();
-                        if cmds.send(Cmd { req, reply: tx, push }).await.is_err() {
+                        let cmd = Cmd {
+                            req,
+                            reply: tx,
+                            push,
+                            kick: kick_tx.clone(),
+                        };
+                        if cmds.send(cmd).await.is_err() {
                             return;
                         }
                         match rx.await {

@@ -1,0 +1,121 @@
+//! Migration to and from a file: `virsh save` (and `managedsave`) on the source side, and
+//! `virsh restore` on the incoming side (libvirt: qemuSaveImageCreate, qemuMigrationSrcToFile,
+//! qemuProcessIncoming). As libvirt, the file goes to QEMU as a descriptor (`getfd`, then
+//! the `fd:` transport): QEMU's sandbox forbids spawning helpers for `exec:`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::{Failure, KILL_GRACE, Lifecycle, Reply, Server};
+use crate::driver::process::Incoming;
+
+/// How often the migration's status is asked for.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The name QEMU knows the passed descriptor by.
+const FD_NAME: &str = "migrate";
+
+fn err(desc: String) -> Reply {
+    Reply::Err(Failure {
+        class: None,
+        desc,
+        not_running: false,
+    })
+}
+
+impl Server {
+    /// Hand `file` to QEMU as [`FD_NAME`].
+    async fn pass_file(&mut self, file: &File) -> Result<(), String> {
+        self.exec_with_fd("getfd", Some(json!({ "fdname": FD_NAME })), file.as_fd())
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot pass the save file to QEMU: {e}"))
+    }
+
+    /// Wait until the migration QEMU runs (either way) ends; QEMU's error when it failed.
+    async fn wait_migration(&mut self) -> Result<(), String> {
+        loop {
+            let v: Value = self
+                .exec("query-migrate", None)
+                .await
+                .map_err(|e| format!("cannot query the migration: {e}"))?;
+            match v["status"].as_str().unwrap_or("") {
+                "completed" => return Ok(()),
+                "failed" | "cancelled" => {
+                    let why = v["error-desc"].as_str().unwrap_or("migration failed");
+                    return Err(format!("operation failed: job 'migration' failed: {why}"));
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+
+    /// Stream the guest's state onto the end of `path`.
+    async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open '{path}': {e}"))?;
+        self.pass_file(&file).await?;
+        drop(file);
+        self.exec("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
+            .await
+            .map_err(|e| format!("cannot start the migration: {e}"))?;
+        self.wait_migration().await
+    }
+
+    /// Pause, stream the guest's state onto the end of `path`, and end QEMU as `saved`; the
+    /// reply comes once QEMU is reaped. A failure resumes a guest that ran and leaves it as
+    /// it was.
+    pub(super) async fn save(&mut self, path: &str, reply: oneshot::Sender<Reply>) {
+        let was_running = !self.status.paused;
+        if was_running {
+            self.own_stop = true;
+            if let Err(e) = self.exec("stop", None).await {
+                self.own_stop = false;
+                let _ = reply.send(self.failure(e));
+                return;
+            }
+            self.set_state("", true, "saving");
+            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        }
+        if let Err(desc) = self.migrate_to(path).await {
+            if was_running {
+                self.own_resume = true;
+                if self.exec("cont", None).await.is_ok() {
+                    self.set_state("", false, "save canceled");
+                    self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
+                }
+            } else {
+                self.set_state("", true, "user");
+            }
+            let _ = reply.send(err(desc));
+            return;
+        }
+        self.terminate("saved", KILL_GRACE);
+        self.destroy_waiters.push(reply);
+    }
+
+    /// Load the guest's state from the save image `inc` names into a QEMU started with
+    /// `-incoming defer`.
+    pub(super) async fn restore(&mut self, inc: &Incoming) -> Result<(), String> {
+        let shown = inc.path.display();
+        let mut file = File::open(&inc.path).map_err(|e| format!("cannot open '{shown}': {e}"))?;
+        file.seek(SeekFrom::Start(inc.offset))
+            .map_err(|e| format!("cannot read '{shown}': {e}"))?;
+        self.pass_file(&file).await?;
+        drop(file);
+        self.exec(
+            "migrate-incoming",
+            Some(json!({ "uri": format!("fd:{FD_NAME}") })),
+        )
+        .await
+        .map_err(|e| format!("cannot restore the guest's state: {e}"))?;
+        self.wait_migration().await
+    }
+}

@@ -1,0 +1,91 @@
+//! Save and restore (libvirt: qemuDomainSaveFlags, qemuDomainRestoreFlags,
+//! qemuDomainSaveImageGetXMLDesc, qemuDomainSaveImageDefineXML): the guest's memory and
+//! device state go through QEMU's migration into a file that begins with the domain XML
+//! ([`super::saveimage`]); restoring starts QEMU with `-incoming defer` and loads it.
+
+use std::path::Path;
+
+use super::saveimage;
+use super::{Connect, DriverError};
+use crate::domain::{self, FormatFlags};
+use crate::driver::domain::Domain;
+
+/// Whether the guest runs after `restore` (`virsh save/restore --running|--paused`); the
+/// default is how it was when saved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RestoreState {
+    #[default]
+    AsSaved,
+    Running,
+    Paused,
+}
+
+impl Domain<'_> {
+    /// Save the running guest to `path` and stop it (`virsh save`); it is then `shut off
+    /// (saved)`, and a transient domain is gone. `state` is what `restore` does by default.
+    /// A failed save removes the file and leaves the guest as it was.
+    pub fn save(&self, path: &Path, state: RestoreState) -> Result<(), DriverError> {
+        let (mut guest, _) = self.guest()?;
+        let live = domain::parse(&guest.status().xml)?;
+        // libvirt writes the definition as it would migrate it: inactive, secrets kept out.
+        let xml = live.to_xml(FormatFlags {
+            inactive: true,
+            secure: true,
+        });
+        let was_running = match state {
+            RestoreState::AsSaved => !guest.status().paused,
+            RestoreState::Running => true,
+            RestoreState::Paused => false,
+        };
+        saveimage::create(path, &xml, was_running)?;
+        let res = guest
+            .save(path)
+            .map_err(DriverError::Guest)
+            .and_then(|_| saveimage::mark_complete(path));
+        if res.is_err() {
+            let _ = std::fs::remove_file(path);
+        }
+        res?;
+        self.remove_lib_dir(&guest.status().xml);
+        Ok(())
+    }
+}
+
+impl Connect {
+    /// Start the guest saved in `path` where it was saved (`virsh restore`): `running
+    /// (restored)`, or paused as `state` asks. A domain of the same name and UUID that is
+    /// defined runs with the image's definition; otherwise the domain is transient.
+    pub fn restore(&self, path: &Path, state: RestoreState) -> Result<Domain<'_>, DriverError> {
+        let img = saveimage::read(path)?;
+        let def = domain::parse_unprepared(&img.xml)?;
+        let paused = match state {
+            RestoreState::AsSaved => !img.was_running,
+            RestoreState::Running => false,
+            RestoreState::Paused => true,
+        };
+        let incoming = super::process::Incoming {
+            path: path.to_path_buf(),
+            offset: img.stream_offset,
+        };
+        self.create_domain_def(def, paused, Some(incoming))
+    }
+
+    /// The domain XML of the save image at `path` (`virsh save-image-dumpxml`).
+    pub fn save_image_xml(&self, path: &Path) -> Result<String, DriverError> {
+        Ok(saveimage::read(path)?.xml)
+    }
+
+    /// Replace the domain XML of the save image at `path` (`virsh save-image-define`): the
+    /// new one must describe the same guest (name and UUID).
+    pub fn save_image_define_xml(&self, path: &Path, xml: &str) -> Result<(), DriverError> {
+        let old = domain::parse_unprepared(&saveimage::read(path)?.xml)?;
+        let new = domain::parse_unprepared(xml)?;
+        if old.name != new.name || old.uuid != new.uuid {
+            return Err(DriverError::OperationFailed(format!(
+                "target domain name '{}' does not match source '{}'",
+                new.name, old.name
+            )));
+        }
+        saveimage::replace_xml(path, xml)
+    }
+}
