@@ -717,6 +717,8 @@ fn running_guest_verbs() {
         "  block.count=2\n",
         "  block.0.name=vda\n",
         "  block.0.rd.reqs=",
+        // The image's virtual size, then its size on the host.
+        "  block.0.capacity=1048576\n  block.0.physical=",
     ] {
         assert!(st.contains(k), "{k:?} missing: {st}");
     }

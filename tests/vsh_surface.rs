@@ -255,19 +255,74 @@ fn readonly_refuses_what_changes() {
     assert_eq!(code, 1);
     assert_eq!(
         err,
-        "error: operation forbidden: read only access prevents virDomainDefineXML\n"
+        format!(
+            "error: Failed to define domain from {xml}\nerror: operation forbidden: read only access prevents virDomainDefineXML\n"
+        )
     );
     assert_eq!(out, "\n");
-    for verb in [
-        "undefine", "start", "destroy", "suspend", "resume", "shutdown", "reboot",
+    // A missing domain is the lookup's error, as virsh looks it up before the refused call.
+    let (code, _, err) = run(vsh().args(["-r", "-c", &uri, "start", "vm9"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("error: failed to get domain 'vm9'\n"),
+        "{err}"
+    );
+    for (verb, line, api) in [
+        ("undefine", "undefine", "virDomainUndefine"),
+        ("start", "start", "virDomainCreate"),
+        ("destroy", "destroy", "virDomainDestroy"),
+        ("suspend", "suspend", "virDomainSuspend"),
+        ("resume", "resume", "virDomainResume"),
+        ("shutdown", "shutdown", "virDomainShutdown"),
+        ("reboot", "reboot", "virDomainReboot"),
+        ("reset", "reset", "virDomainReset"),
     ] {
         let (code, _, err) = run(vsh().args(["--readonly", "-c", &uri, verb, "vm1"]));
         assert_eq!(code, 1, "{verb}");
-        assert!(
-            err.starts_with("error: operation forbidden: read only access prevents vir"),
-            "{verb}: {err}"
+        assert_eq!(
+            err,
+            format!(
+                "error: Failed to {line} domain 'vm1'\nerror: operation forbidden: read only access prevents {api}\n"
+            ),
+            "{verb}"
         );
     }
+    // Verbs without a failure line of their own print only the reason.
+    let (_, _, err) = run(vsh().args(["-r", "-c", &uri, "send-key", "vm1", "KEY_A"]));
+    assert_eq!(
+        err,
+        "error: operation forbidden: read only access prevents virDomainSendKey\n"
+    );
+    // desc and metadata read under -r, and refuse to set.
+    let (code, _, err) = run(vsh().args(["-r", "-c", &uri, "desc", "vm1"]));
+    assert_eq!(code, 0, "{err}");
+    let (_, _, err) = run(vsh().args(["-r", "-c", &uri, "desc", "vm1", "--title", "T"]));
+    assert_eq!(
+        err,
+        "error: Failed to set new domain title\nerror: operation forbidden: read only access prevents virDomainSetMetadata\n"
+    );
+    let (_, _, err) = run(vsh().args(["-r", "-c", &uri, "desc", "vm1", "D"]));
+    assert!(
+        err.starts_with("error: Failed to set new domain description\n"),
+        "{err}"
+    );
+    let (code, _, err) = run(vsh().args([
+        "-r",
+        "-c",
+        &uri,
+        "metadata",
+        "vm1",
+        "http://e.org/",
+        "--key",
+        "e",
+        "--set",
+        "<a/>",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(
+        err,
+        "error: operation forbidden: read only access prevents virDomainSetMetadata\n"
+    );
     let (code, out, _) = run(vsh().args(["-r", "-c", &uri, "domstate", "vm1"]));
     assert_eq!((code, out.as_str()), (0, "shut off\n\n"));
 }
@@ -564,6 +619,8 @@ fn closed_stdout_for_every_verb() {
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
                         | "managedsave"
+                        // Only in the shell.
+                        | "cd"
                 )
             {
                 assert_eq!(

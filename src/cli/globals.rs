@@ -19,6 +19,10 @@ pub struct Globals {
     pub timing: bool,
     /// Every verb that prints data prints JSON.
     pub json: bool,
+    /// Running in the interactive shell (virsh's imode), where `cd` works.
+    pub interactive: bool,
+    /// `-l/--log FILE`, else `VIRSH_LOG_FILE`: where errors (and debug lines) are logged.
+    pub log_file: Option<String>,
 }
 
 impl Default for Globals {
@@ -32,6 +36,8 @@ impl Default for Globals {
             escape_text: "^]".into(),
             timing: false,
             json: false,
+            interactive: false,
+            log_file: None,
         }
     }
 }
@@ -54,6 +60,7 @@ const WITH_VALUE: &[(char, &str)] = &[
     ('e', "escape"),
     ('k', "keepalive-interval"),
     ('K', "keepalive-count"),
+    ('l', "log"),
 ];
 
 /// Flags: (short, long).
@@ -221,6 +228,7 @@ fn apply(
             }
             // No daemon, no keepalive: accepted for virsh's command lines.
         }
+        'l' => g.log_file = Some(value),
         'h' => return Ok(Some(Action::Usage)),
         'q' => g.quiet = true,
         'r' => g.readonly = true,

@@ -64,6 +64,7 @@ pub fn usage() -> String {
          keepalive interval in seconds, 0 for disable\n    \
          -K | --keepalive-count=NUM\n                            \
          number of possible missed keepalive messages\n    \
+         -l | --log=FILE         output logging to file\n    \
          -q | --quiet            quiet mode\n    \
          -r | --readonly         connect readonly\n    \
          -t | --timing           print timing information\n    \

@@ -42,10 +42,13 @@
 pub mod complete;
 pub mod console_expect;
 pub mod ctx;
+pub mod edit;
 pub mod globals;
 pub mod help;
 pub mod interrupt;
+pub mod log;
 pub mod parse;
+pub mod readonly;
 pub mod shell;
 pub mod table;
 pub mod verbs;
@@ -65,6 +68,8 @@ use table::Access;
 pub fn print_error(lines: impl IntoIterator<Item = impl std::fmt::Display>) {
     let mut e = std::io::stderr().lock();
     for l in lines {
+        let l = l.to_string();
+        log::write(log::Level::Error, &l);
         let _ = writeln!(e, "error: {l}");
     }
 }
@@ -88,6 +93,16 @@ pub fn main(args: &[String]) -> u8 {
             return 1;
         }
     };
+    let log_file = globals
+        .log_file
+        .clone()
+        .or_else(|| std::env::var("VIRSH_LOG_FILE").ok());
+    if let Some(path) = log_file
+        && let Err(msg) = log::open(&path)
+    {
+        print_error([msg]);
+        return 1;
+    }
     let mut ctx = CmdCtx::new(globals, Out::stdout());
     if words.is_empty() {
         return shell::run(&mut ctx);
@@ -133,7 +148,9 @@ pub fn run_commands(ctx: &mut CmdCtx, cmds: &[Vec<String>]) -> bool {
                     Some(v) => ("optdata", v.as_str()),
                     None => ("bool", "(none)"),
                 };
-                let _ = writeln!(std::io::stderr(), "{}: {name}({kind}): {v}", p.cmd.name);
+                let line = format!("{}: {name}({kind}): {v}", p.cmd.name);
+                log::write(log::Level::Info, &line);
+                let _ = writeln!(std::io::stderr(), "{line}");
             }
         }
         ok = run_one(ctx, p);
@@ -151,10 +168,10 @@ pub fn run_one(ctx: &mut CmdCtx, p: &ParsedArgs) -> bool {
     let res = if p.help {
         ctx.print(help::command(p.cmd));
         Ok(())
-    } else if let (true, Access::Write(api)) = (ctx.globals.readonly, p.cmd.access) {
-        Err(anyhow::anyhow!(
-            "operation forbidden: read only access prevents {api}"
-        ))
+    } else if let (true, Access::Write(api), true) =
+        (ctx.globals.readonly, p.cmd.access, readonly::changes(p))
+    {
+        Err(readonly::refusal(ctx, p, api))
     } else {
         ctx.set_json(p.cmd.json && (ctx.globals.json || p.json));
         let r = (p.cmd.handler)(ctx, p);

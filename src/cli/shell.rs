@@ -111,6 +111,7 @@ pub fn run(ctx: &mut CmdCtx) -> u8 {
     rl.set_helper(Some(VshHelper {
         ctx: CmdCtx::new(ctx.globals.clone(), Out::buffer()),
     }));
+    ctx.globals.interactive = true;
     let hist = history_file();
     if let Some(h) = &hist {
         let _ = rl.load_history(h);

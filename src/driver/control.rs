@@ -89,34 +89,47 @@ impl Domain<'_> {
         self.qmp_call("system_reset", None).map(|_| ())
     }
 
-    /// `virDomainSendKey` in the `linux` codeset: press `keys` together for `holdtime` ms
-    /// (QEMU's default when 0).
+    /// `virDomainSendKey`: press `keycodes` of `codeset` together for `holdtime` ms (QEMU's
+    /// default when 0), sent as QEMU key numbers (`qnum`).
+    // libvirt: qemuDomainSendKey, qemuMonitorJSONSendKey
     pub fn send_key(
         &self,
-        codeset: &str,
+        codeset: keycodes::Codeset,
         holdtime: u32,
-        keys: &[String],
+        keycodes: &[u32],
     ) -> Result<(), DriverError> {
-        if keys.is_empty() || keys.len() > SEND_KEY_MAX_KEYS {
+        if keycodes.is_empty() {
+            return Err(DriverError::InvalidArg(
+                "nkeycodes in virDomainSendKey must be greater than zero".into(),
+            ));
+        }
+        if keycodes.len() > SEND_KEY_MAX_KEYS {
             return Err(DriverError::InvalidArg(format!(
-                "nkeycodes must be between 1 and {SEND_KEY_MAX_KEYS}"
+                "nkeycodes must be <= {SEND_KEY_MAX_KEYS}"
             )));
         }
-        if codeset != "linux" {
-            return Err(DriverError::Unsupported(format!(
-                "codeset '{codeset}' is not supported, only 'linux' is"
-            )));
-        }
-        let mut qkeys = Vec::new();
-        for k in keys {
-            let q = keycodes::linux_to_qcode(k).ok_or_else(|| {
-                DriverError::InvalidArg(format!(
-                    "cannot translate keycode {k} of linux codeset to qnum keycode"
+        let mut keys = Vec::new();
+        for &k in keycodes {
+            let q = if codeset == keycodes::Codeset::Qnum {
+                Some(k)
+            } else {
+                keycodes::translate(codeset, keycodes::Codeset::Qnum, k)
+            };
+            let q = q.ok_or_else(|| {
+                DriverError::Internal(format!(
+                    "cannot translate keycode {k} of {} codeset to qnum keycode",
+                    codeset.as_str()
                 ))
             })?;
-            qkeys.push(json!({"type": "qcode", "data": q}));
+            if q > 0xffff {
+                return Err(DriverError::Internal(format!(
+                    "keycode {} is invalid: 0x{q:X}",
+                    keys.len()
+                )));
+            }
+            keys.push(json!({"type": "number", "data": q}));
         }
-        let mut args = json!({ "keys": qkeys });
+        let mut args = json!({ "keys": keys });
         if holdtime > 0 {
             args["hold-time"] = json!(holdtime);
         }

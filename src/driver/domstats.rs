@@ -1,5 +1,6 @@
 //! `virConnectGetAllDomainStats` / `virDomainListGetStats`: typed records per domain, grouped
-//! as libvirt's QEMU driver groups them (state, cpu-total, balloon, vcpu, interface, block).
+//! as libvirt's QEMU driver groups them (state, cpu-total, balloon, vcpu, interface, block,
+//! perf, iothread, memory, dirtyrate, vm; the QEMU-queried ones are in `domstats_qemu`).
 
 use serde::Serialize;
 
@@ -55,6 +56,11 @@ pub struct StatsGroups {
     pub vcpu: bool,
     pub interface: bool,
     pub block: bool,
+    pub perf: bool,
+    pub iothread: bool,
+    pub memory: bool,
+    pub dirtyrate: bool,
+    pub vm: bool,
 }
 
 impl StatsGroups {
@@ -65,6 +71,11 @@ impl StatsGroups {
         vcpu: true,
         interface: true,
         block: true,
+        perf: true,
+        iothread: true,
+        memory: true,
+        dirtyrate: true,
+        vm: true,
     };
 
     /// No group asked for means every group, as in libvirt.
@@ -143,10 +154,10 @@ pub fn state_number(s: State) -> i32 {
     }
 }
 
-struct Rec(Vec<(String, TypedValue)>);
+pub(crate) struct Rec(pub(crate) Vec<(String, TypedValue)>);
 
 impl Rec {
-    fn put(&mut self, k: impl Into<String>, v: TypedValue) {
+    pub(crate) fn put(&mut self, k: impl Into<String>, v: TypedValue) {
         self.0.push((k.into(), v));
     }
 }
@@ -187,20 +198,47 @@ impl Domain<'_> {
             r.put("state.state", TypedValue::Int(state_number(st.state)));
             r.put("state.reason", TypedValue::Int(reason_number(&st)));
         }
+        // QEMU's own per-vCPU counters (KVM's), read once for cpu-total and vcpu.
+        let hv = if active && (groups.cpu_total || groups.vcpu) {
+            self.vcpu_hypervisor_stats()
+        } else {
+            None
+        };
         if groups.cpu_total && active {
             self.cpu_total(&mut r);
+            // libvirt: qemuDomainGetStatsCpuHaltPollTime
+            if let Some(hv) = &hv
+                && let (Some(ok), Some(fail)) =
+                    (hv.sum("halt_poll_success_ns"), hv.sum("halt_poll_fail_ns"))
+            {
+                r.put("cpu.haltpoll.success.time", TypedValue::ULLong(ok));
+                r.put("cpu.haltpoll.fail.time", TypedValue::ULLong(fail));
+            }
         }
         if groups.balloon {
             self.balloon(&def, active, &mut r);
         }
         if groups.vcpu {
-            self.vcpu(&def, active, &mut r);
+            self.vcpu(&def, active, hv.as_ref(), &mut r);
         }
         if groups.interface && active {
             interfaces(&def, &mut r);
         }
         if groups.block {
             self.block(&def, active, &mut r);
+        }
+        // perf: libvirt reports the events it enabled with perf_event_open when QEMU
+        // started; this driver enables none, so the group is empty, as libvirt's is for a
+        // domain without enabled events. memory: only resctrl memory-bandwidth monitors
+        // (`<memorytune><monitor>`), which this driver does not create, so empty as well.
+        if groups.iothread && active {
+            self.iothread_stats(&mut r)?;
+        }
+        if groups.dirtyrate && active {
+            self.dirtyrate_stats(&mut r)?;
+        }
+        if groups.vm && active {
+            self.vm_stats(&mut r);
         }
         Ok(StatsRecord {
             name: self.name().to_string(),
@@ -244,7 +282,13 @@ impl Domain<'_> {
     }
 
     // libvirt: qemuDomainGetStatsVcpu
-    fn vcpu(&self, def: &DomainDef, active: bool, r: &mut Rec) {
+    fn vcpu(
+        &self,
+        def: &DomainDef,
+        active: bool,
+        hv: Option<&super::domstats_qemu::VcpuStats>,
+        r: &mut Rec,
+    ) {
         r.put(
             "vcpu.current",
             TypedValue::UInt(def.vcpu.current.unwrap_or(def.vcpu.count)),
@@ -262,6 +306,9 @@ impl Domain<'_> {
             if let Some(d) = v.delay {
                 r.put(format!("vcpu.{n}.delay"), TypedValue::ULLong(d));
             }
+            if let Some(hv) = hv {
+                r.0.extend(hv.fields(n));
+            }
         }
     }
 
@@ -271,6 +318,13 @@ impl Domain<'_> {
         r.put("block.count", TypedValue::UInt(disks.len() as u32));
         let stats = if active {
             self.block_stats_all(def).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let sizes = if active {
+            self.qmp_call("query-block", None)
+                .map(|b| super::domstats_qemu::block_sizes(def, &b))
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -305,6 +359,12 @@ impl Domain<'_> {
             put("fl.times", s.flush_total_times);
             if let Some(a) = s.wr_highest_offset {
                 r.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+            }
+            // libvirt: qemuDomainGetStatsBlockExportBackendStorage
+            if let Some((_, capacity, physical)) = sizes.iter().find(|(t, _, _)| *t == d.target.dev)
+            {
+                r.put(format!("block.{i}.capacity"), TypedValue::ULLong(*capacity));
+                r.put(format!("block.{i}.physical"), TypedValue::ULLong(*physical));
             }
         }
     }

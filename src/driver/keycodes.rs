@@ -1,117 +1,155 @@
-//! Keys for `send-key`: the `linux` codeset (names and numbers of the Linux input layer)
-//! mapped to QEMU's key names (`QKeyCode`), which QMP `send-key` takes as they are.
-//! Only the keys of a standard PC keyboard are known; other names are refused.
+//! Keys for `send-key`: virsh's codesets (`virKeycodeSet`), their symbolic names, and the
+//! translation to QEMU's key numbers (`qnum`), which QMP `send-key` takes as
+//! `{"type": "number"}` keys (libvirt: src/util/virkeycode.c, qemuDomainSendKey).
+//!
+//! The data is `keymaps.tsv`: one row per Linux key code, in ascending order, giving each
+//! codeset's value for that key (0 where the codeset has none; `os_x` 255, its value for
+//! key 0), and the Linux, macOS and Win32 names ("-" for none). It is the keycodemapdb
+//! database libvirt 9.0 builds its tables from (qemu/keycodemapdb 5fbc7b0), with the
+//! derived columns computed as keycodemapdb derives them: `xt_kbd` and `qnum` are AT set 1
+//! with an `0xe0` prefix re-encoded as `0x100 | low` and `0x80 | low`.
 
-/// (Linux name, Linux number, QEMU qcode).
-const KEYS: &[(&str, u32, &str)] = &[
-    ("KEY_ESC", 1, "esc"),
-    ("KEY_1", 2, "1"),
-    ("KEY_2", 3, "2"),
-    ("KEY_3", 4, "3"),
-    ("KEY_4", 5, "4"),
-    ("KEY_5", 6, "5"),
-    ("KEY_6", 7, "6"),
-    ("KEY_7", 8, "7"),
-    ("KEY_8", 9, "8"),
-    ("KEY_9", 10, "9"),
-    ("KEY_0", 11, "0"),
-    ("KEY_MINUS", 12, "minus"),
-    ("KEY_EQUAL", 13, "equal"),
-    ("KEY_BACKSPACE", 14, "backspace"),
-    ("KEY_TAB", 15, "tab"),
-    ("KEY_Q", 16, "q"),
-    ("KEY_W", 17, "w"),
-    ("KEY_E", 18, "e"),
-    ("KEY_R", 19, "r"),
-    ("KEY_T", 20, "t"),
-    ("KEY_Y", 21, "y"),
-    ("KEY_U", 22, "u"),
-    ("KEY_I", 23, "i"),
-    ("KEY_O", 24, "o"),
-    ("KEY_P", 25, "p"),
-    ("KEY_LEFTBRACE", 26, "bracket_left"),
-    ("KEY_RIGHTBRACE", 27, "bracket_right"),
-    ("KEY_ENTER", 28, "ret"),
-    ("KEY_LEFTCTRL", 29, "ctrl"),
-    ("KEY_A", 30, "a"),
-    ("KEY_S", 31, "s"),
-    ("KEY_D", 32, "d"),
-    ("KEY_F", 33, "f"),
-    ("KEY_G", 34, "g"),
-    ("KEY_H", 35, "h"),
-    ("KEY_J", 36, "j"),
-    ("KEY_K", 37, "k"),
-    ("KEY_L", 38, "l"),
-    ("KEY_SEMICOLON", 39, "semicolon"),
-    ("KEY_APOSTROPHE", 40, "apostrophe"),
-    ("KEY_GRAVE", 41, "grave_accent"),
-    ("KEY_LEFTSHIFT", 42, "shift"),
-    ("KEY_BACKSLASH", 43, "backslash"),
-    ("KEY_Z", 44, "z"),
-    ("KEY_X", 45, "x"),
-    ("KEY_C", 46, "c"),
-    ("KEY_V", 47, "v"),
-    ("KEY_B", 48, "b"),
-    ("KEY_N", 49, "n"),
-    ("KEY_M", 50, "m"),
-    ("KEY_COMMA", 51, "comma"),
-    ("KEY_DOT", 52, "dot"),
-    ("KEY_SLASH", 53, "slash"),
-    ("KEY_RIGHTSHIFT", 54, "shift_r"),
-    ("KEY_KPASTERISK", 55, "kp_multiply"),
-    ("KEY_LEFTALT", 56, "alt"),
-    ("KEY_SPACE", 57, "spc"),
-    ("KEY_CAPSLOCK", 58, "caps_lock"),
-    ("KEY_F1", 59, "f1"),
-    ("KEY_F2", 60, "f2"),
-    ("KEY_F3", 61, "f3"),
-    ("KEY_F4", 62, "f4"),
-    ("KEY_F5", 63, "f5"),
-    ("KEY_F6", 64, "f6"),
-    ("KEY_F7", 65, "f7"),
-    ("KEY_F8", 66, "f8"),
-    ("KEY_F9", 67, "f9"),
-    ("KEY_F10", 68, "f10"),
-    ("KEY_NUMLOCK", 69, "num_lock"),
-    ("KEY_SCROLLLOCK", 70, "scroll_lock"),
-    ("KEY_F11", 87, "f11"),
-    ("KEY_F12", 88, "f12"),
-    ("KEY_RIGHTCTRL", 97, "ctrl_r"),
-    ("KEY_SYSRQ", 99, "sysrq"),
-    ("KEY_RIGHTALT", 100, "alt_r"),
-    ("KEY_HOME", 102, "home"),
-    ("KEY_UP", 103, "up"),
-    ("KEY_PAGEUP", 104, "pgup"),
-    ("KEY_LEFT", 105, "left"),
-    ("KEY_RIGHT", 106, "right"),
-    ("KEY_END", 107, "end"),
-    ("KEY_DOWN", 108, "down"),
-    ("KEY_PAGEDOWN", 109, "pgdn"),
-    ("KEY_INSERT", 110, "insert"),
-    ("KEY_DELETE", 111, "delete"),
-    ("KEY_PAUSE", 119, "pause"),
-    ("KEY_LEFTMETA", 125, "meta_l"),
-    ("KEY_RIGHTMETA", 126, "meta_r"),
-    ("KEY_COMPOSE", 127, "menu"),
-];
+use std::sync::OnceLock;
 
-/// The codesets virsh knows (`virKeycodeSet`); this driver translates `linux` only.
+/// virsh's codesets, in `virKeycodeSet` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codeset {
+    Linux,
+    /// The same table as AT set 1 (libvirt: "XT is same as AT Set1").
+    Xt,
+    Atset1,
+    Atset2,
+    Atset3,
+    OsX,
+    XtKbd,
+    Usb,
+    Win32,
+    Qnum,
+}
+
+/// Codeset names as virsh takes them (`--codeset`); `rfb` is `qnum`'s name before libvirt
+/// 4.0 renamed it, still taken.
 pub const CODESETS: &[&str] = &[
-    "linux", "xt", "atset1", "atset2", "atset3", "os_x", "xt_kbd", "win32", "usb", "qnum", "rfb",
+    "linux", "xt", "atset1", "atset2", "atset3", "os_x", "xt_kbd", "usb", "win32", "qnum", "rfb",
 ];
 
-/// The QEMU key name of Linux key `key` (a `KEY_*` name or its number).
-pub fn linux_to_qcode(key: &str) -> Option<&'static str> {
-    let by_number = key.parse::<u32>().ok().or_else(|| {
-        key.strip_prefix("0x")
-            .and_then(|h| u32::from_str_radix(h, 16).ok())
-    });
-    KEYS.iter()
-        .find(|(n, num, _)| match by_number {
-            Some(v) => *num == v,
-            None => n.eq_ignore_ascii_case(key),
+const ALL: [Codeset; 10] = [
+    Codeset::Linux,
+    Codeset::Xt,
+    Codeset::Atset1,
+    Codeset::Atset2,
+    Codeset::Atset3,
+    Codeset::OsX,
+    Codeset::XtKbd,
+    Codeset::Usb,
+    Codeset::Win32,
+    Codeset::Qnum,
+];
+
+impl Codeset {
+    /// `virKeycodeSetTypeFromString`: exact names only.
+    pub fn from_name(name: &str) -> Option<Codeset> {
+        if name == "rfb" {
+            return Some(Codeset::Qnum);
+        }
+        CODESETS[..ALL.len()]
+            .iter()
+            .position(|c| *c == name)
+            .map(|i| ALL[i])
+    }
+
+    pub fn as_str(self) -> &'static str {
+        CODESETS[ALL.iter().position(|c| *c == self).unwrap_or(0)]
+    }
+
+    /// This codeset's column in a row: (value column, name column).
+    fn columns(self) -> (usize, Option<usize>) {
+        match self {
+            Codeset::Linux => (0, Some(0)),
+            Codeset::OsX => (1, Some(1)),
+            Codeset::Xt | Codeset::Atset1 => (2, None),
+            Codeset::Atset2 => (3, None),
+            Codeset::Atset3 => (4, None),
+            Codeset::XtKbd => (5, None),
+            Codeset::Usb => (6, None),
+            Codeset::Win32 => (7, Some(2)),
+            Codeset::Qnum => (8, None),
+        }
+    }
+}
+
+/// One key: values in the order linux, os_x, atset1, atset2, atset3, xt_kbd, usb, win32,
+/// qnum; names linux, os_x, win32.
+struct Key {
+    values: [u32; 9],
+    names: [Option<&'static str>; 3],
+}
+
+fn keys() -> &'static [Key] {
+    static KEYS: OnceLock<Vec<Key>> = OnceLock::new();
+    KEYS.get_or_init(|| parse_table(include_str!("keymaps.tsv")))
+}
+
+/// The rows of `keymaps.tsv`; a malformed row is a bug in the shipped data (a test reads
+/// the whole table), so it is left out rather than taken as a key.
+fn parse_table(text: &'static str) -> Vec<Key> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let f: Vec<&'static str> = l.split('\t').collect();
+            if f.len() != 12 {
+                return None;
+            }
+            let name = |s: &'static str| (s != "-").then_some(s);
+            let mut values = [0u32; 9];
+            for (v, s) in values.iter_mut().zip(&f[3..]) {
+                *v = s.parse().ok()?;
+            }
+            Some(Key {
+                values,
+                names: [name(f[0]), name(f[1]), name(f[2])],
+            })
         })
-        .map(|(_, _, q)| *q)
+        .collect()
+}
+
+/// `virKeycodeValueFromString`: the value of the key named `name` (case matters) in
+/// `codeset`; codesets without names have none.
+pub fn value_from_name(codeset: Codeset, name: &str) -> Option<u32> {
+    let (col, name_col) = codeset.columns();
+    let name_col = name_col?;
+    keys()
+        .iter()
+        .find(|k| k.names[name_col] == Some(name))
+        .map(|k| k.values[col])
+}
+
+/// `virKeycodeValueTranslate`: the first key whose `from` value is `value`, in `to`.
+pub fn translate(from: Codeset, to: Codeset, value: u32) -> Option<u32> {
+    let (fc, _) = from.columns();
+    let (tc, _) = to.columns();
+    keys()
+        .iter()
+        .find(|k| k.values[fc] == value)
+        .map(|k| k.values[tc])
+}
+
+/// A key given as a number, as virsh reads one: decimal, `0x` hex or `0` octal, at most
+/// 0xffff (libvirt: virshKeyCodeGetInt).
+pub fn parse_number(s: &str) -> Option<u32> {
+    let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        u32::from_str_radix(h, 16).ok()?
+    } else if s.len() > 1 && s.starts_with('0') {
+        u32::from_str_radix(&s[1..], 8).ok()?
+    } else {
+        s.parse::<u32>().ok()?
+    };
+    (v <= 0xffff).then_some(v)
+}
+
+/// A key argument of `send-key`: its number, else its name in `codeset` (libvirt: cmdSendKey).
+pub fn keycode(codeset: Codeset, arg: &str) -> Option<u32> {
+    parse_number(arg).or_else(|| value_from_name(codeset, arg))
 }
 
 #[cfg(test)]
@@ -119,10 +157,56 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_and_numbers() {
-        assert_eq!(linux_to_qcode("KEY_A"), Some("a"));
-        assert_eq!(linux_to_qcode("30"), Some("a"));
-        assert_eq!(linux_to_qcode("0x1c"), Some("ret"));
-        assert_eq!(linux_to_qcode("KEY_NOPE"), None);
+    fn the_table_is_whole() {
+        let text = include_str!("keymaps.tsv");
+        let rows = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert_eq!(keys().len(), rows);
+        // Linux codes ascend, one row each.
+        assert!(keys().windows(2).all(|w| w[0].values[0] < w[1].values[0]));
+    }
+
+    #[test]
+    fn names_per_codeset() {
+        assert_eq!(value_from_name(Codeset::Linux, "KEY_A"), Some(30));
+        assert_eq!(value_from_name(Codeset::Linux, "key_a"), None);
+        assert_eq!(value_from_name(Codeset::OsX, "ANSI_A"), Some(0));
+        assert_eq!(value_from_name(Codeset::Win32, "VK_RETURN"), Some(0x0d));
+        assert_eq!(value_from_name(Codeset::Atset1, "KEY_A"), None);
+        assert_eq!(value_from_name(Codeset::Qnum, "KEY_A"), None);
+    }
+
+    #[test]
+    fn translations_to_qnum() {
+        let q = |c, v| translate(c, Codeset::Qnum, v);
+        // 'a' in every codeset.
+        assert_eq!(q(Codeset::Linux, 30), Some(0x1e));
+        assert_eq!(q(Codeset::Xt, 0x1e), Some(0x1e));
+        assert_eq!(q(Codeset::Atset2, 0x1c), Some(0x1e));
+        assert_eq!(q(Codeset::Atset3, 0x1c), Some(0x1e));
+        assert_eq!(q(Codeset::OsX, 0), Some(0x1e));
+        assert_eq!(q(Codeset::Usb, 4), Some(0x1e));
+        assert_eq!(q(Codeset::Win32, 0x41), Some(0x1e));
+        // Right Ctrl: an 0xe0-prefixed key, re-encoded.
+        assert_eq!(q(Codeset::Linux, 97), Some(0x9d));
+        assert_eq!(q(Codeset::Atset1, 0xe01d), Some(0x9d));
+        assert_eq!(q(Codeset::XtKbd, 0x11d), Some(0x9d));
+        assert_eq!(q(Codeset::Linux, 0xfff0), None);
+    }
+
+    #[test]
+    fn codesets_and_numbers() {
+        assert_eq!(Codeset::from_name("os_x"), Some(Codeset::OsX));
+        assert_eq!(Codeset::from_name("rfb"), Some(Codeset::Qnum));
+        assert_eq!(Codeset::Qnum.as_str(), "qnum");
+        assert_eq!(Codeset::from_name("LINUX"), None);
+        assert_eq!(Codeset::XtKbd.as_str(), "xt_kbd");
+        assert_eq!(parse_number("28"), Some(28));
+        assert_eq!(parse_number("0x1c"), Some(28));
+        assert_eq!(parse_number("034"), Some(28));
+        assert_eq!(parse_number("0"), Some(0));
+        assert_eq!(parse_number("0x10000"), None);
+        assert_eq!(parse_number("-1"), None);
+        assert_eq!(keycode(Codeset::Linux, "KEY_ENTER"), Some(28));
+        assert_eq!(keycode(Codeset::Usb, "KEY_ENTER"), None);
     }
 }

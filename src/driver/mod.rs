@@ -9,6 +9,7 @@ pub mod display;
 pub mod domain;
 pub mod domcaps;
 pub mod domstats;
+pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
 pub mod ifaddr;

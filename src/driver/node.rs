@@ -257,9 +257,11 @@ impl Connect {
     pub fn sysinfo(&self) -> Result<String, DriverError> {
         let (_, s) = self.host_dirs();
         let dmi = s.join("class/dmi/id");
+        // libvirt reads the host's SMBIOS once; without it the QEMU driver refuses so.
+        // libvirt: qemuConnectGetSysinfo
         if !dmi.is_dir() {
             return Err(DriverError::Unsupported(
-                "Host sysinfo extraction not supported on the platform".into(),
+                "Host SMBIOS information is not available".into(),
             ));
         }
         Ok(sysinfo_xml(&|f: &str| {

@@ -329,7 +329,7 @@ pub(crate) fn interface_stats_for(
 }
 
 /// Whether a `query-blockstats` entry is the one of the disk with alias `alias`.
-fn is_disk_entry(e: &Value, alias: &str) -> bool {
+pub(crate) fn is_disk_entry(e: &Value, alias: &str) -> bool {
     let qdev = e["qdev"].as_str().unwrap_or("");
     let device = e["device"].as_str().unwrap_or("");
     qdev == alias

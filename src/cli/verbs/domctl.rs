@@ -138,18 +138,23 @@ fn cmd_reset(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
-/// `vsh send-key DOMAIN [--codeset linux] [--holdtime MS] KEYCODE...` (libvirt: cmdSendKey).
+/// `vsh send-key DOMAIN [--codeset CODESET] [--holdtime MS] KEYCODE...` (libvirt:
+/// cmdSendKey): each key a number or a name of the codeset, at most 16.
 fn cmd_send_key(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let codeset = args.string("codeset").unwrap_or("linux");
-    if !keycodes::CODESETS.contains(&codeset) {
-        bail!("unknown codeset: '{codeset}'");
-    }
+    let name = args.string("codeset").unwrap_or("linux");
+    let Some(codeset) = keycodes::Codeset::from_name(name) else {
+        bail!("unknown codeset: '{name}'");
+    };
     let holdtime: u32 = args.int::<i32>("holdtime")?.unwrap_or(0).max(0) as u32;
-    let keys: Vec<String> = args.all("keycode").iter().map(|k| k.to_string()).collect();
-    if codeset == "linux"
-        && let Some(bad) = keys.iter().find(|k| keycodes::linux_to_qcode(k).is_none())
-    {
-        bail!("invalid keycode: '{bad}'");
+    let mut keys = Vec::new();
+    for k in args.all("keycode") {
+        if keys.len() == crate::driver::control::SEND_KEY_MAX_KEYS {
+            bail!("too many keycodes");
+        }
+        let Some(v) = keycodes::keycode(codeset, k) else {
+            bail!("invalid keycode: '{k}'");
+        };
+        keys.push(v);
     }
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     dom.send_key(codeset, holdtime, &keys)?;

@@ -49,6 +49,7 @@ pub const CMDS: &[CmdDef] = &[
             AFFECT[1],
             AFFECT[2],
             OptDef::flag("title", "modify/get the title instead of description"),
+            OptDef::flag("edit", "open an editor to modify the description"),
             OptDef::argv("new-desc", "message"),
         ],
         cmd_desc,
@@ -113,6 +114,7 @@ pub const CMDS: &[CmdDef] = &[
             AFFECT[0],
             AFFECT[1],
             AFFECT[2],
+            OptDef::flag("edit", "use an editor to change the metadata"),
             OptDef::string("key", "key to be used as a namespace identifier"),
             OptDef::string("set", "new metadata to set"),
             OptDef::flag("remove", "remove the metadata corresponding to an uri"),
@@ -441,23 +443,40 @@ fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         (MetadataKind::Description, "description")
     };
     let words = args.all("new-desc");
-    if !words.is_empty() {
-        let text = words.join(" ");
-        dom.set_metadata(kind, Some(&text), None, None, aff)
-            .with_context(|| format!("Failed to set new domain {what}"))?;
-        ctx.println_extra(format!("Domain {what} updated successfully"));
-        return Ok(());
-    }
     // With both flags, the config is what is shown (virsh's rule).
     let get = Affect {
         live: aff.live && !aff.config,
         config: aff.config,
     };
-    let text = match dom.metadata(kind, None, get) {
-        Ok(t) => t,
-        Err(crate::driver::DriverError::NoMetadata) => String::new(),
-        Err(e) => return Err(e.into()),
+    let current = || match dom.metadata(kind, None, get) {
+        Ok(t) => Ok(t),
+        Err(crate::driver::DriverError::NoMetadata) => Ok(String::new()),
+        Err(e) => Err(anyhow::Error::from(e)),
     };
+    if !words.is_empty() || args.flag("edit") {
+        let mut text = if words.is_empty() {
+            current()?
+        } else {
+            words.join(" ")
+        };
+        if args.flag("edit") {
+            let mut edited = crate::cli::edit::edit_text(&text)?;
+            // Editors end files with a newline; a title is one line (virsh's rule).
+            if title && edited.ends_with('\n') {
+                edited.pop();
+            }
+            if edited == text {
+                ctx.println_extra(format!("Domain {what} not changed"));
+                return Ok(());
+            }
+            text = edited;
+        }
+        dom.set_metadata(kind, Some(&text), None, None, aff)
+            .with_context(|| format!("Failed to set new domain {what}"))?;
+        ctx.println_extra(format!("Domain {what} updated successfully"));
+        return Ok(());
+    }
+    let text = current()?;
     let name = dom.name().to_string();
     ctx.emit(&text, |t| {
         if t.is_empty() {
@@ -472,14 +491,38 @@ fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 /// `vsh metadata DOMAIN URI [--key KEY] [--set XML | --remove] [--live|--config|--current]`
 /// (libvirt: cmdMetadata).
 fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    exclusive(args, "set", "remove")?;
+    exclusive(args, "edit", "set")?;
+    exclusive(args, "remove", "set")?;
+    exclusive(args, "remove", "edit")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let aff = affect(args)?;
     let uri = args.required("uri")?;
     let key = args.string("key");
     let set = args.string("set");
-    if set.is_some() && key.is_none() {
+    let edit = args.flag("edit");
+    if (set.is_some() || edit) && key.is_none() {
         bail!("namespace key is required when modifying metadata");
+    }
+    if edit {
+        let get = Affect {
+            live: aff.live && !aff.config,
+            config: aff.config,
+        };
+        // No metadata yet: an empty line to start from (libvirt: virshDomainGetEditMetadata).
+        let doc = dom
+            .metadata(MetadataKind::Element, Some(uri), get)
+            .unwrap_or_else(|_| "\n".into());
+        let edited = crate::cli::edit::edit_text(&doc)?;
+        if edited == doc {
+            // virsh prints this one without its own newline (libvirt: cmdMetadata).
+            if !ctx.globals.quiet {
+                ctx.print("Metadata not changed");
+            }
+            return Ok(());
+        }
+        dom.set_metadata(MetadataKind::Element, Some(&edited), key, Some(uri), aff)?;
+        ctx.println_extra("Metadata modified");
+        return Ok(());
     }
     if set.is_some() || args.flag("remove") {
         dom.set_metadata(MetadataKind::Element, set, key, Some(uri), aff)?;

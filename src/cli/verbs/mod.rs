@@ -12,6 +12,7 @@ pub mod node;
 pub mod readfmt;
 pub mod save;
 pub mod secret;
+pub mod shellverbs;
 pub mod tools;
 pub mod util;
 pub mod virsh;
@@ -34,6 +35,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     secret::CMDS,
     tools::CMDS,
     virsh::CMDS,
+    shellverbs::CMDS,
 ];
 
 /// Every verb in the table.

@@ -1,0 +1,54 @@
+//! Editing a text in the user's editor, as virsh's `--edit` options do (libvirt:
+//! vshEditWriteToTempFile, vshEditFile, vshEditReadBackFile): the text goes into a temp
+//! file in `$TMPDIR` (else /tmp), `sh -c "$VISUAL FILE"` (else `$EDITOR`, else `vi`) runs
+//! on our terminal, and the file is read back and removed.
+
+use std::io::Write;
+use std::process::Command;
+
+use anyhow::{Result, anyhow, bail};
+
+/// The characters virsh lets into the editor's command line with the file name.
+const ACCEPTED: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-+/";
+
+/// `doc` as the user left it after editing it.
+pub fn edit_text(doc: &str) -> Result<String> {
+    let dir = std::env::var("TMPDIR").unwrap_or_else(|_| "/tmp".into());
+    let mut tmp = tempfile::Builder::new()
+        .prefix("vsh")
+        .suffix(".xml")
+        .tempfile_in(&dir)
+        .map_err(|e| anyhow!("g_mkstemp_full: failed to create temporary file: {e}"))?;
+    let path = tmp.path().display().to_string();
+    tmp.write_all(doc.as_bytes())
+        .and_then(|_| tmp.flush())
+        .map_err(|e| anyhow!("write: {path}: failed to write to temporary file: {e}"))?;
+    run_editor(&path)?;
+    std::fs::read_to_string(tmp.path())
+        .map_err(|e| anyhow!("{path}: failed to read temporary file: {e}"))
+}
+
+/// Run the editor on `path`, inheriting our terminal.
+fn run_editor(path: &str) -> Result<()> {
+    let editor = std::env::var("VISUAL")
+        .or_else(|_| std::env::var("EDITOR"))
+        .unwrap_or_else(|_| "vi".into());
+    if !path.chars().all(|c| ACCEPTED.contains(c)) {
+        bail!(
+            "{path}: temporary filename contains shell meta or other unacceptable characters (is $TMPDIR wrong?)"
+        );
+    }
+    let line = format!("{editor} {path}");
+    let status = Command::new("sh")
+        .args(["-c", &line])
+        .status()
+        .map_err(|e| anyhow!("Cannot run sh: {e}"))?;
+    if !status.success() {
+        let how = match status.code() {
+            Some(c) => format!("exit status {c}"),
+            None => "fatal signal".to_string(),
+        };
+        bail!("internal error: Child process (sh -c '{line}') unexpected {how}");
+    }
+    Ok(())
+}
