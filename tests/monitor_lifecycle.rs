@@ -770,7 +770,8 @@ fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
     let xml = linux_xml(
         &kit,
         root,
-        "insmod /lib/modules/i6300esb.ko heartbeat=2 && exec 3>/dev/watchdog && \
+        "insmod /lib/modules/watchdog.ko && insmod /lib/modules/i6300esb.ko heartbeat=2 && \
+         exec 3>/dev/watchdog && \
          echo WATCHDOG-OPEN && sleep 3600",
         "",
         &format!("<watchdog model='i6300esb' action='{action}'/>"),
@@ -864,11 +865,18 @@ fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
     // poweroff -f takes the guest down at once; QEMU then sits in 'shutdown'.
     std::thread::sleep(Duration::from_secs(2));
     assert!(is_same_live_process(st.pid, st.start_time), "QEMU left");
+    // The status file still says running: nobody watched.
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
     let t0 = Instant::now();
-    wait_until("shut off (shutdown)", Duration::from_secs(30), || {
-        d.state().unwrap().to_string() == "shut off (shutdown)"
-    });
+    match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
+        Attach::Running(mut g) => {
+            let end = g.wait_ended(Duration::from_secs(30));
+            assert_eq!(end, Some(DomainState::new(State::Shutoff, "shutdown")));
+        }
+        Attach::Inactive(s) => panic!("not adopted: {s}"),
+    }
     eprintln!("FIGURE: adopt to shut off (shutdown): {:?}", t0.elapsed());
+    assert_eq!(d.state().unwrap().to_string(), "shut off (shutdown)");
     wait_until("QEMU gone", Duration::from_secs(15), || {
         !is_same_live_process(st.pid, st.start_time)
     });

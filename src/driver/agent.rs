@@ -63,12 +63,15 @@ pub fn channel(def: &DomainDef) -> Option<(usize, &Chardev)> {
     })
 }
 
-/// The UNIX socket QEMU serves the agent channel on.
-pub fn socket_path(c: &Chardev) -> Option<PathBuf> {
+/// The UNIX socket QEMU serves the agent channel on: its source path, else where a
+/// path-less channel binds, `CHANNEL` in the start's channel dir `auto_dir` (libvirt:
+/// qemuDomainPrepareChannel).
+pub fn socket_path(c: &Chardev, auto_dir: Option<PathBuf>) -> Option<PathBuf> {
     c.sources
         .iter()
         .find_map(|s| s.path.as_deref())
         .map(PathBuf::from)
+        .or_else(|| Some(auto_dir?.join(CHANNEL)))
 }
 
 /// The id of the virtserialport device QEMU names in VSERPORT_CHANGE (libvirt's alias
@@ -258,7 +261,17 @@ mod tests {
         );
         let (i, c) = channel(&d).unwrap();
         assert_eq!(i, 1);
-        assert_eq!(socket_path(c).unwrap(), PathBuf::from("/r/ga.sock"));
+        assert_eq!(socket_path(c, None).unwrap(), PathBuf::from("/r/ga.sock"));
+        let d = def(
+            "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>\
+             </channel>",
+        );
+        let (_, c) = channel(&d).unwrap();
+        assert_eq!(socket_path(c, None), None);
+        assert_eq!(
+            socket_path(c, Some("/lib/channel/target/domain-1-a".into())).unwrap(),
+            PathBuf::from("/lib/channel/target/domain-1-a/org.qemu.guest_agent.0")
+        );
         assert_eq!(device_alias(i, c), "channel1");
         assert_eq!(
             AgentError::NotConfigured.to_string(),

@@ -43,8 +43,8 @@ const MODULES: &[&str] = &[
 ];
 
 /// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
-/// test script loads them with its own parameters (`insmod /lib/modules/i6300esb.ko
-/// heartbeat=1`), as a watchdog starts counting once opened.
+/// test script loads them (dependencies first: `insmod /lib/modules/watchdog.ko; insmod
+/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters.
 const EXTRA_MODULES: &[&str] = &["i6300esb"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.

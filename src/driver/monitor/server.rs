@@ -828,7 +828,10 @@ impl Server {
         let Some((i, chan)) = agent::channel(&def) else {
             return;
         };
-        let Some(path) = agent::socket_path(chan) else {
+        let auto_dir = def
+            .id
+            .map(|id| crate::driver::launch::channel_dir_of(&self.lib_dir, &self.paths.name, id));
+        let Some(path) = agent::socket_path(chan, auto_dir) else {
             return;
         };
         let alias = agent::device_alias(i, chan);
@@ -1090,7 +1093,17 @@ impl Server {
 
     async fn on_cmd(&mut self, cmd: Cmd) {
         let Cmd { req, reply, push } = cmd;
-        if self.end_reason.is_some() && !matches!(req, Request::Destroy { .. } | Request::State) {
+        // A subscriber may still come for the Stopped event (a caller that adopted a guest
+        // whose lifecycle action ends it).
+        if self.end_reason.is_some()
+            && !matches!(
+                req,
+                Request::Hello { .. }
+                    | Request::Destroy { .. }
+                    | Request::State
+                    | Request::Subscribe
+            )
+        {
             let _ = reply.send(Reply::Err(Failure {
                 class: None,
                 desc: "the guest is shutting down".into(),
