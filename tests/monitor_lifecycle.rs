@@ -978,6 +978,16 @@ fn shutdown_and_reboot_modes_without_an_agent() {
         out.contains(&format!("Domain '{NAME}' is being rebooted")),
         "{out}"
     );
+    // What domifaddr --source agent asks goes through the monitor, and is refused alike.
+    match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
+        Attach::Running(mut g) => assert_eq!(
+            g.agent_command("guest-network-get-interfaces", None, Duration::from_secs(5))
+                .unwrap_err()
+                .to_string(),
+            "argument unsupported: QEMU guest agent is not configured"
+        ),
+        Attach::Inactive(s) => panic!("{s}"),
+    }
     // Paused: the agent is refused before anything is asked of it.
     d.suspend().unwrap();
     let e = d

@@ -822,6 +822,10 @@ impl Server {
     /// Find the guest agent's channel in the live XML, and whether the guest has it open.
     // libvirt: qemuFindAgentConfig, qemuConnectAgent (deferred until the port is open)
     async fn find_agent(&mut self) {
+        // Most guests have none: spare the start a second parse of the XML.
+        if !self.status.xml.contains(agent::CHANNEL) {
+            return;
+        }
         let Ok(def) = crate::domain::parse(&self.status.xml) else {
             return;
         };
