@@ -8,6 +8,7 @@
 //!   the argv xml2argv produced for the same domain, its monitor on a socket we bind, up to
 //!   the same point (greeting, `qmp_capabilities`, `cont` answered); runs alternate so that
 //!   load from elsewhere hits both alike.
+//! - events: `vsh event`'s delay after QEMU's QMP event (lifecycle events of suspend/resume).
 //! - fifty: 50 paused guests started from 50 threads of one process; `vsh list --all` on them;
 //!   RSS of this process per running guest; then all destroyed and checked gone by pid.
 //! - soak: start/destroy cycles through the library and through `vsh` processes.
@@ -212,6 +213,74 @@ fn latency() {
     );
 }
 
+/// `vsh event` against QEMU's own clock: for each suspend and resume, the time from the
+/// QMP event's timestamp (QEMU's wall clock when it emitted STOP/RESUME) to the moment the
+/// matching line of a `vsh event --loop` child is read here.
+fn events(vsh: &Path) {
+    use domdriver::driver::monitor::MonitorClient;
+    use domdriver::driver::monitor::proto::{Push, Request};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let runs = env_usize("GUESTS_RUNS", 30);
+    let d = tempfile::tempdir().unwrap();
+    let uri = guests::uri(d.path());
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn
+        .define_domain_xml(&guests::small_xml("evl", None))
+        .unwrap();
+    dom.create().unwrap();
+    let mut child = Command::new(vsh)
+        .args(["-c", &uri, "event", "evl", "--event", "lifecycle", "--loop"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Subscribed once its watcher's inotify descriptor exists.
+    let fd_dir = format!("/proc/{}/fd", child.id());
+    while !std::fs::read_dir(&fd_dir).is_ok_and(|rd| {
+        rd.flatten().any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("inotify"))
+        })
+    }) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut lines = BufReader::new(child.stdout.take().unwrap());
+    let control = d.path().join("run/qemu/domain-evl/control.sock");
+    let mut qmp = MonitorClient::connect(&control).unwrap();
+    qmp.call(&Request::Subscribe { since_ms: None }).unwrap();
+    let mut lags = Vec::new();
+    for i in 0..runs * 2 {
+        let (want_qmp, want_line) = if i % 2 == 0 {
+            dom.suspend().unwrap();
+            ("STOP", "Suspended Paused")
+        } else {
+            dom.resume().unwrap();
+            ("RESUME", "Resumed Unpaused")
+        };
+        let mut line = String::new();
+        lines.read_line(&mut line).unwrap();
+        let seen = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!(line.trim_end().ends_with(want_line), "{line}");
+        let ts = loop {
+            match qmp.next_push(Some(Duration::from_secs(10))).unwrap() {
+                Some(Push::Qmp(e)) if e.name == want_qmp => break e.timestamp.unwrap(),
+                Some(_) => {}
+                None => panic!("no {want_qmp} event"),
+            }
+        };
+        let at = Duration::new(ts.0 as u64, (ts.1 as u32) * 1000);
+        lags.push(seen.saturating_sub(at));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    dom.destroy().unwrap();
+    println!(
+        "event latency ({} lifecycle events, QMP timestamp to `vsh event`'s line read): median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+        lags.len(),
+        ms(median(&mut lags)),
+        ms(p90(&mut lags)),
+        ms(*lags.iter().max().unwrap())
+    );
+}
+
 fn fifty(vsh: &Path) {
     let n = env_usize("GUESTS_COUNT", 50);
     let d = tempfile::tempdir().unwrap();
@@ -355,6 +424,9 @@ fn main() {
     let want = |s: &str| picked.is_empty() || picked.iter().any(|p| p == s);
     if want("latency") {
         latency();
+    }
+    if want("events") {
+        events(vsh);
     }
     if want("fifty") {
         fifty(vsh);

@@ -141,7 +141,8 @@ fn read_until(master: &OwnedFd, needle: &str, limit: Duration) -> String {
 }
 
 /// `vsh console` on a terminal: raw mode during the session, typing reaches the guest and
-/// its echo comes back, ^] detaches and the terminal's settings are restored.
+/// its echo comes back, a second session is refused, `--force` takes the console and the
+/// first session ends with the terminal's settings restored.
 fn tty_session(uri: &str) {
     use nix::sys::termios::{LocalFlags, tcgetattr};
     let pty = nix::pty::openpty(None, None).unwrap();
@@ -157,15 +158,6 @@ fn tty_session(uri: &str) {
     let pid = child.id() as i32;
     let banner = read_until(&pty.master, "(Ctrl + ])", Duration::from_secs(30));
     assert!(banner.contains("Connected to domain 'con'"), "{banner}");
-    // One session per device, unless forced.
-    let (ok, _, err) = vsh(uri, &["console", "con"], b"");
-    assert!(!ok);
-    assert_eq!(
-        err,
-        "error: operation failed: Active console session exists for this domain\n"
-    );
-    let (ok, out, err) = vsh(uri, &["console", "con", "--force"], b"\x1d");
-    assert!(ok, "{out}{err}");
     let until = Instant::now() + Duration::from_secs(10);
     while tcgetattr(&pty.slave)
         .unwrap()
@@ -177,7 +169,16 @@ fn tty_session(uri: &str) {
     }
     nix::unistd::write(&pty.master, b"tty-555\r").unwrap();
     read_until(&pty.master, "tty-555", Duration::from_secs(60));
-    nix::unistd::write(&pty.master, b"\x1d").unwrap();
+    // One session per device, unless forced.
+    let (ok, _, err) = vsh(uri, &["console", "con"], b"");
+    assert!(!ok);
+    assert_eq!(
+        err,
+        "error: operation failed: Active console session exists for this domain\n"
+    );
+    // --force takes the console: the earlier session ends by itself.
+    let (ok, out, err) = vsh(uri, &["console", "con", "--force"], b"\x1d");
+    assert!(ok, "{out}{err}");
     let until = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -186,7 +187,7 @@ fn tty_session(uri: &str) {
         if Instant::now() > until {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = child.wait();
-            panic!("vsh console did not detach on ^]");
+            panic!("vsh console did not end when another session forced the console");
         }
         std::thread::sleep(Duration::from_millis(50));
     };

@@ -433,7 +433,7 @@ fn until_stopped(g: &mut Guest, timeout: Duration) -> (Vec<DomainEvent>, Option<
     let mut client =
         domdriver::driver::monitor::MonitorClient::connect(&g.paths().control).unwrap();
     client
-        .call(&domdriver::driver::monitor::proto::Request::Subscribe)
+        .call(&domdriver::driver::monitor::proto::Request::Subscribe { since_ms: None })
         .unwrap();
     let until = Instant::now() + timeout;
     let (mut evs, mut shutdown_at) = (Vec::new(), None);
@@ -590,7 +590,7 @@ impl Watch {
         let mut client =
             domdriver::driver::monitor::MonitorClient::connect(&paths.control).unwrap();
         client
-            .call(&domdriver::driver::monitor::proto::Request::Subscribe)
+            .call(&domdriver::driver::monitor::proto::Request::Subscribe { since_ms: None })
             .unwrap();
         Watch {
             client,

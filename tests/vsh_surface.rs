@@ -476,6 +476,8 @@ fn closed_stdout_for_every_verb() {
             "define" | "create" => vec![&xml],
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
+            "event" => vec!["--list"],
+            "await" => vec!["vm1", "--condition", "domain-inactive"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
             | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"

@@ -9,6 +9,20 @@ use anyhow::{Context, Result};
 
 use super::globals::Globals;
 
+/// A verb failed and said why on stdout already, or has nothing to add: the command's exit
+/// status is 1 with no `error:` line (virsh's handlers that return false without an error,
+/// as `event` after a timeout with no event).
+#[derive(Debug)]
+pub struct QuietFailure;
+
+impl std::fmt::Display for QuietFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("failed")
+    }
+}
+
+impl std::error::Error for QuietFailure {}
+
 /// Where output goes: stdout, or a buffer in tests.
 pub enum Sink {
     Stdout(std::io::Stdout),

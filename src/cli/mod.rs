@@ -44,6 +44,7 @@ pub mod console_expect;
 pub mod ctx;
 pub mod globals;
 pub mod help;
+pub mod interrupt;
 pub mod parse;
 pub mod shell;
 pub mod table;
@@ -161,7 +162,9 @@ pub fn run_one(ctx: &mut CmdCtx, p: &ParsedArgs) -> bool {
         r
     };
     let ok = res.is_ok();
-    if let Err(e) = res {
+    if let Err(e) = res
+        && !e.is::<ctx::QuietFailure>()
+    {
         print_error(e.chain());
     }
     if !p.help && matches!(p.cmd.name, "quit" | "exit") {

@@ -13,6 +13,7 @@ pub type Handler = fn(&mut CmdCtx, &ParsedArgs) -> anyhow::Result<()>;
 pub enum Group {
     DomainManagement,
     DomainMonitoring,
+    DomainEvents,
     HostAndHypervisor,
     Secret,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
@@ -25,6 +26,7 @@ impl Group {
     pub const ALL: &[Group] = &[
         Group::DomainManagement,
         Group::DomainMonitoring,
+        Group::DomainEvents,
         Group::HostAndHypervisor,
         Group::Secret,
         Group::Tools,
@@ -36,6 +38,7 @@ impl Group {
         match self {
             Group::DomainManagement => "Domain Management",
             Group::DomainMonitoring => "Domain Monitoring",
+            Group::DomainEvents => "Domain Events",
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Secret => "Secret",
             Group::Tools => "Domdriver tools",
@@ -48,6 +51,7 @@ impl Group {
         match self {
             Group::DomainManagement => "domain",
             Group::DomainMonitoring => "monitor",
+            Group::DomainEvents => "events",
             Group::HostAndHypervisor => "host",
             Group::Secret => "secret",
             Group::Tools => "tools",

@@ -537,45 +537,50 @@ impl Domain<'_> {
 }
 
 /// An attached console session (`virsh console`): one per device at a time, as libvirt
-/// allows, through an `flock` the kernel drops if the holder dies.
+/// allows. The guest's monitor keeps the claim for as long as the session's connection to it
+/// stays open (the kernel closes it if the holder dies); `--force` makes the monitor close
+/// the earlier holder's connection, which [`attach_terminal`] sees as the session's end.
 #[derive(Debug)]
 pub struct ConsoleSession {
-    _lock: Option<nix::fcntl::Flock<File>>,
+    client: crate::driver::monitor::MonitorClient,
+}
+
+impl ConsoleSession {
+    /// The session's connection to the monitor: readable (at its end) once the session was
+    /// taken by a `--force` elsewhere or the guest is gone.
+    pub fn revoked(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.client.as_fd()
+    }
 }
 
 impl Domain<'_> {
-    /// Take the console session of device `alias`. libvirt's `--force` cuts the session
-    /// off; here no daemon holds it, so `force` attaches beside it instead.
+    /// Take the console session of device `alias` from the guest's monitor; `force` takes
+    /// it from an earlier session (libvirt: virDomainOpenConsole, VIR_DOMAIN_CONSOLE_FORCE).
     pub fn console_session(&self, alias: &str, force: bool) -> Result<ConsoleSession, DriverError> {
-        use nix::fcntl::{Flock, FlockArg};
-        let live = self.live_process()?;
-        if force {
-            return Ok(ConsoleSession { _lock: None });
-        }
-        let path = live
-            .run_dir
-            .join(format!("{}.console-{alias}.lock", self.name()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(|source| DriverError::System {
-                msg: format!("cannot open '{}'", path.display()),
-                err: source,
-            })?;
-        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => Ok(ConsoleSession { _lock: Some(l) }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(DriverError::OperationFailed(
-                "Active console session exists for this domain".into(),
+        use crate::driver::monitor::proto::{Reply, Request};
+        // Through the guest first: a guest whose monitor died gets a new one here.
+        let (guest, _) = self.guest()?;
+        let control = guest.paths().control.clone();
+        drop(guest);
+        let failed = |e: std::io::Error| DriverError::System {
+            msg: format!("cannot connect to the monitor of domain '{}'", self.name()),
+            err: e,
+        };
+        let mut client =
+            crate::driver::monitor::MonitorClient::connect(&control).map_err(failed)?;
+        let req = Request::Console {
+            alias: alias.to_string(),
+            force,
+        };
+        match client.call(&req).map_err(failed)? {
+            Reply::Ok { .. } => Ok(ConsoleSession { client }),
+            Reply::Err(f) if f.not_running => Err(DriverError::OperationInvalid(
+                "domain is not running".into(),
             )),
-            Err((_, e)) => Err(DriverError::System {
-                msg: format!("cannot lock '{}'", path.display()),
-                err: e.into(),
-            }),
+            Reply::Err(f) => Err(DriverError::OperationFailed(f.desc)),
+            other => Err(DriverError::Internal(format!(
+                "unexpected answer from the guest monitor: {other:?}"
+            ))),
         }
     }
 }
@@ -613,13 +618,21 @@ pub enum Detach {
     EndOfInput,
     /// The pty closed: the guest stopped.
     GuestGone,
+    /// Another session took the console (`console --force`).
+    TakenOver,
 }
 
 /// Connect our stdin and stdout to the pty at `pty` (`virsh console`) until `escape` (^] is
 /// 0x1d) is typed. On a terminal, stdin goes raw for the session and is restored after. When
 /// stdin is not a terminal (a pipe), its end detaches once the guest has been quiet for
-/// `quiet`, so that a script sees the answers to what it typed.
-pub fn attach_terminal(pty: &Path, escape: u8, quiet: Duration) -> Result<Detach, DriverError> {
+/// `quiet`, so that a script sees the answers to what it typed. The session ends when
+/// `revoked` becomes readable (see [`ConsoleSession::revoked`]).
+pub fn attach_terminal(
+    pty: &Path,
+    escape: u8,
+    quiet: Duration,
+    revoked: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<Detach, DriverError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let sys = |msg: String| move |source| DriverError::System { msg, err: source };
     let mut guest = open_pty(pty).map_err(sys(format!("cannot open console {}", pty.display())))?;
@@ -632,6 +645,10 @@ pub fn attach_terminal(pty: &Path, escape: u8, quiet: Duration) -> Result<Detach
     let mut buf = [0u8; 4096];
     loop {
         let mut fds = vec![PollFd::new(guest.as_fd(), PollFlags::POLLIN)];
+        if let Some(r) = revoked {
+            fds.push(PollFd::new(r, PollFlags::POLLIN));
+        }
+        let stdin_at = fds.len();
         if input_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
@@ -650,8 +667,12 @@ pub fn attach_terminal(pty: &Path, escape: u8, quiet: Duration) -> Result<Detach
                 .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
         };
         let guest_ready = ready(&fds[0]);
-        let input_ready = input_open && ready(&fds[1]);
+        let taken = revoked.is_some() && fds[1].revents().is_some_and(|r| !r.is_empty());
+        let input_ready = input_open && ready(&fds[stdin_at]);
         drop(fds);
+        if taken && !guest_ready {
+            return Ok(Detach::TakenOver);
+        }
         if guest_ready {
             match guest.read(&mut buf) {
                 Ok(n) if n > 0 => {

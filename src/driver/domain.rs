@@ -67,8 +67,6 @@ impl CreateFlags {
 /// A running domain's QEMU and live definition, for the console module.
 pub(crate) struct LiveProcess {
     pub def: DomainDef,
-    /// The connection's run dir.
-    pub run_dir: std::path::PathBuf,
     pub pid: i32,
     pub start_time: u64,
 }
@@ -704,7 +702,6 @@ impl<'c> Domain<'c> {
         })?;
         Ok(LiveProcess {
             def,
-            run_dir: self.conn.dirs.run.clone(),
             pid: live.status.pid,
             start_time: live.status.start_time,
         })

@@ -10,6 +10,7 @@ pub mod display;
 pub mod domain;
 pub mod domcaps;
 pub mod domstats;
+pub mod events;
 pub mod graphics;
 pub mod ifaddr;
 pub mod keycodes;

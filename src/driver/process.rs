@@ -704,7 +704,8 @@ impl Guest {
     }
 
     fn subscribe(&mut self) -> Result<(), GuestError> {
-        self.call(&Request::Subscribe).map(|_| ())
+        self.call(&Request::Subscribe { since_ms: None })
+            .map(|_| ())
     }
 
     /// Find the running guest `name` and connect to its monitor. A guest whose monitor died

@@ -342,13 +342,14 @@ fn cmd_console(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             devname.unwrap_or(console.device())
         );
     };
-    let _session = dom.console_session(console.device(), args.flag("force"))?;
+    let session = dom.console_session(console.device(), args.flag("force"))?;
     ctx.println_extra(format!("Connected to domain '{}'", dom.name()));
     let esc = &ctx.globals.escape_text;
     match esc.strip_prefix('^') {
         Some(key) => ctx.println_extra(format!("Escape character is {esc} (Ctrl + {key})")),
         None => ctx.println_extra(format!("Escape character is {esc}")),
     }
-    attach_terminal(&pty, ctx.globals.escape, std::time::Duration::from_secs(1))?;
+    let quiet = std::time::Duration::from_secs(1);
+    attach_terminal(&pty, ctx.globals.escape, quiet, Some(session.revoked()))?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 pub mod domain;
 pub mod domctl;
 pub mod domread;
+pub mod events;
 pub mod host;
 pub mod monitor;
 pub mod monitoring;
@@ -25,6 +26,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domctl::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
+    events::CMDS,
     host::CMDS,
     node::CMDS,
     secret::CMDS,

@@ -48,6 +48,17 @@ impl MonitorClient {
         }
     }
 
+    /// The connection's socket, to poll: readable when a line or the end comes.
+    pub fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.writer.as_fd()
+    }
+
+    /// Another handle on the connection's socket (to shut it down from another thread).
+    pub fn socket(&self) -> std::io::Result<UnixStream> {
+        self.writer.try_clone()
+    }
+
     pub fn monitor_pid(&self) -> i32 {
         self.monitor_pid
     }

@@ -46,6 +46,38 @@ impl Lifecycle {
     }
 }
 
+/// Every event name virsh knows, in its order (libvirt: virshDomainEventCallbacks); `vsh
+/// event --list` prints them. The ones a QEMU guest here produces are [`EventKind`]'s.
+pub const EVENT_NAMES: &[&str] = &[
+    "lifecycle",
+    "reboot",
+    "rtc-change",
+    "watchdog",
+    "io-error",
+    "graphics",
+    "io-error-reason",
+    "control-error",
+    "block-job",
+    "disk-change",
+    "tray-change",
+    "pm-wakeup",
+    "pm-suspend",
+    "balloon-change",
+    "pm-suspend-disk",
+    "device-removed",
+    "block-job-2",
+    "tunable",
+    "agent-lifecycle",
+    "device-added",
+    "migration-iteration",
+    "job-completed",
+    "device-removal-failed",
+    "metadata-change",
+    "block-threshold",
+    "memory-failure",
+    "memory-device-size-change",
+];
+
 /// One domain event. `virsh event --event NAME` names the kinds as [`DomainEvent::kind`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod events;
+pub mod hub;
 pub mod launch;
 pub mod proto;
 pub mod server;

@@ -62,8 +62,22 @@ pub enum Request {
     Destroy {
         grace_ms: u64,
     },
-    /// Send QMP events and libvirt domain events as they come.
-    Subscribe,
+    /// Send QMP events and libvirt domain events as they come. With `since_ms`, the domain
+    /// events the monitor saw at or after that time (milliseconds since the epoch; it keeps
+    /// the last [`BACKLOG`]) come first, so that a subscriber that found the guest only
+    /// after it started still sees it start.
+    Subscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since_ms: Option<u64>,
+    },
+    /// Take the console session of chardev `alias` (`virsh console`): one per device, held
+    /// as long as this connection stays open. `force` takes it from the connection holding
+    /// it, which the monitor then closes (libvirt's `--force`).
+    Console {
+        alias: String,
+        #[serde(default)]
+        force: bool,
+    },
 }
 
 /// How `shutdown` and `reboot` may reach the guest (libvirt's VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
@@ -74,6 +88,9 @@ pub struct PowerModes {
     pub acpi: bool,
     pub agent: bool,
 }
+
+/// How many domain events a monitor keeps for late subscribers.
+pub const BACKLOG: usize = 64;
 
 /// A failure, with QMP's error class when QEMU refused a command.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

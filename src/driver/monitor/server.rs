@@ -22,6 +22,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
+use super::hub::{ConsoleRefusal, Hub, Kick};
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
     VERSION,
@@ -506,6 +507,8 @@ struct Cmd {
     req: Request,
     reply: oneshot::Sender<Reply>,
     push: Option<mpsc::UnboundedSender<Push>>,
+    /// Closes the requesting connection (for a console session's holder).
+    kick: Kick,
 }
 
 struct Server {
@@ -520,7 +523,7 @@ struct Server {
     config_dir: PathBuf,
     /// The connection's lib dir, holding each start's private dir.
     lib_dir: PathBuf,
-    subs: Vec<mpsc::UnboundedSender<Push>>,
+    hub: Hub,
     saw_shutdown: bool,
     /// How the guest ends when QEMU goes, once decided by us.
     end_reason: Option<&'static str>,
@@ -567,7 +570,7 @@ impl Server {
             actions,
             config_dir: PathBuf::new(),
             lib_dir: PathBuf::new(),
-            subs: Vec::new(),
+            hub: Hub::default(),
             saw_shutdown: false,
             end_reason: None,
             fake_reboot: false,
@@ -652,7 +655,7 @@ impl Server {
     }
 
     fn broadcast(&mut self, p: Push) {
-        self.subs.retain(|s| s.send(p.clone()).is_ok());
+        self.hub.push(p);
     }
 
     fn broadcast_lifecycle(&mut self, event: Lifecycle) {
@@ -947,7 +950,7 @@ impl Server {
     fn await_power_event(&mut self, reboot: bool, reply: oneshot::Sender<Reply>) {
         let want = if reboot { "RESET" } else { "SHUTDOWN" };
         let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
-        self.subs.push(tx);
+        self.hub.subscribe(tx, None);
         tokio::spawn(async move {
             let wait = async {
                 while let Some(p) = rx.recv().await {
@@ -1096,7 +1099,12 @@ impl Server {
     }
 
     async fn on_cmd(&mut self, cmd: Cmd) {
-        let Cmd { req, reply, push } = cmd;
+        let Cmd {
+            req,
+            reply,
+            push,
+            kick,
+        } = cmd;
         // A subscriber may still come for the Stopped event (a caller that adopted a guest
         // whose lifecycle action ends it).
         if self.end_reason.is_some()
@@ -1105,7 +1113,7 @@ impl Server {
                 Request::Hello { .. }
                     | Request::Destroy { .. }
                     | Request::State
-                    | Request::Subscribe
+                    | Request::Subscribe { .. }
             )
         {
             let _ = reply.send(Reply::Err(Failure {
@@ -1215,11 +1223,22 @@ impl Server {
                 self.destroy_waiters.push(reply);
                 return;
             }
-            Request::Subscribe => {
+            Request::Subscribe { since_ms } => {
                 if let Some(p) = push {
-                    self.subs.push(p);
+                    self.hub.subscribe(p, since_ms);
                 }
                 ok(Value::Null)
+            }
+            Request::Console { alias, force } => {
+                match self.hub.claim_console(&alias, kick, force) {
+                    Ok(()) => ok(Value::Null),
+                    // libvirt: virChrdevOpen's refusal without VIR_DOMAIN_CONSOLE_FORCE.
+                    Err(ConsoleRefusal::Busy) => Reply::Err(Failure {
+                        class: None,
+                        desc: "Active console session exists for this domain".into(),
+                        not_running: false,
+                    }),
+                }
             }
         };
         let _ = reply.send(r);
@@ -1353,7 +1372,7 @@ impl Server {
         for w in self.destroy_waiters.drain(..) {
             let _ = w.send(r.clone());
         }
-        self.subs.clear();
+        self.hub.clear();
     }
 }
 
@@ -1414,6 +1433,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
     let mut rd = BufReader::new(rd);
     let mut buf = Vec::new();
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Push>();
+    let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let mut hello = false;
     loop {
         tokio::select! {
@@ -1424,6 +1444,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                     return;
                 }
             }
+            Some(()) = kick_rx.recv() => return,
             _ = end.changed() => {
                 while let Ok(p) = push_rx.try_recv() {
                     if write_line(&mut wr, &Line::Push(p)).await.is_err() {
@@ -1465,9 +1486,16 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                             return;
                         }
                         hello = true;
-                        let push = matches!(req, Request::Subscribe).then(|| push_tx.clone());
+                        let push =
+                            matches!(req, Request::Subscribe { .. }).then(|| push_tx.clone());
                         let (tx, rx) = oneshot::channel();
-                        if cmds.send(Cmd { req, reply: tx, push }).await.is_err() {
+                        let cmd = Cmd {
+                            req,
+                            reply: tx,
+                            push,
+                            kick: kick_tx.clone(),
+                        };
+                        if cmds.send(cmd).await.is_err() {
                             return;
                         }
                         match rx.await {

@@ -2,6 +2,7 @@
 //! monitor, clock, SMBIOS, kernel, boot and IOMMU (everything before the device list).
 
 use super::*;
+use crate::timefmt::format_epoch;
 
 impl Builder<'_> {
     pub(super) fn name(&mut self) {
@@ -887,30 +888,4 @@ impl Builder<'_> {
             !self.has("cpu-unavailable-features"),
         )
     }
-}
-
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS` (UTC).
-pub(super) fn format_epoch(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    let secs = t.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        (secs / 60) % 60,
-        secs % 60
-    )
-}
-
-pub(super) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }

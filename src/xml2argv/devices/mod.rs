@@ -541,7 +541,7 @@ fn virtio_serial_port(j: &mut JsonOpts, address: &Option<Address>) {
 
 #[cfg(test)]
 mod tests {
-    use super::machine::format_epoch;
+    use crate::timefmt::format_epoch;
 
     #[test]
     fn epoch() {
