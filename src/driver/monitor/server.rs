@@ -973,9 +973,10 @@ impl Server {
     async fn on_event(&mut self, ev: Event) {
         self.broadcast(Push::Qmp(QmpEvent::from(&ev)));
         match ev.name.as_str() {
-            // QEMU's answer to our SIGTERM: the guest is being ended already (libvirt
-            // closes the monitor first, or ignores a repeated SHUTDOWN).
-            "SHUTDOWN" if self.end_reason.is_some() => {}
+            // libvirt ignores a repeated SHUTDOWN (QEMU's answer to the SIGTERM that ends a
+            // powered-off guest), and sees none when it ends a crashed guest: qemuProcessStop
+            // closes the monitor first.
+            "SHUTDOWN" if self.saw_shutdown || self.end_reason == Some("crashed") => {}
             "SHUTDOWN" => {
                 self.saw_shutdown = true;
                 let guest = ev.data["guest"].as_bool().unwrap_or(false);
@@ -984,6 +985,11 @@ impl Server {
                 } else {
                     Lifecycle::ShutdownHost
                 });
+                if self.end_reason.is_some() {
+                    // QEMU's answer to destroy's SIGTERM: relayed, as libvirt does, and
+                    // no lifecycle action applies.
+                    return;
+                }
                 if ev.data["reason"].as_str() == Some("guest-reset") {
                     // A reboot that set-action turned into a shutdown: on_reboot=destroy.
                     match self.actions.reboot {
