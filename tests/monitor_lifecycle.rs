@@ -544,3 +544,543 @@ fn linux_guest_poweroff_and_reboot_actions() {
     g.destroy(Duration::from_secs(10)).unwrap();
     let _ = Lifecycle::StartedBooted;
 }
+
+/// A Linux guest defined through the XML, as a user writes it: direct kernel boot running
+/// `script`, its console in `serial.log` under the root, `top` beside `<os>` (lifecycle
+/// actions) and `devices` among its devices.
+fn linux_xml(
+    kit: &bootkit::LinuxKit,
+    root: &Path,
+    script: &str,
+    top: &str,
+    devices: &str,
+) -> String {
+    format!(
+        "<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid>\
+         <memory unit='MiB'>160</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel>\
+         <initrd>{}</initrd><cmdline>{} {}</cmdline></os><features><acpi/></features>{top}\
+         <devices><serial type='file'><source path='{}'/></serial>\
+         <controller type='usb' model='none'/>{devices}<memballoon model='none'/></devices>\
+         </domain>",
+        kit.kernel.display(),
+        kit.initrd.display(),
+        kit.cmdline(),
+        bootkit::run_cmdline(script),
+        root.join("serial.log").display()
+    )
+}
+
+fn serial(root: &Path) -> String {
+    std::fs::read_to_string(root.join("serial.log")).unwrap_or_default()
+}
+
+/// A subscriber to the guest's monitor: its domain events in virsh's words, and how long
+/// after QEMU's timestamp of the QMP event before it each one came.
+struct Watch {
+    client: domdriver::driver::monitor::MonitorClient,
+    lines: Vec<String>,
+    last_qmp: Option<(String, std::time::SystemTime)>,
+    lags: Vec<(String, Duration)>,
+}
+
+impl Watch {
+    fn new(root: &Path) -> Watch {
+        let paths = domdriver::driver::process::GuestPaths::new(&Dirs::under(root), NAME).unwrap();
+        let mut client =
+            domdriver::driver::monitor::MonitorClient::connect(&paths.control).unwrap();
+        client
+            .call(&domdriver::driver::monitor::proto::Request::Subscribe { since_ms: None })
+            .unwrap();
+        Watch {
+            client,
+            lines: Vec::new(),
+            last_qmp: None,
+            lags: Vec::new(),
+        }
+    }
+
+    /// Read pushes until `done` holds for the lines seen so far.
+    fn until(&mut self, timeout: Duration, done: impl Fn(&[String]) -> bool) {
+        let until = Instant::now() + timeout;
+        while !done(&self.lines) {
+            let left = until.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "not within {timeout:?}: {:?}", self.lines);
+            match self.client.next_push(Some(left)) {
+                Ok(Some(Push::Qmp(e))) => {
+                    let (s, us) = e.timestamp.unwrap_or_default();
+                    let at = std::time::UNIX_EPOCH
+                        + Duration::from_secs(s as u64)
+                        + Duration::from_micros(us as u64);
+                    self.last_qmp = Some((e.name, at));
+                }
+                Ok(Some(Push::Domain(e))) => {
+                    let line = e.virsh_line();
+                    if let Some((q, at)) = &self.last_qmp {
+                        let lag = std::time::SystemTime::now()
+                            .duration_since(*at)
+                            .unwrap_or_default();
+                        self.lags.push((format!("{q} -> {line}"), lag));
+                    }
+                    self.lines.push(line);
+                }
+                Ok(_) => {}
+                Err(e) => panic!("monitor went: {e}; {:?}", self.lines),
+            }
+        }
+    }
+
+    fn has(lines: &[String], what: &str) -> bool {
+        lines.iter().any(|l| l.ends_with(what))
+    }
+}
+
+/// `echo c > /proc/sysrq-trigger` in a guest with `<panic model='isa'/>` and `on_crash`
+/// `action`: libvirt's events and states, and how long after QEMU's GUEST_PANICKED the
+/// Crashed event came.
+fn panic_with(action: &str, root: &Path) -> (Vec<String>, Connect) {
+    let kit = bootkit::linux().expect("no boot kit");
+    let (c, _, _) = conn(root);
+    let xml = linux_xml(
+        &kit,
+        root,
+        "echo c > /proc/sysrq-trigger",
+        &format!("<on_crash>{action}</on_crash>"),
+        "<panic model='isa'/>",
+    );
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    drop(d);
+    let mut w = Watch::new(root);
+    w.until(Duration::from_secs(300), |l| {
+        Watch::has(l, "Crashed Panicked")
+            && (action == "preserve"
+                || Watch::has(l, "Resumed Unpaused")
+                || Watch::has(l, "Stopped Crashed"))
+    });
+    for (what, lag) in &w.lags {
+        eprintln!("FIGURE: on_crash={action}: {what}: {lag:?} after QEMU's event");
+    }
+    (w.lines, c)
+}
+
+#[test]
+fn panic_on_crash_preserve_is_crashed_panicked() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (lines, c) = panic_with("preserve", t.path());
+    assert_eq!(
+        lines,
+        vec![format!(
+            "event 'lifecycle' for domain '{NAME}': Crashed Panicked"
+        )]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "crashed (panicked)");
+    // A crashed guest is no running guest for the agent, and destroy still ends it.
+    d.destroy().unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "shut off (destroyed)");
+}
+
+#[test]
+fn panic_on_crash_destroy_is_shut_off_crashed() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (lines, c) = panic_with("destroy", t.path());
+    assert_eq!(
+        lines,
+        vec![
+            format!("event 'lifecycle' for domain '{NAME}': Crashed Panicked"),
+            format!("event 'lifecycle' for domain '{NAME}': Stopped Crashed"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    wait_until("shut off (crashed)", Duration::from_secs(30), || {
+        d.state().unwrap().to_string() == "shut off (crashed)"
+    });
+    assert!(pids_under(t.path(), "qemu-system").is_empty());
+}
+
+#[test]
+fn panic_on_crash_restart_runs_again_as_running_crashed() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (lines, c) = panic_with("restart", t.path());
+    assert_eq!(
+        lines,
+        vec![
+            format!("event 'lifecycle' for domain '{NAME}': Crashed Panicked"),
+            format!("event 'lifecycle' for domain '{NAME}': Resumed Unpaused"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "running (crashed)");
+    d.destroy().unwrap();
+}
+
+#[test]
+fn panic_on_crash_coredump_destroy_dumps_into_the_auto_dump_dir() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (lines, c) = panic_with("coredump-destroy", t.path());
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("event 'lifecycle' for domain '{NAME}': Stopped Crashed")
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    wait_until("shut off (crashed)", Duration::from_secs(30), || {
+        d.state().unwrap().to_string() == "shut off (crashed)"
+    });
+    let dumps: Vec<_> = std::fs::read_dir(Dirs::under(t.path()).lib.join("dump"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(dumps.len(), 1, "{dumps:?}");
+    let name = dumps[0].file_name().to_string_lossy().into_owned();
+    // NAME-YYYY-MM-DD-HH:MM:SS, an ELF core of the guest's memory.
+    assert!(
+        name.starts_with(&format!("{NAME}-20")) && name.len() == NAME.len() + 20,
+        "{name}"
+    );
+    let mut head = [0u8; 4];
+    use std::io::Read;
+    std::fs::File::open(dumps[0].path())
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert_eq!(&head, b"\x7fELF");
+}
+
+/// The guest opens the i6300esb watchdog and never feeds it.
+fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
+    let kit = bootkit::linux().expect("no boot kit");
+    let (c, _, _) = conn(root);
+    let xml = linux_xml(
+        &kit,
+        root,
+        "insmod /lib/modules/watchdog.ko && insmod /lib/modules/i6300esb.ko heartbeat=2 && \
+         exec 3>/dev/watchdog && \
+         echo WATCHDOG-OPEN && sleep 3600",
+        "",
+        &format!("<watchdog model='i6300esb' action='{action}'/>"),
+    );
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    drop(d);
+    let mut w = Watch::new(root);
+    w.until(Duration::from_secs(300), |l| Watch::has(l, done));
+    for (what, lag) in &w.lags {
+        eprintln!("FIGURE: watchdog {action}: {what}: {lag:?} after QEMU's event");
+    }
+    (w, c)
+}
+
+#[test]
+fn watchdog_pause_is_paused_watchdog() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (w, c) = watchdog_with("pause", "Suspended Watchdog", t.path());
+    assert!(serial(t.path()).contains("WATCHDOG-OPEN"));
+    assert_eq!(
+        w.lines,
+        vec![
+            format!("event 'watchdog' for domain '{NAME}': pause"),
+            format!("event 'lifecycle' for domain '{NAME}': Suspended Watchdog"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "paused (watchdog)");
+    d.destroy().unwrap();
+}
+
+#[test]
+fn watchdog_dump_dumps_and_resumes() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (w, c) = watchdog_with("dump", "Resumed Unpaused", t.path());
+    assert_eq!(
+        w.lines,
+        vec![
+            format!("event 'watchdog' for domain '{NAME}': pause"),
+            format!("event 'lifecycle' for domain '{NAME}': Suspended Watchdog"),
+            format!("event 'lifecycle' for domain '{NAME}': Resumed Unpaused"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    let st = d.state().unwrap();
+    assert!(
+        matches!(st.state, State::Running) || st.to_string() == "paused (watchdog)",
+        "{st}"
+    );
+    d.destroy().unwrap();
+    let dumps: Vec<_> = std::fs::read_dir(Dirs::under(t.path()).lib.join("dump"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // NAME-SECONDS, as libvirt names a watchdog's dump.
+    assert!(
+        !dumps.is_empty()
+            && dumps.iter().all(|n| n
+                .strip_prefix(&format!("{NAME}-"))
+                .is_some_and(|s| s.parse::<u64>().is_ok())),
+        "{dumps:?}"
+    );
+}
+
+/// The guest powers off while its monitor is dead: QEMU (-no-shutdown) waits in status
+/// 'shutdown'; the next call adopts it, sees that, and applies on_poweroff.
+#[test]
+fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
+    let Some(kit) = bootkit::linux() else { return };
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, _, _) = conn(t.path());
+    let xml = linux_xml(&kit, t.path(), "echo GOING-DOWN; poweroff -f", "", "");
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    let st = status(t.path()).unwrap();
+    kill(Pid::from_raw(st.monitor_pid), Signal::SIGKILL).unwrap();
+    wait_until("guest powered off", Duration::from_secs(300), || {
+        serial(t.path()).contains("GOING-DOWN")
+    });
+    // poweroff -f takes the guest down at once; QEMU then sits in 'shutdown'.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(is_same_live_process(st.pid, st.start_time), "QEMU left");
+    // The status file still says running: nobody watched.
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    let t0 = Instant::now();
+    match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
+        Attach::Running(mut g) => {
+            let end = g.wait_ended(Duration::from_secs(30));
+            assert_eq!(end, Some(DomainState::new(State::Shutoff, "shutdown")));
+        }
+        Attach::Inactive(s) => panic!("not adopted: {s}"),
+    }
+    eprintln!("FIGURE: adopt to shut off (shutdown): {:?}", t0.elapsed());
+    assert_eq!(d.state().unwrap().to_string(), "shut off (shutdown)");
+    wait_until("QEMU gone", Duration::from_secs(15), || {
+        !is_same_live_process(st.pid, st.start_time)
+    });
+    let log =
+        std::fs::read_to_string(Dirs::under(t.path()).log.join(format!("{NAME}.log"))).unwrap();
+    assert!(
+        log.contains("the guest powered off while unmonitored"),
+        "{log}"
+    );
+    assert!(
+        log.trim_end().ends_with("shutting down, reason=shutdown"),
+        "{log}"
+    );
+}
+
+/// A busybox stand-in for qemu-ga on the agent's port: answers guest-sync with its id,
+/// powers off or reboots on guest-shutdown, refuses anything else. A read on the port gives
+/// EOF while no host end is connected, hence the outer loop.
+const AGENT_RESPONDER: &str = r#"
+for d in /sys/class/virtio-ports/*; do
+    [ "$(cat $d/name)" = org.qemu.guest_agent.0 ] && p=/dev/${d##*/}
+done
+exec 3<>$p
+echo AGENT-READY
+while :; do
+    while read -r line <&3; do
+        case "$line" in
+            *guest-sync*) id=${line##*\"id\":}; id=${id%%\}*}; echo "{\"return\": $id}" >&3 ;;
+            *\"reboot\"*) echo AGENT-REBOOT; reboot -f ;;
+            *guest-shutdown*) echo AGENT-POWEROFF; poweroff -f ;;
+            *) echo '{"error": {"class": "CommandNotFound", "desc": "not here"}}' >&3 ;;
+        esac
+    done
+    sleep 0.1
+done
+"#;
+
+fn vsh_out(emu_dir: &Path, uri: &str, args: &[&str]) -> (bool, String, String) {
+    let out = vsh(emu_dir).args(["-c", uri]).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shutdown_and_reboot_modes_without_an_agent() {
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu) = conn(t.path());
+    let d = c.define_domain_xml(&idle_xml("")).unwrap();
+    d.create().unwrap();
+    let fail = |args: &[&str], want: &[&str]| {
+        let (ok, _, err) = vsh_out(&emu, &uri, args);
+        assert!(!ok, "{args:?}");
+        for w in want {
+            assert!(err.contains(w), "{args:?}: {err}");
+        }
+    };
+    fail(
+        &["shutdown", NAME, "--mode", "agent"],
+        &[
+            &format!("error: Failed to shutdown domain '{NAME}'"),
+            "error: argument unsupported: QEMU guest agent is not configured",
+        ],
+    );
+    fail(
+        &["reboot", NAME, "--mode", "agent"],
+        &[
+            &format!("error: Failed to reboot domain '{NAME}'"),
+            "error: argument unsupported: QEMU guest agent is not configured",
+        ],
+    );
+    fail(
+        &["shutdown", NAME, "--mode", "acpi,bogus"],
+        &[
+            "error: Unknown mode acpi,bogus value, expecting 'acpi', 'agent', 'initctl', 'signal', or 'paravirt'",
+        ],
+    );
+    fail(
+        &["shutdown", NAME, "--mode", "initctl"],
+        &["error: invalid argument: unsupported flags (0x4) in function qemuDomainShutdownFlags"],
+    );
+    fail(
+        &["reboot", NAME, "--mode", "agent,signal"],
+        &["error: invalid argument: unsupported flags (0x8) in function qemuDomainReboot"],
+    );
+    // Agent or ACPI: the missing agent is no error, the power button is pressed.
+    let (ok, out, err) = vsh_out(&emu, &uri, &["shutdown", NAME, "--mode", "agent,acpi"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("Domain '{NAME}' is being shutdown")),
+        "{out}"
+    );
+    let (ok, out, err) = vsh_out(&emu, &uri, &["reboot", NAME, "--mode", "acpi"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("Domain '{NAME}' is being rebooted")),
+        "{out}"
+    );
+    // What domifaddr --source agent asks goes through the monitor, and is refused alike.
+    match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
+        Attach::Running(mut g) => assert_eq!(
+            g.agent_command("guest-network-get-interfaces", None, Duration::from_secs(5))
+                .unwrap_err()
+                .to_string(),
+            "argument unsupported: QEMU guest agent is not configured"
+        ),
+        Attach::Inactive(s) => panic!("{s}"),
+    }
+    // Paused: the agent is refused before anything is asked of it.
+    d.suspend().unwrap();
+    let e = d
+        .shutdown_flags(domdriver::driver::domain::SHUTDOWN_GUEST_AGENT)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "Requested operation is not valid: domain is not running");
+    d.destroy().unwrap();
+}
+
+#[test]
+fn shutdown_and_reboot_through_the_guest_agent() {
+    let Some(kit) = bootkit::linux() else { return };
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu) = conn(t.path());
+    let xml = linux_xml(
+        &kit,
+        t.path(),
+        AGENT_RESPONDER,
+        "",
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>",
+    );
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    // Nobody listens in the guest yet.
+    let (ok, _, err) = vsh_out(&emu, &uri, &["shutdown", NAME, "--mode", "agent"]);
+    assert!(!ok);
+    assert!(
+        err.contains("error: Guest agent is not responding: QEMU guest agent is not connected"),
+        "{err}"
+    );
+    wait_until("agent up", Duration::from_secs(300), || {
+        serial(t.path()).contains("AGENT-READY")
+    });
+    // A command the stand-in refuses, through the monitor (what domifaddr --source agent
+    // uses): the port's opening reached the monitor as VSERPORT_CHANGE.
+    let mut g = match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
+        Attach::Running(g) => g,
+        Attach::Inactive(s) => panic!("{s}"),
+    };
+    wait_until("agent connected", Duration::from_secs(10), || {
+        match g.agent_command("guest-info", None, Duration::from_secs(5)) {
+            Err(e) => {
+                let e = e.to_string();
+                assert!(!e.contains("not configured"), "{e}");
+                e == "internal error: unable to execute QEMU agent command 'guest-info': not here"
+            }
+            Ok(v) => panic!("{v}"),
+        }
+    });
+    let mut w = Watch::new(t.path());
+    let t0 = Instant::now();
+    let (ok, out, err) = vsh_out(&emu, &uri, &["reboot", NAME, "--mode", "agent"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("Domain '{NAME}' is being rebooted")),
+        "{out}"
+    );
+    eprintln!(
+        "FIGURE: reboot --mode agent returned after {:?}",
+        t0.elapsed()
+    );
+    w.until(Duration::from_secs(30), |l| {
+        Watch::has(l, &format!("'{NAME}'"))
+    });
+    assert_eq!(w.lines, vec![format!("event 'reboot' for domain '{NAME}'")]);
+    assert!(serial(t.path()).contains("AGENT-REBOOT"));
+    wait_until("agent up again", Duration::from_secs(300), || {
+        serial(t.path()).matches("AGENT-READY").count() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let (ok, out, err) = vsh_out(&emu, &uri, &["shutdown", NAME, "--mode", "agent"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("Domain '{NAME}' is being shutdown")),
+        "{out}"
+    );
+    eprintln!(
+        "FIGURE: shutdown --mode agent returned after {:?}",
+        t0.elapsed()
+    );
+    w.until(Duration::from_secs(30), |l| {
+        Watch::has(l, "Stopped Shutdown")
+    });
+    assert!(
+        Watch::has(&w.lines, "Shutdown Finished after guest request"),
+        "{:?}",
+        w.lines
+    );
+    assert!(serial(t.path()).contains("AGENT-POWEROFF"));
+    wait_until("shut off (shutdown)", Duration::from_secs(10), || {
+        d.state().unwrap().to_string() == "shut off (shutdown)"
+    });
+}

@@ -14,6 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
+use super::monitor::proto::{ErrorCode, PowerModes};
 use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State, state_of_status};
 use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
@@ -163,9 +164,39 @@ fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverEr
 /// socket there in the child, and the command line names it.
 const MONITOR_FD: std::os::fd::RawFd = 3;
 
+/// libvirt's virDomainShutdownFlagValues (virDomainRebootFlagValues has the same bits).
+pub const SHUTDOWN_ACPI_POWER_BTN: u32 = 1 << 0;
+pub const SHUTDOWN_GUEST_AGENT: u32 = 1 << 1;
+pub const SHUTDOWN_INITCTL: u32 = 1 << 2;
+pub const SHUTDOWN_SIGNAL: u32 = 1 << 3;
+pub const SHUTDOWN_PARAVIRT: u32 = 1 << 4;
+
+/// The ways QEMU's driver knows; other bits are refused as libvirt's virCheckFlags does in
+/// `function`.
+fn power_modes(flags: u32, function: &str) -> Result<PowerModes, DriverError> {
+    let known = SHUTDOWN_ACPI_POWER_BTN | SHUTDOWN_GUEST_AGENT;
+    if flags & !known != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{:x}) in function {function}",
+            flags & !known
+        )));
+    }
+    Ok(PowerModes {
+        acpi: flags & SHUTDOWN_ACPI_POWER_BTN != 0,
+        agent: flags & SHUTDOWN_GUEST_AGENT != 0,
+    })
+}
+
 fn guest_err(e: GuestError) -> DriverError {
     match e {
         GuestError::NotRunning { .. } => not_running(),
+        GuestError::Refused { code, desc, .. } => match code {
+            ErrorCode::OperationInvalid => DriverError::OperationInvalid(desc),
+            ErrorCode::OperationFailed => DriverError::OperationFailed(desc),
+            ErrorCode::ArgumentUnsupported => DriverError::ArgumentUnsupported(desc),
+            ErrorCode::AgentUnresponsive => DriverError::AgentUnresponsive(desc),
+            ErrorCode::Internal => DriverError::Internal(desc),
+        },
         e => DriverError::Guest(e),
     }
 }
@@ -750,9 +781,18 @@ impl<'c> Domain<'c> {
     /// is noted so that QEMU exiting after the guest powered off reads as `shut off
     /// (shutdown)`, not as a crash. See [`Domain::shutdown_and_wait`] to see it through.
     pub fn shutdown(&self) -> Result<(), DriverError> {
+        self.shutdown_flags(0)
+    }
+
+    /// `virDomainShutdownFlags`: [`SHUTDOWN_ACPI_POWER_BTN`], [`SHUTDOWN_GUEST_AGENT`] or
+    /// both (the agent, then the button if the agent failed); none: the agent when one is
+    /// connected, else the button. The agent's way returns once QEMU saw the guest go down.
+    // libvirt: qemuDomainShutdownFlags
+    pub fn shutdown_flags(&self, flags: u32) -> Result<(), DriverError> {
+        let modes = power_modes(flags, "qemuDomainShutdownFlags")?;
         let (mut g, p) = self.guest()?;
         config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "shutdown")?;
-        if let Err(e) = g.request_shutdown() {
+        if let Err(e) = g.request_shutdown_with(modes) {
             // The request did not get through: no shutdown to expect.
             if g.is_alive() {
                 let _ = config::clear_shutoff_reason(&self.conn.dirs.run, &self.name);
@@ -798,8 +838,17 @@ impl<'c> Domain<'c> {
     /// and return; the guest's monitor resets and resumes it once it powered off. A guest
     /// that ignores the button keeps running, as with libvirt.
     pub fn reboot(&self) -> Result<(), DriverError> {
+        self.reboot_flags(0)
+    }
+
+    /// `virDomainReboot` with flags, as [`Domain::shutdown_flags`] picks the way (the same
+    /// bit values); the agent's way returns once QEMU saw the guest reset.
+    // libvirt: qemuDomainReboot
+    pub fn reboot_flags(&self, flags: u32) -> Result<(), DriverError> {
+        let modes = power_modes(flags, "qemuDomainReboot")?;
         let (mut g, p) = self.guest()?;
-        g.request_reboot().map_err(|e| self.failed(&mut g, p, e))
+        g.request_reboot_with(modes)
+            .map_err(|e| self.failed(&mut g, p, e))
     }
 
     /// Reboot and wait up to `wait` for the guest to have been reset (its RESET event).

@@ -1,6 +1,7 @@
 //! Connections and guests: URIs, state and config dirs, processes. The only layer with side
 //! effects besides probing.
 
+pub mod agent;
 pub mod config;
 pub mod console;
 pub mod control;

@@ -24,7 +24,7 @@ use super::lock::GuestLock;
 use super::monitor::MonitorClient;
 use super::monitor::events::{EventKind, Lifecycle};
 use super::monitor::launch;
-use super::monitor::proto::{Push, Reply, Request, StartResult};
+use super::monitor::proto::{ErrorCode, PowerModes, Push, Reply, Request, StartResult};
 use super::monitor::server::{Mode, MonitorConfig};
 use super::status::{GuestStatus, is_guest_process, is_same_live_process};
 use super::{Dirs, config};
@@ -72,6 +72,13 @@ pub enum GuestError {
     Timeout { guest: String, what: String },
     #[error("guest '{guest}': {msg}")]
     Process { guest: String, msg: String },
+    /// The monitor refused with libvirt's code and message (see [`ErrorCode::message`]).
+    #[error("{}", code.message(desc))]
+    Refused {
+        guest: String,
+        code: ErrorCode,
+        desc: String,
+    },
 }
 
 impl GuestError {
@@ -900,6 +907,11 @@ impl Guest {
                 self.mark_ended(self.ended.clone());
                 Err(GuestError::NotRunning { guest: name })
             }
+            Ok(Reply::Refused { code, desc }) => Err(GuestError::Refused {
+                guest: name,
+                code,
+                desc,
+            }),
             Ok(Reply::Err(f)) if f.class.is_none() => Err(monitor_failed(&name, f.desc)),
             Ok(Reply::Err(f)) => Err(GuestError::Monitor {
                 guest: name,
@@ -1035,13 +1047,51 @@ impl Guest {
     /// Press the ACPI power button and return (`virsh shutdown`); the monitor applies
     /// `on_poweroff` once the guest is off.
     pub fn request_shutdown(&mut self) -> Result<(), GuestError> {
-        self.call(&Request::Shutdown).map(|_| ())
+        self.request_shutdown_with(PowerModes {
+            acpi: true,
+            agent: false,
+        })
+    }
+
+    /// `virsh shutdown --mode`: the power button, the guest agent, or (no mode) the agent
+    /// when one is connected, else the button, as libvirt picks.
+    pub fn request_shutdown_with(&mut self, modes: PowerModes) -> Result<(), GuestError> {
+        self.call(&Request::Shutdown { modes }).map(|_| ())
     }
 
     /// libvirt's fake reboot (`virsh reboot`): power button now; the monitor resets and
     /// resumes the guest once it powered off. Returns at once.
     pub fn request_reboot(&mut self) -> Result<(), GuestError> {
-        self.call(&Request::Reboot).map(|_| ())
+        self.request_reboot_with(PowerModes {
+            acpi: true,
+            agent: false,
+        })
+    }
+
+    /// `virsh reboot --mode`, as [`Guest::request_shutdown_with`] picks the way.
+    pub fn request_reboot_with(&mut self, modes: PowerModes) -> Result<(), GuestError> {
+        self.call(&Request::Reboot { modes }).map(|_| ())
+    }
+
+    /// One command to the QEMU guest agent through the monitor (sync first); its `return`.
+    pub fn agent_command(
+        &mut self,
+        command: &str,
+        args: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value, GuestError> {
+        let r = self.call(&Request::Agent {
+            command: command.to_string(),
+            args,
+            timeout_ms: timeout.as_millis() as u64,
+        })?;
+        match r {
+            Reply::Ok { value } => Ok(value),
+            other => Err(monitor_failed(
+                &self.paths.name,
+                format!("unexpected reply {other:?}"),
+            )),
+        }
     }
 
     /// Press the power button and wait up to `timeout` for the guest to be gone. On timeout

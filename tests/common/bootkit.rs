@@ -22,7 +22,8 @@ pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 
 /// Modules the initramfs loads (with their dependencies): evdev for /dev/input/event*, which
 /// busybox acpid reads, and button for the ACPI power button; then what test guests use:
-/// virtio disks (vvfat views) and FAT, 9p shares, virtio and e1000 NICs, the virtio RNG.
+/// virtio disks (vvfat views) and FAT, 9p shares, virtio and e1000 NICs, the virtio RNG,
+/// pvpanic (a guest panic reaches QEMU) and virtio serial ports (the guest agent's channel).
 const MODULES: &[&str] = &[
     "evdev",
     "button",
@@ -37,10 +38,17 @@ const MODULES: &[&str] = &[
     "nls_cp437",
     "nls_ascii",
     "nls_utf8",
+    "pvpanic_mmio",
+    "virtio_console",
 ];
 
+/// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
+/// test script loads them (dependencies first: `insmod /lib/modules/watchdog.ko; insmod
+/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters.
+const EXTRA_MODULES: &[&str] = &["i6300esb"];
+
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 4;
+const KIT_VERSION: u32 = 5;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
@@ -288,6 +296,10 @@ fn build_linux() -> Result<LinuxKit, String> {
     for m in MODULES {
         resolve(m, &ko, &mut order, &mut Vec::new())?;
     }
+    let mut extra = order.clone();
+    for m in EXTRA_MODULES {
+        resolve(m, &ko, &mut extra, &mut Vec::new())?;
+    }
 
     let mut cpio = Cpio::default();
     for d in [
@@ -322,6 +334,10 @@ fn build_linux() -> Result<LinuxKit, String> {
         modules_list.push_str(&format!("/{dest}\n"));
     }
     cpio.file("etc/modules", 0o644, modules_list.as_bytes());
+    for m in &extra[order.len()..] {
+        let data = std::fs::read(&ko[m]).map_err(|e| format!("{}: {e}", ko[m].display()))?;
+        cpio.file(&format!("lib/modules/{m}.ko"), 0o644, &data);
+    }
     // busybox acpid maps an input event to "button/power PWRF 00000080", then runs, in the
     // -c dir, the action of the first line whose key is a substring of that: so the key is
     // "PWRF" ("PWRF/00000080", its built-in default action, would be a file path).

@@ -122,7 +122,7 @@ pub const CMDS: &[CmdDef] = &[
         "reboot",
         "reboot a domain",
         "Run a reboot command in the target domain.",
-        &[DOMAIN_ACTIVE],
+        &[DOMAIN_ACTIVE, POWER_MODE],
         cmd_lifecycle,
         Access::Write("virDomainReboot"),
     ),
@@ -138,7 +138,7 @@ pub const CMDS: &[CmdDef] = &[
         "shutdown",
         "gracefully shutdown a domain",
         "Run shutdown in the target domain.",
-        &[DOMAIN_ACTIVE],
+        &[DOMAIN_ACTIVE, POWER_MODE],
         cmd_lifecycle,
         Access::Write("virDomainShutdown"),
     ),
@@ -224,17 +224,54 @@ fn cmd_create(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--mode` of shutdown and reboot (virsh names it "shutdown mode" for both).
+const POWER_MODE: OptDef =
+    OptDef::string("mode", "shutdown mode: acpi|agent|initctl|signal|paravirt").complete(
+        Completer::Words(&["acpi", "agent", "initctl", "signal", "paravirt"]),
+    );
+
+/// virsh's `--mode` list (comma-separated) as libvirt's shutdown/reboot flags (libvirt:
+/// cmdShutdown, cmdReboot).
+fn power_flags(mode: Option<&str>) -> Result<u32> {
+    use crate::driver::domain as d;
+    let mut flags = 0;
+    // An empty list is no mode (g_strsplit gives no parts), an empty part is unknown.
+    for m in mode
+        .filter(|m| !m.is_empty())
+        .into_iter()
+        .flat_map(|m| m.split(','))
+    {
+        flags |= match m {
+            "acpi" => d::SHUTDOWN_ACPI_POWER_BTN,
+            "agent" => d::SHUTDOWN_GUEST_AGENT,
+            "initctl" => d::SHUTDOWN_INITCTL,
+            "signal" => d::SHUTDOWN_SIGNAL,
+            "paravirt" => d::SHUTDOWN_PARAVIRT,
+            _ => bail!(
+                "Unknown mode {} value, expecting 'acpi', 'agent', 'initctl', 'signal', or 'paravirt'",
+                mode.unwrap_or_default()
+            ),
+        };
+    }
+    Ok(flags)
+}
+
 /// `vsh destroy|suspend|resume|shutdown|reboot DOMAIN`, with virsh's messages.
 fn cmd_lifecycle(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let verb = args.cmd.name;
+    // virsh checks the modes before it looks the domain up.
+    let power = match verb {
+        "shutdown" | "reboot" => power_flags(args.string("mode"))?,
+        _ => 0,
+    };
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let name = dom.name().to_string();
     let (res, done) = match verb {
         "destroy" => (dom.destroy(), "destroyed"),
         "suspend" => (dom.suspend(), "suspended"),
         "resume" => (dom.resume(), "resumed"),
-        "shutdown" => (dom.shutdown(), "is being shutdown"),
-        "reboot" => (dom.reboot(), "is being rebooted"),
+        "shutdown" => (dom.shutdown_flags(power), "is being shutdown"),
+        "reboot" => (dom.reboot_flags(power), "is being rebooted"),
         other => bail!("internal error: no lifecycle action '{other}'"),
     };
     res.with_context(|| format!("Failed to {verb} domain '{name}'"))?;

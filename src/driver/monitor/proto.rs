@@ -33,11 +33,25 @@ pub enum Request {
     State,
     Suspend,
     Resume,
-    /// ACPI power button; returns at once. The guest's `on_poweroff` applies when it is off.
-    Shutdown,
-    /// libvirt's fake reboot: power button, then reset and resume once the guest is off.
-    /// Returns at once.
-    Reboot,
+    /// ACPI power button or the guest agent, as `modes` and libvirt's rules pick; the ACPI
+    /// way returns at once, the agent's once QEMU reports the guest's SHUTDOWN. The
+    /// guest's `on_poweroff` applies when it is off.
+    Shutdown {
+        #[serde(default)]
+        modes: PowerModes,
+    },
+    /// libvirt's fake reboot (power button, then reset and resume once the guest is off;
+    /// returns at once), or the guest agent's reboot (returns at QEMU's RESET).
+    Reboot {
+        #[serde(default)]
+        modes: PowerModes,
+    },
+    /// One command to the QEMU guest agent (sync first), `timeout_ms` for its reply.
+    Agent {
+        command: String,
+        args: Option<Value>,
+        timeout_ms: u64,
+    },
     /// Hard reset (`virsh reset`).
     Reset,
     /// Replace the live XML in the status file (the monitor owns that file).
@@ -71,6 +85,15 @@ pub enum Request {
     },
 }
 
+/// How `shutdown` and `reboot` may reach the guest (libvirt's VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
+/// and _GUEST_AGENT flags). Neither: libvirt's default, the agent when one is connected,
+/// else the power button.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PowerModes {
+    pub acpi: bool,
+    pub agent: bool,
+}
+
 /// How many domain events a monitor keeps for late subscribers.
 pub const BACKLOG: usize = 64;
 
@@ -82,6 +105,31 @@ pub struct Failure {
     /// The guest is not running (any more).
     #[serde(default)]
     pub not_running: bool,
+}
+
+/// libvirt's error codes (`virErrorNumber`) the monitor reports; `desc` is the message
+/// after libvirt's prefix for the code.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    OperationInvalid,
+    OperationFailed,
+    ArgumentUnsupported,
+    AgentUnresponsive,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The message as libvirt prints it (virErrorMsg's prefix for the code).
+    pub fn message(self, desc: &str) -> String {
+        match self {
+            ErrorCode::OperationInvalid => format!("Requested operation is not valid: {desc}"),
+            ErrorCode::OperationFailed => format!("operation failed: {desc}"),
+            ErrorCode::ArgumentUnsupported => format!("argument unsupported: {desc}"),
+            ErrorCode::AgentUnresponsive => format!("Guest agent is not responding: {desc}"),
+            ErrorCode::Internal => format!("internal error: {desc}"),
+        }
+    }
 }
 
 /// The answer to one request.
@@ -101,6 +149,12 @@ pub enum Reply {
         reason: String,
     },
     Err(Failure),
+    /// The monitor refused with libvirt's error code and message (`desc` is the text after
+    /// libvirt's prefix for the code).
+    Refused {
+        code: ErrorCode,
+        desc: String,
+    },
 }
 
 /// A QMP event as QEMU sent it.

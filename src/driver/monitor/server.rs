@@ -25,8 +25,12 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod migrate;
-use super::proto::{Failure, Line, MAX_LINE, Push, QmpEvent, Reply, Request, StartResult, VERSION};
+use super::proto::{
+    ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
+    VERSION,
+};
 use crate::driver::Dirs;
+use crate::driver::agent::{self, Agent, AgentError, ShutdownMode};
 use crate::driver::process::{
     GuestPaths, LaunchSpec, connect_monitor, log_tail, make_dir, remove_leftovers, spawn_qemu,
     timestamp,
@@ -122,6 +126,8 @@ struct Actions {
     poweroff: Action,
     reboot: Action,
     crash: Action,
+    /// `<watchdog action='dump'/>`: QEMU pauses, we dump and resume.
+    watchdog_dump: bool,
 }
 
 impl Actions {
@@ -135,6 +141,12 @@ impl Actions {
             poweroff: get(|d| d.on_poweroff.as_ref(), Action::Destroy),
             reboot: get(|d| d.on_reboot.as_ref(), Action::Restart),
             crash: get(|d| d.on_crash.as_ref(), Action::Destroy),
+            watchdog_dump: def.as_ref().is_some_and(|d| {
+                d.devices
+                    .watchdogs
+                    .iter()
+                    .any(|w| w.action.as_deref() == Some("dump"))
+            }),
         }
     }
 }
@@ -242,6 +254,7 @@ async fn run(cfg: MonitorConfig) -> i32 {
             return 1;
         }
     };
+    let adopting = matches!(cfg.mode, Mode::Adopt);
     let setup = match cfg.mode {
         Mode::Start(spec) => start(&paths, *spec).await,
         Mode::Adopt => adopt(&paths).await,
@@ -255,6 +268,10 @@ async fn run(cfg: MonitorConfig) -> i32 {
     };
     srv.config_dir = dirs.config.clone();
     srv.lib_dir = dirs.lib.clone();
+    srv.find_agent().await;
+    if adopting {
+        srv.catch_up().await;
+    }
     report(&StartResult::Ready {
         monitor_pid: std::process::id() as i32,
         qemu_pid: srv.status.pid,
@@ -531,7 +548,21 @@ struct Server {
     /// STOP/RESUME events our own requests caused, already accounted for.
     own_stop: bool,
     own_resume: bool,
+    /// The STOP that follows GUEST_PANICKED belongs to the panic, not to a pause.
+    panic_stop: bool,
+    /// The guest agent's channel, when the domain has one.
+    agent: Option<AgentPort>,
     exit: Option<Option<WaitStatus>>,
+}
+
+/// The guest agent's virtio-serial port.
+struct AgentPort {
+    /// QEMU's end of it, a UNIX socket.
+    path: PathBuf,
+    /// The virtserialport's id, as VSERPORT_CHANGE names it.
+    alias: String,
+    /// Whether the guest has the port open (libvirt connects its agent client only then).
+    open: bool,
 }
 
 impl Server {
@@ -560,6 +591,8 @@ impl Server {
             pause_reason: None,
             own_stop: false,
             own_resume: false,
+            panic_stop: false,
+            agent: None,
             exit: None,
         }
     }
@@ -696,19 +729,25 @@ impl Server {
         self.kill_at = Some(self.kill_at.map_or(at, |k| k.min(at)));
     }
 
-    /// Reset and resume (libvirt's qemuProcessFakeReboot).
+    /// Reset and resume (libvirt's qemuProcessFakeReboot): `running (crashed)` after a
+    /// panic, `running (booted)` otherwise.
     async fn fake_reboot(&mut self) {
+        let reason = if self.status.state == "crashed" {
+            "crashed"
+        } else {
+            "booted"
+        };
         let _ = self.exec("system_reset", None).await;
         self.own_resume = true;
         if self.exec("cont", None).await.is_ok() {
             // saw_shutdown stays until the RESUME event: the STOP that followed SHUTDOWN
             // may still be queued behind our commands.
-            self.set_state("", false, "booted");
+            self.set_state("", false, reason);
             self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
         }
     }
 
-    async fn apply_poweroff(&mut self, guest: bool) {
+    async fn apply_poweroff(&mut self) {
         let reboot = std::mem::take(&mut self.fake_reboot);
         if reboot {
             self.fake_reboot().await;
@@ -717,37 +756,252 @@ impl Server {
         match self.actions.poweroff {
             Action::Restart | Action::CoredumpRestart => self.fake_reboot().await,
             Action::Preserve => self.set_state("", true, "shutdown"),
-            _ => {
-                let _ = guest;
-                self.terminate("shutdown", KILL_GRACE);
+            _ => self.terminate("shutdown", KILL_GRACE),
+        }
+    }
+
+    /// A guest panic, as libvirt's processGuestPanicEvent handles it: `crashed
+    /// (panicked)` and the Crashed Panicked event, then `on_crash`. A dump that fails leaves
+    /// the guest crashed, as libvirt does.
+    async fn apply_crash(&mut self) {
+        self.set_state("crashed", true, "panicked");
+        self.broadcast_lifecycle(Lifecycle::CrashedPanicked);
+        let action = self.actions.crash;
+        if matches!(action, Action::CoredumpDestroy | Action::CoredumpRestart) {
+            // libvirt: doCoreDumpToAutoDumpPath names it NAME-YYYY-MM-DD-HH:MM:SS.
+            let stamp = timestamp().get(..19).unwrap_or_default().replace(' ', "-");
+            if !self.auto_dump(&stamp).await {
+                return;
+            }
+        }
+        match action {
+            // libvirt does nothing for rename-restart on a panic.
+            Action::Preserve | Action::RenameRestart => {}
+            Action::Restart | Action::CoredumpRestart => self.fake_reboot().await,
+            Action::Destroy | Action::CoredumpDestroy => self.terminate("crashed", KILL_GRACE),
+        }
+    }
+
+    /// Dump the guest's memory (ELF, no paging) into the auto-dump dir as
+    /// `NAME-{suffix}`; whether it worked (the log says why not).
+    // libvirt: doCoreDumpToAutoDumpPath, doCoreDump with VIR_DUMP_MEMORY_ONLY
+    async fn auto_dump(&mut self, suffix: &str) -> bool {
+        let dir = self.lib_dir.join("dump");
+        let path = dir.join(format!("{}-{suffix}", self.paths.name));
+        if let Err(e) = make_dir(&self.paths.name, &dir) {
+            log_line(&self.paths, &format!("cannot create the dump dir: {e}"));
+            return false;
+        }
+        let args = json!({ "paging": false, "protocol": format!("file:{}", path.display()) });
+        match self.exec("dump-guest-memory", Some(args)).await {
+            Ok(_) => {
+                log_line(&self.paths, &format!("memory dumped to {}", path.display()));
+                true
+            }
+            Err(e) => {
+                log_line(&self.paths, &format!("Dump failed: {e}"));
+                false
             }
         }
     }
 
-    async fn apply_crash(&mut self) {
-        self.broadcast_lifecycle(Lifecycle::CrashedPanicked);
-        let action = self.actions.crash;
-        if matches!(action, Action::CoredumpDestroy | Action::CoredumpRestart) {
-            log_line(
-                &self.paths,
-                "on_crash coredump: memory dumps are not supported, acting without one",
-            );
-        }
-        match action {
-            Action::Preserve => self.set_state("crashed", true, "panicked"),
-            Action::Restart | Action::RenameRestart | Action::CoredumpRestart => {
-                self.fake_reboot().await
+    /// `<watchdog action='dump'/>`: QEMU paused the guest; dump it and let it run on.
+    // libvirt: processWatchdogEvent
+    async fn watchdog_dump(&mut self) {
+        let secs = now_ms() / 1000;
+        self.auto_dump(&secs.to_string()).await;
+        self.own_resume = true;
+        match self.exec("cont", None).await {
+            Ok(_) => {
+                self.set_state("", false, "unpaused");
+                self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
             }
-            Action::Destroy | Action::CoredumpDestroy => {
-                self.set_state("crashed", true, "panicked");
-                self.terminate("crashed", KILL_GRACE);
+            Err(e) => {
+                self.own_resume = false;
+                log_line(&self.paths, &format!("Resuming after dump failed: {e}"));
             }
         }
+    }
+
+    /// What happened while no monitor watched (an adopted QEMU): a guest that powered
+    /// off (QEMU runs with -no-shutdown) or panicked gets its lifecycle action now.
+    // libvirt: qemuProcessUpdateState, qemuProcessReconnect's shutdown sequence
+    async fn catch_up(&mut self) {
+        let Ok(v) = self.exec("query-status", None).await else {
+            return;
+        };
+        match v["status"].as_str() {
+            Some("shutdown") if !self.saw_shutdown => {
+                log_line(&self.paths, "the guest powered off while unmonitored");
+                self.saw_shutdown = true;
+                self.apply_poweroff().await;
+            }
+            Some("guest-panicked") if self.status.state != "crashed" => {
+                log_line(&self.paths, "the guest panicked while unmonitored");
+                self.apply_crash().await;
+            }
+            Some("watchdog") if self.status.reason != "watchdog" => {
+                self.set_state("", true, "watchdog");
+            }
+            _ => {}
+        }
+    }
+
+    /// Find the guest agent's channel in the live XML, and whether the guest has it open.
+    // libvirt: qemuFindAgentConfig, qemuConnectAgent (deferred until the port is open)
+    async fn find_agent(&mut self) {
+        // Most guests have none: spare the start a second parse of the XML.
+        if !self.status.xml.contains(agent::CHANNEL) {
+            return;
+        }
+        let Ok(def) = crate::domain::parse(&self.status.xml) else {
+            return;
+        };
+        let Some((i, chan)) = agent::channel(&def) else {
+            return;
+        };
+        let auto_dir = def
+            .id
+            .map(|id| crate::driver::launch::channel_dir_of(&self.lib_dir, &self.paths.name, id));
+        let Some(path) = agent::socket_path(chan, auto_dir) else {
+            return;
+        };
+        let alias = agent::device_alias(i, chan);
+        let label = format!("char{alias}");
+        let open = match self.exec("query-chardev", None).await {
+            Ok(Value::Array(devs)) => devs.iter().any(|d| {
+                d["label"].as_str() == Some(label.as_str())
+                    && d["frontend-open"].as_bool() == Some(true)
+            }),
+            _ => false,
+        };
+        self.agent = Some(AgentPort { path, alias, open });
+    }
+
+    /// libvirt's qemuDomainAgentAvailable: the agent's socket, or libvirt's error.
+    fn agent_available(&self) -> Result<PathBuf, Reply> {
+        let refuse = |code, desc: &str| Reply::Refused {
+            code,
+            desc: desc.to_string(),
+        };
+        if self.status.state == "crashed" || self.status.paused {
+            return Err(refuse(ErrorCode::OperationInvalid, "domain is not running"));
+        }
+        match &self.agent {
+            None => Err(refuse(
+                ErrorCode::ArgumentUnsupported,
+                &AgentError::NotConfigured.to_string(),
+            )),
+            Some(a) if !a.open => Err(refuse(
+                ErrorCode::AgentUnresponsive,
+                &AgentError::NotConnected.to_string(),
+            )),
+            Some(a) => Ok(a.path.clone()),
+        }
+    }
+
+    /// `shutdown`/`reboot` as libvirt's qemuDomainShutdownFlags and qemuDomainReboot pick
+    /// the way: the agent when asked, or by default when one is connected; the power button
+    /// when asked, by default, or after a failed agent unless only the agent was asked.
+    /// Returns the reply, or `None` when `reply` was kept to be answered at QEMU's event.
+    async fn power(
+        &mut self,
+        reboot: bool,
+        modes: PowerModes,
+        reply: oneshot::Sender<Reply>,
+    ) -> Option<(Reply, oneshot::Sender<Reply>)> {
+        let none = !modes.acpi && !modes.agent;
+        let agent_open = self.agent.as_ref().is_some_and(|a| a.open);
+        let use_agent = modes.agent || (none && agent_open);
+        let agent_forced = modes.agent && !modes.acpi;
+        // A reboot the domain must not survive is a shutdown, and a shutdown the domain
+        // restarts after is a reboot, for the agent (the power button's way gets there by
+        // on_poweroff).
+        let agent_reboot = if reboot {
+            !matches!(self.actions.reboot, Action::Destroy | Action::Preserve)
+        } else {
+            matches!(
+                self.actions.poweroff,
+                Action::Restart | Action::RenameRestart
+            )
+        };
+        if use_agent {
+            let tried = match self.agent_available() {
+                Ok(path) => self.agent_shutdown(&path, agent_reboot).await,
+                Err(r) => Err(r),
+            };
+            match tried {
+                Ok(()) => {
+                    self.fake_reboot = false;
+                    self.await_power_event(agent_reboot, reply);
+                    return None;
+                }
+                Err(r) if agent_forced => return Some((r, reply)),
+                // Not only the agent was asked: the power button then, silently.
+                Err(_) => {}
+            }
+        }
+        let r = match self.exec("system_powerdown", None).await {
+            Ok(_) => {
+                if reboot {
+                    self.fake_reboot = true;
+                }
+                Reply::Ok { value: Value::Null }
+            }
+            Err(e) => self.failure(e),
+        };
+        Some((r, reply))
+    }
+
+    /// `guest-shutdown` over the agent (sync first).
+    // libvirt: qemuAgentShutdown
+    async fn agent_shutdown(&mut self, path: &std::path::Path, reboot: bool) -> Result<(), Reply> {
+        let mode = if reboot {
+            ShutdownMode::Reboot
+        } else {
+            ShutdownMode::Powerdown
+        };
+        let r = async {
+            let mut a = Agent::connect(path).await?;
+            a.shutdown(mode).await
+        }
+        .await;
+        r.map_err(agent_refusal)
+    }
+
+    /// Answer `reply` once QEMU reports the guest went down (SHUTDOWN) or reset (RESET),
+    /// as libvirt's agent waits for them after `guest-shutdown`; libvirt's timeout error
+    /// when neither comes in time.
+    fn await_power_event(&mut self, reboot: bool, reply: oneshot::Sender<Reply>) {
+        let want = if reboot { "RESET" } else { "SHUTDOWN" };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Push>();
+        self.hub.subscribe(tx, None);
+        tokio::spawn(async move {
+            let wait = async {
+                while let Some(p) = rx.recv().await {
+                    if let Push::Qmp(e) = p
+                        && (e.name == want || e.name == "SHUTDOWN")
+                    {
+                        return;
+                    }
+                }
+                // The monitor ends: the guest is gone, which is what was asked.
+            };
+            let r = match tokio::time::timeout(agent::SHUTDOWN_WAIT, wait).await {
+                Ok(()) => Reply::Ok { value: Value::Null },
+                Err(_) => agent_refusal(AgentError::Timeout),
+            };
+            let _ = reply.send(r);
+        });
     }
 
     async fn on_event(&mut self, ev: Event) {
         self.broadcast(Push::Qmp(QmpEvent::from(&ev)));
         match ev.name.as_str() {
+            // libvirt ignores a repeated SHUTDOWN (QEMU's answer to the SIGTERM that ends a
+            // powered-off guest), and sees none when it ends a crashed guest: qemuProcessStop
+            // closes the monitor first.
+            "SHUTDOWN" if self.saw_shutdown || self.end_reason == Some("crashed") => {}
             "SHUTDOWN" => {
                 self.saw_shutdown = true;
                 // QEMU ending because we end it: after a save libvirt holds the domain
@@ -774,11 +1028,14 @@ impl Server {
                         _ => self.terminate("shutdown", KILL_GRACE),
                     }
                 } else {
-                    self.apply_poweroff(guest).await;
+                    self.apply_poweroff().await;
                 }
             }
             "STOP" => {
-                if std::mem::take(&mut self.own_stop) || self.saw_shutdown {
+                if std::mem::take(&mut self.own_stop)
+                    || std::mem::take(&mut self.panic_stop)
+                    || self.saw_shutdown
+                {
                     return;
                 }
                 let reason = self.pause_reason.take().unwrap_or("user");
@@ -798,13 +1055,36 @@ impl Server {
                 self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
             }
             "RESET" => self.broadcast_kind(EventKind::Reboot),
-            "GUEST_PANICKED" => self.apply_crash().await,
+            "GUEST_PANICKED" => {
+                // QEMU paused the guest (set-action panic=pause) and sends STOP next.
+                self.panic_stop = ev.data["action"].as_str() == Some("pause");
+                self.apply_crash().await
+            }
+            // libvirt: qemuProcessHandleWatchdog
             "WATCHDOG" => {
                 let action = ev.data["action"].as_str().unwrap_or("none").to_string();
-                if action == "pause" {
+                let pause = action == "pause";
+                if pause {
                     self.pause_reason = Some("watchdog");
                 }
                 self.broadcast_kind(EventKind::Watchdog { action });
+                if pause && self.actions.watchdog_dump {
+                    // QEMU's STOP is queued behind this event: account for it first.
+                    self.own_stop = true;
+                    self.pause_reason = None;
+                    self.set_state("", true, "watchdog");
+                    self.broadcast_lifecycle(Lifecycle::SuspendedWatchdog);
+                    self.watchdog_dump().await;
+                }
+            }
+            // The guest opened or closed a virtio-serial port: the agent's tells whether an
+            // agent listens (libvirt: processSerialChangedEvent).
+            "VSERPORT_CHANGE" => {
+                if let Some(a) = self.agent.as_mut()
+                    && ev.data["id"].as_str() == Some(a.alias.as_str())
+                {
+                    a.open = ev.data["open"].as_bool().unwrap_or(false);
+                }
             }
             "BLOCK_IO_ERROR" => {
                 let action = ev.data["action"].as_str().unwrap_or("report").to_string();
@@ -862,7 +1142,17 @@ impl Server {
             push,
             kick,
         } = cmd;
-        if self.end_reason.is_some() && !matches!(req, Request::Destroy { .. } | Request::State) {
+        // A subscriber may still come for the Stopped event (a caller that adopted a guest
+        // whose lifecycle action ends it).
+        if self.end_reason.is_some()
+            && !matches!(
+                req,
+                Request::Hello { .. }
+                    | Request::Destroy { .. }
+                    | Request::State
+                    | Request::Subscribe { .. }
+            )
+        {
             let _ = reply.send(Reply::Err(Failure {
                 class: None,
                 desc: "the guest is shutting down".into(),
@@ -920,17 +1210,40 @@ impl Server {
                     }
                 }
             }
-            Request::Shutdown => match self.exec("system_powerdown", None).await {
-                Ok(_) => ok(Value::Null),
-                Err(e) => self.failure(e),
-            },
-            Request::Reboot => match self.exec("system_powerdown", None).await {
-                Ok(_) => {
-                    self.fake_reboot = true;
-                    ok(Value::Null)
+            Request::Shutdown { modes } | Request::Reboot { modes } => {
+                let reboot = matches!(req, Request::Reboot { .. });
+                if let Some((r, reply)) = self.power(reboot, modes, reply).await {
+                    let _ = reply.send(r);
                 }
-                Err(e) => self.failure(e),
-            },
+                return;
+            }
+            Request::Agent {
+                command,
+                args,
+                timeout_ms,
+            } => {
+                match self.agent_available() {
+                    Ok(path) => {
+                        // Off the loop: an agent may take its time, QMP events may not.
+                        let timeout = Duration::from_millis(timeout_ms);
+                        tokio::spawn(async move {
+                            let r = async {
+                                let mut a = Agent::connect(&path).await?;
+                                a.command(&command, args, timeout).await
+                            }
+                            .await;
+                            let _ = reply.send(match r {
+                                Ok(v) => Reply::Ok { value: v },
+                                Err(e) => agent_refusal(e),
+                            });
+                        });
+                    }
+                    Err(r) => {
+                        let _ = reply.send(r);
+                    }
+                }
+                return;
+            }
             Request::Reset => match self.exec("system_reset", None).await {
                 Ok(_) => ok(Value::Null),
                 Err(e) => self.failure(e),
@@ -1243,6 +1556,21 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                 }
             }
         }
+    }
+}
+
+/// An agent failure as libvirt reports it.
+fn agent_refusal(e: AgentError) -> Reply {
+    let code = match e {
+        AgentError::NotConfigured => ErrorCode::ArgumentUnsupported,
+        AgentError::NotConnected | AgentError::Timeout | AgentError::Disappeared => {
+            ErrorCode::AgentUnresponsive
+        }
+        AgentError::Command { .. } | AgentError::Garbled(_) => ErrorCode::Internal,
+    };
+    Reply::Refused {
+        code,
+        desc: e.to_string(),
     }
 }
 
