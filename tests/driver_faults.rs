@@ -81,6 +81,16 @@ impl Peer {
         self.answer("qmp_capabilities", json!({}));
     }
 
+    /// What an adopting monitor asks first: the handshake, then `query-status` (to catch up
+    /// with what happened while nobody watched), answered `running`.
+    fn adopted(&mut self) {
+        self.handshake();
+        self.answer(
+            "query-status",
+            json!({"status": "running", "running": true}),
+        );
+    }
+
     fn event(&mut self, name: &str) {
         self.send(json!({"event": name, "data": {},
             "timestamp": {"seconds": 1, "microseconds": 2}}));
@@ -247,7 +257,8 @@ fn shutdown_wait(d: &domdriver::driver::domain::Domain<'_>) -> Result<(), String
 }
 
 /// After a fault the guest's monitor closes the failed connection and opens a new one for
-/// the next operation: the guest was not lost.
+/// the next operation (a reconnection, not an adoption: no catching up): the guest was not
+/// lost.
 fn then_suspend_works(accept: &mut dyn FnMut() -> Peer) {
     let mut p = accept();
     p.handshake();
@@ -264,7 +275,7 @@ fn assert_recovers(f: &Fake) {
 fn garbage_json_reply() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         p.raw(b"{\"return\": {}, \"id\": nonsense\r\n");
         p.until_eof();
@@ -280,7 +291,7 @@ fn garbage_json_reply() {
 fn reply_larger_than_the_read_bound() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         // One line beyond the 64 MiB bound, written until the client stops reading.
         let chunk = vec![b'a'; 1 << 20];
@@ -303,7 +314,7 @@ fn reply_larger_than_the_read_bound() {
 fn reply_slower_than_the_command_timeout() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         // Never answer; the client gives up and hangs up.
         p.until_eof();
@@ -324,7 +335,7 @@ fn reply_slower_than_the_command_timeout() {
 fn reply_with_an_unexpected_id() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         p.send(json!({"return": {}, "id": "libvirt-999"}));
         p.until_eof();
@@ -343,7 +354,7 @@ fn reply_with_an_unexpected_id() {
 fn events_interleaved_with_replies() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         let id = p.expect("stop");
         p.event("STOP");
         p.event("SOMETHING_NEW");
@@ -373,7 +384,7 @@ fn events_interleaved_with_replies() {
 fn eof_in_the_middle_of_a_reply() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         p.raw(b"{\"return\": {");
         drop(p);
@@ -392,7 +403,7 @@ fn eof_in_the_middle_of_a_reply() {
 fn socket_closed_mid_command() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("query-status");
         drop(p);
         then_suspend_works(accept);
@@ -410,7 +421,7 @@ fn socket_closed_mid_command() {
 fn process_gone_mid_command_is_crashed() {
     let f = Fake::new(|accept, pid| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("stop");
         // QEMU dies: the process goes, then its socket closes.
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
@@ -432,7 +443,7 @@ fn process_gone_mid_command_is_crashed() {
 fn shutdown_with_garbage_reply_keeps_the_guest_running() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.expect("system_powerdown");
         p.raw(b"\x00\xff garbage\n");
         p.until_eof();
@@ -451,7 +462,7 @@ fn shutdown_with_garbage_reply_keeps_the_guest_running() {
 fn shutdown_that_never_happens_times_out() {
     let f = Fake::new(|accept, _| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.answer("system_powerdown", json!({}));
         // The guest ignores the button: no SHUTDOWN event, the process stays, and the next
         // operation comes on the same connection.
@@ -470,7 +481,7 @@ fn shutdown_that_never_happens_times_out() {
 fn shutdown_then_exit_is_shut_off_shutdown() {
     let f = Fake::new(|accept, pid| {
         let mut p = accept();
-        p.handshake();
+        p.adopted();
         p.answer("system_powerdown", json!({}));
         p.event("SHUTDOWN");
         // The driver ends a QEMU that stays after SHUTDOWN (-no-shutdown) with SIGTERM,
