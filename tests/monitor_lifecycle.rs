@@ -892,8 +892,9 @@ fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
     );
 }
 
-/// A busybox stand-in for qemu-ga on the agent's port: answers guest-sync with its id,
-/// powers off or reboots on guest-shutdown, refuses anything else. A read on the port gives
+/// A busybox stand-in for qemu-ga on the agent's port: answers guest-sync with its id and
+/// guest-network-get-interfaces with a loopback, powers off or reboots on guest-shutdown,
+/// refuses anything else. A read on the port gives
 /// EOF while no host end is connected, hence the outer loop.
 const AGENT_RESPONDER: &str = r#"
 for d in /sys/class/virtio-ports/*; do
@@ -905,6 +906,7 @@ while :; do
     while read -r line <&3; do
         case "$line" in
             *guest-sync*) id=${line##*\"id\":}; id=${id%%\}*}; echo "{\"return\": $id}" >&3 ;;
+            *guest-network-get-interfaces*) echo '{"return": [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}]}]}' >&3 ;;
             *\"reboot\"*) echo AGENT-REBOOT; reboot -f ;;
             *guest-shutdown*) echo AGENT-POWEROFF; poweroff -f ;;
             *) echo '{"error": {"class": "CommandNotFound", "desc": "not here"}}' >&3 ;;
@@ -1039,6 +1041,14 @@ fn shutdown_and_reboot_through_the_guest_agent() {
             Ok(v) => panic!("{v}"),
         }
     });
+    // `domifaddr --source agent` asks the agent through the monitor.
+    let (ok, out, err) = vsh_out(&emu, &uri, &["domifaddr", NAME, "--source", "agent"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.split_whitespace().collect::<Vec<_>>()
+            == ["lo", "00:00:00:00:00:00", "ipv4", "127.0.0.1/8"]),
+        "{out}"
+    );
     let mut w = Watch::new(t.path());
     let t0 = Instant::now();
     let (ok, out, err) = vsh_out(&emu, &uri, &["reboot", NAME, "--mode", "agent"]);

@@ -187,7 +187,7 @@ fn power_modes(flags: u32, function: &str) -> Result<PowerModes, DriverError> {
     })
 }
 
-fn guest_err(e: GuestError) -> DriverError {
+pub(crate) fn guest_err(e: GuestError) -> DriverError {
     match e {
         GuestError::NotRunning { .. } => not_running(),
         GuestError::Refused { code, desc, .. } => match code {

@@ -1,12 +1,10 @@
 //! `virDomainInterfaceAddresses`: the guest's IP addresses from the host's neighbour table
 //! (`arp`), DHCP leases (`lease`) or the QEMU guest agent (`agent`).
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::DriverError;
 use super::domain::Domain;
@@ -50,9 +48,6 @@ pub struct Interface {
     pub hwaddr: Option<String>,
     pub addrs: Vec<IpAddress>,
 }
-
-/// The name of the guest agent's virtio channel.
-const AGENT_CHANNEL: &str = "org.qemu.guest_agent.0";
 
 /// How long the agent may take to answer.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -171,50 +166,6 @@ pub fn agent_interfaces(reply: &Value) -> Vec<Interface> {
         .collect()
 }
 
-fn agent_not_connected() -> DriverError {
-    DriverError::AgentUnresponsive("QEMU guest agent is not connected".into())
-}
-
-/// One exchange with the agent on `path`: sync first (so a reply left from an earlier
-/// client is not taken for ours), then `command`.
-fn agent_command(path: &str, command: &str) -> Result<Value, DriverError> {
-    let s = UnixStream::connect(path).map_err(|_| agent_not_connected())?;
-    s.set_read_timeout(Some(AGENT_TIMEOUT)).ok();
-    s.set_write_timeout(Some(AGENT_TIMEOUT)).ok();
-    let mut w = s.try_clone().map_err(|_| agent_not_connected())?;
-    let mut r = BufReader::new(s);
-    let id = std::process::id() as u64 * 1000 + 7;
-    let send = |w: &mut UnixStream, v: Value| {
-        w.write_all(format!("{v}\n").as_bytes())
-            .map_err(|_| agent_not_connected())
-    };
-    send(
-        &mut w,
-        json!({"execute": "guest-sync", "arguments": {"id": id}}),
-    )?;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if r.read_line(&mut line).map_err(|_| agent_not_connected())? == 0 {
-            return Err(agent_not_connected());
-        }
-        if serde_json::from_str::<Value>(line.trim()).is_ok_and(|v| v["return"] == json!(id)) {
-            break;
-        }
-    }
-    send(&mut w, json!({"execute": command}))?;
-    line.clear();
-    r.read_line(&mut line).map_err(|_| agent_not_connected())?;
-    let v: Value = serde_json::from_str(line.trim()).map_err(|_| agent_not_connected())?;
-    if let Some(e) = v.get("error") {
-        return Err(DriverError::Internal(format!(
-            "unable to execute QEMU agent command '{command}': {}",
-            e["desc"].as_str().unwrap_or("")
-        )));
-    }
-    Ok(v["return"].clone())
-}
-
 impl Domain<'_> {
     /// `virDomainInterfaceAddresses` of the running domain from `source`.
     pub fn interface_addresses(&self, source: AddrSource) -> Result<Vec<Interface>, DriverError> {
@@ -237,25 +188,13 @@ impl Domain<'_> {
                 Ok(lease_interfaces(def, &files))
             }
             AddrSource::Agent => {
-                let chan = def.devices.channels.iter().find(|c| {
-                    c.target
-                        .as_ref()
-                        .is_some_and(|t| t.name.as_deref() == Some(AGENT_CHANNEL))
-                });
-                let Some(chan) = chan else {
-                    return Err(DriverError::ArgumentUnsupported(
-                        "QEMU guest agent is not configured".into(),
-                    ));
-                };
-                let path = chan
-                    .sources
-                    .first()
-                    .and_then(|s| s.path.clone())
-                    .ok_or_else(agent_not_connected)?;
-                Ok(agent_interfaces(&agent_command(
-                    &path,
-                    "guest-network-get-interfaces",
-                )?))
+                // Through the guest's monitor, which owns the agent's channel and knows
+                // whether the guest has it open (libvirt's errors when not).
+                let (mut guest, _) = self.guest()?;
+                let v = guest
+                    .agent_command("guest-network-get-interfaces", None, AGENT_TIMEOUT)
+                    .map_err(super::domain::guest_err)?;
+                Ok(agent_interfaces(&v))
             }
         }
     }
@@ -304,7 +243,7 @@ mod tests {
 
     #[test]
     fn agent_reply() {
-        let r = json!([{"name": "lo", "hardware-address": "00:00:00:00:00:00",
+        let r = serde_json::json!([{"name": "lo", "hardware-address": "00:00:00:00:00:00",
             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8}]}]);
         let i = agent_interfaces(&r);
         assert_eq!(i[0].name, "lo");
