@@ -69,6 +69,22 @@ fn domain_and_os_vocabulary() {
 }
 
 #[test]
+fn rename_restart_is_a_xen_action() {
+    for el in ["on_poweroff", "on_reboot", "on_crash"] {
+        let e = parse_err(&dom(
+            "kvm",
+            &hvm("pc"),
+            &format!("<{el}>rename-restart</{el}>"),
+            "",
+        ));
+        assert_eq!(
+            e,
+            "unsupported configuration: qemu driver doesn't support the 'rename-restart' action"
+        );
+    }
+}
+
+#[test]
 fn os_type_is_checked_before_memory() {
     // libvirt reads the domain type and OS before anything else.
     let xml = "<domain type='kvm'><name>t</name><os><boot dev='hd'/></os></domain>";

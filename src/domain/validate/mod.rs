@@ -44,6 +44,7 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     os::validate_os(def)?;
     features::validate_features(def)?;
     features::validate_timers(def)?;
+    validate_lifecycle(def)?;
     let pseries = arch(def).starts_with("ppc64") && machine(def).starts_with("pseries");
     for disk in &def.devices.disks {
         if pseries && disk.device.as_deref() == Some("floppy") {
@@ -63,6 +64,21 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     devices::validate_iommu(def)?;
     cpu::validate_cpu_mode(def)?;
     memory::validate_hugepages(def)?;
+    Ok(())
+}
+
+/// libvirt: qemuValidateLifecycleAction. The QEMU driver has no meaning for
+/// `rename-restart` (a Xen action).
+fn validate_lifecycle(def: &DomainDef) -> Result<(), DomainError> {
+    let actions = [&def.on_poweroff, &def.on_reboot, &def.on_crash];
+    if actions
+        .iter()
+        .any(|a| a.as_deref() == Some("rename-restart"))
+    {
+        return Err(config(
+            "qemu driver doesn't support the 'rename-restart' action",
+        ));
+    }
     Ok(())
 }
 
