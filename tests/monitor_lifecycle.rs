@@ -763,6 +763,30 @@ fn panic_on_crash_coredump_destroy_dumps_into_the_auto_dump_dir() {
     assert_eq!(&head, b"\x7fELF");
 }
 
+#[test]
+fn panic_on_crash_coredump_restart_dumps_and_runs_again() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (lines, c) = panic_with("coredump-restart", t.path());
+    assert_eq!(
+        lines,
+        vec![
+            format!("event 'lifecycle' for domain '{NAME}': Crashed Panicked"),
+            format!("event 'lifecycle' for domain '{NAME}': Resumed Unpaused"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    assert_eq!(d.state().unwrap().to_string(), "running (crashed)");
+    let dumps = std::fs::read_dir(Dirs::under(t.path()).lib.join("dump"))
+        .unwrap()
+        .count();
+    assert_eq!(dumps, 1);
+    d.destroy().unwrap();
+}
+
 /// The guest opens the i6300esb watchdog and never feeds it.
 fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
     let kit = bootkit::linux().expect("no boot kit");
@@ -844,6 +868,52 @@ fn watchdog_dump_dumps_and_resumes() {
                 .is_some_and(|s| s.parse::<u64>().is_ok())),
         "{dumps:?}"
     );
+}
+
+#[test]
+fn watchdog_reset_reboots_the_guest() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let reboot = format!("event 'reboot' for domain '{NAME}'");
+    let (w, c) = watchdog_with("reset", &reboot, t.path());
+    // QEMU resets the guest (which then boots and arms the watchdog again).
+    assert_eq!(
+        w.lines[..2],
+        [
+            format!("event 'watchdog' for domain '{NAME}': reset"),
+            reboot
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    assert!(matches!(d.state().unwrap().state, State::Running));
+    d.destroy().unwrap();
+}
+
+#[test]
+fn watchdog_poweroff_ends_the_guest() {
+    if bootkit::linux().is_none() {
+        return;
+    }
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    // QEMU exits at once for a watchdog's poweroff, without a SHUTDOWN event: libvirt
+    // then reports a failed stop and `shut off (crashed)`.
+    let (w, c) = watchdog_with("poweroff", "Stopped Failed", t.path());
+    assert_eq!(
+        w.lines,
+        vec![
+            format!("event 'watchdog' for domain '{NAME}': poweroff"),
+            format!("event 'lifecycle' for domain '{NAME}': Stopped Failed"),
+        ]
+    );
+    let d = c.lookup_domain_by_name(NAME).unwrap();
+    wait_until("shut off (crashed)", Duration::from_secs(30), || {
+        d.state().unwrap().to_string() == "shut off (crashed)"
+    });
+    assert!(pids_under(t.path(), "qemu-system").is_empty());
 }
 
 /// The guest powers off while its monitor is dead: QEMU (-no-shutdown) waits in status

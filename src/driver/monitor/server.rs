@@ -1406,7 +1406,12 @@ impl Server {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
             "saved" => Lifecycle::StoppedSaved,
-            _ => Lifecycle::StoppedCrashed,
+            // on_crash=destroy ended it (libvirt: processGuestPanicEvent).
+            _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
+            // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's
+            // poweroff makes it): libvirt's processMonitorEOFEvent says Failed, and the
+            // state is `shut off (crashed)`.
+            _ => Lifecycle::StoppedFailed,
         });
         let r = Reply::State {
             state: "shut off".into(),
