@@ -669,7 +669,13 @@ fn a_corrupt_status_file_is_skipped_with_a_warning() {
     std::fs::write(t.path().join("run/qemu/vm.json"), "{garbage").unwrap();
     std::fs::write(t.path().join("run/qemu/ghost.json"), "{garbage").unwrap();
     assert_eq!(names(&c, ListFlags::ALL), ["vm"]);
-    let w = c.take_warnings();
+    // Only the status files' warnings count: a probe under load may add its own about
+    // binaries of architectures libvirt does not know.
+    let w: Vec<String> = c
+        .take_warnings()
+        .into_iter()
+        .filter(|w| !w.contains("is not an architecture libvirt knows"))
+        .collect();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w.iter().all(|w| w.contains(".json: skipped: ")), "{w:?}");
     assert_eq!(
