@@ -110,7 +110,10 @@ fn a_saved_guest_carries_on_where_it_was() {
     assert!(!ok);
     assert_eq!(
         err,
-        "error: Requested operation is not valid: domain is not running\n"
+        format!(
+            "error: Failed to save domain '{NAME}' to {img}\n\
+             error: Requested operation is not valid: domain is not running\n"
+        )
     );
     assert!(!image.exists());
 
@@ -172,7 +175,10 @@ fn a_saved_guest_carries_on_where_it_was() {
     assert!(!ok);
     assert_eq!(
         err,
-        format!("error: Requested operation is not valid: domain '{NAME}' is already active\n")
+        format!(
+            "error: Failed to restore domain from {img}\n\
+             error: Requested operation is not valid: domain '{NAME}' is already active\n"
+        )
     );
     // Paused on restore when asked.
     dom.save(&image, RestoreState::Paused).unwrap();
@@ -206,7 +212,10 @@ fn bad_images_are_refused_before_qemu_starts() {
         std::fs::write(&p, data).unwrap();
         let (ok, _, err) = vsh(&uri, &["restore", s]);
         assert!(!ok);
-        assert_eq!(err, msg);
+        assert_eq!(
+            err,
+            format!("error: Failed to restore domain from {s}\n{msg}")
+        );
         let (ok, _, err) = vsh(&uri, &["save-image-dumpxml", s]);
         assert!(!ok);
         assert_eq!(err, msg);
@@ -214,7 +223,10 @@ fn bad_images_are_refused_before_qemu_starts() {
     let (ok, _, err) = vsh(&uri, &["restore", "/nonexistent/x.save"]);
     assert!(!ok);
     assert!(
-        err.starts_with("error: cannot open saved image '/nonexistent/x.save'"),
+        err.starts_with(
+            "error: Failed to restore domain from /nonexistent/x.save\n\
+             error: cannot open saved image '/nonexistent/x.save'"
+        ),
         "{err}"
     );
     let (ok, _, err) = vsh(&uri, &["restore", s, "--running", "--paused"]);
@@ -291,7 +303,10 @@ fn managed_save_round_trip() {
     assert!(!ok);
     assert_eq!(
         err,
-        "error: Requested operation is not valid: cannot do managed save for transient domain\n"
+        format!(
+            "error: Failed to save domain '{NAME}' state\n\
+             error: Requested operation is not valid: cannot do managed save for transient domain\n"
+        )
     );
     run(&["destroy", NAME]);
 }

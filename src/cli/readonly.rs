@@ -23,6 +23,14 @@ const FAILURE_LINES: &[(&str, &str)] = &[
     ("start", "Failed to start domain '{domain}'"),
     ("suspend", "Failed to suspend domain '{domain}'"),
     ("undefine", "Failed to undefine domain '{domain}'"),
+    ("save", "Failed to save domain '{domain}' to {file}"),
+    ("restore", "Failed to restore domain from {file}"),
+    ("managedsave", "Failed to save domain '{domain}' state"),
+    (
+        "managedsave-remove",
+        "Failed to remove managed save image for domain '{domain}'",
+    ),
+    ("save-image-define", "Failed to update {file}"),
     ("secret-define", "Failed to set attributes from {file}"),
     ("secret-undefine", "Failed to delete secret {secret}"),
 ];

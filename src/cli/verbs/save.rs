@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use super::util::{lookup_domain, read_xml_file};
 use crate::cli::ctx::CmdCtx;
@@ -141,7 +141,8 @@ fn cmd_save(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     no_xml(args)?;
     let file = args.required("file")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.save(Path::new(file), state)?;
+    dom.save(Path::new(file), state)
+        .with_context(|| format!("Failed to save domain '{}' to {file}", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' saved to {file}", dom.name()));
     Ok(())
 }
@@ -151,7 +152,9 @@ fn cmd_restore(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let state = restore_state(args)?;
     no_xml(args)?;
     let file = args.required("file")?;
-    ctx.conn()?.restore(Path::new(file), state)?;
+    ctx.conn()?
+        .restore(Path::new(file), state)
+        .with_context(|| format!("Failed to restore domain from {file}"))?;
     ctx.println_extra(format!("Domain restored from {file}"));
     Ok(())
 }
@@ -160,7 +163,8 @@ fn cmd_restore(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_managedsave(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let state = restore_state(args)?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.managed_save(state)?;
+    dom.managed_save(state)
+        .with_context(|| format!("Failed to save domain '{}' state", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' state saved by libvirt", dom.name()));
     Ok(())
 }
@@ -175,7 +179,12 @@ fn cmd_managedsave_remove(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    dom.managed_save_remove()?;
+    dom.managed_save_remove().with_context(|| {
+        format!(
+            "Failed to remove managed save image for domain '{}'",
+            dom.name()
+        )
+    })?;
     ctx.println_extra(format!(
         "Removed managedsave image for domain '{}'",
         dom.name()
@@ -200,7 +209,9 @@ fn cmd_save_image_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     let file = args.required("file")?;
     let xml = read_xml_file(args.required("xml")?)?;
-    ctx.conn()?.save_image_define_xml(Path::new(file), &xml)?;
+    ctx.conn()?
+        .save_image_define_xml(Path::new(file), &xml)
+        .with_context(|| format!("Failed to update {file}"))?;
     ctx.println_extra(format!("State file {file} updated."));
     Ok(())
 }
