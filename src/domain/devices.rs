@@ -1040,7 +1040,9 @@ impl Interface {
     fn parse(n: &XmlNode) -> Result<Interface, DomainError> {
         let rd = Rd::new(n);
         let mut i = Interface {
-            itype: rd.attr("type").unwrap_or_default(),
+            // libvirt: virDomainNetDefParseXML reads the type as an optional enum whose
+            // zero value is `user`: an interface without one is a user-mode NIC.
+            itype: rd.attr("type").unwrap_or_else(|| "user".to_string()),
             managed: rd.attr("managed"),
             trust_guest_rx_filters: rd.attr("trustGuestRxFilters"),
             ..Default::default()
