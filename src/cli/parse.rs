@@ -76,6 +76,14 @@ impl ParsedArgs {
         }
     }
 
+    /// virsh's refusal of two options given together (libvirt: VSH_EXCLUSIVE_OPTIONS).
+    pub fn exclusive(&self, a: &str, b: &str) -> anyhow::Result<()> {
+        if self.flag(a) && self.flag(b) {
+            anyhow::bail!("Options --{a} and --{b} are mutually exclusive");
+        }
+        Ok(())
+    }
+
     /// Every value of a repeatable (argv) option, in order.
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.check_name(name);

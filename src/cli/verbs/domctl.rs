@@ -81,19 +81,12 @@ pub const CMDS: &[CmdDef] = &[
     ),
 ];
 
-fn exclusive(args: &ParsedArgs, a: &str, b: &str) -> Result<()> {
-    if args.flag(a) && args.flag(b) {
-        bail!("Options --{a} and --{b} are mutually exclusive");
-    }
-    Ok(())
-}
-
 /// `vsh qemu-monitor-command DOMAIN [--hmp] [--pretty] [--return-value] CMD...`
 /// (libvirt: cmdQemuMonitorCommand). QEMU's reply is printed as QEMU wrote it, without the
 /// `id` libvirt's own requests carry.
 fn cmd_qemu_monitor_command(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    exclusive(args, "hmp", "pretty")?;
-    exclusive(args, "hmp", "return-value")?;
+    args.exclusive("hmp", "pretty")?;
+    args.exclusive("hmp", "return-value")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let cmd = args.all("cmd").join(" ");
     let hmp = args.flag("hmp");

@@ -254,13 +254,6 @@ fn cmd_domuuid(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
-fn exclusive(args: &ParsedArgs, a: &str, b: &str) -> Result<()> {
-    if args.flag(a) && args.flag(b) {
-        bail!("Options --{a} and --{b} are mutually exclusive");
-    }
-    Ok(())
-}
-
 /// (maximum, current) vCPUs of the live definition or the config; `None` when there is
 /// no such definition (an inactive domain's live one, a transient domain's config).
 fn vcpu_counts(dom: &Domain<'_>, config: bool) -> Result<Option<(u32, u32)>> {
@@ -296,7 +289,7 @@ fn cmd_vcpucount(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         ("live", "config"),
         ("guest", "config"),
     ] {
-        exclusive(args, a, b)?;
+        args.exclusive(a, b)?;
     }
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     if args.flag("guest") {
@@ -424,8 +417,8 @@ fn cmd_ttyconsole(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 /// The definition `--live`/`--config`/`--current` select (libvirt's VSH_EXCLUSIVE_OPTIONS).
 fn affect(args: &ParsedArgs) -> Result<Affect> {
-    exclusive(args, "current", "live")?;
-    exclusive(args, "current", "config")?;
+    args.exclusive("current", "live")?;
+    args.exclusive("current", "config")?;
     Ok(Affect {
         live: args.flag("live"),
         config: args.flag("config"),
@@ -491,9 +484,9 @@ fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 /// `vsh metadata DOMAIN URI [--key KEY] [--set XML | --remove] [--live|--config|--current]`
 /// (libvirt: cmdMetadata).
 fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    exclusive(args, "edit", "set")?;
-    exclusive(args, "remove", "set")?;
-    exclusive(args, "remove", "edit")?;
+    args.exclusive("edit", "set")?;
+    args.exclusive("remove", "set")?;
+    args.exclusive("remove", "edit")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let aff = affect(args)?;
     let uri = args.required("uri")?;

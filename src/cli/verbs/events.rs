@@ -60,15 +60,6 @@ pub const CMDS: &[CmdDef] = &[
     ),
 ];
 
-/// virsh's exclusive-options refusal (libvirt: VSH_EXCLUSIVE_OPTIONS).
-fn exclusive(args: &ParsedArgs, a: &str, b: &str) -> Result<()> {
-    let given = |o: &str| args.flag(o) || args.string(o).is_some();
-    if given(a) && given(b) {
-        bail!("Options --{a} and --{b} are mutually exclusive");
-    }
-    Ok(())
-}
-
 /// `--timeout` in seconds, as virsh takes it: positive, and small enough in milliseconds
 /// (libvirt: vshCommandOptTimeoutToMs).
 fn timeout(args: &ParsedArgs) -> Result<Option<Duration>> {
@@ -123,9 +114,9 @@ struct Summary {
 
 /// `vsh event [DOMAIN] {EVENT | --all} [--loop] [--timeout S] [--timestamp] | --list`.
 fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    exclusive(args, "all", "event")?;
-    exclusive(args, "list", "all")?;
-    exclusive(args, "list", "event")?;
+    args.exclusive("all", "event")?;
+    args.exclusive("list", "all")?;
+    args.exclusive("list", "event")?;
     if args.flag("list") {
         for n in EVENT_NAMES {
             ctx.println(n);

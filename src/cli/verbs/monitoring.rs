@@ -157,14 +157,6 @@ pub const CMDS: &[CmdDef] = &[
     ),
 ];
 
-/// virsh's message for two options that exclude each other.
-fn exclusive(args: &ParsedArgs, a: &str, b: &str) -> Result<()> {
-    if args.flag(a) && args.flag(b) {
-        bail!("Options --{a} and --{b} are mutually exclusive");
-    }
-    Ok(())
-}
-
 /// One row of `list --json`.
 #[derive(Serialize)]
 struct ListEntry {
@@ -182,8 +174,8 @@ struct ListEntry {
 /// `vsh list` (libvirt: cmdList): filters as virsh builds them; a table by default, or
 /// `--uuid`/`--id`/`--name` columns one domain a line.
 fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    exclusive(args, "table", "name")?;
-    exclusive(args, "table", "id")?;
+    args.exclusive("table", "name")?;
+    args.exclusive("table", "id")?;
     let mut flags = ListFlags::ACTIVE;
     if args.flag("inactive") || args.flag("state-shutoff") {
         flags = ListFlags::INACTIVE;

@@ -119,12 +119,14 @@ pub const CMDS: &[CmdDef] = &[
 
 /// `--running`/`--paused`, exclusive as in virsh.
 fn restore_state(args: &ParsedArgs) -> Result<RestoreState> {
-    match (args.flag("running"), args.flag("paused")) {
-        (true, true) => bail!("Options --running and --paused are mutually exclusive"),
-        (true, false) => Ok(RestoreState::Running),
-        (false, true) => Ok(RestoreState::Paused),
-        (false, false) => Ok(RestoreState::AsSaved),
-    }
+    args.exclusive("running", "paused")?;
+    Ok(if args.flag("running") {
+        RestoreState::Running
+    } else if args.flag("paused") {
+        RestoreState::Paused
+    } else {
+        RestoreState::AsSaved
+    })
 }
 
 /// An `--xml` replacement is not supported yet: refused rather than ignored.
