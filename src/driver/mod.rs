@@ -21,6 +21,7 @@ pub mod metadata;
 pub mod monitor;
 pub mod node;
 pub mod ports;
+pub mod nvram;
 mod precheck;
 pub mod prepare;
 pub mod process;

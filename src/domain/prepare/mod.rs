@@ -13,6 +13,7 @@
 
 mod aliases;
 mod devices;
+pub mod firmware;
 pub mod inactive;
 mod mac;
 pub mod native;
