@@ -56,6 +56,7 @@ pub fn prepare_options(name: &str, arch: &str) -> PrepareOptions {
         canonicalize_machine: false,
         audio,
         tpm_versions: Some(HARNESS_SWTPM.iter().map(|v| v.to_string()).collect()),
+        nvram_dir: Some(HARNESS_NVRAM_DIR.into()),
     }
 }
 

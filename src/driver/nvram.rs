@@ -25,10 +25,14 @@ impl Connect {
         if nv.source.as_ref().is_some_and(|s| s.protocol.is_some()) {
             return None;
         }
-        nv.path
-            .as_ref()
-            .or_else(|| nv.source.as_ref().and_then(|s| s.file.as_ref()))
-            .map(PathBuf::from)
+        match (&nv.path, &nv.source) {
+            (Some(p), _) => Some(PathBuf::from(p)),
+            (None, Some(s)) => s.file.as_ref().map(PathBuf::from),
+            (None, None) => nv
+                .template
+                .as_ref()
+                .map(|_| self.nvram_dir().join(format!("{}_VARS.fd", def.name))),
+        }
     }
 }
 
@@ -46,14 +50,17 @@ pub(crate) fn prepare_varstore(
     if nv.source.as_ref().is_some_and(|s| s.protocol.is_some()) {
         return Ok(());
     }
-    let Some(path) = nv
-        .path
-        .as_deref()
-        .or_else(|| nv.source.as_ref().and_then(|s| s.file.as_deref()))
-    else {
-        return Ok(());
+    // A template alone puts the varstore in our directory, as the command line has it.
+    let default = nvram_dir.join(format!("{}_VARS.fd", def.name));
+    let path = match (&nv.path, &nv.source) {
+        (Some(p), _) => Path::new(p),
+        (None, Some(s)) => match &s.file {
+            Some(f) => Path::new(f),
+            None => return Ok(()),
+        },
+        (None, None) if nv.template.is_some() => default.as_path(),
+        (None, None) => return Ok(()),
     };
-    let path = Path::new(path);
     if path.exists() && !reset {
         return Ok(());
     }

@@ -64,6 +64,7 @@ impl Connect {
             canonicalize_machine: true,
             audio: Default::default(),
             tpm_versions: emulated_tpm.then(|| self.host_swtpm_versions().unwrap_or_default()),
+            nvram_dir: Some(self.nvram_dir().display().to_string()),
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
         if purpose != Purpose::Define {

@@ -233,3 +233,21 @@ fn enable(def: &mut DomainDef, fw: &Descriptor, nvram_dir: &str) -> Result<(), D
     }
     Ok(())
 }
+
+/// A read-only UEFI loader named by path without a varstore gets one in `nvram_dir`, at
+/// define already, so the config says where the guest's variables live.
+// libvirt: qemuDomainNVRAMPathGenerate
+pub(super) fn name_varstore(def: &mut DomainDef, nvram_dir: &str) {
+    let os = &mut def.os;
+    let old_style_ro_uefi = os.loader.as_ref().is_some_and(|l| {
+        l.ltype.as_deref() == Some("pflash")
+            && l.readonly.as_deref() == Some("yes")
+            && l.stateless.as_deref() != Some("yes")
+    });
+    if os.firmware.is_none() && old_style_ro_uefi && os.nvram.is_none() {
+        os.nvram = Some(Nvram {
+            path: Some(format!("{nvram_dir}/{}_VARS.fd", def.name)),
+            ..Default::default()
+        });
+    }
+}
