@@ -1,6 +1,7 @@
 //! The verbs, one file per group of virsh's (or per concern within a big group). Each file
 //! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
 
+pub mod agent;
 pub mod domain;
 pub mod domctl;
 pub mod domread;
@@ -26,6 +27,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    agent::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,

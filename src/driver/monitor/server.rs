@@ -1084,6 +1084,12 @@ impl Server {
                     && ev.data["id"].as_str() == Some(a.alias.as_str())
                 {
                     a.open = ev.data["open"].as_bool().unwrap_or(false);
+                    let state = if a.open { "connected" } else { "disconnected" };
+                    // libvirt: qemuDomainEventAgentLifecycleNewFromObj, reason CHANNEL.
+                    self.broadcast_kind(EventKind::AgentLifecycle {
+                        state: state.into(),
+                        reason: "channel event".into(),
+                    });
                 }
             }
             "BLOCK_IO_ERROR" => {
