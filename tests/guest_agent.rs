@@ -7,77 +7,13 @@
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
+#[path = "common/vshrun.rs"]
+mod vshrun;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
-use domdriver::driver::status::{GuestStatus, is_same_live_process};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-/// Kills the named guests' QEMUs on drop if they still run.
-struct Reaper(PathBuf, Vec<&'static str>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for name in &self.1 {
-            let status = self.0.join(format!("run/qemu/{name}.json"));
-            if let Ok(Some(st)) = GuestStatus::read(name, &status)
-                && is_same_live_process(st.pid, st.start_time)
-            {
-                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-                let until = Instant::now() + Duration::from_secs(5);
-                while is_same_live_process(st.pid, st.start_time) && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-}
-
-fn multiplier() -> u64 {
-    std::env::var("VSH_TIMEOUT_MULTIPLIER")
-        .ok()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(1)
-}
-
-struct Vsh {
-    uri: String,
-}
-
-impl Vsh {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
-        c.env_remove("VSH_DEFAULT_URI")
-            .arg("-c")
-            .arg(&self.uri)
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let o = self.cmd(args).output().unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "vsh {args:?} failed: {err}");
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "vsh {args:?} should fail, printed {out}");
-        err
-    }
-}
+use vshrun::{Reaper, Vsh, multiplier};
 
 fn xml(name: &str, kernel: &str, initrd: &str, cmdline: &str, agent: bool) -> String {
     let channel = if agent {
@@ -117,9 +53,7 @@ fn a_guest_agent_answers_through_vsh() {
     let root = tmp.path().join("root");
     let initrd = bootkit::agent_initrd(&kit, tmp.path())
         .unwrap_or_else(|e| panic!("the guest agent's initramfs: {e}"));
-    let vsh = Vsh {
-        uri: format!("qemu:///embed?root={}", root.display()),
-    };
+    let vsh = Vsh::new(root.clone());
     let _reaper = Reaper(root.clone(), vec!["ga", "noagent", "quiet"]);
     let script = format!(
         "hostname agentguest\nifconfig lo 127.0.0.1 up\n{}",

@@ -7,43 +7,22 @@
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
+#[path = "common/vshrun.rs"]
+mod vshrun;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
 
-use domdriver::driver::status::{GuestStatus, is_same_live_process};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use vshrun::{Reaper, Vsh};
 
 const HOST_DESCRIPTOR: &str = "/usr/share/qemu/firmware/60-edk2-x86_64.json";
 const TEMPLATE: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
-
-/// Kills the named guests' QEMUs on drop if they still run.
-struct Reaper(PathBuf, Vec<&'static str>);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for name in &self.1 {
-            let status = self.0.join(format!("run/qemu/{name}.json"));
-            if let Ok(Some(st)) = GuestStatus::read(name, &status)
-                && is_same_live_process(st.pid, st.start_time)
-            {
-                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-                let until = Instant::now() + Duration::from_secs(5);
-                while is_same_live_process(st.pid, st.start_time) && Instant::now() < until {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-}
 
 struct Env {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     xdg: PathBuf,
+    vsh: Vsh,
 }
 
 impl Env {
@@ -56,40 +35,22 @@ impl Env {
         let root = tmp.path().join("root");
         let xdg = tmp.path().join("xdg");
         std::fs::create_dir_all(xdg.join("qemu/firmware")).unwrap();
+        let mut vsh = Vsh::new(root.clone());
+        vsh.env.push(("XDG_CONFIG_HOME".into(), xdg.clone()));
         Env {
             root,
             xdg,
+            vsh,
             _tmp: tmp,
         }
     }
 
-    fn vsh(&self, args: &[&str]) -> (bool, String, String) {
-        let uri = format!("qemu:///embed?root={}", self.root.display());
-        let o = Command::new(env!("CARGO_BIN_EXE_vsh"))
-            .env_remove("VSH_DEFAULT_URI")
-            .env("XDG_CONFIG_HOME", &self.xdg)
-            .arg("-c")
-            .arg(&uri)
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
     fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.vsh(args);
-        assert!(ok, "vsh {args:?} failed: {err}");
-        out
+        self.vsh.ok(args)
     }
 
     fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.vsh(args);
-        assert!(!ok, "vsh {args:?} should fail, printed {out}");
-        err
+        self.vsh.fails(args)
     }
 
     fn define(&self, name: &str, xml: &str) {
@@ -176,10 +137,7 @@ fn uefi_guest_boots_through_ovmf_and_keeps_its_varstore() {
     assert_eq!(mode, 0o600);
 
     env.ok(&["resume", "efi"]);
-    let mut timeout = 180;
-    if let Ok(m) = std::env::var("VSH_TIMEOUT_MULTIPLIER") {
-        timeout *= m.parse::<u64>().unwrap_or(1);
-    }
+    let timeout = 180 * vshrun::multiplier();
     env.ok(&[
         "console",
         "efi",
