@@ -626,6 +626,8 @@ fn closed_stdout_for_every_verb() {
                         // The guest agent's (tests/guest_agent.rs has their running cases).
                         | "qemu-agent-command" | "domtime" | "domhostname" | "domfsinfo"
                         | "set-user-password"
+                        // Needs a bzImage (tests/fleet_pvh.rs).
+                        | "pvh-kernel"
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
                         | "managedsave"
