@@ -685,6 +685,12 @@ impl<'c> Domain<'c> {
     /// Remove the persistent config (`virsh undefine`). A running domain keeps running and
     /// becomes transient, as in libvirt; a transient one cannot be undefined.
     pub fn undefine(&self) -> Result<(), DriverError> {
+        self.undefine_flags(0)
+    }
+
+    /// `virDomainUndefineFlags`: [`super::snapshot::UNDEFINE_SNAPSHOTS_METADATA`] lets a
+    /// shut-off domain with snapshots go, with their metadata.
+    pub fn undefine_flags(&self, flags: u32) -> Result<(), DriverError> {
         let _lock = ConfigLock::acquire(&self.conn.dirs.config)?;
         let s = self.snapshot()?;
         if s.config.is_none() {
@@ -697,6 +703,7 @@ impl<'c> Domain<'c> {
                 "Refusing to undefine while domain managed save image exists".into(),
             ));
         }
+        self.undefine_snapshots(s.live.is_some(), flags)?;
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
         if s.live.is_none() {
             config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
