@@ -165,7 +165,13 @@ pub const CMDS: &[CmdDef] = &[
         "undefine",
         "undefine a domain",
         "Undefine an inactive domain, or convert persistent to transient.",
-        &[DOMAIN],
+        &[
+            DOMAIN,
+            OptDef::flag(
+                "snapshots-metadata",
+                "remove all domain snapshot metadata (vm must be inactive)",
+            ),
+        ],
         cmd_undefine,
         Access::Write("virDomainUndefine"),
     ),
@@ -190,7 +196,11 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 /// `vsh undefine DOMAIN` (libvirt: cmdUndefine).
 fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.undefine()
+    let mut flags = 0;
+    if args.flag("snapshots-metadata") {
+        flags |= crate::driver::snapshot::UNDEFINE_SNAPSHOTS_METADATA;
+    }
+    dom.undefine_flags(flags)
         .with_context(|| format!("Failed to undefine domain '{}'", dom.name()))?;
     ctx.println_extra(format!("Domain '{}' has been undefined", dom.name()));
     Ok(())
