@@ -2,9 +2,109 @@
 //! external snapshots of real TCG guests through the library and `vsh` (create, list,
 //! revert, delete, metadata that outlives `vsh`), with the refusals libvirt makes.
 
+#[path = "common/bootkit.rs"]
+mod bootkit;
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use domdriver::Connect;
 use domdriver::domain::snapshot::{ParseFlags, parse};
+use domdriver::driver::status::{GuestStatus, is_same_live_process};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+fn vsh(uri: &str, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vsh"))
+        .env_remove("VSH_DEFAULT_URI")
+        .env("TZ", "UTC")
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `vsh ARGS` must succeed; its stdout.
+fn ok(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = vsh(uri, args);
+    assert!(ok, "vsh {args:?}: {err}");
+    out
+}
+
+/// `vsh ARGS` must fail; its stderr.
+fn fails(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = vsh(uri, args);
+    assert!(!ok, "vsh {args:?} succeeded: {out}");
+    err
+}
+
+fn qemu_img(args: &[&str]) -> String {
+    let o = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The internal snapshot tags of a qcow2 image.
+fn tags(image: &Path) -> Vec<String> {
+    let out = qemu_img(&["snapshot", "-l", image.to_str().unwrap()]);
+    out.lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
+        .collect()
+}
+
+/// Kills guest `name`'s QEMU on drop if it still runs.
+struct Reaper(std::path::PathBuf, &'static str);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let name = self.1;
+        if let Ok(Some(st)) = GuestStatus::read(name, &self.0.join(format!("run/qemu/{name}.json")))
+            && is_same_live_process(st.pid, st.start_time)
+        {
+            let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+            let until = Instant::now() + Duration::from_secs(5);
+            while is_same_live_process(st.pid, st.start_time) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// A shut-off domain on one disk of `format` (no OS: the offline cases never start it).
+fn disk_domain(dir: &Path, name: &str, format: &str) -> String {
+    let img = dir.join(format!("{name}.{format}"));
+    qemu_img(&["create", "-q", "-f", format, img.to_str().unwrap(), "16M"]);
+    let xml = dir.join(format!("{name}.xml"));
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>{QEMU}</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='{format}'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
+<memballoon model='none'/></devices></domain>",
+            img.display()
+        ),
+    )
+    .unwrap();
+    xml.display().to_string()
+}
 
 /// `<creationTime>` of a formatted snapshot, if any.
 fn creation_time(xml: &str) -> Option<i64> {
@@ -106,4 +206,296 @@ fn libvirt_snapshot_xml2xml_corpus() {
     }
     assert_eq!(redefine_same, redefine_total, "{differ:#?}");
     assert_eq!(inout_same, inout_total, "{differ:#?}");
+}
+
+/// A snapshot-list table row: name, creation time (UTC here), state, optional parent.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines[0].split_whitespace().next(), Some("Name"), "{table}");
+    assert!(lines[1].chars().all(|c| c == '-'), "{table}");
+    let re =
+        regex::Regex::new(r"^ (\S+) +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 +(\S+)(?: +(\S+))? *$")
+            .unwrap();
+    lines[2..]
+        .iter()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let c = re
+                .captures(l)
+                .unwrap_or_else(|| panic!("row {l:?} in\n{table}"));
+            c.iter()
+                .skip(1)
+                .flatten()
+                .map(|m| m.as_str().to_string())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn offline_snapshots_listing_and_refusals() {
+    let d = tempfile::Builder::new()
+        .prefix("snoff")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let uri = format!("qemu:///embed?root={}", d.path().join("r").display());
+    let xml = disk_domain(d.path(), "off", "qcow2");
+    let img = d.path().join("off.qcow2");
+    ok(&uri, &["define", &xml]);
+    let io = |cmd: &str| {
+        let o = Command::new("qemu-io")
+            .args(["-f", "qcow2", "-c", cmd, img.to_str().unwrap()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    io("write -P 0x11 0 64k");
+
+    // Internal snapshots of a shut-off guest: qemu-img's tags, a chain of parents.
+    assert_eq!(
+        ok(&uri, &["snapshot-create-as", "off", "s1", "the first"]),
+        "Domain snapshot s1 created\n"
+    );
+    io("write -P 0x22 0 64k");
+    ok(&uri, &["snapshot-create-as", "off", "--name", "s2"]);
+    ok(&uri, &["snapshot-create-as", "off", "s3"]);
+    assert_eq!(tags(&img), ["s1", "s2", "s3"]);
+    let meta = d.path().join("r/lib/qemu/snapshot/off");
+    let meta = if meta.is_dir() {
+        meta
+    } else {
+        // Wherever the connection's lib dir is.
+        walk_find(d.path(), "s1.xml")
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf()
+    };
+    for n in ["s1", "s2", "s3"] {
+        let m = std::fs::metadata(meta.join(format!("{n}.xml"))).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o600);
+    }
+    let t = ok(&uri, &["snapshot-list", "off"]);
+    assert_eq!(
+        rows(&t),
+        [["s1", "shutoff"], ["s2", "shutoff"], ["s3", "shutoff"]]
+    );
+    let t = ok(&uri, &["snapshot-list", "off", "--parent"]);
+    assert_eq!(
+        rows(&t),
+        [
+            vec!["s1", "shutoff"],
+            vec!["s2", "shutoff", "s1"],
+            vec!["s3", "shutoff", "s2"]
+        ]
+    );
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "off", "--tree"]),
+        "s1\n  |\n  +- s2\n      |\n      +- s3\n        \n\n"
+    );
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "off", "--name", "--leaves"]),
+        "s3\n\n"
+    );
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "off", "--name", "--roots"]),
+        "s1\n\n"
+    );
+    assert_eq!(
+        ok(
+            &uri,
+            &[
+                "snapshot-list",
+                "off",
+                "--name",
+                "--from",
+                "s1",
+                "--descendants"
+            ]
+        ),
+        "s2\ns3\n\n"
+    );
+    assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s3\n");
+    assert_eq!(ok(&uri, &["snapshot-parent", "off", "s2"]), "s1\n");
+    assert_eq!(
+        fails(&uri, &["snapshot-parent", "off", "s1"]),
+        "error: snapshot 's1' has no parent\n"
+    );
+    assert_eq!(
+        ok(&uri, &["snapshot-info", "off", "s2"]),
+        "Name:           s2\nDomain:         off\nCurrent:        no\nState:          shutoff\n\
+         Location:       internal\nParent:         s1\nChildren:       1\nDescendants:    1\n\
+         Metadata:       yes\n\n"
+    );
+    let x = ok(&uri, &["snapshot-dumpxml", "off", "s1"]);
+    assert!(x.contains("<description>the first</description>"), "{x}");
+    assert!(x.contains("<disk name='vda' snapshot='internal'/>"), "{x}");
+    assert!(x.contains("<name>off</name>"), "{x}");
+    assert!(!x.contains("<active>"), "{x}");
+
+    // Revert brings the disk's data back.
+    ok(&uri, &["snapshot-revert", "off", "s1"]);
+    assert!(io("read -P 0x11 0 64k").contains("read 65536/65536"));
+    assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s1\n");
+
+    // Metadata is only files: a new connection (as any new vsh) sees the same.
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn.lookup_domain_by_name("off").unwrap();
+    assert_eq!(dom.snapshot_num(0).unwrap(), 3);
+    assert_eq!(dom.snapshot_current(0).unwrap().name(), "s1");
+    let s2 = dom.snapshot_lookup_by_name("s2", 0).unwrap();
+    assert_eq!(s2.parent().unwrap().name(), "s1");
+    assert_eq!(s2.num_children(0).unwrap(), 1);
+    assert!(!s2.is_current(0).unwrap());
+
+    // Refusals.
+    assert_eq!(
+        fails(&uri, &["snapshot-create-as", "off", "s1"]),
+        "error: operation failed: domain moment s1 already exists\n"
+    );
+    assert_eq!(
+        fails(&uri, &["snapshot-info", "off", "nosuch"]),
+        "error: Domain snapshot not found: no domain snapshot with matching name 'nosuch'\n"
+    );
+    assert_eq!(
+        fails(&uri, &["snapshot-revert", "off", "nosuch"]),
+        "error: Domain snapshot not found: no domain snapshot with matching name 'nosuch'\n"
+    );
+    assert_eq!(
+        fails(&uri, &["snapshot-info", "off"]),
+        "error: --snapshotname or --current is required\n"
+    );
+    assert_eq!(
+        fails(&uri, &["undefine", "off"]),
+        "error: Failed to undefine domain 'off'\n\
+         error: Requested operation is not valid: cannot delete inactive domain with 3 snapshots\n"
+    );
+    // A corrupt file is skipped, as libvirt skips it when it loads the metadata.
+    std::fs::write(meta.join("bad.xml"), "<domainsnapshot><name>bad</name>").unwrap();
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "off", "--name"]),
+        "s1\ns2\ns3\n\n"
+    );
+    assert_eq!(
+        fails(&uri, &["snapshot-dumpxml", "off", "bad"]),
+        "error: Domain snapshot not found: no domain snapshot with matching name 'bad'\n"
+    );
+    std::fs::remove_file(meta.join("bad.xml")).unwrap();
+
+    // Deleting a snapshot with children moves them to its parent (libvirt's rule);
+    // --children-only and --children take the subtree.
+    assert_eq!(
+        ok(&uri, &["snapshot-delete", "off", "s2"]),
+        "Domain snapshot s2 deleted\n\n"
+    );
+    assert_eq!(ok(&uri, &["snapshot-parent", "off", "s3"]), "s1\n");
+    assert_eq!(tags(&img), ["s1", "s3"]);
+    assert_eq!(
+        ok(&uri, &["snapshot-delete", "off", "s1", "--children-only"]),
+        "Domain snapshot s1 children deleted\n\n"
+    );
+    assert_eq!(tags(&img), ["s1"]);
+    ok(&uri, &["snapshot-create-as", "off", "s4"]);
+    ok(&uri, &["snapshot-delete", "off", "--current", "--metadata"]);
+    assert_eq!(tags(&img), ["s1", "s4"]);
+    ok(&uri, &["snapshot-delete", "off", "s1", "--children"]);
+    assert_eq!(tags(&img), ["s4"]);
+    assert_eq!(ok(&uri, &["snapshot-list", "off", "--name"]), "\n");
+
+    // Disk-only external snapshot of a shut-off guest: a new overlay, the config on it.
+    let out = ok(&uri, &["snapshot-create-as", "off", "ext", "--disk-only"]);
+    assert_eq!(out, "Domain snapshot ext created\n");
+    let overlay = d.path().join("off.ext");
+    let info = qemu_img(&["info", "-U", overlay.to_str().unwrap()]);
+    assert!(
+        info.contains(&format!("backing file: {}", img.display())),
+        "{info}"
+    );
+    let dom_xml = ok(&uri, &["dumpxml", "off", "--inactive"]);
+    assert!(
+        dom_xml.contains(&format!("<source file='{}'/>", overlay.display())),
+        "{dom_xml}"
+    );
+    assert!(dom_xml.contains("<backingStore type='file'>"), "{dom_xml}");
+    assert_eq!(
+        fails(&uri, &["snapshot-revert", "off", "ext"]),
+        "error: unsupported configuration: revert to external snapshot not supported yet\n"
+    );
+    assert_eq!(
+        fails(&uri, &["snapshot-delete", "off", "ext"]),
+        "error: Failed to delete snapshot ext\n\
+         error: unsupported configuration: deletion of 1 external disk snapshots not supported yet\n"
+    );
+    let x = ok(&uri, &["snapshot-dumpxml", "off", "ext"]);
+    assert!(x.contains("<state>disk-snapshot</state>"), "{x}");
+    assert!(
+        x.contains(&format!(
+            "<disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n      <source file='{}'/>",
+            overlay.display()
+        )),
+        "{x}"
+    );
+    // The overlay exists now: a second one of the same name is refused.
+    assert_eq!(
+        fails(
+            &uri,
+            &[
+                "snapshot-create-as",
+                "off",
+                "--disk-only",
+                "--diskspec",
+                &format!("vda,file={}", overlay.display())
+            ]
+        ),
+        format!(
+            "error: unsupported configuration: external snapshot file for disk vda already exists and is not a block device: {}\n",
+            overlay.display()
+        )
+    );
+
+    // undefine --snapshots-metadata takes the metadata along.
+    ok(&uri, &["undefine", "off", "--snapshots-metadata"]);
+    assert!(!meta.exists());
+
+    // A raw disk takes no internal snapshot.
+    let raw = disk_domain(d.path(), "rawd", "raw");
+    ok(&uri, &["define", &raw]);
+    assert_eq!(
+        fails(&uri, &["snapshot-create-as", "rawd", "r1"]),
+        "error: unsupported configuration: internal snapshot for disk vda unsupported for storage type raw\n"
+    );
+    assert_eq!(ok(&uri, &["snapshot-list", "rawd", "--name"]), "\n");
+    // --print-xml builds virsh's document and creates nothing.
+    assert_eq!(
+        ok(
+            &uri,
+            &[
+                "snapshot-create-as",
+                "rawd",
+                "n",
+                "d<",
+                "--print-xml",
+                "--diskspec",
+                "vda,snapshot=external,file=/x/y"
+            ]
+        ),
+        "<domainsnapshot>\n  <name>n</name>\n  <description>d&lt;</description>\n  <disks>\n    \
+         <disk name='vda' snapshot='external'>\n      <source file='/x/y'/>\n    </disk>\n  </disks>\n\
+         </domainsnapshot>\n\n\n"
+    );
+}
+
+fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()? {
+        let p = e.ok()?.path();
+        if p.file_name().is_some_and(|n| n == name) {
+            return Some(p);
+        }
+        if p.is_dir()
+            && let Some(f) = walk_find(&p, name)
+        {
+            return Some(f);
+        }
+    }
+    None
 }

@@ -680,7 +680,8 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             } else {
                 flags
             };
-            let mut v = s.list_all_children(f & !(snap::LIST_ROOTS | snap::LIST_TOPOLOGICAL))?;
+            // LIST_ROOTS shares its bit with LIST_DESCENDANTS; --roots excludes --from.
+            let mut v = s.list_all_children(f & !snap::LIST_TOPOLOGICAL)?;
             if tree_mode {
                 v.insert(0, s.clone());
             }
