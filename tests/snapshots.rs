@@ -499,3 +499,146 @@ fn walk_find(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
     }
     None
 }
+
+/// A Linux guest on a qcow2 disk whose console runs each line typed as a shell command.
+fn live_xml(kit: &bootkit::LinuxKit, name: &str, disk: &Path) -> String {
+    let script = "echo SHELL-READY; while read -r l; do eval \"$l\"; done < /dev/ttyS0";
+    format!(
+        "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{}</kernel>
+    <initrd>{}</initrd>
+    <cmdline>{} {}</cmdline>
+  </os>
+  <devices>
+    <emulator>{QEMU}</emulator>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='pty'><target port='0'/></serial>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+        kit.kernel.display(),
+        kit.initrd.display(),
+        kit.cmdline(),
+        bootkit::run_cmdline(script),
+        disk.display(),
+    )
+}
+
+/// One running guest through memory snapshots: a file written after the snapshot is gone
+/// after reverting to it, the guest runs on (or stays paused when asked), the snapshot is
+/// deleted from the image through QEMU, and a disk-only snapshot moves the guest's disk
+/// onto a new overlay live.
+#[test]
+fn memory_snapshot_forgets_what_came_after() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let Some(kit) = bootkit::linux() else { return };
+    let d = tempfile::Builder::new().prefix("snlive").tempdir_in("/tmp").unwrap();
+    let root = d.path().join("r");
+    let _reap = Reaper(root.clone(), "live");
+    let uri = format!("qemu:///embed?root={}", root.display());
+    let img = d.path().join("live.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn.define_domain_xml(&live_xml(&kit, "live", &img)).unwrap();
+    dom.create().unwrap();
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", Duration::from_secs(240)).unwrap();
+    // Typed lines echo: each check prints a marker computed by the shell.
+    let mut n = 0;
+    let mut run = |con: &mut domdriver::driver::console::Console, cmd: &str| -> String {
+        n += 1;
+        con.send_line(&format!("{cmd}; echo M$(({n}*1000+1))-$?")).unwrap();
+        let m = con
+            .expect_regex(&format!(r"M{}-(\d+)", n * 1000 + 1), Duration::from_secs(60))
+            .unwrap();
+        m.text
+    };
+    run(&mut con, "echo before > /tmp/before");
+
+    let t = Instant::now();
+    assert_eq!(
+        ok(&uri, &["snapshot-create-as", "live", "mem1"]),
+        "Domain snapshot mem1 created\n"
+    );
+    let create_time = t.elapsed();
+    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (unpaused)\n\n");
+    let info = qemu_img(&["snapshot", "-l", "-U", img.to_str().unwrap()]);
+    assert!(info.contains("mem1"), "{info}");
+    let x = ok(&uri, &["snapshot-dumpxml", "live", "mem1"]);
+    assert!(x.contains("<state>running</state>"), "{x}");
+    assert!(x.contains("<memory snapshot='internal'/>"), "{x}");
+
+    run(&mut con, "echo after > /tmp/after");
+    assert!(run(&mut con, "test -e /tmp/after").ends_with("-0"));
+
+    let t = Instant::now();
+    assert_eq!(ok(&uri, &["snapshot-revert", "live", "mem1"]), "\n");
+    let revert_time = t.elapsed();
+    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (from snapshot)\n\n");
+    // The guest is back where it was: /tmp/after never existed, /tmp/before did.
+    let mut con = dom.console(None).unwrap();
+    let r = run(&mut con, "test -e /tmp/after");
+    assert!(r.ends_with("-1"), "{r}");
+    assert!(run(&mut con, "test -e /tmp/before").ends_with("-0"));
+
+    // Paused when asked; a second snapshot of the paused guest says so.
+    ok(&uri, &["snapshot-revert", "live", "--current", "--paused"]);
+    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "paused (from snapshot)\n\n");
+    ok(&uri, &["snapshot-create-as", "live", "mem2"]);
+    assert!(ok(&uri, &["snapshot-dumpxml", "live", "mem2"]).contains("<state>paused</state>"));
+    assert_eq!(ok(&uri, &["domstate", "live"]), "paused\n\n");
+    ok(&uri, &["snapshot-revert", "live", "mem1", "--running"]);
+    assert_eq!(ok(&uri, &["domstate", "live"]), "running\n\n");
+    let t = ok(&uri, &["snapshot-list", "live", "--parent"]);
+    assert_eq!(
+        rows(&t),
+        [vec!["mem1", "running"], vec!["mem2", "paused", "mem1"]]
+    );
+
+    // Deleted through QEMU's job: the tag leaves the image.
+    assert_eq!(
+        ok(&uri, &["snapshot-delete", "live", "mem2"]),
+        "Domain snapshot mem2 deleted\n\n"
+    );
+    let info = qemu_img(&["snapshot", "-l", "-U", img.to_str().unwrap()]);
+    assert!(!info.contains("mem2") && info.contains("mem1"), "{info}");
+
+    // Disk-only external snapshot, live: an overlay on top, the live XML on it.
+    let overlay = d.path().join("live.ext1");
+    ok(&uri, &["snapshot-create-as", "live", "ext1", "--disk-only"]);
+    let q = ok(&uri, &["qemu-monitor-command", "live", r#"{"execute":"query-block"}"#]);
+    assert!(q.contains(overlay.to_str().unwrap()), "{q}");
+    let live = ok(&uri, &["dumpxml", "live"]);
+    assert!(live.contains(&format!("<source file='{}'", overlay.display())), "{live}");
+    let inactive = ok(&uri, &["dumpxml", "live", "--inactive"]);
+    assert!(inactive.contains(&format!("<source file='{}'/>", overlay.display())), "{inactive}");
+    // The guest still runs and writes through the overlay.
+    assert!(run(&mut con, "echo ok > /dev/null").ends_with("-0"));
+
+    // Snapshot metadata outlives the guest's monitor: kill it, the next vsh adopts the
+    // guest again and finds every snapshot.
+    let st = GuestStatus::read("live", &root.join("run/qemu/live.json")).unwrap().unwrap();
+    kill(Pid::from_raw(st.monitor_pid), Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ok(&uri, &["snapshot-list", "live", "--name"]), "ext1\nmem1\n\n");
+    assert_eq!(ok(&uri, &["snapshot-current", "live", "--name"]), "ext1\n");
+
+    ok(&uri, &["destroy", "live"]);
+    // A shut-off guest reverts to a memory snapshot by starting from it (one QEMU).
+    eprintln!(
+        "snapshot of a running 256 MiB TCG guest: create {create_time:?}, revert {revert_time:?}"
+    );
+}
