@@ -616,6 +616,17 @@ fn memory_snapshot_forgets_what_came_after() {
     let info = qemu_img(&["snapshot", "-l", "-U", img.to_str().unwrap()]);
     assert!(!info.contains("mem2") && info.contains("mem1"), "{info}");
 
+    // A shut-off guest reverts to a memory snapshot by starting paused and loading it:
+    // one QEMU, running from the snapshot.
+    ok(&uri, &["destroy", "live"]);
+    let t = Instant::now();
+    ok(&uri, &["snapshot-revert", "live", "mem1"]);
+    let cold_revert_time = t.elapsed();
+    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (from snapshot)\n\n");
+    let mut con = dom.console(None).unwrap();
+    assert!(run(&mut con, "test -e /tmp/after").ends_with("-1"));
+    assert!(run(&mut con, "test -e /tmp/before").ends_with("-0"));
+
     // Disk-only external snapshot, live: an overlay on top, the live XML on it.
     let overlay = d.path().join("live.ext1");
     ok(&uri, &["snapshot-create-as", "live", "ext1", "--disk-only"]);
@@ -637,8 +648,14 @@ fn memory_snapshot_forgets_what_came_after() {
     assert_eq!(ok(&uri, &["snapshot-current", "live", "--name"]), "ext1\n");
 
     ok(&uri, &["destroy", "live"]);
-    // A shut-off guest reverts to a memory snapshot by starting from it (one QEMU).
+    // The config now reads the overlay, which lacks mem1's state: the revert fails and
+    // leaves the guest shut off, with no QEMU behind.
+    let e = fails(&uri, &["snapshot-revert", "live", "mem1"]);
+    assert!(e.starts_with("error: operation failed: job 'snapshot-load' failed: "), "{e}");
+    assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
+    assert!(!root.join("run/qemu/live.json").exists());
     eprintln!(
-        "snapshot of a running 256 MiB TCG guest: create {create_time:?}, revert {revert_time:?}"
+        "snapshot of a running 256 MiB TCG guest: create {create_time:?}, revert {revert_time:?}, \
+         revert of the shut-off guest {cold_revert_time:?}"
     );
 }
