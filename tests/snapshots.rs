@@ -545,14 +545,19 @@ fn memory_snapshot_forgets_what_came_after() {
         return;
     }
     let Some(kit) = bootkit::linux() else { return };
-    let d = tempfile::Builder::new().prefix("snlive").tempdir_in("/tmp").unwrap();
+    let d = tempfile::Builder::new()
+        .prefix("snlive")
+        .tempdir_in("/tmp")
+        .unwrap();
     let root = d.path().join("r");
     let _reap = Reaper(root.clone(), "live");
     let uri = format!("qemu:///embed?root={}", root.display());
     let img = d.path().join("live.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);
     let conn = Connect::open(Some(&uri)).unwrap();
-    let dom = conn.define_domain_xml(&live_xml(&kit, "live", &img)).unwrap();
+    let dom = conn
+        .define_domain_xml(&live_xml(&kit, "live", &img))
+        .unwrap();
     dom.create().unwrap();
     let mut con = dom.console(None).unwrap();
     con.expect("SHELL-READY", Duration::from_secs(240)).unwrap();
@@ -560,9 +565,13 @@ fn memory_snapshot_forgets_what_came_after() {
     let mut n = 0;
     let mut run = |con: &mut domdriver::driver::console::Console, cmd: &str| -> String {
         n += 1;
-        con.send_line(&format!("{cmd}; echo M$(({n}*1000+1))-$?")).unwrap();
+        con.send_line(&format!("{cmd}; echo M$(({n}*1000+1))-$?"))
+            .unwrap();
         let m = con
-            .expect_regex(&format!(r"M{}-(\d+)", n * 1000 + 1), Duration::from_secs(60))
+            .expect_regex(
+                &format!(r"M{}-(\d+)", n * 1000 + 1),
+                Duration::from_secs(60),
+            )
             .unwrap();
         m.text
     };
@@ -574,7 +583,10 @@ fn memory_snapshot_forgets_what_came_after() {
         "Domain snapshot mem1 created\n"
     );
     let create_time = t.elapsed();
-    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (unpaused)\n\n");
+    assert_eq!(
+        ok(&uri, &["domstate", "live", "--reason"]),
+        "running (unpaused)\n\n"
+    );
     let info = qemu_img(&["snapshot", "-l", "-U", img.to_str().unwrap()]);
     assert!(info.contains("mem1"), "{info}");
     let x = ok(&uri, &["snapshot-dumpxml", "live", "mem1"]);
@@ -587,7 +599,10 @@ fn memory_snapshot_forgets_what_came_after() {
     let t = Instant::now();
     assert_eq!(ok(&uri, &["snapshot-revert", "live", "mem1"]), "\n");
     let revert_time = t.elapsed();
-    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (from snapshot)\n\n");
+    assert_eq!(
+        ok(&uri, &["domstate", "live", "--reason"]),
+        "running (from snapshot)\n\n"
+    );
     // The guest is back where it was: /tmp/after never existed, /tmp/before did.
     let mut con = dom.console(None).unwrap();
     let r = run(&mut con, "test -e /tmp/after");
@@ -596,7 +611,10 @@ fn memory_snapshot_forgets_what_came_after() {
 
     // Paused when asked; a second snapshot of the paused guest says so.
     ok(&uri, &["snapshot-revert", "live", "--current", "--paused"]);
-    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "paused (from snapshot)\n\n");
+    assert_eq!(
+        ok(&uri, &["domstate", "live", "--reason"]),
+        "paused (from snapshot)\n\n"
+    );
     ok(&uri, &["snapshot-create-as", "live", "mem2"]);
     assert!(ok(&uri, &["snapshot-dumpxml", "live", "mem2"]).contains("<state>paused</state>"));
     assert_eq!(ok(&uri, &["domstate", "live"]), "paused\n\n");
@@ -622,7 +640,10 @@ fn memory_snapshot_forgets_what_came_after() {
     let t = Instant::now();
     ok(&uri, &["snapshot-revert", "live", "mem1"]);
     let cold_revert_time = t.elapsed();
-    assert_eq!(ok(&uri, &["domstate", "live", "--reason"]), "running (from snapshot)\n\n");
+    assert_eq!(
+        ok(&uri, &["domstate", "live", "--reason"]),
+        "running (from snapshot)\n\n"
+    );
     let mut con = dom.console(None).unwrap();
     assert!(run(&mut con, "test -e /tmp/after").ends_with("-1"));
     assert!(run(&mut con, "test -e /tmp/before").ends_with("-0"));
@@ -630,28 +651,49 @@ fn memory_snapshot_forgets_what_came_after() {
     // Disk-only external snapshot, live: an overlay on top, the live XML on it.
     let overlay = d.path().join("live.ext1");
     ok(&uri, &["snapshot-create-as", "live", "ext1", "--disk-only"]);
-    let q = ok(&uri, &["qemu-monitor-command", "live", r#"{"execute":"query-block"}"#]);
+    let q = ok(
+        &uri,
+        &[
+            "qemu-monitor-command",
+            "live",
+            r#"{"execute":"query-block"}"#,
+        ],
+    );
     assert!(q.contains(overlay.to_str().unwrap()), "{q}");
     let live = ok(&uri, &["dumpxml", "live"]);
-    assert!(live.contains(&format!("<source file='{}'", overlay.display())), "{live}");
+    assert!(
+        live.contains(&format!("<source file='{}'", overlay.display())),
+        "{live}"
+    );
     let inactive = ok(&uri, &["dumpxml", "live", "--inactive"]);
-    assert!(inactive.contains(&format!("<source file='{}'/>", overlay.display())), "{inactive}");
+    assert!(
+        inactive.contains(&format!("<source file='{}'/>", overlay.display())),
+        "{inactive}"
+    );
     // The guest still runs and writes through the overlay.
     assert!(run(&mut con, "echo ok > /dev/null").ends_with("-0"));
 
     // Snapshot metadata outlives the guest's monitor: kill it, the next vsh adopts the
     // guest again and finds every snapshot.
-    let st = GuestStatus::read("live", &root.join("run/qemu/live.json")).unwrap().unwrap();
+    let st = GuestStatus::read("live", &root.join("run/qemu/live.json"))
+        .unwrap()
+        .unwrap();
     kill(Pid::from_raw(st.monitor_pid), Signal::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(ok(&uri, &["snapshot-list", "live", "--name"]), "ext1\nmem1\n\n");
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "live", "--name"]),
+        "ext1\nmem1\n\n"
+    );
     assert_eq!(ok(&uri, &["snapshot-current", "live", "--name"]), "ext1\n");
 
     ok(&uri, &["destroy", "live"]);
     // The config now reads the overlay, which lacks mem1's state: the revert fails and
     // leaves the guest shut off, with no QEMU behind.
     let e = fails(&uri, &["snapshot-revert", "live", "mem1"]);
-    assert!(e.starts_with("error: operation failed: job 'snapshot-load' failed: "), "{e}");
+    assert!(
+        e.starts_with("error: operation failed: job 'snapshot-load' failed: "),
+        "{e}"
+    );
     assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
     assert!(!root.join("run/qemu/live.json").exists());
     eprintln!(
