@@ -59,7 +59,7 @@ pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef, DomainError> {
         let st = text_of(&root, "state")
             .ok_or_else(|| xml_err("missing state from existing snapshot"))?;
         def.state =
-            Some(SnapshotState::from_str(&st).ok_or_else(|| {
+            Some(SnapshotState::parse(&st).ok_or_else(|| {
                 config_err(format!("Invalid state '{st}' in domain snapshot XML"))
             })?);
         def.domain = root.child("domain").cloned();
@@ -78,7 +78,7 @@ pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef, DomainError> {
     if let Some(m) = root.child("memory") {
         let loc = match m.attr("snapshot") {
             Some(s) => Some(
-                Location::from_str(s)
+                Location::parse(s)
                     .ok_or_else(|| config_err(format!("unknown memory snapshot setting '{s}'")))?,
             ),
             None => None,
@@ -114,7 +114,7 @@ fn parse_disk(d: &XmlNode) -> Result<SnapshotDisk, DomainError> {
         .to_string();
     let mut snapshot = match d.attr("snapshot") {
         Some(s) => Some(
-            Location::from_str(s)
+            Location::parse(s)
                 .ok_or_else(|| config_err(format!("unknown disk snapshot setting '{s}'")))?,
         ),
         None => None,

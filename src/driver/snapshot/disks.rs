@@ -17,7 +17,7 @@ fn unsupported(msg: String) -> DriverError {
 }
 
 /// The disk of `dom` a snapshot's `<disk name>` means: its target, or its source path.
-fn find_disk<'a>(dom: &'a DomainDef, name: &str) -> Option<usize> {
+fn find_disk(dom: &DomainDef, name: &str) -> Option<usize> {
     dom.devices.disks.iter().position(|d| {
         d.target.dev == name || d.source.as_ref().and_then(|s| s.path()) == Some(name)
     })
@@ -33,7 +33,7 @@ pub(crate) fn format_of(d: &Disk) -> &str {
 
 /// Where the default for a disk the snapshot does not name goes.
 fn default_location(d: &Disk, default: Location) -> Location {
-    if let Some(l) = d.snapshot.as_deref().and_then(Location::from_str) {
+    if let Some(l) = d.snapshot.as_deref().and_then(Location::parse) {
         return l;
     }
     let empty = d.source.as_ref().and_then(|s| s.path()).is_none();
@@ -172,8 +172,7 @@ pub(crate) fn align(
             "disk-only snapshots require at least one disk to be selected for snapshot".into(),
         ));
     }
-    if (internal && external)
-        || (memory == Location::Internal && external)
+    if (external && (internal || memory == Location::Internal))
         || (memory == Location::External && internal)
     {
         return Err(unsupported(

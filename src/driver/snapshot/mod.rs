@@ -176,7 +176,7 @@ fn filter<'a>(store: &Store, snaps: Vec<&'a SnapshotDef>, flags: u32) -> Vec<&'a
 }
 
 /// `snaps` with every parent before its children, roots in name order.
-fn topological<'a>(store: &'a Store) -> Vec<&'a SnapshotDef> {
+fn topological(store: &Store) -> Vec<&SnapshotDef> {
     let mut out = Vec::new();
     let mut roots: Vec<&SnapshotDef> = store
         .snaps
