@@ -394,6 +394,37 @@ fn offline_snapshots_listing_and_refusals() {
     );
     assert_eq!(tags(&img), ["s1"]);
     ok(&uri, &["snapshot-create-as", "off", "s4"]);
+    // --redefine puts metadata back from the XML; --current makes it current again.
+    let f = d.path().join("s4.xml");
+    std::fs::write(&f, ok(&uri, &["snapshot-dumpxml", "off", "s4"])).unwrap();
+    ok(&uri, &["snapshot-delete", "off", "s4", "--metadata"]);
+    assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s1\n");
+    let fs = f.to_str().unwrap();
+    assert_eq!(
+        ok(
+            &uri,
+            &["snapshot-create", "off", fs, "--redefine", "--current"]
+        ),
+        format!("Domain snapshot s4 created from '{fs}'\n")
+    );
+    assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s4\n");
+    assert_eq!(ok(&uri, &["snapshot-parent", "off", "s4"]), "s1\n");
+    // snapshot-edit through the editor.
+    let o = Command::new(env!("CARGO_BIN_EXE_vsh"))
+        .env(
+            "EDITOR",
+            "sed -i 's|<name>s4</name>|<name>s4</name><description>edited</description>|'",
+        )
+        .args(["-c", &uri, "snapshot-edit", "off", "s4"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "Snapshot s4 edited.\n\n"
+    );
+    assert!(
+        ok(&uri, &["snapshot-dumpxml", "off", "s4"]).contains("<description>edited</description>")
+    );
     ok(&uri, &["snapshot-delete", "off", "--current", "--metadata"]);
     assert_eq!(tags(&img), ["s1", "s4"]);
     ok(&uri, &["snapshot-delete", "off", "s1", "--children"]);
