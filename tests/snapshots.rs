@@ -715,7 +715,10 @@ fn memory_snapshot_forgets_what_came_after() {
     );
     assert_eq!(ok(&uri, &["snapshot-current", "live", "--name"]), "ext1\n");
 
-    ok(&uri, &["destroy", "live"]);
+    // --halt: the snapshot (internal, now in the overlay), then the guest is off.
+    ok(&uri, &["snapshot-create-as", "live", "last", "--halt"]);
+    assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
+    assert!(qemu_img(&["snapshot", "-l", overlay.to_str().unwrap()]).contains("last"));
     // The config now reads the overlay, which lacks mem1's state: the revert fails and
     // leaves the guest shut off, with no QEMU behind.
     let e = fails(&uri, &["snapshot-revert", "live", "mem1"]);
