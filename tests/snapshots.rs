@@ -699,6 +699,32 @@ fn memory_snapshot_forgets_what_came_after() {
         inactive.contains(&format!("<source file='{}'/>", overlay.display())),
         "{inactive}"
     );
+    // An overlay that cannot be made changes nothing: same disk, no metadata.
+    let e = fails(
+        &uri,
+        &[
+            "snapshot-create-as",
+            "live",
+            "bad",
+            "--disk-only",
+            "--diskspec",
+            "vda,file=/nonexistent/dir/x",
+        ],
+    );
+    assert!(e.starts_with("error: operation failed: "), "{e}");
+    let q = ok(
+        &uri,
+        &[
+            "qemu-monitor-command",
+            "live",
+            r#"{"execute":"query-named-block-nodes"}"#,
+        ],
+    );
+    assert!(!q.contains("nonexistent"), "{q}");
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "live", "--name"]),
+        "ext1\nmem1\n\n"
+    );
     // The guest still runs and writes through the overlay.
     assert!(run(&mut con, "echo ok > /dev/null").ends_with("-0"));
 
