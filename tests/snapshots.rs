@@ -741,6 +741,16 @@ fn memory_snapshot_forgets_what_came_after() {
     );
     assert_eq!(ok(&uri, &["snapshot-current", "live", "--name"]), "ext1\n");
 
+    // The disk now reads the overlay, which lacks mem1's state: reverting the running
+    // guest fails and leaves it running as it was.
+    let e = fails(&uri, &["snapshot-revert", "live", "mem1"]);
+    assert!(
+        e.starts_with("error: operation failed: job 'snapshot-load' failed: "),
+        "{e}"
+    );
+    assert_eq!(ok(&uri, &["domstate", "live"]), "running\n\n");
+    let mut con = dom.console(None).unwrap();
+    assert!(run(&mut con, "test -e /tmp/before").ends_with("-0"));
     // --halt: the snapshot (internal, now in the overlay), then the guest is off.
     ok(&uri, &["snapshot-create-as", "live", "last", "--halt"]);
     assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
