@@ -431,6 +431,8 @@ fn offline_snapshots_listing_and_refusals() {
     assert_eq!(tags(&img), ["s4"]);
     assert_eq!(ok(&uri, &["snapshot-list", "off", "--name"]), "\n");
 
+    io("write -P 0x33 0 64k");
+    ok(&uri, &["snapshot-create-as", "off", "pre"]);
     // Disk-only external snapshot of a shut-off guest: a new overlay, the config on it.
     let out = ok(&uri, &["snapshot-create-as", "off", "ext", "--disk-only"]);
     assert_eq!(out, "Domain snapshot ext created\n");
@@ -455,6 +457,16 @@ fn offline_snapshots_listing_and_refusals() {
         "error: Failed to delete snapshot ext\n\
          error: unsupported configuration: deletion of 1 external disk snapshots not supported yet\n"
     );
+    // Reverting to a snapshot from before the overlay puts the config back on the base
+    // image, as libvirt restores the snapshot's definition.
+    ok(&uri, &["snapshot-revert", "off", "pre"]);
+    let dom_xml = ok(&uri, &["dumpxml", "off", "--inactive"]);
+    assert!(
+        dom_xml.contains(&format!("<source file='{}'/>", img.display())),
+        "{dom_xml}"
+    );
+    assert!(!dom_xml.contains("<backingStore"), "{dom_xml}");
+    assert!(io("read -P 0x33 0 64k").contains("read 65536/65536"));
     let x = ok(&uri, &["snapshot-dumpxml", "off", "ext"]);
     assert!(x.contains("<state>disk-snapshot</state>"), "{x}");
     assert!(
@@ -755,15 +767,44 @@ fn memory_snapshot_forgets_what_came_after() {
     ok(&uri, &["snapshot-create-as", "live", "last", "--halt"]);
     assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
     assert!(qemu_img(&["snapshot", "-l", overlay.to_str().unwrap()]).contains("last"));
-    // The config now reads the overlay, which lacks mem1's state: the revert fails and
-    // leaves the guest shut off, with no QEMU behind.
-    let e = fails(&uri, &["snapshot-revert", "live", "mem1"]);
+    // The config reads the overlay, but a shut-off guest starts from the snapshot's own
+    // definition (the base image, where mem1 is), which becomes its config again.
+    ok(&uri, &["snapshot-revert", "live", "mem1"]);
+    assert_eq!(ok(&uri, &["domstate", "live"]), "running\n\n");
+    let inactive = ok(&uri, &["dumpxml", "live", "--inactive"]);
+    assert!(
+        inactive.contains(&format!("<source file='{}'/>", img.display())),
+        "{inactive}"
+    );
+    let mut con = dom.console(None).unwrap();
+    assert!(run(&mut con, "test -e /tmp/after").ends_with("-1"));
+    ok(&uri, &["destroy", "live"]);
+    // A snapshot whose state the image lacks fails to revert and leaves the guest shut
+    // off on its config, with no QEMU behind.
+    let snap_xml = d.path().join("ghost.xml");
+    std::fs::write(
+        &snap_xml,
+        ok(&uri, &["snapshot-dumpxml", "live", "mem1"])
+            .replace("<name>mem1</name>", "<name>ghost</name>"),
+    )
+    .unwrap();
+    ok(
+        &uri,
+        &[
+            "snapshot-create",
+            "live",
+            snap_xml.to_str().unwrap(),
+            "--redefine",
+        ],
+    );
+    let e = fails(&uri, &["snapshot-revert", "live", "ghost"]);
     assert!(
         e.starts_with("error: operation failed: job 'snapshot-load' failed: "),
         "{e}"
     );
     assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
     assert!(!root.join("run/qemu/live.json").exists());
+    assert_eq!(ok(&uri, &["dumpxml", "live", "--inactive"]), inactive);
     eprintln!(
         "snapshot of a running 256 MiB TCG guest: create {create_time:?}, revert {revert_time:?}, \
          revert of the shut-off guest {cold_revert_time:?}"

@@ -290,6 +290,16 @@ impl<'c> Domain<'c> {
     }
 }
 
+/// The domain definition a snapshot holds, if any.
+pub(crate) fn snapshot_domain(snap: &SnapshotDef) -> Result<Option<DomainDef>, DriverError> {
+    let Some(node) = &snap.domain else {
+        return Ok(None);
+    };
+    let mut w = crate::xmlfmt::XmlWriter::new();
+    node.write(&mut w);
+    Ok(Some(crate::domain::parse_unprepared(&w.finish())?))
+}
+
 /// Whether any disk of `def` is snapshot as `loc`.
 pub(crate) fn has_disks(def: &SnapshotDef, loc: Location) -> bool {
     def.disks.iter().any(|d| d.snapshot == Some(loc))

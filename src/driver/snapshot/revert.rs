@@ -38,19 +38,50 @@ impl DomainSnapshot<'_> {
             if active {
                 self.load(&snap, run)?;
             } else {
-                dom.create_with_flags(true)?;
-                if let Err(e) = self.load(&snap, run) {
-                    // Back to shut off, as it was. Best effort: the load's error is the news.
-                    let _ = dom.destroy();
+                // Started from the snapshot's definition, which becomes the config
+                // (libvirt: qemuSnapshotRevertActive); a failure puts the old one back.
+                let old = dom.xml_desc(FormatFlags {
+                    inactive: true,
+                    secure: true,
+                })?;
+                let def = snapshot_domain(&snap)?;
+                let res = (|| {
+                    if let Some(def) = &def {
+                        dom.connect().define_domain_xml(&def.to_xml(FormatFlags {
+                            inactive: true,
+                            secure: true,
+                        }))?;
+                    }
+                    dom.create_with_flags(true)?;
+                    self.load(&snap, run)
+                })();
+                if let Err(e) = res {
+                    // Back to shut off on the old config, as it was. Best effort: the
+                    // revert's error is the news.
+                    if dom.is_active().unwrap_or(false) {
+                        let _ = dom.destroy();
+                    }
+                    let _ = dom.connect().define_domain_xml(&old);
                     return Err(e);
                 }
             }
         } else {
-            let (_, def) = dom.current_def()?;
+            // The disks as they were when the snapshot was taken (libvirt:
+            // qemuSnapshotRevertInactive), and that definition becomes the config again.
+            let def = match snapshot_domain(&snap)? {
+                Some(d) => d,
+                None => dom.current_def()?.1,
+            };
             if active {
                 dom.destroy()?;
             }
             disks::offline("-a", &snap, &def)?;
+            if snap.domain.is_some() && dom.is_persistent()? {
+                dom.connect().define_domain_xml(&def.to_xml(FormatFlags {
+                    inactive: true,
+                    secure: true,
+                }))?;
+            }
             if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
                 dom.create_with_flags(flags & REVERT_PAUSED != 0)?;
             }
