@@ -633,6 +633,7 @@ fn memory_snapshot_forgets_what_came_after() {
     let x = ok(&uri, &["snapshot-dumpxml", "live", "mem1"]);
     assert!(x.contains("<state>running</state>"), "{x}");
     assert!(x.contains("<memory snapshot='internal'/>"), "{x}");
+    assert!(x.contains("\n  <inactiveDomain type='qemu'>\n"), "{x}");
 
     run(&mut con, "echo after > /tmp/after");
     assert!(run(&mut con, "test -e /tmp/after").ends_with("-0"));
@@ -776,6 +777,7 @@ fn memory_snapshot_forgets_what_came_after() {
         inactive.contains(&format!("<source file='{}'/>", img.display())),
         "{inactive}"
     );
+    assert!(!inactive.contains("<log "), "{inactive}");
     let mut con = dom.console(None).unwrap();
     assert!(run(&mut con, "test -e /tmp/after").ends_with("-1"));
     ok(&uri, &["destroy", "live"]);

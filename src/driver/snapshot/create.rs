@@ -105,6 +105,17 @@ impl<'c> Domain<'c> {
             ));
         }
         def.domain = Some(parse_document(&dom_xml)?);
+        if active && self.is_persistent()? {
+            // What a revert makes the config again: the live definition carries runtime
+            // parts (console logs, aliases) the config must not gain.
+            let config = self.xml_desc(FormatFlags {
+                inactive: true,
+                secure: true,
+            })?;
+            let mut node = parse_document(&config)?;
+            node.name = "inactiveDomain".into();
+            def.inactive_domain = Some(node);
+        }
         def.parent = store.current().map(|s| s.name.clone());
         let external = has_disks(&def, Location::External);
         match (external, active) {

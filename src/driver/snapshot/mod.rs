@@ -292,9 +292,25 @@ impl<'c> Domain<'c> {
 
 /// The domain definition a snapshot holds, if any.
 pub(crate) fn snapshot_domain(snap: &SnapshotDef) -> Result<Option<DomainDef>, DriverError> {
-    let Some(node) = &snap.domain else {
+    node_domain(snap.domain.as_ref())
+}
+
+/// The definition a revert makes the config: the inactive one kept with a snapshot of a
+/// running persistent domain, else the snapshot's domain (libvirt: qemuSnapshotRevert's
+/// `config`).
+pub(crate) fn snapshot_config(snap: &SnapshotDef) -> Result<Option<DomainDef>, DriverError> {
+    match &snap.inactive_domain {
+        Some(_) => node_domain(snap.inactive_domain.as_ref()),
+        None => snapshot_domain(snap),
+    }
+}
+
+fn node_domain(node: Option<&crate::domain::XmlNode>) -> Result<Option<DomainDef>, DriverError> {
+    let Some(node) = node else {
         return Ok(None);
     };
+    let mut node = node.clone();
+    node.name = "domain".into();
     let mut w = crate::xmlfmt::XmlWriter::new();
     node.write(&mut w);
     Ok(Some(crate::domain::parse_unprepared(&w.finish())?))

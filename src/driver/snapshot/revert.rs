@@ -44,7 +44,7 @@ impl DomainSnapshot<'_> {
                     inactive: true,
                     secure: true,
                 })?;
-                let def = snapshot_domain(&snap)?;
+                let def = snapshot_config(&snap)?;
                 let res = (|| {
                     if let Some(def) = &def {
                         dom.connect().define_domain_xml(&def.to_xml(FormatFlags {
@@ -76,11 +76,14 @@ impl DomainSnapshot<'_> {
                 dom.destroy()?;
             }
             disks::offline("-a", &snap, &def)?;
-            if snap.domain.is_some() && dom.is_persistent()? {
-                dom.connect().define_domain_xml(&def.to_xml(FormatFlags {
-                    inactive: true,
-                    secure: true,
-                }))?;
+            if let Some(config) = snapshot_config(&snap)?
+                && dom.is_persistent()?
+            {
+                dom.connect()
+                    .define_domain_xml(&config.to_xml(FormatFlags {
+                        inactive: true,
+                        secure: true,
+                    }))?;
             }
             if flags & (REVERT_RUNNING | REVERT_PAUSED) != 0 {
                 dom.create_with_flags(flags & REVERT_PAUSED != 0)?;
