@@ -314,6 +314,16 @@ fn offline_snapshots_listing_and_refusals() {
         "s2\ns3\n\n"
     );
     assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s3\n");
+    assert_eq!(
+        ok(&uri, &["snapshot-current", "off", "s2"]),
+        "Snapshot s2 set as current\n"
+    );
+    assert_eq!(ok(&uri, &["snapshot-current", "off", "--name"]), "s2\n");
+    ok(&uri, &["snapshot-current", "off", "s3"]);
+    assert_eq!(
+        ok(&uri, &["snapshot-list", "off", "--current", "--name"]),
+        "\n"
+    );
     assert_eq!(ok(&uri, &["snapshot-parent", "off", "s2"]), "s1\n");
     assert_eq!(
         fails(&uri, &["snapshot-parent", "off", "s1"]),
