@@ -536,6 +536,10 @@ fn closed_stdout_for_every_verb() {
             "list" => vec!["--all"],
             "event" => vec!["--list"],
             "managedsave-remove" => vec!["vm1"],
+            "snapshot-list" | "snapshot-current" | "snapshot-edit" | "snapshot-parent"
+            | "snapshot-revert" | "snapshot-delete" | "snapshot-info" => vec!["vm1"],
+            "snapshot-dumpxml" => vec!["vm1", "nosuch"],
+            "snapshot-create-as" => vec!["vm1", "--print-xml"],
             "await" => vec!["vm1", "--condition", "domain-inactive"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
@@ -631,6 +635,10 @@ fn closed_stdout_for_every_verb() {
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
                         | "managedsave"
+                        // Need a snapshot, or a qcow2 disk vm1 lacks.
+                        | "snapshot-create" | "snapshot-current" | "snapshot-edit"
+                        | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"
+                        | "snapshot-info" | "snapshot-dumpxml"
                         // Only in the shell.
                         | "cd"
                 )

@@ -94,6 +94,10 @@ pub struct UndefineFlags(pub u32);
 
 impl UndefineFlags {
     pub const NONE: UndefineFlags = UndefineFlags(0);
+    /// Let a shut-off domain with snapshots go, with their metadata
+    /// (`virsh undefine --snapshots-metadata`).
+    pub const SNAPSHOTS_METADATA: UndefineFlags =
+        UndefineFlags(super::snapshot::UNDEFINE_SNAPSHOTS_METADATA);
     /// Remove the varstore of a UEFI guest too (`virsh undefine --nvram`).
     pub const NVRAM: UndefineFlags = UndefineFlags(4);
     /// Keep the varstore (`virsh undefine --keep-nvram`).
@@ -735,8 +739,9 @@ impl<'c> Domain<'c> {
         self.undefine_flags(UndefineFlags::NONE)
     }
 
-    /// [`Domain::undefine`] with libvirt's flags. A guest's varstore is not silently lost:
-    /// without `NVRAM` (remove it) or `KEEP_NVRAM`, a domain that has one stays defined.
+    /// [`Domain::undefine`] with libvirt's flags. What a domain leaves behind is not lost
+    /// silently: a shut-off domain with snapshots needs `SNAPSHOTS_METADATA` (their metadata
+    /// goes), and one with a varstore `NVRAM` (remove it) or `KEEP_NVRAM`.
     pub fn undefine_flags(&self, flags: UndefineFlags) -> Result<(), DriverError> {
         let _lock = ConfigLock::acquire(&self.conn.dirs.config)?;
         let s = self.snapshot()?;
@@ -750,6 +755,7 @@ impl<'c> Domain<'c> {
                 "Refusing to undefine while domain managed save image exists".into(),
             ));
         }
+        self.undefine_snapshots(s.live.is_some(), flags.0)?;
         // libvirt: qemuDomainUndefineFlags, the NVRAM part.
         let nvram = s
             .config

@@ -31,6 +31,7 @@ pub mod save;
 pub mod saveimage;
 pub mod schema;
 pub mod secret;
+pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod uri;
@@ -100,6 +101,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SECRET.
     #[error("Secret not found: {0}")]
     NoSecret(String),
+    /// libvirt's VIR_ERR_NO_DOMAIN_SNAPSHOT.
+    #[error("Domain snapshot not found: {0}")]
+    NoSnapshot(String),
     /// libvirt's VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),

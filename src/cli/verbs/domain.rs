@@ -171,6 +171,10 @@ pub const CMDS: &[CmdDef] = &[
         "Undefine an inactive domain, or convert persistent to transient.",
         &[
             DOMAIN,
+            OptDef::flag(
+                "snapshots-metadata",
+                "remove all domain snapshot metadata (vm must be inactive)",
+            ),
             OptDef::flag("nvram", "remove nvram file"),
             OptDef::flag("keep-nvram", "keep nvram file"),
         ],
@@ -201,6 +205,9 @@ fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     args.exclusive("nvram", "keep-nvram")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let mut flags = UndefineFlags::NONE;
+    if args.flag("snapshots-metadata") {
+        flags = flags | UndefineFlags::SNAPSHOTS_METADATA;
+    }
     if args.flag("nvram") {
         flags = flags | UndefineFlags::NVRAM;
     }

@@ -14,6 +14,7 @@ pub mod readfmt;
 pub mod save;
 pub mod secret;
 pub mod shellverbs;
+pub mod snapshot;
 pub mod tools;
 pub mod util;
 pub mod virsh;
@@ -35,6 +36,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     host::CMDS,
     node::CMDS,
     secret::CMDS,
+    snapshot::CMDS,
     tools::CMDS,
     virsh::CMDS,
     shellverbs::CMDS,

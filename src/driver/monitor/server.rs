@@ -25,6 +25,7 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod migrate;
+mod snapshot;
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
     VERSION,
@@ -1264,6 +1265,7 @@ impl Server {
                 self.save(&path, reply).await;
                 return;
             }
+            Request::Snapshot { job } => self.snapshot_job(job).await,
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));
