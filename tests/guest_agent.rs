@@ -164,6 +164,15 @@ fn a_guest_agent_answers_through_vsh() {
         "{\"return\":{}}\n\n"
     );
     assert_eq!(vsh.ok(&["domhostname", "ga"]), "agentguest\n\n");
+    let info = vsh.ok(&["guestinfo", "ga", "--hostname", "--timezone"]);
+    assert!(
+        info.contains("hostname            : agentguest\n"),
+        "{info}"
+    );
+    assert!(info.contains("timezone.offset     : "), "{info}");
+    let info = vsh.ok(&["guestinfo", "ga"]);
+    assert!(info.contains("os.kernel-release   : 6."), "{info}");
+    assert!(info.contains("hostname            : agentguest"), "{info}");
     let time = vsh.ok(&["domtime", "ga"]);
     let secs: i64 = time
         .trim()

@@ -550,7 +550,7 @@ fn closed_stdout_for_every_verb() {
             "domifstat" | "send-key" | "qemu-monitor-command" | "qemu-agent-command" => {
                 vec!["vm1", "x"]
             }
-            "domtime" | "domhostname" | "domfsinfo" => vec!["vm1"],
+            "domtime" | "domhostname" | "domfsinfo" | "guestinfo" => vec!["vm1"],
             "set-user-password" => vec!["vm1", "root", "x"],
             "metadata" => vec!["vm1", "http://example.org/"],
             "secret-define" => vec![&sfile],
@@ -629,7 +629,7 @@ fn closed_stdout_for_every_verb() {
                         | "sysinfo"
                         // The guest agent's (tests/guest_agent.rs has their running cases).
                         | "qemu-agent-command" | "domtime" | "domhostname" | "domfsinfo"
-                        | "set-user-password"
+                        | "set-user-password" | "guestinfo"
                         // Needs a bzImage (tests/fleet_pvh.rs).
                         | "pvh-kernel"
                         // Need a running guest or a save image.

@@ -77,6 +77,20 @@ pub const CMDS: &[CmdDef] = &[
         Access::Read,
     ),
     verb(
+        "guestinfo",
+        "query information about the guest (via agent)",
+        "Use the guest agent to query various information from guest's point of view",
+        &[
+            DOMAIN_ACTIVE,
+            OptDef::flag("user", "report active users"),
+            OptDef::flag("os", "report operating system information"),
+            OptDef::flag("timezone", "report timezone information"),
+            OptDef::flag("hostname", "report hostname"),
+        ],
+        cmd_guestinfo,
+        Access::Read,
+    ),
+    verb(
         "set-user-password",
         "set the user password inside the domain",
         "changes the password of the specified user inside the domain",
@@ -212,5 +226,25 @@ fn cmd_set_user_password(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         "Password set successfully for {user} in {}",
         dom.name()
     ));
+    Ok(())
+}
+
+/// `vsh guestinfo DOMAIN [--user] [--os] [--timezone] [--hostname]` (libvirt: cmdGuestInfo):
+/// each typed parameter as `%-20s: %s`.
+fn cmd_guestinfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    use crate::driver::guest_agent::GuestInfoTypes;
+    let mut want = GuestInfoTypes {
+        users: args.flag("user"),
+        os: args.flag("os"),
+        timezone: args.flag("timezone"),
+        hostname: args.flag("hostname"),
+    };
+    if want == GuestInfoTypes::default() {
+        want = GuestInfoTypes::ALL;
+    }
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    for (k, v) in dom.guest_info(want)? {
+        ctx.println(format!("{k:<20}: {v}"));
+    }
     Ok(())
 }
