@@ -13,6 +13,7 @@ pub mod domstats;
 pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
+pub mod hotplug;
 pub mod ifaddr;
 pub mod keycodes;
 pub mod launch;
@@ -110,6 +111,12 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
     #[error("Timed out during operation: {0}")]
     Timeout(String),
+    /// libvirt's VIR_ERR_DEVICE_MISSING.
+    #[error("device not found: {0}")]
+    DeviceMissing(String),
+    /// libvirt's VIR_ERR_OPERATION_UNSUPPORTED.
+    #[error("Operation not supported: {0}")]
+    OperationUnsupported(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

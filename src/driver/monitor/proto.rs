@@ -83,6 +83,35 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// Change the running guest's devices (hotplug, media change): run `steps` in order;
+    /// when one fails, undo the ones done, last first, and refuse with QEMU's error. On
+    /// success the live XML becomes `xml`.
+    Hotplug { steps: Vec<QmpStep>, xml: String },
+    /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
+    /// (the device's backends) and the device leaves the live XML. The reply comes then, or
+    /// after `wait_ms`: `{"removed": false}`, the removal still pending (libvirt's
+    /// qemuDomainWaitForDeviceRemoval), or with `strict` a timeout refusal (vCPUs).
+    Unplug {
+        alias: String,
+        cleanup: Vec<QmpCall>,
+        wait_ms: u64,
+        #[serde(default)]
+        strict: bool,
+    },
+}
+
+/// One QMP command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpCall {
+    pub command: String,
+    pub args: Option<Value>,
+}
+
+/// A step of [`Request::Hotplug`] and how to take it back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpStep {
+    pub call: QmpCall,
+    pub undo: Option<QmpCall>,
 }
 
 /// How `shutdown` and `reboot` may reach the guest (libvirt's VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN
@@ -117,6 +146,7 @@ pub enum ErrorCode {
     ArgumentUnsupported,
     AgentUnresponsive,
     Internal,
+    OperationTimeout,
 }
 
 impl ErrorCode {
@@ -128,6 +158,7 @@ impl ErrorCode {
             ErrorCode::ArgumentUnsupported => format!("argument unsupported: {desc}"),
             ErrorCode::AgentUnresponsive => format!("Guest agent is not responding: {desc}"),
             ErrorCode::Internal => format!("internal error: {desc}"),
+            ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
         }
     }
 }
