@@ -6,6 +6,7 @@ pub mod domctl;
 pub mod domread;
 pub mod events;
 pub mod host;
+pub mod hotplug;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
@@ -26,6 +27,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    hotplug::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
