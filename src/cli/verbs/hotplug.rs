@@ -93,7 +93,10 @@ pub const CMDS: &[CmdDef] = &[
             OptDef::string("mac", "MAC address"),
             OptDef::string("model", "model type"),
             OptDef::string("alias", "custom alias name of interface device"),
-            OptDef::flag("print-xml", "print XML document rather than attach the interface"),
+            OptDef::flag(
+                "print-xml",
+                "print XML document rather than attach the interface",
+            ),
             PERSISTENT,
             CONFIG,
             LIVE,
@@ -109,7 +112,10 @@ pub const CMDS: &[CmdDef] = &[
         &[
             OptDef::domain("domain name, id or uuid", DomainFilter::Active),
             OptDef::data("path", "Fully-qualified path of block device"),
-            OptDef::data("size", "New size of the block device, as scaled integer (default KiB)"),
+            OptDef::data(
+                "size",
+                "New size of the block device, as scaled integer (default KiB)",
+            ),
         ],
         cmd_blockresize,
         "virDomainBlockResize",
@@ -176,7 +182,10 @@ pub const CMDS: &[CmdDef] = &[
             CONFIG,
             LIVE,
             CURRENT,
-            OptDef::flag("print-xml", "print XML document rather than detach the disk"),
+            OptDef::flag(
+                "print-xml",
+                "print XML document rather than detach the disk",
+            ),
         ],
         cmd_detach_disk,
         "virDomainDetachDeviceFlags",
@@ -193,7 +202,10 @@ pub const CMDS: &[CmdDef] = &[
             CONFIG,
             LIVE,
             CURRENT,
-            OptDef::flag("print-xml", "print XML document rather than detach the interface"),
+            OptDef::flag(
+                "print-xml",
+                "print XML document rather than detach the interface",
+            ),
         ],
         cmd_detach_interface,
         "virDomainDetachDeviceFlags",
@@ -204,7 +216,10 @@ pub const CMDS: &[CmdDef] = &[
         "Change the maximum memory allocation limit in the guest domain.",
         &[
             DOMAIN,
-            OptDef::data("size", "new maximum memory size, as scaled integer (default KiB)"),
+            OptDef::data(
+                "size",
+                "new maximum memory size, as scaled integer (default KiB)",
+            ),
             CONFIG,
             LIVE,
             CURRENT,
@@ -298,7 +313,7 @@ fn cmd_attach_device(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let flags = device_flags(args, &dom)?;
     dom.attach_device_flags(&xml, flags)
         .with_context(|| format!("Failed to attach device from {file}"))?;
-    ctx.println_extra("Device attached successfully\n");
+    ctx.println_extra("Device attached successfully");
     Ok(())
 }
 
@@ -309,7 +324,7 @@ fn cmd_detach_device(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let flags = device_flags(args, &dom)?;
     dom.detach_device_flags(&xml, flags)
         .with_context(|| format!("Failed to detach device from {file}"))?;
-    ctx.println_extra("Device detached successfully\n");
+    ctx.println_extra("Device detached successfully");
     Ok(())
 }
 
@@ -323,7 +338,7 @@ fn cmd_update_device(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     dom.update_device_flags(&xml, flags)
         .with_context(|| format!("Failed to update device from {file}"))?;
-    ctx.println_extra("Device updated successfully\n");
+    ctx.println_extra("Device updated successfully");
     Ok(())
 }
 
@@ -333,7 +348,7 @@ fn cmd_detach_device_alias(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let flags = affect_flags(args, false)?;
     dom.detach_device_alias(alias, flags)
         .with_context(|| format!("Failed to detach device with alias {alias}"))?;
-    ctx.println_extra("Device detach request sent successfully\n");
+    ctx.println_extra("Device detach request sent successfully");
     Ok(())
 }
 
@@ -378,7 +393,9 @@ fn disk_xml(args: &ParsedArgs) -> Result<String> {
         let key = if stype == "block" { "dev" } else { "file" };
         disk = disk.c(el("source").a(key, source));
     }
-    disk = disk.c(el("target").a("dev", target).ao("bus", args.string("targetbus")));
+    disk = disk.c(el("target")
+        .a("dev", target)
+        .ao("bus", args.string("targetbus")));
     match args.string("mode") {
         None => {}
         Some("readonly") => disk = disk.c(el("readonly")),
@@ -407,7 +424,7 @@ fn cmd_attach_disk(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let flags = device_flags(args, &dom)?;
     dom.attach_device_flags(&xml, flags)
         .context("Failed to attach disk")?;
-    ctx.println_extra("Disk attached successfully\n");
+    ctx.println_extra("Disk attached successfully");
     Ok(())
 }
 
@@ -448,7 +465,7 @@ fn cmd_attach_interface(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let flags = device_flags(args, &dom)?;
     dom.attach_device_flags(&xml, flags)
         .context("Failed to attach interface")?;
-    ctx.println_extra("Interface attached successfully\n");
+    ctx.println_extra("Interface attached successfully");
     Ok(())
 }
 
@@ -465,15 +482,19 @@ fn devices_of(dom: &Domain, flags: u32) -> Result<XmlNode> {
 
 /// The disk whose target or source is `path` (libvirt: virshFindDisk).
 fn find_disk(devices: &XmlNode, path: &str) -> Result<XmlNode> {
-    let found = devices.children.iter().filter(|c| c.name == "disk").find(|d| {
-        let target = d.child("target").and_then(|t| t.attr("dev"));
-        let source = d.child("source").and_then(|s| {
-            ["file", "dev", "dir", "name", "volume"]
-                .iter()
-                .find_map(|k| s.attr(k))
+    let found = devices
+        .children
+        .iter()
+        .filter(|c| c.name == "disk")
+        .find(|d| {
+            let target = d.child("target").and_then(|t| t.attr("dev"));
+            let source = d.child("source").and_then(|s| {
+                ["file", "dev", "dir", "name", "volume"]
+                    .iter()
+                    .find_map(|k| s.attr(k))
+            });
+            target == Some(path) || source == Some(path)
         });
-        target == Some(path) || source == Some(path)
-    });
     found
         .cloned()
         .ok_or_else(|| anyhow::anyhow!("No disk found whose source path or target is {path}"))
@@ -491,7 +512,7 @@ fn cmd_detach_disk(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     dom.detach_device_flags(&xml, flags)
         .context("Failed to detach disk")?;
-    ctx.println_extra("Disk detached successfully\n");
+    ctx.println_extra("Disk detached successfully");
     Ok(())
 }
 
@@ -532,14 +553,18 @@ fn cmd_detach_interface(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     dom.detach_device_flags(&xml, flags)
         .context("Failed to detach interface")?;
-    ctx.println_extra("Interface detached successfully\n");
+    ctx.println_extra("Interface detached successfully");
     Ok(())
 }
 
 /// `vsh change-media DOMAIN PATH [SOURCE] (--eject|--insert|--update) [--force]`
 /// (libvirt: cmdChangeMedia, virshUpdateDiskXML).
 fn cmd_change_media(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    for (a, b) in [("eject", "insert"), ("eject", "update"), ("insert", "update")] {
+    for (a, b) in [
+        ("eject", "insert"),
+        ("eject", "update"),
+        ("insert", "update"),
+    ] {
         args.exclusive(a, b)?;
     }
     let source = args.string("source");
@@ -573,7 +598,8 @@ fn cmd_change_media(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         "insert" if has_media => bail!("The disk device '{path}' already has media"),
         _ => {}
     }
-    disk.children.retain(|c| c.name != "source" && c.name != "backingStore");
+    disk.children
+        .retain(|c| c.name != "source" && c.name != "backingStore");
     if let Some(src) = source {
         let key = if disk.attr("type") == Some("block") {
             "dev"
@@ -601,8 +627,12 @@ fn cmd_change_media(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 /// A scaled integer as virsh reads it (libvirt: vshCommandOptScaledInt, virScaleInteger):
 /// `unit` bytes when no suffix is given.
 fn scaled(text: &str, name: &str, unit: u64) -> Result<u64> {
-    let bad = || anyhow::anyhow!("Numeric value '{text}' for <{name}> option is malformed or out of range");
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let bad = || {
+        anyhow::anyhow!("Numeric value '{text}' for <{name}> option is malformed or out of range")
+    };
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (num, suffix) = text.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
     let scale: u64 = match suffix {

@@ -109,7 +109,9 @@ pub(super) fn find_net(list: &[Interface], want: &Interface) -> Result<usize, Dr
         ([], Some(m)) => Err(DriverError::DeviceMissing(format!(
             "no device matching MAC address {m} found"
         ))),
-        ([], None) => Err(DriverError::DeviceMissing("no matching device found".into())),
+        ([], None) => Err(DriverError::DeviceMissing(
+            "no matching device found".into(),
+        )),
         (_, Some(m)) => Err(DriverError::OperationFailed(format!(
             "multiple devices matching MAC address {m} found"
         ))),

@@ -52,7 +52,10 @@ impl DeviceDef {
 
 fn strip_declaration(xml: &str) -> &str {
     let t = xml.trim_start();
-    match t.strip_prefix("<?xml").and_then(|r| r.find("?>").map(|i| &r[i + 2..])) {
+    match t
+        .strip_prefix("<?xml")
+        .and_then(|r| r.find("?>").map(|i| &r[i + 2..]))
+    {
         Some(rest) => rest,
         None => t,
     }

@@ -22,6 +22,21 @@ fn call(command: &str, args: Value) -> QmpCall {
     }
 }
 
+/// One QMP command on the guest; a refusal by QEMU is libvirt's `unable to execute QEMU
+/// command` (libvirt: qemuMonitorJSONCheckErrorFull).
+pub(super) fn qmp(g: &mut Guest, command: &str, args: Option<Value>) -> Result<Value, DriverError> {
+    match g.qmp(command, args) {
+        Ok(v) => Ok(v),
+        Err(crate::driver::process::GuestError::Monitor {
+            source: crate::qmp::QmpError::Command { desc, .. },
+            ..
+        }) => Err(DriverError::Internal(format!(
+            "unable to execute QEMU command '{command}': {desc}"
+        ))),
+        Err(e) => Err(guest_err(e)),
+    }
+}
+
 /// A step and how to take it back.
 pub(super) fn step(c: QmpCall, undo: Option<QmpCall>) -> QmpStep {
     QmpStep { call: c, undo }
@@ -86,14 +101,26 @@ impl Domain<'_> {
                 let dev_kind = d.device.as_deref().unwrap_or("disk");
                 if matches!(dev_kind, "cdrom" | "floppy") {
                     // An existing drive gets the medium (libvirt: qemuDomainAttachDeviceDiskLive).
-                    if lg.def.devices.disks.iter().any(|x| x.target.dev == d.target.dev) {
+                    if lg
+                        .def
+                        .devices
+                        .disks
+                        .iter()
+                        .any(|x| x.target.dev == d.target.dev)
+                    {
                         return self.change_medium(&mut lg, &d, false);
                     }
                     return Err(DriverError::OperationUnsupported(
                         "cdrom/floppy device hotplug isn't supported".into(),
                     ));
                 }
-                if lg.def.devices.disks.iter().any(|x| x.target.dev == d.target.dev) {
+                if lg
+                    .def
+                    .devices
+                    .disks
+                    .iter()
+                    .any(|x| x.target.dev == d.target.dev)
+                {
                     return Err(DriverError::OperationFailed(format!(
                         "target {} already exists",
                         d.target.dev
@@ -127,9 +154,16 @@ impl Domain<'_> {
         let bus = d.target.bus.clone();
         let dst = d.target.dev.clone();
         let (prep, caps) = self.prepared_with(&lg.def, |def| def.devices.disks.push(d))?;
-        let Some(mut disk) = prep.devices.disks.iter().find(|x| x.target.dev == dst).cloned()
+        let Some(mut disk) = prep
+            .devices
+            .disks
+            .iter()
+            .find(|x| x.target.dev == dst)
+            .cloned()
         else {
-            return Err(DriverError::Internal(format!("disk {dst} lost in preparation")));
+            return Err(DriverError::Internal(format!(
+                "disk {dst} lost in preparation"
+            )));
         };
         let bus = disk.target.bus.clone().or(bus).unwrap_or_default();
         if matches!(bus.as_str(), "ide" | "fdc" | "sata") {
@@ -137,14 +171,7 @@ impl Domain<'_> {
                 "disk bus '{bus}' cannot be hotplugged."
             )));
         }
-        if bus == "scsi"
-            && !lg
-                .def
-                .devices
-                .controllers
-                .iter()
-                .any(|c| c.ctype == "scsi")
-        {
+        if bus == "scsi" && !lg.def.devices.controllers.iter().any(|c| c.ctype == "scsi") {
             return Err(DriverError::OperationUnsupported(
                 "hotplug of a SCSI disk needs a SCSI controller in the guest".into(),
             ));
@@ -180,15 +207,16 @@ impl Domain<'_> {
         let before = lg.def.devices.interfaces.len();
         let (prep, caps) = self.prepared_with(&lg.def, |def| def.devices.interfaces.push(n))?;
         let Some(mut net) = prep.devices.interfaces.get(before).cloned() else {
-            return Err(DriverError::Internal("interface lost in preparation".into()));
+            return Err(DriverError::Internal(
+                "interface lost in preparation".into(),
+            ));
         };
         if let Some(mac) = &net.mac
-            && lg
-                .def
-                .devices
-                .interfaces
-                .iter()
-                .any(|x| x.mac.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(mac)))
+            && lg.def.devices.interfaces.iter().any(|x| {
+                x.mac
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case(mac))
+            })
         {
             // libvirt: qemuDomainAttachNetDevice's virDomainHasNet check.
             return Err(DriverError::OperationFailed(format!(
@@ -252,7 +280,11 @@ impl Domain<'_> {
     pub(super) fn detach_live_alias(&self, alias: &str, wait_ms: u64) -> Result<(), DriverError> {
         let mut lg = self.live_guest()?;
         let d = &lg.def.devices;
-        if let Some(x) = d.disks.iter().find(|x| x.info.alias.as_deref() == Some(alias)) {
+        if let Some(x) = d
+            .disks
+            .iter()
+            .find(|x| x.info.alias.as_deref() == Some(alias))
+        {
             check_disk_unpluggable(x)?;
         } else if !d
             .interfaces
@@ -338,9 +370,7 @@ pub(super) fn layer_steps(layers: &[props::BlockLayerProps]) -> Vec<QmpStep> {
 /// `n` node numbers no node of the guest uses, the top of the chain first (libvirt hands
 /// out `libvirt-N-*` from a counter that only grows).
 pub(super) fn fresh_nodes(g: &mut Guest, n: usize) -> Result<Vec<u32>, DriverError> {
-    let nodes = g
-        .qmp("query-named-block-nodes", Some(json!({ "flat": true })))
-        .map_err(guest_err)?;
+    let nodes = qmp(g, "query-named-block-nodes", Some(json!({ "flat": true })))?;
     let max = nodes
         .as_array()
         .into_iter()
@@ -353,20 +383,31 @@ pub(super) fn fresh_nodes(g: &mut Guest, n: usize) -> Result<Vec<u32>, DriverErr
 
 /// `N` of `libvirt-N-storage` / `libvirt-N-format`.
 pub(super) fn node_number(name: &str) -> Option<u32> {
-    name.strip_prefix("libvirt-")?.split('-').next()?.parse().ok()
+    name.strip_prefix("libvirt-")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The QMP calls that free what backs device `alias` once QEMU removed it: a disk's nodes
 /// (and their objects), an interface's netdev (libvirt: qemuDomainRemoveDiskDevice,
 /// qemuDomainRemoveNetDevice).
-fn backend_cleanup(g: &mut Guest, def: &DomainDef, alias: &str) -> Result<Vec<QmpCall>, DriverError> {
+fn backend_cleanup(
+    g: &mut Guest,
+    def: &DomainDef,
+    alias: &str,
+) -> Result<Vec<QmpCall>, DriverError> {
     if def
         .devices
         .interfaces
         .iter()
         .any(|x| x.info.alias.as_deref() == Some(alias))
     {
-        return Ok(vec![call("netdev_del", json!({ "id": format!("host{alias}") }))]);
+        return Ok(vec![call(
+            "netdev_del",
+            json!({ "id": format!("host{alias}") }),
+        )]);
     }
     let Some(top) = medium_node(g, alias)? else {
         return Ok(Vec::new());
@@ -396,7 +437,7 @@ pub(super) fn chain_cleanup(top: u32, len: usize) -> Vec<QmpCall> {
 
 /// The number of the format node device `alias` reads, from QEMU (`query-block`).
 pub(super) fn medium_node(g: &mut Guest, alias: &str) -> Result<Option<u32>, DriverError> {
-    let blocks = g.qmp("query-block", None).map_err(guest_err)?;
+    let blocks = qmp(g, "query-block", None)?;
     let entry = blocks.as_array().into_iter().flatten().find(|b| {
         let q = b["qdev"].as_str().unwrap_or("");
         q == alias || q.ends_with(&format!("/{alias}")) || q.contains(&format!("/{alias}/"))

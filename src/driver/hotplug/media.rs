@@ -94,7 +94,11 @@ impl Domain<'_> {
         if let Some(top) = medium_node(&mut lg.guest, &alias)? {
             steps.push(step(call("blockdev-remove-medium", id.clone()), None));
             let old_len = props::disk_chain_len(&lg.def, index).max(1);
-            steps.extend(chain_cleanup(top, old_len).into_iter().map(|c| step(c, None)));
+            steps.extend(
+                chain_cleanup(top, old_len)
+                    .into_iter()
+                    .map(|c| step(c, None)),
+            );
         }
         let len = props::disk_chain_len(&next, index);
         if len > 0 {

@@ -69,11 +69,7 @@ pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
 /// The `ua-` alias a user gave, kept; any other alias in the input is libvirt's to assign
 /// (libvirt parses device XML without the live state, keeping only user aliases).
 pub(crate) fn keep_user_alias(info: &mut crate::domain::DeviceInfo) {
-    if info
-        .alias
-        .as_deref()
-        .is_some_and(|a| !a.starts_with("ua-"))
-    {
+    if info.alias.as_deref().is_some_and(|a| !a.starts_with("ua-")) {
         info.alias = None;
     }
 }
@@ -89,7 +85,9 @@ impl Domain<'_> {
             config = !active;
         }
         if live && !active {
-            return Err(DriverError::OperationInvalid("domain is not running".into()));
+            return Err(DriverError::OperationInvalid(
+                "domain is not running".into(),
+            ));
         }
         if config && !self.is_persistent()? {
             return Err(DriverError::OperationInvalid(
@@ -117,7 +115,11 @@ impl Domain<'_> {
 
     /// Add the device `xml` describes (`virsh attach-device`).
     pub fn attach_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
-        check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, "qemuDomainAttachDeviceFlags")?;
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainAttachDeviceFlags",
+        )?;
         let dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags)?;
         // libvirt checks the config change first, so that a refused one changes nothing.
@@ -137,7 +139,11 @@ impl Domain<'_> {
 
     /// Remove the device `xml` describes (`virsh detach-device`).
     pub fn detach_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
-        check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, "qemuDomainDetachDeviceFlags")?;
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainDetachDeviceFlags",
+        )?;
         let dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags)?;
         let config = if impact.config {
@@ -158,7 +164,11 @@ impl Domain<'_> {
     /// is only asked for, as libvirt's (the guest's monitor finishes it when QEMU reports
     /// the device gone).
     pub fn detach_device_alias(&self, alias: &str, flags: u32) -> Result<(), DriverError> {
-        check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, "qemuDomainDetachDeviceAlias")?;
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainDetachDeviceAlias",
+        )?;
         let impact = self.impact(flags)?;
         let config = if impact.config {
             Some(config::detach_alias(self.config_def()?, alias)?)

@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::live::qmp;
 use super::{
     AFFECT_CONFIG, AFFECT_LIVE, LIVE_XML, MEM_MAXIMUM, UNPLUG_WAIT_MS, VCPU_MAXIMUM, check_flags,
 };
@@ -59,9 +60,11 @@ impl Domain<'_> {
                     "Unable to change memory of active domain without the balloon device and guest OS balloon driver".into(),
                 ));
             }
-            lg.guest
-                .qmp("balloon", Some(json!({ "value": kib * 1024 })))
-                .map_err(guest_err)?;
+            qmp(
+                &mut lg.guest,
+                "balloon",
+                Some(json!({ "value": kib * 1024 })),
+            )?;
             lg.def.current_memory = Some(kib);
             lg.guest
                 .set_live_xml(lg.def.to_xml(LIVE_XML))
@@ -135,16 +138,19 @@ impl Domain<'_> {
                 "requested vcpus is greater than max allowable vcpus for the live domain: {count} > {max}"
             )));
         }
-        let slots = lg
-            .guest
-            .qmp("query-hotpluggable-cpus", None)
-            .map_err(guest_err)?;
+        let slots = qmp(&mut lg.guest, "query-hotpluggable-cpus", None)?;
         let mut slots: Vec<Value> = slots.as_array().cloned().unwrap_or_default();
         // QEMU lists the slots last first; libvirt numbers vCPUs in the topology's order.
         slots.sort_by_key(|s| {
             let p = &s["props"];
             let n = |k: &str| p[k].as_u64().unwrap_or(0);
-            (n("node-id"), n("socket-id"), n("die-id"), n("core-id"), n("thread-id"))
+            (
+                n("node-id"),
+                n("socket-id"),
+                n("die-id"),
+                n("core-id"),
+                n("thread-id"),
+            )
         });
         let mut online = slots.iter().filter(|s| s.get("qom-path").is_some()).count() as u32;
         let start = online;
@@ -165,7 +171,7 @@ impl Domain<'_> {
                         args[k] = v.clone();
                     }
                 }
-                lg.guest.qmp("device_add", Some(args)).map_err(guest_err)?;
+                qmp(&mut lg.guest, "device_add", Some(args))?;
                 online += 1;
             }
         } else if count < start {
@@ -196,14 +202,16 @@ impl Domain<'_> {
     /// to `bytes`.
     pub fn block_resize(&self, disk: &str, bytes: u64) -> Result<(), DriverError> {
         if !self.is_active()? {
-            return Err(DriverError::OperationInvalid("domain is not running".into()));
+            return Err(DriverError::OperationInvalid(
+                "domain is not running".into(),
+            ));
         }
         let mut lg = self.live_guest()?;
         let Some(d) = lg.def.devices.disks.iter().find(|d| {
             d.target.dev == disk
-                || d.source
-                    .as_ref()
-                    .is_some_and(|s| s.file.as_deref() == Some(disk) || s.dev.as_deref() == Some(disk))
+                || d.source.as_ref().is_some_and(|s| {
+                    s.file.as_deref() == Some(disk) || s.dev.as_deref() == Some(disk)
+                })
         }) else {
             return Err(DriverError::InvalidArg(format!(
                 "disk '{disk}' was not found in the domain"
@@ -212,18 +220,21 @@ impl Domain<'_> {
         let alias = d.info.alias.clone().unwrap_or_default();
         let qcow2 = d.driver.as_ref().and_then(|x| x.dtype.as_deref()) == Some("qcow2");
         // QEMU resizes qcow2 images in whole sectors only.
-        let bytes = if qcow2 { bytes.div_ceil(512) * 512 } else { bytes };
+        let bytes = if qcow2 {
+            bytes.div_ceil(512) * 512
+        } else {
+            bytes
+        };
         let Some(n) = super::live::medium_node(&mut lg.guest, &alias)? else {
             return Err(DriverError::OperationInvalid(format!(
                 "disk '{disk}' does not have an associated node name"
             )));
         };
-        lg.guest
-            .qmp(
-                "block_resize",
-                Some(json!({ "node-name": format!("libvirt-{n}-format"), "size": bytes })),
-            )
-            .map_err(guest_err)?;
+        qmp(
+            &mut lg.guest,
+            "block_resize",
+            Some(json!({ "node-name": format!("libvirt-{n}-format"), "size": bytes })),
+        )?;
         Ok(())
     }
 }

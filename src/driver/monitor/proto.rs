@@ -86,7 +86,10 @@ pub enum Request {
     /// Change the running guest's devices (hotplug, media change): run `steps` in order;
     /// when one fails, undo the ones done, last first, and refuse with QEMU's error. On
     /// success the live XML becomes `xml`.
-    Hotplug { steps: Vec<QmpStep>, xml: String },
+    Hotplug {
+        steps: Vec<QmpStep>,
+        xml: String,
+    },
     /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
     /// (the device's backends) and the device leaves the live XML. The reply comes then, or
     /// after `wait_ms`: `{"removed": false}`, the removal still pending (libvirt's
