@@ -72,14 +72,14 @@ fn cold_and_hot_properties_agree() {
         pairs.iter().any(|(o, a)| o == opt && *a == text)
     };
     let nodes = props::cold_node_numbers(&def);
-    for i in 0..def.devices.disks.len() {
-        let p = props::disk_props(&def, &caps, &ctx, i, &nodes[i], Plug::Cold).unwrap();
+    for (i, n) in nodes.iter().enumerate() {
+        let p = props::disk_props(&def, &caps, &ctx, i, n, Plug::Cold).unwrap();
         for l in &p.layers {
             assert!(has("-blockdev", &l.storage), "disk {i}: {}", l.storage);
             assert!(has("-blockdev", &l.format), "disk {i}: {}", l.format);
         }
         assert!(has("-device", &p.device), "disk {i}: {}", p.device);
-        let mut hot = props::disk_props(&def, &caps, &ctx, i, &nodes[i], Plug::Hot).unwrap();
+        let mut hot = props::disk_props(&def, &caps, &ctx, i, n, Plug::Hot).unwrap();
         assert_eq!(hot.layers, p.layers);
         let mut cold_dev = p.device.clone();
         cold_dev.as_object_mut().unwrap().remove("bootindex");

@@ -618,7 +618,7 @@ fn cmd_change_media(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         ctx.print(&xml);
         return Ok(());
     }
-    dom.update_device_flags(&xml, flags & !0)
+    dom.update_device_flags(&xml, flags)
         .with_context(|| format!("Failed to complete action {action} on media"))?;
     ctx.println_extra(done);
     Ok(())
