@@ -546,3 +546,74 @@ fn live_guest_devices_media_memory_and_vcpus() {
 
     g.ok(&["destroy", "live"]);
 }
+
+/// A guest whose PCI bus is full gets libvirt's refusal, and nothing is added. The guest
+/// needs no OS: QEMU takes `device_add` on its own.
+#[test]
+fn no_free_pci_slot() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("lp")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = dir.path().join("r");
+    let img = dir.path().join("r.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(1 << 20)
+        .unwrap();
+    let img = img.display().to_string();
+    let xml = dir.path().join("g.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>live</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+  <features><acpi/></features><os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices><emulator>{QEMU}</emulator><memballoon model='none'/></devices></domain>"
+        ),
+    )
+    .unwrap();
+    let g = Live {
+        _reap: Reaper {
+            status: root.join("run/qemu/live.json"),
+        },
+        uri: format!("qemu:///embed?root={}", root.display()),
+        root,
+        files: dir.path().to_path_buf(),
+        _dir: dir,
+    };
+    g.ok(&["define", &xml.display().to_string()]);
+    g.ok(&["start", "live"]);
+    let mut refused = None;
+    for n in 0..40 {
+        let target = format!(
+            "vd{}{}",
+            (b'a' + (n / 26) as u8) as char,
+            (b'a' + (n % 26) as u8) as char
+        );
+        let (ok, _, err) = g.vsh(&["attach-disk", "live", &img, &target, "--live"]);
+        if !ok {
+            refused = Some((n, err));
+            break;
+        }
+    }
+    let (n, err) = refused.expect("the bus never filled up");
+    assert!(n > 20, "only {n} disks fit");
+    assert_eq!(
+        err,
+        "error: Failed to attach disk\nerror: internal error: No more available PCI slots\n"
+    );
+    let listed = g.ok(&["domblklist", "live"]).lines().count();
+    assert_eq!(
+        listed,
+        3 + n as usize,
+        "header, rule, {n} disks and a blank line"
+    );
+    // The refused attach added no node in QEMU.
+    assert_eq!(g.node_names().len(), 2 * n as usize);
+
+    g.ok(&["destroy", "live"]);
+}

@@ -211,18 +211,6 @@ impl Domain<'_> {
                 "interface lost in preparation".into(),
             ));
         };
-        if let Some(mac) = &net.mac
-            && lg.def.devices.interfaces.iter().any(|x| {
-                x.mac
-                    .as_deref()
-                    .is_some_and(|m| m.eq_ignore_ascii_case(mac))
-            })
-        {
-            // libvirt: qemuDomainAttachNetDevice's virDomainHasNet check.
-            return Err(DriverError::OperationFailed(format!(
-                "domain already contains a network device with MAC address {mac}"
-            )));
-        }
         if net.info.alias.is_none() {
             net.info.alias = Some(next_net_alias(&lg.def));
         }
