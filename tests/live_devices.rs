@@ -594,14 +594,22 @@ fn no_free_pci_slot() {
             (b'a' + (n / 26) as u8) as char,
             (b'a' + (n % 26) as u8) as char
         );
-        let (ok, _, err) = g.vsh(&["attach-disk", "live", &img, &target, "--live"]);
+        let (ok, _, err) = g.vsh(&[
+            "attach-disk",
+            "live",
+            &img,
+            &target,
+            "--live",
+            "--mode",
+            "readonly",
+        ]);
         if !ok {
             refused = Some((n, err));
             break;
         }
     }
     let (n, err) = refused.expect("the bus never filled up");
-    assert!(n > 20, "only {n} disks fit");
+    assert!(n > 20, "only {n} disks fit: {err}");
     assert_eq!(
         err,
         "error: Failed to attach disk\nerror: internal error: No more available PCI slots\n"
