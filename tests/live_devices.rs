@@ -625,3 +625,122 @@ fn no_free_pci_slot() {
 
     g.ok(&["destroy", "live"]);
 }
+
+// ---- a guest that rejects the unplug (scripted QMP peer) ---------------------------------
+
+/// What libvirt says when the guest refuses to let a device go: QEMU reports
+/// DEVICE_UNPLUG_GUEST_ERROR, which x86 guests never send on demand, so a scripted QMP peer
+/// stands in for QEMU (and a `sleep`, killed by pid on drop, for its process), as in
+/// tests/driver_faults.rs. The device stays in the live XML.
+#[test]
+fn guest_rejecting_the_unplug() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use domdriver::Connect;
+    use domdriver::driver::Dirs;
+    use domdriver::driver::status::proc_stat;
+    use serde_json::json;
+
+    const UUID: &str = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d";
+    let xml = format!(
+        "<domain type='qemu' id='1'><name>rej</name><uuid>{UUID}</uuid><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <disk type='file' device='disk'><source file='/x.img'/><target dev='vdb' bus='virtio'/>\
+         <alias name='virtio-disk1'/></disk></devices></domain>"
+    );
+    let tmp = tempfile::Builder::new()
+        .prefix("lr")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let uri = format!("qemu:///embed?root={}", tmp.path().display());
+    let dirs = Dirs::under(tmp.path());
+    let guest_dir = dirs.run.join("domain-rej");
+    std::fs::create_dir_all(&guest_dir).unwrap();
+    let monitor = guest_dir.join("monitor.sock");
+    let listener = UnixListener::bind(&monitor).unwrap();
+    struct Sleep(std::process::Child);
+    impl Drop for Sleep {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let sleep = Sleep(Command::new("sleep").arg("300").spawn().unwrap());
+    let pid = sleep.0.id() as i32;
+    GuestStatus {
+        name: "rej".into(),
+        uuid: UUID.into(),
+        pid,
+        start_time: proc_stat(pid).unwrap().unwrap().start_time,
+        monitor,
+        reason: "booted".into(),
+        paused: false,
+        xml: xml.clone(),
+        emulator: "sleep".into(),
+        ..Default::default()
+    }
+    .write(&dirs.run.join("rej.json"))
+    .unwrap();
+    // QEMU's side: answer what the adopting monitor and the detach ask; refuse the unplug.
+    let peer = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut w = s;
+        let mut send = |v: Value| {
+            let _ = w.write_all(format!("{v}\r\n").as_bytes());
+        };
+        send(
+            json!({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
+            "package": ""}, "capabilities": []}}),
+        );
+        let mut asked = Vec::new();
+        let mut line = String::new();
+        while matches!(r.read_line(&mut line), Ok(n) if n > 0) {
+            let v: Value = serde_json::from_str(&line).unwrap();
+            line.clear();
+            let cmd = v["execute"].as_str().unwrap_or("").to_string();
+            let ret = match cmd.as_str() {
+                "query-status" => json!({"status": "running", "running": true}),
+                "query-block" | "query-named-block-nodes" | "query-chardev" => json!([]),
+                _ => json!({}),
+            };
+            send(json!({"return": ret, "id": v["id"]}));
+            if cmd == "device_del" {
+                send(json!({"event": "DEVICE_UNPLUG_GUEST_ERROR",
+                    "data": {"device": "virtio-disk1", "path": "/machine/peripheral/virtio-disk1"},
+                    "timestamp": {"seconds": 1, "microseconds": 2}}));
+            }
+            asked.push(cmd);
+        }
+        asked
+    });
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn.lookup_domain_by_name("rej").unwrap();
+    let disk = "<disk type='file'><source file='/x.img'/><target dev='vdb' bus='virtio'/></disk>";
+    let t = Instant::now();
+    let e = dom
+        .detach_device_flags(disk, domdriver::driver::hotplug::AFFECT_LIVE)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "operation failed: unplug of device was rejected by the guest"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+    let live = dom
+        .xml_desc(domdriver::domain::FormatFlags {
+            inactive: false,
+            secure: true,
+        })
+        .unwrap();
+    assert!(live.contains("<target dev='vdb' bus='virtio'/>"), "{live}");
+    drop(sleep);
+    drop(dom);
+    drop(conn);
+    let asked = peer.join().unwrap();
+    assert!(asked.contains(&"device_del".to_string()), "{asked:?}");
+    // Nothing was freed for a device the guest kept.
+    assert!(!asked.contains(&"blockdev-del".to_string()), "{asked:?}");
+}
