@@ -120,3 +120,68 @@ pub(super) fn find_net(list: &[Interface], want: &Interface) -> Result<usize, Dr
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> DomainDef {
+        crate::domain::parse(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type></os>\
+             <devices><disk type='file'><source file='/a'/><target dev='vda' bus='virtio'/></disk>\
+             <interface type='user'><mac address='52:54:00:00:00:01'/><alias name='ua-a'/></interface>\
+             <interface type='user'><mac address='52:54:00:00:00:02'/></interface></devices></domain>",
+        )
+        .unwrap()
+    }
+
+    fn net(xml: &str) -> DeviceDef {
+        DeviceDef::parse(xml).unwrap()
+    }
+
+    #[test]
+    fn config_changes_and_their_refusals() {
+        let disk = DeviceDef::parse("<disk type='file'><target dev='vda'/></disk>").unwrap();
+        assert_eq!(
+            attach(def(), disk.clone()).unwrap_err().to_string(),
+            "Requested operation is not valid: target vda already exists."
+        );
+        assert!(detach(def(), &disk).unwrap().devices.disks.is_empty());
+        let vdz = DeviceDef::parse("<disk type='file'><target dev='vdz'/></disk>").unwrap();
+        assert_eq!(
+            detach(def(), &vdz).unwrap_err().to_string(),
+            "device not found: no target device vdz"
+        );
+        let by_mac = net("<interface type='user'><mac address='52:54:00:00:00:02'/></interface>");
+        let d = detach(def(), &by_mac).unwrap();
+        assert_eq!(d.devices.interfaces.len(), 1);
+        let any = net("<interface type='user'/>");
+        assert_eq!(
+            detach(def(), &any).unwrap_err().to_string(),
+            "operation failed: multiple matching devices found"
+        );
+        let none = net("<interface type='user'><mac address='52:54:00:00:00:09'/></interface>");
+        assert_eq!(
+            detach(def(), &none).unwrap_err().to_string(),
+            "device not found: no device matching MAC address 52:54:00:00:00:09 found"
+        );
+        assert_eq!(
+            detach_alias(def(), "ua-a")
+                .unwrap()
+                .devices
+                .interfaces
+                .len(),
+            1
+        );
+        assert_eq!(
+            detach_alias(def(), "ua-b").unwrap_err().to_string(),
+            "device not found: no device found with alias ua-b"
+        );
+        let media =
+            DeviceDef::parse("<disk type='file'><source file='/b'/><target dev='vda'/></disk>")
+                .unwrap();
+        let d = update(def(), &media).unwrap();
+        let src = d.devices.disks[0].source.as_ref().unwrap();
+        assert_eq!(src.file.as_deref(), Some("/b"));
+    }
+}

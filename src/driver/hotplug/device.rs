@@ -96,3 +96,45 @@ fn is_device_element(name: &str) -> bool {
             | "crypto"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_device_element() {
+        let d = DeviceDef::parse(
+            "<?xml version='1.0'?>\n<disk type='file'><source file='/a'/><target dev='vdb'/>\
+             <alias name='virtio-disk9'/></disk>",
+        )
+        .unwrap();
+        let DeviceDef::Disk(d) = d else {
+            panic!("not a disk")
+        };
+        assert_eq!(d.target.dev, "vdb");
+        // libvirt's own aliases are its to assign; only user aliases are kept.
+        assert_eq!(d.info.alias, None);
+        let n =
+            DeviceDef::parse("<interface type='user'><alias name='ua-n'/></interface>").unwrap();
+        let DeviceDef::Interface(n) = n else {
+            panic!("not an interface")
+        };
+        assert_eq!(n.info.alias.as_deref(), Some("ua-n"));
+        assert_eq!(
+            DeviceDef::parse("<rng model='virtio'/>")
+                .unwrap_err()
+                .to_string(),
+            "Operation not supported: live attach of device 'rng' is not supported"
+        );
+        assert_eq!(
+            DeviceDef::parse("<frob/>").unwrap_err().to_string(),
+            "XML error: unknown device type 'frob'"
+        );
+        assert!(
+            DeviceDef::parse("<disk")
+                .unwrap_err()
+                .to_string()
+                .starts_with("XML error: ")
+        );
+    }
+}

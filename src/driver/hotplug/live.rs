@@ -434,3 +434,40 @@ pub(super) fn medium_node(g: &mut Guest, alias: &str) -> Result<Option<u32>, Dri
         .and_then(|b| b["inserted"]["node-name"].as_str())
         .and_then(node_number))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_and_their_removal() {
+        assert_eq!(node_number("libvirt-12-format"), Some(12));
+        assert_eq!(node_number("libvirt-3-storage"), Some(3));
+        assert_eq!(node_number("#block123"), None);
+        let c = chain_cleanup(4, 2);
+        let names: Vec<&str> = c
+            .iter()
+            .map(|x| x.args.as_ref().unwrap()["node-name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "libvirt-4-format",
+                "libvirt-4-storage",
+                "libvirt-5-format",
+                "libvirt-5-storage"
+            ]
+        );
+    }
+
+    #[test]
+    fn net_aliases_follow_the_highest() {
+        let def = crate::domain::parse(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><os><type>hvm</type></os>\
+             <devices><interface type='user'><alias name='net3'/></interface>\
+             <interface type='user'><alias name='ua-x'/></interface></devices></domain>",
+        )
+        .unwrap();
+        assert_eq!(next_net_alias(&def), "net4");
+    }
+}
