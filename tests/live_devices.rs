@@ -547,13 +547,12 @@ fn live_guest_devices_media_memory_and_vcpus() {
     g.ok(&["destroy", "live"]);
 }
 
-/// A guest whose PCI bus is full gets libvirt's refusal, and nothing is added. The guest
-/// needs no OS: QEMU takes `device_add` on its own.
-#[test]
-fn no_free_pci_slot() {
+/// A running guest without an OS (QEMU takes `device_add` on its own, and unplugs what
+/// needs no guest's consent), with `devices` besides the defaults.
+fn bare_guest(devices: &str) -> Option<Live> {
     if !Path::new(QEMU).exists() {
         eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
-        return;
+        return None;
     }
     let dir = tempfile::Builder::new()
         .prefix("lp")
@@ -565,14 +564,13 @@ fn no_free_pci_slot() {
         .unwrap()
         .set_len(1 << 20)
         .unwrap();
-    let img = img.display().to_string();
     let xml = dir.path().join("g.xml");
     std::fs::write(
         &xml,
         format!(
             "<domain type='qemu'><name>live</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
   <features><acpi/></features><os><type arch='x86_64' machine='pc'>hvm</type></os>
-  <devices><emulator>{QEMU}</emulator><memballoon model='none'/></devices></domain>"
+  <devices><emulator>{QEMU}</emulator>{devices}<memballoon model='none'/></devices></domain>"
         ),
     )
     .unwrap();
@@ -587,6 +585,88 @@ fn no_free_pci_slot() {
     };
     g.ok(&["define", &xml.display().to_string()]);
     g.ok(&["start", "live"]);
+    Some(g)
+}
+
+/// A SCSI disk on the guest's virtio-scsi controller, and two NICs on a socket network (one
+/// listening, one connecting to it) whose ends QEMU connects.
+#[test]
+fn scsi_disk_and_socket_network() {
+    let Some(g) = bare_guest("<controller type='scsi' model='virtio-scsi'/>") else {
+        return;
+    };
+    let img = g.file("r.img");
+    g.ok(&["attach-disk", "live", &img, "sda", "--targetbus", "scsi"]);
+    let xml = g.live_xml();
+    assert!(xml.contains("<alias name='scsi0-0-0-0'/>"), "{xml}");
+    assert!(
+        xml.contains("<address type='drive' controller='0' bus='0' target='0' unit='0'/>"),
+        "{xml}"
+    );
+    assert_eq!(g.node_names().len(), 2);
+    // SCSI unplug needs no guest: gone at once, nodes too.
+    assert_eq!(
+        g.ok(&["detach-disk", "live", "sda"]),
+        "Disk detached successfully\n\n"
+    );
+    assert!(!g.ok(&["domblklist", "live"]).contains("sda"));
+    assert!(g.node_names().is_empty());
+
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let server = g.file("server.xml");
+    std::fs::write(
+        &server,
+        format!("<interface type='server'><source address='127.0.0.1' port='{port}'/><model type='virtio'/></interface>"),
+    )
+    .unwrap();
+    let client = g.file("client.xml");
+    std::fs::write(
+        &client,
+        format!("<interface type='client'><source address='127.0.0.1' port='{port}'/><model type='e1000'/></interface>"),
+    )
+    .unwrap();
+    assert_eq!(
+        g.ok(&["attach-device", "live", &server]),
+        "Device attached successfully\n\n"
+    );
+    g.ok(&["attach-device", "live", &client, "--live"]);
+    // QEMU accepts the connection in its main loop: give it a moment.
+    let until = Instant::now() + Duration::from_secs(5 * mult());
+    let mut info = String::new();
+    while Instant::now() < until {
+        info = g.ok(&["qemu-monitor-command", "live", "--hmp", "info network"]);
+        if info.contains("connection from") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        info.contains("hostnet0: index=0,type=socket,socket: connection from 127.0.0.1"),
+        "{info}"
+    );
+    assert!(
+        info.contains(&format!(
+            "hostnet1: index=0,type=socket,socket: connect to 127.0.0.1:{port}"
+        )),
+        "{info}"
+    );
+    let xml = g.live_xml();
+    assert!(
+        xml.contains("<alias name='net0'/>") && xml.contains("<alias name='net1'/>"),
+        "{xml}"
+    );
+    g.ok(&["destroy", "live"]);
+}
+
+/// A guest whose PCI bus is full gets libvirt's refusal, and nothing is added. The guest
+/// needs no OS: QEMU takes `device_add` on its own.
+#[test]
+fn no_free_pci_slot() {
+    let Some(g) = bare_guest("") else { return };
+    let img = g.file("r.img");
     let mut refused = None;
     for n in 0..40 {
         let target = format!(
