@@ -524,6 +524,31 @@ fn live_guest_devices_media_memory_and_vcpus() {
     );
     assert!(g.ok(&["domblklist", "live"]).contains(" vdb "));
 
+    // One MAC for both definitions when none is given.
+    g.ok(&[
+        "attach-interface",
+        "live",
+        "user",
+        "-",
+        "--model",
+        "virtio",
+        "--persistent",
+    ]);
+    let mac_of = |out: String| {
+        out.lines()
+            .find(|l| l.contains(" user "))
+            .and_then(|l| l.split_whitespace().last().map(str::to_string))
+            .unwrap_or_else(|| panic!("{out}"))
+    };
+    let live_mac = mac_of(g.ok(&["domiflist", "live"]));
+    assert_eq!(mac_of(g.ok(&["domiflist", "live", "--inactive"])), live_mac);
+    assert!(live_mac.starts_with("52:54:00:"), "{live_mac}");
+    g.ok(&["detach-interface", "live", "user", "--persistent"]);
+    assert!(
+        !g.ok(&["domiflist", "live", "--inactive"])
+            .contains(" user ")
+    );
+
     // A guest that does not answer the unplug (paused): as libvirt, the detach succeeds
     // after its 5 s wait with the device still there; QEMU's DEVICE_DELETED, once the guest
     // runs again, removes it from the live XML.

@@ -120,8 +120,16 @@ impl Domain<'_> {
             AFFECT_LIVE | AFFECT_CONFIG,
             "qemuDomainAttachDeviceFlags",
         )?;
-        let dev = DeviceDef::parse(xml)?;
+        let mut dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags)?;
+        if let DeviceDef::Interface(n) = &mut dev
+            && n.mac.is_none()
+        {
+            // Drawn once, as libvirt does while parsing, so that the guest and its config
+            // get the same address.
+            let b = super::secret::random_bytes::<3>()?;
+            n.mac = Some(format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]));
+        }
         // libvirt checks the config change first, so that a refused one changes nothing.
         let config = if impact.config {
             Some(config::attach(self.config_def()?, dev.clone())?)
