@@ -629,6 +629,17 @@ fn scsi_disk_and_socket_network() {
         "{xml}"
     );
     assert_eq!(g.node_names().len(), 2);
+    // blockresize grows the image (default unit KiB, as virsh's).
+    assert_eq!(
+        g.ok(&["blockresize", "live", "sda", "2048"]),
+        "Block device 'sda' is resized\n\n"
+    );
+    assert_eq!(std::fs::metadata(&img).unwrap().len(), 2 << 20);
+    let e = g.fails(&["blockresize", "live", "sdz", "2M"]);
+    assert_eq!(
+        e,
+        "error: Failed to resize block device 'sdz'\nerror: invalid argument: disk 'sdz' was not found in the domain\n"
+    );
     // SCSI unplug needs no guest: gone at once, nodes too.
     assert_eq!(
         g.ok(&["detach-disk", "live", "sda"]),
