@@ -561,6 +561,18 @@ fn closed_stdout_for_every_verb() {
             "completion" => vec!["bash"],
             "help" => vec![],
             "connect" => vec![&uri],
+            // Hotplug verbs (tests/live_devices.rs has their running cases): the builders
+            // print, the config changes are no-ops, the others fail on the inactive vm1.
+            "attach-disk" => vec!["vm1", "/nowhere.img", "vdb", "--print-xml"],
+            "attach-interface" => vec!["vm1", "user", "-", "--print-xml"],
+            "attach-device" | "detach-device" | "update-device" => vec!["vm1", "/nowhere.xml"],
+            "detach-device-alias" => vec!["vm1", "ua-none"],
+            "detach-disk" => vec!["vm1", "vdz"],
+            "detach-interface" => vec!["vm1", "user"],
+            "change-media" => vec!["vm1", "hdc", "--eject"],
+            "setmem" | "setmaxmem" => vec!["vm1", "64M"],
+            "setvcpus" => vec!["vm1", "1"],
+            "blockresize" => vec!["vm1", "vda", "1M"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
@@ -639,6 +651,10 @@ fn closed_stdout_for_every_verb() {
                         | "snapshot-create" | "snapshot-current" | "snapshot-edit"
                         | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"
                         | "snapshot-info" | "snapshot-dumpxml"
+                        // Hotplug verbs that need a running guest or a device vm1 lacks.
+                        | "attach-device" | "detach-device" | "update-device"
+                        | "detach-device-alias" | "detach-disk" | "detach-interface"
+                        | "change-media" | "blockresize"
                         // Only in the shell.
                         | "cd"
                 )

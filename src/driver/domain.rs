@@ -247,6 +247,7 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::ArgumentUnsupported => DriverError::ArgumentUnsupported(desc),
             ErrorCode::AgentUnresponsive => DriverError::AgentUnresponsive(desc),
             ErrorCode::Internal => DriverError::Internal(desc),
+            ErrorCode::OperationTimeout => DriverError::Timeout(desc),
         },
         e => DriverError::Guest(e),
     }

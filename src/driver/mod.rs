@@ -14,6 +14,7 @@ pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
 pub mod guest_agent;
+pub mod hotplug;
 pub mod ifaddr;
 pub mod keycodes;
 pub mod launch;
@@ -116,6 +117,12 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
     #[error("Timed out during operation: {0}")]
     Timeout(String),
+    /// libvirt's VIR_ERR_DEVICE_MISSING.
+    #[error("device not found: {0}")]
+    DeviceMissing(String),
+    /// libvirt's VIR_ERR_OPERATION_UNSUPPORTED.
+    #[error("Operation not supported: {0}")]
+    OperationUnsupported(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

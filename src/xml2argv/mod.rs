@@ -23,6 +23,7 @@ mod tpm;
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
+pub use devices::props;
 pub use opts::{JsonOpts, KvOpts, escape_commas};
 pub use secrets::SecretContext;
 

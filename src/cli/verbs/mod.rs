@@ -7,6 +7,7 @@ pub mod domctl;
 pub mod domread;
 pub mod events;
 pub mod host;
+pub mod hotplug;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
@@ -29,6 +30,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domread::CMDS,
     domctl::CMDS,
     agent::CMDS,
+    hotplug::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,

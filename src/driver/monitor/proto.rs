@@ -88,6 +88,38 @@ pub enum Request {
         #[serde(default)]
         force: bool,
     },
+    /// Change the running guest's devices (hotplug, media change): run `steps` in order;
+    /// when one fails, undo the ones done, last first, and refuse with QEMU's error. On
+    /// success the live XML becomes `xml`.
+    Hotplug {
+        steps: Vec<QmpStep>,
+        xml: String,
+    },
+    /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
+    /// (the device's backends) and the device leaves the live XML. The reply comes then, or
+    /// after `wait_ms`: `{"removed": false}`, the removal still pending (libvirt's
+    /// qemuDomainWaitForDeviceRemoval), or with `strict` a timeout refusal (vCPUs).
+    Unplug {
+        alias: String,
+        cleanup: Vec<QmpCall>,
+        wait_ms: u64,
+        #[serde(default)]
+        strict: bool,
+    },
+}
+
+/// One QMP command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpCall {
+    pub command: String,
+    pub args: Option<Value>,
+}
+
+/// A step of [`Request::Hotplug`] and how to take it back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QmpStep {
+    pub call: QmpCall,
+    pub undo: Option<QmpCall>,
 }
 
 /// An internal snapshot job (QEMU's `snapshot-save`, `snapshot-load`, `snapshot-delete`)
@@ -145,6 +177,7 @@ pub enum ErrorCode {
     ArgumentUnsupported,
     AgentUnresponsive,
     Internal,
+    OperationTimeout,
 }
 
 impl ErrorCode {
@@ -156,6 +189,7 @@ impl ErrorCode {
             ErrorCode::ArgumentUnsupported => format!("argument unsupported: {desc}"),
             ErrorCode::AgentUnresponsive => format!("Guest agent is not responding: {desc}"),
             ErrorCode::Internal => format!("internal error: {desc}"),
+            ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
         }
     }
 }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
+mod hotplug;
 mod migrate;
 mod snapshot;
 use super::proto::{
@@ -554,6 +555,7 @@ struct Server {
     /// The guest agent's channel, when the domain has one.
     agent: Option<AgentPort>,
     exit: Option<Option<WaitStatus>>,
+    unplugs: hotplug::Unplugs,
 }
 
 /// The guest agent's virtio-serial port.
@@ -595,6 +597,7 @@ impl Server {
             panic_stop: false,
             agent: None,
             exit: None,
+            unplugs: Default::default(),
         }
     }
 
@@ -1108,9 +1111,11 @@ impl Server {
             "DEVICE_DELETED" => {
                 if let Some(alias) = ev.data["device"].as_str() {
                     let alias = alias.to_string();
+                    self.device_deleted(&alias).await;
                     self.broadcast_kind(EventKind::DeviceRemoved { alias });
                 }
             }
+            "DEVICE_UNPLUG_GUEST_ERROR" => self.unplug_rejected(&ev.data),
             _ => {}
         }
     }
@@ -1278,6 +1283,17 @@ impl Server {
                     self.hub.subscribe(p, since_ms);
                 }
                 ok(Value::Null)
+            }
+            Request::Hotplug { steps, xml } => self.hotplug(steps, xml).await,
+            Request::Unplug {
+                alias,
+                cleanup,
+                wait_ms,
+                strict,
+            } => {
+                let wait = Duration::from_millis(wait_ms);
+                self.unplug(alias, cleanup, wait, strict, reply).await;
+                return;
             }
             Request::Console { alias, force } => {
                 match self.hub.claim_console(&alias, kick, force) {

@@ -40,25 +40,7 @@ impl Builder<'_> {
             self.device(&j);
         }
         let disks = &self.def.devices.disks;
-        // Node names are counted over the disks in reverse order, each chain from the top.
-        let mut counter = 1u32;
-        let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
-        for i in (0..disks.len()).rev() {
-            let d = &disks[i];
-            if d.dtype.as_deref() == Some("vhostuser") {
-                continue;
-            }
-            // An empty drive has no nodes but still uses up a number.
-            if disk_source_is_empty(d) {
-                counter += 1;
-                continue;
-            }
-            let depth = chain_len(d);
-            for _ in 0..depth {
-                names[i].push(counter);
-                counter += 1;
-            }
-        }
+        let names = node_numbers(disks);
         for (i, d) in disks.iter().enumerate() {
             self.disk(i, d, &names[i])?;
         }
@@ -66,7 +48,25 @@ impl Builder<'_> {
     }
 
     pub(super) fn disk(&mut self, i: usize, d: &Disk, nodes: &[u32]) -> R {
+        let parts = self.disk_parts(i, d, nodes)?;
+        for l in &parts.layers {
+            for o in &l.objects {
+                self.object(o);
+            }
+            self.opt("-blockdev", l.storage.build());
+            self.opt("-blockdev", l.format.build());
+        }
+        self.opt("-device", parts.device.build());
+        Ok(())
+    }
+
+    /// Everything QEMU gets for disk `i`: per layer of its chain, bottom up, the objects
+    /// (secrets, TLS) and the storage and format nodes, then the front-end device. The
+    /// command line prints them, hotplug sends them over QMP: one source for both (libvirt:
+    /// qemuBuildStorageSourceChainAttachPrepareBlockdev, qemuBuildDiskDeviceProps).
+    pub(super) fn disk_parts(&self, i: usize, d: &Disk, nodes: &[u32]) -> R<DiskParts> {
         let device = d.device.as_deref().unwrap_or("disk");
+        let mut out = DiskParts::default();
         let readonly = d.readonly || device == "cdrom";
         let alias = self.alias(&d.info)?;
         // Chain layers: top image then backing stores.
@@ -121,16 +121,13 @@ impl Builder<'_> {
                     self.storage_props(d, *src, ty.as_deref(), device)?
                 };
                 pre.sort_by_key(|(rank, _)| *rank);
-                for (_, o) in &pre {
-                    self.object(o);
-                }
+                let objects = pre.into_iter().map(|(_, o)| o).collect();
                 s.s("node-name", storage.clone());
                 if let Some(c) = self.cache_props(d) {
                     s.v("cache", c);
                 }
                 s.b("auto-read-only", true);
                 s.s("discard", "unmap");
-                self.opt("-blockdev", s.build());
                 let mut f = JsonOpts::new();
                 f.s("node-name", format.clone());
                 f.b("read-only", if li == 0 { readonly } else { true });
@@ -177,13 +174,18 @@ impl Builder<'_> {
                 {
                     f.v("backing", serde_json::Value::Null);
                 }
-                self.opt("-blockdev", f.build());
+                out.layers.push(BlockLayer {
+                    objects,
+                    storage: s,
+                    format: f,
+                });
                 if li == 0 {
                     top_format = Some(format);
                 }
             }
         }
-        self.disk_device(i, d, &alias, top_format.as_deref())
+        out.device = self.disk_device(i, d, &alias, top_format.as_deref())?;
+        Ok(out)
     }
 
     pub(super) fn cache_props(&self, d: &Disk) -> Option<serde_json::Value> {
@@ -242,13 +244,15 @@ impl Builder<'_> {
         Ok(j)
     }
 
+    /// The front-end device of a disk, `<qemu:override>` applied (libvirt:
+    /// qemuBuildDiskDeviceProps).
     pub(super) fn disk_device(
-        &mut self,
+        &self,
         i: usize,
         d: &Disk,
         alias: &str,
         drive: Option<&str>,
-    ) -> R {
+    ) -> R<JsonOpts> {
         let device = d.device.as_deref().unwrap_or("disk");
         let bus = d.target.bus.as_deref().unwrap_or("ide");
         let boot = d
@@ -429,12 +433,51 @@ impl Builder<'_> {
         if let Some(r) = rpolicy {
             j.s("rerror", r);
         }
-        self.device(&j);
-        Ok(())
+        Ok(self.with_overrides(&j).unwrap_or(j))
     }
 }
 
-pub(super) fn disk_source_is_empty(d: &Disk) -> bool {
+/// What QEMU gets for one disk (see [`Builder::disk_parts`]).
+#[derive(Debug, Clone, Default)]
+pub(super) struct DiskParts {
+    /// Bottom of the chain first, the order they must be added in.
+    pub layers: Vec<BlockLayer>,
+    pub device: JsonOpts,
+}
+
+/// One image of a disk's chain: the objects it needs first, its storage and format nodes.
+#[derive(Debug, Clone)]
+pub(super) struct BlockLayer {
+    pub objects: Vec<JsonOpts>,
+    pub storage: JsonOpts,
+    pub format: JsonOpts,
+}
+
+/// The numbers of each disk's nodes (`libvirt-N-storage`, `libvirt-N-format`) at a start:
+/// counted over the disks in reverse order, each chain from the top.
+pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
+    let mut counter = 1u32;
+    let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
+    for i in (0..disks.len()).rev() {
+        let d = &disks[i];
+        if d.dtype.as_deref() == Some("vhostuser") {
+            continue;
+        }
+        // An empty drive has no nodes but still uses up a number.
+        if disk_source_is_empty(d) {
+            counter += 1;
+            continue;
+        }
+        let depth = chain_len(d);
+        for _ in 0..depth {
+            names[i].push(counter);
+            counter += 1;
+        }
+    }
+    names
+}
+
+pub(crate) fn disk_source_is_empty(d: &Disk) -> bool {
     match &d.source {
         None => true,
         // An empty path is no path: `<source file=''/>` is an empty drive, as in libvirt.
@@ -449,7 +492,7 @@ pub(super) fn disk_source_is_empty(d: &Disk) -> bool {
     }
 }
 
-pub(super) fn chain_len(d: &Disk) -> usize {
+pub(crate) fn chain_len(d: &Disk) -> usize {
     let mut n = 1;
     let mut bs = d.backing_store.as_ref();
     while let Some(b) = bs {

@@ -13,6 +13,7 @@ mod memballoon;
 mod memory;
 mod net;
 mod panic;
+pub mod props;
 mod rng;
 mod smartcard;
 mod sound;
@@ -30,7 +31,7 @@ use virtio::{VirtioModel, virtio_driver};
 
 use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
-use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource};
+use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource, Interface};
 use crate::domain::{Address, DeviceInfo, DomainDef};
 
 type R<T = ()> = Result<T, Xml2ArgvError>;
@@ -334,7 +335,7 @@ impl<'a> Builder<'a> {
 
     /// libvirt turns `<os><boot dev=..>` into per-device boot indexes: each listed device
     /// class gives its first device the next index.
-    fn compute_boot_order(&mut self) {
+    pub(super) fn compute_boot_order(&mut self) {
         let d = &self.def.devices;
         let any_device_boot = d.disks.iter().any(|x| x.info.boot.is_some())
             || d.interfaces.iter().any(|x| x.info.boot.is_some())

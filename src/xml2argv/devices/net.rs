@@ -7,6 +7,30 @@ impl Builder<'_> {
         let mut tapfd = self.ctx.tap_fd_base;
         let mut vhostfd = self.ctx.vhost_fd_base;
         for (i, n) in self.def.devices.interfaces.iter().enumerate() {
+            let (nd, dev) = self.net_parts(i, n, &mut tapfd, &mut vhostfd)?;
+            let netdev = if self.has("netdev.json") {
+                nd.build()
+            } else {
+                kv_from_json(&nd.into_value())
+            };
+            self.opt("-netdev", netdev);
+            self.opt("-device", dev.build());
+        }
+        Ok(())
+    }
+
+    /// The host side (`-netdev`, QMP `netdev_add`) and the guest device (`-device`,
+    /// `device_add`, `<qemu:override>` applied) of interface `i`: one source for the command
+    /// line and hotplug (libvirt: qemuBuildHostNetProps, qemuBuildNicDevProps). `tapfd` and
+    /// `vhostfd` are the next descriptor numbers, advanced past the ones it uses.
+    pub(super) fn net_parts(
+        &self,
+        i: usize,
+        n: &Interface,
+        tapfd: &mut i32,
+        vhostfd: &mut i32,
+    ) -> R<(JsonOpts, JsonOpts)> {
+        {
             let alias = self.alias(&n.info)?;
             let host = format!("host{alias}");
             let model = n.model.as_deref().unwrap_or("rtl8139");
@@ -18,14 +42,14 @@ impl Builder<'_> {
                 }
                 "ethernet" | "bridge" | "network" => {
                     nd.s("type", "tap").s("fd", tapfd.to_string());
-                    tapfd += 1;
+                    *tapfd += 1;
                     let vhost = n.driver.as_ref().and_then(|d| d.name.as_deref());
                     if is_virtio
                         && vhost != Some("qemu")
                         && accel_of(self.def) == crate::capabilities::qemu::Accel::Kvm
                     {
                         nd.b("vhost", true).s("vhostfd", vhostfd.to_string());
-                        vhostfd += 1;
+                        *vhostfd += 1;
                     }
                 }
                 "server" | "client" | "mcast" | "udp" => socket_netdev(&mut nd, n),
@@ -36,12 +60,6 @@ impl Builder<'_> {
                 }
             }
             nd.s("id", host.clone());
-            let netdev = if self.has("netdev.json") {
-                nd.build()
-            } else {
-                kv_from_json(&nd.into_value())
-            };
-            self.opt("-netdev", netdev);
             let mut j = JsonOpts::new();
             let driver = if is_virtio {
                 virtio_driver("virtio-net", VirtioModel::of(Some(model)), &n.info.address)?
@@ -87,8 +105,8 @@ impl Builder<'_> {
                 j.u("bootindex", b as u64);
             }
             self.info_props(&mut j, &n.info)?;
-            self.device(&j);
+            let dev = self.with_overrides(&j).unwrap_or(j);
+            Ok((nd, dev))
         }
-        Ok(())
     }
 }

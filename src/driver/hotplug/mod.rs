@@ -1,0 +1,228 @@
+//! Changing a guest's devices, memory and vCPUs: on the running guest (through its
+//! monitor, which alone talks to QEMU and owns the live XML), in the persistent config, or
+//! both, as libvirt's `VIR_DOMAIN_AFFECT_*` flags say (libvirt: qemuDomainAttachDeviceFlags,
+//! qemuDomainDetachDeviceFlags, qemuDomainUpdateDeviceFlags, qemuDomainSetMemoryFlags,
+//! qemuDomainSetVcpusFlags, qemuDomainBlockResize).
+
+mod config;
+mod device;
+mod live;
+mod media;
+mod resources;
+
+use super::DriverError;
+use super::config::{ConfigLock, config_path, write_atomic};
+use super::domain::Domain;
+use crate::domain::{DomainDef, FormatFlags};
+
+pub use device::DeviceDef;
+
+/// `VIR_DOMAIN_AFFECT_CURRENT`: the live guest when it runs, else the config.
+pub const AFFECT_CURRENT: u32 = 0;
+/// `VIR_DOMAIN_AFFECT_LIVE`.
+pub const AFFECT_LIVE: u32 = 1;
+/// `VIR_DOMAIN_AFFECT_CONFIG`.
+pub const AFFECT_CONFIG: u32 = 2;
+/// `VIR_DOMAIN_DEVICE_MODIFY_FORCE`: eject a locked medium.
+pub const DEVICE_MODIFY_FORCE: u32 = 4;
+/// `VIR_DOMAIN_VCPU_MAXIMUM`.
+pub const VCPU_MAXIMUM: u32 = 4;
+/// `VIR_DOMAIN_MEM_MAXIMUM`.
+pub const MEM_MAXIMUM: u32 = 4;
+
+/// How long an unplug waits for QEMU's DEVICE_DELETED (libvirt:
+/// qemuDomainRemoveDeviceWaitTime, 5 s).
+pub const UNPLUG_WAIT_MS: u64 = 5000;
+
+const LIVE_XML: FormatFlags = FormatFlags {
+    inactive: false,
+    secure: true,
+};
+const CONFIG_XML: FormatFlags = FormatFlags {
+    inactive: true,
+    secure: true,
+};
+
+/// Which definitions a change applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Impact {
+    pub live: bool,
+    pub config: bool,
+}
+
+/// Remove the device named `alias` from `def`; whether there was one. The guest's monitor
+/// calls it when QEMU reports DEVICE_DELETED.
+pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
+    let d = &mut def.devices;
+    let has = |i: &crate::domain::DeviceInfo| i.alias.as_deref() == Some(alias);
+    if let Some(i) = d.disks.iter().position(|x| has(&x.info)) {
+        d.disks.remove(i);
+        return true;
+    }
+    if let Some(i) = d.interfaces.iter().position(|x| has(&x.info)) {
+        d.interfaces.remove(i);
+        return true;
+    }
+    false
+}
+
+/// The `ua-` alias a user gave, kept; any other alias in the input is libvirt's to assign
+/// (libvirt parses device XML without the live state, keeping only user aliases).
+pub(crate) fn keep_user_alias(info: &mut crate::domain::DeviceInfo) {
+    if info.alias.as_deref().is_some_and(|a| !a.starts_with("ua-")) {
+        info.alias = None;
+    }
+}
+
+impl Domain<'_> {
+    /// libvirt: virDomainObjUpdateModificationImpact.
+    pub(crate) fn impact(&self, flags: u32) -> Result<Impact, DriverError> {
+        let active = self.is_active()?;
+        let mut live = flags & AFFECT_LIVE != 0;
+        let mut config = flags & AFFECT_CONFIG != 0;
+        if !live && !config {
+            live = active;
+            config = !active;
+        }
+        if live && !active {
+            return Err(DriverError::OperationInvalid(
+                "domain is not running".into(),
+            ));
+        }
+        if config && !self.is_persistent()? {
+            return Err(DriverError::OperationInvalid(
+                "cannot change persistent config of a transient domain".into(),
+            ));
+        }
+        Ok(Impact { live, config })
+    }
+
+    /// The persistent definition.
+    pub(crate) fn config_def(&self) -> Result<DomainDef, DriverError> {
+        let xml = self.xml_desc(CONFIG_XML)?;
+        Ok(crate::domain::parse_unprepared(&xml)?)
+    }
+
+    /// Store `def` as the persistent definition, after libvirt's post-parse (defaults,
+    /// addresses) as `define` does.
+    pub(crate) fn save_config(&self, def: DomainDef) -> Result<(), DriverError> {
+        let conn = self.connect();
+        let (def, _) = conn.prepare_domain(def, super::prepare::Purpose::Define)?;
+        let path = config_path(&conn.dirs().config, self.name())?;
+        let _lock = ConfigLock::acquire(&conn.dirs().config)?;
+        write_atomic(&path, def.to_xml(CONFIG_XML).as_bytes())
+    }
+
+    /// Add the device `xml` describes (`virsh attach-device`).
+    pub fn attach_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainAttachDeviceFlags",
+        )?;
+        let mut dev = DeviceDef::parse(xml)?;
+        let impact = self.impact(flags)?;
+        if let DeviceDef::Interface(n) = &mut dev
+            && n.mac.is_none()
+        {
+            // Drawn once, as libvirt does while parsing, so that the guest and its config
+            // get the same address.
+            let b = super::secret::random_bytes::<3>()?;
+            n.mac = Some(format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]));
+        }
+        // libvirt checks the config change first, so that a refused one changes nothing.
+        let config = if impact.config {
+            Some(config::attach(self.config_def()?, dev.clone())?)
+        } else {
+            None
+        };
+        if impact.live {
+            self.attach_live(dev)?;
+        }
+        if let Some(def) = config {
+            self.save_config(def)?;
+        }
+        Ok(())
+    }
+
+    /// Remove the device `xml` describes (`virsh detach-device`).
+    pub fn detach_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainDetachDeviceFlags",
+        )?;
+        let dev = DeviceDef::parse(xml)?;
+        let impact = self.impact(flags)?;
+        let config = if impact.config {
+            Some(config::detach(self.config_def()?, &dev)?)
+        } else {
+            None
+        };
+        if impact.live {
+            self.detach_live(&dev)?;
+        }
+        if let Some(def) = config {
+            self.save_config(def)?;
+        }
+        Ok(())
+    }
+
+    /// Remove the device whose alias is `alias` (`virsh detach-device-alias`); a live unplug
+    /// is only asked for, as libvirt's (the guest's monitor finishes it when QEMU reports
+    /// the device gone).
+    pub fn detach_device_alias(&self, alias: &str, flags: u32) -> Result<(), DriverError> {
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainDetachDeviceAlias",
+        )?;
+        let impact = self.impact(flags)?;
+        let config = if impact.config {
+            Some(config::detach_alias(self.config_def()?, alias)?)
+        } else {
+            None
+        };
+        if impact.live {
+            self.detach_live_alias(alias, 0)?;
+        }
+        if let Some(def) = config {
+            self.save_config(def)?;
+        }
+        Ok(())
+    }
+
+    /// Change a device in place (`virsh update-device`): a CD-ROM's or floppy's medium.
+    pub fn update_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG | DEVICE_MODIFY_FORCE,
+            "qemuDomainUpdateDeviceFlags",
+        )?;
+        let dev = DeviceDef::parse(xml)?;
+        let impact = self.impact(flags & !DEVICE_MODIFY_FORCE)?;
+        let config = if impact.config {
+            Some(config::update(self.config_def()?, &dev)?)
+        } else {
+            None
+        };
+        if impact.live {
+            self.update_live(&dev, flags & DEVICE_MODIFY_FORCE != 0)?;
+        }
+        if let Some(def) = config {
+            self.save_config(def)?;
+        }
+        Ok(())
+    }
+}
+
+/// libvirt: virCheckFlags.
+pub(crate) fn check_flags(flags: u32, known: u32, function: &str) -> Result<(), DriverError> {
+    let bad = flags & !known;
+    if bad != 0 {
+        return Err(DriverError::InvalidArg(format!(
+            "unsupported flags (0x{bad:x}) in function {function}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! One device's QEMU properties, outside a whole command line: what hotplug sends over QMP
+//! (`object-add`, `blockdev-add`, `netdev_add`, `device_add`). They come from the very
+//! builders the command line uses, so a device started cold and the same device hotplugged
+//! get the same properties (libvirt: qemuBuildDiskDeviceProps, qemuBuildHostNetProps,
+//! qemuBuildNicDevProps serve both too).
+
+use serde_json::Value;
+
+use super::Builder;
+use crate::capabilities::qemu::QemuCaps;
+use crate::domain::DomainDef;
+use crate::xml2argv::{LaunchContext, Xml2ArgvError};
+
+/// What QEMU gets for one disk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiskProps {
+    /// The images of its chain, bottom first: the order `blockdev-add` needs.
+    pub layers: Vec<BlockLayerProps>,
+    /// `device_add`'s arguments (`-device`'s JSON).
+    pub device: Value,
+}
+
+/// One image: the objects it needs first (secrets, TLS), then its storage and format nodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockLayerProps {
+    pub objects: Vec<Value>,
+    pub storage: Value,
+    pub format: Value,
+}
+
+/// What QEMU gets for one interface.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetProps {
+    /// `netdev_add`'s arguments (`-netdev`'s JSON).
+    pub netdev: Value,
+    pub device: Value,
+}
+
+/// Whether the device is in the definition QEMU starts with (`Cold`), where `<os><boot
+/// dev>` hands out boot indexes, or added to a running guest (`Hot`), where only the
+/// device's own `<boot order>` counts, as in libvirt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plug {
+    Cold,
+    Hot,
+}
+
+fn builder<'a>(
+    def: &'a DomainDef,
+    caps: &'a QemuCaps,
+    ctx: &'a LaunchContext,
+    plug: Plug,
+) -> Builder<'a> {
+    let mut b = Builder::new(def, caps, ctx);
+    if plug == Plug::Cold {
+        b.compute_boot_order();
+    }
+    b
+}
+
+/// The properties of disk `index` of `def` (prepared, aliases assigned), its chain's nodes
+/// numbered `nodes` from the top (`libvirt-N-storage`, `libvirt-N-format`).
+pub fn disk_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+    nodes: &[u32],
+    plug: Plug,
+) -> Result<DiskProps, Xml2ArgvError> {
+    let d = def
+        .devices
+        .disks
+        .get(index)
+        .ok_or_else(|| Xml2ArgvError::Internal(format!("no disk {index}")))?;
+    let b = builder(def, caps, ctx, plug);
+    let p = b.disk_parts(index, d, nodes)?;
+    Ok(DiskProps {
+        layers: p
+            .layers
+            .into_iter()
+            .map(|l| BlockLayerProps {
+                objects: l.objects.into_iter().map(|o| o.into_value()).collect(),
+                storage: l.storage.into_value(),
+                format: l.format.into_value(),
+            })
+            .collect(),
+        device: p.device.into_value(),
+    })
+}
+
+/// The node numbers each disk of `def` gets at a start, top of its chain first.
+pub fn cold_node_numbers(def: &DomainDef) -> Vec<Vec<u32>> {
+    super::disk::node_numbers(&def.devices.disks)
+}
+
+/// How many images disk `index`'s chain has (nodes it needs), 0 for an empty drive.
+pub fn disk_chain_len(def: &DomainDef, index: usize) -> usize {
+    match def.devices.disks.get(index) {
+        Some(d) if !super::disk::disk_source_is_empty(d) => super::disk::chain_len(d),
+        _ => 0,
+    }
+}
+
+/// The properties of interface `index` of `def` (prepared, aliases assigned). A TAP
+/// interface's descriptors are numbered from the context's bases.
+pub fn net_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+    plug: Plug,
+) -> Result<NetProps, Xml2ArgvError> {
+    let n = def
+        .devices
+        .interfaces
+        .get(index)
+        .ok_or_else(|| Xml2ArgvError::Internal(format!("no interface {index}")))?;
+    let b = builder(def, caps, ctx, plug);
+    let (mut tapfd, mut vhostfd) = (ctx.tap_fd_base, ctx.vhost_fd_base);
+    let (nd, dev) = b.net_parts(index, n, &mut tapfd, &mut vhostfd)?;
+    Ok(NetProps {
+        netdev: nd.into_value(),
+        device: dev.into_value(),
+    })
+}
