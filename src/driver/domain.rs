@@ -917,6 +917,8 @@ impl<'c> Domain<'c> {
         let key = super::secret::random_bytes::<32>()?;
         let iv = super::secret::random_bytes::<16>()?;
         ctx.secrets = Some(self.conn.secret_context(key, iv)?);
+        let helpers = self.conn.plan_helpers(&def, &ctx)?;
+        ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         let lib_dir = std::path::Path::new(&ctx.lib_dir);
@@ -925,7 +927,11 @@ impl<'c> Domain<'c> {
             if incoming.is_some() {
                 args.extend(["-incoming".to_string(), "defer".to_string()]);
             }
-            let boot = Boot { paused, incoming };
+            let boot = Boot {
+                paused,
+                incoming,
+                helpers: helpers.specs,
+            };
             self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
         if started.is_err() {
@@ -967,6 +973,7 @@ impl<'c> Domain<'c> {
         let boot = Boot {
             paused,
             incoming: None,
+            helpers: Vec::new(),
         };
         self.launch(def, binary.to_string(), args, env, None, boot)
     }
@@ -990,6 +997,7 @@ impl<'c> Domain<'c> {
         spec.monitor_fd = monitor_fd;
         spec.paused = boot.paused;
         spec.incoming = boot.incoming;
+        spec.helpers = boot.helpers;
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -1015,4 +1023,6 @@ impl<'c> Domain<'c> {
 struct Boot {
     paused: bool,
     incoming: Option<super::process::Incoming>,
+    /// Helper processes the monitor starts before QEMU.
+    helpers: Vec<super::helpers::HelperSpec>,
 }

@@ -13,6 +13,7 @@ pub mod domstats;
 pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
+pub mod helpers;
 pub mod ifaddr;
 pub mod keycodes;
 pub mod launch;
