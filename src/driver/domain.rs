@@ -685,6 +685,12 @@ impl<'c> Domain<'c> {
     /// Remove the persistent config (`virsh undefine`). A running domain keeps running and
     /// becomes transient, as in libvirt; a transient one cannot be undefined.
     pub fn undefine(&self) -> Result<(), DriverError> {
+        self.undefine_keeping_tpm(false)
+    }
+
+    /// [`Domain::undefine`]; an emulated TPM's state goes with the config unless `keep_tpm`
+    /// (`virsh undefine --keep-tpm`) or the TPM's `persistent_state='yes'`.
+    pub fn undefine_keeping_tpm(&self, keep_tpm: bool) -> Result<(), DriverError> {
         let _lock = ConfigLock::acquire(&self.conn.dirs.config)?;
         let s = self.snapshot()?;
         if s.config.is_none() {
@@ -698,6 +704,10 @@ impl<'c> Domain<'c> {
             ));
         }
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
+        // A running guest still uses its state: it stays (libvirt removes it only when inactive).
+        if let Some(def) = s.config.as_ref().filter(|_| !keep_tpm && s.live.is_none()) {
+            super::helpers::swtpm::remove_state(&self.conn.dirs.lib, def)?;
+        }
         if s.live.is_none() {
             config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
         }

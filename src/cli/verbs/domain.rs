@@ -165,7 +165,10 @@ pub const CMDS: &[CmdDef] = &[
         "undefine",
         "undefine a domain",
         "Undefine an inactive domain, or convert persistent to transient.",
-        &[DOMAIN],
+        &[
+            DOMAIN,
+            OptDef::flag("keep-tpm", "keep TPM state"),
+        ],
         cmd_undefine,
         Access::Write("virDomainUndefine"),
     ),
@@ -190,7 +193,7 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 /// `vsh undefine DOMAIN` (libvirt: cmdUndefine).
 fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.undefine()
+    dom.undefine_keeping_tpm(args.flag("keep-tpm"))
         .with_context(|| format!("Failed to undefine domain '{}'", dom.name()))?;
     ctx.println_extra(format!("Domain '{}' has been undefined", dom.name()));
     Ok(())

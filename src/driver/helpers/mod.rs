@@ -175,6 +175,18 @@ fn log_line(log: &Path, text: &str) {
     }
 }
 
+/// Write a file only we can read (0600), never through a symlink.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)?
+        .write_all(data)
+}
+
 fn open_log(path: &Path) -> std::io::Result<std::fs::File> {
     OpenOptions::new()
         .append(true)
@@ -271,7 +283,7 @@ fn start_one(dir: &Path, domain_log: &Path, s: &HelperSpec, timeout: Duration) -
     let rpath = record_path(dir, s.kind, &s.device);
     let written = serde_json::to_vec(&rec)
         .map_err(|e| e.to_string())
-        .and_then(|d| std::fs::write(&rpath, d).map_err(|e| e.to_string()));
+        .and_then(|d| write_private(&rpath, &d).map_err(|e| e.to_string()));
     if let Err(e) = written {
         stop(&rpath, &rec);
         return Err(format!("cannot record {name}: {e}"));
@@ -362,7 +374,7 @@ pub fn note_exit(dir: &Path, pid: i32) -> Option<String> {
         ..rec
     };
     if let Ok(d) = serde_json::to_vec(&rec) {
-        let _ = std::fs::write(&path, d);
+        let _ = write_private(&path, &d);
     }
     Some(format!("{} for {}", rec.kind.name(), rec.device))
 }

@@ -118,3 +118,22 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Option<(HelperSpec, St
     };
     Ok(Some((spec, s(&socket))))
 }
+
+/// Remove the TPM state of `def` (libvirt: qemuExtTPMCleanupHost at undefine), unless its
+/// TPM asks for a persistent state.
+pub fn remove_state(lib: &Path, def: &DomainDef) -> Result<(), DriverError> {
+    let Some(tpm) = emulated(def) else {
+        return Ok(());
+    };
+    if tpm.persistent_state.as_deref() == Some("yes") {
+        return Ok(());
+    }
+    let dir = domain_state_dir(lib, &def.uuid.hyphenated().to_string());
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::System {
+            msg: format!("Unable to remove TPM state directory '{}'", dir.display()),
+            err: e,
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1306,9 +1306,15 @@ impl Server {
                     if st.pid() == Some(Pid::from_raw(self.status.pid)) {
                         self.exit = Some(Some(st));
                     } else if let Some(pid) = st.pid()
-                        && self.exit.is_none()
                         && let Some(what) =
                             crate::driver::helpers::note_exit(&self.paths.guest_run_dir, pid.as_raw())
+                        && self.end_reason.is_none()
+                        && {
+                            // A helper ends as QEMU hangs up on it: give a QEMU that is
+                            // going a moment to be gone before calling it an error.
+                            std::thread::sleep(Duration::from_millis(50));
+                            self.qemu_alive()
+                        }
                     {
                         // The guest runs on without it (libvirt lets QEMU see the hang-up).
                         log_line(
