@@ -151,6 +151,14 @@ struct Share {
     host_dir: PathBuf,
     tag: String,
     readonly: bool,
+    /// virtiofs (a virtiofsd per share) rather than 9p.
+    virtiofs: bool,
+}
+
+impl Share {
+    fn kind(&self) -> &'static str {
+        if self.virtiofs { "virtiofs" } else { "9p" }
+    }
 }
 
 /// A guest described in Rust: everything a kernel-booting test needs, as a domain.
@@ -302,6 +310,20 @@ impl GuestBuilder {
             host_dir: host_dir.into(),
             tag: tag.to_string(),
             readonly,
+            virtiofs: false,
+        });
+        self
+    }
+
+    /// Share host directory `host_dir` over virtiofs with mount tag `tag` (a virtiofsd per
+    /// share, started with the guest): in the guest, `mount -t virtiofs TAG /mnt`. The
+    /// guest's memory becomes shared memory (memfd), as virtiofs requires.
+    pub fn share_virtiofs(mut self, host_dir: impl Into<PathBuf>, tag: &str) -> Self {
+        self.shares.push(Share {
+            host_dir: host_dir.into(),
+            tag: tag.to_string(),
+            readonly: false,
+            virtiofs: true,
         });
         self
     }
@@ -398,13 +420,15 @@ impl GuestBuilder {
         for s in &self.shares {
             if s.tag.is_empty() || s.tag.len() > 31 {
                 return Err(self.invalid(format!(
-                    "9p mount tag '{}' must be 1 to 31 bytes long",
+                    "{} mount tag '{}' must be 1 to 31 bytes long",
+                    s.kind(),
                     s.tag
                 )));
             }
             if !s.host_dir.is_dir() {
                 return Err(self.invalid(format!(
-                    "9p share {} is not a directory",
+                    "{} share {} is not a directory",
+                    s.kind(),
                     s.host_dir.display()
                 )));
             }
@@ -472,6 +496,12 @@ impl GuestBuilder {
         w.elem("memory")
             .attr("unit", "MiB")
             .text(&self.memory_mib.to_string());
+        if self.shares.iter().any(|s| s.virtiofs) {
+            w.elem("memoryBacking").open();
+            w.elem("source").attr("type", "memfd").empty();
+            w.elem("access").attr("mode", "shared").empty();
+            w.close();
+        }
         w.text_elem("vcpu", &self.cpus.to_string());
         w.elem("os").open();
         w.elem("type")
@@ -523,6 +553,9 @@ impl GuestBuilder {
                 .attr("type", "mount")
                 .attr("accessmode", "passthrough")
                 .open();
+            if s.virtiofs {
+                w.elem("driver").attr("type", "virtiofs").empty();
+            }
             w.elem("source").attr("dir", path(&s.host_dir)).empty();
             w.elem("target").attr("dir", &s.tag).empty();
             if s.readonly {
