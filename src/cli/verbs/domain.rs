@@ -165,10 +165,7 @@ pub const CMDS: &[CmdDef] = &[
         "undefine",
         "undefine a domain",
         "Undefine an inactive domain, or convert persistent to transient.",
-        &[
-            DOMAIN,
-            OptDef::flag("keep-tpm", "keep TPM state"),
-        ],
+        &[DOMAIN, OptDef::flag("keep-tpm", "keep TPM state")],
         cmd_undefine,
         Access::Write("virDomainUndefine"),
     ),

@@ -59,9 +59,11 @@ pub(super) fn validate_hugepages(def: &DomainDef) -> Result<(), DomainError> {
 /// domain's `<access mode='shared'/>`, else every cell's `memAccess` (the domain's mode
 /// standing in for a cell that sets none).
 pub(super) fn validate_virtiofs_memory(def: &DomainDef) -> Result<(), DomainError> {
-    let virtiofs = def.devices.filesystems.iter().any(|f| {
-        f.driver.as_ref().and_then(|d| d.dtype.as_deref()) == Some("virtiofs")
-    });
+    let virtiofs = def
+        .devices
+        .filesystems
+        .iter()
+        .any(|f| f.driver.as_ref().and_then(|d| d.dtype.as_deref()) == Some("virtiofs"));
     if !virtiofs {
         return Ok(());
     }

@@ -144,6 +144,26 @@ struct Record {
     start_time: u64,
     socket: PathBuf,
     files: Vec<PathBuf>,
+    /// The monitor that started it (pid, start time). A guest's next run may start before
+    /// the monitor of the last one is done: that one must leave the new run's helpers alone.
+    owner: (i32, u64),
+}
+
+impl Record {
+    /// Whether the calling process may stop this helper: its own, or one whose monitor is
+    /// gone (a killed monitor's, cleaned up by whoever comes next).
+    fn ours_to_stop(&self) -> bool {
+        self.owner == own_id() || !is_same_live_process(self.owner.0, self.owner.1)
+    }
+}
+
+/// This process as a record's owner.
+fn own_id() -> (i32, u64) {
+    let pid = std::process::id() as i32;
+    (
+        pid,
+        proc_stat(pid).ok().flatten().map_or(0, |s| s.start_time),
+    )
 }
 
 fn record_path(dir: &Path, kind: HelperKind, device: &str) -> PathBuf {
@@ -242,7 +262,12 @@ pub fn start_all(
     Ok(())
 }
 
-fn start_one(dir: &Path, domain_log: &Path, s: &HelperSpec, timeout: Duration) -> Result<(), String> {
+fn start_one(
+    dir: &Path,
+    domain_log: &Path,
+    s: &HelperSpec,
+    timeout: Duration,
+) -> Result<(), String> {
     let name = s.kind.name();
     if let Some(setup) = &s.setup {
         log_line(domain_log, &format!("running {}", setup.join(" ")));
@@ -279,6 +304,7 @@ fn start_one(dir: &Path, domain_log: &Path, s: &HelperSpec, timeout: Duration) -
         start_time: proc_stat(pid).ok().flatten().map_or(0, |st| st.start_time),
         socket: s.socket.clone(),
         files: s.files.clone(),
+        owner: own_id(),
     };
     let rpath = record_path(dir, s.kind, &s.device);
     let written = serde_json::to_vec(&rec)
@@ -321,10 +347,12 @@ fn start_one(dir: &Path, domain_log: &Path, s: &HelperSpec, timeout: Duration) -
 
 /// Stop every helper recorded in the guest's run dir `dir` (SIGTERM, SIGKILL after a
 /// second) and remove its record, socket and files. Helpers that already ended are only
-/// cleaned up after.
+/// cleaned up after. Helpers of another live monitor (the guest's next run) are left alone.
 pub fn stop_all(dir: &Path) {
     for (path, rec) in records(dir) {
-        stop(&path, &rec);
+        if rec.ours_to_stop() {
+            stop(&path, &rec);
+        }
     }
 }
 
@@ -402,8 +430,13 @@ mod tests {
             files: vec![],
         };
         let t0 = Instant::now();
-        let e = start_all(d.path(), &d.path().join("dom.log"), &[spec], Duration::from_millis(200))
-            .unwrap_err();
+        let e = start_all(
+            d.path(),
+            &d.path().join("dom.log"),
+            &[spec],
+            Duration::from_millis(200),
+        )
+        .unwrap_err();
         assert!(e.contains("did not create its socket"), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(3));
         assert!(records(d.path()).is_empty());
@@ -415,14 +448,26 @@ mod tests {
         let spec = HelperSpec {
             kind: HelperKind::Virtiofsd,
             device: "fs0".into(),
-            argv: vec!["/bin/sh".into(), "-c".into(), "echo broken >&2; exit 3".into()],
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                "echo broken >&2; exit 3".into(),
+            ],
             setup: None,
             socket: d.path().join("s.sock"),
             log: d.path().join("h.log"),
             files: vec![],
         };
-        let e = start_all(d.path(), &d.path().join("dom.log"), &[spec], Duration::from_secs(5))
-            .unwrap_err();
-        assert!(e.contains("virtiofsd for fs0 failed to start (exit status 3): broken"), "{e}");
+        let e = start_all(
+            d.path(),
+            &d.path().join("dom.log"),
+            &[spec],
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("virtiofsd for fs0 failed to start (exit status 3): broken"),
+            "{e}"
+        );
     }
 }

@@ -56,8 +56,7 @@ impl PortForward {
                         Ok(PortRange {
                             start: port(r, "start")?.ok_or_else(|| {
                                 DriverError::InvalidArg(
-                                    "missing required start attribute in portForward range"
-                                        .into(),
+                                    "missing required start attribute in portForward range".into(),
                                 )
                             })?,
                             end: port(r, "end")?,
@@ -142,7 +141,9 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, Drive
         err: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
     })?;
     let run = at.run.display().to_string();
-    private_dir(&PathBuf::from(crate::xml2argv::helper_sockets::passt_dir(&run)))?;
+    private_dir(&PathBuf::from(crate::xml2argv::helper_sockets::passt_dir(
+        &run,
+    )))?;
     let mut out = Vec::new();
     for n in nets {
         let alias = n.info.alias.clone().unwrap_or_else(|| "net0".into());

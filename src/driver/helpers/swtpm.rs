@@ -40,7 +40,10 @@ fn emulated(def: &DomainDef) -> Option<&Tpm> {
 }
 
 /// The swtpm of `def`'s emulated TPM, with the socket QEMU is to use.
-pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Option<(HelperSpec, String)>, DriverError> {
+pub(super) fn plan(
+    def: &DomainDef,
+    at: &Where,
+) -> Result<Option<(HelperSpec, String)>, DriverError> {
     let Some(tpm) = emulated(def) else {
         return Ok(None);
     };
@@ -82,9 +85,7 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Option<(HelperSpec, St
     // libvirt runs swtpm_setup only when it created the state dir; a state without the
     // TPM's permanent file (a setup that failed half way) is manufactured again.
     let manufactured = std::fs::read_dir(&state).is_ok_and(|mut d| {
-        d.any(|e| {
-            e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".permall"))
-        })
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".permall")))
     });
     let setup = (!manufactured).then(|| {
         // libvirt: qemuTPMEmulatorRunSetup.

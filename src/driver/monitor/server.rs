@@ -1306,8 +1306,10 @@ impl Server {
                     if st.pid() == Some(Pid::from_raw(self.status.pid)) {
                         self.exit = Some(Some(st));
                     } else if let Some(pid) = st.pid()
-                        && let Some(what) =
-                            crate::driver::helpers::note_exit(&self.paths.guest_run_dir, pid.as_raw())
+                        && let Some(what) = crate::driver::helpers::note_exit(
+                            &self.paths.guest_run_dir,
+                            pid.as_raw(),
+                        )
                         && self.end_reason.is_none()
                         && {
                             // A helper ends as QEMU hangs up on it: give a QEMU that is

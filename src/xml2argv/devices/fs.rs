@@ -30,11 +30,10 @@ impl Builder<'_> {
     fn virtiofs(&mut self, fs: &crate::domain::devices::Filesystem, alias: &str) {
         let chr = format!("chr-vu-{alias}");
         let mut c = KvOpts::with_head("socket");
-        c.kv("id", &chr)
-            .kv(
-                "path",
-                crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
-            );
+        c.kv("id", &chr).kv(
+            "path",
+            crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
+        );
         self.opt("-chardev", c.build());
         let mut j = JsonOpts::new();
         j.s("driver", "vhost-user-fs-pci");
