@@ -418,6 +418,9 @@ fn vsh(uri: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     )
 }
 
+/// Environment variables of a `vsh` run.
+type Env<'a> = [(&'a str, &'a str)];
+
 #[test]
 fn helper_errors_are_libvirts() {
     let t = tmp();
@@ -451,7 +454,7 @@ fn helper_errors_are_libvirts() {
         "unsupported configuration: 'virtiofs' requires shared memory"
     );
 
-    let cases: [(&str, &str, &[(&str, &str)]); 3] = [
+    let cases: [(&str, &str, &Env); 3] = [
         (
             "<tpm model='tpm-tis'><backend type='emulator' version='2.0'/></tpm>",
             "Unable to find 'swtpm' binary in $PATH: No such file or directory",
