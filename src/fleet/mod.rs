@@ -865,6 +865,36 @@ mod tests {
     }
 
     #[test]
+    fn virtiofs_share_brings_shared_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let xml = GuestBuilder::new("v")
+            .arch("x86_64")
+            .share_virtiofs(dir.path(), "data")
+            .to_xml()
+            .unwrap();
+        let def = crate::domain::parse(&xml).unwrap();
+        let fs = &def.devices.filesystems[0];
+        assert_eq!(
+            fs.driver.as_ref().and_then(|d| d.dtype.as_deref()),
+            Some("virtiofs")
+        );
+        assert_eq!(fs.target_dir.as_deref(), Some("data"));
+        let mb = def.memory_backing.as_ref().unwrap();
+        assert_eq!(mb.access_mode.as_deref(), Some("shared"));
+        assert_eq!(mb.source_type.as_deref(), Some("memfd"));
+        let e = GuestBuilder::new("v")
+            .arch("x86_64")
+            .share_virtiofs(dir.path(), "")
+            .to_xml()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("virtiofs mount tag '' must be 1 to 31 bytes long"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn script_arg_is_base64() {
         assert_eq!(run_script_arg(""), "domdriver.run=");
         assert_eq!(run_script_arg("f"), "domdriver.run=Zg==");
