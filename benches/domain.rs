@@ -35,6 +35,7 @@ fn main() {
         canonicalize_machine: false,
         audio: Default::default(),
         tpm_versions: None,
+        nvram_dir: None,
     };
     let flags = FormatFlags {
         inactive: true,

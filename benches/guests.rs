@@ -12,7 +12,12 @@
 //! - fifty: 50 paused guests started from 50 threads of one process; `vsh list --all` on them;
 //!   RSS of this process per running guest; then all destroyed and checked gone by pid.
 //! - soak: start/destroy cycles through the library and through `vsh` processes.
+//! - pvh: a fresh boot of the test kernel (256 MiB, TCG) to its first userspace command
+//!   (`rdinit=/bin/busybox -- echo ...`), from the bzImage and through the cached
+//!   uncompressed kernel (`GuestBuilder::pvh_boot`), alternating, medians of `GUESTS_RUNS`.
 
+#[path = "../tests/common/bootkit.rs"]
+mod bootkit;
 #[path = "../tests/common/guests.rs"]
 mod guests;
 
@@ -412,6 +417,49 @@ fn soak(vsh: &Path) {
     guests::assert_no_growth(&rep, 4096);
 }
 
+fn pvh() {
+    let Some(kit) = bootkit::linux() else {
+        return;
+    };
+    let runs = env_usize("GUESTS_RUNS", 5);
+    let d = tempfile::tempdir().unwrap();
+    let conn = Connect::open(Some(&guests::uri(d.path()))).unwrap();
+    // Extracted once, as a fleet's first boot does; not part of what is measured.
+    let t = Instant::now();
+    domdriver::fleet::pvh::pvh_kernel(&kit.kernel, &conn.dirs().cache.join("kernels")).unwrap();
+    println!("pvh: extracting the kernel once: {:.0} ms", ms(t.elapsed()));
+    let marker = "FIRST-USERSPACE";
+    let boot = |pvh: bool, i: usize| {
+        let t = Instant::now();
+        let mut g = domdriver::fleet::GuestBuilder::new(format!("pvh{}-{i}", pvh as u8))
+            .kernel(&kit.kernel)
+            .initrd(&kit.initrd)
+            .cmdline(format!(
+                "console=ttyS0 panic=0 quiet rdinit=/bin/busybox -- echo {marker}"
+            ))
+            .pvh_boot(pvh)
+            .start(&conn)
+            .unwrap();
+        g.expect(marker, Duration::from_secs(120)).unwrap();
+        let took = t.elapsed();
+        g.destroy().unwrap();
+        took
+    };
+    let (mut bz, mut fast) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        bz.push(boot(false, i));
+        fast.push(boot(true, i));
+    }
+    let (b, f) = (median(&mut bz), median(&mut fast));
+    println!(
+        "pvh: boot to the first userspace command, median of {runs}: bzImage {:.0} ms, \
+         uncompressed through PVH {:.0} ms ({:.2}x faster)",
+        ms(b),
+        ms(f),
+        b.as_secs_f64() / f.as_secs_f64()
+    );
+}
+
 fn main() {
     if !guests::have_qemu() {
         return;
@@ -430,6 +478,9 @@ fn main() {
     }
     if want("fifty") {
         fifty(vsh);
+    }
+    if want("pvh") {
+        pvh();
     }
     // Last: it makes this process a subreaper.
     if want("soak") {

@@ -432,7 +432,10 @@ fn completion() {
     assert_eq!(complete(&["secret-u"]), ["secret-undefine"]);
     assert_eq!(complete(&["dominfo", ""]), ["--domain", "vm1"]);
     assert_eq!(complete(&["dominfo", "v"]), ["vm1"]);
-    assert_eq!(complete(&["start", ""]), ["--domain", "--paused", "vm1"]);
+    assert_eq!(
+        complete(&["start", ""]),
+        ["--domain", "--paused", "--reset-nvram", "vm1"]
+    );
     // A running-only verb offers no shut-off domain.
     assert_eq!(complete(&["destroy", ""]), ["--domain"]);
     assert_eq!(complete(&["list", "--a"]), ["--all"]);
@@ -533,6 +536,10 @@ fn closed_stdout_for_every_verb() {
             "list" => vec!["--all"],
             "event" => vec!["--list"],
             "managedsave-remove" => vec!["vm1"],
+            "snapshot-list" | "snapshot-current" | "snapshot-edit" | "snapshot-parent"
+            | "snapshot-revert" | "snapshot-delete" | "snapshot-info" => vec!["vm1"],
+            "snapshot-dumpxml" => vec!["vm1", "nosuch"],
+            "snapshot-create-as" => vec!["vm1", "--print-xml"],
             "await" => vec!["vm1", "--condition", "domain-inactive"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
@@ -540,7 +547,11 @@ fn closed_stdout_for_every_verb() {
             | "vncdisplay" | "ttyconsole" | "reset" | "screenshot" => vec!["vm1"],
             "domname" => vec![UUID],
             "domblkinfo" => vec!["vm1", "--all"],
-            "domifstat" | "send-key" | "qemu-monitor-command" => vec!["vm1", "x"],
+            "domifstat" | "send-key" | "qemu-monitor-command" | "qemu-agent-command" => {
+                vec!["vm1", "x"]
+            }
+            "domtime" | "domhostname" | "domfsinfo" => vec!["vm1"],
+            "set-user-password" => vec!["vm1", "root", "x"],
             "metadata" => vec!["vm1", "http://example.org/"],
             "secret-define" => vec![&sfile],
             "secret-set-value" | "secret-undefine" => vec![SECRET, "--base64", "eA=="],
@@ -616,9 +627,18 @@ fn closed_stdout_for_every_verb() {
                         | "domdisplay" | "vncdisplay" | "ttyconsole" | "reset"
                         | "screenshot" | "send-key" | "qemu-monitor-command" | "metadata"
                         | "sysinfo"
+                        // The guest agent's (tests/guest_agent.rs has their running cases).
+                        | "qemu-agent-command" | "domtime" | "domhostname" | "domfsinfo"
+                        | "set-user-password"
+                        // Needs a bzImage (tests/fleet_pvh.rs).
+                        | "pvh-kernel"
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
                         | "managedsave"
+                        // Need a snapshot, or a qcow2 disk vm1 lacks.
+                        | "snapshot-create" | "snapshot-current" | "snapshot-edit"
+                        | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"
+                        | "snapshot-info" | "snapshot-dumpxml"
                         // Only in the shell.
                         | "cd"
                 )

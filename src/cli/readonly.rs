@@ -42,6 +42,8 @@ pub fn changes(p: &ParsedArgs) -> bool {
     match p.cmd.name {
         "desc" => !p.all("new-desc").is_empty() || flag("edit"),
         "metadata" => p.string("set").is_some() || flag("remove") || flag("edit"),
+        "snapshot-current" => p.string("snapshotname").is_some(),
+        "snapshot-create-as" => !flag("print-xml"),
         _ => true,
     }
 }

@@ -16,6 +16,7 @@ pub enum Group {
     DomainEvents,
     HostAndHypervisor,
     Secret,
+    Snapshot,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
     Tools,
     VirshItself,
@@ -29,6 +30,7 @@ impl Group {
         Group::DomainEvents,
         Group::HostAndHypervisor,
         Group::Secret,
+        Group::Snapshot,
         Group::Tools,
         Group::VirshItself,
     ];
@@ -41,6 +43,7 @@ impl Group {
             Group::DomainEvents => "Domain Events",
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Secret => "Secret",
+            Group::Snapshot => "Snapshot",
             Group::Tools => "Domdriver tools",
             Group::VirshItself => "Virsh itself",
         }
@@ -54,6 +57,7 @@ impl Group {
             Group::DomainEvents => "events",
             Group::HostAndHypervisor => "host",
             Group::Secret => "secret",
+            Group::Snapshot => "snapshot",
             Group::Tools => "tools",
             Group::VirshItself => "virsh",
         }

@@ -1,13 +1,33 @@
 //! Reproducing one case of libvirt's `qemuxml2argvtest`: the per-case configuration it toggles
 //! and the one-line error format, so the conformance runner and the tests share them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::capabilities::domcaps::firmware::Descriptor;
+use crate::domain::prepare::firmware::FirmwareRequest;
 
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::DomainDef;
 use crate::domain::PrepareOptions;
 use crate::domain::prepare::AudioConfig;
 use crate::xml2argv::{LaunchContext, MonitorSource, QemuConf, SecretContext, build};
+
+/// libvirt's NVRAM directory, as its harness's privileged driver has it.
+const HARNESS_NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
+
+/// The firmware descriptors libvirt's harness redirects QEMU's firmware dirs to
+/// (`tests/qemufirmwaredata` of `LIBVIRT_TESTDATA`, default `../shared/libvirt-9.0.0`), read
+/// once. Without the tree no firmware is found, and autoselecting cases fail as they should.
+fn harness_firmware() -> &'static [Descriptor] {
+    static FW: OnceLock<Vec<Descriptor>> = OnceLock::new();
+    FW.get_or_init(|| {
+        let root = std::env::var_os("LIBVIRT_TESTDATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("../shared/libvirt-9.0.0"));
+        super::domcaps::test_firmware(&root.join("tests/qemufirmwaredata"))
+    })
+}
 
 /// The emulator path libvirt's harness mocks for `arch`.
 pub fn harness_emulator(arch: &str) -> String {
@@ -36,6 +56,7 @@ pub fn prepare_options(name: &str, arch: &str) -> PrepareOptions {
         canonicalize_machine: false,
         audio,
         tpm_versions: Some(HARNESS_SWTPM.iter().map(|v| v.to_string()).collect()),
+        nvram_dir: Some(HARNESS_NVRAM_DIR.into()),
     }
 }
 
@@ -75,7 +96,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         user: Some("test".into()),
         logname: Some("test".into()),
         runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
-        nvram_dir: "/var/lib/libvirt/qemu/nvram".into(),
+        nvram_dir: HARNESS_NVRAM_DIR.into(),
         tpm_passthrough_fds: Some((1730, 1731)),
         tpm_emulator_socket: Some("/dev/test".into()),
         conf: QemuConf {
@@ -188,6 +209,17 @@ fn run_case_with(
         Ok(d) => d,
         Err(e) => return ("err", format!("{e}\n")),
     };
+    // The start picks the firmware from the harness's descriptors (libvirt: its
+    // qemuProcessPrepareDomain runs qemuFirmwareFillDomain); no varstore exists there.
+    let req = FirmwareRequest {
+        descriptors: harness_firmware(),
+        nvram_dir: HARNESS_NVRAM_DIR,
+        nvram_exists: &|_| false,
+        reset_nvram: false,
+    };
+    if let Err(e) = crate::domain::prepare::firmware::fill(&mut def, &req) {
+        return ("err", format!("{e}\n"));
+    }
     // libvirt names devices when a domain starts, just before it builds the command line.
     crate::domain::prepare::assign_aliases(&mut def);
     let ctx = case_context(name, &def);

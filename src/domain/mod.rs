@@ -28,6 +28,7 @@ pub mod devices;
 pub mod model;
 mod netcheck;
 pub mod prepare;
+pub mod snapshot;
 pub mod units;
 pub mod validate;
 pub mod xml;

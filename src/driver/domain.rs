@@ -62,6 +62,61 @@ impl CreateFlags {
     pub const NONE: CreateFlags = CreateFlags(0);
     /// Leave the vCPUs paused (`virsh create --paused`).
     pub const PAUSED: CreateFlags = CreateFlags(1);
+    /// Recreate a UEFI guest's varstore from its template (`virsh start --reset-nvram`).
+    pub const RESET_NVRAM: CreateFlags = CreateFlags(32);
+
+    pub fn contains(self, f: CreateFlags) -> bool {
+        self.0 & f.0 == f.0
+    }
+}
+
+impl BitOr for CreateFlags {
+    type Output = CreateFlags;
+    fn bitor(self, o: CreateFlags) -> CreateFlags {
+        CreateFlags(self.0 | o.0)
+    }
+}
+
+/// `true` is [`CreateFlags::PAUSED`]: what `create_with_flags` took before it took flags.
+impl From<bool> for CreateFlags {
+    fn from(paused: bool) -> CreateFlags {
+        if paused {
+            CreateFlags::PAUSED
+        } else {
+            CreateFlags::NONE
+        }
+    }
+}
+
+/// Flags of [`Domain::undefine_flags`], with libvirt's values (`VIR_DOMAIN_UNDEFINE_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UndefineFlags(pub u32);
+
+impl UndefineFlags {
+    pub const NONE: UndefineFlags = UndefineFlags(0);
+    /// Let a shut-off domain with snapshots go, with their metadata
+    /// (`virsh undefine --snapshots-metadata`).
+    pub const SNAPSHOTS_METADATA: UndefineFlags =
+        UndefineFlags(super::snapshot::UNDEFINE_SNAPSHOTS_METADATA);
+    /// Remove the varstore of a UEFI guest too (`virsh undefine --nvram`).
+    pub const NVRAM: UndefineFlags = UndefineFlags(4);
+    /// Keep the varstore (`virsh undefine --keep-nvram`).
+    pub const KEEP_NVRAM: UndefineFlags = UndefineFlags(8);
+    /// Remove an emulated TPM's state (`virsh undefine --tpm`), which is the default.
+    pub const TPM: UndefineFlags = UndefineFlags(32);
+    /// Keep an emulated TPM's state (`virsh undefine --keep-tpm`).
+    pub const KEEP_TPM: UndefineFlags = UndefineFlags(64);
+
+    pub fn contains(self, f: UndefineFlags) -> bool {
+        self.0 & f.0 == f.0
+    }
+}
+
+impl BitOr for UndefineFlags {
+    type Output = UndefineFlags;
+    fn bitor(self, o: UndefineFlags) -> UndefineFlags {
+        UndefineFlags(self.0 | o.0)
+    }
 }
 
 /// A running domain's QEMU and live definition, for the console module.
@@ -685,12 +740,13 @@ impl<'c> Domain<'c> {
     /// Remove the persistent config (`virsh undefine`). A running domain keeps running and
     /// becomes transient, as in libvirt; a transient one cannot be undefined.
     pub fn undefine(&self) -> Result<(), DriverError> {
-        self.undefine_keeping_tpm(false)
+        self.undefine_flags(UndefineFlags::NONE)
     }
 
-    /// [`Domain::undefine`]; an emulated TPM's state goes with the config unless `keep_tpm`
-    /// (`virsh undefine --keep-tpm`) or the TPM's `persistent_state='yes'`.
-    pub fn undefine_keeping_tpm(&self, keep_tpm: bool) -> Result<(), DriverError> {
+    /// [`Domain::undefine`] with libvirt's flags. What a domain leaves behind is not lost
+    /// silently: a shut-off domain with snapshots needs `SNAPSHOTS_METADATA` (their metadata
+    /// goes), and one with a varstore `NVRAM` (remove it) or `KEEP_NVRAM`.
+    pub fn undefine_flags(&self, flags: UndefineFlags) -> Result<(), DriverError> {
         let _lock = ConfigLock::acquire(&self.conn.dirs.config)?;
         let s = self.snapshot()?;
         if s.config.is_none() {
@@ -703,8 +759,28 @@ impl<'c> Domain<'c> {
                 "Refusing to undefine while domain managed save image exists".into(),
             ));
         }
+        self.undefine_snapshots(s.live.is_some(), flags.0)?;
+        // libvirt: qemuDomainUndefineFlags, the NVRAM part.
+        let nvram = s
+            .config
+            .as_ref()
+            .and_then(|c| self.conn.nvram_path_of(c))
+            .filter(|p| p.exists());
+        if let Some(p) = &nvram {
+            if flags.contains(UndefineFlags::NVRAM) {
+                std::fs::remove_file(p).map_err(|err| DriverError::System {
+                    msg: format!("failed to remove nvram: {}", p.display()),
+                    err,
+                })?;
+            } else if !flags.contains(UndefineFlags::KEEP_NVRAM) {
+                return Err(DriverError::OperationInvalid(
+                    "cannot undefine domain with nvram".into(),
+                ));
+            }
+        }
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
         // A running guest still uses its state: it stays (libvirt removes it only when inactive).
+        let keep_tpm = flags.contains(UndefineFlags::KEEP_TPM);
         if let Some(def) = s.config.as_ref().filter(|_| !keep_tpm && s.live.is_none()) {
             super::helpers::swtpm::remove_state(&self.conn.dirs.lib, def)?;
         }
@@ -882,7 +958,9 @@ impl<'c> Domain<'c> {
     }
 
     /// [`Domain::create`], leaving the guest paused when `paused` (`virsh start --paused`).
-    pub fn create_with_flags(&self, paused: bool) -> Result<(), DriverError> {
+    pub fn create_with_flags(&self, flags: impl Into<CreateFlags>) -> Result<(), DriverError> {
+        let flags = flags.into();
+        let paused = flags.contains(CreateFlags::PAUSED);
         let s = self.snapshot()?;
         if s.live.is_some() {
             return Err(DriverError::OperationInvalid(
@@ -895,7 +973,7 @@ impl<'c> Domain<'c> {
         if self.start_managed_save(paused)? {
             return Ok(());
         }
-        self.start_def(def, paused, None)
+        self.start_def_with(def, flags, None)
     }
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
@@ -905,9 +983,21 @@ impl<'c> Domain<'c> {
         paused: bool,
         incoming: Option<super::process::Incoming>,
     ) -> Result<(), DriverError> {
-        let (mut def, caps) = self
-            .conn
-            .prepare_domain(def, super::prepare::Purpose::Start)?;
+        self.start_def_with(def, paused.into(), incoming)
+    }
+
+    /// [`Domain::start_def`] with the start's flags (`PAUSED`, `RESET_NVRAM`).
+    pub(crate) fn start_def_with(
+        &self,
+        def: DomainDef,
+        flags: CreateFlags,
+        incoming: Option<super::process::Incoming>,
+    ) -> Result<(), DriverError> {
+        let paused = flags.contains(CreateFlags::PAUSED);
+        let reset_nvram = flags.contains(CreateFlags::RESET_NVRAM);
+        let (mut def, caps) =
+            self.conn
+                .prepare_domain_with(def, super::prepare::Purpose::Start, reset_nvram)?;
         if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
             return Err(DriverError::Unsupported(
                 "Domain requires KVM, but it is not available. Check that virtualization is enabled in the host BIOS, and host configuration is setup to load the kvm modules.".into(),
@@ -931,6 +1021,7 @@ impl<'c> Domain<'c> {
         ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
+        super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
         let lib_dir = std::path::Path::new(&ctx.lib_dir);
         let started = prepare_lib_dir(lib_dir, &key).and_then(|()| {
             let mut args = cmd.args;

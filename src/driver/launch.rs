@@ -76,7 +76,7 @@ impl Connect {
             user: passed("USER"),
             logname: passed("LOGNAME"),
             runtime_dir: self.dirs.run.display().to_string(),
-            nvram_dir: self.dirs.lib.join("nvram").display().to_string(),
+            nvram_dir: self.nvram_dir().display().to_string(),
             // QEMU opens a passthrough TPM's paths itself; an emulated TPM's swtpm socket
             // lives in the runtime dir.
             tpm_passthrough_fds: None,

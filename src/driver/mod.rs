@@ -13,6 +13,7 @@ pub mod domstats;
 pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
+pub mod guest_agent;
 pub mod helpers;
 pub mod ifaddr;
 pub mod keycodes;
@@ -21,6 +22,7 @@ pub mod lock;
 pub mod metadata;
 pub mod monitor;
 pub mod node;
+pub mod nvram;
 pub mod ports;
 mod precheck;
 pub mod prepare;
@@ -30,6 +32,7 @@ pub mod save;
 pub mod saveimage;
 pub mod schema;
 pub mod secret;
+pub mod snapshot;
 pub mod stats;
 pub mod status;
 pub mod uri;
@@ -99,6 +102,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SECRET.
     #[error("Secret not found: {0}")]
     NoSecret(String),
+    /// libvirt's VIR_ERR_NO_DOMAIN_SNAPSHOT.
+    #[error("Domain snapshot not found: {0}")]
+    NoSnapshot(String),
     /// libvirt's VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),

@@ -33,6 +33,17 @@ impl Connect {
         def: DomainDef,
         purpose: Purpose,
     ) -> Result<(DomainDef, QemuCaps), DriverError> {
+        self.prepare_domain_with(def, purpose, false)
+    }
+
+    /// [`Connect::prepare_domain`]; `reset_nvram` is `start --reset-nvram`, under which an
+    /// existing varstore does not keep firmware selection from looking for its template.
+    pub(crate) fn prepare_domain_with(
+        &self,
+        def: DomainDef,
+        purpose: Purpose,
+        reset_nvram: bool,
+    ) -> Result<(DomainDef, QemuCaps), DriverError> {
         let mut def = def;
         if matches!(purpose, Purpose::Define | Purpose::Native) {
             // Both read the XML as a persistent config: what only a running domain has
@@ -53,8 +64,14 @@ impl Connect {
             canonicalize_machine: true,
             audio: Default::default(),
             tpm_versions: emulated_tpm.then(|| self.host_swtpm_versions().unwrap_or_default()),
+            nvram_dir: Some(self.nvram_dir().display().to_string()),
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
+        if purpose != Purpose::Define {
+            // libvirt 9.0 picks the firmware when a domain starts (its pretend start for
+            // domxml-to-native included), so the stored config keeps `firmware='efi'`.
+            self.fill_firmware(&mut def, reset_nvram)?;
+        }
         if purpose == Purpose::Native {
             // libvirt: qemuConnectDomainXMLToNative turns the parsed interfaces into plain
             // TAP ones, then its pretend start assigns the addresses they lost.
@@ -62,5 +79,34 @@ impl Connect {
             crate::domain::prepare::assign_addresses(&mut def, &caps)?;
         }
         Ok((def, caps))
+    }
+}
+
+impl Connect {
+    /// Firmware autoselection against this host's descriptors (libvirt:
+    /// qemuFirmwareFillDomain); the varstore goes into the connection's NVRAM directory.
+    fn fill_firmware(&self, def: &mut DomainDef, reset_nvram: bool) -> Result<(), DriverError> {
+        use crate::capabilities::domcaps::firmware;
+        let wants = def.os.firmware.is_some()
+            || def
+                .os
+                .loader
+                .as_ref()
+                .is_some_and(|l| l.ltype.as_deref() == Some("pflash"));
+        if !wants {
+            return Ok(());
+        }
+        let privileged = matches!(self.uri, super::ConnectUri::System);
+        let (descriptors, warnings) = firmware::load(&firmware::default_dirs(privileged));
+        self.warn(warnings);
+        let nvram_dir = self.nvram_dir().display().to_string();
+        let req = crate::domain::prepare::firmware::FirmwareRequest {
+            descriptors: &descriptors,
+            nvram_dir: &nvram_dir,
+            nvram_exists: &|p| std::path::Path::new(p).exists(),
+            reset_nvram,
+        };
+        crate::domain::prepare::firmware::fill(def, &req)?;
+        Ok(())
     }
 }

@@ -897,7 +897,7 @@ impl Guest {
 
     /// One request to the monitor. A monitor that went away with QEMU means the guest
     /// ended; one that went away alone is adopted again by the next [`Guest::attach`].
-    fn call(&mut self, req: &Request) -> Result<Reply, GuestError> {
+    pub(crate) fn call(&mut self, req: &Request) -> Result<Reply, GuestError> {
         self.ensure_active()?;
         let name = self.paths.name.clone();
         let Some(c) = self.client.as_mut() else {

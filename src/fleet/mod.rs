@@ -29,6 +29,8 @@
 //! Timeouts given to `expect` are multiplied by `VSH_TIMEOUT_MULTIPLIER` (slow CI hosts,
 //! TCG on a busy machine).
 
+pub mod pvh;
+
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -50,6 +52,9 @@ pub enum FleetError {
     Domain(#[from] DomainError),
     #[error(transparent)]
     Driver(#[from] DriverError),
+    /// The kernel cannot be booted the fast way ([`GuestBuilder::pvh_boot`]).
+    #[error(transparent)]
+    Pvh(#[from] pvh::PvhError),
     #[error("guest '{guest}': {path}: {source}")]
     Io {
         guest: String,
@@ -187,6 +192,7 @@ pub struct GuestBuilder {
     vfat_dirs: Vec<PathBuf>,
     rng: bool,
     nics: Vec<Nic>,
+    pvh: bool,
 }
 
 impl GuestBuilder {
@@ -211,7 +217,17 @@ impl GuestBuilder {
             vfat_dirs: Vec::new(),
             rng: false,
             nics: Vec::new(),
+            pvh: false,
         }
+    }
+
+    /// Boot the kernel uncompressed through its PVH entry point: [`GuestBuilder::kernel`]'s
+    /// bzImage is extracted once into the connection's cache (see [`pvh::pvh_kernel`]) and
+    /// that `vmlinux` is what QEMU loads. Under TCG this skips the kernel's own
+    /// decompression, most of a small guest's boot. x86 only.
+    pub fn pvh_boot(mut self, on: bool) -> Self {
+        self.pvh = on;
+        self
     }
 
     /// The guest architecture, in libvirt's spelling or a common alias (`arm64`, `amd64`,
@@ -654,7 +670,12 @@ impl GuestBuilder {
     /// Define the guest on `conn` and start it. The old console log is removed first, so
     /// [`StartedGuest::expect`] only sees this boot. A guest that fails to start is
     /// undefined again.
-    pub fn start(self, conn: &Connect) -> Result<StartedGuest<'_>, FleetError> {
+    pub fn start(mut self, conn: &Connect) -> Result<StartedGuest<'_>, FleetError> {
+        if self.pvh
+            && let Some(k) = &self.kernel
+        {
+            self.kernel = Some(pvh::pvh_kernel(k, &conn.dirs().cache.join("kernels"))?);
+        }
         let serial = self.serial_path(conn);
         let def = self.build_with_serial(&serial)?;
         let io = |path: &Path| {

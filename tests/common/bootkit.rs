@@ -609,3 +609,75 @@ pub fn boot_sector() -> Vec<u8> {
     code.extend_from_slice(&[0x55, 0xaa]);
     code
 }
+
+/// The host's `qemu-ga` (Debian's qemu-guest-agent, which scripts/test installs).
+pub const QEMU_GA: &str = "/usr/sbin/qemu-ga";
+
+/// `kit`'s initramfs with the host's QEMU guest agent added (the binary, the libraries `ldd`
+/// names, and a `/sbin/shutdown` that powers off as the agent's `guest-shutdown` asks), in
+/// `dir`. The kernel unpacks concatenated archives, so the overlay follows the kit's as is.
+/// A test script starts the agent with [`AGENT_START`].
+pub fn agent_initrd(kit: &LinuxKit, dir: &Path) -> Result<PathBuf, String> {
+    let ldd = Command::new("ldd")
+        .arg(QEMU_GA)
+        .output()
+        .map_err(|e| format!("ldd {QEMU_GA}: {e}"))?;
+    if !ldd.status.success() {
+        return Err(format!(
+            "ldd {QEMU_GA}: {} (install qemu-guest-agent)",
+            String::from_utf8_lossy(&ldd.stderr).trim()
+        ));
+    }
+    let mut files = vec![QEMU_GA.to_string()];
+    for w in String::from_utf8_lossy(&ldd.stdout).split_whitespace() {
+        if w.starts_with('/') {
+            files.push(w.to_string());
+        }
+    }
+    let mut cpio = Cpio::default();
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in &files {
+        let rel = f.trim_start_matches('/');
+        let mut p = Path::new(rel).parent();
+        let mut chain = Vec::new();
+        while let Some(d) = p.filter(|d| !d.as_os_str().is_empty()) {
+            chain.push(d.to_string_lossy().into_owned());
+            p = d.parent();
+        }
+        for d in chain.into_iter().rev() {
+            if dirs.insert(d.clone()) {
+                cpio.dir(&d);
+            }
+        }
+        let data = std::fs::read(f).map_err(|e| format!("{f}: {e}"))?;
+        cpio.file(rel, 0o755, &data);
+    }
+    for d in ["sbin", "var", "var/run", "run"] {
+        if dirs.insert(d.to_string()) {
+            cpio.dir(d);
+        }
+    }
+    // qemu-ga runs `shutdown -P +0 ...` and waits for it: answer, then power off.
+    cpio.file(
+        "sbin/shutdown",
+        0o755,
+        b"#!/bin/sh\n(sleep 0.5; poweroff -f) >/dev/null 2>&1 &\nexit 0\n",
+    );
+    let mut data = std::fs::read(&kit.initrd).map_err(|e| e.to_string())?;
+    // The kernel finds the next archive only at a 4-byte boundary (zeros are skipped).
+    while !data.len().is_multiple_of(4) {
+        data.push(0);
+    }
+    data.extend_from_slice(&cpio.finish());
+    let out = dir.join("initrd-agent");
+    std::fs::write(&out, data).map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// A test script's lines that start the agent on its virtio-serial port and say so.
+pub const AGENT_START: &str = r#"for p in /sys/class/virtio-ports/*; do
+  [ "$(cat $p/name)" = org.qemu.guest_agent.0 ] && dev=/dev/${p##*/}
+done
+/usr/sbin/qemu-ga -m virtio-serial -p "$dev" -t /run &
+echo AGENT-STARTED
+"#;

@@ -26,8 +26,13 @@ pub struct Descriptor {
 pub struct Mapping {
     #[serde(default)]
     pub device: String,
+    /// Flash mappings: `split` (executable and varstore apart, the default), `combined`
+    /// (one writable image) or `stateless` (no varstore at all).
+    pub mode: Option<String>,
     /// Flash mappings name the executable here.
     pub executable: Option<FileRef>,
+    /// Flash mappings in split mode: the image a guest's varstore is created from.
+    pub nvram_template: Option<FileRef>,
     /// Memory mappings name it here.
     pub filename: Option<String>,
 }
@@ -35,6 +40,12 @@ pub struct Mapping {
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct FileRef {
     pub filename: String,
+    #[serde(default = "raw")]
+    pub format: String,
+}
+
+fn raw() -> String {
+    "raw".to_string()
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

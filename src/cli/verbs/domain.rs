@@ -149,6 +149,10 @@ pub const CMDS: &[CmdDef] = &[
         &[
             DOMAIN_INACTIVE,
             OptDef::flag("paused", "leave the guest paused after start"),
+            OptDef::flag(
+                "reset-nvram",
+                "re-initialize NVRAM from its pristine template",
+            ),
         ],
         cmd_start,
         Access::Write("virDomainCreate"),
@@ -165,7 +169,17 @@ pub const CMDS: &[CmdDef] = &[
         "undefine",
         "undefine a domain",
         "Undefine an inactive domain, or convert persistent to transient.",
-        &[DOMAIN, OptDef::flag("keep-tpm", "keep TPM state")],
+        &[
+            DOMAIN,
+            OptDef::flag(
+                "snapshots-metadata",
+                "remove all domain snapshot metadata (vm must be inactive)",
+            ),
+            OptDef::flag("nvram", "remove nvram file"),
+            OptDef::flag("keep-nvram", "keep nvram file"),
+            OptDef::flag("tpm", "remove TPM state"),
+            OptDef::flag("keep-tpm", "keep TPM state"),
+        ],
         cmd_undefine,
         Access::Write("virDomainUndefine"),
     ),
@@ -189,8 +203,27 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 /// `vsh undefine DOMAIN` (libvirt: cmdUndefine).
 fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    use crate::driver::domain::UndefineFlags;
+    args.exclusive("nvram", "keep-nvram")?;
+    args.exclusive("tpm", "keep-tpm")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.undefine_keeping_tpm(args.flag("keep-tpm"))
+    let mut flags = UndefineFlags::NONE;
+    if args.flag("snapshots-metadata") {
+        flags = flags | UndefineFlags::SNAPSHOTS_METADATA;
+    }
+    if args.flag("nvram") {
+        flags = flags | UndefineFlags::NVRAM;
+    }
+    if args.flag("keep-nvram") {
+        flags = flags | UndefineFlags::KEEP_NVRAM;
+    }
+    if args.flag("tpm") {
+        flags = flags | UndefineFlags::TPM;
+    }
+    if args.flag("keep-tpm") {
+        flags = flags | UndefineFlags::KEEP_TPM;
+    }
+    dom.undefine_flags(flags)
         .with_context(|| format!("Failed to undefine domain '{}'", dom.name()))?;
     ctx.println_extra(format!("Domain '{}' has been undefined", dom.name()));
     Ok(())
@@ -200,7 +233,12 @@ fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_start(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let name = dom.name().to_string();
-    dom.create_with_flags(args.flag("paused"))
+    use crate::driver::domain::CreateFlags;
+    let mut flags = CreateFlags::from(args.flag("paused"));
+    if args.flag("reset-nvram") {
+        flags = flags | CreateFlags::RESET_NVRAM;
+    }
+    dom.create_with_flags(flags)
         .with_context(|| format!("Failed to start domain '{name}'"))?;
     ctx.println_extra(format!("Domain '{name}' started"));
     Ok(())

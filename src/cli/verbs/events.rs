@@ -16,7 +16,7 @@ use crate::driver::monitor::DomainEvent;
 use crate::driver::monitor::events::EVENT_NAMES;
 
 /// The conditions `await --condition` knows.
-const CONDITIONS: &[&str] = &["domain-inactive"];
+const CONDITIONS: &[&str] = &["domain-inactive", "guest-agent-available"];
 
 /// How often a wait looks at Ctrl-C (and `await` at the domain's state).
 const SLICE: Duration = Duration::from_millis(100);
@@ -205,14 +205,31 @@ fn cmd_await(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let mut events = conn.domain_events(dom.name())?;
     let intr = CatchInterrupt::install();
     let deadline = timeout.map(|t| Instant::now() + t);
+    let agent = cond == "guest-agent-available";
     loop {
         // The state too, not only events: a guest whose monitor died is noticed by looking.
-        if !dom.is_active()? {
+        let active = dom.is_active()?;
+        if agent {
+            // libvirt's virsh: the agent answers, not only has its channel open.
+            if !active {
+                bail!("domain is not running");
+            }
+            if dom.agent_connected()? {
+                return Ok(());
+            }
+        } else if !active {
             return Ok(());
         }
-        match next_event(&mut events, deadline, &intr) {
-            Ok(e) if e.is_stop() => return Ok(()),
+        // An agent may open its channel a moment before it answers: look again each second.
+        let slice = match (agent, deadline) {
+            (true, Some(d)) => Some(d.min(Instant::now() + Duration::from_secs(1))),
+            (true, None) => Some(Instant::now() + Duration::from_secs(1)),
+            (false, d) => d,
+        };
+        match next_event(&mut events, slice, &intr) {
+            Ok(e) if e.is_stop() && !agent => return Ok(()),
             Ok(_) => {}
+            Err(Ended::TimedOut) if deadline.is_none_or(|d| Instant::now() < d) => {}
             Err(Ended::TimedOut) => bail!("timed out waiting for condition '{cond}'"),
             Err(_) => bail!("interrupted while waiting for condition '{cond}'"),
         }

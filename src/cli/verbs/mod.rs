@@ -1,6 +1,7 @@
 //! The verbs, one file per group of virsh's (or per concern within a big group). Each file
 //! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
 
+pub mod agent;
 pub mod domain;
 pub mod domctl;
 pub mod domread;
@@ -13,6 +14,7 @@ pub mod readfmt;
 pub mod save;
 pub mod secret;
 pub mod shellverbs;
+pub mod snapshot;
 pub mod tools;
 pub mod util;
 pub mod virsh;
@@ -26,6 +28,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    agent::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
@@ -33,6 +36,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     host::CMDS,
     node::CMDS,
     secret::CMDS,
+    snapshot::CMDS,
     tools::CMDS,
     virsh::CMDS,
     shellverbs::CMDS,

@@ -13,6 +13,22 @@ const FILES: OptDef = OptDef::argv("file", ".replies files")
 
 pub const CMDS: &[CmdDef] = &[
     CmdDef {
+        name: "pvh-kernel",
+        group: Group::Tools,
+        info: "a bzImage's kernel, uncompressed for a fast PVH boot",
+        desc: "Extract the kernel of an x86 bzImage once (cached by content hash in the\n    \
+               connection's cache dir) and print the path of the uncompressed vmlinux,\n    \
+               which QEMU boots through its PVH entry point: give it as <kernel>.",
+        opts: &[OptDef::string("file", "the bzImage")
+            .positional()
+            .required()
+            .complete(Completer::File)],
+        handler: cmd_pvh_kernel,
+        access: Access::Read,
+        json: false,
+        alias_of: None,
+    },
+    CmdDef {
         name: "qemu-caps",
         group: Group::Tools,
         info: "one emulator's capabilities document",
@@ -138,5 +154,14 @@ fn cmd_replies_renumber(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         let n = crate::qmp::renumber_replies_file(std::path::Path::new(f))?;
         ctx.println(format!("{f}: {n} ids changed"));
     }
+    Ok(())
+}
+
+/// `vsh pvh-kernel BZIMAGE`: the cached uncompressed kernel's path.
+fn cmd_pvh_kernel(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let file = args.required("file")?;
+    let cache = ctx.conn()?.dirs().cache.join("kernels");
+    let path = crate::fleet::pvh::pvh_kernel(std::path::Path::new(file), &cache)?;
+    ctx.println(path.display().to_string());
     Ok(())
 }

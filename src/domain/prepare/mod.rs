@@ -13,6 +13,7 @@
 
 mod aliases;
 mod devices;
+pub mod firmware;
 pub mod inactive;
 mod mac;
 pub mod native;
@@ -49,6 +50,9 @@ pub struct PrepareOptions {
     /// refuse a version swtpm cannot run. `None` when the caller models no host (then 2.0 is
     /// the default and nothing is refused); a production prepare always says.
     pub tpm_versions: Option<Vec<String>>,
+    /// Where a read-only UEFI loader's varstore goes when the XML names none (libvirt's
+    /// `nvram_dir`): the definition gets `DIR/NAME_VARS.fd`. `None` leaves it to the start.
+    pub nvram_dir: Option<String>,
 }
 
 /// The qemu.conf knobs behind the default audio backend.
@@ -206,6 +210,9 @@ pub fn prepare(
     }
     pciassign::assign(&mut def, &ctx)?;
     check_loader(&def)?;
+    if let Some(dir) = &opts.nvram_dir {
+        firmware::name_varstore(&mut def, dir);
+    }
     // libvirt validates after its post-parse: the caps checks first, then the checks that
     // need no caps, again on what the defaults and addresses made of it (two implicit drive
     // addresses may collide, for instance).

@@ -102,6 +102,12 @@ pub enum EventKind {
     DeviceRemoved {
         alias: String,
     },
+    /// The guest agent connected or went away: `state` is `connected` or `disconnected`,
+    /// `reason` as virsh words it (`channel event`, `domain started`, `unknown`).
+    AgentLifecycle {
+        state: String,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +128,7 @@ impl DomainEvent {
             EventKind::Watchdog { .. } => "watchdog",
             EventKind::IoError { .. } => "io-error",
             EventKind::DeviceRemoved { .. } => "device-removed",
+            EventKind::AgentLifecycle { .. } => "agent-lifecycle",
         }
     }
 
@@ -145,6 +152,11 @@ impl DomainEvent {
             } => format!("event 'io-error' for domain '{d}': {path} ({alias}) {action}"),
             EventKind::DeviceRemoved { alias } => {
                 format!("event 'device-removed' for domain '{d}': {alias}")
+            }
+            EventKind::AgentLifecycle { state, reason } => {
+                format!(
+                    "event 'agent-lifecycle' for domain '{d}': state: '{state}' reason: '{reason}'"
+                )
             }
         }
     }

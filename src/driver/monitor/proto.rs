@@ -67,6 +67,11 @@ pub enum Request {
     Save {
         path: String,
     },
+    /// Run QEMU's internal snapshot job `job` with the vCPUs stopped; the reply comes when
+    /// the job has ended.
+    Snapshot {
+        job: SnapshotJob,
+    },
     /// Send QMP events and libvirt domain events as they come. With `since_ms`, the domain
     /// events the monitor saw at or after that time (milliseconds since the epoch; it keeps
     /// the last [`BACKLOG`]) come first, so that a subscriber that found the guest only
@@ -82,6 +87,29 @@ pub enum Request {
         alias: String,
         #[serde(default)]
         force: bool,
+    },
+}
+
+/// An internal snapshot job (QEMU's `snapshot-save`, `snapshot-load`, `snapshot-delete`)
+/// of tag `tag` on the block nodes `devices`, the guest's memory in node `vmstate`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum SnapshotJob {
+    Save {
+        tag: String,
+        vmstate: String,
+        devices: Vec<String>,
+    },
+    /// `run`: whether the vCPUs run once the state is loaded.
+    Load {
+        tag: String,
+        vmstate: String,
+        devices: Vec<String>,
+        run: bool,
+    },
+    Delete {
+        tag: String,
+        devices: Vec<String>,
     },
 }
 

@@ -25,6 +25,7 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod migrate;
+mod snapshot;
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
     VERSION,
@@ -1095,6 +1096,12 @@ impl Server {
                     && ev.data["id"].as_str() == Some(a.alias.as_str())
                 {
                     a.open = ev.data["open"].as_bool().unwrap_or(false);
+                    let state = if a.open { "connected" } else { "disconnected" };
+                    // libvirt: qemuDomainEventAgentLifecycleNewFromObj, reason CHANNEL.
+                    self.broadcast_kind(EventKind::AgentLifecycle {
+                        state: state.into(),
+                        reason: "channel event".into(),
+                    });
                 }
             }
             "BLOCK_IO_ERROR" => {
@@ -1269,6 +1276,7 @@ impl Server {
                 self.save(&path, reply).await;
                 return;
             }
+            Request::Snapshot { job } => self.snapshot_job(job).await,
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));

@@ -135,11 +135,18 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// The loader's own options: a ROM image by `-bios`; for pflash, varstore writes
+    /// restricted to SMM when the loader is secure.
+    // libvirt: qemuBuildDomainLoaderCommandLine
     pub(super) fn bios(&mut self) {
-        if let Some(l) = &self.def.os.loader
-            && l.ltype.as_deref() != Some("pflash")
-            && let Some(p) = &l.path
-        {
+        let Some(l) = &self.def.os.loader else {
+            return;
+        };
+        if l.ltype.as_deref() == Some("pflash") {
+            if l.secure.as_deref() == Some("yes") {
+                self.opt("-global", "driver=cfi.pflash01,property=secure,value=on");
+            }
+        } else if let Some(p) = &l.path {
             self.opt("-bios", p.clone());
         }
     }

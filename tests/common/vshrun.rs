@@ -1,0 +1,86 @@
+//! Running `vsh` on an embedded connection from a test, and killing what a failed test left
+//! running.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use domdriver::driver::status::{GuestStatus, is_same_live_process};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Kills the named guests' QEMUs (under embed root `.0`) on drop if they still run.
+pub struct Reaper(pub PathBuf, pub Vec<&'static str>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for name in &self.1 {
+            let status = self.0.join(format!("run/qemu/{name}.json"));
+            if let Ok(Some(st)) = GuestStatus::read(name, &status)
+                && is_same_live_process(st.pid, st.start_time)
+            {
+                let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
+                let until = Instant::now() + Duration::from_secs(5);
+                while is_same_live_process(st.pid, st.start_time) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// `vsh -c qemu:///embed?root=ROOT`, with extra environment for every run.
+pub struct Vsh {
+    pub root: PathBuf,
+    pub env: Vec<(String, PathBuf)>,
+}
+
+impl Vsh {
+    pub fn new(root: PathBuf) -> Vsh {
+        Vsh {
+            root,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+        c.env_remove("VSH_DEFAULT_URI")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .arg("-c")
+            .arg(format!("qemu:///embed?root={}", self.root.display()))
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let o = self.cmd(args).output().unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(ok, "vsh {args:?} failed: {err}");
+        out
+    }
+
+    pub fn fails(&self, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(args);
+        assert!(!ok, "vsh {args:?} should fail, printed {out}");
+        err
+    }
+}
+
+/// `VSH_TIMEOUT_MULTIPLIER` (default 1), for waits on loaded machines.
+pub fn multiplier() -> u64 {
+    std::env::var("VSH_TIMEOUT_MULTIPLIER")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(1)
+}
