@@ -1022,6 +1022,9 @@ pub struct Interface {
     /// `<backend tap='/dev/net/tun' vhost='/dev/vhost-net'/>`.
     pub backend_tap: Option<String>,
     pub backend_vhost: Option<String>,
+    /// `<backend type='passt' logFile='..'/>` of user interfaces (`default` is SLIRP).
+    pub backend_type: Option<String>,
+    pub backend_logfile: Option<String>,
     pub filterref: Option<XmlNode>,
     /// `<tune><sndbuf>N</sndbuf></tune>`.
     pub tune_sndbuf: Option<u64>,
@@ -1107,6 +1110,8 @@ impl Interface {
         if let Some(b) = rd.child("backend") {
             i.backend_tap = b.attr("tap").map(String::from);
             i.backend_vhost = b.attr("vhost").map(String::from);
+            i.backend_type = b.attr("type").map(String::from);
+            i.backend_logfile = b.attr("logFile").map(String::from);
         }
         i.filterref = rd.child_node("filterref");
         if let Some(t) = rd.child("tune") {
@@ -1193,11 +1198,17 @@ impl Interface {
                 .map(|m| XmlNode::new("model").a("type", m)))
             .co(self.driver.as_ref().map(Driver::to_node))
             .co(
-                if self.backend_tap.is_some() || self.backend_vhost.is_some() {
+                if self.backend_tap.is_some()
+                    || self.backend_vhost.is_some()
+                    || self.backend_type.is_some()
+                    || self.backend_logfile.is_some()
+                {
                     Some(
                         XmlNode::new("backend")
+                            .ao("type", self.backend_type.as_ref())
                             .ao("tap", self.backend_tap.as_ref())
-                            .ao("vhost", self.backend_vhost.as_ref()),
+                            .ao("vhost", self.backend_vhost.as_ref())
+                            .ao("logFile", self.backend_logfile.as_ref()),
                     )
                 } else {
                     None

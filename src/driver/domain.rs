@@ -102,6 +102,10 @@ impl UndefineFlags {
     pub const NVRAM: UndefineFlags = UndefineFlags(4);
     /// Keep the varstore (`virsh undefine --keep-nvram`).
     pub const KEEP_NVRAM: UndefineFlags = UndefineFlags(8);
+    /// Remove an emulated TPM's state (`virsh undefine --tpm`), which is the default.
+    pub const TPM: UndefineFlags = UndefineFlags(32);
+    /// Keep an emulated TPM's state (`virsh undefine --keep-tpm`).
+    pub const KEEP_TPM: UndefineFlags = UndefineFlags(64);
 
     pub fn contains(self, f: UndefineFlags) -> bool {
         self.0 & f.0 == f.0
@@ -776,6 +780,11 @@ impl<'c> Domain<'c> {
             }
         }
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
+        // A running guest still uses its state: it stays (libvirt removes it only when inactive).
+        let keep_tpm = flags.contains(UndefineFlags::KEEP_TPM);
+        if let Some(def) = s.config.as_ref().filter(|_| !keep_tpm && s.live.is_none()) {
+            super::helpers::swtpm::remove_state(&self.conn.dirs.lib, def)?;
+        }
         if s.live.is_none() {
             config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
         }
@@ -1009,6 +1018,8 @@ impl<'c> Domain<'c> {
         let key = super::secret::random_bytes::<32>()?;
         let iv = super::secret::random_bytes::<16>()?;
         ctx.secrets = Some(self.conn.secret_context(key, iv)?);
+        let helpers = self.conn.plan_helpers(&def, &ctx)?;
+        ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
@@ -1018,7 +1029,11 @@ impl<'c> Domain<'c> {
             if incoming.is_some() {
                 args.extend(["-incoming".to_string(), "defer".to_string()]);
             }
-            let boot = Boot { paused, incoming };
+            let boot = Boot {
+                paused,
+                incoming,
+                helpers: helpers.specs,
+            };
             self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
         if started.is_err() {
@@ -1060,6 +1075,7 @@ impl<'c> Domain<'c> {
         let boot = Boot {
             paused,
             incoming: None,
+            helpers: Vec::new(),
         };
         self.launch(def, binary.to_string(), args, env, None, boot)
     }
@@ -1083,6 +1099,7 @@ impl<'c> Domain<'c> {
         spec.monitor_fd = monitor_fd;
         spec.paused = boot.paused;
         spec.incoming = boot.incoming;
+        spec.helpers = boot.helpers;
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -1108,4 +1125,6 @@ impl<'c> Domain<'c> {
 struct Boot {
     paused: bool,
     incoming: Option<super::process::Incoming>,
+    /// Helper processes the monitor starts before QEMU.
+    helpers: Vec<super::helpers::HelperSpec>,
 }

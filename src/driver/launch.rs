@@ -106,6 +106,25 @@ impl Connect {
         }
     }
 
+    /// The helper processes of domain `def` for a start with context `ctx` (swtpm,
+    /// virtiofsd, passt): their command lines and the TPM's socket.
+    pub fn plan_helpers(
+        &self,
+        def: &DomainDef,
+        ctx: &LaunchContext,
+    ) -> Result<super::helpers::Plan, super::DriverError> {
+        super::helpers::plan(
+            def,
+            &super::helpers::Where {
+                lib: &self.dirs.lib,
+                run: &self.dirs.run,
+                log: &self.dirs.log,
+                private: std::path::Path::new(&ctx.lib_dir),
+                short_name: ctx.short_name(def),
+            },
+        )
+    }
+
     /// Where path-less UNIX channels bind (libvirt: `channel_target_dir`,
     /// `/var/lib/libvirt/qemu/channel/target`): under this connection's state dir.
     pub fn channel_target_dir(&self) -> PathBuf {

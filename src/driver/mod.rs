@@ -14,6 +14,7 @@ pub mod domstats_qemu;
 pub mod events;
 pub mod graphics;
 pub mod guest_agent;
+pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
 pub mod keycodes;

@@ -255,6 +255,9 @@ pub struct LaunchSpec {
     /// argv then holds `-incoming defer`.
     #[serde(default)]
     pub incoming: Option<Incoming>,
+    /// Started, in order, before QEMU; stopped after it (see [`super::helpers`]).
+    #[serde(default)]
+    pub helpers: Vec<super::helpers::HelperSpec>,
 }
 
 /// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
@@ -283,6 +286,7 @@ impl LaunchSpec {
             timeout: Duration::from_secs(30),
             init: Vec::new(),
             incoming: None,
+            helpers: Vec::new(),
         }
     }
 }
@@ -376,6 +380,8 @@ pub(crate) fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
     let dir_is_link =
         std::fs::symlink_metadata(&paths.guest_run_dir).is_ok_and(|m| m.file_type().is_symlink());
     if !dir_is_link {
+        // Helpers go first: their records and sockets are in the guest's dir.
+        super::helpers::stop_all(&paths.guest_run_dir);
         rm(&paths.monitor)?;
         rm(&paths.control)?;
     }

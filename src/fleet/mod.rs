@@ -156,6 +156,14 @@ struct Share {
     host_dir: PathBuf,
     tag: String,
     readonly: bool,
+    /// virtiofs (a virtiofsd per share) rather than 9p.
+    virtiofs: bool,
+}
+
+impl Share {
+    fn kind(&self) -> &'static str {
+        if self.virtiofs { "virtiofs" } else { "9p" }
+    }
 }
 
 /// A guest described in Rust: everything a kernel-booting test needs, as a domain.
@@ -318,6 +326,20 @@ impl GuestBuilder {
             host_dir: host_dir.into(),
             tag: tag.to_string(),
             readonly,
+            virtiofs: false,
+        });
+        self
+    }
+
+    /// Share host directory `host_dir` over virtiofs with mount tag `tag` (a virtiofsd per
+    /// share, started with the guest): in the guest, `mount -t virtiofs TAG /mnt`. The
+    /// guest's memory becomes shared memory (memfd), as virtiofs requires.
+    pub fn share_virtiofs(mut self, host_dir: impl Into<PathBuf>, tag: &str) -> Self {
+        self.shares.push(Share {
+            host_dir: host_dir.into(),
+            tag: tag.to_string(),
+            readonly: false,
+            virtiofs: true,
         });
         self
     }
@@ -414,13 +436,15 @@ impl GuestBuilder {
         for s in &self.shares {
             if s.tag.is_empty() || s.tag.len() > 31 {
                 return Err(self.invalid(format!(
-                    "9p mount tag '{}' must be 1 to 31 bytes long",
+                    "{} mount tag '{}' must be 1 to 31 bytes long",
+                    s.kind(),
                     s.tag
                 )));
             }
             if !s.host_dir.is_dir() {
                 return Err(self.invalid(format!(
-                    "9p share {} is not a directory",
+                    "{} share {} is not a directory",
+                    s.kind(),
                     s.host_dir.display()
                 )));
             }
@@ -488,6 +512,12 @@ impl GuestBuilder {
         w.elem("memory")
             .attr("unit", "MiB")
             .text(&self.memory_mib.to_string());
+        if self.shares.iter().any(|s| s.virtiofs) {
+            w.elem("memoryBacking").open();
+            w.elem("source").attr("type", "memfd").empty();
+            w.elem("access").attr("mode", "shared").empty();
+            w.close();
+        }
         w.text_elem("vcpu", &self.cpus.to_string());
         w.elem("os").open();
         w.elem("type")
@@ -539,6 +569,9 @@ impl GuestBuilder {
                 .attr("type", "mount")
                 .attr("accessmode", "passthrough")
                 .open();
+            if s.virtiofs {
+                w.elem("driver").attr("type", "virtiofs").empty();
+            }
             w.elem("source").attr("dir", path(&s.host_dir)).empty();
             w.elem("target").attr("dir", &s.tag).empty();
             if s.readonly {
@@ -850,6 +883,36 @@ mod tests {
         assert_eq!(canonical_arch("ppc64el"), Some("ppc64le"));
         assert_eq!(canonical_arch("riscv64"), Some("riscv64"));
         assert_eq!(canonical_arch("vax"), None);
+    }
+
+    #[test]
+    fn virtiofs_share_brings_shared_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let xml = GuestBuilder::new("v")
+            .arch("x86_64")
+            .share_virtiofs(dir.path(), "data")
+            .to_xml()
+            .unwrap();
+        let def = crate::domain::parse(&xml).unwrap();
+        let fs = &def.devices.filesystems[0];
+        assert_eq!(
+            fs.driver.as_ref().and_then(|d| d.dtype.as_deref()),
+            Some("virtiofs")
+        );
+        assert_eq!(fs.target_dir.as_deref(), Some("data"));
+        let mb = def.memory_backing.as_ref().unwrap();
+        assert_eq!(mb.access_mode.as_deref(), Some("shared"));
+        assert_eq!(mb.source_type.as_deref(), Some("memfd"));
+        let e = GuestBuilder::new("v")
+            .arch("x86_64")
+            .share_virtiofs(dir.path(), "")
+            .to_xml()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("virtiofs mount tag '' must be 1 to 31 bytes long"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod devices;
 pub mod explain;
 mod fsdev;
 pub mod graphics_ports;
+pub mod helper_sockets;
 pub mod opts;
 pub mod render;
 mod rng;

@@ -40,6 +40,7 @@ const MODULES: &[&str] = &[
     "nls_utf8",
     "pvpanic_mmio",
     "virtio_console",
+    "virtiofs",
 ];
 
 /// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
@@ -48,7 +49,7 @@ const MODULES: &[&str] = &[
 const EXTRA_MODULES: &[&str] = &["i6300esb"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 5;
+const KIT_VERSION: u32 = 6;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";

@@ -177,6 +177,8 @@ pub const CMDS: &[CmdDef] = &[
             ),
             OptDef::flag("nvram", "remove nvram file"),
             OptDef::flag("keep-nvram", "keep nvram file"),
+            OptDef::flag("tpm", "remove TPM state"),
+            OptDef::flag("keep-tpm", "keep TPM state"),
         ],
         cmd_undefine,
         Access::Write("virDomainUndefine"),
@@ -203,6 +205,7 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     use crate::driver::domain::UndefineFlags;
     args.exclusive("nvram", "keep-nvram")?;
+    args.exclusive("tpm", "keep-tpm")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let mut flags = UndefineFlags::NONE;
     if args.flag("snapshots-metadata") {
@@ -213,6 +216,12 @@ fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     if args.flag("keep-nvram") {
         flags = flags | UndefineFlags::KEEP_NVRAM;
+    }
+    if args.flag("tpm") {
+        flags = flags | UndefineFlags::TPM;
+    }
+    if args.flag("keep-tpm") {
+        flags = flags | UndefineFlags::KEEP_TPM;
     }
     dom.undefine_flags(flags)
         .with_context(|| format!("Failed to undefine domain '{}'", dom.name()))?;

@@ -53,3 +53,35 @@ pub(super) fn validate_hugepages(def: &DomainDef) -> Result<(), DomainError> {
     }
     Ok(())
 }
+
+/// libvirt: qemuValidateDomainDefVhostUserRequireSharedMemory, for virtiofs shares. The
+/// daemon maps the guest's RAM, so all of it must be shared: without NUMA cells the
+/// domain's `<access mode='shared'/>`, else every cell's `memAccess` (the domain's mode
+/// standing in for a cell that sets none).
+pub(super) fn validate_virtiofs_memory(def: &DomainDef) -> Result<(), DomainError> {
+    let virtiofs = def
+        .devices
+        .filesystems
+        .iter()
+        .any(|f| f.driver.as_ref().and_then(|d| d.dtype.as_deref()) == Some("virtiofs"));
+    if !virtiofs {
+        return Ok(());
+    }
+    let domain = def
+        .memory_backing
+        .as_ref()
+        .and_then(|m| m.access_mode.as_deref());
+    let cells = def.cpu.as_ref().map(|c| c.numa.as_slice()).unwrap_or(&[]);
+    let shared = if cells.is_empty() {
+        domain == Some("shared")
+    } else {
+        cells
+            .iter()
+            .all(|c| c.mem_access.as_deref().or(domain) == Some("shared"))
+    };
+    if shared {
+        Ok(())
+    } else {
+        Err(super::config("'virtiofs' requires shared memory"))
+    }
+}

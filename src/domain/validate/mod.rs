@@ -64,6 +64,7 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     devices::validate_iommu(def)?;
     cpu::validate_cpu_mode(def)?;
     memory::validate_hugepages(def)?;
+    memory::validate_virtiofs_memory(def)?;
     Ok(())
 }
 

@@ -291,6 +291,17 @@ async fn start(
         msg,
         log_tail: tail,
     };
+    // Helpers first: QEMU connects to their sockets as it starts.
+    let helpers = crate::driver::helpers::start_all(
+        &paths.guest_run_dir,
+        &paths.log,
+        &spec.helpers,
+        spec.timeout,
+    );
+    if let Err(e) = helpers {
+        let _ = remove_leftovers(paths);
+        return Err(failed(e, String::new()));
+    }
     let (child, log_from) = match spawn_qemu(paths, &spec) {
         Ok(x) => x,
         Err(e) => {
@@ -504,7 +515,7 @@ fn log_line(paths: &GuestPaths, text: &str) {
     }
 }
 
-fn describe_exit(st: &WaitStatus) -> String {
+pub(crate) fn describe_exit(st: &WaitStatus) -> String {
     match st {
         WaitStatus::Exited(_, code) => format!("exit status {code}"),
         WaitStatus::Signaled(_, sig, core) => format!(
@@ -1318,6 +1329,27 @@ impl Server {
                 Ok(st) => {
                     if st.pid() == Some(Pid::from_raw(self.status.pid)) {
                         self.exit = Some(Some(st));
+                    } else if let Some(pid) = st.pid()
+                        && let Some(what) = crate::driver::helpers::note_exit(
+                            &self.paths.guest_run_dir,
+                            pid.as_raw(),
+                        )
+                        && self.end_reason.is_none()
+                        && {
+                            // A helper ends as QEMU hangs up on it: give a QEMU that is
+                            // going a moment to be gone before calling it an error.
+                            std::thread::sleep(Duration::from_millis(50));
+                            self.qemu_alive()
+                        }
+                    {
+                        // The guest runs on without it (libvirt lets QEMU see the hang-up).
+                        log_line(
+                            &self.paths,
+                            &format!(
+                                "error: {what} (pid {pid}) ended while the guest runs: {}",
+                                describe_exit(&st)
+                            ),
+                        );
                     }
                 }
             }

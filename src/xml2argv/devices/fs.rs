@@ -8,7 +8,8 @@ impl Builder<'_> {
             let alias = self.alias(&fs.info)?;
             let driver = fs.driver.as_ref().and_then(|d| d.dtype.as_deref());
             if driver == Some("virtiofs") {
-                return Err(unsupported("virtiofs not supported yet"));
+                self.virtiofs(fs, &alias);
+                continue;
             }
             let o = crate::xml2argv::fsdev::fsdev_opts(fs, &alias);
             self.opt("-fsdev", o.build());
@@ -22,5 +23,35 @@ impl Builder<'_> {
             self.device(&j);
         }
         Ok(())
+    }
+
+    /// A virtiofs share: QEMU connects to the socket virtiofsd serves in the start's private
+    /// dir (libvirt: qemuBuildVHostUserFsCommandLine, qemuDomainGetVHostUserFSSocketPath).
+    fn virtiofs(&mut self, fs: &crate::domain::devices::Filesystem, alias: &str) {
+        let chr = format!("chr-vu-{alias}");
+        let mut c = KvOpts::with_head("socket");
+        c.kv("id", &chr).kv(
+            "path",
+            crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
+        );
+        self.opt("-chardev", c.build());
+        let mut j = JsonOpts::new();
+        j.s("driver", "vhost-user-fs-pci");
+        self.virtio_opts(&mut j, fs.driver.as_ref().map(|x| &x.virtio));
+        j.s("id", alias).s("chardev", chr);
+        let queue = fs.driver.as_ref().and_then(|d| {
+            d.extra
+                .attrs
+                .iter()
+                .find(|(k, _)| k == "queue")
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        });
+        j.u_opt("queue-size", queue)
+            .s("tag", fs.target_dir.clone().unwrap_or_default());
+        if let Some(b) = &fs.info.boot {
+            j.u("bootindex", b.order as u64);
+        }
+        self.pci_props(&mut j, &fs.info);
+        self.device(&j);
     }
 }

@@ -37,6 +37,18 @@ impl Builder<'_> {
             let is_virtio = model.starts_with("virtio");
             let mut nd = JsonOpts::new();
             match n.itype.as_str() {
+                "user" if n.backend_type.as_deref() == Some("passt") => {
+                    // libvirt: qemuPasstAddNetProps; passt listens, QEMU connects.
+                    let short = self.ctx.short_name(self.def);
+                    let path = crate::xml2argv::helper_sockets::passt_socket(
+                        &self.ctx.runtime_dir,
+                        &short,
+                        &alias,
+                    );
+                    nd.s("type", "stream")
+                        .v("addr", serde_json::json!({"type": "unix", "path": path}))
+                        .b("server", false);
+                }
                 "user" => {
                     nd.s("type", "user");
                 }

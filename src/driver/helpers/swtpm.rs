@@ -1,0 +1,140 @@
+//! swtpm for `<tpm><backend type='emulator'/>` (libvirt: qemu_tpm.c).
+//!
+//! The TPM's state lives in `LIB/swtpm/UUID/tpm2` (libvirt: `/var/lib/libvirt/swtpm/UUID/tpm2`,
+//! `tpm1.2` for a TPM 1.2), 0700, created and manufactured by `swtpm_setup` on the first start
+//! and kept across starts; `undefine` removes it unless `--keep-tpm`. The socket is in the
+//! guest's run dir, the log in the domain's log dir.
+
+use std::path::{Path, PathBuf};
+
+use super::{HelperKind, HelperSpec, Where, find_binary, private_dir};
+use crate::domain::DomainDef;
+use crate::domain::devices::Tpm;
+use crate::driver::DriverError;
+
+/// The TPM's state dir of the domain with `uuid` under the connection's lib dir (libvirt:
+/// qemuTPMEmulatorStorageBuildPath).
+pub fn state_dir(lib: &Path, uuid: &str, version: &str) -> PathBuf {
+    let leaf = if version == "1.2" { "tpm1.2" } else { "tpm2" };
+    lib.join("swtpm").join(uuid).join(leaf)
+}
+
+/// The per-domain dir holding every TPM state of `uuid` (what `undefine` removes).
+pub fn domain_state_dir(lib: &Path, uuid: &str) -> PathBuf {
+    lib.join("swtpm").join(uuid)
+}
+
+/// libvirt: virTPMEmulatorInit's refusal when a tool is missing.
+fn missing(name: &str) -> DriverError {
+    DriverError::System {
+        msg: format!("Unable to find '{name}' binary in $PATH"),
+        err: std::io::Error::from_raw_os_error(nix::libc::ENOENT),
+    }
+}
+
+fn emulated(def: &DomainDef) -> Option<&Tpm> {
+    def.devices
+        .tpms
+        .iter()
+        .find(|t| t.backend_type.as_deref() == Some("emulator"))
+}
+
+/// The swtpm of `def`'s emulated TPM, with the socket QEMU is to use.
+pub(super) fn plan(
+    def: &DomainDef,
+    at: &Where,
+) -> Result<Option<(HelperSpec, String)>, DriverError> {
+    let Some(tpm) = emulated(def) else {
+        return Ok(None);
+    };
+    // swtpm_ioctl, which libvirt also looks for, is not needed: we stop swtpm by signal.
+    let swtpm = find_binary("swtpm").ok_or_else(|| missing("swtpm"))?;
+    let setup = find_binary("swtpm_setup").ok_or_else(|| missing("swtpm_setup"))?;
+    let model = tpm.model.as_deref().unwrap_or("tpm-tis");
+    // A CRB (and any TPM without a version on this swtpm) is a TPM 2.0.
+    let version = match tpm.version.as_deref() {
+        Some("1.2") if model != "tpm-crb" => "1.2",
+        _ => "2.0",
+    };
+    let uuid = def.uuid.hyphenated().to_string();
+    let state = state_dir(at.lib, &uuid, version);
+    private_dir(&state)?;
+    let guest_dir = at.run.join(format!("domain-{}", def.name));
+    let socket = guest_dir.join(format!("{}-swtpm.sock", at.short_name));
+    let pid = guest_dir.join(format!("{}-swtpm.pid", at.short_name));
+    let log = at.log.join(format!("{}-swtpm.log", def.name));
+    let tpm2 = version == "2.0";
+    let s = |p: &Path| p.display().to_string();
+    // libvirt: qemuTPMEmulatorBuildCommand. swtpm runs in the foreground as the monitor's
+    // child (libvirt daemonizes it), and `--terminate` ends it when QEMU hangs up.
+    let mut argv = vec![
+        s(&swtpm),
+        "socket".into(),
+        "--ctrl".into(),
+        format!("type=unixio,path={},mode=0600", s(&socket)),
+        "--tpmstate".into(),
+        format!("dir={},mode=0600", s(&state)),
+        "--log".into(),
+        format!("file={},level=20", s(&log)),
+        "--terminate".into(),
+    ];
+    if tpm2 {
+        argv.push("--tpm2".into());
+    }
+    argv.extend(["--pid".into(), format!("file={}", s(&pid))]);
+    // libvirt runs swtpm_setup only when it created the state dir; a state without the
+    // TPM's permanent file (a setup that failed half way) is manufactured again.
+    let manufactured = std::fs::read_dir(&state).is_ok_and(|mut d| {
+        d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".permall")))
+    });
+    let setup = (!manufactured).then(|| {
+        // libvirt: qemuTPMEmulatorRunSetup.
+        let mut a = vec![s(&setup)];
+        if tpm2 {
+            a.push("--tpm2".into());
+        }
+        a.extend([
+            "--tpm-state".into(),
+            s(&state),
+            "--vmid".into(),
+            format!("{}:{uuid}", def.name),
+            "--logfile".into(),
+            s(&log),
+            "--createek".into(),
+            "--create-ek-cert".into(),
+            "--create-platform-cert".into(),
+            "--lock-nvram".into(),
+            "--not-overwrite".into(),
+        ]);
+        a
+    });
+    let spec = HelperSpec {
+        kind: HelperKind::Swtpm,
+        device: tpm.info.alias.clone().unwrap_or_else(|| "tpm0".into()),
+        argv,
+        setup,
+        socket: socket.clone(),
+        log,
+        files: vec![pid],
+    };
+    Ok(Some((spec, s(&socket))))
+}
+
+/// Remove the TPM state of `def` (libvirt: qemuExtTPMCleanupHost at undefine), unless its
+/// TPM asks for a persistent state.
+pub fn remove_state(lib: &Path, def: &DomainDef) -> Result<(), DriverError> {
+    let Some(tpm) = emulated(def) else {
+        return Ok(());
+    };
+    if tpm.persistent_state.as_deref() == Some("yes") {
+        return Ok(());
+    }
+    let dir = domain_state_dir(lib, &def.uuid.hyphenated().to_string());
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DriverError::System {
+            msg: format!("Unable to remove TPM state directory '{}'", dir.display()),
+            err: e,
+        }),
+        _ => Ok(()),
+    }
+}
