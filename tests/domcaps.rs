@@ -374,8 +374,28 @@ fn host_facts_shape_the_document() {
     assert!(
         xml.contains("<enum name='secure'>\n        <value>yes</value>\n        <value>no</value>")
     );
-    // Loader paths come from descriptors whose files exist: none of the fixtures' do here.
-    assert!(!xml.contains("<value>/usr/share/OVMF"));
+    // Loader paths come from descriptors whose files exist on this host (with Debian's ovmf
+    // installed, some of the fixtures' names do).
+    for line in xml.lines().filter(|l| l.contains("<value>/")) {
+        let path = line
+            .trim()
+            .trim_start_matches("<value>")
+            .trim_end_matches("</value>");
+        assert!(
+            std::path::Path::new(path).exists(),
+            "{path} listed but absent"
+        );
+    }
+    for fixture in [
+        "/usr/share/OVMF/OVMF_CODE.fd",
+        "/usr/share/OVMF/OVMF_CODE.secboot.fd",
+    ] {
+        assert_eq!(
+            xml.contains(&format!("<value>{fixture}</value>")),
+            std::path::Path::new(fixture).exists(),
+            "{fixture}: {xml}"
+        );
+    }
     // No SEV ASIDs known: zero guests.
     assert!(xml.contains("<maxGuests>0</maxGuests>") || !xml.contains("<sev supported='yes'>"));
 

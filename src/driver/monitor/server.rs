@@ -862,6 +862,14 @@ impl Server {
         }
     }
 
+    /// Whether the status file names another QEMU than ours: a new run of the guest.
+    fn superseded(&self) -> bool {
+        matches!(
+            GuestStatus::read(&self.paths.name, &self.paths.status),
+            Ok(Some(st)) if (st.pid, st.start_time) != (self.status.pid, self.status.start_time)
+        )
+    }
+
     /// Find the guest agent's channel in the live XML, and whether the guest has it open.
     // libvirt: qemuFindAgentConfig, qemuConnectAgent (deferred until the port is open)
     async fn find_agent(&mut self) {
@@ -1432,9 +1440,13 @@ impl Server {
             _ => {}
         }
         log_line(&self.paths, &format!("shutting down, reason={reason}"));
+        // Once QEMU is gone a new start may run the guest again before this monitor is done:
+        // then the run dir's files (status, sockets, helpers) and the shut-off note are the
+        // new run's, and stay.
+        let superseded = self.superseded();
         let persistent = crate::driver::config::config_path(&self.config_dir, &self.paths.name)
             .is_ok_and(|p| p.exists());
-        if persistent {
+        if persistent && !superseded {
             let _ = crate::driver::config::write_shutoff_reason(
                 &self.paths.run_dir,
                 &self.paths.name,
@@ -1456,8 +1468,12 @@ impl Server {
                 id,
             ));
         }
-        let _ = std::fs::remove_file(&self.paths.control);
-        let _ = remove_leftovers(&self.paths);
+        if superseded {
+            log_line(&self.paths, "a new run of the guest owns its files now");
+        } else {
+            let _ = std::fs::remove_file(&self.paths.control);
+            let _ = remove_leftovers(&self.paths);
+        }
         self.broadcast_lifecycle(match reason {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
