@@ -1,0 +1,297 @@
+//! Fleets from a saved guest: boot one guest to a marker, save it once, and start clones
+//! that carry on from that moment without booting.
+//!
+//! ```no_run
+//! # use std::time::Duration;
+//! # use domdriver::Connect;
+//! # use domdriver::fleet::GuestBuilder;
+//! # let conn = Connect::open(Some("qemu:///embed?root=/tmp/fleet"))?;
+//! let mut guest = GuestBuilder::new("base").kernel("/boot/vmlinuz").start(&conn)?;
+//! guest.expect("READY", Duration::from_secs(120))?;
+//! let template = guest.save_template("/tmp/fleet-template")?;
+//! let clones: Vec<_> = (0..10)
+//!     .map(|i| template.clone_guest(&conn, &format!("c{i}")))
+//!     .collect::<Result<_, _>>()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A template directory holds the save image ([`STATE_FILE`], the guest's memory and device
+//! state through QEMU's migration, with the domain XML in its header) and a copy of each
+//! writable disk image the guest had (`base-vdX.FMT`, read-only). A clone is the save image
+//! restored under the clone's own host-side identity: its name, a new UUID, a new MAC per
+//! NIC, its own console log, and a copy-on-write qcow2 overlay on each base disk. Everything
+//! the guest sees (devices, memory, disk contents) is the template's, which is what lets
+//! QEMU load the migration stream. The guest's kernel keeps the MAC it read at boot: clones
+//! that share a network set theirs in the guest (`ip link set dev eth0 address ...`).
+
+use std::path::{Path, PathBuf};
+
+use super::{FleetError, StartedGuest, live_pid};
+use crate::Connect;
+use crate::domain::{self, DomainDef, FormatFlags};
+use crate::driver::DriverError;
+use crate::driver::save::RestoreState;
+use crate::driver::saveimage::{self, SaveImage};
+
+/// The save image's name in a template directory.
+pub const STATE_FILE: &str = "state.save";
+
+/// A saved guest to start clones from (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct Template {
+    dir: PathBuf,
+    image: SaveImage,
+    def: DomainDef,
+}
+
+impl StartedGuest<'_> {
+    /// Save this running guest into template directory `dir` (created if missing; it must
+    /// not hold a template yet) and make it a [`Template`]: the guest stops, its domain is
+    /// undefined, and each writable disk image it had is copied into `dir` as a read-only
+    /// base for the clones. A guest that is not running is refused (and left alone).
+    pub fn save_template(mut self, dir: impl AsRef<Path>) -> Result<Template, FleetError> {
+        let dir = dir.as_ref();
+        let name = self.name().to_string();
+        let io = |path: &Path| {
+            let guest = name.clone();
+            let path = path.to_path_buf();
+            move |source| FleetError::Io {
+                guest,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let image = dir.join(STATE_FILE);
+        if image.exists() {
+            return Err(FleetError::Invalid {
+                guest: self.name().to_string(),
+                msg: format!("{} holds a template already", dir.display()),
+            });
+        }
+        self.dom.save(&image, RestoreState::Running)?;
+        // Saved: the guest is stopped, what is left is the definition.
+        self.keep = true;
+        let res = (|| {
+            let img = saveimage::read(&image)?;
+            let mut def = domain::parse_unprepared(&img.xml)?;
+            for disk in writable_disks(&mut def) {
+                let fmt = disk_format(disk);
+                let base = dir.join(format!("base-{}.{fmt}", disk.target.dev));
+                std::fs::copy(disk_file_mut(disk).as_str(), &base).map_err(io(&base))?;
+                std::fs::set_permissions(
+                    &base,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o444),
+                )
+                .map_err(io(&base))?;
+                *disk_file_mut(disk) = base.display().to_string();
+            }
+            let xml = def.to_xml(FormatFlags {
+                inactive: true,
+                secure: true,
+            });
+            saveimage::replace_xml(&image, &xml)?;
+            Template::open(dir)
+        })();
+        if self.dom.is_persistent().unwrap_or(false) {
+            self.dom.undefine()?;
+        }
+        if res.is_err() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        res
+    }
+}
+
+/// The file disks of `def` that the guest may write: these become bases.
+fn writable_disks(def: &mut DomainDef) -> impl Iterator<Item = &mut domain::devices::Disk> {
+    def.devices.disks.iter_mut().filter(|d| {
+        d.dtype.as_deref() == Some("file")
+            && !d.readonly
+            && !d.shareable
+            && d.source.as_ref().and_then(|s| s.file.as_ref()).is_some()
+    })
+}
+
+fn disk_format(d: &domain::devices::Disk) -> String {
+    d.driver
+        .as_ref()
+        .and_then(|dr| dr.dtype.clone())
+        .unwrap_or_else(|| "raw".into())
+}
+
+/// The image path of a disk [`writable_disks`] returned.
+fn disk_file_mut(d: &mut domain::devices::Disk) -> &mut String {
+    d.source
+        .as_mut()
+        .and_then(|s| s.file.as_mut())
+        .expect("writable_disks keeps file disks only")
+}
+
+/// A locally administered unicast MAC in QEMU's range, different for every call.
+fn fresh_mac() -> String {
+    let b = uuid::Uuid::new_v4();
+    let b = b.as_bytes();
+    format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2])
+}
+
+impl Template {
+    /// The template saved in `dir` by [`StartedGuest::save_template`]. A missing, truncated
+    /// or foreign save image, or a missing base disk, is refused here, before any QEMU runs.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Template, FleetError> {
+        let dir = dir.as_ref().to_path_buf();
+        let image = saveimage::read(&dir.join(STATE_FILE))?;
+        let mut def = domain::parse_unprepared(&image.xml)?;
+        let name = def.name.clone();
+        for disk in writable_disks(&mut def) {
+            let base = PathBuf::from(disk_file_mut(disk).as_str());
+            if !base.is_file() {
+                return Err(FleetError::Invalid {
+                    guest: name,
+                    msg: format!("template base disk {} is missing", base.display()),
+                });
+            }
+        }
+        Ok(Template { dir, image, def })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The save image the clones restore.
+    pub fn image(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// The saved guest's domain definition (its bases as disks).
+    pub fn definition(&self) -> &DomainDef {
+        &self.def
+    }
+
+    /// Start a clone called `name` on `conn` from the saved state: it is defined (persistent,
+    /// like [`super::GuestBuilder::start`]'s guests) and runs on from where the template's
+    /// guest was saved. Its console log (`LOGDIR/NAME.console.log`) starts empty, so
+    /// [`StartedGuest::expect`] sees only what the clone writes. Its disk overlays live in
+    /// the connection's `lib/fleet-clones/NAME/` and go with the clone.
+    pub fn clone_guest<'c>(
+        &self,
+        conn: &'c Connect,
+        name: &str,
+    ) -> Result<StartedGuest<'c>, FleetError> {
+        // Checked again before the restore: a name clash must not touch the other guest's
+        // overlays or console.
+        if let Ok(other) = conn.lookup_domain_by_name(name) {
+            return Err(DriverError::OperationFailed(format!(
+                "domain '{name}' already exists with uuid {}",
+                other.uuid().hyphenated()
+            ))
+            .into());
+        }
+        crate::driver::config::validate_name(name)?;
+        let io = |path: &Path| {
+            let guest = name.to_string();
+            let path = path.to_path_buf();
+            move |source| FleetError::Io {
+                guest,
+                path,
+                source,
+            }
+        };
+        let mut def = self.def.clone();
+        def.name = name.to_string();
+        def.uuid = uuid::Uuid::new_v4();
+        def.id = None;
+        for nic in &mut def.devices.interfaces {
+            if nic.mac.is_some() {
+                nic.mac = Some(fresh_mac());
+            }
+        }
+        let serial = conn.dirs().log.join(format!("{name}.console.log"));
+        let serial_str = serial.display().to_string();
+        // The first serial port's file, and the console that mirrors it.
+        let mut file_consoles = 0;
+        for c in def
+            .devices
+            .serials
+            .iter_mut()
+            .chain(def.devices.consoles.iter_mut())
+            .filter(|c| c.stype.as_deref() == Some("file"))
+        {
+            for s in &mut c.sources {
+                s.path = Some(serial_str.clone());
+            }
+            file_consoles += 1;
+        }
+        if file_consoles == 0 {
+            return Err(FleetError::Invalid {
+                guest: name.to_string(),
+                msg: "the template's guest has no file console to follow".into(),
+            });
+        }
+        let scratch = conn.dirs().lib.join("fleet-clones").join(name);
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+        let started = (|| {
+            let qemu_img = crate::driver::snapshot::disks::qemu_img(&def);
+            for disk in writable_disks(&mut def) {
+                let fmt = disk_format(disk);
+                let overlay = scratch.join(format!("{}.qcow2", disk.target.dev));
+                let src = disk_file_mut(disk);
+                // libvirt: qemuSnapshotCreateQcow2Files (an overlay on a base, by qemu-img)
+                let out = std::process::Command::new(&qemu_img)
+                    .args(["create", "-q", "-f", "qcow2", "-F", &fmt, "-b"])
+                    .arg(&*src)
+                    .arg(&overlay)
+                    .output()
+                    .map_err(io(&qemu_img))?;
+                if !out.status.success() {
+                    return Err(FleetError::Invalid {
+                        guest: name.to_string(),
+                        msg: format!(
+                            "cannot create overlay {}: {}",
+                            overlay.display(),
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    });
+                }
+                *src = overlay.display().to_string();
+                disk.driver.get_or_insert_with(Default::default).dtype = Some("qcow2".into());
+            }
+            if let Some(d) = serial.parent() {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+            }
+            match std::fs::remove_file(&serial) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&serial)(e)),
+                _ => {}
+            }
+            let xml = def.to_xml(FormatFlags {
+                inactive: true,
+                secure: false,
+            });
+            let dom = conn.define_domain_xml(&xml)?;
+            if let Err(e) = conn.restore_def(&self.image(), &self.image, def, RestoreState::Running)
+            {
+                let _ = dom.undefine();
+                return Err(e.into());
+            }
+            Ok(dom)
+        })();
+        let dom = match started {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                return Err(e);
+            }
+        };
+        Ok(StartedGuest {
+            conn,
+            pid: live_pid(conn, name),
+            dom,
+            serial,
+            seen: 0,
+            keep: false,
+            scratch: vec![scratch],
+        })
+    }
+}
