@@ -169,6 +169,50 @@ impl Template {
         &self.def
     }
 
+    /// The template's definition with the host-side identity of clone `name`: its name, a
+    /// new UUID, a new MAC per NIC, console log `serial`. Devices stay as saved.
+    fn clone_def(&self, name: &str, serial: &Path) -> Result<DomainDef, FleetError> {
+        let mut def = self.def.clone();
+        def.name = name.to_string();
+        def.uuid = uuid::Uuid::new_v4();
+        def.id = None;
+        for nic in &mut def.devices.interfaces {
+            if nic.mac.is_some() {
+                nic.mac = Some(fresh_mac());
+            }
+        }
+        // The first serial port writes `serial` (and so does the console mirroring it, as
+        // libvirt lists serial 0 twice); further file serials get files of their own.
+        let mut file_serials = 0;
+        for c in def.devices.serials.iter_mut() {
+            if c.stype.as_deref() != Some("file") {
+                continue;
+            }
+            let path = match file_serials {
+                0 => serial.to_path_buf(),
+                n => serial.with_extension(format!("serial{n}.log")),
+            };
+            for s in &mut c.sources {
+                s.path = Some(path.display().to_string());
+            }
+            file_serials += 1;
+        }
+        if let Some(c) = def.devices.consoles.first_mut()
+            && c.stype.as_deref() == Some("file")
+        {
+            for s in &mut c.sources {
+                s.path = Some(serial.display().to_string());
+            }
+        }
+        if file_serials == 0 {
+            return Err(FleetError::Invalid {
+                guest: name.to_string(),
+                msg: "the template's guest has no file console to follow".into(),
+            });
+        }
+        Ok(def)
+    }
+
     /// Start a clone called `name` on `conn` from the saved state: it is defined (persistent,
     /// like [`super::GuestBuilder::start`]'s guests) and runs on from where the template's
     /// guest was saved. Its console log (`LOGDIR/NAME.console.log`) starts empty, so
@@ -179,8 +223,8 @@ impl Template {
         conn: &'c Connect,
         name: &str,
     ) -> Result<StartedGuest<'c>, FleetError> {
-        // Checked again before the restore: a name clash must not touch the other guest's
-        // overlays or console.
+        // Before anything is written: a name clash must not touch the other guest's overlays
+        // or console log (the define below checks again, under the driver's lock).
         if let Ok(other) = conn.lookup_domain_by_name(name) {
             return Err(DriverError::OperationFailed(format!(
                 "domain '{name}' already exists with uuid {}",
@@ -198,37 +242,8 @@ impl Template {
                 source,
             }
         };
-        let mut def = self.def.clone();
-        def.name = name.to_string();
-        def.uuid = uuid::Uuid::new_v4();
-        def.id = None;
-        for nic in &mut def.devices.interfaces {
-            if nic.mac.is_some() {
-                nic.mac = Some(fresh_mac());
-            }
-        }
         let serial = conn.dirs().log.join(format!("{name}.console.log"));
-        let serial_str = serial.display().to_string();
-        // The first serial port's file, and the console that mirrors it.
-        let mut file_consoles = 0;
-        for c in def
-            .devices
-            .serials
-            .iter_mut()
-            .chain(def.devices.consoles.iter_mut())
-            .filter(|c| c.stype.as_deref() == Some("file"))
-        {
-            for s in &mut c.sources {
-                s.path = Some(serial_str.clone());
-            }
-            file_consoles += 1;
-        }
-        if file_consoles == 0 {
-            return Err(FleetError::Invalid {
-                guest: name.to_string(),
-                msg: "the template's guest has no file console to follow".into(),
-            });
-        }
+        let mut def = self.clone_def(name, &serial)?;
         let scratch = conn.dirs().lib.join("fleet-clones").join(name);
         let _ = std::fs::remove_dir_all(&scratch);
         std::fs::create_dir_all(&scratch).map_err(io(&scratch))?;
@@ -293,5 +308,75 @@ impl Template {
             keep: false,
             scratch: vec![scratch],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::{GuestBuilder, SocketNet};
+
+    #[test]
+    fn a_clone_gets_its_own_host_side_identity() {
+        let d = tempfile::tempdir().unwrap();
+        let k = d.path().join("vmlinuz");
+        std::fs::write(&k, b"k").unwrap();
+        let def = GuestBuilder::new("base")
+            .arch("x86_64")
+            .kernel(&k)
+            .socket_net(SocketNet::Client { port: 9 }, "52:54:00:00:00:01")
+            .socket_net(SocketNet::Client { port: 10 }, "52:54:00:00:00:02")
+            .build_with_serial(&d.path().join("base.log"))
+            .unwrap();
+        let t = Template {
+            dir: d.path().to_path_buf(),
+            image: SaveImage {
+                xml: String::new(),
+                was_running: true,
+                stream_offset: 0,
+            },
+            def: def.clone(),
+        };
+        let log = d.path().join("c1.console.log");
+        let a = t.clone_def("c1", &log).unwrap();
+        let b = t.clone_def("c2", &log).unwrap();
+        assert_eq!(a.name, "c1");
+        assert_ne!(a.uuid, def.uuid);
+        assert_ne!(a.uuid, b.uuid);
+        let macs = |d: &DomainDef| -> Vec<String> {
+            d.devices
+                .interfaces
+                .iter()
+                .map(|i| i.mac.clone().unwrap())
+                .collect()
+        };
+        let (ma, mb, m0) = (macs(&a), macs(&b), macs(&def));
+        for m in ma.iter().chain(&mb) {
+            assert!(m.starts_with("52:54:00:"), "{m}");
+            assert!(!m0.contains(m));
+        }
+        assert_ne!(ma, mb);
+        assert_ne!(ma[0], ma[1]);
+        assert_eq!(
+            a.devices.serials[0].sources[0].path.as_deref(),
+            Some(log.to_str().unwrap())
+        );
+        // Everything QEMU's migration stream depends on is as saved.
+        let mut same = a.clone();
+        same.name = def.name.clone();
+        same.uuid = def.uuid;
+        same.devices.interfaces = def.devices.interfaces.clone();
+        same.devices.serials = def.devices.serials.clone();
+        assert_eq!(same, def);
+
+        // A guest without a file console cannot be followed.
+        let mut t2 = t.clone();
+        t2.def.devices.serials.clear();
+        assert!(
+            t2.clone_def("c3", &log)
+                .unwrap_err()
+                .to_string()
+                .contains("no file console")
+        );
     }
 }
