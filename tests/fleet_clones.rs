@@ -57,7 +57,7 @@ fn kit_guest(kit: &bootkit::LinuxKit, name: &str, disk: &Path) -> GuestBuilder {
 
 /// The complete ticks in `text`: (count, id).
 fn ticks(text: &str) -> Vec<(u64, String)> {
-    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})\n").unwrap();
+    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})\r?\n").unwrap();
     re.captures_iter(text)
         .map(|c| (c[1].parse().unwrap(), c[2].to_string()))
         .collect()
@@ -235,7 +235,7 @@ fn clones_carry_on_from_the_saved_guest() {
     std::fs::write(moved.join("state.save"), &corrupt).unwrap();
     let tc = Template::open(&moved).unwrap();
     let err = tc.clone_guest(&conn, "broken").unwrap_err().to_string();
-    assert!(err.contains("restore"), "{err}");
+    assert!(err.contains("load of migration failed"), "{err}");
     assert!(conn.lookup_domain_by_name("broken").is_err());
     assert!(!lib.join("broken").exists());
 
