@@ -245,3 +245,51 @@ fn clones_carry_on_from_the_saved_guest() {
     assert!(err.contains("holds a template already"), "{err}");
     assert_eq!(std::fs::read(tdir.join("state.save")).unwrap(), image);
 }
+
+#[test]
+fn disk_images_are_checked_and_follow_the_vfat_dirs() {
+    let d = tempfile::tempdir().unwrap();
+    let img = d.path().join("a.qcow2");
+    std::fs::write(&img, b"").unwrap();
+    let missing = d.path().join("none.raw");
+    let err = GuestBuilder::new("g")
+        .arch("x86_64")
+        .disk_image(&missing, "raw")
+        .to_xml()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("guest 'g': disk image {} is not a file", missing.display())
+    );
+    let err = GuestBuilder::new("g")
+        .arch("x86_64")
+        .disk_image(&img, "vmdk")
+        .to_xml()
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "guest 'g': disk image {}: format 'vmdk' is neither raw nor qcow2",
+            img.display()
+        )
+    );
+    let xml = GuestBuilder::new("g")
+        .arch("x86_64")
+        .vfat_dir(d.path())
+        .disk_image(&img, "qcow2")
+        .to_xml()
+        .unwrap();
+    let at = xml
+        .find(&format!("<source file='{}'/>", img.display()))
+        .unwrap();
+    let disk = &xml[xml[..at].rfind("<disk").unwrap()..];
+    let disk = &disk[..disk.find("</disk>").unwrap()];
+    assert!(
+        disk.contains("<driver name='qemu' type='qcow2'/>"),
+        "{disk}"
+    );
+    assert!(disk.contains("<target dev='vdb' bus='virtio'/>"), "{disk}");
+    assert!(!disk.contains("<readonly/>"), "{disk}");
+}

@@ -24,6 +24,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A guest booted once can be saved as a [`Template`] ([`StartedGuest::save_template`]) and
+//! started again as many clones, each carrying on from where it was saved without booting
+//! ([`Template::clone_guest`]).
+//!
 //! The console is a `<serial type='file'>`: QEMU writes it to a file and
 //! [`StartedGuest::expect`] reads that file, so nothing here needs a terminal or a socket.
 //! Timeouts given to `expect` are multiplied by `VSH_TIMEOUT_MULTIPLIER` (slow CI hosts,

@@ -48,7 +48,9 @@ impl StartedGuest<'_> {
     /// Save this running guest into template directory `dir` (created if missing; it must
     /// not hold a template yet) and make it a [`Template`]: the guest stops, its domain is
     /// undefined, and each writable disk image it had is copied into `dir` as a read-only
-    /// base for the clones. A guest that is not running is refused (and left alone).
+    /// base for the clones (the guest's own images are left as they are). A guest that is not
+    /// running is refused; as on every error, the handle is dropped then, which destroys and
+    /// undefines the guest, and nothing is left in `dir`.
     pub fn save_template(mut self, dir: impl AsRef<Path>) -> Result<Template, FleetError> {
         let dir = dir.as_ref();
         let name = self.name().to_string();
@@ -72,12 +74,16 @@ impl StartedGuest<'_> {
         self.dom.save(&image, RestoreState::Running)?;
         // Saved: the guest is stopped, what is left is the definition.
         self.keep = true;
+        // What a failure removes again: only what was made here (the directory may hold the
+        // user's other files).
+        let mut made = vec![image.clone()];
         let res = (|| {
             let img = saveimage::read(&image)?;
             let mut def = domain::parse_unprepared(&img.xml)?;
             for disk in writable_disks(&mut def) {
                 let fmt = disk_format(disk);
                 let base = dir.join(format!("base-{}.{fmt}", disk.target.dev));
+                made.push(base.clone());
                 std::fs::copy(disk_file_mut(disk).as_str(), &base).map_err(io(&base))?;
                 std::fs::set_permissions(
                     &base,
@@ -93,11 +99,15 @@ impl StartedGuest<'_> {
             saveimage::replace_xml(&image, &xml)?;
             Template::open(dir)
         })();
-        if self.dom.is_persistent().unwrap_or(false) {
-            self.dom.undefine()?;
-        }
+        let undefined = match self.dom.is_persistent() {
+            Ok(true) => self.dom.undefine().map_err(FleetError::from),
+            _ => Ok(()),
+        };
+        let res = res.and_then(|t| undefined.map(|()| t));
         if res.is_err() {
-            let _ = std::fs::remove_dir_all(dir);
+            for p in made {
+                let _ = std::fs::remove_file(p);
+            }
         }
         res
     }
