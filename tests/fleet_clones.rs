@@ -130,9 +130,12 @@ fn clones_carry_on_from_the_saved_guest() {
     );
     let base = tdir.join("base-vda.raw");
     let base_bytes = std::fs::read(&base).unwrap();
-    assert_eq!(
-        sectors(&base_bytes),
-        (format!("disk-{id}"), format!("tick-{last}-{id}"))
+    let (s0, s1) = sectors(&base_bytes);
+    assert_eq!(s0, format!("disk-{id}"));
+    // The save may fall between a count's echo and its write to the disk.
+    assert!(
+        s1 == format!("tick-{last}-{id}") || s1 == format!("tick-{}-{id}", last - 1),
+        "{s1} after tick-{last}"
     );
     assert!(std::fs::metadata(&base).unwrap().permissions().readonly());
     // The user's own disk image stays theirs.
