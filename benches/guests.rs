@@ -15,6 +15,11 @@
 //! - pvh: a fresh boot of the test kernel (256 MiB, TCG) to its first userspace command
 //!   (`rdinit=/bin/busybox -- echo ...`), from the bzImage and through the cached
 //!   uncompressed kernel (`GuestBuilder::pvh_boot`), alternating, medians of `GUESTS_RUNS`.
+//! - clones: the test guest (256 MiB, TCG) counting on its console; one boot of it is saved
+//!   as a `fleet::Template`. A clone restored from it to its next console line against a
+//!   fresh boot (direct kernel boot of the bzImage) to its first, alternating, medians of
+//!   `GUESTS_RUNS`; then `GUESTS_CLONES` (10) clones started at once from one template, until
+//!   each has written its next console line, against one.
 
 #[path = "../tests/common/bootkit.rs"]
 mod bootkit;
@@ -460,6 +465,115 @@ fn pvh() {
     );
 }
 
+/// The guest of the `clones` section: counts on its console twenty times a second. It waits
+/// with the shell's own `read -t` on a FIFO nobody writes, not with `sleep`: a process forked
+/// per count would cost each TCG guest more CPU than anything measured here.
+fn counting_guest(kit: &bootkit::LinuxKit, name: &str) -> domdriver::fleet::GuestBuilder {
+    let script = "id=$(cat /proc/sys/kernel/random/uuid); mkfifo /tick; exec 3<>/tick; i=0; \
+                  while true; do i=$((i+1)); echo tick-$i-$id; read -t 0.05 -u 3 x; done";
+    domdriver::fleet::GuestBuilder::new(name)
+        .kernel(&kit.kernel)
+        .initrd(&kit.initrd)
+        .cmdline(format!(
+            "{} {}",
+            kit.cmdline(),
+            bootkit::run_cmdline(script)
+        ))
+        .memory_mib(256)
+}
+
+/// User and system CPU time process `pid` used so far.
+fn qemu_cpu(pid: i32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_millis(ticks * 1000 / hz))
+}
+
+fn clones() {
+    let Some(kit) = bootkit::linux() else {
+        return;
+    };
+    let runs = env_usize("GUESTS_RUNS", 3);
+    let fleet = env_usize("GUESTS_CLONES", 10);
+    let d = tempfile::tempdir().unwrap();
+    let conn = Connect::open(Some(&guests::uri(d.path()))).unwrap();
+    let wait = Duration::from_secs(240);
+    let mut g = counting_guest(&kit, "tmpl").start(&conn).unwrap();
+    g.expect("tick-5-", wait).unwrap();
+    let t = Instant::now();
+    let tmpl = g.save_template(d.path().join("template")).unwrap();
+    println!(
+        "clones: saving the booted guest as a template: {:.0} ms ({} MiB image)",
+        ms(t.elapsed()),
+        std::fs::metadata(tmpl.image()).unwrap().len() >> 20
+    );
+    let boot = |i: usize| {
+        let t = Instant::now();
+        let mut g = counting_guest(&kit, &format!("boot{i}"))
+            .start(&conn)
+            .unwrap();
+        g.expect("tick-", wait).unwrap();
+        let took = t.elapsed();
+        g.destroy().unwrap();
+        took
+    };
+    let restore = |name: &str| {
+        let t = Instant::now();
+        let mut c = tmpl.clone_guest(&conn, name).unwrap();
+        c.expect("tick-", wait).unwrap();
+        (t.elapsed(), c)
+    };
+    let (mut booted, mut restored) = (Vec::new(), Vec::new());
+    for i in 0..runs {
+        booted.push(boot(i));
+        let (took, c) = restore(&format!("one{i}"));
+        restored.push(took);
+        c.destroy().unwrap();
+    }
+    let (b, r) = (median(&mut booted), median(&mut restored));
+    println!(
+        "clones: to the console marker, median of {runs}: boot {:.0} ms, restore from the \
+         template {:.0} ms ({:.1}x faster)",
+        ms(b),
+        ms(r),
+        b.as_secs_f64() / r.as_secs_f64()
+    );
+    let t = Instant::now();
+    let all: Vec<_> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..fleet)
+            .map(|i| {
+                let restore = &restore;
+                s.spawn(move || restore(&format!("fleet{i}")))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let together = t.elapsed();
+    let slowest = all.iter().map(|(d, _)| *d).max().unwrap();
+    // Where the time goes on a small machine: the CPU each clone's QEMU used by then.
+    let mut cpu: Vec<Duration> = all.iter().filter_map(|(_, c)| qemu_cpu(c.pid()?)).collect();
+    drop(all);
+    println!(
+        "clones: {fleet} clones started at once, all at their marker: {:.0} ms (slowest {:.0} \
+         ms), {:.2}x one restore",
+        ms(together),
+        ms(slowest),
+        together.as_secs_f64() / r.as_secs_f64()
+    );
+    if !cpu.is_empty() {
+        println!(
+            "clones: CPU time one clone's QEMU used until all were at their marker, median: \
+             {:.0} ms",
+            ms(median(&mut cpu))
+        );
+    }
+}
+
 fn main() {
     if !guests::have_qemu() {
         return;
@@ -481,6 +595,9 @@ fn main() {
     }
     if want("pvh") {
         pvh();
+    }
+    if want("clones") {
+        clones();
     }
     // Last: it makes this process a subreaper.
     if want("soak") {

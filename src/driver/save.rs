@@ -122,6 +122,20 @@ impl Connect {
     pub fn restore(&self, path: &Path, state: RestoreState) -> Result<Domain<'_>, DriverError> {
         let img = saveimage::read(path)?;
         let def = domain::parse_unprepared(&img.xml)?;
+        self.restore_def(path, &img, def, state)
+    }
+
+    /// [`Connect::restore`] of image `img` (read from `path`) as definition `def` instead of
+    /// the image's own (as libvirt's `dxml` argument of virDomainRestoreFlags does). The
+    /// caller keeps QEMU's device configuration compatible with the stream: only host-side
+    /// identity (name, UUID, MACs, file paths) may differ. Fleet clones start this way.
+    pub(crate) fn restore_def(
+        &self,
+        path: &Path,
+        img: &saveimage::SaveImage,
+        def: domain::DomainDef,
+        state: RestoreState,
+    ) -> Result<Domain<'_>, DriverError> {
         let paused = match state {
             RestoreState::AsSaved => !img.was_running,
             RestoreState::Running => false,

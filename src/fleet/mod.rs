@@ -24,12 +24,19 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! A guest booted once can be saved as a [`Template`] ([`StartedGuest::save_template`]) and
+//! started again as many clones, each carrying on from where it was saved without booting
+//! ([`Template::clone_guest`]).
+//!
 //! The console is a `<serial type='file'>`: QEMU writes it to a file and
 //! [`StartedGuest::expect`] reads that file, so nothing here needs a terminal or a socket.
 //! Timeouts given to `expect` are multiplied by `VSH_TIMEOUT_MULTIPLIER` (slow CI hosts,
 //! TCG on a busy machine).
 
 pub mod pvh;
+pub mod template;
+
+pub use template::Template;
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -190,6 +197,7 @@ pub struct GuestBuilder {
     qemu_env: Vec<(String, String)>,
     shares: Vec<Share>,
     vfat_dirs: Vec<PathBuf>,
+    disk_images: Vec<(PathBuf, String)>,
     rng: bool,
     nics: Vec<Nic>,
     pvh: bool,
@@ -215,6 +223,7 @@ impl GuestBuilder {
             qemu_env: Vec::new(),
             shares: Vec::new(),
             vfat_dirs: Vec::new(),
+            disk_images: Vec::new(),
             rng: false,
             nics: Vec::new(),
             pvh: false,
@@ -349,6 +358,14 @@ impl GuestBuilder {
     /// partition (`/dev/vda1`), as vvfat writes a partition table.
     pub fn vfat_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.vfat_dirs.push(dir.into());
+        self
+    }
+
+    /// A writable virtio disk on image file `path` of format `format` (`raw`, `qcow2`), after
+    /// the [`GuestBuilder::vfat_dir`]s: with no vfat dirs the first is `/dev/vda`. A
+    /// [`Template`] made from the guest keeps a copy as the read-only base of its clones.
+    pub fn disk_image(mut self, path: impl Into<PathBuf>, format: &str) -> Self {
+        self.disk_images.push((path.into(), format.to_string()));
         self
     }
 
@@ -488,8 +505,19 @@ impl GuestBuilder {
                 )));
             }
         }
-        if self.vfat_dirs.len() > 26 {
-            return Err(self.invalid("at most 26 vfat dirs (vda..vdz)".into()));
+        if self.vfat_dirs.len() + self.disk_images.len() > 26 {
+            return Err(self.invalid("at most 26 virtio disks (vda..vdz)".into()));
+        }
+        for (p, fmt) in &self.disk_images {
+            if !p.is_file() {
+                return Err(self.invalid(format!("disk image {} is not a file", p.display())));
+            }
+            if !matches!(fmt.as_str(), "raw" | "qcow2") {
+                return Err(self.invalid(format!(
+                    "disk image {}: format '{fmt}' is neither raw nor qcow2",
+                    p.display()
+                )));
+            }
         }
         Ok(())
     }
@@ -562,6 +590,23 @@ impl GuestBuilder {
                 .attr("bus", "virtio")
                 .empty();
             w.elem("readonly").empty();
+            w.close();
+        }
+        for (i, (p, fmt)) in self.disk_images.iter().enumerate() {
+            w.elem("disk")
+                .attr("type", "file")
+                .attr("device", "disk")
+                .open();
+            w.elem("driver")
+                .attr("name", "qemu")
+                .attr("type", fmt)
+                .empty();
+            w.elem("source").attr("file", path(p)).empty();
+            let dev = format!("vd{}", char::from(b'a' + (self.vfat_dirs.len() + i) as u8));
+            w.elem("target")
+                .attr("dev", dev)
+                .attr("bus", "virtio")
+                .empty();
             w.close();
         }
         for s in &self.shares {
@@ -711,6 +756,7 @@ impl GuestBuilder {
             seen: 0,
             pid,
             keep: false,
+            scratch: Vec::new(),
         })
     }
 }
@@ -735,6 +781,9 @@ pub struct StartedGuest<'c> {
     seen: usize,
     pid: Option<(i32, u64)>,
     keep: bool,
+    /// Files and directories that are this guest's alone (a clone's disk overlays), removed
+    /// once it is destroyed.
+    scratch: Vec<PathBuf>,
 }
 
 impl<'c> StartedGuest<'c> {
@@ -830,6 +879,23 @@ impl<'c> StartedGuest<'c> {
         }
         if self.dom.is_persistent()? {
             self.dom.undefine()?;
+        }
+        for p in &self.scratch {
+            let res = if p.is_dir() {
+                std::fs::remove_dir_all(p)
+            } else {
+                std::fs::remove_file(p)
+            };
+            match res {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(FleetError::Io {
+                        guest: self.name().to_string(),
+                        path: p.clone(),
+                        source: e,
+                    });
+                }
+                _ => {}
+            }
         }
         Ok(())
     }

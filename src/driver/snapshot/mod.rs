@@ -6,7 +6,7 @@
 
 mod create;
 mod delete;
-mod disks;
+pub(crate) mod disks;
 mod live;
 mod revert;
 pub(crate) mod store;
