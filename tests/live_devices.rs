@@ -446,12 +446,27 @@ fn live_guest_devices_media_memory_and_vcpus() {
         "error: invalid argument: requested vcpus is greater than max allowable vcpus for the live domain: 3 > 2\n"
     );
 
-    // Memory: the balloon's target, and the live XML's current memory.
+    // Memory: the balloon's target, and the live XML's current memory; the guest's balloon
+    // driver gives the memory back.
     g.ok(&["setmem", "live", "200M", "--live"]);
     assert!(
         g.live_xml()
             .contains("<currentMemory unit='KiB'>204800</currentMemory>")
     );
+    let until = Instant::now() + Duration::from_secs(30 * mult());
+    loop {
+        let actual = g.qmp("query-balloon")["actual"]
+            .as_u64()
+            .unwrap_or(u64::MAX);
+        if actual <= 200 << 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the balloon stayed at {actual} bytes"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let e = g.fails(&["setmem", "live", "1G", "--live"]);
     assert_eq!(
         e,

@@ -23,7 +23,8 @@ pub const BOOT_SECTOR_MARKER: &str = "DOMDRIVER-BOOTSECTOR-UP";
 /// Modules the initramfs loads (with their dependencies): evdev for /dev/input/event*, which
 /// busybox acpid reads, and button for the ACPI power button; then what test guests use:
 /// virtio disks (vvfat views) and FAT, 9p shares, virtio and e1000 NICs, the virtio RNG,
-/// pvpanic (a guest panic reaches QEMU) and virtio serial ports (the guest agent's channel).
+/// pvpanic (a guest panic reaches QEMU), virtio serial ports (the guest agent's channel),
+/// virtiofs and the virtio balloon (`setmem` on a running guest).
 const MODULES: &[&str] = &[
     "evdev",
     "button",
@@ -41,6 +42,7 @@ const MODULES: &[&str] = &[
     "pvpanic_mmio",
     "virtio_console",
     "virtiofs",
+    "virtio_balloon",
 ];
 
 /// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
@@ -49,7 +51,7 @@ const MODULES: &[&str] = &[
 const EXTRA_MODULES: &[&str] = &["i6300esb"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 6;
+const KIT_VERSION: u32 = 7;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
