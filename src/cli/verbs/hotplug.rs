@@ -1,5 +1,5 @@
-//! Verbs that change a guest's devices, memory and vCPUs, live or in its config
-//! (libvirt: tools/virsh-domain.c, cmdAttachDevice ... cmdBlockresize).
+//! Verbs that change a guest's devices, live or in its config (libvirt: tools/virsh-domain.c,
+//! cmdAttachDevice ... cmdChangeMedia). Memory, vCPUs and block sizes are in `resources.rs`.
 
 use anyhow::{Context, Result, bail};
 
@@ -10,21 +10,19 @@ use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
 use crate::domain::FormatFlags;
 use crate::domain::xml::{XmlNode, parse_document};
 use crate::driver::domain::Domain;
-use crate::driver::hotplug::{
-    AFFECT_CONFIG, AFFECT_LIVE, DEVICE_MODIFY_FORCE, MEM_MAXIMUM, VCPU_MAXIMUM,
-};
+use crate::driver::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, DEVICE_MODIFY_FORCE};
 
-const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
+pub(super) const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
 const PERSISTENT: OptDef = OptDef::flag("persistent", "make live change persistent");
-const CONFIG: OptDef = OptDef::flag("config", "affect next boot");
-const LIVE: OptDef = OptDef::flag("live", "affect running domain");
-const CURRENT: OptDef = OptDef::flag("current", "affect current domain");
+pub(super) const CONFIG: OptDef = OptDef::flag("config", "affect next boot");
+pub(super) const LIVE: OptDef = OptDef::flag("live", "affect running domain");
+pub(super) const CURRENT: OptDef = OptDef::flag("current", "affect current domain");
 const PRINT_XML: OptDef = OptDef::flag(
     "print-xml",
     "print XML document rather than attach the disk",
 );
 
-const fn verb(
+pub(super) const fn verb(
     name: &'static str,
     info: &'static str,
     desc: &'static str,
@@ -104,21 +102,6 @@ pub const CMDS: &[CmdDef] = &[
         ],
         cmd_attach_interface,
         "virDomainAttachDeviceFlags",
-    ),
-    verb(
-        "blockresize",
-        "Resize block device of domain.",
-        "Resize block device of domain.",
-        &[
-            OptDef::domain("domain name, id or uuid", DomainFilter::Active),
-            OptDef::data("path", "Fully-qualified path of block device"),
-            OptDef::data(
-                "size",
-                "New size of the block device, as scaled integer (default KiB)",
-            ),
-        ],
-        cmd_blockresize,
-        "virDomainBlockResize",
     ),
     verb(
         "change-media",
@@ -211,54 +194,6 @@ pub const CMDS: &[CmdDef] = &[
         "virDomainDetachDeviceFlags",
     ),
     verb(
-        "setmaxmem",
-        "change maximum memory limit",
-        "Change the maximum memory allocation limit in the guest domain.",
-        &[
-            DOMAIN,
-            OptDef::data(
-                "size",
-                "new maximum memory size, as scaled integer (default KiB)",
-            ),
-            CONFIG,
-            LIVE,
-            CURRENT,
-        ],
-        cmd_setmaxmem,
-        "virDomainSetMemoryFlags",
-    ),
-    verb(
-        "setmem",
-        "change memory allocation",
-        "Change the current memory allocation in the guest domain.",
-        &[
-            DOMAIN,
-            OptDef::data("size", "new memory size, as scaled integer (default KiB)"),
-            CONFIG,
-            LIVE,
-            CURRENT,
-        ],
-        cmd_setmem,
-        "virDomainSetMemoryFlags",
-    ),
-    verb(
-        "setvcpus",
-        "change number of virtual CPUs",
-        "Change the number of virtual CPUs in the guest domain.",
-        &[
-            DOMAIN,
-            OptDef::data("count", "number of virtual CPUs"),
-            OptDef::flag("maximum", "set maximum limit on next boot"),
-            CONFIG,
-            LIVE,
-            CURRENT,
-            OptDef::flag("guest", "modify cpu state in the guest"),
-            OptDef::flag("hotpluggable", "make added vcpus hot(un)pluggable"),
-        ],
-        cmd_setvcpus,
-        "virDomainSetVcpusFlags",
-    ),
-    verb(
         "update-device",
         "update device from an XML file",
         "Update device from an XML <file>.",
@@ -278,7 +213,7 @@ pub const CMDS: &[CmdDef] = &[
 
 /// virsh's `--config/--live/--current` reading: `--current` alone with neither of the
 /// others, `--config` (or `--persistent`) the config, `--live` the guest.
-fn affect_flags(args: &ParsedArgs, persistent: bool) -> Result<u32> {
+pub(super) fn affect_flags(args: &ParsedArgs, persistent: bool) -> Result<u32> {
     args.exclusive("current", "live")?;
     args.exclusive("current", "config")?;
     let mut flags = 0;
@@ -622,102 +557,4 @@ fn cmd_change_media(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .with_context(|| format!("Failed to complete action {action} on media"))?;
     ctx.println_extra(done);
     Ok(())
-}
-
-/// A scaled integer as virsh reads it (libvirt: vshCommandOptScaledInt, virScaleInteger):
-/// `unit` bytes when no suffix is given.
-fn scaled(text: &str, name: &str, unit: u64) -> Result<u64> {
-    let bad = || {
-        anyhow::anyhow!("Numeric value '{text}' for <{name}> option is malformed or out of range")
-    };
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (num, suffix) = text.split_at(split);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let scale: u64 = match suffix {
-        "" => unit,
-        "b" | "B" | "byte" | "bytes" => 1,
-        s => {
-            let (letter, rest) = s.split_at(1);
-            let exp = match letter.to_ascii_lowercase().as_str() {
-                "k" => 1,
-                "m" => 2,
-                "g" => 3,
-                "t" => 4,
-                "p" => 5,
-                "e" => 6,
-                _ => return Err(bad()),
-            };
-            let base: u64 = match rest {
-                "" | "iB" | "ib" => 1024,
-                "B" | "b" => 1000,
-                _ => return Err(bad()),
-            };
-            base.pow(exp)
-        }
-    };
-    n.checked_mul(scale).ok_or_else(bad)
-}
-
-fn cmd_setmem(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let flags = affect_flags(args, false)?;
-    let bytes = scaled(args.required("size")?, "size", 1024)?;
-    dom.set_memory_flags(bytes.div_ceil(1024), flags)?;
-    Ok(())
-}
-
-fn cmd_setmaxmem(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let flags = affect_flags(args, false)?;
-    let bytes = scaled(args.required("size")?, "size", 1024)?;
-    dom.set_memory_flags(bytes.div_ceil(1024), flags | MEM_MAXIMUM)
-        .context("Unable to change MaxMemorySize")?;
-    Ok(())
-}
-
-fn cmd_setvcpus(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    args.exclusive("guest", "config")?;
-    args.exclusive("hotpluggable", "guest")?;
-    args.exclusive("hotpluggable", "config")?;
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let mut flags = affect_flags(args, false)?;
-    let count: u32 = args
-        .int::<u32>("count")?
-        .ok_or_else(|| anyhow::anyhow!("command 'setvcpus' requires <count> option"))?;
-    if args.flag("guest") {
-        bail!("argument unsupported: QEMU guest agent is not configured");
-    }
-    if args.flag("maximum") {
-        flags |= VCPU_MAXIMUM;
-    }
-    dom.set_vcpus_flags(count, flags)?;
-    Ok(())
-}
-
-fn cmd_blockresize(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let path = args.required("path")?;
-    let bytes = scaled(args.required("size")?, "size", 1024)?;
-    dom.block_resize(path, bytes)
-        .with_context(|| format!("Failed to resize block device '{path}'"))?;
-    ctx.println_extra(format!("Block device '{path}' is resized"));
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::scaled;
-
-    #[test]
-    fn scaled_integers_as_virsh_reads_them() {
-        assert_eq!(scaled("10", "size", 1024).unwrap(), 10240);
-        assert_eq!(scaled("10M", "size", 1024).unwrap(), 10 << 20);
-        assert_eq!(scaled("1GiB", "size", 1024).unwrap(), 1 << 30);
-        assert_eq!(scaled("2KB", "size", 1024).unwrap(), 2000);
-        assert_eq!(scaled("512b", "size", 1024).unwrap(), 512);
-        assert!(scaled("x", "size", 1024).is_err());
-        assert!(scaled("1Q", "size", 1024).is_err());
-    }
 }

@@ -12,6 +12,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod readfmt;
+pub mod resources;
 pub mod save;
 pub mod secret;
 pub mod shellverbs;
@@ -31,6 +32,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domctl::CMDS,
     agent::CMDS,
     hotplug::CMDS,
+    resources::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
