@@ -309,9 +309,22 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
                     )
             },
         );
-        let qemus = pids_under(t.path(), "qemu-system");
+        // A QEMU that is being killed (a probe QEMU whose vsh died gets SIGKILL from the
+        // kernel, a failed start's QEMU from its monitor) still shows for a moment: an orphan
+        // is one that stays.
+        let settled = |want: &[i32]| {
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let qemus = pids_under(t.path(), "qemu-system");
+                if qemus == want || std::time::Instant::now() > until {
+                    return qemus;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
         match status(t.path()) {
             Some(st) if is_same_live_process(st.pid, st.start_time) => {
+                let qemus = settled(&[st.pid]);
                 assert_eq!(qemus, vec![st.pid], "run {run}: untracked QEMU");
                 assert!(
                     is_same_live_process(st.monitor_pid, st.monitor_start_time),
@@ -326,6 +339,7 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
                 tracked += 1;
             }
             other => {
+                let qemus = settled(&[]);
                 assert!(
                     qemus.is_empty(),
                     "run {run}: orphan QEMU {qemus:?} ({other:?})"
