@@ -8,6 +8,8 @@
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
+#[path = "common/guests.rs"]
+mod guests;
 
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
@@ -16,7 +18,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use domdriver::Connect;
-use domdriver::driver::status::proc_stat;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -31,29 +32,6 @@ fn tmp() -> tempfile::TempDir {
         .prefix("mg")
         .tempdir_in("/tmp")
         .unwrap()
-}
-
-/// Live (not zombie) processes whose command line mentions `root` and `what`.
-fn pids_under(root: &Path, what: &str) -> Vec<i32> {
-    let needle = root.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let live = proc_stat(pid)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.state != 'Z');
-        if live && cmd.contains(&needle) && cmd.contains(what) {
-            out.push(pid);
-        }
-    }
-    out
 }
 
 fn ppid(pid: i32) -> Option<i32> {
@@ -74,7 +52,7 @@ impl Drop for Cleanup {
             "virtiofsd",
             "passt",
         ] {
-            for pid in pids_under(&self.0, what) {
+            for pid in guests::pids_under(&self.0, what) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
@@ -173,7 +151,7 @@ fn mode(p: &Path) -> u32 {
 fn helper_pids(root: &Path) -> Vec<(&'static str, i32)> {
     let mut out = Vec::new();
     for h in HELPERS {
-        for p in pids_under(root, h) {
+        for p in guests::pids_under(root, h) {
             // Only the helper itself, not QEMU whose command line names their sockets.
             let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
             if comm.starts_with(h) {
@@ -226,7 +204,7 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
     );
 
     // Every helper runs, a child of the guest's monitor, with private sockets and state.
-    let monitor = pids_under(root, "domdriver-monitor");
+    let monitor = guests::pids_under(root, "domdriver-monitor");
     assert_eq!(monitor.len(), 1, "{monitor:?}");
     let helpers = helper_pids(root);
     for h in HELPERS {
@@ -353,14 +331,14 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
     assert_eq!(setups, 1, "swtpm_setup ran again");
     assert!(state.join("tpm2-00.permall").is_file());
     let _ = permall;
-    let qemu = pids_under(root, "qemu-system");
+    let qemu = guests::pids_under(root, "qemu-system");
     assert_eq!(qemu.len(), 1);
     assert_eq!(helper_pids(root).len(), 4, "{:?}", helper_pids(root)); // virtiofsd: 2
     kill(Pid::from_raw(qemu[0]), Signal::SIGKILL).unwrap();
     wait_no_helpers(root, Duration::from_secs(5));
     let until = Instant::now() + Duration::from_secs(10);
     while d.state().unwrap().to_string() != "shut off (crashed)"
-        || !pids_under(root, "domdriver-monitor").is_empty()
+        || !guests::pids_under(root, "domdriver-monitor").is_empty()
     {
         // The last monitor is done too: a start racing it loses its status file (#13).
         assert!(Instant::now() < until);
@@ -370,8 +348,8 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
     // kill -9 of the monitor, then of QEMU: the helpers go with QEMU, and the next look
     // removes what they left.
     d.create().unwrap();
-    let m = pids_under(root, "domdriver-monitor");
-    let q = pids_under(root, "qemu-system");
+    let m = guests::pids_under(root, "domdriver-monitor");
+    let q = guests::pids_under(root, "qemu-system");
     kill(Pid::from_raw(m[0]), Signal::SIGKILL).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
@@ -487,7 +465,7 @@ fn helper_errors_are_libvirts() {
         let (ok, err) = vsh(&uri, &["start", NAME], env);
         assert!(!ok);
         assert!(err.contains(want), "want '{want}' in: {err}");
-        assert!(pids_under(root, "qemu-system").is_empty());
+        assert!(guests::pids_under(root, "qemu-system").is_empty());
         assert!(helper_pids(root).is_empty());
         let (ok, err) = vsh(&uri, &["undefine", NAME], &[]);
         assert!(ok, "{err}");
@@ -509,7 +487,7 @@ fn helper_errors_are_libvirts() {
         e.contains("virtiofsd for fs0 failed to start (exit status 1): virtiofsd refuses"),
         "{e}"
     );
-    assert!(pids_under(root, "qemu-system").is_empty());
+    assert!(guests::pids_under(root, "qemu-system").is_empty());
     assert!(!root.join(format!("run/qemu/domain-{NAME}")).exists());
     assert_eq!(
         d.state().unwrap().to_string().split(' ').next(),

@@ -7,6 +7,8 @@
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
+#[path = "common/guests.rs"]
+mod guests;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -33,37 +35,13 @@ fn tmp() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// Pids of the processes whose command line mentions `root` (QEMU, and monitors, whose
-/// argv names their run dir).
-fn pids_under(root: &Path, what: &str) -> Vec<i32> {
-    let needle = root.display().to_string();
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
-            continue;
-        };
-        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-        let live = proc_stat(pid)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.state != 'Z');
-        if live && cmd.contains(&needle) && cmd.contains(what) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 /// Kills every QEMU and monitor under the root at the end.
 struct Cleanup(PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
         for what in ["domdriver-monitor", "qemu-system"] {
-            for pid in pids_under(&self.0, what) {
+            for pid in guests::pids_under(&self.0, what) {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
@@ -301,7 +279,7 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
             &format!("run {run}: monitors settle"),
             Duration::from_secs(30),
             || {
-                pids_under(t.path(), "domdriver-monitor").len()
+                guests::pids_under(t.path(), "domdriver-monitor").len()
                     == usize::from(
                         status(t.path()).is_some_and(|s| {
                             is_same_live_process(s.monitor_pid, s.monitor_start_time)
@@ -315,7 +293,7 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
         let settled = |want: &[i32]| {
             let until = std::time::Instant::now() + Duration::from_secs(5);
             loop {
-                let qemus = pids_under(t.path(), "qemu-system");
+                let qemus = guests::pids_under(t.path(), "qemu-system");
                 if qemus == want || std::time::Instant::now() > until {
                     return qemus;
                 }
@@ -347,7 +325,7 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
                 none += 1;
             }
         }
-        assert!(pids_under(t.path(), "qemu-system").is_empty());
+        assert!(guests::pids_under(t.path(), "qemu-system").is_empty());
     }
     eprintln!("{runs} runs: {tracked} tracked guests, {none} without QEMU, 0 orphans");
 }
@@ -718,7 +696,7 @@ fn panic_on_crash_destroy_is_shut_off_crashed() {
     wait_until("shut off (crashed)", Duration::from_secs(30), || {
         d.state().unwrap().to_string() == "shut off (crashed)"
     });
-    assert!(pids_under(t.path(), "qemu-system").is_empty());
+    assert!(guests::pids_under(t.path(), "qemu-system").is_empty());
 }
 
 #[test]
@@ -927,7 +905,7 @@ fn watchdog_poweroff_ends_the_guest() {
     wait_until("shut off (crashed)", Duration::from_secs(30), || {
         d.state().unwrap().to_string() == "shut off (crashed)"
     });
-    assert!(pids_under(t.path(), "qemu-system").is_empty());
+    assert!(guests::pids_under(t.path(), "qemu-system").is_empty());
 }
 
 /// The guest powers off while its monitor is dead: QEMU (-no-shutdown) waits in status

@@ -5,6 +5,8 @@
 #[path = "common/bootkit.rs"]
 mod bootkit;
 mod common;
+#[path = "common/vshrun.rs"]
+mod vshrun;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use domdriver::Connect;
 use domdriver::domain::snapshot::{ParseFlags, parse};
-use domdriver::driver::status::{GuestStatus, is_same_live_process};
+use domdriver::driver::status::GuestStatus;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -66,24 +68,6 @@ fn tags(image: &Path) -> Vec<String> {
         .skip(2)
         .filter_map(|l| l.split_whitespace().nth(1).map(String::from))
         .collect()
-}
-
-/// Kills guest `name`'s QEMU on drop if it still runs.
-struct Reaper(std::path::PathBuf, &'static str);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let name = self.1;
-        if let Ok(Some(st)) = GuestStatus::read(name, &self.0.join(format!("run/qemu/{name}.json")))
-            && is_same_live_process(st.pid, st.start_time)
-        {
-            let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
-            let until = Instant::now() + Duration::from_secs(5);
-            while is_same_live_process(st.pid, st.start_time) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-    }
 }
 
 /// A shut-off domain on one disk of `format` (no OS: the offline cases never start it).
@@ -601,7 +585,7 @@ fn memory_snapshot_forgets_what_came_after() {
         .tempdir_in("/tmp")
         .unwrap();
     let root = d.path().join("r");
-    let _reap = Reaper(root.clone(), "live");
+    let _reap = vshrun::Reaper(root.clone(), vec!["live"]);
     let uri = format!("qemu:///embed?root={}", root.display());
     let img = d.path().join("live.qcow2");
     qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "64M"]);

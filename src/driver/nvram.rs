@@ -21,18 +21,25 @@ impl Connect {
         if def.os.firmware.as_deref() == Some("efi") {
             return Some(self.nvram_dir().join(format!("{}_VARS.fd", def.name)));
         }
-        let nv = def.os.nvram.as_ref()?;
-        if nv.source.as_ref().is_some_and(|s| s.protocol.is_some()) {
-            return None;
-        }
-        match (&nv.path, &nv.source) {
-            (Some(p), _) => Some(PathBuf::from(p)),
-            (None, Some(s)) => s.file.as_ref().map(PathBuf::from),
-            (None, None) => nv
-                .template
-                .as_ref()
-                .map(|_| self.nvram_dir().join(format!("{}_VARS.fd", def.name))),
-        }
+        local_varstore(def, &self.nvram_dir())
+    }
+}
+
+/// The local file of `def`'s varstore: its `<nvram>` path or file source, or for a template
+/// alone `NAME_VARS.fd` in `nvram_dir`, as the command line has it. `None` for a network
+/// varstore or none at all.
+fn local_varstore(def: &DomainDef, nvram_dir: &Path) -> Option<PathBuf> {
+    let nv = def.os.nvram.as_ref()?;
+    if nv.source.as_ref().is_some_and(|s| s.protocol.is_some()) {
+        return None;
+    }
+    match (&nv.path, &nv.source) {
+        (Some(p), _) => Some(PathBuf::from(p)),
+        (None, Some(s)) => s.file.as_ref().map(PathBuf::from),
+        (None, None) => nv
+            .template
+            .as_ref()
+            .map(|_| nvram_dir.join(format!("{}_VARS.fd", def.name))),
     }
 }
 
@@ -44,27 +51,14 @@ pub(crate) fn prepare_varstore(
     reset: bool,
     nvram_dir: &Path,
 ) -> Result<(), DriverError> {
-    let Some(nv) = &def.os.nvram else {
+    let Some(path) = local_varstore(def, nvram_dir) else {
         return Ok(());
     };
-    if nv.source.as_ref().is_some_and(|s| s.protocol.is_some()) {
-        return Ok(());
-    }
-    // A template alone puts the varstore in our directory, as the command line has it.
-    let default = nvram_dir.join(format!("{}_VARS.fd", def.name));
-    let path = match (&nv.path, &nv.source) {
-        (Some(p), _) => Path::new(p),
-        (None, Some(s)) => match &s.file {
-            Some(f) => Path::new(f),
-            None => return Ok(()),
-        },
-        (None, None) if nv.template.is_some() => default.as_path(),
-        (None, None) => return Ok(()),
-    };
+    let path = path.as_path();
     if path.exists() && !reset {
         return Ok(());
     }
-    let Some(template) = nv.template.as_deref() else {
+    let Some(template) = def.os.nvram.as_ref().and_then(|n| n.template.as_deref()) else {
         let loader = def
             .os
             .loader

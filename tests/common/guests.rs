@@ -121,6 +121,19 @@ pub fn processes_mentioning(needle: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Live processes (not zombies) whose command line mentions both the embed root `root` and
+/// `what` (`qemu-system`, `domdriver-monitor`, a helper's name).
+pub fn pids_under(root: &Path, what: &str) -> Vec<i32> {
+    let needle = root.display().to_string();
+    processes_mentioning(&needle)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(what))
+        })
+        .collect()
+}
+
 /// Open descriptors of this process.
 pub fn fd_count() -> usize {
     fd_count_of("self")

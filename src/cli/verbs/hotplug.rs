@@ -350,7 +350,18 @@ fn disk_xml(args: &ParsedArgs) -> Result<String> {
 }
 
 fn cmd_attach_disk(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let xml = disk_xml(args)?;
+    attach_built(ctx, args, disk_xml(args)?, "disk", "Disk")
+}
+
+/// Print (`--print-xml`) or attach the device XML a shortcut verb built; `what` in virsh's
+/// failure line, `What` in its success line.
+fn attach_built(
+    ctx: &mut CmdCtx,
+    args: &ParsedArgs,
+    xml: String,
+    what: &str,
+    what_cap: &str,
+) -> Result<()> {
     if args.flag("print-xml") {
         ctx.print(&xml);
         return Ok(());
@@ -358,8 +369,8 @@ fn cmd_attach_disk(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     let flags = device_flags(args, &dom)?;
     dom.attach_device_flags(&xml, flags)
-        .context("Failed to attach disk")?;
-    ctx.println_extra("Disk attached successfully");
+        .with_context(|| format!("Failed to attach {what}"))?;
+    ctx.println_extra(format!("{what_cap} attached successfully"));
     Ok(())
 }
 
@@ -391,17 +402,7 @@ fn interface_xml(args: &ParsedArgs) -> Result<String> {
 }
 
 fn cmd_attach_interface(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let xml = interface_xml(args)?;
-    if args.flag("print-xml") {
-        ctx.print(&xml);
-        return Ok(());
-    }
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let flags = device_flags(args, &dom)?;
-    dom.attach_device_flags(&xml, flags)
-        .context("Failed to attach interface")?;
-    ctx.println_extra("Interface attached successfully");
-    Ok(())
+    attach_built(ctx, args, interface_xml(args)?, "interface", "Interface")
 }
 
 /// The definition the flags point at: the config with `--config`, else the current one.
