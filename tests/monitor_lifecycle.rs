@@ -325,7 +325,11 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
                 none += 1;
             }
         }
-        assert!(guests::pids_under(t.path(), "qemu-system").is_empty());
+        let left = settled(&[]);
+        assert!(
+            left.is_empty(),
+            "run {run}: QEMU left after the run: {left:?}"
+        );
     }
     eprintln!("{runs} runs: {tracked} tracked guests, {none} without QEMU, 0 orphans");
 }
