@@ -7,6 +7,8 @@
 //! while the process lives, `shut off (crashed)` once it is gone. The last tests use real QEMU:
 //! a start that fails, a status file whose pid is not our QEMU, and two starts at once.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -149,7 +151,7 @@ impl Fake {
         std::fs::create_dir_all(&guest_dir).unwrap();
         let monitor = guest_dir.join("monitor.sock");
         let listener = UnixListener::bind(&monitor).unwrap();
-        let sleep = Command::new("sleep").arg("300").spawn().unwrap();
+        let sleep = common::spawn_execd(Command::new("sleep").arg("300"));
         let pid = sleep.id() as i32;
         GuestStatus {
             name: NAME.into(),
@@ -521,7 +523,7 @@ fn stale_status_whose_pid_is_another_program() {
         let conn = Connect::open(Some(&uri)).unwrap();
         conn.define_domain_xml(&domain_xml(NAME)).unwrap();
         let dirs = Dirs::under(tmp.path());
-        let mut sleep = Command::new("sleep").arg("300").spawn().unwrap();
+        let mut sleep = common::spawn_execd(Command::new("sleep").arg("300"));
         let pid = if who == "self" {
             std::process::id() as i32
         } else {
