@@ -194,7 +194,11 @@ fn not_running() -> DriverError {
 /// The process layer says "domain 'X' is not running"; libvirt's API says it without the name.
 /// The per-start private directory QEMU gets as HOME, with the master key its command line
 /// names (libvirt hands secrets to QEMU encrypted with it). Both are private to the user.
-fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverError> {
+fn prepare_lib_dir(
+    dir: &std::path::Path,
+    key: &[u8; 32],
+    sec: Option<&crate::domain::model::LaunchSecurity>,
+) -> Result<(), DriverError> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let sys = |msg: String| move |source| DriverError::System { msg, err: source };
@@ -203,16 +207,31 @@ fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverEr
         .mode(0o700)
         .create(dir)
         .map_err(sys(format!("cannot create directory '{}'", dir.display())))?;
-    let path = dir.join("master-key.aes");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .and_then(|mut f| f.write_all(key))
-        .map_err(sys(format!("cannot write file '{}'", path.display())))
+    let write = |name: &str, data: &[u8]| {
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.write_all(data))
+            .map_err(sys(format!("cannot write file '{}'", path.display())))
+    };
+    write("master-key.aes", key)?;
+    // A SEV guest's owner certificate and session blob, which QEMU reads from files
+    // (libvirt: qemuProcessPrepareSEVGuestInput).
+    use crate::xml2argv::{SEV_DH_CERT_FILE, SEV_SESSION_FILE};
+    if let Some(sec) = sec.filter(|s| s.ltype == "sev") {
+        if let Some(c) = &sec.dh_cert {
+            write(SEV_DH_CERT_FILE, c.as_bytes())?;
+        }
+        if let Some(s) = &sec.session {
+            write(SEV_SESSION_FILE, s.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// The descriptor QEMU finds its monitor socket on; the process layer puts the listening
@@ -1024,7 +1043,7 @@ impl<'c> Domain<'c> {
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
         let lib_dir = std::path::Path::new(&ctx.lib_dir);
-        let started = prepare_lib_dir(lib_dir, &key).and_then(|()| {
+        let started = prepare_lib_dir(lib_dir, &key, def.launch_security.as_ref()).and_then(|()| {
             let mut args = cmd.args;
             if incoming.is_some() {
                 args.extend(["-incoming".to_string(), "defer".to_string()]);
