@@ -439,6 +439,44 @@ fn process_gone_mid_command_is_crashed() {
     f.finish();
 }
 
+/// pvpanic with a crash kernel loaded: QEMU lets the guest run its kdump and sends
+/// GUEST_CRASHLOADED. libvirt relays it as the Crashed Crashloaded event and applies no
+/// on_crash (here libvirt's default, destroy): the guest runs on.
+#[test]
+fn guest_crashloaded_is_relayed_and_the_guest_runs_on() {
+    use domdriver::driver::monitor::MonitorClient;
+    use domdriver::driver::monitor::proto::{Push, Request};
+    let f = Fake::new(|accept, _| {
+        let mut p = accept();
+        p.adopted();
+        p.send(
+            json!({"event": "GUEST_CRASHLOADED", "data": {"action": "run"},
+            "timestamp": {"seconds": 1, "microseconds": 2}}),
+        );
+    });
+    // Reading the state adopts the stand-in: its status file names no live monitor.
+    assert_eq!(f.state(), "running (booted)");
+    let paths =
+        domdriver::driver::process::GuestPaths::new(&Dirs::under(f.tmp.path()), NAME).unwrap();
+    let mut c = MonitorClient::connect(&paths.control).unwrap();
+    c.call(&Request::Subscribe { since_ms: Some(0) }).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no domain event");
+        if let Some(Push::Domain(e)) = c.next_push(Some(left)).unwrap() {
+            break e.virsh_line();
+        }
+    };
+    assert_eq!(
+        line,
+        "event 'lifecycle' for domain 'fake': Crashed Crashloaded"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.state(), "running (booted)");
+    f.finish();
+}
+
 #[test]
 fn shutdown_with_garbage_reply_keeps_the_guest_running() {
     let f = Fake::new(|accept, _| {

@@ -26,6 +26,7 @@ use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod hotplug;
 mod migrate;
+mod pm;
 mod snapshot;
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
@@ -273,6 +274,17 @@ async fn run(cfg: MonitorConfig) -> i32 {
     srv.find_agent().await;
     if adopting {
         srv.catch_up().await;
+        if let Some(reason) = srv.end_reason {
+            // What happened unmonitored ends the guest (on_poweroff or on_crash destroy):
+            // see it through before answering, so that the caller learns the guest's
+            // state as it is, not as it was when the last monitor died.
+            srv.serve(listener, sigchld).await;
+            report(&StartResult::Ended {
+                state: "shut off".into(),
+                reason: reason.into(),
+            });
+            return 0;
+        }
     }
     report(&StartResult::Ready {
         monitor_pid: std::process::id() as i32,
@@ -664,6 +676,24 @@ impl Server {
         let _ = self.exec("set-action", Some(args)).await;
     }
 
+    /// The live XML changed (`virsh set-lifecycle-action --live` among others): its
+    /// lifecycle actions apply from now on, and QEMU learns a new reboot action (libvirt:
+    /// qemuDomainModifyLifecycleActionLive).
+    async fn update_actions(&mut self) {
+        let old = self.actions.reboot;
+        self.actions = Actions::from_xml(&self.status.xml);
+        // libvirt leaves QEMU's reboot action alone for the other actions.
+        let reboot = match self.actions.reboot {
+            _ if self.actions.reboot == old => return,
+            Action::Restart => "reset",
+            Action::Destroy => "shutdown",
+            _ => return,
+        };
+        let _ = self
+            .exec("set-action", Some(json!({ "reboot": reboot })))
+            .await;
+    }
+
     /// Put the ptys QEMU allocated into the live XML, as libvirt shows them.
     async fn note_ptys(&mut self) {
         let Ok(chardevs) = self.exec("query-chardev", None).await else {
@@ -855,6 +885,9 @@ impl Server {
                 log_line(&self.paths, "the guest panicked while unmonitored");
                 self.apply_crash().await;
             }
+            Some("suspended") if self.status.state != "pmsuspended" => {
+                self.set_state("pmsuspended", false, "unknown");
+            }
             Some("watchdog") if self.status.reason != "watchdog" => {
                 self.set_state("", true, "watchdog");
             }
@@ -907,7 +940,8 @@ impl Server {
             code,
             desc: desc.to_string(),
         };
-        if self.status.state == "crashed" || self.status.paused {
+        if !self.status.state.is_empty() || self.status.paused {
+            // Crashed or pmsuspended: libvirt asks for the running state.
             return Err(refuse(ErrorCode::OperationInvalid, "domain is not running"));
         }
         match &self.agent {
@@ -1078,6 +1112,11 @@ impl Server {
                 self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
             }
             "RESET" => self.broadcast_kind(EventKind::Reboot),
+            "SUSPEND" | "SUSPEND_DISK" | "WAKEUP" => self.on_pm_event(&ev.name),
+            // pvpanic with a crash kernel loaded: the guest's kdump handles the crash and
+            // QEMU lets it run, so libvirt only relays it, without on_crash (libvirt:
+            // processGuestCrashloadedEvent).
+            "GUEST_CRASHLOADED" => self.broadcast_lifecycle(Lifecycle::CrashedCrashloaded),
             "GUEST_PANICKED" => {
                 // QEMU paused the guest (set-action panic=pause) and sends STOP next.
                 self.panic_stop = ev.data["action"].as_str() == Some("pause");
@@ -1157,6 +1196,7 @@ impl Server {
     fn state_reply(&self) -> Reply {
         let state = match (self.status.state.as_str(), self.status.paused) {
             ("crashed", _) => "crashed",
+            ("pmsuspended", _) => "pmsuspended",
             (_, true) => "paused",
             (_, false) => "running",
         };
@@ -1275,6 +1315,10 @@ impl Server {
                 }
                 return;
             }
+            Request::PmSuspend { command } => {
+                self.pm_suspend(command, reply);
+                return;
+            }
             Request::Reset => match self.exec("system_reset", None).await {
                 Ok(_) => ok(Value::Null),
                 Err(e) => self.failure(e),
@@ -1282,6 +1326,7 @@ impl Server {
             Request::SetXml { xml } => {
                 self.status.xml = xml;
                 self.write_status();
+                self.update_actions().await;
                 ok(Value::Null)
             }
             Request::Save { path } => {
