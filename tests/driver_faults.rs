@@ -455,7 +455,9 @@ fn guest_crashloaded_is_relayed_and_the_guest_runs_on() {
         );
     });
     // Reading the state adopts the stand-in: its status file names no live monitor.
-    assert_eq!(f.state(), "running (booted)");
+    let log =
+        || std::fs::read_to_string(f.tmp.path().join("log/qemu/fake.log")).unwrap_or_default();
+    assert_eq!(f.state(), "running (booted)", "{}", log());
     let paths =
         domdriver::driver::process::GuestPaths::new(&Dirs::under(f.tmp.path()), NAME).unwrap();
     let mut c = MonitorClient::connect(&paths.control).unwrap();
@@ -473,7 +475,7 @@ fn guest_crashloaded_is_relayed_and_the_guest_runs_on() {
         "event 'lifecycle' for domain 'fake': Crashed Crashloaded"
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(f.state(), "running (booted)");
+    assert_eq!(f.state(), "running (booted)", "{}", log());
     f.finish();
 }
 

@@ -232,7 +232,10 @@ fn power_verbs_on_a_guest_with_an_agent() {
     let t0 = Instant::now();
     let out = vsh.ok(&["dompmsuspend", "pm", "mem"]);
     eprintln!("FIGURE: dompmsuspend mem answered after {:?}", t0.elapsed());
-    assert_eq!(out, "Domain 'pm' successfully suspended\n");
+    assert!(
+        out.starts_with("Domain 'pm' successfully suspended\n"),
+        "{out}"
+    );
     assert_eq!(
         vsh.ok(&["domstate", "pm", "--reason"]).trim(),
         "pmsuspended (unknown)"
@@ -252,9 +255,10 @@ fn power_verbs_on_a_guest_with_an_agent() {
         err.contains("Requested operation is not valid: domain is not running"),
         "{err}"
     );
-    assert_eq!(
-        vsh.ok(&["dompmwakeup", "pm"]),
-        "Domain 'pm' successfully woken up\n"
+    let out = vsh.ok(&["dompmwakeup", "pm"]);
+    assert!(
+        out.starts_with("Domain 'pm' successfully woken up\n"),
+        "{out}"
     );
     assert_eq!(
         vsh.ok(&["domstate", "pm", "--reason"]).trim(),
@@ -284,7 +288,8 @@ fn power_verbs_on_a_guest_with_an_agent() {
     }
 
     // An NMI reaches the guest kernel, which names it on the console and runs on.
-    assert_eq!(vsh.ok(&["inject-nmi", "pm"]), "");
+    // Silent, but for the empty line virsh ends each command with.
+    assert_eq!(vsh.ok(&["inject-nmi", "pm"]), "\n");
     wait_for("the guest reports the NMI", Duration::from_secs(60), || {
         std::fs::read_to_string(&serial)
             .unwrap_or_default()
