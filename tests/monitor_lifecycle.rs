@@ -810,8 +810,9 @@ fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
     (w, c)
 }
 
-/// One guest through the watchdog's actions as libvirt reports them: it arms the i6300esb,
-/// never feeds it, and arms it again 6 s later (the device disarms itself once it fired).
+/// One guest through the watchdog's actions as libvirt reports them: busybox's `watchdog`
+/// arms the i6300esb with a 2 s timeout and never feeds it; 8 s later it is stopped and
+/// started again (QEMU resets the device, timeouts included, once it fired).
 /// The XML's action (`none`, passed as `-watchdog-action`) comes first; the next ones are
 /// set live with QEMU's `set-action`, as the monitor's handling depends only on the action
 /// QEMU reports: inject-nmi (the guest kernel sees the NMI and runs on), pause (`paused
@@ -826,11 +827,12 @@ fn watchdog_actions_on_one_guest() {
     let xml = linux_xml(
         &kit,
         t.path(),
-        "insmod /lib/modules/watchdog.ko && insmod /lib/modules/i6300esb.ko heartbeat=2 || exit 1
+        "insmod /lib/modules/watchdog.ko && insmod /lib/modules/i6300esb.ko || exit 1
          n=0
          while :; do
-             n=$((n + 1)); exec 3>/dev/watchdog; echo WATCHDOG-ARMED-$n
-             sleep 6; echo -n V >&3; exec 3>&-
+             n=$((n + 1)); echo WATCHDOG-ARMED-$n
+             watchdog -F -T 2 -t 1000 /dev/watchdog & w=$!
+             sleep 8; kill $w; wait $w
          done",
         "",
         "<watchdog model='i6300esb' action='none'/>",
