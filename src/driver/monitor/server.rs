@@ -44,6 +44,10 @@ use crate::qmp::{Event, Monitor, QmpError};
 /// How long a new QMP connection may take after the old one failed.
 const RECONNECT: Duration = Duration::from_secs(10);
 
+/// How long a monitor whose QEMU is gone waits for a start of the same guest to be done
+/// before it cleans up (a start waits as long for its QEMU's monitor).
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// How long `destroy` and `on_poweroff=destroy` let QEMU handle SIGTERM (libvirt: 10 s).
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
@@ -278,6 +282,7 @@ async fn run(cfg: MonitorConfig) -> i32 {
             // What happened unmonitored ends the guest (on_poweroff or on_crash destroy):
             // see it through before answering, so that the caller learns the guest's
             // state as it is, not as it was when the last monitor died.
+            srv.holds_lock = true;
             srv.serve(listener, sigchld).await;
             report(&StartResult::Ended {
                 state: "shut off".into(),
@@ -577,6 +582,9 @@ struct Server {
     panic_stop: bool,
     /// The guest agent's channel, when the domain has one.
     agent: Option<AgentPort>,
+    /// Whether we still hold the guest's lock the starter lent us (fd [`LOCK_FD`]): an
+    /// adopted guest ended before we reported.
+    holds_lock: bool,
     exit: Option<Option<WaitStatus>>,
     unplugs: hotplug::Unplugs,
 }
@@ -619,6 +627,7 @@ impl Server {
             own_resume: false,
             panic_stop: false,
             agent: None,
+            holds_lock: false,
             exit: None,
             unplugs: Default::default(),
         }
@@ -1487,7 +1496,22 @@ impl Server {
         log_line(&self.paths, &format!("shutting down, reason={reason}"));
         // Once QEMU is gone a new start may run the guest again before this monitor is done:
         // then the run dir's files (status, sockets, helpers) and the shut-off note are the
-        // new run's, and stay.
+        // new run's, and stay. A start holds the guest's lock until its guest is tracked, so
+        // with the lock held the look and the removals see one run, not a start halfway.
+        // Without the lock (a start stuck for longer than a job waits) the look stays best
+        // effort, as before.
+        let _lock = if self.holds_lock {
+            None
+        } else {
+            crate::driver::lock::GuestLock::acquire(
+                &self.paths.run_dir,
+                &self.paths.name,
+                "stop",
+                LOCK_WAIT,
+            )
+            .inspect_err(|e| log_line(&self.paths, &format!("{e}")))
+            .ok()
+        };
         let superseded = self.superseded();
         let persistent = crate::driver::config::config_path(&self.config_dir, &self.paths.name)
             .is_ok_and(|p| p.exists());
