@@ -153,6 +153,14 @@ impl Fake {
         let listener = UnixListener::bind(&monitor).unwrap();
         let sleep = common::spawn_execd(Command::new("sleep").arg("300"));
         let pid = sleep.id() as i32;
+        // spawn returns once the child's exec is past its point of no return, before the
+        // kernel set up its command line: until then it is no `sleep` to the driver.
+        let until = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"))
+        {
+            assert!(Instant::now() < until, "the stand-in never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         GuestStatus {
             name: NAME.into(),
             uuid: UUID.into(),
@@ -438,6 +446,46 @@ fn process_gone_mid_command_is_crashed() {
     assert!(!f.status_path().exists(), "status file left behind");
     let e = f.op(suspend).unwrap_err();
     assert_eq!(e, "Requested operation is not valid: domain is not running");
+    f.finish();
+}
+
+/// pvpanic with a crash kernel loaded: QEMU lets the guest run its kdump and sends
+/// GUEST_CRASHLOADED. libvirt relays it as the Crashed Crashloaded event and applies no
+/// on_crash (here libvirt's default, destroy): the guest runs on.
+#[test]
+fn guest_crashloaded_is_relayed_and_the_guest_runs_on() {
+    use domdriver::driver::monitor::MonitorClient;
+    use domdriver::driver::monitor::proto::{Push, Request};
+    let f = Fake::new(|accept, _| {
+        let mut p = accept();
+        p.adopted();
+        p.send(
+            json!({"event": "GUEST_CRASHLOADED", "data": {"action": "run"},
+            "timestamp": {"seconds": 1, "microseconds": 2}}),
+        );
+    });
+    // Reading the state adopts the stand-in: its status file names no live monitor.
+    let log =
+        || std::fs::read_to_string(f.tmp.path().join("log/qemu/fake.log")).unwrap_or_default();
+    assert_eq!(f.state(), "running (booted)", "{}", log());
+    let paths =
+        domdriver::driver::process::GuestPaths::new(&Dirs::under(f.tmp.path()), NAME).unwrap();
+    let mut c = MonitorClient::connect(&paths.control).unwrap();
+    c.call(&Request::Subscribe { since_ms: Some(0) }).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no domain event");
+        if let Some(Push::Domain(e)) = c.next_push(Some(left)).unwrap() {
+            break e.virsh_line();
+        }
+    };
+    assert_eq!(
+        line,
+        "event 'lifecycle' for domain 'fake': Crashed Crashloaded"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.state(), "running (booted)", "{}", log());
     f.finish();
 }
 

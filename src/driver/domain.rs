@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
 use super::monitor::proto::{ErrorCode, PowerModes};
-use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State, state_of_status};
+use super::process::{
+    Attach, DomainState, Guest, GuestError, LaunchSpec, State, monitor_alive, state_of_status,
+};
 use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
 use crate::domain::{self, DomainDef, FormatFlags};
@@ -185,6 +187,11 @@ pub struct Domain<'c> {
 
 fn no_such_name(name: &str) -> DriverError {
     DriverError::NoDomain(format!("no domain with matching name '{name}'"))
+}
+
+/// libvirt's refusal to pause or resume the vCPUs of a guest that suspended itself.
+fn pmsuspended() -> DriverError {
+    DriverError::OperationInvalid("domain is pmsuspended".into())
 }
 
 fn not_running() -> DriverError {
@@ -378,6 +385,7 @@ impl Connect {
         // Guest::peek so that the pid, UUID, live XML and state all come from one read.
         let status_path = self.dirs.run.join(format!("{name}.json"));
         let mut tries = 0;
+        let mut adopted = false;
         loop {
             tries += 1;
             // A status file that cannot be read is skipped with a warning, as libvirtd skips
@@ -387,6 +395,17 @@ impl Connect {
                 None
             });
             if let Some(st) = status {
+                if is_guest_process(&st) && !adopted && !monitor_alive(&st) {
+                    // Its monitor died: the file tells what the guest did while watched. A
+                    // new monitor takes over and catches up (a guest that powered off
+                    // meanwhile gets on_poweroff), then the files are read again. Only
+                    // here does reading a state cost more than reading files.
+                    adopted = true;
+                    if let Err(e) = Guest::attach(&self.dirs, name) {
+                        self.warn([format!("domain '{name}': cannot adopt the guest: {e}")]);
+                    }
+                    continue;
+                }
                 if is_guest_process(&st) {
                     let state = state_of_status(&st);
                     let def = if st.xml.trim().is_empty() {
@@ -870,6 +889,9 @@ impl<'c> Domain<'c> {
     /// Pause the vCPUs (`virsh suspend`).
     pub fn suspend(&self) -> Result<(), DriverError> {
         let (mut g, p) = self.guest()?;
+        if state_of_status(g.status()).state == State::PmSuspended {
+            return Err(pmsuspended());
+        }
         g.suspend().map_err(|e| self.failed(&mut g, p, e))
     }
 
@@ -877,8 +899,11 @@ impl<'c> Domain<'c> {
     pub fn resume(&self) -> Result<(), DriverError> {
         let (mut g, p) = self.guest()?;
         let state = g.state().map_err(|e| self.failed(&mut g, p, e))?;
-        if state.state == State::Running {
-            return Ok(());
+        match state.state {
+            State::Running => return Ok(()),
+            // libvirt: qemuDomainResume; dompmwakeup wakes it.
+            State::PmSuspended => return Err(pmsuspended()),
+            _ => {}
         }
         g.resume().map_err(|e| self.failed(&mut g, p, e))
     }

@@ -25,6 +25,7 @@ pub mod monitor;
 pub mod node;
 pub mod nvram;
 pub mod ports;
+pub mod power;
 mod precheck;
 pub mod prepare;
 pub mod process;
@@ -124,6 +125,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_OPERATION_UNSUPPORTED.
     #[error("Operation not supported: {0}")]
     OperationUnsupported(String),
+    /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
+    #[error("this function is not supported by the connection driver: {0}")]
+    NoSupport(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

@@ -11,6 +11,7 @@ pub mod hotplug;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
+pub mod power;
 pub mod readfmt;
 pub mod resources;
 pub mod save;
@@ -30,6 +31,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    power::CMDS,
     agent::CMDS,
     hotplug::CMDS,
     resources::CMDS,

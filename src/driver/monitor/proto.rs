@@ -54,6 +54,11 @@ pub enum Request {
     },
     /// Hard reset (`virsh reset`).
     Reset,
+    /// Suspend the guest through its agent's `command` (`guest-suspend-ram`, ...); the
+    /// reply comes once QEMU reports the guest suspended (`virsh dompmsuspend`).
+    PmSuspend {
+        command: String,
+    },
     /// Replace the live XML in the status file (the monitor owns that file).
     SetXml {
         xml: String,
@@ -268,8 +273,20 @@ pub enum Line {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StartResult {
-    Ready { monitor_pid: i32, qemu_pid: i32 },
-    Failed { msg: String, log_tail: String },
+    Ready {
+        monitor_pid: i32,
+        qemu_pid: i32,
+    },
+    Failed {
+        msg: String,
+        log_tail: String,
+    },
+    /// An adopted guest's lifecycle action ended it before the new monitor was ready (it
+    /// powered off or panicked while unmonitored): how it ended, as [`Reply::State`] says it.
+    Ended {
+        state: String,
+        reason: String,
+    },
 }
 
 #[cfg(test)]
