@@ -115,6 +115,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_INVALID_ARG.
     #[error("invalid argument: {0}")]
     InvalidArg(String),
+    /// libvirt's VIR_ERR_OPERATION_ABORTED.
+    #[error("operation aborted: {0}")]
+    OperationAborted(String),
     /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
     #[error("Timed out during operation: {0}")]
     Timeout(String),
