@@ -17,6 +17,7 @@ pub mod guest_agent;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod jobs;
 pub mod keycodes;
 pub mod launch;
 pub mod lock;

@@ -143,8 +143,10 @@ fn cmd_save(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     no_xml(args)?;
     let file = args.required("file")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.save(Path::new(file), state)
-        .with_context(|| format!("Failed to save domain '{}' to {file}", dom.name()))?;
+    super::jobs::watch(&dom, args.flag("verbose"), "Save", || {
+        dom.save(Path::new(file), state)
+    })
+    .with_context(|| format!("Failed to save domain '{}' to {file}", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' saved to {file}", dom.name()));
     Ok(())
 }
@@ -165,8 +167,10 @@ fn cmd_restore(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_managedsave(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let state = restore_state(args)?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.managed_save(state)
-        .with_context(|| format!("Failed to save domain '{}' state", dom.name()))?;
+    super::jobs::watch(&dom, args.flag("verbose"), "Managedsave", || {
+        dom.managed_save(state)
+    })
+    .with_context(|| format!("Failed to save domain '{}' state", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' state saved by libvirt", dom.name()));
     Ok(())
 }

@@ -174,7 +174,9 @@ pub(crate) fn migration_params(op: u64, elapsed_ms: u64, m: &Value) -> Vec<(Stri
         p.push(("memory_total".into(), json!(total)));
         p.push(("memory_processed".into(), json!(processed)));
         p.push(("memory_remaining".into(), json!(remaining)));
-        p.push(("memory_bps".into(), json!(u("mbps") * 1_000_000 / 8)));
+        // QEMU's `mbps` is megabits per second, a float.
+        let bps = ram["mbps"].as_f64().unwrap_or(0.0) * 1_000_000.0 / 8.0;
+        p.push(("memory_bps".into(), json!(bps as u64)));
         p.push(("memory_constant".into(), json!(u("duplicate"))));
         p.push(("memory_normal".into(), json!(u("normal"))));
         p.push(("memory_normal_bytes".into(), json!(u("normal-bytes"))));
@@ -397,12 +399,7 @@ impl Server {
         let elapsed = run.started.elapsed().as_millis() as u64;
         let params = migration_params(run.op.number(), elapsed, &run.last);
         let v = json!({ "type": "completed", "params": params });
-        let path = completed_path(&self.paths);
+        let path = crate::driver::jobs::completed_path(&self.paths.run_dir, &self.paths.name);
         let _ = crate::driver::config::write_atomic(&path, v.to_string().as_bytes());
     }
-}
-
-/// Where a guest's last completed job's statistics are kept.
-pub(crate) fn completed_path(paths: &crate::driver::process::GuestPaths) -> std::path::PathBuf {
-    paths.run_dir.join(format!("{}.job.json", paths.name))
 }
