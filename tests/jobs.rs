@@ -190,9 +190,9 @@ fn a_running_save_can_be_queried_and_aborted() {
     assert!(t.elapsed() < Duration::from_secs(5 * m as u64));
     // One that needs the job lock waits for it, then gives up as libvirt does.
     assert_eq!(
-        vsh.fails(&["reset", NAME]),
+        vsh.fails(&["suspend", NAME]),
         format!(
-            "error: Failed to reset domain '{NAME}'\n\
+            "error: Failed to suspend domain '{NAME}'\n\
              error: Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainSave)\n"
         )
     );
