@@ -31,6 +31,7 @@ pub mod prepare;
 pub mod process;
 mod qmp_route;
 pub mod save;
+pub mod save_abi;
 pub mod saveimage;
 pub mod schema;
 pub mod secret;
