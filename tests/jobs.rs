@@ -271,3 +271,168 @@ fn a_running_save_can_be_queried_and_aborted() {
     assert_eq!(last_tick(&console).unwrap().1, boot_id);
     vsh.ok(&["destroy", NAME]);
 }
+
+/// A save image of `xml` whose stream is a few bytes: enough for the XML verbs.
+fn fake_image(path: &Path, xml: &str, running: bool) {
+    use std::io::Write;
+    domdriver::driver::saveimage::create(path, xml, running).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(b"QEVM").unwrap();
+    domdriver::driver::saveimage::mark_complete(path).unwrap();
+}
+
+/// The image XML verbs on a managed save image and a save file written by the library's
+/// own image writer (the stream after the XML does not matter to them): dump, define with
+/// a host-side change, the running/paused flag, editing, and libvirt's refusals (no image,
+/// ABI changes, exclusive flags).
+#[test]
+fn image_xml_verbs_follow_libvirts_rules() {
+    use domdriver::driver::saveimage;
+    let d = tempfile::Builder::new()
+        .prefix("jbx")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root: PathBuf = d.path().to_path_buf();
+    let mut vsh = Vsh::new(root.clone());
+    let name = "jbx";
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><uuid>7a4c1c1e-4b59-4d1e-9d7b-3f0c2b9a1d11</uuid>\
+         <description>tick</description><memory unit='KiB'>262144</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <devices><emulator>{QEMU}</emulator><serial type='pty'><target port='0'/></serial>\
+         <memballoon model='none'/></devices></domain>"
+    );
+    let xml_path = root.join("x.xml");
+    std::fs::write(&xml_path, &xml).unwrap();
+    let xml_file = xml_path.to_str().unwrap();
+    vsh.ok(&["define", xml_file]);
+
+    // No managed save image yet.
+    let none = "error: Requested operation is not valid: domain does not have managed save image\n";
+    assert_eq!(vsh.fails(&["managedsave-dumpxml", name]), none);
+    assert_eq!(
+        vsh.fails(&["managedsave-define", name, xml_file]),
+        format!("error: Failed to update {name} XML configuration\n{none}")
+    );
+
+    let conn =
+        domdriver::Connect::open(Some(&format!("qemu:///embed?root={}", root.display()))).unwrap();
+    let managed = conn.dirs().lib.join("save").join(format!("{name}.save"));
+    std::fs::create_dir_all(managed.parent().unwrap()).unwrap();
+    fake_image(&managed, &xml, true);
+
+    let dumped = vsh.ok(&["managedsave-dumpxml", name, "--security-info"]);
+    assert!(
+        dumped.contains("<description>tick</description>"),
+        "{dumped}"
+    );
+    let name_only = vsh.ok(&["managedsave-dumpxml", name, "--xpath", "/domain/name"]);
+    assert_eq!(name_only, format!("<name>{name}</name>\n\n"));
+
+    // A host-side change and --paused: accepted, the header's flag follows.
+    let changed = xml.replace(
+        "<description>tick</description>",
+        "<description>tock</description>",
+    );
+    let changed_path = root.join("changed.xml");
+    std::fs::write(&changed_path, &changed).unwrap();
+    assert_eq!(
+        vsh.ok(&[
+            "managedsave-define",
+            name,
+            changed_path.to_str().unwrap(),
+            "--paused"
+        ]),
+        format!("Managed save state file of domain '{name}' updated.\n\n")
+    );
+    let img = saveimage::read(&managed).unwrap();
+    assert!(img.xml.contains("tock"));
+    assert!(!img.was_running);
+
+    // ABI changes are refused with libvirt's messages, the image untouched.
+    let refusals = [
+        (
+            xml.replace("262144", "524288"),
+            "Target domain max memory 524288 does not match source 262144",
+        ),
+        (
+            xml.replace("<vcpu>1</vcpu>", "<vcpu>2</vcpu>"),
+            "Target domain vCPU max 2 does not match source 1",
+        ),
+        (
+            xml.replace("<serial type='pty'><target port='0'/></serial>", ""),
+            "Target domain serial port count 0 does not match source 1",
+        ),
+    ];
+    for (bad, msg) in refusals {
+        std::fs::write(&changed_path, &bad).unwrap();
+        assert_eq!(
+            vsh.fails(&["managedsave-define", name, changed_path.to_str().unwrap()]),
+            format!(
+                "error: Failed to update {name} XML configuration\n\
+                 error: unsupported configuration: {msg}\n"
+            )
+        );
+    }
+    let other = xml.replace(&format!("<name>{name}</name>"), "<name>other</name>");
+    std::fs::write(&changed_path, &other).unwrap();
+    assert_eq!(
+        vsh.fails(&["managedsave-define", name, changed_path.to_str().unwrap()]),
+        format!(
+            "error: Failed to update {name} XML configuration\n\
+             error: operation failed: target domain name 'other' does not match source '{name}'\n"
+        )
+    );
+    assert_eq!(saveimage::read(&managed).unwrap(), img);
+    assert_eq!(
+        vsh.fails(&[
+            "managedsave-define",
+            name,
+            xml_file,
+            "--running",
+            "--paused"
+        ]),
+        "error: Options --running and --paused are mutually exclusive\n"
+    );
+
+    // managedsave-edit: unchanged, then an ABI change refused.
+    vsh.env.push(("VISUAL".into(), PathBuf::from("true")));
+    assert_eq!(
+        vsh.ok(&["managedsave-edit", name]),
+        format!("Managed save image of domain '{name}' XML configuration not changed.\n\n")
+    );
+    vsh.env.pop();
+    vsh.env
+        .push(("VISUAL".into(), PathBuf::from("sed -i s/262144/524288/")));
+    assert_eq!(
+        vsh.fails(&["managedsave-edit", name]),
+        format!(
+            "error: Failed to update {name} XML configuration\n\
+             error: unsupported configuration: Target domain max memory 524288 does not match source 262144\n"
+        )
+    );
+    vsh.env.pop();
+
+    // save-image-edit on a file: a host-side edit with --running.
+    let file = root.join("f.save");
+    let f = file.to_str().unwrap();
+    fake_image(&file, &xml, false);
+    vsh.env
+        .push(("VISUAL".into(), PathBuf::from("sed -i s/tick/tack/")));
+    assert_eq!(
+        vsh.ok(&["save-image-edit", f, "--running"]),
+        format!("State file {f} edited.\n\n")
+    );
+    let img = saveimage::read(&file).unwrap();
+    assert!(img.xml.contains("tack") && img.was_running);
+    vsh.env.pop();
+    vsh.env.push(("VISUAL".into(), PathBuf::from("true")));
+    assert_eq!(
+        vsh.ok(&["save-image-edit", f]),
+        format!("Saved image {f} XML configuration not changed.\n\n")
+    );
+    assert_eq!(
+        vsh.fails(&["save-image-edit", "/nonexistent/x.save"]),
+        "error: cannot open saved image '/nonexistent/x.save': No such file or directory\n"
+    );
+}

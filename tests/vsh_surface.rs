@@ -535,7 +535,9 @@ fn closed_stdout_for_every_verb() {
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
             "event" => vec!["--list"],
-            "managedsave-remove" => vec!["vm1"],
+            "managedsave-remove" | "domjobinfo" | "domjobabort" | "managedsave-dumpxml"
+            | "managedsave-edit" => vec!["vm1"],
+            "managedsave-define" => vec!["vm1", &xml],
             "snapshot-list" | "snapshot-current" | "snapshot-edit" | "snapshot-parent"
             | "snapshot-revert" | "snapshot-delete" | "snapshot-info" => vec!["vm1"],
             "snapshot-dumpxml" => vec!["vm1", "nosuch"],
