@@ -535,7 +535,10 @@ fn closed_stdout_for_every_verb() {
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
             "event" => vec!["--list"],
-            "managedsave-remove" | "domjobinfo" | "domjobabort" | "managedsave-dumpxml"
+            "managedsave-remove"
+            | "domjobinfo"
+            | "domjobabort"
+            | "managedsave-dumpxml"
             | "managedsave-edit" => vec!["vm1"],
             "managedsave-define" => vec!["vm1", &xml],
             "snapshot-list" | "snapshot-current" | "snapshot-edit" | "snapshot-parent"

@@ -20,7 +20,7 @@ pub fn check(old: &DomainDef, new: &DomainDef) -> Result<(), DriverError> {
         return Err(refuse("virt type", &new.virt_type, &old.virt_type));
     }
     if old.uuid != new.uuid {
-        return Err(refuse("uuid", &new.uuid, &old.uuid));
+        return Err(refuse("uuid", new.uuid.to_string(), old.uuid.to_string()));
     }
     if old.memory.kib != new.memory.kib {
         return Err(refuse("max memory", new.memory.kib, old.memory.kib));
