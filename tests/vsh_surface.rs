@@ -651,7 +651,10 @@ fn closed_stdout_for_every_verb() {
                         | "pvh-kernel"
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
-                        | "managedsave"
+                        | "managedsave" | "save-image-edit" | "managedsave-dumpxml"
+                        | "managedsave-define" | "managedsave-edit"
+                        // Need a running guest, or its job.
+                        | "domjobinfo" | "domjobabort"
                         // Need a snapshot, or a qcow2 disk vm1 lacks.
                         | "snapshot-create" | "snapshot-current" | "snapshot-edit"
                         | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"
