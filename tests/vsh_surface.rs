@@ -535,7 +535,12 @@ fn closed_stdout_for_every_verb() {
             "domxml-to-native" => vec!["qemu-argv", &xml],
             "list" => vec!["--all"],
             "event" => vec!["--list"],
-            "managedsave-remove" => vec!["vm1"],
+            "managedsave-remove"
+            | "domjobinfo"
+            | "domjobabort"
+            | "managedsave-dumpxml"
+            | "managedsave-edit" => vec!["vm1"],
+            "managedsave-define" => vec!["vm1", &xml],
             "snapshot-list" | "snapshot-current" | "snapshot-edit" | "snapshot-parent"
             | "snapshot-revert" | "snapshot-delete" | "snapshot-info" => vec!["vm1"],
             "snapshot-dumpxml" => vec!["vm1", "nosuch"],
@@ -652,7 +657,10 @@ fn closed_stdout_for_every_verb() {
                         | "pvh-kernel"
                         // Need a running guest or a save image.
                         | "save" | "restore" | "save-image-dumpxml" | "save-image-define"
-                        | "managedsave"
+                        | "managedsave" | "save-image-edit" | "managedsave-dumpxml"
+                        | "managedsave-define" | "managedsave-edit"
+                        // Need a running guest, or its job.
+                        | "domjobinfo" | "domjobabort"
                         // Need a snapshot, or a qcow2 disk vm1 lacks.
                         | "snapshot-create" | "snapshot-current" | "snapshot-edit"
                         | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"

@@ -278,6 +278,7 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::AgentUnresponsive => DriverError::AgentUnresponsive(desc),
             ErrorCode::Internal => DriverError::Internal(desc),
             ErrorCode::OperationTimeout => DriverError::Timeout(desc),
+            ErrorCode::OperationAborted => DriverError::OperationAborted(desc),
         },
         e => DriverError::Guest(e),
     }

@@ -17,6 +17,7 @@ pub mod guest_agent;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod jobs;
 pub mod keycodes;
 pub mod launch;
 pub mod lock;
@@ -31,6 +32,7 @@ pub mod prepare;
 pub mod process;
 mod qmp_route;
 pub mod save;
+pub mod save_abi;
 pub mod saveimage;
 pub mod schema;
 pub mod secret;
@@ -116,6 +118,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_INVALID_ARG.
     #[error("invalid argument: {0}")]
     InvalidArg(String),
+    /// libvirt's VIR_ERR_OPERATION_ABORTED.
+    #[error("operation aborted: {0}")]
+    OperationAborted(String),
     /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
     #[error("Timed out during operation: {0}")]
     Timeout(String),

@@ -1176,6 +1176,13 @@ impl Guest {
                     msg: f.desc,
                 });
             }
+            Ok(Reply::Refused { code, desc }) => {
+                return Err(GuestError::Refused {
+                    guest: name,
+                    code,
+                    desc,
+                });
+            }
             Ok(other) => {
                 return Err(monitor_failed(&name, format!("unexpected reply {other:?}")));
             }

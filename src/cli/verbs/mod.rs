@@ -8,6 +8,7 @@ pub mod domread;
 pub mod events;
 pub mod host;
 pub mod hotplug;
+pub mod jobs;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
@@ -36,6 +37,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hotplug::CMDS,
     resources::CMDS,
     save::CMDS,
+    jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,

@@ -111,6 +111,11 @@ pub enum Request {
         #[serde(default)]
         strict: bool,
     },
+    /// The running job's statistics (`domjobinfo`): `{"type": "none"|"unbounded", "params":
+    /// [[name, value], ...]}` with libvirt's job statistic names, in its order.
+    JobInfo,
+    /// Cancel the running job (`domjobabort`).
+    JobAbort,
 }
 
 /// One QMP command.
@@ -183,6 +188,7 @@ pub enum ErrorCode {
     AgentUnresponsive,
     Internal,
     OperationTimeout,
+    OperationAborted,
 }
 
 impl ErrorCode {
@@ -195,6 +201,7 @@ impl ErrorCode {
             ErrorCode::AgentUnresponsive => format!("Guest agent is not responding: {desc}"),
             ErrorCode::Internal => format!("internal error: {desc}"),
             ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
+            ErrorCode::OperationAborted => format!("operation aborted: {desc}"),
         }
     }
 }

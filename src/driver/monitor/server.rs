@@ -25,6 +25,7 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod hotplug;
+mod jobs;
 mod migrate;
 mod pm;
 mod snapshot;
@@ -587,6 +588,8 @@ struct Server {
     holds_lock: bool,
     exit: Option<Option<WaitStatus>>,
     unplugs: hotplug::Unplugs,
+    /// The save or snapshot running beside the request loop, and who waits for it.
+    jobs: jobs::Jobs,
 }
 
 /// The guest agent's virtio-serial port.
@@ -630,6 +633,7 @@ impl Server {
             holds_lock: false,
             exit: None,
             unplugs: Default::default(),
+            jobs: Default::default(),
         }
     }
 
@@ -1240,6 +1244,16 @@ impl Server {
             }));
             return;
         }
+        if self.jobs.busy() && jobs::needs_job(&req) {
+            let cmd = Cmd {
+                req,
+                reply,
+                push,
+                kick,
+            };
+            self.queue_for_job(cmd);
+            return;
+        }
         let ok = |v: Value| Reply::Ok { value: v };
         let r = match req {
             Request::Hello { .. } => Reply::Hello {
@@ -1339,11 +1353,17 @@ impl Server {
                 ok(Value::Null)
             }
             Request::Save { path } => {
-                // Answered once QEMU is reaped, or at once when the save fails.
+                // Answered once QEMU is reaped, or when the save fails.
                 self.save(&path, reply).await;
                 return;
             }
-            Request::Snapshot { job } => self.snapshot_job(job).await,
+            Request::Snapshot { job } => {
+                // Answered when QEMU's job has ended.
+                self.snapshot_job(job, reply).await;
+                return;
+            }
+            Request::JobInfo => self.job_info(),
+            Request::JobAbort => self.abort_job().await,
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));
@@ -1444,8 +1464,14 @@ impl Server {
                     self.kill_at = None;
                     self.signal(Signal::SIGKILL);
                 }
+                _ = sleep_until(self.jobs.wake_at()) => {
+                    for cmd in self.job_tick().await {
+                        self.on_cmd(cmd).await;
+                    }
+                }
             }
         }
+        self.fail_jobs_on_exit();
         self.finish().await;
         drop(listener);
         let _ = end_tx.send(true);
