@@ -25,6 +25,26 @@ pub(super) fn attach(mut def: DomainDef, dev: DeviceDef) -> Result<DomainDef, Dr
             def.devices.disks.push(*d);
         }
         DeviceDef::Interface(n) => def.devices.interfaces.push(*n),
+        DeviceDef::Controller(c) => {
+            if let Some(i) = c.index
+                && def
+                    .devices
+                    .controllers
+                    .iter()
+                    .any(|x| x.ctype == c.ctype && x.index.unwrap_or(0) == i)
+            {
+                // libvirt: qemuDomainAttachDeviceConfig
+                return Err(DriverError::OperationInvalid(format!(
+                    "controller index='{i}' already exists"
+                )));
+            }
+            def.devices.controllers.push(*c);
+        }
+        DeviceDef::Rng(r) => def.devices.rngs.push(*r),
+        DeviceDef::Watchdog(w) => def.devices.watchdogs.push(*w),
+        DeviceDef::Channel(c) => def.devices.channels.push(*c),
+        DeviceDef::Hostdev(h) => def.devices.hostdevs.push(*h),
+        DeviceDef::Filesystem(f) => def.devices.filesystems.push(*f),
     }
     Ok(def)
 }
@@ -49,6 +69,31 @@ pub(super) fn detach(mut def: DomainDef, dev: &DeviceDef) -> Result<DomainDef, D
         DeviceDef::Interface(n) => {
             let i = find_net(&def.devices.interfaces, n)?;
             def.devices.interfaces.remove(i);
+        }
+        DeviceDef::Controller(c) => {
+            let i = super::find::controller(&def, c)?;
+            def.devices.controllers.remove(i);
+        }
+        DeviceDef::Rng(r) => {
+            let i = super::find::rng(&def, r)?;
+            def.devices.rngs.remove(i);
+        }
+        DeviceDef::Watchdog(w) => {
+            let i = super::find::watchdog(&def, w)?;
+            def.devices.watchdogs.remove(i);
+        }
+        DeviceDef::Channel(c) => {
+            let i = super::find::channel(&def, c)?;
+            def.devices.channels.remove(i);
+        }
+        DeviceDef::Filesystem(f) => {
+            let i = super::find::filesystem(&def, f)?;
+            def.devices.filesystems.remove(i);
+        }
+        DeviceDef::Hostdev(_) => {
+            return Err(DriverError::OperationUnsupported(
+                "persistent detach of device 'hostdev' is not supported".into(),
+            ));
         }
     }
     Ok(def)

@@ -6,7 +6,9 @@
 
 mod config;
 mod device;
+mod find;
 mod live;
+mod live_more;
 mod media;
 mod resources;
 
@@ -61,6 +63,22 @@ pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
     }
     if let Some(i) = d.interfaces.iter().position(|x| has(&x.info)) {
         d.interfaces.remove(i);
+        return true;
+    }
+    if let Some(i) = d.controllers.iter().position(|x| has(&x.info)) {
+        d.controllers.remove(i);
+        return true;
+    }
+    if let Some(i) = d.rngs.iter().position(|x| has(&x.info)) {
+        d.rngs.remove(i);
+        return true;
+    }
+    if let Some(i) = d.watchdogs.iter().position(|x| has(&x.info)) {
+        d.watchdogs.remove(i);
+        return true;
+    }
+    if let Some(i) = d.channels.iter().position(|x| has(&x.info)) {
+        d.channels.remove(i);
         return true;
     }
     false
