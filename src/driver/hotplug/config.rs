@@ -229,4 +229,32 @@ mod tests {
         let src = d.devices.disks[0].source.as_ref().unwrap();
         assert_eq!(src.file.as_deref(), Some("/b"));
     }
+
+    #[test]
+    fn more_kinds_in_the_config() {
+        let scsi = net("<controller type='scsi' index='0' model='virtio-scsi'/>");
+        let d = attach(def(), scsi.clone()).unwrap();
+        assert_eq!(
+            attach(d.clone(), scsi.clone()).unwrap_err().to_string(),
+            "Requested operation is not valid: controller index='0' already exists"
+        );
+        assert!(detach(d, &scsi).unwrap().devices.controllers.is_empty());
+        assert_eq!(
+            detach(def(), &scsi).unwrap_err().to_string(),
+            "device not found: controller scsi:0 not found"
+        );
+        let rng = net("<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>");
+        let d = attach(def(), rng.clone()).unwrap();
+        assert!(detach(d, &rng).unwrap().devices.rngs.is_empty());
+        let wd = net("<watchdog model='i6300esb'/>");
+        let d = attach(def(), wd.clone()).unwrap();
+        assert!(detach(d, &wd).unwrap().devices.watchdogs.is_empty());
+        let chan = net("<channel type='unix'><target type='virtio' name='org.a'/></channel>");
+        let d = attach(def(), chan.clone()).unwrap();
+        assert!(detach(d, &chan).unwrap().devices.channels.is_empty());
+        let hd = net("<hostdev mode='subsystem' type='pci'><source>\
+             <address domain='0' bus='1' slot='0' function='0'/></source></hostdev>");
+        assert_eq!(attach(def(), hd.clone()).unwrap().devices.hostdevs.len(), 1);
+        assert!(detach(def(), &hd).is_err());
+    }
 }

@@ -337,7 +337,13 @@ pub(super) fn next_alias(def: &DomainDef, prefix: &str) -> String {
     let next = def
         .devices
         .infos()
-        .filter_map(|i| i.alias.as_deref()?.strip_prefix(prefix)?.parse::<u32>().ok())
+        .filter_map(|i| {
+            i.alias
+                .as_deref()?
+                .strip_prefix(prefix)?
+                .parse::<u32>()
+                .ok()
+        })
         .map(|n| n + 1)
         .max()
         .unwrap_or(0);

@@ -26,7 +26,10 @@ fn with_alias(info: &mut crate::domain::DeviceInfo, alias: impl FnOnce() -> Stri
 
 /// Steps adding a chardev, an object, then the device; each backend taken back when a
 /// later step fails.
-fn backend_steps(chardev: Option<serde_json::Value>, object: Option<serde_json::Value>) -> Vec<QmpStep> {
+fn backend_steps(
+    chardev: Option<serde_json::Value>,
+    object: Option<serde_json::Value>,
+) -> Vec<QmpStep> {
     let mut steps = Vec::new();
     if let Some(c) = chardev {
         let id = c["id"].clone();
@@ -86,10 +89,14 @@ impl Domain<'_> {
             .iter()
             .position(|x| x.ctype == ctype && x.index == Some(idx))
         else {
-            return Err(DriverError::Internal("controller lost in preparation".into()));
+            return Err(DriverError::Internal(
+                "controller lost in preparation".into(),
+            ));
         };
         let mut next = lg.def.clone();
-        next.devices.controllers.push(prep.devices.controllers[i].clone());
+        next.devices
+            .controllers
+            .push(prep.devices.controllers[i].clone());
         let k = next.devices.controllers.len() - 1;
         let ctx = self.connect().launch_context(&next, next.id.unwrap_or(-1));
         let Some(dev) = props::controller_props(&next, &caps, &ctx, k)? else {
@@ -214,7 +221,10 @@ impl Domain<'_> {
 
 /// The alias of the device a live detach names, after libvirt's refusals (libvirt:
 /// qemuDomainDetachPrepController, -RNG, -Watchdog, qemuDomainDetachDeviceChr, -FS).
-pub(super) fn detach_target(def: &DomainDef, dev: &DeviceDef) -> Result<Option<String>, DriverError> {
+pub(super) fn detach_target(
+    def: &DomainDef,
+    dev: &DeviceDef,
+) -> Result<Option<String>, DriverError> {
     let d = &def.devices;
     Ok(match dev {
         DeviceDef::Disk(_) | DeviceDef::Interface(_) => None,
@@ -259,9 +269,7 @@ fn check_controller_idle(def: &DomainDef, c: &Controller) -> Result<(), DriverEr
     let busy = def.devices.disks.iter().any(|d| {
         d.target.bus.as_deref() == Some(c.ctype.as_str())
             && match &d.info.address {
-                Some(crate::domain::Address::Drive { controller, .. }) => {
-                    *controller == idx
-                }
+                Some(crate::domain::Address::Drive { controller, .. }) => *controller == idx,
                 _ => idx == 0,
             }
     });
@@ -292,7 +300,10 @@ pub(super) fn backend_cleanup(def: &DomainDef, alias: &str) -> Option<Vec<QmpCal
     if let Some(r) = d.rngs.iter().find(|x| is(&x.info)) {
         let mut calls = vec![call("object-del", json!({ "id": format!("obj{alias}") }))];
         if r.backend_model.as_deref() == Some("egd") {
-            calls.push(call("chardev-remove", json!({ "id": format!("char{alias}") })));
+            calls.push(call(
+                "chardev-remove",
+                json!({ "id": format!("char{alias}") }),
+            ));
         }
         return Some(calls);
     }
@@ -372,15 +383,24 @@ mod tests {
     fn detach_targets_and_refusals() {
         let d = def();
         assert_eq!(
-            err(detach_target(&d, &dev("<controller type='virtio-serial' index='0'/>"))),
+            err(detach_target(
+                &d,
+                &dev("<controller type='virtio-serial' index='0'/>")
+            )),
             "Operation not supported: 'virtio-serial' controller cannot be hot unplugged."
         );
         assert_eq!(
-            err(detach_target(&d, &dev("<controller type='scsi' index='0'/>"))),
+            err(detach_target(
+                &d,
+                &dev("<controller type='scsi' index='0'/>")
+            )),
             "operation failed: device cannot be detached: device is busy"
         );
         assert_eq!(
-            err(detach_target(&d, &dev("<controller type='scsi' index='3'/>"))),
+            err(detach_target(
+                &d,
+                &dev("<controller type='scsi' index='3'/>")
+            )),
             "device not found: controller scsi:3 not found"
         );
         assert_eq!(
@@ -392,12 +412,18 @@ mod tests {
             "Requested operation is not valid: no matching watchdog was found"
         );
         assert_eq!(
-            err(detach_target(&d, &dev("<rng model='virtio'><backend model='random'/></rng>"))),
+            err(detach_target(
+                &d,
+                &dev("<rng model='virtio'><backend model='random'/></rng>")
+            )),
             "device not found: model 'random' RNG device not present in domain configuration"
         );
         let egd = "<rng model='virtio'><backend model='egd' type='unix'>\
                    <source mode='connect' path='/e'/></backend></rng>";
-        assert_eq!(detach_target(&d, &dev(egd)).unwrap().as_deref(), Some("rng0"));
+        assert_eq!(
+            detach_target(&d, &dev(egd)).unwrap().as_deref(),
+            Some("rng0")
+        );
         assert_eq!(
             err(detach_target(
                 &d,
@@ -406,7 +432,10 @@ mod tests {
             "device not found: chr type 'channel' device not present in domain configuration"
         );
         let chan = "<channel type='unix'><target type='virtio' name='org.x'/></channel>";
-        assert_eq!(detach_target(&d, &dev(chan)).unwrap().as_deref(), Some("channel0"));
+        assert_eq!(
+            detach_target(&d, &dev(chan)).unwrap().as_deref(),
+            Some("channel0")
+        );
         assert_eq!(
             err(detach_target(
                 &d,
