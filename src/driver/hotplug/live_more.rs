@@ -459,6 +459,10 @@ mod tests {
         assert!(backend_cleanup(&d, "watchdog0").unwrap().is_empty());
         assert!(backend_cleanup(&d, "scsi0-0-0-0").is_none());
         assert!(has_alias(&d, "channel0") && !has_alias(&d, "net0"));
+        // After a monitor restart the live XML alone says what to free.
+        let c = super::super::backend_cleanup_of(&d, "channel0");
+        assert_eq!(c[0].command, "chardev-remove");
+        assert!(super::super::backend_cleanup_of(&d, "scsi0-0-0-0").is_empty());
         assert_eq!(next_alias(&d, "rng"), "rng1");
     }
 

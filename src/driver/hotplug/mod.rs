@@ -84,6 +84,28 @@ pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
     false
 }
 
+/// What frees the backends of device `alias` of `def` when no caller recorded it: an
+/// unplug an earlier monitor of the guest asked for, confirmed by QEMU after a monitor
+/// restart. An interface's netdev, an rng's object (and chardev), a channel's chardev; a
+/// disk's nodes are QEMU's to name and stay (libvirt: qemuDomainRemoveDevice).
+pub(crate) fn backend_cleanup_of(
+    def: &DomainDef,
+    alias: &str,
+) -> Vec<crate::driver::monitor::proto::QmpCall> {
+    if def
+        .devices
+        .interfaces
+        .iter()
+        .any(|x| x.info.alias.as_deref() == Some(alias))
+    {
+        return vec![crate::driver::monitor::proto::QmpCall {
+            command: "netdev_del".into(),
+            args: Some(serde_json::json!({ "id": format!("host{alias}") })),
+        }];
+    }
+    live_more::backend_cleanup(def, alias).unwrap_or_default()
+}
+
 /// The `ua-` alias a user gave, kept; any other alias in the input is libvirt's to assign
 /// (libvirt parses device XML without the live state, keeping only user aliases).
 pub(crate) fn keep_user_alias(info: &mut crate::domain::DeviceInfo) {
