@@ -353,12 +353,19 @@ fn live_guest_devices_media_memory_and_vcpus() {
         )),
         "{e}"
     );
-    std::fs::write(&bad, "<controller type='usb'/>").unwrap();
+    std::fs::write(&bad, "<sound model='ich9'/>").unwrap();
     let e = g.fails(&["attach-device", "live", &bad]);
     assert!(
         e.ends_with(
-            "error: Operation not supported: live attach of device 'controller' is not supported\n"
+            "error: Operation not supported: live attach of device 'sound' is not supported\n"
         ),
+        "{e}"
+    );
+    // libvirt 9.0 hotplugs SCSI controllers only.
+    std::fs::write(&bad, "<controller type='usb'/>").unwrap();
+    let e = g.fails(&["attach-device", "live", &bad]);
+    assert!(
+        e.ends_with("error: Operation not supported: 'usb' controller cannot be hot plugged.\n"),
         "{e}"
     );
     let e = g.fails(&["detach-disk", "live", "vdz"]);

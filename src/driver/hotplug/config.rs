@@ -25,6 +25,26 @@ pub(super) fn attach(mut def: DomainDef, dev: DeviceDef) -> Result<DomainDef, Dr
             def.devices.disks.push(*d);
         }
         DeviceDef::Interface(n) => def.devices.interfaces.push(*n),
+        DeviceDef::Controller(c) => {
+            if let Some(i) = c.index
+                && def
+                    .devices
+                    .controllers
+                    .iter()
+                    .any(|x| x.ctype == c.ctype && x.index.unwrap_or(0) == i)
+            {
+                // libvirt: qemuDomainAttachDeviceConfig
+                return Err(DriverError::OperationInvalid(format!(
+                    "controller index='{i}' already exists"
+                )));
+            }
+            def.devices.controllers.push(*c);
+        }
+        DeviceDef::Rng(r) => def.devices.rngs.push(*r),
+        DeviceDef::Watchdog(w) => def.devices.watchdogs.push(*w),
+        DeviceDef::Channel(c) => def.devices.channels.push(*c),
+        DeviceDef::Hostdev(h) => def.devices.hostdevs.push(*h),
+        DeviceDef::Filesystem(f) => def.devices.filesystems.push(*f),
     }
     Ok(def)
 }
@@ -49,6 +69,31 @@ pub(super) fn detach(mut def: DomainDef, dev: &DeviceDef) -> Result<DomainDef, D
         DeviceDef::Interface(n) => {
             let i = find_net(&def.devices.interfaces, n)?;
             def.devices.interfaces.remove(i);
+        }
+        DeviceDef::Controller(c) => {
+            let i = super::find::controller(&def, c)?;
+            def.devices.controllers.remove(i);
+        }
+        DeviceDef::Rng(r) => {
+            let i = super::find::rng(&def, r)?;
+            def.devices.rngs.remove(i);
+        }
+        DeviceDef::Watchdog(w) => {
+            let i = super::find::watchdog(&def, w)?;
+            def.devices.watchdogs.remove(i);
+        }
+        DeviceDef::Channel(c) => {
+            let i = super::find::channel(&def, c)?;
+            def.devices.channels.remove(i);
+        }
+        DeviceDef::Filesystem(f) => {
+            let i = super::find::filesystem(&def, f)?;
+            def.devices.filesystems.remove(i);
+        }
+        DeviceDef::Hostdev(_) => {
+            return Err(DriverError::OperationUnsupported(
+                "persistent detach of device 'hostdev' is not supported".into(),
+            ));
         }
     }
     Ok(def)
@@ -183,5 +228,33 @@ mod tests {
         let d = update(def(), &media).unwrap();
         let src = d.devices.disks[0].source.as_ref().unwrap();
         assert_eq!(src.file.as_deref(), Some("/b"));
+    }
+
+    #[test]
+    fn more_kinds_in_the_config() {
+        let scsi = net("<controller type='scsi' index='0' model='virtio-scsi'/>");
+        let d = attach(def(), scsi.clone()).unwrap();
+        assert_eq!(
+            attach(d.clone(), scsi.clone()).unwrap_err().to_string(),
+            "Requested operation is not valid: controller index='0' already exists"
+        );
+        assert!(detach(d, &scsi).unwrap().devices.controllers.is_empty());
+        assert_eq!(
+            detach(def(), &scsi).unwrap_err().to_string(),
+            "device not found: controller scsi:0 not found"
+        );
+        let rng = net("<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>");
+        let d = attach(def(), rng.clone()).unwrap();
+        assert!(detach(d, &rng).unwrap().devices.rngs.is_empty());
+        let wd = net("<watchdog model='i6300esb'/>");
+        let d = attach(def(), wd.clone()).unwrap();
+        assert!(detach(d, &wd).unwrap().devices.watchdogs.is_empty());
+        let chan = net("<channel type='unix'><target type='virtio' name='org.a'/></channel>");
+        let d = attach(def(), chan.clone()).unwrap();
+        assert!(detach(d, &chan).unwrap().devices.channels.is_empty());
+        let hd = net("<hostdev mode='subsystem' type='pci'><source>\
+             <address domain='0' bus='1' slot='0' function='0'/></source></hostdev>");
+        assert_eq!(attach(def(), hd.clone()).unwrap().devices.hostdevs.len(), 1);
+        assert!(detach(def(), &hd).is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! One device's XML, as `attach-device` and friends take it (libvirt: virDomainDeviceDefParse).
 
-use crate::domain::devices::{Devices, Disk, Interface};
+use crate::domain::devices::{
+    Chardev, Controller, Devices, Disk, Filesystem, Hostdev, Interface, Rng, Watchdog,
+};
 use crate::driver::DriverError;
 
 /// The devices hotplug knows.
@@ -8,6 +10,14 @@ use crate::driver::DriverError;
 pub enum DeviceDef {
     Disk(Box<Disk>),
     Interface(Box<Interface>),
+    Controller(Box<Controller>),
+    Rng(Box<Rng>),
+    Watchdog(Box<Watchdog>),
+    /// A `<channel>`.
+    Channel(Box<Chardev>),
+    /// Parsed so that a live attach can be refused with libvirt's reason.
+    Hostdev(Box<Hostdev>),
+    Filesystem(Box<Filesystem>),
 }
 
 impl DeviceDef {
@@ -30,6 +40,28 @@ impl DeviceDef {
             super::keep_user_alias(&mut n.info);
             return Ok(DeviceDef::Interface(Box::new(n)));
         }
+        if let Some(mut c) = d.controllers.pop() {
+            super::keep_user_alias(&mut c.info);
+            return Ok(DeviceDef::Controller(Box::new(c)));
+        }
+        if let Some(mut r) = d.rngs.pop() {
+            super::keep_user_alias(&mut r.info);
+            return Ok(DeviceDef::Rng(Box::new(r)));
+        }
+        if let Some(mut w) = d.watchdogs.pop() {
+            super::keep_user_alias(&mut w.info);
+            return Ok(DeviceDef::Watchdog(Box::new(w)));
+        }
+        if let Some(mut c) = d.channels.pop() {
+            super::keep_user_alias(&mut c.info);
+            return Ok(DeviceDef::Channel(Box::new(c)));
+        }
+        if let Some(h) = d.hostdevs.pop() {
+            return Ok(DeviceDef::Hostdev(Box::new(h)));
+        }
+        if let Some(f) = d.filesystems.pop() {
+            return Ok(DeviceDef::Filesystem(Box::new(f)));
+        }
         if is_device_element(&kind) {
             // libvirt: qemuDomainAttachDeviceLive's refusal of the other kinds.
             return Err(DriverError::OperationUnsupported(format!(
@@ -46,6 +78,26 @@ impl DeviceDef {
         match self {
             DeviceDef::Disk(_) => "disk",
             DeviceDef::Interface(_) => "interface",
+            DeviceDef::Controller(_) => "controller",
+            DeviceDef::Rng(_) => "rng",
+            DeviceDef::Watchdog(_) => "watchdog",
+            DeviceDef::Channel(_) => "chr",
+            DeviceDef::Hostdev(_) => "hostdev",
+            DeviceDef::Filesystem(_) => "fs",
+        }
+    }
+
+    /// The device's own definition data (alias, address).
+    pub(crate) fn info(&self) -> &crate::domain::DeviceInfo {
+        match self {
+            DeviceDef::Disk(d) => &d.info,
+            DeviceDef::Interface(n) => &n.info,
+            DeviceDef::Controller(c) => &c.info,
+            DeviceDef::Rng(r) => &r.info,
+            DeviceDef::Watchdog(w) => &w.info,
+            DeviceDef::Channel(c) => &c.info,
+            DeviceDef::Hostdev(h) => &h.info,
+            DeviceDef::Filesystem(f) => &f.info,
         }
     }
 }
@@ -121,10 +173,10 @@ mod tests {
         };
         assert_eq!(n.info.alias.as_deref(), Some("ua-n"));
         assert_eq!(
-            DeviceDef::parse("<rng model='virtio'/>")
+            DeviceDef::parse("<sound model='ich9'/>")
                 .unwrap_err()
                 .to_string(),
-            "Operation not supported: live attach of device 'rng' is not supported"
+            "Operation not supported: live attach of device 'sound' is not supported"
         );
         assert_eq!(
             DeviceDef::parse("<frob/>").unwrap_err().to_string(),

@@ -15,7 +15,7 @@ use crate::driver::prepare::Purpose;
 use crate::driver::process::Guest;
 use crate::xml2argv::props::{self, Plug};
 
-fn call(command: &str, args: Value) -> QmpCall {
+pub(super) fn call(command: &str, args: Value) -> QmpCall {
     QmpCall {
         command: command.into(),
         args: Some(args),
@@ -129,21 +129,28 @@ impl Domain<'_> {
                 self.attach_disk_live(lg, *d)
             }
             DeviceDef::Interface(n) => self.attach_net_live(lg, *n),
+            DeviceDef::Controller(c) => self.attach_controller_live(lg, *c),
+            DeviceDef::Rng(r) => self.attach_rng_live(lg, *r),
+            DeviceDef::Watchdog(w) => self.attach_watchdog_live(lg, *w),
+            DeviceDef::Channel(c) => self.attach_channel_live(lg, *c),
+            DeviceDef::Hostdev(h) => Err(super::live_more::hostdev_refusal(&h)),
+            DeviceDef::Filesystem(f) => Err(super::live_more::filesystem_refusal(&f)),
         }
     }
 
     /// The definition with `push` applied, prepared as a start prepares it; refuses when the
     /// device found no free slot (the post-parse would add a bridge, which cannot be
     /// hotplugged).
-    fn prepared_with(
+    pub(super) fn prepared_with(
         &self,
         live: &DomainDef,
         push: impl FnOnce(&mut DomainDef),
     ) -> Result<(DomainDef, crate::capabilities::qemu::QemuCaps), DriverError> {
         let mut cand = live.clone();
         push(&mut cand);
+        let pushed = cand.devices.controllers.len();
         let (prep, caps) = self.connect().prepare_domain(cand, Purpose::Start)?;
-        if prep.devices.controllers.len() > live.devices.controllers.len() {
+        if prep.devices.controllers.len() > pushed {
             // libvirt: virDomainPCIAddressGetNextAddr
             return Err(DriverError::Internal("No more available PCI slots".into()));
         }
@@ -253,6 +260,7 @@ impl Domain<'_> {
                 let i = super::config::find_net(&lg.def.devices.interfaces, n)?;
                 lg.def.devices.interfaces[i].info.alias.clone()
             }
+            other => super::live_more::detach_target(&lg.def, other)?,
         };
         let Some(alias) = alias else {
             return Err(DriverError::OperationFailed(
@@ -278,6 +286,7 @@ impl Domain<'_> {
             .interfaces
             .iter()
             .any(|x| x.info.alias.as_deref() == Some(alias))
+            && !super::live_more::has_alias(&lg.def, alias)
         {
             return Err(DriverError::DeviceMissing(format!(
                 "no device found with alias {alias}"
@@ -307,11 +316,7 @@ fn check_disk_unpluggable(d: &Disk) -> Result<(), DriverError> {
 
 /// A user alias must be unique in the domain (libvirt: virDomainDeviceValidateAliasForHotplug).
 fn check_alias_free(def: &DomainDef, dev: &DeviceDef) -> Result<(), DriverError> {
-    let alias = match dev {
-        DeviceDef::Disk(d) => d.info.alias.as_deref(),
-        DeviceDef::Interface(n) => n.info.alias.as_deref(),
-    };
-    if let Some(a) = alias
+    if let Some(a) = dev.info().alias.as_deref()
         && def.devices.infos().any(|i| i.alias.as_deref() == Some(a))
     {
         return Err(DriverError::Xml(crate::domain::DomainError::Xml(format!(
@@ -323,14 +328,26 @@ fn check_alias_free(def: &DomainDef, dev: &DeviceDef) -> Result<(), DriverError>
 
 /// `net<N>` after the highest in use (libvirt: qemuAssignDeviceNetAlias with no index).
 fn next_net_alias(def: &DomainDef) -> String {
+    next_alias(def, "net")
+}
+
+/// `<prefix><N>` after the highest `<prefix><number>` alias in use (libvirt's
+/// qemuAssignDevice*Alias with no index).
+pub(super) fn next_alias(def: &DomainDef, prefix: &str) -> String {
     let next = def
         .devices
         .infos()
-        .filter_map(|i| i.alias.as_deref()?.strip_prefix("net")?.parse::<u32>().ok())
+        .filter_map(|i| {
+            i.alias
+                .as_deref()?
+                .strip_prefix(prefix)?
+                .parse::<u32>()
+                .ok()
+        })
         .map(|n| n + 1)
         .max()
         .unwrap_or(0);
-    format!("net{next}")
+    format!("{prefix}{next}")
 }
 
 /// Steps adding a disk's chain, bottom first, each undone by its removal.
@@ -396,6 +413,9 @@ fn backend_cleanup(
             "netdev_del",
             json!({ "id": format!("host{alias}") }),
         )]);
+    }
+    if let Some(calls) = super::live_more::backend_cleanup(def, alias) {
+        return Ok(calls);
     }
     let Some(top) = medium_node(g, alias)? else {
         return Ok(Vec::new());

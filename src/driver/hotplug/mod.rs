@@ -6,7 +6,9 @@
 
 mod config;
 mod device;
+mod find;
 mod live;
+mod live_more;
 mod media;
 mod resources;
 
@@ -63,7 +65,45 @@ pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
         d.interfaces.remove(i);
         return true;
     }
+    if let Some(i) = d.controllers.iter().position(|x| has(&x.info)) {
+        d.controllers.remove(i);
+        return true;
+    }
+    if let Some(i) = d.rngs.iter().position(|x| has(&x.info)) {
+        d.rngs.remove(i);
+        return true;
+    }
+    if let Some(i) = d.watchdogs.iter().position(|x| has(&x.info)) {
+        d.watchdogs.remove(i);
+        return true;
+    }
+    if let Some(i) = d.channels.iter().position(|x| has(&x.info)) {
+        d.channels.remove(i);
+        return true;
+    }
     false
+}
+
+/// What frees the backends of device `alias` of `def` when no caller recorded it: an
+/// unplug an earlier monitor of the guest asked for, confirmed by QEMU after a monitor
+/// restart. An interface's netdev, an rng's object (and chardev), a channel's chardev; a
+/// disk's nodes are QEMU's to name and stay (libvirt: qemuDomainRemoveDevice).
+pub(crate) fn backend_cleanup_of(
+    def: &DomainDef,
+    alias: &str,
+) -> Vec<crate::driver::monitor::proto::QmpCall> {
+    if def
+        .devices
+        .interfaces
+        .iter()
+        .any(|x| x.info.alias.as_deref() == Some(alias))
+    {
+        return vec![crate::driver::monitor::proto::QmpCall {
+            command: "netdev_del".into(),
+            args: Some(serde_json::json!({ "id": format!("host{alias}") })),
+        }];
+    }
+    live_more::backend_cleanup(def, alias).unwrap_or_default()
 }
 
 /// The `ua-` alias a user gave, kept; any other alias in the input is libvirt's to assign

@@ -239,29 +239,78 @@ impl Builder<'_> {
 
     pub(super) fn channels(&mut self) -> R {
         for c in self.def.devices.channels.iter() {
-            let alias = self.alias(&c.info)?;
-            let chr = format!("char{alias}");
-            let ttype = c
-                .target
-                .as_ref()
-                .and_then(|t| t.ttype.as_deref())
-                .unwrap_or("virtio");
-            if ttype != "virtio" {
-                return Err(unsupported(format!(
-                    "channel target '{ttype}' not supported yet"
-                )));
-            }
-            self.chardev(&chr, c)?;
-            let mut j = JsonOpts::new();
-            j.s("driver", "virtserialport");
-            self.virtio_serial_port(&mut j, &c.info.address)?;
-            j.s("chardev", chr).s("id", alias);
-            if let Some(n) = c.target.as_ref().and_then(|t| t.name.clone()) {
-                j.s("name", n);
-            }
-            self.device(&j);
+            let dev = self.channel_device(c)?;
+            self.chardev(&format!("char{}", self.alias(&c.info)?), c)?;
+            self.opt("-device", dev.build());
         }
         Ok(())
+    }
+
+    /// The guest side of channel `c` (`-device`, QMP `device_add`, `<qemu:override>`
+    /// applied): one source for the command line and hotplug (libvirt:
+    /// qemuBuildChrDeviceProps). Its chardev is `char` + its alias.
+    pub(super) fn channel_device(&self, c: &Chardev) -> R<JsonOpts> {
+        let alias = self.alias(&c.info)?;
+        let ttype = c
+            .target
+            .as_ref()
+            .and_then(|t| t.ttype.as_deref())
+            .unwrap_or("virtio");
+        if ttype != "virtio" {
+            return Err(unsupported(format!(
+                "channel target '{ttype}' not supported yet"
+            )));
+        }
+        let mut j = JsonOpts::new();
+        j.s("driver", "virtserialport");
+        self.virtio_serial_port(&mut j, &c.info.address)?;
+        j.s("chardev", format!("char{alias}")).s("id", alias);
+        if let Some(n) = c.target.as_ref().and_then(|t| t.name.clone()) {
+            j.s("name", n);
+        }
+        Ok(self.with_overrides(&j).unwrap_or(j))
+    }
+
+    /// QMP `chardev-add`'s arguments for the backend `id` of `c`: the same source the
+    /// command line's `-chardev` gets, in QMP's shape (libvirt: qemuMonitorJSONAttachCharDev
+    /// from the one chardev source definition). The kinds a running guest can take without
+    /// descriptors libvirt would pass.
+    pub(super) fn chardev_backend(&self, id: &str, c: &Chardev) -> R<serde_json::Value> {
+        use serde_json::json;
+        let ty = c.stype.as_deref().unwrap_or("pty");
+        let src: ChrSource = c.sources.first().cloned().unwrap_or_default();
+        let backend = match ty {
+            "null" | "pty" => json!({ "type": ty, "data": {} }),
+            "unix" => {
+                let bind = src.mode.as_deref() != Some("connect");
+                let path = if bind {
+                    self.unix_bind_path(c, &src)?
+                } else {
+                    src.path.clone().unwrap_or_default()
+                };
+                let mut data = json!({
+                    "addr": { "type": "unix", "data": { "path": path } },
+                    "server": bind,
+                });
+                if bind {
+                    data["wait"] = json!(false);
+                }
+                json!({ "type": "socket", "data": data })
+            }
+            "file" => {
+                let mut data = json!({ "out": src.path.clone().unwrap_or_default() });
+                if src.append.as_deref() == Some("on") {
+                    data["append"] = json!(true);
+                }
+                json!({ "type": "file", "data": data })
+            }
+            other => {
+                return Err(unsupported(format!(
+                    "chardev type '{other}' cannot be hotplugged yet"
+                )));
+            }
+        };
+        Ok(json!({ "id": id, "backend": backend }))
     }
 
     pub(super) fn tpms(&mut self) -> R {

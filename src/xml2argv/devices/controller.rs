@@ -48,7 +48,17 @@ impl Builder<'_> {
         Ok(())
     }
 
-    pub(super) fn controller(&mut self, c: &crate::domain::devices::Controller) -> R {
+    pub(super) fn controller(&mut self, c: &Controller) -> R {
+        if let Some(j) = self.controller_device(c)? {
+            self.opt("-device", j.build());
+        }
+        Ok(())
+    }
+
+    /// The device of controller `c` (`-device`, QMP `device_add`, `<qemu:override>`
+    /// applied), or none for the ones built into the machine: one source for the command
+    /// line and hotplug (libvirt: qemuBuildControllerDevProps).
+    pub(super) fn controller_device(&self, c: &Controller) -> R<Option<JsonOpts>> {
         let idx = c.index.unwrap_or(0);
         let model = c.model.as_deref();
         let mut j = JsonOpts::new();
@@ -56,7 +66,7 @@ impl Builder<'_> {
             "pci" => {
                 let t = c.target.clone().unwrap_or_default();
                 let driver = match model {
-                    Some("pci-root") | Some("pcie-root") | None => return Ok(()),
+                    Some("pci-root") | Some("pcie-root") | None => return Ok(None),
                     _ if c.model_name.is_some() => c.model_name.as_deref().unwrap_or_default(),
                     Some("pcie-root-port") => "pcie-root-port",
                     Some("pci-bridge") => "pci-bridge",
@@ -94,7 +104,7 @@ impl Builder<'_> {
             }
             "usb" => {
                 let driver = match model {
-                    Some("none") => return Ok(()),
+                    Some("none") => return Ok(None),
                     Some("piix3-uhci") | None => "piix3-usb-uhci",
                     Some("piix4-uhci") => "piix4-usb-uhci",
                     Some("ehci") => "usb-ehci",
@@ -174,16 +184,16 @@ impl Builder<'_> {
             }
             "sata" => {
                 if self.is_q35() && idx == 0 {
-                    return Ok(());
+                    return Ok(None);
                 }
                 j.s("driver", "ahci").s("id", self.alias(&c.info)?);
                 self.pci_props(&mut j, &c.info);
             }
             "ide" => {
                 // The primary IDE controller is built into i440fx.
-                return Ok(());
+                return Ok(None);
             }
-            "fdc" => return Ok(()),
+            "fdc" => return Ok(None),
             "ccid" => {
                 j.s("driver", "usb-ccid").s("id", self.alias(&c.info)?);
                 // A reader is a USB device: its own address, else the port the start hands out.
@@ -213,10 +223,9 @@ impl Builder<'_> {
                 }
                 self.pci_props(&mut j, &c.info);
             }
-            _ => return Ok(()),
+            _ => return Ok(None),
         }
-        self.device(&j);
-        Ok(())
+        Ok(Some(self.with_overrides(&j).unwrap_or(j)))
     }
 
     /// Whether disks on SCSI controller `index` are addressed by channel, target and LUN;

@@ -32,7 +32,9 @@ use virtio::{VirtioModel, virtio_driver};
 
 use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
-use crate::domain::devices::{Chardev, ChrSource, Disk, DiskSource, Interface};
+use crate::domain::devices::{
+    Chardev, ChrSource, Controller, Disk, DiskSource, Interface, Rng, Watchdog,
+};
 use crate::domain::{Address, DeviceInfo, DomainDef};
 
 type R<T = ()> = Result<T, Xml2ArgvError>;

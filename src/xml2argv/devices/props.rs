@@ -124,3 +124,94 @@ pub fn net_props(
         device: dev.into_value(),
     })
 }
+
+/// What QEMU gets for one random number generator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RngProps {
+    /// An `egd` backend's `chardev-add` arguments.
+    pub chardev: Option<Value>,
+    /// `object-add`'s arguments (`-object`'s JSON).
+    pub object: Value,
+    pub device: Value,
+}
+
+fn nth<'a, T>(list: &'a [T], index: usize, kind: &str) -> Result<&'a T, Xml2ArgvError> {
+    list.get(index)
+        .ok_or_else(|| Xml2ArgvError::Internal(format!("no {kind} {index}")))
+}
+
+/// The properties of rng `index` of `def` (prepared, aliases assigned).
+pub fn rng_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+) -> Result<RngProps, Xml2ArgvError> {
+    let r = nth(&def.devices.rngs, index, "rng")?;
+    let b = builder(def, caps, ctx, Plug::Hot);
+    let chardev = match r.backend_model.as_deref() {
+        Some("egd") => {
+            let id = format!("char{}", b.alias(&r.info)?);
+            Some(b.chardev_backend(&id, &crate::xml2argv::rng::egd_chardev(r))?)
+        }
+        _ => None,
+    };
+    let (o, d) = b.rng_parts(r)?;
+    Ok(RngProps {
+        chardev,
+        object: o.into_value(),
+        device: d.into_value(),
+    })
+}
+
+/// The device of watchdog `index` of `def` (prepared, aliases assigned).
+pub fn watchdog_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+) -> Result<Value, Xml2ArgvError> {
+    let w = nth(&def.devices.watchdogs, index, "watchdog")?;
+    let b = builder(def, caps, ctx, Plug::Hot);
+    Ok(b.watchdog_device(w)?.into_value())
+}
+
+pub use super::watchdog::watchdog_action;
+
+/// The device of controller `index` of `def` (prepared, aliases assigned); none for a
+/// controller built into the machine.
+pub fn controller_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+) -> Result<Option<Value>, Xml2ArgvError> {
+    let c = nth(&def.devices.controllers, index, "controller")?;
+    let b = builder(def, caps, ctx, Plug::Hot);
+    Ok(b.controller_device(c)?.map(|j| j.into_value()))
+}
+
+/// What QEMU gets for one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelProps {
+    /// `chardev-add`'s arguments: the backend `-chardev` describes on the command line.
+    pub chardev: Value,
+    pub device: Value,
+}
+
+/// The properties of channel `index` of `def` (prepared, aliases assigned).
+pub fn channel_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+) -> Result<ChannelProps, Xml2ArgvError> {
+    let c = nth(&def.devices.channels, index, "channel")?;
+    let b = builder(def, caps, ctx, Plug::Hot);
+    let device = b.channel_device(c)?;
+    let id = format!("char{}", b.alias(&c.info)?);
+    Ok(ChannelProps {
+        chardev: b.chardev_backend(&id, c)?,
+        device: device.into_value(),
+    })
+}

@@ -128,14 +128,19 @@ impl Server {
             .iter()
             .position(|p| p.alias == alias)
             .map(|i| self.unplugs.0.remove(i));
-        if let Some(p) = &pending {
-            for c in &p.cleanup {
-                if let Err(e) = self.exec(&c.command, c.args.clone()).await {
-                    log_line(
-                        &self.paths,
-                        &format!("after unplugging '{alias}': '{}' failed: {e}", c.command),
-                    );
-                }
+        // An unplug asked for before this monitor started: its backends from the live XML.
+        let cleanup = match &pending {
+            Some(p) => p.cleanup.clone(),
+            None => crate::domain::parse(&self.status.xml)
+                .map(|def| crate::driver::hotplug::backend_cleanup_of(&def, alias))
+                .unwrap_or_default(),
+        };
+        for c in &cleanup {
+            if let Err(e) = self.exec(&c.command, c.args.clone()).await {
+                log_line(
+                    &self.paths,
+                    &format!("after unplugging '{alias}': '{}' failed: {e}", c.command),
+                );
             }
         }
         if let Ok(mut def) = crate::domain::parse(&self.status.xml)
