@@ -573,6 +573,15 @@ fn closed_stdout_for_every_verb() {
             "setmem" | "setmaxmem" => vec!["vm1", "64M"],
             "setvcpus" => vec!["vm1", "1"],
             "blockresize" => vec!["vm1", "vda", "1M"],
+            // Tuning verbs (tests/vsh_tuning.rs has their running cases).
+            "vcpupin" | "emulatorpin" | "domblkerror" | "domcontrol" => vec!["vm1"],
+            "domif-getlink" => vec!["vm1", "vnet0"],
+            "domif-setlink" => vec!["vm1", "vnet0", "down"],
+            "blkdeviotune" => vec!["vm1", "vda"],
+            "domblkthreshold" => vec!["vm1", "vda", "1"],
+            "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus" => vec!["vm1"],
+            "get-user-sshkeys" => vec!["vm1", "root"],
+            "set-user-sshkeys" => vec!["vm1", "root", "--reset"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
@@ -655,6 +664,11 @@ fn closed_stdout_for_every_verb() {
                         | "attach-device" | "detach-device" | "update-device"
                         | "detach-device-alias" | "detach-disk" | "detach-interface"
                         | "change-media" | "blockresize"
+                        // Tuning verbs that need a running guest or a device vm1 lacks.
+                        | "domblkerror" | "domcontrol" | "domif-getlink" | "domif-setlink"
+                        | "blkdeviotune" | "domblkthreshold"
+                        | "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus"
+                        | "get-user-sshkeys" | "set-user-sshkeys"
                         // Only in the shell.
                         | "cd"
                 )

@@ -2,11 +2,13 @@
 //! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
 
 pub mod agent;
+pub mod agent_ops;
 pub mod domain;
 pub mod domctl;
 pub mod domread;
 pub mod events;
 pub mod host;
+pub mod hostcpu;
 pub mod hotplug;
 pub mod monitor;
 pub mod monitoring;
@@ -18,6 +20,7 @@ pub mod secret;
 pub mod shellverbs;
 pub mod snapshot;
 pub mod tools;
+pub mod tuning;
 pub mod util;
 pub mod virsh;
 pub mod xpath;
@@ -31,14 +34,17 @@ pub const TABLES: &[&[CmdDef]] = &[
     domread::CMDS,
     domctl::CMDS,
     agent::CMDS,
+    agent_ops::CMDS,
     hotplug::CMDS,
     resources::CMDS,
+    tuning::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,
     host::CMDS,
     node::CMDS,
+    hostcpu::CMDS,
     secret::CMDS,
     snapshot::CMDS,
     tools::CMDS,

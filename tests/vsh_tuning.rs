@@ -1,0 +1,304 @@
+//! Link states, disk throttles and thresholds, disk errors, the control interface and vCPU
+//! and emulator pinning, through `vsh` on one TCG guest (no OS needed: QEMU's side is what
+//! these verbs change), checked against QMP, /proc and the live and persistent XML; the
+//! inactive domain's cases and every refusal first.
+
+#[path = "common/guests.rs"]
+mod guests;
+#[path = "common/vshrun.rs"]
+mod vshrun;
+
+use guests::{QEMU, have_qemu};
+use serde_json::Value;
+use vshrun::{Reaper, Vsh};
+
+const MAC: &str = "52:54:00:aa:bb:01";
+
+fn xml(disk: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>tune</name><memory unit='MiB'>64</memory><vcpu>2</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os>\
+         <devices><emulator>{QEMU}</emulator>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>\
+         <interface type='user'><mac address='{MAC}'/><model type='virtio'/></interface>\
+         <memballoon model='none'/></devices></domain>"
+    )
+}
+
+fn qmp(v: &Vsh, cmd: &str) -> Value {
+    let out = v.ok(&[
+        "qemu-monitor-command",
+        "tune",
+        &format!("{{\"execute\":\"{cmd}\"}}"),
+    ]);
+    serde_json::from_str::<Value>(&out).unwrap()["return"].clone()
+}
+
+const NOT_RUNNING: &str = "error: Requested operation is not valid: domain is not running\n";
+
+#[test]
+fn tuning_verbs_on_a_guest() {
+    if !have_qemu() {
+        return;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("vt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = dir.path().join("r");
+    let disk = dir.path().join("d.qcow2");
+    assert!(
+        std::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(&disk)
+            .arg("16M")
+            .status()
+            .unwrap()
+            .success()
+    );
+    let file = dir.path().join("tune.xml");
+    std::fs::write(&file, xml(&disk.display().to_string())).unwrap();
+    let v = Vsh::new(root.clone());
+    let _reap = Reaper(root.clone(), vec!["tune"]);
+    v.ok(&["define", file.to_str().unwrap()]);
+
+    // ---- the inactive domain ----
+    for verb in ["domblkerror", "domcontrol"] {
+        assert_eq!(v.fails(&[verb, "tune"]), NOT_RUNNING, "{verb}");
+    }
+    assert_eq!(
+        v.fails(&["domblkthreshold", "tune", "vda", "1M"]),
+        NOT_RUNNING
+    );
+    // virsh prints the link state without a newline.
+    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up"));
+    assert_eq!(
+        v.ok(&["domif-getlink", "tune", "52:54:0:AA:BB:1"]),
+        "52:54:0:AA:BB:1 up"
+    );
+    assert_eq!(
+        v.fails(&["domif-getlink", "tune", "52:54:00:00:00:09"]),
+        "error: Interface (mac: 52:54:00:00:00:09) not found.\n"
+    );
+    assert_eq!(
+        v.fails(&["domif-getlink", "tune", "eth7"]),
+        "error: Interface (dev: eth7) not found.\n"
+    );
+    assert_eq!(
+        v.ok(&["domif-setlink", "tune", MAC, "down"]),
+        "Device updated successfully\n"
+    );
+    assert_eq!(
+        v.ok(&["domif-getlink", "tune", MAC, "--config"]),
+        format!("{MAC} down")
+    );
+    assert!(
+        v.ok(&["dumpxml", "tune", "--inactive"])
+            .contains("<link state='down'/>")
+    );
+    v.ok(&["domif-setlink", "tune", MAC, "up", "--persistent"]);
+    assert_eq!(
+        v.fails(&["domif-setlink", "tune", MAC, "sideways"]),
+        "error: invalid link state 'sideways'\n"
+    );
+    assert_eq!(
+        v.fails(&["domif-setlink", "tune", "nope", "down"]),
+        "error: interface 'nope' not found\n"
+    );
+    let printed = v.ok(&["domif-setlink", "tune", MAC, "down", "--print-xml"]);
+    assert!(
+        printed.starts_with("<interface type=\"user\">\n      <mac address="),
+        "{printed}"
+    );
+    assert!(
+        printed.ends_with("<link state=\"down\"/>\n    </interface>")
+            || printed.ends_with("    </interface>"),
+        "{printed}"
+    );
+
+    let conf = v.ok(&["blkdeviotune", "tune", "vda"]);
+    assert_eq!(conf.lines().count(), 20, "{conf}");
+    assert!(
+        conf.starts_with("total_bytes_sec: 0\nread_bytes_sec : 0\n"),
+        "{conf}"
+    );
+    v.ok(&[
+        "blkdeviotune",
+        "tune",
+        "vda",
+        "--total-bytes-sec",
+        "1M",
+        "--config",
+    ]);
+    assert!(
+        v.ok(&["blkdeviotune", "tune", "vda", "--config"])
+            .starts_with("total_bytes_sec: 1048576\n")
+    );
+    assert_eq!(
+        v.fails(&["blkdeviotune", "tune", "vdz"]),
+        "error: Unable to get block I/O throttle parameters\nerror: invalid argument: disk 'vdz' not found in domain\n"
+    );
+    assert_eq!(
+        v.fails(&[
+            "blkdeviotune",
+            "tune",
+            "vda",
+            "--live",
+            "--total-iops-sec",
+            "5"
+        ]),
+        "error: Unable to change block I/O throttle\nerror: Requested operation is not valid: domain is not running\n"
+    );
+    assert_eq!(
+        v.fails(&["blkdeviotune", "tune", "vda", "--read-iops-sec", "x"]),
+        "error: Unable to parse integer parameter\nerror: Numeric value 'x' for <read-iops-sec> option is malformed or out of range\n"
+    );
+
+    let pins = v.ok(&["vcpupin", "tune"]);
+    assert!(pins.starts_with(" VCPU   CPU Affinity\n"), "{pins}");
+    assert_eq!(pins.lines().count(), 4, "{pins}");
+    v.ok(&["vcpupin", "tune", "1", "0", "--config"]);
+    assert!(
+        v.ok(&["vcpupin", "tune", "--vcpu", "1"])
+            .contains("\n 1      0\n")
+    );
+    assert!(
+        v.ok(&["dumpxml", "tune", "--inactive"])
+            .contains("<vcpupin vcpu='1' cpuset='0'/>")
+    );
+    assert_eq!(
+        v.fails(&["vcpupin", "tune", "--vcpu", "5"]),
+        "error: vcpu 5 is out of range of persistent cpu count 2\n"
+    );
+    assert_eq!(
+        v.fails(&["vcpupin", "tune", "1", "zz", "--config"]),
+        "error: Invalid cpulist 'zz'\n"
+    );
+    assert_eq!(
+        v.fails(&["vcpupin", "tune", "--cpulist", "0"]),
+        "error: vcpupin: Missing vCPU number in pin mode.\n"
+    );
+    assert!(
+        v.fails(&["vcpupin", "tune", "0", "0-1000"])
+            .contains("exceed the maxcpu")
+    );
+    assert_eq!(
+        v.fails(&["vcpupin", "tune", "0", "0", "--live"]),
+        NOT_RUNNING
+    );
+    v.ok(&["emulatorpin", "tune", "0", "--config"]);
+    assert_eq!(
+        v.ok(&["emulatorpin", "tune"]),
+        "emulator: CPU Affinity\n----------------------------------\n       *: 0\n"
+    );
+    assert_eq!(v.ok(&["-q", "emulatorpin", "tune"]), "0\n");
+
+    // ---- the running guest ----
+    v.ok(&["start", "tune"]);
+    assert_eq!(v.ok(&["domcontrol", "tune"]), "ok\n");
+    assert_eq!(v.ok(&["domblkerror", "tune"]), "No errors found\n");
+
+    v.ok(&["domif-setlink", "tune", MAC, "down"]);
+    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} down"));
+    assert_eq!(
+        v.ok(&["domif-getlink", "tune", MAC, "--config"]),
+        format!("{MAC} up"),
+        "a live change leaves the config"
+    );
+    assert!(v.ok(&["dumpxml", "tune"]).contains("<link state='down'/>"));
+    v.ok(&["domif-setlink", "tune", MAC, "up"]);
+    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up"));
+
+    // The config's throttle came with the start.
+    let live = v.ok(&["blkdeviotune", "tune", "vda"]);
+    assert!(live.starts_with("total_bytes_sec: 1048576\n"), "{live}");
+    v.ok(&["blkdeviotune", "tune", "vda", "--total-iops-sec", "100"]);
+    let blocks = qmp(&v, "query-block");
+    let vda = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| {
+            b["qdev"]
+                .as_str()
+                .is_some_and(|q| q.contains("virtio-disk0"))
+        })
+        .unwrap();
+    assert_eq!(vda["inserted"]["iops"], 100, "{vda}");
+    assert_eq!(vda["inserted"]["bps"], 1048576, "{vda}");
+    assert!(
+        v.ok(&["blkdeviotune", "tune", "vda"])
+            .contains("\ntotal_iops_sec : 100\n")
+    );
+    assert_eq!(
+        v.fails(&[
+            "blkdeviotune",
+            "tune",
+            "vda",
+            "--total-iops-sec",
+            "1",
+            "--read-iops-sec",
+            "2"
+        ]),
+        "error: Unable to change block I/O throttle\nerror: invalid argument: total and read/write of iops_sec cannot be set at the same time\n"
+    );
+    assert_eq!(
+        v.fails(&["blkdeviotune", "tune", "vda", "--read-bytes-sec-max", "10"]),
+        "error: Unable to change block I/O throttle\nerror: unsupported configuration: value 'read_bytes_sec_max' cannot be set if 'read_bytes_sec' is not set\n"
+    );
+
+    v.ok(&["domblkthreshold", "tune", "vda", "1M"]);
+    let nodes = qmp(&v, "query-named-block-nodes");
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["write_threshold"] == 1048576),
+        "{nodes}"
+    );
+    assert_eq!(
+        v.fails(&["domblkthreshold", "tune", "vdq", "1M"]),
+        "error: invalid argument: failed to find disk 'vdq'\n"
+    );
+
+    // vCPU 1 was pinned to CPU 0 in the config; the start does not pin threads, so the
+    // live answer is what the threads say.
+    v.ok(&["vcpupin", "tune", "0", "0"]);
+    let cpus = qmp(&v, "query-cpus-fast");
+    let tid = cpus[0]["thread-id"].as_i64().unwrap();
+    let status: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("run/qemu/tune.json")).unwrap())
+            .unwrap();
+    let pid = status["pid"].to_string();
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/task/{tid}/status", pid.trim())).unwrap();
+    assert!(
+        status.contains("Cpus_allowed_list:\t0\n"),
+        "{}",
+        status
+            .lines()
+            .find(|l| l.starts_with("Cpus_allowed_list"))
+            .unwrap_or("")
+    );
+    assert!(
+        v.ok(&["vcpupin", "tune", "--vcpu", "0"])
+            .contains("\n 0      0\n")
+    );
+    assert!(
+        v.ok(&["dumpxml", "tune"])
+            .contains("<vcpupin vcpu='0' cpuset='0'/>")
+    );
+    assert_eq!(
+        v.fails(&["vcpupin", "tune", "--vcpu", "7", "--live"]),
+        "error: vcpu 7 is out of range of live cpu count 2\n"
+    );
+    v.ok(&["emulatorpin", "tune", "0"]);
+    assert!(v.ok(&["emulatorpin", "tune", "--live"]).ends_with("*: 0\n"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
+    assert!(status.contains("Cpus_allowed_list:\t0\n"));
+
+    v.ok(&["destroy", "tune"]);
+    assert_eq!(v.fails(&["domcontrol", "tune"]), NOT_RUNNING);
+}
