@@ -574,7 +574,9 @@ fn closed_stdout_for_every_verb() {
             "setvcpus" => vec!["vm1", "1"],
             "blockresize" => vec!["vm1", "vda", "1M"],
             // Tuning verbs (tests/vsh_tuning.rs has their running cases).
-            "vcpupin" | "emulatorpin" | "domblkerror" | "domcontrol" => vec!["vm1"],
+            "vcpupin" | "emulatorpin" | "iothreadinfo" | "domblkerror" | "domcontrol" => {
+                vec!["vm1"]
+            }
             "domif-getlink" => vec!["vm1", "vnet0"],
             "domif-setlink" => vec!["vm1", "vnet0", "down"],
             "blkdeviotune" => vec!["vm1", "vda"],

@@ -16,7 +16,7 @@ const MAC: &str = "52:54:00:aa:bb:01";
 
 fn xml(disk: &str) -> String {
     format!(
-        "<domain type='qemu'><name>tune</name><memory unit='MiB'>64</memory><vcpu>2</vcpu>\
+        "<domain type='qemu'><name>tune</name><memory unit='MiB'>64</memory><vcpu>2</vcpu><iothreads>2</iothreads>\
          <os><type arch='x86_64' machine='pc'>hvm</type></os>\
          <devices><emulator>{QEMU}</emulator>\
          <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
@@ -194,6 +194,21 @@ fn tuning_verbs_on_a_guest() {
     );
     assert_eq!(v.ok(&["-q", "emulatorpin", "tune"]), "0\n");
 
+    let io = v.ok(&["iothreadinfo", "tune"]);
+    assert!(io.starts_with(" IOThread ID   CPU Affinity\n"), "{io}");
+    assert!(io.contains("\n 1  ") && io.contains("\n 2  "), "{io}");
+    let bare = dir.path().join("bare.xml");
+    std::fs::write(&bare, guests::small_xml("bare", None)).unwrap();
+    v.ok(&["define", bare.to_str().unwrap()]);
+    assert_eq!(
+        v.ok(&["iothreadinfo", "bare"]),
+        "No IOThreads found for the domain"
+    );
+    assert_eq!(
+        v.fails(&["iothreadinfo", "tune", "--live", "--config"]),
+        "error: Unable to get domain IOThreads information\nerror: invalid argument: Flags 'VIR_DOMAIN_AFFECT_LIVE' and 'VIR_DOMAIN_AFFECT_CONFIG' are mutually exclusive\n"
+    );
+
     // ---- the running guest ----
     v.ok(&["start", "tune"]);
     assert_eq!(v.ok(&["domcontrol", "tune"]), "ok\n");
@@ -298,6 +313,9 @@ fn tuning_verbs_on_a_guest() {
     assert!(v.ok(&["emulatorpin", "tune", "--live"]).ends_with("*: 0\n"));
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     assert!(status.contains("Cpus_allowed_list:\t0\n"));
+
+    let io = v.ok(&["iothreadinfo", "tune", "--live"]);
+    assert_eq!(io.lines().count(), 4, "{io}");
 
     v.ok(&["destroy", "tune"]);
     assert_eq!(v.fails(&["domcontrol", "tune"]), NOT_RUNNING);

@@ -93,13 +93,23 @@ fn record_pin(def: &mut DomainDef, vcpu: Option<u32>, cpus: &CpuSet) {
     }
 }
 
-fn exclusive(live: bool, config: bool) -> Result<(), DriverError> {
-    if live && config {
+/// A read names one definition (libvirt: virDomainObjGetOneDefState).
+pub(crate) fn one_def(flags: u32) -> Result<(), DriverError> {
+    if flags & AFFECT_LIVE != 0 && flags & AFFECT_CONFIG != 0 {
         return Err(DriverError::InvalidArg(
-            "Flags 'live' and 'config' are mutually exclusive".into(),
+            "Flags 'VIR_DOMAIN_AFFECT_LIVE' and 'VIR_DOMAIN_AFFECT_CONFIG' are mutually exclusive"
+                .into(),
         ));
     }
     Ok(())
+}
+
+/// The IOThread ids of a definition: `<iothreadids>`, else 1 to `<iothreads>`.
+fn iothread_ids(def: &DomainDef) -> Vec<u32> {
+    match &def.iothreadids {
+        Some(ids) => ids.iter().map(|t| t.id).collect(),
+        None => (1..=def.iothreads.unwrap_or(0)).collect(),
+    }
 }
 
 /// The vCPU threads of the running guest, by vCPU number (`query-cpus-fast`).
@@ -126,8 +136,8 @@ impl Domain<'_> {
             AFFECT_LIVE | AFFECT_CONFIG,
             "qemuDomainGetVcpuPinInfo",
         )?;
+        one_def(flags)?;
         let impact = self.impact(flags)?;
-        exclusive(impact.live, impact.config)?;
         if impact.config {
             let def = self.config_def()?;
             return Ok((0..def.vcpu.count).map(|v| def_vcpu_pin(&def, v)).collect());
@@ -186,6 +196,42 @@ impl Domain<'_> {
         Ok(())
     }
 
+    /// `virDomainGetIOThreadInfo`: each IOThread's id and the host CPUs its thread may run
+    /// on (live: QEMU's `query-iothreads` and the threads' affinity; config: the
+    /// definition's ids, with `<vcpu cpuset>` or every host CPU).
+    pub fn iothread_info(&self, flags: u32) -> Result<Vec<(u32, CpuSet)>, DriverError> {
+        check_flags(
+            flags,
+            AFFECT_LIVE | AFFECT_CONFIG,
+            "qemuDomainGetIOThreadInfo",
+        )?;
+        one_def(flags)?;
+        let impact = self.impact(flags)?;
+        if impact.config {
+            let def = self.config_def()?;
+            return Ok(iothread_ids(&def)
+                .into_iter()
+                .map(|id| (id, def_set(&def, None)))
+                .collect());
+        }
+        let mut lg = self.live_guest()?;
+        let list = qmp(&mut lg.guest, "query-iothreads", None)?;
+        let mut out = Vec::new();
+        for t in list.as_array().into_iter().flatten() {
+            let Some(id) = t["id"]
+                .as_str()
+                .and_then(|i| i.strip_prefix("iothread"))
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let tid = t["thread-id"].as_i64().unwrap_or(0) as i32;
+            out.push((id, thread_affinity(tid)?));
+        }
+        out.sort_by_key(|(id, _)| *id);
+        Ok(out)
+    }
+
     /// `virDomainGetEmulatorPinInfo`: QEMU's main thread's affinity, or the config's.
     pub fn emulator_pin_info(&self, flags: u32) -> Result<CpuSet, DriverError> {
         check_flags(
@@ -193,8 +239,8 @@ impl Domain<'_> {
             AFFECT_LIVE | AFFECT_CONFIG,
             "qemuDomainGetEmulatorPinInfo",
         )?;
+        one_def(flags)?;
         let impact = self.impact(flags)?;
-        exclusive(impact.live, impact.config)?;
         if impact.config {
             return Ok(def_emulator_pin(&self.config_def()?));
         }
@@ -256,7 +302,14 @@ mod tests {
         assert_eq!(t.vcpupin[0].vcpu, 0);
         assert_eq!(t.vcpupin[1].cpuset, "0,2");
         assert_eq!(t.emulatorpin.as_deref(), Some("0"));
-        assert!(exclusive(true, true).is_err());
+        assert!(one_def(AFFECT_LIVE | AFFECT_CONFIG).is_err());
+        assert_eq!(iothread_ids(&def("<iothreads>2</iothreads>")), vec![1, 2]);
+        assert_eq!(
+            iothread_ids(&def(
+                "<iothreads>2</iothreads><iothreadids><iothread id='5'/><iothread id='7'/></iothreadids>"
+            )),
+            vec![5, 7]
+        );
     }
 
     #[test]

@@ -423,12 +423,8 @@ impl Domain<'_> {
             AFFECT_LIVE | AFFECT_CONFIG,
             "qemuDomainGetBlockIoTune",
         )?;
+        super::pinning::one_def(flags)?;
         let impact = self.impact(flags)?;
-        if impact.live && impact.config {
-            return Err(DriverError::InvalidArg(
-                "Flags 'live' and 'config' are mutually exclusive".into(),
-            ));
-        }
         if impact.config {
             let def = self.config_def()?;
             return Ok(iotune_params(disk_by_name(&def, disk)?.iotune.as_ref()));

@@ -243,6 +243,15 @@ pub const CMDS: &[CmdDef] = &[
         cmd_vcpupin,
         "virDomainPinVcpuFlags",
     ),
+    verb(
+        "iothreadinfo",
+        "view domain IOThreads",
+        "Returns basic information about the domain IOThreads.",
+        &[DOMAIN, CONFIG, LIVE, CURRENT],
+        cmd_iothreadinfo,
+        "virDomainGetIOThreadInfo",
+    )
+    .with_access(crate::cli::table::Access::Read),
     monitor_verb(
         "domblkerror",
         "Show errors on block devices",
@@ -566,6 +575,27 @@ fn cmd_vcpupin(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     };
     let cpus = parse_cpulist(cpulist, max)?;
     dom.pin_vcpu_flags(vcpu.unwrap_or(0), &cpus, flags)?;
+    Ok(())
+}
+
+fn cmd_iothreadinfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let flags = affect_flags(args, false)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let threads = dom
+        .iothread_info(flags)
+        .context("Unable to get domain IOThreads information")?;
+    if threads.is_empty() {
+        // virsh prints no newline here.
+        if !ctx.globals.quiet {
+            ctx.print("No IOThreads found for the domain");
+        }
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = threads
+        .iter()
+        .map(|(id, s)| vec![id.to_string(), s.to_string()])
+        .collect();
+    ctx.print(render_table(&["IOThread ID", "CPU Affinity"], &rows));
     Ok(())
 }
 
