@@ -581,6 +581,8 @@ fn closed_stdout_for_every_verb() {
             "domif-setlink" => vec!["vm1", "vnet0", "down"],
             "blkdeviotune" => vec!["vm1", "vda"],
             "domblkthreshold" => vec!["vm1", "vda", "1"],
+            "iothreadadd" => vec!["vm1", "1"],
+            "iothreaddel" => vec!["vm1", "1"],
             "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus" => vec!["vm1"],
             "get-user-sshkeys" => vec!["vm1", "root"],
             "set-user-sshkeys" => vec!["vm1", "root", "--reset"],
@@ -599,6 +601,9 @@ fn closed_stdout_for_every_verb() {
         }
         "secret-undefine" => {
             run(vsh().args(["-c", &uri, "secret-define", &sfile]));
+        }
+        "iothreadadd" => {
+            run(vsh().args(["-c", &uri, "iothreaddel", "vm1", "1"]));
         }
         _ => {}
     };
@@ -668,7 +673,7 @@ fn closed_stdout_for_every_verb() {
                         | "change-media" | "blockresize"
                         // Tuning verbs that need a running guest or a device vm1 lacks.
                         | "domblkerror" | "domcontrol" | "domif-getlink" | "domif-setlink"
-                        | "blkdeviotune" | "domblkthreshold"
+                        | "blkdeviotune" | "domblkthreshold" | "iothreaddel"
                         | "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus"
                         | "get-user-sshkeys" | "set-user-sshkeys"
                         // Only in the shell.

@@ -197,6 +197,25 @@ fn tuning_verbs_on_a_guest() {
     let io = v.ok(&["iothreadinfo", "tune"]);
     assert!(io.starts_with(" IOThread ID   CPU Affinity\n"), "{io}");
     assert!(io.contains("\n 1  ") && io.contains("\n 2  "), "{io}");
+    v.ok(&["iothreadadd", "tune", "7", "--config"]);
+    assert!(v.ok(&["iothreadinfo", "tune"]).contains("\n 7  "));
+    assert_eq!(
+        v.fails(&["iothreadadd", "tune", "7"]),
+        "error: invalid argument: an IOThread is already using iothread_id '7'\n"
+    );
+    assert_eq!(
+        v.fails(&["iothreadadd", "tune", "0"]),
+        "error: Invalid IOThread id value: '0'\n"
+    );
+    v.ok(&["iothreaddel", "tune", "7"]);
+    assert_eq!(
+        v.fails(&["iothreaddel", "tune", "7"]),
+        "error: invalid argument: cannot find IOThread '7' in iothreadids list\n"
+    );
+    assert_eq!(
+        v.fails(&["iothreadadd", "tune", "8", "--live"]),
+        NOT_RUNNING
+    );
     let bare = dir.path().join("bare.xml");
     std::fs::write(&bare, guests::small_xml("bare", None)).unwrap();
     v.ok(&["define", bare.to_str().unwrap()]);
@@ -316,6 +335,22 @@ fn tuning_verbs_on_a_guest() {
 
     let io = v.ok(&["iothreadinfo", "tune", "--live"]);
     assert_eq!(io.lines().count(), 4, "{io}");
+    v.ok(&["iothreadadd", "tune", "3"]);
+    let io = v.ok(&["iothreadinfo", "tune", "--live"]);
+    assert!(io.contains("\n 3  "), "{io}");
+    assert!(
+        qmp(&v, "query-iothreads")
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "iothread3")
+    );
+    assert!(
+        !v.ok(&["iothreadinfo", "tune", "--config"])
+            .contains("\n 3  ")
+    );
+    v.ok(&["iothreaddel", "tune", "3"]);
+    assert_eq!(v.ok(&["iothreadinfo", "tune"]).lines().count(), 4);
 
     v.ok(&["destroy", "tune"]);
     assert_eq!(v.fails(&["domcontrol", "tune"]), NOT_RUNNING);

@@ -18,6 +18,7 @@ pub mod guest_agent_ops;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod iothreads;
 pub mod keycodes;
 pub mod launch;
 pub mod lock;

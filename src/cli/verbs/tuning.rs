@@ -252,6 +252,38 @@ pub const CMDS: &[CmdDef] = &[
         "virDomainGetIOThreadInfo",
     )
     .with_access(crate::cli::table::Access::Read),
+    verb(
+        "iothreadadd",
+        "add an IOThread to the guest domain",
+        "Add an IOThread to the guest domain.",
+        &[
+            DOMAIN,
+            OptDef::int("id", "iothread for the new IOThread")
+                .required()
+                .positional(),
+            CONFIG,
+            LIVE,
+            CURRENT,
+        ],
+        cmd_iothreadadd,
+        "virDomainAddIOThread",
+    ),
+    verb(
+        "iothreaddel",
+        "delete an IOThread from the guest domain",
+        "Delete an IOThread from the guest domain.",
+        &[
+            DOMAIN,
+            OptDef::int("id", "iothread_id for the IOThread to delete")
+                .required()
+                .positional(),
+            CONFIG,
+            LIVE,
+            CURRENT,
+        ],
+        cmd_iothreaddel,
+        "virDomainDelIOThread",
+    ),
     monitor_verb(
         "domblkerror",
         "Show errors on block devices",
@@ -596,6 +628,29 @@ fn cmd_iothreadinfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .map(|(id, s)| vec![id.to_string(), s.to_string()])
         .collect();
     ctx.print(render_table(&["IOThread ID", "CPU Affinity"], &rows));
+    Ok(())
+}
+
+/// The `--id` of iothreadadd/iothreaddel, which virsh wants positive.
+fn iothread_id(args: &ParsedArgs) -> Result<u32> {
+    let id = args.int::<i64>("id")?.unwrap_or(0);
+    if id <= 0 || id > i64::from(i32::MAX) {
+        bail!("Invalid IOThread id value: '{id}'");
+    }
+    Ok(id as u32)
+}
+
+fn cmd_iothreadadd(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let flags = affect_flags(args, false)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    dom.add_iothread(iothread_id(args)?, flags)?;
+    Ok(())
+}
+
+fn cmd_iothreaddel(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let flags = affect_flags(args, false)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    dom.del_iothread(iothread_id(args)?, flags)?;
     Ok(())
 }
 
