@@ -71,11 +71,16 @@ fn tuning_verbs_on_a_guest() {
         v.fails(&["domblkthreshold", "tune", "vda", "1M"]),
         NOT_RUNNING
     );
-    // virsh prints the link state without a newline.
-    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up"));
+    // virsh prints the link state without a newline: the one after it is the blank line
+    // virsh ends every command with (without -q).
+    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up\n"));
+    assert_eq!(
+        v.ok(&["-q", "domif-getlink", "tune", MAC]),
+        format!("{MAC} up")
+    );
     assert_eq!(
         v.ok(&["domif-getlink", "tune", "52:54:0:AA:BB:1"]),
-        "52:54:0:AA:BB:1 up"
+        "52:54:0:AA:BB:1 up\n"
     );
     assert_eq!(
         v.fails(&["domif-getlink", "tune", "52:54:00:00:00:09"]),
@@ -87,11 +92,11 @@ fn tuning_verbs_on_a_guest() {
     );
     assert_eq!(
         v.ok(&["domif-setlink", "tune", MAC, "down"]),
-        "Device updated successfully\n"
+        "Device updated successfully\n\n"
     );
     assert_eq!(
         v.ok(&["domif-getlink", "tune", MAC, "--config"]),
-        format!("{MAC} down")
+        format!("{MAC} down\n")
     );
     assert!(
         v.ok(&["dumpxml", "tune", "--inactive"])
@@ -106,7 +111,7 @@ fn tuning_verbs_on_a_guest() {
         v.fails(&["domif-setlink", "tune", "nope", "down"]),
         "error: interface 'nope' not found\n"
     );
-    let printed = v.ok(&["domif-setlink", "tune", MAC, "down", "--print-xml"]);
+    let printed = v.ok(&["-q", "domif-setlink", "tune", MAC, "down", "--print-xml"]);
     assert!(
         printed.starts_with("<interface type=\"user\">\n      <mac address="),
         "{printed}"
@@ -118,7 +123,7 @@ fn tuning_verbs_on_a_guest() {
     );
 
     let conf = v.ok(&["blkdeviotune", "tune", "vda"]);
-    assert_eq!(conf.lines().count(), 20, "{conf}");
+    assert_eq!(conf.lines().count(), 21, "{conf}");
     assert!(
         conf.starts_with("total_bytes_sec: 0\nread_bytes_sec : 0\n"),
         "{conf}"
@@ -157,7 +162,7 @@ fn tuning_verbs_on_a_guest() {
 
     let pins = v.ok(&["vcpupin", "tune"]);
     assert!(pins.starts_with(" VCPU   CPU Affinity\n"), "{pins}");
-    assert_eq!(pins.lines().count(), 4, "{pins}");
+    assert_eq!(pins.lines().count(), 5, "{pins}");
     v.ok(&["vcpupin", "tune", "1", "0", "--config"]);
     assert!(
         v.ok(&["vcpupin", "tune", "--vcpu", "1"])
@@ -190,7 +195,7 @@ fn tuning_verbs_on_a_guest() {
     v.ok(&["emulatorpin", "tune", "0", "--config"]);
     assert_eq!(
         v.ok(&["emulatorpin", "tune"]),
-        "emulator: CPU Affinity\n----------------------------------\n       *: 0\n"
+        "emulator: CPU Affinity\n----------------------------------\n       *: 0\n\n"
     );
     assert_eq!(v.ok(&["-q", "emulatorpin", "tune"]), "0\n");
 
@@ -221,7 +226,7 @@ fn tuning_verbs_on_a_guest() {
     v.ok(&["define", bare.to_str().unwrap()]);
     assert_eq!(
         v.ok(&["iothreadinfo", "bare"]),
-        "No IOThreads found for the domain"
+        "No IOThreads found for the domain\n"
     );
     assert_eq!(
         v.fails(&["iothreadinfo", "tune", "--live", "--config"]),
@@ -230,19 +235,22 @@ fn tuning_verbs_on_a_guest() {
 
     // ---- the running guest ----
     v.ok(&["start", "tune"]);
-    assert_eq!(v.ok(&["domcontrol", "tune"]), "ok\n");
-    assert_eq!(v.ok(&["domblkerror", "tune"]), "No errors found\n");
+    assert_eq!(v.ok(&["domcontrol", "tune"]), "ok\n\n");
+    assert_eq!(v.ok(&["domblkerror", "tune"]), "No errors found\n\n");
 
     v.ok(&["domif-setlink", "tune", MAC, "down"]);
-    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} down"));
+    assert_eq!(
+        v.ok(&["domif-getlink", "tune", MAC]),
+        format!("{MAC} down\n")
+    );
     assert_eq!(
         v.ok(&["domif-getlink", "tune", MAC, "--config"]),
-        format!("{MAC} up"),
+        format!("{MAC} up\n"),
         "a live change leaves the config"
     );
     assert!(v.ok(&["dumpxml", "tune"]).contains("<link state='down'/>"));
     v.ok(&["domif-setlink", "tune", MAC, "up"]);
-    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up"));
+    assert_eq!(v.ok(&["domif-getlink", "tune", MAC]), format!("{MAC} up\n"));
 
     // The config's throttle came with the start.
     let live = v.ok(&["blkdeviotune", "tune", "vda"]);
@@ -329,12 +337,15 @@ fn tuning_verbs_on_a_guest() {
         "error: vcpu 7 is out of range of live cpu count 2\n"
     );
     v.ok(&["emulatorpin", "tune", "0"]);
-    assert!(v.ok(&["emulatorpin", "tune", "--live"]).ends_with("*: 0\n"));
+    assert!(
+        v.ok(&["emulatorpin", "tune", "--live"])
+            .ends_with("*: 0\n\n")
+    );
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap();
     assert!(status.contains("Cpus_allowed_list:\t0\n"));
 
     let io = v.ok(&["iothreadinfo", "tune", "--live"]);
-    assert_eq!(io.lines().count(), 4, "{io}");
+    assert_eq!(io.lines().count(), 5, "{io}");
     v.ok(&["iothreadadd", "tune", "3"]);
     let io = v.ok(&["iothreadinfo", "tune", "--live"]);
     assert!(io.contains("\n 3  "), "{io}");
@@ -350,8 +361,73 @@ fn tuning_verbs_on_a_guest() {
             .contains("\n 3  ")
     );
     v.ok(&["iothreaddel", "tune", "3"]);
-    assert_eq!(v.ok(&["iothreadinfo", "tune"]).lines().count(), 4);
+    assert_eq!(v.ok(&["iothreadinfo", "tune"]).lines().count(), 5);
 
     v.ok(&["destroy", "tune"]);
     assert_eq!(v.fails(&["domcontrol", "tune"]), NOT_RUNNING);
+}
+
+/// `nodecpumap`, `freecell` and `maxvcpus` against what sysfs says.
+#[test]
+fn host_cpu_and_numa_verbs() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vsh::new(dir.path().join("r"));
+    let sys = |p: &str| std::fs::read_to_string(format!("/sys/devices/system/cpu/{p}")).unwrap();
+    let last = |s: &str| -> u32 {
+        s.trim()
+            .split(',')
+            .filter_map(|r| r.rsplit('-').next()?.parse().ok())
+            .max()
+            .unwrap()
+    };
+    let present = last(&sys("present")) + 1;
+    let online = domdriver::capabilities::cpuset::CpuSet::parse(sys("online").trim()).unwrap();
+    let map: String = (0..present)
+        .map(|c| if online.contains(c) { 'y' } else { '-' })
+        .collect();
+    assert_eq!(
+        v.ok(&["nodecpumap"]),
+        format!(
+            "CPUs present:   {present}\nCPUs online:    {}\nCPU map:        {map}\n\n",
+            online.len()
+        )
+    );
+    assert!(
+        v.ok(&["nodecpumap", "--pretty"])
+            .ends_with(&format!("CPU map:        {online}\n\n"))
+    );
+
+    let total = v.ok(&["-q", "freecell"]);
+    assert!(
+        total.starts_with("Total: ") && total.ends_with(" KiB\n"),
+        "{total}"
+    );
+    let cell0 = v.ok(&["-q", "freecell", "0"]);
+    assert!(
+        cell0.starts_with("0: ") && cell0.ends_with(" KiB\n"),
+        "{cell0}"
+    );
+    let all = v.ok(&["freecell", "--all"]);
+    assert!(all.starts_with("    0: "), "{all}");
+    assert!(all.contains("\n--------------------\nTotal: "), "{all}");
+    assert!(!v.ok(&["-q", "freecell", "--all"]).contains("Total"));
+    let err = v.fails(&["freecell", "999"]);
+    assert!(
+        err.starts_with("error: internal error: start cell 999 out of range (0-"),
+        "{err}"
+    );
+    assert_eq!(
+        v.fails(&["freecell", "--all", "--cellno", "0"]),
+        "error: Options --all and --cellno are mutually exclusive\n"
+    );
+
+    if have_qemu() {
+        let max: u32 = v
+            .ok(&["maxvcpus", "--type", "qemu"])
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(max >= 1);
+        assert!(!v.fails(&["maxvcpus", "--type", "nosuch"]).is_empty());
+    }
 }

@@ -259,12 +259,27 @@ pub fn merge_iotune(old: Option<&IoTune>, change: &IoTuneChange) -> Result<IoTun
     Ok(IoTune { values })
 }
 
+/// The QOM name QEMU knows disk `d`'s frontend by: virtio disks keep their block backend
+/// on the `virtio-backend` child (libvirt: qemuDomainDiskPrivate's qomName).
+fn qom_name(d: &Disk, alias: &str) -> String {
+    if d.target.bus.as_deref() == Some("virtio") {
+        format!("/machine/peripheral/{alias}/virtio-backend")
+    } else {
+        alias.to_string()
+    }
+}
+
 /// `block_set_io_throttle`'s arguments for `t` on device `id`.
 fn throttle_args(id: &str, t: &IoTune) -> Value {
     let mut m = Map::new();
     m.insert("id".into(), json!(id));
     for (l, q) in QEMU_NAMES {
-        m.insert((*q).into(), json!(t.get(l).unwrap_or(0)));
+        let v = t.get(l).unwrap_or(0);
+        // QEMU refuses a burst length of 0: libvirt sends the lengths only when set.
+        if v == 0 && l.ends_with("_length") {
+            continue;
+        }
+        m.insert((*q).into(), json!(v));
     }
     if let Some((_, g)) = t.values.iter().find(|(k, _)| k == "group_name") {
         m.insert("group".into(), json!(g));
@@ -290,7 +305,7 @@ pub fn start_commands(def: &DomainDef) -> Vec<InitCommand> {
         {
             out.push(InitCommand {
                 command: "block_set_io_throttle".into(),
-                args: throttle_args(alias, t),
+                args: throttle_args(&qom_name(d, alias), t),
             });
         }
     }
@@ -472,10 +487,11 @@ impl Domain<'_> {
                 return Err(DriverError::Internal(format!("disk '{disk}' has no alias")));
             };
             let merged = merge_iotune(d.iotune.as_ref(), change)?;
+            let qom = qom_name(d, &alias);
             qmp(
                 &mut lg.guest,
                 "block_set_io_throttle",
-                Some(throttle_args(&alias, &merged)),
+                Some(throttle_args(&qom, &merged)),
             )?;
             if let Some(d) = lg
                 .def
@@ -562,6 +578,12 @@ mod tests {
         assert_eq!(c.len(), 2, "{c:?}");
         assert_eq!(c[0].command, "block_set_io_throttle");
         assert_eq!(c[0].args["id"], "virtio-disk0");
+        let mut d = def.devices.disks[0].clone();
+        d.target.bus = Some("virtio".into());
+        assert_eq!(
+            qom_name(&d, "virtio-disk0"),
+            "/machine/peripheral/virtio-disk0/virtio-backend"
+        );
         assert_eq!(c[0].args["iops"], 9);
         assert_eq!(c[1].command, "set_link");
         assert_eq!(c[1].args, json!({"name": "net0", "up": false}));
@@ -636,5 +658,6 @@ mod tests {
         let args = throttle_args("virtio-disk0", &t);
         assert_eq!(args["group"], "grp");
         assert_eq!(args["bps"], 0);
+        assert!(args.get("bps_max_length").is_none());
     }
 }
