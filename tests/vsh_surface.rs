@@ -582,6 +582,7 @@ fn closed_stdout_for_every_verb() {
             "blkdeviotune" => vec!["vm1", "vda"],
             "domblkthreshold" => vec!["vm1", "vda", "1"],
             "iothreadadd" => vec!["vm1", "1"],
+            "domrename" => vec!["vm1", "vm1"],
             "iothreaddel" => vec!["vm1", "1"],
             "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus" => vec!["vm1"],
             "get-user-sshkeys" => vec!["vm1", "root"],
@@ -673,7 +674,7 @@ fn closed_stdout_for_every_verb() {
                         | "change-media" | "blockresize"
                         // Tuning verbs that need a running guest or a device vm1 lacks.
                         | "domblkerror" | "domcontrol" | "domif-getlink" | "domif-setlink"
-                        | "blkdeviotune" | "domblkthreshold" | "iothreaddel"
+                        | "blkdeviotune" | "domblkthreshold" | "iothreaddel" | "domrename"
                         | "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus"
                         | "get-user-sshkeys" | "set-user-sshkeys"
                         // Only in the shell.

@@ -233,6 +233,27 @@ fn tuning_verbs_on_a_guest() {
         "error: Unable to get domain IOThreads information\nerror: invalid argument: Flags 'VIR_DOMAIN_AFFECT_LIVE' and 'VIR_DOMAIN_AFFECT_CONFIG' are mutually exclusive\n"
     );
 
+    // domrename: only a shut-off persistent domain, never onto a name in use.
+    assert_eq!(
+        v.fails(&["domrename", "bare", "tune"]),
+        "error: Requested operation is not valid: domain with name 'tune' already exists\n"
+    );
+    assert_eq!(
+        v.fails(&["domrename", "bare", "bare"]),
+        "error: Requested operation is not valid: Can't rename domain to itself\n"
+    );
+    assert_eq!(
+        v.ok(&["domrename", "bare", "bare2"]),
+        "Domain successfully renamed\n\n"
+    );
+    assert!(
+        v.fails(&["domstate", "bare"])
+            .contains("failed to get domain 'bare'")
+    );
+    assert!(v.ok(&["dumpxml", "bare2"]).contains("<name>bare2</name>"));
+    v.fails(&["domrename", "bare2", "a/b"]);
+    assert!(v.ok(&["dumpxml", "bare2"]).contains("<name>bare2</name>"));
+
     // ---- the running guest ----
     v.ok(&["start", "tune"]);
     assert_eq!(v.ok(&["domcontrol", "tune"]), "ok\n\n");
@@ -363,6 +384,10 @@ fn tuning_verbs_on_a_guest() {
     v.ok(&["iothreaddel", "tune", "3"]);
     assert_eq!(v.ok(&["iothreadinfo", "tune"]).lines().count(), 5);
 
+    assert_eq!(
+        v.fails(&["domrename", "tune", "other"]),
+        "error: Requested operation is not valid: cannot rename active domain\n"
+    );
     v.ok(&["destroy", "tune"]);
     assert_eq!(v.fails(&["domcontrol", "tune"]), NOT_RUNNING);
 }

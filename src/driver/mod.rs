@@ -33,6 +33,7 @@ mod precheck;
 pub mod prepare;
 pub mod process;
 mod qmp_route;
+pub mod rename;
 pub mod save;
 pub mod saveimage;
 pub mod schema;

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod readfmt;
+pub mod rename;
 pub mod resources;
 pub mod save;
 pub mod secret;
@@ -38,6 +39,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hotplug::CMDS,
     resources::CMDS,
     tuning::CMDS,
+    rename::CMDS,
     save::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
