@@ -420,3 +420,55 @@ fn emulated_tpm_version_follows_swtpm() {
         "unsupported configuration: TPM version '2.0' is not supported"
     );
 }
+
+/// A custom guest CPU against the host CPU at start (libvirt: qemuProcessUpdateGuestCPU with
+/// `check='partial'`): under KVM the host is the machine's CPUID plus what QEMU's expansion of
+/// `host` turns on (here libvirt's recorded caps_8.0.0, and CPUID lists given by the test).
+#[test]
+fn custom_cpu_against_the_host_cpu() {
+    use domdriver::domain::prepare::cpu_compare::check_guest_cpu;
+    let caps = x86_caps();
+    let check = |virt: &str, cpu: &str, cpuid: &[&str]| -> String {
+        let xml = format!(
+            "<domain type='{virt}'><name>t</name><memory>219136</memory>\
+             <os><type arch='x86_64' machine='pc'>hvm</type></os>{cpu}</domain>"
+        );
+        let def = prepared(&caps, &xml);
+        match check_guest_cpu(&def, &caps, cpuid) {
+            Ok(()) => "ok".into(),
+            Err(e) => e.to_string(),
+        }
+    };
+    let core2duo = "<cpu match='exact'><model>core2duo</model></cpu>";
+    // KVM hides `monitor` from guests; this CPUID does not have it either.
+    assert_eq!(
+        check("kvm", core2duo, &[]),
+        "the CPU is incompatible with host CPU: Host CPU does not provide required features: monitor"
+    );
+    assert_eq!(check("kvm", core2duo, &["monitor"]), "ok");
+    let no_monitor = "<cpu match='exact'><model>core2duo</model><feature policy='disable' name='monitor'/></cpu>";
+    assert_eq!(check("kvm", no_monitor, &[]), "ok");
+    // TCG runs whatever a custom model asks; a CPU check of 'none' asks for no comparison.
+    assert_eq!(check("qemu", core2duo, &[]), "ok");
+    let unchecked = "<cpu match='exact' check='none'><model>core2duo</model></cpu>";
+    assert_eq!(check("kvm", unchecked, &[]), "ok");
+    let forbid = "<cpu match='exact'><model>qemu64</model><feature policy='forbid' name='sse2'/>\
+                  <feature policy='forbid' name='fpu'/></cpu>";
+    assert_eq!(
+        check("kvm", forbid, &[]),
+        "the CPU is incompatible with host CPU: Host CPU provides forbidden features: fpu, sse2"
+    );
+    let intel = "<cpu match='exact'><model>qemu64</model><vendor>Intel</vendor></cpu>";
+    assert_eq!(
+        check("kvm", intel, &[]),
+        "the CPU is incompatible with host CPU: host CPU vendor does not match required CPU vendor Intel"
+    );
+    let strict = "<cpu match='strict'><model>qemu64</model></cpu>";
+    assert!(
+        check("kvm", strict, &[]).starts_with(
+            "the CPU is incompatible with host CPU: Host CPU does not strictly match guest CPU: Extra features: "
+        ),
+        "{}",
+        check("kvm", strict, &[])
+    );
+}

@@ -7,6 +7,8 @@
 //! while the process lives, `shut off (crashed)` once it is gone. The last tests use real QEMU:
 //! a start that fails, a status file whose pid is not our QEMU, and two starts at once.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -149,7 +151,7 @@ impl Fake {
         std::fs::create_dir_all(&guest_dir).unwrap();
         let monitor = guest_dir.join("monitor.sock");
         let listener = UnixListener::bind(&monitor).unwrap();
-        let sleep = Command::new("sleep").arg("300").spawn().unwrap();
+        let sleep = common::spawn_execd(Command::new("sleep").arg("300"));
         let pid = sleep.id() as i32;
         GuestStatus {
             name: NAME.into(),
@@ -439,6 +441,46 @@ fn process_gone_mid_command_is_crashed() {
     f.finish();
 }
 
+/// pvpanic with a crash kernel loaded: QEMU lets the guest run its kdump and sends
+/// GUEST_CRASHLOADED. libvirt relays it as the Crashed Crashloaded event and applies no
+/// on_crash (here libvirt's default, destroy): the guest runs on.
+#[test]
+fn guest_crashloaded_is_relayed_and_the_guest_runs_on() {
+    use domdriver::driver::monitor::MonitorClient;
+    use domdriver::driver::monitor::proto::{Push, Request};
+    let f = Fake::new(|accept, _| {
+        let mut p = accept();
+        p.adopted();
+        p.send(
+            json!({"event": "GUEST_CRASHLOADED", "data": {"action": "run"},
+            "timestamp": {"seconds": 1, "microseconds": 2}}),
+        );
+    });
+    // Reading the state adopts the stand-in: its status file names no live monitor.
+    let log =
+        || std::fs::read_to_string(f.tmp.path().join("log/qemu/fake.log")).unwrap_or_default();
+    assert_eq!(f.state(), "running (booted)", "{}", log());
+    let paths =
+        domdriver::driver::process::GuestPaths::new(&Dirs::under(f.tmp.path()), NAME).unwrap();
+    let mut c = MonitorClient::connect(&paths.control).unwrap();
+    c.call(&Request::Subscribe { since_ms: Some(0) }).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let line = loop {
+        let left = until.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no domain event");
+        if let Some(Push::Domain(e)) = c.next_push(Some(left)).unwrap() {
+            break e.virsh_line();
+        }
+    };
+    assert_eq!(
+        line,
+        "event 'lifecycle' for domain 'fake': Crashed Crashloaded"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(f.state(), "running (booted)", "{}", log());
+    f.finish();
+}
+
 #[test]
 fn shutdown_with_garbage_reply_keeps_the_guest_running() {
     let f = Fake::new(|accept, _| {
@@ -521,7 +563,7 @@ fn stale_status_whose_pid_is_another_program() {
         let conn = Connect::open(Some(&uri)).unwrap();
         conn.define_domain_xml(&domain_xml(NAME)).unwrap();
         let dirs = Dirs::under(tmp.path());
-        let mut sleep = Command::new("sleep").arg("300").spawn().unwrap();
+        let mut sleep = common::spawn_execd(Command::new("sleep").arg("300"));
         let pid = if who == "self" {
             std::process::id() as i32
         } else {

@@ -797,7 +797,7 @@ fn guest_rejecting_the_unplug() {
             let _ = self.0.wait();
         }
     }
-    let sleep = Sleep(Command::new("sleep").arg("300").spawn().unwrap());
+    let sleep = Sleep(common::spawn_execd(Command::new("sleep").arg("300")));
     let pid = sleep.0.id() as i32;
     GuestStatus {
         name: "rej".into(),

@@ -114,9 +114,8 @@ fn kill9_of_the_monitor_leaves_qemu_and_the_next_call_adopts_it() {
         !is_same_live_process(st.monitor_pid, st.monitor_start_time)
     });
     assert!(is_same_live_process(st.pid, st.start_time), "QEMU died");
+    // The next call, a read of the state among them, adopts the guest with a new monitor.
     assert_eq!(d.state().unwrap().to_string(), "running (booted)");
-    // The next operation adopts the guest with a new monitor.
-    d.suspend().unwrap();
     let st2 = status(t.path()).unwrap();
     assert_eq!(st2.pid, st.pid);
     assert_ne!(st2.monitor_pid, st.monitor_pid);
@@ -124,6 +123,10 @@ fn kill9_of_the_monitor_leaves_qemu_and_the_next_call_adopts_it() {
         st2.monitor_pid,
         st2.monitor_start_time
     ));
+    // A read while the monitor lives adopts nothing.
+    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    assert_eq!(status(t.path()).unwrap().monitor_pid, st2.monitor_pid);
+    d.suspend().unwrap();
     assert_eq!(d.state().unwrap().to_string(), "paused (user)");
     d.resume().unwrap();
     assert_eq!(d.state().unwrap().to_string(), "running (unpaused)");
@@ -807,25 +810,94 @@ fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
     (w, c)
 }
 
+/// One guest through the watchdog's actions as libvirt reports them: busybox's `watchdog`
+/// arms the i6300esb with a 2 s timeout and never feeds it; 8 s later it is stopped and
+/// started again (QEMU resets the device, timeouts included, once it fired).
+/// The XML's action (`none`, passed as `-watchdog-action`) comes first; the next ones are
+/// set live with QEMU's `set-action`, as the monitor's handling depends only on the action
+/// QEMU reports: inject-nmi (the guest kernel sees the NMI and runs on), pause (`paused
+/// (watchdog)` until resumed), and shutdown (the power button: the guest powers off and
+/// on_poweroff ends it).
 #[test]
-fn watchdog_pause_is_paused_watchdog() {
-    if bootkit::linux().is_none() {
-        return;
-    }
+fn watchdog_actions_on_one_guest() {
+    let Some(kit) = bootkit::linux() else { return };
     let t = tmp();
     let _c = Cleanup(t.path().to_path_buf());
-    let (w, c) = watchdog_with("pause", "Suspended Watchdog", t.path());
-    assert!(serial(t.path()).contains("WATCHDOG-OPEN"));
+    let (c, uri, emu) = conn(t.path());
+    let xml = linux_xml(
+        &kit,
+        t.path(),
+        "insmod /lib/modules/watchdog.ko && insmod /lib/modules/i6300esb.ko || exit 1
+         n=0
+         while :; do
+             n=$((n + 1)); echo WATCHDOG-ARMED-$n
+             watchdog -F -T 2 -t 1000 /dev/watchdog & w=$!
+             sleep 8; kill $w; wait $w
+         done",
+        "",
+        "<watchdog model='i6300esb' action='none'/>",
+    );
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    let mut w = Watch::new(t.path());
+    let wd = |a: &str| format!("event 'watchdog' for domain '{NAME}': {a}");
+    let set = |a: &str| {
+        let cmd = format!(r#"{{"execute":"set-action","arguments":{{"watchdog":"{a}"}}}}"#);
+        let (ok, out, err) = vsh_out(&emu, &uri, &["qemu-monitor-command", NAME, &cmd]);
+        assert!(ok && out.contains("return"), "{out} {err}");
+    };
+    let state = || {
+        let (ok, out, err) = vsh_out(&emu, &uri, &["domstate", "--reason", NAME]);
+        assert!(ok, "{err}");
+        out.trim().to_string()
+    };
+
+    w.until(Duration::from_secs(300), |l| Watch::has(l, ": none"));
+    assert_eq!(w.lines, vec![wd("none")]);
+    assert_eq!(state(), "running (booted)");
+
+    set("inject-nmi");
+    w.until(Duration::from_secs(120), |l| Watch::has(l, ": inject-nmi"));
+    wait_until("the guest sees the NMI", Duration::from_secs(60), || {
+        serial(t.path()).contains("NMI received")
+    });
+    assert_eq!(state(), "running (booted)");
+
+    set("pause");
+    w.until(Duration::from_secs(120), |l| {
+        Watch::has(l, "Suspended Watchdog")
+    });
     assert_eq!(
-        w.lines,
-        vec![
-            format!("event 'watchdog' for domain '{NAME}': pause"),
+        w.lines[2..],
+        [
+            wd("pause"),
             format!("event 'lifecycle' for domain '{NAME}': Suspended Watchdog"),
         ]
     );
-    let d = c.lookup_domain_by_name(NAME).unwrap();
-    assert_eq!(d.state().unwrap().to_string(), "paused (watchdog)");
-    d.destroy().unwrap();
+    assert_eq!(state(), "paused (watchdog)");
+    let (ok, _, err) = vsh_out(&emu, &uri, &["resume", NAME]);
+    assert!(ok, "{err}");
+    assert_eq!(state(), "running (unpaused)");
+
+    set("shutdown");
+    w.until(Duration::from_secs(120), |l| {
+        Watch::has(l, "Stopped Shutdown")
+    });
+    let tail = &w.lines[5..];
+    assert_eq!(tail[0], wd("shutdown"), "{tail:?}");
+    assert!(
+        tail.contains(&format!(
+            "event 'lifecycle' for domain '{NAME}': Shutdown Finished after guest request"
+        )),
+        "{tail:?}"
+    );
+    for (what, lag) in &w.lags {
+        eprintln!("FIGURE: watchdog: {what}: {lag:?} after QEMU's event");
+    }
+    wait_until("shut off (shutdown)", Duration::from_secs(30), || {
+        state() == "shut off (shutdown)"
+    });
+    assert!(guests::pids_under(t.path(), "qemu-system").is_empty());
 }
 
 #[test]
@@ -913,13 +985,15 @@ fn watchdog_poweroff_ends_the_guest() {
 }
 
 /// The guest powers off while its monitor is dead: QEMU (-no-shutdown) waits in status
-/// 'shutdown'; the next call adopts it, sees that, and applies on_poweroff.
+/// 'shutdown' while the status file still says running. A read of the state (`domstate`,
+/// `list`) adopts it, the new monitor sees the power-off and applies on_poweroff (destroy)
+/// before the read answers: `shut off (shutdown)`, QEMU gone.
 #[test]
 fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
     let Some(kit) = bootkit::linux() else { return };
     let t = tmp();
     let _c = Cleanup(t.path().to_path_buf());
-    let (c, _, _) = conn(t.path());
+    let (c, uri, emu) = conn(t.path());
     let xml = linux_xml(&kit, t.path(), "echo GOING-DOWN; poweroff -f", "", "");
     let d = c.define_domain_xml(&xml).unwrap();
     d.create().unwrap();
@@ -931,21 +1005,27 @@ fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
     // poweroff -f takes the guest down at once; QEMU then sits in 'shutdown'.
     std::thread::sleep(Duration::from_secs(2));
     assert!(is_same_live_process(st.pid, st.start_time), "QEMU left");
-    // The status file still says running: nobody watched.
-    assert_eq!(d.state().unwrap().to_string(), "running (booted)");
+    // Nobody watched: the status file still says what the guest did last seen.
+    assert!(!status(t.path()).unwrap().paused);
     let t0 = Instant::now();
-    match Guest::attach(&Dirs::under(t.path()), NAME).unwrap() {
-        Attach::Running(mut g) => {
-            let end = g.wait_ended(Duration::from_secs(30));
-            assert_eq!(end, Some(DomainState::new(State::Shutoff, "shutdown")));
-        }
-        Attach::Inactive(s) => panic!("not adopted: {s}"),
-    }
-    eprintln!("FIGURE: adopt to shut off (shutdown): {:?}", t0.elapsed());
+    let (ok, out, err) = vsh_out(&emu, &uri, &["domstate", "--reason", NAME]);
+    eprintln!(
+        "FIGURE: domstate adopting a guest that powered off unwatched: {:?}",
+        t0.elapsed()
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "shut off (shutdown)");
+    // Seen through before domstate answered: QEMU is gone and so is its status file.
+    assert!(!is_same_live_process(st.pid, st.start_time), "QEMU left");
+    assert!(status(t.path()).is_none());
+    let (ok, out, err) = vsh_out(&emu, &uri, &["list", "--all"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains(NAME) && l.trim_end().ends_with("shut off")),
+        "{out}"
+    );
     assert_eq!(d.state().unwrap().to_string(), "shut off (shutdown)");
-    wait_until("QEMU gone", Duration::from_secs(15), || {
-        !is_same_live_process(st.pid, st.start_time)
-    });
     let log =
         std::fs::read_to_string(Dirs::under(t.path()).log.join(format!("{NAME}.log"))).unwrap();
     assert!(
@@ -956,6 +1036,10 @@ fn adopting_a_guest_that_powered_off_unwatched_applies_on_poweroff() {
         log.trim_end().ends_with("shutting down, reason=shutdown"),
         "{log}"
     );
+    // No monitor is left either.
+    wait_until("no monitor", Duration::from_secs(5), || {
+        guests::pids_under(t.path(), "domdriver-monitor").is_empty()
+    });
 }
 
 /// A busybox stand-in for qemu-ga on the agent's port: answers guest-sync with its id and

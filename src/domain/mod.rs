@@ -55,6 +55,9 @@ pub enum DomainError {
     /// Well-formed but inconsistent configuration (`unsupported configuration: ...`).
     #[error("{0}")]
     Config(String),
+    /// A guest CPU the host cannot run (`the CPU is incompatible with host CPU: ...`).
+    #[error("{0}")]
+    CpuIncompatible(String),
 }
 
 /// Parse domain XML text into a [`DomainDef`] and run the checks that need no capabilities,

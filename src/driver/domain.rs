@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
 use super::monitor::proto::{ErrorCode, PowerModes};
-use super::process::{Attach, DomainState, Guest, GuestError, LaunchSpec, State, state_of_status};
+use super::process::{
+    Attach, DomainState, Guest, GuestError, LaunchSpec, State, monitor_alive, state_of_status,
+};
 use super::status::{GuestStatus, is_guest_process};
 use super::{Connect, DriverError};
 use crate::domain::{self, DomainDef, FormatFlags};
@@ -187,6 +189,11 @@ fn no_such_name(name: &str) -> DriverError {
     DriverError::NoDomain(format!("no domain with matching name '{name}'"))
 }
 
+/// libvirt's refusal to pause or resume the vCPUs of a guest that suspended itself.
+fn pmsuspended() -> DriverError {
+    DriverError::OperationInvalid("domain is pmsuspended".into())
+}
+
 fn not_running() -> DriverError {
     DriverError::OperationInvalid("domain is not running".into())
 }
@@ -194,7 +201,11 @@ fn not_running() -> DriverError {
 /// The process layer says "domain 'X' is not running"; libvirt's API says it without the name.
 /// The per-start private directory QEMU gets as HOME, with the master key its command line
 /// names (libvirt hands secrets to QEMU encrypted with it). Both are private to the user.
-fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverError> {
+fn prepare_lib_dir(
+    dir: &std::path::Path,
+    key: &[u8; 32],
+    sec: Option<&crate::domain::model::LaunchSecurity>,
+) -> Result<(), DriverError> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let sys = |msg: String| move |source| DriverError::System { msg, err: source };
@@ -203,16 +214,31 @@ fn prepare_lib_dir(dir: &std::path::Path, key: &[u8; 32]) -> Result<(), DriverEr
         .mode(0o700)
         .create(dir)
         .map_err(sys(format!("cannot create directory '{}'", dir.display())))?;
-    let path = dir.join("master-key.aes");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
-        .open(&path)
-        .and_then(|mut f| f.write_all(key))
-        .map_err(sys(format!("cannot write file '{}'", path.display())))
+    let write = |name: &str, data: &[u8]| {
+        let path = dir.join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&path)
+            .and_then(|mut f| f.write_all(data))
+            .map_err(sys(format!("cannot write file '{}'", path.display())))
+    };
+    write("master-key.aes", key)?;
+    // A SEV guest's owner certificate and session blob, which QEMU reads from files
+    // (libvirt: qemuProcessPrepareSEVGuestInput).
+    use crate::xml2argv::{SEV_DH_CERT_FILE, SEV_SESSION_FILE};
+    if let Some(sec) = sec.filter(|s| s.ltype == "sev") {
+        if let Some(c) = &sec.dh_cert {
+            write(SEV_DH_CERT_FILE, c.as_bytes())?;
+        }
+        if let Some(s) = &sec.session {
+            write(SEV_SESSION_FILE, s.as_bytes())?;
+        }
+    }
+    Ok(())
 }
 
 /// The descriptor QEMU finds its monitor socket on; the process layer puts the listening
@@ -252,6 +278,7 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::AgentUnresponsive => DriverError::AgentUnresponsive(desc),
             ErrorCode::Internal => DriverError::Internal(desc),
             ErrorCode::OperationTimeout => DriverError::Timeout(desc),
+            ErrorCode::OperationAborted => DriverError::OperationAborted(desc),
         },
         e => DriverError::Guest(e),
     }
@@ -359,6 +386,7 @@ impl Connect {
         // Guest::peek so that the pid, UUID, live XML and state all come from one read.
         let status_path = self.dirs.run.join(format!("{name}.json"));
         let mut tries = 0;
+        let mut adopted = false;
         loop {
             tries += 1;
             // A status file that cannot be read is skipped with a warning, as libvirtd skips
@@ -368,6 +396,17 @@ impl Connect {
                 None
             });
             if let Some(st) = status {
+                if is_guest_process(&st) && !adopted && !monitor_alive(&st) {
+                    // Its monitor died: the file tells what the guest did while watched. A
+                    // new monitor takes over and catches up (a guest that powered off
+                    // meanwhile gets on_poweroff), then the files are read again. Only
+                    // here does reading a state cost more than reading files.
+                    adopted = true;
+                    if let Err(e) = Guest::attach(&self.dirs, name) {
+                        self.warn([format!("domain '{name}': cannot adopt the guest: {e}")]);
+                    }
+                    continue;
+                }
                 if is_guest_process(&st) {
                     let state = state_of_status(&st);
                     let def = if st.xml.trim().is_empty() {
@@ -851,6 +890,9 @@ impl<'c> Domain<'c> {
     /// Pause the vCPUs (`virsh suspend`).
     pub fn suspend(&self) -> Result<(), DriverError> {
         let (mut g, p) = self.guest()?;
+        if state_of_status(g.status()).state == State::PmSuspended {
+            return Err(pmsuspended());
+        }
         g.suspend().map_err(|e| self.failed(&mut g, p, e))
     }
 
@@ -858,8 +900,11 @@ impl<'c> Domain<'c> {
     pub fn resume(&self) -> Result<(), DriverError> {
         let (mut g, p) = self.guest()?;
         let state = g.state().map_err(|e| self.failed(&mut g, p, e))?;
-        if state.state == State::Running {
-            return Ok(());
+        match state.state {
+            State::Running => return Ok(()),
+            // libvirt: qemuDomainResume; dompmwakeup wakes it.
+            State::PmSuspended => return Err(pmsuspended()),
+            _ => {}
         }
         g.resume().map_err(|e| self.failed(&mut g, p, e))
     }
@@ -1024,7 +1069,7 @@ impl<'c> Domain<'c> {
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
         let lib_dir = std::path::Path::new(&ctx.lib_dir);
-        let started = prepare_lib_dir(lib_dir, &key).and_then(|()| {
+        let started = prepare_lib_dir(lib_dir, &key, def.launch_security.as_ref()).and_then(|()| {
             let mut args = cmd.args;
             if incoming.is_some() {
                 args.extend(["-incoming".to_string(), "defer".to_string()]);

@@ -19,6 +19,7 @@ pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
 pub mod iothreads;
+pub mod jobs;
 pub mod keycodes;
 pub mod launch;
 pub mod lock;
@@ -29,12 +30,14 @@ pub mod node_cells;
 pub mod nvram;
 pub mod pinning;
 pub mod ports;
+pub mod power;
 mod precheck;
 pub mod prepare;
 pub mod process;
 mod qmp_route;
 pub mod rename;
 pub mod save;
+pub mod save_abi;
 pub mod saveimage;
 pub mod schema;
 pub mod secret;
@@ -121,6 +124,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_INVALID_ARG.
     #[error("invalid argument: {0}")]
     InvalidArg(String),
+    /// libvirt's VIR_ERR_OPERATION_ABORTED.
+    #[error("operation aborted: {0}")]
+    OperationAborted(String),
     /// libvirt's VIR_ERR_OPERATION_TIMEOUT.
     #[error("Timed out during operation: {0}")]
     Timeout(String),
@@ -130,6 +136,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_OPERATION_UNSUPPORTED.
     #[error("Operation not supported: {0}")]
     OperationUnsupported(String),
+    /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
+    #[error("this function is not supported by the connection driver: {0}")]
+    NoSupport(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

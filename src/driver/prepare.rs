@@ -71,6 +71,13 @@ impl Connect {
             // libvirt 9.0 picks the firmware when a domain starts (its pretend start for
             // domxml-to-native included), so the stored config keeps `firmware='efi'`.
             self.fill_firmware(&mut def, reset_nvram)?;
+            // libvirt: qemuProcessUpdateGuestCPU, at start and in a pretend start.
+            let cpuid = if def.virt_type == "kvm" {
+                crate::capabilities::host::this_cpu_features()
+            } else {
+                Vec::new()
+            };
+            crate::domain::prepare::cpu_compare::check_guest_cpu(&def, &caps, &cpuid)?;
         }
         if purpose == Purpose::Native {
             // libvirt: qemuConnectDomainXMLToNative turns the parsed interfaces into plain

@@ -614,6 +614,8 @@ fn state_from_names(state: &str, reason: &str) -> DomainState {
 pub(crate) fn state_of_status(st: &GuestStatus) -> DomainState {
     if st.state == "crashed" {
         DomainState::new(State::Crashed, &st.reason)
+    } else if st.state == "pmsuspended" {
+        DomainState::new(State::PmSuspended, &st.reason)
     } else if st.paused {
         DomainState::new(State::Paused, &st.reason)
     } else {
@@ -622,7 +624,7 @@ pub(crate) fn state_of_status(st: &GuestStatus) -> DomainState {
 }
 
 /// Whether the monitor the status file names is alive.
-fn monitor_alive(st: &GuestStatus) -> bool {
+pub(crate) fn monitor_alive(st: &GuestStatus) -> bool {
     st.monitor_pid > 0 && is_same_live_process(st.monitor_pid, st.monitor_start_time)
 }
 
@@ -676,20 +678,32 @@ impl Guest {
         };
         // The lock is held until the monitor reported (it holds a copy meanwhile, so a
         // starter killed midway cannot let a second start in before the guest is tracked).
-        Self::run_monitor(&paths, &cfg, lock)
+        match Self::run_monitor(&paths, &cfg, lock)? {
+            Attach::Running(g) => Ok(*g),
+            // Only an adopting monitor reports an end.
+            Attach::Inactive(s) => Err(GuestError::Start {
+                guest: name,
+                msg: format!("the guest ended right after it started: {s}"),
+                log_tail: log_tail(&paths.log, 0),
+            }),
+        }
     }
 
-    /// Spawn a monitor for `cfg` and connect to it once it reported ready.
+    /// Spawn a monitor for `cfg` and connect to it once it reported ready; an adopting
+    /// monitor may report instead that the guest's lifecycle action ended it.
     fn run_monitor(
         paths: &GuestPaths,
         cfg: &MonitorConfig,
         lock: GuestLock,
-    ) -> Result<Guest, GuestError> {
+    ) -> Result<Attach, GuestError> {
         let name = &paths.name;
         let res = launch::spawn(cfg, lock.raw_fd(), &paths.log)
             .map_err(|msg| monitor_failed(name, msg))?;
         match res {
             StartResult::Ready { .. } => {}
+            StartResult::Ended { state, reason } => {
+                return Ok(Attach::Inactive(state_from_names(&state, &reason)));
+            }
             StartResult::Failed { msg, log_tail } => {
                 return Err(GuestError::Start {
                     guest: name.clone(),
@@ -718,7 +732,7 @@ impl Guest {
         };
         drop(lock);
         g.subscribe()?;
-        Ok(g)
+        Ok(Attach::Running(Box::new(g)))
     }
 
     fn subscribe(&mut self) -> Result<(), GuestError> {
@@ -727,7 +741,9 @@ impl Guest {
     }
 
     /// Find the running guest `name` and connect to its monitor. A guest whose monitor died
-    /// (killed) while QEMU runs on is adopted by a new monitor. A status file whose QEMU is
+    /// (killed) while QEMU runs on is adopted by a new monitor; it is `Inactive` when what
+    /// it did meanwhile ended it (powered off with `on_poweroff` destroy, panicked with
+    /// `on_crash` destroy): the new monitor sees that through first. A status file whose QEMU is
     /// gone with no monitor left means QEMU died behind our back: its leftovers are removed
     /// and the guest is `shut off (crashed)`.
     pub fn attach(dirs: &Dirs, name: &str) -> Result<Attach, GuestError> {
@@ -788,20 +804,26 @@ impl Guest {
                         dirs: dirs.into(),
                         mode: Mode::Adopt,
                     };
-                    let g = Self::run_monitor(&paths, &cfg, lock)?;
-                    return Ok(Attach::Running(Box::new(g)));
+                    return Self::run_monitor(&paths, &cfg, lock);
                 }
             }
         }
     }
 
     /// The state of guest `name` from its status file, which its monitor keeps current,
-    /// without talking to anyone (`virsh domstate`, `virsh list`). Changes nothing.
+    /// without talking to anyone while the monitor lives (`virsh domstate`, `virsh list`).
+    /// A guest whose monitor died is adopted first (see [`Guest::attach`]): the status
+    /// file says what the guest did when someone last watched, the new monitor what it
+    /// does now (a guest that powered off unwatched gets its `on_poweroff`).
     pub fn peek(dirs: &Dirs, name: &str) -> Result<DomainState, GuestError> {
         let paths = GuestPaths::new(dirs, name)?;
         Ok(match GuestStatus::read(name, &paths.status)? {
             None => DomainState::new(State::Shutoff, "unknown"),
             Some(st) if !is_guest_process(&st) => DomainState::new(State::Shutoff, "crashed"),
+            Some(st) if !monitor_alive(&st) => match Self::attach(dirs, name)? {
+                Attach::Running(g) => state_of_status(g.status()),
+                Attach::Inactive(s) => s,
+            },
             Some(st) => state_of_status(&st),
         })
     }
@@ -1152,6 +1174,13 @@ impl Guest {
                 return Err(GuestError::Process {
                     guest: name,
                     msg: f.desc,
+                });
+            }
+            Ok(Reply::Refused { code, desc }) => {
+                return Err(GuestError::Refused {
+                    guest: name,
+                    code,
+                    desc,
                 });
             }
             Ok(other) => {

@@ -154,16 +154,70 @@ impl Connect {
     }
 
     /// Replace the domain XML of the save image at `path` (`virsh save-image-define`): the
-    /// new one must describe the same guest (name and UUID).
-    pub fn save_image_define_xml(&self, path: &Path, xml: &str) -> Result<(), DriverError> {
-        let old = domain::parse_unprepared(&saveimage::read(path)?.xml)?;
-        let new = domain::parse_unprepared(xml)?;
-        if old.name != new.name || old.uuid != new.uuid {
-            return Err(DriverError::OperationFailed(format!(
-                "target domain name '{}' does not match source '{}'",
-                new.name, old.name
-            )));
+    /// new one must describe the same guest (name, and libvirt's ABI stability rules,
+    /// [`super::save_abi`]). `state` other than `AsSaved` rewrites whether `restore` resumes.
+    pub fn save_image_define_xml(
+        &self,
+        path: &Path,
+        xml: &str,
+        state: RestoreState,
+    ) -> Result<(), DriverError> {
+        define_image_xml(path, xml, state)
+    }
+}
+
+/// libvirt: qemuDomainSaveImageDefineXML, qemuSaveImageUpdateDef.
+fn define_image_xml(path: &Path, xml: &str, state: RestoreState) -> Result<(), DriverError> {
+    let old = domain::parse_unprepared(&saveimage::read(path)?.xml)?;
+    let new = domain::parse_unprepared(xml)?;
+    if old.name != new.name || old.uuid != new.uuid {
+        return Err(DriverError::OperationFailed(format!(
+            "target domain name '{}' does not match source '{}'",
+            new.name, old.name
+        )));
+    }
+    super::save_abi::check(&old, &new)?;
+    saveimage::replace_xml(path, xml)?;
+    match state {
+        RestoreState::AsSaved => Ok(()),
+        RestoreState::Running => saveimage::set_running(path, true),
+        RestoreState::Paused => saveimage::set_running(path, false),
+    }
+}
+
+impl Domain<'_> {
+    /// The managed save image's path, refused with libvirt's message when there is none.
+    fn existing_managed_save(&self) -> Result<std::path::PathBuf, DriverError> {
+        let path = self.managed_save_path();
+        if !path.exists() {
+            return Err(DriverError::OperationInvalid(
+                "domain does not have managed save image".into(),
+            ));
         }
-        saveimage::replace_xml(path, xml)
+        Ok(path)
+    }
+
+    /// The domain XML of the managed save image (`virsh managedsave-dumpxml`); without
+    /// `secure`, secrets are left out (libvirt: qemuDomainManagedSaveGetXMLDesc).
+    pub fn managed_save_xml_desc(&self, secure: bool) -> Result<String, DriverError> {
+        let xml = saveimage::read(&self.existing_managed_save()?)?.xml;
+        if secure {
+            return Ok(xml);
+        }
+        let def = domain::parse_unprepared(&xml)?;
+        Ok(def.to_xml(FormatFlags {
+            inactive: true,
+            secure: false,
+        }))
+    }
+
+    /// Replace the managed save image's domain XML (`virsh managedsave-define`), under the
+    /// rules of [`Connect::save_image_define_xml`].
+    pub fn managed_save_define_xml(
+        &self,
+        xml: &str,
+        state: RestoreState,
+    ) -> Result<(), DriverError> {
+        define_image_xml(&self.existing_managed_save()?, xml, state)
     }
 }

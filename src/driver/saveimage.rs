@@ -165,6 +165,21 @@ pub fn replace_xml(path: &Path, xml: &str) -> Result<(), DriverError> {
         .map_err(sys(path, "failed to write"))
 }
 
+/// Set whether `restore` resumes the guest of the image at `path` (the header's
+/// `was_running`; `save-image-define --running|--paused`).
+pub fn set_running(path: &Path, running: bool) -> Result<(), DriverError> {
+    read(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(sys(path, "failed to open"))?;
+    // After the magic: version, data_len, then was_running.
+    f.seek(SeekFrom::Start(16 + 8))
+        .and_then(|_| f.write_all(&u32::from(running).to_ne_bytes()))
+        .and_then(|()| f.sync_all())
+        .map_err(sys(path, "failed to write"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

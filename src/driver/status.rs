@@ -51,7 +51,8 @@ pub struct GuestStatus {
     pub monitor_pid: i32,
     #[serde(default)]
     pub monitor_start_time: u64,
-    /// `crashed` for a guest preserved after a panic; empty otherwise (then `paused` says).
+    /// `crashed` for a guest preserved after a panic, `pmsuspended` for one that suspended
+    /// itself; empty otherwise (then `paused` says).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub state: String,
 }

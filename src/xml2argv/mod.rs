@@ -9,6 +9,8 @@
 
 mod checks;
 mod devices;
+
+pub use devices::launch_security::{SEV_DH_CERT_FILE, SEV_SESSION_FILE};
 pub mod explain;
 mod fsdev;
 pub mod graphics_ports;

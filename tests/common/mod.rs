@@ -28,3 +28,19 @@ pub fn data() -> PathBuf {
 pub fn regenerate() -> bool {
     std::env::var_os("VSH_TEST_REGENERATE_OUTPUT").is_some_and(|v| v == "1")
 }
+
+/// Spawn `cmd` and return once the kernel has finished exec'ing it. `spawn` returns as soon
+/// as the child has left our address space, which is before exec has set up the new
+/// program's arguments: for a moment `/proc/PID/cmdline` is empty (nearly always, right
+/// after `spawn`). A test that stands a process in for QEMU records its `argv[0]`, which the
+/// driver checks, so it must not read it in that window.
+pub fn spawn_execd(cmd: &mut std::process::Command) -> std::process::Child {
+    let child = cmd.spawn().expect("spawn");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read(format!("/proc/{}/cmdline", child.id())).is_ok_and(|c| c.is_empty())
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    child
+}

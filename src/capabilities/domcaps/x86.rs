@@ -322,24 +322,11 @@ impl Score {
 /// changes (see [`Score`]), preferring models whose signature matches the host's. `drop_msr` removes
 /// MSR-based features from the result. `None` when nothing fits.
 pub fn decode_host(host: &HostCpu, qemu_models: &[CpuModel], drop_msr: bool) -> Option<DecodedCpu> {
-    let mut have: BTreeSet<&'static str> = BTreeSet::new();
-    let mut vendor = None;
+    let have = host_features(host);
+    let vendor = host_vendor(host);
     let (mut family, mut model) = (0i64, 0i64);
     for p in &host.props {
         match &p.value {
-            CpuPropValue::Boolean(true) => {
-                if let Some(n) = libvirt_name(&p.name) {
-                    have.insert(n);
-                }
-            }
-            CpuPropValue::String(s) if p.name == "vendor" => {
-                vendor = match s.as_str() {
-                    "GenuineIntel" => Some("Intel"),
-                    "AuthenticAMD" => Some("AMD"),
-                    "HygonGenuine" => Some("Hygon"),
-                    _ => None,
-                };
-            }
             CpuPropValue::Number(n) if p.name == "family" => family = *n,
             CpuPropValue::Number(n) if p.name == "model" => model = *n,
             _ => {}
@@ -421,6 +408,40 @@ pub fn decode_host(host: &HostCpu, qemu_models: &[CpuModel], drop_msr: bool) -> 
         vendor: vendor.map(str::to_string),
         features,
     })
+}
+
+/// The features (libvirt names) QEMU's expansion of the host CPU turns on.
+pub fn host_features(host: &HostCpu) -> BTreeSet<&'static str> {
+    host.props
+        .iter()
+        .filter(|p| matches!(p.value, CpuPropValue::Boolean(true)))
+        .filter_map(|p| libvirt_name(&p.name))
+        .collect()
+}
+
+/// The host CPU's vendor as libvirt names it, from QEMU's expansion.
+pub fn host_vendor(host: &HostCpu) -> Option<&'static str> {
+    host.props.iter().find_map(|p| match &p.value {
+        CpuPropValue::String(s) if p.name == "vendor" => match s.as_str() {
+            "GenuineIntel" => Some("Intel"),
+            "AuthenticAMD" => Some("AMD"),
+            "HygonGenuine" => Some("Hygon"),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// The features of the named model as libvirt describes a guest with it (see
+/// [`model_features`]); `None` for a name QEMU does not define.
+pub fn named_model_features(name: &str) -> Option<BTreeSet<&'static str>> {
+    MODELS.iter().find(|m| m.name == name).map(model_features)
+}
+
+/// Whether libvirt knows the feature name, and where it lists it (for messages that name
+/// features in libvirt's order).
+pub fn feature_position(name: &str) -> Option<usize> {
+    FEATURES.iter().position(|(l, _)| *l == name)
 }
 
 /// libvirt's vendor for a named x86 model (`None` for generic models and unknown names).

@@ -205,6 +205,14 @@ pub struct ProbeOptions<'a> {
     pub numa_memory: Option<&'a dyn NumaMemorySource>,
 }
 
+/// The x86 features (libvirt names) the CPUID instruction reports on this machine, as
+/// libvirt's virCPUGetHost reads them; empty on other architectures.
+pub fn this_cpu_features() -> Vec<&'static str> {
+    cpu_x86_probe::read_this_cpu(Path::new("/dev/kvm"))
+        .map(|d| d.features().names())
+        .unwrap_or_default()
+}
+
 impl HostCaps {
     /// Probe `root` with no overrides.
     pub fn probe(root: &HostRoot) -> Result<HostCaps, CapsError> {

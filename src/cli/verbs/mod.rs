@@ -10,9 +10,11 @@ pub mod events;
 pub mod host;
 pub mod hostcpu;
 pub mod hotplug;
+pub mod jobs;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
+pub mod power;
 pub mod readfmt;
 pub mod rename;
 pub mod resources;
@@ -34,6 +36,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    power::CMDS,
     agent::CMDS,
     agent_ops::CMDS,
     hotplug::CMDS,
@@ -41,6 +44,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     tuning::CMDS,
     rename::CMDS,
     save::CMDS,
+    jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,

@@ -1,5 +1,5 @@
-//! Save and restore: `save`, `restore`, `save-image-dumpxml`, `save-image-define` (libvirt:
-//! tools/virsh-domain.c cmdSave, cmdRestore, cmdSaveImageDumpxml, cmdSaveImageDefine).
+//! Save and restore: `save`, `restore`, `managedsave*`, `save-image-*` (libvirt:
+//! tools/virsh-domain.c cmdSave, cmdRestore, cmdManagedSave*, cmdSaveImage*).
 
 use std::path::Path;
 
@@ -115,6 +115,60 @@ pub const CMDS: &[CmdDef] = &[
         cmd_save_image_define,
         Access::Write("virDomainSaveImageDefineXML"),
     ),
+    verb(
+        "save-image-edit",
+        "edit XML for a domain's saved state file",
+        "Edit the domain XML associated with a saved state file",
+        &[
+            OptDef::data("file", "saved state file to edit").complete(Completer::File),
+            RUNNING,
+            PAUSED,
+        ],
+        cmd_save_image_edit,
+        Access::Write("virDomainSaveImageDefineXML"),
+    ),
+    verb(
+        "managedsave-dumpxml",
+        "Domain information of managed save state file in XML",
+        "Dump XML of domain information for a managed save state file to stdout.",
+        &[
+            OptDef::domain("domain name, id or uuid", DomainFilter::Inactive),
+            OptDef::flag(
+                "security-info",
+                "include security sensitive information in XML dump",
+            ),
+            OptDef::string("xpath", "xpath expression to filter the XML document"),
+            OptDef::flag("wrap", "wrap xpath results in an common root element"),
+        ],
+        cmd_managedsave_dumpxml,
+        Access::Read,
+    ),
+    verb(
+        "managedsave-define",
+        "redefine the XML for a domain's managed save state file",
+        "Replace the domain XML associated with a managed save state file",
+        &[
+            OptDef::domain("domain name, id or uuid", DomainFilter::Inactive),
+            OptDef::data("xml", "filename containing updated XML for the target")
+                .complete(Completer::File),
+            OptDef::flag("running", "set domain to be running on start"),
+            OptDef::flag("paused", "set domain to be paused on start"),
+        ],
+        cmd_managedsave_define,
+        Access::Write("virDomainManagedSaveDefineXML"),
+    ),
+    verb(
+        "managedsave-edit",
+        "edit XML for a domain's managed save state file",
+        "Edit the domain XML associated with the managed save state file",
+        &[
+            OptDef::domain("domain name, id or uuid", DomainFilter::Inactive),
+            OptDef::flag("running", "set domain to be running on start"),
+            OptDef::flag("paused", "set domain to be paused on start"),
+        ],
+        cmd_managedsave_edit,
+        Access::Write("virDomainManagedSaveDefineXML"),
+    ),
 ];
 
 /// `--running`/`--paused`, exclusive as in virsh.
@@ -143,8 +197,10 @@ fn cmd_save(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     no_xml(args)?;
     let file = args.required("file")?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.save(Path::new(file), state)
-        .with_context(|| format!("Failed to save domain '{}' to {file}", dom.name()))?;
+    super::jobs::watch(&dom, args.flag("verbose"), "Save", || {
+        dom.save(Path::new(file), state)
+    })
+    .with_context(|| format!("Failed to save domain '{}' to {file}", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' saved to {file}", dom.name()));
     Ok(())
 }
@@ -165,8 +221,10 @@ fn cmd_restore(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_managedsave(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let state = restore_state(args)?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    dom.managed_save(state)
-        .with_context(|| format!("Failed to save domain '{}' state", dom.name()))?;
+    super::jobs::watch(&dom, args.flag("verbose"), "Managedsave", || {
+        dom.managed_save(state)
+    })
+    .with_context(|| format!("Failed to save domain '{}' state", dom.name()))?;
     ctx.println_extra(format!("\nDomain '{}' state saved by libvirt", dom.name()));
     Ok(())
 }
@@ -203,17 +261,78 @@ fn cmd_save_image_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
-/// `vsh save-image-define FILE XML`.
+/// `vsh save-image-define FILE XML [--running|--paused]`.
 fn cmd_save_image_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    if args.flag("running") || args.flag("paused") {
-        restore_state(args)?;
-        bail!("this function is not supported by the connection driver: --running/--paused");
-    }
+    let state = restore_state(args)?;
     let file = args.required("file")?;
     let xml = read_xml_file(args.required("xml")?)?;
     ctx.conn()?
-        .save_image_define_xml(Path::new(file), &xml)
+        .save_image_define_xml(Path::new(file), &xml, state)
         .with_context(|| format!("Failed to update {file}"))?;
     ctx.println_extra(format!("State file {file} updated."));
+    Ok(())
+}
+
+/// `vsh save-image-edit FILE [--running|--paused]` (libvirt: cmdSaveImageEdit).
+fn cmd_save_image_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let state = restore_state(args)?;
+    let file = args.required("file")?;
+    let conn = ctx.conn()?;
+    let doc = conn.save_image_xml(Path::new(file))?;
+    let edited = crate::cli::edit::edit_text(&doc)?;
+    if edited == doc {
+        ctx.println_extra(format!("Saved image {file} XML configuration not changed."));
+        return Ok(());
+    }
+    conn.save_image_define_xml(Path::new(file), &edited, state)
+        .with_context(|| format!("Failed to update {file}"))?;
+    ctx.println_extra(format!("State file {file} edited."));
+    Ok(())
+}
+
+/// `vsh managedsave-dumpxml DOMAIN [--security-info] [--xpath EXPR [--wrap]]`.
+fn cmd_managedsave_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let xml = dom.managed_save_xml_desc(args.flag("security-info"))?;
+    match args.string("xpath") {
+        Some(expr) => ctx.print(super::xpath::render(&xml, expr, args.flag("wrap"))?),
+        None => ctx.print(xml),
+    }
+    Ok(())
+}
+
+/// `vsh managedsave-define DOMAIN XML [--running|--paused]`.
+fn cmd_managedsave_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let state = restore_state(args)?;
+    let xml = read_xml_file(args.required("xml")?)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    dom.managed_save_define_xml(&xml, state)
+        .with_context(|| format!("Failed to update {} XML configuration", dom.name()))?;
+    ctx.println_extra(format!(
+        "Managed save state file of domain '{}' updated.",
+        dom.name()
+    ));
+    Ok(())
+}
+
+/// `vsh managedsave-edit DOMAIN [--running|--paused]` (libvirt: cmdManagedSaveEdit).
+fn cmd_managedsave_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let state = restore_state(args)?;
+    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let doc = dom.managed_save_xml_desc(true)?;
+    let edited = crate::cli::edit::edit_text(&doc)?;
+    if edited == doc {
+        ctx.println_extra(format!(
+            "Managed save image of domain '{}' XML configuration not changed.",
+            dom.name()
+        ));
+        return Ok(());
+    }
+    dom.managed_save_define_xml(&edited, state)
+        .with_context(|| format!("Failed to update {} XML configuration", dom.name()))?;
+    ctx.println_extra(format!(
+        "Managed save image of Domain '{}' XML configuration edited.",
+        dom.name()
+    ));
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! 5. PCI addresses, adding root ports and bridges where the machine needs them.
 
 mod aliases;
+pub mod cpu_compare;
 mod devices;
 pub mod firmware;
 pub mod inactive;

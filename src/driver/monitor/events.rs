@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum Lifecycle {
     StartedBooted,
     StartedRestored,
+    StartedWakeup,
     SuspendedPaused,
     SuspendedIoError,
     SuspendedWatchdog,
@@ -23,6 +24,9 @@ pub enum Lifecycle {
     ShutdownGuest,
     ShutdownHost,
     CrashedPanicked,
+    CrashedCrashloaded,
+    PmSuspendedMemory,
+    PmSuspendedDisk,
 }
 
 impl Lifecycle {
@@ -33,6 +37,7 @@ impl Lifecycle {
         match self {
             StartedBooted => ("Started", "Booted"),
             StartedRestored => ("Started", "Restored"),
+            StartedWakeup => ("Started", "Event wakeup"),
             SuspendedPaused => ("Suspended", "Paused"),
             SuspendedIoError => ("Suspended", "I/O Error"),
             SuspendedWatchdog => ("Suspended", "Watchdog"),
@@ -46,6 +51,9 @@ impl Lifecycle {
             ShutdownGuest => ("Shutdown", "Finished after guest request"),
             ShutdownHost => ("Shutdown", "Finished after host request"),
             CrashedPanicked => ("Crashed", "Panicked"),
+            CrashedCrashloaded => ("Crashed", "Crashloaded"),
+            PmSuspendedMemory => ("PMSuspended", "Memory"),
+            PmSuspendedDisk => ("PMSuspended", "Disk"),
         }
     }
 }
@@ -102,6 +110,11 @@ pub enum EventKind {
     DeviceRemoved {
         alias: String,
     },
+    /// The guest suspended itself to RAM (QMP SUSPEND), woke up (WAKEUP), or suspended to
+    /// disk (SUSPEND_DISK); virsh prints no reason for them.
+    PmSuspend,
+    PmWakeup,
+    PmSuspendDisk,
     /// The guest agent connected or went away: `state` is `connected` or `disconnected`,
     /// `reason` as virsh words it (`channel event`, `domain started`, `unknown`).
     AgentLifecycle {
@@ -128,6 +141,9 @@ impl DomainEvent {
             EventKind::Watchdog { .. } => "watchdog",
             EventKind::IoError { .. } => "io-error",
             EventKind::DeviceRemoved { .. } => "device-removed",
+            EventKind::PmSuspend => "pm-suspend",
+            EventKind::PmWakeup => "pm-wakeup",
+            EventKind::PmSuspendDisk => "pm-suspend-disk",
             EventKind::AgentLifecycle { .. } => "agent-lifecycle",
         }
     }
@@ -152,6 +168,10 @@ impl DomainEvent {
             } => format!("event 'io-error' for domain '{d}': {path} ({alias}) {action}"),
             EventKind::DeviceRemoved { alias } => {
                 format!("event 'device-removed' for domain '{d}': {alias}")
+            }
+            // libvirt: virshEventPMChangePrint
+            EventKind::PmSuspend | EventKind::PmWakeup | EventKind::PmSuspendDisk => {
+                format!("event '{}' for domain '{d}'", self.kind())
             }
             EventKind::AgentLifecycle { state, reason } => {
                 format!(

@@ -54,6 +54,11 @@ pub enum Request {
     },
     /// Hard reset (`virsh reset`).
     Reset,
+    /// Suspend the guest through its agent's `command` (`guest-suspend-ram`, ...); the
+    /// reply comes once QEMU reports the guest suspended (`virsh dompmsuspend`).
+    PmSuspend {
+        command: String,
+    },
     /// Replace the live XML in the status file (the monitor owns that file).
     SetXml {
         xml: String,
@@ -106,6 +111,11 @@ pub enum Request {
         #[serde(default)]
         strict: bool,
     },
+    /// The running job's statistics (`domjobinfo`): `{"type": "none"|"unbounded", "params":
+    /// [[name, value], ...]}` with libvirt's job statistic names, in its order.
+    JobInfo,
+    /// Cancel the running job (`domjobabort`).
+    JobAbort,
 }
 
 /// One QMP command.
@@ -178,6 +188,7 @@ pub enum ErrorCode {
     AgentUnresponsive,
     Internal,
     OperationTimeout,
+    OperationAborted,
 }
 
 impl ErrorCode {
@@ -190,6 +201,7 @@ impl ErrorCode {
             ErrorCode::AgentUnresponsive => format!("Guest agent is not responding: {desc}"),
             ErrorCode::Internal => format!("internal error: {desc}"),
             ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
+            ErrorCode::OperationAborted => format!("operation aborted: {desc}"),
         }
     }
 }
@@ -268,8 +280,20 @@ pub enum Line {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case")]
 pub enum StartResult {
-    Ready { monitor_pid: i32, qemu_pid: i32 },
-    Failed { msg: String, log_tail: String },
+    Ready {
+        monitor_pid: i32,
+        qemu_pid: i32,
+    },
+    Failed {
+        msg: String,
+        log_tail: String,
+    },
+    /// An adopted guest's lifecycle action ended it before the new monitor was ready (it
+    /// powered off or panicked while unmonitored): how it ended, as [`Reply::State`] says it.
+    Ended {
+        state: String,
+        reason: String,
+    },
 }
 
 #[cfg(test)]

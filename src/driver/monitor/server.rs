@@ -25,7 +25,9 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod hotplug;
+mod jobs;
 mod migrate;
+mod pm;
 mod snapshot;
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
@@ -42,6 +44,10 @@ use crate::qmp::{Event, Monitor, QmpError};
 
 /// How long a new QMP connection may take after the old one failed.
 const RECONNECT: Duration = Duration::from_secs(10);
+
+/// How long a monitor whose QEMU is gone waits for a start of the same guest to be done
+/// before it cleans up (a start waits as long for its QEMU's monitor).
+const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// How long `destroy` and `on_poweroff=destroy` let QEMU handle SIGTERM (libvirt: 10 s).
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -273,6 +279,18 @@ async fn run(cfg: MonitorConfig) -> i32 {
     srv.find_agent().await;
     if adopting {
         srv.catch_up().await;
+        if let Some(reason) = srv.end_reason {
+            // What happened unmonitored ends the guest (on_poweroff or on_crash destroy):
+            // see it through before answering, so that the caller learns the guest's
+            // state as it is, not as it was when the last monitor died.
+            srv.holds_lock = true;
+            srv.serve(listener, sigchld).await;
+            report(&StartResult::Ended {
+                state: "shut off".into(),
+                reason: reason.into(),
+            });
+            return 0;
+        }
     }
     report(&StartResult::Ready {
         monitor_pid: std::process::id() as i32,
@@ -565,8 +583,13 @@ struct Server {
     panic_stop: bool,
     /// The guest agent's channel, when the domain has one.
     agent: Option<AgentPort>,
+    /// Whether we still hold the guest's lock the starter lent us (fd [`LOCK_FD`]): an
+    /// adopted guest ended before we reported.
+    holds_lock: bool,
     exit: Option<Option<WaitStatus>>,
     unplugs: hotplug::Unplugs,
+    /// The save or snapshot running beside the request loop, and who waits for it.
+    jobs: jobs::Jobs,
 }
 
 /// The guest agent's virtio-serial port.
@@ -607,8 +630,10 @@ impl Server {
             own_resume: false,
             panic_stop: false,
             agent: None,
+            holds_lock: false,
             exit: None,
             unplugs: Default::default(),
+            jobs: Default::default(),
         }
     }
 
@@ -662,6 +687,24 @@ impl Server {
         }
         // QEMU before 6.0 lacks set-action: the defaults then stand.
         let _ = self.exec("set-action", Some(args)).await;
+    }
+
+    /// The live XML changed (`virsh set-lifecycle-action --live` among others): its
+    /// lifecycle actions apply from now on, and QEMU learns a new reboot action (libvirt:
+    /// qemuDomainModifyLifecycleActionLive).
+    async fn update_actions(&mut self) {
+        let old = self.actions.reboot;
+        self.actions = Actions::from_xml(&self.status.xml);
+        // libvirt leaves QEMU's reboot action alone for the other actions.
+        let reboot = match self.actions.reboot {
+            _ if self.actions.reboot == old => return,
+            Action::Restart => "reset",
+            Action::Destroy => "shutdown",
+            _ => return,
+        };
+        let _ = self
+            .exec("set-action", Some(json!({ "reboot": reboot })))
+            .await;
     }
 
     /// Put the ptys QEMU allocated into the live XML, as libvirt shows them.
@@ -855,6 +898,9 @@ impl Server {
                 log_line(&self.paths, "the guest panicked while unmonitored");
                 self.apply_crash().await;
             }
+            Some("suspended") if self.status.state != "pmsuspended" => {
+                self.set_state("pmsuspended", false, "unknown");
+            }
             Some("watchdog") if self.status.reason != "watchdog" => {
                 self.set_state("", true, "watchdog");
             }
@@ -907,7 +953,8 @@ impl Server {
             code,
             desc: desc.to_string(),
         };
-        if self.status.state == "crashed" || self.status.paused {
+        if !self.status.state.is_empty() || self.status.paused {
+            // Crashed or pmsuspended: libvirt asks for the running state.
             return Err(refuse(ErrorCode::OperationInvalid, "domain is not running"));
         }
         match &self.agent {
@@ -1078,6 +1125,11 @@ impl Server {
                 self.broadcast_lifecycle(Lifecycle::ResumedUnpaused);
             }
             "RESET" => self.broadcast_kind(EventKind::Reboot),
+            "SUSPEND" | "SUSPEND_DISK" | "WAKEUP" => self.on_pm_event(&ev.name),
+            // pvpanic with a crash kernel loaded: the guest's kdump handles the crash and
+            // QEMU lets it run, so libvirt only relays it, without on_crash (libvirt:
+            // processGuestCrashloadedEvent).
+            "GUEST_CRASHLOADED" => self.broadcast_lifecycle(Lifecycle::CrashedCrashloaded),
             "GUEST_PANICKED" => {
                 // QEMU paused the guest (set-action panic=pause) and sends STOP next.
                 self.panic_stop = ev.data["action"].as_str() == Some("pause");
@@ -1157,6 +1209,7 @@ impl Server {
     fn state_reply(&self) -> Reply {
         let state = match (self.status.state.as_str(), self.status.paused) {
             ("crashed", _) => "crashed",
+            ("pmsuspended", _) => "pmsuspended",
             (_, true) => "paused",
             (_, false) => "running",
         };
@@ -1189,6 +1242,16 @@ impl Server {
                 desc: "the guest is shutting down".into(),
                 not_running: true,
             }));
+            return;
+        }
+        if self.jobs.busy() && jobs::needs_job(&req) {
+            let cmd = Cmd {
+                req,
+                reply,
+                push,
+                kick,
+            };
+            self.queue_for_job(cmd);
             return;
         }
         let ok = |v: Value| Reply::Ok { value: v };
@@ -1275,6 +1338,10 @@ impl Server {
                 }
                 return;
             }
+            Request::PmSuspend { command } => {
+                self.pm_suspend(command, reply);
+                return;
+            }
             Request::Reset => match self.exec("system_reset", None).await {
                 Ok(_) => ok(Value::Null),
                 Err(e) => self.failure(e),
@@ -1282,14 +1349,21 @@ impl Server {
             Request::SetXml { xml } => {
                 self.status.xml = xml;
                 self.write_status();
+                self.update_actions().await;
                 ok(Value::Null)
             }
             Request::Save { path } => {
-                // Answered once QEMU is reaped, or at once when the save fails.
+                // Answered once QEMU is reaped, or when the save fails.
                 self.save(&path, reply).await;
                 return;
             }
-            Request::Snapshot { job } => self.snapshot_job(job).await,
+            Request::Snapshot { job } => {
+                // Answered when QEMU's job has ended.
+                self.snapshot_job(job, reply).await;
+                return;
+            }
+            Request::JobInfo => self.job_info(),
+            Request::JobAbort => self.abort_job().await,
             Request::Destroy { grace_ms } => {
                 self.end_reason = Some("destroyed");
                 self.terminate("destroyed", Duration::from_millis(grace_ms));
@@ -1390,8 +1464,14 @@ impl Server {
                     self.kill_at = None;
                     self.signal(Signal::SIGKILL);
                 }
+                _ = sleep_until(self.jobs.wake_at()) => {
+                    for cmd in self.job_tick().await {
+                        self.on_cmd(cmd).await;
+                    }
+                }
             }
         }
+        self.fail_jobs_on_exit();
         self.finish().await;
         drop(listener);
         let _ = end_tx.send(true);
@@ -1442,7 +1522,22 @@ impl Server {
         log_line(&self.paths, &format!("shutting down, reason={reason}"));
         // Once QEMU is gone a new start may run the guest again before this monitor is done:
         // then the run dir's files (status, sockets, helpers) and the shut-off note are the
-        // new run's, and stay.
+        // new run's, and stay. A start holds the guest's lock until its guest is tracked, so
+        // with the lock held the look and the removals see one run, not a start halfway.
+        // Without the lock (a start stuck for longer than a job waits) the look stays best
+        // effort, as before.
+        let _lock = if self.holds_lock {
+            None
+        } else {
+            crate::driver::lock::GuestLock::acquire(
+                &self.paths.run_dir,
+                &self.paths.name,
+                "stop",
+                LOCK_WAIT,
+            )
+            .inspect_err(|e| log_line(&self.paths, &format!("{e}")))
+            .ok()
+        };
         let superseded = self.superseded();
         let persistent = crate::driver::config::config_path(&self.config_dir, &self.paths.name)
             .is_ok_and(|p| p.exists());

@@ -42,6 +42,9 @@ impl Builder<'_> {
                     let redir = c.kind == "redirdev" || id.starts_with("charredir");
                     o.kv("name", if redir { "usbredir" } else { "vdagent" });
                 }
+                if ty == "qemu-vdagent" {
+                    vdagent_opts(&mut o, &src);
+                }
             }
             "unix" => {
                 o = KvOpts::with_head("socket");
@@ -310,5 +313,30 @@ impl Builder<'_> {
             self.device(&j);
         }
         Ok(())
+    }
+}
+
+/// QEMU's own vdagent: the clipboard sharing and mouse mode of its `<source>` (libvirt:
+/// qemuBuildChardevCommandLine, VIR_DOMAIN_CHR_TYPE_QEMU_VDAGENT).
+fn vdagent_opts(o: &mut KvOpts, src: &ChrSource) {
+    o.kv("name", "vdagent");
+    let child_attr = |elem: &str, attr: &str| {
+        src.extra
+            .children
+            .iter()
+            .find(|c| c.name == elem)
+            .and_then(|c| c.attr(attr).map(str::to_string))
+    };
+    if let Some(copy) = child_attr("clipboard", "copypaste") {
+        o.kv("clipboard", if copy == "yes" { "on" } else { "off" });
+    }
+    match child_attr("mouse", "mode").as_deref() {
+        Some("client") => {
+            o.kv("mouse", "on");
+        }
+        Some("server") => {
+            o.kv("mouse", "off");
+        }
+        _ => {}
     }
 }

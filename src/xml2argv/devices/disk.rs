@@ -70,18 +70,36 @@ impl Builder<'_> {
         let readonly = d.readonly || device == "cdrom";
         let alias = self.alias(&d.info)?;
         // Chain layers: top image then backing stores.
-        let mut layers: Vec<(Option<&DiskSource>, Option<String>, Option<String>)> = Vec::new();
+        // Per layer: its source, type, format and qcow2 metadata cache limit in bytes.
+        type Layer<'a> = (
+            Option<&'a DiskSource>,
+            Option<String>,
+            Option<String>,
+            Option<u64>,
+        );
+        let mut layers: Vec<Layer> = Vec::new();
+        let driver = d.driver.as_ref();
         layers.push((
             d.source.as_ref(),
             d.dtype.clone(),
-            d.driver.as_ref().and_then(|x| x.dtype.clone()),
+            driver.and_then(|x| x.dtype.clone()),
+            driver
+                .and_then(|x| x.metadata_cache.as_ref())
+                .and_then(|m| m.max_size_bytes),
         ));
         let mut bs = d.backing_store.as_ref();
         while let Some(b) = bs {
             if b.source.is_none() && b.btype.is_none() {
                 break;
             }
-            layers.push((b.source.as_ref(), b.btype.clone(), b.format.clone()));
+            layers.push((
+                b.source.as_ref(),
+                b.btype.clone(),
+                b.format.clone(),
+                b.format_metadata_cache
+                    .as_ref()
+                    .and_then(|m| m.max_size_bytes),
+            ));
             bs = b.backing.as_deref();
         }
         let mut top_format: Option<String> = None;
@@ -89,7 +107,7 @@ impl Builder<'_> {
             // Print from the bottom of the chain up.
             for li in (0..nodes.len().min(layers.len())).rev() {
                 let n = nodes[li];
-                let (src, ty, fmt) = &layers[li];
+                let (src, ty, fmt, metadata_cache) = &layers[li];
                 let storage = format!("libvirt-{n}-storage");
                 let format = format!("libvirt-{n}-format");
                 // The older placement of <auth> and <encryption> (beside <source>) belongs to
@@ -154,15 +172,11 @@ impl Builder<'_> {
                         f.s("driver", if fmt == "fat" { "raw" } else { fmt.as_str() });
                     }
                 }
-                if li == 0
-                    && fmt == "qcow2"
-                    && let Some(sz) = d
-                        .driver
-                        .as_ref()
-                        .and_then(|x| x.metadata_cache.as_ref())
-                        .and_then(|m| m.max_size_bytes)
+                // libvirt: qemuBlockStorageSourceGetFormatQcow2Props
+                if fmt == "qcow2"
+                    && let Some(sz) = metadata_cache
                 {
-                    f.u("cache-size", sz);
+                    f.u("cache-size", *sz);
                 }
                 f.s("file", storage);
                 // A chain that is known to end here says so; an unknown one (no

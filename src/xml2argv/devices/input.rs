@@ -1,6 +1,7 @@
 //! Input devices (libvirt: qemuBuildInputCommandLine).
 
 use super::*;
+use crate::domain::devices::Input;
 
 impl Builder<'_> {
     pub(super) fn inputs(&mut self) -> R {
@@ -8,6 +9,10 @@ impl Builder<'_> {
             let alias = self.alias(&inp.info)?;
             let bus = inp.bus.as_deref().unwrap_or("ps2");
             let mut j = JsonOpts::new();
+            if inp.itype == "evdev" {
+                self.object(&evdev_props(inp, alias));
+                continue;
+            }
             match (inp.itype.as_str(), bus) {
                 (_, "ps2") => continue,
                 (t, "usb") => {
@@ -51,4 +56,30 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// A host evdev device grabbed for the guest (libvirt: qemuBuildInputEvdevProps).
+fn evdev_props(inp: &Input, alias: String) -> JsonOpts {
+    let src = inp.source.as_ref();
+    let mut j = JsonOpts::new();
+    j.s("qom-type", "input-linux").s("id", alias);
+    if let Some(dev) = src.and_then(|s| s.dev.clone().or_else(|| s.evdev.clone())) {
+        j.s("evdev", dev);
+    }
+    match src.and_then(|s| s.repeat.as_deref()) {
+        Some("on") => {
+            j.b("repeat", true);
+        }
+        Some("off") => {
+            j.b("repeat", false);
+        }
+        _ => {}
+    }
+    if src.and_then(|s| s.grab.as_deref()) == Some("all") {
+        j.b("grab_all", true);
+    }
+    if let Some(t) = src.and_then(|s| s.grab_toggle.clone()) {
+        j.s("grab-toggle", t);
+    }
+    j
 }

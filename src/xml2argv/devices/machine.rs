@@ -210,6 +210,12 @@ impl Builder<'_> {
         {
             o.kv("memory-backend", id);
         }
+        if self.has_launch_security() {
+            o.kv(
+                "confidential-guest-support",
+                super::launch_security::LSEC_ID,
+            );
+        }
         for (k, v) in pflash {
             o.kv(k, v);
         }
@@ -968,6 +974,20 @@ impl Builder<'_> {
         for (id, min, max) in ids {
             let mut j = JsonOpts::new();
             j.s("qom-type", "iothread").s("id", format!("iothread{id}"));
+            if let Some(m) = min {
+                j.i("thread-pool-min", m);
+            }
+            if let Some(m) = max {
+                j.i("thread-pool-max", m);
+            }
+            self.object(&j);
+        }
+        // The thread pool of QEMU's main loop (`<defaultiothread>`).
+        if let Some((min, max)) = self.def.defaultiothread
+            && (min.is_some() || max.is_some())
+        {
+            let mut j = JsonOpts::new();
+            j.s("qom-type", "main-loop").s("id", "main-loop");
             if let Some(m) = min {
                 j.i("thread-pool-min", m);
             }

@@ -8,6 +8,7 @@ mod fs;
 mod graphics;
 mod hostdev;
 mod input;
+pub(crate) mod launch_security;
 mod machine;
 mod memballoon;
 mod memory;
@@ -318,6 +319,7 @@ impl<'a> Builder<'a> {
         self.hostdevs()?;
         self.memballoon()?;
         self.rngs()?;
+        self.launch_security()?;
         self.qemu_commandline();
         if self.has("seccomp-sandbox") {
             self.opt(

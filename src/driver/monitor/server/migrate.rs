@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{Failure, KILL_GRACE, Lifecycle, Reply, Server};
+use super::jobs::{Operation, Running, Then, Wait};
+use super::{ErrorCode, KILL_GRACE, Lifecycle, Reply, Server};
 use crate::driver::process::Incoming;
 
 /// How often the migration's status is asked for.
@@ -19,14 +20,6 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// The name QEMU knows the passed descriptor by.
 const FD_NAME: &str = "migrate";
-
-fn err(desc: String) -> Reply {
-    Reply::Err(Failure {
-        class: None,
-        desc,
-        not_running: false,
-    })
-}
 
 impl Server {
     /// Hand `file` to QEMU as [`FD_NAME`].
@@ -55,7 +48,7 @@ impl Server {
         }
     }
 
-    /// Stream the guest's state onto the end of `path`.
+    /// Start streaming the guest's state onto the end of `path`.
     async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
         let file = OpenOptions::new()
             .append(true)
@@ -66,12 +59,11 @@ impl Server {
         self.exec("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
             .await
             .map_err(|e| format!("cannot start the migration: {e}"))?;
-        self.wait_migration().await
+        Ok(())
     }
 
-    /// Pause, stream the guest's state onto the end of `path`, and end QEMU as `saved`; the
-    /// reply comes once QEMU is reaped. A failure resumes a guest that ran and leaves it as
-    /// it was.
+    /// Pause and start streaming the guest's state onto the end of `path` as the monitor's
+    /// job: the loop serves other requests meanwhile and ends it in [`Server::save_ended`].
     pub(super) async fn save(&mut self, path: &str, reply: oneshot::Sender<Reply>) {
         let was_running = !self.status.paused;
         if was_running {
@@ -85,6 +77,23 @@ impl Server {
             self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
         }
         if let Err(desc) = self.migrate_to(path).await {
+            self.save_ended(was_running, Err((ErrorCode::OperationFailed, desc)), reply)
+                .await;
+            return;
+        }
+        let then = Then::Save { was_running, reply };
+        self.begin_job(Running::new(Operation::Save, Wait::Migration, then));
+    }
+
+    /// The save's stream ended: end QEMU as `saved` (the reply comes once QEMU is reaped),
+    /// or, when it failed or was cancelled, resume a guest that ran and leave it as it was.
+    pub(super) async fn save_ended(
+        &mut self,
+        was_running: bool,
+        res: Result<(), (ErrorCode, String)>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        if let Err((code, desc)) = res {
             if was_running {
                 self.own_resume = true;
                 if self.exec("cont", None).await.is_ok() {
@@ -94,7 +103,7 @@ impl Server {
             } else {
                 self.set_state("", true, "user");
             }
-            let _ = reply.send(err(desc));
+            let _ = reply.send(Reply::Refused { code, desc });
             return;
         }
         self.terminate("saved", KILL_GRACE);

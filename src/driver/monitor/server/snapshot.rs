@@ -1,17 +1,15 @@
 //! Internal snapshots of a running guest through QEMU's jobs (`snapshot-save`,
 //! `snapshot-load`, `snapshot-delete`; libvirt: qemuSnapshotCreateActiveInternal,
 //! qemuSnapshotRevertActive). As libvirt, the monitor stops the vCPUs itself around the job:
-//! QEMU's job would otherwise stop and restart them behind the status file's back.
-
-use std::time::Duration;
+//! QEMU's job would otherwise stop and restart them behind the status file's back. The job
+//! runs as the monitor's job ([`super::jobs`]): other requests are served meanwhile.
 
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
+use super::jobs::{Operation, Running, Then, Wait};
 use super::{ErrorCode, Lifecycle, Reply, Server};
 use crate::driver::monitor::proto::SnapshotJob;
-
-/// How often the job's status is asked for.
-const POLL: Duration = Duration::from_millis(20);
 
 fn err(desc: String) -> Reply {
     Reply::Refused {
@@ -21,10 +19,10 @@ fn err(desc: String) -> Reply {
 }
 
 impl Server {
-    /// Run `job` and answer once it has ended.
-    pub(super) async fn snapshot_job(&mut self, job: SnapshotJob) -> Reply {
+    /// Start `job`; the reply comes once it has ended ([`Server::snapshot_ended`]).
+    pub(super) async fn snapshot_job(&mut self, job: SnapshotJob, reply: oneshot::Sender<Reply>) {
         let was_running = !self.status.paused;
-        let (command, args, run_after, reason) = match &job {
+        let (command, args, run_after, reason, op) = match &job {
             SnapshotJob::Save {
                 tag,
                 vmstate,
@@ -34,6 +32,7 @@ impl Server {
                 json!({ "tag": tag, "vmstate": vmstate, "devices": devices }),
                 was_running,
                 "unpaused",
+                Operation::Snapshot,
             ),
             SnapshotJob::Load {
                 tag,
@@ -45,12 +44,14 @@ impl Server {
                 json!({ "tag": tag, "vmstate": vmstate, "devices": devices }),
                 *run,
                 "from snapshot",
+                Operation::SnapshotRevert,
             ),
             SnapshotJob::Delete { tag, devices } => (
                 "snapshot-delete",
                 json!({ "tag": tag, "devices": devices }),
                 was_running,
                 "unpaused",
+                Operation::Snapshot,
             ),
         };
         let stops = was_running && !matches!(job, SnapshotJob::Delete { .. });
@@ -58,12 +59,45 @@ impl Server {
             self.own_stop = true;
             if let Err(e) = self.exec("stop", None).await {
                 self.own_stop = false;
-                return self.failure(e);
+                let _ = reply.send(self.failure(e));
+                return;
             }
             self.set_state("", true, "snapshot");
             self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
         }
-        let res = self.run_job(command, args).await;
+        let id = format!("snapshot-{}-{}", std::process::id(), super::now_ms());
+        let mut args = args;
+        args["job-id"] = json!(id);
+        if let Err(e) = self.exec(command, Some(args)).await {
+            let res = Err(format!("cannot start {command}: {e}"));
+            let r = self
+                .snapshot_ended(&job, was_running, stops, run_after, reason, res)
+                .await;
+            let _ = reply.send(r);
+            return;
+        }
+        let then = Then::Snapshot {
+            job,
+            was_running,
+            stops,
+            run_after,
+            reason,
+            reply,
+        };
+        self.begin_job(Running::new(op, Wait::QemuJob { id, command }, then));
+    }
+
+    /// QEMU's job has ended with `res`: put the vCPUs where the job leaves them, and the
+    /// reply to the caller.
+    pub(super) async fn snapshot_ended(
+        &mut self,
+        job: &SnapshotJob,
+        was_running: bool,
+        stops: bool,
+        run_after: bool,
+        reason: &'static str,
+        res: Result<(), String>,
+    ) -> Reply {
         // A failed load leaves the guest as it was: running again if it ran.
         let run = if res.is_ok() { run_after } else { was_running };
         let reason = if res.is_ok() { reason } else { "unpaused" };
@@ -96,38 +130,6 @@ impl Server {
         match res {
             Ok(()) => Reply::Ok { value: Value::Null },
             Err(desc) => err(desc),
-        }
-    }
-
-    /// Start job `command` and wait for it to conclude (polling `query-jobs`; QEMU's
-    /// JOB_STATUS_CHANGE events tell the same), then dismiss it.
-    async fn run_job(&mut self, command: &str, mut args: Value) -> Result<(), String> {
-        let id = format!("snapshot-{}-{}", std::process::id(), super::now_ms());
-        args["job-id"] = json!(id);
-        self.exec(command, Some(args))
-            .await
-            .map_err(|e| format!("cannot start {command}: {e}"))?;
-        loop {
-            let jobs: Value = self
-                .exec("query-jobs", None)
-                .await
-                .map_err(|e| format!("cannot query the {command} job: {e}"))?;
-            let job = jobs
-                .as_array()
-                .and_then(|a| a.iter().find(|j| j["id"].as_str() == Some(id.as_str())))
-                .cloned();
-            let Some(job) = job else {
-                return Err(format!("the {command} job disappeared"));
-            };
-            if job["status"].as_str() == Some("concluded") {
-                // Best effort: a job left behind only holds its id.
-                let _ = self.exec("job-dismiss", Some(json!({ "id": id }))).await;
-                return match job["error"].as_str() {
-                    Some(e) => Err(format!("job '{command}' failed: {e}")),
-                    None => Ok(()),
-                };
-            }
-            tokio::time::sleep(POLL).await;
         }
     }
 }
