@@ -198,6 +198,72 @@ fn a_guest_agent_answers_through_vsh() {
         "{err}"
     );
 
+    // Filesystems, the guest's vCPUs and SSH keys (tests/vsh_tuning.rs has the rest of
+    // these verbs' table; their errors without an agent are the agent's own).
+    let froze = vsh.ok(&["domfsfreeze", "ga"]);
+    let n = froze
+        .strip_prefix("Froze ")
+        .and_then(|r| r.strip_suffix(" filesystem(s)\n\n"))
+        .unwrap_or_else(|| panic!("{froze}"));
+    assert_eq!(
+        vsh.ok(&["domfsthaw", "ga"]),
+        format!("Thawed {n} filesystem(s)\n\n")
+    );
+    assert_eq!(
+        vsh.fails(&["domfsthaw", "ga", "/"]),
+        "error: Unable to thaw filesystems\nerror: argument unsupported: specifying mountpoints is not supported\n"
+    );
+    vsh.ok(&["domfstrim", "ga"]);
+    assert_eq!(
+        vsh.fails(&["domfstrim", "ga", "--mountpoint", "/"]),
+        "error: Unable to invoke fstrim\nerror: argument unsupported: Specifying mount point is not supported for now\n"
+    );
+    let vcpus = vsh.ok(&["guestvcpus", "ga"]);
+    assert!(
+        vcpus.starts_with("vcpus          : 0\nonline         : 0\nofflinable     : "),
+        "{vcpus}"
+    );
+    vsh.ok(&["guestvcpus", "ga", "0", "--enable"]);
+    assert_eq!(
+        vsh.fails(&["guestvcpus", "ga", "5", "--enable"]),
+        "error: invalid argument: guest is missing vCPUs '5'\n"
+    );
+    if !vcpus.trim_end().ends_with(": 0") {
+        assert_eq!(
+            vsh.fails(&["guestvcpus", "ga", "0", "--disable"]),
+            "error: invalid argument: vCPU '0' is not offlinable\n"
+        );
+    }
+    assert_eq!(
+        vsh.fails(&["guestvcpus", "ga", "--enable"]),
+        "error: Option --cpulist is required by option --enable\n"
+    );
+    assert_eq!(
+        vsh.fails(&["guestvcpus", "ga", "0"]),
+        "error: One of options --enable or --disable is required by option --cpulist\n"
+    );
+    assert_eq!(
+        vsh.fails(&["guestvcpus", "ga", "0", "--enable", "--disable"]),
+        "error: Options --enable and --disable are mutually exclusive\n"
+    );
+    let (ok, _, err) = vsh.run(&["get-user-sshkeys", "ga", "root"]);
+    assert!(
+        ok || err.contains("unable to execute QEMU agent command 'guest-ssh-get-authorized-keys'"),
+        "{err}"
+    );
+    assert_eq!(
+        vsh.fails(&["set-user-sshkeys", "ga", "root", "--remove"]),
+        "error: Option --file is required by option --remove\n"
+    );
+    assert_eq!(
+        vsh.fails(&["set-user-sshkeys", "ga", "root"]),
+        "error: Option --file is required\n"
+    );
+    assert!(
+        vsh.fails(&["set-user-sshkeys", "ga", "root", "/nonexistent/keys"])
+            .starts_with("error: Failed to open file '/nonexistent/keys'")
+    );
+
     // The agent powers the guest off.
     vsh.ok(&["shutdown", "ga", "--mode", "agent"]);
     vsh.ok(&[

@@ -578,6 +578,20 @@ fn closed_stdout_for_every_verb() {
             "setmem" | "setmaxmem" => vec!["vm1", "64M"],
             "setvcpus" => vec!["vm1", "1"],
             "blockresize" => vec!["vm1", "vda", "1M"],
+            // Tuning verbs (tests/vsh_tuning.rs has their running cases).
+            "vcpupin" | "emulatorpin" | "iothreadinfo" | "domblkerror" | "domcontrol" => {
+                vec!["vm1"]
+            }
+            "domif-getlink" => vec!["vm1", "vnet0"],
+            "domif-setlink" => vec!["vm1", "vnet0", "down"],
+            "blkdeviotune" => vec!["vm1", "vda"],
+            "domblkthreshold" => vec!["vm1", "vda", "1"],
+            "iothreadadd" => vec!["vm1", "1"],
+            "domrename" => vec!["vm1", "vm1"],
+            "iothreaddel" => vec!["vm1", "1"],
+            "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus" => vec!["vm1"],
+            "get-user-sshkeys" => vec!["vm1", "root"],
+            "set-user-sshkeys" => vec!["vm1", "root", "--reset"],
             // Power verbs (tests/monitor_power.rs has their running cases): they fail on
             // the inactive vm1, but for the config's lifecycle action.
             "inject-nmi" | "dompmwakeup" => vec!["vm1"],
@@ -599,6 +613,9 @@ fn closed_stdout_for_every_verb() {
         }
         "secret-undefine" => {
             run(vsh().args(["-c", &uri, "secret-define", &sfile]));
+        }
+        "iothreadadd" => {
+            run(vsh().args(["-c", &uri, "iothreaddel", "vm1", "1"]));
         }
         _ => {}
     };
@@ -669,6 +686,11 @@ fn closed_stdout_for_every_verb() {
                         | "attach-device" | "detach-device" | "update-device"
                         | "detach-device-alias" | "detach-disk" | "detach-interface"
                         | "change-media" | "blockresize"
+                        // Tuning verbs that need a running guest or a device vm1 lacks.
+                        | "domblkerror" | "domcontrol" | "domif-getlink" | "domif-setlink"
+                        | "blkdeviotune" | "domblkthreshold" | "iothreaddel" | "domrename"
+                        | "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus"
+                        | "get-user-sshkeys" | "set-user-sshkeys"
                         // Power verbs that need a running guest, or that libvirt's QEMU
                         // driver refuses.
                         | "inject-nmi" | "dompmsuspend" | "dompmwakeup"

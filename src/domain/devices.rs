@@ -2620,7 +2620,7 @@ pub struct IoTune {
     pub values: Vec<(String, String)>,
 }
 
-const IOTUNE_ORDER: &[&str] = &[
+pub const IOTUNE_ORDER: &[&str] = &[
     "total_bytes_sec",
     "read_bytes_sec",
     "write_bytes_sec",

@@ -1150,6 +1150,7 @@ impl<'c> Domain<'c> {
         // fails to start rather than run a display without its password.
         let conf = self.conn.launch_context(&def, def.id.unwrap_or(-1)).conf;
         spec.init = super::graphics::password_commands(&def, &conf);
+        spec.init.extend(super::tuning::start_commands(&def));
         spec.xml = def.to_xml(FormatFlags {
             inactive: false,
             secure: true,

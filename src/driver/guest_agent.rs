@@ -16,7 +16,7 @@ pub const AGENT_COMMAND_DEFAULT: i32 = -1;
 pub const AGENT_COMMAND_NOWAIT: i32 = 0;
 
 /// libvirt's `QEMU_AGENT_WAIT_TIME`: the default wait for an agent's reply.
-const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// What "blocking" waits for at most: long enough for anything an agent does in a test or
 /// a script, short of forever (a dead agent must not hang `vsh`).
@@ -162,7 +162,7 @@ impl Domain<'_> {
         }
     }
 
-    fn agent(
+    pub(crate) fn agent(
         &self,
         command: &str,
         args: Option<Value>,

@@ -197,7 +197,7 @@ pub fn cpu_stats_from(
 }
 
 impl Connect {
-    fn host_dirs(&self) -> (&Path, &Path) {
+    pub(crate) fn host_dirs(&self) -> (&Path, &Path) {
         (&self.opts.host_root.proc_dir, &self.opts.host_root.sys_dir)
     }
 

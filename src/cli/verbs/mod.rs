@@ -2,11 +2,13 @@
 //! exports `CMDS`, its part of the table; [`TABLES`] lists every part.
 
 pub mod agent;
+pub mod agent_ops;
 pub mod domain;
 pub mod domctl;
 pub mod domread;
 pub mod events;
 pub mod host;
+pub mod hostcpu;
 pub mod hotplug;
 pub mod jobs;
 pub mod monitor;
@@ -14,12 +16,14 @@ pub mod monitoring;
 pub mod node;
 pub mod power;
 pub mod readfmt;
+pub mod rename;
 pub mod resources;
 pub mod save;
 pub mod secret;
 pub mod shellverbs;
 pub mod snapshot;
 pub mod tools;
+pub mod tuning;
 pub mod util;
 pub mod virsh;
 pub mod xpath;
@@ -34,8 +38,11 @@ pub const TABLES: &[&[CmdDef]] = &[
     domctl::CMDS,
     power::CMDS,
     agent::CMDS,
+    agent_ops::CMDS,
     hotplug::CMDS,
     resources::CMDS,
+    tuning::CMDS,
+    rename::CMDS,
     save::CMDS,
     jobs::CMDS,
     monitor::CMDS,
@@ -43,6 +50,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     events::CMDS,
     host::CMDS,
     node::CMDS,
+    hostcpu::CMDS,
     secret::CMDS,
     snapshot::CMDS,
     tools::CMDS,

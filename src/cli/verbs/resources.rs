@@ -78,7 +78,7 @@ pub const CMDS: &[CmdDef] = &[
 
 /// A scaled integer as virsh reads it (libvirt: vshCommandOptScaledInt, virScaleInteger):
 /// `unit` bytes when no suffix is given.
-fn scaled(text: &str, name: &str, unit: u64) -> Result<u64> {
+pub(super) fn scaled(text: &str, name: &str, unit: u64) -> Result<u64> {
     let bad = || {
         anyhow::anyhow!("Numeric value '{text}' for <{name}> option is malformed or out of range")
     };

@@ -24,7 +24,7 @@ pub(super) fn call(command: &str, args: Value) -> QmpCall {
 
 /// One QMP command on the guest; a refusal by QEMU is libvirt's `unable to execute QEMU
 /// command` (libvirt: qemuMonitorJSONCheckErrorFull).
-pub(super) fn qmp(g: &mut Guest, command: &str, args: Option<Value>) -> Result<Value, DriverError> {
+pub(crate) fn qmp(g: &mut Guest, command: &str, args: Option<Value>) -> Result<Value, DriverError> {
     match g.qmp(command, args) {
         Ok(v) => Ok(v),
         Err(crate::driver::process::GuestError::Monitor {
@@ -43,13 +43,13 @@ pub(super) fn step(c: QmpCall, undo: Option<QmpCall>) -> QmpStep {
 }
 
 /// The running guest with its live definition.
-pub(super) struct LiveGuest {
+pub(crate) struct LiveGuest {
     pub guest: Guest,
     pub def: DomainDef,
 }
 
 impl Domain<'_> {
-    pub(super) fn live_guest(&self) -> Result<LiveGuest, DriverError> {
+    pub(crate) fn live_guest(&self) -> Result<LiveGuest, DriverError> {
         let (guest, _) = self.guest()?;
         let def = crate::domain::parse_unprepared(&guest.status().xml)?;
         Ok(LiveGuest { guest, def })

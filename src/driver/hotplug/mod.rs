@@ -18,6 +18,7 @@ use super::domain::Domain;
 use crate::domain::{DomainDef, FormatFlags};
 
 pub use device::DeviceDef;
+pub(crate) use live::qmp;
 
 /// `VIR_DOMAIN_AFFECT_CURRENT`: the live guest when it runs, else the config.
 pub const AFFECT_CURRENT: u32 = 0;
@@ -36,7 +37,7 @@ pub const MEM_MAXIMUM: u32 = 4;
 /// qemuDomainRemoveDeviceWaitTime, 5 s).
 pub const UNPLUG_WAIT_MS: u64 = 5000;
 
-const LIVE_XML: FormatFlags = FormatFlags {
+pub(crate) const LIVE_XML: FormatFlags = FormatFlags {
     inactive: false,
     secure: true,
 };
