@@ -262,7 +262,7 @@ fn power_verbs_on_a_guest_with_an_agent() {
     );
     assert_eq!(
         vsh.ok(&["domstate", "pm", "--reason"]).trim(),
-        "running (wakeup)"
+        "running (event wakeup)"
     );
     // The agent answers again once the guest runs.
     let (ok, _, err) = vsh.run(&[

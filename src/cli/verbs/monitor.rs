@@ -123,10 +123,27 @@ fn cmd_domstate(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     };
     ctx.emit(&v, |_| {
         if reason {
-            format!("{st}\n")
+            format!("{} ({})\n", st.state, virsh_reason(&st))
         } else {
             format!("{}\n", st.state)
         }
     });
     Ok(())
+}
+
+/// How virsh words a state's reason (libvirt: virshDomainStateReasonToString), where its
+/// words differ from the reason's name (`event wakeup`, `I/O error`, `creating snapshot`).
+fn virsh_reason(st: &crate::driver::process::DomainState) -> &str {
+    use crate::driver::process::State;
+    let r = st.reason.as_str();
+    match (st.state, r) {
+        (State::Running, "wakeup") => "event wakeup",
+        (State::Paused, "migration") => "migrating",
+        (State::Paused, "save") => "saving",
+        (State::Paused, "dump") => "dumping",
+        (State::Paused, "ioerror") => "I/O error",
+        (State::Paused, "shutdown") => "shutting down",
+        (State::Paused, "snapshot") => "creating snapshot",
+        _ => r,
+    }
 }
