@@ -21,14 +21,6 @@ use vshrun::{Reaper, Vsh};
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 const NAME: &str = "jb";
 
-fn multiplier() -> u32 {
-    std::env::var("VSH_TIMEOUT_MULTIPLIER")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1)
-}
-
 fn guest_xml(kit: &bootkit::LinuxKit) -> String {
     let script = "id=$(cat /proc/sys/kernel/random/uuid); i=0; \
                   while true; do i=$((i+1)); echo tick-$i-$id; sleep 1; done";
@@ -127,10 +119,10 @@ fn a_running_save_can_be_queried_and_aborted() {
     );
 
     vsh.ok(&["start", NAME]);
-    let m = multiplier();
+    let m = vshrun::multiplier();
     wait_for(
         "the guest's third tick",
-        Duration::from_secs(180 * m as u64),
+        Duration::from_secs(180 * m),
         || last_tick(&console).is_some_and(|(n, _)| n >= 3),
     );
     let (_, boot_id) = last_tick(&console).unwrap();
@@ -164,7 +156,7 @@ fn a_running_save_can_be_queried_and_aborted() {
         .spawn()
         .unwrap();
     let mut info = String::new();
-    wait_for("the save's job", Duration::from_secs(30 * m as u64), || {
+    wait_for("the save's job", Duration::from_secs(30 * m), || {
         info = vsh.ok(&["domjobinfo", NAME]);
         info.contains("Data processed:")
     });
@@ -187,7 +179,7 @@ fn a_running_save_can_be_queried_and_aborted() {
     // Other requests are served while the job runs.
     let t = Instant::now();
     assert_eq!(vsh.ok(&["domstate", NAME]), "paused\n\n");
-    assert!(t.elapsed() < Duration::from_secs(5 * m as u64));
+    assert!(t.elapsed() < Duration::from_secs(5 * m));
     // One that needs the job lock waits for it, then gives up as libvirt does.
     assert_eq!(
         vsh.fails(&["suspend", NAME]),
@@ -224,11 +216,9 @@ fn a_running_save_can_be_queried_and_aborted() {
         "running (save canceled)\n\n"
     );
     let (n0, _) = last_tick(&console).unwrap();
-    wait_for(
-        "ticks after the abort",
-        Duration::from_secs(60 * m as u64),
-        || last_tick(&console).is_some_and(|(n, _)| n > n0 + 1),
-    );
+    wait_for("ticks after the abort", Duration::from_secs(60 * m), || {
+        last_tick(&console).is_some_and(|(n, _)| n > n0 + 1)
+    });
     assert_eq!(last_tick(&console).unwrap().1, boot_id, "the same boot");
     assert_eq!(
         vsh.ok(&["domjobinfo", NAME]),
@@ -265,7 +255,7 @@ fn a_running_save_can_be_queried_and_aborted() {
     vsh.ok(&["restore", img]);
     wait_for(
         "ticks after the restore",
-        Duration::from_secs(60 * m as u64),
+        Duration::from_secs(60 * m),
         || last_tick(&console).is_some_and(|(n, _)| n > n_saved),
     );
     assert_eq!(last_tick(&console).unwrap().1, boot_id);

@@ -72,7 +72,9 @@ impl Connect {
             // domxml-to-native included), so the stored config keeps `firmware='efi'`.
             self.fill_firmware(&mut def, reset_nvram)?;
             // libvirt: qemuProcessUpdateGuestCPU, at start and in a pretend start.
-            let cpuid = if def.virt_type == "kvm" {
+            // CPUID is read only for a guest the check can concern: a named model on KVM.
+            let named_model = def.cpu.as_ref().is_some_and(|c| c.model.is_some());
+            let cpuid = if def.virt_type == "kvm" && named_model {
                 crate::capabilities::host::this_cpu_features()
             } else {
                 Vec::new()

@@ -3,15 +3,14 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::DOMAIN_ACTIVE;
 use super::util::{lookup_domain, render_table};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{Access, CmdDef, Group, OptDef};
 use crate::driver::guest_agent::{
     AGENT_COMMAND_BLOCK, AGENT_COMMAND_DEFAULT, AGENT_COMMAND_NOWAIT,
 };
-
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const fn verb(
     name: &'static str,

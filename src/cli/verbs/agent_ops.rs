@@ -5,13 +5,12 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::DOMAIN_ACTIVE;
 use super::util::{lookup_domain, read_xml_file};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{Access, CmdDef, Group, OptDef};
 use crate::driver::guest_agent_ops::{SSH_KEYS_APPEND, SSH_KEYS_REMOVE};
-
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const fn verb(
     name: &'static str,

@@ -2,14 +2,13 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::{DOMAIN, DOMAIN_ACTIVE};
 use super::util::{lookup_domain, read_xml_file};
 use crate::cli::console_expect;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
 
-const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 const DOMAIN_INACTIVE: OptDef =
     OptDef::domain("name of the inactive domain", DomainFilter::Inactive);
 const FILE: OptDef =

@@ -3,13 +3,12 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::DOMAIN_ACTIVE;
 use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
+use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
 use crate::driver::keycodes;
-
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const fn verb(
     name: &'static str,

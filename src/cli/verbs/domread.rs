@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::readfmt;
 use super::util::lookup_domain;
+use super::util::{DOMAIN, DOMAIN_ACTIVE};
 use crate::Connect;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
@@ -14,9 +15,6 @@ use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
 use crate::domain::FormatFlags;
 use crate::driver::domain::Domain;
 use crate::driver::metadata::{Affect, MetadataKind};
-
-const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const fn verb(
     name: &'static str,

@@ -3,16 +3,16 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::DOMAIN;
 use super::util::{lookup_domain, read_xml_file};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
+use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
 use crate::domain::FormatFlags;
 use crate::domain::xml::{XmlNode, parse_document};
 use crate::driver::domain::Domain;
 use crate::driver::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, DEVICE_MODIFY_FORCE};
 
-pub(super) const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
 const PERSISTENT: OptDef = OptDef::flag("persistent", "make live change persistent");
 pub(super) const CONFIG: OptDef = OptDef::flag("config", "affect next boot");
 pub(super) const LIVE: OptDef = OptDef::flag("live", "affect running domain");

@@ -6,15 +6,13 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use super::readfmt;
+use super::util::{DOMAIN, DOMAIN_ACTIVE};
 use super::util::{lookup_domain, render_table};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{CmdDef, Group, OptDef};
 use crate::domain::{DomainDef, FormatFlags};
 use crate::driver::domain::{Domain, ListFlags};
-
-const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const fn verb(
     name: &'static str,

@@ -6,13 +6,12 @@
 use anyhow::{Context, Result, bail};
 
 use super::hotplug::{CONFIG, CURRENT, LIVE, affect_flags, verb};
+use super::util::DOMAIN_ACTIVE;
 use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{CmdDef, Completer, DomainFilter, OptDef};
 use crate::driver::power::{LifecycleAction, LifecycleType, SuspendTarget};
-
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 const TYPES: &[&str] = &["poweroff", "reboot", "crash"];
 const ACTIONS: &[&str] = &[

@@ -3,7 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 
-use super::hotplug::{CONFIG, CURRENT, DOMAIN, LIVE, affect_flags, verb};
+use super::hotplug::{CONFIG, CURRENT, LIVE, affect_flags, verb};
+use super::util::DOMAIN;
 use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;

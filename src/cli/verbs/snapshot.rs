@@ -3,10 +3,11 @@
 
 use anyhow::{Context, Result, bail};
 
+use super::util::DOMAIN;
 use super::util::{lookup_domain, read_xml_file, render_table};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{Access, CmdDef, Completer, DomainFilter, Group, OptDef};
+use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
 use crate::driver::domain::Domain;
 use crate::driver::snapshot::{self as snap, DomainSnapshot};
 use crate::xmlfmt::escape_attr;
@@ -22,7 +23,6 @@ const fn verb(
     CmdDef::new(Group::Snapshot, name, info, desc, opts, handler).with_access(access)
 }
 
-const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
 const NAME_ARG: OptDef = OptDef::string("snapshotname", "snapshot name").positional();
 const NO_METADATA: OptDef = OptDef::flag("no-metadata", "take snapshot but create no metadata");
 const HALT: OptDef = OptDef::flag("halt", "halt domain after snapshot is created");

@@ -5,18 +5,19 @@
 
 use anyhow::{Context, Result, bail};
 
-use super::hotplug::{CONFIG, CURRENT, DOMAIN, LIVE, affect_flags, verb};
+use super::hotplug::{CONFIG, CURRENT, LIVE, affect_flags, verb};
+use super::util::DOMAIN;
+use super::util::DOMAIN_ACTIVE;
 use super::util::{lookup_domain, render_table};
 use crate::capabilities::cpuset::CpuSet;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
-use crate::cli::table::{CmdDef, DomainFilter, Group, OptDef};
+use crate::cli::table::{CmdDef, Group, OptDef};
 use crate::domain::FormatFlags;
 use crate::domain::xml::{XmlNode, parse_document};
 use crate::driver::hotplug::{AFFECT_CONFIG, AFFECT_LIVE};
 use crate::driver::tuning::IoTuneChange;
 
-const DOMAIN_ACTIVE: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 const IFACE: OptDef = OptDef::data("interface", "interface device (MAC Address)");
 const PERSISTENT_ALIAS: OptDef = OptDef::alias("persistent", "config");
 

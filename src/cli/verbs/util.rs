@@ -3,7 +3,13 @@
 use anyhow::{Context, Result, bail};
 
 use crate::Connect;
+use crate::cli::table::{DomainFilter, OptDef};
 use crate::driver::domain::Domain;
+
+/// The DOMAIN argument of most verbs, completed with any domain or with running ones.
+pub(super) const DOMAIN: OptDef = OptDef::domain("domain name, id or uuid", DomainFilter::All);
+pub(super) const DOMAIN_ACTIVE: OptDef =
+    OptDef::domain("domain name, id or uuid", DomainFilter::Active);
 
 /// virsh's domain lookup: by id when the argument is a number, then by UUID, then by name
 /// (libvirt: virshLookupDomainBy).
