@@ -1726,8 +1726,10 @@ impl Video {
             .extra_attrs(&self.extra)
             .co(self.driver.as_ref().map(Driver::to_node_name_last))
             .co(self.model.as_ref().map(|m| {
+                // A model without a type (libvirt then picks the default) stays without one:
+                // `type=''` would not read back.
                 XmlNode::new("model")
-                    .a("type", &m.vtype)
+                    .ao("type", (!m.vtype.is_empty()).then_some(&m.vtype))
                     .ao("ram", m.ram)
                     .ao("vram", m.vram)
                     .ao("vram64", m.vram64)

@@ -260,14 +260,38 @@ fn malformed(src: &str, offset: u64, msg: impl std::fmt::Display) -> DomainError
     ))
 }
 
+/// Whether `name` is an XML name (NameStartChar then NameChars; every non-ASCII character
+/// is let through, as the ranges the spec excludes there are rare punctuation). quick-xml
+/// does not check names, and a name that is not one could not be read back once written.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':' || !c.is_ascii();
+    chars.next().is_some_and(start)
+        && chars.all(|c| start(c) || c.is_ascii_digit() || c == '-' || c == '.')
+}
+
 fn start_to_node(src: &str, pos: u64, e: &BytesStart<'_>) -> Result<XmlNode, DomainError> {
     let name = e.name().0.to_string();
+    if !is_xml_name(&name) {
+        return Err(malformed(
+            src,
+            pos,
+            format_args!("invalid element name '{name}'"),
+        ));
+    }
     let mut node = XmlNode::new(&name);
     let mut keys = std::collections::HashSet::new();
     // quick-xml's own duplicate check is quadratic in the number of attributes; ours is not.
     for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| malformed(src, pos, err))?;
         let key = a.key.0.to_string();
+        if !is_xml_name(&key) {
+            return Err(malformed(
+                src,
+                pos,
+                format_args!("invalid attribute name '{key}'"),
+            ));
+        }
         if keys.len() >= MAX_ATTRS {
             return Err(malformed(src, pos, "too many attributes on one element"));
         }
@@ -561,6 +585,19 @@ mod tests {
             parse_document("\u{feff}<?xml version='1.0'?>\r\n<a b='x\r\ny'>t\r\n</a>\r\n").unwrap();
         assert_eq!(n.attr("b"), Some("x y"));
         assert_eq!(n.text, "t\n");
+    }
+
+    #[test]
+    fn refuses_names_that_are_not_xml_names() {
+        let e = parse_document("<domain><video><model #ype='cirrus'/></video></domain>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("invalid attribute name '#ype'"), "{e}");
+        let e = parse_document("<domain><1video/></domain>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("XML error: malformed XML"), "{e}");
+        assert!(parse_document("<a xmlns:q='u'><q:b c-d.e_f='1'/></a>").is_ok());
     }
 
     #[test]
