@@ -109,7 +109,24 @@ fn vsh(uri: &str, args: &[&str], stdin: &[u8]) -> (bool, String, String) {
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin).unwrap();
     drop(input);
+    // A session that never ends fails the test instead of hanging it: killed by pid.
+    let pid = Pid::from_raw(child.id() as i32);
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        let hung = wait.recv_timeout(Duration::from_secs(120)).is_err();
+        if hung {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        hung
+    });
     let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    assert!(
+        !guard.join().unwrap(),
+        "vsh {args:?} did not end within 120 s; printed {:?} {:?}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -209,13 +209,56 @@ pub struct Console {
     writer: Option<PtyWriter>,
 }
 
+/// The guest's pty, non-blocking. O_NOCTTY: it must not become our controlling terminal.
+/// O_NONBLOCK: a pty can have two readers (a [`Console`] that typed and `vsh console`), and
+/// when both see it readable only one gets the bytes; a blocking read in the other would wait
+/// for the guest's next output, for ever if the guest stays quiet.
 fn open_pty(path: &Path) -> std::io::Result<File> {
-    // O_NOCTTY: the guest's pty must not become our controlling terminal.
     OpenOptions::new()
         .read(true)
         .write(true)
-        .custom_flags(nix::libc::O_NOCTTY)
+        .custom_flags(nix::libc::O_NOCTTY | nix::libc::O_NONBLOCK)
         .open(path)
+}
+
+/// How long a write to a full pty may wait for QEMU to read it.
+const PTY_WRITE_WAIT: Duration = Duration::from_secs(30);
+
+/// Read what the pty has: `Some(0)` at its end (QEMU closed it), `None` when another reader
+/// took the bytes first.
+fn read_pty(f: &mut File, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    match f.read(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Write all of `data` to the non-blocking pty, waiting while it is full, at most
+/// [`PTY_WRITE_WAIT`] in all.
+fn write_pty(f: &mut File, mut data: &[u8]) -> std::io::Result<()> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + PTY_WRITE_WAIT;
+    while !data.is_empty() {
+        match f.write(data) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "the guest does not read its console",
+                    ));
+                }
+                let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, PollTimeout::from(100u16));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The pty, held open for a while after each write. A pty nobody holds open drops what is
@@ -255,8 +298,9 @@ impl PtyWriter {
                 }
                 let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
                 if matches!(poll(&mut fds, PollTimeout::from(100u16)), Ok(n) if n > 0)
-                    // EOF or EIO: QEMU closed the pty's other end.
-                    && !matches!(reader.read(&mut buf), Ok(n) if n > 0)
+                    // EOF or EIO: QEMU closed the pty's other end. Nothing read: another
+                    // reader took the bytes.
+                    && !matches!(read_pty(&mut reader, &mut buf), Ok(None | Some(1..)))
                 {
                     break;
                 }
@@ -276,7 +320,7 @@ impl PtyWriter {
         let Some((f, at)) = g.as_mut() else {
             return Ok(false);
         };
-        f.write_all(data)?;
+        write_pty(f, data)?;
         *at = Instant::now();
         Ok(true)
     }
@@ -674,8 +718,10 @@ pub fn attach_terminal(
             return Ok(Detach::TakenOver);
         }
         if guest_ready {
-            match guest.read(&mut buf) {
-                Ok(n) if n > 0 => {
+            match read_pty(&mut guest, &mut buf) {
+                // Another reader of the pty took the bytes first.
+                Ok(None) => {}
+                Ok(Some(n)) if n > 0 => {
                     // A closed stdout ends the session like the escape key.
                     if stdout
                         .write_all(&buf[..n])
@@ -702,8 +748,7 @@ pub fn attach_terminal(
                     Some(i) => (&data[..i], true),
                     None => (data, false),
                 };
-                guest
-                    .write_all(data)
+                write_pty(&mut guest, data)
                     .map_err(sys(format!("cannot write to console {}", pty.display())))?;
                 if detach {
                     return Ok(Detach::Escape);
@@ -785,5 +830,34 @@ mod tests {
         // Only the parse: the process environment is shared by parallel tests.
         assert!(timeout_multiplier() > 0.0);
         assert_eq!(tail_of(b"abcdef", 3), "def");
+    }
+
+    /// Two readers of one pty: the one that loses the race must not block (the hang that
+    /// once held `vsh console` for ever while a `Console` that typed drained the pty).
+    #[test]
+    fn a_pty_read_that_finds_nothing_returns_at_once() {
+        use std::os::fd::AsRawFd;
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let path = std::fs::read_link(format!("/proc/self/fd/{}", pty.slave.as_raw_fd())).unwrap();
+        let mut ours = open_pty(&path).unwrap();
+        let mut buf = [0u8; 64];
+        let t0 = Instant::now();
+        assert!(read_pty(&mut ours, &mut buf).unwrap().is_none());
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        nix::unistd::write(&pty.master, b"hi\n").unwrap();
+        let mut got = Vec::new();
+        while !got.ends_with(b"\n") && t0.elapsed() < Duration::from_secs(5) {
+            match read_pty(&mut ours, &mut buf).unwrap() {
+                Some(n) => got.extend_from_slice(&buf[..n]),
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        assert_eq!(got, b"hi\n");
+        write_pty(&mut ours, b"typed\n").unwrap();
+        let mut back = [0u8; 64];
+        // The master sees the slave's echo of "hi" first, then what we typed.
+        let n = nix::unistd::read(&pty.master, &mut back).unwrap();
+        let seen = String::from_utf8_lossy(&back[..n]);
+        assert!(seen.contains("typed"), "{seen:?}");
     }
 }
