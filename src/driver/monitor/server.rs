@@ -28,6 +28,7 @@ mod hotplug;
 mod jobs;
 mod migrate;
 mod pm;
+mod resident;
 mod snapshot;
 use super::proto::{
     ErrorCode, Failure, Line, MAX_LINE, PowerModes, Push, QmpEvent, Reply, Request, StartResult,
@@ -296,6 +297,7 @@ async fn run(cfg: MonitorConfig) -> i32 {
         monitor_pid: std::process::id() as i32,
         qemu_pid: srv.status.pid,
     });
+    resident::drop_startup_code();
     srv.serve(listener, sigchld).await;
     0
 }
