@@ -335,8 +335,50 @@ fn pty_console_is_captured_from_the_first_byte_and_answers_expect() {
         "{err}"
     );
 
+    // A session whose input stays open ends when the guest goes: the monitor, which carries
+    // the session's bytes, closes it.
+    let mut session = Command::new(env!("CARGO_BIN_EXE_vsh"))
+        .args(["-c", &uri, "console", "con"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let session_pid = Pid::from_raw(session.id() as i32);
+    let mut banner = std::io::BufReader::new(session.stdout.take().unwrap());
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = String::new();
+        while !lines.contains("Escape character") {
+            if banner.read_line(&mut lines).unwrap_or(0) == 0 {
+                break;
+            }
+        }
+        let _ = seen_tx.send(lines);
+    });
+    let Ok(lines) = seen_rx.recv_timeout(Duration::from_secs(60)) else {
+        let _ = kill(session_pid, Signal::SIGKILL);
+        let _ = session.wait();
+        panic!("vsh console never connected");
+    };
+    assert!(lines.contains("Connected to domain 'con'"), "{lines}");
+
     // A guest that goes away while expected fails the wait at once.
     dom.destroy().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    let ended = loop {
+        if let Some(st) = session.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > until {
+            let _ = kill(session_pid, Signal::SIGKILL);
+            let _ = session.wait();
+            panic!("vsh console did not end with the guest");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(ended.success());
     let t0 = Instant::now();
     let e = con
         .expect("NEVER-PRINTED-43", Duration::from_secs(120))

@@ -179,6 +179,19 @@ fn pick_device<'d>(def: &'d DomainDef, devname: Option<&str>) -> Result<&'d Char
     })
 }
 
+/// The pty QEMU allocated for the device aliased `alias` in the live XML `xml`; libvirt's
+/// words when there is no such device or it has no pty.
+pub(crate) fn pty_of(xml: &str, alias: &str) -> Result<PathBuf, String> {
+    let def = crate::domain::parse(xml).map_err(|e| e.to_string())?;
+    let dev = pick_device(&def, Some(alias)).map_err(|e| e.to_string())?;
+    match (dev.stype.as_deref().unwrap_or("pty"), dev.sources.first()) {
+        ("pty", Some(ChrSource { path: Some(p), .. })) => Ok(PathBuf::from(p)),
+        _ => Err(format!(
+            "internal error: character device {alias} is not using a PTY"
+        )),
+    }
+}
+
 /// What [`Console::expect_regex`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleMatch {
@@ -213,7 +226,7 @@ pub struct Console {
 /// O_NONBLOCK: a pty can have two readers (a [`Console`] that typed and `vsh console`), and
 /// when both see it readable only one gets the bytes; a blocking read in the other would wait
 /// for the guest's next output, for ever if the guest stays quiet.
-fn open_pty(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_pty(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -583,7 +596,7 @@ impl Domain<'_> {
 /// An attached console session (`virsh console`): one per device at a time, as libvirt
 /// allows. The guest's monitor keeps the claim for as long as the session's connection to it
 /// stays open (the kernel closes it if the holder dies); `--force` makes the monitor close
-/// the earlier holder's connection, which [`attach_terminal`] sees as the session's end.
+/// the earlier holder's connection, which [`ConsoleSession::revoked`] shows.
 #[derive(Debug)]
 pub struct ConsoleSession {
     client: crate::driver::monitor::MonitorClient,
@@ -597,10 +610,42 @@ impl ConsoleSession {
     }
 }
 
+/// A console session whose bytes go through the guest's monitor (`virsh console`): the
+/// monitor reads and writes the pty and this connection carries the bytes. It ends when
+/// either side closes it: a `--force` elsewhere or the guest's end closes it from the
+/// monitor's side.
+#[derive(Debug)]
+pub struct ConsoleStream {
+    socket: std::os::unix::net::UnixStream,
+    /// Console bytes read with the monitor's reply, not yet shown.
+    early: Vec<u8>,
+}
+
 impl Domain<'_> {
     /// Take the console session of device `alias` from the guest's monitor; `force` takes
     /// it from an earlier session (libvirt: virDomainOpenConsole, VIR_DOMAIN_CONSOLE_FORCE).
     pub fn console_session(&self, alias: &str, force: bool) -> Result<ConsoleSession, DriverError> {
+        let (client, _) = self.take_console(alias, force, false)?;
+        Ok(ConsoleSession { client })
+    }
+
+    /// Take the console session of device `alias` with its bytes carried by the monitor:
+    /// what [`attach_terminal`] reads and writes.
+    pub fn console_stream(&self, alias: &str, force: bool) -> Result<ConsoleStream, DriverError> {
+        let (client, _) = self.take_console(alias, force, true)?;
+        let (socket, early) = client.into_stream().map_err(|e| DriverError::System {
+            msg: format!("cannot connect to the monitor of domain '{}'", self.name()),
+            err: e,
+        })?;
+        Ok(ConsoleStream { socket, early })
+    }
+
+    fn take_console(
+        &self,
+        alias: &str,
+        force: bool,
+        stream: bool,
+    ) -> Result<(crate::driver::monitor::MonitorClient, Value), DriverError> {
         use crate::driver::monitor::proto::{Reply, Request};
         // Through the guest first: a guest whose monitor died gets a new one here.
         let (guest, _) = self.guest()?;
@@ -615,13 +660,17 @@ impl Domain<'_> {
         let req = Request::Console {
             alias: alias.to_string(),
             force,
+            stream,
         };
         match client.call(&req).map_err(failed)? {
-            Reply::Ok { .. } => Ok(ConsoleSession { client }),
+            Reply::Ok { value } => Ok((client, value)),
             Reply::Err(f) if f.not_running => Err(DriverError::OperationInvalid(
                 "domain is not running".into(),
             )),
-            Reply::Err(f) => Err(DriverError::OperationFailed(f.desc)),
+            Reply::Err(f) => match f.desc.strip_prefix("internal error: ") {
+                Some(d) => Err(DriverError::Internal(d.to_string())),
+                None => Err(DriverError::OperationFailed(f.desc)),
+            },
             other => Err(DriverError::Internal(format!(
                 "unexpected answer from the guest monitor: {other:?}"
             ))),
@@ -656,43 +705,45 @@ impl Drop for RawMode {
 /// How [`attach_terminal`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detach {
-    /// The escape character was typed.
+    /// The escape character was typed, or our stdout closed.
     Escape,
     /// Standard input ended (pipe mode) and the guest then went quiet.
     EndOfInput,
-    /// The pty closed: the guest stopped.
-    GuestGone,
-    /// Another session took the console (`console --force`).
-    TakenOver,
+    /// The monitor ended the session: the guest stopped, or another session took the
+    /// console (`console --force`).
+    Ended,
 }
 
-/// Connect our stdin and stdout to the pty at `pty` (`virsh console`) until `escape` (^] is
-/// 0x1d) is typed. On a terminal, stdin goes raw for the session and is restored after. When
-/// stdin is not a terminal (a pipe), its end detaches once the guest has been quiet for
-/// `quiet`, so that a script sees the answers to what it typed. The session ends when
-/// `revoked` becomes readable (see [`ConsoleSession::revoked`]).
+/// Connect our stdin and stdout to the console `session` (`virsh console`) until `escape`
+/// (^] is 0x1d) is typed. On a terminal, stdin goes raw for the session and is restored
+/// after. When stdin is not a terminal (a pipe), its end detaches once the guest has been
+/// quiet for `quiet`, so that a script sees the answers to what it typed. The session ends
+/// when the monitor closes it (the guest stopped, or a `--force` took the console).
 pub fn attach_terminal(
-    pty: &Path,
+    session: ConsoleStream,
     escape: u8,
     quiet: Duration,
-    revoked: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Result<Detach, DriverError> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let sys = |msg: String| move |source| DriverError::System { msg, err: source };
-    let mut guest = open_pty(pty).map_err(sys(format!("cannot open console {}", pty.display())))?;
+    let ConsoleStream { socket, early } = session;
+    let mut guest = &socket;
     let stdin = std::io::stdin();
     let tty = nix::unistd::isatty(stdin.as_fd()).unwrap_or(false);
     let _raw = if tty { RawMode::enter() } else { None };
     let mut stdout = std::io::stdout().lock();
+    if stdout
+        .write_all(&early)
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
+        return Ok(Detach::Escape);
+    }
     let mut input_open = true;
     let mut quiet_until: Option<Instant> = None;
     let mut buf = [0u8; 4096];
     loop {
-        let mut fds = vec![PollFd::new(guest.as_fd(), PollFlags::POLLIN)];
-        if let Some(r) = revoked {
-            fds.push(PollFd::new(r, PollFlags::POLLIN));
-        }
-        let stdin_at = fds.len();
+        let mut fds = vec![PollFd::new(socket.as_fd(), PollFlags::POLLIN)];
         if input_open {
             fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
         }
@@ -707,21 +758,17 @@ pub fn attach_terminal(
             Err(e) => return Err(sys("cannot poll console".into())(e.into())),
         }
         let ready = |f: &PollFd<'_>| {
-            f.revents()
-                .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+            f.revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
         };
         let guest_ready = ready(&fds[0]);
-        let taken = revoked.is_some() && fds[1].revents().is_some_and(|r| !r.is_empty());
-        let input_ready = input_open && ready(&fds[stdin_at]);
+        let input_ready = input_open && ready(&fds[1]);
         drop(fds);
-        if taken && !guest_ready {
-            return Ok(Detach::TakenOver);
-        }
         if guest_ready {
-            match read_pty(&mut guest, &mut buf) {
-                // Another reader of the pty took the bytes first.
-                Ok(None) => {}
-                Ok(Some(n)) if n > 0 => {
+            // We are the connection's only reader: readable means a read returns at once.
+            match guest.read(&mut buf) {
+                Ok(n) if n > 0 => {
                     // A closed stdout ends the session like the escape key.
                     if stdout
                         .write_all(&buf[..n])
@@ -734,7 +781,8 @@ pub fn attach_terminal(
                         quiet_until = Some(Instant::now() + quiet);
                     }
                 }
-                _ => return Ok(Detach::GuestGone),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                _ => return Ok(Detach::Ended),
             }
         }
         if input_ready {
@@ -748,8 +796,9 @@ pub fn attach_terminal(
                     Some(i) => (&data[..i], true),
                     None => (data, false),
                 };
-                write_pty(&mut guest, data)
-                    .map_err(sys(format!("cannot write to console {}", pty.display())))?;
+                if guest.write_all(data).is_err() {
+                    return Ok(Detach::Ended);
+                }
                 if detach {
                     return Ok(Detach::Escape);
                 }

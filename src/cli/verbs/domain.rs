@@ -373,13 +373,13 @@ fn cmd_console(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         return console_expect::run(ctx, &dom, devname, &steps, args);
     }
     let console = dom.console(devname)?;
-    let Some(pty) = console.pty_path().map(|p| p.to_path_buf()) else {
+    if console.pty_path().is_none() {
         bail!(
             "internal error: character device {} is not using a PTY",
             devname.unwrap_or(console.device())
         );
-    };
-    let session = dom.console_session(console.device(), args.flag("force"))?;
+    }
+    let session = dom.console_stream(console.device(), args.flag("force"))?;
     ctx.println_extra(format!("Connected to domain '{}'", dom.name()));
     let esc = &ctx.globals.escape_text;
     match esc.strip_prefix('^') {
@@ -387,6 +387,6 @@ fn cmd_console(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         None => ctx.println_extra(format!("Escape character is {esc}")),
     }
     let quiet = std::time::Duration::from_secs(1);
-    attach_terminal(&pty, ctx.globals.escape, quiet, Some(session.revoked()))?;
+    attach_terminal(session, ctx.globals.escape, quiet)?;
     Ok(())
 }

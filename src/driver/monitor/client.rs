@@ -108,6 +108,15 @@ impl MonitorClient {
         }
     }
 
+    /// The connection as a plain byte stream (a console session's), with the bytes read
+    /// already behind the last reply.
+    pub fn into_stream(mut self) -> std::io::Result<(UnixStream, Vec<u8>)> {
+        let mut early = std::mem::take(&mut self.partial);
+        early.extend_from_slice(self.reader.buffer());
+        self.writer.set_read_timeout(None)?;
+        Ok((self.writer, early))
+    }
+
     /// Pushes already read, oldest first.
     pub fn take_pushes(&mut self) -> Vec<Push> {
         self.pushes.drain(..).collect()

@@ -92,6 +92,11 @@ pub enum Request {
         alias: String,
         #[serde(default)]
         force: bool,
+        /// After the `Ok` reply (`{"pty": PATH}`), the connection carries the console's
+        /// bytes both ways, the monitor reading and writing the pty, until either side
+        /// closes it, a `force` elsewhere takes the console, or the guest ends.
+        #[serde(default)]
+        stream: bool,
     },
     /// Change the running guest's devices (hotplug, media change): run `steps` in order;
     /// when one fails, undo the ones done, last first, and refuse with QEMU's error. On

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
+mod console_relay;
 mod hotplug;
 mod jobs;
 mod migrate;
@@ -1390,9 +1391,29 @@ impl Server {
                 self.unplug(alias, cleanup, wait, strict, reply).await;
                 return;
             }
-            Request::Console { alias, force } => {
+            Request::Console {
+                alias,
+                force,
+                stream,
+            } => {
+                // A stream needs the pty QEMU allocated for the device.
+                let pty = if stream {
+                    match crate::driver::console::pty_of(&self.status.xml, &alias) {
+                        Ok(p) => Some(p),
+                        Err(desc) => {
+                            let _ = reply.send(Reply::Err(Failure {
+                                class: None,
+                                desc,
+                                not_running: false,
+                            }));
+                            return;
+                        }
+                    }
+                } else {
+                    None
+                };
                 match self.hub.claim_console(&alias, kick, force) {
-                    Ok(()) => ok(Value::Null),
+                    Ok(()) => ok(pty.map_or(Value::Null, |p| json!({ "pty": p }))),
                     // libvirt: virChrdevOpen's refusal without VIR_DOMAIN_CONSOLE_FORCE.
                     Err(ConsoleRefusal::Busy) => Reply::Err(Failure {
                         class: None,
@@ -1652,6 +1673,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
     let (push_tx, mut push_rx) = mpsc::unbounded_channel::<Push>();
     let (kick_tx, mut kick_rx) = mpsc::unbounded_channel::<()>();
     let mut hello = false;
+    let mut streams = false;
     loop {
         tokio::select! {
             biased;
@@ -1703,6 +1725,7 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                             return;
                         }
                         hello = true;
+                        streams = matches!(req, Request::Console { stream: true, .. });
                         let push =
                             matches!(req, Request::Subscribe { .. }).then(|| push_tx.clone());
                         let (tx, rx) = oneshot::channel();
@@ -1725,7 +1748,16 @@ async fn client(stream: UnixStream, cmds: mpsc::Sender<Cmd>, mut end: watch::Rec
                         }
                     }
                 };
+                // A console session taken as a stream: the connection is the console's now.
+                let pty = match (&reply, streams) {
+                    (Reply::Ok { value }, true) => value["pty"].as_str().map(PathBuf::from),
+                    _ => None,
+                };
                 if write_line(&mut wr, &Line::Reply(reply)).await.is_err() {
+                    return;
+                }
+                if let Some(pty) = pty {
+                    console_relay::relay(&pty, rd, wr, &mut kick_rx, &mut end).await;
                     return;
                 }
             }
