@@ -69,7 +69,12 @@ impl<'c> Domain<'c> {
                 ));
             }
             def.memory = Some(Location::No);
-            def.state = Some(SnapshotState::DiskSnapshot);
+            // libvirt: qemuSnapshotCreateAlignDisks; a shut-off guest's disks are clean.
+            def.state = Some(if active {
+                SnapshotState::DiskSnapshot
+            } else {
+                SnapshotState::Shutoff
+            });
             Location::External
         } else if active {
             if def.memory == Some(Location::External) {
@@ -126,6 +131,7 @@ impl<'c> Domain<'c> {
         }
         if flags & CREATE_NO_METADATA == 0 {
             def.current = true;
+            store.clear_revert_disks()?;
             store.write(&def)?;
             store.set_current(Some(&def.name))?;
         }
@@ -179,6 +185,9 @@ impl<'c> Domain<'c> {
         }
         let was_current = store.get(&def.name).is_ok_and(|s| s.current);
         def.current = was_current || flags & CREATE_CURRENT != 0;
+        if def.current {
+            store.clear_revert_disks()?;
+        }
         store.write(&def)?;
         if def.current {
             store.set_current(Some(&def.name))?;
@@ -369,7 +378,7 @@ fn disk_file(d: &Disk) -> Result<String, DriverError> {
 
 /// Each external disk of `snap` now reads its overlay, the old image as its backing store
 /// (libvirt: qemuSnapshotDiskUpdateSource).
-fn point_to_overlays(dom: &mut DomainDef, snap: &SnapshotDef) {
+pub(super) fn point_to_overlays(dom: &mut DomainDef, snap: &SnapshotDef) {
     for sd in &snap.disks {
         if sd.snapshot != Some(Location::External) {
             continue;

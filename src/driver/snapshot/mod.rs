@@ -9,6 +9,7 @@ mod delete;
 pub(crate) mod disks;
 mod live;
 mod revert;
+mod revert_external;
 pub(crate) mod store;
 
 use std::time::{SystemTime, UNIX_EPOCH};

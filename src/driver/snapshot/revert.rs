@@ -1,4 +1,5 @@
-//! `virDomainRevertToSnapshot` for internal snapshots (libvirt: qemuSnapshotRevert,
+//! `virDomainRevertToSnapshot` for internal snapshots (external ones: [`super::revert_external`];
+//! libvirt: qemuSnapshotRevert,
 //! qemuSnapshotRevertActive, qemuSnapshotRevertInactive). One QEMU per domain throughout:
 //! a running guest loads the snapshot in place; a shut-off one is started paused first.
 
@@ -24,13 +25,17 @@ impl DomainSnapshot<'_> {
         }
         let mut store = self.store()?;
         let snap = store.get(&self.name)?.clone();
+        let state = snap.state.unwrap_or(SnapshotState::NoState);
         if snap.is_external() {
-            return Err(DriverError::Unsupported(
-                "revert to external snapshot not supported yet".into(),
-            ));
+            if state.is_active() {
+                return Err(DriverError::Unsupported(
+                    "revert to external snapshot with memory state not supported yet".into(),
+                ));
+            }
+            self.revert_external(&mut store, &snap, flags)?;
+            return store.set_current(Some(&self.name));
         }
         let dom = &self.dom;
-        let state = snap.state.unwrap_or(SnapshotState::NoState);
         let active = dom.is_active()?;
         if state.is_active() {
             let run = flags & REVERT_RUNNING != 0

@@ -1,0 +1,265 @@
+//! Reverting to external disk-only snapshots of a real TCG guest, as libvirt 9.9+ does:
+//! the disks the snapshot was taken on get new overlays (so the snapshot can be reverted
+//! to again), what came after it is gone, and a chain of snapshots keeps the images its
+//! children are built on. One booted guest for the whole file.
+
+#[path = "common/bootkit.rs"]
+mod bootkit;
+mod common;
+#[path = "common/vshrun.rs"]
+mod vshrun;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use domdriver::Connect;
+use domdriver::driver::console::Console;
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+fn vsh(uri: &str, args: &[&str]) -> (bool, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_vsh"))
+        .env_remove("VSH_DEFAULT_URI")
+        .arg("-c")
+        .arg(uri)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn ok(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = vsh(uri, args);
+    assert!(ok, "vsh {args:?}: {err}");
+    out
+}
+
+fn fails(uri: &str, args: &[&str]) -> String {
+    let (ok, out, err) = vsh(uri, args);
+    assert!(!ok, "vsh {args:?} succeeded: {out}");
+    err
+}
+
+fn qemu_img(args: &[&str]) -> String {
+    let o = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "qemu-img {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The first disk's `<source file>` in a domain or snapshot XML.
+fn source_file(xml: &str) -> String {
+    let a = xml.find("<source file='").unwrap() + "<source file='".len();
+    let b = xml[a..].find('\'').unwrap() + a;
+    xml[a..b].to_string()
+}
+
+fn backing_of(image: &str) -> String {
+    let info = qemu_img(&["info", "-U", image]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("backing file: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A guest whose console runs each line typed as a shell command.
+fn guest_xml(kit: &bootkit::LinuxKit, name: &str, disk: &Path) -> String {
+    let script = "echo SHELL-READY; while read -r l; do eval \"$l\"; done < /dev/ttyS0";
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{}</kernel><initrd>{}</initrd>
+<cmdline>{} {}</cmdline></os>
+<devices><emulator>{QEMU}</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
+<serial type='pty'><target port='0'/></serial><memballoon model='none'/></devices></domain>",
+        kit.kernel.display(),
+        kit.initrd.display(),
+        kit.cmdline(),
+        bootkit::run_cmdline(script),
+        disk.display(),
+    )
+}
+
+/// Runs shell lines in the guest; each answers with a numbered marker and its status.
+struct Shell {
+    n: u32,
+}
+
+impl Shell {
+    fn run(&mut self, con: &mut Console, cmd: &str) -> String {
+        self.n += 1;
+        let m = self.n * 1000 + 7;
+        con.send_line(&format!("{cmd}; echo M$(({m}))-$?")).unwrap();
+        con.expect_regex(
+            &format!(r"M{m}-(\d+)"),
+            Duration::from_secs(60 * vshrun::multiplier()),
+        )
+        .unwrap()
+        .text
+    }
+
+    /// Write `word` at the start of the disk, through to the image.
+    fn write(&mut self, con: &mut Console, word: &str) {
+        let r = self.run(
+            con,
+            &format!("echo {word} | dd of=/dev/vda conv=fsync 2>/dev/null"),
+        );
+        assert!(r.ends_with("-0"), "{r}");
+    }
+
+    /// Whether the disk starts with `word`.
+    fn reads(&mut self, con: &mut Console, word: &str) -> bool {
+        let r = self.run(
+            con,
+            &format!("test \"$(head -c {} /dev/vda)\" = {word}", word.len()),
+        );
+        r.ends_with("-0")
+    }
+}
+
+#[test]
+fn external_disk_snapshots_revert_onto_new_overlays() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let Some(kit) = bootkit::linux() else { return };
+    let d = tempfile::Builder::new()
+        .prefix("snext")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = d.path().join("r");
+    let _reap = vshrun::Reaper(root.clone(), vec!["xs"]);
+    let uri = format!("qemu:///embed?root={}", root.display());
+    let img = d.path().join("xs.qcow2");
+    let img_s = img.display().to_string();
+    qemu_img(&["create", "-q", "-f", "qcow2", &img_s, "64M"]);
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn
+        .define_domain_xml(&guest_xml(&kit, "xs", &img))
+        .unwrap();
+    dom.create().unwrap();
+    let boot = Duration::from_secs(240 * vshrun::multiplier());
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", boot).unwrap();
+    let mut sh = Shell { n: 0 };
+    sh.write(&mut con, "base");
+
+    // A disk-only snapshot: the guest moves onto xs.e1; what it writes next lands there.
+    ok(&uri, &["snapshot-create-as", "xs", "e1", "--disk-only"]);
+    let e1 = d.path().join("xs.e1");
+    assert_eq!(backing_of(e1.to_str().unwrap()), img_s);
+    sh.write(&mut con, "late");
+    assert!(sh.reads(&mut con, "late"));
+
+    // Reverting leaves the guest shut off (a disk snapshot has no memory), its config on a
+    // new overlay over the snapshot's own disk; the overlay it ran on is gone.
+    assert_eq!(ok(&uri, &["snapshot-revert", "xs", "e1"]), "\n");
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "shut off\n\n");
+    assert!(!e1.exists());
+    let fresh1 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    assert!(
+        fresh1.starts_with(&format!("{}/xs.", d.path().display())),
+        "{fresh1}"
+    );
+    assert_eq!(backing_of(&fresh1), img_s);
+    let x = ok(&uri, &["snapshot-dumpxml", "xs", "e1"]);
+    assert_eq!(source_file(x.split("\n  <domain ").next().unwrap()), fresh1);
+    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e1\n");
+    ok(&uri, &["start", "xs"]);
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", boot).unwrap();
+    assert!(sh.reads(&mut con, "base"));
+
+    // A child snapshot: e2 is built on e1's overlay. Reverting to e1 (--running) keeps that
+    // overlay (e2's state is in it) and records the new one as e1's revert disks.
+    sh.write(&mut con, "mid1");
+    ok(&uri, &["snapshot-create-as", "xs", "e2", "--disk-only"]);
+    let e2 = d.path().join("xs.e2");
+    assert_eq!(backing_of(e2.to_str().unwrap()), fresh1);
+    sh.write(&mut con, "gone");
+    ok(&uri, &["snapshot-revert", "xs", "e1", "--running"]);
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert!(!e2.exists());
+    assert!(Path::new(&fresh1).exists());
+    let x = ok(&uri, &["snapshot-dumpxml", "xs", "e1"]);
+    assert!(x.contains("<revertDisks>"), "{x}");
+    let fresh2 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    assert_ne!(fresh2, fresh1);
+    assert_eq!(backing_of(&fresh2), img_s);
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", boot).unwrap();
+    assert!(sh.reads(&mut con, "base"));
+
+    // Back to e2 (--paused): e1's revert overlay goes with the state on it, e2 gets a new
+    // overlay over e1's, which still holds what e2 saw.
+    sh.write(&mut con, "lost");
+    ok(&uri, &["snapshot-revert", "xs", "e2", "--paused"]);
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "paused\n\n");
+    assert!(!Path::new(&fresh2).exists());
+    assert!(!ok(&uri, &["snapshot-dumpxml", "xs", "e1"]).contains("<revertDisks>"));
+    let fresh3 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    assert_eq!(backing_of(&fresh3), fresh1);
+    ok(&uri, &["resume", "xs"]);
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", boot).unwrap();
+    assert!(sh.reads(&mut con, "mid1"));
+
+    // An overlay someone removed is no reason to fail (libvirt only warns): revert again.
+    std::fs::remove_file(&fresh3).unwrap();
+    ok(&uri, &["snapshot-revert", "xs", "e2", "--running"]);
+    let fresh4 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    assert_eq!(backing_of(&fresh4), fresh1);
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", boot).unwrap();
+    assert!(sh.reads(&mut con, "mid1"));
+
+    // A snapshot whose own disk is gone cannot be reverted to: the error names it, nothing
+    // is made, and the guest runs on as it was.
+    let ghost = d.path().join("ghost.xml");
+    std::fs::write(
+        &ghost,
+        ok(&uri, &["snapshot-dumpxml", "xs", "e1"])
+            .replace("<name>e1</name>", "<name>ghost</name>")
+            .replace(
+                &img_s,
+                &d.path().join("missing.qcow2").display().to_string(),
+            ),
+    )
+    .unwrap();
+    ok(
+        &uri,
+        &[
+            "snapshot-create",
+            "xs",
+            ghost.to_str().unwrap(),
+            "--redefine",
+        ],
+    );
+    let before: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+    let e = fails(&uri, &["snapshot-revert", "xs", "ghost"]);
+    assert!(
+        e.starts_with("error: operation failed: ") && e.contains("missing.qcow2"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), before.len());
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e2\n");
+    assert!(sh.reads(&mut con, "mid1"));
+    // --running and --paused together are refused before anything happens.
+    let e = fails(
+        &uri,
+        &["snapshot-revert", "xs", "e1", "--running", "--paused"],
+    );
+    assert!(e.contains("mutually exclusive"), "{e}");
+    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e2\n");
+    ok(&uri, &["destroy", "xs"]);
+}
