@@ -1,7 +1,8 @@
 //! Reverting to external disk-only snapshots of a real TCG guest, as libvirt 9.9+ does:
 //! the disks the snapshot was taken on get new overlays (so the snapshot can be reverted
 //! to again), what came after it is gone, and a chain of snapshots keeps the images its
-//! children are built on. One booted guest for the whole file.
+//! children are built on. Snapshots with memory in a file (`--memspec`) revert to the
+//! guest's memory and disks as they were. One booted guest for the whole file.
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
@@ -261,5 +262,82 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     );
     assert!(e.contains("mutually exclusive"), "{e}");
     assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e2\n");
+
+    // With memory (--memspec): the memory goes to a file (a save image, 0600), the disk
+    // onto a new overlay, and the guest runs on.
+    let mem = d.path().join("m1.mem");
+    assert!(sh.run(&mut con, "echo kept > /tmp/inmem").ends_with("-0"));
+    let spec = format!("file={}", mem.display());
+    assert_eq!(
+        ok(
+            &uri,
+            &["snapshot-create-as", "xs", "m1", "--memspec", &spec]
+        ),
+        "Domain snapshot m1 created\n"
+    );
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&mem).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let x = ok(&uri, &["snapshot-dumpxml", "xs", "m1"]);
+    assert!(x.contains("<state>running</state>"), "{x}");
+    assert!(
+        x.contains(&format!(
+            "<memory snapshot='external' file='{}'/>",
+            mem.display()
+        )),
+        "{x}"
+    );
+    let m1 = d.path().join("xs.m1");
+    assert_eq!(backing_of(m1.to_str().unwrap()), fresh4);
+    let jobs = ok(&uri, &["domjobinfo", "xs", "--completed"]);
+    assert!(jobs.contains("Snapshot"), "{jobs}");
+    assert!(sh.reads(&mut con, "mid1"));
+    sh.write(&mut con, "post");
+    assert!(
+        sh.run(&mut con, "rm /tmp/inmem; echo x > /tmp/later")
+            .ends_with("-0")
+    );
+
+    // Reverting starts the guest from the file on a new overlay over the disk the
+    // snapshot was taken on: its memory and its disk as they were.
+    ok(&uri, &["snapshot-revert", "xs", "m1"]);
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert!(!m1.exists());
+    let fresh5 = source_file(&ok(&uri, &["dumpxml", "xs"]));
+    assert_eq!(backing_of(&fresh5), fresh4);
+    let mut con = dom.console(None).unwrap();
+    assert!(sh.run(&mut con, "test -e /tmp/inmem").ends_with("-0"));
+    assert!(sh.run(&mut con, "test -e /tmp/later").ends_with("-1"));
+    assert!(sh.reads(&mut con, "mid1"));
+    // --paused keeps it paused.
+    ok(&uri, &["snapshot-revert", "xs", "m1", "--paused"]);
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "paused\n\n");
+    ok(&uri, &["resume", "xs"]);
+
+    // A memory file that is not a save image is refused before the guest is touched.
+    std::fs::write(&mem, b"not a save image").unwrap();
+    let e = fails(&uri, &["snapshot-revert", "xs", "m1"]);
+    assert!(e.starts_with("error: "), "{e}");
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    let mut con = dom.console(None).unwrap();
+    assert!(sh.run(&mut con, "test -e /tmp/inmem").ends_with("-0"));
+    // A memory file that cannot be written fails the snapshot, with no metadata left.
+    let e = fails(
+        &uri,
+        &[
+            "snapshot-create-as",
+            "xs",
+            "m2",
+            "--memspec",
+            "file=/nonexistent/dir/m2.mem",
+        ],
+    );
+    assert!(e.starts_with("error: "), "{e}");
+    assert!(!ok(&uri, &["snapshot-list", "xs", "--name"]).contains("m2"));
+    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert!(sh.run(&mut con, "true").ends_with("-0"));
     ok(&uri, &["destroy", "xs"]);
 }

@@ -77,11 +77,6 @@ impl<'c> Domain<'c> {
             });
             Location::External
         } else if active {
-            if def.memory == Some(Location::External) {
-                return Err(DriverError::Unsupported(
-                    "external memory snapshots are not supported by this driver".into(),
-                ));
-            }
             let memory = *def.memory.get_or_insert(Location::Internal);
             let paused = self.state()?.state == crate::driver::process::State::Paused;
             def.state = Some(if memory == Location::No {
@@ -91,7 +86,13 @@ impl<'c> Domain<'c> {
             } else {
                 SnapshotState::Running
             });
-            Location::Internal
+            // libvirt: qemuSnapshotCreateAlignDisks; memory in a file takes the disks
+            // onto overlays.
+            if memory == Location::External {
+                Location::External
+            } else {
+                Location::Internal
+            }
         } else {
             if def.memory.is_some_and(|m| m != Location::No) {
                 return Err(DriverError::Unsupported(
@@ -123,7 +124,9 @@ impl<'c> Domain<'c> {
         }
         def.parent = store.current().map(|s| s.name.clone());
         let external = has_disks(&def, Location::External);
+        let memory_file = def.memory == Some(Location::External);
         match (external, active) {
+            _ if memory_file && active => self.external_with_memory(&def)?,
             (true, true) => self.external_live(&def)?,
             (true, false) => self.external_offline(&def, &dom_def)?,
             (false, true) => self.internal_live(&def, &dom_def)?,
@@ -217,7 +220,7 @@ impl<'c> Domain<'c> {
     /// `qemu-img`, added with `blockdev-add` and put on top in one `transaction` of
     /// `blockdev-snapshot`s (libvirt: qemuSnapshotCreateActiveExternal). A failure removes
     /// what was added and created.
-    fn external_live(&self, def: &SnapshotDef) -> Result<(), DriverError> {
+    pub(super) fn external_live(&self, def: &SnapshotDef) -> Result<(), DriverError> {
         let (mut g, persistent) = self.guest()?;
         let live_xml = g.status().xml.clone();
         let mut live_def = crate::domain::parse_unprepared(&live_xml)?;

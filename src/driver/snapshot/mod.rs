@@ -8,6 +8,7 @@ mod create;
 mod delete;
 pub(crate) mod disks;
 mod live;
+mod memory;
 mod revert;
 mod revert_external;
 pub(crate) mod store;

@@ -1,6 +1,6 @@
-//! `virDomainRevertToSnapshot` for internal snapshots (external ones: [`super::revert_external`];
-//! libvirt: qemuSnapshotRevert,
-//! qemuSnapshotRevertActive, qemuSnapshotRevertInactive). One QEMU per domain throughout:
+//! `virDomainRevertToSnapshot` (libvirt: qemuSnapshotRevert, qemuSnapshotRevertActive,
+//! qemuSnapshotRevertInactive) for internal snapshots; external ones in
+//! [`super::revert_external`] and [`super::memory`]. One QEMU per domain throughout:
 //! a running guest loads the snapshot in place; a shut-off one is started paused first.
 
 use super::create::internal_nodes;
@@ -28,11 +28,10 @@ impl DomainSnapshot<'_> {
         let state = snap.state.unwrap_or(SnapshotState::NoState);
         if snap.is_external() {
             if state.is_active() {
-                return Err(DriverError::Unsupported(
-                    "revert to external snapshot with memory state not supported yet".into(),
-                ));
+                self.revert_memory(&mut store, &snap, flags)?;
+            } else {
+                self.revert_external(&mut store, &snap, flags)?;
             }
-            self.revert_external(&mut store, &snap, flags)?;
             return store.set_current(Some(&self.name));
         }
         let dom = &self.dom;

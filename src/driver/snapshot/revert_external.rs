@@ -89,7 +89,7 @@ impl DomainSnapshot<'_> {
 /// creation time (libvirt: virDomainSnapshotAlignDisks with the default location forced
 /// to external). A name already taken (two reverts within a second) moves on to the next
 /// second rather than failing as libvirt would.
-fn overlays_for(config: &DomainDef) -> Result<SnapshotDef, DriverError> {
+pub(super) fn overlays_for(config: &DomainDef) -> Result<SnapshotDef, DriverError> {
     let mut stamp = now();
     let taken = |stamp: i64| {
         config.devices.disks.iter().any(|d| {
@@ -118,7 +118,10 @@ fn overlays_for(config: &DomainDef) -> Result<SnapshotDef, DriverError> {
 
 /// `qemu-img create -u` of each overlay onto the disk it covers, sized as that disk
 /// (read with `-U`: the running guest may hold it). A failure removes what was made.
-fn create_overlays(tmp: &SnapshotDef, config: &DomainDef) -> Result<Vec<String>, DriverError> {
+pub(super) fn create_overlays(
+    tmp: &SnapshotDef,
+    config: &DomainDef,
+) -> Result<Vec<String>, DriverError> {
     let mut created = Vec::new();
     let res = (|| -> Result<(), DriverError> {
         for sd in &tmp.disks {
@@ -175,7 +178,7 @@ fn virtual_size(config: &DomainDef, path: &str, format: &str) -> Result<String, 
 /// The overlays the domain ran on until now go, and `name`'s metadata records the new
 /// ones: as its disks when it has no children, else as its revert disks, so the images
 /// its children are built on stay (libvirt: qemuSnapshotRevertExternalFinish).
-fn finish(store: &mut Store, name: &str, tmp: SnapshotDef) -> Result<(), DriverError> {
+pub(super) fn finish(store: &mut Store, name: &str, tmp: SnapshotDef) -> Result<(), DriverError> {
     if let Some(cur) = store.current().cloned() {
         let leaf = store.children(Some(&cur.name)).is_empty();
         let mut cur = cur;

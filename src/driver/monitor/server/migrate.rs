@@ -49,7 +49,7 @@ impl Server {
     }
 
     /// Start streaming the guest's state onto the end of `path`.
-    async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
+    pub(super) async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
