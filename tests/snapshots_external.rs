@@ -19,33 +19,6 @@ use domdriver::driver::console::Console;
 
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 
-fn vsh(uri: &str, args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_vsh"))
-        .env_remove("VSH_DEFAULT_URI")
-        .arg("-c")
-        .arg(uri)
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn ok(uri: &str, args: &[&str]) -> String {
-    let (ok, out, err) = vsh(uri, args);
-    assert!(ok, "vsh {args:?}: {err}");
-    out
-}
-
-fn fails(uri: &str, args: &[&str]) -> String {
-    let (ok, out, err) = vsh(uri, args);
-    assert!(!ok, "vsh {args:?} succeeded: {out}");
-    err
-}
-
 fn qemu_img(args: &[&str]) -> String {
     let o = Command::new("qemu-img").args(args).output().unwrap();
     assert!(
@@ -140,6 +113,7 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     let root = d.path().join("r");
     let _reap = vshrun::Reaper(root.clone(), vec!["xs"]);
     let uri = format!("qemu:///embed?root={}", root.display());
+    let v = vshrun::Vsh::new(root.clone());
     let img = d.path().join("xs.qcow2");
     let img_s = img.display().to_string();
     qemu_img(&["create", "-q", "-f", "qcow2", &img_s, "64M"]);
@@ -155,7 +129,7 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     sh.write(&mut con, "base");
 
     // A disk-only snapshot: the guest moves onto xs.e1; what it writes next lands there.
-    ok(&uri, &["snapshot-create-as", "xs", "e1", "--disk-only"]);
+    v.ok(&["snapshot-create-as", "xs", "e1", "--disk-only"]);
     let e1 = d.path().join("xs.e1");
     assert_eq!(backing_of(e1.to_str().unwrap()), img_s);
     sh.write(&mut con, "late");
@@ -163,19 +137,19 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
 
     // Reverting leaves the guest shut off (a disk snapshot has no memory), its config on a
     // new overlay over the snapshot's own disk; the overlay it ran on is gone.
-    assert_eq!(ok(&uri, &["snapshot-revert", "xs", "e1"]), "\n");
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "shut off\n\n");
+    assert_eq!(v.ok(&["snapshot-revert", "xs", "e1"]), "\n");
+    assert_eq!(v.ok(&["domstate", "xs"]), "shut off\n\n");
     assert!(!e1.exists());
-    let fresh1 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    let fresh1 = source_file(&v.ok(&["dumpxml", "xs", "--inactive"]));
     assert!(
         fresh1.starts_with(&format!("{}/xs.", d.path().display())),
         "{fresh1}"
     );
     assert_eq!(backing_of(&fresh1), img_s);
-    let x = ok(&uri, &["snapshot-dumpxml", "xs", "e1"]);
+    let x = v.ok(&["snapshot-dumpxml", "xs", "e1"]);
     assert_eq!(source_file(x.split("\n  <domain ").next().unwrap()), fresh1);
-    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e1\n");
-    ok(&uri, &["start", "xs"]);
+    assert_eq!(v.ok(&["snapshot-current", "xs", "--name"]), "e1\n");
+    v.ok(&["start", "xs"]);
     let mut con = dom.console(None).unwrap();
     con.expect("SHELL-READY", boot).unwrap();
     assert!(sh.reads(&mut con, "base"));
@@ -183,17 +157,17 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     // A child snapshot: e2 is built on e1's overlay. Reverting to e1 (--running) keeps that
     // overlay (e2's state is in it) and records the new one as e1's revert disks.
     sh.write(&mut con, "mid1");
-    ok(&uri, &["snapshot-create-as", "xs", "e2", "--disk-only"]);
+    v.ok(&["snapshot-create-as", "xs", "e2", "--disk-only"]);
     let e2 = d.path().join("xs.e2");
     assert_eq!(backing_of(e2.to_str().unwrap()), fresh1);
     sh.write(&mut con, "gone");
-    ok(&uri, &["snapshot-revert", "xs", "e1", "--running"]);
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    v.ok(&["snapshot-revert", "xs", "e1", "--running"]);
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
     assert!(!e2.exists());
     assert!(Path::new(&fresh1).exists());
-    let x = ok(&uri, &["snapshot-dumpxml", "xs", "e1"]);
+    let x = v.ok(&["snapshot-dumpxml", "xs", "e1"]);
     assert!(x.contains("<revertDisks>"), "{x}");
-    let fresh2 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    let fresh2 = source_file(&v.ok(&["dumpxml", "xs", "--inactive"]));
     assert_ne!(fresh2, fresh1);
     assert_eq!(backing_of(&fresh2), img_s);
     let mut con = dom.console(None).unwrap();
@@ -203,21 +177,24 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     // Back to e2 (--paused): e1's revert overlay goes with the state on it, e2 gets a new
     // overlay over e1's, which still holds what e2 saw.
     sh.write(&mut con, "lost");
-    ok(&uri, &["snapshot-revert", "xs", "e2", "--paused"]);
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "paused\n\n");
+    v.ok(&["snapshot-revert", "xs", "e2", "--paused"]);
+    assert_eq!(v.ok(&["domstate", "xs"]), "paused\n\n");
     assert!(!Path::new(&fresh2).exists());
-    assert!(!ok(&uri, &["snapshot-dumpxml", "xs", "e1"]).contains("<revertDisks>"));
-    let fresh3 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    assert!(
+        !v.ok(&["snapshot-dumpxml", "xs", "e1"])
+            .contains("<revertDisks>")
+    );
+    let fresh3 = source_file(&v.ok(&["dumpxml", "xs", "--inactive"]));
     assert_eq!(backing_of(&fresh3), fresh1);
-    ok(&uri, &["resume", "xs"]);
+    v.ok(&["resume", "xs"]);
     let mut con = dom.console(None).unwrap();
     con.expect("SHELL-READY", boot).unwrap();
     assert!(sh.reads(&mut con, "mid1"));
 
     // An overlay someone removed is no reason to fail (libvirt only warns): revert again.
     std::fs::remove_file(&fresh3).unwrap();
-    ok(&uri, &["snapshot-revert", "xs", "e2", "--running"]);
-    let fresh4 = source_file(&ok(&uri, &["dumpxml", "xs", "--inactive"]));
+    v.ok(&["snapshot-revert", "xs", "e2", "--running"]);
+    let fresh4 = source_file(&v.ok(&["dumpxml", "xs", "--inactive"]));
     assert_eq!(backing_of(&fresh4), fresh1);
     let mut con = dom.console(None).unwrap();
     con.expect("SHELL-READY", boot).unwrap();
@@ -228,7 +205,7 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     let ghost = d.path().join("ghost.xml");
     std::fs::write(
         &ghost,
-        ok(&uri, &["snapshot-dumpxml", "xs", "e1"])
+        v.ok(&["snapshot-dumpxml", "xs", "e1"])
             .replace("<name>e1</name>", "<name>ghost</name>")
             .replace(
                 &img_s,
@@ -236,32 +213,26 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
             ),
     )
     .unwrap();
-    ok(
-        &uri,
-        &[
-            "snapshot-create",
-            "xs",
-            ghost.to_str().unwrap(),
-            "--redefine",
-        ],
-    );
+    v.ok(&[
+        "snapshot-create",
+        "xs",
+        ghost.to_str().unwrap(),
+        "--redefine",
+    ]);
     let before: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
-    let e = fails(&uri, &["snapshot-revert", "xs", "ghost"]);
+    let e = v.fails(&["snapshot-revert", "xs", "ghost"]);
     assert!(
         e.starts_with("error: operation failed: ") && e.contains("missing.qcow2"),
         "{e}"
     );
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), before.len());
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
-    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e2\n");
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
+    assert_eq!(v.ok(&["snapshot-current", "xs", "--name"]), "e2\n");
     assert!(sh.reads(&mut con, "mid1"));
     // --running and --paused together are refused before anything happens.
-    let e = fails(
-        &uri,
-        &["snapshot-revert", "xs", "e1", "--running", "--paused"],
-    );
+    let e = v.fails(&["snapshot-revert", "xs", "e1", "--running", "--paused"]);
     assert!(e.contains("mutually exclusive"), "{e}");
-    assert_eq!(ok(&uri, &["snapshot-current", "xs", "--name"]), "e2\n");
+    assert_eq!(v.ok(&["snapshot-current", "xs", "--name"]), "e2\n");
 
     // With memory (--memspec): the memory goes to a file (a save image, 0600), the disk
     // onto a new overlay, and the guest runs on.
@@ -269,19 +240,16 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     assert!(sh.run(&mut con, "echo kept > /tmp/inmem").ends_with("-0"));
     let spec = format!("file={}", mem.display());
     assert_eq!(
-        ok(
-            &uri,
-            &["snapshot-create-as", "xs", "m1", "--memspec", &spec]
-        ),
+        v.ok(&["snapshot-create-as", "xs", "m1", "--memspec", &spec]),
         "Domain snapshot m1 created\n"
     );
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&mem).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let x = ok(&uri, &["snapshot-dumpxml", "xs", "m1"]);
+    let x = v.ok(&["snapshot-dumpxml", "xs", "m1"]);
     assert!(x.contains("<state>running</state>"), "{x}");
     assert!(
         x.contains(&format!(
@@ -292,7 +260,7 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     );
     let m1 = d.path().join("xs.m1");
     assert_eq!(backing_of(m1.to_str().unwrap()), fresh4);
-    let jobs = ok(&uri, &["domjobinfo", "xs", "--completed"]);
+    let jobs = v.ok(&["domjobinfo", "xs", "--completed"]);
     assert!(jobs.contains("Snapshot"), "{jobs}");
     assert!(sh.reads(&mut con, "mid1"));
     sh.write(&mut con, "post");
@@ -303,41 +271,38 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
 
     // Reverting starts the guest from the file on a new overlay over the disk the
     // snapshot was taken on: its memory and its disk as they were.
-    ok(&uri, &["snapshot-revert", "xs", "m1"]);
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    v.ok(&["snapshot-revert", "xs", "m1"]);
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
     assert!(!m1.exists());
-    let fresh5 = source_file(&ok(&uri, &["dumpxml", "xs"]));
+    let fresh5 = source_file(&v.ok(&["dumpxml", "xs"]));
     assert_eq!(backing_of(&fresh5), fresh4);
     let mut con = dom.console(None).unwrap();
     assert!(sh.run(&mut con, "test -e /tmp/inmem").ends_with("-0"));
     assert!(sh.run(&mut con, "test -e /tmp/later").ends_with("-1"));
     assert!(sh.reads(&mut con, "mid1"));
     // --paused keeps it paused.
-    ok(&uri, &["snapshot-revert", "xs", "m1", "--paused"]);
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "paused\n\n");
-    ok(&uri, &["resume", "xs"]);
+    v.ok(&["snapshot-revert", "xs", "m1", "--paused"]);
+    assert_eq!(v.ok(&["domstate", "xs"]), "paused\n\n");
+    v.ok(&["resume", "xs"]);
 
     // A memory file that is not a save image is refused before the guest is touched.
     std::fs::write(&mem, b"not a save image").unwrap();
-    let e = fails(&uri, &["snapshot-revert", "xs", "m1"]);
+    let e = v.fails(&["snapshot-revert", "xs", "m1"]);
     assert!(e.starts_with("error: "), "{e}");
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
     let mut con = dom.console(None).unwrap();
     assert!(sh.run(&mut con, "test -e /tmp/inmem").ends_with("-0"));
     // A memory file that cannot be written fails the snapshot, with no metadata left.
-    let e = fails(
-        &uri,
-        &[
-            "snapshot-create-as",
-            "xs",
-            "m2",
-            "--memspec",
-            "file=/nonexistent/dir/m2.mem",
-        ],
-    );
+    let e = v.fails(&[
+        "snapshot-create-as",
+        "xs",
+        "m2",
+        "--memspec",
+        "file=/nonexistent/dir/m2.mem",
+    ]);
     assert!(e.starts_with("error: "), "{e}");
-    assert!(!ok(&uri, &["snapshot-list", "xs", "--name"]).contains("m2"));
-    assert_eq!(ok(&uri, &["domstate", "xs"]), "running\n\n");
+    assert!(!v.ok(&["snapshot-list", "xs", "--name"]).contains("m2"));
+    assert_eq!(v.ok(&["domstate", "xs"]), "running\n\n");
     assert!(sh.run(&mut con, "true").ends_with("-0"));
-    ok(&uri, &["destroy", "xs"]);
+    v.ok(&["destroy", "xs"]);
 }

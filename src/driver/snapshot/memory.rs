@@ -78,14 +78,7 @@ impl DomainSnapshot<'_> {
             ));
         };
         let img = saveimage::read(Path::new(&path))?;
-        let Some(mut live) = snapshot_domain(snap)? else {
-            return Err(DriverError::OperationInvalid(format!(
-                "snapshot '{}' lacks domain '{}' rollback info",
-                snap.name,
-                dom.name()
-            )));
-        };
-        live.name = dom.name().to_string();
+        let mut live = self.rollback_domain(snap)?;
         let config = snapshot_config(snap)?;
         let tmp = overlays_for(&live)?;
         let created = create_overlays(&tmp, &live)?;

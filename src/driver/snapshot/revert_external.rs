@@ -27,13 +27,7 @@ impl DomainSnapshot<'_> {
         flags: u32,
     ) -> Result<(), DriverError> {
         let dom = &self.dom;
-        if snap.domain.is_none() {
-            return Err(DriverError::OperationInvalid(format!(
-                "snapshot '{}' lacks domain '{}' rollback info",
-                snap.name,
-                dom.name()
-            )));
-        }
+        self.rollback_domain(snap)?;
         let Some(mut config) = snapshot_config(snap)? else {
             return Err(DriverError::Internal("snapshot has no domain".into()));
         };
@@ -82,6 +76,24 @@ impl DomainSnapshot<'_> {
             }
         }
         Ok(())
+    }
+}
+
+impl DomainSnapshot<'_> {
+    /// The definition `snap` was taken of, under this domain's name; libvirt's refusal
+    /// when it has none (libvirt: qemuSnapshotRevertValidate).
+    pub(super) fn rollback_domain(&self, snap: &SnapshotDef) -> Result<DomainDef, DriverError> {
+        match snapshot_domain(snap)? {
+            Some(mut def) => {
+                def.name = self.dom.name().to_string();
+                Ok(def)
+            }
+            None => Err(DriverError::OperationInvalid(format!(
+                "snapshot '{}' lacks domain '{}' rollback info",
+                snap.name,
+                self.dom.name()
+            ))),
+        }
     }
 }
 

@@ -114,6 +114,21 @@ pub(super) struct Jobs {
     waiting: VecDeque<(Cmd, tokio::time::Instant)>,
 }
 
+impl Server {
+    /// Stop the vCPUs for a job, the state paused for `reason`; the refusal to send when
+    /// QEMU would not.
+    pub(super) async fn stop_for_job(&mut self, reason: &str) -> Result<(), Reply> {
+        self.own_stop = true;
+        if let Err(e) = self.exec("stop", None).await {
+            self.own_stop = false;
+            return Err(self.failure(e));
+        }
+        self.set_state("", true, reason);
+        self.broadcast_lifecycle(super::Lifecycle::SuspendedPaused);
+        Ok(())
+    }
+}
+
 impl Jobs {
     pub(super) fn busy(&self) -> bool {
         self.current.is_some()

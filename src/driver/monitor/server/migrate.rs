@@ -66,15 +66,9 @@ impl Server {
     /// job: the loop serves other requests meanwhile and ends it in [`Server::save_ended`].
     pub(super) async fn save(&mut self, path: &str, reply: oneshot::Sender<Reply>) {
         let was_running = !self.status.paused;
-        if was_running {
-            self.own_stop = true;
-            if let Err(e) = self.exec("stop", None).await {
-                self.own_stop = false;
-                let _ = reply.send(self.failure(e));
-                return;
-            }
-            self.set_state("", true, "saving");
-            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        if was_running && let Err(r) = self.stop_for_job("saving").await {
+            let _ = reply.send(r);
+            return;
         }
         if let Err(desc) = self.migrate_to(path).await {
             self.save_ended(was_running, Err((ErrorCode::OperationFailed, desc)), reply)

@@ -61,15 +61,9 @@ impl Server {
             ),
         };
         let stops = was_running && !matches!(job, SnapshotJob::Delete { .. });
-        if stops {
-            self.own_stop = true;
-            if let Err(e) = self.exec("stop", None).await {
-                self.own_stop = false;
-                let _ = reply.send(self.failure(e));
-                return;
-            }
-            self.set_state("", true, "snapshot");
-            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        if stops && let Err(r) = self.stop_for_job("snapshot").await {
+            let _ = reply.send(r);
+            return;
         }
         let id = format!("snapshot-{}-{}", std::process::id(), super::now_ms());
         let mut args = args;
@@ -104,15 +98,13 @@ impl Server {
         reply: oneshot::Sender<Reply>,
     ) {
         if was_running {
-            self.own_stop = true;
-            if let Err(e) = self.exec("stop", None).await {
-                self.own_stop = false;
-                let _ = reply.send(self.failure(e));
+            if let Err(r) = self.stop_for_job("snapshot").await {
+                let _ = reply.send(r);
                 return;
             }
-            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        } else {
+            self.set_state("", true, "snapshot");
         }
-        self.set_state("", true, "snapshot");
         if let Err(desc) = self.migrate_to(path).await {
             let r = self
                 .snapshot_ended(
