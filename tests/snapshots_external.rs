@@ -306,3 +306,53 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     assert!(sh.run(&mut con, "true").ends_with("-0"));
     v.ok(&["destroy", "xs"]);
 }
+
+/// A transient guest has no config to go back to: reverting it to a snapshot without
+/// memory must ask for it to run (libvirt's refusal), and leaves it running as it was.
+#[test]
+fn transient_guest_must_ask_to_run_after_a_disk_revert() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let d = tempfile::Builder::new()
+        .prefix("snext-t")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = d.path().join("r");
+    let _reap = vshrun::Reaper(root.clone(), vec!["tr"]);
+    let v = vshrun::Vsh::new(root.clone());
+    let img = d.path().join("tr.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", img.to_str().unwrap(), "16M"]);
+    // No OS: the firmware idles, which is all a disk snapshot needs.
+    let xml = d.path().join("tr.xml");
+    std::fs::write(
+        &xml,
+        format!(
+            "<domain type='qemu'><name>tr</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices><emulator>{QEMU}</emulator>
+<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{}'/><target dev='vda' bus='virtio'/></disk>
+<memballoon model='none'/></devices></domain>",
+            img.display()
+        ),
+    )
+    .unwrap();
+    v.ok(&["create", xml.to_str().unwrap()]);
+    v.ok(&["snapshot-create-as", "tr", "t1", "--disk-only"]);
+    let overlay = source_file(&v.ok(&["dumpxml", "tr"]));
+    assert_eq!(
+        v.fails(&["snapshot-revert", "tr", "t1"]),
+        "error: Requested operation is not valid: transient domain needs to request run or \
+         pause to revert to inactive snapshot\n"
+    );
+    assert_eq!(v.ok(&["domstate", "tr"]), "running\n\n");
+    assert_eq!(source_file(&v.ok(&["dumpxml", "tr"])), overlay);
+    // Asked to run, it runs on a new overlay over the image the snapshot was taken of.
+    v.ok(&["snapshot-revert", "tr", "t1", "--running"]);
+    assert_eq!(v.ok(&["domstate", "tr"]), "running\n\n");
+    let fresh = source_file(&v.ok(&["dumpxml", "tr"]));
+    assert_ne!(fresh, overlay);
+    assert_eq!(backing_of(&fresh), img.display().to_string());
+    v.ok(&["destroy", "tr"]);
+}
