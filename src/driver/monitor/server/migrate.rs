@@ -56,6 +56,9 @@ impl Server {
             .map_err(|e| format!("cannot open '{path}': {e}"))?;
         self.pass_file(&file).await?;
         drop(file);
+        // Its end then comes as a `MIGRATION` event (libvirt sets the same capability).
+        let events = json!({ "capabilities": [{ "capability": "events", "state": true }] });
+        let _ = self.exec("migrate-set-capabilities", Some(events)).await;
         self.exec("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
             .await
             .map_err(|e| format!("cannot start the migration: {e}"))?;
