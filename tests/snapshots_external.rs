@@ -260,8 +260,11 @@ fn external_disk_snapshots_revert_onto_new_overlays() {
     );
     let m1 = d.path().join("xs.m1");
     assert_eq!(backing_of(m1.to_str().unwrap()), fresh4);
-    let jobs = v.ok(&["domjobinfo", "xs", "--completed"]);
+    let jobs = v.ok(&["domjobinfo", "xs", "--completed", "--keep-completed"]);
     assert!(jobs.contains("Snapshot"), "{jobs}");
+    // The kept statistics are no guest of their own to the listing.
+    let (listed, out, err) = v.run(&["list", "--all"]);
+    assert!(listed && err.is_empty(), "{out}{err}");
     assert!(sh.reads(&mut con, "mid1"));
     sh.write(&mut con, "post");
     assert!(
