@@ -134,9 +134,10 @@ impl From<&JobStats> for JobInfo {
 }
 
 /// Where the monitor leaves a guest's last completed job's statistics (the monitor ends
-/// with a save, libvirt's daemon would keep them in memory).
+/// with a save, libvirt's daemon would keep them in memory). Not `.json`: the run dir's
+/// `*.json` files are the guests' status files, and listing read this one as a guest.
 pub(crate) fn completed_path(run_dir: &Path, name: &str) -> PathBuf {
-    run_dir.join(format!("{name}.job.json"))
+    run_dir.join(format!("{name}.jobstats"))
 }
 
 impl Domain<'_> {

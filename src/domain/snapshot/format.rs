@@ -39,6 +39,13 @@ impl SnapshotDef {
             }
             w.close();
         }
+        if !self.revert_disks.is_empty() {
+            w.elem("revertDisks").open();
+            for d in &self.revert_disks {
+                write_disk(&mut w, d);
+            }
+            w.close();
+        }
         if let Some(d) = &self.domain {
             write_domain(&mut w, d);
         }

@@ -128,6 +128,10 @@ pub struct SnapshotDef {
     pub memory: Option<Location>,
     pub memory_file: Option<String>,
     pub disks: Vec<SnapshotDisk>,
+    /// The overlays made when the domain was last reverted to this external snapshot while
+    /// it had children (whose images its `disks` stay), so the next revert can drop them
+    /// (`<revertDisks>`, libvirt 9.9+).
+    pub revert_disks: Vec<SnapshotDisk>,
     /// The domain definition at the time of the snapshot.
     pub domain: Option<XmlNode>,
     /// The inactive definition, for a snapshot of a running persistent domain.

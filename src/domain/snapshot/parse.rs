@@ -100,6 +100,13 @@ pub fn parse(xml: &str, flags: ParseFlags) -> Result<SnapshotDef, DomainError> {
             def.disks.push(parse_disk(d)?);
         }
     }
+    if flags.redefine
+        && let Some(disks) = root.child("revertDisks")
+    {
+        for d in &disks.children {
+            def.revert_disks.push(parse_disk(d)?);
+        }
+    }
     if flags.internal {
         def.current = text_of(&root, "active").is_some_and(|t| t.trim() == "1");
     }

@@ -158,6 +158,11 @@ pub enum SnapshotJob {
         tag: String,
         devices: Vec<String>,
     },
+    /// The guest's memory and device state through migration onto the end of file `path`
+    /// (an external memory snapshot). QEMU stays, its vCPUs stopped; the caller resumes.
+    SaveMemory {
+        path: String,
+    },
 }
 
 /// How `shutdown` and `reboot` may reach the guest (libvirt's VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN

@@ -1170,6 +1170,7 @@ impl Server {
                     });
                 }
             }
+            "MIGRATION" | "JOB_STATUS_CHANGE" => self.jobs.wake_now(),
             "BLOCK_IO_ERROR" => {
                 let action = ev.data["action"].as_str().unwrap_or("report").to_string();
                 if action == "stop" {

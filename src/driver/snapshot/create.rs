@@ -69,14 +69,14 @@ impl<'c> Domain<'c> {
                 ));
             }
             def.memory = Some(Location::No);
-            def.state = Some(SnapshotState::DiskSnapshot);
+            // libvirt: qemuSnapshotCreateAlignDisks; a shut-off guest's disks are clean.
+            def.state = Some(if active {
+                SnapshotState::DiskSnapshot
+            } else {
+                SnapshotState::Shutoff
+            });
             Location::External
         } else if active {
-            if def.memory == Some(Location::External) {
-                return Err(DriverError::Unsupported(
-                    "external memory snapshots are not supported by this driver".into(),
-                ));
-            }
             let memory = *def.memory.get_or_insert(Location::Internal);
             let paused = self.state()?.state == crate::driver::process::State::Paused;
             def.state = Some(if memory == Location::No {
@@ -86,7 +86,13 @@ impl<'c> Domain<'c> {
             } else {
                 SnapshotState::Running
             });
-            Location::Internal
+            // libvirt: qemuSnapshotCreateAlignDisks; memory in a file takes the disks
+            // onto overlays.
+            if memory == Location::External {
+                Location::External
+            } else {
+                Location::Internal
+            }
         } else {
             if def.memory.is_some_and(|m| m != Location::No) {
                 return Err(DriverError::Unsupported(
@@ -118,7 +124,9 @@ impl<'c> Domain<'c> {
         }
         def.parent = store.current().map(|s| s.name.clone());
         let external = has_disks(&def, Location::External);
+        let memory_file = def.memory == Some(Location::External);
         match (external, active) {
+            _ if memory_file && active => self.external_with_memory(&def)?,
             (true, true) => self.external_live(&def)?,
             (true, false) => self.external_offline(&def, &dom_def)?,
             (false, true) => self.internal_live(&def, &dom_def)?,
@@ -126,6 +134,7 @@ impl<'c> Domain<'c> {
         }
         if flags & CREATE_NO_METADATA == 0 {
             def.current = true;
+            store.clear_revert_disks()?;
             store.write(&def)?;
             store.set_current(Some(&def.name))?;
         }
@@ -179,6 +188,9 @@ impl<'c> Domain<'c> {
         }
         let was_current = store.get(&def.name).is_ok_and(|s| s.current);
         def.current = was_current || flags & CREATE_CURRENT != 0;
+        if def.current {
+            store.clear_revert_disks()?;
+        }
         store.write(&def)?;
         if def.current {
             store.set_current(Some(&def.name))?;
@@ -208,7 +220,7 @@ impl<'c> Domain<'c> {
     /// `qemu-img`, added with `blockdev-add` and put on top in one `transaction` of
     /// `blockdev-snapshot`s (libvirt: qemuSnapshotCreateActiveExternal). A failure removes
     /// what was added and created.
-    fn external_live(&self, def: &SnapshotDef) -> Result<(), DriverError> {
+    pub(super) fn external_live(&self, def: &SnapshotDef) -> Result<(), DriverError> {
         let (mut g, persistent) = self.guest()?;
         let live_xml = g.status().xml.clone();
         let mut live_def = crate::domain::parse_unprepared(&live_xml)?;
@@ -369,7 +381,7 @@ fn disk_file(d: &Disk) -> Result<String, DriverError> {
 
 /// Each external disk of `snap` now reads its overlay, the old image as its backing store
 /// (libvirt: qemuSnapshotDiskUpdateSource).
-fn point_to_overlays(dom: &mut DomainDef, snap: &SnapshotDef) {
+pub(super) fn point_to_overlays(dom: &mut DomainDef, snap: &SnapshotDef) {
     for sd in &snap.disks {
         if sd.snapshot != Some(Location::External) {
             continue;

@@ -47,7 +47,7 @@ fn default_location(d: &Disk, default: Location) -> Location {
 
 /// The default overlay of an external snapshot: the image's name with its extension
 /// replaced by the snapshot's name (libvirt: virDomainSnapshotDefAssignExternalNames).
-fn overlay_name(path: &str, snap: &str) -> String {
+pub(crate) fn overlay_name(path: &str, snap: &str) -> String {
     let p = Path::new(path);
     let stem_end = match (p.extension(), path.rfind('/')) {
         (Some(ext), slash) if path.len() - ext.len() - 1 > slash.map_or(0, |s| s + 1) => {
@@ -195,6 +195,11 @@ pub(crate) fn qemu_img(dom: &DomainDef) -> PathBuf {
 
 /// Run `qemu-img ARGS`; its stderr is the error.
 pub(crate) fn run_qemu_img(dom: &DomainDef, args: &[&str]) -> Result<(), DriverError> {
+    qemu_img_output(dom, args).map(|_| ())
+}
+
+/// Run `qemu-img ARGS` and return its stdout; its stderr is the error.
+pub(crate) fn qemu_img_output(dom: &DomainDef, args: &[&str]) -> Result<String, DriverError> {
     let bin = qemu_img(dom);
     let out = Command::new(&bin)
         .args(args)
@@ -204,7 +209,7 @@ pub(crate) fn run_qemu_img(dom: &DomainDef, args: &[&str]) -> Result<(), DriverE
             err: e,
         })?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     Err(DriverError::OperationFailed(format!(
         "'{} {}' failed: {}",

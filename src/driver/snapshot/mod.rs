@@ -8,7 +8,9 @@ mod create;
 mod delete;
 pub(crate) mod disks;
 mod live;
+mod memory;
 mod revert;
+mod revert_external;
 pub(crate) mod store;
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,5 +1,6 @@
-//! `virDomainRevertToSnapshot` for internal snapshots (libvirt: qemuSnapshotRevert,
-//! qemuSnapshotRevertActive, qemuSnapshotRevertInactive). One QEMU per domain throughout:
+//! `virDomainRevertToSnapshot` (libvirt: qemuSnapshotRevert, qemuSnapshotRevertActive,
+//! qemuSnapshotRevertInactive) for internal snapshots; external ones in
+//! [`super::revert_external`] and [`super::memory`]. One QEMU per domain throughout:
 //! a running guest loads the snapshot in place; a shut-off one is started paused first.
 
 use super::create::internal_nodes;
@@ -24,13 +25,16 @@ impl DomainSnapshot<'_> {
         }
         let mut store = self.store()?;
         let snap = store.get(&self.name)?.clone();
+        let state = snap.state.unwrap_or(SnapshotState::NoState);
         if snap.is_external() {
-            return Err(DriverError::Unsupported(
-                "revert to external snapshot not supported yet".into(),
-            ));
+            if state.is_active() {
+                self.revert_memory(&mut store, &snap, flags)?;
+            } else {
+                self.revert_external(&mut store, &snap, flags)?;
+            }
+            return store.set_current(Some(&self.name));
         }
         let dom = &self.dom;
-        let state = snap.state.unwrap_or(SnapshotState::NoState);
         let active = dom.is_active()?;
         if state.is_active() {
             let run = flags & REVERT_RUNNING != 0

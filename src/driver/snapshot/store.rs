@@ -135,6 +135,19 @@ impl Store {
         Ok(())
     }
 
+    /// Forget the current snapshot's revert overlays: a new current snapshot is built on
+    /// them, they are its disks now (libvirt: qemuSnapshotClearRevertdisks).
+    pub(crate) fn clear_revert_disks(&mut self) -> Result<(), DriverError> {
+        if let Some(cur) = self.current().filter(|c| !c.revert_disks.is_empty()) {
+            let cur = SnapshotDef {
+                revert_disks: Vec::new(),
+                ..cur.clone()
+            };
+            self.write(&cur)?;
+        }
+        Ok(())
+    }
+
     /// Drop `name`'s file; its children move to its parent, and if it was current its
     /// parent becomes current (libvirt: qemuDomainSnapshotDiscard).
     pub(crate) fn remove(&mut self, name: &str) -> Result<(), DriverError> {

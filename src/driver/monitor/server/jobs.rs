@@ -18,9 +18,10 @@ use tokio::sync::oneshot;
 use super::{Cmd, ErrorCode, Reply, Request, Server};
 use crate::driver::monitor::proto::SnapshotJob;
 
-/// How often a running job's status is asked for (libvirt waits for QEMU's events; a
-/// poll this short keeps the save as quick as before).
-const POLL: Duration = Duration::from_millis(20);
+/// How often a running job's status is asked for when no event came: QEMU's `MIGRATION`
+/// and `JOB_STATUS_CHANGE` events wake the job at once (as libvirt waits for them), this
+/// only bounds a missed one and keeps `domjobinfo`'s figures fresh.
+const POLL: Duration = Duration::from_millis(250);
 
 /// How long a request waits for the running job (libvirt: QEMU_JOB_WAIT_TIME, 30 s).
 /// `DOMDRIVER_JOB_WAIT_MS` shortens it for tests of the refusal.
@@ -114,9 +115,32 @@ pub(super) struct Jobs {
     waiting: VecDeque<(Cmd, tokio::time::Instant)>,
 }
 
+impl Server {
+    /// Stop the vCPUs for a job, the state paused for `reason`; the refusal to send when
+    /// QEMU would not.
+    pub(super) async fn stop_for_job(&mut self, reason: &str) -> Result<(), Reply> {
+        self.own_stop = true;
+        if let Err(e) = self.exec("stop", None).await {
+            self.own_stop = false;
+            return Err(self.failure(e));
+        }
+        self.set_state("", true, reason);
+        self.broadcast_lifecycle(super::Lifecycle::SuspendedPaused);
+        Ok(())
+    }
+}
+
 impl Jobs {
     pub(super) fn busy(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// QEMU said the job moved on: look at it now (libvirt: qemuProcessHandleMigrationStatus,
+    /// qemuProcessHandleJobStatusChange).
+    pub(super) fn wake_now(&mut self) {
+        if let Some(j) = self.current.as_mut() {
+            j.next_poll = tokio::time::Instant::now();
+        }
     }
 
     /// When the loop must look at the job or its waiters next.

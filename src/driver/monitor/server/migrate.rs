@@ -49,13 +49,16 @@ impl Server {
     }
 
     /// Start streaming the guest's state onto the end of `path`.
-    async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
+    pub(super) async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
         let file = OpenOptions::new()
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open '{path}': {e}"))?;
         self.pass_file(&file).await?;
         drop(file);
+        // Its end then comes as a `MIGRATION` event (libvirt sets the same capability).
+        let events = json!({ "capabilities": [{ "capability": "events", "state": true }] });
+        let _ = self.exec("migrate-set-capabilities", Some(events)).await;
         self.exec("migrate", Some(json!({ "uri": format!("fd:{FD_NAME}") })))
             .await
             .map_err(|e| format!("cannot start the migration: {e}"))?;
@@ -66,15 +69,9 @@ impl Server {
     /// job: the loop serves other requests meanwhile and ends it in [`Server::save_ended`].
     pub(super) async fn save(&mut self, path: &str, reply: oneshot::Sender<Reply>) {
         let was_running = !self.status.paused;
-        if was_running {
-            self.own_stop = true;
-            if let Err(e) = self.exec("stop", None).await {
-                self.own_stop = false;
-                let _ = reply.send(self.failure(e));
-                return;
-            }
-            self.set_state("", true, "saving");
-            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        if was_running && let Err(r) = self.stop_for_job("saving").await {
+            let _ = reply.send(r);
+            return;
         }
         if let Err(desc) = self.migrate_to(path).await {
             self.save_ended(was_running, Err((ErrorCode::OperationFailed, desc)), reply)

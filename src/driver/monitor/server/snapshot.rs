@@ -22,6 +22,11 @@ impl Server {
     /// Start `job`; the reply comes once it has ended ([`Server::snapshot_ended`]).
     pub(super) async fn snapshot_job(&mut self, job: SnapshotJob, reply: oneshot::Sender<Reply>) {
         let was_running = !self.status.paused;
+        if let SnapshotJob::SaveMemory { path } = &job {
+            let path = path.clone();
+            self.snapshot_memory(job, &path, was_running, reply).await;
+            return;
+        }
         let (command, args, run_after, reason, op) = match &job {
             SnapshotJob::Save {
                 tag,
@@ -46,6 +51,7 @@ impl Server {
                 "from snapshot",
                 Operation::SnapshotRevert,
             ),
+            SnapshotJob::SaveMemory { .. } => return,
             SnapshotJob::Delete { tag, devices } => (
                 "snapshot-delete",
                 json!({ "tag": tag, "devices": devices }),
@@ -55,15 +61,9 @@ impl Server {
             ),
         };
         let stops = was_running && !matches!(job, SnapshotJob::Delete { .. });
-        if stops {
-            self.own_stop = true;
-            if let Err(e) = self.exec("stop", None).await {
-                self.own_stop = false;
-                let _ = reply.send(self.failure(e));
-                return;
-            }
-            self.set_state("", true, "snapshot");
-            self.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        if stops && let Err(r) = self.stop_for_job("snapshot").await {
+            let _ = reply.send(r);
+            return;
         }
         let id = format!("snapshot-{}-{}", std::process::id(), super::now_ms());
         let mut args = args;
@@ -85,6 +85,49 @@ impl Server {
             reply,
         };
         self.begin_job(Running::new(op, Wait::QemuJob { id, command }, then));
+    }
+
+    /// Stream the memory onto `path` as the monitor's job (libvirt:
+    /// qemuSnapshotCreateActiveExternal's qemuSaveImageCreate). The vCPUs stop for it and
+    /// stay stopped after: the caller resumes once its disks are done.
+    async fn snapshot_memory(
+        &mut self,
+        job: SnapshotJob,
+        path: &str,
+        was_running: bool,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        if was_running {
+            if let Err(r) = self.stop_for_job("snapshot").await {
+                let _ = reply.send(r);
+                return;
+            }
+        } else {
+            self.set_state("", true, "snapshot");
+        }
+        if let Err(desc) = self.migrate_to(path).await {
+            let r = self
+                .snapshot_ended(
+                    &job,
+                    was_running,
+                    was_running,
+                    was_running,
+                    "unpaused",
+                    Err(desc),
+                )
+                .await;
+            let _ = reply.send(r);
+            return;
+        }
+        let then = Then::Snapshot {
+            job,
+            was_running,
+            stops: was_running,
+            run_after: false,
+            reason: "unpaused",
+            reply,
+        };
+        self.begin_job(Running::new(Operation::Snapshot, Wait::Migration, then));
     }
 
     /// QEMU's job has ended with `res`: put the vCPUs where the job leaves them, and the

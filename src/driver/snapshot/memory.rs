@@ -1,0 +1,118 @@
+//! External snapshots with memory (`snapshot-create-as --memspec file=...`; libvirt:
+//! qemuSnapshotCreateActiveExternal, and qemuSnapshotRevertActive with
+//! qemuSnapshotRevertExternalPrepare). The memory goes through migration into a file laid
+//! out as a save image ([`crate::driver::saveimage`]: the domain XML first), the disks onto
+//! new overlays. Reverting starts QEMU from that file on new overlays over the disks the
+//! snapshot was taken on.
+//!
+//! Unlike libvirt, the disks move first and the memory is written after, the vCPUs stopped
+//! throughout: QEMU leaves its block nodes inactive once a migration completes, and a
+//! `blockdev-snapshot` on them would fail.
+
+use std::path::Path;
+
+use super::create::point_to_overlays;
+use super::live;
+use super::revert_external::{create_overlays, finish, overlays_for};
+use super::store::Store;
+use super::*;
+use crate::driver::monitor::proto::SnapshotJob;
+use crate::driver::save::RestoreState;
+use crate::driver::saveimage;
+
+impl Domain<'_> {
+    /// Memory into `def`'s memory file, disks onto their overlays; a guest that ran runs
+    /// on. A failure removes the file; one while QEMU streams the memory leaves the disks
+    /// on their overlays.
+    pub(super) fn external_with_memory(&self, def: &SnapshotDef) -> Result<(), DriverError> {
+        let Some(path) = def.memory_file.clone() else {
+            return Err(DriverError::Unsupported(
+                "memory snapshot file path must be provided".into(),
+            ));
+        };
+        let was_running = def.state == Some(SnapshotState::Running);
+        let (xml, _) = self.current_def()?;
+        let live = crate::domain::parse_unprepared(&xml)?;
+        let xml = live.to_xml(FormatFlags {
+            inactive: true,
+            secure: true,
+        });
+        if was_running {
+            self.suspend()?;
+        }
+        let res = (|| -> Result<(), DriverError> {
+            // The file first: a path that cannot be written fails before the disks move.
+            saveimage::create(Path::new(&path), &xml, was_running)?;
+            self.external_live(def)?;
+            let (mut g, _) = self.guest()?;
+            live::job(&mut g, SnapshotJob::SaveMemory { path: path.clone() })?;
+            saveimage::mark_complete(Path::new(&path))
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        if was_running && self.is_active().unwrap_or(false) {
+            // The snapshot's error, if any, is the news.
+            let resumed = self.resume();
+            res?;
+            return resumed;
+        }
+        res
+    }
+}
+
+impl DomainSnapshot<'_> {
+    /// Revert to external snapshot `snap` with memory: its memory file is read first, the
+    /// new overlays made while the guest still runs; then the guest's QEMU is replaced by
+    /// one started from the file.
+    pub(super) fn revert_memory(
+        &self,
+        store: &mut Store,
+        snap: &SnapshotDef,
+        flags: u32,
+    ) -> Result<(), DriverError> {
+        let dom = &self.dom;
+        let Some(path) = snap.memory_file.clone() else {
+            return Err(DriverError::Unsupported(
+                "memory snapshot file path must be provided".into(),
+            ));
+        };
+        let img = saveimage::read(Path::new(&path))?;
+        let mut live = self.rollback_domain(snap)?;
+        let config = snapshot_config(snap)?;
+        let tmp = overlays_for(&live)?;
+        let created = create_overlays(&tmp, &live)?;
+        let state = if flags & REVERT_RUNNING != 0 {
+            RestoreState::Running
+        } else if flags & REVERT_PAUSED != 0 || snap.state == Some(SnapshotState::Paused) {
+            RestoreState::Paused
+        } else {
+            RestoreState::Running
+        };
+        let res = (|| -> Result<(), DriverError> {
+            if dom.is_active()? {
+                dom.destroy()?;
+            }
+            point_to_overlays(&mut live, &tmp);
+            if let Some(mut config) = config.filter(|_| dom.is_persistent().unwrap_or(false)) {
+                config.name = dom.name().to_string();
+                point_to_overlays(&mut config, &tmp);
+                dom.connect()
+                    .define_domain_xml(&config.to_xml(FormatFlags {
+                        inactive: true,
+                        secure: true,
+                    }))?;
+            }
+            dom.connect()
+                .restore_def(Path::new(&path), &img, live, state)
+                .map(|_| ())
+        })();
+        if let Err(e) = res {
+            for f in &created {
+                let _ = std::fs::remove_file(f);
+            }
+            return Err(e);
+        }
+        finish(store, &snap.name, tmp)
+    }
+}
