@@ -2,9 +2,11 @@
 //! effects besides probing.
 
 pub mod agent;
+pub mod agent_timeout;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod cpu_stats;
 pub mod dirs;
 pub mod display;
 pub mod domain;
@@ -18,6 +20,7 @@ pub mod guest_agent_ops;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod iothread_tune;
 pub mod iothreads;
 pub mod jobs;
 pub mod keycodes;

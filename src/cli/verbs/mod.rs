@@ -22,6 +22,7 @@ pub mod save;
 pub mod secret;
 pub mod shellverbs;
 pub mod snapshot;
+pub mod threads;
 pub mod tools;
 pub mod tuning;
 pub mod util;
@@ -42,6 +43,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hotplug::CMDS,
     resources::CMDS,
     tuning::CMDS,
+    threads::CMDS,
     rename::CMDS,
     save::CMDS,
     jobs::CMDS,
