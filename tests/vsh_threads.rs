@@ -1,4 +1,5 @@
-//! `cpu-stats`, `iothreadpin`, `iothreadset` and `guest-agent-timeout` through `vsh` on one
+//! `cpu-stats`, `iothreadpin`, `iothreadset`, `guest-agent-timeout` and `memtune` through
+//! `vsh` on one
 //! TCG guest with no OS (QEMU's threads are what these verbs read and change), checked
 //! against QMP, the threads' affinity and the live and persistent XML; the inactive
 //! domain's cases and every refusal first.
@@ -155,8 +156,62 @@ fn thread_verbs_on_a_guest() {
     v.ok(&["guest-agent-timeout", NAME, "--timeout", "-1"]);
     assert!(!stored.exists());
 
+    assert_eq!(
+        v.ok(&["memtune", NAME]),
+        "hard_limit     : unlimited\nsoft_limit     : unlimited\nswap_hard_limit: unlimited\n\n"
+    );
+    v.ok(&[
+        "memtune",
+        NAME,
+        "--hard-limit",
+        "1G",
+        "--soft-limit",
+        "1000",
+    ]);
+    assert_eq!(
+        v.ok(&["-q", "memtune", NAME, "--config"]),
+        "hard_limit     : 1048576\nsoft_limit     : 1000\nswap_hard_limit: unlimited\n"
+    );
+    assert!(
+        v.ok(&["dumpxml", NAME, "--inactive"])
+            .contains("<memtune>\n    <hard_limit unit='KiB'>1048576</hard_limit>\n    <soft_limit unit='KiB'>1000</soft_limit>\n  </memtune>")
+    );
+    assert_eq!(
+        v.fails(&["memtune", NAME, "--swap-hard-limit", "1M"]),
+        "error: Unable to change memory parameters\nerror: invalid argument: memory hard_limit tunable value must be lower than or equal to swap_hard_limit\n"
+    );
+    assert_eq!(
+        v.fails(&["memtune", NAME, "--min-guarantee", "1M"]),
+        "error: Unable to change memory parameters\nerror: argument unsupported: parameter 'min_guarantee' not supported\n"
+    );
+    assert_eq!(
+        v.fails(&["memtune", NAME, "--hard-limit", "lots"]),
+        "error: Unable to parse integer parameter hard-limit\n"
+    );
+    assert_eq!(
+        v.fails(&["memtune", NAME, "--live"]),
+        format!("error: Unable to get number of memory parameters\nerror: {NOT_RUNNING}\n")
+    );
+    v.ok(&["memtune", NAME, "--hard-limit", "-1", "--soft-limit", "-1"]);
+    assert!(!v.ok(&["dumpxml", NAME, "--inactive"]).contains("<memtune>"));
+
     // ---- the running guest ----
     v.ok(&["start", NAME]);
+    // No memory cgroup of ours: the running guest's limits are refused as libvirt does on
+    // a host without that controller; the config's stay reachable.
+    assert_eq!(
+        v.fails(&["memtune", NAME]),
+        "error: Unable to get number of memory parameters\nerror: Requested operation is not valid: cgroup memory controller is not mounted\n"
+    );
+    assert_eq!(
+        v.fails(&["memtune", NAME, "--hard-limit", "2G", "--live", "--config"]),
+        "error: Unable to change memory parameters\nerror: Requested operation is not valid: cgroup memory controller is not mounted\n"
+    );
+    v.ok(&["memtune", NAME, "--hard-limit", "2G", "--config"]);
+    assert!(
+        v.ok(&["memtune", NAME, "--config"])
+            .starts_with("hard_limit     : 2097152\n")
+    );
     let out = v.ok(&["cpu-stats", NAME]);
     let lines: Vec<&str> = out.lines().collect();
     // Per CPU a header and two figures, then the total's header and three figures.

@@ -9,8 +9,10 @@ pub mod domread;
 pub mod events;
 pub mod host;
 pub mod hostcpu;
+pub mod hostmisc;
 pub mod hotplug;
 pub mod jobs;
+pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
@@ -44,6 +46,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     resources::CMDS,
     tuning::CMDS,
     threads::CMDS,
+    memtune::CMDS,
     rename::CMDS,
     save::CMDS,
     jobs::CMDS,
@@ -53,6 +56,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     host::CMDS,
     node::CMDS,
     hostcpu::CMDS,
+    hostmisc::CMDS,
     secret::CMDS,
     snapshot::CMDS,
     tools::CMDS,
