@@ -589,6 +589,13 @@ fn closed_stdout_for_every_verb() {
             "iothreadadd" => vec!["vm1", "1"],
             "domrename" => vec!["vm1", "vm1"],
             "iothreaddel" => vec!["vm1", "1"],
+            // Thread verbs (tests/vsh_threads.rs has their running cases).
+            "cpu-stats" | "guest-agent-timeout" => vec!["vm1"],
+            "iothreadpin" => vec!["vm1", "1", "0"],
+            "iothreadset" => vec!["vm1", "1", "--poll-max-ns", "1"],
+            "memtune" => vec!["vm1"],
+            "cpu-models" => vec!["x86_64"],
+            "nodesuspend" => vec!["mem", "60"],
             "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus" => vec!["vm1"],
             "get-user-sshkeys" => vec!["vm1", "root"],
             "set-user-sshkeys" => vec!["vm1", "root", "--reset"],
@@ -691,6 +698,10 @@ fn closed_stdout_for_every_verb() {
                         | "blkdeviotune" | "domblkthreshold" | "iothreaddel" | "domrename"
                         | "domfsfreeze" | "domfsthaw" | "domfstrim" | "guestvcpus"
                         | "get-user-sshkeys" | "set-user-sshkeys"
+                        // Thread verbs that need a running guest or an IOThread vm1 lacks.
+                        | "cpu-stats" | "iothreadpin" | "iothreadset"
+                        // Always refused (tests/vsh_hostmisc.rs).
+                        | "nodesuspend"
                         // Power verbs that need a running guest, or that libvirt's QEMU
                         // driver refuses.
                         | "inject-nmi" | "dompmsuspend" | "dompmwakeup"

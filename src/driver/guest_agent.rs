@@ -62,7 +62,7 @@ impl Domain<'_> {
                 "unable to execute QEMU agent command: missing 'execute' in {command}"
             )));
         };
-        let value = self.agent(execute, parsed.get("arguments").cloned(), wait)?;
+        let value = self.agent_exact(execute, parsed.get("arguments").cloned(), wait)?;
         Ok(json!({ "return": value }).to_string())
     }
 
@@ -163,6 +163,22 @@ impl Domain<'_> {
     }
 
     pub(crate) fn agent(
+        &self,
+        command: &str,
+        args: Option<Value>,
+        wait: Duration,
+    ) -> Result<Value, DriverError> {
+        // The typed calls wait as `guest-agent-timeout` says (libvirt: agent->timeout).
+        let wait = if wait == DEFAULT_WAIT {
+            self.agent_wait()
+        } else {
+            wait
+        };
+        self.agent_exact(command, args, wait)
+    }
+
+    /// Run `command` in the guest agent, waiting `wait` whatever the domain's agent timeout.
+    fn agent_exact(
         &self,
         command: &str,
         args: Option<Value>,

@@ -12,7 +12,7 @@ use crate::domain::model::IoThread;
 
 /// The definition's IOThread ids, made explicit (libvirt fills `<iothreadids>` from
 /// `<iothreads>` while parsing).
-fn ids_mut(def: &mut DomainDef) -> &mut Vec<IoThread> {
+pub(crate) fn ids_mut(def: &mut DomainDef) -> &mut Vec<IoThread> {
     let count = def.iothreads.unwrap_or(0);
     def.iothreadids.get_or_insert_with(|| {
         (1..=count)

@@ -2,9 +2,12 @@
 //! effects besides probing.
 
 pub mod agent;
+pub mod agent_timeout;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod cpu_models;
+pub mod cpu_stats;
 pub mod dirs;
 pub mod display;
 pub mod domain;
@@ -18,15 +21,18 @@ pub mod guest_agent_ops;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod iothread_tune;
 pub mod iothreads;
 pub mod jobs;
 pub mod keycodes;
 pub mod launch;
 pub mod lock;
+pub mod memtune;
 pub mod metadata;
 pub mod monitor;
 pub mod node;
 pub mod node_cells;
+pub mod node_suspend;
 pub mod nvram;
 pub mod pinning;
 pub mod ports;

@@ -38,14 +38,14 @@ pub fn def_emulator_pin(def: &DomainDef) -> CpuSet {
     def_set(def, pinned)
 }
 
-fn def_set(def: &DomainDef, pinned: Option<&str>) -> CpuSet {
+pub(crate) fn def_set(def: &DomainDef, pinned: Option<&str>) -> CpuSet {
     pinned
         .or(def.vcpu.cpuset.as_deref())
         .and_then(|s| CpuSet::parse(s).ok())
         .unwrap_or_else(host_cpus)
 }
 
-fn thread_affinity(tid: i32) -> Result<CpuSet, DriverError> {
+pub(crate) fn thread_affinity(tid: i32) -> Result<CpuSet, DriverError> {
     let set = sched_getaffinity(Pid::from_raw(tid)).map_err(|e| DriverError::System {
         msg: format!("cannot get CPU affinity of process {tid}"),
         err: std::io::Error::from(e),
@@ -59,7 +59,7 @@ fn thread_affinity(tid: i32) -> Result<CpuSet, DriverError> {
     Ok(out)
 }
 
-fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<(), DriverError> {
+pub(crate) fn set_thread_affinity(tid: i32, cpus: &CpuSet) -> Result<(), DriverError> {
     let mut set = SchedSet::new();
     for c in cpus.iter() {
         set.set(c as usize).map_err(|e| DriverError::System {
@@ -198,7 +198,7 @@ impl Domain<'_> {
 
     /// `virDomainGetIOThreadInfo`: each IOThread's id and the host CPUs its thread may run
     /// on (live: QEMU's `query-iothreads` and the threads' affinity; config: the
-    /// definition's ids, with `<vcpu cpuset>` or every host CPU).
+    /// definition's ids, with their `<iothreadpin>`, `<vcpu cpuset>` or every host CPU).
     pub fn iothread_info(&self, flags: u32) -> Result<Vec<(u32, CpuSet)>, DriverError> {
         check_flags(
             flags,
@@ -211,7 +211,7 @@ impl Domain<'_> {
             let def = self.config_def()?;
             return Ok(iothread_ids(&def)
                 .into_iter()
-                .map(|id| (id, def_set(&def, None)))
+                .map(|id| (id, super::iothread_tune::def_iothread_pin(&def, id)))
                 .collect());
         }
         let mut lg = self.live_guest()?;

@@ -200,7 +200,7 @@ fn affinity_of(pid: i32, tid: i32, ncpus: usize) -> Vec<bool> {
 }
 
 /// (utime+stime in ns, last CPU) of thread `tid` of `pid`.
-fn thread_stat(pid: i32, tid: i32) -> Option<(u64, i32)> {
+pub(crate) fn thread_stat(pid: i32, tid: i32) -> Option<(u64, i32)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();

@@ -9,8 +9,10 @@ pub mod domread;
 pub mod events;
 pub mod host;
 pub mod hostcpu;
+pub mod hostmisc;
 pub mod hotplug;
 pub mod jobs;
+pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
@@ -22,6 +24,7 @@ pub mod save;
 pub mod secret;
 pub mod shellverbs;
 pub mod snapshot;
+pub mod threads;
 pub mod tools;
 pub mod tuning;
 pub mod util;
@@ -42,6 +45,8 @@ pub const TABLES: &[&[CmdDef]] = &[
     hotplug::CMDS,
     resources::CMDS,
     tuning::CMDS,
+    threads::CMDS,
+    memtune::CMDS,
     rename::CMDS,
     save::CMDS,
     jobs::CMDS,
@@ -51,6 +56,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     host::CMDS,
     node::CMDS,
     hostcpu::CMDS,
+    hostmisc::CMDS,
     secret::CMDS,
     snapshot::CMDS,
     tools::CMDS,
