@@ -296,6 +296,7 @@ mod tests {
     fn removed_vcpus_and_shares_leave_the_live_xml() {
         let mut def = crate::domain::parse(
             "<domain type='qemu'><name>t</name><memory>65536</memory><vcpu current='3'>4</vcpu>\
+             <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
              <os><type>hvm</type></os><devices>\
              <filesystem type='mount'><driver type='virtiofs'/><source dir='/s'/>\
              <target dir='t'/><alias name='fs0'/></filesystem></devices></domain>",
