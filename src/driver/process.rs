@@ -384,6 +384,8 @@ pub(crate) fn remove_leftovers(paths: &GuestPaths) -> Result<(), GuestError> {
         super::helpers::stop_all(&paths.guest_run_dir);
         rm(&paths.monitor)?;
         rm(&paths.control)?;
+        // The unplugs the monitor kept in flight (see `monitor::server::hotplug`).
+        rm(&paths.guest_run_dir.join("unplugs.json"))?;
     }
     rm(&paths.status)?;
     if dir_is_link {

@@ -262,6 +262,44 @@ pub fn start_all(
     Ok(())
 }
 
+/// Start `specs` for a guest that already runs (a hotplugged share or interface): on
+/// failure only these are stopped, never the guest's other helpers.
+pub fn start_more(
+    dir: &Path,
+    domain_log: &Path,
+    specs: &[HelperSpec],
+    timeout: Duration,
+) -> Result<(), String> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    private_dir(dir).map_err(|e| e.to_string())?;
+    for (k, s) in specs.iter().enumerate() {
+        if let Err(e) = start_one(dir, domain_log, s, timeout) {
+            stop_specs(dir, &specs[..k]);
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Stop the helpers `specs` started (a hotplug that failed after them).
+pub fn stop_specs(dir: &Path, specs: &[HelperSpec]) {
+    for s in specs {
+        stop_device(dir, &s.device);
+    }
+}
+
+/// Stop the helpers serving device `alias` (it left the guest; libvirt:
+/// qemuDomainRemoveFSDevice's qemuVirtioFSStop, qemuDomainRemoveNetDevice's qemuPasstStop).
+pub fn stop_device(dir: &Path, alias: &str) {
+    for (path, rec) in records(dir) {
+        if rec.device == alias && rec.ours_to_stop() {
+            stop(&path, &rec);
+        }
+    }
+}
+
 fn start_one(
     dir: &Path,
     domain_log: &Path,

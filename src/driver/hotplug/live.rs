@@ -62,9 +62,22 @@ impl Domain<'_> {
         steps: Vec<QmpStep>,
         def: &DomainDef,
     ) -> Result<(), DriverError> {
+        self.run_hotplug_with(g, steps, def, Vec::new())
+    }
+
+    /// [`Self::run_hotplug`] with the helper processes the device needs, which the
+    /// monitor starts first.
+    pub(super) fn run_hotplug_with(
+        &self,
+        g: &mut Guest,
+        steps: Vec<QmpStep>,
+        def: &DomainDef,
+        helpers: Vec<crate::driver::helpers::HelperSpec>,
+    ) -> Result<(), DriverError> {
         let req = Request::Hotplug {
             steps,
             xml: def.to_xml(LIVE_XML),
+            helpers,
         };
         g.call(&req).map(|_| ()).map_err(guest_err)
     }
@@ -134,7 +147,7 @@ impl Domain<'_> {
             DeviceDef::Watchdog(w) => self.attach_watchdog_live(lg, *w),
             DeviceDef::Channel(c) => self.attach_channel_live(lg, *c),
             DeviceDef::Hostdev(h) => Err(super::live_more::hostdev_refusal(&h)),
-            DeviceDef::Filesystem(f) => Err(super::live_more::filesystem_refusal(&f)),
+            DeviceDef::Filesystem(f) => self.attach_fs_live(lg, *f),
         }
     }
 
@@ -227,6 +240,7 @@ impl Domain<'_> {
         let ctx = self.connect().launch_context(&next, next.id.unwrap_or(-1));
         let p = props::net_props(&next, &caps, &ctx, index, Plug::Hot)?;
         let id = p.netdev["id"].clone();
+        let helpers = super::live_helpers::net_helpers(self, &next, index)?;
         let steps = vec![
             step(
                 call("netdev_add", p.netdev),
@@ -234,7 +248,7 @@ impl Domain<'_> {
             ),
             step(call("device_add", p.device), None),
         ];
-        self.run_hotplug(&mut lg.guest, steps, &next)
+        self.run_hotplug_with(&mut lg.guest, steps, &next, helpers)
     }
 
     pub(super) fn detach_live(&self, dev: &DeviceDef) -> Result<(), DriverError> {

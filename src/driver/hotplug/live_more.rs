@@ -10,7 +10,7 @@ use serde_json::json;
 use super::DeviceDef;
 use super::live::{LiveGuest, call, next_alias, step};
 use crate::domain::DomainDef;
-use crate::domain::devices::{Chardev, Controller, Filesystem, Hostdev, Rng, Watchdog};
+use crate::domain::devices::{Chardev, Controller, Hostdev, Rng, Watchdog};
 use crate::driver::DriverError;
 use crate::driver::domain::Domain;
 use crate::driver::monitor::proto::{QmpCall, QmpStep};
@@ -18,7 +18,7 @@ use crate::driver::prepare::Purpose;
 use crate::xml2argv::props;
 
 /// Keep a user alias, else give `alias`.
-fn with_alias(info: &mut crate::domain::DeviceInfo, alias: impl FnOnce() -> String) {
+pub(super) fn with_alias(info: &mut crate::domain::DeviceInfo, alias: impl FnOnce() -> String) {
     if info.alias.is_none() {
         info.alias = Some(alias());
     }
@@ -26,7 +26,7 @@ fn with_alias(info: &mut crate::domain::DeviceInfo, alias: impl FnOnce() -> Stri
 
 /// Steps adding a chardev, an object, then the device; each backend taken back when a
 /// later step fails.
-fn backend_steps(
+pub(super) fn backend_steps(
     chardev: Option<serde_json::Value>,
     object: Option<serde_json::Value>,
 ) -> Vec<QmpStep> {
@@ -253,7 +253,10 @@ pub(super) fn detach_target(
         DeviceDef::Channel(c) => d.channels[super::find::channel(def, c)?].info.alias.clone(),
         DeviceDef::Filesystem(f) => {
             let x = &d.filesystems[super::find::filesystem(def, f)?];
-            return Err(filesystem_refusal(x));
+            if !super::live_helpers::is_virtiofs(x) {
+                return Err(filesystem_refusal());
+            }
+            x.info.alias.clone()
         }
         DeviceDef::Hostdev(_) => {
             return Err(DriverError::OperationUnsupported(
@@ -289,6 +292,7 @@ pub(super) fn has_alias(def: &DomainDef, alias: &str) -> bool {
         || d.rngs.iter().any(|x| is(&x.info))
         || d.watchdogs.iter().any(|x| is(&x.info))
         || d.channels.iter().any(|x| is(&x.info))
+        || d.filesystems.iter().any(|x| is(&x.info))
 }
 
 /// What frees the backends of device `alias` once QEMU removed it (libvirt:
@@ -305,6 +309,9 @@ pub(super) fn backend_cleanup(def: &DomainDef, alias: &str) -> Option<Vec<QmpCal
                 json!({ "id": format!("char{alias}") }),
             ));
         }
+        return Some(calls);
+    }
+    if let Some(calls) = super::live_helpers::fs_cleanup(def, alias) {
         return Some(calls);
     }
     if d.channels.iter().any(|x| is(&x.info)) {
@@ -341,15 +348,10 @@ fn hostdev_refusal_on(h: &Hostdev, vfio: bool) -> DriverError {
     DriverError::OperationUnsupported("live attach of device 'hostdev' is not supported".into())
 }
 
-/// libvirt 9.0 hotplugs virtiofs only (libvirt: qemuDomainAttachFSDevice); virtiofs needs
-/// its daemon started for the running guest, not done here.
-pub(super) fn filesystem_refusal(f: &Filesystem) -> DriverError {
-    let virtiofs = f.driver.as_ref().and_then(|d| d.dtype.as_deref()) == Some("virtiofs");
-    if virtiofs {
-        DriverError::OperationUnsupported("live attach of device 'fs' is not supported".into())
-    } else {
-        DriverError::OperationUnsupported("only virtiofs filesystems can be hotplugged".into())
-    }
+/// libvirt 9.0 hotplugs and unplugs virtiofs shares only (libvirt: qemuDomainAttachFSDevice,
+/// qemuDomainDetachPrepFS).
+pub(super) fn filesystem_refusal() -> DriverError {
+    DriverError::OperationUnsupported("only virtiofs filesystems can be hotplugged".into())
 }
 
 #[cfg(test)]
@@ -493,13 +495,13 @@ mod tests {
             hostdev_refusal_on(&caps, false).to_string(),
             "unsupported configuration: hotplug is not supported for hostdev mode 'capabilities'"
         );
-        let DeviceDef::Filesystem(p9) =
+        let DeviceDef::Filesystem(_) =
             dev("<filesystem type='mount'><source dir='/s'/><target dir='t'/></filesystem>")
         else {
             panic!("not a filesystem")
         };
         assert_eq!(
-            filesystem_refusal(&p9).to_string(),
+            filesystem_refusal().to_string(),
             "Operation not supported: only virtiofs filesystems can be hotplugged"
         );
     }

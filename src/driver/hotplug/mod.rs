@@ -8,6 +8,7 @@ mod config;
 mod device;
 mod find;
 mod live;
+mod live_helpers;
 mod live_more;
 mod media;
 mod resources;
@@ -82,7 +83,26 @@ pub(crate) fn remove_by_alias(def: &mut DomainDef, alias: &str) -> bool {
         d.channels.remove(i);
         return true;
     }
+    if let Some(i) = d.filesystems.iter().position(|x| has(&x.info)) {
+        d.filesystems.remove(i);
+        return true;
+    }
+    // A hotplugged vCPU (`vcpuN`, as `set_vcpus_flags` plugs them), maybe gone after the
+    // caller stopped waiting: one fewer online (libvirt: qemuDomainRemoveVcpuAlias).
+    let online = def.vcpu.current.unwrap_or(def.vcpu.count);
+    if is_vcpu_alias(alias) && online > 1 {
+        let n = online - 1;
+        def.vcpu.current = (n != def.vcpu.count).then_some(n);
+        return true;
+    }
     false
+}
+
+/// Whether `alias` names a vCPU `set_vcpus_flags` plugged (`vcpuN`).
+pub(crate) fn is_vcpu_alias(alias: &str) -> bool {
+    alias
+        .strip_prefix("vcpu")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// What frees the backends of device `alias` of `def` when no caller recorded it: an
@@ -266,4 +286,32 @@ pub(crate) fn check_flags(flags: u32, known: u32, function: &str) -> Result<(), 
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn removed_vcpus_and_shares_leave_the_live_xml() {
+        let mut def = crate::domain::parse(
+            "<domain type='qemu'><name>t</name><memory>65536</memory><vcpu current='3'>4</vcpu>\
+             <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\
+             <os><type>hvm</type></os><devices>\
+             <filesystem type='mount'><driver type='virtiofs'/><source dir='/s'/>\
+             <target dir='t'/><alias name='fs0'/></filesystem></devices></domain>",
+        )
+        .unwrap();
+        assert!(remove_by_alias(&mut def, "fs0"));
+        assert!(def.devices.filesystems.is_empty());
+        assert!(remove_by_alias(&mut def, "vcpu2"));
+        assert_eq!(def.vcpu.current, Some(2));
+        assert!(remove_by_alias(&mut def, "vcpu1"));
+        assert_eq!(def.vcpu.current, Some(1));
+        // The last vCPU stays; other names are no vCPU.
+        assert!(!remove_by_alias(&mut def, "vcpu1"));
+        assert!(!remove_by_alias(&mut def, "vcpu"));
+        assert!(!remove_by_alias(&mut def, "vcpux"));
+        assert_eq!(def.vcpu.current, Some(1));
+    }
 }

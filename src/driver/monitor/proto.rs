@@ -104,6 +104,10 @@ pub enum Request {
     Hotplug {
         steps: Vec<QmpStep>,
         xml: String,
+        /// Helper processes the new device needs (virtiofsd, passt), started before the
+        /// steps and stopped again when they fail.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        helpers: Vec<crate::driver::helpers::HelperSpec>,
     },
     /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
     /// (the device's backends) and the device leaves the live XML. The reply comes then, or

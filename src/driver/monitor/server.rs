@@ -481,6 +481,8 @@ async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult
     srv.pidfd = open_pidfd(pid)
         .map_err(|e| failed(format!("cannot watch QEMU (pid {pid}): {e}")))
         .map(Some)?;
+    srv.unplugs = hotplug::Unplugs::load(&paths.guest_run_dir);
+    srv.finish_missed_unplugs().await;
     log_line(
         paths,
         &format!(
@@ -1184,8 +1186,11 @@ impl Server {
                 });
             }
             "DEVICE_DELETED" => {
-                if let Some(alias) = ev.data["device"].as_str() {
-                    let alias = alias.to_string();
+                let alias = match ev.data["device"].as_str() {
+                    Some(a) => Some(a.to_string()),
+                    None => self.pending_vcpu_of(ev.data["path"].as_str().unwrap_or("")),
+                };
+                if let Some(alias) = alias {
                     self.device_deleted(&alias).await;
                     self.broadcast_kind(EventKind::DeviceRemoved { alias });
                 }
@@ -1381,7 +1386,11 @@ impl Server {
                 }
                 ok(Value::Null)
             }
-            Request::Hotplug { steps, xml } => self.hotplug(steps, xml).await,
+            Request::Hotplug {
+                steps,
+                xml,
+                helpers,
+            } => self.hotplug(steps, xml, helpers).await,
             Request::Unplug {
                 alias,
                 cleanup,

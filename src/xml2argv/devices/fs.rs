@@ -28,17 +28,34 @@ impl Builder<'_> {
     /// A virtiofs share: QEMU connects to the socket virtiofsd serves in the start's private
     /// dir (libvirt: qemuBuildVHostUserFsCommandLine, qemuDomainGetVHostUserFSSocketPath).
     fn virtiofs(&mut self, fs: &crate::domain::devices::Filesystem, alias: &str) {
-        let chr = format!("chr-vu-{alias}");
+        let (chr, path) = self.virtiofs_chardev(alias);
         let mut c = KvOpts::with_head("socket");
-        c.kv("id", &chr).kv(
-            "path",
-            crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
-        );
+        c.kv("id", &chr).kv("path", path);
         self.opt("-chardev", c.build());
+        let j = self.virtiofs_device(fs, alias);
+        self.device(&j);
+    }
+
+    /// The id and socket path of the vhost-user chardev of virtiofs share `alias`: a
+    /// client of virtiofsd's socket.
+    pub(super) fn virtiofs_chardev(&self, alias: &str) -> (String, String) {
+        (
+            format!("chr-vu-{alias}"),
+            crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
+        )
+    }
+
+    /// The `vhost-user-fs-pci` device of a virtiofs share (libvirt:
+    /// qemuBuildVHostUserFsDevProps, which hotplug uses too).
+    pub(super) fn virtiofs_device(
+        &self,
+        fs: &crate::domain::devices::Filesystem,
+        alias: &str,
+    ) -> JsonOpts {
         let mut j = JsonOpts::new();
         j.s("driver", "vhost-user-fs-pci");
         self.virtio_opts(&mut j, fs.driver.as_ref().map(|x| &x.virtio));
-        j.s("id", alias).s("chardev", chr);
+        j.s("id", alias).s("chardev", format!("chr-vu-{alias}"));
         let queue = fs.driver.as_ref().and_then(|d| {
             d.extra
                 .attrs
@@ -52,6 +69,6 @@ impl Builder<'_> {
             j.u("bootindex", b.order as u64);
         }
         self.pci_props(&mut j, &fs.info);
-        self.device(&j);
+        j
     }
 }

@@ -215,3 +215,43 @@ pub fn channel_props(
         device: device.into_value(),
     })
 }
+
+/// What QEMU gets for one virtiofs share.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilesystemProps {
+    /// `chardev-add`'s arguments: a client of virtiofsd's socket, as `-chardev` has it.
+    pub chardev: Value,
+    pub device: Value,
+}
+
+/// The properties of filesystem `index` of `def` (prepared, aliases assigned); only a
+/// virtiofs share has a device QEMU can take while running (libvirt: qemuDomainAttachFSDevice).
+pub fn filesystem_props(
+    def: &DomainDef,
+    caps: &QemuCaps,
+    ctx: &LaunchContext,
+    index: usize,
+) -> Result<FilesystemProps, Xml2ArgvError> {
+    let fs = nth(&def.devices.filesystems, index, "filesystem")?;
+    if fs.driver.as_ref().and_then(|d| d.dtype.as_deref()) != Some("virtiofs") {
+        return Err(Xml2ArgvError::Internal(format!(
+            "filesystem {index} is no virtiofs share"
+        )));
+    }
+    let b = builder(def, caps, ctx, Plug::Hot);
+    let alias = b.alias(&fs.info)?;
+    let (id, path) = b.virtiofs_chardev(&alias);
+    let chr = crate::domain::devices::Chardev {
+        stype: Some("unix".into()),
+        sources: vec![crate::domain::devices::ChrSource {
+            mode: Some("connect".into()),
+            path: Some(path),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Ok(FilesystemProps {
+        chardev: b.chardev_backend(&id, &chr)?,
+        device: b.virtiofs_device(fs, &alias).into_value(),
+    })
+}
