@@ -130,10 +130,11 @@ impl Drop for Nbd {
     }
 }
 
+/// Fields drop in order: the reaper kills the guest before its directory goes.
 struct Live {
+    _reap: vshrun::Reaper,
     vsh: vshrun::Vsh,
     dir: tempfile::TempDir,
-    _reap: vshrun::Reaper,
 }
 
 impl Live {
