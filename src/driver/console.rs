@@ -903,10 +903,17 @@ mod tests {
         }
         assert_eq!(got, b"hi\n");
         write_pty(&mut ours, b"typed\n").unwrap();
-        let mut back = [0u8; 64];
-        // The master sees the slave's echo of "hi" first, then what we typed.
-        let n = nix::unistd::read(&pty.master, &mut back).unwrap();
-        let seen = String::from_utf8_lossy(&back[..n]);
-        assert!(seen.contains("typed"), "{seen:?}");
+        // The master sees the slave's echo of "hi" first, then what we typed, each once
+        // the kernel's pty work has run.
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut seen = Vec::new();
+        while !String::from_utf8_lossy(&seen).contains("typed") {
+            assert!(t0.elapsed() < Duration::from_secs(5), "{seen:?}");
+            let mut fds = [PollFd::new(pty.master.as_fd(), PollFlags::POLLIN)];
+            if matches!(poll(&mut fds, PollTimeout::from(100u16)), Ok(n) if n > 0) {
+                let n = nix::unistd::read(&pty.master, &mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+        }
     }
 }
