@@ -402,6 +402,14 @@ impl DiskSource {
             .extra_children(&self.extra)
     }
 
+    /// The back-end's UNIX socket of a vhost-user disk (`<source type='unix' path='..'/>`).
+    pub fn vhost_user_socket(&self) -> Option<&str> {
+        (self.extra.attr("type") == Some("unix"))
+            .then(|| self.extra.attr("path"))
+            .flatten()
+            .filter(|p| !p.is_empty())
+    }
+
     /// The local path, whatever the source type.
     pub fn path(&self) -> Option<&str> {
         self.file

@@ -49,6 +49,9 @@ impl Builder<'_> {
 
     pub(super) fn disk(&mut self, i: usize, d: &Disk, nodes: &[u32]) -> R {
         let parts = self.disk_parts(i, d, nodes)?;
+        if let Some(c) = &parts.chardev {
+            self.opt("-chardev", c.clone());
+        }
         for l in &parts.layers {
             for o in &l.objects {
                 self.object(o);
@@ -103,7 +106,10 @@ impl Builder<'_> {
             bs = b.backing.as_deref();
         }
         let mut top_format: Option<String> = None;
-        if !nodes.is_empty() {
+        if is_vhost_user(d) {
+            // No block nodes: QEMU talks to the back-end process that serves the image.
+            out.chardev = Some(vhost_user::disk_chardev(&alias, d.source.as_ref())?);
+        } else if !nodes.is_empty() {
             // Print from the bottom of the chain up.
             for li in (0..nodes.len().min(layers.len())).rev() {
                 let n = nodes[li];
@@ -305,13 +311,15 @@ impl Builder<'_> {
                 j.s("id", alias);
             }
             "virtio" => {
+                // libvirt: qemuBuildVirtioDevGetConfig, `vhost-user-blk` for a vhost-user disk
+                let base = if is_vhost_user(d) {
+                    "vhost-user-blk"
+                } else {
+                    "virtio-blk"
+                };
                 j.s(
                     "driver",
-                    virtio_driver(
-                        "virtio-blk",
-                        VirtioModel::of(d.model.as_deref()),
-                        &d.info.address,
-                    )?,
+                    virtio_driver(base, VirtioModel::of(d.model.as_deref()), &d.info.address)?,
                 );
                 if device == "lun" {
                     j.b("scsi", true);
@@ -328,6 +336,9 @@ impl Builder<'_> {
                 }
                 self.info_props(&mut j, &d.info)?;
                 drive_props(&mut j, d, drive);
+                if is_vhost_user(d) {
+                    j.s("chardev", vhost_user::chr_alias(alias));
+                }
                 j.s("id", alias);
             }
             "fdc" => {
@@ -456,6 +467,8 @@ impl Builder<'_> {
 pub(super) struct DiskParts {
     /// Bottom of the chain first, the order they must be added in.
     pub layers: Vec<BlockLayer>,
+    /// A vhost-user disk's `-chardev` to its back-end, in place of layers.
+    pub chardev: Option<String>,
     pub device: JsonOpts,
 }
 
@@ -474,7 +487,7 @@ pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
     let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
     for i in (0..disks.len()).rev() {
         let d = &disks[i];
-        if d.dtype.as_deref() == Some("vhostuser") {
+        if is_vhost_user(d) {
             continue;
         }
         // An empty drive has no nodes but still uses up a number.
@@ -489,6 +502,11 @@ pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
         }
     }
     names
+}
+
+/// A disk served by a vhost-user back-end process (`<disk type='vhostuser'>`).
+pub(crate) fn is_vhost_user(d: &Disk) -> bool {
+    d.dtype.as_deref() == Some("vhostuser")
 }
 
 pub(crate) fn disk_source_is_empty(d: &Disk) -> bool {

@@ -19,6 +19,7 @@ mod rng;
 mod smartcard;
 mod sound;
 mod usb;
+mod vhost_user;
 mod video;
 mod virtio;
 mod vsock;

@@ -73,6 +73,12 @@ pub fn disk_props(
         .disks
         .get(index)
         .ok_or_else(|| Xml2ArgvError::Internal(format!("no disk {index}")))?;
+    if super::disk::is_vhost_user(d) {
+        // Its chardev would have to be added first; nothing here sends one yet.
+        return Err(Xml2ArgvError::Unsupported(
+            "hotplug of a vhostuser disk is not supported yet".into(),
+        ));
+    }
     let b = builder(def, caps, ctx, plug);
     let p = b.disk_parts(index, d, nodes)?;
     Ok(DiskProps {
