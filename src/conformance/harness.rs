@@ -92,6 +92,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         file_chardev_fd: Some(1750),
         tap_fd_base: 3,
         vhost_fd_base: 44,
+        vhost_scsi_fd: Some(3),
         path_env: Some("/bin".into()),
         user: Some("test".into()),
         logname: Some("test".into()),

@@ -56,6 +56,8 @@ impl Builder<'_> {
                     }
                     self.pci_props(&mut j, &h.info);
                 }
+                (Some("mdev"), _) => j = self.mdev_props(h, &alias)?,
+                (Some("scsi_host"), _) => j = self.vhost_scsi_props(h, &alias)?,
                 (t, _) => {
                     return Err(unsupported(format!(
                         "hostdev type '{}' not supported yet",

@@ -7,6 +7,8 @@ mod disk;
 mod fs;
 mod graphics;
 mod hostdev;
+mod hostdev_mdev;
+mod hostdev_scsi;
 mod input;
 pub(crate) mod launch_security;
 mod machine;
