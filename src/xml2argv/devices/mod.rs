@@ -6,6 +6,7 @@ mod controller;
 mod disk;
 mod fs;
 mod graphics;
+mod guestfwd;
 mod hostdev;
 mod hostdev_mdev;
 mod hostdev_scsi;
