@@ -2121,6 +2121,12 @@ pub struct HostdevSource {
 }
 
 impl HostdevSource {
+    /// An iSCSI hostdev's source read as the network disk source it has the shape of
+    /// (protocol, name, `<host>`, `<auth>`, `<initiator>`).
+    pub fn network_source(&self) -> Result<DiskSource, DomainError> {
+        DiskSource::parse(&self.to_node())
+    }
+
     fn parse(n: &XmlNode) -> Result<HostdevSource, DomainError> {
         let rd = Rd::new(n);
         let id = |name: &str| rd.child(name).and_then(|c| c.attr("id").map(String::from));

@@ -208,6 +208,29 @@ impl Builder<'_> {
         Ok(out)
     }
 
+    /// Where a device sits on a SCSI bus: a virtio-scsi controller's one bus takes channel,
+    /// target and LUN; other HBAs have a bus per channel and a unit as the SCSI id (libvirt:
+    /// qemuBuildDeviceAddressDriveProps).
+    pub(super) fn scsi_address_props(&self, j: &mut JsonOpts, address: &Option<Address>) {
+        if let Some(Address::Drive {
+            controller,
+            bus: b,
+            target,
+            unit,
+        }) = address
+        {
+            if self.scsi_is_virtio(*controller) {
+                j.s("bus", format!("scsi{controller}.0"))
+                    .u("channel", *b as u64)
+                    .u("scsi-id", *target as u64)
+                    .u("lun", *unit as u64);
+            } else {
+                j.s("bus", format!("scsi{controller}.{b}"))
+                    .u("scsi-id", *unit as u64);
+            }
+        }
+    }
+
     pub(super) fn cache_props(&self, d: &Disk) -> Option<serde_json::Value> {
         let mode = cache_mode(d)?;
         let (direct, no_flush) = match mode {
@@ -356,23 +379,7 @@ impl Builder<'_> {
                     _ => "scsi-hd",
                 };
                 j.s("driver", drv);
-                if let Some(Address::Drive {
-                    controller,
-                    bus: b,
-                    target,
-                    unit,
-                }) = &d.info.address
-                {
-                    if self.scsi_is_virtio(*controller) {
-                        j.s("bus", format!("scsi{controller}.0"))
-                            .u("channel", *b as u64)
-                            .u("scsi-id", *target as u64)
-                            .u("lun", *unit as u64);
-                    } else {
-                        j.s("bus", format!("scsi{controller}.{b}"))
-                            .u("scsi-id", *unit as u64);
-                    }
-                }
+                self.scsi_address_props(&mut j, &d.info.address);
                 if drv != "scsi-block" {
                     j.s(
                         "device_id",
@@ -483,6 +490,15 @@ pub(super) struct BlockLayer {
 /// The numbers of each disk's nodes (`libvirt-N-storage`, `libvirt-N-format`) at a start:
 /// counted over the disks in reverse order, each chain from the top.
 pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
+    number_nodes(disks).0
+}
+
+/// The first node number left after the disks': SCSI hostdevs' backends count on from it.
+pub(super) fn first_free_node(disks: &[Disk]) -> u32 {
+    number_nodes(disks).1
+}
+
+fn number_nodes(disks: &[Disk]) -> (Vec<Vec<u32>>, u32) {
     let mut counter = 1u32;
     let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
     for i in (0..disks.len()).rev() {
@@ -501,7 +517,7 @@ pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
             counter += 1;
         }
     }
-    names
+    (names, counter)
 }
 
 /// A disk served by a vhost-user back-end process (`<disk type='vhostuser'>`).

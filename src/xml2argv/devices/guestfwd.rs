@@ -13,15 +13,15 @@ impl Builder<'_> {
             // libvirt: virDomainChrDefParseTargetXML
             Xml2ArgvError::Xml("guestfwd channel does not define a target address".into())
         })?;
-        let addr: std::net::IpAddr = addr.parse().map_err(|_| {
-            Xml2ArgvError::Xml(format!("Failed to parse IP address '{addr}'"))
-        })?;
+        let addr: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| Xml2ArgvError::Xml(format!("Failed to parse IP address '{addr}'")))?;
         let port = target.and_then(|t| t.port.as_deref()).ok_or_else(|| {
             Xml2ArgvError::Xml("guestfwd channel does not define a target port".into())
         })?;
-        let port: u16 = port.parse().map_err(|_| {
-            Xml2ArgvError::Xml(format!("Invalid port number: {port}"))
-        })?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| Xml2ArgvError::Xml(format!("Invalid port number: {port}")))?;
         let fwd = serde_json::json!([{ "str": format!("tcp:{addr}:{port}-chardev:char{alias}") }]);
         let mut j = JsonOpts::new();
         j.s("type", "user").v("guestfwd", fwd).s("id", alias);
