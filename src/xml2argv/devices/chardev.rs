@@ -133,6 +133,16 @@ impl Builder<'_> {
                 o.kv("id", id);
                 o.kv("path", src.path.clone().unwrap_or_default());
             }
+            // A SPICE port channel of the given name (libvirt: qemuBuildChardevCommand).
+            "spiceport" => {
+                let name = src.channel.clone().ok_or_else(|| {
+                    // libvirt: virDomainChrSourceDefParseXML
+                    Xml2ArgvError::Xml("Missing source channel attribute for char device".into())
+                })?;
+                o = KvOpts::with_head("spiceport");
+                o.kv("id", id);
+                o.kv("name", name);
+            }
             "pipe" => {
                 o = KvOpts::with_head("pipe");
                 o.kv("id", id);

@@ -42,6 +42,23 @@ impl Builder<'_> {
         let disks = &self.def.devices.disks;
         let names = node_numbers(disks);
         for (i, d) in disks.iter().enumerate() {
+            if shares_backing(d) {
+                // libvirt adds such a disk over QMP once QEMU runs, on an overlay of its
+                // own (qemuBuildDiskCommandLine); a start that cannot do that refuses it
+                // rather than start the guest without it.
+                if !self.ctx.pretend {
+                    return Err(unsupported(format!(
+                        "transient disk '{}' with shareBacking='yes' is not supported yet",
+                        d.target.dev
+                    )));
+                }
+                continue;
+            }
+            if d.target.bus.as_deref() == Some("sd") {
+                let drive = self.sd_drive(d)?;
+                self.opt("-drive", drive);
+                continue;
+            }
             self.disk(i, d, &names[i])?;
         }
         Ok(())
@@ -58,6 +75,9 @@ impl Builder<'_> {
             }
             self.opt("-blockdev", l.storage.build());
             self.opt("-blockdev", l.format.build());
+        }
+        if let Some(c) = &parts.copy_on_read {
+            self.opt("-blockdev", c.build());
         }
         self.opt("-device", parts.device.build());
         Ok(())
@@ -203,6 +223,19 @@ impl Builder<'_> {
                     top_format = Some(format);
                 }
             }
+        }
+        // Reads pulled from the backing chain are written to the image (libvirt:
+        // qemuBuildStorageSourceChainAttachPrepareBlockdevTop, the `libvirt-CoR-<dst>` layer).
+        let copy_on_read = d.driver.as_ref().and_then(|x| x.copy_on_read.as_deref()) == Some("on");
+        if copy_on_read && let Some(top) = top_format.take() {
+            let node = format!("libvirt-CoR-{}", d.target.dev);
+            let mut j = JsonOpts::new();
+            j.s("driver", "copy-on-read")
+                .s("node-name", node.clone())
+                .s("file", top)
+                .s("discard", "unmap");
+            out.copy_on_read = Some(j);
+            top_format = Some(node);
         }
         out.device = self.disk_device(i, d, &alias, top_format.as_deref())?;
         Ok(out)
@@ -443,8 +476,10 @@ impl Builder<'_> {
                 j.s("bios-chs-trans", t.clone());
             }
         }
+        // Spaces in a serial are backslash-escaped, as libvirt has always passed them
+        // (libvirt: qemuBuildDiskDeviceProps, virBufferEscape of ' ').
         if let Some(s) = &d.serial {
-            j.s("serial", s.clone());
+            j.s("serial", s.replace(' ', "\\ "));
         }
         let drv = d.driver.as_ref();
         let wpolicy = drv.and_then(|x| x.error_policy.clone());
@@ -476,6 +511,8 @@ pub(super) struct DiskParts {
     pub layers: Vec<BlockLayer>,
     /// A vhost-user disk's `-chardev` to its back-end, in place of layers.
     pub chardev: Option<String>,
+    /// The copy-on-read filter node above the chain, which the device then reads.
+    pub copy_on_read: Option<JsonOpts>,
     pub device: JsonOpts,
 }
 
@@ -503,7 +540,8 @@ fn number_nodes(disks: &[Disk]) -> (Vec<Vec<u32>>, u32) {
     let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
     for i in (0..disks.len()).rev() {
         let d = &disks[i];
-        if is_vhost_user(d) {
+        // Neither a vhost-user disk nor a legacy SD `-drive` has block nodes.
+        if is_vhost_user(d) || d.target.bus.as_deref() == Some("sd") {
             continue;
         }
         // An empty drive has no nodes but still uses up a number.
@@ -518,6 +556,11 @@ fn number_nodes(disks: &[Disk]) -> (Vec<Vec<u32>>, u32) {
         }
     }
     (names, counter)
+}
+
+/// A `<transient shareBacking='yes'/>` disk: guests share its image under per-guest overlays.
+fn shares_backing(d: &Disk) -> bool {
+    matches!(&d.transient, Some(Some(s)) if s == "yes")
 }
 
 /// A disk served by a vhost-user back-end process (`<disk type='vhostuser'>`).

@@ -4,20 +4,21 @@
 use super::*;
 use crate::domain::devices::{HostAddress, Hostdev};
 
-/// The VFIO front-end a mediated device is given to the guest with (`<hostdev model=..>`).
+/// The VFIO front-end a mediated device is given to the guest with (`<hostdev model=..>`:
+/// `vfio-pci`, `vfio-ccw`, `vfio-ap`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MdevModel {
-    VfioPci,
-    VfioCcw,
-    VfioAp,
+    Pci,
+    Ccw,
+    Ap,
 }
 
 impl MdevModel {
     fn parse(model: Option<&str>) -> R<Self> {
         match model {
-            Some("vfio-pci") => Ok(MdevModel::VfioPci),
-            Some("vfio-ccw") => Ok(MdevModel::VfioCcw),
-            Some("vfio-ap") => Ok(MdevModel::VfioAp),
+            Some("vfio-pci") => Ok(MdevModel::Pci),
+            Some("vfio-ccw") => Ok(MdevModel::Ccw),
+            Some("vfio-ap") => Ok(MdevModel::Ap),
             // libvirt: virDomainHostdevSubsysMediatedDevDefParseXML
             Some(m) => Err(Xml2ArgvError::Xml(format!("unknown hostdev model '{m}'"))),
             None => Err(Xml2ArgvError::Xml(
@@ -30,10 +31,10 @@ impl MdevModel {
     /// its own name for that (libvirt: qemuBuildHostdevMdevModelTypeString).
     fn driver(self, ramfb: bool) -> &'static str {
         match self {
-            MdevModel::VfioPci if ramfb => "vfio-pci-nohotplug",
-            MdevModel::VfioPci => "vfio-pci",
-            MdevModel::VfioCcw => "vfio-ccw",
-            MdevModel::VfioAp => "vfio-ap",
+            MdevModel::Pci if ramfb => "vfio-pci-nohotplug",
+            MdevModel::Pci => "vfio-pci",
+            MdevModel::Ccw => "vfio-ccw",
+            MdevModel::Ap => "vfio-ap",
         }
     }
 }
@@ -61,11 +62,8 @@ impl Builder<'_> {
             .s("id", alias)
             .s("sysfsdev", sysfs_path(&uuid));
         // `display='off'` is the default and not passed on.
-        match h.display.as_deref() {
-            Some(d @ ("on" | "auto")) => {
-                j.s("display", d);
-            }
-            _ => {}
+        if let Some(d @ ("on" | "auto")) = h.display.as_deref() {
+            j.s("display", d);
         }
         if ramfb {
             j.b("ramfb", true);

@@ -4,6 +4,7 @@ mod audio;
 mod chardev;
 mod controller;
 mod disk;
+mod disk_sd;
 mod fs;
 mod graphics;
 mod guestfwd;
