@@ -92,6 +92,8 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         file_chardev_fd: Some(1750),
         tap_fd_base: 3,
         vhost_fd_base: 44,
+        vhost_scsi_fd: Some(3),
+        scsi_generic_dev: Some("/dev/sg0".into()),
         path_env: Some("/bin".into()),
         user: Some("test".into()),
         logname: Some("test".into()),

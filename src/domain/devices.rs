@@ -402,6 +402,14 @@ impl DiskSource {
             .extra_children(&self.extra)
     }
 
+    /// The back-end's UNIX socket of a vhost-user disk (`<source type='unix' path='..'/>`).
+    pub fn vhost_user_socket(&self) -> Option<&str> {
+        (self.extra.attr("type") == Some("unix"))
+            .then(|| self.extra.attr("path"))
+            .flatten()
+            .filter(|p| !p.is_empty())
+    }
+
     /// The local path, whatever the source type.
     pub fn path(&self) -> Option<&str> {
         self.file
@@ -2113,6 +2121,12 @@ pub struct HostdevSource {
 }
 
 impl HostdevSource {
+    /// An iSCSI hostdev's source read as the network disk source it has the shape of
+    /// (protocol, name, `<host>`, `<auth>`, `<initiator>`).
+    pub fn network_source(&self) -> Result<DiskSource, DomainError> {
+        DiskSource::parse(&self.to_node())
+    }
+
     fn parse(n: &XmlNode) -> Result<HostdevSource, DomainError> {
         let rd = Rd::new(n);
         let id = |name: &str| rd.child(name).and_then(|c| c.attr("id").map(String::from));

@@ -475,6 +475,14 @@ impl Extra {
         self.attrs.is_empty() && self.children.is_empty()
     }
 
+    /// A kept attribute's value.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn write_children(&self, w: &mut XmlWriter) {
         for c in &self.children {
             c.write(w);

@@ -72,6 +72,8 @@ impl Connect {
             // so a tap interface's argv never names the monitor.
             tap_fd_base: MONITOR_FD + 1,
             vhost_fd_base: MONITOR_FD + 41,
+            vhost_scsi_fd: None,
+            scsi_generic_dev: None,
             path_env: passed("PATH"),
             user: passed("USER"),
             logname: passed("LOGNAME"),

@@ -101,6 +101,12 @@ pub struct LaunchContext {
     /// First tap fd (harness: 3) and first vhost-net fd (harness: 44).
     pub tap_fd_base: i32,
     pub vhost_fd_base: i32,
+    /// A `/dev/vhost-scsi` fd opened by the caller for a vhost-scsi hostdev (harness: 3);
+    /// without it QEMU opens the device itself.
+    pub vhost_scsi_fd: Option<i32>,
+    /// The SCSI generic node every host SCSI device resolves to (harness: `/dev/sg0`, as
+    /// libvirt's test mock answers); without it a local SCSI hostdev is refused.
+    pub scsi_generic_dev: Option<String>,
     /// `PATH`, `USER` and `LOGNAME` passed on to QEMU; each only when set (libvirt passes
     /// these through from its own environment, and leaves out what it does not have).
     pub path_env: Option<String>,

@@ -150,14 +150,14 @@ fn inet_or_unix(h: &Host, default_port: &str, with_type: bool) -> serde_json::Va
 fn auth_secret(
     ctx: &LaunchContext,
     auth: Option<&Auth>,
-    node: &str,
+    id: &str,
     pre: &mut Vec<(u8, JsonOpts)>,
 ) -> R<Option<(String, String)>> {
     let Some(a) = auth else { return Ok(None) };
     let Some(secret) = &a.secret else {
         return Ok(None);
     };
-    let id = format!("{node}-auth-secret0");
+    let id = id.to_string();
     pre.push((
         PRE_AUTH,
         secret_object(ctx, &id, secret_value(ctx, secret)?)?,
@@ -170,6 +170,43 @@ pub(super) const PRE_AUTH: u8 = 0;
 pub(super) const PRE_ENCRYPTION: u8 = 1;
 const PRE_COOKIE: u8 = 2;
 const PRE_TLS: u8 = 3;
+
+/// Storage properties of an iSCSI LUN (`target/lun` in the source name, LUN 0 when none),
+/// its `<auth>` secret queued in `pre` under `secret_id` (libvirt:
+/// qemuBlockStorageSourceGetISCSIProps). Disks and SCSI hostdevs both use it.
+pub(super) fn iscsi_props(
+    ctx: &LaunchContext,
+    src: &DiskSource,
+    auth: Option<&Auth>,
+    secret_id: &str,
+    pre: &mut Vec<(u8, JsonOpts)>,
+) -> R<JsonOpts> {
+    let name = src.name.clone().unwrap_or_default();
+    let first = src.hosts.first();
+    let mut j = JsonOpts::new();
+    let (target, lun) = match name.rsplit_once('/') {
+        Some((t, l)) => (
+            t.to_string(),
+            l.parse::<u64>().map_err(|_| {
+                unsupported(format!("invalid iSCSI LUN '{l}' in source name '{name}'"))
+            })?,
+        ),
+        None => (name.clone(), 0),
+    };
+    let port = first
+        .and_then(|h| h.port.clone())
+        .unwrap_or_else(|| "3260".into());
+    j.s("driver", "iscsi")
+        .s("portal", host_port(&host_name(first), &port))
+        .s("target", target)
+        .u("lun", lun)
+        .s("transport", "tcp");
+    if let Some((user, id)) = auth_secret(ctx, auth, secret_id, pre)? {
+        j.s("user", user).s("password-secret", id);
+    }
+    j.s_opt("initiator-name", src.initiator_iqn.clone());
+    Ok(j)
+}
 
 /// Storage properties of a network layer: `driver` and protocol keys, leaving `node-name` and
 /// the common tail to the caller. `pre` receives the objects to print before the layer, each
@@ -209,27 +246,7 @@ pub(super) fn network_props(
             }
         }
         "iscsi" => {
-            let (target, lun) = match name.rsplit_once('/') {
-                Some((t, l)) => (
-                    t.to_string(),
-                    l.parse::<u64>().map_err(|_| {
-                        unsupported(format!("invalid iSCSI LUN '{l}' in source name '{name}'"))
-                    })?,
-                ),
-                None => (name.clone(), 0),
-            };
-            let port = first
-                .and_then(|h| h.port.clone())
-                .unwrap_or_else(|| "3260".into());
-            j.s("driver", "iscsi")
-                .s("portal", host_port(&host_name(first), &port))
-                .s("target", target)
-                .u("lun", lun)
-                .s("transport", "tcp");
-            if let Some((user, id)) = auth_secret(ctx, auth, node, pre)? {
-                j.s("user", user).s("password-secret", id);
-            }
-            j.s_opt("initiator-name", src.initiator_iqn.clone());
+            j = iscsi_props(ctx, src, auth, &format!("{node}-auth-secret0"), pre)?;
         }
         "rbd" => {
             let (pool, image) = name.split_once('/').ok_or_else(|| {
@@ -256,7 +273,8 @@ pub(super) fn network_props(
                     .collect();
                 j.v("server", serde_json::Value::Array(servers));
             }
-            if let Some((user, id)) = auth_secret(ctx, auth, node, pre)? {
+            if let Some((user, id)) = auth_secret(ctx, auth, &format!("{node}-auth-secret0"), pre)?
+            {
                 j.s("user", user)
                     .v("auth-client-required", serde_json::json!(["cephx", "none"]))
                     .s("key-secret", id);
@@ -321,7 +339,8 @@ pub(super) fn network_props(
                 url.push_str(q);
             }
             j.s("driver", proto.clone()).s("url", url);
-            if let Some((user, id)) = auth_secret(ctx, auth, node, pre)? {
+            if let Some((user, id)) = auth_secret(ctx, auth, &format!("{node}-auth-secret0"), pre)?
+            {
                 j.s("username", user).s("password-secret", id);
             }
             if matches!(proto.as_str(), "https" | "ftps")

@@ -66,19 +66,38 @@ pub fn assign_aliases(def: &mut DomainDef) {
         };
         set(&mut c.info, || name);
     }
-    // Network interfaces of type hostdev count among the host devices.
-    let mut hostdev_n = 0usize;
+    // Network interfaces of type hostdev count among the host devices. Each new one gets the
+    // number after the highest `hostdevN` in use; a device that keeps its own alias uses up
+    // none (libvirt: qemuAssignDeviceHostdevAlias with idx -1).
+    let taken = d
+        .interfaces
+        .iter()
+        .map(|n| &n.info)
+        .chain(d.hostdevs.iter().map(|h| &h.info))
+        .filter_map(|i| {
+            i.alias
+                .as_deref()?
+                .strip_prefix("hostdev")?
+                .parse::<usize>()
+                .ok()
+        })
+        .max();
+    let mut hostdev_n = taken.map_or(0, |n| n + 1);
+    let mut next_hostdev = |info: &mut DeviceInfo| {
+        if info.alias.is_none() {
+            info.alias = Some(format!("hostdev{hostdev_n}"));
+            hostdev_n += 1;
+        }
+    };
     for (i, n) in d.interfaces.iter_mut().enumerate() {
         if n.itype == "hostdev" {
-            set(&mut n.info, || format!("hostdev{hostdev_n}"));
-            hostdev_n += 1;
+            next_hostdev(&mut n.info);
         } else {
             set(&mut n.info, || format!("net{i}"));
         }
     }
     for h in &mut d.hostdevs {
-        set(&mut h.info, || format!("hostdev{hostdev_n}"));
-        hostdev_n += 1;
+        next_hostdev(&mut h.info);
     }
     macro_rules! numbered {
         ($list:expr, $prefix:expr) => {

@@ -519,7 +519,15 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
         s.target = None;
         d.serials.push(s);
     }
-    let mut next_port = 0u32;
+    // A serial without a port gets the one after the highest in use, ports given later in
+    // the document included (libvirt: virDomainChrDefPostParse).
+    let port_of = |t: Option<&ChrTarget>| t.and_then(|t| t.port.as_deref()?.parse::<u32>().ok());
+    let mut next_port = d
+        .serials
+        .iter()
+        .filter_map(|s| port_of(s.target.as_ref()))
+        .max()
+        .map_or(0, |p| p.saturating_add(1));
     for s in &mut d.serials {
         let t = s.target.get_or_insert_with(ChrTarget::default);
         // pSeries accepts isa-serial for old definitions and means its own serial port.
@@ -532,13 +540,8 @@ fn serial_defaults(d: &mut Devices, ctx: &Ctx<'_>) {
             .clone();
         if t.port.is_none() {
             t.port = Some(next_port.to_string());
+            next_port = next_port.saturating_add(1);
         }
-        next_port = t
-            .port
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(next_port)
-            .saturating_add(1);
         if t.model.is_none() {
             t.model = match ttype.as_str() {
                 "isa-serial" | "system-serial" | "spapr-vio-serial" => {

@@ -24,6 +24,7 @@ mod pciassign;
 mod usb;
 
 pub use aliases::assign_aliases;
+pub(crate) use devices::disk_index;
 
 use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 

@@ -133,6 +133,16 @@ impl Builder<'_> {
                 o.kv("id", id);
                 o.kv("path", src.path.clone().unwrap_or_default());
             }
+            // A SPICE port channel of the given name (libvirt: qemuBuildChardevCommand).
+            "spiceport" => {
+                let name = src.channel.clone().ok_or_else(|| {
+                    // libvirt: virDomainChrSourceDefParseXML
+                    Xml2ArgvError::Xml("Missing source channel attribute for char device".into())
+                })?;
+                o = KvOpts::with_head("spiceport");
+                o.kv("id", id);
+                o.kv("name", name);
+            }
             "pipe" => {
                 o = KvOpts::with_head("pipe");
                 o.kv("id", id);
@@ -239,6 +249,12 @@ impl Builder<'_> {
 
     pub(super) fn channels(&mut self) -> R {
         for c in self.def.devices.channels.iter() {
+            if channel_target(c) == "guestfwd" {
+                let netdev = self.guestfwd_netdev(c)?;
+                self.chardev(&format!("char{}", self.alias(&c.info)?), c)?;
+                self.opt("-netdev", netdev.build());
+                continue;
+            }
             let dev = self.channel_device(c)?;
             self.chardev(&format!("char{}", self.alias(&c.info)?), c)?;
             self.opt("-device", dev.build());
@@ -251,11 +267,7 @@ impl Builder<'_> {
     /// qemuBuildChrDeviceProps). Its chardev is `char` + its alias.
     pub(super) fn channel_device(&self, c: &Chardev) -> R<JsonOpts> {
         let alias = self.alias(&c.info)?;
-        let ttype = c
-            .target
-            .as_ref()
-            .and_then(|t| t.ttype.as_deref())
-            .unwrap_or("virtio");
+        let ttype = channel_target(c);
         if ttype != "virtio" {
             return Err(unsupported(format!(
                 "channel target '{ttype}' not supported yet"
@@ -363,6 +375,14 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// A channel's target type, virtio when it names none.
+fn channel_target(c: &Chardev) -> &str {
+    c.target
+        .as_ref()
+        .and_then(|t| t.ttype.as_deref())
+        .unwrap_or("virtio")
 }
 
 /// QEMU's own vdagent: the clipboard sharing and mouse mode of its `<source>` (libvirt:

@@ -42,6 +42,23 @@ impl Builder<'_> {
         let disks = &self.def.devices.disks;
         let names = node_numbers(disks);
         for (i, d) in disks.iter().enumerate() {
+            if shares_backing(d) {
+                // libvirt adds such a disk over QMP once QEMU runs, on an overlay of its
+                // own (qemuBuildDiskCommandLine); a start that cannot do that refuses it
+                // rather than start the guest without it.
+                if !self.ctx.pretend {
+                    return Err(unsupported(format!(
+                        "transient disk '{}' with shareBacking='yes' is not supported yet",
+                        d.target.dev
+                    )));
+                }
+                continue;
+            }
+            if d.target.bus.as_deref() == Some("sd") {
+                let drive = self.sd_drive(d)?;
+                self.opt("-drive", drive);
+                continue;
+            }
             self.disk(i, d, &names[i])?;
         }
         Ok(())
@@ -49,12 +66,18 @@ impl Builder<'_> {
 
     pub(super) fn disk(&mut self, i: usize, d: &Disk, nodes: &[u32]) -> R {
         let parts = self.disk_parts(i, d, nodes)?;
+        if let Some(c) = &parts.chardev {
+            self.opt("-chardev", c.clone());
+        }
         for l in &parts.layers {
             for o in &l.objects {
                 self.object(o);
             }
             self.opt("-blockdev", l.storage.build());
             self.opt("-blockdev", l.format.build());
+        }
+        if let Some(c) = &parts.copy_on_read {
+            self.opt("-blockdev", c.build());
         }
         self.opt("-device", parts.device.build());
         Ok(())
@@ -103,7 +126,10 @@ impl Builder<'_> {
             bs = b.backing.as_deref();
         }
         let mut top_format: Option<String> = None;
-        if !nodes.is_empty() {
+        if is_vhost_user(d) {
+            // No block nodes: QEMU talks to the back-end process that serves the image.
+            out.chardev = Some(vhost_user::disk_chardev(&alias, d.source.as_ref())?);
+        } else if !nodes.is_empty() {
             // Print from the bottom of the chain up.
             for li in (0..nodes.len().min(layers.len())).rev() {
                 let n = nodes[li];
@@ -198,8 +224,44 @@ impl Builder<'_> {
                 }
             }
         }
+        // Reads pulled from the backing chain are written to the image (libvirt:
+        // qemuBuildStorageSourceChainAttachPrepareBlockdevTop, the `libvirt-CoR-<dst>` layer).
+        let copy_on_read = d.driver.as_ref().and_then(|x| x.copy_on_read.as_deref()) == Some("on");
+        if copy_on_read && let Some(top) = top_format.take() {
+            let node = format!("libvirt-CoR-{}", d.target.dev);
+            let mut j = JsonOpts::new();
+            j.s("driver", "copy-on-read")
+                .s("node-name", node.clone())
+                .s("file", top)
+                .s("discard", "unmap");
+            out.copy_on_read = Some(j);
+            top_format = Some(node);
+        }
         out.device = self.disk_device(i, d, &alias, top_format.as_deref())?;
         Ok(out)
+    }
+
+    /// Where a device sits on a SCSI bus: a virtio-scsi controller's one bus takes channel,
+    /// target and LUN; other HBAs have a bus per channel and a unit as the SCSI id (libvirt:
+    /// qemuBuildDeviceAddressDriveProps).
+    pub(super) fn scsi_address_props(&self, j: &mut JsonOpts, address: &Option<Address>) {
+        if let Some(Address::Drive {
+            controller,
+            bus: b,
+            target,
+            unit,
+        }) = address
+        {
+            if self.scsi_is_virtio(*controller) {
+                j.s("bus", format!("scsi{controller}.0"))
+                    .u("channel", *b as u64)
+                    .u("scsi-id", *target as u64)
+                    .u("lun", *unit as u64);
+            } else {
+                j.s("bus", format!("scsi{controller}.{b}"))
+                    .u("scsi-id", *unit as u64);
+            }
+        }
     }
 
     pub(super) fn cache_props(&self, d: &Disk) -> Option<serde_json::Value> {
@@ -305,13 +367,15 @@ impl Builder<'_> {
                 j.s("id", alias);
             }
             "virtio" => {
+                // libvirt: qemuBuildVirtioDevGetConfig, `vhost-user-blk` for a vhost-user disk
+                let base = if is_vhost_user(d) {
+                    "vhost-user-blk"
+                } else {
+                    "virtio-blk"
+                };
                 j.s(
                     "driver",
-                    virtio_driver(
-                        "virtio-blk",
-                        VirtioModel::of(d.model.as_deref()),
-                        &d.info.address,
-                    )?,
+                    virtio_driver(base, VirtioModel::of(d.model.as_deref()), &d.info.address)?,
                 );
                 if device == "lun" {
                     j.b("scsi", true);
@@ -328,6 +392,9 @@ impl Builder<'_> {
                 }
                 self.info_props(&mut j, &d.info)?;
                 drive_props(&mut j, d, drive);
+                if is_vhost_user(d) {
+                    j.s("chardev", vhost_user::chr_alias(alias));
+                }
                 j.s("id", alias);
             }
             "fdc" => {
@@ -345,23 +412,7 @@ impl Builder<'_> {
                     _ => "scsi-hd",
                 };
                 j.s("driver", drv);
-                if let Some(Address::Drive {
-                    controller,
-                    bus: b,
-                    target,
-                    unit,
-                }) = &d.info.address
-                {
-                    if self.scsi_is_virtio(*controller) {
-                        j.s("bus", format!("scsi{controller}.0"))
-                            .u("channel", *b as u64)
-                            .u("scsi-id", *target as u64)
-                            .u("lun", *unit as u64);
-                    } else {
-                        j.s("bus", format!("scsi{controller}.{b}"))
-                            .u("scsi-id", *unit as u64);
-                    }
-                }
+                self.scsi_address_props(&mut j, &d.info.address);
                 if drv != "scsi-block" {
                     j.s(
                         "device_id",
@@ -425,8 +476,10 @@ impl Builder<'_> {
                 j.s("bios-chs-trans", t.clone());
             }
         }
+        // Spaces in a serial are backslash-escaped, as libvirt has always passed them
+        // (libvirt: qemuBuildDiskDeviceProps, virBufferEscape of ' ').
         if let Some(s) = &d.serial {
-            j.s("serial", s.clone());
+            j.s("serial", s.replace(' ', "\\ "));
         }
         let drv = d.driver.as_ref();
         let wpolicy = drv.and_then(|x| x.error_policy.clone());
@@ -456,6 +509,10 @@ impl Builder<'_> {
 pub(super) struct DiskParts {
     /// Bottom of the chain first, the order they must be added in.
     pub layers: Vec<BlockLayer>,
+    /// A vhost-user disk's `-chardev` to its back-end, in place of layers.
+    pub chardev: Option<String>,
+    /// The copy-on-read filter node above the chain, which the device then reads.
+    pub copy_on_read: Option<JsonOpts>,
     pub device: JsonOpts,
 }
 
@@ -470,11 +527,21 @@ pub(super) struct BlockLayer {
 /// The numbers of each disk's nodes (`libvirt-N-storage`, `libvirt-N-format`) at a start:
 /// counted over the disks in reverse order, each chain from the top.
 pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
+    number_nodes(disks).0
+}
+
+/// The first node number left after the disks': SCSI hostdevs' backends count on from it.
+pub(super) fn first_free_node(disks: &[Disk]) -> u32 {
+    number_nodes(disks).1
+}
+
+fn number_nodes(disks: &[Disk]) -> (Vec<Vec<u32>>, u32) {
     let mut counter = 1u32;
     let mut names: Vec<Vec<u32>> = vec![Vec::new(); disks.len()];
     for i in (0..disks.len()).rev() {
         let d = &disks[i];
-        if d.dtype.as_deref() == Some("vhostuser") {
+        // Neither a vhost-user disk nor a legacy SD `-drive` has block nodes.
+        if is_vhost_user(d) || d.target.bus.as_deref() == Some("sd") {
             continue;
         }
         // An empty drive has no nodes but still uses up a number.
@@ -488,7 +555,17 @@ pub(super) fn node_numbers(disks: &[Disk]) -> Vec<Vec<u32>> {
             counter += 1;
         }
     }
-    names
+    (names, counter)
+}
+
+/// A `<transient shareBacking='yes'/>` disk: guests share its image under per-guest overlays.
+fn shares_backing(d: &Disk) -> bool {
+    matches!(&d.transient, Some(Some(s)) if s == "yes")
+}
+
+/// A disk served by a vhost-user back-end process (`<disk type='vhostuser'>`).
+pub(crate) fn is_vhost_user(d: &Disk) -> bool {
+    d.dtype.as_deref() == Some("vhostuser")
 }
 
 pub(crate) fn disk_source_is_empty(d: &Disk) -> bool {

@@ -5,6 +5,7 @@ use super::*;
 impl Builder<'_> {
     pub(super) fn hostdevs(&mut self) -> R {
         use crate::domain::devices::HostAddress;
+        let mut scsi_node = super::disk::first_free_node(&self.def.devices.disks);
         for (i, h) in self.def.devices.hostdevs.iter().enumerate() {
             let alias = self.alias(&h.info)?;
             let boot = h.info.boot.as_ref().map(|b| b.order);
@@ -56,6 +57,17 @@ impl Builder<'_> {
                     }
                     self.pci_props(&mut j, &h.info);
                 }
+                (Some("mdev"), _) => j = self.mdev_props(h, &alias)?,
+                (Some("scsi"), _) => {
+                    let parts = self.scsi_hostdev_parts(h, &alias, scsi_node)?;
+                    scsi_node += 1;
+                    for o in &parts.objects {
+                        self.object(o);
+                    }
+                    self.opt("-blockdev", parts.backend.build());
+                    j = parts.device;
+                }
+                (Some("scsi_host"), _) => j = self.vhost_scsi_props(h, &alias)?,
                 (t, _) => {
                     return Err(unsupported(format!(
                         "hostdev type '{}' not supported yet",

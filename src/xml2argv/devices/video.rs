@@ -1,6 +1,7 @@
 //! Video devices (libvirt: qemuBuildVideoCommandLine).
 
 use super::*;
+use crate::domain::devices::Video;
 
 impl Builder<'_> {
     pub(super) fn videos(&mut self) -> R {
@@ -41,6 +42,11 @@ impl Builder<'_> {
                         j.u("vgamem_mb", r as u64 / 1024);
                     }
                 }
+                "virtio" if is_vhost_user(v) => {
+                    self.vhost_user_gpu(&mut j, v, &alias, primary)?;
+                    let chardev = vhost_user::gpu_chardev(&alias, self.ctx.bind_socket_fd)?;
+                    self.opt("-chardev", chardev);
+                }
                 "virtio" => {
                     let accel3d = m
                         .extra
@@ -79,4 +85,27 @@ impl Builder<'_> {
         }
         Ok(())
     }
+
+    /// A virtio GPU whose rendering runs in a vhost-user-gpu helper: `vhost-user-vga` as the
+    /// primary VGA device, else a plain virtio device `vhost-user-gpu-*` with its virtio
+    /// options (libvirt: qemuDeviceVideoGetModel, qemuBuildDeviceVideoCmd).
+    fn vhost_user_gpu(&self, j: &mut JsonOpts, v: &Video, alias: &str, primary: bool) -> R {
+        if primary && self.is_x86() {
+            j.s("driver", "vhost-user-vga");
+        } else {
+            let drv = virtio_driver("vhost-user-gpu", VirtioModel::Default, &v.info.address)?;
+            j.s("driver", drv);
+            self.virtio_opts(j, v.driver.as_ref().map(|x| &x.virtio));
+        }
+        j.s("id", alias);
+        let heads = v.model.as_ref().and_then(|m| m.heads);
+        j.u_opt("max_outputs", heads.map(u64::from));
+        j.s("chardev", vhost_user::chr_alias(alias));
+        Ok(())
+    }
+}
+
+/// Whether the video's rendering runs in a vhost-user back-end (`<driver name='vhostuser'/>`).
+fn is_vhost_user(v: &Video) -> bool {
+    v.driver.as_ref().and_then(|d| d.name.as_deref()) == Some("vhostuser")
 }
