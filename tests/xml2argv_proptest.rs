@@ -258,9 +258,11 @@ fn subst_parsed(p: Parsed, from: &[String], to: &[String]) -> Parsed {
 }
 
 /// How a value appears where the builder decorates it (VNC wraps an address holding `:` in
-/// brackets, as for IPv6).
+/// brackets, as for IPv6; a disk serial has its spaces backslash-escaped, as libvirt's
+/// qemuBuildDiskDeviceProps writes it).
 fn as_rendered(values: &[String]) -> Vec<String> {
     let mut v = values.to_vec();
+    v[2] = v[2].replace(' ', "\\ ");
     if v[11].contains(':') {
         v[11] = format!("[{}]", v[11]);
     }
