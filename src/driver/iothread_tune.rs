@@ -7,8 +7,8 @@
 use serde_json::json;
 
 use super::DriverError;
-use super::domain::{Domain, guest_err};
-use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, LIVE_XML, check_flags, qmp};
+use super::domain::Domain;
+use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, check_flags, qmp};
 use super::iothreads::ids_mut;
 use super::pinning::{def_set, set_thread_affinity};
 use crate::capabilities::cpuset::CpuSet;
@@ -201,9 +201,7 @@ impl Domain<'_> {
             if find_mut(&mut lg.def, id).is_some() {
                 record_pin(&mut lg.def, id, cpus);
             }
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;
@@ -282,9 +280,7 @@ impl Domain<'_> {
                     qom_set(&mut lg.guest, &path, prop, json!(v))?;
                 }
             }
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;

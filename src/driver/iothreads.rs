@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::DriverError;
-use super::domain::{Domain, guest_err};
-use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, LIVE_XML, check_flags, qmp};
+use super::domain::Domain;
+use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, check_flags, qmp};
 use crate::domain::DomainDef;
 use crate::domain::model::IoThread;
 
@@ -120,9 +120,7 @@ impl Domain<'_> {
             } else {
                 qmp(&mut lg.guest, "object-del", Some(json!({ "id": object })))?;
             }
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;

@@ -6,8 +6,8 @@ use nix::sched::{CpuSet as SchedSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
 use super::DriverError;
-use super::domain::{Domain, guest_err};
-use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, LIVE_XML, check_flags, qmp};
+use super::domain::Domain;
+use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, check_flags, qmp};
 use crate::capabilities::cpuset::CpuSet;
 use crate::domain::DomainDef;
 use crate::domain::model::{Cputune, VcpuPin};
@@ -186,9 +186,7 @@ impl Domain<'_> {
             };
             set_thread_affinity(*tid, cpus)?;
             record_pin(&mut lg.def, Some(vcpu), cpus);
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;
@@ -264,9 +262,7 @@ impl Domain<'_> {
             let mut lg = self.live_guest()?;
             set_thread_affinity(lg.guest.pid(), cpus)?;
             record_pin(&mut lg.def, None, cpus);
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;

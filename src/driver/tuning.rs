@@ -7,8 +7,8 @@
 use serde_json::{Map, Value, json};
 
 use super::DriverError;
-use super::domain::{Domain, guest_err};
-use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, LIVE_XML, check_flags, qmp};
+use super::domain::Domain;
+use super::hotplug::{AFFECT_CONFIG, AFFECT_LIVE, check_flags, qmp};
 use super::process::InitCommand;
 use crate::domain::DomainDef;
 use crate::domain::devices::{Disk, IOTUNE_ORDER, IoTune};
@@ -376,9 +376,7 @@ impl Domain<'_> {
                 Some(json!({ "name": alias, "up": up })),
             )?;
             n.link_state = Some(state.into());
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;
@@ -502,9 +500,7 @@ impl Domain<'_> {
             {
                 d.iotune = (!merged.values.is_empty()).then_some(merged);
             }
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;

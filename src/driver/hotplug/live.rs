@@ -48,6 +48,15 @@ pub(crate) struct LiveGuest {
     pub def: DomainDef,
 }
 
+impl LiveGuest {
+    /// Make `def`, as changed, the guest's live XML.
+    pub(crate) fn save_live(&mut self) -> Result<(), DriverError> {
+        self.guest
+            .set_live_xml(self.def.to_xml(LIVE_XML))
+            .map_err(guest_err)
+    }
+}
+
 impl Domain<'_> {
     pub(crate) fn live_guest(&self) -> Result<LiveGuest, DriverError> {
         let (guest, _) = self.guest()?;

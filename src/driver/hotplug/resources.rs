@@ -66,9 +66,7 @@ impl Domain<'_> {
                 Some(json!({ "value": kib * 1024 })),
             )?;
             lg.def.current_memory = Some(kib);
-            lg.guest
-                .set_live_xml(lg.def.to_xml(LIVE_XML))
-                .map_err(guest_err)?;
+            lg.save_live()?;
         }
         if let Some(def) = config {
             self.save_config(def)?;
