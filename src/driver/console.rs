@@ -596,18 +596,11 @@ impl Domain<'_> {
 /// An attached console session (`virsh console`): one per device at a time, as libvirt
 /// allows. The guest's monitor keeps the claim for as long as the session's connection to it
 /// stays open (the kernel closes it if the holder dies); `--force` makes the monitor close
-/// the earlier holder's connection, which [`ConsoleSession::revoked`] shows.
+/// the earlier holder's connection.
 #[derive(Debug)]
 pub struct ConsoleSession {
-    client: crate::driver::monitor::MonitorClient,
-}
-
-impl ConsoleSession {
-    /// The session's connection to the monitor: readable (at its end) once the session was
-    /// taken by a `--force` elsewhere or the guest is gone.
-    pub fn revoked(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.client.as_fd()
-    }
+    /// Held, not read: the claim lasts as long as this connection is open.
+    _client: crate::driver::monitor::MonitorClient,
 }
 
 /// A console session whose bytes go through the guest's monitor (`virsh console`): the
@@ -625,14 +618,14 @@ impl Domain<'_> {
     /// Take the console session of device `alias` from the guest's monitor; `force` takes
     /// it from an earlier session (libvirt: virDomainOpenConsole, VIR_DOMAIN_CONSOLE_FORCE).
     pub fn console_session(&self, alias: &str, force: bool) -> Result<ConsoleSession, DriverError> {
-        let (client, _) = self.take_console(alias, force, false)?;
-        Ok(ConsoleSession { client })
+        let client = self.take_console(alias, force, false)?;
+        Ok(ConsoleSession { _client: client })
     }
 
     /// Take the console session of device `alias` with its bytes carried by the monitor:
     /// what [`attach_terminal`] reads and writes.
     pub fn console_stream(&self, alias: &str, force: bool) -> Result<ConsoleStream, DriverError> {
-        let (client, _) = self.take_console(alias, force, true)?;
+        let client = self.take_console(alias, force, true)?;
         let (socket, early) = client.into_stream().map_err(|e| DriverError::System {
             msg: format!("cannot connect to the monitor of domain '{}'", self.name()),
             err: e,
@@ -645,7 +638,7 @@ impl Domain<'_> {
         alias: &str,
         force: bool,
         stream: bool,
-    ) -> Result<(crate::driver::monitor::MonitorClient, Value), DriverError> {
+    ) -> Result<crate::driver::monitor::MonitorClient, DriverError> {
         use crate::driver::monitor::proto::{Reply, Request};
         // Through the guest first: a guest whose monitor died gets a new one here.
         let (guest, _) = self.guest()?;
@@ -663,7 +656,7 @@ impl Domain<'_> {
             stream,
         };
         match client.call(&req).map_err(failed)? {
-            Reply::Ok { value } => Ok((client, value)),
+            Reply::Ok { .. } => Ok(client),
             Reply::Err(f) if f.not_running => Err(DriverError::OperationInvalid(
                 "domain is not running".into(),
             )),
