@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use domdriver::Connect;
 use domdriver::driver::Dirs;
+use domdriver::driver::lock::GuestLock;
 use domdriver::driver::monitor::proto::Push;
 use domdriver::driver::monitor::{DomainEvent, EventKind, Lifecycle};
 use domdriver::driver::process::{Attach, DomainState, Guest, LaunchSpec, State};
@@ -277,17 +278,19 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
         std::thread::sleep(delay);
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
         let _ = child.wait();
-        // Let a monitor that got its configuration finish the start it began.
+        // Let a monitor that got its configuration finish the start it began. The guest's
+        // lock says when: vsh lends it to the monitor, which holds it until it reported (the
+        // guest tracked, or its QEMU killed and reaped). Counting monitors alone is not
+        // enough: one being exec'd or forking is not seen as one for a moment.
         wait_until(
             &format!("run {run}: monitors settle"),
             Duration::from_secs(30),
             || {
-                guests::pids_under(t.path(), "domdriver-monitor").len()
-                    == usize::from(
-                        status(t.path()).is_some_and(|s| {
+                GuestLock::try_acquire(&Dirs::under(t.path()).run, NAME, "test").is_ok()
+                    && guests::pids_under(t.path(), "domdriver-monitor").len()
+                        == usize::from(status(t.path()).is_some_and(|s| {
                             is_same_live_process(s.monitor_pid, s.monitor_start_time)
-                        }),
-                    )
+                        }))
             },
         );
         // A QEMU that is being killed (a probe QEMU whose vsh died gets SIGKILL from the
@@ -323,7 +326,8 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
                 let qemus = settled(&[]);
                 assert!(
                     qemus.is_empty(),
-                    "run {run}: orphan QEMU {qemus:?} ({other:?})"
+                    "run {run}: orphan QEMU {qemus:?} ({other:?}); {}",
+                    describe(t.path(), &qemus)
                 );
                 none += 1;
             }
@@ -331,10 +335,64 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
         let left = settled(&[]);
         assert!(
             left.is_empty(),
-            "run {run}: QEMU left after the run: {left:?}"
+            "run {run}: QEMU left after the run: {left:?}; {}",
+            describe(t.path(), &left)
         );
     }
     eprintln!("{runs} runs: {tracked} tracked guests, {none} without QEMU, 0 orphans");
+}
+
+/// What a failed assertion needs to tell where a QEMU came from: each one's parent, state
+/// and arguments, the monitors and files under `root`, and the guest log's tail.
+fn describe(root: &Path, qemus: &[i32]) -> String {
+    let mut out = String::new();
+    for pid in qemus {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let args = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .unwrap_or_default();
+        out += &format!(
+            "\nQEMU {pid}: {} {} args: {args}",
+            field("PPid:"),
+            field("State:")
+        );
+    }
+    out += &format!(
+        "\nmonitors: {:?}",
+        guests::pids_under(root, "domdriver-monitor")
+    );
+    let run = Dirs::under(root).run;
+    let files: Vec<String> = walk(&run);
+    out += &format!("\nfiles under {}: {files:?}", run.display());
+    for log in walk(&Dirs::under(root).log) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(15).collect();
+        out += &format!(
+            "\n{log}:\n{}",
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
 }
 
 /// 30 starts and destroys in a PID namespace whose PID 1 (a shell) never reaps: no QEMU is
