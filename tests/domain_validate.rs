@@ -79,9 +79,41 @@ fn rename_restart_is_a_xen_action() {
         ));
         assert_eq!(
             e,
-            "unsupported configuration: qemu driver doesn't support the 'rename-restart' action"
+            "unsupported configuration: qemu driver doesn't support the 'rename-restart' action \
+             for 'on_reboot'/'on_poweroff'/'on_crash'"
         );
     }
+}
+
+#[test]
+fn preserve_after_poweroff_or_reboot_and_restart_on_poweroff_with_destroy_on_reboot() {
+    for el in ["on_poweroff", "on_reboot"] {
+        let e = parse_err(&dom(
+            "kvm",
+            &hvm("pc"),
+            &format!("<{el}>preserve</{el}>"),
+            "",
+        ));
+        assert_eq!(
+            e,
+            "unsupported configuration: qemu driver doesn't support the 'preserve' action for \
+             'on_reboot'/'on_poweroff'"
+        );
+    }
+    // A crash may be preserved.
+    let ok = dom("kvm", &hvm("pc"), "<on_crash>preserve</on_crash>", "");
+    domdriver::domain::parse(&ok).unwrap();
+    let e = parse_err(&dom(
+        "kvm",
+        &hvm("pc"),
+        "<on_poweroff>restart</on_poweroff><on_reboot>destroy</on_reboot>",
+        "",
+    ));
+    assert_eq!(
+        e,
+        "unsupported configuration: qemu driver doesn't support 'onReboot' set to 'destroy and \
+         'onPoweroff' set to 'reboot'"
+    );
 }
 
 #[test]

@@ -129,6 +129,45 @@ fn power_verbs_on_a_guest_with_an_agent() {
             ),
         "{err}"
     );
+    // libvirt's QEMU driver checks the definition as it would become (since libvirt 7.7).
+    let err = vsh.fails(&["set-lifecycle-action", "pm", "poweroff", "preserve"]);
+    assert!(
+        err.contains(
+            "error: unsupported configuration: qemu driver doesn't support the 'preserve' \
+             action for 'on_reboot'/'on_poweroff'"
+        ),
+        "{err}"
+    );
+    let err = vsh.fails(&["set-lifecycle-action", "pm", "crash", "rename-restart"]);
+    assert!(
+        err.contains("doesn't support the 'rename-restart' action for"),
+        "{err}"
+    );
+    vsh.ok(&[
+        "set-lifecycle-action",
+        "pm",
+        "poweroff",
+        "restart",
+        "--config",
+    ]);
+    let err = vsh.fails(&[
+        "set-lifecycle-action",
+        "pm",
+        "reboot",
+        "destroy",
+        "--config",
+    ]);
+    assert!(
+        err.contains("doesn't support 'onReboot' set to 'destroy and 'onPoweroff' set to 'reboot'"),
+        "{err}"
+    );
+    vsh.ok(&[
+        "set-lifecycle-action",
+        "pm",
+        "poweroff",
+        "destroy",
+        "--config",
+    ]);
     let err = vsh.fails(&[
         "set-lifecycle-action",
         "pm",
@@ -312,12 +351,12 @@ fn power_verbs_on_a_guest_with_an_agent() {
         "set-lifecycle-action",
         "pm",
         "poweroff",
-        "preserve",
+        "restart",
         "--config",
     ]);
     assert!(
         vsh.ok(&["dumpxml", "--inactive", "pm"])
-            .contains("<on_poweroff>preserve</on_poweroff>")
+            .contains("<on_poweroff>restart</on_poweroff>")
     );
     assert!(
         vsh.ok(&["dumpxml", "pm"])

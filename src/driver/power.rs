@@ -90,6 +90,15 @@ fn action_allowed(ty: LifecycleType, action: LifecycleAction) -> Result<(), Driv
     Ok(())
 }
 
+fn check_actions(def: &DomainDef) -> Result<(), DriverError> {
+    crate::domain::validate::lifecycle_actions_valid(
+        def.on_poweroff.as_deref(),
+        def.on_reboot.as_deref(),
+        def.on_crash.as_deref(),
+    )
+    .map_err(DriverError::Unsupported)
+}
+
 fn set_action(def: &mut DomainDef, ty: LifecycleType, action: LifecycleAction) {
     let slot = match ty {
         LifecycleType::Poweroff => &mut def.on_poweroff,
@@ -201,19 +210,33 @@ impl Domain<'_> {
         )?;
         action_allowed(ty, action)?;
         let impact = self.impact(flags)?;
-        if impact.live {
-            let (mut g, _) = self.guest()?;
+        // Both definitions as they would become are checked before either changes.
+        // libvirt: qemuDomainSetLifecycleActionValidate
+        let live = if impact.live {
+            let (g, _) = self.guest()?;
             let mut def = crate::domain::parse_unprepared(&g.status().xml)?;
             set_action(&mut def, ty, action);
+            check_actions(&def)?;
+            Some((g, def))
+        } else {
+            None
+        };
+        let config = if impact.config {
+            let mut def = self.config_def()?;
+            set_action(&mut def, ty, action);
+            check_actions(&def)?;
+            Some(def)
+        } else {
+            None
+        };
+        if let Some((mut g, def)) = live {
             let xml = def.to_xml(FormatFlags {
                 inactive: false,
                 secure: true,
             });
             g.set_live_xml(xml).map_err(guest_err)?;
         }
-        if impact.config {
-            let mut def = self.config_def()?;
-            set_action(&mut def, ty, action);
+        if let Some(def) = config {
             self.save_config(def)?;
         }
         Ok(())

@@ -68,17 +68,45 @@ pub fn validate(def: &DomainDef) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// libvirt: qemuValidateLifecycleAction. The QEMU driver has no meaning for
-/// `rename-restart` (a Xen action).
+/// libvirt: qemuValidateLifecycleAction (since libvirt 7.7). The QEMU driver has no meaning
+/// for `rename-restart` (a Xen action), nor for `preserve` after a poweroff or reboot (QEMU
+/// cannot keep a guest that powered off), and cannot turn a poweroff into a restart while a
+/// reboot becomes a shutdown.
 fn validate_lifecycle(def: &DomainDef) -> Result<(), DomainError> {
-    let actions = [&def.on_poweroff, &def.on_reboot, &def.on_crash];
-    if actions
-        .iter()
-        .any(|a| a.as_deref() == Some("rename-restart"))
-    {
-        return Err(config(
-            "qemu driver doesn't support the 'rename-restart' action",
-        ));
+    lifecycle_actions_valid(
+        def.on_poweroff.as_deref(),
+        def.on_reboot.as_deref(),
+        def.on_crash.as_deref(),
+    )
+    .map_err(config)
+}
+
+/// The checks of [`validate_lifecycle`] on the three actions (absent: the default), shared
+/// with `set-lifecycle-action`, which checks the definition as it would become.
+pub fn lifecycle_actions_valid(
+    poweroff: Option<&str>,
+    reboot: Option<&str>,
+    crash: Option<&str>,
+) -> Result<(), String> {
+    if [poweroff, reboot, crash].contains(&Some("rename-restart")) {
+        return Err(
+            "qemu driver doesn't support the 'rename-restart' action for \
+                    'on_reboot'/'on_poweroff'/'on_crash'"
+                .into(),
+        );
+    }
+    if [poweroff, reboot].contains(&Some("preserve")) {
+        return Err(
+            "qemu driver doesn't support the 'preserve' action for 'on_reboot'/'on_poweroff'"
+                .into(),
+        );
+    }
+    if poweroff == Some("restart") && reboot == Some("destroy") {
+        return Err(
+            "qemu driver doesn't support 'onReboot' set to 'destroy and 'onPoweroff' \
+                    set to 'reboot'"
+                .into(),
+        );
     }
     Ok(())
 }
