@@ -244,7 +244,7 @@ fn lcg(seed: &mut u64) -> u64 {
 
 /// SIGINT to `vsh start` at any moment leaves a running, tracked guest or no QEMU at all.
 #[test]
-fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
+fn sigint_or_sigterm_to_vsh_start_leaves_a_tracked_guest_or_none() {
     let runs: u32 = std::env::var("VSH_SIGINT_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -276,7 +276,9 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
             .spawn()
             .unwrap();
         std::thread::sleep(delay);
-        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGINT);
+        // ^C from a terminal, or a service manager stopping vsh.
+        let sig = [Signal::SIGINT, Signal::SIGTERM][run as usize % 2];
+        let _ = kill(Pid::from_raw(child.id() as i32), sig);
         let _ = child.wait();
         // Let a monitor that got its configuration finish the start it began. The guest's
         // lock says when: vsh lends it to the monitor, which holds it until it reported (the
@@ -340,6 +342,69 @@ fn sigint_to_vsh_start_leaves_a_tracked_guest_or_none() {
         );
     }
     eprintln!("{runs} runs: {tracked} tracked guests, {none} without QEMU, 0 orphans");
+}
+
+/// A cold `vsh capabilities` probes every emulator with a QEMU of its own; ^C or SIGTERM at
+/// any moment of it leaves none of them behind (they die with vsh, PR_SET_PDEATHSIG).
+#[test]
+fn sigint_or_sigterm_to_a_cold_vsh_capabilities_leaves_no_probe_qemu() {
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let uri = format!("qemu:///embed?root={}", t.path().display());
+    let emu_dir = t.path().join("emulators");
+    std::fs::create_dir_all(&emu_dir).unwrap();
+    let mut linked = 0;
+    for arch in ["x86_64", "i386", "aarch64", "riscv64", "ppc64", "s390x"] {
+        let bin = format!("/usr/bin/qemu-system-{arch}");
+        if Path::new(&bin).exists() {
+            std::os::unix::fs::symlink(&bin, emu_dir.join(format!("qemu-system-{arch}"))).unwrap();
+            linked += 1;
+        }
+    }
+    assert!(linked > 0, "no QEMU in /usr/bin");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut interrupted_probes = 0;
+    for run in 0..8 {
+        // Cold every time: no cached probe results.
+        let _ = std::fs::remove_dir_all(t.path().join("cache"));
+        let mut child = vsh(&emu_dir)
+            .args(["-c", &uri, "capabilities"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50 + lcg(&mut seed) % 700));
+        if !guests::pids_under(t.path(), "qemu-system").is_empty() {
+            interrupted_probes += 1;
+        }
+        let sig = [Signal::SIGINT, Signal::SIGTERM][run % 2];
+        let _ = kill(Pid::from_raw(child.id() as i32), sig);
+        let until = Instant::now() + Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > until {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("run {run}: vsh capabilities did not end on {sig}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A SIGKILLed QEMU takes a moment to go (its threads first).
+        let left = guests::processes_mentioning_after(
+            &emu_dir.display().to_string(),
+            Duration::from_secs(5),
+        );
+        assert!(
+            left.is_empty(),
+            "run {run}: probe QEMUs left after {sig}: {left:?}"
+        );
+    }
+    // The runs must have interrupted probing, not a finished vsh.
+    assert!(interrupted_probes > 0, "no run caught a probe QEMU alive");
+    eprintln!("{interrupted_probes} of 8 runs interrupted live probe QEMUs");
 }
 
 /// What a failed assertion needs to tell where a QEMU came from: each one's parent, state
