@@ -909,6 +909,85 @@ fn panic_on_crash_coredump_restart_dumps_and_runs_again() {
     d.destroy().unwrap();
 }
 
+/// A disk whose writes fail (an NBD disk whose server, qemu-nbd, is killed under it) with
+/// `error_policy='stop'`: the guest's write pauses it, as libvirt reports: `io-error` and
+/// `io-error-reason` events naming the disk's source and alias, `Suspended I/O Error`, and
+/// `paused (I/O error)`.
+#[test]
+fn an_io_error_with_error_policy_stop_pauses_the_guest() {
+    let Some(kit) = bootkit::linux() else { return };
+    let t = tmp();
+    let _c = Cleanup(t.path().to_path_buf());
+    let (c, uri, emu) = conn(t.path());
+    let image = t.path().join("disk.raw");
+    std::fs::File::create(&image)
+        .unwrap()
+        .set_len(4 << 20)
+        .unwrap();
+    let sock = t.path().join("nbd.sock");
+    let mut nbd = Command::new("qemu-nbd")
+        .arg(format!("--socket={}", sock.display()))
+        .args(["--format=raw", "--export-name=exp", "--persistent"])
+        .arg(&image)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qemu-nbd (package qemu-utils)");
+    struct KillNbd(i32);
+    impl Drop for KillNbd {
+        fn drop(&mut self) {
+            let _ = kill(Pid::from_raw(self.0), Signal::SIGKILL);
+        }
+    }
+    let killer = KillNbd(nbd.id() as i32);
+    wait_until("qemu-nbd listens", Duration::from_secs(30), || {
+        sock.exists()
+    });
+    let xml = linux_xml(
+        &kit,
+        t.path(),
+        "echo NBD-READY; sleep 20; dd if=/dev/zero of=/dev/vda bs=4096 count=64 conv=fsync; \
+         echo WROTE",
+        "",
+        &format!(
+            "<disk type='network' device='disk'>\
+             <driver name='qemu' type='raw' error_policy='stop'/>\
+             <source protocol='nbd' name='exp'><host transport='unix' socket='{}'/></source>\
+             <target dev='vda' bus='virtio'/></disk>",
+            sock.display()
+        ),
+    );
+    let d = c.define_domain_xml(&xml).unwrap();
+    d.create().unwrap();
+    let mut w = Watch::new(t.path());
+    wait_until("the guest is up", Duration::from_secs(300), || {
+        serial(t.path()).contains("NBD-READY")
+    });
+    kill(Pid::from_raw(nbd.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = nbd.wait();
+    // Reaped: its pid may be someone else's from now on.
+    std::mem::forget(killer);
+    w.until(Duration::from_secs(300), |l| {
+        Watch::has(l, "Suspended I/O Error")
+    });
+    assert_eq!(
+        w.lines,
+        vec![
+            format!("event 'io-error' for domain '{NAME}': exp (virtio-disk0) pause"),
+            format!("event 'io-error' for domain '{NAME}': exp (virtio-disk0) pause due to "),
+            format!("event 'lifecycle' for domain '{NAME}': Suspended I/O Error"),
+        ],
+        "{}",
+        serial(t.path())
+    );
+    assert_eq!(d.state().unwrap().state, State::Paused);
+    let (ok, out, err) = vsh_out(&emu, &uri, &["domstate", NAME, "--reason"]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "paused (I/O error)");
+    assert!(!serial(t.path()).contains("WROTE"));
+    d.destroy().unwrap();
+}
+
 /// The guest opens the i6300esb watchdog and never feeds it.
 fn watchdog_with(action: &str, done: &str, root: &Path) -> (Watch, Connect) {
     let kit = bootkit::linux().expect("no boot kit");

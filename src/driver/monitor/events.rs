@@ -102,10 +102,19 @@ pub enum EventKind {
     Watchdog {
         action: String,
     },
+    /// A disk's I/O error: its source path and alias (empty when QEMU named no disk of
+    /// ours), and `action` in libvirt's words (`none`, `pause`, `report`).
     IoError {
         path: String,
         alias: String,
         action: String,
+    },
+    /// The same error with QEMU's reason (`enospc`, or empty).
+    IoErrorReason {
+        path: String,
+        alias: String,
+        action: String,
+        reason: String,
     },
     DeviceRemoved {
         alias: String,
@@ -140,6 +149,7 @@ impl DomainEvent {
             EventKind::Reboot => "reboot",
             EventKind::Watchdog { .. } => "watchdog",
             EventKind::IoError { .. } => "io-error",
+            EventKind::IoErrorReason { .. } => "io-error-reason",
             EventKind::DeviceRemoved { .. } => "device-removed",
             EventKind::PmSuspend => "pm-suspend",
             EventKind::PmWakeup => "pm-wakeup",
@@ -166,6 +176,15 @@ impl DomainEvent {
                 alias,
                 action,
             } => format!("event 'io-error' for domain '{d}': {path} ({alias}) {action}"),
+            // libvirt: virshEventIOErrorReasonPrint, which names it 'io-error' too.
+            EventKind::IoErrorReason {
+                path,
+                alias,
+                action,
+                reason,
+            } => format!(
+                "event 'io-error' for domain '{d}': {path} ({alias}) {action} due to {reason}"
+            ),
             EventKind::DeviceRemoved { alias } => {
                 format!("event 'device-removed' for domain '{d}': {alias}")
             }
@@ -227,6 +246,20 @@ mod tests {
             ..e.clone()
         };
         assert_eq!(r.virsh_line(), "event 'reboot' for domain 'g1'");
+        let io = DomainEvent {
+            kind: EventKind::IoErrorReason {
+                path: "/dev/full".into(),
+                alias: "virtio-disk0".into(),
+                action: "pause".into(),
+                reason: "enospc".into(),
+            },
+            ..e.clone()
+        };
+        assert_eq!(io.kind(), "io-error-reason");
+        assert_eq!(
+            io.virsh_line(),
+            "event 'io-error' for domain 'g1': /dev/full (virtio-disk0) pause due to enospc"
+        );
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<DomainEvent>(&s).unwrap(), e);
     }

@@ -1173,16 +1173,33 @@ impl Server {
                 }
             }
             "MIGRATION" | "JOB_STATUS_CHANGE" => self.jobs.wake_now(),
+            // libvirt: qemuMonitorJSONHandleIOError, qemuProcessHandleIOError
             "BLOCK_IO_ERROR" => {
-                let action = ev.data["action"].as_str().unwrap_or("report").to_string();
-                if action == "stop" {
+                let action = match ev.data["action"].as_str() {
+                    Some("stop") => "pause",
+                    Some("report") => "report",
+                    _ => "none",
+                };
+                if action == "pause" {
                     self.pause_reason = Some("ioerror");
                 }
                 let s = |k: &str| ev.data[k].as_str().unwrap_or("").to_string();
+                let (path, alias) = self.disk_of(&s("device"), &s("node-name")).await;
+                let reason = if ev.data["nospace"].as_bool() == Some(true) {
+                    "enospc"
+                } else {
+                    ""
+                };
                 self.broadcast_kind(EventKind::IoError {
-                    path: s("node-name"),
-                    alias: s("device"),
-                    action,
+                    path: path.clone(),
+                    alias: alias.clone(),
+                    action: action.into(),
+                });
+                self.broadcast_kind(EventKind::IoErrorReason {
+                    path,
+                    alias,
+                    action: action.into(),
+                    reason: reason.into(),
                 });
             }
             "DEVICE_DELETED" => {
@@ -1198,6 +1215,36 @@ impl Server {
             "DEVICE_UNPLUG_GUEST_ERROR" => self.unplug_rejected(&ev.data),
             _ => {}
         }
+    }
+
+    /// The source path and alias of the disk QEMU names in an I/O error, by its block
+    /// backend (`device`, empty with -blockdev) or the node at its root (`node`); empty
+    /// strings when none of ours matches, as libvirt sends then.
+    // libvirt: qemuProcessFindDomainDiskByAliasOrQOM, qemuDomainDiskLookupByNodename
+    async fn disk_of(&mut self, device: &str, node: &str) -> (String, String) {
+        let Ok(def) = crate::domain::parse_unprepared(&self.status.xml) else {
+            return Default::default();
+        };
+        let blocks = self.exec("query-block", None).await.unwrap_or_default();
+        let entry = blocks.as_array().into_iter().flatten().find(|e| {
+            (!device.is_empty() && e["device"].as_str() == Some(device))
+                || (!node.is_empty() && e["inserted"]["node-name"].as_str() == Some(node))
+        });
+        let Some(entry) = entry else {
+            return Default::default();
+        };
+        def.devices
+            .disks
+            .iter()
+            .find_map(|d| {
+                let alias = d.info.alias.as_deref()?;
+                // libvirt: virDomainDiskGetSource (a network disk's is its name).
+                let src = d.source.as_ref();
+                let path = src.and_then(|s| s.path().or(s.name.as_deref()));
+                crate::driver::stats::is_disk_entry(entry, alias)
+                    .then(|| (path.unwrap_or_default().to_string(), alias.to_string()))
+            })
+            .unwrap_or_default()
     }
 
     fn failure(&self, e: QmpError) -> Reply {
