@@ -181,9 +181,12 @@ impl Domain<'_> {
                 .map(str::to_string)
                 .collect();
             let need = (start - count) as usize;
+            // libvirt: qemuDomainSelectHotplugVcpuEntities passes over the vCPUs the guest
+            // booted with (they have no alias), and refuses when the hotplugged ones are
+            // too few to reach the count.
             if plugged.len() < need {
-                return Err(DriverError::OperationUnsupported(
-                    "vCPUs the guest started with cannot be unplugged".into(),
+                return Err(DriverError::Unsupported(
+                    "failed to find appropriate hotpluggable vcpus to reach the desired target vcpu count".into(),
                 ));
             }
             for alias in plugged.iter().rev().take(need) {
