@@ -635,3 +635,62 @@ fn a_usb_disk_needs_a_usb_controller() {
     );
     ok(&["destroy", "nousb"]);
 }
+
+/// A share on the user's own virtiofsd: QEMU's chardev connects to the user's socket, on
+/// the command line and in hotplug alike, and no virtiofsd is planned for it (libvirt:
+/// qemuDomainGetVHostUserFSSocketPath, qemuVirtioFSStart skipping `fs->sock`).
+#[test]
+fn a_user_socket_is_used_as_given() {
+    use domdriver::capabilities::qemu::probe_replies;
+    use domdriver::conformance::harness::{harness_context, prepare_options};
+    let path = common::testdata().join("tests/qemucapabilitiesdata/caps_8.0.0.x86_64.replies");
+    let caps = domdriver::runtime::block_on(probe_replies(&path, QEMU)).expect("replay caps");
+    let xml = "<domain type='qemu'><name>ext</name><memory>219136</memory><vcpu>1</vcpu>
+  <memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <filesystem type='mount'><driver type='virtiofs'/>
+      <source socket='/run/user/share.sock'/><target dir='ext'/></filesystem>
+    <memballoon model='none'/>
+  </devices></domain>";
+    let def = domdriver::domain::parse(xml).unwrap();
+    let mut def =
+        domdriver::domain::prepare(def, &caps, &prepare_options("ext", "x86_64")).unwrap();
+    domdriver::domain::prepare::assign_aliases(&mut def);
+    let ctx = harness_context(&def);
+    let args = domdriver::xml2argv::build(&def, &caps, &ctx).unwrap().args;
+    assert!(
+        args.windows(2).any(|w| w[0] == "-chardev"
+            && w[1] == "socket,id=chr-vu-fs0,path=/run/user/share.sock"),
+        "{args:?}"
+    );
+    let p = domdriver::xml2argv::props::filesystem_props(&def, &caps, &ctx, 0).unwrap();
+    assert_eq!(
+        p.chardev["backend"]["data"]["addr"]["data"]["path"],
+        "/run/user/share.sock"
+    );
+    // No daemon of ours for it; the same share by directory gets one.
+    let root = tempfile::tempdir().unwrap();
+    let conn = domdriver::driver::Connect::open(Some(&format!(
+        "qemu:///embed?root={}",
+        root.path().display()
+    )))
+    .unwrap();
+    assert!(conn.plan_helpers(&def, &ctx).unwrap().specs.is_empty());
+    if Path::new(VIRTIOFSD).exists() {
+        let mut by_dir = def.clone();
+        let src = by_dir.devices.filesystems[0].source.as_mut().unwrap();
+        src.socket = None;
+        src.dir = Some("/srv/share".into());
+        assert_eq!(conn.plan_helpers(&by_dir, &ctx).unwrap().specs.len(), 1);
+    }
+    // The domain's own dumpxml keeps the socket, and the XML round-trips.
+    let out = def.to_xml(domdriver::domain::FormatFlags {
+        inactive: true,
+        secure: true,
+    });
+    assert!(
+        out.contains("<source socket='/run/user/share.sock'/>"),
+        "{out}"
+    );
+}
