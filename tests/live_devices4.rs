@@ -684,6 +684,21 @@ fn a_user_socket_is_used_as_given() {
         src.dir = Some("/srv/share".into());
         assert_eq!(conn.plan_helpers(&by_dir, &ctx).unwrap().specs.len(), 1);
     }
+    // libvirt's parser wants a source (directory or socket) and a target.
+    let no_target = xml.replace("<target dir='ext'/>", "");
+    assert_eq!(
+        domdriver::domain::parse(&no_target)
+            .unwrap_err()
+            .to_string(),
+        "missing target information for device /run/user/share.sock"
+    );
+    let no_source = xml.replace("<source socket='/run/user/share.sock'/>", "");
+    assert_eq!(
+        domdriver::domain::parse(&no_source)
+            .unwrap_err()
+            .to_string(),
+        "missing source information for device ext"
+    );
     // The domain's own dumpxml keeps the socket, and the XML round-trips.
     let out = def.to_xml(domdriver::domain::FormatFlags {
         inactive: true,
