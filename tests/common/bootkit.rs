@@ -47,11 +47,13 @@ const MODULES: &[&str] = &[
 
 /// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
 /// test script loads them (dependencies first: `insmod /lib/modules/watchdog.ko; insmod
-/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters.
-const EXTRA_MODULES: &[&str] = &["i6300esb"];
+/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters. `/etc/modules-extra`
+/// lists them and their dependencies in load order. The USB ones serve USB disks
+/// hotplugged on an xHCI controller.
+const EXTRA_MODULES: &[&str] = &["i6300esb", "xhci_pci", "usb_storage", "sd_mod"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 7;
+const KIT_VERSION: u32 = 8;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
@@ -337,10 +339,13 @@ fn build_linux() -> Result<LinuxKit, String> {
         modules_list.push_str(&format!("/{dest}\n"));
     }
     cpio.file("etc/modules", 0o644, modules_list.as_bytes());
+    let mut extra_list = String::new();
     for m in &extra[order.len()..] {
         let data = std::fs::read(&ko[m]).map_err(|e| format!("{}: {e}", ko[m].display()))?;
         cpio.file(&format!("lib/modules/{m}.ko"), 0o644, &data);
+        extra_list.push_str(&format!("/lib/modules/{m}.ko\n"));
     }
+    cpio.file("etc/modules-extra", 0o644, extra_list.as_bytes());
     // busybox acpid maps an input event to "button/power PWRF 00000080", then runs, in the
     // -c dir, the action of the first line whose key is a substring of that: so the key is
     // "PWRF" ("PWRF/00000080", its built-in default action, would be a file path).

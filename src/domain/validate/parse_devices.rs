@@ -178,13 +178,41 @@ fn controller(c: &XmlNode) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// libvirt: virDomainFSDefParseXML.
+/// libvirt: virDomainFSDefParseXML, and virDomainFSDefValidate's target.
 fn filesystem(f: &XmlNode) -> Result<(), DomainError> {
     prop(f, "type", v::FS_TYPES, false)?;
     prop(f, "accessmode", v::FS_ACCESS_MODES, false)?;
     prop(f, "model", v::FS_MODELS, true)?;
     if let Some(drv) = f.child("driver") {
         prop(drv, "type", v::FS_DRIVERS, true)?;
+    }
+    // The source attribute each type reads; a share may instead name the socket of a
+    // virtiofsd started outside (`<source socket=>`). RAM and volume shares have neither.
+    let fstype = f.attr("type").unwrap_or("mount");
+    let src = f.child("source");
+    let attr = |k: &str| src.and_then(|s| s.attr(k));
+    let source = match fstype {
+        "mount" | "bind" => attr("dir"),
+        "file" => attr("file"),
+        "block" => attr("dev"),
+        "template" => attr("name"),
+        _ => None,
+    };
+    let sock = attr("socket");
+    let target = f.child("target").and_then(|t| t.attr("dir"));
+    if source.is_none() && sock.is_none() && !matches!(fstype, "ram" | "volume") {
+        // libvirt: VIR_ERR_NO_SOURCE, naming the target when there is one.
+        return Err(DomainError::Xml(match target {
+            Some(t) => format!("missing source information for device {t}"),
+            None => "missing source information".into(),
+        }));
+    }
+    if target.is_none() {
+        // libvirt: VIR_ERR_NO_TARGET, naming the source path, else the socket.
+        return Err(DomainError::Xml(match source.or(sock) {
+            Some(s) => format!("missing target information for device {s}"),
+            None => "missing target information".into(),
+        }));
     }
     Ok(())
 }

@@ -48,10 +48,17 @@ fn is_virtiofs(f: &Filesystem) -> bool {
     f.driver.as_ref().and_then(|d| d.dtype.as_deref()) == Some("virtiofs")
 }
 
-/// One virtiofsd per virtiofs share of `def`.
+/// Whether the share's daemon is the user's, serving `<source socket=>`: nobody here
+/// starts or stops it (libvirt: qemuVirtioFSStart and qemuVirtioFSStop skip it).
+fn is_external(f: &Filesystem) -> bool {
+    f.source.as_ref().is_some_and(|s| s.socket.is_some())
+}
+
+/// One virtiofsd per virtiofs share of `def` whose daemon is not started outside.
 pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, DriverError> {
     let mut out = Vec::new();
-    for fs in def.devices.filesystems.iter().filter(|f| is_virtiofs(f)) {
+    let ours = |f: &&Filesystem| is_virtiofs(f) && !is_external(f);
+    for fs in def.devices.filesystems.iter().filter(ours) {
         let alias = fs.info.alias.clone().unwrap_or_else(|| "fs0".into());
         let bin = match fs.binary.as_ref().and_then(|b| b.path.as_deref()) {
             Some(p) => PathBuf::from(p),

@@ -28,7 +28,7 @@ impl Builder<'_> {
     /// A virtiofs share: QEMU connects to the socket virtiofsd serves in the start's private
     /// dir (libvirt: qemuBuildVHostUserFsCommandLine, qemuDomainGetVHostUserFSSocketPath).
     fn virtiofs(&mut self, fs: &crate::domain::devices::Filesystem, alias: &str) {
-        let (chr, path) = self.virtiofs_chardev(alias);
+        let (chr, path) = self.virtiofs_chardev(fs, alias);
         let mut c = KvOpts::with_head("socket");
         c.kv("id", &chr).kv("path", path);
         self.opt("-chardev", c.build());
@@ -37,12 +37,18 @@ impl Builder<'_> {
     }
 
     /// The id and socket path of the vhost-user chardev of virtiofs share `alias`: a
-    /// client of virtiofsd's socket.
-    pub(super) fn virtiofs_chardev(&self, alias: &str) -> (String, String) {
-        (
-            format!("chr-vu-{alias}"),
-            crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
-        )
+    /// client of virtiofsd's socket, the user's own with `<source socket=>` (a daemon
+    /// started outside; libvirt: qemuDomainGetVHostUserFSSocketPath).
+    pub(super) fn virtiofs_chardev(
+        &self,
+        fs: &crate::domain::devices::Filesystem,
+        alias: &str,
+    ) -> (String, String) {
+        let path = match fs.source.as_ref().and_then(|s| s.socket.clone()) {
+            Some(sock) => sock,
+            None => crate::xml2argv::helper_sockets::virtiofs_socket(&self.ctx.lib_dir, alias),
+        };
+        (format!("chr-vu-{alias}"), path)
     }
 
     /// The `vhost-user-fs-pci` device of a virtiofs share (libvirt:

@@ -253,7 +253,7 @@ pub fn filesystem_props(
     }
     let b = builder(def, caps, ctx, Plug::Hot);
     let alias = b.alias(&fs.info)?;
-    let (id, path) = b.virtiofs_chardev(&alias);
+    let (id, path) = b.virtiofs_chardev(fs, &alias);
     let chr = crate::domain::devices::Chardev {
         stype: Some("unix".into()),
         sources: vec![crate::domain::devices::ChrSource {
