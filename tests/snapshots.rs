@@ -784,7 +784,10 @@ fn memory_snapshot_forgets_what_came_after() {
     assert!(run(&mut con, "test -e /tmp/before").ends_with("-0"));
     // --halt: the snapshot (internal, now in the overlay), then the guest is off.
     ok(&uri, &["snapshot-create-as", "live", "last", "--halt"]);
-    assert_eq!(ok(&uri, &["domstate", "live"]), "shut off\n\n");
+    assert_eq!(
+        ok(&uri, &["domstate", "live", "--reason"]),
+        "shut off (from snapshot)\n\n"
+    );
     assert!(qemu_img(&["snapshot", "-l", overlay.to_str().unwrap()]).contains("last"));
     // The config reads the overlay, but a shut-off guest starts from the snapshot's own
     // definition (the base image, where mem1 is), which becomes its config again.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::config::{self, ConfigLock};
-use super::monitor::proto::{ErrorCode, PowerModes};
+use super::monitor::proto::{ErrorCode, PowerModes, StopReason};
 use super::process::{
     Attach, DomainState, Guest, GuestError, LaunchSpec, State, monitor_alive, state_of_status,
 };
@@ -870,13 +870,19 @@ impl<'c> Domain<'c> {
 
     /// Kill QEMU (`virsh destroy`); the domain is then `shut off (destroyed)`.
     pub fn destroy(&self) -> Result<(), DriverError> {
+        self.stop(StopReason::Destroyed)
+    }
+
+    /// End the guest as [`Domain::destroy`] does, for `reason` (a revert to a snapshot of
+    /// the guest shut off ends it `from snapshot`).
+    pub(crate) fn stop(&self, reason: StopReason) -> Result<(), DriverError> {
         let (mut g, persistent) = self.guest()?;
         // Noted before QEMU goes: between its death and the removal of its status file a
         // listing would otherwise call it crashed. While QEMU lives the note is not read.
         if persistent {
-            config::write_shutoff_reason(&self.conn.dirs.run, &self.name, "destroyed")?;
+            config::write_shutoff_reason(&self.conn.dirs.run, &self.name, reason.as_str())?;
         }
-        if let Err(e) = g.destroy(DESTROY_GRACE) {
+        if let Err(e) = g.stop(DESTROY_GRACE, reason) {
             if persistent && g.is_alive() {
                 // Best effort: the failure to kill is the news.
                 let _ = config::clear_shutoff_reason(&self.conn.dirs.run, &self.name);

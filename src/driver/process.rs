@@ -24,7 +24,7 @@ use super::lock::GuestLock;
 use super::monitor::MonitorClient;
 use super::monitor::events::{EventKind, Lifecycle};
 use super::monitor::launch;
-use super::monitor::proto::{ErrorCode, PowerModes, Push, Reply, Request, StartResult};
+use super::monitor::proto::{ErrorCode, PowerModes, Push, Reply, Request, StartResult, StopReason};
 use super::monitor::server::{Mode, MonitorConfig};
 use super::status::{GuestStatus, is_guest_process, is_same_live_process};
 use super::{Dirs, config};
@@ -1201,8 +1201,14 @@ impl Guest {
     /// Kill QEMU (`virsh destroy`): SIGTERM, SIGKILL after `grace`. Returns once QEMU is
     /// reaped and the guest's files are gone.
     pub fn destroy(&mut self, grace: Duration) -> Result<DomainState, GuestError> {
+        self.stop(grace, StopReason::Destroyed)
+    }
+
+    /// [`Guest::destroy`] for `reason`, which the shut-off state and event name.
+    pub fn stop(&mut self, grace: Duration, reason: StopReason) -> Result<DomainState, GuestError> {
         let r = self.call(&Request::Destroy {
             grace_ms: grace.as_millis() as u64,
+            reason,
         })?;
         let state = match r {
             Reply::State { state, reason } => state_from_names(&state, &reason),

@@ -20,6 +20,7 @@ pub enum Lifecycle {
     StoppedCrashed,
     StoppedFailed,
     StoppedSaved,
+    StoppedFromSnapshot,
     ShutdownFinished,
     ShutdownGuest,
     ShutdownHost,
@@ -47,6 +48,7 @@ impl Lifecycle {
             StoppedCrashed => ("Stopped", "Crashed"),
             StoppedFailed => ("Stopped", "Failed"),
             StoppedSaved => ("Stopped", "Saved"),
+            StoppedFromSnapshot => ("Stopped", "From snapshot"),
             ShutdownFinished => ("Shutdown", "Finished"),
             ShutdownGuest => ("Shutdown", "Finished after guest request"),
             ShutdownHost => ("Shutdown", "Finished after host request"),
@@ -210,6 +212,7 @@ impl DomainEvent {
                     | Lifecycle::StoppedCrashed
                     | Lifecycle::StoppedFailed
                     | Lifecycle::StoppedSaved
+                    | Lifecycle::StoppedFromSnapshot
             }
         )
     }

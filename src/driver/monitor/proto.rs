@@ -63,9 +63,12 @@ pub enum Request {
     SetXml {
         xml: String,
     },
-    /// SIGTERM, SIGKILL after `grace_ms`; the reply comes once QEMU is reaped.
+    /// SIGTERM, SIGKILL after `grace_ms`; the reply comes once QEMU is reaped. `reason`:
+    /// why, as the shut-off state and the Stopped event name it.
     Destroy {
         grace_ms: u64,
+        #[serde(default)]
+        reason: StopReason,
     },
     /// Pause, write the guest's state onto the end of the save image at `path` (whose header
     /// the client wrote), and end QEMU as `saved`; the reply comes once QEMU is gone.
@@ -330,5 +333,25 @@ mod tests {
         let s = serde_json::to_string(&l).unwrap();
         assert_eq!(serde_json::from_str::<Line>(&s).unwrap(), l);
         assert!(serde_json::from_str::<Request>(r#"{"op":"format-disk"}"#).is_err());
+    }
+}
+
+/// Why a caller ends a guest: `destroy`, or a revert to a snapshot of the guest shut off
+/// (libvirt: VIR_DOMAIN_SHUTOFF_DESTROYED, VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    #[default]
+    Destroyed,
+    FromSnapshot,
+}
+
+impl StopReason {
+    /// The shut-off reason as the status and `domstate --reason` word it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Destroyed => "destroyed",
+            StopReason::FromSnapshot => "from snapshot",
+        }
     }
 }

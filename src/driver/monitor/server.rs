@@ -1420,9 +1420,9 @@ impl Server {
             }
             Request::JobInfo => self.job_info(),
             Request::JobAbort => self.abort_job().await,
-            Request::Destroy { grace_ms } => {
-                self.end_reason = Some("destroyed");
-                self.terminate("destroyed", Duration::from_millis(grace_ms));
+            Request::Destroy { grace_ms, reason } => {
+                self.end_reason = Some(reason.as_str());
+                self.terminate(reason.as_str(), Duration::from_millis(grace_ms));
                 // Answered once QEMU is reaped.
                 self.destroy_waiters.push(reply);
                 return;
@@ -1653,6 +1653,7 @@ impl Server {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
             "saved" => Lifecycle::StoppedSaved,
+            "from snapshot" => Lifecycle::StoppedFromSnapshot,
             // on_crash=destroy ended it (libvirt: processGuestPanicEvent).
             _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
             // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's

@@ -139,7 +139,8 @@ impl<'c> Domain<'c> {
             store.set_current(Some(&def.name))?;
         }
         if flags & CREATE_HALT != 0 && active {
-            self.destroy()?;
+            // libvirt stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT (qemu_snapshot.c).
+            self.stop(crate::driver::monitor::proto::StopReason::FromSnapshot)?;
         }
         Ok(self.snapshot_handle(&def.name))
     }

@@ -91,7 +91,8 @@ impl DomainSnapshot<'_> {
         };
         let res = (|| -> Result<(), DriverError> {
             if dom.is_active()? {
-                dom.destroy()?;
+                // libvirt stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT (qemu_snapshot.c).
+                dom.stop(crate::driver::monitor::proto::StopReason::FromSnapshot)?;
             }
             point_to_overlays(&mut live, &tmp);
             if let Some(mut config) = config.filter(|_| dom.is_persistent().unwrap_or(false)) {

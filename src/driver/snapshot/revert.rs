@@ -77,7 +77,8 @@ impl DomainSnapshot<'_> {
                 None => dom.current_def()?.1,
             };
             if active {
-                dom.destroy()?;
+                // libvirt: qemuSnapshotRevertInactive stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT.
+                dom.stop(crate::driver::monitor::proto::StopReason::FromSnapshot)?;
             }
             disks::offline("-a", &snap, &def)?;
             if let Some(config) = snapshot_config(&snap)?

@@ -44,7 +44,8 @@ impl DomainSnapshot<'_> {
         let created = create_overlays(&tmp, &config)?;
         let res = (|| -> Result<(), DriverError> {
             if dom.is_active()? {
-                dom.destroy()?;
+                // libvirt stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT (qemu_snapshot.c).
+                dom.stop(crate::driver::monitor::proto::StopReason::FromSnapshot)?;
             }
             point_to_overlays(&mut config, &tmp);
             let xml = config.to_xml(FormatFlags {
