@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod cputune;
 pub mod domain;
 pub mod domctl;
 pub mod domread;
@@ -47,6 +48,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     tuning::CMDS,
     threads::CMDS,
     memtune::CMDS,
+    cputune::CMDS,
     rename::CMDS,
     save::CMDS,
     jobs::CMDS,
