@@ -102,7 +102,10 @@ fn setvcpu_and_schedinfo_on_a_guest() {
         "vcpu_period=20000",
     ]);
     let out = v.ok(&["-q", "schedinfo", NAME, "--config"]);
-    assert!(out.contains("cpu_shares     : 2048\nvcpu_period    : 20000\n"), "{out}");
+    assert!(
+        out.contains("cpu_shares     : 2048\nvcpu_period    : 20000\n"),
+        "{out}"
+    );
     assert!(out.contains("emulator_quota : 5000\n"), "{out}");
     assert!(
         v.ok(&["dumpxml", NAME, "--inactive"]).contains(

@@ -1484,7 +1484,12 @@ fn cputune_node(ct: &Cputune) -> XmlNode {
         .co(ct.quota.as_ref().map(|v| XmlNode::new("quota").t(v)))
         // The other periods and quotas, kept as read, go before the pins as libvirt
         // writes them (libvirt: virDomainCputuneDefFormat).
-        .cs(ct.extra.children.iter().filter(|c| is_cputune_bw(c)).cloned())
+        .cs(ct
+            .extra
+            .children
+            .iter()
+            .filter(|c| is_cputune_bw(c))
+            .cloned())
         .cs(ct.vcpupin.iter().map(|p| {
             XmlNode::new("vcpupin")
                 .a("vcpu", p.vcpu)
@@ -1494,7 +1499,12 @@ fn cputune_node(ct: &Cputune) -> XmlNode {
             .emulatorpin
             .as_ref()
             .map(|c| XmlNode::new("emulatorpin").a("cpuset", c)))
-        .cs(ct.extra.children.iter().filter(|c| !is_cputune_bw(c)).cloned())
+        .cs(ct
+            .extra
+            .children
+            .iter()
+            .filter(|c| !is_cputune_bw(c))
+            .cloned())
 }
 
 /// `<cputune>`'s period and quota elements other than the vCPUs', in libvirt's order.

@@ -102,7 +102,9 @@ impl Domain<'_> {
         let mut live = if impact.live {
             let lg = self.live_guest()?;
             if last >= lg.def.vcpu.count {
-                return Err(invalid(format!("vcpu {last} is not present in live config")));
+                return Err(invalid(format!(
+                    "vcpu {last} is not present in live config"
+                )));
             }
             Some(lg)
         } else {
@@ -187,7 +189,9 @@ fn live_plan(
         let path = s["qom-path"].as_str();
         let online = path.is_some();
         if online == state {
-            return Err(invalid(format!("vcpu '{id}' is already in requested state")));
+            return Err(invalid(format!(
+                "vcpu '{id}' is already in requested state"
+            )));
         }
         let hotplugged = path.is_some_and(|p| p.starts_with("/machine/peripheral/"));
         if online && !hotplugged {
@@ -195,7 +199,9 @@ fn live_plan(
         }
     }
     if map.len() != 1 {
-        return Err(invalid("only one hotpluggable entity can be selected".into()));
+        return Err(invalid(
+            "only one hotpluggable entity can be selected".into(),
+        ));
     }
     let id = map.iter().next().unwrap_or_default();
     let slot = slots
@@ -233,7 +239,10 @@ mod tests {
             "invalid argument: vcpu '1' is not hotpluggable"
         );
         let e = validate_config(v, &CpuSet::parse("0-1").unwrap()).unwrap_err();
-        assert_eq!(e.to_string(), "invalid argument: vCPU '0' can't be modified");
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: vCPU '0' can't be modified"
+        );
         set_config(&mut d, &CpuSet::parse("2").unwrap(), true);
         assert_eq!(d.vcpu.current, None);
     }

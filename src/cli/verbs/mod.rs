@@ -17,6 +17,7 @@ pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
+pub mod paramtune;
 pub mod power;
 pub mod readfmt;
 pub mod rename;
@@ -49,6 +50,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     threads::CMDS,
     memtune::CMDS,
     cputune::CMDS,
+    paramtune::CMDS,
     rename::CMDS,
     save::CMDS,
     jobs::CMDS,
