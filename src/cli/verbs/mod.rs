@@ -6,7 +6,9 @@ pub mod agent_ops;
 pub mod cputune;
 pub mod domain;
 pub mod domctl;
+pub mod domedit;
 pub mod domread;
+pub mod dump;
 pub mod events;
 pub mod host;
 pub mod hostcpu;
@@ -39,6 +41,7 @@ use super::table::CmdDef;
 /// within a group the verbs in the order they appear here.
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
+    domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
     power::CMDS,
@@ -53,6 +56,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     paramtune::CMDS,
     rename::CMDS,
     save::CMDS,
+    dump::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
