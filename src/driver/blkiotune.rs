@@ -119,7 +119,7 @@ pub fn parse_devices(text: &str, field: BlkioField) -> Result<Vec<(String, u64)>
         return Ok(Vec::new());
     }
     let parts: Vec<&str> = text.split(',').collect();
-    if parts.len() % 2 != 0 {
+    if !parts.len().is_multiple_of(2) {
         return Err(bad());
     }
     parts
