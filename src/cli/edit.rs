@@ -52,3 +52,58 @@ fn run_editor(path: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// What the user answers when an edited document was refused (libvirt: vshAskReedit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reedit {
+    /// `y`: edit the same text again.
+    Again,
+    /// `n`, or no terminal to ask on: give up, the error stands.
+    GiveUp,
+    /// `f`: try the same text again.
+    Force,
+    /// `i`: try again without schema validation.
+    Relax,
+}
+
+/// Ask whether to edit again after `err`; without a terminal on stdin nobody can answer,
+/// so the edit ends there, as in virsh.
+pub fn ask_reedit(msg: &str, err: &anyhow::Error, relax_avail: bool) -> Reedit {
+    use std::io::{BufRead, IsTerminal};
+    if !std::io::stdin().is_terminal() {
+        return Reedit::GiveUp;
+    }
+    eprintln!("error: {err:#}");
+    let choices = if relax_avail {
+        "[y,n,i,f,?]"
+    } else {
+        "[y,n,f,?]"
+    };
+    let stdin = std::io::stdin();
+    loop {
+        print!("{msg} Try again? {choices}: ");
+        let _ = std::io::stdout().flush();
+        let mut line = String::new();
+        // End of input is a "no".
+        if stdin.lock().read_line(&mut line).unwrap_or(0) == 0 {
+            println!();
+            return Reedit::GiveUp;
+        }
+        match line.trim() {
+            "y" => return Reedit::Again,
+            "n" => return Reedit::GiveUp,
+            "f" => return Reedit::Force,
+            "i" if relax_avail => return Reedit::Relax,
+            "?" => {
+                println!("y - yes, start editor again");
+                println!("n - no, throw away my changes");
+                if relax_avail {
+                    println!("i - turn off validation and try to redefine again");
+                }
+                println!("f - force, try to redefine again");
+                println!("? - print this help");
+            }
+            _ => {}
+        }
+    }
+}

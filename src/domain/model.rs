@@ -1482,6 +1482,14 @@ fn cputune_node(ct: &Cputune) -> XmlNode {
         .co(ct.shares.as_ref().map(|v| XmlNode::new("shares").t(v)))
         .co(ct.period.as_ref().map(|v| XmlNode::new("period").t(v)))
         .co(ct.quota.as_ref().map(|v| XmlNode::new("quota").t(v)))
+        // The other periods and quotas, kept as read, go before the pins as libvirt
+        // writes them (libvirt: virDomainCputuneDefFormat).
+        .cs(ct
+            .extra
+            .children
+            .iter()
+            .filter(|c| is_cputune_bw(c))
+            .cloned())
         .cs(ct.vcpupin.iter().map(|p| {
             XmlNode::new("vcpupin")
                 .a("vcpu", p.vcpu)
@@ -1491,7 +1499,26 @@ fn cputune_node(ct: &Cputune) -> XmlNode {
             .emulatorpin
             .as_ref()
             .map(|c| XmlNode::new("emulatorpin").a("cpuset", c)))
-        .extra_children(&ct.extra)
+        .cs(ct
+            .extra
+            .children
+            .iter()
+            .filter(|c| !is_cputune_bw(c))
+            .cloned())
+}
+
+/// `<cputune>`'s period and quota elements other than the vCPUs', in libvirt's order.
+pub const CPUTUNE_BW: &[&str] = &[
+    "global_period",
+    "global_quota",
+    "emulator_period",
+    "emulator_quota",
+    "iothread_period",
+    "iothread_quota",
+];
+
+fn is_cputune_bw(n: &XmlNode) -> bool {
+    CPUTUNE_BW.contains(&n.name.as_str())
 }
 
 fn parse_os(n: &XmlNode) -> Result<Os, DomainError> {

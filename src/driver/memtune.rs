@@ -55,7 +55,7 @@ fn apply(m: &mut Memtune, c: &MemtuneChange) -> Result<(), DriverError> {
 
 impl Domain<'_> {
     /// libvirt's QEMU driver tunes cgroups only when privileged (root, or the system URI).
-    fn check_privileged(&self, what: &str) -> Result<(), DriverError> {
+    pub(crate) fn check_privileged(&self, what: &str) -> Result<(), DriverError> {
         let privileged = match &self.connect().uri {
             ConnectUri::System => true,
             ConnectUri::Embed { .. } => nix::unistd::geteuid().is_root(),

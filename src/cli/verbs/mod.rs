@@ -3,9 +3,12 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod cputune;
 pub mod domain;
 pub mod domctl;
+pub mod domedit;
 pub mod domread;
+pub mod dump;
 pub mod events;
 pub mod host;
 pub mod hostcpu;
@@ -16,6 +19,7 @@ pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
+pub mod paramtune;
 pub mod power;
 pub mod readfmt;
 pub mod rename;
@@ -37,6 +41,7 @@ use super::table::CmdDef;
 /// within a group the verbs in the order they appear here.
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
+    domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
     power::CMDS,
@@ -47,8 +52,11 @@ pub const TABLES: &[&[CmdDef]] = &[
     tuning::CMDS,
     threads::CMDS,
     memtune::CMDS,
+    cputune::CMDS,
+    paramtune::CMDS,
     rename::CMDS,
     save::CMDS,
+    dump::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,

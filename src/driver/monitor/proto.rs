@@ -123,6 +123,15 @@ pub enum Request {
         #[serde(default)]
         strict: bool,
     },
+    /// Write the guest's memory to `path` (an existing file, whose mode stays) in QEMU's
+    /// dump `format` (`elf`, `kdump-zlib`, ...) as the monitor's job; the vCPUs stop for it
+    /// unless `live` (`virsh dump --memory-only`).
+    Dump {
+        path: String,
+        format: String,
+        #[serde(default)]
+        live: bool,
+    },
     /// The running job's statistics (`domjobinfo`): `{"type": "none"|"unbounded", "params":
     /// [[name, value], ...]}` with libvirt's job statistic names, in its order.
     JobInfo,

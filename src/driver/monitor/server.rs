@@ -25,6 +25,7 @@ use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
 mod console_relay;
+mod dump;
 mod hotplug;
 mod jobs;
 mod migrate;
@@ -1416,6 +1417,11 @@ impl Server {
             Request::Snapshot { job } => {
                 // Answered when QEMU's job has ended.
                 self.snapshot_job(job, reply).await;
+                return;
+            }
+            Request::Dump { path, format, live } => {
+                // Answered when QEMU's dump has ended.
+                self.dump(path, format, live, reply).await;
                 return;
             }
             Request::JobInfo => self.job_info(),

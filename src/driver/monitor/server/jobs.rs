@@ -39,6 +39,7 @@ pub(super) enum Operation {
     Save,
     Snapshot,
     SnapshotRevert,
+    Dump,
 }
 
 impl Operation {
@@ -48,6 +49,7 @@ impl Operation {
             Operation::Save => 2,
             Operation::Snapshot => 6,
             Operation::SnapshotRevert => 7,
+            Operation::Dump => 8,
         }
     }
 
@@ -57,6 +59,7 @@ impl Operation {
             Operation::Save => "remoteDispatchDomainSave",
             Operation::Snapshot => "remoteDispatchDomainSnapshotCreateXML",
             Operation::SnapshotRevert => "remoteDispatchDomainRevertToSnapshot",
+            Operation::Dump => "remoteDispatchDomainCoreDumpWithFormat",
         }
     }
 }
@@ -67,6 +70,8 @@ pub(super) enum Wait {
     Migration,
     /// `query-jobs` for job `id`, started by `command` (snapshot-save/-load/-delete).
     QemuJob { id: String, command: &'static str },
+    /// `query-dump` (a memory-only dump).
+    Dump,
 }
 
 /// What happens once QEMU's part is over.
@@ -81,6 +86,10 @@ pub(super) enum Then {
         stops: bool,
         run_after: bool,
         reason: &'static str,
+        reply: oneshot::Sender<Reply>,
+    },
+    Dump {
+        stops: bool,
         reply: oneshot::Sender<Reply>,
     },
 }
@@ -267,6 +276,7 @@ impl Server {
                 let (id, command) = (id.clone(), *command);
                 self.poll_qemu_job(&id, command).await
             }
+            Wait::Dump => self.poll_dump().await,
         };
         if res.is_none()
             && let Some(j) = self.jobs.current.as_mut()
@@ -281,6 +291,7 @@ impl Server {
         let name = match op {
             Operation::Save => "domain save job",
             Operation::Snapshot | Operation::SnapshotRevert => "snapshot job",
+            Operation::Dump => "dump job",
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
@@ -343,6 +354,10 @@ impl Server {
         }
         match run.then {
             Then::Save { was_running, reply } => self.save_ended(was_running, res, reply).await,
+            Then::Dump { stops, reply } => {
+                let r = self.dump_ended(stops, res).await;
+                let _ = reply.send(r);
+            }
             Then::Snapshot {
                 job,
                 was_running,
@@ -370,7 +385,7 @@ impl Server {
         let elapsed = j.started.elapsed().as_millis() as u64;
         let params = match j.wait {
             Wait::Migration => migration_params(j.op.number(), elapsed, &j.last),
-            Wait::QemuJob { .. } => vec![
+            Wait::QemuJob { .. } | Wait::Dump => vec![
                 ("operation".into(), json!(j.op.number())),
                 ("time_elapsed".into(), json!(elapsed)),
             ],
@@ -407,7 +422,9 @@ impl Server {
         };
         if let Some(run) = self.jobs.current.take() {
             let reply = match run.then {
-                Then::Save { reply, .. } | Then::Snapshot { reply, .. } => reply,
+                Then::Save { reply, .. }
+                | Then::Snapshot { reply, .. }
+                | Then::Dump { reply, .. } => reply,
             };
             let _ = reply.send(gone());
         }
