@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::fds::{FdSource, PassFd};
 use super::{HelperKind, HelperSpec, Where, find_binary, private_dir};
 use crate::domain::DomainDef;
 use crate::domain::devices::Tpm;
@@ -23,6 +24,12 @@ pub fn state_dir(lib: &Path, uuid: &str, version: &str) -> PathBuf {
 pub fn domain_state_dir(lib: &Path, uuid: &str) -> PathBuf {
     lib.join("swtpm").join(uuid)
 }
+
+/// The descriptors swtpm reads its state's and its migration passphrase from.
+const KEY_FD: i32 = 3;
+const MIGRATION_KEY_FD: i32 = 4;
+/// libvirt's cipher for an encrypted TPM state.
+const CIPHER: &str = "aes-256-cbc";
 
 /// libvirt: virTPMEmulatorInit's refusal when a tool is missing.
 fn missing(name: &str) -> DriverError {
@@ -82,6 +89,31 @@ pub(super) fn plan(
         argv.push("--tpm2".into());
     }
     argv.extend(["--pid".into(), format!("file={}", s(&pid))]);
+    // An encrypted state: swtpm and swtpm_setup read the passphrase from a pipe, one each
+    // for the state and for migration (libvirt: qemuTPMEmulatorBuildCommand).
+    let (pass_fds, setup_fds) = match &tpm.encryption_secret {
+        Some(uuid) => {
+            let uuid = crate::driver::secret::check_usable(at.secrets, uuid, "vtpm")?;
+            let pipe = |fd| PassFd {
+                fd,
+                source: FdSource::SecretValue {
+                    dir: at.secrets.to_path_buf(),
+                    uuid: uuid.clone(),
+                },
+            };
+            argv.extend([
+                "--key".into(),
+                format!("pwdfd={KEY_FD},mode={CIPHER}"),
+                "--migration-key".into(),
+                format!("pwdfd={MIGRATION_KEY_FD},mode={CIPHER}"),
+            ]);
+            (
+                vec![pipe(KEY_FD), pipe(MIGRATION_KEY_FD)],
+                vec![pipe(KEY_FD)],
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
     // libvirt runs swtpm_setup only when it created the state dir; a state without the
     // TPM's permanent file (a setup that failed half way) is manufactured again.
     let manufactured = std::fs::read_dir(&state).is_ok_and(|mut d| {
@@ -106,6 +138,14 @@ pub(super) fn plan(
             "--lock-nvram".into(),
             "--not-overwrite".into(),
         ]);
+        if !setup_fds.is_empty() {
+            a.extend([
+                "--pwdfile-fd".into(),
+                KEY_FD.to_string(),
+                "--cipher".into(),
+                CIPHER.into(),
+            ]);
+        }
         a
     });
     let spec = HelperSpec {
@@ -116,6 +156,8 @@ pub(super) fn plan(
         socket: socket.clone(),
         log,
         files: vec![pid],
+        pass_fds,
+        setup_fds,
     };
     Ok(Some((spec, s(&socket))))
 }
