@@ -47,11 +47,12 @@ const MODULES: &[&str] = &[
 
 /// Modules in the initramfs (under `/lib/modules/NAME.ko`) that `/init` does not load: a
 /// test script loads them (dependencies first: `insmod /lib/modules/watchdog.ko; insmod
-/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters.
-const EXTRA_MODULES: &[&str] = &["i6300esb"];
+/// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters; efivarfs for a UEFI
+/// guest's variables.
+const EXTRA_MODULES: &[&str] = &["i6300esb", "efivarfs"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 7;
+const KIT_VERSION: u32 = 8;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";
