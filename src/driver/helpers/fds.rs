@@ -114,3 +114,143 @@ pub(super) fn install(cmd: &mut Command, opened: &Opened) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{HelperKind, HelperSpec, start_all, stop_all};
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    const UUID: &str = "3c2b1a09-8d7e-4f6a-9b5c-4d3e2f1a0b9c";
+
+    fn spec(dir: &Path, script: &str, pass_fds: Vec<PassFd>) -> HelperSpec {
+        HelperSpec {
+            kind: HelperKind::Swtpm,
+            device: "tpm0".into(),
+            argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
+            setup: None,
+            socket: dir.join("h.sock"),
+            log: dir.join("h.log"),
+            files: vec![],
+            pass_fds,
+            setup_fds: vec![],
+        }
+    }
+
+    fn secret(dir: &Path) -> PassFd {
+        PassFd {
+            fd: 3,
+            source: FdSource::SecretValue {
+                dir: dir.to_path_buf(),
+                uuid: UUID.into(),
+            },
+        }
+    }
+
+    fn wait_file(p: &Path) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let s = std::fs::read_to_string(p).unwrap_or_default();
+            if s.ends_with('\n') || Instant::now() > until {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn a_secret_reaches_the_helper_through_a_pipe_only() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::write(p.join(format!("{UUID}.base64")), "c2VjcmV0IHZhbHVl").unwrap();
+        let out = p.join("out");
+        let script = format!(
+            "cat <&3 > {o}.tmp; echo >> {o}.tmp; mv {o}.tmp {o}; : > {s}; exec sleep 30",
+            o = out.display(),
+            s = p.join("h.sock").display()
+        );
+        let s = spec(p, &script, vec![secret(p)]);
+        assert!(!s.argv.join(" ").contains("secret value"));
+        start_all(p, &p.join("dom.log"), &[s], Duration::from_secs(10)).unwrap();
+        assert_eq!(wait_file(&out), "secret value\n");
+        stop_all(p);
+    }
+
+    #[test]
+    fn a_secret_without_value_fails_the_start() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let s = spec(p, "exec sleep 30", vec![secret(p)]);
+        let e = start_all(p, &p.join("dom.log"), &[s], Duration::from_secs(5)).unwrap_err();
+        assert_eq!(
+            e,
+            format!("Secret not found: secret '{UUID}' does not have a value")
+        );
+    }
+
+    #[test]
+    fn a_listener_is_bound_private_before_the_helper_runs() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let out = p.join("out");
+        let script = format!(
+            "readlink /proc/self/fd/3 > {o}.tmp; mv {o}.tmp {o}; exec sleep 30",
+            o = out.display()
+        );
+        let listener = PassFd {
+            fd: 3,
+            source: FdSource::Listener,
+        };
+        let s = spec(p, &script, vec![listener]);
+        let t0 = Instant::now();
+        start_all(p, &p.join("dom.log"), &[s], Duration::from_secs(10)).unwrap();
+        // Ready after the settle time, not after a socket appeared.
+        assert!(t0.elapsed() >= Duration::from_millis(150));
+        let sock = p.join("h.sock");
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(wait_file(&out).starts_with("socket:"));
+        // The helper holds it: a client connects.
+        std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        stop_all(p);
+        assert!(!sock.exists());
+    }
+
+    #[test]
+    fn a_helper_ending_at_once_on_its_listener_fails_the_start() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let listener = PassFd {
+            fd: 3,
+            source: FdSource::Listener,
+        };
+        let s = spec(p, "echo no way >&2; exit 2", vec![listener]);
+        let e = start_all(p, &p.join("dom.log"), &[s], Duration::from_secs(5)).unwrap_err();
+        assert!(
+            e.contains("swtpm for tpm0 failed to start (exit status 2): no way"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unusable_descriptors_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        let e = open(&vec![secret(p); 5], &p.join("s")).err().unwrap();
+        assert_eq!(e, "at most 4 descriptors can be passed to a helper");
+        let nowhere = p.join("no/such/dir/s.sock");
+        let e = open(
+            &[PassFd {
+                fd: 3,
+                source: FdSource::Listener,
+            }],
+            &nowhere,
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.starts_with(&format!("Failed to bind socket to '{}'", nowhere.display())),
+            "{e}"
+        );
+    }
+}
