@@ -52,11 +52,16 @@ fn scaled(d: Duration) -> Duration {
 /// `vsh` on the embedded root with `XDG_CONFIG_HOME=xdg`, killed after a deadline:
 /// (success, stdout, stderr).
 fn vsh(root: &Path, xdg: &Path, args: &[&str]) -> (bool, String, String) {
+    vsh_env(root, &[("XDG_CONFIG_HOME", xdg)], args)
+}
+
+/// `vsh` on the embedded root with `env`, killed after a deadline.
+fn vsh_env(root: &Path, env: &[(&str, &Path)], args: &[&str]) -> (bool, String, String) {
     let out = root.with_extension("out");
     let err = root.with_extension("err");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vsh"))
         .env_remove("VSH_DEFAULT_URI")
-        .env("XDG_CONFIG_HOME", xdg)
+        .envs(env.iter().copied())
         .arg("-c")
         .arg(format!("qemu:///embed?root={}", root.display()))
         .args(args)
@@ -382,4 +387,65 @@ fn virtiofsd_is_handed_the_socket_the_monitor_bound() {
     wait_gone(root, "virtiofsd");
     assert!(!path.exists(), "{} left behind", path.display());
     d.undefine().unwrap();
+}
+
+/// A stand-in for a swtpm tool that prints `caps` as its capabilities.
+fn fake_tool(dir: &Path, name: &str, caps: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\necho '{caps}'\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn tpm_encryption_needs_tools_that_take_the_passphrase_by_fd() {
+    let t = tmp();
+    let root = t.path();
+    let _c = Cleanup(root.to_path_buf());
+    let c = conn(root);
+    let s = c
+        .define_secret_xml(&format!(
+            "<secret ephemeral='no' private='yes'><uuid>{SECRET}</uuid>\
+             <usage type='vtpm'><name>t</name></usage></secret>"
+        ))
+        .unwrap();
+    s.set_value(b"pass").unwrap();
+    let tpm = format!(
+        "<tpm model='tpm-crb'><backend type='emulator' version='2.0'>\
+         <encryption secret='{SECRET}'/></backend></tpm>"
+    );
+    c.define_domain_xml(&plain_xml("caps", &tpm)).unwrap();
+    let tools = root.join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let env = [("DOMDRIVER_HELPER_PATH", tools.as_path())];
+    let with = r#"{ "type": "swtpm", "features": [ "tpm-2.0", "cmdarg-pwd-fd" ] }"#;
+    let without = r#"{ "type": "swtpm", "features": [ "tpm-2.0" ] }"#;
+    // swtpm_setup is asked first, as it runs first; then swtpm.
+    fake_tool(&tools, "swtpm", with);
+    fake_tool(&tools, "swtpm_setup", without);
+    let (ok, _, err) = vsh_env(root, &env, &["start", "caps"]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "error: argument unsupported: {}/swtpm_setup does not support passing a passphrase using a file descriptor",
+            tools.display()
+        )),
+        "{err}"
+    );
+    fake_tool(&tools, "swtpm", without);
+    fake_tool(
+        &tools,
+        "swtpm_setup",
+        r#"{ "type": "swtpm_setup", "features": [ "cmdarg-pwdfile-fd" ] }"#,
+    );
+    let (ok, _, err) = vsh_env(root, &env, &["start", "caps"]);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!(
+            "error: argument unsupported: {}/swtpm does not support passing passphrase via file descriptor",
+            tools.display()
+        )),
+        "{err}"
+    );
+    assert!(guests::pids_under(root, "qemu-system").is_empty());
 }
