@@ -320,7 +320,7 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
 
     // destroy: no helper survives, nothing is left in the run dir.
     d.destroy().unwrap();
-    wait_no_helpers(root, Duration::from_secs(5));
+    wait_no_helpers(root, domdriver::fleet::scaled(Duration::from_secs(5)));
     assert!(!run.exists(), "{} left behind", run.display());
     assert_eq!(std::fs::read_dir(&passt_dir).unwrap().count(), 0);
 
@@ -338,7 +338,7 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
     assert_eq!(qemu.len(), 1);
     assert_eq!(helper_pids(root).len(), 4, "{:?}", helper_pids(root)); // virtiofsd: 2
     kill(Pid::from_raw(qemu[0]), Signal::SIGKILL).unwrap();
-    wait_no_helpers(root, Duration::from_secs(5));
+    wait_no_helpers(root, domdriver::fleet::scaled(Duration::from_secs(5)));
     let until = Instant::now() + Duration::from_secs(10);
     while d.state().unwrap().to_string() != "shut off (crashed)"
         || !guests::pids_under(root, "domdriver-monitor").is_empty()
@@ -361,7 +361,7 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
         "a killed monitor takes no helper along"
     );
     kill(Pid::from_raw(q[0]), Signal::SIGKILL).unwrap();
-    wait_no_helpers(root, Duration::from_secs(5));
+    wait_no_helpers(root, domdriver::fleet::scaled(Duration::from_secs(5)));
     assert_eq!(d.state().unwrap().to_string(), "shut off (crashed)");
 
     // The next start cleans up after it; after destroy and undefine (no --keep-tpm, so the
@@ -369,7 +369,7 @@ fn tpm_virtiofs_and_passt_on_a_real_guest() {
     d.create().unwrap();
     assert_eq!(helper_pids(root).len(), 4, "{:?}", helper_pids(root));
     d.destroy().unwrap();
-    wait_no_helpers(root, Duration::from_secs(5));
+    wait_no_helpers(root, domdriver::fleet::scaled(Duration::from_secs(5)));
     d.undefine().unwrap();
     let left: Vec<_> = std::fs::read_dir(root.join("run/qemu"))
         .unwrap()
@@ -510,7 +510,7 @@ fn keep_tpm_keeps_the_state() {
     d.create().unwrap();
     assert_eq!(helper_pids(root).len(), 1);
     d.destroy().unwrap();
-    wait_no_helpers(root, Duration::from_secs(5));
+    wait_no_helpers(root, domdriver::fleet::scaled(Duration::from_secs(5)));
     let state = root.join(format!("lib/qemu/swtpm/{UUID}/tpm2/tpm2-00.permall"));
     assert!(state.is_file());
     let (ok, err) = vsh(&uri, &["undefine", NAME, "--keep-tpm"], &[]);
