@@ -400,7 +400,9 @@ fn fake_tool(dir: &Path, name: &str, caps: &str) {
 #[test]
 fn tpm_encryption_needs_tools_that_take_the_passphrase_by_fd() {
     let t = tmp();
-    let root = t.path();
+    // A dir inside the temp dir: `vsh` leaves its output beside the root.
+    let root = &t.path().join("r");
+    std::fs::create_dir(root).unwrap();
     let _c = Cleanup(root.to_path_buf());
     let c = conn(root);
     let s = c
