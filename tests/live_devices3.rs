@@ -282,7 +282,9 @@ fn q35_root_ports_virtiofs_passt_and_vcpus() {
 
     // A virtiofs share: virtiofsd runs for it, a child of the guest's monitor; the guest
     // mounts it, reads the host's file and writes its own.
-    let share = g.dir.path().join("share");
+    // Under the root: virtiofsd gets its socket as `--fd`, so only the share's path names
+    // the root in its command line (how `helpers` finds it).
+    let share = g.vsh.root.join("share");
     std::fs::create_dir(&share).unwrap();
     std::fs::write(share.join("h.txt"), "from-host\n").unwrap();
     let fs_xml = g.file(

@@ -109,11 +109,23 @@ fn uefi_guest_boots_through_ovmf_and_keeps_its_varstore() {
         bootkit::run_cmdline("test -d /sys/firmware/efi && echo UEFI-BOOTED"),
     );
     env.define("efi", &efi_xml("efi", "q35", NO_SECBOOT, "", &kernel));
-    // libvirt 9.0 picks the firmware when the guest starts: the config still asks.
-    let inactive = env.ok(&["dumpxml", "--inactive", "efi"]);
-    assert!(inactive.contains("<os firmware='efi'>"), "{inactive}");
-    assert!(!inactive.contains("<loader"), "{inactive}");
+    // The firmware is chosen at define (libvirt 9.2+): the config names its files, and the
+    // varstore is made at the first start.
     let store = env.varstore("efi");
+    let inactive = env.ok(&["dumpxml", "--inactive", "efi"]);
+    assert!(
+        inactive.contains(
+            "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+        ),
+        "{inactive}"
+    );
+    assert!(
+        inactive.contains(&format!(
+            "<nvram template='{TEMPLATE}'>{}</nvram>",
+            store.display()
+        )),
+        "{inactive}"
+    );
     assert!(!store.exists());
 
     env.ok(&["start", "--paused", "efi"]);
@@ -177,7 +189,7 @@ fn uefi_guest_boots_through_ovmf_and_keeps_its_varstore() {
 #[test]
 fn firmware_wishes_pick_descriptors_as_libvirt() {
     let env = Env::new();
-    let _reaper = Reaper(env.root.clone(), vec!["sb", "kept"]);
+    let _reaper = Reaper(env.root.clone(), vec!["sb", "sb2", "kept"]);
     // Secure Boot on q35: the enrolled one comes first, SMM goes on, the flash is secure.
     env.define(
         "sb",
@@ -196,9 +208,22 @@ fn firmware_wishes_pick_descriptors_as_libvirt() {
         argv.contains("-global driver=cfi.pflash01,property=secure,value=on"),
         "{argv}"
     );
-    // Without enrolled keys the next one serves.
+    // Without enrolled keys the next one serves a new definition; the one defined before
+    // keeps the firmware it was given.
     env.mask("40-edk2-x86_64-secure-enrolled.json");
     let argv = env.ok(&["domxml-to-native", "qemu-argv", "--domain", "sb"]);
+    assert!(argv.contains("OVMF_CODE_4M.ms.fd"), "{argv}");
+    env.define(
+        "sb2",
+        &efi_xml(
+            "sb2",
+            "q35",
+            "<firmware><feature enabled='yes' name='secure-boot'/></firmware>",
+            "",
+            "",
+        ),
+    );
+    let argv = env.ok(&["domxml-to-native", "qemu-argv", "--domain", "sb2"]);
     assert!(argv.contains("OVMF_CODE_4M.secboot.fd"), "{argv}");
 
     // --keep-nvram leaves the store behind.

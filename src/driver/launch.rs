@@ -122,6 +122,7 @@ impl Connect {
                 run: &self.dirs.run,
                 log: &self.dirs.log,
                 private: std::path::Path::new(&ctx.lib_dir),
+                secrets: &self.secrets_dir(),
                 short_name: ctx.short_name(def),
             },
         )

@@ -67,9 +67,11 @@ impl Connect {
             nvram_dir: Some(self.nvram_dir().display().to_string()),
         };
         let mut def = crate::domain::prepare(def, &caps, &opts)?;
-        if purpose != Purpose::Define {
-            // libvirt 9.0 picks the firmware when a domain starts (its pretend start for
-            // domxml-to-native included), so the stored config keeps `firmware='efi'`.
+        if purpose == Purpose::Define {
+            self.pin_firmware(&mut def);
+        } else {
+            // What define could not pin is picked when the domain starts (its pretend
+            // start for domxml-to-native included), and fails there as in libvirt 9.0.
             self.fill_firmware(&mut def, reset_nvram)?;
             // libvirt: qemuProcessUpdateGuestCPU, at start and in a pretend start.
             // CPUID is read only for a guest the check can concern: a named model on KVM.
@@ -92,6 +94,24 @@ impl Connect {
 }
 
 impl Connect {
+    /// Firmware chosen at define, as libvirt 9.2+ does it, so that the stored config names
+    /// the loader and the varstore template every later start uses, whatever descriptors
+    /// the host gains or loses meanwhile (libvirt: qemuFirmwareFillDomain from
+    /// qemuDomainDefPostParse). The config is written as the started domain has it: the
+    /// loader, the template and the varstore path (and SMM when the firmware needs it) in
+    /// place of `firmware='efi'` and its wishes, which our libvirt 9.0 validation refuses
+    /// beside a loader path. When nothing matches, the config keeps its wishes and the
+    /// start reports libvirt's error, as libvirt 9.0 does (9.2 refuses the define).
+    fn pin_firmware(&self, def: &mut DomainDef) {
+        if def.os.firmware.is_none() {
+            return;
+        }
+        let mut pinned = def.clone();
+        if self.fill_firmware(&mut pinned, false).is_ok() {
+            *def = pinned;
+        }
+    }
+
     /// Firmware autoselection against this host's descriptors (libvirt:
     /// qemuFirmwareFillDomain); the varstore goes into the connection's NVRAM directory.
     fn fill_firmware(&self, def: &mut DomainDef, reset_nvram: bool) -> Result<(), DriverError> {

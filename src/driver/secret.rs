@@ -217,7 +217,29 @@ fn value_path(dir: &Path, uuid: &str) -> PathBuf {
     dir.join(format!("{uuid}.base64"))
 }
 
-fn read_value(dir: &Path, uuid: &str) -> Result<Option<Vec<u8>>, DriverError> {
+/// Check that secret `uuid` of the store `dir` can serve a `usage` (libvirt:
+/// virSecretGetSecretString by UUID): it exists, its usage type is `usage` (or none), and
+/// it has a value. Returns its canonical UUID; the value stays in the store.
+pub(crate) fn check_usable(dir: &Path, uuid: &str, usage: &str) -> Result<String, DriverError> {
+    let u = canonical_uuid(uuid).ok_or_else(|| no_secret_uuid(uuid))?;
+    let xml = config::read_small(&xml_path(dir, &u))?.ok_or_else(|| no_secret_uuid(uuid))?;
+    let def = SecretDef::parse(&xml)?;
+    if let Some((t, _)) = &def.usage
+        && t != usage
+    {
+        return Err(DriverError::InvalidArg(format!(
+            "secret with uuid {u} is of type '{t}' not expected '{usage}' type"
+        )));
+    }
+    if read_value(dir, &u)?.is_none() {
+        return Err(DriverError::NoSecret(format!(
+            "secret '{u}' does not have a value"
+        )));
+    }
+    Ok(u)
+}
+
+pub(crate) fn read_value(dir: &Path, uuid: &str) -> Result<Option<Vec<u8>>, DriverError> {
     let path = value_path(dir, uuid);
     match config::read_small(&path)? {
         None => Ok(None),

@@ -49,11 +49,11 @@ const MODULES: &[&str] = &[
 /// test script loads them (dependencies first: `insmod /lib/modules/watchdog.ko; insmod
 /// /lib/modules/i6300esb.ko heartbeat=2`) with its own parameters. `/etc/modules-extra`
 /// lists them and their dependencies in load order. The USB ones serve USB disks
-/// hotplugged on an xHCI controller.
-const EXTRA_MODULES: &[&str] = &["i6300esb", "xhci_pci", "usb_storage", "sd_mod"];
+/// hotplugged on an xHCI controller; efivarfs a UEFI guest's variables.
+const EXTRA_MODULES: &[&str] = &["i6300esb", "xhci_pci", "usb_storage", "sd_mod", "efivarfs"];
 
 /// Bumped whenever the initramfs contents change, so that a cached kit is rebuilt.
-const KIT_VERSION: u32 = 8;
+const KIT_VERSION: u32 = 9;
 
 /// What `/init` prints before running the test script it was given (see [`run_cmdline`]).
 pub const RUN_BEGIN: &str = "DOMDRIVER-RUN-BEGIN";

@@ -14,6 +14,7 @@
 //! (no PDEATHSIG): a killed monitor leaves the guest running, with its TPM, shares and
 //! network, for the next monitor to adopt.
 
+pub mod fds;
 pub mod passt;
 pub mod swtpm;
 pub mod virtiofsd;
@@ -71,6 +72,12 @@ pub struct HelperSpec {
     /// Files it leaves behind (its own pid file), removed when it stops.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+    /// Descriptors the helper gets (a listening socket, a secret's pipe).
+    #[serde(default)]
+    pub pass_fds: Vec<fds::PassFd>,
+    /// Descriptors the setup command gets.
+    #[serde(default)]
+    pub setup_fds: Vec<fds::PassFd>,
 }
 
 /// What a start needs for its helpers: their specs, and the TPM socket for the command line.
@@ -87,6 +94,8 @@ pub struct Where<'a> {
     pub log: &'a Path,
     /// The start's private dir (`LIB/domain-ID-NAME`).
     pub private: &'a Path,
+    /// The connection's secrets store (an encrypted TPM state's passphrase).
+    pub secrets: &'a Path,
     pub short_name: String,
 }
 
@@ -240,6 +249,10 @@ fn command(argv: &[String], log: &Path) -> std::io::Result<Command> {
     Ok(cmd)
 }
 
+/// How long a helper given its listening socket must run before it counts as started: a
+/// daemon that refuses its options ends within this.
+const PREBOUND_SETTLE: Duration = Duration::from_millis(200);
+
 /// Start every helper of `specs` in order, each ready (its socket there) before the next;
 /// `dir` is the guest's run dir (records), `domain_log` gets the command lines. On failure
 /// the ones started are stopped and the error names the helper and the end of its log.
@@ -309,8 +322,12 @@ fn start_one(
     let name = s.kind.name();
     if let Some(setup) = &s.setup {
         log_line(domain_log, &format!("running {}", setup.join(" ")));
+        let opened = fds::open(&s.setup_fds, &s.socket)?;
         let st = command(setup, &s.log)
-            .and_then(|mut c| c.status())
+            .and_then(|mut c| {
+                fds::install(&mut c, &opened);
+                c.status()
+            })
             .map_err(|e| format!("cannot execute binary {}: {e}", setup[0]))?;
         if !st.success() {
             // libvirt: qemuTPMEmulatorRunSetup.
@@ -328,13 +345,23 @@ fn start_one(
         &format!("starting {name} for {}: {}", s.device, s.argv.join(" ")),
     );
     let from = std::fs::metadata(&s.log).map_or(0, |m| m.len());
+    let opened = fds::open(&s.pass_fds, &s.socket)?;
     let child = command(&s.argv, &s.log)
-        .and_then(|mut c| c.spawn())
+        .and_then(|mut c| {
+            fds::install(&mut c, &opened);
+            c.spawn()
+        })
         // libvirt: virExec's message when the binary cannot run.
-        .map_err(|e| format!("cannot execute binary {}: {e}", s.argv[0]))?;
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&s.socket);
+            format!("cannot execute binary {}: {e}", s.argv[0])
+        })?;
     let pid = child.id() as i32;
     // Reaped by pid (here, or by the monitor's SIGCHLD loop), never through `child`.
     drop(child);
+    // The child has its copies; ours would keep a listener open after the helper ended.
+    drop(opened);
+    let prebound = fds::has_listener(&s.pass_fds);
     let rec = Record {
         kind: s.kind,
         device: s.device.clone(),
@@ -353,8 +380,16 @@ fn start_one(
         return Err(format!("cannot record {name}: {e}"));
     }
     let deadline = Instant::now() + timeout;
+    // A socket bound here exists at once: the helper is taken as ready once it has run
+    // for a moment without failing (libvirt checks only that it is alive).
+    let settled = Instant::now() + PREBOUND_SETTLE;
     loop {
-        if std::fs::symlink_metadata(&s.socket).is_ok() {
+        let ready = if prebound {
+            Instant::now() >= settled
+        } else {
+            std::fs::symlink_metadata(&s.socket).is_ok()
+        };
+        if ready {
             let _ = std::fs::set_permissions(&s.socket, std::fs::Permissions::from_mode(0o600));
             return Ok(());
         }
@@ -466,6 +501,8 @@ mod tests {
             socket: d.path().join("never.sock"),
             log: d.path().join("h.log"),
             files: vec![],
+            pass_fds: vec![],
+            setup_fds: vec![],
         };
         let t0 = Instant::now();
         let e = start_all(
@@ -495,6 +532,8 @@ mod tests {
             socket: d.path().join("s.sock"),
             log: d.path().join("h.log"),
             files: vec![],
+            pass_fds: vec![],
+            setup_fds: vec![],
         };
         let e = start_all(
             d.path(),

@@ -197,6 +197,8 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, Drive
             socket: socket.into(),
             log: at.log.join(format!("{}-{alias}-passt.log", def.name)),
             files: vec![pid.into()],
+            pass_fds: Vec::new(),
+            setup_fds: Vec::new(),
         });
     }
     Ok(out)

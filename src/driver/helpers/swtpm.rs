@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::fds::{FdSource, PassFd};
 use super::{HelperKind, HelperSpec, Where, find_binary, private_dir};
 use crate::domain::DomainDef;
 use crate::domain::devices::Tpm;
@@ -23,6 +24,12 @@ pub fn state_dir(lib: &Path, uuid: &str, version: &str) -> PathBuf {
 pub fn domain_state_dir(lib: &Path, uuid: &str) -> PathBuf {
     lib.join("swtpm").join(uuid)
 }
+
+/// The descriptors swtpm reads its state's and its migration passphrase from.
+const KEY_FD: i32 = 3;
+const MIGRATION_KEY_FD: i32 = 4;
+/// libvirt's cipher for an encrypted TPM state.
+const CIPHER: &str = "aes-256-cbc";
 
 /// libvirt: virTPMEmulatorInit's refusal when a tool is missing.
 fn missing(name: &str) -> DriverError {
@@ -81,17 +88,64 @@ pub(super) fn plan(
     if tpm2 {
         argv.push("--tpm2".into());
     }
-    argv.extend(["--pid".into(), format!("file={}", s(&pid))]);
     // libvirt runs swtpm_setup only when it created the state dir; a state without the
     // TPM's permanent file (a setup that failed half way) is manufactured again.
     let manufactured = std::fs::read_dir(&state).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".permall")))
     });
+    // An encrypted state: swtpm and swtpm_setup read the passphrase from a pipe, one each
+    // for the state and for migration (libvirt: qemuTPMEmulatorBuildCommand).
+    let (pass_fds, setup_fds) = match &tpm.encryption_secret {
+        Some(uuid) => {
+            // libvirt: qemuTPMVirCommandAddEncryption (when swtpm_setup runs), then
+            // qemuTPMEmulatorBuildCommand, each with its own wording.
+            if !manufactured && !has_feature(&setup, &[], "cmdarg-pwdfile-fd") {
+                return Err(DriverError::ArgumentUnsupported(format!(
+                    "{} does not support passing a passphrase using a file descriptor",
+                    setup.display()
+                )));
+            }
+            if !has_feature(&swtpm, &["socket"], "cmdarg-pwd-fd") {
+                return Err(DriverError::ArgumentUnsupported(format!(
+                    "{} does not support passing passphrase via file descriptor",
+                    swtpm.display()
+                )));
+            }
+            let uuid = crate::driver::secret::check_usable(at.secrets, uuid, "vtpm")?;
+            let pipe = |fd| PassFd {
+                fd,
+                source: FdSource::SecretValue {
+                    dir: at.secrets.to_path_buf(),
+                    uuid: uuid.clone(),
+                },
+            };
+            argv.extend([
+                "--key".into(),
+                format!("pwdfd={KEY_FD},mode={CIPHER}"),
+                "--migration-key".into(),
+                format!("pwdfd={MIGRATION_KEY_FD},mode={CIPHER}"),
+            ]);
+            (
+                vec![pipe(KEY_FD), pipe(MIGRATION_KEY_FD)],
+                vec![pipe(KEY_FD)],
+            )
+        }
+        None => (Vec::new(), Vec::new()),
+    };
+    argv.extend(["--pid".into(), format!("file={}", s(&pid))]);
     let setup = (!manufactured).then(|| {
         // libvirt: qemuTPMEmulatorRunSetup.
         let mut a = vec![s(&setup)];
         if tpm2 {
             a.push("--tpm2".into());
+        }
+        if !setup_fds.is_empty() {
+            a.extend([
+                "--pwdfile-fd".into(),
+                KEY_FD.to_string(),
+                "--cipher".into(),
+                CIPHER.into(),
+            ]);
         }
         a.extend([
             "--tpm-state".into(),
@@ -116,8 +170,51 @@ pub(super) fn plan(
         socket: socket.clone(),
         log,
         files: vec![pid],
+        pass_fds,
+        setup_fds,
     };
     Ok(Some((spec, s(&socket))))
+}
+
+/// Whether `bin ARGS --print-capabilities` lists `feature` (libvirt: virTPMSwtpmCapsGet and
+/// virTPMSwtpmSetupCapsGet). A tool that does not answer within a few seconds has none.
+fn has_feature(bin: &Path, args: &[&str], feature: &str) -> bool {
+    use std::io::Read;
+    let Ok(mut child) = std::process::Command::new(bin)
+        .args(args)
+        .arg("--print-capabilities")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let done = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.success(),
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break false;
+            }
+        }
+    };
+    // The answer is a few hundred bytes: it fits the pipe, so the tool ended without us
+    // reading while it ran.
+    let mut out = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    done && serde_json::from_str::<serde_json::Value>(&out).is_ok_and(|v| {
+        v["features"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f == feature))
+    })
 }
 
 /// Remove the TPM state of `def` (libvirt: qemuExtTPMCleanupHost at undefine), unless its

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::fds::{FdSource, PassFd};
 use super::{HelperKind, HelperSpec, Where, is_executable};
 use crate::domain::DomainDef;
 use crate::domain::devices::Filesystem;
@@ -84,19 +85,27 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, Drive
         out.push(HelperSpec {
             kind: HelperKind::Virtiofsd,
             device: alias.clone(),
-            argv: command_line(&bin, fs, &socket),
+            argv: command_line(&bin, fs),
             setup: None,
             socket: socket.into(),
             log: at.log.join(format!("{}-{alias}-virtiofsd.log", def.name)),
             files: Vec::new(),
+            pass_fds: vec![PassFd {
+                fd: SOCKET_FD,
+                source: FdSource::Listener,
+            }],
+            setup_fds: Vec::new(),
         });
     }
     Ok(out)
 }
 
-/// libvirt: qemuVirtioFSBuildCommandLine, with the socket by path (libvirt binds it and
-/// passes `--fd`).
-fn command_line(bin: &Path, fs: &Filesystem, socket: &str) -> Vec<String> {
+/// The descriptor of the listening vhost-user socket the monitor binds for virtiofsd.
+const SOCKET_FD: i32 = 3;
+
+/// libvirt: qemuVirtioFSBuildCommandLine: the socket is bound by us and passed as `--fd`,
+/// so it exists, private, before the daemon runs.
+fn command_line(bin: &Path, fs: &Filesystem) -> Vec<String> {
     let mut o = format!(
         "source={}",
         fs.source
@@ -129,7 +138,7 @@ fn command_line(bin: &Path, fs: &Filesystem, socket: &str) -> Vec<String> {
     }
     let mut argv = vec![
         bin.display().to_string(),
-        format!("--socket-path={socket}"),
+        format!("--fd={SOCKET_FD}"),
         "-o".into(),
         o,
     ];
