@@ -21,7 +21,17 @@ impl Builder<'_> {
                 "vnc" => {
                     let mut o = KvOpts::new();
                     let listen = g.listens.first();
-                    let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+                    let mut ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+                    // With qemu.conf's vnc_auto_unix_socket, an address listen without an
+                    // address becomes the domain's own socket (libvirt:
+                    // qemuProcessGraphicsSetupListen).
+                    if ltype == "address"
+                        && listen.and_then(|l| l.address.as_ref()).is_none()
+                        && g.listen.is_none()
+                        && self.ctx.conf.vnc_auto_unix_socket
+                    {
+                        ltype = "socket";
+                    }
                     if ltype == "socket" {
                         let sock = listen
                             .and_then(|l| l.socket.clone())
@@ -63,6 +73,24 @@ impl Builder<'_> {
                     }
                     if g.passwd.is_some() {
                         o.raw("password=on");
+                    }
+                    // qemu.conf's vnc_tls: the server's x509 credentials, with the key's
+                    // password secret when one is configured (libvirt:
+                    // qemuBuildGraphicsVNCCommandLine).
+                    if self.ctx.conf.vnc_tls {
+                        let id = "vnc-tls-creds0";
+                        let objs = crate::xml2argv::storage::tls_objects(
+                            self.ctx,
+                            id,
+                            &self.ctx.conf.vnc_tls_dir,
+                            true,
+                            self.ctx.conf.vnc_tls_x509_verify,
+                            self.ctx.conf.vnc_tls_x509_secret_uuid.as_deref(),
+                        )?;
+                        for obj in &objs {
+                            self.object(obj);
+                        }
+                        o.kv("tls-creds", id);
                     }
                     if self.ctx.conf.vnc_sasl {
                         o.raw("sasl=on");

@@ -219,6 +219,9 @@ impl Builder<'_> {
         for (k, v) in pflash {
             o.kv(k, v);
         }
+        if self.hmat()?.is_present() {
+            o.raw("hmat=on");
+        }
         if let Some(clock) = &self.def.clock {
             for t in &clock.timers {
                 if t.name == "hpet"
@@ -728,6 +731,21 @@ impl Builder<'_> {
         let Some(cpu) = &self.def.cpu else {
             return Ok(());
         };
+        let hmat = self.hmat()?;
+        // The first cell with vCPUs initiates for cells that have no better one; some cell
+        // must have vCPUs (libvirt: qemuBuildNumaCommandLine).
+        let has_cpus = |c: &crate::domain::model::NumaCell| {
+            c.cpus.as_deref().is_some_and(|s| !s.trim().is_empty())
+        };
+        let master = cpu
+            .numa
+            .iter()
+            .enumerate()
+            .find(|(_, c)| has_cpus(c))
+            .map(|(i, c)| c.id.unwrap_or(i as u32));
+        if !cpu.numa.is_empty() && master.is_none() {
+            return Err(unsupported("At least one NUMA node has to have CPUs"));
+        }
         for (i, cell) in cpu.numa.iter().enumerate() {
             let id = cell.id.unwrap_or(i as u32);
             let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
@@ -744,8 +762,15 @@ impl Builder<'_> {
                     o.kv("cpus", part);
                 }
             }
+            if hmat.is_present() {
+                let initiator = hmat.initiator(id, has_cpus(cell)).or(master);
+                o.kv("initiator", initiator.unwrap_or(id));
+            }
             o.kv("memdev", format!("ram-node{id}"));
             self.opt("-numa", o.build());
+        }
+        if hmat.is_present() {
+            self.hmat_options(&hmat, cpu);
         }
         Ok(())
     }
@@ -932,33 +957,6 @@ impl Builder<'_> {
         }
         o.raw("strict=on");
         self.opt("-boot", o.build());
-    }
-
-    pub(super) fn iommu(&mut self) {
-        let Some(iommu) = &self.def.devices.iommu else {
-            return;
-        };
-        if iommu.model != "intel" {
-            return;
-        }
-        let mut j = JsonOpts::new();
-        j.s("driver", "intel-iommu").s("id", "iommu0");
-        j.s_opt("intremap", iommu.intremap.clone());
-        j.tristate("caching-mode", iommu.caching_mode.as_deref());
-        match iommu.eim.as_deref() {
-            Some("on") => {
-                j.s("eim", "on");
-            }
-            Some("off") => {
-                j.s("eim", "off");
-            }
-            _ => {}
-        }
-        j.tristate("device-iotlb", iommu.iotlb.as_deref());
-        if let Some(aw) = iommu.aw_bits {
-            j.u("aw-bits", aw as u64);
-        }
-        self.device(&j);
     }
 
     pub(super) fn iothreads(&mut self) {

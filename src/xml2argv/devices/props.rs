@@ -88,6 +88,14 @@ pub fn disk_props(
     }
     let b = builder(def, caps, ctx, plug);
     let p = b.disk_parts(index, d, nodes)?;
+    // The live attach sends storage and format nodes only; a slice node between them would
+    // be lost, so such a disk is refused rather than attached whole.
+    if p.layers.iter().any(|l| l.slice.is_some()) {
+        return Err(Xml2ArgvError::Unsupported(format!(
+            "hotplug of disk '{}' with a storage slice on a non-raw image is not supported yet",
+            d.target.dev
+        )));
+    }
     Ok(DiskProps {
         layers: p
             .layers
