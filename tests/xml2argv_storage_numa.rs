@@ -102,15 +102,25 @@ fn unindexed_root_ports_take_the_lowest_free_indexes() {
 fn egl_headless_alone_gets_a_video_device_and_no_audio() {
     let caps = x86();
     let body = args(&domain("pc", "", "<graphics type='egl-headless'/>"), &caps);
-    assert!(body.contains("-display egl-headless,rendernode=/dev/dri/foo"), "{body}");
+    assert!(
+        body.contains("-display egl-headless,rendernode=/dev/dri/foo"),
+        "{body}"
+    );
     assert!(body.contains("\"driver\":\"cirrus-vga\""), "{body}");
     assert!(!body.contains("-audiodev"), "{body}");
     // With VNC beside it, VNC decides: no host audio, so the 'none' backend.
     let body = args(
-        &domain("pc", "", "<graphics type='vnc'/><graphics type='egl-headless'/>"),
+        &domain(
+            "pc",
+            "",
+            "<graphics type='vnc'/><graphics type='egl-headless'/>",
+        ),
         &caps,
     );
-    assert!(body.contains("-audiodev '{\"id\":\"audio1\",\"driver\":\"none\"}'"), "{body}");
+    assert!(
+        body.contains("-audiodev '{\"id\":\"audio1\",\"driver\":\"none\"}'"),
+        "{body}"
+    );
 }
 
 const HMAT_CELLS: &str = "<cpu><numa>\
@@ -129,10 +139,19 @@ fn hmat_gives_initiators_latencies_and_caches() {
     let caps = x86();
     let body = args(&domain("pc", HMAT_CELLS, ""), &caps);
     assert!(body.contains("dump-guest-core=off,hmat=on"), "{body}");
-    assert!(body.contains("node,nodeid=0,cpus=0-1,initiator=0,memdev=ram-node0"), "{body}");
-    assert!(body.contains("node,nodeid=1,cpus=2-3,initiator=1,memdev=ram-node1"), "{body}");
+    assert!(
+        body.contains("node,nodeid=0,cpus=0-1,initiator=0,memdev=ram-node0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("node,nodeid=1,cpus=2-3,initiator=1,memdev=ram-node1"),
+        "{body}"
+    );
     // The CPU-less cell is initiated by the one with the lowest latency to it.
-    assert!(body.contains("node,nodeid=2,initiator=1,memdev=ram-node2"), "{body}");
+    assert!(
+        body.contains("node,nodeid=2,initiator=1,memdev=ram-node2"),
+        "{body}"
+    );
     let lb = body
         .find("hmat-lb,initiator=1,target=2,hierarchy=memory,data-type=read-latency,latency=7")
         .expect("latency");
@@ -201,12 +220,17 @@ fn nvme_disks_and_slices_are_built_in_a_pretend_start() {
         body.contains("{\"driver\":\"raw\",\"node-name\":\"libvirt-1-slice-sto\",\"offset\":512,\"size\":4096,\"file\":\"libvirt-1-storage\""),
         "{body}"
     );
-    assert!(body.contains("\"driver\":\"qcow2\",\"file\":\"libvirt-1-slice-sto\""), "{body}");
+    assert!(
+        body.contains("\"driver\":\"qcow2\",\"file\":\"libvirt-1-slice-sto\""),
+        "{body}"
+    );
     // A raw image takes the slice itself.
     let raw = NVME.replace("type='qcow2'", "type='raw'");
     let body = args(&domain("pc", "", &raw), &caps);
     assert!(
-        body.contains("\"driver\":\"raw\",\"offset\":512,\"size\":4096,\"file\":\"libvirt-1-storage\""),
+        body.contains(
+            "\"driver\":\"raw\",\"offset\":512,\"size\":4096,\"file\":\"libvirt-1-storage\""
+        ),
         "{body}"
     );
     assert!(!body.contains("slice-sto"), "{body}");
@@ -223,7 +247,10 @@ fn a_real_start_refuses_nvme_and_volume_disks() {
     let vol = "<disk type='volume' device='disk'><source pool='pool-disk' volume='dir+v'/>\
                <target dev='vda' bus='virtio'/></disk>";
     let e = real_start(&domain("pc", "", vol), &caps).unwrap_err();
-    assert_eq!(e, "unsupported configuration: disk type 'volume' not supported yet");
+    assert_eq!(
+        e,
+        "unsupported configuration: disk type 'volume' not supported yet"
+    );
 }
 
 #[test]
@@ -240,7 +267,10 @@ fn the_harness_storage_driver_resolves_volumes() {
         )
     };
     let body = args(&vol("pool-dir", "file+img", ""), &caps);
-    assert!(body.contains("\"driver\":\"file\",\"filename\":\"/some/file/device/img\""), "{body}");
+    assert!(
+        body.contains("\"driver\":\"file\",\"filename\":\"/some/file/device/img\""),
+        "{body}"
+    );
     let body = args(&vol("pool-iscsi", "unit:0:0:7", " mode='direct'"), &caps);
     assert!(
         body.contains("\"driver\":\"iscsi\",\"portal\":\"iscsi.example.com:3260\",\"target\":\"demo-target\",\"lun\":7"),
@@ -264,8 +294,7 @@ fn the_harness_storage_driver_resolves_volumes() {
 fn a_sliced_qcow2_disk_is_not_hotplugged() {
     let caps = x86();
     let def = domdriver::domain::parse(&domain("pc", "", NVME)).unwrap();
-    let mut def =
-        domdriver::domain::prepare(def, &caps, &prepare_options("t", "x86_64")).unwrap();
+    let mut def = domdriver::domain::prepare(def, &caps, &prepare_options("t", "x86_64")).unwrap();
     assign_aliases(&mut def);
     let ctx = harness_context(&def);
     let e = disk_props(&def, &caps, &ctx, 0, &[1], Plug::Hot).unwrap_err();

@@ -158,7 +158,10 @@ impl Builder<'_> {
                     self.virtio_opts(&mut j, c.driver.as_ref().map(|d| &d.virtio));
                 }
                 // libvirt: qemuBuildControllerSCSIDevProps (iothread, id, then the queues).
-                let virtio_scsi = c.driver.as_ref().filter(|_| driver.starts_with("virtio-scsi"));
+                let virtio_scsi = c
+                    .driver
+                    .as_ref()
+                    .filter(|_| driver.starts_with("virtio-scsi"));
                 if let Some(t) = virtio_scsi.and_then(|d| d.iothread) {
                     j.s("iothread", format!("iothread{t}"));
                 }

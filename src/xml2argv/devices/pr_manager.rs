@@ -39,9 +39,12 @@ impl Builder<'_> {
     /// qemuBuildManagedPRCommandLine). libvirt starts the helper itself; a real start here
     /// does not, so it refuses such a domain rather than give QEMU a socket nobody serves.
     pub(super) fn managed_pr(&mut self) -> R {
-        let managed = self.def.devices.disks.iter().any(|d| {
-            matches!(pr_manager(d.source.as_ref()), Some(PrManager::Managed))
-        });
+        let managed = self
+            .def
+            .devices
+            .disks
+            .iter()
+            .any(|d| matches!(pr_manager(d.source.as_ref()), Some(PrManager::Managed)));
         if !managed {
             return Ok(());
         }

@@ -137,6 +137,12 @@ pub fn net_props(
         .interfaces
         .get(index)
         .ok_or_else(|| Xml2ArgvError::Internal(format!("no interface {index}")))?;
+    if n.itype == "vhostuser" {
+        // Its chardev would have to be added first; nothing here sends one yet.
+        return Err(Xml2ArgvError::Unsupported(
+            "hotplug of a vhostuser interface is not supported yet".into(),
+        ));
+    }
     let b = builder(def, caps, ctx, plug);
     let (mut tapfd, mut vhostfd) = (ctx.tap_fd_base, ctx.vhost_fd_base);
     let (nd, dev) = b.net_parts(index, n, &mut tapfd, &mut vhostfd)?;
