@@ -303,3 +303,97 @@ fn a_sliced_qcow2_disk_is_not_hotplugged() {
         "unsupported configuration: hotplug of disk 'vda' with a storage slice on a non-raw image is not supported yet"
     );
 }
+
+const RESERVATIONS: &str = "<disk type='block' device='lun'><driver name='qemu' type='raw'/>\
+    <source dev='/dev/sdq'><reservations managed='yes'/></source>\
+    <target dev='sda' bus='scsi'/></disk>\
+    <disk type='block' device='lun'><driver name='qemu' type='raw'/>\
+    <source dev='/dev/sdr'><reservations managed='no'>\
+    <source type='unix' path='/run/my-pr.sock' mode='client'/></reservations></source>\
+    <target dev='sdb' bus='scsi'/></disk>\
+    <controller type='scsi' model='virtio-scsi'/>";
+
+#[test]
+fn reservations_get_their_helpers() {
+    let caps = x86();
+    let body = args(&domain("pc", "", RESERVATIONS), &caps);
+    assert!(
+        body.contains("{\"qom-type\":\"pr-manager-helper\",\"id\":\"pr-helper0\",\"path\":\"/tmp/lib/domain--1-t/pr-helper0.sock\"}"),
+        "{body}"
+    );
+    assert!(
+        body.contains("{\"qom-type\":\"pr-manager-helper\",\"id\":\"pr-helper-libvirt-1-storage\",\"path\":\"/run/my-pr.sock\"}"),
+        "{body}"
+    );
+    assert!(body.contains("\"filename\":\"/dev/sdq\",\"pr-manager\":\"pr-helper0\""), "{body}");
+    assert!(
+        body.contains("\"filename\":\"/dev/sdr\",\"pr-manager\":\"pr-helper-libvirt-1-storage\""),
+        "{body}"
+    );
+    // libvirt runs the managed helper itself; a real start here does not, so it refuses.
+    let e = real_start(&domain("pc", "", RESERVATIONS), &caps).unwrap_err();
+    assert_eq!(
+        e,
+        "unsupported configuration: managed persistent reservations need a qemu-pr-helper started for the domain, which is not supported yet"
+    );
+}
+
+fn vhostuser(mode: &str) -> String {
+    format!(
+        "<interface type='vhostuser'><mac address='52:54:00:ee:96:6b'/>\
+         <source type='unix' path='/tmp/vu.sock' mode='{mode}'/><model type='virtio'/>\
+         <driver queues='2'/></interface>"
+    )
+}
+
+#[test]
+fn vhostuser_interfaces_get_a_socket_chardev() {
+    let caps = x86();
+    let body = args(&domain("pc", "", &vhostuser("client")), &caps);
+    assert!(body.contains("-chardev socket,id=charnet0,path=/tmp/vu.sock \\"), "{body}");
+    assert!(
+        body.contains("{\"type\":\"vhost-user\",\"chardev\":\"charnet0\",\"queues\":2,\"id\":\"hostnet0\"}"),
+        "{body}"
+    );
+    assert!(body.contains("\"mq\":true,\"vectors\":6"), "{body}");
+    let body = args(&domain("pc", "", &vhostuser("server")), &caps);
+    assert!(body.contains("path=/tmp/vu.sock,server=on"), "{body}");
+    // A client works on a real start; a server would make QEMU wait for its back-end.
+    assert!(real_start(&domain("pc", "", &vhostuser("client")), &caps).is_ok());
+    let e = real_start(&domain("pc", "", &vhostuser("server")), &caps).unwrap_err();
+    assert_eq!(
+        e,
+        "unsupported configuration: vhost-user interface 'net0' in server mode is not supported yet: QEMU would wait for its back-end at startup"
+    );
+}
+
+#[test]
+fn a_vhostuser_interface_is_not_hotplugged() {
+    let caps = x86();
+    let def = domdriver::domain::parse(&domain("pc", "", &vhostuser("client"))).unwrap();
+    let mut def =
+        domdriver::domain::prepare(def, &caps, &prepare_options("t", "x86_64")).unwrap();
+    assign_aliases(&mut def);
+    let ctx = harness_context(&def);
+    let e = domdriver::xml2argv::props::net_props(&def, &caps, &ctx, 0, Plug::Hot).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unsupported configuration: hotplug of a vhostuser interface is not supported yet"
+    );
+}
+
+#[test]
+fn old_machines_take_plain_numa_sizes_when_no_cell_needs_a_backend() {
+    let caps = x86();
+    let numa = "<cpu><numa><cell id='0' cpus='0-3' memory='1048576'/></numa></cpu>";
+    let body = args(&domain("pc-i440fx-5.0", numa, ""), &caps);
+    assert!(body.contains("-numa node,nodeid=0,cpus=0-3,mem=1024"), "{body}");
+    assert!(!body.contains("ram-node0"), "{body}");
+    // Newer machines only take backends.
+    let body = args(&domain("pc-i440fx-6.0", numa, ""), &caps);
+    assert!(body.contains("memdev=ram-node0"), "{body}");
+    // A memory access mode needs a backend even on the old machine.
+    let shared = numa.replace("memory='1048576'", "memory='1048576' memAccess='shared'");
+    let body = args(&domain("pc-i440fx-5.0", &shared, ""), &caps);
+    assert!(body.contains("memdev=ram-node0"), "{body}");
+}

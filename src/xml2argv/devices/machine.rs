@@ -789,11 +789,17 @@ impl Builder<'_> {
         // (libvirt: qemuBuildNumaCommandLine's needBackend).
         let need_backend = !self.numa_mem_supported()
             || hmat.is_present()
-            || cpu.numa.iter().enumerate().any(|(i, c)| {
-                self.cell_needs_backend(c.id.unwrap_or(i as u32), c)
-            });
+            || cpu
+                .numa
+                .iter()
+                .enumerate()
+                .any(|(i, c)| self.cell_needs_backend(c.id.unwrap_or(i as u32), c));
         if !need_backend
-            && self.def.memory_backing.as_ref().and_then(|m| m.allocation_mode.as_deref())
+            && self
+                .def
+                .memory_backing
+                .as_ref()
+                .and_then(|m| m.allocation_mode.as_deref())
                 == Some("immediate")
         {
             // libvirt: qemuBuildMemPathStr
@@ -803,8 +809,7 @@ impl Builder<'_> {
             let id = cell.id.unwrap_or(i as u32);
             let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
             if need_backend {
-                let (j, tc) =
-                    self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
+                let (j, tc) = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
                 if let Some(tc) = tc {
                     self.object(&tc);
                 }

@@ -44,7 +44,8 @@ impl Builder<'_> {
 /// The `-netdev` of a vhost-user interface: its chardev and, past one, its queue count
 /// (libvirt: qemuBuildHostNetProps).
 pub(super) fn vhostuser_netdev(nd: &mut JsonOpts, n: &Interface, alias: &str) {
-    nd.s("type", "vhost-user").s("chardev", format!("char{alias}"));
+    nd.s("type", "vhost-user")
+        .s("chardev", format!("char{alias}"));
     if let Some(q) = n.driver.as_ref().and_then(|d| d.queues)
         && q > 1
     {
