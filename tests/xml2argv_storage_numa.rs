@@ -166,9 +166,9 @@ fn hmat_gives_initiators_latencies_and_caches() {
 }
 
 #[test]
-fn numa_without_any_cpus_is_refused() {
+fn numa_cells_without_cpus_give_the_last_one_every_vcpu() {
     let caps = x86();
-    let e = error(
+    let body = args(
         &domain(
             "pc",
             "<cpu><numa><cell id='0' memory='1048576'/><cell id='1' memory='1048576'/></numa></cpu>",
@@ -176,10 +176,8 @@ fn numa_without_any_cpus_is_refused() {
         ),
         &caps,
     );
-    assert_eq!(
-        e,
-        "unsupported configuration: At least one NUMA node has to have CPUs"
-    );
+    assert!(body.contains("-numa node,nodeid=0,memdev=ram-node0"), "{body}");
+    assert!(body.contains("-numa node,nodeid=1,cpus=0-3,memdev=ram-node1"), "{body}");
 }
 
 #[test]
@@ -325,7 +323,10 @@ fn reservations_get_their_helpers() {
         body.contains("{\"qom-type\":\"pr-manager-helper\",\"id\":\"pr-helper-libvirt-1-storage\",\"path\":\"/run/my-pr.sock\"}"),
         "{body}"
     );
-    assert!(body.contains("\"filename\":\"/dev/sdq\",\"pr-manager\":\"pr-helper0\""), "{body}");
+    assert!(
+        body.contains("\"filename\":\"/dev/sdq\",\"pr-manager\":\"pr-helper0\""),
+        "{body}"
+    );
     assert!(
         body.contains("\"filename\":\"/dev/sdr\",\"pr-manager\":\"pr-helper-libvirt-1-storage\""),
         "{body}"
@@ -350,9 +351,14 @@ fn vhostuser(mode: &str) -> String {
 fn vhostuser_interfaces_get_a_socket_chardev() {
     let caps = x86();
     let body = args(&domain("pc", "", &vhostuser("client")), &caps);
-    assert!(body.contains("-chardev socket,id=charnet0,path=/tmp/vu.sock \\"), "{body}");
     assert!(
-        body.contains("{\"type\":\"vhost-user\",\"chardev\":\"charnet0\",\"queues\":2,\"id\":\"hostnet0\"}"),
+        body.contains("-chardev socket,id=charnet0,path=/tmp/vu.sock \\"),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            "{\"type\":\"vhost-user\",\"chardev\":\"charnet0\",\"queues\":2,\"id\":\"hostnet0\"}"
+        ),
         "{body}"
     );
     assert!(body.contains("\"mq\":true,\"vectors\":6"), "{body}");
@@ -371,8 +377,7 @@ fn vhostuser_interfaces_get_a_socket_chardev() {
 fn a_vhostuser_interface_is_not_hotplugged() {
     let caps = x86();
     let def = domdriver::domain::parse(&domain("pc", "", &vhostuser("client"))).unwrap();
-    let mut def =
-        domdriver::domain::prepare(def, &caps, &prepare_options("t", "x86_64")).unwrap();
+    let mut def = domdriver::domain::prepare(def, &caps, &prepare_options("t", "x86_64")).unwrap();
     assign_aliases(&mut def);
     let ctx = harness_context(&def);
     let e = domdriver::xml2argv::props::net_props(&def, &caps, &ctx, 0, Plug::Hot).unwrap_err();
@@ -387,7 +392,10 @@ fn old_machines_take_plain_numa_sizes_when_no_cell_needs_a_backend() {
     let caps = x86();
     let numa = "<cpu><numa><cell id='0' cpus='0-3' memory='1048576'/></numa></cpu>";
     let body = args(&domain("pc-i440fx-5.0", numa, ""), &caps);
-    assert!(body.contains("-numa node,nodeid=0,cpus=0-3,mem=1024"), "{body}");
+    assert!(
+        body.contains("-numa node,nodeid=0,cpus=0-3,mem=1024"),
+        "{body}"
+    );
     assert!(!body.contains("ram-node0"), "{body}");
     // Newer machines only take backends.
     let body = args(&domain("pc-i440fx-6.0", numa, ""), &caps);

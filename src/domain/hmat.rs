@@ -7,23 +7,10 @@ use super::DomainError;
 use super::model::Cpu;
 use super::units::parse_scaled_bytes;
 use super::units::parse_scaled_kib;
+use super::validate::parse::{missing, prop_required, uint};
 use super::xml::XmlNode;
-
-/// How a memory-side cache maps memory (libvirt's virNumaCacheAssociativity).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheAssociativity {
-    None,
-    Direct,
-    Full,
-}
-
-/// How a memory-side cache writes (libvirt's virNumaCachePolicy).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CachePolicy {
-    None,
-    WriteBack,
-    WriteThrough,
-}
+// The host's HMAT reading names caches and figures the same way (bandwidth in KiB/s).
+pub use crate::capabilities::host::{CacheAssociativity, CachePolicy, InterconnectKind};
 
 /// One `<cache>` of a NUMA cell.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,14 +20,6 @@ pub struct NumaCache {
     pub policy: CachePolicy,
     pub size_kib: u64,
     pub line_bytes: u64,
-}
-
-/// What an interconnect measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InterconnectKind {
-    Latency,
-    /// In KiB per second.
-    Bandwidth,
 }
 
 /// Which accesses an interconnect figure is for (libvirt's virMemoryLatency).
@@ -146,51 +125,11 @@ impl Hmat {
     }
 }
 
-fn missing(attr: &str, elem: &str) -> DomainError {
-    DomainError::Xml(format!(
-        "XML error: Missing required attribute '{attr}' in element '{elem}'"
-    ))
-}
-
-fn invalid(attr: &str, elem: &str, v: &str) -> DomainError {
-    DomainError::Xml(format!(
-        "XML error: Invalid value for attribute '{attr}' in element '{elem}': '{v}'."
-    ))
-}
-
-/// An unsigned attribute, as libvirt's virXMLPropUInt reads it.
-fn uint(
-    n: &XmlNode,
-    attr: &str,
-    required: bool,
-    nonzero: bool,
-) -> Result<Option<u32>, DomainError> {
-    let Some(v) = n.attr(attr) else {
-        return if required {
-            Err(missing(attr, &n.name))
-        } else {
-            Ok(None)
-        };
-    };
-    let x: u32 = v.parse().map_err(|_| {
-        DomainError::Xml(format!(
-            "XML error: Invalid value for attribute '{attr}' in element '{}': '{v}'. Expected non-negative integer value",
-            n.name
-        ))
-    })?;
-    if nonzero && x == 0 {
-        return Err(DomainError::Xml(format!(
-            "XML error: Invalid value for attribute '{attr}' in element '{}': Zero is not permitted",
-            n.name
-        )));
-    }
-    Ok(Some(x))
-}
-
-/// A required attribute from a closed vocabulary (libvirt: virXMLPropEnum).
-fn enum_attr<T>(n: &XmlNode, attr: &str, f: impl Fn(&str) -> Option<T>) -> Result<T, DomainError> {
-    let v = n.attr(attr).ok_or_else(|| missing(attr, &n.name))?;
-    f(v).ok_or_else(|| invalid(attr, &n.name, v))
+/// A required attribute from a closed vocabulary, as `values` lists it (libvirt:
+/// virXMLPropEnum).
+fn enum_attr<T: Copy>(n: &XmlNode, attr: &str, values: &[(&str, T)]) -> Result<T, DomainError> {
+    let names: Vec<&str> = values.iter().map(|(k, _)| *k).collect();
+    Ok(values[prop_required(n, attr, &names, false)?].1)
 }
 
 /// The scaled `value`/`unit` of child `name`, required.
@@ -212,25 +151,31 @@ fn scaled_child(n: &XmlNode, name: &str, default_unit: &str) -> Result<u64, Doma
 fn cache(n: &XmlNode) -> Result<NumaCache, DomainError> {
     Ok(NumaCache {
         level: uint(n, "level", true, true)?.unwrap_or(0),
-        associativity: enum_attr(n, "associativity", |v| match v {
-            "none" => Some(CacheAssociativity::None),
-            "direct" => Some(CacheAssociativity::Direct),
-            "full" => Some(CacheAssociativity::Full),
-            _ => None,
-        })?,
-        policy: enum_attr(n, "policy", |v| match v {
-            "none" => Some(CachePolicy::None),
-            "writeback" => Some(CachePolicy::WriteBack),
-            "writethrough" => Some(CachePolicy::WriteThrough),
-            _ => None,
-        })?,
+        associativity: enum_attr(
+            n,
+            "associativity",
+            &[
+                ("none", CacheAssociativity::None),
+                ("direct", CacheAssociativity::Direct),
+                ("full", CacheAssociativity::Full),
+            ],
+        )?,
+        policy: enum_attr(
+            n,
+            "policy",
+            &[
+                ("none", CachePolicy::None),
+                ("writeback", CachePolicy::Writeback),
+                ("writethrough", CachePolicy::Writethrough),
+            ],
+        )?,
         size_kib: scaled_child(n, "size", "KiB")?,
         line_bytes: scaled_child(n, "line", "B")?,
     })
 }
 
 fn interconnect(n: &XmlNode, kind: InterconnectKind) -> Result<Interconnect, DomainError> {
-    let raw = n.attr("value").ok_or_else(|| missing("value", &n.name))?;
+    let raw = n.attr("value").ok_or_else(|| missing(n, "value"))?;
     let value = match kind {
         InterconnectKind::Latency => raw.parse().map_err(|_| {
             DomainError::Xml(format!(
@@ -247,12 +192,15 @@ fn interconnect(n: &XmlNode, kind: InterconnectKind) -> Result<Interconnect, Dom
         initiator: uint(n, "initiator", true, false)?.unwrap_or(0),
         target: uint(n, "target", true, false)?.unwrap_or(0),
         cache: uint(n, "cache", false, false)?.unwrap_or(0),
-        access: enum_attr(n, "type", |v| match v {
-            "access" => Some(AccessType::Access),
-            "read" => Some(AccessType::Read),
-            "write" => Some(AccessType::Write),
-            _ => None,
-        })?,
+        access: enum_attr(
+            n,
+            "type",
+            &[
+                ("access", AccessType::Access),
+                ("read", AccessType::Read),
+                ("write", AccessType::Write),
+            ],
+        )?,
         value,
     })
 }

@@ -21,17 +21,7 @@ impl Builder<'_> {
                 "vnc" => {
                     let mut o = KvOpts::new();
                     let listen = g.listens.first();
-                    let mut ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
-                    // With qemu.conf's vnc_auto_unix_socket, an address listen without an
-                    // address becomes the domain's own socket (libvirt:
-                    // qemuProcessGraphicsSetupListen).
-                    if ltype == "address"
-                        && listen.and_then(|l| l.address.as_ref()).is_none()
-                        && g.listen.is_none()
-                        && self.ctx.conf.vnc_auto_unix_socket
-                    {
-                        ltype = "socket";
-                    }
+                    let ltype = listen_type(g, self.ctx.conf.vnc_auto_unix_socket);
                     if ltype == "socket" {
                         let sock = listen
                             .and_then(|l| l.socket.clone())
@@ -143,7 +133,7 @@ impl Builder<'_> {
     pub(super) fn spice(&mut self, g: &crate::domain::devices::Graphics) -> R {
         let mut o = KvOpts::new();
         let listen = g.listens.first();
-        let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+        let ltype = listen_type(g, self.ctx.conf.spice_auto_unix_socket);
         let parse = |v: &Option<String>| v.as_deref().and_then(|p| p.parse::<i64>().ok());
         // Automatic ports were filled in before the build: allocated by a start, libvirt's
         // placeholders in a pretend one (see `graphics_ports`).
@@ -232,4 +222,20 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// How a VNC or SPICE server listens: its first listen's type, where an address listen
+/// without an address becomes the domain's own socket when qemu.conf's `*_auto_unix_socket`
+/// says so (libvirt: qemuProcessGraphicsSetupListen).
+fn listen_type(g: &crate::domain::devices::Graphics, auto_unix_socket: bool) -> &str {
+    let listen = g.listens.first();
+    let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+    if ltype == "address"
+        && listen.and_then(|l| l.address.as_ref()).is_none()
+        && g.listen.is_none()
+        && auto_unix_socket
+    {
+        return "socket";
+    }
+    ltype
 }

@@ -771,8 +771,10 @@ impl Builder<'_> {
             return Ok(());
         };
         let hmat = self.hmat()?;
-        // The first cell with vCPUs initiates for cells that have no better one; some cell
-        // must have vCPUs (libvirt: qemuBuildNumaCommandLine).
+        // The first cell with vCPUs initiates for cells that have no better one (libvirt:
+        // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to the last cell, so
+        // one always has some and libvirt's "At least one NUMA node has to have CPUs"
+        // cannot happen here.
         let has_cpus = |c: &crate::domain::model::NumaCell| {
             c.cpus.as_deref().is_some_and(|s| !s.trim().is_empty())
         };
@@ -782,9 +784,6 @@ impl Builder<'_> {
             .enumerate()
             .find(|(_, c)| has_cpus(c))
             .map(|(i, c)| c.id.unwrap_or(i as u32));
-        if !cpu.numa.is_empty() && master.is_none() {
-            return Err(unsupported("At least one NUMA node has to have CPUs"));
-        }
         // Backends for every cell, unless the machine takes plain sizes and no cell needs one
         // (libvirt: qemuBuildNumaCommandLine's needBackend).
         let need_backend = !self.numa_mem_supported()

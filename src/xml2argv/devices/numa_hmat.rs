@@ -60,8 +60,8 @@ impl Builder<'_> {
                     "policy",
                     match c.policy {
                         CachePolicy::None => "none",
-                        CachePolicy::WriteBack => "write-back",
-                        CachePolicy::WriteThrough => "write-through",
+                        CachePolicy::Writeback => "write-back",
+                        CachePolicy::Writethrough => "write-through",
                     },
                 );
                 if c.line_bytes > 0 {
