@@ -176,8 +176,14 @@ fn numa_cells_without_cpus_give_the_last_one_every_vcpu() {
         ),
         &caps,
     );
-    assert!(body.contains("-numa node,nodeid=0,memdev=ram-node0"), "{body}");
-    assert!(body.contains("-numa node,nodeid=1,cpus=0-3,memdev=ram-node1"), "{body}");
+    assert!(
+        body.contains("-numa node,nodeid=0,memdev=ram-node0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("-numa node,nodeid=1,cpus=0-3,memdev=ram-node1"),
+        "{body}"
+    );
 }
 
 #[test]
