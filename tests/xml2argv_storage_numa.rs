@@ -166,7 +166,7 @@ fn hmat_gives_initiators_latencies_and_caches() {
 }
 
 #[test]
-fn numa_cells_without_cpus_give_the_last_one_every_vcpu() {
+fn numa_cells_without_cpus_give_cell_0_every_vcpu() {
     let caps = x86();
     let body = args(
         &domain(
@@ -176,12 +176,13 @@ fn numa_cells_without_cpus_give_the_last_one_every_vcpu() {
         ),
         &caps,
     );
+    // libvirt fills the vCPUs no cell names into node 0 (qemuDomainDefNumaCPUsRectify).
     assert!(
-        body.contains("-numa node,nodeid=0,memdev=ram-node0"),
+        body.contains("-numa node,nodeid=0,cpus=0-3,memdev=ram-node0"),
         "{body}"
     );
     assert!(
-        body.contains("-numa node,nodeid=1,cpus=0-3,memdev=ram-node1"),
+        body.contains("-numa node,nodeid=1,memdev=ram-node1"),
         "{body}"
     );
 }

@@ -772,7 +772,7 @@ impl Builder<'_> {
         };
         let hmat = self.hmat()?;
         // The first cell with vCPUs initiates for cells that have no better one (libvirt:
-        // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to the last cell, so
+        // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to cell 0, so
         // one always has some and libvirt's "At least one NUMA node has to have CPUs"
         // cannot happen here.
         let has_cpus = |c: &crate::domain::model::NumaCell| {
