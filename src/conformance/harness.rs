@@ -22,11 +22,15 @@ const HARNESS_NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
 fn harness_firmware() -> &'static [Descriptor] {
     static FW: OnceLock<Vec<Descriptor>> = OnceLock::new();
     FW.get_or_init(|| {
-        let root = std::env::var_os("LIBVIRT_TESTDATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("../shared/libvirt-9.0.0"));
-        super::domcaps::test_firmware(&root.join("tests/qemufirmwaredata"))
+        super::domcaps::test_firmware(&testdata_root().join("tests/qemufirmwaredata"))
     })
+}
+
+/// libvirt's test data: `LIBVIRT_TESTDATA`, default `../shared/libvirt-9.0.0`.
+fn testdata_root() -> PathBuf {
+    std::env::var_os("LIBVIRT_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/libvirt-9.0.0"))
 }
 
 /// The emulator path libvirt's harness mocks for `arch`.
@@ -224,6 +228,11 @@ fn run_case_with(
     }
     // libvirt names devices when a domain starts, just before it builds the command line.
     crate::domain::prepare::assign_aliases(&mut def);
+    // Volume disks take their storage from the harness's storage driver (libvirt:
+    // qemuProcessPrepareDomainStorage).
+    if let Err(e) = super::pools::translate_volumes(&mut def, &testdata_root()) {
+        return ("err", format!("{e}\n"));
+    }
     let ctx = case_context(name, &def);
     match build(&def, caps, &ctx) {
         Ok(cmd) => ("args", cmd.to_args_file()),

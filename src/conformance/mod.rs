@@ -3,5 +3,6 @@
 
 pub mod domcaps;
 pub mod harness;
+pub mod pools;
 pub mod unmatched;
 pub mod xml2argv;

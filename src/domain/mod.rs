@@ -25,10 +25,12 @@
 pub mod address;
 pub mod common;
 pub mod devices;
+pub mod hmat;
 pub mod model;
 mod netcheck;
 pub mod prepare;
 pub mod snapshot;
+pub mod storage_pool;
 pub mod units;
 pub mod validate;
 pub mod xml;

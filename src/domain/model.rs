@@ -1909,6 +1909,8 @@ fn parse_cpu(n: &XmlNode) -> Result<Cpu, DomainError> {
             });
         }
         cpu.numa_extra = nrd.extra();
+        // The HMAT is kept as written; its values are checked here, as libvirt parses them.
+        super::hmat::Hmat::of(&cpu)?;
     }
     cpu.extra = rd.extra();
     Ok(cpu)

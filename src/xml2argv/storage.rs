@@ -166,10 +166,11 @@ fn auth_secret(
 }
 
 /// Where an object printed before a layer goes among the others.
-pub(super) const PRE_AUTH: u8 = 0;
-pub(super) const PRE_ENCRYPTION: u8 = 1;
-const PRE_COOKIE: u8 = 2;
-const PRE_TLS: u8 = 3;
+pub(super) const PRE_PR_MANAGER: u8 = 0;
+pub(super) const PRE_AUTH: u8 = 1;
+pub(super) const PRE_ENCRYPTION: u8 = 2;
+const PRE_COOKIE: u8 = 3;
+const PRE_TLS: u8 = 4;
 
 /// Storage properties of an iSCSI LUN (`target/lun` in the source name, LUN 0 when none),
 /// its `<auth>` secret queued in `pre` under `secret_id` (libvirt:

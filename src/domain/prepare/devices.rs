@@ -80,8 +80,9 @@ fn default_usb_model(ctx: &Ctx<'_>) -> Option<&'static str> {
     None
 }
 
-/// Controllers without an index get the next free one of their type, as the parser does;
-/// then all are put in libvirt's order.
+/// Controllers without an index get the lowest index their type does not use yet, in
+/// document order, before any implicit controller exists; then all are put in libvirt's order
+/// (libvirt: virDomainAssignControllerIndexes, virDomainControllerFindUnusedIndex).
 fn index_and_sort_controllers(d: &mut Devices) {
     let mut list = std::mem::take(&mut d.controllers);
     for i in 0..list.len() {
@@ -103,13 +104,12 @@ fn index_and_sort_controllers(d: &mut Devices) {
         }
         if list[i].index.is_none() {
             let t = list[i].ctype.clone();
-            let next = list
+            let used: Vec<u32> = list
                 .iter()
                 .filter(|c| c.ctype == t)
                 .filter_map(|c| c.index)
-                .max()
-                .map_or(0, |m| m.saturating_add(1));
-            list[i].index = Some(next);
+                .collect();
+            list[i].index = (0..=u32::MAX).find(|n| !used.contains(n));
         }
     }
     for c in list {
@@ -118,7 +118,11 @@ fn index_and_sort_controllers(d: &mut Devices) {
 }
 
 /// What every domain of this machine type gets: libvirt's `qemuDomainDefAddDefaultDevices`.
-pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &PrepareOptions) {
+pub(crate) fn default_devices(
+    def: &mut DomainDef,
+    ctx: &Ctx<'_>,
+    opts: &PrepareOptions,
+) -> Result<(), DomainError> {
     index_and_sort_controllers(&mut def.devices);
     let d = &mut def.devices;
     let pc_like = ctx.i440fx || ctx.q35;
@@ -134,10 +138,16 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
     if ctx.q35 {
         add_controller(d, "sata", 0, None);
     }
-    if ctx.i440fx || ctx.pseries || ctx.s390 {
-        add_controller(d, "pci", 0, Some("pci-root"));
+    let root = if ctx.i440fx || ctx.pseries || ctx.s390 {
+        Some("pci-root")
     } else if ctx.q35 || ctx.arm_virt || ctx.riscv_virt {
-        add_controller(d, "pci", 0, Some("pcie-root"));
+        Some("pcie-root")
+    } else {
+        None
+    };
+    if let Some(root) = root {
+        check_pci_root(d, root)?;
+        add_controller(d, "pci", 0, Some(root));
     }
     if d.memballoon.is_none() && (pc_like || ctx.pseries || ctx.s390) {
         d.memballoon = Some(Memballoon {
@@ -201,8 +211,9 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
             ..Default::default()
         });
     }
-    // A graphical console needs a display device to show.
-    if d.videos.is_empty() && d.graphics.iter().any(|g| g.gtype != "egl-headless") {
+    // A graphical console needs a display device to show (libvirt:
+    // virDomainDefAddImplicitVideo, for any graphics type).
+    if d.videos.is_empty() && !d.graphics.is_empty() {
         let vtype = default_video_type(ctx);
         d.videos.push(Video {
             model: Some(VideoModel {
@@ -213,6 +224,24 @@ pub(crate) fn default_devices(def: &mut DomainDef, ctx: &Ctx<'_>, opts: &Prepare
         });
     }
     default_audio(d, &opts.audio);
+    Ok(())
+}
+
+/// PCI controller 0 is the machine's root bus: one given in the XML, or one an unindexed
+/// controller was numbered 0, must be that root's model (libvirt:
+/// qemuDomainDefAddDefaultDevices).
+fn check_pci_root(d: &Devices, root: &str) -> Result<(), DomainError> {
+    let found = d
+        .controllers
+        .iter()
+        .find(|c| c.ctype == "pci" && c.index == Some(0))
+        .and_then(|c| c.model.as_deref());
+    match found {
+        Some(m) if m != root => Err(DomainError::Xml(format!(
+            "XML error: The PCI controller with index='0' must be model='{root}' for this machine type, but model='{m}' was found instead"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// The display adapter a graphical domain gets when it names none.
@@ -230,26 +259,50 @@ fn default_video_type(ctx: &Ctx<'_>) -> &'static str {
     }
 }
 
-/// Every domain gets an audio backend; which one depends on the graphics and qemu.conf.
+/// The audio backend a domain without one gets, from its graphics in order (the last VNC,
+/// SPICE or SDL one decides) and qemu.conf; a backend passed through from the host is
+/// `QEMU_AUDIO_DRV`'s, and none is added when that is unset (libvirt:
+/// qemuDomainDefAddDefaultAudioBackend).
 fn default_audio(d: &mut Devices, cfg: &AudioConfig) {
     if !d.audios.is_empty() {
         return;
     }
-    let host = || cfg.env_driver.clone().unwrap_or_else(|| "none".to_string());
-    let atype = if d.graphics.iter().any(|g| g.gtype == "spice") {
-        "spice".to_string()
-    } else if d.graphics.iter().any(|g| g.gtype == "vnc") {
-        if cfg.vnc_allow_host_audio {
-            host()
-        } else {
-            "none".to_string()
+    let mut add = false;
+    let mut passthrough = false;
+    let mut backend = "none";
+    for g in &d.graphics {
+        match g.gtype.as_str() {
+            "vnc" => {
+                passthrough = cfg.vnc_allow_host_audio;
+                if !passthrough {
+                    backend = "none";
+                }
+                add = true;
+            }
+            "spice" => {
+                passthrough = false;
+                backend = "spice";
+                add = true;
+            }
+            "sdl" => {
+                passthrough = true;
+                add = true;
+            }
+            // rdp, desktop, egl-headless, dbus: no audio of their own.
+            _ => {}
         }
-    } else if d.graphics.iter().any(|g| g.gtype == "sdl") {
-        cfg.env_driver.clone().unwrap_or_else(|| "sdl".to_string())
-    } else if d.graphics.is_empty() && cfg.nogfx_allow_host_audio {
-        host()
-    } else {
-        "none".to_string()
+    }
+    if d.graphics.is_empty() {
+        passthrough = cfg.nogfx_allow_host_audio;
+        if !passthrough {
+            backend = "none";
+        }
+        add = true;
+    }
+    let atype = match (add, passthrough, &cfg.env_driver) {
+        (false, _, _) | (true, true, None) => return,
+        (true, true, Some(env)) => env.clone(),
+        (true, false, _) => backend.to_string(),
     };
     d.audios.push(Audio {
         id: Some(1),

@@ -22,6 +22,7 @@ mod numa;
 pub mod pci;
 mod pciassign;
 mod usb;
+pub mod volume;
 
 pub use aliases::assign_aliases;
 pub(crate) use devices::disk_index;
@@ -202,7 +203,7 @@ pub fn prepare(
 
     domain_defaults(&mut def, &ctx, &machine);
     numa::rectify_cpus(&mut def);
-    devices::default_devices(&mut def, &ctx, opts);
+    devices::default_devices(&mut def, &ctx, opts)?;
     devices::device_defaults(&mut def, &ctx);
     tpm_default_versions(&mut def, opts.tpm_versions.as_deref());
     mac::assign_macs(&mut def);

@@ -16,7 +16,7 @@ mod disk;
 mod features;
 mod memory;
 mod os;
-mod parse;
+pub(crate) mod parse;
 mod parse_devices;
 mod tpm;
 pub(crate) mod vocab;

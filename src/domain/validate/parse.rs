@@ -40,7 +40,7 @@ pub(super) fn prop(
 }
 
 /// [`prop`] with VIR_XML_PROP_REQUIRED.
-pub(super) fn prop_required(
+pub(crate) fn prop_required(
     n: &XmlNode,
     attr: &str,
     values: &[&str],
@@ -52,7 +52,7 @@ pub(super) fn prop_required(
     }
 }
 
-pub(super) fn missing(n: &XmlNode, attr: &str) -> DomainError {
+pub(crate) fn missing(n: &XmlNode, attr: &str) -> DomainError {
     xml(format!(
         "Missing required attribute '{attr}' in element '{}'",
         n.name
@@ -74,7 +74,7 @@ pub(super) fn boolean(n: &XmlNode, attr: &str) -> Result<(), DomainError> {
 }
 
 /// libvirt's virXMLPropUInt (base 10).
-pub(super) fn uint(
+pub(crate) fn uint(
     n: &XmlNode,
     attr: &str,
     required: bool,

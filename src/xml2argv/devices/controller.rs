@@ -157,18 +157,21 @@ impl Builder<'_> {
                 if driver.starts_with("virtio") {
                     self.virtio_opts(&mut j, c.driver.as_ref().map(|d| &d.virtio));
                 }
-                if driver.starts_with("virtio-scsi")
-                    && let Some(d) = &c.driver
-                {
+                // libvirt: qemuBuildControllerSCSIDevProps (iothread, id, then the queues).
+                let virtio_scsi = c
+                    .driver
+                    .as_ref()
+                    .filter(|_| driver.starts_with("virtio-scsi"));
+                if let Some(t) = virtio_scsi.and_then(|d| d.iothread) {
+                    j.s("iothread", format!("iothread{t}"));
+                }
+                j.s("id", self.alias(&c.info)?);
+                if let Some(d) = virtio_scsi {
                     j.u_opt("num_queues", d.queues.map(u64::from));
                     j.u_opt("cmd_per_lun", d.cmd_per_lun.map(u64::from));
                     j.u_opt("max_sectors", d.max_sectors.map(u64::from));
                     j.tristate("ioeventfd", d.ioeventfd.as_deref());
-                    if let Some(t) = d.iothread {
-                        j.s("iothread", format!("iothread{t}"));
-                    }
                 }
-                j.s("id", self.alias(&c.info)?);
                 if driver == "spapr-vscsi" {
                     // libvirt's first VIO address for a SCSI adapter is 0x2000.
                     let reg = match &c.info.address {

@@ -74,6 +74,9 @@ impl Builder<'_> {
                 self.object(o);
             }
             self.opt("-blockdev", l.storage.build());
+            if let Some(sl) = &l.slice {
+                self.opt("-blockdev", sl.build());
+            }
             self.opt("-blockdev", l.format.build());
         }
         if let Some(c) = &parts.copy_on_read {
@@ -162,7 +165,14 @@ impl Builder<'_> {
                         src.ok_or_else(|| Xml2ArgvError::Internal("missing disk source".into()))?;
                     storage::network_props(self.ctx, src, auth, rbd_enc, &storage, &mut pre)?
                 } else {
-                    self.storage_props(d, *src, ty.as_deref(), device)?
+                    let pr = pr_manager::pr_manager(*src).map(|p| {
+                        let (alias, obj) = pr_manager::pr_props(&p, &storage);
+                        if let Some(o) = obj {
+                            pre.push((storage::PRE_PR_MANAGER, o));
+                        }
+                        alias
+                    });
+                    self.storage_props(d, *src, ty.as_deref(), device, pr.as_deref())?
                 };
                 pre.sort_by_key(|(rank, _)| *rank);
                 let objects = pre.into_iter().map(|(_, o)| o).collect();
@@ -183,6 +193,12 @@ impl Builder<'_> {
                     f.v("cache", c);
                 }
                 let fmt = fmt.clone().unwrap_or_else(|| "raw".into());
+                let slice = src.and_then(|x| x.slices.iter().find(|s| s.stype == "storage"));
+                // A raw image read in place takes the slice itself; any other format (a LUKS
+                // layer included) reads through a raw slice node of its own (libvirt 9.0:
+                // qemuBlockStorageSourceNeedsStorageSliceLayer).
+                let luks = storage::qemu_encryption(enc).is_some() && enc_id.is_some();
+                let slice_layer = slice.filter(|_| fmt != "raw" || luks);
                 match (storage::qemu_encryption(enc), enc_id) {
                     (Some(_), Some(id)) if fmt == "raw" => {
                         f.s("driver", "luks").s("key-secret", id);
@@ -196,6 +212,9 @@ impl Builder<'_> {
                     _ => {
                         // vvfat is the FAT image itself; a raw layer goes on top.
                         f.s("driver", if fmt == "fat" { "raw" } else { fmt.as_str() });
+                        if let Some(sl) = slice.filter(|_| slice_layer.is_none()) {
+                            f.u("offset", sl.offset).u("size", sl.size);
+                        }
                     }
                 }
                 // libvirt: qemuBlockStorageSourceGetFormatQcow2Props
@@ -204,7 +223,27 @@ impl Builder<'_> {
                 {
                     f.u("cache-size", *sz);
                 }
-                f.s("file", storage);
+                // libvirt: qemuBlockStorageSourceGetBlockdevStorageSliceProps
+                let slice_node = slice_layer.map(|sl| {
+                    let node = format!("libvirt-{n}-slice-sto");
+                    let mut j = JsonOpts::new();
+                    j.s("driver", "raw")
+                        .s("node-name", node.clone())
+                        .u("offset", sl.offset)
+                        .u("size", sl.size)
+                        .s("file", storage.clone())
+                        .b("auto-read-only", true)
+                        .s("discard", "unmap");
+                    if let Some(c) = self.cache_props(d) {
+                        j.v("cache", c);
+                    }
+                    (node, j)
+                });
+                let (file, slice_node) = match slice_node {
+                    Some((node, j)) => (node, Some(j)),
+                    None => (storage, None),
+                };
+                f.s("file", file);
                 // A chain that is known to end here says so; an unknown one (no
                 // <backingStore> at all) is left to QEMU to open.
                 if li + 1 < nodes.len().min(layers.len()) {
@@ -217,6 +256,7 @@ impl Builder<'_> {
                 out.layers.push(BlockLayer {
                     objects,
                     storage: s,
+                    slice: slice_node,
                     format: f,
                 });
                 if li == 0 {
@@ -283,6 +323,7 @@ impl Builder<'_> {
         src: Option<&DiskSource>,
         ty: Option<&str>,
         device: &str,
+        pr_manager: Option<&str>,
     ) -> R<JsonOpts> {
         let mut j = JsonOpts::new();
         let src = src.ok_or_else(|| Xml2ArgvError::Internal("missing disk source".into()))?;
@@ -291,6 +332,7 @@ impl Builder<'_> {
                 j.s("driver", "file")
                     .s("filename", src.file.clone().unwrap_or_default());
                 j.s_opt("aio", d.driver.as_ref().and_then(|x| x.io.clone()));
+                j.s_opt("pr-manager", pr_manager.map(String::from));
             }
             "block" => {
                 let p = src.dev.clone().unwrap_or_default();
@@ -303,6 +345,7 @@ impl Builder<'_> {
                 };
                 j.s("driver", drv).s("filename", p);
                 j.s_opt("aio", d.driver.as_ref().and_then(|x| x.io.clone()));
+                j.s_opt("pr-manager", pr_manager.map(String::from));
             }
             "dir" => {
                 crate::xml2argv::fsdev::check_vvfat(d)?;
@@ -311,12 +354,53 @@ impl Builder<'_> {
                     .b("floppy", device == "floppy")
                     .b("rw", !d.readonly);
             }
+            "nvme" => return self.nvme_props(d, src),
             other => {
                 return Err(unsupported(format!(
                     "disk type '{other}' not supported yet"
                 )));
             }
         }
+        Ok(j)
+    }
+
+    /// QEMU's userspace NVMe driver on a host controller and namespace (libvirt:
+    /// qemuBlockStorageSourceGetNVMeProps). A real start would first have to detach the
+    /// controller from the host and hand it to vfio, as libvirt's hostdev code does; that is
+    /// not done, so only a pretend start builds it.
+    fn nvme_props(&self, d: &Disk, src: &DiskSource) -> R<JsonOpts> {
+        if !self.ctx.pretend {
+            return Err(unsupported(format!(
+                "disk '{}' of type 'nvme' needs its controller detached to vfio, which is not supported yet",
+                d.target.dev
+            )));
+        }
+        let Some(crate::domain::devices::HostAddress::Pci {
+            domain,
+            bus,
+            slot,
+            function,
+        }) = &src.address
+        else {
+            return Err(unsupported(format!(
+                "disk '{}' of type 'nvme' has no PCI address of its controller",
+                d.target.dev
+            )));
+        };
+        let namespace = src.extra.attr("namespace").unwrap_or("1");
+        let namespace: u64 = namespace.parse().map_err(|_| {
+            unsupported(format!(
+                "invalid NVMe namespace '{namespace}' of disk '{}'",
+                d.target.dev
+            ))
+        })?;
+        let mut j = JsonOpts::new();
+        j.s("driver", "nvme")
+            .s(
+                "device",
+                format!("{domain:04x}:{bus:02x}:{slot:02x}.{function:x}"),
+            )
+            .u("namespace", namespace);
         Ok(j)
     }
 
@@ -521,6 +605,8 @@ pub(super) struct DiskParts {
 pub(super) struct BlockLayer {
     pub objects: Vec<JsonOpts>,
     pub storage: JsonOpts,
+    /// The raw node between storage and format that exposes only a slice of the storage.
+    pub slice: Option<JsonOpts>,
     pub format: JsonOpts,
 }
 
@@ -569,6 +655,11 @@ pub(crate) fn is_vhost_user(d: &Disk) -> bool {
 }
 
 pub(crate) fn disk_source_is_empty(d: &Disk) -> bool {
+    // An NVMe disk is named by its controller's address, not a path (libvirt:
+    // virStorageSourceIsEmpty counts only local storage without a path as empty).
+    if d.dtype.as_deref() == Some("nvme") {
+        return d.source.is_none();
+    }
     match &d.source {
         None => true,
         // An empty path is no path: `<source file=''/>` is an empty drive, as in libvirt.

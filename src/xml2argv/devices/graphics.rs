@@ -21,7 +21,7 @@ impl Builder<'_> {
                 "vnc" => {
                     let mut o = KvOpts::new();
                     let listen = g.listens.first();
-                    let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+                    let ltype = listen_type(g, self.ctx.conf.vnc_auto_unix_socket);
                     if ltype == "socket" {
                         let sock = listen
                             .and_then(|l| l.socket.clone())
@@ -63,6 +63,24 @@ impl Builder<'_> {
                     }
                     if g.passwd.is_some() {
                         o.raw("password=on");
+                    }
+                    // qemu.conf's vnc_tls: the server's x509 credentials, with the key's
+                    // password secret when one is configured (libvirt:
+                    // qemuBuildGraphicsVNCCommandLine).
+                    if self.ctx.conf.vnc_tls {
+                        let id = "vnc-tls-creds0";
+                        let objs = crate::xml2argv::storage::tls_objects(
+                            self.ctx,
+                            id,
+                            &self.ctx.conf.vnc_tls_dir,
+                            true,
+                            self.ctx.conf.vnc_tls_x509_verify,
+                            self.ctx.conf.vnc_tls_x509_secret_uuid.as_deref(),
+                        )?;
+                        for obj in &objs {
+                            self.object(obj);
+                        }
+                        o.kv("tls-creds", id);
                     }
                     if self.ctx.conf.vnc_sasl {
                         o.raw("sasl=on");
@@ -115,7 +133,7 @@ impl Builder<'_> {
     pub(super) fn spice(&mut self, g: &crate::domain::devices::Graphics) -> R {
         let mut o = KvOpts::new();
         let listen = g.listens.first();
-        let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+        let ltype = listen_type(g, self.ctx.conf.spice_auto_unix_socket);
         let parse = |v: &Option<String>| v.as_deref().and_then(|p| p.parse::<i64>().ok());
         // Automatic ports were filled in before the build: allocated by a start, libvirt's
         // placeholders in a pretend one (see `graphics_ports`).
@@ -204,4 +222,20 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// How a VNC or SPICE server listens: its first listen's type, where an address listen
+/// without an address becomes the domain's own socket when qemu.conf's `*_auto_unix_socket`
+/// says so (libvirt: qemuProcessGraphicsSetupListen).
+fn listen_type(g: &crate::domain::devices::Graphics, auto_unix_socket: bool) -> &str {
+    let listen = g.listens.first();
+    let ltype = listen.map(|l| l.ltype.as_str()).unwrap_or("address");
+    if ltype == "address"
+        && listen.and_then(|l| l.address.as_ref()).is_none()
+        && g.listen.is_none()
+        && auto_unix_socket
+    {
+        return "socket";
+    }
+    ltype
 }

@@ -59,6 +59,45 @@ impl Builder<'_> {
             .and_then(|x| x.default_ram_id.clone())
     }
 
+    /// Whether the machine type still takes a NUMA node's memory as a plain size
+    /// (`-numa node,mem=`), which machines before 5.1 do (libvirt:
+    /// virQEMUCapsGetMachineNumaMemSupported).
+    fn numa_mem_supported(&self) -> bool {
+        let m = self.machine();
+        let accel = accel_of(self.def);
+        self.caps.accel(accel).is_some_and(|ac| {
+            ac.machines
+                .iter()
+                .find(|x| x.name == m || x.alias.as_deref() == Some(m))
+                .is_some_and(|x| x.numa_mem_supported)
+        })
+    }
+
+    /// Whether NUMA cell `id` needs a memory backend object: hugepages, a `<numatune>`
+    /// memnode, a memory access mode or file/memfd memory do (libvirt:
+    /// qemuBuildMemoryBackendProps, which reports the others as not needing one). Hugepages
+    /// anywhere keep the backend, so that no `-mem-path` is needed.
+    fn cell_needs_backend(&self, id: u32, cell: &crate::domain::model::NumaCell) -> bool {
+        let mb = self.def.memory_backing.as_ref();
+        let memnode = self
+            .def
+            .numatune
+            .as_ref()
+            .is_some_and(|t| t.memnodes.iter().any(|m| m.cellid == id));
+        let access = cell
+            .mem_access
+            .as_deref()
+            .or(mb.and_then(|m| m.access_mode.as_deref()));
+        self.hugepage_kib(Some(id)).is_some()
+            || mb.is_some_and(|m| m.hugepages.is_some())
+            || memnode
+            || access.is_some()
+            || matches!(
+                mb.and_then(|m| m.source_type.as_deref()),
+                Some("file" | "memfd")
+            )
+    }
+
     pub(super) fn has_numa(&self) -> bool {
         self.def.cpu.as_ref().is_some_and(|c| !c.numa.is_empty())
     }
@@ -218,6 +257,9 @@ impl Builder<'_> {
         }
         for (k, v) in pflash {
             o.kv(k, v);
+        }
+        if self.hmat()?.is_present() {
+            o.raw("hmat=on");
         }
         if let Some(clock) = &self.def.clock {
             for t in &clock.timers {
@@ -728,14 +770,50 @@ impl Builder<'_> {
         let Some(cpu) = &self.def.cpu else {
             return Ok(());
         };
+        let hmat = self.hmat()?;
+        // The first cell with vCPUs initiates for cells that have no better one (libvirt:
+        // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to cell 0, so
+        // one always has some and libvirt's "At least one NUMA node has to have CPUs"
+        // cannot happen here.
+        let has_cpus = |c: &crate::domain::model::NumaCell| {
+            c.cpus.as_deref().is_some_and(|s| !s.trim().is_empty())
+        };
+        let master = cpu
+            .numa
+            .iter()
+            .enumerate()
+            .find(|(_, c)| has_cpus(c))
+            .map(|(i, c)| c.id.unwrap_or(i as u32));
+        // Backends for every cell, unless the machine takes plain sizes and no cell needs one
+        // (libvirt: qemuBuildNumaCommandLine's needBackend).
+        let need_backend = !self.numa_mem_supported()
+            || hmat.is_present()
+            || cpu
+                .numa
+                .iter()
+                .enumerate()
+                .any(|(i, c)| self.cell_needs_backend(c.id.unwrap_or(i as u32), c));
+        if !need_backend
+            && self
+                .def
+                .memory_backing
+                .as_ref()
+                .and_then(|m| m.allocation_mode.as_deref())
+                == Some("immediate")
+        {
+            // libvirt: qemuBuildMemPathStr
+            self.arg("-mem-prealloc");
+        }
         for (i, cell) in cpu.numa.iter().enumerate() {
             let id = cell.id.unwrap_or(i as u32);
             let size = cell.memory_kib.div_ceil(1024) * 1024 * 1024;
-            let (j, tc) = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
-            if let Some(tc) = tc {
-                self.object(&tc);
+            if need_backend {
+                let (j, tc) = self.ram_backend(&format!("ram-node{id}"), size, Some((id, cell)))?;
+                if let Some(tc) = tc {
+                    self.object(&tc);
+                }
+                self.object(&j);
             }
-            self.object(&j);
             let mut o = KvOpts::new();
             o.raw("node");
             o.kv("nodeid", id);
@@ -744,8 +822,19 @@ impl Builder<'_> {
                     o.kv("cpus", part);
                 }
             }
-            o.kv("memdev", format!("ram-node{id}"));
+            if hmat.is_present() {
+                let initiator = hmat.initiator(id, has_cpus(cell)).or(master);
+                o.kv("initiator", initiator.unwrap_or(id));
+            }
+            if need_backend {
+                o.kv("memdev", format!("ram-node{id}"));
+            } else {
+                o.kv("mem", cell.memory_kib / 1024);
+            }
             self.opt("-numa", o.build());
+        }
+        if hmat.is_present() {
+            self.hmat_options(&hmat, cpu);
         }
         Ok(())
     }
@@ -932,33 +1021,6 @@ impl Builder<'_> {
         }
         o.raw("strict=on");
         self.opt("-boot", o.build());
-    }
-
-    pub(super) fn iommu(&mut self) {
-        let Some(iommu) = &self.def.devices.iommu else {
-            return;
-        };
-        if iommu.model != "intel" {
-            return;
-        }
-        let mut j = JsonOpts::new();
-        j.s("driver", "intel-iommu").s("id", "iommu0");
-        j.s_opt("intremap", iommu.intremap.clone());
-        j.tristate("caching-mode", iommu.caching_mode.as_deref());
-        match iommu.eim.as_deref() {
-            Some("on") => {
-                j.s("eim", "on");
-            }
-            Some("off") => {
-                j.s("eim", "off");
-            }
-            _ => {}
-        }
-        j.tristate("device-iotlb", iommu.iotlb.as_deref());
-        if let Some(aw) = iommu.aw_bits {
-            j.u("aw-bits", aw as u64);
-        }
-        self.device(&j);
     }
 
     pub(super) fn iothreads(&mut self) {

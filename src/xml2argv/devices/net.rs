@@ -7,6 +7,10 @@ impl Builder<'_> {
         let mut tapfd = self.ctx.tap_fd_base;
         let mut vhostfd = self.ctx.vhost_fd_base;
         for (i, n) in self.def.devices.interfaces.iter().enumerate() {
+            if n.itype == "vhostuser" {
+                let chardev = self.vhostuser_net_chardev(n)?;
+                self.opt("-chardev", chardev);
+            }
             let (nd, dev) = self.net_parts(i, n, &mut tapfd, &mut vhostfd)?;
             let netdev = if self.has("netdev.json") {
                 nd.build()
@@ -65,6 +69,7 @@ impl Builder<'_> {
                     }
                 }
                 "server" | "client" | "mcast" | "udp" => socket_netdev(&mut nd, n),
+                "vhostuser" => net_vhostuser::vhostuser_netdev(&mut nd, n, &alias),
                 other => {
                     return Err(unsupported(format!(
                         "interface type '{other}' not supported yet"

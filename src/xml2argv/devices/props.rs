@@ -88,6 +88,14 @@ pub fn disk_props(
     }
     let b = builder(def, caps, ctx, plug);
     let p = b.disk_parts(index, d, nodes)?;
+    // The live attach sends storage and format nodes only; a slice node between them would
+    // be lost, so such a disk is refused rather than attached whole.
+    if p.layers.iter().any(|l| l.slice.is_some()) {
+        return Err(Xml2ArgvError::Unsupported(format!(
+            "hotplug of disk '{}' with a storage slice on a non-raw image is not supported yet",
+            d.target.dev
+        )));
+    }
     Ok(DiskProps {
         layers: p
             .layers
@@ -129,6 +137,12 @@ pub fn net_props(
         .interfaces
         .get(index)
         .ok_or_else(|| Xml2ArgvError::Internal(format!("no interface {index}")))?;
+    if n.itype == "vhostuser" {
+        // Its chardev would have to be added first; nothing here sends one yet.
+        return Err(Xml2ArgvError::Unsupported(
+            "hotplug of a vhostuser interface is not supported yet".into(),
+        ));
+    }
     let b = builder(def, caps, ctx, plug);
     let (mut tapfd, mut vhostfd) = (ctx.tap_fd_base, ctx.vhost_fd_base);
     let (nd, dev) = b.net_parts(index, n, &mut tapfd, &mut vhostfd)?;
