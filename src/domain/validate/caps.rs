@@ -110,6 +110,18 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
         )));
     }
     validate_ide(def, arch, machine)?;
+    validate_timers_with_caps(def, caps)?;
+    Ok(())
+}
+
+/// libvirt: qemuValidateDomainDefClockTimers, the part that needs the emulator's properties.
+fn validate_timers_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    let timers = def.clock.as_ref().map_or(&[][..], |c| &c.timers[..]);
+    if timers.iter().any(|t| t.name == "armvtimer") && !caps.has_flag("cpu.kvm-no-adjvtime") {
+        return Err(config(
+            "Configuring the 'armvtimer' timer is not supported with this QEMU binary",
+        ));
+    }
     Ok(())
 }
 
