@@ -591,3 +591,26 @@ fn armvtimer_needs_kvm_on_arm_virt_and_the_emulator_property() {
          this QEMU binary"
     );
 }
+
+#[test]
+fn vdpa_interface_needs_virtio_and_the_emulators_netdev() {
+    let em = "<emulator>/usr/bin/qemu-system-x86_64</emulator>";
+    let nic = |model: &str| {
+        format!("{em}<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/>{model}</interface>")
+    };
+    let e1000 = dom("qemu", &hvm("pc"), "", &nic("<model type='e1000'/>"));
+    assert_eq!(
+        caps_err(&e1000, &x86()),
+        "unsupported configuration: invalid model for interface of type 'vdpa': 'e1000' - must be 'virtio'"
+    );
+    let virtio = dom("qemu", &hvm("pc"), "", &nic("<model type='virtio'/>"));
+    let def = domdriver::domain::parse(&virtio).expect("parse");
+    validate_with_caps(&def, &x86()).expect("QEMU 8.0 has vhost-vdpa");
+    let old = common::testdata().join("tests/qemucapabilitiesdata/caps_5.0.0.x86_64.replies");
+    let old = domdriver::runtime::block_on(probe_replies(&old, "/usr/bin/qemu-system-x86_64"))
+        .expect("replay caps");
+    assert_eq!(
+        caps_err(&virtio, &old),
+        "unsupported configuration: vDPA devices are not supported with this QEMU binary"
+    );
+}

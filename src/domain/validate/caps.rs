@@ -111,6 +111,24 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
     }
     validate_ide(def, arch, machine)?;
     validate_timers_with_caps(def, caps)?;
+    validate_vdpa(def, caps)?;
+    Ok(())
+}
+
+/// libvirt: qemuValidateDomainDeviceDefNetwork, its vDPA checks.
+fn validate_vdpa(def: &DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    for n in def.devices.interfaces.iter().filter(|n| n.itype == "vdpa") {
+        if !caps.has_flag("netdev.vhost-vdpa") {
+            return Err(config(
+                "vDPA devices are not supported with this QEMU binary",
+            ));
+        }
+        if let Some(m) = n.model.as_deref().filter(|m| *m != "virtio") {
+            return Err(config(format!(
+                "invalid model for interface of type 'vdpa': '{m}' - must be 'virtio'"
+            )));
+        }
+    }
     Ok(())
 }
 
