@@ -549,3 +549,68 @@ fn loader_without_path_needs_autoselection() {
         "no loader path specified and firmware auto selection disabled"
     );
 }
+
+fn aarch64(version: &str) -> QemuCaps {
+    let path = common::testdata().join(format!(
+        "tests/qemucapabilitiesdata/caps_{version}.aarch64.replies"
+    ));
+    domdriver::runtime::block_on(probe_replies(&path, "/usr/bin/qemu-system-aarch64"))
+        .expect("replay caps")
+}
+
+#[test]
+fn armvtimer_needs_kvm_on_arm_virt_and_the_emulator_property() {
+    let arm = "<type arch='aarch64' machine='virt'>hvm</type>";
+    let timer =
+        |attrs: &str| format!("<clock offset='utc'><timer name='armvtimer'{attrs}/></clock>");
+    assert_eq!(
+        parse_err(&dom("qemu", arm, &timer(""), "")),
+        "unsupported configuration: Configuring the 'armvtimer' timer is not supported for \
+         virtType=qemu arch=aarch64 machine=virt guests"
+    );
+    assert_eq!(
+        parse_err(&dom("kvm", &hvm("pc"), &timer(""), "")),
+        "unsupported configuration: Configuring the 'armvtimer' timer is not supported for \
+         virtType=kvm arch=x86_64 machine=pc guests"
+    );
+    assert_eq!(
+        parse_err(&dom("kvm", arm, &timer(" present='no'"), "")),
+        "unsupported configuration: The 'armvtimer' timer can't be disabled"
+    );
+    assert_eq!(
+        parse_err(&dom("kvm", arm, &timer(" tickpolicy='catchup'"), "")),
+        "unsupported configuration: The 'armvtimer' timer does not support tickpolicy 'catchup'"
+    );
+    let em = "<emulator>/usr/bin/qemu-system-aarch64</emulator>";
+    let ok = dom("kvm", arm, &timer(" tickpolicy='discard'"), em);
+    let def = domdriver::domain::parse(&ok).expect("kvm on virt with discard parses");
+    validate_with_caps(&def, &aarch64("7.0.0")).expect("QEMU 7.0 has kvm-no-adjvtime");
+    assert_eq!(
+        caps_err(&ok, &aarch64("4.2.0")),
+        "unsupported configuration: Configuring the 'armvtimer' timer is not supported with \
+         this QEMU binary"
+    );
+}
+
+#[test]
+fn vdpa_interface_needs_virtio_and_the_emulators_netdev() {
+    let em = "<emulator>/usr/bin/qemu-system-x86_64</emulator>";
+    let nic = |model: &str| {
+        format!("{em}<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/>{model}</interface>")
+    };
+    let e1000 = dom("qemu", &hvm("pc"), "", &nic("<model type='e1000'/>"));
+    assert_eq!(
+        caps_err(&e1000, &x86()),
+        "unsupported configuration: invalid model for interface of type 'vdpa': 'e1000' - must be 'virtio'"
+    );
+    let virtio = dom("qemu", &hvm("pc"), "", &nic("<model type='virtio'/>"));
+    let def = domdriver::domain::parse(&virtio).expect("parse");
+    validate_with_caps(&def, &x86()).expect("QEMU 8.0 has vhost-vdpa");
+    let old = common::testdata().join("tests/qemucapabilitiesdata/caps_5.0.0.x86_64.replies");
+    let old = domdriver::runtime::block_on(probe_replies(&old, "/usr/bin/qemu-system-x86_64"))
+        .expect("replay caps");
+    assert_eq!(
+        caps_err(&virtio, &old),
+        "unsupported configuration: vDPA devices are not supported with this QEMU binary"
+    );
+}

@@ -165,3 +165,44 @@ fn dimm_base_address_must_be_a_number() {
     );
     assert_eq!(e, "XML error: invalid DIMM base address '0xzz'");
 }
+
+/// A vDPA interface needs a descriptor the caller opened: without one (a real start, whose
+/// process layer passes none yet) it is refused by name, never handed to QEMU by path; a
+/// hotplug, which has no fd set, is refused too.
+#[test]
+fn vdpa_interface_needs_an_opened_device() {
+    use domdriver::xml2argv::props::{Plug, net_props};
+    let caps = x86();
+    let xml = "<domain type='qemu'><name>t</name><memory>219136</memory>\
+        <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+        <emulator>/usr/bin/qemu-system-x86_64</emulator>\
+        <interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/><model type='virtio'/></interface>\
+        </devices></domain>";
+    let opts = domdriver::conformance::harness::prepare_options("t", "x86_64");
+    let mut def = domdriver::domain::parse(xml)
+        .and_then(|d| domdriver::domain::prepare(d, &caps, &opts))
+        .expect("prepare");
+    domdriver::domain::prepare::assign_aliases(&mut def);
+    let mut ctx = domdriver::conformance::harness::case_context("t", &def);
+    let cmd = domdriver::xml2argv::build(&def, &caps, &ctx).expect("harness fd builds");
+    let args = cmd.args.join(" ");
+    assert!(
+        args.contains("-add-fd set=0,fd=1732,opaque=net0-vdpa"),
+        "{args}"
+    );
+    assert!(args.contains("\"vhostdev\":\"/dev/fdset/0\""), "{args}");
+    assert_eq!(
+        net_props(&def, &caps, &ctx, 0, Plug::Hot)
+            .unwrap_err()
+            .to_string(),
+        "unsupported configuration: hotplug of a vdpa interface is not supported yet"
+    );
+    ctx.vdpa_fd = None;
+    assert_eq!(
+        domdriver::xml2argv::build(&def, &caps, &ctx)
+            .unwrap_err()
+            .to_string(),
+        "unsupported configuration: Unable to open '/dev/vhost-vdpa-0' for vdpa device: \
+         passing an opened vDPA device to QEMU is not supported yet"
+    );
+}

@@ -93,6 +93,8 @@ impl Connect {
             // connection's running domains (ids are), and above the reserved 0-2.
             vsock_fd: None,
             vsock_auto_cid: Some(id.max(0) as u32 + 2),
+            // The process layer passes no vDPA descriptor yet: a vDPA interface is refused.
+            vdpa_fd: None,
             render_node: first_render_node(),
             generated_genid: uuid::Uuid::new_v4().to_string(),
         }

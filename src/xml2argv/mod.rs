@@ -136,6 +136,9 @@ pub struct LaunchContext {
     /// A vhost-vsock fd opened by the caller (harness: 6789); without it QEMU opens
     /// `/dev/vhost-vsock` itself (pretend: -1).
     pub vsock_fd: Option<i32>,
+    /// An opened `/dev/vhost-vdpa-*` fd for vDPA interfaces, passed to QEMU in an fd set
+    /// (harness: 1732, libvirt's mocked open); without it a vDPA interface is refused.
+    pub vdpa_fd: Option<i32>,
     /// The CID an automatic `<cid auto='yes'/>` gets (harness: 42; pretend: 0).
     pub vsock_auto_cid: Option<u32>,
     /// The host's DRM render node for OpenGL displays that name none (libvirt:

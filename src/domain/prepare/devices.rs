@@ -421,8 +421,12 @@ pub(crate) fn device_defaults(def: &mut DomainDef, ctx: &Ctx<'_>) {
         }
     }
     for n in &mut d.interfaces {
-        // QEMU's default NIC on PC machines, written out so the guest ABI stays stable.
-        if n.model.is_none() && ctx.x86() && n.itype != "hostdev" {
+        // A vDPA device only serves virtio queues; elsewhere QEMU's default NIC on PC
+        // machines, written out so the guest ABI stays stable.
+        // libvirt: qemuDomainDeviceNetDefPostParse
+        if n.model.is_none() && n.itype == "vdpa" {
+            n.model = Some("virtio".to_string());
+        } else if n.model.is_none() && ctx.x86() && n.itype != "hostdev" {
             n.model = Some("rtl8139".to_string());
         }
     }

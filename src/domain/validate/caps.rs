@@ -110,6 +110,36 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
         )));
     }
     validate_ide(def, arch, machine)?;
+    validate_timers_with_caps(def, caps)?;
+    validate_vdpa(def, caps)?;
+    Ok(())
+}
+
+/// libvirt: qemuValidateDomainDeviceDefNetwork, its vDPA checks.
+fn validate_vdpa(def: &DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    for n in def.devices.interfaces.iter().filter(|n| n.itype == "vdpa") {
+        if !caps.has_flag("netdev.vhost-vdpa") {
+            return Err(config(
+                "vDPA devices are not supported with this QEMU binary",
+            ));
+        }
+        if let Some(m) = n.model.as_deref().filter(|m| *m != "virtio") {
+            return Err(config(format!(
+                "invalid model for interface of type 'vdpa': '{m}' - must be 'virtio'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// libvirt: qemuValidateDomainDefClockTimers, the part that needs the emulator's properties.
+fn validate_timers_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), DomainError> {
+    let timers = def.clock.as_ref().map_or(&[][..], |c| &c.timers[..]);
+    if timers.iter().any(|t| t.name == "armvtimer") && !caps.has_flag("cpu.kvm-no-adjvtime") {
+        return Err(config(
+            "Configuring the 'armvtimer' timer is not supported with this QEMU binary",
+        ));
+    }
     Ok(())
 }
 

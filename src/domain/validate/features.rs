@@ -1,7 +1,7 @@
 //! Feature and timer checks that need no capabilities.
 
-use super::{DomainError, arch, config, is_q35, is_x86, machine};
-use crate::domain::model::DomainDef;
+use super::{DomainError, arch, config, is_arm_virt, is_q35, is_x86, machine};
+use crate::domain::model::{DomainDef, Timer};
 
 pub(super) fn validate_features(def: &DomainDef) -> Result<(), DomainError> {
     let tseg = def
@@ -34,6 +34,35 @@ pub(super) fn validate_timers(def: &DomainDef) -> Result<(), DomainError> {
                 machine(def)
             )));
         }
+        if t.name == "armvtimer" {
+            validate_armvtimer(def, t)?;
+        }
     }
     Ok(())
+}
+
+/// libvirt: qemuValidateDomainDefClockTimers, its armvtimer case (the emulator's
+/// `kvm-no-adjvtime` property is checked with the caps). The machine may still be unset
+/// before post-parse; prepare fills it and checks again.
+fn validate_armvtimer(def: &DomainDef, t: &Timer) -> Result<(), DomainError> {
+    let arm = matches!(arch(def), "aarch64" | "armv7l" | "armv6l");
+    if def.virt_type != "kvm" || !arm || !(machine(def).is_empty() || is_arm_virt(def)) {
+        return Err(config(format!(
+            "Configuring the '{}' timer is not supported for virtType={} arch={} machine={} guests",
+            t.name,
+            def.virt_type,
+            arch(def),
+            machine(def)
+        )));
+    }
+    if t.present.as_deref() == Some("no") {
+        return Err(config(format!("The '{}' timer can't be disabled", t.name)));
+    }
+    match t.tickpolicy.as_deref() {
+        None | Some("delay") | Some("discard") => Ok(()),
+        Some(other) => Err(config(format!(
+            "The '{}' timer does not support tickpolicy '{other}'",
+            t.name
+        ))),
+    }
 }

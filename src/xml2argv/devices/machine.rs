@@ -417,6 +417,19 @@ impl Builder<'_> {
                     ("kvmclock", Some("yes")) => o.raw("kvmclock=on"),
                     ("kvmclock", Some("no")) => o.raw("kvmclock=off"),
                     ("hypervclock", Some("yes")) => o.raw("hv-time=on"),
+                    ("tsc", _) => match t.frequency.as_deref() {
+                        Some(f) if f.parse::<u64>().is_ok_and(|f| f > 0) => {
+                            o.kv("tsc-frequency", f)
+                        }
+                        _ => continue,
+                    },
+                    // The vtimer is adjusted while the VM is paused unless the guest
+                    // asked for its ticks to be discarded.
+                    ("armvtimer", _) => match t.tickpolicy.as_deref() {
+                        Some("delay") => o.raw("kvm-no-adjvtime=off"),
+                        Some("discard") => o.raw("kvm-no-adjvtime=on"),
+                        _ => continue,
+                    },
                     _ => continue,
                 };
             }

@@ -18,6 +18,7 @@ mod machine;
 mod memballoon;
 mod memory;
 mod net;
+mod net_vdpa;
 mod net_vhostuser;
 mod numa_hmat;
 mod panic;

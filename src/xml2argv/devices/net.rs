@@ -11,7 +11,11 @@ impl Builder<'_> {
                 let chardev = self.vhostuser_net_chardev(n)?;
                 self.opt("-chardev", chardev);
             }
-            let (nd, dev) = self.net_parts(i, n, &mut tapfd, &mut vhostfd)?;
+            let vdpa_set = match n.itype.as_str() {
+                "vdpa" => Some(self.vdpa_add_fd(n)?),
+                _ => None,
+            };
+            let (nd, dev) = self.net_parts(i, n, &mut tapfd, &mut vhostfd, vdpa_set)?;
             let netdev = if self.has("netdev.json") {
                 nd.build()
             } else {
@@ -26,13 +30,15 @@ impl Builder<'_> {
     /// The host side (`-netdev`, QMP `netdev_add`) and the guest device (`-device`,
     /// `device_add`, `<qemu:override>` applied) of interface `i`: one source for the command
     /// line and hotplug (libvirt: qemuBuildHostNetProps, qemuBuildNicDevProps). `tapfd` and
-    /// `vhostfd` are the next descriptor numbers, advanced past the ones it uses.
+    /// `vhostfd` are the next descriptor numbers, advanced past the ones it uses; `vdpa_set`
+    /// is the fd set holding a vDPA interface's device.
     pub(super) fn net_parts(
         &self,
         i: usize,
         n: &Interface,
         tapfd: &mut i32,
         vhostfd: &mut i32,
+        vdpa_set: Option<u32>,
     ) -> R<(JsonOpts, JsonOpts)> {
         {
             let alias = self.alias(&n.info)?;
@@ -70,6 +76,7 @@ impl Builder<'_> {
                 }
                 "server" | "client" | "mcast" | "udp" => socket_netdev(&mut nd, n),
                 "vhostuser" => net_vhostuser::vhostuser_netdev(&mut nd, n, &alias),
+                "vdpa" => net_vdpa::vdpa_netdev(&mut nd, n, vdpa_set)?,
                 other => {
                     return Err(unsupported(format!(
                         "interface type '{other}' not supported yet"

@@ -145,7 +145,7 @@ pub fn net_props(
     }
     let b = builder(def, caps, ctx, plug);
     let (mut tapfd, mut vhostfd) = (ctx.tap_fd_base, ctx.vhost_fd_base);
-    let (nd, dev) = b.net_parts(index, n, &mut tapfd, &mut vhostfd)?;
+    let (nd, dev) = b.net_parts(index, n, &mut tapfd, &mut vhostfd, None)?;
     Ok(NetProps {
         netdev: nd.into_value(),
         device: dev.into_value(),
