@@ -7,8 +7,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
-use crate::driver::secret::Secret;
 use crate::driver::Connect;
+use crate::driver::secret::Secret;
 
 const SECRET: OptDef = OptDef::data("secret", "secret UUID").complete(Completer::Secret);
 
