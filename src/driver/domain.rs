@@ -818,6 +818,7 @@ impl<'c> Domain<'c> {
                 ));
             }
         }
+        super::autostart::forget(&self.conn.dirs.config, &self.name)?;
         config::remove(&config::config_path(&self.conn.dirs.config, &self.name)?)?;
         // A running guest still uses its state: it stays (libvirt removes it only when inactive).
         let keep_tpm = flags.contains(UndefineFlags::KEEP_TPM);

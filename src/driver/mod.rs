@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_timeout;
+pub mod autostart;
 pub mod blkiotune;
 pub mod config;
 pub mod console;

@@ -57,6 +57,7 @@ impl Domain<'_> {
             let _ = config::remove(&new_path);
             return Err(e);
         }
+        super::autostart::rename(dir, self.name(), new_name)?;
         config::clear_shutoff_reason(&conn.dirs().run, self.name())?;
         Ok(())
     }

@@ -190,6 +190,15 @@ impl Secret<'_> {
         )
     }
 
+    /// The secret's value (`virsh secret-get-value`; libvirt: secretGetValue). libvirt
+    /// refuses a private secret only to a caller less privileged than the daemon; here the
+    /// caller owns the store, so private secrets are readable as by a same-user client.
+    pub fn value(&self) -> Result<Vec<u8>, DriverError> {
+        read_value(&self.conn.secrets_dir(), &self.def.uuid)?.ok_or_else(|| {
+            DriverError::NoSecret(format!("secret '{}' does not have a value", self.def.uuid))
+        })
+    }
+
     /// Whether the secret has a value.
     pub fn has_value(&self) -> Result<bool, DriverError> {
         Ok(read_value(&self.conn.secrets_dir(), &self.def.uuid)?.is_some())

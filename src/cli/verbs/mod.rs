@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod autostart;
 pub mod cputune;
 pub mod domain;
 pub mod domctl;
@@ -26,6 +27,7 @@ pub mod rename;
 pub mod resources;
 pub mod save;
 pub mod secret;
+pub mod secret_read;
 pub mod shellverbs;
 pub mod snapshot;
 pub mod threads;
@@ -44,6 +46,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
+    autostart::CMDS,
     power::CMDS,
     agent::CMDS,
     agent_ops::CMDS,
@@ -66,6 +69,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hostcpu::CMDS,
     hostmisc::CMDS,
     secret::CMDS,
+    secret_read::CMDS,
     snapshot::CMDS,
     tools::CMDS,
     virsh::CMDS,

@@ -73,9 +73,7 @@ fn cmd_dominfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         max_memory_kib: info.max_mem,
         used_memory_kib: info.memory,
         persistent: dom.is_persistent()?,
-        // Neither autostart nor managed save exists here yet: virsh's answers for a domain
-        // without them.
-        autostart: false,
+        autostart: dom.autostart()?,
         managed_save: dom.has_managed_save_image()?,
         // The only security driver is 'none' (see the capabilities' <secmodel>), whose labels
         // are empty, so virsh prints no label line.

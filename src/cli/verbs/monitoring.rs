@@ -145,6 +145,8 @@ pub const CMDS: &[CmdDef] = &[
             OptDef::flag("state-paused", "list domains in paused state"),
             OptDef::flag("state-shutoff", "list domains in shutoff state"),
             OptDef::flag("state-other", "list domains in other states"),
+            OptDef::flag("autostart", "list domains with autostart enabled"),
+            OptDef::flag("no-autostart", "list domains with autostart disabled"),
             OptDef::flag("uuid", "list uuid's only"),
             OptDef::flag("name", "list domain names only"),
             OptDef::flag("id", "list domain IDs only"),
@@ -205,7 +207,12 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .list_all_domains_with_state(flags)
         .context("Failed to list domains")?;
     let mut entries = Vec::new();
+    // libvirt: virDomainObjMatchFilter, the autostart part (both flags: no filter).
+    let (auto, no_auto) = (args.flag("autostart"), args.flag("no-autostart"));
     for l in &doms {
+        if auto != no_auto && l.domain.autostart().unwrap_or(false) != auto {
+            continue;
+        }
         let title = if o_title || ctx.json() {
             // libvirt: virshGetDomainDescription; a domain without one has an empty title.
             l.domain
