@@ -162,13 +162,35 @@ fn helper_pids(root: &Path) -> Vec<(&'static str, i32)> {
     out
 }
 
+/// Each process as its pid, comm, state and parent (with the parent's comm): what a
+/// failure needs to tell who left a helper behind.
+fn describe(pids: &[(&str, i32)]) -> String {
+    let line = |p: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat.get(i + 2..i + 3))
+            .unwrap_or("?")
+            .to_string();
+        (comm.trim().to_string(), state, ppid(p))
+    };
+    pids.iter()
+        .map(|&(h, p)| {
+            let (comm, state, parent) = line(p);
+            let pc = parent.map(|q| line(q).0).unwrap_or_default();
+            format!("{h} pid {p} comm {comm} state {state} parent {parent:?} ({pc}); ")
+        })
+        .collect()
+}
+
 fn wait_no_helpers(root: &Path, timeout: Duration) {
     let until = Instant::now() + timeout;
     while !helper_pids(root).is_empty() {
         assert!(
             Instant::now() < until,
-            "helpers outlived their guest: {:?}",
-            helper_pids(root)
+            "helpers outlived their guest by {timeout:?}: {}",
+            describe(&helper_pids(root))
         );
         std::thread::sleep(Duration::from_millis(50));
     }

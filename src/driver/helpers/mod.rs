@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use super::DriverError;
-use super::status::{is_same_live_process, proc_stat};
+use super::status::{ProcStat, is_same_live_process, proc_stat};
 use crate::domain::DomainDef;
 
 /// Which helper.
@@ -419,7 +419,7 @@ fn start_one(
 }
 
 /// Stop every helper recorded in the guest's run dir `dir` (SIGTERM, SIGKILL after a
-/// second) and remove its record, socket and files. Helpers that already ended are only
+/// grace) and remove its record, socket and files. Helpers that already ended are only
 /// cleaned up after. Helpers of another live monitor (the guest's next run) are left alone.
 pub fn stop_all(dir: &Path) {
     for (path, rec) in records(dir) {
@@ -429,33 +429,102 @@ pub fn stop_all(dir: &Path) {
     }
 }
 
+/// How long a helper has to end after SIGTERM before it gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+/// How long a SIGKILLed helper may take to be gone (it cannot refuse; a loaded machine
+/// may be slow to run its exit).
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
 fn stop(path: &Path, rec: &Record) {
-    if rec.pid <= 0 {
-        // Already ended (see `note_exit`): nothing to signal, only files to remove.
-        remove_files(path, rec);
-        return;
-    }
-    let pid = Pid::from_raw(rec.pid);
-    // Reaps it when it is our child; harmless (ECHILD) when it is not.
-    let gone = || {
-        let _ = waitpid(pid, Some(WaitPidFlag::WNOHANG));
-        !is_same_live_process(rec.pid, rec.start_time)
-    };
-    if !gone() {
-        let _ = kill(pid, Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while !gone() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if !gone() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(1);
-            while !gone() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+    if rec.pid > 0 {
+        // Its own children too: virtiofsd's sandbox runs the daemon in a forked worker and
+        // its parent, on SIGTERM, exits without waiting for it; the worker only gets its
+        // parent's death signal. Found before the parent goes: then they are orphans.
+        let mut procs = vec![(rec.pid, rec.start_time)];
+        procs.extend(descendants(rec.pid));
+        for (pid, start_time) in procs {
+            end_process(pid, start_time);
         }
     }
     remove_files(path, rec);
+}
+
+/// End process `pid` (if it is still the one started at `start_time`): SIGTERM, SIGKILL
+/// after [`TERM_GRACE`], and wait (bounded) until it is gone, reaping it when it is our
+/// child (the helper itself, or an orphan of it: the monitor is a subreaper).
+fn end_process(pid: i32, start_time: u64) {
+    let p = Pid::from_raw(pid);
+    let gone = || {
+        // Harmless (ECHILD) when it is not our child.
+        let _ = waitpid(p, Some(WaitPidFlag::WNOHANG));
+        !is_same_live_process(pid, start_time)
+    };
+    let wait = |grace: Duration| {
+        let deadline = Instant::now() + grace;
+        while !gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    if gone() {
+        return;
+    }
+    let _ = kill(p, Signal::SIGTERM);
+    wait(TERM_GRACE);
+    if !gone() {
+        let _ = kill(p, Signal::SIGKILL);
+        wait(KILL_GRACE);
+    }
+}
+
+/// End every process still a child of this one (the guest's monitor, a subreaper, once its
+/// QEMU is reaped and its helpers stopped): whatever a helper forked and left behind, or a
+/// helper whose record was not there to stop. Without this the monitor would exit first
+/// and leave them to PID 1, alive after the guest is reported ended. Returns what was
+/// ended, as `comm (pid N)`, for the domain log.
+pub fn end_children() -> Vec<String> {
+    let own = std::process::id() as i32;
+    let mut ended = Vec::new();
+    for (pid, start_time) in children_of(own) {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        end_process(pid, start_time);
+        ended.push(format!("{} (pid {pid})", comm.trim()));
+    }
+    ended
+}
+
+fn live_processes() -> Vec<(i32, ProcStat)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| Some((p, proc_stat(p).ok().flatten()?)))
+        .filter(|(_, st)| st.state != 'Z')
+        .collect()
+}
+
+fn children_of(pid: i32) -> Vec<(i32, u64)> {
+    live_processes()
+        .into_iter()
+        .filter(|(_, st)| st.ppid == pid)
+        .map(|(p, st)| (p, st.start_time))
+        .collect()
+}
+
+/// Every live descendant of `pid`, as (pid, start time), from `/proc`.
+fn descendants(pid: i32) -> Vec<(i32, u64)> {
+    let all = live_processes();
+    let mut out: Vec<(i32, u64)> = Vec::new();
+    let mut parents = vec![pid];
+    while let Some(parent) = parents.pop() {
+        for (p, st) in &all {
+            if st.ppid == parent && !out.iter().any(|(q, _)| q == p) {
+                out.push((*p, st.start_time));
+                parents.push(*p);
+            }
+        }
+    }
+    out
 }
 
 fn remove_files(path: &Path, rec: &Record) {
@@ -514,6 +583,58 @@ mod tests {
         .unwrap_err();
         assert!(e.contains("did not create its socket"), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(3));
+        assert!(records(d.path()).is_empty());
+    }
+
+    #[test]
+    fn a_helpers_child_that_ignores_sigterm_is_killed_with_it() {
+        // As virtiofsd's sandbox: the helper forks its worker, and on SIGTERM it ends
+        // without it; this worker does not heed SIGTERM either.
+        let d = tempfile::tempdir().unwrap();
+        let sock = d.path().join("w.sock");
+        let spec = HelperSpec {
+            kind: HelperKind::Virtiofsd,
+            device: "fs0".into(),
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "(trap '' TERM; exec sleep 30) & touch {}; wait",
+                    sock.display()
+                ),
+            ],
+            setup: None,
+            socket: sock,
+            log: d.path().join("h.log"),
+            files: vec![],
+            pass_fds: vec![],
+            setup_fds: vec![],
+        };
+        start_all(
+            d.path(),
+            &d.path().join("dom.log"),
+            &[spec],
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let (_, rec) = records(d.path()).pop().unwrap();
+        let until = Instant::now() + Duration::from_secs(10);
+        let worker = loop {
+            if let Some(w) = descendants(rec.pid).pop() {
+                break w;
+            }
+            assert!(Instant::now() < until, "the helper never forked");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let t0 = Instant::now();
+        stop_all(d.path());
+        assert!(!is_same_live_process(rec.pid, rec.start_time));
+        assert!(
+            !is_same_live_process(worker.0, worker.1),
+            "the worker {} outlived its helper",
+            worker.0
+        );
+        assert!(t0.elapsed() < TERM_GRACE * 2 + KILL_GRACE * 2);
         assert!(records(d.path()).is_empty());
     }
 

@@ -1655,6 +1655,14 @@ impl Server {
             let _ = std::fs::remove_file(&self.paths.control);
             let _ = remove_leftovers(&self.paths);
         }
+        // QEMU is reaped: any child left is a helper's (or its orphan); none outlives the
+        // guest's end (libvirt: qemuExtDevicesStop before the stop is reported).
+        for what in crate::driver::helpers::end_children() {
+            log_line(
+                &self.paths,
+                &format!("stopped {what}, left after the guest ended"),
+            );
+        }
         self.broadcast_lifecycle(match reason {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
