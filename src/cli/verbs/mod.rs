@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod agent_ops;
+pub mod blockjob;
 pub mod cputune;
 pub mod domain;
 pub mod domctl;
@@ -57,6 +58,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     rename::CMDS,
     save::CMDS,
     dump::CMDS,
+    blockjob::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
