@@ -80,7 +80,10 @@ fn block_jobs_on_a_running_guest() {
     let under = image(dir, "under.qcow2", None);
     let over = image(dir, "over.qcow2", Some(&under));
     let fill = image(dir, "fill.qcow2", None);
-    run("qemu-io", &["-f", "qcow2", "-c", "write -P 0x5a 0 12M", &fill]);
+    run(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x5a 0 12M", &fill],
+    );
     let slow = image(dir, "slow.qcow2", Some(&fill));
     let xml = format!(
         "<domain type='qemu'><name>xb</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
@@ -147,7 +150,15 @@ fn block_jobs_on_a_running_guest() {
 
     // Commit of a middle layer: the chain loses it.
     let (ok, out, err) = v.run(&[
-        "blockcommit", "xb", "vda", "--top", &mid, "--wait", "--verbose", "--timeout", "300",
+        "blockcommit",
+        "xb",
+        "vda",
+        "--top",
+        &mid,
+        "--wait",
+        "--verbose",
+        "--timeout",
+        "300",
     ]);
     assert!(ok, "{err}");
     assert_eq!(out, "\nCommit complete\n");
@@ -173,7 +184,13 @@ fn block_jobs_on_a_running_guest() {
 
     // Active commit with pivot: the disk now reads the base.
     let (ok, out, err) = v.run(&[
-        "blockcommit", "xb", "vdb", "--pivot", "--verbose", "--timeout", "300",
+        "blockcommit",
+        "xb",
+        "vdb",
+        "--pivot",
+        "--verbose",
+        "--timeout",
+        "300",
     ]);
     assert!(ok, "{err}");
     assert_eq!(out, "\nSuccessfully pivoted\n");
@@ -191,7 +208,10 @@ fn block_jobs_on_a_running_guest() {
     let (ok, out, err) = v.run(&["blockjob", "xb", "vdc"]);
     assert!(ok, "{err}");
     assert!(err.starts_with("\rBlock Pull: ["), "{err:?}");
-    assert_eq!(out, "    Bandwidth limit: 1048576 bytes/s (1.000 MiB/s)\n\n");
+    assert_eq!(
+        out,
+        "    Bandwidth limit: 1048576 bytes/s (1.000 MiB/s)\n\n"
+    );
     let raw = v.ok(&["blockjob", "xb", "vdc", "--raw"]);
     assert!(
         raw.starts_with(" type=Block Pull\n bandwidth=1\n cur="),
@@ -206,7 +226,10 @@ fn block_jobs_on_a_running_guest() {
         "error: Requested operation is not valid: job type 'pull' does not support pivot\n"
     );
     v.ok(&["blockjob", "xb", "vdc", "--bandwidth", "2"]);
-    assert!(v.ok(&["blockjob", "xb", "vdc", "--raw"]).contains(" bandwidth=2\n"));
+    assert!(
+        v.ok(&["blockjob", "xb", "vdc", "--raw"])
+            .contains(" bandwidth=2\n")
+    );
     assert_eq!(v.ok(&["blockjob", "xb", "vdc", "--abort"]), "\n");
     assert_eq!(
         v.ok(&["blockjob", "xb", "vdc", "--info"]),
@@ -216,7 +239,14 @@ fn block_jobs_on_a_running_guest() {
 
     // Active commit that keeps the overlay: the chain stays as it was.
     assert_eq!(
-        v.ok(&["blockcommit", "xb", "vdc", "--keep-overlay", "--timeout", "300"]),
+        v.ok(&[
+            "blockcommit",
+            "xb",
+            "vdc",
+            "--keep-overlay",
+            "--timeout",
+            "300"
+        ]),
         "\nCommit complete, overlay image kept\n"
     );
     let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdc");

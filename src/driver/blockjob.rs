@@ -110,14 +110,10 @@ pub enum BlockJobState {
 /// The QEMU job on disk `dst`, if any.
 fn job_of(g: &mut Guest, dst: &str) -> Result<Option<(BlockJobType, Value)>, DriverError> {
     let jobs = qmp(g, "query-block-jobs", None)?;
-    Ok(jobs
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|j| {
-            let (t, d) = BlockJobType::from_id(j["device"].as_str()?)?;
-            (d == dst).then(|| (t, j.clone()))
-        }))
+    Ok(jobs.as_array().into_iter().flatten().find_map(|j| {
+        let (t, d) = BlockJobType::from_id(j["device"].as_str()?)?;
+        (d == dst).then(|| (t, j.clone()))
+    }))
 }
 
 fn job_id(t: BlockJobType, dst: &str) -> String {
@@ -135,16 +131,18 @@ fn speed_bytes(bandwidth: u64, bytes: bool) -> Result<u64, DriverError> {
 }
 
 impl Domain<'_> {
-    /// The running guest and the live disk `disk` (a target name or a source path), by
-    /// its target name.
-    fn block_disk(&self, disk: &str) -> Result<(Guest, String, Vec<Layer>), DriverError> {
+    /// The running guest, the live disk `disk` (a target name or a source path) by its
+    /// target name, and its image. QEMU 7.2 crashes on
+    /// `query-named-block-nodes` while a stream job runs, so a running job's control does
+    /// not read the chain.
+    fn block_disk_only(&self, disk: &str) -> Result<(Guest, String, String), DriverError> {
         if !self.is_active()? {
             return Err(DriverError::OperationInvalid(
                 "domain is not running".into(),
             ));
         }
         let lg = self.live_guest()?;
-        let mut g = lg.guest;
+        let g = lg.guest;
         // libvirt: qemuDomainDiskByName (a target or a source path).
         let d = lg
             .def
@@ -155,17 +153,18 @@ impl Domain<'_> {
                 d.target.dev == disk
                     || d.source.as_ref().and_then(|s| s.file.as_deref()) == Some(disk)
             })
-            .ok_or_else(|| {
-                DriverError::InvalidArg(format!("disk '{disk}' not found in domain"))
-            })?;
+            .ok_or_else(|| DriverError::InvalidArg(format!("disk '{disk}' not found in domain")))?;
         let dst = d.target.dev.clone();
-        let file = d.source.as_ref().and_then(|s| s.file.clone()).ok_or_else(|| {
-            DriverError::OperationUnsupported(format!(
-                "block jobs are supported only for disks of type 'file' ({dst})"
-            ))
-        })?;
-        let chain = chain_of(&mut g, &file)?;
-        Ok((g, dst, chain))
+        let file = d
+            .source
+            .as_ref()
+            .and_then(|s| s.file.clone())
+            .ok_or_else(|| {
+                DriverError::OperationUnsupported(format!(
+                    "block jobs are supported only for disks of type 'file' ({dst})"
+                ))
+            })?;
+        Ok((g, dst, file))
     }
 
     /// Refuse a second job on a disk (libvirt: qemuDomainDiskBlockJobIsActive).
@@ -193,8 +192,9 @@ impl Domain<'_> {
         flags: u32,
     ) -> Result<(), DriverError> {
         check_flags(flags, BLOCK_PULL_BANDWIDTH_BYTES, "qemuDomainBlockRebase")?;
-        let (mut g, dst, chain) = self.block_disk(disk)?;
+        let (mut g, dst, file) = self.block_disk_only(disk)?;
         self.no_job(&mut g, &dst)?;
+        let chain = chain_of(&mut g, &file)?;
         let mut args = json!({
             "job-id": job_id(BlockJobType::Pull, &dst),
             "device": chain[0].node,
@@ -226,8 +226,9 @@ impl Domain<'_> {
             BLOCK_COMMIT_SHALLOW | BLOCK_COMMIT_ACTIVE | BLOCK_COMMIT_BANDWIDTH_BYTES,
             "qemuDomainBlockCommit",
         )?;
-        let (mut g, dst, chain) = self.block_disk(disk)?;
+        let (mut g, dst, file) = self.block_disk_only(disk)?;
         self.no_job(&mut g, &dst)?;
+        let chain = chain_of(&mut g, &file)?;
         let ti = match top {
             Some(t) => lookup(&chain, &dst, t, 0)?,
             None => 0,
@@ -333,7 +334,7 @@ impl Domain<'_> {
 
     /// The disk's job as a waiting client sees it; a job that has ended is reported once.
     pub fn block_job_state(&self, disk: &str) -> Result<BlockJobState, DriverError> {
-        let (mut g, dst, _) = self.block_disk(disk)?;
+        let (mut g, dst, _) = self.block_disk_only(disk)?;
         self.job_state(&mut g, &dst)
     }
 
@@ -371,7 +372,7 @@ impl Domain<'_> {
             BLOCK_JOB_SPEED_BANDWIDTH_BYTES,
             "qemuDomainBlockJobSetSpeed",
         )?;
-        let (mut g, dst, _) = self.block_disk(disk)?;
+        let (mut g, dst, _) = self.block_disk_only(disk)?;
         let Some((t, _)) = job_of(&mut g, &dst)? else {
             return Err(no_active_job(&dst));
         };
@@ -389,7 +390,7 @@ impl Domain<'_> {
             BLOCK_JOB_ABORT_ASYNC | BLOCK_JOB_ABORT_PIVOT,
             "qemuDomainBlockJobAbort",
         )?;
-        let (mut g, dst, _) = self.block_disk(disk)?;
+        let (mut g, dst, _) = self.block_disk_only(disk)?;
         let (t, info) = match self.job_state(&mut g, &dst)? {
             BlockJobState::Running(i) | BlockJobState::Ready(i) => (i.job_type, i),
             _ => return Err(no_active_job(&dst)),

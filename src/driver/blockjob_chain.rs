@@ -36,7 +36,11 @@ pub(crate) fn chain_of(g: &mut Guest, file: &str) -> Result<Vec<Layer>, DriverEr
 /// The layers of one `query-block` entry.
 fn layers(g: &mut Guest, dev: &Value) -> Result<Vec<Layer>, DriverError> {
     let ins = &dev["inserted"];
-    let named = qmp(g, "query-named-block-nodes", Some(serde_json::json!({"flat": true})))?;
+    let named = qmp(
+        g,
+        "query-named-block-nodes",
+        Some(serde_json::json!({"flat": true})),
+    )?;
     let node_of = |file: &str| {
         named
             .as_array()
@@ -89,7 +93,8 @@ pub(crate) fn lookup(
         Some(i) if i >= from => Ok(i),
         _ if from > 0 => Err(DriverError::InvalidArg(format!(
             "could not find image '{name}' beneath '{}' in chain for '{}'",
-            chain[from - 1].file, chain[0].file
+            chain[from - 1].file,
+            chain[0].file
         ))),
         _ => Err(DriverError::InvalidArg(format!(
             "could not find image '{name}' in chain for '{}'",
@@ -165,7 +170,9 @@ mod tests {
         assert_eq!(lookup(&c, "vda", "/t/mid.qcow2", 0).unwrap(), 1);
         assert_eq!(lookup(&c, "vda", "vda[2]", 1).unwrap(), 2);
         assert_eq!(
-            lookup(&c, "vda", "/t/top.qcow2", 1).unwrap_err().to_string(),
+            lookup(&c, "vda", "/t/top.qcow2", 1)
+                .unwrap_err()
+                .to_string(),
             "invalid argument: could not find image '/t/top.qcow2' beneath '/t/top.qcow2' in chain for '/t/top.qcow2'"
         );
         assert_eq!(

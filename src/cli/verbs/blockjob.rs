@@ -14,9 +14,9 @@ use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{CmdDef, OptDef};
 use crate::driver::blockjob::{
-    BLOCK_COMMIT_ACTIVE, BLOCK_COMMIT_BANDWIDTH_BYTES, BLOCK_COMMIT_SHALLOW,
-    BLOCK_JOB_ABORT_ASYNC, BLOCK_JOB_ABORT_PIVOT, BLOCK_JOB_INFO_BANDWIDTH_BYTES,
-    BLOCK_JOB_SPEED_BANDWIDTH_BYTES, BLOCK_PULL_BANDWIDTH_BYTES, BlockJobState, BlockJobType,
+    BLOCK_COMMIT_ACTIVE, BLOCK_COMMIT_BANDWIDTH_BYTES, BLOCK_COMMIT_SHALLOW, BLOCK_JOB_ABORT_ASYNC,
+    BLOCK_JOB_ABORT_PIVOT, BLOCK_JOB_INFO_BANDWIDTH_BYTES, BLOCK_JOB_SPEED_BANDWIDTH_BYTES,
+    BLOCK_PULL_BANDWIDTH_BYTES, BlockJobState, BlockJobType,
 };
 use crate::driver::domain::Domain;
 
@@ -31,11 +31,17 @@ pub const CMDS: &[CmdDef] = &[
             DOMAIN_ACTIVE,
             PATH,
             OptDef::int("bandwidth", "bandwidth limit in MiB/s").named_only(),
-            OptDef::string("base", "path of base file to commit into (default bottom of chain)")
-                .named_only(),
+            OptDef::string(
+                "base",
+                "path of base file to commit into (default bottom of chain)",
+            )
+            .named_only(),
             OptDef::flag("shallow", "use backing file of top as base"),
-            OptDef::string("top", "path of top file to commit from (default top of chain)")
-                .named_only(),
+            OptDef::string(
+                "top",
+                "path of top file to commit from (default top of chain)",
+            )
+            .named_only(),
             OptDef::flag("active", "trigger two-stage active commit of top file"),
             OptDef::flag(
                 "wait",
@@ -47,13 +53,19 @@ pub const CMDS: &[CmdDef] = &[
                 "implies --wait, abort if copy exceeds timeout (in seconds)",
             )
             .named_only(),
-            OptDef::flag("pivot", "implies --active --wait, pivot when commit is synced"),
+            OptDef::flag(
+                "pivot",
+                "implies --active --wait, pivot when commit is synced",
+            ),
             OptDef::flag(
                 "keep-overlay",
                 "implies --active --wait, quit when commit is synced",
             ),
             OptDef::flag("async", "with --wait, don't wait for cancel to finish"),
-            OptDef::flag("bytes", "the bandwidth limit is in bytes/s rather than MiB/s"),
+            OptDef::flag(
+                "bytes",
+                "the bandwidth limit is in bytes/s rather than MiB/s",
+            ),
         ],
         cmd_blockcommit,
         "virDomainBlockCommit",
@@ -66,7 +78,10 @@ pub const CMDS: &[CmdDef] = &[
             DOMAIN_ACTIVE,
             PATH,
             OptDef::flag("abort", "abort the active job on the specified disk"),
-            OptDef::flag("async", "implies --abort; request but don't wait for job end"),
+            OptDef::flag(
+                "async",
+                "implies --abort; request but don't wait for job end",
+            ),
             OptDef::flag(
                 "pivot",
                 "implies --abort; conclude and pivot a copy or commit job",
@@ -90,11 +105,7 @@ pub const CMDS: &[CmdDef] = &[
             DOMAIN_ACTIVE,
             PATH,
             OptDef::int("bandwidth", "bandwidth limit in MiB/s").named_only(),
-            OptDef::string(
-                "base",
-                "path of backing file in chain for a partial pull",
-            )
-            .named_only(),
+            OptDef::string("base", "path of backing file in chain for a partial pull").named_only(),
             OptDef::flag("wait", "wait for job to finish"),
             OptDef::flag("verbose", "with --wait, display the progress"),
             OptDef::int(
@@ -103,7 +114,10 @@ pub const CMDS: &[CmdDef] = &[
             )
             .named_only(),
             OptDef::flag("async", "with --wait, don't wait for cancel to finish"),
-            OptDef::flag("bytes", "the bandwidth limit is in bytes/s rather than MiB/s"),
+            OptDef::flag(
+                "bytes",
+                "the bandwidth limit is in bytes/s rather than MiB/s",
+            ),
         ],
         cmd_blockpull,
         "virDomainBlockPull",
@@ -122,9 +136,9 @@ enum Outcome {
 fn timeout_ms(args: &ParsedArgs) -> Result<u64> {
     match args.int::<i64>("timeout")? {
         None => Ok(0),
-        Some(t) if t <= 0 || t > i64::from(i32::MAX) / 1000 => bail!(
-            "Numeric value '{t}' for <timeout> option is malformed or out of range"
-        ),
+        Some(t) if t <= 0 || t > i64::from(i32::MAX) / 1000 => {
+            bail!("Numeric value '{t}' for <timeout> option is malformed or out of range")
+        }
         Some(t) => Ok(t as u64 * 1000),
     }
 }
@@ -132,7 +146,9 @@ fn timeout_ms(args: &ParsedArgs) -> Result<u64> {
 fn bandwidth(args: &ParsedArgs) -> Result<u64> {
     match args.int::<i64>("bandwidth")? {
         None => Ok(0),
-        Some(b) if b < 0 => bail!("Numeric value '{b}' for <bandwidth> option is malformed or out of range"),
+        Some(b) if b < 0 => {
+            bail!("Numeric value '{b}' for <bandwidth> option is malformed or out of range")
+        }
         Some(b) => Ok(b as u64),
     }
 }
@@ -179,7 +195,11 @@ fn wait(
         }
         last = Some((info.cur, info.end));
         if start.elapsed() > limit {
-            let flags = if async_abort { BLOCK_JOB_ABORT_ASYNC } else { 0 };
+            let flags = if async_abort {
+                BLOCK_JOB_ABORT_ASYNC
+            } else {
+                0
+            };
             dom.block_job_abort(disk, flags)
                 .with_context(|| format!("failed to abort job for disk '{disk}'"))?;
             break Outcome::Canceled;
@@ -217,7 +237,14 @@ fn cmd_blockpull(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         return Ok(());
     }
     let verbose = args.flag("verbose");
-    match wait(&dom, path, "Block Pull", verbose, timeout, args.flag("async"))? {
+    match wait(
+        &dom,
+        path,
+        "Block Pull",
+        verbose,
+        timeout,
+        args.flag("async"),
+    )? {
         Outcome::Canceled => bail_quiet(ctx, "\nPull aborted"),
         Outcome::Failed => bail_quiet(ctx, "\nPull failed"),
         Outcome::Completed | Outcome::Ready => {
@@ -273,20 +300,34 @@ fn cmd_blockcommit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
     dom.block_commit(path, args.string("base"), args.string("top"), bw, flags)?;
     if !blocking {
-        extra(ctx, if active {
-            "Active Block Commit started"
-        } else {
-            "Block Commit started"
-        });
+        extra(
+            ctx,
+            if active {
+                "Active Block Commit started"
+            } else {
+                "Block Commit started"
+            },
+        );
         return Ok(());
     }
     let async_abort = args.flag("async");
-    match wait(&dom, path, "Block commit", args.flag("verbose"), timeout, async_abort)? {
+    match wait(
+        &dom,
+        path,
+        "Block commit",
+        args.flag("verbose"),
+        timeout,
+        async_abort,
+    )? {
         Outcome::Canceled => return bail_quiet(ctx, "\nCommit aborted"),
         Outcome::Failed => return bail_quiet(ctx, "\nCommit failed"),
         Outcome::Completed | Outcome::Ready => {}
     }
-    let abort_flags = if async_abort { BLOCK_JOB_ABORT_ASYNC } else { 0 };
+    let abort_flags = if async_abort {
+        BLOCK_JOB_ABORT_ASYNC
+    } else {
+        0
+    };
     if !active {
         extra(ctx, "\nCommit complete");
     } else if pivot {
@@ -371,7 +412,11 @@ fn cmd_blockjob(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         ));
         return Ok(());
     }
-    progress(info.job_type.label(), info.end - info.cur.min(info.end), info.end);
+    progress(
+        info.job_type.label(),
+        info.end - info.cur.min(info.end),
+        info.end,
+    );
     let mut line = String::new();
     if info.bandwidth > 0 {
         let (val, unit) = pretty_capacity(info.bandwidth);
