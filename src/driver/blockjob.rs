@@ -10,7 +10,7 @@
 use serde_json::{Value, json};
 
 use super::DriverError;
-use super::blockjob_chain::{Layer, chain_of, lookup};
+use super::blockjob_chain::{chain_of, lookup};
 use super::domain::Domain;
 use super::hotplug::{check_flags, qmp};
 use super::process::Guest;
