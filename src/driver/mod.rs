@@ -5,6 +5,8 @@ pub mod agent;
 pub mod agent_timeout;
 pub mod autostart;
 pub mod blkiotune;
+pub mod blockjob;
+mod blockjob_chain;
 pub mod config;
 pub mod console;
 pub mod control;
@@ -137,6 +139,12 @@ pub enum DriverError {
     #[error("Requested operation is not valid: {0}")]
     OperationInvalid(String),
     /// libvirt's VIR_ERR_INVALID_ARG.
+    /// libvirt's VIR_ERR_BLOCK_COPY_ACTIVE.
+    #[error("block copy still active: {0}")]
+    BlockCopyActive(String),
+    /// libvirt's VIR_ERR_OVERFLOW.
+    #[error("numerical overflow: {0}")]
+    Overflow(String),
     #[error("invalid argument: {0}")]
     InvalidArg(String),
     /// libvirt's VIR_ERR_OPERATION_ABORTED.

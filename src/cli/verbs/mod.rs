@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
+pub mod blockjob;
 pub mod cputune;
 pub mod domain;
 pub mod domctl;
@@ -60,6 +61,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     rename::CMDS,
     save::CMDS,
     dump::CMDS,
+    blockjob::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,

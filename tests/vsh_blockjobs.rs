@@ -1,0 +1,261 @@
+//! `blockpull`, `blockcommit`, `blockjob` on a real TCG guest (one for the file) whose
+//! qcow2 chains are made with qemu-img in the test's directory: QEMU's block-stream and
+//! block-commit jobs, virsh's lines, the live XML's chain after each job, libvirt's errors.
+
+#[path = "common/vshrun.rs"]
+mod vshrun;
+
+use std::path::Path;
+use std::process::Command;
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+
+fn run(prog: &str, args: &[&str]) -> String {
+    let o = Command::new(prog).args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{prog} {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A qcow2 image, over `backing` when given.
+fn image(dir: &Path, name: &str, backing: Option<&str>) -> String {
+    let p = dir.join(name).display().to_string();
+    match backing {
+        Some(b) => run(
+            "qemu-img",
+            &["create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", &p],
+        ),
+        None => run("qemu-img", &["create", "-q", "-f", "qcow2", &p, "16M"]),
+    };
+    p
+}
+
+/// The backing file qemu-img reads in `image`'s header ("" for none).
+fn backing_of(image: &str) -> String {
+    run("qemu-img", &["info", "-U", image])
+        .lines()
+        .find_map(|l| l.strip_prefix("backing file: "))
+        .unwrap_or("")
+        .to_string()
+}
+
+fn disk(file: &str, dev: &str) -> String {
+    format!(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{file}'/><target dev='{dev}' bus='virtio'/></disk>"
+    )
+}
+
+/// The `<disk>` element of target `dev` in a domain XML.
+fn disk_xml(xml: &str, dev: &str) -> String {
+    xml.split("<disk ")
+        .skip(1)
+        .map(|d| d.split("</disk>").next().unwrap())
+        .find(|d| d.contains(&format!("<target dev='{dev}'")))
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn block_jobs_on_a_running_guest() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let d = tempfile::Builder::new()
+        .prefix("bjob")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = d.path();
+    let root = dir.join("r");
+    let _reap = vshrun::Reaper(root.clone(), vec!["xb"]);
+    let v = vshrun::Vsh::new(root.clone());
+    // vda: top -> mid -> base; vdb: over -> under; vdc: slow (data to pull) -> fill.
+    let base = image(dir, "base.qcow2", None);
+    let mid = image(dir, "mid.qcow2", Some(&base));
+    let top = image(dir, "top.qcow2", Some(&mid));
+    let under = image(dir, "under.qcow2", None);
+    let over = image(dir, "over.qcow2", Some(&under));
+    let fill = image(dir, "fill.qcow2", None);
+    run(
+        "qemu-io",
+        &["-f", "qcow2", "-c", "write -P 0x5a 0 12M", &fill],
+    );
+    let slow = image(dir, "slow.qcow2", Some(&fill));
+    let xml = format!(
+        "<domain type='qemu'><name>xb</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices><emulator>{QEMU}</emulator>\
+         {}{}{}<memballoon model='none'/></devices></domain>",
+        disk(&top, "vda"),
+        disk(&over, "vdb"),
+        disk(&slow, "vdc"),
+    );
+    let xf = dir.join("xb.xml");
+    std::fs::write(&xf, xml).unwrap();
+    v.ok(&["define", xf.to_str().unwrap()]);
+
+    // Not running yet.
+    assert_eq!(
+        v.fails(&["blockpull", "xb", "vda"]),
+        "error: Requested operation is not valid: domain is not running\n"
+    );
+    v.ok(&["start", "xb"]);
+
+    // libvirt's refusals.
+    assert_eq!(
+        v.fails(&["blockpull", "xb", "vdz"]),
+        "error: invalid argument: disk 'vdz' not found in domain\n"
+    );
+    assert_eq!(
+        v.fails(&["blockpull", "xb", "vda", "--verbose"]),
+        "error: Option --wait is required by option --verbose\n"
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda", "--verbose"]),
+        "error: --verbose requires at least one of --timeout, --wait, --pivot, or --keep-overlay\n"
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda"]),
+        "error: invalid argument: commit of 'vda' active layer requires active flag\n"
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda", "--top", &mid, "--active"]),
+        format!("error: invalid argument: active commit requested but '{mid}' is not active\n")
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda", "--top", &mid, "--base", &top]),
+        format!(
+            "error: invalid argument: could not find image '{top}' beneath '{mid}' in chain for '{top}'\n"
+        )
+    );
+    assert_eq!(
+        v.fails(&["blockpull", "xb", "vda", "--base", "/nope"]),
+        format!("error: invalid argument: could not find image '/nope' in chain for '{top}'\n")
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda", "--pivot", "--keep-overlay"]),
+        "error: Options --pivot and --keep-overlay are mutually exclusive\n"
+    );
+    assert_eq!(
+        v.ok(&["blockjob", "xb", "vda", "--info"]),
+        "No current block job for vda\n"
+    );
+    assert_eq!(
+        v.fails(&["blockjob", "xb", "vda", "--abort"]),
+        "error: invalid argument: disk vda does not have an active block job\n"
+    );
+
+    // Commit of a middle layer: the chain loses it.
+    let (ok, out, err) = v.run(&[
+        "blockcommit",
+        "xb",
+        "vda",
+        "--top",
+        &mid,
+        "--wait",
+        "--verbose",
+        "--timeout",
+        "300",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "\nCommit complete\n");
+    assert!(err.ends_with("\rBlock commit: [100 %]"), "{err:?}");
+    assert_eq!(backing_of(&top), base);
+    let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vda");
+    assert!(live.contains(&format!("<source file='{base}'")), "{live}");
+    assert!(!live.contains(&mid), "{live}");
+
+    // Pull: the image stands alone, the live XML says the chain ends.
+    assert_eq!(
+        v.ok(&["blockpull", "xb", "vda", "--wait", "--timeout", "300"]),
+        "\nPull complete\n"
+    );
+    assert_eq!(backing_of(&top), "");
+    let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vda");
+    assert!(live.contains(&format!("<source file='{top}'")), "{live}");
+    assert!(live.contains("<backingStore/>"), "{live}");
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vda", "--active"]),
+        format!("error: invalid argument: top '{top}' in chain for '{top}' has no backing file\n")
+    );
+
+    // Active commit with pivot: the disk now reads the base.
+    let (ok, out, err) = v.run(&[
+        "blockcommit",
+        "xb",
+        "vdb",
+        "--pivot",
+        "--verbose",
+        "--timeout",
+        "300",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "\nSuccessfully pivoted\n");
+    assert!(err.contains("Block commit: [100 %]"), "{err:?}");
+    let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdb");
+    assert!(live.contains(&format!("<source file='{under}'")), "{live}");
+    assert!(!live.contains(&over), "{live}");
+
+    // A slow pull (1 MiB/s over 12 MiB): its progress, a second job refused, no pivot for
+    // a pull, its abort.
+    assert_eq!(
+        v.ok(&["blockpull", "xb", "vdc", "--bandwidth", "1"]),
+        "Block Pull started\n"
+    );
+    let (ok, out, err) = v.run(&["blockjob", "xb", "vdc"]);
+    assert!(ok, "{err}");
+    assert!(err.starts_with("\rBlock Pull: ["), "{err:?}");
+    assert_eq!(
+        out,
+        "    Bandwidth limit: 1048576 bytes/s (1.000 MiB/s)\n\n"
+    );
+    let raw = v.ok(&["blockjob", "xb", "vdc", "--raw"]);
+    assert!(
+        raw.starts_with(" type=Block Pull\n bandwidth=1\n cur="),
+        "{raw}"
+    );
+    assert_eq!(
+        v.fails(&["blockcommit", "xb", "vdc", "--active"]),
+        "error: block copy still active: disk 'vdc' already in active block job\n"
+    );
+    assert_eq!(
+        v.fails(&["blockjob", "xb", "vdc", "--pivot"]),
+        "error: Requested operation is not valid: job type 'pull' does not support pivot\n"
+    );
+    v.ok(&["blockjob", "xb", "vdc", "--bandwidth", "2"]);
+    assert!(
+        v.ok(&["blockjob", "xb", "vdc", "--raw"])
+            .contains(" bandwidth=2\n")
+    );
+    assert_eq!(v.ok(&["blockjob", "xb", "vdc", "--abort"]), "\n");
+    assert_eq!(
+        v.ok(&["blockjob", "xb", "vdc", "--info"]),
+        "No current block job for vdc\n"
+    );
+    assert_eq!(backing_of(&slow), fill);
+
+    // Active commit that keeps the overlay: the chain stays as it was.
+    assert_eq!(
+        v.ok(&[
+            "blockcommit",
+            "xb",
+            "vdc",
+            "--keep-overlay",
+            "--timeout",
+            "300"
+        ]),
+        "\nCommit complete, overlay image kept\n"
+    );
+    let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdc");
+    assert!(live.contains(&format!("<source file='{slow}'")), "{live}");
+    assert!(live.contains(&format!("<source file='{fill}'")), "{live}");
+    assert_eq!(
+        v.ok(&["blockjob", "xb", "vdc", "--info"]),
+        "No current block job for vdc\n"
+    );
+
+    v.ok(&["destroy", "xb"]);
+}
