@@ -546,6 +546,7 @@ fn closed_stdout_for_every_verb() {
             "snapshot-dumpxml" => vec!["vm1", "nosuch"],
             "snapshot-create-as" => vec!["vm1", "--print-xml"],
             "await" => vec!["vm1", "--condition", "domain-inactive"],
+            "blockpull" | "blockcommit" | "blockjob" => vec!["vm1", "vda"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
             | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"
@@ -716,6 +717,8 @@ fn closed_stdout_for_every_verb() {
                         // The secret has no value after secret-undefine's undo
                         // (tests/vsh_misc2.rs has its cases).
                         | "secret-get-value"
+                        // Block jobs need a running guest (tests/vsh_blockjobs.rs).
+                        | "blockpull" | "blockcommit" | "blockjob"
                         // Only in the shell.
                         | "cd"
                 )
