@@ -1072,6 +1072,7 @@ impl<'c> Domain<'c> {
         ctx.secrets = Some(self.conn.secret_context(key, iv)?);
         let helpers = self.conn.plan_helpers(&def, &ctx)?;
         ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
+        let taps = super::tap::plan(&def, &ctx)?;
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
@@ -1085,6 +1086,7 @@ impl<'c> Domain<'c> {
                 paused,
                 incoming,
                 helpers: helpers.specs,
+                taps,
             };
             self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
@@ -1128,6 +1130,7 @@ impl<'c> Domain<'c> {
             paused,
             incoming: None,
             helpers: Vec::new(),
+            taps: Vec::new(),
         };
         self.launch(def, binary.to_string(), args, env, None, boot)
     }
@@ -1152,6 +1155,7 @@ impl<'c> Domain<'c> {
         spec.paused = boot.paused;
         spec.incoming = boot.incoming;
         spec.helpers = boot.helpers;
+        spec.taps = boot.taps;
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -1180,4 +1184,6 @@ struct Boot {
     incoming: Option<super::process::Incoming>,
     /// Helper processes the monitor starts before QEMU.
     helpers: Vec<super::helpers::HelperSpec>,
+    /// Taps the monitor makes for QEMU.
+    taps: Vec<super::tap::TapSpec>,
 }

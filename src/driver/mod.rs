@@ -61,6 +61,7 @@ pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod tap;
 pub mod tuning;
 pub mod uri;
 
@@ -162,6 +163,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
+    /// libvirt's VIR_ERR_NO_NETWORK.
+    #[error("Network not found: {0}")]
+    NoNetwork(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

@@ -59,6 +59,9 @@ pub enum GuestError {
     AlreadyRunning { guest: String, pid: i32 },
     #[error("Requested operation is not valid: domain '{guest}' is not running")]
     NotRunning { guest: String },
+    /// The host refused what the start needs (a tap, a bridge), in libvirt's words.
+    #[error("{msg}")]
+    HostRefused { guest: String, msg: String },
     /// QEMU failed while starting; `log_tail` is what it printed (from the guest's log).
     #[error("internal error: guest '{guest}': {msg}: {log_tail}")]
     Start {
@@ -258,6 +261,9 @@ pub struct LaunchSpec {
     /// Started, in order, before QEMU; stopped after it (see [`super::helpers`]).
     #[serde(default)]
     pub helpers: Vec<super::helpers::HelperSpec>,
+    /// Made right before QEMU and handed to it at their fd numbers (see [`super::tap`]).
+    #[serde(default)]
+    pub taps: Vec<super::tap::TapSpec>,
 }
 
 /// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
@@ -287,6 +293,7 @@ impl LaunchSpec {
             init: Vec::new(),
             incoming: None,
             helpers: Vec::new(),
+            taps: Vec::new(),
         }
     }
 }
@@ -432,6 +439,7 @@ pub(crate) async fn connect_monitor(
 pub(crate) fn spawn_qemu(
     paths: &GuestPaths,
     spec: &LaunchSpec,
+    taps: &[super::tap::Tap],
 ) -> Result<(Child, u64), GuestError> {
     let name = &paths.name;
     make_dir(name, &paths.guest_run_dir)?;
@@ -545,6 +553,8 @@ pub(crate) fn spawn_qemu(
             Ok(())
         });
     }
+    // After the sweep above: the taps and vhost-net fds at the numbers the argv names.
+    super::helpers::fds::install_pairs(&mut cmd, &super::tap::child_fds(taps));
     let child = cmd.spawn().map_err(|e| GuestError::Start {
         guest: name.clone(),
         msg: format!("cannot execute {}", argv[0]),
@@ -705,6 +715,12 @@ impl Guest {
             StartResult::Ready { .. } => {}
             StartResult::Ended { state, reason } => {
                 return Ok(Attach::Inactive(state_from_names(&state, &reason)));
+            }
+            StartResult::Refused { msg } => {
+                return Err(GuestError::HostRefused {
+                    guest: name.clone(),
+                    msg,
+                });
             }
             StartResult::Failed { msg, log_tail } => {
                 return Err(GuestError::Start {

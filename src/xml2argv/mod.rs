@@ -8,7 +8,7 @@
 //! written.
 
 mod checks;
-mod devices;
+pub(crate) mod devices;
 
 pub use devices::launch_security::{SEV_DH_CERT_FILE, SEV_SESSION_FILE};
 pub mod explain;
@@ -26,6 +26,7 @@ mod tpm;
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
+pub use devices::net::uses_vhost_net;
 pub use devices::props;
 pub use opts::{JsonOpts, KvOpts, escape_commas};
 pub use secrets::SecretContext;
@@ -101,6 +102,9 @@ pub struct LaunchContext {
     /// First tap fd (harness: 3) and first vhost-net fd (harness: 44).
     pub tap_fd_base: i32,
     pub vhost_fd_base: i32,
+    /// Whether `/dev/vhost-net` can be opened (harness: yes, libvirt's tests mock it): a
+    /// virtio interface on a tap of a KVM guest then gets a vhost fd.
+    pub vhost_net: bool,
     /// A `/dev/vhost-scsi` fd opened by the caller for a vhost-scsi hostdev (harness: 3);
     /// without it QEMU opens the device itself.
     pub vhost_scsi_fd: Option<i32>,

@@ -314,6 +314,11 @@ pub enum StartResult {
         msg: String,
         log_tail: String,
     },
+    /// The host refused what the start needs before QEMU ran (a tap, a bridge): libvirt's
+    /// words, shown as they are.
+    Refused {
+        msg: String,
+    },
     /// An adopted guest's lifecycle action ended it before the new monitor was ready (it
     /// powered off or panicked while unmonitored): how it ended, as [`Reply::State`] says it.
     Ended {

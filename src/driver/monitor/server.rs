@@ -304,6 +304,21 @@ async fn run(cfg: MonitorConfig) -> i32 {
     0
 }
 
+/// The live XML `xml` with the names of the taps made for it (as libvirt shows them).
+fn live_xml_with_taps(xml: &str, taps: &[(usize, String)]) -> String {
+    if taps.is_empty() {
+        return xml.to_string();
+    }
+    let Ok(mut def) = crate::domain::parse(xml) else {
+        return xml.to_string();
+    };
+    crate::driver::tap::note_ifnames(&mut def, taps);
+    def.to_xml(crate::domain::FormatFlags {
+        inactive: false,
+        secure: true,
+    })
+}
+
 /// Start QEMU, connect QMP, run the init commands and `cont`.
 async fn start(
     paths: &GuestPaths,
@@ -324,13 +339,26 @@ async fn start(
         let _ = remove_leftovers(paths);
         return Err(failed(e, String::new()));
     }
-    let (child, log_from) = match spawn_qemu(paths, &spec) {
+    // Taps last before QEMU: they exist only while a descriptor holds them, and QEMU's copies
+    // are the ones that stay (ours close below, once it is spawned).
+    let taps = match crate::driver::tap::create_all(&spec.taps) {
+        Ok(t) => t,
+        Err(msg) => {
+            // The helpers started above go with the run dir's leftovers.
+            let _ = remove_leftovers(paths);
+            return Err(StartResult::Refused { msg });
+        }
+    };
+    let (child, log_from) = match spawn_qemu(paths, &spec, &taps) {
         Ok(x) => x,
         Err(e) => {
             let _ = remove_leftovers(paths);
             return Err(failed(e.to_string(), String::new()));
         }
     };
+    let tap_names: Vec<(usize, String)> =
+        taps.iter().map(|t| (t.index, t.ifname.clone())).collect();
+    drop(taps);
     let pid = child.id() as i32;
     // Reaped by waitpid in our loop, never through `child`.
     drop(child);
@@ -343,7 +371,7 @@ async fn start(
         monitor: paths.monitor.clone(),
         reason: "user".into(),
         paused: true,
-        xml: spec.xml.clone(),
+        xml: live_xml_with_taps(&spec.xml, &tap_names),
         emulator: spec.argv[0].clone(),
         monitor_pid: std::process::id() as i32,
         monitor_start_time: own_start_time(),
