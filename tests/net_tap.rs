@@ -137,6 +137,7 @@ fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, nics: &str
     };
     format!(
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
+  <features><acpi/></features>
   <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os>
   <devices><emulator>{QEMU}</emulator>{nics}
     <serial type='file'><source path='{}'/><target port='0'/></serial>
@@ -246,6 +247,62 @@ fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
         "the guest never reached the bridge: {}",
         std::fs::read_to_string(&serial).unwrap_or_default()
     );
+
+    // Hotplug: a tap made and passed to QEMU by name, in the bridge, gone after detach; a
+    // missing bridge refused before QEMU sees anything.
+    let e = vsh.fails(&[
+        "attach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--source",
+        "nobr0",
+        "--live",
+    ]);
+    assert_eq!(
+        e,
+        "error: Failed to attach interface\nerror: Unable to add bridge nobr0 port vnet1: No such device\n"
+    );
+    let (_, links) = ns.exec("ip", &["-o", "link"]);
+    assert!(!links.contains("vnet1"), "{links}");
+    vsh.ok(&[
+        "attach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--source",
+        "br0",
+        "--model",
+        "virtio",
+        "--mac",
+        "52:54:00:aa:bb:02",
+        "--live",
+    ]);
+    assert!(
+        vsh.ok(&["dumpxml", "tap"])
+            .contains("<target dev='vnet1'/>")
+    );
+    let (ok, vnet1) = ns.exec("ip", &["-o", "link", "show", "vnet1"]);
+    assert!(ok && vnet1.contains("master br0"), "{vnet1}");
+    assert!(vnet1.contains("link/ether fe:54:00:aa:bb:02"), "{vnet1}");
+    vsh.ok(&[
+        "detach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--mac",
+        "52:54:00:aa:bb:02",
+        "--live",
+    ]);
+    let until = Instant::now() + Duration::from_secs(30 * vshrun::multiplier());
+    while ns.exec("ip", &["link", "show", "vnet1"]).0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !ns.exec("ip", &["link", "show", "vnet1"]).0,
+        "vnet1 outlived its detach"
+    );
+    assert!(!vsh.ok(&["dumpxml", "tap"]).contains("vnet1"));
 
     // Gone with the guest; the definition never kept their names.
     vsh.ok(&["destroy", "tap"]);

@@ -279,6 +279,10 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::Internal => DriverError::Internal(desc),
             ErrorCode::OperationTimeout => DriverError::Timeout(desc),
             ErrorCode::OperationAborted => DriverError::OperationAborted(desc),
+            ErrorCode::System => DriverError::Guest(GuestError::HostRefused {
+                guest: String::new(),
+                msg: desc,
+            }),
         },
         e => DriverError::Guest(e),
     }

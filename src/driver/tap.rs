@@ -389,6 +389,35 @@ pub fn child_fds(taps: &[Tap]) -> Vec<(RawFd, RawFd)> {
     v
 }
 
+/// A tap for an interface hotplugged into a running guest: the monitor makes it and passes
+/// its descriptors to QEMU by name (`getfd`), which the `netdev_add` names instead of numbers
+/// (libvirt: qemuDomainAttachNetDevice, `tapfd-ALIAS0` and `vhostfd-ALIAS0`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HotTap {
+    pub spec: TapSpec,
+    pub fdname: String,
+    pub vhost_fdname: Option<String>,
+}
+
+impl HotTap {
+    /// The hot tap of interface `spec.index`, named after its `alias`; `netdev` (the
+    /// builder's `netdev_add` arguments, which number the fds as a command line does) is
+    /// rewritten to name them.
+    pub fn new(spec: TapSpec, alias: &str, netdev: &mut serde_json::Value) -> HotTap {
+        let fdname = format!("tapfd-{alias}0");
+        let vhost_fdname = spec.vhost_fd.map(|_| format!("vhostfd-{alias}0"));
+        netdev["fd"] = serde_json::Value::String(fdname.clone());
+        if let Some(v) = &vhost_fdname {
+            netdev["vhostfd"] = serde_json::Value::String(v.clone());
+        }
+        HotTap {
+            spec,
+            fdname,
+            vhost_fdname,
+        }
+    }
+}
+
 /// Write the taps' names into the live definition as `<target dev=>`, as libvirt shows them.
 pub fn note_ifnames(def: &mut DomainDef, taps: &[(usize, String)]) {
     for (i, name) in taps {

@@ -111,6 +111,9 @@ pub enum Request {
         /// steps and stopped again when they fail.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         helpers: Vec<crate::driver::helpers::HelperSpec>,
+        /// Taps the new interface needs, made and passed to QEMU before the steps.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        taps: Vec<crate::driver::tap::HotTap>,
     },
     /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
     /// (the device's backends) and the device leaves the live XML. The reply comes then, or
@@ -215,6 +218,9 @@ pub enum ErrorCode {
     Internal,
     OperationTimeout,
     OperationAborted,
+    /// libvirt's VIR_ERR_SYSTEM_ERROR and others whose whole text the monitor wrote (a tap
+    /// it could not make): shown as it is.
+    System,
 }
 
 impl ErrorCode {
@@ -228,6 +234,7 @@ impl ErrorCode {
             ErrorCode::Internal => format!("internal error: {desc}"),
             ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
             ErrorCode::OperationAborted => format!("operation aborted: {desc}"),
+            ErrorCode::System => desc.to_string(),
         }
     }
 }

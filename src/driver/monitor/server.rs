@@ -696,7 +696,7 @@ impl Server {
 
     /// Whether QEMU is still there (a zombie is not).
     /// [`Server::exec`] passing `fd` along (`getfd`).
-    async fn exec_with_fd(
+    pub(super) async fn exec_with_fd(
         &mut self,
         command: &str,
         args: Option<Value>,
@@ -1471,7 +1471,8 @@ impl Server {
                 steps,
                 xml,
                 helpers,
-            } => self.hotplug(steps, xml, helpers).await,
+                taps,
+            } => self.hotplug(steps, xml, helpers, taps).await,
             Request::Unplug {
                 alias,
                 cleanup,
