@@ -10,7 +10,7 @@ mod common;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -64,48 +64,6 @@ impl Drop for Netns {
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().unwrap();
     assert!(st.success(), "ip {args:?} failed");
-}
-
-/// `vsh` on an embedded connection under `root`, run inside the namespace.
-struct Vsh<'a> {
-    ns: &'a Netns,
-    root: PathBuf,
-}
-
-impl Vsh<'_> {
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let uri = format!("qemu:///embed?root={}", self.root.display());
-        let o = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns.0,
-                env!("CARGO_BIN_EXE_vsh"),
-                "-c",
-                &uri,
-            ])
-            .args(args)
-            .env_remove("VSH_DEFAULT_URI")
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(ok, "vsh {args:?} failed: {err}");
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args);
-        assert!(!ok, "vsh {args:?} should fail, printed {out}");
-        err
-    }
 }
 
 fn skip() -> bool {
@@ -170,7 +128,8 @@ fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
     let _reap = vshrun::Reaper(root.clone(), vec!["tap", "nobr", "net", "unmanaged"]);
-    let vsh = Vsh { ns: &ns, root };
+    let mut vsh = vshrun::Vsh::new(root);
+    vsh.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()];
     let file = |name: &str, body: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();

@@ -31,10 +31,12 @@ impl Drop for Reaper {
     }
 }
 
-/// `vsh -c qemu:///embed?root=ROOT`, with extra environment for every run.
+/// `vsh -c qemu:///embed?root=ROOT`, with extra environment for every run, and optionally
+/// run through a wrapper command (`ip netns exec NS`).
 pub struct Vsh {
     pub root: PathBuf,
     pub env: Vec<(String, PathBuf)>,
+    pub wrapper: Vec<String>,
 }
 
 impl Vsh {
@@ -42,11 +44,20 @@ impl Vsh {
         Vsh {
             root,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+        let vsh = env!("CARGO_BIN_EXE_vsh");
+        let mut c = match self.wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(vsh);
+                c
+            }
+            None => Command::new(vsh),
+        };
         c.env_remove("VSH_DEFAULT_URI")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
