@@ -75,6 +75,46 @@ impl Vsh {
         )
     }
 
+    /// [`Vsh::run`] with a bound of `secs` (scaled): a command that hangs is killed by pid
+    /// and fails the test.
+    pub fn run_bounded(&self, args: &[&str], secs: u64) -> (bool, String, String) {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = r.read_to_string(&mut s);
+                s
+            })
+        };
+        let t_out = read(Box::new(child.stdout.take().unwrap()));
+        let t_err = read(Box::new(child.stderr.take().unwrap()));
+        let until = Instant::now() + Duration::from_secs(secs * multiplier().max(1));
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() >= until {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let _ = child.wait();
+                panic!("vsh {args:?} did not end in {secs} s (scaled)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status.success(),
+            t_out.join().unwrap(),
+            t_err.join().unwrap(),
+        )
+    }
+
     pub fn ok(&self, args: &[&str]) -> String {
         let (ok, out, err) = self.run(args);
         assert!(ok, "vsh {args:?} failed: {err}");
