@@ -144,7 +144,7 @@ fn clones_carry_on_from_the_saved_guest() {
     assert!(!tdir.join("state.save").exists());
     assert!(!tdir.join("ram").exists());
     assert!(conn.lookup_domain_by_name("stopped").is_err());
-    assert!(!conn.dirs().run.join("fleet-ram/stopped.ram").exists());
+    assert!(!conn.dirs().lib.join("fleet-ram/stopped.ram").exists());
 
     let mut g = kit_guest(&kit, "base", &disk).start(&conn).unwrap();
     let ready = g.expect("READY-", BOOT).unwrap_or_else(|e| panic!("{e}"));
@@ -180,7 +180,7 @@ fn clones_carry_on_from_the_saved_guest() {
     assert_eq!(meta.len(), 256 << 20);
     let image_len = std::fs::metadata(tdir.join("state.save")).unwrap().len();
     assert!(image_len < 32 << 20, "{image_len} bytes: RAM in the stream");
-    assert!(!conn.dirs().run.join("fleet-ram/base.ram").exists());
+    assert!(!conn.dirs().lib.join("fleet-ram/base.ram").exists());
     let ram_sum = checksum(&ram);
 
     // The template again, from its directory: the same guest.
@@ -318,7 +318,7 @@ fn clones_carry_on_from_the_saved_guest() {
         .template_ram(false)
         .start(&conn)
         .unwrap();
-    assert!(!conn.dirs().run.join("fleet-ram/second.ram").exists());
+    assert!(!conn.dirs().lib.join("fleet-ram/second.ram").exists());
     let tdir2 = d.path().join("template2");
     let t2 = g.save_template(&tdir2).unwrap();
     assert_eq!(t2.ram_file(), None);
@@ -334,7 +334,7 @@ fn clones_carry_on_from_the_saved_guest() {
     assert!(err.contains("holds a template already"), "{err}");
     assert_eq!(std::fs::read(tdir.join("state.save")).unwrap(), image);
     assert_eq!(checksum(&ram), ram_sum);
-    assert!(!conn.dirs().run.join("fleet-ram/third.ram").exists());
+    assert!(!conn.dirs().lib.join("fleet-ram/third.ram").exists());
 }
 
 #[test]

@@ -232,7 +232,7 @@ impl GuestBuilder {
         }
     }
 
-    /// Whether the guest's RAM lives in a file of its own (`RUN/fleet-ram/NAME.ram`, mapped
+    /// Whether the guest's RAM lives in a file of its own (`LIB/fleet-ram/NAME.ram`, mapped
     /// shared, removed with the guest), on by default. It is what makes clones cheap:
     /// [`StartedGuest::save_template`] then keeps that file as the template's RAM and saves
     /// only the device state, and each clone maps the file copy-on-write instead of loading
@@ -753,12 +753,15 @@ impl GuestBuilder {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&serial)(e)),
             _ => {}
         }
-        let ram = (self.template_ram
+        // Under the state dir, as libvirt's memory_backing_dir (/var/lib/libvirt/qemu/ram):
+        // not the runtime dir, a tmpfs often too small for a fleet's RAM (a full one would
+        // end the guests with SIGBUS).
+        let mut ram = (self.template_ram
             && def.memory_backing.is_none()
             && def.cpu.as_ref().is_none_or(|c| c.numa.is_empty()))
         .then(|| {
             conn.dirs()
-                .run
+                .lib
                 .join("fleet-ram")
                 .join(format!("{}.ram", self.name))
         });
@@ -770,11 +773,24 @@ impl GuestBuilder {
             secure: false,
         });
         let started = conn.define_domain_xml(&xml).and_then(|dom| {
-            let res = match &ram {
-                Some(p) => dom.create_in_ram_file(crate::xml2argv::RamFile {
-                    path: p.display().to_string(),
-                    shared: true,
-                }),
+            let res = match ram.clone() {
+                Some(p) => {
+                    let res = dom.create_in_ram_file(crate::xml2argv::RamFile {
+                        path: p.display().to_string(),
+                        shared: true,
+                    });
+                    match res {
+                        // A machine without a RAM backend id: the RAM goes in the stream.
+                        Err(DriverError::Argv(crate::xml2argv::Xml2ArgvError::Unsupported(m)))
+                            if m.starts_with("guest RAM in a file") =>
+                        {
+                            let _ = std::fs::remove_file(&p);
+                            ram = None;
+                            dom.create()
+                        }
+                        res => res,
+                    }
+                }
                 None => dom.create(),
             };
             match res {
