@@ -125,6 +125,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         render_node: Some("/dev/dri/foo".into()),
         // libvirt's tests draw generated ids from a counting random source.
         generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
+        ram_file: None,
     }
 }
 

@@ -522,7 +522,7 @@ impl Connect {
             )));
         }
         let def = domain::parse_unprepared(xml)?;
-        self.create_domain_def(def, flags.0 & CreateFlags::PAUSED.0 != 0, None)
+        self.create_domain_def(def, flags.0 & CreateFlags::PAUSED.0 != 0, None, None)
     }
 
     /// Start `def` as [`Connect::create_domain_xml`] does; with `incoming`, QEMU loads the
@@ -532,6 +532,7 @@ impl Connect {
         def: DomainDef,
         paused: bool,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<Domain<'_>, DriverError> {
         config::validate_name(&def.name)?;
         let dom = {
@@ -568,7 +569,7 @@ impl Connect {
                 uuid: def.uuid,
             }
         };
-        dom.start_def(def, paused, incoming)?;
+        dom.start_def(def, paused, incoming, ram)?;
         Ok(dom)
     }
 
@@ -1016,7 +1017,29 @@ impl<'c> Domain<'c> {
 
     /// [`Domain::create`], leaving the guest paused when `paused` (`virsh start --paused`).
     pub fn create_with_flags(&self, flags: impl Into<CreateFlags>) -> Result<(), DriverError> {
-        let flags = flags.into();
+        self.create_with_ram(flags.into(), None)
+    }
+
+    /// [`Domain::create`] with the guest's RAM in `ram` (see [`crate::xml2argv::RamFile`]):
+    /// how a fleet template's guest starts. A managed save image is refused here: its stream
+    /// holds RAM that QEMU would load on top of the file.
+    pub(crate) fn create_in_ram_file(
+        &self,
+        ram: crate::xml2argv::RamFile,
+    ) -> Result<(), DriverError> {
+        if self.has_managed_save_image()? {
+            return Err(DriverError::OperationInvalid(
+                "domain has a managed save image".into(),
+            ));
+        }
+        self.create_with_ram(CreateFlags::NONE, Some(ram))
+    }
+
+    fn create_with_ram(
+        &self,
+        flags: CreateFlags,
+        ram: Option<crate::xml2argv::RamFile>,
+    ) -> Result<(), DriverError> {
         let paused = flags.contains(CreateFlags::PAUSED);
         let s = self.snapshot()?;
         if s.live.is_some() {
@@ -1030,7 +1053,7 @@ impl<'c> Domain<'c> {
         if self.start_managed_save(paused)? {
             return Ok(());
         }
-        self.start_def_with(def, flags, None)
+        self.start_def_with(def, flags, None, ram)
     }
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
@@ -1039,16 +1062,19 @@ impl<'c> Domain<'c> {
         def: DomainDef,
         paused: bool,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<(), DriverError> {
-        self.start_def_with(def, paused.into(), incoming)
+        self.start_def_with(def, paused.into(), incoming, ram)
     }
 
-    /// [`Domain::start_def`] with the start's flags (`PAUSED`, `RESET_NVRAM`).
+    /// [`Domain::start_def`] with the start's flags (`PAUSED`, `RESET_NVRAM`); `ram`: the
+    /// guest's RAM in that file rather than in anonymous memory.
     pub(crate) fn start_def_with(
         &self,
         def: DomainDef,
         flags: CreateFlags,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<(), DriverError> {
         let paused = flags.contains(CreateFlags::PAUSED);
         let reset_nvram = flags.contains(CreateFlags::RESET_NVRAM);
@@ -1066,6 +1092,7 @@ impl<'c> Domain<'c> {
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let mut ctx = self.conn.launch_context(&def, id);
+        ctx.ram_file = ram;
         // Held until QEMU listens on them, when this start returns.
         let _ports = self.conn.reserve_graphics_ports(&mut def, &ctx.conf)?;
         self.conn.prepare_channel_dir(&def, id)?;

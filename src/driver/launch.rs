@@ -98,6 +98,8 @@ impl Connect {
             vdpa_fd: None,
             render_node: first_render_node(),
             generated_genid: uuid::Uuid::new_v4().to_string(),
+            // Set by the start itself when its caller asks for one (fleet templates).
+            ram_file: None,
         }
     }
 

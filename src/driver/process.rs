@@ -267,10 +267,15 @@ pub struct LaunchSpec {
 }
 
 /// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
+/// `ignore_shared`: the stream was saved with QEMU's `x-ignore-shared` capability, so it
+/// leaves out the RAM the guest had in a shared file; the restored guest maps that file
+/// itself (a fleet clone) and loads device state only.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Incoming {
     pub path: PathBuf,
     pub offset: u64,
+    #[serde(default)]
+    pub ignore_shared: bool,
 }
 
 impl LaunchSpec {
@@ -1177,6 +1182,16 @@ impl Guest {
     /// Stream the guest's state onto the end of the save image at `path` and end QEMU as
     /// `shut off (saved)` (`virsh save`); a failed save leaves the guest running as it was.
     pub fn save(&mut self, path: &Path) -> Result<DomainState, GuestError> {
+        self.save_with(path, false)
+    }
+
+    /// [`Guest::save`]; with `ignore_shared`, the stream leaves out RAM the guest has in a
+    /// shared file (QEMU's `x-ignore-shared`): that file then holds the guest's memory.
+    pub fn save_with(
+        &mut self,
+        path: &Path,
+        ignore_shared: bool,
+    ) -> Result<DomainState, GuestError> {
         let name = self.paths.name.clone();
         self.ensure_active()?;
         let Some(c) = self.client.as_mut() else {
@@ -1184,6 +1199,7 @@ impl Guest {
         };
         let r = c.call(&Request::Save {
             path: path.display().to_string(),
+            ignore_shared,
         });
         self.drain_client();
         let state = match r {

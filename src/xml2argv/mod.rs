@@ -151,6 +151,21 @@ pub struct LaunchContext {
     /// The generation id an empty `<genid/>` gets (harness: libvirt's counting random
     /// source; a start: a fresh random UUID).
     pub generated_genid: String,
+    /// The guest's RAM in a named file instead of anonymous memory: a host-side choice of
+    /// the caller (fleet templates and their clones), not part of the domain XML. Only a
+    /// guest with plain memory (no NUMA cells, hugepages or `<memoryBacking>` source or
+    /// access mode) can take one.
+    pub ram_file: Option<RamFile>,
+}
+
+/// Guest RAM backed by file `path` (QEMU's `memory-backend-file`). `shared` maps it
+/// `MAP_SHARED`, so the guest's writes reach the file (a fleet template's guest, whose RAM then
+/// needs no copy in its migration stream); otherwise `MAP_PRIVATE`, copy-on-write over the
+/// file's pages (a clone, which starts from the template's RAM and whose writes stay its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamFile {
+    pub path: String,
+    pub shared: bool,
 }
 
 impl LaunchContext {

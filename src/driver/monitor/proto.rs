@@ -72,8 +72,11 @@ pub enum Request {
     },
     /// Pause, write the guest's state onto the end of the save image at `path` (whose header
     /// the client wrote), and end QEMU as `saved`; the reply comes once QEMU is gone.
+    /// `ignore_shared`: leave RAM in shared files out of the stream (`x-ignore-shared`).
     Save {
         path: String,
+        #[serde(default)]
+        ignore_shared: bool,
     },
     /// Run QEMU's internal snapshot job `job` with the vCPUs stopped; the reply comes when
     /// the job has ended.

@@ -1437,9 +1437,12 @@ impl Server {
                 self.update_actions().await;
                 ok(Value::Null)
             }
-            Request::Save { path } => {
+            Request::Save {
+                path,
+                ignore_shared,
+            } => {
                 // Answered once QEMU is reaped, or when the save fails.
-                self.save(&path, reply).await;
+                self.save(&path, ignore_shared, reply).await;
                 return;
             }
             Request::Snapshot { job } => {
