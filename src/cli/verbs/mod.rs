@@ -4,6 +4,8 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
+mod blockcopy;
+mod dirtyrate;
 pub mod blockjob;
 pub mod cputune;
 pub mod domain;
@@ -62,6 +64,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     save::CMDS,
     dump::CMDS,
     blockjob::CMDS,
+    dirtyrate::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
