@@ -236,7 +236,7 @@ fn dirty_rate_calc(r: &Path) {
     ok(
         r,
         &["domdirtyrate-calc", "gs", "--seconds", "1", "--mode", "page-sampling"],
-        "Start to calculate domain's memory dirty rate successfully.\n\n",
+        "Start to calculate domain's memory dirty rate successfully.\n",
     );
     // Measured (status 2) after its second; the wait is bounded, not timed.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
