@@ -106,6 +106,19 @@ fn block_jobs_on_a_running_guest() {
     std::fs::write(&xf, xml).unwrap();
     v.ok(&["define", xf.to_str().unwrap()]);
 
+    let help = v.ok(&["blockcopy", "--help"]);
+    for o in [
+        "--dest",
+        "--xml",
+        "--shallow",
+        "--reuse-external",
+        "--pivot",
+        "--finish",
+    ] {
+        assert!(help.contains(&format!("    {o} ")), "{o}: {help}");
+    }
+    assert!(v.ok(&["domstats", "--help"]).contains("    --backing "));
+
     // Not running yet.
     assert_eq!(
         v.fails(&["blockpull", "xb", "vda"]),
@@ -219,7 +232,10 @@ fn block_jobs_on_a_running_guest() {
     // The config follows an active commit's pivot (libvirt:
     // qemuBlockJobRewriteConfigDiskSource).
     let config = disk_xml(&v.ok(&["dumpxml", "xb", "--inactive"]), "vdb");
-    assert!(config.contains(&format!("<source file='{under}'")), "{config}");
+    assert!(
+        config.contains(&format!("<source file='{under}'")),
+        "{config}"
+    );
 
     // A slow pull (1 MiB/s over 12 MiB): its progress, a second job refused, no pivot for
     // a pull, its abort.
@@ -310,7 +326,10 @@ fn block_jobs_on_a_running_guest() {
         "event 'block-job-2' for domain 'xb': Block Copy for vdd completed".into(),
         "event 'block-job-2' for domain 'xb': Block Copy for vdc canceled".into(),
     ] {
-        assert!(text.contains(&format!("{line}\n")), "no '{line}' in:\n{text}");
+        assert!(
+            text.contains(&format!("{line}\n")),
+            "no '{line}' in:\n{text}"
+        );
     }
 }
 
@@ -352,11 +371,26 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
         "error: invalid argument: absolute path must be used as block copy target\n"
     );
     assert_eq!(
-        v.fails(&["blockcopy", "xb", "vdd", copy1s, "--transient-job", "--granularity", "3"]),
+        v.fails(&[
+            "blockcopy",
+            "xb",
+            "vdd",
+            copy1s,
+            "--transient-job",
+            "--granularity",
+            "3"
+        ]),
         "error: invalid argument: granularity must be power of 2\n"
     );
     assert_eq!(
-        v.fails(&["blockcopy", "xb", "vdd", copy1s, "--transient-job", "--reuse-external"]),
+        v.fails(&[
+            "blockcopy",
+            "xb",
+            "vdd",
+            copy1s,
+            "--transient-job",
+            "--reuse-external"
+        ]),
         format!(
             "error: missing destination file for disk vdd: {copy1}: No such file or directory\n"
         )
@@ -400,7 +434,14 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
         "{live}"
     );
     assert_eq!(
-        v.fails(&["blockcopy", "xb", "vdd", "--dest", "/tmp/other.qcow2", "--transient-job"]),
+        v.fails(&[
+            "blockcopy",
+            "xb",
+            "vdd",
+            "--dest",
+            "/tmp/other.qcow2",
+            "--transient-job"
+        ]),
         "error: block copy still active: disk 'vdd' already in active block job\n"
     );
     v.ok(&["blockjob", "xb", "vdd", "--pivot"]);
@@ -408,18 +449,32 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     assert!(live.contains(&format!("<source file='{copy1}'")), "{live}");
     assert!(!live.contains("<mirror"), "{live}");
     let config = disk_xml(&v.ok(&["dumpxml", "xb", "--inactive"]), "vdd");
-    assert!(config.contains(&format!("<source file='{copy1}'")), "{config}");
+    assert!(
+        config.contains(&format!("<source file='{copy1}'")),
+        "{config}"
+    );
     assert!(!config.contains(csrc), "{config}");
     assert_eq!(backing_of(copy1s), "");
-    let data = run("qemu-io", &["-r", "-U", "-f", "qcow2", "-c", "read -P 0x33 0 1M", copy1s]);
+    let data = run(
+        "qemu-io",
+        &["-r", "-U", "-f", "qcow2", "-c", "read -P 0x33 0 1M", copy1s],
+    );
     assert!(data.contains("read 1048576/1048576 bytes"), "{data}");
 
     // --finish: a point-in-time copy, the disk stays on its image.
     let copy2 = dir.join("copy2.raw").display().to_string();
     assert_eq!(
         v.ok(&[
-            "blockcopy", "xb", "vdd", &copy2, "--format", "raw", "--transient-job", "--finish",
-            "--timeout", "300",
+            "blockcopy",
+            "xb",
+            "vdd",
+            &copy2,
+            "--format",
+            "raw",
+            "--transient-job",
+            "--finish",
+            "--timeout",
+            "300",
         ]),
         "\nSuccessfully copied\n"
     );
@@ -436,7 +491,9 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     );
     let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdc");
     assert!(
-        live.contains(&format!("<mirror type='file' file='{copy3}' format='qcow2' job='copy'>")),
+        live.contains(&format!(
+            "<mirror type='file' file='{copy3}' format='qcow2' job='copy'>"
+        )),
         "{live}"
     );
     assert_eq!(
@@ -454,8 +511,15 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     let scopy = dir.join("scopy.qcow2").display().to_string();
     assert_eq!(
         v.ok(&[
-            "blockcopy", "xb", "vdc", &scopy, "--shallow", "--transient-job", "--pivot",
-            "--timeout", "300",
+            "blockcopy",
+            "xb",
+            "vdc",
+            &scopy,
+            "--shallow",
+            "--transient-job",
+            "--pivot",
+            "--timeout",
+            "300",
         ]),
         "\nSuccessfully pivoted\n"
     );
@@ -464,6 +528,8 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     assert!(live.contains(&format!("<source file='{scopy}'")), "{live}");
     assert!(live.contains(&format!("<source file='{fill}'")), "{live}");
     let config = disk_xml(&v.ok(&["dumpxml", "xb", "--inactive"]), "vdc");
-    assert!(config.contains(&format!("<source file='{scopy}'")), "{config}");
+    assert!(
+        config.contains(&format!("<source file='{scopy}'")),
+        "{config}"
+    );
 }
-

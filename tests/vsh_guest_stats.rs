@@ -235,7 +235,14 @@ fn dirty_rate_calc(r: &Path) {
     assert!(out(r, &["domdirtyrate-calc", "--help"]).contains("--seconds"));
     ok(
         r,
-        &["domdirtyrate-calc", "gs", "--seconds", "1", "--mode", "page-sampling"],
+        &[
+            "domdirtyrate-calc",
+            "gs",
+            "--seconds",
+            "1",
+            "--mode",
+            "page-sampling",
+        ],
         "Start to calculate domain's memory dirty rate successfully.\n",
     );
     // Measured (status 2) after its second; the wait is bounded, not timed.

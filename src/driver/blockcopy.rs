@@ -214,7 +214,9 @@ impl Domain<'_> {
             (Some(f), _) => f.clone(),
             (None, false) => chain[0].format.clone(),
             (None, true) => probe_format(&target.path).ok_or_else(|| {
-                DriverError::Unsupported("reused mirror destination format must be specified".into())
+                DriverError::Unsupported(
+                    "reused mirror destination format must be specified".into(),
+                )
             })?,
         };
         let def = crate::domain::parse_unprepared(&g.status().xml)?;

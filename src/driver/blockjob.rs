@@ -111,7 +111,10 @@ pub enum BlockJobState {
 }
 
 /// The QEMU job on disk `dst`, if any.
-pub(super) fn job_of(g: &mut Guest, dst: &str) -> Result<Option<(BlockJobType, Value)>, DriverError> {
+pub(super) fn job_of(
+    g: &mut Guest,
+    dst: &str,
+) -> Result<Option<(BlockJobType, Value)>, DriverError> {
     let jobs = qmp(g, "query-block-jobs", None)?;
     Ok(jobs.as_array().into_iter().flatten().find_map(|j| {
         let (t, d) = BlockJobType::from_id(j["device"].as_str()?)?;
@@ -138,7 +141,10 @@ impl Domain<'_> {
     /// target name, and its image. QEMU 7.2 crashes on
     /// `query-named-block-nodes` while a stream job runs, so a running job's control does
     /// not read the chain.
-    pub(super) fn block_disk_only(&self, disk: &str) -> Result<(Guest, String, String), DriverError> {
+    pub(super) fn block_disk_only(
+        &self,
+        disk: &str,
+    ) -> Result<(Guest, String, String), DriverError> {
         if !self.is_active()? {
             return Err(DriverError::OperationInvalid(
                 "domain is not running".into(),
@@ -296,7 +302,11 @@ impl Domain<'_> {
         let info = BlockJobInfo {
             job_type: t,
             bandwidth: j["speed"].as_u64().unwrap_or(0),
-            cur: if ended { end } else { j["offset"].as_u64().unwrap_or(0) },
+            cur: if ended {
+                end
+            } else {
+                j["offset"].as_u64().unwrap_or(0)
+            },
             end,
             ready: j["ready"].as_bool().unwrap_or(false),
         };

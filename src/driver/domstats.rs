@@ -421,13 +421,18 @@ impl Domain<'_> {
                     format!("block.{i}.name"),
                     TypedValue::Str(d.target.dev.clone()),
                 );
-                out.put(format!("block.{i}.path"), TypedValue::Str(layer.file.clone()));
-                out.put(format!("block.{i}.backingIndex"), TypedValue::UInt(n as u32));
+                out.put(
+                    format!("block.{i}.path"),
+                    TypedValue::Str(layer.file.clone()),
+                );
+                out.put(
+                    format!("block.{i}.backingIndex"),
+                    TypedValue::UInt(n as u32),
+                );
                 let node_stats = nodes.as_array().into_iter().flatten().find(|e| {
                     !layer.node.is_empty() && e["node-name"].as_str() == Some(layer.node.as_str())
                 });
-                if let Some(a) = node_stats.and_then(|e| e["stats"]["wr_highest_offset"].as_u64())
-                {
+                if let Some(a) = node_stats.and_then(|e| e["stats"]["wr_highest_offset"].as_u64()) {
                     out.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
                 }
                 if let Some(c) = img["virtual-size"].as_u64() {

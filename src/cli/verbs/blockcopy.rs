@@ -49,7 +49,10 @@ pub(super) const BLOCKCOPY: CmdDef = verb(
             "granularity",
             "power-of-two granularity to use during the copy",
         ),
-        OptDef::int("buf-size", "maximum amount of in-flight data during the copy"),
+        OptDef::int(
+            "buf-size",
+            "maximum amount of in-flight data during the copy",
+        ),
         OptDef::flag(
             "bytes",
             "the bandwidth limit is in bytes/s rather than MiB/s",
@@ -79,10 +82,7 @@ fn dest_xml(dest: &str, format: Option<&str>, blockdev: bool) -> String {
     } else {
         ("file", "file")
     };
-    let mut x = format!(
-        "<disk type='{kind}'>\n  <source {attr}='{}'/>\n",
-        esc(dest)
-    );
+    let mut x = format!("<disk type='{kind}'>\n  <source {attr}='{}'/>\n", esc(dest));
     if let Some(f) = format {
         x.push_str(&format!("  <driver type='{}'/>\n", esc(f)));
     }

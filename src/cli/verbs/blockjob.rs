@@ -177,11 +177,12 @@ pub(super) fn subscribe(dom: &Domain<'_>) -> Option<Events> {
 /// (virsh: virshBlockJobStatusHandler).
 fn status_for(e: &DomainEvent, disk: &str) -> Option<BlockJobStatus> {
     match &e.kind {
-        EventKind::BlockJob { disk: d, status, .. } | EventKind::BlockJob2 { disk: d, status, .. }
-            if d == disk =>
-        {
-            Some(*status)
+        EventKind::BlockJob {
+            disk: d, status, ..
         }
+        | EventKind::BlockJob2 {
+            disk: d, status, ..
+        } if d == disk => Some(*status),
         _ => None,
     }
 }

@@ -239,7 +239,8 @@ impl DomainEvent {
                 )
             }
             // libvirt: virshEventBlockJobPrint
-            EventKind::BlockJob { disk, job, status } | EventKind::BlockJob2 { disk, job, status } => {
+            EventKind::BlockJob { disk, job, status }
+            | EventKind::BlockJob2 { disk, job, status } => {
                 format!(
                     "event '{}' for domain '{d}': {} for {disk} {}",
                     self.kind(),

@@ -237,8 +237,10 @@ impl Server {
                 .into_iter()
                 .flatten()
                 .filter(|n| {
-                    n["file"].as_str().is_some_and(|f| files.iter().any(|x| x == f))
-                        && (n["drv"].as_str() == Some("file")) == want_file
+                    n["file"]
+                        .as_str()
+                        .is_some_and(|f| files.iter().any(|x| x == f))
+                        && matches!(n["drv"].as_str(), Some("file" | "host_device")) == want_file
                 })
                 .filter_map(|n| n["node-name"].as_str().map(str::to_string))
                 .collect()
@@ -293,7 +295,8 @@ impl Server {
             d.dtype = Some(f);
         }
         cd.backing_store = (chain_len == 1).then(BackingStore::default);
-        if let Err(e) = crate::driver::config::write_atomic(&path, def.to_xml(CONFIG_XML).as_bytes())
+        if let Err(e) =
+            crate::driver::config::write_atomic(&path, def.to_xml(CONFIG_XML).as_bytes())
         {
             log_line(
                 &self.paths,
