@@ -483,6 +483,67 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     assert!(!live.contains("<mirror"), "{live}");
     assert_eq!(std::fs::metadata(&copy2).unwrap().len(), 16 << 20);
 
+    // A target described in XML, pre-created and reused: its format is probed.
+    let copy5 = image(dir, "copy5.qcow2", None);
+    let xf = dir.join("copy5.xml");
+    std::fs::write(
+        &xf,
+        format!("<disk type='file'><source file='{copy5}'/></disk>"),
+    )
+    .unwrap();
+    let xfs = xf.to_str().unwrap();
+    assert_eq!(
+        v.ok(&[
+            "blockcopy",
+            "xb",
+            "vdd",
+            "--xml",
+            xfs,
+            "--reuse-external",
+            "--transient-job",
+            "--finish",
+            "--timeout",
+            "300",
+        ]),
+        "\nSuccessfully copied\n"
+    );
+    let data = run(
+        "qemu-io",
+        &["-r", "-U", "-f", "qcow2", "-c", "read -P 0x33 0 1M", &copy5],
+    );
+    assert!(data.contains("read 1048576/1048576 bytes"), "{data}");
+    assert_eq!(
+        v.fails(&[
+            "blockcopy",
+            "xb",
+            "vdd",
+            "--xml",
+            "/nonexistent.xml",
+            "--transient-job"
+        ]),
+        "error: Failed to open file '/nonexistent.xml': No such file or directory\n"
+    );
+    // QEMU refuses the job: what was made for it goes.
+    let copy4 = dir.join("copy4.qcow2").display().to_string();
+    let err = v.fails(&[
+        "blockcopy",
+        "xb",
+        "vdd",
+        &copy4,
+        "--transient-job",
+        "--granularity",
+        "256",
+    ]);
+    assert!(
+        err.starts_with(
+            "error: internal error: unable to execute QEMU command 'blockdev-mirror': "
+        ),
+        "{err}"
+    );
+    assert!(!Path::new(&copy4).exists());
+    let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdd");
+    assert!(!live.contains("<mirror"), "{live}");
+
     // A slow copy (1 MiB/s over 12 MiB), aborted: the disk keeps its image, the mirror goes.
     let copy3 = dir.join("copy3.qcow2").display().to_string();
     assert_eq!(
