@@ -563,6 +563,13 @@ fn blockcopy_cases(v: &vshrun::Vsh, dir: &Path, csrc: &str, slow: &str, fill: &s
     );
     let raw = v.ok(&["blockjob", "xb", "vdc", "--raw"]);
     assert!(raw.starts_with(" type=Block Copy\n bandwidth=1\n"), "{raw}");
+    // domstats --backing: vdc's chain, then its copy's target.
+    let st = v.ok(&["domstats", "xb", "--block", "--backing"]);
+    assert!(st.contains("  block.count=6\n"), "{st}");
+    assert!(
+        st.contains(&format!("  block.4.name=vdc\n  block.4.path={copy3}\n")),
+        "{st}"
+    );
     v.ok(&["blockjob", "xb", "vdc", "--abort"]);
     let live = disk_xml(&v.ok(&["dumpxml", "xb"]), "vdc");
     assert!(live.contains(&format!("<source file='{slow}'")), "{live}");

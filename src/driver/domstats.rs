@@ -443,6 +443,42 @@ impl Domain<'_> {
                 img = &img["backing-image"];
                 i += 1;
             }
+            // A copy job's target has a record of its own (libvirt: the disk's mirror).
+            let mirror = d
+                .mirror
+                .as_ref()
+                .filter(|m| m.attr("job") == Some("copy"))
+                .and_then(|m| m.child("source"))
+                .and_then(|s| s.attr("file").or(s.attr("dev")));
+            if let Some(path) = mirror {
+                out.put(
+                    format!("block.{i}.name"),
+                    TypedValue::Str(d.target.dev.clone()),
+                );
+                out.put(format!("block.{i}.path"), TypedValue::Str(path.to_string()));
+                let node = named.as_array().into_iter().flatten().find(|n| {
+                    n["file"].as_str() == Some(path)
+                        && !matches!(n["drv"].as_str(), Some("file" | "host_device"))
+                });
+                if let Some(n) = node {
+                    let name = n["node-name"].as_str();
+                    let a = nodes
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|e| name.is_some() && e["node-name"].as_str() == name)
+                        .and_then(|e| e["stats"]["wr_highest_offset"].as_u64());
+                    if let Some(a) = a {
+                        out.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+                    }
+                    if let Some(c) = n["image"]["virtual-size"].as_u64() {
+                        out.put(format!("block.{i}.capacity"), TypedValue::ULLong(c));
+                        let p = n["image"]["actual-size"].as_u64().unwrap_or(c);
+                        out.put(format!("block.{i}.physical"), TypedValue::ULLong(p));
+                    }
+                }
+                i += 1;
+            }
         }
         r.put("block.count", TypedValue::UInt(i as u32));
         r.0.extend(out.0);
