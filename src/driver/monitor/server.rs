@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
+mod blockjob;
 mod console_relay;
 mod dump;
 mod hotplug;
@@ -624,6 +625,7 @@ struct Server {
     unplugs: hotplug::Unplugs,
     /// The save or snapshot running beside the request loop, and who waits for it.
     jobs: jobs::Jobs,
+    block_jobs: blockjob::BlockJobs,
 }
 
 /// The guest agent's virtio-serial port.
@@ -668,6 +670,7 @@ impl Server {
             exit: None,
             unplugs: Default::default(),
             jobs: Default::default(),
+            block_jobs: Default::default(),
         }
     }
 
@@ -1201,7 +1204,11 @@ impl Server {
                     });
                 }
             }
-            "MIGRATION" | "JOB_STATUS_CHANGE" => self.jobs.wake_now(),
+            "MIGRATION" => self.jobs.wake_now(),
+            "JOB_STATUS_CHANGE" => {
+                self.jobs.wake_now();
+                self.on_job_status(&ev.data).await;
+            }
             // libvirt: qemuMonitorJSONHandleIOError, qemuProcessHandleIOError
             "BLOCK_IO_ERROR" => {
                 let action = match ev.data["action"].as_str() {
@@ -1345,8 +1352,11 @@ impl Server {
                 version: VERSION,
                 monitor_pid: std::process::id() as i32,
             },
-            Request::Qmp { command, args } => match self.exec(&command, args).await {
-                Ok(v) => ok(v),
+            Request::Qmp { command, args } => match self.exec(&command, args.clone()).await {
+                Ok(v) => {
+                    self.note_block_request(&command, args.as_ref());
+                    ok(v)
+                }
                 Err(e) => self.failure(e),
             },
             Request::State => match self.exec("query-status", None).await {
