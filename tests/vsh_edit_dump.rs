@@ -183,6 +183,10 @@ fn edit_and_dump_on_a_guest() {
     v.ok(&["-q", "dump", NAME, core_s, "--memory-only", "--reset"]);
     assert_eq!(v.ok(&["domstate", NAME]).trim(), "running");
     v.ok(&["-q", "dump", NAME, core_s, "--memory-only", "--crash"]);
-    assert_eq!(v.ok(&["domstate", NAME]).trim(), "shut off");
+    // libvirt ends it as crashed, not destroyed.
+    assert_eq!(
+        v.ok(&["domstate", NAME, "--reason"]).trim(),
+        "shut off (crashed)"
+    );
     v.ok(&["undefine", NAME]);
 }

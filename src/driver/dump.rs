@@ -145,8 +145,8 @@ impl Domain<'_> {
             return Err(e);
         }
         if flags & DUMP_CRASH != 0 {
-            // libvirt ends the guest as crashed; this driver's way to end it.
-            return self.destroy();
+            // libvirt ends the guest as crashed: `shut off (crashed)`, `Stopped Crashed`.
+            return self.stop(crate::driver::monitor::proto::StopReason::Crashed);
         }
         if flags & DUMP_RESET != 0 {
             g.reset().map_err(guest_err)?;

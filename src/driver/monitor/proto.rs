@@ -360,14 +360,16 @@ mod tests {
     }
 }
 
-/// Why a caller ends a guest: `destroy`, or a revert to a snapshot of the guest shut off
-/// (libvirt: VIR_DOMAIN_SHUTOFF_DESTROYED, VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT).
+/// Why a caller ends a guest: `destroy`, a revert to a snapshot of the guest shut off, or
+/// `dump --crash` (libvirt: VIR_DOMAIN_SHUTOFF_DESTROYED, VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT,
+/// VIR_DOMAIN_SHUTOFF_CRASHED).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
     #[default]
     Destroyed,
     FromSnapshot,
+    Crashed,
 }
 
 impl StopReason {
@@ -376,6 +378,7 @@ impl StopReason {
         match self {
             StopReason::Destroyed => "destroyed",
             StopReason::FromSnapshot => "from snapshot",
+            StopReason::Crashed => "crashed",
         }
     }
 }

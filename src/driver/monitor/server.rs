@@ -1710,6 +1710,8 @@ impl Server {
             "destroyed" => Lifecycle::StoppedDestroyed,
             "saved" => Lifecycle::StoppedSaved,
             "from snapshot" => Lifecycle::StoppedFromSnapshot,
+            // `dump --crash` (libvirt: qemuDomainCoreDumpWithFormat).
+            "crashed" => Lifecycle::StoppedCrashed,
             // on_crash=destroy ended it (libvirt: processGuestPanicEvent).
             _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
             // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's
