@@ -15,6 +15,7 @@ pub mod events;
 pub mod host;
 pub mod hostcpu;
 pub mod hostmisc;
+pub mod hostpages;
 pub mod hotplug;
 pub mod jobs;
 pub mod memtune;
@@ -70,6 +71,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     node::CMDS,
     hostcpu::CMDS,
     hostmisc::CMDS,
+    hostpages::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     snapshot::CMDS,
