@@ -33,6 +33,7 @@ pub mod iothreads;
 pub mod jobs;
 pub mod keycodes;
 pub mod launch;
+pub mod launch_sec;
 pub mod lock;
 pub mod memtune;
 pub mod metadata;

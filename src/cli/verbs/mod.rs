@@ -18,12 +18,14 @@ pub mod hostmisc;
 pub mod hostpages;
 pub mod hotplug;
 pub mod jobs;
+pub mod launchsec;
 pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod paramtune;
 pub mod power;
+pub mod qemu_events;
 pub mod readfmt;
 pub mod rename;
 pub mod resources;
@@ -67,11 +69,13 @@ pub const TABLES: &[&[CmdDef]] = &[
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,
+    qemu_events::CMDS,
     host::CMDS,
     node::CMDS,
     hostcpu::CMDS,
     hostmisc::CMDS,
     hostpages::CMDS,
+    launchsec::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     snapshot::CMDS,
