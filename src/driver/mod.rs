@@ -10,6 +10,7 @@ mod blockjob_chain;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod cpu_compare;
 pub mod cpu_models;
 pub mod cpu_stats;
 pub mod define_flags;
@@ -164,6 +165,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
+    /// libvirt's VIR_ERR_CPU_INCOMPATIBLE, with why when known.
+    #[error("the CPU is incompatible with host CPU{}", .0.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    CpuIncompatible(Option<String>),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
 pub mod blockjob;
+pub mod cpucompare;
 pub mod cputune;
 pub mod domain;
 pub mod domctl;
@@ -73,6 +74,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     host::CMDS,
     node::CMDS,
     hostcpu::CMDS,
+    cpucompare::CMDS,
     hostmisc::CMDS,
     hostpages::CMDS,
     launchsec::CMDS,
