@@ -36,6 +36,7 @@ pub mod keycodes;
 pub mod launch;
 pub mod launch_sec;
 pub mod lock;
+pub mod memdev;
 pub mod memtune;
 pub mod metadata;
 pub mod monitor;

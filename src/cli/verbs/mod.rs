@@ -20,6 +20,7 @@ pub mod hostpages;
 pub mod hotplug;
 pub mod jobs;
 pub mod launchsec;
+pub mod memdev;
 pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
@@ -56,6 +57,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     agent::CMDS,
     agent_ops::CMDS,
     hotplug::CMDS,
+    memdev::CMDS,
     resources::CMDS,
     tuning::CMDS,
     threads::CMDS,
