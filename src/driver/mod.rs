@@ -61,6 +61,7 @@ pub mod saveimage;
 pub mod schedinfo;
 pub mod schema;
 pub mod secret;
+pub mod secret_events;
 pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;

@@ -33,6 +33,7 @@ pub mod rename;
 pub mod resources;
 pub mod save;
 pub mod secret;
+pub mod secret_events;
 pub mod secret_read;
 pub mod shellverbs;
 pub mod snapshot;
@@ -82,6 +83,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     launchsec::CMDS,
     secret::CMDS,
     secret_read::CMDS,
+    secret_events::CMDS,
     snapshot::CMDS,
     tools::CMDS,
     virsh::CMDS,
