@@ -96,6 +96,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         file_chardev_fd: Some(1750),
         tap_fd_base: 3,
         vhost_fd_base: 44,
+        vhost_net: true,
         vhost_scsi_fd: Some(3),
         scsi_generic_dev: Some("/dev/sg0".into()),
         path_env: Some("/bin".into()),
@@ -124,6 +125,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         render_node: Some("/dev/dri/foo".into()),
         // libvirt's tests draw generated ids from a counting random source.
         generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
+        ram_file: None,
     }
 }
 

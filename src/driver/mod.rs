@@ -5,6 +5,7 @@ pub mod agent;
 pub mod agent_timeout;
 pub mod autostart;
 pub mod blkiotune;
+pub mod blockcopy;
 pub mod blockjob;
 mod blockjob_chain;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod cpu_models;
 pub mod cpu_stats;
 pub mod define_flags;
 pub mod dirs;
+pub mod dirtyrate;
 pub mod display;
 pub mod domain;
 pub mod domcaps;
@@ -66,6 +68,7 @@ pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod tap;
 pub mod tuning;
 pub mod uri;
 
@@ -170,6 +173,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_CPU_INCOMPATIBLE, with why when known.
     #[error("the CPU is incompatible with host CPU{}", .0.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     CpuIncompatible(Option<String>),
+    /// libvirt's VIR_ERR_NO_NETWORK.
+    #[error("Network not found: {0}")]
+    NoNetwork(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),
