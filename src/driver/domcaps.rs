@@ -195,8 +195,23 @@ impl Connect {
         if let Some(a) = arch {
             domcaps::check_arch(a)?;
         }
-        let host = qemu::host_arch();
-        let want_arch = arch.unwrap_or(host);
+        let want_arch = arch.unwrap_or(qemu::host_arch());
+        let (binary, caps) = self.domcaps_emulator(emulatorbin, arch)?;
+        let shown = binary.display().to_string();
+        let r = domcaps::resolve(&caps, &shown, want_arch, virttype, machine)?;
+        let facts = self.domcaps_host_facts();
+        Ok(domcaps::build(&caps, &shown, &r, &facts).to_xml())
+    }
+
+    /// The emulator domain capabilities describe, with its caps: `emulatorbin`, else the one
+    /// serving `arch` (default: the host's) found first in the emulator dirs
+    /// (libvirt: virQEMUCapsCacheLookupDefault).
+    pub(crate) fn domcaps_emulator(
+        &self,
+        emulatorbin: Option<&str>,
+        arch: Option<&str>,
+    ) -> Result<(PathBuf, qemu::QemuCaps), DriverError> {
+        let want_arch = arch.unwrap_or(qemu::host_arch());
         let binary = match emulatorbin {
             Some(b) => PathBuf::from(b),
             None => domcaps::emulator_names(want_arch)
@@ -211,10 +226,7 @@ impl Connect {
                 .ok_or_else(|| DomCapsError::NoEmulator(arch.unwrap_or("(null)").to_string()))?,
         };
         let caps = self.emulator_caps(&binary)?;
-        let shown = binary.display().to_string();
-        let r = domcaps::resolve(&caps, &shown, want_arch, virttype, machine)?;
-        let facts = self.domcaps_host_facts();
-        Ok(domcaps::build(&caps, &shown, &r, &facts).to_xml())
+        Ok((binary, caps))
     }
 }
 

@@ -67,9 +67,19 @@ impl Connect {
 
 impl Events {
     fn subscribe(run: &Path, domain: Option<String>) -> Result<Events, DriverError> {
+        let (tx, rx) = channel();
+        Self::subscribe_with(run, domain, Sink::Domain(tx), rx)
+    }
+
+    /// A subscription whose readers forward to `sink`; `rx` is what [`Events`] reads.
+    fn subscribe_with(
+        run: &Path,
+        domain: Option<String>,
+        sink: Sink,
+        rx: Receiver<DomainEvent>,
+    ) -> Result<Events, DriverError> {
         crate::driver::config::make_dir(run)?;
         let since = now_ms();
-        let (tx, rx) = channel();
         let (wake_rd, wake_wr) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| DriverError::System {
                 msg: "cannot create a pipe".into(),
@@ -83,7 +93,7 @@ impl Events {
             run: run.to_path_buf(),
             domain,
             since,
-            tx,
+            tx: sink,
             shared: shared.clone(),
         };
         // Connect to the monitors there are before returning, so that an operation the
@@ -194,8 +204,86 @@ struct Watcher {
     run: PathBuf,
     domain: Option<String>,
     since: u64,
-    tx: Sender<DomainEvent>,
+    tx: Sink,
     shared: Arc<Shared>,
+}
+
+/// Where a subscription's readers forward what monitors push: libvirt's domain events, or
+/// QEMU's raw QMP events.
+#[derive(Clone)]
+enum Sink {
+    Domain(Sender<DomainEvent>),
+    Qmp(Sender<QemuMonitorEvent>),
+}
+
+impl Sink {
+    /// Forward `p` from the guest `domain`'s monitor; false once the subscriber is gone.
+    fn forward(&self, domain: &str, p: Push) -> bool {
+        match (self, p) {
+            (Sink::Domain(tx), Push::Domain(e)) => tx.send(e).is_ok(),
+            (Sink::Qmp(tx), Push::Qmp(e)) => tx
+                .send(QemuMonitorEvent {
+                    domain: domain.to_string(),
+                    event: e.name,
+                    seconds: e.timestamp.map_or(0, |t| t.0),
+                    micros: e.timestamp.map_or(0, |t| t.1),
+                    data: (!e.data.is_null()).then_some(e.data),
+                })
+                .is_ok(),
+            _ => true,
+        }
+    }
+}
+
+/// One QMP event a guest's QEMU sent, as libvirt relays it
+/// (virConnectDomainQemuMonitorEventRegister's callback arguments).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct QemuMonitorEvent {
+    pub domain: String,
+    /// QEMU's event name (`STOP`, `RESUME`, ...).
+    pub event: String,
+    /// QEMU's timestamp: seconds and microseconds since the epoch.
+    pub seconds: i64,
+    pub micros: i64,
+    /// The event's `data`; `None` when QEMU sent none.
+    pub data: Option<serde_json::Value>,
+}
+
+/// A subscription to raw QMP events (libvirt: virConnectDomainQemuMonitorEventRegister).
+/// Dropping it ends the subscription.
+pub struct QemuMonitorEvents {
+    rx: Receiver<QemuMonitorEvent>,
+    _sub: Events,
+}
+
+impl QemuMonitorEvents {
+    /// The next event, waiting up to `timeout`; `None` when none came in time.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<QemuMonitorEvent> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+}
+
+impl Connect {
+    /// QMP events of every running guest, or of the guest named `domain` only, from now on.
+    /// Filtering by event name is the caller's (libvirt's flags for it are virsh's).
+    pub fn qemu_monitor_events(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<QemuMonitorEvents, DriverError> {
+        if let Some(d) = domain {
+            crate::driver::config::validate_name(d)?;
+        }
+        let (tx, rx) = channel();
+        // The domain-event side stays empty: its sender is dropped at once.
+        let (_, none) = channel();
+        let sub = Events::subscribe_with(
+            &self.dirs().run,
+            domain.map(str::to_string),
+            Sink::Qmp(tx),
+            none,
+        )?;
+        Ok(QemuMonitorEvents { rx, _sub: sub })
+    }
 }
 
 impl Watcher {
@@ -306,8 +394,8 @@ impl Watcher {
             .spawn(move || {
                 // Until the monitor goes (the guest ended) or we are dropped.
                 while let Ok(p) = client.next_push(None) {
-                    if let Some(Push::Domain(e)) = p
-                        && tx.send(e).is_err()
+                    if let Some(p) = p
+                        && !tx.forward(&mine.0, p)
                     {
                         break;
                     }

@@ -11,6 +11,7 @@ mod blockjob_chain;
 pub mod config;
 pub mod console;
 pub mod control;
+pub mod cpu_compare;
 pub mod cpu_models;
 pub mod cpu_stats;
 pub mod define_flags;
@@ -35,12 +36,15 @@ pub mod iothreads;
 pub mod jobs;
 pub mod keycodes;
 pub mod launch;
+pub mod launch_sec;
 pub mod lock;
+pub mod memdev;
 pub mod memtune;
 pub mod metadata;
 pub mod monitor;
 pub mod node;
 pub mod node_cells;
+pub mod node_pages;
 pub mod node_suspend;
 pub mod numatune;
 pub mod nvram;
@@ -59,6 +63,7 @@ pub mod saveimage;
 pub mod schedinfo;
 pub mod schema;
 pub mod secret;
+pub mod secret_events;
 pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
@@ -165,6 +170,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
+    /// libvirt's VIR_ERR_CPU_INCOMPATIBLE, with why when known.
+    #[error("the CPU is incompatible with host CPU{}", .0.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    CpuIncompatible(Option<String>),
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),

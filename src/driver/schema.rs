@@ -36,14 +36,20 @@ pub fn validity_messages(report: &str) -> String {
 /// Check `xml` against the domain schema; libvirt's VIR_ERR_XML_INVALID_SCHEMA when it
 /// does not validate.
 pub fn validate_domain_xml(xml: &str) -> Result<(), DriverError> {
+    validate_xml_against(xml, "domain.rng")
+}
+
+/// Check `xml` against libvirt's schema `schema` (`cpu.rng`, ...); libvirt's
+/// VIR_ERR_XML_INVALID_SCHEMA when it does not validate.
+pub fn validate_xml_against(xml: &str, schema: &str) -> Result<(), DriverError> {
     let Some(rng) = schema_dirs()
         .into_iter()
-        .map(|d| d.join("domain.rng"))
+        .map(|d| d.join(schema))
         .find(|p| p.is_file())
     else {
-        return Err(DriverError::Internal(
-            "cannot find the domain schema domain.rng (set VSH_SCHEMA_DIR)".into(),
-        ));
+        return Err(DriverError::Internal(format!(
+            "cannot find the schema {schema} (set VSH_SCHEMA_DIR)"
+        )));
     };
     let mut doc = tempfile::NamedTempFile::new().map_err(|e| DriverError::System {
         msg: "cannot create a temporary file".into(),

@@ -6,6 +6,7 @@ pub mod agent_ops;
 pub mod autostart;
 mod blockcopy;
 pub mod blockjob;
+pub mod cpucompare;
 pub mod cputune;
 mod dirtyrate;
 pub mod domain;
@@ -17,19 +18,24 @@ pub mod events;
 pub mod host;
 pub mod hostcpu;
 pub mod hostmisc;
+pub mod hostpages;
 pub mod hotplug;
 pub mod jobs;
+pub mod launchsec;
+pub mod memdev;
 pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
 pub mod node;
 pub mod paramtune;
 pub mod power;
+pub mod qemu_events;
 pub mod readfmt;
 pub mod rename;
 pub mod resources;
 pub mod save;
 pub mod secret;
+pub mod secret_events;
 pub mod secret_read;
 pub mod shellverbs;
 pub mod snapshot;
@@ -54,6 +60,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     agent::CMDS,
     agent_ops::CMDS,
     hotplug::CMDS,
+    memdev::CMDS,
     resources::CMDS,
     tuning::CMDS,
     threads::CMDS,
@@ -69,12 +76,17 @@ pub const TABLES: &[&[CmdDef]] = &[
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,
+    qemu_events::CMDS,
     host::CMDS,
     node::CMDS,
     hostcpu::CMDS,
+    cpucompare::CMDS,
     hostmisc::CMDS,
+    hostpages::CMDS,
+    launchsec::CMDS,
     secret::CMDS,
     secret_read::CMDS,
+    secret_events::CMDS,
     snapshot::CMDS,
     tools::CMDS,
     virsh::CMDS,

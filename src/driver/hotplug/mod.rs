@@ -260,6 +260,9 @@ impl Domain<'_> {
             AFFECT_LIVE | AFFECT_CONFIG | DEVICE_MODIFY_FORCE,
             "qemuDomainUpdateDeviceFlags",
         )?;
+        if super::memdev::is_memory_xml(xml) {
+            return self.update_memory_device(xml, flags & !DEVICE_MODIFY_FORCE);
+        }
         let dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags & !DEVICE_MODIFY_FORCE)?;
         let config = if impact.config {
