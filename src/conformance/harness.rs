@@ -11,7 +11,9 @@ use crate::capabilities::qemu::QemuCaps;
 use crate::domain::DomainDef;
 use crate::domain::PrepareOptions;
 use crate::domain::prepare::AudioConfig;
-use crate::xml2argv::{LaunchContext, MonitorSource, QemuConf, SecretContext, build};
+use crate::xml2argv::{
+    HugetlbfsMount, LaunchContext, MonitorSource, QemuConf, SecretContext, Xml2ArgvError, build,
+};
 
 /// libvirt's NVRAM directory, as its harness's privileged driver has it.
 const HARNESS_NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
@@ -124,7 +126,37 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         render_node: Some("/dev/dri/foo".into()),
         // libvirt's tests draw generated ids from a counting random source.
         generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
+        // libvirt's test config: 2 MiB pages (the default) and 1 GiB pages.
+        hugetlbfs: vec![
+            HugetlbfsMount {
+                dir: "/dev/hugepages2M".into(),
+                page_kib: 2048,
+                default: true,
+            },
+            HugetlbfsMount {
+                dir: "/dev/hugepages1G".into(),
+                page_kib: 1048576,
+                default: false,
+            },
+        ],
+        host_numa_nodes: (0..=HARNESS_MAX_NUMA_NODE).collect(),
     }
+}
+
+/// The highest host NUMA node libvirt's test mock has (nodes 0-7).
+const HARNESS_MAX_NUMA_NODE: u32 = 7;
+
+/// libvirt's test mock replaces the real nodeset check and words its refusal its own way;
+/// the harness reports a missing node as the mock does.
+fn mock_wording(e: Xml2ArgvError) -> Xml2ArgvError {
+    if let Xml2ArgvError::Unsupported(m) = &e
+        && let Some(n) = m
+            .strip_prefix("NUMA node ")
+            .and_then(|r| r.strip_suffix(" is unavailable"))
+    {
+        return Xml2ArgvError::Internal(format!("Mock: no numa node set is available at bit {n}"));
+    }
+    e
 }
 
 /// The harness context for case `name` (the test name, not the domain name), with the
@@ -235,7 +267,7 @@ fn run_case_with(
         return ("err", format!("{e}\n"));
     }
     let ctx = case_context(name, &def);
-    match build(&def, caps, &ctx) {
+    match build(&def, caps, &ctx).map_err(mock_wording) {
         Ok(cmd) => ("args", cmd.to_args_file()),
         Err(e) => ("err", format!("{e}\n")),
     }

@@ -97,6 +97,8 @@ impl Connect {
             vdpa_fd: None,
             render_node: first_render_node(),
             generated_genid: uuid::Uuid::new_v4().to_string(),
+            hugetlbfs: crate::capabilities::host::hugetlbfs_mounts(&self.opts.host_root),
+            host_numa_nodes: crate::capabilities::host::host_numa_nodes(&self.opts.host_root),
         }
     }
 

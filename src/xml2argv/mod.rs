@@ -23,6 +23,7 @@ mod socketnet;
 mod storage;
 mod tpm;
 
+pub use crate::capabilities::host::HugetlbfsMount;
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
@@ -147,6 +148,13 @@ pub struct LaunchContext {
     /// The generation id an empty `<genid/>` gets (harness: libvirt's counting random
     /// source; a start: a fresh random UUID).
     pub generated_genid: String,
+    /// The host's hugetlbfs mounts, in mount order (libvirt: the driver config's
+    /// `hugetlbfs` list). Huge page backed memory is a file under the mount of its page size;
+    /// without one the start fails with libvirt's message.
+    pub hugetlbfs: Vec<HugetlbfsMount>,
+    /// The host's NUMA nodes (libvirt: virNumaNodeIsAvailable). Memory bound to a node not
+    /// listed here is refused with libvirt's `NUMA node N is unavailable`.
+    pub host_numa_nodes: Vec<u32>,
 }
 
 impl LaunchContext {

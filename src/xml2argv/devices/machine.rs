@@ -580,11 +580,12 @@ impl Builder<'_> {
 
     /// The huge page size (KiB) `<memoryBacking>` gives the memory of guest NUMA node `node`
     /// (any node: `None`): the page whose nodeset has the node, else the one without a
-    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary).
+    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary),
+    /// 0 for the host's default huge page size.
     pub(super) fn hugepage_kib(&self, node: Option<u32>) -> Option<u64> {
         let pages = self.def.memory_backing.as_ref()?.hugepages.as_ref()?;
         if pages.is_empty() {
-            return Some(2048);
+            return Some(0);
         }
         let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, node) {
             (None, _) | (Some(_), None) => true,
@@ -596,22 +597,38 @@ impl Builder<'_> {
             .iter()
             .find(|p| p.nodeset.is_some() && in_set(p))
             .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
-        let kib = if chosen.size_kib == 0 {
-            2048
-        } else {
-            chosen.size_kib
-        };
-        (kib != 4).then_some(kib)
+        (chosen.size_kib != 4).then_some(chosen.size_kib)
     }
 
-    /// The hugetlbfs mount libvirt's harness has for pages of `kib`.
-    pub(super) fn hugepage_dir(&self, kib: u64) -> String {
-        let mount = if kib == 1048576 {
-            "/dev/hugepages1G"
+    /// The directory on the host's hugetlbfs mount for pages of `kib` (0: the default huge
+    /// page size) where the domain's memory files go (libvirt: qemuGetDomainHupageMemPath,
+    /// with qemuBuildMemoryGetDefaultPagesize for an unsized page).
+    pub(super) fn hugepage_dir(&self, kib: u64) -> R<String> {
+        let mounts = &self.ctx.hugetlbfs;
+        if mounts.is_empty() {
+            return Err(Xml2ArgvError::Internal(
+                "hugetlbfs filesystem is not mounted or disabled by administrator config".into(),
+            ));
+        }
+        let kib = if kib == 0 {
+            mounts
+                .iter()
+                .find(|m| m.default)
+                .unwrap_or(&mounts[0])
+                .page_kib
         } else {
-            "/dev/hugepages2M"
+            kib
         };
-        format!("{mount}/libvirt/qemu/{}", self.ctx.short_name(self.def))
+        let Some(mount) = mounts.iter().find(|m| m.page_kib == kib) else {
+            return Err(Xml2ArgvError::Internal(format!(
+                "Unable to find any usable hugetlbfs mount for {kib} KiB"
+            )));
+        };
+        Ok(format!(
+            "{}/libvirt/qemu/{}",
+            mount.dir,
+            self.ctx.short_name(self.def)
+        ))
     }
 
     /// The memory backend object for guest RAM (`pc.ram`) or one NUMA cell: hugepages
@@ -649,7 +666,7 @@ impl Builder<'_> {
         if let Some(size_kib) = hp {
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
-                .s("mem-path", self.hugepage_dir(size_kib));
+                .s("mem-path", self.hugepage_dir(size_kib)?);
             discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
@@ -717,15 +734,46 @@ impl Builder<'_> {
             }
         };
         let Some(set) = set else { return Ok(None) };
+        let nodes: Vec<u32> = parse_nodeset(set)?;
+        // Even memory the cgroups place (restrictive) must name nodes the host has.
+        self.nodes_available(&nodes)?;
         let policy = match mode.unwrap_or("strict") {
             "strict" => "bind",
             "preferred" => "preferred",
             "interleave" => "interleave",
             _ => return Ok(None),
         };
-        let nodes = crate::capabilities::cpuset::CpuSet::parse(set)
-            .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))?;
-        Ok(Some((nodes.iter().collect(), policy)))
+        Ok(Some((nodes, policy)))
+    }
+
+    /// Every node of `nodes` exists on the host (libvirt: virNumaNodesetIsAvailable).
+    pub(super) fn nodes_available(&self, nodes: &[u32]) -> R {
+        match nodes.iter().find(|n| !self.ctx.host_numa_nodes.contains(n)) {
+            Some(n) => Err(Xml2ArgvError::Unsupported(format!(
+                "NUMA node {n} is unavailable"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The `<numatune>` nodesets, `<memory>` first and then each memnode, all name host
+    /// nodes (libvirt: virDomainNumatuneNodesetIsAvailable).
+    fn numatune_available(&self) -> R {
+        let Some(nt) = &self.def.numatune else {
+            return Ok(());
+        };
+        let memory = nt
+            .memory
+            .as_ref()
+            .filter(|m| m.placement.as_deref() != Some("auto"))
+            .and_then(|m| m.nodeset.as_deref());
+        for set in memory
+            .into_iter()
+            .chain(nt.memnodes.iter().filter_map(|m| m.nodeset.as_deref()))
+        {
+            self.nodes_available(&parse_nodeset(set)?)?;
+        }
+        Ok(())
     }
 
     /// Bind backend `j` (object `id`) to host nodes; memory preallocated there is touched by
@@ -783,6 +831,10 @@ impl Builder<'_> {
         let Some(cpu) = &self.def.cpu else {
             return Ok(());
         };
+        if cpu.numa.is_empty() {
+            return Ok(());
+        }
+        self.numatune_available()?;
         let hmat = self.hmat()?;
         // The first cell with vCPUs initiates for cells that have no better one (libvirt:
         // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to cell 0, so
@@ -1091,4 +1143,11 @@ pub(super) fn discard_data(j: &mut JsonOpts, discard: Option<bool>) {
     if let Some(d) = discard {
         j.b("discard-data", d);
     }
+}
+
+/// The node ids of a nodeset string (`0-3,^2`).
+fn parse_nodeset(set: &str) -> R<Vec<u32>> {
+    crate::capabilities::cpuset::CpuSet::parse(set)
+        .map(|n| n.iter().collect())
+        .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))
 }
