@@ -119,7 +119,8 @@ impl Builder<'_> {
             file: Some(path.clone()),
             ..Default::default()
         };
-        let mut images = vec![(code, loader.readonly.as_deref() == Some("yes"))];
+        let ro_loader = loader.readonly.as_deref() == Some("yes");
+        let mut images = vec![(code, ro_loader)];
         if let Some(nv) = &os.nvram {
             let src = match (&nv.path, &nv.source) {
                 (Some(p), _) => Some(DiskSource {
@@ -127,8 +128,10 @@ impl Builder<'_> {
                     ..Default::default()
                 }),
                 (None, Some(s)) => Some(s.clone()),
-                // A template alone: the varstore is created from it in the NVRAM directory.
-                (None, None) if nv.template.is_some() => Some(DiskSource {
+                // A template alone: the varstore is created from it in the NVRAM directory,
+                // for a read-only loader only (libvirt 9.0 names no varstore for a writable
+                // one, and QEMU gets the code flash alone).
+                (None, None) if nv.template.is_some() && ro_loader => Some(DiskSource {
                     file: Some(format!("{}/{}_VARS.fd", self.ctx.nvram_dir, self.def.name)),
                     ..Default::default()
                 }),
