@@ -259,6 +259,11 @@ fn run_case_with(
     if let Err(e) = crate::domain::prepare::firmware::fill(&mut def, &req) {
         return ("err", format!("{e}\n"));
     }
+    // A new start adds the USB hubs the devices need, and with them ports (libvirt:
+    // qemuDomainAssignUSBAddresses at qemuProcessPrepareDomain).
+    if crate::domain::prepare::usb::add_usb_hubs(&mut def) {
+        crate::domain::prepare::usb::assign_usb_ports(&mut def);
+    }
     // libvirt names devices when a domain starts, just before it builds the command line.
     crate::domain::prepare::assign_aliases(&mut def);
     // Volume disks take their storage from the harness's storage driver (libvirt:

@@ -21,7 +21,7 @@ pub mod native;
 mod numa;
 pub mod pci;
 mod pciassign;
-mod usb;
+pub mod usb;
 pub mod volume;
 
 pub use aliases::assign_aliases;
@@ -209,6 +209,7 @@ pub fn prepare(
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     if opts.canonicalize_machine {
+        usb::add_usb_hubs(&mut def);
         usb::assign_usb_ports(&mut def);
     }
     pciassign::assign(&mut def, &ctx)?;

@@ -312,6 +312,7 @@ impl<'a> Builder<'a> {
         self.iommu()?;
         self.controllers()?;
         self.memory_devices()?;
+        self.hubs()?;
         self.ccid_controllers()?;
         self.disks()?;
         self.filesystems()?;
