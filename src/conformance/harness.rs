@@ -12,7 +12,8 @@ use crate::domain::DomainDef;
 use crate::domain::PrepareOptions;
 use crate::domain::prepare::AudioConfig;
 use crate::xml2argv::{
-    HugetlbfsMount, LaunchContext, MonitorSource, QemuConf, SecretContext, Xml2ArgvError, build,
+    FdGroup, HugetlbfsMount, LaunchContext, MonitorSource, QemuConf, SecretContext, Xml2ArgvError,
+    build,
 };
 
 /// libvirt's NVRAM directory, as its harness's privileged driver has it.
@@ -140,6 +141,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
             },
         ],
         host_numa_nodes: (0..=HARNESS_MAX_NUMA_NODE).collect(),
+        fd_groups: Vec::new(),
     }
 }
 
@@ -183,6 +185,20 @@ pub fn case_context(name: &str, def: &DomainDef) -> LaunchContext {
             c.nogfx_allow_host_audio = true;
         }
         "graphics-vnc-auto-socket-cfg" => c.vnc_auto_unix_socket = true,
+        "disk-source-fd" => {
+            // The fd groups libvirt's test associates with this case, with its fd numbers.
+            let group = |name: &str, fds: &[i32]| FdGroup {
+                name: name.into(),
+                fds: fds.to_vec(),
+                writable: false,
+            };
+            ctx.fd_groups = vec![
+                group("testgroup2", &[700, 705]),
+                group("testgroup5", &[704]),
+                group("testgroup6", &[777, 778]),
+            ];
+            return ctx;
+        }
         "graphics-vnc-sasl" => {
             c.vnc_sasl = true;
             c.sasl_conf_dir = Some("/root/.sasl2".into());

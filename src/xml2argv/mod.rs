@@ -155,6 +155,20 @@ pub struct LaunchContext {
     /// The host's NUMA nodes (libvirt: virNumaNodeIsAvailable). Memory bound to a node not
     /// listed here is refused with libvirt's `NUMA node N is unavailable`.
     pub host_numa_nodes: Vec<u32>,
+    /// File descriptor groups the caller associated with the domain, for disk sources with
+    /// `fdgroup='NAME'` (libvirt: virDomainFDAssociate). A start passes none yet, so such a
+    /// disk is refused; the harness has libvirt's test fds.
+    pub fd_groups: Vec<FdGroup>,
+}
+
+/// Open files handed to QEMU for a disk source, through an `-add-fd` set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdGroup {
+    pub name: String,
+    /// The fd numbers QEMU inherits.
+    pub fds: Vec<i32>,
+    /// The caller vouched that the files are open for writing.
+    pub writable: bool,
 }
 
 impl LaunchContext {

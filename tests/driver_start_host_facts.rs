@@ -1,6 +1,8 @@
-//! Host memory facts a start checks, as libvirt's qemuBuildMemoryBackendProps does: guest
-//! memory bound to a NUMA node the host lacks, and huge pages of a size no hugetlbfs mount
-//! serves, are refused with libvirt's messages before any QEMU runs.
+//! What a start needs from the host and the caller, checked as libvirt checks it: guest
+//! memory bound to a NUMA node the host lacks, huge pages of a size no hugetlbfs mount serves
+//! (qemuBuildMemoryBackendProps), and a disk whose source is an fd group nobody passed
+//! (qemuDomainPrepareStorageSourceFDs) are refused with libvirt's messages before any QEMU
+//! runs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -109,5 +111,22 @@ fn huge_page_size_without_a_mount_is_refused_at_start() {
     assert_eq!(
         start_error(host, &domain("hugedefault", pages)),
         "internal error: hugetlbfs filesystem is not mounted or disabled by administrator config"
+    );
+}
+
+#[test]
+fn disk_from_an_fd_group_nobody_passed_is_refused_at_start() {
+    if !have_qemu() {
+        return;
+    }
+    let xml = domain("fdgroup", "").replace(
+        "<memballoon model='none'/>",
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
+      <source file='/path/to/blah' fdgroup='testgroup2'/><target dev='vda' bus='virtio'/></disk>
+    <memballoon model='none'/>",
+    );
+    assert_eq!(
+        start_error(HostRoot::real(), &xml),
+        "invalid argument: file descriptor group 'testgroup2' was not associated with the domain"
     );
 }
