@@ -314,6 +314,38 @@ impl Builder<'_> {
         }
     }
 
+    /// What a start does to the features of a custom x86 CPU (libvirt:
+    /// qemuProcessUpdateGuestCPU): features QEMU removed from the model are disabled
+    /// explicitly unless the domain names them (virCPUx86Update), and disabled features
+    /// QEMU's host CPU does not know are dropped, as they are off anyway
+    /// (qemuProcessDropUnknownCPUFeatures).
+    fn x86_start_features(
+        &self,
+        c: &crate::domain::model::Cpu,
+        features: &mut Vec<(String, bool)>,
+    ) {
+        let model = c
+            .model
+            .as_ref()
+            .and_then(|m| crate::capabilities::host::cpu_x86_models::X86Model::find(&m.name));
+        if let Some(m) = model {
+            for f in m.removed_features() {
+                if !features.iter().any(|(n, _)| n == f) {
+                    features.push((f.to_string(), false));
+                }
+            }
+        }
+        let known = self
+            .caps
+            .accel(accel_of(self.def))
+            .and_then(|a| a.host_cpu.as_ref())
+            .map(|h| &h.props);
+        if let Some(props) = known.filter(|p| !p.is_empty()) {
+            features
+                .retain(|(name, on)| *on || props.iter().any(|p| p.name == qemu_cpu_feature(name)));
+        }
+    }
+
     /// CPU model name for a QOM type name, through the caps' model list.
     pub(super) fn cpu_name_for_type(&self, typename: &str) -> Option<String> {
         let accel = accel_of(self.def);
@@ -395,12 +427,22 @@ impl Builder<'_> {
             if let Some(vid) = c.model.as_ref().and_then(|m| m.vendor_id.as_ref()) {
                 o.kv("vendor", vid);
             }
-            for f in &c.features {
-                let on = matches!(
-                    f.policy.as_deref(),
-                    Some("require") | Some("force") | None | Some("optional")
-                );
-                o.kv(&qemu_cpu_feature(&f.name), if on { "on" } else { "off" });
+            let mut features: Vec<(String, bool)> = c
+                .features
+                .iter()
+                .map(|f| {
+                    let on = matches!(
+                        f.policy.as_deref(),
+                        Some("require") | Some("force") | None | Some("optional")
+                    );
+                    (f.name.clone(), on)
+                })
+                .collect();
+            if mode == "custom" && self.is_x86() {
+                self.x86_start_features(c, &mut features);
+            }
+            for (name, on) in features {
+                o.kv(&qemu_cpu_feature(&name), if on { "on" } else { "off" });
             }
         }
         self.cpu_features_domain(&mut o);
