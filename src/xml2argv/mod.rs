@@ -270,9 +270,9 @@ pub fn build(
 
 /// The accelerator a domain type asks for.
 pub(crate) fn accel_of(def: &DomainDef) -> Accel {
-    match def.virt_type.as_str() {
-        "kvm" => Accel::Kvm,
-        "hvf" => Accel::Hvf,
+    match def.virt_type {
+        crate::domain::VirtType::Kvm => Accel::Kvm,
+        crate::domain::VirtType::Hvf => Accel::Hvf,
         _ => Accel::Tcg,
     }
 }
@@ -359,7 +359,7 @@ mod tests {
         #[test]
         fn user_text_stays_in_its_value(name in "[^\\x00]{1,40}", path in "[^\\x00]{0,60}") {
             let mut def = DomainDef {
-                virt_type: "qemu".into(),
+                virt_type: crate::domain::VirtType::Qemu,
                 name: name.clone(),
                 ..Default::default()
             };
