@@ -113,7 +113,7 @@ fn unsupported(msg: String) -> DomainError {
 }
 
 /// The machines of the accelerator this domain runs with (KVM for `type='kvm'`, TCG else).
-fn machines_for<'c>(caps: &'c QemuCaps, virt_type: VirtType) -> &'c [Machine] {
+fn machines_for(caps: &QemuCaps, virt_type: VirtType) -> &[Machine] {
     let accel = if virt_type == VirtType::Kvm {
         Accel::Kvm
     } else {
