@@ -5,7 +5,7 @@ use crate::domain::DomainError;
 use crate::domain::address::{Address, DeviceInfo};
 use crate::domain::devices::{
     Audio, Chardev, ChrTarget, Controller, Devices, Disk, DiskSource, Driver, GraphicsListen,
-    Input, Memballoon, ModelDevice, Video, VideoModel,
+    Input, Memballoon, MemballoonModel, ModelDevice, Video, VideoModel,
 };
 use crate::domain::model::DomainDef;
 
@@ -152,7 +152,7 @@ pub(crate) fn default_devices(
     }
     if d.memballoon.is_none() && (pc_like || ctx.pseries || ctx.s390) {
         d.memballoon = Some(Memballoon {
-            model: Some("virtio".to_string()),
+            model: Some(MemballoonModel::Virtio),
             ..Default::default()
         });
     }
