@@ -1,9 +1,13 @@
 //! Fleets from a saved guest: one TCG guest boots to a marker and counts on its console with
 //! an id drawn at boot, writing each count to its disk; it becomes a template, and clones
 //! started from it count on from there with the same id (no boot), each on its own console
-//! and its own overlay, the template's base disk untouched. Error cases: a guest that does
-//! not run, a name clash, missing, truncated, foreign and corrupt template files. Every guest
-//! is destroyed through its handle (by pid, through the driver) when the test ends.
+//! and its own overlay, the template's base disk untouched. The clones map the template's
+//! RAM file copy-on-write: what one writes to its memory (a file in its tmpfs, on an NMI)
+//! no other clone sees, nor one started later, and the file stays as saved. A guest without
+//! a RAM file makes a template whose stream holds the RAM, and its clone runs on too. Error
+//! cases: a guest that does not run, a name clash, missing, truncated, foreign and corrupt
+//! template files. Every guest is destroyed through its handle (by pid, through the driver)
+//! when the test ends.
 
 #[path = "common/bootkit.rs"]
 mod bootkit;
@@ -21,10 +25,16 @@ const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 const BOOT: Duration = Duration::from_secs(240);
 const TICKS: Duration = Duration::from_secs(60);
 
-/// Count on the console (and on the disk's second sector) five times a second.
-const SCRIPT: &str = "id=$(cat /proc/sys/kernel/random/uuid); \
+/// Count on the console (and on the disk's second sector) five times a second. Once the
+/// guest has taken an NMI (`inject-nmi`), it writes `/mark` (its root is a tmpfs, in its
+/// RAM), and from then on each count is preceded by `has-mark-N` while `/mark` is there.
+const SCRIPT: &str = "nmis() { n=0; while read a b r; do [ \"$a\" = NMI: ] && n=$b; done \
+    < /proc/interrupts; }; nmis; n0=$n; \
+    id=$(cat /proc/sys/kernel/random/uuid); \
     echo disk-$id | dd of=/dev/vda conv=fsync 2>/dev/null; echo READY-$id; i=0; \
-    while true; do i=$((i+1)); echo tick-$i-$id; \
+    while true; do i=$((i+1)); nmis; \
+    if [ \"$n\" != \"$n0\" ] && [ ! -e /mark ]; then echo $id > /mark; fi; \
+    if [ -e /mark ]; then echo has-mark-$i; fi; echo tick-$i-$id; \
     echo tick-$i-$id | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null; sleep 0.2; done";
 
 fn connect(dir: &Path) -> Connect {
@@ -72,6 +82,23 @@ fn sectors(raw: &[u8]) -> (String, String) {
     (line(&raw[..512]), line(&raw[512..1024]))
 }
 
+/// A checksum of the whole file (FNV-1a over its bytes).
+fn checksum(path: &Path) -> u64 {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut h: u64 = 0xcbf29ce484222325;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return h;
+        }
+        for b in &buf[..n] {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100000001b3);
+        }
+    }
+}
+
 /// What the clone's overlay holds, read while it runs (`-U`: QEMU holds the write lock).
 fn overlay_sectors(overlay: &Path, out: &Path) -> (String, String) {
     let st = Command::new("qemu-img")
@@ -115,7 +142,9 @@ fn clones_carry_on_from_the_saved_guest() {
         "Requested operation is not valid: domain is not running"
     );
     assert!(!tdir.join("state.save").exists());
+    assert!(!tdir.join("ram").exists());
     assert!(conn.lookup_domain_by_name("stopped").is_err());
+    assert!(!conn.dirs().lib.join("fleet-ram/stopped.ram").exists());
 
     let mut g = kit_guest(&kit, "base", &disk).start(&conn).unwrap();
     let ready = g.expect("READY-", BOOT).unwrap_or_else(|e| panic!("{e}"));
@@ -140,6 +169,19 @@ fn clones_carry_on_from_the_saved_guest() {
     assert!(std::fs::metadata(&base).unwrap().permissions().readonly());
     // The user's own disk image stays theirs.
     assert_eq!(std::fs::read(&disk).unwrap(), base_bytes);
+    // The guest's RAM file is the template's now, private to us; the stream left it out.
+    let ram = tdir.join("ram");
+    assert_eq!(t.ram_file(), Some(ram.as_path()));
+    let meta = std::fs::metadata(&ram).unwrap();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    assert_eq!(meta.len(), 256 << 20);
+    let image_len = std::fs::metadata(tdir.join("state.save")).unwrap().len();
+    assert!(image_len < 32 << 20, "{image_len} bytes: RAM in the stream");
+    assert!(!conn.dirs().lib.join("fleet-ram/base.ram").exists());
+    let ram_sum = checksum(&ram);
 
     // The template again, from its directory: the same guest.
     let t2 = Template::open(&tdir).unwrap();
@@ -177,6 +219,18 @@ fn clones_carry_on_from_the_saved_guest() {
     );
     wait_ticks(&mut clones[1], 1);
 
+    // A clone's memory is its own: c1 writes /mark into its tmpfs; c0 and c2 go on without.
+    clones[1].domain().inject_nmi(0).unwrap();
+    clones[1]
+        .expect("has-mark-", TICKS)
+        .unwrap_or_else(|e| panic!("{e}"));
+    wait_ticks(&mut clones[1], 1);
+    for i in [0, 2] {
+        wait_ticks(&mut clones[i], 3);
+        let out = clones[i].console_output();
+        assert!(!out.contains("has-mark"), "c{i}:\n{out}");
+    }
+
     // Each clone writes its overlay; the base stays as saved.
     let lib = conn.dirs().lib.join("fleet-clones");
     let (s0, s1) = overlay_sectors(&lib.join("c1/vda.qcow2"), &d.path().join("c1.raw"));
@@ -200,11 +254,19 @@ fn clones_carry_on_from_the_saved_guest() {
     }
     assert_eq!(std::fs::metadata(&c0_log).unwrap().len(), len);
 
-    // The name is free again once the clone is gone.
+    // The name is free again once the clone is gone; this clone, started after c1 wrote
+    // its mark, starts from the template's memory, without it.
     let mut again = t.clone_guest(&conn, "c0").unwrap();
-    wait_ticks(&mut again, 1);
+    wait_ticks(&mut again, 3);
+    let out = again.console_output();
+    assert!(!out.contains("has-mark"), "{out}");
     drop(again);
     drop(clones);
+    assert_eq!(
+        checksum(&ram),
+        ram_sum,
+        "a clone wrote the template's RAM file"
+    );
 
     // Bad templates are refused before QEMU starts.
     let bad = d.path().join("bad");
@@ -230,6 +292,14 @@ fn clones_carry_on_from_the_saved_guest() {
         "{err}"
     );
     std::fs::rename(d.path().join("away.raw"), &base).unwrap();
+    // A template whose RAM file is short.
+    std::fs::write(moved.join("ram"), b"short").unwrap();
+    let err = Template::open(&moved).unwrap_err().to_string();
+    assert!(
+        err.contains("template RAM file") && err.contains("holds 5 bytes"),
+        "{err}"
+    );
+    std::fs::remove_file(moved.join("ram")).unwrap();
     // A whole header and XML with a corrupt migration stream: QEMU refuses it, and the
     // failed clone leaves no domain and no overlay behind.
     let mut corrupt = image.clone();
@@ -242,11 +312,29 @@ fn clones_carry_on_from_the_saved_guest() {
     assert!(conn.lookup_domain_by_name("broken").is_err());
     assert!(!lib.join("broken").exists());
 
+    // Without a RAM file, the template's stream holds the RAM (saved here mid-boot), and
+    // its clone loads it and boots on.
+    let g = kit_guest(&kit, "second", &disk)
+        .template_ram(false)
+        .start(&conn)
+        .unwrap();
+    assert!(!conn.dirs().lib.join("fleet-ram/second.ram").exists());
+    let tdir2 = d.path().join("template2");
+    let t2 = g.save_template(&tdir2).unwrap();
+    assert_eq!(t2.ram_file(), None);
+    assert!(!tdir2.join("ram").exists());
+    let mut c = t2.clone_guest(&conn, "streamed").unwrap();
+    c.expect("READY-", BOOT).unwrap_or_else(|e| panic!("{e}"));
+    wait_ticks(&mut c, 1);
+    drop(c);
+
     // A directory that holds a template already is not overwritten.
-    let g = kit_guest(&kit, "second", &disk).start(&conn).unwrap();
+    let g = kit_guest(&kit, "third", &disk).start(&conn).unwrap();
     let err = g.save_template(&tdir).unwrap_err().to_string();
     assert!(err.contains("holds a template already"), "{err}");
     assert_eq!(std::fs::read(tdir.join("state.save")).unwrap(), image);
+    assert_eq!(checksum(&ram), ram_sum);
+    assert!(!conn.dirs().lib.join("fleet-ram/third.ram").exists());
 }
 
 #[test]

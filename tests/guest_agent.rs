@@ -184,6 +184,15 @@ fn a_guest_agent_answers_through_vsh() {
         .unwrap()
         .as_secs() as i64;
     assert!((secs - host).abs() < 120, "guest {secs}, host {host}");
+    // The guest runs from its initramfs: the agent reports no disk-backed filesystem.
+    let fs = vsh.ok(&["domfsinfo", "ga"]);
+    assert!(
+        fs == "No filesystems are mounted in the domain\n" || fs.starts_with(" Mountpoint"),
+        "{fs}"
+    );
+    let fs_json: serde_json::Value =
+        serde_json::from_str(&vsh.ok(&["domfsinfo", "ga", "--json"])).unwrap();
+    assert!(fs_json.is_array(), "{fs_json}");
     let addrs = vsh.ok(&["domifaddr", "ga", "--source", "agent"]);
     assert!(
         addrs.contains("lo") && addrs.contains("127.0.0.1/8"),

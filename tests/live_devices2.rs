@@ -8,8 +8,14 @@
 #[path = "common/bootkit.rs"]
 mod bootkit;
 mod common;
+#[path = "common/guests.rs"]
+mod guests;
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/vshrun.rs"]
 mod vshrun;
+
+use live::{Live, eventually};
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -130,90 +136,6 @@ impl Drop for Nbd {
     }
 }
 
-/// Fields drop in order: the reaper kills the guest before its directory goes.
-struct Live {
-    _reap: vshrun::Reaper,
-    vsh: vshrun::Vsh,
-    dir: tempfile::TempDir,
-}
-
-impl Live {
-    fn ok(&self, args: &[&str]) -> String {
-        self.vsh.ok(args)
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        self.vsh.fails(args)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
-
-    fn qmp(&self, cmd: &str, args: &str) -> Value {
-        let out = self.ok(&[
-            "qemu-monitor-command",
-            "live",
-            &format!("{{\"execute\":\"{cmd}\",\"arguments\":{args}}}"),
-        ]);
-        serde_json::from_str::<Value>(&out).unwrap()["return"].clone()
-    }
-
-    /// The ids under `path` in QEMU's object tree.
-    fn qom(&self, path: &str) -> Vec<String> {
-        self.qmp("qom-list", &format!("{{\"path\":\"{path}\"}}"))
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x["name"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn chardevs(&self) -> Vec<String> {
-        self.qmp("query-chardev", "{}")
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x["label"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn state(&self) -> String {
-        let log = self.vsh.root.join("log/qemu/console/live/serial0.log");
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("STATE ").map(str::to_string))
-            .unwrap_or_default()
-    }
-
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool, secs: u64) {
-        let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier().max(1));
-        while Instant::now() < until {
-            if ok(&self.state()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("guest never showed {what}; last: '{}'", self.state());
-    }
-}
-
-/// Waits for `ok` (a guest's unplug finishes when it acknowledges, maybe after the call).
-fn eventually(what: &str, ok: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30 * vshrun::multiplier().max(1));
-    while Instant::now() < until {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("never: {what}");
-}
-
 fn boot(devices: &str, with_os: bool) -> Option<Live> {
     if !Path::new(QEMU).exists() {
         eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
@@ -223,7 +145,6 @@ fn boot(devices: &str, with_os: bool) -> Option<Live> {
         .prefix("lm")
         .tempdir_in("/tmp")
         .unwrap();
-    let root = dir.path().join("r");
     let os = if with_os {
         let kit = bootkit::linux()?;
         let cmdline = format!("{} {}", kit.cmdline(), bootkit::run_cmdline(WATCH));
@@ -235,11 +156,7 @@ fn boot(devices: &str, with_os: bool) -> Option<Live> {
     } else {
         String::new()
     };
-    let g = Live {
-        vsh: vshrun::Vsh::new(root.clone()),
-        _reap: vshrun::Reaper(root, vec!["live"]),
-        dir,
-    };
+    let g = Live::new(dir);
     let xml = g.file(
         "live.xml",
         &format!(

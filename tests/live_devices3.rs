@@ -9,8 +9,12 @@ mod bootkit;
 mod common;
 #[path = "common/guests.rs"]
 mod guests;
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/vshrun.rs"]
 mod vshrun;
+
+use live::{Live, eventually};
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -91,111 +95,6 @@ fn virtiofs_cold_and_hot_agree() {
 /// rounds that gave up.
 const WATCH: &str = r#"v=""; n=""; f=0; prev=""; mkdir -p /mnt/v; printf '#!/bin/sh\n[ "$1" = bound ] && ip addr add $ip/$mask dev $interface\nexit 0\n' > /tmp/u; chmod +x /tmp/u; while :; do for c in /sys/devices/system/cpu/cpu[1-9]*/online; do [ -f $c ] && [ "$(cat $c)" = 0 ] && echo 1 > $c; done; if [ -z "$v" ] && mount -t virtiofs hotshare /mnt/v 2>/dev/null; then v=$(cat /mnt/v/h.txt); echo from-guest > /mnt/v/g.txt; sync; umount /mnt/v; fi; if [ -z "$n" ] && [ -e /sys/class/net/eth0 ]; then ip link set eth0 up; if udhcpc -i eth0 -s /tmp/u -q -n -t 10 >/dev/null 2>&1; then n=ok; else f=$((f+1)); fi; fi; s="BLK=$(ls /sys/block | tr "\n" ,) CPU=$(cat /sys/devices/system/cpu/online) NET=$(ls /sys/class/net | tr "\n" ,) DHCP=$n UDHCPC-GAVE-UP=$f VFS=$v"; if [ "$s" != "$prev" ]; then echo "STATE $s"; prev=$s; fi; sleep 0.3; done"#;
 
-/// Fields drop in order: the reaper reads the guest's status in `dir`, so it goes first.
-struct Live {
-    _reap: vshrun::Reaper,
-    vsh: vshrun::Vsh,
-    dir: tempfile::TempDir,
-}
-
-impl Live {
-    fn ok(&self, args: &[&str]) -> String {
-        self.vsh.ok(args)
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        self.vsh.fails(args)
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
-
-    fn qmp(&self, cmd: &str, args: &str) -> Value {
-        let out = self.ok(&[
-            "qemu-monitor-command",
-            "live",
-            &format!("{{\"execute\":\"{cmd}\",\"arguments\":{args}}}"),
-        ]);
-        serde_json::from_str::<Value>(&out).unwrap()["return"].clone()
-    }
-
-    /// The ids under `path` in QEMU's object tree.
-    fn qom(&self, path: &str) -> Vec<String> {
-        self.qmp("qom-list", &format!("{{\"path\":\"{path}\"}}"))
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x["name"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn has_device(&self, id: &str) -> bool {
-        self.qom("/machine/peripheral").iter().any(|x| x == id)
-    }
-
-    fn chardevs(&self) -> Vec<String> {
-        self.qmp("query-chardev", "{}")
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|x| x["label"].as_str().map(str::to_string))
-            .collect()
-    }
-
-    fn node_count(&self) -> usize {
-        self.qmp("query-named-block-nodes", "{\"flat\":true}")
-            .as_array()
-            .map_or(0, |a| a.len())
-    }
-
-    /// The running helpers `name` (virtiofsd forks a worker: each counts).
-    fn helpers(&self, name: &str) -> Vec<i32> {
-        guests::pids_under(&self.vsh.root, name)
-            .into_iter()
-            .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| c.starts_with(name))
-            })
-            .collect()
-    }
-
-    fn state(&self) -> String {
-        let log = self.vsh.root.join("log/qemu/console/live/serial0.log");
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("STATE ").map(str::to_string))
-            .unwrap_or_default()
-    }
-
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool, secs: u64) {
-        let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier().max(1));
-        while Instant::now() < until {
-            if ok(&self.state()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("guest never showed {what}; last: '{}'", self.state());
-    }
-}
-
-/// Waits for `ok` (a guest's unplug finishes when it acknowledges, maybe after the call).
-fn eventually(what: &str, ok: impl Fn() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30 * vshrun::multiplier().max(1));
-    while Instant::now() < until {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("never: {what}");
-}
-
 /// Three spare root ports, no other PCIe device, shared memory for virtiofs, one of two
 /// vCPUs online.
 fn boot() -> Option<Live> {
@@ -208,13 +107,8 @@ fn boot() -> Option<Live> {
         .prefix("lq")
         .tempdir_in("/tmp")
         .unwrap();
-    let root = dir.path().join("r");
     let cmdline = format!("{} {}", kit.cmdline(), bootkit::run_cmdline(WATCH));
-    let g = Live {
-        vsh: vshrun::Vsh::new(root.clone()),
-        _reap: vshrun::Reaper(root, vec!["live"]),
-        dir,
-    };
+    let g = Live::new(dir);
     let port = |i: u32| format!("<controller type='pci' index='{i}' model='pcie-root-port'/>");
     let xml = g.file(
         "live.xml",

@@ -11,13 +11,17 @@ mod bootkit;
 mod common;
 #[path = "common/guests.rs"]
 mod guests;
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use live::{Live, eventually};
+
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -124,114 +128,6 @@ fn user_virtiofsd(socket: &Path, dir: &Path, log: &Path) -> Started {
     d
 }
 
-/// `vsh` with a bound: a command that hangs is killed by pid and fails the test.
-fn vsh_run(v: &vshrun::Vsh, args: &[&str]) -> (bool, String, String) {
-    let mut child = v
-        .cmd(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let t_err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let mut proc_ = Started(child);
-    let until = Instant::now() + Duration::from_secs(120 * vshrun::multiplier().max(1));
-    let status = loop {
-        if let Some(st) = proc_.ended() {
-            break st;
-        }
-        assert!(Instant::now() < until, "vsh {args:?} did not end");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (
-        status.success(),
-        t_out.join().unwrap(),
-        t_err.join().unwrap(),
-    )
-}
-
-struct Live {
-    _reap: vshrun::Reaper,
-    vsh: vshrun::Vsh,
-    dir: tempfile::TempDir,
-    run: PathBuf,
-}
-
-impl Live {
-    fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = vsh_run(&self.vsh, args);
-        assert!(ok, "vsh {args:?} failed: {err}");
-        out
-    }
-
-    fn fails(&self, args: &[&str]) -> String {
-        let (ok, out, err) = vsh_run(&self.vsh, args);
-        assert!(!ok, "vsh {args:?} should fail, printed {out}");
-        err
-    }
-
-    fn file(&self, name: &str, text: &str) -> String {
-        let p = self.dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
-
-    /// The running helpers `name` the guest's monitor started.
-    fn helpers(&self, name: &str) -> Vec<i32> {
-        guests::pids_under(&self.vsh.root, name)
-            .into_iter()
-            .filter(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .is_ok_and(|c| c.starts_with(name))
-            })
-            .collect()
-    }
-
-    fn state(&self) -> String {
-        let log = self.vsh.root.join("log/qemu/console/live/serial0.log");
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .rev()
-            .find_map(|l| l.trim().strip_prefix("STATE ").map(str::to_string))
-            .unwrap_or_default()
-    }
-
-    fn wait(&self, what: &str, ok: impl Fn(&str) -> bool, secs: u64) {
-        let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier().max(1));
-        while Instant::now() < until {
-            if ok(&self.state()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("guest never showed {what}; last: '{}'", self.state());
-    }
-}
-
-/// Waits (bounded) for `ok`.
-fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(30 * vshrun::multiplier().max(1));
-    while Instant::now() < until {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("never: {what}");
-}
-
 /// A TCP port free on the host's loopback now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -289,16 +185,10 @@ fn guest_to_host(listener: &TcpListener) -> String {
 /// served by a virtiofsd the test started; two boot vCPUs.
 fn boot(cold_socket: &Path, dir: tempfile::TempDir) -> Option<Live> {
     let kit = bootkit::linux()?;
-    let root = dir.path().join("r");
     let run = dir.path().join("run");
     std::fs::create_dir_all(&run).unwrap();
     std::fs::write(run.join("run.sh"), SCRIPT).unwrap();
-    let g = Live {
-        vsh: vshrun::Vsh::new(root.clone()),
-        _reap: vshrun::Reaper(root, vec!["live"]),
-        dir,
-        run: run.clone(),
-    };
+    let g = Live::new(dir);
     let ports: String = (1..=7)
         .map(|i| format!("<controller type='pci' index='{i}' model='pcie-root-port'/>"))
         .collect();
@@ -390,7 +280,7 @@ fn traffic_usb_disks_and_user_virtiofsd_on_a_live_guest() {
     slirp_to_host(&g);
     usb_disk(&g);
 
-    let _ = vsh_run(&g.vsh, &["destroy", "live"]);
+    let _ = g.vsh.run_bounded(&["destroy", "live"], 120);
     // The user's daemon saw its client go and ended by itself: no signal from us.
     eventually("the cold virtiofsd ended", || cold_daemon.ended().is_some());
     let st = cold_daemon.ended().unwrap();
@@ -506,7 +396,7 @@ fn passt_port_forward(g: &Live) {
 fn slirp_to_host(g: &Live) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    std::fs::write(g.run.join("port"), port.to_string()).unwrap();
+    std::fs::write(g.path("run").join("port"), port.to_string()).unwrap();
     let out = g.ok(&[
         "attach-interface",
         "live",
@@ -596,14 +486,13 @@ fn a_usb_disk_needs_a_usb_controller() {
         .set_len(1 << 20)
         .unwrap();
     let ok = |args: &[&str]| {
-        let (ok, out, err) = vsh_run(&v, args);
+        let (ok, out, err) = v.run_bounded(args, 120);
         assert!(ok, "vsh {args:?}: {err}");
         out
     };
     ok(&["define", &xml.display().to_string()]);
     ok(&["start", "--paused", "nousb"]);
-    let (done, _, err) = vsh_run(
-        &v,
+    let (done, _, err) = v.run_bounded(
         &[
             "attach-disk",
             "nousb",
@@ -612,6 +501,7 @@ fn a_usb_disk_needs_a_usb_controller() {
             "--targetbus",
             "usb",
         ],
+        120,
     );
     // libvirt 9.0 gives a USB disk no USB address when the guest has no USB bus
     // (virDomainUSBAddressEnsure without an address set), and QEMU refuses the device.

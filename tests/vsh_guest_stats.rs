@@ -141,6 +141,11 @@ fn domstats_qemu_groups() {
     args.extend(groups);
     args.push("gs");
     ok(r, &args, "Domain: 'gs'\n");
+    fails(
+        r,
+        &["domdirtyrate-calc", "gs"],
+        "error: Requested operation is not valid: domain is not running\n",
+    );
 
     ok(r, &["start", "gs"], "Domain 'gs' started\n");
     let poll = |id: u32| {
@@ -204,8 +209,54 @@ fn domstats_qemu_groups() {
     );
     closed_stdout(r, &["domstats", "--iothread", "--dirtyrate", "gs"]);
 
+    dirty_rate_calc(r);
     send_key_codesets(r);
     ok(r, &["destroy", "gs"], "Domain 'gs' destroyed\n");
+}
+
+/// `domdirtyrate-calc` on running guest `gs`: QEMU's measure shows in `domstats
+/// --dirtyrate` once done; virsh's and libvirt's errors.
+fn dirty_rate_calc(r: &Path) {
+    fails(
+        r,
+        &["domdirtyrate-calc", "gs", "--seconds", "0"],
+        "error: unsupported configuration: seconds=0 is invalid, please choose value within [1, 60].\n",
+    );
+    fails(
+        r,
+        &["domdirtyrate-calc", "gs", "--mode", "nope"],
+        "error: Unknown calculation mode 'nope'\n",
+    );
+    fails(
+        r,
+        &["domdirtyrate-calc", "gs", "--mode", "dirty-ring"],
+        "error: Operation not supported: dirty-ring calculation mode requires dirty-ring feature enabled.\n",
+    );
+    assert!(out(r, &["domdirtyrate-calc", "--help"]).contains("--seconds"));
+    ok(
+        r,
+        &[
+            "domdirtyrate-calc",
+            "gs",
+            "--seconds",
+            "1",
+            "--mode",
+            "page-sampling",
+        ],
+        "Start to calculate domain's memory dirty rate successfully.\n",
+    );
+    // Measured (status 2) after its second; the wait is bounded, not timed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let st = out(r, &["domstats", "--dirtyrate", "gs"]);
+        if st.contains("  dirtyrate.calc_status=2\n") {
+            assert!(st.contains("  dirtyrate.calc_period=1\n"), "{st}");
+            assert!(st.contains("  dirtyrate.megabytes_per_second="), "{st}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never measured: {st}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// `send-key` in each of virsh's codesets, by number and by name where the codeset has

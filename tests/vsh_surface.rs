@@ -547,6 +547,8 @@ fn closed_stdout_for_every_verb() {
             "snapshot-create-as" => vec!["vm1", "--print-xml"],
             "await" => vec!["vm1", "--condition", "domain-inactive"],
             "blockpull" | "blockcommit" | "blockjob" => vec!["vm1", "vda"],
+            "blockcopy" => vec!["vm1", "vda", "--dest", "/tmp/c.img", "--print-xml"],
+            "domdirtyrate-calc" => vec!["vm1"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
             | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"
@@ -719,6 +721,8 @@ fn closed_stdout_for_every_verb() {
                         | "secret-get-value"
                         // Block jobs need a running guest (tests/vsh_blockjobs.rs).
                         | "blockpull" | "blockcommit" | "blockjob"
+                        // Needs a running guest (tests/vsh_guest_stats.rs).
+                        | "domdirtyrate-calc"
                         // Only in the shell.
                         | "cd"
                 )

@@ -1,6 +1,6 @@
 //! Names the emulator does not offer: an unknown machine type or CPU model is an error that
 //! names the value and lists what the emulator has, on one line; an emulator that does not
-//! exist gets libvirt's message.
+//! exist gets libvirt's message. A launch's RAM file is refused for memory the XML places.
 
 mod common;
 
@@ -205,4 +205,53 @@ fn vdpa_interface_needs_an_opened_device() {
         "unsupported configuration: Unable to open '/dev/vhost-vdpa-0' for vdpa device: \
          passing an opened vDPA device to QEMU is not supported yet"
     );
+}
+
+/// A launch's RAM file (`LaunchContext::ram_file`, fleet templates and their clones) backs
+/// the machine's RAM under the machine's own RAM id, shared or private as asked; a guest
+/// whose memory the XML places itself (NUMA cells, a memoryBacking source) is refused rather
+/// than placed twice.
+#[test]
+fn ram_file_backs_plain_memory_only() {
+    let caps = x86();
+    let build = |xml: &str, shared: bool| {
+        let opts = domdriver::conformance::harness::prepare_options("t", "x86_64");
+        let mut def = domdriver::domain::parse(xml)
+            .and_then(|d| domdriver::domain::prepare(d, &caps, &opts))
+            .expect("prepare");
+        domdriver::domain::prepare::assign_aliases(&mut def);
+        let mut ctx = domdriver::conformance::harness::case_context("t", &def);
+        ctx.ram_file = Some(domdriver::xml2argv::RamFile {
+            path: "/tmp/tmpl/ram".into(),
+            shared,
+        });
+        domdriver::xml2argv::build(&def, &caps, &ctx).map(|c| c.args.join(" "))
+    };
+    let plain = domain("qemu", "pc", "");
+    for shared in [true, false] {
+        let args = build(&plain, shared).expect("plain memory builds");
+        assert!(
+            args.contains(&format!(
+                "-object {{\"qom-type\":\"memory-backend-file\",\"id\":\"pc.ram\",\
+                 \"mem-path\":\"/tmp/tmpl/ram\",\"share\":{shared},\
+                 \"x-use-canonical-path-for-ramblock-id\":false,\"size\":224395264}}"
+            )),
+            "{args}"
+        );
+        assert!(args.contains("memory-backend=pc.ram"), "{args}");
+        assert_eq!(args.matches("qom-type\":\"memory-backend").count(), 1);
+    }
+    let refused = "unsupported configuration: guest RAM in a file needs plain memory (no NUMA \
+         cells, hugepages, memory source or access mode) on a machine with a RAM backend";
+    let memfd = plain.replace(
+        "<vcpu>",
+        "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking><vcpu>",
+    );
+    assert_eq!(build(&memfd, true).unwrap_err().to_string(), refused);
+    let numa = domain(
+        "qemu",
+        "pc",
+        "<cpu><numa><cell id='0' cpus='0' memory='219136' unit='KiB'/></numa></cpu>",
+    );
+    assert_eq!(build(&numa, false).unwrap_err().to_string(), refused);
 }

@@ -164,6 +164,13 @@ impl CmdCtx {
         self.out.write_bytes(line.as_bytes());
     }
 
+    /// Print `s` as it is (no newline added) unless `-q/--quiet` (virsh's vshPrintExtra).
+    pub fn print_extra(&self, s: impl AsRef<str>) {
+        if !self.globals.quiet {
+            self.print(s);
+        }
+    }
+
     /// Print an informational line that `-q/--quiet` silences (virsh's vshPrintExtra).
     pub fn println_extra(&self, s: impl AsRef<str>) {
         if !self.globals.quiet {

@@ -99,6 +99,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         file_chardev_fd: Some(1750),
         tap_fd_base: 3,
         vhost_fd_base: 44,
+        vhost_net: true,
         vhost_scsi_fd: Some(3),
         scsi_generic_dev: Some("/dev/sg0".into()),
         path_env: Some("/bin".into()),
@@ -142,6 +143,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         ],
         host_numa_nodes: (0..=HARNESS_MAX_NUMA_NODE).collect(),
         fd_groups: Vec::new(),
+        ram_file: None,
     }
 }
 

@@ -14,6 +14,8 @@ use super::blockjob_chain::{chain_of, lookup};
 use super::domain::Domain;
 use super::hotplug::{check_flags, qmp};
 use super::process::Guest;
+use crate::driver::monitor::EventKind;
+use crate::driver::monitor::events::BlockJobStatus;
 
 /// `VIR_DOMAIN_BLOCK_COMMIT_SHALLOW`.
 pub const BLOCK_COMMIT_SHALLOW: u32 = 1;
@@ -33,7 +35,8 @@ pub const BLOCK_JOB_INFO_BANDWIDTH_BYTES: u32 = 1;
 pub const BLOCK_JOB_SPEED_BANDWIDTH_BYTES: u32 = 1;
 
 /// libvirt's block job types (virDomainBlockJobType).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum BlockJobType {
     Pull,
     Copy,
@@ -70,7 +73,7 @@ impl BlockJobType {
     ];
 
     /// The job type and disk of a QEMU job id this module gave.
-    fn from_id(id: &str) -> Option<(BlockJobType, &str)> {
+    pub(crate) fn from_id(id: &str) -> Option<(BlockJobType, &str)> {
         // Longest prefix first: "active-commit" before "commit".
         let mut all = Self::ALL;
         all.sort_by_key(|t| std::cmp::Reverse(t.id_prefix().len()));
@@ -94,21 +97,24 @@ pub struct BlockJobInfo {
     pub ready: bool,
 }
 
-/// Where a disk's job is, as a waiting client sees it (libvirt's block job events:
-/// VIR_DOMAIN_BLOCK_JOB_COMPLETED, _FAILED, _CANCELED, _READY).
+/// Where a disk's job is. Its end is told by the block job events
+/// ([`crate::driver::monitor::EventKind::BlockJob2`]): the guest's monitor dismisses a
+/// concluded job and applies its outcome before it reports it, so that a job is listed
+/// until its outcome is in the definitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlockJobState {
-    /// No job on the disk (any earlier one has been accounted for).
+    /// No job on the disk.
     None,
     Running(BlockJobInfo),
+    /// A two-phase job (active commit, copy) in its synchronised phase.
     Ready(BlockJobInfo),
-    Completed(BlockJobType),
-    Failed(BlockJobType, String),
-    Canceled(BlockJobType),
 }
 
 /// The QEMU job on disk `dst`, if any.
-fn job_of(g: &mut Guest, dst: &str) -> Result<Option<(BlockJobType, Value)>, DriverError> {
+pub(super) fn job_of(
+    g: &mut Guest,
+    dst: &str,
+) -> Result<Option<(BlockJobType, Value)>, DriverError> {
     let jobs = qmp(g, "query-block-jobs", None)?;
     Ok(jobs.as_array().into_iter().flatten().find_map(|j| {
         let (t, d) = BlockJobType::from_id(j["device"].as_str()?)?;
@@ -116,12 +122,12 @@ fn job_of(g: &mut Guest, dst: &str) -> Result<Option<(BlockJobType, Value)>, Dri
     }))
 }
 
-fn job_id(t: BlockJobType, dst: &str) -> String {
+pub(super) fn job_id(t: BlockJobType, dst: &str) -> String {
     format!("{}-{dst}", t.id_prefix())
 }
 
 /// The bandwidth a caller gave, in bytes/s (libvirt: the MiB/s form unless `bytes`).
-fn speed_bytes(bandwidth: u64, bytes: bool) -> Result<u64, DriverError> {
+pub(super) fn speed_bytes(bandwidth: u64, bytes: bool) -> Result<u64, DriverError> {
     if bytes {
         return Ok(bandwidth);
     }
@@ -135,7 +141,10 @@ impl Domain<'_> {
     /// target name, and its image. QEMU 7.2 crashes on
     /// `query-named-block-nodes` while a stream job runs, so a running job's control does
     /// not read the chain.
-    fn block_disk_only(&self, disk: &str) -> Result<(Guest, String, String), DriverError> {
+    pub(super) fn block_disk_only(
+        &self,
+        disk: &str,
+    ) -> Result<(Guest, String, String), DriverError> {
         if !self.is_active()? {
             return Err(DriverError::OperationInvalid(
                 "domain is not running".into(),
@@ -168,7 +177,7 @@ impl Domain<'_> {
     }
 
     /// Refuse a second job on a disk (libvirt: qemuDomainDiskBlockJobIsActive).
-    fn no_job(&self, g: &mut Guest, dst: &str) -> Result<(), DriverError> {
+    pub(super) fn no_job(&self, g: &mut Guest, dst: &str) -> Result<(), DriverError> {
         match self.job_state(g, dst)? {
             BlockJobState::Running(_) | BlockJobState::Ready(_) => Err(
                 DriverError::BlockCopyActive(format!("disk '{dst}' already in active block job")),
@@ -282,57 +291,33 @@ impl Domain<'_> {
         qmp(&mut g, "block-commit", Some(args)).map(drop)
     }
 
-    /// The disk's job as it is now; a concluded job is dismissed and its outcome written
-    /// into the live XML before it is returned.
-    fn job_state(&self, g: &mut Guest, dst: &str) -> Result<BlockJobState, DriverError> {
+    /// The disk's job as it is now; one that has concluded but whose end the monitor has
+    /// not yet applied is still running (libvirt: qemuBlockJobInfoTranslate).
+    pub(crate) fn job_state(&self, g: &mut Guest, dst: &str) -> Result<BlockJobState, DriverError> {
         let Some((t, j)) = job_of(g, dst)? else {
             return Ok(BlockJobState::None);
         };
+        let end = j["len"].as_u64().unwrap_or(0);
+        let ended = is_ending(&j);
         let info = BlockJobInfo {
             job_type: t,
             bandwidth: j["speed"].as_u64().unwrap_or(0),
-            cur: j["offset"].as_u64().unwrap_or(0),
-            end: j["len"].as_u64().unwrap_or(0),
+            cur: if ended {
+                end
+            } else {
+                j["offset"].as_u64().unwrap_or(0)
+            },
+            end,
             ready: j["ready"].as_bool().unwrap_or(false),
         };
-        match j["status"].as_str().unwrap_or("") {
-            "concluded" | "null" => {}
-            _ if info.ready => return Ok(BlockJobState::Ready(info)),
-            _ => return Ok(BlockJobState::Running(info)),
-        }
-        let id = job_id(t, dst);
-        // query-jobs carries the error a concluded job ended with.
-        let error = qmp(g, "query-jobs", None)?
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|x| x["id"] == json!(id))
-            .and_then(|x| x["error"].as_str().map(str::to_string));
-        qmp(g, "job-dismiss", Some(json!({ "id": id })))?;
-        self.sync_chain(g, dst)?;
-        Ok(match error {
-            Some(e) if e.contains("cancel") => BlockJobState::Canceled(t),
-            Some(e) => BlockJobState::Failed(t, e),
-            None => BlockJobState::Completed(t),
+        Ok(if info.ready && !ended {
+            BlockJobState::Ready(info)
+        } else {
+            BlockJobState::Running(info)
         })
     }
 
-    /// Write the disk's chain as QEMU has it now into the live XML (libvirt:
-    /// qemuBlockJobProcessEventCompletedPull, ...CompletedCommit, ...ActiveCommit).
-    fn sync_chain(&self, g: &mut Guest, dst: &str) -> Result<(), DriverError> {
-        let mut def = crate::domain::parse_unprepared(&g.status().xml)?;
-        let Some(disk) = def.devices.disks.iter_mut().find(|d| d.target.dev == dst) else {
-            return Ok(());
-        };
-        let Some(top) = super::blockjob_chain::top_of(g, disk)? else {
-            return Ok(());
-        };
-        super::blockjob_chain::write_chain(disk, &top);
-        g.set_live_xml(def.to_xml(super::hotplug::LIVE_XML))
-            .map_err(super::domain::guest_err)
-    }
-
-    /// The disk's job as a waiting client sees it; a job that has ended is reported once.
+    /// The disk's job as it is now.
     pub fn block_job_state(&self, disk: &str) -> Result<BlockJobState, DriverError> {
         let (mut g, dst, _) = self.block_disk_only(disk)?;
         self.job_state(&mut g, &dst)
@@ -356,7 +341,7 @@ impl Domain<'_> {
                 }
                 Some(i)
             }
-            _ => None,
+            BlockJobState::None => None,
         })
     }
 
@@ -391,12 +376,18 @@ impl Domain<'_> {
             "qemuDomainBlockJobAbort",
         )?;
         let (mut g, dst, _) = self.block_disk_only(disk)?;
-        let (t, info) = match self.job_state(&mut g, &dst)? {
-            BlockJobState::Running(i) | BlockJobState::Ready(i) => (i.job_type, i),
-            _ => return Err(no_active_job(&dst)),
+        let Some((t, j)) = job_of(&mut g, &dst)? else {
+            return Err(no_active_job(&dst));
         };
         let id = job_id(t, &dst);
-        if flags & BLOCK_JOB_ABORT_PIVOT != 0 {
+        // libvirt: a job already being ended (QEMU_BLOCKJOB_STATE_ABORTING, _PIVOTING).
+        if is_ending(&j) {
+            return Err(DriverError::OperationInvalid(format!(
+                "block job on disk '{dst}' is still being ended"
+            )));
+        }
+        let pivot = flags & BLOCK_JOB_ABORT_PIVOT != 0;
+        if pivot {
             // libvirt: qemuBlockPivot.
             if !matches!(t, BlockJobType::ActiveCommit | BlockJobType::Copy) {
                 return Err(DriverError::OperationInvalid(format!(
@@ -407,38 +398,92 @@ impl Domain<'_> {
                     }
                 )));
             }
-            if !info.ready {
+            if !j["ready"].as_bool().unwrap_or(false) {
                 return Err(DriverError::BlockCopyActive(format!(
                     "block job '{id}' not ready for pivot yet"
                 )));
             }
+        }
+        // Subscribed before the request, so that the job's end is not missed.
+        let mut events = if flags & BLOCK_JOB_ABORT_ASYNC == 0 {
+            Some(self.connect().domain_events(self.name())?)
+        } else {
+            None
+        };
+        if pivot {
             qmp(&mut g, "block-job-complete", Some(json!({ "device": id })))?;
         } else {
             qmp(&mut g, "block-job-cancel", Some(json!({ "device": id })))?;
         }
-        if flags & BLOCK_JOB_ABORT_ASYNC != 0 {
+        let Some(events) = events.as_mut() else {
             return Ok(());
-        }
+        };
         // libvirt waits for the job's end (qemuDomainBlockJobAbort, synchronous form).
-        let deadline = std::time::Instant::now()
-            + std::time::Duration::from_secs_f64(60.0 * super::console::timeout_multiplier());
-        loop {
-            match self.job_state(&mut g, &dst)? {
-                BlockJobState::Running(_) | BlockJobState::Ready(_) => {}
-                BlockJobState::Failed(_, e) => {
-                    return Err(DriverError::OperationFailed(format!(
-                        "block job for disk '{dst}' failed: {e}"
-                    )));
-                }
-                _ => return Ok(()),
-            }
-            if std::time::Instant::now() > deadline {
-                return Err(DriverError::Timeout(format!(
-                    "block job on disk '{dst}' did not end"
-                )));
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
+        let status = wait_end(self, &mut g, events, &dst)?;
+        if pivot && status == Some(BlockJobStatus::Failed) {
+            return Err(DriverError::OperationFailed(format!(
+                "block job '{id}' failed while pivoting"
+            )));
         }
+        Ok(())
+    }
+}
+
+/// Whether QEMU is ending the job (its states after running or ready).
+fn is_ending(j: &Value) -> bool {
+    matches!(
+        j["status"].as_str().unwrap_or(""),
+        "waiting" | "pending" | "aborting" | "concluded" | "null"
+    )
+}
+
+/// Wait until the monitor has applied the end of the job on disk `dst` and reported it;
+/// the status it reported, `None` when the job went without a word (an older monitor).
+pub(crate) fn wait_end(
+    dom: &Domain<'_>,
+    g: &mut Guest,
+    events: &mut crate::driver::events::Events,
+    dst: &str,
+) -> Result<Option<BlockJobStatus>, DriverError> {
+    use std::time::{Duration, Instant};
+    let deadline =
+        Instant::now() + Duration::from_secs_f64(60.0 * super::console::timeout_multiplier());
+    let mut gone_at: Option<Instant> = None;
+    loop {
+        while let Some(e) = events.next_timeout(Duration::from_millis(100)) {
+            if let Some(s) = end_of(&e, dom.name(), dst) {
+                return Ok(Some(s));
+            }
+        }
+        let now = Instant::now();
+        if job_of(g, dst)?.is_none() {
+            // Its event may still be on its way.
+            let since = *gone_at.get_or_insert(now);
+            if now - since > Duration::from_secs(2) {
+                return Ok(None);
+            }
+        }
+        if now > deadline {
+            return Err(DriverError::Timeout(format!(
+                "block job on disk '{dst}' did not end"
+            )));
+        }
+    }
+}
+
+/// The end a `block-job-2` event reports for disk `dst` of domain `name`.
+pub(crate) fn end_of(
+    e: &crate::driver::monitor::DomainEvent,
+    name: &str,
+    dst: &str,
+) -> Option<BlockJobStatus> {
+    match &e.kind {
+        EventKind::BlockJob2 { disk, status, .. }
+            if e.domain == name && disk == dst && *status != BlockJobStatus::Ready =>
+        {
+            Some(*status)
+        }
+        _ => None,
     }
 }
 

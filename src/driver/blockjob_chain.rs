@@ -35,12 +35,18 @@ pub(crate) fn chain_of(g: &mut Guest, file: &str) -> Result<Vec<Layer>, DriverEr
 
 /// The layers of one `query-block` entry.
 fn layers(g: &mut Guest, dev: &Value) -> Result<Vec<Layer>, DriverError> {
-    let ins = &dev["inserted"];
     let named = qmp(
         g,
         "query-named-block-nodes",
         Some(serde_json::json!({"flat": true})),
     )?;
+    Ok(layers_from(dev, &named))
+}
+
+/// The layers of the `query-block` entry `dev`, their nodes found in `named`
+/// (`query-named-block-nodes`).
+pub(crate) fn layers_from(dev: &Value, named: &Value) -> Vec<Layer> {
+    let ins = &dev["inserted"];
     let node_of = |file: &str| {
         named
             .as_array()
@@ -69,7 +75,7 @@ fn layers(g: &mut Guest, dev: &Value) -> Result<Vec<Layer>, DriverError> {
         });
         img = &img["backing-image"];
     }
-    Ok(out)
+    out
 }
 
 /// The index in `chain` of `name`: an image path or `dst[N]` (libvirt:
@@ -103,20 +109,19 @@ pub(crate) fn lookup(
     }
 }
 
-/// The chain QEMU has now for `disk` (found by its device alias, or by its image).
-pub(crate) fn top_of(g: &mut Guest, disk: &Disk) -> Result<Option<Vec<Layer>>, DriverError> {
-    let devs = qmp(g, "query-block", None)?;
+/// The `query-block` entry of `disk` with a medium in, by its device alias or its image.
+pub(crate) fn device_of<'a>(devs: &'a Value, disk: &Disk) -> Option<&'a Value> {
     let alias = disk.info.alias.as_deref();
     let file = disk.source.as_ref().and_then(|s| s.file.as_deref());
-    let dev = devs.as_array().into_iter().flatten().find(|d| {
-        let qdev = d["qdev"].as_str().unwrap_or("");
-        alias.is_some_and(|a| qdev == a || qdev.split('/').any(|seg| seg == a))
-            || (file.is_some() && d["inserted"]["file"].as_str() == file)
-    });
-    match dev {
-        Some(d) if d.get("inserted").is_some() => layers(g, d).map(Some),
-        _ => Ok(None),
-    }
+    devs.as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| {
+            let qdev = d["qdev"].as_str().unwrap_or("");
+            alias.is_some_and(|a| qdev == a || qdev.split('/').any(|seg| seg == a))
+                || (file.is_some() && d["inserted"]["file"].as_str() == file)
+        })
+        .filter(|d| d.get("inserted").is_some())
 }
 
 /// Make `disk`'s source and backing chain `chain` (libvirt: the live definition after

@@ -279,6 +279,10 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::Internal => DriverError::Internal(desc),
             ErrorCode::OperationTimeout => DriverError::Timeout(desc),
             ErrorCode::OperationAborted => DriverError::OperationAborted(desc),
+            ErrorCode::System => DriverError::Guest(GuestError::HostRefused {
+                guest: String::new(),
+                msg: desc,
+            }),
         },
         e => DriverError::Guest(e),
     }
@@ -518,7 +522,7 @@ impl Connect {
             )));
         }
         let def = domain::parse_unprepared(xml)?;
-        self.create_domain_def(def, flags.0 & CreateFlags::PAUSED.0 != 0, None)
+        self.create_domain_def(def, flags.0 & CreateFlags::PAUSED.0 != 0, None, None)
     }
 
     /// Start `def` as [`Connect::create_domain_xml`] does; with `incoming`, QEMU loads the
@@ -528,6 +532,7 @@ impl Connect {
         def: DomainDef,
         paused: bool,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<Domain<'_>, DriverError> {
         config::validate_name(&def.name)?;
         let dom = {
@@ -564,7 +569,7 @@ impl Connect {
                 uuid: def.uuid,
             }
         };
-        dom.start_def(def, paused, incoming)?;
+        dom.start_def(def, paused, incoming, ram)?;
         Ok(dom)
     }
 
@@ -1012,7 +1017,29 @@ impl<'c> Domain<'c> {
 
     /// [`Domain::create`], leaving the guest paused when `paused` (`virsh start --paused`).
     pub fn create_with_flags(&self, flags: impl Into<CreateFlags>) -> Result<(), DriverError> {
-        let flags = flags.into();
+        self.create_with_ram(flags.into(), None)
+    }
+
+    /// [`Domain::create`] with the guest's RAM in `ram` (see [`crate::xml2argv::RamFile`]):
+    /// how a fleet template's guest starts. A managed save image is refused here: its stream
+    /// holds RAM that QEMU would load on top of the file.
+    pub(crate) fn create_in_ram_file(
+        &self,
+        ram: crate::xml2argv::RamFile,
+    ) -> Result<(), DriverError> {
+        if self.has_managed_save_image()? {
+            return Err(DriverError::OperationInvalid(
+                "domain has a managed save image".into(),
+            ));
+        }
+        self.create_with_ram(CreateFlags::NONE, Some(ram))
+    }
+
+    fn create_with_ram(
+        &self,
+        flags: CreateFlags,
+        ram: Option<crate::xml2argv::RamFile>,
+    ) -> Result<(), DriverError> {
         let paused = flags.contains(CreateFlags::PAUSED);
         let s = self.snapshot()?;
         if s.live.is_some() {
@@ -1026,7 +1053,7 @@ impl<'c> Domain<'c> {
         if self.start_managed_save(paused)? {
             return Ok(());
         }
-        self.start_def_with(def, flags, None)
+        self.start_def_with(def, flags, None, ram)
     }
 
     /// Start QEMU for definition `def` (the config, or a transient domain's XML).
@@ -1035,16 +1062,19 @@ impl<'c> Domain<'c> {
         def: DomainDef,
         paused: bool,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<(), DriverError> {
-        self.start_def_with(def, paused.into(), incoming)
+        self.start_def_with(def, paused.into(), incoming, ram)
     }
 
-    /// [`Domain::start_def`] with the start's flags (`PAUSED`, `RESET_NVRAM`).
+    /// [`Domain::start_def`] with the start's flags (`PAUSED`, `RESET_NVRAM`); `ram`: the
+    /// guest's RAM in that file rather than in anonymous memory.
     pub(crate) fn start_def_with(
         &self,
         def: DomainDef,
         flags: CreateFlags,
         incoming: Option<super::process::Incoming>,
+        ram: Option<crate::xml2argv::RamFile>,
     ) -> Result<(), DriverError> {
         let paused = flags.contains(CreateFlags::PAUSED);
         let reset_nvram = flags.contains(CreateFlags::RESET_NVRAM);
@@ -1062,6 +1092,7 @@ impl<'c> Domain<'c> {
         let id = config::next_domain_id(&self.conn.dirs.run)?;
         def.id = Some(id);
         let mut ctx = self.conn.launch_context(&def, id);
+        ctx.ram_file = ram;
         // Held until QEMU listens on them, when this start returns.
         let _ports = self.conn.reserve_graphics_ports(&mut def, &ctx.conf)?;
         self.conn.prepare_channel_dir(&def, id)?;
@@ -1072,6 +1103,7 @@ impl<'c> Domain<'c> {
         ctx.secrets = Some(self.conn.secret_context(key, iv)?);
         let helpers = self.conn.plan_helpers(&def, &ctx)?;
         ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
+        let taps = super::tap::plan(&def, &ctx)?;
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
@@ -1085,6 +1117,7 @@ impl<'c> Domain<'c> {
                 paused,
                 incoming,
                 helpers: helpers.specs,
+                taps,
             };
             self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
@@ -1128,6 +1161,7 @@ impl<'c> Domain<'c> {
             paused,
             incoming: None,
             helpers: Vec::new(),
+            taps: Vec::new(),
         };
         self.launch(def, binary.to_string(), args, env, None, boot)
     }
@@ -1152,6 +1186,7 @@ impl<'c> Domain<'c> {
         spec.paused = boot.paused;
         spec.incoming = boot.incoming;
         spec.helpers = boot.helpers;
+        spec.taps = boot.taps;
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -1180,4 +1215,6 @@ struct Boot {
     incoming: Option<super::process::Incoming>,
     /// Helper processes the monitor starts before QEMU.
     helpers: Vec<super::helpers::HelperSpec>,
+    /// Taps the monitor makes for QEMU.
+    taps: Vec<super::tap::TapSpec>,
 }

@@ -179,7 +179,23 @@ pub fn domain_list_stats(
     doms: &[Domain<'_>],
     groups: StatsGroups,
 ) -> Result<Vec<StatsRecord>, DriverError> {
-    doms.iter().map(|d| d.stats(groups.or_all())).collect()
+    domain_list_stats_flags(doms, groups, 0)
+}
+
+/// `VIR_CONNECT_GET_ALL_DOMAINS_STATS_BACKING`: the block group has a record for each
+/// image of each disk's backing chain (`block.N.backingIndex` names its place).
+pub const GET_ALL_DOMAINS_STATS_BACKING: u32 = 1 << 30;
+
+/// [`domain_list_stats`] with `virDomainListGetStats`'s flags (only
+/// [`GET_ALL_DOMAINS_STATS_BACKING`] changes what is reported).
+pub fn domain_list_stats_flags(
+    doms: &[Domain<'_>],
+    groups: StatsGroups,
+    flags: u32,
+) -> Result<Vec<StatsRecord>, DriverError> {
+    doms.iter()
+        .map(|d| d.stats_flags(groups.or_all(), flags))
+        .collect()
 }
 
 impl Domain<'_> {
@@ -187,6 +203,11 @@ impl Domain<'_> {
     /// inactive domain; a group whose data cannot be had is left out, as libvirt does.
     // libvirt: qemuDomainGetStats
     pub fn stats(&self, groups: StatsGroups) -> Result<StatsRecord, DriverError> {
+        self.stats_flags(groups, 0)
+    }
+
+    /// [`Domain::stats`] with the flags of [`domain_list_stats_flags`].
+    pub fn stats_flags(&self, groups: StatsGroups, flags: u32) -> Result<StatsRecord, DriverError> {
         let st = self.state()?;
         let active = self.is_active()?;
         let def = crate::domain::parse(&self.xml_desc(FormatFlags {
@@ -225,7 +246,8 @@ impl Domain<'_> {
             interfaces(&def, &mut r);
         }
         if groups.block {
-            self.block(&def, active, &mut r);
+            let backing = flags & GET_ALL_DOMAINS_STATS_BACKING != 0;
+            self.block(&def, active, backing, &mut r);
         }
         // perf: libvirt reports the events it enabled with perf_event_open when QEMU
         // started; this driver enables none, so the group is empty, as libvirt's is for a
@@ -312,24 +334,41 @@ impl Domain<'_> {
         }
     }
 
-    // libvirt: qemuDomainGetStatsBlock
-    fn block(&self, def: &DomainDef, active: bool, r: &mut Rec) {
+    // libvirt: qemuDomainGetStatsBlock, qemuDomainGetStatsBlockExportDisk
+    fn block(&self, def: &DomainDef, active: bool, backing: bool, r: &mut Rec) {
         let disks = &def.devices.disks;
-        r.put("block.count", TypedValue::UInt(disks.len() as u32));
         let stats = if active {
             self.block_stats_all(def).unwrap_or_default()
         } else {
             Vec::new()
         };
-        let sizes = if active {
-            self.qmp_call("query-block", None)
-                .map(|b| super::domstats_qemu::block_sizes(def, &b))
-                .unwrap_or_default()
+        let blocks = if active {
+            self.qmp_call("query-block", None).unwrap_or_default()
         } else {
-            Vec::new()
+            serde_json::Value::Null
         };
-        for (i, d) in disks.iter().enumerate() {
-            r.put(
+        let sizes = super::domstats_qemu::block_sizes(def, &blocks);
+        // The backing images' own stats, by node (query-blockstats with query-nodes).
+        let (nodes, named) = if active && backing {
+            (
+                self.qmp_call(
+                    "query-blockstats",
+                    Some(serde_json::json!({"query-nodes": true})),
+                )
+                .unwrap_or_default(),
+                self.qmp_call(
+                    "query-named-block-nodes",
+                    Some(serde_json::json!({"flat": true})),
+                )
+                .unwrap_or_default(),
+            )
+        } else {
+            Default::default()
+        };
+        let mut out = Rec(Vec::new());
+        let mut i = 0usize;
+        for d in disks {
+            out.put(
                 format!("block.{i}.name"),
                 TypedValue::Str(d.target.dev.clone()),
             );
@@ -338,35 +377,111 @@ impl Domain<'_> {
                 .as_ref()
                 .and_then(|s| s.file.clone().or(s.dev.clone()).or(s.dir.clone()));
             if let Some(p) = path {
-                r.put(format!("block.{i}.path"), TypedValue::Str(p.clone()));
+                out.put(format!("block.{i}.path"), TypedValue::Str(p.clone()));
             }
-            let Some((_, s)) = stats.iter().find(|(t, _)| *t == d.target.dev) else {
+            if let Some((_, s)) = stats.iter().find(|(t, _)| *t == d.target.dev) {
+                let mut put = |k: &str, v: i64| {
+                    out.put(
+                        format!("block.{i}.{k}"),
+                        TypedValue::ULLong(v.max(0) as u64),
+                    );
+                };
+                put("rd.reqs", s.rd_req);
+                put("rd.bytes", s.rd_bytes);
+                put("rd.times", s.rd_total_times);
+                put("wr.reqs", s.wr_req);
+                put("wr.bytes", s.wr_bytes);
+                put("wr.times", s.wr_total_times);
+                put("fl.reqs", s.flush_req);
+                put("fl.times", s.flush_total_times);
+                if let Some(a) = s.wr_highest_offset {
+                    out.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+                }
+                // libvirt: qemuDomainGetStatsBlockExportBackendStorage
+                if let Some((_, capacity, physical)) =
+                    sizes.iter().find(|(t, _, _)| *t == d.target.dev)
+                {
+                    out.put(format!("block.{i}.capacity"), TypedValue::ULLong(*capacity));
+                    out.put(format!("block.{i}.physical"), TypedValue::ULLong(*physical));
+                }
+            }
+            i += 1;
+            if !backing {
+                continue;
+            }
+            // Each image below the disk's own: its place in the chain (as `vda[N]` names
+            // it), its write high-water mark and sizes.
+            let Some(dev) = super::blockjob_chain::device_of(&blocks, d) else {
                 continue;
             };
-            let mut put = |k: &str, v: i64| {
-                r.put(
-                    format!("block.{i}.{k}"),
-                    TypedValue::ULLong(v.max(0) as u64),
+            let chain = super::blockjob_chain::layers_from(dev, &named);
+            let mut img = &dev["inserted"]["image"]["backing-image"];
+            for (n, layer) in chain.iter().enumerate().skip(1) {
+                out.put(
+                    format!("block.{i}.name"),
+                    TypedValue::Str(d.target.dev.clone()),
                 );
-            };
-            put("rd.reqs", s.rd_req);
-            put("rd.bytes", s.rd_bytes);
-            put("rd.times", s.rd_total_times);
-            put("wr.reqs", s.wr_req);
-            put("wr.bytes", s.wr_bytes);
-            put("wr.times", s.wr_total_times);
-            put("fl.reqs", s.flush_req);
-            put("fl.times", s.flush_total_times);
-            if let Some(a) = s.wr_highest_offset {
-                r.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+                out.put(
+                    format!("block.{i}.path"),
+                    TypedValue::Str(layer.file.clone()),
+                );
+                out.put(
+                    format!("block.{i}.backingIndex"),
+                    TypedValue::UInt(n as u32),
+                );
+                let node_stats = nodes.as_array().into_iter().flatten().find(|e| {
+                    !layer.node.is_empty() && e["node-name"].as_str() == Some(layer.node.as_str())
+                });
+                if let Some(a) = node_stats.and_then(|e| e["stats"]["wr_highest_offset"].as_u64()) {
+                    out.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+                }
+                if let Some(c) = img["virtual-size"].as_u64() {
+                    out.put(format!("block.{i}.capacity"), TypedValue::ULLong(c));
+                    let p = img["actual-size"].as_u64().unwrap_or(c);
+                    out.put(format!("block.{i}.physical"), TypedValue::ULLong(p));
+                }
+                img = &img["backing-image"];
+                i += 1;
             }
-            // libvirt: qemuDomainGetStatsBlockExportBackendStorage
-            if let Some((_, capacity, physical)) = sizes.iter().find(|(t, _, _)| *t == d.target.dev)
-            {
-                r.put(format!("block.{i}.capacity"), TypedValue::ULLong(*capacity));
-                r.put(format!("block.{i}.physical"), TypedValue::ULLong(*physical));
+            // A copy job's target has a record of its own (libvirt: the disk's mirror).
+            let mirror = d
+                .mirror
+                .as_ref()
+                .filter(|m| m.attr("job") == Some("copy"))
+                .and_then(|m| m.child("source"))
+                .and_then(|s| s.attr("file").or(s.attr("dev")));
+            if let Some(path) = mirror {
+                out.put(
+                    format!("block.{i}.name"),
+                    TypedValue::Str(d.target.dev.clone()),
+                );
+                out.put(format!("block.{i}.path"), TypedValue::Str(path.to_string()));
+                let node = named.as_array().into_iter().flatten().find(|n| {
+                    n["file"].as_str() == Some(path)
+                        && !matches!(n["drv"].as_str(), Some("file" | "host_device"))
+                });
+                if let Some(n) = node {
+                    let name = n["node-name"].as_str();
+                    let a = nodes
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|e| name.is_some() && e["node-name"].as_str() == name)
+                        .and_then(|e| e["stats"]["wr_highest_offset"].as_u64());
+                    if let Some(a) = a {
+                        out.put(format!("block.{i}.allocation"), TypedValue::ULLong(a));
+                    }
+                    if let Some(c) = n["image"]["virtual-size"].as_u64() {
+                        out.put(format!("block.{i}.capacity"), TypedValue::ULLong(c));
+                        let p = n["image"]["actual-size"].as_u64().unwrap_or(c);
+                        out.put(format!("block.{i}.physical"), TypedValue::ULLong(p));
+                    }
+                }
+                i += 1;
             }
         }
+        r.put("block.count", TypedValue::UInt(i as u32));
+        r.0.extend(out.0);
     }
 }
 

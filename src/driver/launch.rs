@@ -68,10 +68,11 @@ impl Connect {
             // Real sockets and files: QEMU binds and opens them itself by path.
             bind_socket_fd: None,
             file_chardev_fd: None,
-            // The process layer passes no tap or vhost fds yet; these follow the monitor's fd
-            // so a tap interface's argv never names the monitor.
+            // The monitor hands QEMU its taps and vhost-net fds at these numbers (see
+            // `driver::tap`), after the monitor's own fd.
             tap_fd_base: MONITOR_FD + 1,
             vhost_fd_base: MONITOR_FD + 41,
+            vhost_net: super::tap::vhost_net_usable(),
             vhost_scsi_fd: None,
             scsi_generic_dev: None,
             path_env: passed("PATH"),
@@ -101,6 +102,8 @@ impl Connect {
             host_numa_nodes: crate::capabilities::host::host_numa_nodes(&self.opts.host_root),
             // No verb associates fds with a domain yet.
             fd_groups: Vec::new(),
+            // Set by the start itself when its caller asks for one (fleet templates).
+            ram_file: None,
         }
     }
 

@@ -5,6 +5,7 @@ pub mod agent;
 pub mod agent_timeout;
 pub mod autostart;
 pub mod blkiotune;
+pub mod blockcopy;
 pub mod blockjob;
 mod blockjob_chain;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod cpu_models;
 pub mod cpu_stats;
 pub mod define_flags;
 pub mod dirs;
+pub mod dirtyrate;
 pub mod display;
 pub mod domain;
 pub mod domcaps;
@@ -61,6 +63,7 @@ pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod tap;
 pub mod tuning;
 pub mod uri;
 
@@ -162,6 +165,9 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_SUPPORT: the driver lacks the API named.
     #[error("this function is not supported by the connection driver: {0}")]
     NoSupport(String),
+    /// libvirt's VIR_ERR_NO_NETWORK.
+    #[error("Network not found: {0}")]
+    NoNetwork(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),

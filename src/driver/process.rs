@@ -59,6 +59,9 @@ pub enum GuestError {
     AlreadyRunning { guest: String, pid: i32 },
     #[error("Requested operation is not valid: domain '{guest}' is not running")]
     NotRunning { guest: String },
+    /// The host refused what the start needs (a tap, a bridge), in libvirt's words.
+    #[error("{msg}")]
+    HostRefused { guest: String, msg: String },
     /// QEMU failed while starting; `log_tail` is what it printed (from the guest's log).
     #[error("internal error: guest '{guest}': {msg}: {log_tail}")]
     Start {
@@ -258,13 +261,21 @@ pub struct LaunchSpec {
     /// Started, in order, before QEMU; stopped after it (see [`super::helpers`]).
     #[serde(default)]
     pub helpers: Vec<super::helpers::HelperSpec>,
+    /// Made right before QEMU and handed to it at their fd numbers (see [`super::tap`]).
+    #[serde(default)]
+    pub taps: Vec<super::tap::TapSpec>,
 }
 
 /// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
+/// `ignore_shared`: the stream was saved with QEMU's `x-ignore-shared` capability, so it
+/// leaves out the RAM the guest had in a shared file; the restored guest maps that file
+/// itself (a fleet clone) and loads device state only.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Incoming {
     pub path: PathBuf,
     pub offset: u64,
+    #[serde(default)]
+    pub ignore_shared: bool,
 }
 
 impl LaunchSpec {
@@ -287,6 +298,7 @@ impl LaunchSpec {
             init: Vec::new(),
             incoming: None,
             helpers: Vec::new(),
+            taps: Vec::new(),
         }
     }
 }
@@ -432,6 +444,7 @@ pub(crate) async fn connect_monitor(
 pub(crate) fn spawn_qemu(
     paths: &GuestPaths,
     spec: &LaunchSpec,
+    taps: &[super::tap::Tap],
 ) -> Result<(Child, u64), GuestError> {
     let name = &paths.name;
     make_dir(name, &paths.guest_run_dir)?;
@@ -545,6 +558,8 @@ pub(crate) fn spawn_qemu(
             Ok(())
         });
     }
+    // After the sweep above: the taps and vhost-net fds at the numbers the argv names.
+    super::helpers::fds::install_pairs(&mut cmd, &super::tap::child_fds(taps));
     let child = cmd.spawn().map_err(|e| GuestError::Start {
         guest: name.clone(),
         msg: format!("cannot execute {}", argv[0]),
@@ -705,6 +720,12 @@ impl Guest {
             StartResult::Ready { .. } => {}
             StartResult::Ended { state, reason } => {
                 return Ok(Attach::Inactive(state_from_names(&state, &reason)));
+            }
+            StartResult::Refused { msg } => {
+                return Err(GuestError::HostRefused {
+                    guest: name.clone(),
+                    msg,
+                });
             }
             StartResult::Failed { msg, log_tail } => {
                 return Err(GuestError::Start {
@@ -1161,6 +1182,16 @@ impl Guest {
     /// Stream the guest's state onto the end of the save image at `path` and end QEMU as
     /// `shut off (saved)` (`virsh save`); a failed save leaves the guest running as it was.
     pub fn save(&mut self, path: &Path) -> Result<DomainState, GuestError> {
+        self.save_with(path, false)
+    }
+
+    /// [`Guest::save`]; with `ignore_shared`, the stream leaves out RAM the guest has in a
+    /// shared file (QEMU's `x-ignore-shared`): that file then holds the guest's memory.
+    pub fn save_with(
+        &mut self,
+        path: &Path,
+        ignore_shared: bool,
+    ) -> Result<DomainState, GuestError> {
         let name = self.paths.name.clone();
         self.ensure_active()?;
         let Some(c) = self.client.as_mut() else {
@@ -1168,6 +1199,7 @@ impl Guest {
         };
         let r = c.call(&Request::Save {
             path: path.display().to_string(),
+            ignore_shared,
         });
         self.drain_client();
         let state = match r {

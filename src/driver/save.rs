@@ -25,6 +25,18 @@ impl Domain<'_> {
     /// (saved)`, and a transient domain is gone. `state` is what `restore` does by default.
     /// A failed save removes the file and leaves the guest as it was.
     pub fn save(&self, path: &Path, state: RestoreState) -> Result<(), DriverError> {
+        self.save_with(path, state, false)
+    }
+
+    /// [`Domain::save`]; with `ignore_shared`, the image holds no copy of RAM the guest has
+    /// in a shared file (a fleet template's guest): only that file, kept as it is, restores
+    /// it (see [`Connect::restore_def`]).
+    pub(crate) fn save_with(
+        &self,
+        path: &Path,
+        state: RestoreState,
+        ignore_shared: bool,
+    ) -> Result<(), DriverError> {
         let (mut guest, _) = self.guest()?;
         let live = domain::parse(&guest.status().xml)?;
         // libvirt writes the definition as it would migrate it: inactive, secrets kept out.
@@ -39,7 +51,7 @@ impl Domain<'_> {
         };
         saveimage::create(path, &xml, was_running)?;
         let res = guest
-            .save(path)
+            .save_with(path, ignore_shared)
             .map_err(DriverError::Guest)
             .and_then(|_| saveimage::mark_complete(path));
         if res.is_err() {
@@ -108,8 +120,9 @@ impl Domain<'_> {
         let incoming = super::process::Incoming {
             path: path.clone(),
             offset: img.stream_offset,
+            ignore_shared: false,
         };
-        self.start_def(def, paused || !img.was_running, Some(incoming))?;
+        self.start_def(def, paused || !img.was_running, Some(incoming), None)?;
         self.managed_save_remove()?;
         Ok(true)
     }
@@ -122,19 +135,23 @@ impl Connect {
     pub fn restore(&self, path: &Path, state: RestoreState) -> Result<Domain<'_>, DriverError> {
         let img = saveimage::read(path)?;
         let def = domain::parse_unprepared(&img.xml)?;
-        self.restore_def(path, &img, def, state)
+        self.restore_def(path, &img, def, state, None)
     }
 
     /// [`Connect::restore`] of image `img` (read from `path`) as definition `def` instead of
     /// the image's own (as libvirt's `dxml` argument of virDomainRestoreFlags does). The
     /// caller keeps QEMU's device configuration compatible with the stream: only host-side
     /// identity (name, UUID, MACs, file paths) may differ. Fleet clones start this way.
+    /// `ram`: the image was saved without the guest's RAM ([`Domain::save_with`]), which is
+    /// in that file: the guest maps it privately (copy-on-write, the file stays as it is)
+    /// and QEMU loads only the device state.
     pub(crate) fn restore_def(
         &self,
         path: &Path,
         img: &saveimage::SaveImage,
         def: domain::DomainDef,
         state: RestoreState,
+        ram: Option<&Path>,
     ) -> Result<Domain<'_>, DriverError> {
         let paused = match state {
             RestoreState::AsSaved => !img.was_running,
@@ -144,8 +161,13 @@ impl Connect {
         let incoming = super::process::Incoming {
             path: path.to_path_buf(),
             offset: img.stream_offset,
+            ignore_shared: ram.is_some(),
         };
-        self.create_domain_def(def, paused, Some(incoming))
+        let ram = ram.map(|p| crate::xml2argv::RamFile {
+            path: p.display().to_string(),
+            shared: false,
+        });
+        self.create_domain_def(def, paused, Some(incoming), ram)
     }
 
     /// The domain XML of the save image at `path` (`virsh save-image-dumpxml`).

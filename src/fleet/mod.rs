@@ -201,6 +201,7 @@ pub struct GuestBuilder {
     rng: bool,
     nics: Vec<Nic>,
     pvh: bool,
+    template_ram: bool,
 }
 
 impl GuestBuilder {
@@ -227,7 +228,20 @@ impl GuestBuilder {
             rng: false,
             nics: Vec::new(),
             pvh: false,
+            template_ram: true,
         }
+    }
+
+    /// Whether the guest's RAM lives in a file of its own (`LIB/fleet-ram/NAME.ram`, mapped
+    /// shared, removed with the guest), on by default. It is what makes clones cheap:
+    /// [`StartedGuest::save_template`] then keeps that file as the template's RAM and saves
+    /// only the device state, and each clone maps the file copy-on-write instead of loading
+    /// the RAM from a migration stream. Off, or for a guest whose memory the XML places
+    /// itself (virtiofs shares need shared memfd memory), a template holds the whole RAM in
+    /// its stream, as `virsh save` writes it.
+    pub fn template_ram(mut self, on: bool) -> Self {
+        self.template_ram = on;
+        self
     }
 
     /// Boot the kernel uncompressed through its PVH entry point: [`GuestBuilder::kernel`]'s
@@ -739,15 +753,63 @@ impl GuestBuilder {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&serial)(e)),
             _ => {}
         }
+        // Under the state dir, as libvirt's memory_backing_dir (/var/lib/libvirt/qemu/ram):
+        // not the runtime dir, a tmpfs often too small for a fleet's RAM (a full one would
+        // end the guests with SIGBUS).
+        let mut ram = (self.template_ram
+            && def.memory_backing.is_none()
+            && def.cpu.as_ref().is_none_or(|c| c.numa.is_empty()))
+        .then(|| {
+            conn.dirs()
+                .lib
+                .join("fleet-ram")
+                .join(format!("{}.ram", self.name))
+        });
+        if let Some(ram) = &ram {
+            new_ram_file(ram).map_err(io(ram))?;
+        }
         let xml = def.to_xml(FormatFlags {
             inactive: true,
             secure: false,
         });
-        let dom = conn.define_domain_xml(&xml)?;
-        if let Err(e) = dom.create() {
-            let _ = dom.undefine();
-            return Err(e.into());
-        }
+        let started = conn.define_domain_xml(&xml).and_then(|dom| {
+            let res = match ram.clone() {
+                Some(p) => {
+                    let res = dom.create_in_ram_file(crate::xml2argv::RamFile {
+                        path: p.display().to_string(),
+                        shared: true,
+                    });
+                    match res {
+                        // A machine without a RAM backend id: the RAM goes in the stream.
+                        Err(DriverError::Argv(crate::xml2argv::Xml2ArgvError::Unsupported(m)))
+                            if m.starts_with("guest RAM in a file") =>
+                        {
+                            let _ = std::fs::remove_file(&p);
+                            ram = None;
+                            dom.create()
+                        }
+                        res => res,
+                    }
+                }
+                None => dom.create(),
+            };
+            match res {
+                Ok(()) => Ok(dom),
+                Err(e) => {
+                    let _ = dom.undefine();
+                    Err(e)
+                }
+            }
+        });
+        let dom = match started {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(p) = &ram {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e.into());
+            }
+        };
         let pid = live_pid(conn, &self.name);
         Ok(StartedGuest {
             conn,
@@ -756,9 +818,32 @@ impl GuestBuilder {
             seen: 0,
             pid,
             keep: false,
-            scratch: Vec::new(),
+            scratch: ram.iter().cloned().collect(),
+            ram,
         })
     }
+}
+
+/// A new empty RAM file at `path` (any old one of a guest of that name is gone), private to
+/// us (0600): QEMU sizes it when it maps it. Its directory is private too.
+fn new_ram_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 /// The pid and start time of `name`'s QEMU, from its status file.
@@ -781,9 +866,11 @@ pub struct StartedGuest<'c> {
     seen: usize,
     pid: Option<(i32, u64)>,
     keep: bool,
-    /// Files and directories that are this guest's alone (a clone's disk overlays), removed
-    /// once it is destroyed.
+    /// Files and directories that are this guest's alone (a clone's disk overlays, its RAM
+    /// file), removed once it is destroyed.
     scratch: Vec<PathBuf>,
+    /// The file the guest's RAM is mapped shared from ([`GuestBuilder::template_ram`]).
+    ram: Option<PathBuf>,
 }
 
 impl<'c> StartedGuest<'c> {

@@ -15,14 +15,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! A template directory holds the save image ([`STATE_FILE`], the guest's memory and device
-//! state through QEMU's migration, with the domain XML in its header) and a copy of each
-//! writable disk image the guest had (`base-vdX.FMT`, read-only). A clone is the save image
-//! restored under the clone's own host-side identity: its name, a new UUID, a new MAC per
-//! NIC, its own console log, and a copy-on-write qcow2 overlay on each base disk. Everything
-//! the guest sees (devices, memory, disk contents) is the template's, which is what lets
-//! QEMU load the migration stream. The guest's kernel keeps the MAC it read at boot: clones
-//! that share a network set theirs in the guest (`ip link set dev eth0 address ...`).
+//! A template directory holds the save image ([`STATE_FILE`], the guest's device state
+//! through QEMU's migration, with the domain XML in its header), the guest's RAM
+//! ([`RAM_FILE`]) and a copy of each writable disk image the guest had (`base-vdX.FMT`,
+//! read-only). A clone is the save image restored under the clone's own host-side identity:
+//! its name, a new UUID, a new MAC per NIC, its own console log, and a copy-on-write qcow2
+//! overlay on each base disk. Everything the guest sees (devices, memory, disk contents) is
+//! the template's, which is what lets QEMU load the migration stream. The guest's kernel
+//! keeps the MAC it read at boot: clones that share a network set theirs in the guest (`ip
+//! link set dev eth0 address ...`).
+//!
+//! The RAM is not loaded, it is mapped (the "VM templating" of Kata Containers): the
+//! template's guest ran with its RAM in a file mapped shared ([`GuestBuilder::template_ram`],
+//! on by default), and was saved with QEMU's `x-ignore-shared` capability, so the stream
+//! holds device state only (a few MiB: ROMs and devices). Each clone maps [`RAM_FILE`]
+//! privately: its pages come from the page cache the clones share until a clone writes one,
+//! which then becomes that clone's own copy; the file never changes. A template of a guest
+//! without a RAM file (`template_ram(false)`, virtiofs shares, or saved by an older version)
+//! has no [`RAM_FILE`] and its stream holds the whole RAM, which each clone loads.
+//!
+//! [`GuestBuilder::template_ram`]: super::GuestBuilder::template_ram
 
 use std::path::{Path, PathBuf};
 
@@ -36,21 +48,27 @@ use crate::driver::saveimage::{self, SaveImage};
 /// The save image's name in a template directory.
 pub const STATE_FILE: &str = "state.save";
 
+/// The guest's RAM in a template directory, when its stream leaves the RAM out.
+pub const RAM_FILE: &str = "ram";
+
 /// A saved guest to start clones from (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct Template {
     dir: PathBuf,
     image: SaveImage,
     def: DomainDef,
+    /// [`RAM_FILE`], when the template has one.
+    ram: Option<PathBuf>,
 }
 
 impl StartedGuest<'_> {
     /// Save this running guest into template directory `dir` (created if missing; it must
     /// not hold a template yet) and make it a [`Template`]: the guest stops, its domain is
-    /// undefined, and each writable disk image it had is copied into `dir` as a read-only
-    /// base for the clones (the guest's own images are left as they are). A guest that is not
-    /// running is refused; as on every error, the handle is dropped then, which destroys and
-    /// undefines the guest, and nothing is left in `dir`.
+    /// undefined, its RAM file (see [`super::GuestBuilder::template_ram`]) moves into `dir`
+    /// as [`RAM_FILE`], and each writable disk image it had is copied into `dir` as a
+    /// read-only base for the clones (the guest's own images are left as they are). A guest
+    /// that is not running is refused; as on every error, the handle is dropped then, which
+    /// destroys and undefines the guest, and nothing is left in `dir`.
     pub fn save_template(mut self, dir: impl AsRef<Path>) -> Result<Template, FleetError> {
         let dir = dir.as_ref();
         let name = self.name().to_string();
@@ -65,19 +83,29 @@ impl StartedGuest<'_> {
         };
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let image = dir.join(STATE_FILE);
-        if image.exists() {
+        let ram = dir.join(RAM_FILE);
+        if image.exists() || ram.exists() {
             return Err(FleetError::Invalid {
                 guest: self.name().to_string(),
                 msg: format!("{} holds a template already", dir.display()),
             });
         }
-        self.dom.save(&image, RestoreState::Running)?;
+        // Only a RAM file the guest still runs on: a stream without RAM is restorable
+        // from it alone.
+        let own_ram = self.ram.clone().filter(|p| p.is_file());
+        self.dom
+            .save_with(&image, RestoreState::Running, own_ram.is_some())?;
         // Saved: the guest is stopped, what is left is the definition.
         self.keep = true;
         // What a failure removes again: only what was made here (the directory may hold the
-        // user's other files).
+        // user's other files), and the guest's RAM file wherever it is.
         let mut made = vec![image.clone()];
+        made.extend(own_ram.clone());
         let res = (|| {
+            if let Some(from) = &own_ram {
+                made.push(ram.clone());
+                move_file(from, &ram).map_err(io(&ram))?;
+            }
             let img = saveimage::read(&image)?;
             let mut def = domain::parse_unprepared(&img.xml)?;
             for disk in writable_disks(&mut def) {
@@ -111,6 +139,21 @@ impl StartedGuest<'_> {
         }
         res
     }
+}
+
+/// Move `from` to `to` (a copy when they are on different filesystems), private to us
+/// (0600: it is the guest's memory).
+fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::rename(from, to) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(nix::libc::EXDEV) => {
+            std::fs::copy(from, to)?;
+            std::fs::remove_file(from)?;
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))
 }
 
 /// The file disks of `def` that the guest may write: these become bases.
@@ -153,6 +196,40 @@ impl Template {
         let image = saveimage::read(&dir.join(STATE_FILE))?;
         let mut def = domain::parse_unprepared(&image.xml)?;
         let name = def.name.clone();
+        let ram = dir.join(RAM_FILE);
+        let ram = match std::fs::metadata(&ram) {
+            Ok(m) => {
+                // QEMU would refuse a shorter file only once it runs.
+                // The machine's RAM: the memory without its modules, whole MiB (as xml2argv
+                // sizes the backend).
+                let modules: u64 = def
+                    .devices
+                    .memories
+                    .iter()
+                    .filter_map(|m| m.target.as_ref().and_then(|t| t.size_kib))
+                    .sum();
+                let need = def.memory.kib.saturating_sub(modules).div_ceil(1024) * 1024 * 1024;
+                if !m.is_file() || m.len() < need {
+                    return Err(FleetError::Invalid {
+                        guest: name,
+                        msg: format!(
+                            "template RAM file {} holds {} bytes, the guest has {need}",
+                            ram.display(),
+                            m.len()
+                        ),
+                    });
+                }
+                Some(ram)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(FleetError::Io {
+                    guest: name,
+                    path: ram,
+                    source,
+                });
+            }
+        };
         for disk in writable_disks(&mut def) {
             let base = PathBuf::from(disk_file_mut(disk).as_str());
             if !base.is_file() {
@@ -162,7 +239,12 @@ impl Template {
                 });
             }
         }
-        Ok(Template { dir, image, def })
+        Ok(Template {
+            dir,
+            image,
+            def,
+            ram,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -172,6 +254,11 @@ impl Template {
     /// The save image the clones restore.
     pub fn image(&self) -> PathBuf {
         self.dir.join(STATE_FILE)
+    }
+
+    /// The guest's RAM, which clones map copy-on-write; `None` when the save image holds it.
+    pub fn ram_file(&self) -> Option<&Path> {
+        self.ram.as_deref()
     }
 
     /// The saved guest's domain definition (its bases as disks).
@@ -295,8 +382,13 @@ impl Template {
                 secure: false,
             });
             let dom = conn.define_domain_xml(&xml)?;
-            if let Err(e) = conn.restore_def(&self.image(), &self.image, def, RestoreState::Running)
-            {
+            if let Err(e) = conn.restore_def(
+                &self.image(),
+                &self.image,
+                def,
+                RestoreState::Running,
+                self.ram.as_deref(),
+            ) {
                 let _ = dom.undefine();
                 return Err(e.into());
             }
@@ -317,6 +409,7 @@ impl Template {
             seen: 0,
             keep: false,
             scratch: vec![scratch],
+            ram: None,
         })
     }
 }
@@ -346,6 +439,7 @@ mod tests {
                 stream_offset: 0,
             },
             def: def.clone(),
+            ram: None,
         };
         let log = d.path().join("c1.console.log");
         let a = t.clone_def("c1", &log).unwrap();

@@ -8,7 +8,7 @@
 //! written.
 
 mod checks;
-mod devices;
+pub(crate) mod devices;
 
 pub use devices::launch_security::{SEV_DH_CERT_FILE, SEV_SESSION_FILE};
 pub mod explain;
@@ -27,6 +27,7 @@ pub use crate::capabilities::host::HugetlbfsMount;
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
+pub use devices::net::uses_vhost_net;
 pub use devices::props;
 pub use opts::{JsonOpts, KvOpts, escape_commas};
 pub use secrets::SecretContext;
@@ -102,6 +103,9 @@ pub struct LaunchContext {
     /// First tap fd (harness: 3) and first vhost-net fd (harness: 44).
     pub tap_fd_base: i32,
     pub vhost_fd_base: i32,
+    /// Whether `/dev/vhost-net` can be opened (harness: yes, libvirt's tests mock it): a
+    /// virtio interface on a tap of a KVM guest then gets a vhost fd.
+    pub vhost_net: bool,
     /// A `/dev/vhost-scsi` fd opened by the caller for a vhost-scsi hostdev (harness: 3);
     /// without it QEMU opens the device itself.
     pub vhost_scsi_fd: Option<i32>,
@@ -159,6 +163,11 @@ pub struct LaunchContext {
     /// `fdgroup='NAME'` (libvirt: virDomainFDAssociate). A start passes none yet, so such a
     /// disk is refused; the harness has libvirt's test fds.
     pub fd_groups: Vec<FdGroup>,
+    /// The guest's RAM in a named file instead of anonymous memory: a host-side choice of
+    /// the caller (fleet templates and their clones), not part of the domain XML. Only a
+    /// guest with plain memory (no NUMA cells, hugepages or `<memoryBacking>` source or
+    /// access mode) can take one.
+    pub ram_file: Option<RamFile>,
 }
 
 /// Open files handed to QEMU for a disk source, through an `-add-fd` set.
@@ -169,6 +178,16 @@ pub struct FdGroup {
     pub fds: Vec<i32>,
     /// The caller vouched that the files are open for writing.
     pub writable: bool,
+}
+
+/// Guest RAM backed by file `path` (QEMU's `memory-backend-file`). `shared` maps it
+/// `MAP_SHARED`, so the guest's writes reach the file (a fleet template's guest, whose RAM then
+/// needs no copy in its migration stream); otherwise `MAP_PRIVATE`, copy-on-write over the
+/// file's pages (a clone, which starts from the template's RAM and whose writes stay its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RamFile {
+    pub path: String,
+    pub shared: bool,
 }
 
 impl LaunchContext {

@@ -31,10 +31,12 @@ impl Drop for Reaper {
     }
 }
 
-/// `vsh -c qemu:///embed?root=ROOT`, with extra environment for every run.
+/// `vsh -c qemu:///embed?root=ROOT`, with extra environment for every run, and optionally
+/// run through a wrapper command (`ip netns exec NS`).
 pub struct Vsh {
     pub root: PathBuf,
     pub env: Vec<(String, PathBuf)>,
+    pub wrapper: Vec<String>,
 }
 
 impl Vsh {
@@ -42,11 +44,20 @@ impl Vsh {
         Vsh {
             root,
             env: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
+        let vsh = env!("CARGO_BIN_EXE_vsh");
+        let mut c = match self.wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(vsh);
+                c
+            }
+            None => Command::new(vsh),
+        };
         c.env_remove("VSH_DEFAULT_URI")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .arg("-c")
@@ -61,6 +72,46 @@ impl Vsh {
             o.status.success(),
             String::from_utf8_lossy(&o.stdout).into_owned(),
             String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// [`Vsh::run`] with a bound of `secs` (scaled): a command that hangs is killed by pid
+    /// and fails the test.
+    pub fn run_bounded(&self, args: &[&str], secs: u64) -> (bool, String, String) {
+        use std::io::Read;
+        use std::process::Stdio;
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let read = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut s = String::new();
+                let _ = r.read_to_string(&mut s);
+                s
+            })
+        };
+        let t_out = read(Box::new(child.stdout.take().unwrap()));
+        let t_err = read(Box::new(child.stderr.take().unwrap()));
+        let until = Instant::now() + Duration::from_secs(secs * multiplier().max(1));
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if Instant::now() >= until {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let _ = child.wait();
+                panic!("vsh {args:?} did not end in {secs} s (scaled)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (
+            status.success(),
+            t_out.join().unwrap(),
+            t_err.join().unwrap(),
         )
     }
 

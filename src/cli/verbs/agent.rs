@@ -74,7 +74,8 @@ pub const CMDS: &[CmdDef] = &[
         &[DOMAIN_ACTIVE],
         cmd_domfsinfo,
         Access::Read,
-    ),
+    )
+    .with_json(true),
     verb(
         "guestinfo",
         "query information about the guest (via agent)",
@@ -195,24 +196,25 @@ fn cmd_domfsinfo(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let info = dom
         .fs_info()
         .context("Unable to get filesystem information")?;
-    if info.is_empty() {
+    if info.is_empty() && !ctx.json() {
+        // virsh's words, without a newline of their own.
+        ctx.print_extra("No filesystems are mounted in the domain");
         return Ok(());
     }
-    let rows: Vec<Vec<String>> = info
-        .iter()
-        .map(|f| {
-            vec![
-                f.mountpoint.clone(),
-                f.name.clone(),
-                f.fstype.clone(),
-                f.dev_aliases.join(","),
-            ]
-        })
-        .collect();
-    ctx.print(render_table(
-        &["Mountpoint", "Name", "Type", "Target"],
-        &rows,
-    ));
+    ctx.emit(&info, |info| {
+        let rows: Vec<Vec<String>> = info
+            .iter()
+            .map(|f| {
+                vec![
+                    f.mountpoint.clone(),
+                    f.name.clone(),
+                    f.fstype.clone(),
+                    f.dev_aliases.join(","),
+                ]
+            })
+            .collect();
+        render_table(&["Mountpoint", "Name", "Type", "Target"], &rows)
+    });
     Ok(())
 }
 

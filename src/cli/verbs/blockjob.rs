@@ -11,14 +11,18 @@ use super::hotplug::verb;
 use super::jobs::progress_line;
 use super::util::{DOMAIN_ACTIVE, lookup_domain};
 use crate::cli::ctx::CmdCtx;
+use crate::cli::interrupt::CatchInterrupt;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{CmdDef, OptDef};
 use crate::driver::blockjob::{
     BLOCK_COMMIT_ACTIVE, BLOCK_COMMIT_BANDWIDTH_BYTES, BLOCK_COMMIT_SHALLOW, BLOCK_JOB_ABORT_ASYNC,
     BLOCK_JOB_ABORT_PIVOT, BLOCK_JOB_INFO_BANDWIDTH_BYTES, BLOCK_JOB_SPEED_BANDWIDTH_BYTES,
-    BLOCK_PULL_BANDWIDTH_BYTES, BlockJobState, BlockJobType,
+    BLOCK_PULL_BANDWIDTH_BYTES, BlockJobType,
 };
 use crate::driver::domain::Domain;
+use crate::driver::events::Events;
+use crate::driver::monitor::events::BlockJobStatus;
+use crate::driver::monitor::{DomainEvent, EventKind};
 
 const PATH: OptDef = OptDef::data("path", "fully-qualified path of disk");
 
@@ -70,6 +74,7 @@ pub const CMDS: &[CmdDef] = &[
         cmd_blockcommit,
         "virDomainBlockCommit",
     ),
+    super::blockcopy::BLOCKCOPY,
     verb(
         "blockjob",
         "Manage active block operations",
@@ -125,7 +130,7 @@ pub const CMDS: &[CmdDef] = &[
 ];
 
 /// How a waited job ended (virshBlockJobWait's result).
-enum Outcome {
+pub(super) enum Outcome {
     Completed,
     Ready,
     Failed,
@@ -133,7 +138,7 @@ enum Outcome {
 }
 
 /// `--timeout` in ms (virsh: vshCommandOptTimeoutToMs), 0 when not given.
-fn timeout_ms(args: &ParsedArgs) -> Result<u64> {
+pub(super) fn timeout_ms(args: &ParsedArgs) -> Result<u64> {
     match args.int::<i64>("timeout")? {
         None => Ok(0),
         Some(t) if t <= 0 || t > i64::from(i32::MAX) / 1000 => {
@@ -143,7 +148,7 @@ fn timeout_ms(args: &ParsedArgs) -> Result<u64> {
     }
 }
 
-fn bandwidth(args: &ParsedArgs) -> Result<u64> {
+pub(super) fn bandwidth(args: &ParsedArgs) -> Result<u64> {
     match args.int::<i64>("bandwidth")? {
         None => Ok(0),
         Some(b) if b < 0 => {
@@ -153,7 +158,7 @@ fn bandwidth(args: &ParsedArgs) -> Result<u64> {
     }
 }
 
-fn progress(label: &str, remaining: u64, total: u64) {
+pub(super) fn progress(label: &str, remaining: u64, total: u64) {
     if let Some(l) = progress_line(label, remaining, total) {
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(l.as_bytes());
@@ -161,11 +166,34 @@ fn progress(label: &str, remaining: u64, total: u64) {
     }
 }
 
-/// Wait for the disk's job to end or synchronise, aborting it after `timeout` ms (virsh:
-/// virshBlockJobWait, polling every half second). With no timeout the wait still ends
-/// after a day: no wait here is unbounded.
-fn wait(
+/// The events a waiting verb watches, subscribed before its job starts so that none is
+/// missed (virsh: virshBlockJobWaitInit); `None` when they cannot be had.
+pub(super) fn subscribe(dom: &Domain<'_>) -> Option<Events> {
+    dom.connect().domain_events(dom.name()).ok()
+}
+
+/// The status a block job event reports for `disk` as the user named it: the
+/// `block-job` event names a disk by its source path, `block-job-2` by its target
+/// (virsh: virshBlockJobStatusHandler).
+fn status_for(e: &DomainEvent, disk: &str) -> Option<BlockJobStatus> {
+    match &e.kind {
+        EventKind::BlockJob {
+            disk: d, status, ..
+        }
+        | EventKind::BlockJob2 {
+            disk: d, status, ..
+        } if d == disk => Some(*status),
+        _ => None,
+    }
+}
+
+/// Wait for the disk's job to end or synchronise, aborting it after `timeout` ms or at
+/// Ctrl-C (virsh: virshBlockJobWait). The job's block job event tells how it went; the
+/// job's info is read every half second for the progress. Without events, a job gone is
+/// taken as completed and one at 100 % as ready, as virsh's fallback does.
+pub(super) fn wait(
     dom: &Domain<'_>,
+    mut events: Option<Events>,
     disk: &str,
     label: &str,
     verbose: bool,
@@ -173,28 +201,42 @@ fn wait(
     async_abort: bool,
 ) -> Result<Outcome> {
     let start = Instant::now();
-    let limit = if timeout > 0 {
-        Duration::from_millis(timeout)
-    } else {
-        Duration::from_secs(24 * 3600)
-    };
+    let limit = (timeout > 0).then(|| Duration::from_millis(timeout));
+    let intr = CatchInterrupt::install();
     let mut last = None;
+    let mut gone_at: Option<Instant> = None;
+    let mut status: Option<BlockJobStatus> = None;
     let outcome = loop {
-        let state = dom
-            .block_job_state(disk)
+        let info = dom
+            .block_job_info(disk, 0)
             .with_context(|| format!("failed to query job for disk {disk}"))?;
-        let info = match state {
-            BlockJobState::None | BlockJobState::Completed(_) => break Outcome::Completed,
-            BlockJobState::Failed(..) => break Outcome::Failed,
-            BlockJobState::Canceled(_) => break Outcome::Canceled,
-            BlockJobState::Ready(_) => break Outcome::Ready,
-            BlockJobState::Running(i) => i,
-        };
-        if verbose && last != Some((info.cur, info.end)) {
-            progress(label, info.end - info.cur.min(info.end), info.end);
+        if let Some(s) = status {
+            break match s {
+                BlockJobStatus::Completed => Outcome::Completed,
+                BlockJobStatus::Ready => Outcome::Ready,
+                BlockJobStatus::Failed => Outcome::Failed,
+                BlockJobStatus::Canceled => Outcome::Canceled,
+            };
         }
-        last = Some((info.cur, info.end));
-        if start.elapsed() > limit {
+        match &info {
+            None => {
+                // The event of a job that went may still be on its way.
+                let since = *gone_at.get_or_insert_with(Instant::now);
+                if events.is_none() || since.elapsed() > Duration::from_secs(2) {
+                    break Outcome::Completed;
+                }
+            }
+            Some(i) if events.is_none() && i.cur == i.end => break Outcome::Ready,
+            Some(_) => {}
+        }
+        if let Some(i) = &info
+            && verbose
+            && last != Some((i.cur, i.end))
+        {
+            progress(label, i.end - i.cur.min(i.end), i.end);
+            last = Some((i.cur, i.end));
+        }
+        if intr.interrupted() || limit.is_some_and(|l| start.elapsed() > l) {
             let flags = if async_abort {
                 BLOCK_JOB_ABORT_ASYNC
             } else {
@@ -204,7 +246,24 @@ fn wait(
                 .with_context(|| format!("failed to abort job for disk '{disk}'"))?;
             break Outcome::Canceled;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Half a second, or less when the job's event comes.
+        let until = Instant::now() + Duration::from_millis(500);
+        match events.as_mut() {
+            Some(ev) => {
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    match ev.next_timeout(left) {
+                        Some(e) => {
+                            if let Some(s) = status_for(&e, disk) {
+                                status = Some(s);
+                                break;
+                            }
+                        }
+                        None => break,
+                    }
+                }
+            }
+            None => std::thread::sleep(Duration::from_millis(500)),
+        }
     };
     if verbose && matches!(outcome, Outcome::Completed | Outcome::Ready) {
         progress(label, 0, 1);
@@ -223,6 +282,7 @@ fn cmd_blockpull(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let bw = bandwidth(args)?;
     let timeout = timeout_ms(args)?;
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let events = if blocking { subscribe(&dom) } else { None };
     let flags = if args.flag("bytes") {
         BLOCK_PULL_BANDWIDTH_BYTES
     } else {
@@ -239,6 +299,7 @@ fn cmd_blockpull(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let verbose = args.flag("verbose");
     match wait(
         &dom,
+        events,
         path,
         "Block Pull",
         verbose,
@@ -255,13 +316,13 @@ fn cmd_blockpull(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 }
 
 /// virsh's end of a waited job that did not succeed: its line, then failure.
-fn bail_quiet(ctx: &CmdCtx, line: &str) -> Result<()> {
+pub(super) fn bail_quiet(ctx: &CmdCtx, line: &str) -> Result<()> {
     extra(ctx, line);
     Err(crate::cli::ctx::QuietFailure.into())
 }
 
 /// virsh's vshPrintExtra: no newline of its own (the one after every command ends it).
-fn extra(ctx: &CmdCtx, s: &str) {
+pub(super) fn extra(ctx: &CmdCtx, s: &str) {
     if !ctx.globals.quiet {
         ctx.print(s);
     }
@@ -298,6 +359,7 @@ fn cmd_blockcommit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         flags |= BLOCK_COMMIT_ACTIVE;
     }
     let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    let events = if blocking { subscribe(&dom) } else { None };
     dom.block_commit(path, args.string("base"), args.string("top"), bw, flags)?;
     if !blocking {
         extra(
@@ -313,6 +375,7 @@ fn cmd_blockcommit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let async_abort = args.flag("async");
     match wait(
         &dom,
+        events,
         path,
         "Block commit",
         args.flag("verbose"),

@@ -4,8 +4,10 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
+mod blockcopy;
 pub mod blockjob;
 pub mod cputune;
+mod dirtyrate;
 pub mod domain;
 pub mod domctl;
 pub mod domedit;
@@ -62,6 +64,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     save::CMDS,
     dump::CMDS,
     blockjob::CMDS,
+    dirtyrate::CMDS,
     jobs::CMDS,
     monitor::CMDS,
     monitoring::CMDS,

@@ -127,6 +127,7 @@ pub const CMDS: &[CmdDef] = &[
             OptDef::flag("list-other", "list only domains in other states"),
             OptDef::flag("raw", "do not pretty-print the fields"),
             OptDef::flag("enforce", "enforce requested stats parameters"),
+            OptDef::flag("backing", "add backing chain information to block stats"),
             OptDef::flag("nowait", "report only stats that are accessible instantly"),
             OptDef::argv("domain", "list of domains to get stats for"),
         ],
@@ -528,7 +529,9 @@ struct StatsEntry {
 /// group is this driver's, so `--enforce` refuses nothing; no stats wait on a job, so
 /// `--nowait` changes nothing either.
 fn cmd_domstats(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    use crate::driver::domstats::{StatsGroups, domain_list_stats};
+    use crate::driver::domstats::{
+        GET_ALL_DOMAINS_STATS_BACKING, StatsGroups, domain_list_stats_flags,
+    };
     let groups = StatsGroups {
         state: args.flag("state"),
         cpu_total: args.flag("cpu-total"),
@@ -544,6 +547,11 @@ fn cmd_domstats(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     };
     let conn = ctx.conn()?;
     let names = args.all("domain");
+    let stats_flags = if args.flag("backing") {
+        GET_ALL_DOMAINS_STATS_BACKING
+    } else {
+        0
+    };
     let records = if names.is_empty() {
         let mut flags = ListFlags::ALL;
         for (opt, f) in [
@@ -560,13 +568,14 @@ fn cmd_domstats(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
                 flags = flags | f;
             }
         }
-        conn.all_domain_stats(groups, flags)?
+        let doms = conn.list_all_domains(flags)?;
+        domain_list_stats_flags(&doms, groups, stats_flags)?
     } else {
         let doms = names
             .iter()
             .map(|n| lookup_domain(conn, n))
             .collect::<Result<Vec<_>>>()?;
-        domain_list_stats(&doms, groups)?
+        domain_list_stats_flags(&doms, groups, stats_flags)?
     };
     let entries: Vec<StatsEntry> = records
         .iter()

@@ -87,18 +87,35 @@ fn listener(socket: &Path) -> Result<OwnedFd, String> {
 /// Give the child of `cmd` each descriptor of `opened` under its number. Runs after
 /// `command`'s close-on-exec sweep, so only these stay open across exec.
 pub(super) fn install(cmd: &mut Command, opened: &Opened) {
-    let mut pairs = [(-1 as RawFd, -1 as RawFd); MAX];
-    for (slot, (fd, to)) in pairs.iter_mut().zip(&opened.0) {
-        *slot = (fd.as_raw_fd(), *to);
+    let pairs: Vec<(RawFd, RawFd)> = opened
+        .0
+        .iter()
+        .map(|(f, to)| (f.as_raw_fd(), *to))
+        .collect();
+    install_pairs(cmd, &pairs);
+}
+
+/// The most descriptors [`install_pairs`] hands down to one child.
+pub(crate) const MAX_PAIRS: usize = 64;
+
+/// Give the child of `cmd` each `(descriptor, number)` of `pairs` under its number (at most
+/// [`MAX_PAIRS`]; the rest are ignored; numbers below 64, where the descriptors are moved
+/// out of the way first). Must be registered after any close-on-exec sweep of
+/// the child's pre-exec hooks: dup2 leaves the new descriptors open across exec. The
+/// descriptors must stay open in the parent until the child is spawned.
+pub(crate) fn install_pairs(cmd: &mut Command, given: &[(RawFd, RawFd)]) {
+    let mut pairs = [(-1 as RawFd, -1 as RawFd); MAX_PAIRS];
+    for (slot, p) in pairs.iter_mut().zip(given) {
+        *slot = *p;
     }
-    let n = opened.0.len();
+    let n = given.len().min(MAX_PAIRS);
     // SAFETY: runs in the forked child before exec; fcntl and dup2 on integers are
     // async-signal-safe and nothing is allocated (the pairs are a copied array).
     unsafe {
         cmd.pre_exec(move || {
             // First out of the way of every target (a source may sit on another's number),
             // then onto the targets; dup2 clears close-on-exec on the new descriptor.
-            let mut moved = [-1 as RawFd; MAX];
+            let mut moved = [-1 as RawFd; MAX_PAIRS];
             for (m, (from, _)) in moved.iter_mut().zip(&pairs).take(n) {
                 *m = nix::libc::fcntl(*from, nix::libc::F_DUPFD_CLOEXEC, 64);
                 if *m < 0 {

@@ -83,10 +83,23 @@ impl Domain<'_> {
         def: &DomainDef,
         helpers: Vec<crate::driver::helpers::HelperSpec>,
     ) -> Result<(), DriverError> {
+        self.run_hotplug_taps(g, steps, def, helpers, Vec::new())
+    }
+
+    /// [`Self::run_hotplug_with`] with taps the monitor makes and passes first.
+    pub(super) fn run_hotplug_taps(
+        &self,
+        g: &mut Guest,
+        steps: Vec<QmpStep>,
+        def: &DomainDef,
+        helpers: Vec<crate::driver::helpers::HelperSpec>,
+        taps: Vec<crate::driver::tap::HotTap>,
+    ) -> Result<(), DriverError> {
         let req = Request::Hotplug {
             steps,
             xml: def.to_xml(LIVE_XML),
             helpers,
+            taps,
         };
         g.call(&req).map(|_| ()).map_err(guest_err)
     }
@@ -228,7 +241,10 @@ impl Domain<'_> {
 
     fn attach_net_live(&self, mut lg: LiveGuest, n: Interface) -> Result<(), DriverError> {
         let t = n.itype.clone();
-        if !matches!(t.as_str(), "user" | "server" | "client" | "mcast" | "udp") {
+        if !matches!(
+            t.as_str(),
+            "user" | "server" | "client" | "mcast" | "udp" | "bridge" | "ethernet"
+        ) {
             return Err(DriverError::OperationUnsupported(format!(
                 "live attach of interface type '{t}' is not supported"
             )));
@@ -247,9 +263,19 @@ impl Domain<'_> {
         next.devices.interfaces.push(net);
         let index = next.devices.interfaces.len() - 1;
         let ctx = self.connect().launch_context(&next, next.id.unwrap_or(-1));
-        let p = props::net_props(&next, &caps, &ctx, index, Plug::Hot)?;
+        let mut p = props::net_props(&next, &caps, &ctx, index, Plug::Hot)?;
         let id = p.netdev["id"].clone();
         let helpers = super::live_helpers::net_helpers(self, &next, index)?;
+        let alias = next.devices.interfaces[index]
+            .info
+            .alias
+            .clone()
+            .unwrap_or_default();
+        let taps: Vec<_> = crate::driver::tap::plan(&next, &ctx)?
+            .into_iter()
+            .filter(|t| t.index == index)
+            .map(|t| crate::driver::tap::HotTap::new(t, &alias, &mut p.netdev))
+            .collect();
         let steps = vec![
             step(
                 call("netdev_add", p.netdev),
@@ -257,7 +283,7 @@ impl Domain<'_> {
             ),
             step(call("device_add", p.device), None),
         ];
-        self.run_hotplug_with(&mut lg.guest, steps, &next, helpers)
+        self.run_hotplug_taps(&mut lg.guest, steps, &next, helpers, taps)
     }
 
     pub(super) fn detach_live(&self, dev: &DeviceDef) -> Result<(), DriverError> {

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::driver::blockjob::BlockJobType;
+
 /// libvirt's lifecycle event types (`virDomainEventType`) with their details
 /// (`virDomainEvent*DetailType`), as virsh names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,28 @@ impl Lifecycle {
             CrashedCrashloaded => ("Crashed", "Crashloaded"),
             PmSuspendedMemory => ("PMSuspended", "Memory"),
             PmSuspendedDisk => ("PMSuspended", "Disk"),
+        }
+    }
+}
+
+/// How a block job changed (libvirt: virConnectDomainEventBlockJobStatus).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockJobStatus {
+    Completed,
+    Failed,
+    Canceled,
+    Ready,
+}
+
+impl BlockJobStatus {
+    /// virsh's word for it (virshDomainBlockJobStatus).
+    pub fn word(self) -> &'static str {
+        match self {
+            BlockJobStatus::Completed => "completed",
+            BlockJobStatus::Failed => "failed",
+            BlockJobStatus::Canceled => "canceled",
+            BlockJobStatus::Ready => "ready",
         }
     }
 }
@@ -132,6 +156,19 @@ pub enum EventKind {
         state: String,
         reason: String,
     },
+    /// A block job reached its synchronised phase or ended: `disk` is the disk's source
+    /// path (libvirt: VIR_DOMAIN_EVENT_ID_BLOCK_JOB, sent only for local disks).
+    BlockJob {
+        disk: String,
+        job: BlockJobType,
+        status: BlockJobStatus,
+    },
+    /// The same, `disk` being the disk's target name (VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2).
+    BlockJob2 {
+        disk: String,
+        job: BlockJobType,
+        status: BlockJobStatus,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +194,8 @@ impl DomainEvent {
             EventKind::PmWakeup => "pm-wakeup",
             EventKind::PmSuspendDisk => "pm-suspend-disk",
             EventKind::AgentLifecycle { .. } => "agent-lifecycle",
+            EventKind::BlockJob { .. } => "block-job",
+            EventKind::BlockJob2 { .. } => "block-job-2",
         }
     }
 
@@ -197,6 +236,16 @@ impl DomainEvent {
             EventKind::AgentLifecycle { state, reason } => {
                 format!(
                     "event 'agent-lifecycle' for domain '{d}': state: '{state}' reason: '{reason}'"
+                )
+            }
+            // libvirt: virshEventBlockJobPrint
+            EventKind::BlockJob { disk, job, status }
+            | EventKind::BlockJob2 { disk, job, status } => {
+                format!(
+                    "event '{}' for domain '{d}': {} for {disk} {}",
+                    self.kind(),
+                    job.label(),
+                    status.word()
                 )
             }
         }
@@ -262,6 +311,19 @@ mod tests {
         assert_eq!(
             io.virsh_line(),
             "event 'io-error' for domain 'g1': /dev/full (virtio-disk0) pause due to enospc"
+        );
+        let bj = DomainEvent {
+            kind: EventKind::BlockJob2 {
+                disk: "vda".into(),
+                job: BlockJobType::Copy,
+                status: BlockJobStatus::Ready,
+            },
+            ..e.clone()
+        };
+        assert_eq!(bj.kind(), "block-job-2");
+        assert_eq!(
+            bj.virsh_line(),
+            "event 'block-job-2' for domain 'g1': Block Copy for vda ready"
         );
         let s = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<DomainEvent>(&s).unwrap(), e);

@@ -72,8 +72,11 @@ pub enum Request {
     },
     /// Pause, write the guest's state onto the end of the save image at `path` (whose header
     /// the client wrote), and end QEMU as `saved`; the reply comes once QEMU is gone.
+    /// `ignore_shared`: leave RAM in shared files out of the stream (`x-ignore-shared`).
     Save {
         path: String,
+        #[serde(default)]
+        ignore_shared: bool,
     },
     /// Run QEMU's internal snapshot job `job` with the vCPUs stopped; the reply comes when
     /// the job has ended.
@@ -111,6 +114,9 @@ pub enum Request {
         /// steps and stopped again when they fail.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         helpers: Vec<crate::driver::helpers::HelperSpec>,
+        /// Taps the new interface needs, made and passed to QEMU before the steps.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        taps: Vec<crate::driver::tap::HotTap>,
     },
     /// Unplug device `alias` (`device_del`). Once QEMU reports DEVICE_DELETED, `cleanup` runs
     /// (the device's backends) and the device leaves the live XML. The reply comes then, or
@@ -215,6 +221,9 @@ pub enum ErrorCode {
     Internal,
     OperationTimeout,
     OperationAborted,
+    /// libvirt's VIR_ERR_SYSTEM_ERROR and others whose whole text the monitor wrote (a tap
+    /// it could not make): shown as it is.
+    System,
 }
 
 impl ErrorCode {
@@ -228,6 +237,7 @@ impl ErrorCode {
             ErrorCode::Internal => format!("internal error: {desc}"),
             ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
             ErrorCode::OperationAborted => format!("operation aborted: {desc}"),
+            ErrorCode::System => desc.to_string(),
         }
     }
 }
@@ -313,6 +323,11 @@ pub enum StartResult {
     Failed {
         msg: String,
         log_tail: String,
+    },
+    /// The host refused what the start needs before QEMU ran (a tap, a bridge): libvirt's
+    /// words, shown as they are.
+    Refused {
+        msg: String,
     },
     /// An adopted guest's lifecycle action ended it before the new monitor was ready (it
     /// powered off or panicked while unmonitored): how it ended, as [`Reply::State`] says it.

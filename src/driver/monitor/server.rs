@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
+mod blockjob;
 mod console_relay;
 mod dump;
 mod hotplug;
@@ -304,6 +305,21 @@ async fn run(cfg: MonitorConfig) -> i32 {
     0
 }
 
+/// The live XML `xml` with the names of the taps made for it (as libvirt shows them).
+fn live_xml_with_taps(xml: &str, taps: &[(usize, String)]) -> String {
+    if taps.is_empty() {
+        return xml.to_string();
+    }
+    let Ok(mut def) = crate::domain::parse(xml) else {
+        return xml.to_string();
+    };
+    crate::driver::tap::note_ifnames(&mut def, taps);
+    def.to_xml(crate::domain::FormatFlags {
+        inactive: false,
+        secure: true,
+    })
+}
+
 /// Start QEMU, connect QMP, run the init commands and `cont`.
 async fn start(
     paths: &GuestPaths,
@@ -324,13 +340,26 @@ async fn start(
         let _ = remove_leftovers(paths);
         return Err(failed(e, String::new()));
     }
-    let (child, log_from) = match spawn_qemu(paths, &spec) {
+    // Taps last before QEMU: they exist only while a descriptor holds them, and QEMU's copies
+    // are the ones that stay (ours close below, once it is spawned).
+    let taps = match crate::driver::tap::create_all(&spec.taps) {
+        Ok(t) => t,
+        Err(msg) => {
+            // The helpers started above go with the run dir's leftovers.
+            let _ = remove_leftovers(paths);
+            return Err(StartResult::Refused { msg });
+        }
+    };
+    let (child, log_from) = match spawn_qemu(paths, &spec, &taps) {
         Ok(x) => x,
         Err(e) => {
             let _ = remove_leftovers(paths);
             return Err(failed(e.to_string(), String::new()));
         }
     };
+    let tap_names: Vec<(usize, String)> =
+        taps.iter().map(|t| (t.index, t.ifname.clone())).collect();
+    drop(taps);
     let pid = child.id() as i32;
     // Reaped by waitpid in our loop, never through `child`.
     drop(child);
@@ -343,7 +372,7 @@ async fn start(
         monitor: paths.monitor.clone(),
         reason: "user".into(),
         paused: true,
-        xml: spec.xml.clone(),
+        xml: live_xml_with_taps(&spec.xml, &tap_names),
         emulator: spec.argv[0].clone(),
         monitor_pid: std::process::id() as i32,
         monitor_start_time: own_start_time(),
@@ -596,6 +625,7 @@ struct Server {
     unplugs: hotplug::Unplugs,
     /// The save or snapshot running beside the request loop, and who waits for it.
     jobs: jobs::Jobs,
+    block_jobs: blockjob::BlockJobs,
 }
 
 /// The guest agent's virtio-serial port.
@@ -640,6 +670,7 @@ impl Server {
             exit: None,
             unplugs: Default::default(),
             jobs: Default::default(),
+            block_jobs: Default::default(),
         }
     }
 
@@ -668,7 +699,7 @@ impl Server {
 
     /// Whether QEMU is still there (a zombie is not).
     /// [`Server::exec`] passing `fd` along (`getfd`).
-    async fn exec_with_fd(
+    pub(super) async fn exec_with_fd(
         &mut self,
         command: &str,
         args: Option<Value>,
@@ -1173,7 +1204,11 @@ impl Server {
                     });
                 }
             }
-            "MIGRATION" | "JOB_STATUS_CHANGE" => self.jobs.wake_now(),
+            "MIGRATION" => self.jobs.wake_now(),
+            "JOB_STATUS_CHANGE" => {
+                self.jobs.wake_now();
+                self.on_job_status(&ev.data).await;
+            }
             // libvirt: qemuMonitorJSONHandleIOError, qemuProcessHandleIOError
             "BLOCK_IO_ERROR" => {
                 let action = match ev.data["action"].as_str() {
@@ -1317,8 +1352,11 @@ impl Server {
                 version: VERSION,
                 monitor_pid: std::process::id() as i32,
             },
-            Request::Qmp { command, args } => match self.exec(&command, args).await {
-                Ok(v) => ok(v),
+            Request::Qmp { command, args } => match self.exec(&command, args.clone()).await {
+                Ok(v) => {
+                    self.note_block_request(&command, args.as_ref());
+                    ok(v)
+                }
                 Err(e) => self.failure(e),
             },
             Request::State => match self.exec("query-status", None).await {
@@ -1409,9 +1447,12 @@ impl Server {
                 self.update_actions().await;
                 ok(Value::Null)
             }
-            Request::Save { path } => {
+            Request::Save {
+                path,
+                ignore_shared,
+            } => {
                 // Answered once QEMU is reaped, or when the save fails.
-                self.save(&path, reply).await;
+                self.save(&path, ignore_shared, reply).await;
                 return;
             }
             Request::Snapshot { job } => {
@@ -1443,7 +1484,8 @@ impl Server {
                 steps,
                 xml,
                 helpers,
-            } => self.hotplug(steps, xml, helpers).await,
+                taps,
+            } => self.hotplug(steps, xml, helpers, taps).await,
             Request::Unplug {
                 alias,
                 cleanup,

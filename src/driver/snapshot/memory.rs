@@ -105,7 +105,7 @@ impl DomainSnapshot<'_> {
                     }))?;
             }
             dom.connect()
-                .restore_def(Path::new(&path), &img, live, state)
+                .restore_def(Path::new(&path), &img, live, state, None)
                 .map(|_| ())
         })();
         if let Err(e) = res {

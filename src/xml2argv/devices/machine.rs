@@ -601,7 +601,10 @@ impl Builder<'_> {
             o.raw(&mib_round_up(mem_kib).to_string());
         }
         self.opt("-m", o.build());
-        if !self.has_numa()
+        let ctx = self.ctx;
+        if let Some(rf) = &ctx.ram_file {
+            self.ram_file_backend(rf, mem_kib)?;
+        } else if !self.has_numa()
             && let Some(id) = self.machine_ram_id()
         {
             let size = mib_round_up(mem_kib) * 1024 * 1024;
@@ -620,6 +623,39 @@ impl Builder<'_> {
                 "mem-lock=off"
             },
         );
+        Ok(())
+    }
+
+    /// The machine's RAM in the caller's file (`LaunchContext::ram_file`), under the
+    /// machine's own RAM id, so that its RAM block is named as without the file (a clone's
+    /// block must match its template's). No libvirt counterpart: a guest whose memory the
+    /// XML already places (NUMA cells, hugepages, a memoryBacking source or access mode) is
+    /// refused rather than placed twice.
+    fn ram_file_backend(&mut self, rf: &crate::xml2argv::RamFile, mem_kib: u64) -> R {
+        let mb = self.def.memory_backing.as_ref();
+        let placed = self.has_numa()
+            || mb.is_some_and(|m| {
+                m.hugepages.is_some() || m.source_type.is_some() || m.access_mode.is_some()
+            });
+        let Some(id) = self.machine_ram_id().filter(|_| !placed) else {
+            return Err(Xml2ArgvError::Unsupported(
+                "guest RAM in a file needs plain memory (no NUMA cells, hugepages, memory \
+                 source or access mode) on a machine with a RAM backend"
+                    .into(),
+            ));
+        };
+        let mut j = JsonOpts::new();
+        j.s("qom-type", "memory-backend-file")
+            .s("id", &id)
+            .s("mem-path", &rf.path)
+            .b("share", rf.shared);
+        if self.has("x-use-canonical-path-for-ramblock-id")
+            || self.has("memory-backend-file.x-use-canonical-path-for-ramblock-id")
+        {
+            j.b("x-use-canonical-path-for-ramblock-id", false);
+        }
+        j.u("size", mib_round_up(mem_kib) * 1024 * 1024);
+        self.object(&j);
         Ok(())
     }
 

@@ -17,7 +17,7 @@ pub(crate) mod launch_security;
 mod machine;
 mod memballoon;
 mod memory;
-mod net;
+pub(crate) mod net;
 mod net_vdpa;
 mod net_vhostuser;
 mod numa_hmat;

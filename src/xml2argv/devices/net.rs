@@ -65,11 +65,7 @@ impl Builder<'_> {
                 "ethernet" | "bridge" | "network" => {
                     nd.s("type", "tap").s("fd", tapfd.to_string());
                     *tapfd += 1;
-                    let vhost = n.driver.as_ref().and_then(|d| d.name.as_deref());
-                    if is_virtio
-                        && vhost != Some("qemu")
-                        && accel_of(self.def) == crate::capabilities::qemu::Accel::Kvm
-                    {
+                    if uses_vhost_net(self.def, n, self.ctx) {
                         nd.b("vhost", true).s("vhostfd", vhostfd.to_string());
                         *vhostfd += 1;
                     }
@@ -133,4 +129,20 @@ impl Builder<'_> {
             Ok((nd, dev))
         }
     }
+}
+
+/// Whether interface `n` of `def` gets a vhost-net descriptor beside its tap: a virtio model on
+/// KVM, unless `<driver name='qemu'/>` says no or the host has no usable vhost-net (libvirt:
+/// qemuInterfaceOpenVhostNet). The start path opens exactly these.
+pub fn uses_vhost_net(
+    def: &crate::domain::DomainDef,
+    n: &Interface,
+    ctx: &crate::xml2argv::LaunchContext,
+) -> bool {
+    let is_virtio = n.model.as_deref().is_some_and(|m| m.starts_with("virtio"));
+    let driver = n.driver.as_ref().and_then(|d| d.name.as_deref());
+    ctx.vhost_net
+        && is_virtio
+        && driver != Some("qemu")
+        && accel_of(def) == crate::capabilities::qemu::Accel::Kvm
 }

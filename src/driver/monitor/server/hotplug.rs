@@ -125,8 +125,9 @@ impl Server {
     pub(super) async fn hotplug(
         &mut self,
         steps: Vec<QmpStep>,
-        xml: String,
+        mut xml: String,
         helpers: Vec<HelperSpec>,
+        taps: Vec<crate::driver::tap::HotTap>,
     ) -> Reply {
         // The helpers first: the device's backend connects to their sockets.
         let dir = self.paths.guest_run_dir.clone();
@@ -137,6 +138,36 @@ impl Server {
                 code: ErrorCode::OperationFailed,
                 desc: e,
             };
+        }
+        // Then the taps, handed to QEMU by name; ours close when this returns, and a tap
+        // QEMU did not take into a netdev is closed by name on failure.
+        let mut passed: Vec<String> = Vec::new();
+        let mut names = Vec::new();
+        for t in &taps {
+            let r = match crate::driver::tap::create(&t.spec) {
+                Ok(tap) => {
+                    names.push((tap.index, tap.ifname.clone()));
+                    self.pass_tap(&tap, t, &mut passed).await
+                }
+                Err(msg) => Err(Reply::Refused {
+                    code: ErrorCode::System,
+                    desc: msg,
+                }),
+            };
+            if let Err(reply) = r {
+                self.close_fds(&passed).await;
+                crate::driver::helpers::stop_specs(&dir, &helpers);
+                return reply;
+            }
+        }
+        if !names.is_empty()
+            && let Ok(mut def) = crate::domain::parse(&xml)
+        {
+            crate::driver::tap::note_ifnames(&mut def, &names);
+            xml = def.to_xml(crate::domain::FormatFlags {
+                inactive: false,
+                secure: true,
+            });
         }
         for (k, step) in steps.iter().enumerate() {
             let c = &step.call;
@@ -155,12 +186,50 @@ impl Server {
                     }
                 }
                 crate::driver::helpers::stop_specs(&dir, &helpers);
+                self.close_fds(&passed).await;
                 return refusal(&c.command, &e);
             }
         }
         self.status.xml = xml;
         self.write_status();
         Reply::Ok { value: Value::Null }
+    }
+
+    /// `getfd` the descriptors of `tap` under the names `hot` gives them, noting each in
+    /// `passed`.
+    async fn pass_tap(
+        &mut self,
+        tap: &crate::driver::tap::Tap,
+        hot: &crate::driver::tap::HotTap,
+        passed: &mut Vec<String>,
+    ) -> Result<(), Reply> {
+        use std::os::fd::AsFd;
+        let mut pass = vec![(hot.fdname.clone(), tap.fd.as_fd())];
+        if let (Some(name), Some((fd, _))) = (&hot.vhost_fdname, &tap.vhost) {
+            pass.push((name.clone(), fd.as_fd()));
+        }
+        for (name, fd) in pass {
+            if let Err(e) = self
+                .exec_with_fd("getfd", Some(json!({ "fdname": name })), fd)
+                .await
+            {
+                return Err(if self.qemu_alive() {
+                    refusal("getfd", &e)
+                } else {
+                    self.failure(e)
+                });
+            }
+            passed.push(name);
+        }
+        Ok(())
+    }
+
+    /// Close the named descriptors QEMU still holds (a failed hotplug's); a name a netdev
+    /// took is gone already, which QEMU says and we ignore.
+    async fn close_fds(&mut self, names: &[String]) {
+        for n in names {
+            let _ = self.exec("closefd", Some(json!({ "fdname": n }))).await;
+        }
     }
 
     /// Ask QEMU to unplug `alias`; the reply goes out from [`Server::device_deleted`], on

@@ -15,8 +15,11 @@ use super::jobs::{Operation, Running, Then, Wait};
 use super::{ErrorCode, KILL_GRACE, Lifecycle, Reply, Server};
 use crate::driver::process::Incoming;
 
-/// How often the migration's status is asked for.
+/// How often the migration's status is asked for: first after [`POLL_FIRST`], then twice as
+/// long each time up to [`POLL`]. A stream of device state only (a fleet clone's) loads in
+/// a few milliseconds, which a fixed 20 ms poll would more than double.
 const POLL: Duration = Duration::from_millis(20);
+const POLL_FIRST: Duration = Duration::from_millis(1);
 
 /// The name QEMU knows the passed descriptor by.
 const FD_NAME: &str = "migrate";
@@ -32,6 +35,7 @@ impl Server {
 
     /// Wait until the migration QEMU runs (either way) ends; QEMU's error when it failed.
     async fn wait_migration(&mut self) -> Result<(), String> {
+        let mut pause = POLL_FIRST;
         loop {
             let v: Value = self
                 .exec("query-migrate", None)
@@ -43,13 +47,38 @@ impl Server {
                     let why = v["error-desc"].as_str().unwrap_or("migration failed");
                     return Err(format!("operation failed: job 'migration' failed: {why}"));
                 }
-                _ => tokio::time::sleep(POLL).await,
+                _ => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(POLL);
+                }
             }
         }
     }
 
-    /// Start streaming the guest's state onto the end of `path`.
-    pub(super) async fn migrate_to(&mut self, path: &str) -> Result<(), String> {
+    /// Set QEMU's `x-ignore-shared` migration capability: a stream then leaves out (or, on
+    /// the incoming side, expects no copy of) RAM blocks mapped shared from a file; QEMU wants
+    /// it on both sides, as it changes the stream's RAM header.
+    async fn set_ignore_shared(&mut self, on: bool) -> Result<(), String> {
+        let caps = json!({ "capabilities": [{ "capability": "x-ignore-shared", "state": on }] });
+        self.exec("migrate-set-capabilities", Some(caps))
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("cannot set migration capability x-ignore-shared: {e}"))
+    }
+
+    /// Start streaming the guest's state onto the end of `path`; with `ignore_shared`,
+    /// without the RAM the guest has in shared files.
+    pub(super) async fn migrate_to(
+        &mut self,
+        path: &str,
+        ignore_shared: bool,
+    ) -> Result<(), String> {
+        // Set either way: a capability stays on in QEMU, and a save that failed with it
+        // on must not make a later snapshot's stream leave the RAM out.
+        match self.set_ignore_shared(ignore_shared).await {
+            Err(e) if ignore_shared => return Err(e),
+            _ => {}
+        }
         let file = OpenOptions::new()
             .append(true)
             .open(path)
@@ -67,13 +96,18 @@ impl Server {
 
     /// Pause and start streaming the guest's state onto the end of `path` as the monitor's
     /// job: the loop serves other requests meanwhile and ends it in [`Server::save_ended`].
-    pub(super) async fn save(&mut self, path: &str, reply: oneshot::Sender<Reply>) {
+    pub(super) async fn save(
+        &mut self,
+        path: &str,
+        ignore_shared: bool,
+        reply: oneshot::Sender<Reply>,
+    ) {
         let was_running = !self.status.paused;
         if was_running && let Err(r) = self.stop_for_job("saving").await {
             let _ = reply.send(r);
             return;
         }
-        if let Err(desc) = self.migrate_to(path).await {
+        if let Err(desc) = self.migrate_to(path, ignore_shared).await {
             self.save_ended(was_running, Err((ErrorCode::OperationFailed, desc)), reply)
                 .await;
             return;
@@ -116,6 +150,9 @@ impl Server {
             .map_err(|e| format!("cannot read '{shown}': {e}"))?;
         self.pass_file(&file).await?;
         drop(file);
+        if inc.ignore_shared {
+            self.set_ignore_shared(true).await?;
+        }
         self.exec(
             "migrate-incoming",
             Some(json!({ "uri": format!("fd:{FD_NAME}") })),

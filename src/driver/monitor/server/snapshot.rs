@@ -105,7 +105,7 @@ impl Server {
         } else {
             self.set_state("", true, "snapshot");
         }
-        if let Err(desc) = self.migrate_to(path).await {
+        if let Err(desc) = self.migrate_to(path, false).await {
             let r = self
                 .snapshot_ended(
                     &job,

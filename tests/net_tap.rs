@@ -1,0 +1,275 @@
+//! Interfaces on taps, as libvirt makes them: `<interface type='bridge'>` gets a `vnetN` tap
+//! in the bridge (the guest's MAC with a 0xFE first byte, the bridge's MTU, up), and
+//! `<interface type='ethernet'>` a tap of its own; QEMU gets them as fds and they are gone
+//! with it. Everything runs in a network namespace of the test's own (a bridge there with an
+//! address, the guest pings it), so no traffic leaves the namespace.
+
+#[path = "common/bootkit.rs"]
+mod bootkit;
+mod common;
+#[path = "common/vshrun.rs"]
+mod vshrun;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+const MAC: &str = "52:54:00:aa:bb:01";
+
+/// A network namespace with bridge `br0` (10.213.7.1/24, up), deleted when dropped.
+struct Netns(String);
+
+impl Netns {
+    fn new() -> Netns {
+        let ns = Netns(format!("vshtap-{}", std::process::id()));
+        // A namespace of an earlier run of this pid, if any (usually none: quiet).
+        let _ = Command::new("ip")
+            .args(["netns", "del", &ns.0])
+            .stderr(std::process::Stdio::null())
+            .status();
+        ip(&["netns", "add", &ns.0]);
+        for a in [
+            "ip link set lo up",
+            "ip link add br0 type bridge",
+            "ip addr add 10.213.7.1/24 dev br0",
+            "ip link set br0 up",
+        ] {
+            let mut args = vec!["netns", "exec", &ns.0];
+            args.extend(a.split(' '));
+            ip(&args);
+        }
+        ns
+    }
+
+    /// `CMD ARGS` inside the namespace: (success, stdout + stderr).
+    fn exec(&self, cmd: &str, args: &[&str]) -> (bool, String) {
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.0, cmd])
+            .args(args)
+            .output()
+            .unwrap();
+        let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
+        s.push_str(&String::from_utf8_lossy(&o.stderr));
+        (o.status.success(), s)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().unwrap();
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+fn skip() -> bool {
+    let why = if !nix::unistd::Uid::effective().is_root() {
+        "not root (taps need CAP_NET_ADMIN)"
+    } else if !Path::new("/dev/net/tun").exists() {
+        "/dev/net/tun is missing"
+    } else if !Path::new(QEMU).exists() {
+        "qemu-system-x86_64 is not installed"
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        "ip (iproute2) is not installed"
+    } else {
+        return false;
+    };
+    eprintln!("\n*** SKIPPED: {why} ***\n");
+    true
+}
+
+fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, nics: &str) -> String {
+    let os = match kit {
+        Some(k) => format!(
+            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} {}</cmdline>",
+            k.kernel.display(),
+            k.initrd.display(),
+            k.cmdline(),
+            bootkit::run_cmdline(GUEST)
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
+  <features><acpi/></features>
+  <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os>
+  <devices><emulator>{QEMU}</emulator>{nics}
+    <serial type='file'><source path='{}'/><target port='0'/></serial>
+    <memballoon model='none'/></devices></domain>",
+        serial.display()
+    )
+}
+
+/// The guest: an address on the bridged NIC, then ping the bridge until it answers.
+const GUEST: &str = "ip link set eth0 up; ip addr add 10.213.7.2/24 dev eth0; \
+for i in $(seq 1 60); do ping -c 1 -W 2 10.213.7.1 >/dev/null 2>&1 && { echo TAP-PING-OK; break; }; done";
+
+fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier());
+    while Instant::now() < until {
+        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(what)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+#[test]
+fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
+    if skip() {
+        return;
+    }
+    let ns = Netns::new();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("r");
+    let _reap = vshrun::Reaper(root.clone(), vec!["tap", "nobr", "net", "unmanaged"]);
+    let mut vsh = vshrun::Vsh::new(root);
+    vsh.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()];
+    let file = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let serial = dir.path().join("serial.log");
+
+    // Refusals first, in libvirt's words; none leaves a tap or a QEMU behind.
+    let refusals = [
+        (
+            "nobr",
+            "<interface type='bridge'><source bridge='nobr0'/><model type='virtio'/></interface>",
+            "error: Unable to add bridge nobr0 port vnet0: No such device\n",
+        ),
+        (
+            "net",
+            "<interface type='network'><source network='default'/></interface>",
+            "error: Network not found: no network with matching name 'default'\n",
+        ),
+        (
+            "unmanaged",
+            "<interface type='ethernet'><target dev='nosuch0' managed='no'/></interface>",
+            "error: internal error: target managed='no' but specified dev doesn't exist\n",
+        ),
+    ];
+    for (name, nic, msg) in refusals {
+        let x = file(&format!("{name}.xml"), &domain(name, None, &serial, nic));
+        vsh.ok(&["define", &x]);
+        let e = vsh.fails(&["start", name]);
+        assert_eq!(
+            e,
+            format!("error: Failed to start domain '{name}'\n{msg}"),
+            "{name}"
+        );
+        assert_eq!(vsh.ok(&["domstate", name]), "shut off\n\n");
+        let (_, links) = ns.exec("ip", &["-o", "link"]);
+        assert!(!links.contains("vnet"), "a tap was left: {links}");
+    }
+
+    let Some(kit) = bootkit::linux() else {
+        return;
+    };
+    let nics = format!(
+        "<interface type='bridge'><mac address='{MAC}'/><source bridge='br0'/>
+           <model type='virtio'/></interface>
+         <interface type='ethernet'><target dev='vshtap0'/><model type='e1000'/></interface>"
+    );
+    let x = file("tap.xml", &domain("tap", Some(&kit), &serial, &nics));
+    vsh.ok(&["define", &x]);
+    vsh.ok(&["start", "tap"]);
+
+    // The live XML names the taps; the bridge port has the host-side MAC and is up.
+    let live = vsh.ok(&["dumpxml", "tap"]);
+    assert!(live.contains("<target dev='vnet0'/>"), "{live}");
+    assert!(live.contains("<target dev='vshtap0'/>"), "{live}");
+    let (ok, vnet0) = ns.exec("ip", &["-o", "link", "show", "vnet0"]);
+    assert!(ok, "{vnet0}");
+    assert!(vnet0.contains("master br0"), "{vnet0}");
+    assert!(vnet0.contains("link/ether fe:54:00:aa:bb:01"), "{vnet0}");
+    assert!(vnet0.contains(",UP"), "{vnet0}");
+    let (ok, eth) = ns.exec("ip", &["-o", "link", "show", "vshtap0"]);
+    assert!(ok && !eth.contains("master"), "{eth}");
+    assert_eq!(
+        vsh.ok(&["domiflist", "tap"])
+            .lines()
+            .filter(|l| l.contains("vnet0") || l.contains("vshtap0"))
+            .count(),
+        2
+    );
+
+    // Traffic crosses the bridge (inside the namespace only).
+    assert!(
+        wait_for(&serial, "TAP-PING-OK", 120),
+        "the guest never reached the bridge: {}",
+        std::fs::read_to_string(&serial).unwrap_or_default()
+    );
+
+    // Hotplug: a tap made and passed to QEMU by name, in the bridge, gone after detach; a
+    // missing bridge refused before QEMU sees anything.
+    let e = vsh.fails(&[
+        "attach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--source",
+        "nobr0",
+        "--live",
+    ]);
+    assert_eq!(
+        e,
+        "error: Failed to attach interface\nerror: Unable to add bridge nobr0 port vnet1: No such device\n"
+    );
+    let (_, links) = ns.exec("ip", &["-o", "link"]);
+    assert!(!links.contains("vnet1"), "{links}");
+    vsh.ok(&[
+        "attach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--source",
+        "br0",
+        "--model",
+        "virtio",
+        "--mac",
+        "52:54:00:aa:bb:02",
+        "--live",
+    ]);
+    assert!(
+        vsh.ok(&["dumpxml", "tap"])
+            .contains("<target dev='vnet1'/>")
+    );
+    let (ok, vnet1) = ns.exec("ip", &["-o", "link", "show", "vnet1"]);
+    assert!(ok && vnet1.contains("master br0"), "{vnet1}");
+    assert!(vnet1.contains("link/ether fe:54:00:aa:bb:02"), "{vnet1}");
+    vsh.ok(&[
+        "detach-interface",
+        "tap",
+        "--type",
+        "bridge",
+        "--mac",
+        "52:54:00:aa:bb:02",
+        "--live",
+    ]);
+    let until = Instant::now() + Duration::from_secs(30 * vshrun::multiplier());
+    while ns.exec("ip", &["link", "show", "vnet1"]).0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !ns.exec("ip", &["link", "show", "vnet1"]).0,
+        "vnet1 outlived its detach"
+    );
+    assert!(!vsh.ok(&["dumpxml", "tap"]).contains("vnet1"));
+
+    // Gone with the guest; the definition never kept their names.
+    vsh.ok(&["destroy", "tap"]);
+    let (_, links) = ns.exec("ip", &["-o", "link"]);
+    assert!(
+        !links.contains("vnet0") && !links.contains("vshtap0"),
+        "{links}"
+    );
+    let inactive = vsh.ok(&["dumpxml", "tap", "--inactive"]);
+    assert!(!inactive.contains("vnet0"), "{inactive}");
+}
