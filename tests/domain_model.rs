@@ -27,7 +27,7 @@ fn libvirt(name: &str) -> DomainDef {
 #[test]
 fn top_level_values() {
     let d = libvirt("qemuxml2xmloutdata/qemu-ns.x86_64-latest.xml");
-    assert_eq!(d.virt_type, "qemu");
+    assert_eq!(d.virt_type, domdriver::domain::VirtType::Qemu);
     assert_eq!(d.name, "QEMUGuest1");
     assert_eq!(d.memory.kib, 219136);
     assert_eq!(d.vcpu.count, 1);

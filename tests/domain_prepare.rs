@@ -472,3 +472,35 @@ fn custom_cpu_against_the_host_cpu() {
         check("kvm", strict, &[])
     );
 }
+
+/// USB devices beyond the controllers' ports get a hub (libvirt: qemuDomainUSBAddressAddHubs)
+/// at define: the hub takes the first free port, then devices fill the bus's own ports before
+/// the hub's.
+#[test]
+fn usb_hub_added_when_ports_run_out() {
+    let caps = load_caps("caps_8.0.0.x86_64.replies", "x86_64");
+    let opts = PrepareOptions {
+        canonicalize_machine: true,
+        ..options("usb-hub-auto", "x86_64")
+    };
+    let xml = "<domain type='qemu'><name>h</name><memory>65536</memory>
+        <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>
+        <controller type='usb' model='piix3-uhci'/>
+        <input type='tablet'/>
+        <redirdev bus='usb' type='spicevmc'/><redirdev bus='usb' type='spicevmc'/>
+        <graphics type='spice'/></devices></domain>";
+    let out = prepare_str(xml, &caps, &opts).expect("prepare");
+    let ports: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split("type='usb' bus='0' port='").nth(1))
+        .map(|r| r.split('\'').next().unwrap_or(""))
+        .collect();
+    assert!(out.contains("<hub type='usb'>"), "{out}");
+    // Hub, tablet (bus='usb' by default), then the two redirected devices on the hub.
+    assert_eq!(ports, ["2", "1.1", "1.2", "1"], "{out}");
+    assert!(out.contains("<input type='tablet' bus='usb'>"), "{out}");
+    // Within the ports: no hub.
+    let xml = xml.replace("<redirdev bus='usb' type='spicevmc'/>", "");
+    let out = prepare_str(&xml, &caps, &opts).expect("prepare");
+    assert!(!out.contains("<hub"), "{out}");
+}

@@ -11,7 +11,10 @@ use crate::capabilities::qemu::QemuCaps;
 use crate::domain::DomainDef;
 use crate::domain::PrepareOptions;
 use crate::domain::prepare::AudioConfig;
-use crate::xml2argv::{LaunchContext, MonitorSource, QemuConf, SecretContext, build};
+use crate::xml2argv::{
+    FdGroup, HugetlbfsMount, LaunchContext, MonitorSource, QemuConf, SecretContext, Xml2ArgvError,
+    build,
+};
 
 /// libvirt's NVRAM directory, as its harness's privileged driver has it.
 const HARNESS_NVRAM_DIR: &str = "/var/lib/libvirt/qemu/nvram";
@@ -125,8 +128,39 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         render_node: Some("/dev/dri/foo".into()),
         // libvirt's tests draw generated ids from a counting random source.
         generated_genid: "00010203-0405-4607-8809-0a0b0c0d0e0f".into(),
+        // libvirt's test config: 2 MiB pages (the default) and 1 GiB pages.
+        hugetlbfs: vec![
+            HugetlbfsMount {
+                dir: "/dev/hugepages2M".into(),
+                page_kib: 2048,
+                default: true,
+            },
+            HugetlbfsMount {
+                dir: "/dev/hugepages1G".into(),
+                page_kib: 1048576,
+                default: false,
+            },
+        ],
+        host_numa_nodes: (0..=HARNESS_MAX_NUMA_NODE).collect(),
+        fd_groups: Vec::new(),
         ram_file: None,
     }
+}
+
+/// The highest host NUMA node libvirt's test mock has (nodes 0-7).
+const HARNESS_MAX_NUMA_NODE: u32 = 7;
+
+/// libvirt's test mock replaces the real nodeset check and words its refusal its own way;
+/// the harness reports a missing node as the mock does.
+fn mock_wording(e: Xml2ArgvError) -> Xml2ArgvError {
+    if let Xml2ArgvError::Unsupported(m) = &e
+        && let Some(n) = m
+            .strip_prefix("NUMA node ")
+            .and_then(|r| r.strip_suffix(" is unavailable"))
+    {
+        return Xml2ArgvError::Internal(format!("Mock: no numa node set is available at bit {n}"));
+    }
+    e
 }
 
 /// The harness context for case `name` (the test name, not the domain name), with the
@@ -153,6 +187,20 @@ pub fn case_context(name: &str, def: &DomainDef) -> LaunchContext {
             c.nogfx_allow_host_audio = true;
         }
         "graphics-vnc-auto-socket-cfg" => c.vnc_auto_unix_socket = true,
+        "disk-source-fd" => {
+            // The fd groups libvirt's test associates with this case, with its fd numbers.
+            let group = |name: &str, fds: &[i32]| FdGroup {
+                name: name.into(),
+                fds: fds.to_vec(),
+                writable: false,
+            };
+            ctx.fd_groups = vec![
+                group("testgroup2", &[700, 705]),
+                group("testgroup5", &[704]),
+                group("testgroup6", &[777, 778]),
+            ];
+            return ctx;
+        }
         "graphics-vnc-sasl" => {
             c.vnc_sasl = true;
             c.sasl_conf_dir = Some("/root/.sasl2".into());
@@ -229,6 +277,11 @@ fn run_case_with(
     if let Err(e) = crate::domain::prepare::firmware::fill(&mut def, &req) {
         return ("err", format!("{e}\n"));
     }
+    // A new start adds the USB hubs the devices need, and with them ports (libvirt:
+    // qemuDomainAssignUSBAddresses at qemuProcessPrepareDomain).
+    if crate::domain::prepare::usb::add_usb_hubs(&mut def) {
+        crate::domain::prepare::usb::assign_usb_ports(&mut def);
+    }
     // libvirt names devices when a domain starts, just before it builds the command line.
     crate::domain::prepare::assign_aliases(&mut def);
     // Volume disks take their storage from the harness's storage driver (libvirt:
@@ -237,7 +290,7 @@ fn run_case_with(
         return ("err", format!("{e}\n"));
     }
     let ctx = case_context(name, &def);
-    match build(&def, caps, &ctx) {
+    match build(&def, caps, &ctx).map_err(mock_wording) {
         Ok(cmd) => ("args", cmd.to_args_file()),
         Err(e) => ("err", format!("{e}\n")),
     }

@@ -2882,7 +2882,7 @@ impl Vsock {
 /// `<memballoon>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Memballoon {
-    pub model: Option<String>,
+    pub model: Option<MemballoonModel>,
     pub autodeflate: Option<String>,
     pub free_page_reporting: Option<String>,
     pub stats_period: Option<String>,
@@ -2891,11 +2891,65 @@ pub struct Memballoon {
     pub info: DeviceInfo,
 }
 
+/// The memory balloon's model, libvirt's virDomainMemballoonModel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemballoonModel {
+    Virtio,
+    Xen,
+    None,
+    VirtioTransitional,
+    VirtioNonTransitional,
+}
+
+impl MemballoonModel {
+    const ALL: [MemballoonModel; 5] = [
+        MemballoonModel::Virtio,
+        MemballoonModel::Xen,
+        MemballoonModel::None,
+        MemballoonModel::VirtioTransitional,
+        MemballoonModel::VirtioNonTransitional,
+    ];
+
+    /// The XML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemballoonModel::Virtio => "virtio",
+            MemballoonModel::Xen => "xen",
+            MemballoonModel::None => "none",
+            MemballoonModel::VirtioTransitional => "virtio-transitional",
+            MemballoonModel::VirtioNonTransitional => "virtio-non-transitional",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<MemballoonModel> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    /// One of the virtio models, served by `virtio-balloon`.
+    pub fn is_virtio(self) -> bool {
+        matches!(
+            self,
+            MemballoonModel::Virtio
+                | MemballoonModel::VirtioTransitional
+                | MemballoonModel::VirtioNonTransitional
+        )
+    }
+}
+
 impl Memballoon {
     fn parse(n: &XmlNode) -> Result<Memballoon, DomainError> {
         let rd = Rd::new(n);
+        let model = match rd.attr("model") {
+            // libvirt: virXMLPropEnum in virDomainMemballoonDefParseXML
+            Some(m) => Some(MemballoonModel::from_name(&m).ok_or_else(|| {
+                DomainError::Xml(format!(
+                    "XML error: Invalid value for attribute 'model' in element 'memballoon': '{m}'."
+                ))
+            })?),
+            None => None,
+        };
         Ok(Memballoon {
-            model: rd.attr("model"),
+            model,
             autodeflate: rd.attr("autodeflate"),
             free_page_reporting: rd.attr("freePageReporting"),
             stats_period: rd
@@ -2909,7 +2963,7 @@ impl Memballoon {
 
     fn to_node(&self) -> XmlNode {
         let n = XmlNode::new("memballoon")
-            .ao("model", self.model.as_ref())
+            .ao("model", self.model.map(MemballoonModel::as_str))
             .ao("autodeflate", self.autodeflate.as_ref())
             .ao("freePageReporting", self.free_page_reporting.as_ref())
             .extra_attrs(&self.extra)

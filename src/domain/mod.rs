@@ -37,7 +37,7 @@ pub mod xml;
 
 pub use address::{Address, DeviceInfo};
 pub use devices::Devices;
-pub use model::{DomainDef, FormatFlags};
+pub use model::{DomainDef, FormatFlags, VirtType};
 pub use prepare::{PrepareOptions, prepare};
 pub use xml::{Extra, XmlNode};
 

@@ -592,11 +592,92 @@ pub struct QemuCommandline {
     pub env: Vec<QemuEnv>,
 }
 
+/// The domain type (`<domain type=...>`), libvirt's virDomainVirtType: every hypervisor
+/// libvirt knows, so that the XML of another driver parses and is refused by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum VirtType {
+    /// libvirt's unset value, which the XML may still name.
+    #[default]
+    None,
+    Qemu,
+    Kqemu,
+    Kvm,
+    Xen,
+    Lxc,
+    Uml,
+    Openvz,
+    Test,
+    Vmware,
+    Hyperv,
+    Vbox,
+    Phyp,
+    Parallels,
+    Bhyve,
+    Vz,
+    Hvf,
+}
+
+impl VirtType {
+    const ALL: [VirtType; 17] = [
+        VirtType::None,
+        VirtType::Qemu,
+        VirtType::Kqemu,
+        VirtType::Kvm,
+        VirtType::Xen,
+        VirtType::Lxc,
+        VirtType::Uml,
+        VirtType::Openvz,
+        VirtType::Test,
+        VirtType::Vmware,
+        VirtType::Hyperv,
+        VirtType::Vbox,
+        VirtType::Phyp,
+        VirtType::Parallels,
+        VirtType::Bhyve,
+        VirtType::Vz,
+        VirtType::Hvf,
+    ];
+
+    /// The XML name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VirtType::None => "none",
+            VirtType::Qemu => "qemu",
+            VirtType::Kqemu => "kqemu",
+            VirtType::Kvm => "kvm",
+            VirtType::Xen => "xen",
+            VirtType::Lxc => "lxc",
+            VirtType::Uml => "uml",
+            VirtType::Openvz => "openvz",
+            VirtType::Test => "test",
+            VirtType::Vmware => "vmware",
+            VirtType::Hyperv => "hyperv",
+            VirtType::Vbox => "vbox",
+            VirtType::Phyp => "phyp",
+            VirtType::Parallels => "parallels",
+            VirtType::Bhyve => "bhyve",
+            VirtType::Vz => "vz",
+            VirtType::Hvf => "hvf",
+        }
+    }
+
+    /// The type an XML name stands for; `None` (the Rust one) for a name libvirt does not
+    /// know.
+    pub fn from_name(name: &str) -> Option<VirtType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for VirtType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A whole `<domain>`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DomainDef {
-    /// `kvm`, `qemu`, ...
-    pub virt_type: String,
+    pub virt_type: VirtType,
     pub id: Option<i32>,
     pub name: String,
     pub uuid: Uuid,
@@ -736,10 +817,16 @@ impl DomainDef {
             )));
         }
         let rd = Rd::new(root);
+        let virt_type = rd
+            .attr("type")
+            .ok_or_else(|| xml_err("missing domain type attribute"))?;
         let mut d = DomainDef {
-            virt_type: rd
-                .attr("type")
-                .ok_or_else(|| xml_err("missing domain type attribute"))?,
+            // libvirt: virDomainDefParseCaps
+            virt_type: VirtType::from_name(&virt_type).ok_or_else(|| {
+                DomainError::Config(format!(
+                    "unsupported configuration: invalid domain type {virt_type}"
+                ))
+            })?,
             ..Default::default()
         };
         // Namespace declarations are regenerated from content when formatting.
@@ -1127,7 +1214,7 @@ impl DomainDef {
             || self.qemu_override.is_some()
             || self.qemu_deprecation.is_some();
         w.elem("domain")
-            .attr("type", &self.virt_type)
+            .attr("type", self.virt_type.as_str())
             .attr_opt("id", self.id.filter(|_| !flags.inactive))
             .attr_opt("xmlns:qemu", has_qemu_ns.then_some(QEMU_NS))
             .open();

@@ -1081,7 +1081,7 @@ impl<'c> Domain<'c> {
         let (mut def, caps) =
             self.conn
                 .prepare_domain_with(def, super::prepare::Purpose::Start, reset_nvram)?;
-        if def.virt_type == "kvm" && !(caps.kvm && self.conn.kvm_usable()) {
+        if def.virt_type == crate::domain::VirtType::Kvm && !(caps.kvm && self.conn.kvm_usable()) {
             return Err(DriverError::Unsupported(
                 "Domain requires KVM, but it is not available. Check that virtualization is enabled in the host BIOS, and host configuration is setup to load the kvm modules.".into(),
             ));

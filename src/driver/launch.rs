@@ -98,6 +98,10 @@ impl Connect {
             vdpa_fd: None,
             render_node: first_render_node(),
             generated_genid: uuid::Uuid::new_v4().to_string(),
+            hugetlbfs: crate::capabilities::host::hugetlbfs_mounts(&self.opts.host_root),
+            host_numa_nodes: crate::capabilities::host::host_numa_nodes(&self.opts.host_root),
+            // No verb associates fds with a domain yet.
+            fd_groups: Vec::new(),
             // Set by the start itself when its caller asks for one (fleet templates).
             ram_file: None,
         }

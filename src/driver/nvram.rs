@@ -26,7 +26,7 @@ impl Connect {
 }
 
 /// The local file of `def`'s varstore: its `<nvram>` path or file source, or for a template
-/// alone `NAME_VARS.fd` in `nvram_dir`, as the command line has it. `None` for a network
+/// alone `NAME_VARS.fd` in `nvram_dir` (read-only loaders), as the command line has it. `None` for a network
 /// varstore or none at all.
 fn local_varstore(def: &DomainDef, nvram_dir: &Path) -> Option<PathBuf> {
     let nv = def.os.nvram.as_ref()?;
@@ -36,9 +36,17 @@ fn local_varstore(def: &DomainDef, nvram_dir: &Path) -> Option<PathBuf> {
     match (&nv.path, &nv.source) {
         (Some(p), _) => Some(PathBuf::from(p)),
         (None, Some(s)) => s.file.as_ref().map(PathBuf::from),
+        // Only a read-only loader gets a varstore from a template alone (see xml2argv's
+        // pflash images).
         (None, None) => nv
             .template
             .as_ref()
+            .filter(|_| {
+                def.os
+                    .loader
+                    .as_ref()
+                    .is_some_and(|l| l.readonly.as_deref() == Some("yes"))
+            })
             .map(|_| nvram_dir.join(format!("{}_VARS.fd", def.name))),
     }
 }

@@ -5,7 +5,7 @@
 
 use super::{Connect, DriverError};
 use crate::capabilities::qemu::{self, QemuCaps};
-use crate::domain::{DomainDef, PrepareOptions};
+use crate::domain::{DomainDef, PrepareOptions, VirtType};
 
 /// What the prepared definition is for. Every purpose gets the full post-parse and the ABI
 /// update (a machine alias replaced by the machine it stands for, libvirt's
@@ -76,7 +76,7 @@ impl Connect {
             // libvirt: qemuProcessUpdateGuestCPU, at start and in a pretend start.
             // CPUID is read only for a guest the check can concern: a named model on KVM.
             let named_model = def.cpu.as_ref().is_some_and(|c| c.model.is_some());
-            let cpuid = if def.virt_type == "kvm" && named_model {
+            let cpuid = if def.virt_type == VirtType::Kvm && named_model {
                 crate::capabilities::host::this_cpu_features()
             } else {
                 Vec::new()

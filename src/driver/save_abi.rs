@@ -17,7 +17,7 @@ fn refuse(what: &str, new: impl std::fmt::Display, old: impl std::fmt::Display) 
 /// `new` may replace `old` in a save image.
 pub fn check(old: &DomainDef, new: &DomainDef) -> Result<(), DriverError> {
     if old.virt_type != new.virt_type {
-        return Err(refuse("virt type", &new.virt_type, &old.virt_type));
+        return Err(refuse("virt type", new.virt_type, old.virt_type));
     }
     if old.uuid != new.uuid {
         return Err(refuse("uuid", new.uuid.to_string(), old.uuid.to_string()));

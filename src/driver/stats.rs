@@ -404,7 +404,7 @@ impl Domain<'_> {
             .devices
             .memballoon
             .as_ref()
-            .filter(|b| b.model.as_deref() != Some("none"))
+            .filter(|b| b.model != Some(crate::domain::devices::MemballoonModel::None))
             .and_then(|b| b.info.alias.clone());
         match balloon {
             Some(alias) => {

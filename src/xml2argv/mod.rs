@@ -23,6 +23,7 @@ mod socketnet;
 mod storage;
 mod tpm;
 
+pub use crate::capabilities::host::HugetlbfsMount;
 use crate::capabilities::qemu::{Accel, QemuCaps};
 use crate::domain::{Address, DomainDef};
 
@@ -151,11 +152,32 @@ pub struct LaunchContext {
     /// The generation id an empty `<genid/>` gets (harness: libvirt's counting random
     /// source; a start: a fresh random UUID).
     pub generated_genid: String,
+    /// The host's hugetlbfs mounts, in mount order (libvirt: the driver config's
+    /// `hugetlbfs` list). Huge page backed memory is a file under the mount of its page size;
+    /// without one the start fails with libvirt's message.
+    pub hugetlbfs: Vec<HugetlbfsMount>,
+    /// The host's NUMA nodes (libvirt: virNumaNodeIsAvailable). Memory bound to a node not
+    /// listed here is refused with libvirt's `NUMA node N is unavailable`.
+    pub host_numa_nodes: Vec<u32>,
+    /// File descriptor groups the caller associated with the domain, for disk sources with
+    /// `fdgroup='NAME'` (libvirt: virDomainFDAssociate). A start passes none yet, so such a
+    /// disk is refused; the harness has libvirt's test fds.
+    pub fd_groups: Vec<FdGroup>,
     /// The guest's RAM in a named file instead of anonymous memory: a host-side choice of
     /// the caller (fleet templates and their clones), not part of the domain XML. Only a
     /// guest with plain memory (no NUMA cells, hugepages or `<memoryBacking>` source or
     /// access mode) can take one.
     pub ram_file: Option<RamFile>,
+}
+
+/// Open files handed to QEMU for a disk source, through an `-add-fd` set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FdGroup {
+    pub name: String,
+    /// The fd numbers QEMU inherits.
+    pub fds: Vec<i32>,
+    /// The caller vouched that the files are open for writing.
+    pub writable: bool,
 }
 
 /// Guest RAM backed by file `path` (QEMU's `memory-backend-file`). `shared` maps it
@@ -267,9 +289,9 @@ pub fn build(
 
 /// The accelerator a domain type asks for.
 pub(crate) fn accel_of(def: &DomainDef) -> Accel {
-    match def.virt_type.as_str() {
-        "kvm" => Accel::Kvm,
-        "hvf" => Accel::Hvf,
+    match def.virt_type {
+        crate::domain::VirtType::Kvm => Accel::Kvm,
+        crate::domain::VirtType::Hvf => Accel::Hvf,
         _ => Accel::Tcg,
     }
 }
@@ -356,7 +378,7 @@ mod tests {
         #[test]
         fn user_text_stays_in_its_value(name in "[^\\x00]{1,40}", path in "[^\\x00]{0,60}") {
             let mut def = DomainDef {
-                virt_type: "qemu".into(),
+                virt_type: crate::domain::VirtType::Qemu,
                 name: name.clone(),
                 ..Default::default()
             };

@@ -388,6 +388,20 @@ impl X86Model {
         MODELS.iter().find(|m| m.name == name)
     }
 
+    /// Features QEMU took out of its version of the model after libvirt's map listed them
+    /// (the map's `removed='yes'`): a guest of this model gets them explicitly disabled, so
+    /// that it looks the same to both (libvirt: virCPUx86DisableRemovedFeatures).
+    pub fn removed_features(&self) -> &'static [&'static str] {
+        match self.name {
+            "Dhyana" | "EPYC" | "EPYC-IBPB" | "Opteron_G3" => &["monitor"],
+            "Icelake-Client"
+            | "Icelake-Client-noTSX"
+            | "Icelake-Server"
+            | "Icelake-Server-noTSX" => &["intel-pt"],
+            _ => &[],
+        }
+    }
+
     /// Whether the model stands for the processor with this signature.
     pub fn matches_signature(&self, family: u32, model: u32, stepping: u32) -> bool {
         self.signatures

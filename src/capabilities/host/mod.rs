@@ -12,6 +12,7 @@ pub mod cpu_x86_features;
 pub mod cpu_x86_models;
 mod cpu_x86_probe;
 mod format;
+mod hugetlbfs;
 mod numa;
 mod sysfs;
 
@@ -26,6 +27,7 @@ pub use cache::{
 pub use cpu::{
     CpuInfo, libvirt_arch, libvirt_features, parse_cpuinfo, pick_host_cpu_model, vendor_name,
 };
+pub use hugetlbfs::{HugetlbfsMount, host_numa_nodes, hugetlbfs_mounts};
 pub use numa::{
     AccessType, CacheAssociativity, CachePolicy, CellCpu, CpuPlacement, Distance, Interconnect,
     InterconnectKind, MemorySideCache, NumaCell, NumaMemorySource, NumaTopology, PageCount,

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use crate::capabilities::domcaps::x86;
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::DomainError;
+use crate::domain::VirtType;
 use crate::domain::model::DomainDef;
 
 /// libvirt: qemuProcessUpdateGuestCPU (its virCPUCompare step) and x86Compute. `Ok` when
@@ -28,7 +29,7 @@ pub fn check_guest_cpu(
         return Ok(());
     };
     let custom = matches!(cpu.mode.as_deref(), None | Some("custom"));
-    if !custom || cpu.check.as_deref() != Some("partial") || def.virt_type == "qemu" {
+    if !custom || cpu.check.as_deref() != Some("partial") || def.virt_type == VirtType::Qemu {
         return Ok(());
     }
     let Some(model) = cpu.model.as_ref().map(|m| m.name.as_str()) else {
@@ -49,7 +50,7 @@ pub fn check_guest_cpu(
         return Ok(());
     };
     let mut host_features = x86::host_features(host);
-    if def.virt_type == "kvm" {
+    if def.virt_type == VirtType::Kvm {
         host_features.extend(
             host_cpuid
                 .iter()

@@ -5,7 +5,7 @@ use crate::domain::DomainError;
 use crate::domain::address::{Address, DeviceInfo};
 use crate::domain::devices::{
     Audio, Chardev, ChrTarget, Controller, Devices, Disk, DiskSource, Driver, GraphicsListen,
-    Input, Memballoon, ModelDevice, Video, VideoModel,
+    Input, Memballoon, MemballoonModel, ModelDevice, Video, VideoModel,
 };
 use crate::domain::model::DomainDef;
 
@@ -124,6 +124,7 @@ pub(crate) fn default_devices(
     opts: &PrepareOptions,
 ) -> Result<(), DomainError> {
     index_and_sort_controllers(&mut def.devices);
+    input_buses(def, ctx);
     let d = &mut def.devices;
     let pc_like = ctx.i440fx || ctx.q35;
     if pc_like || ctx.pseries {
@@ -151,7 +152,7 @@ pub(crate) fn default_devices(
     }
     if d.memballoon.is_none() && (pc_like || ctx.pseries || ctx.s390) {
         d.memballoon = Some(Memballoon {
-            model: Some("virtio".to_string()),
+            model: Some(MemballoonModel::Virtio),
             ..Default::default()
         });
     }
@@ -230,6 +231,26 @@ pub(crate) fn default_devices(
 /// PCI controller 0 is the machine's root bus: one given in the XML, or one an unindexed
 /// controller was numbered 0, must be that root's model (libvirt:
 /// qemuDomainDefAddDefaultDevices).
+/// An HVM input without a bus gets the one libvirt's parser gives it: PS/2 for an x86 mouse
+/// or keyboard, virtio on s390 and for passthrough, none for evdev, USB otherwise (libvirt:
+/// virDomainInputDefParseXML).
+fn input_buses(def: &mut DomainDef, ctx: &Ctx<'_>) {
+    if def.os.os_type.kind != "hvm" {
+        return;
+    }
+    let x86 = matches!(ctx.arch.as_str(), "x86_64" | "i686");
+    for i in def.devices.inputs.iter_mut().filter(|i| i.bus.is_none()) {
+        let bus = match i.itype.as_str() {
+            "mouse" | "keyboard" if x86 => "ps2",
+            "evdev" => continue,
+            "passthrough" => "virtio",
+            _ if ctx.s390 || ctx.arch.starts_with("s390") => "virtio",
+            _ => "usb",
+        };
+        i.bus = Some(bus.to_string());
+    }
+}
+
 fn check_pci_root(d: &Devices, root: &str) -> Result<(), DomainError> {
     let found = d
         .controllers

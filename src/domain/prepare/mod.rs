@@ -21,7 +21,7 @@ pub mod native;
 mod numa;
 pub mod pci;
 mod pciassign;
-mod usb;
+pub mod usb;
 pub mod volume;
 
 pub use aliases::assign_aliases;
@@ -30,7 +30,7 @@ pub(crate) use devices::disk_index;
 use crate::capabilities::qemu::{Accel, Machine, QemuCaps};
 
 use super::DomainError;
-use super::model::{Cpu, CpuModel, DomainDef, Features};
+use super::model::{Cpu, CpuModel, DomainDef, Features, VirtType};
 use super::validate::emulator_runs;
 
 /// Host and configuration facts `prepare` needs besides the caps.
@@ -113,8 +113,8 @@ fn unsupported(msg: String) -> DomainError {
 }
 
 /// The machines of the accelerator this domain runs with (KVM for `type='kvm'`, TCG else).
-fn machines_for<'c>(caps: &'c QemuCaps, virt_type: &str) -> &'c [Machine] {
-    let accel = if virt_type == "kvm" {
+fn machines_for(caps: &QemuCaps, virt_type: VirtType) -> &[Machine] {
+    let accel = if virt_type == VirtType::Kvm {
         Accel::Kvm
     } else {
         Accel::Tcg
@@ -158,7 +158,7 @@ pub fn prepare(
             "Emulator '{emulator}' does not support arch '{arch}'"
         )));
     }
-    let machines = machines_for(caps, &def.virt_type);
+    let machines = machines_for(caps, def.virt_type);
     let machine = match def.os.os_type.machine.clone() {
         Some(m) => {
             let found = machines
@@ -168,7 +168,7 @@ pub fn prepare(
                 Some(f) => f.clone(),
                 None => {
                     // libvirt's sentence, then what the emulator offers instead.
-                    let accel = if def.virt_type == "kvm" {
+                    let accel = if def.virt_type == VirtType::Kvm {
                         Accel::Kvm
                     } else {
                         Accel::Tcg
@@ -209,6 +209,7 @@ pub fn prepare(
     mac::assign_macs(&mut def);
     devices::implicit_devices(&mut def, &ctx)?;
     if opts.canonicalize_machine {
+        usb::add_usb_hubs(&mut def);
         usb::assign_usb_ports(&mut def);
     }
     pciassign::assign(&mut def, &ctx)?;
@@ -260,7 +261,7 @@ pub fn assign_addresses(def: &mut DomainDef, caps: &QemuCaps) -> Result<(), Doma
     let machine = def.os.os_type.machine.clone().unwrap_or_default();
     // The machine's canonical name, as `prepare` resolved it (an alias stays in the
     // definition when the ABI update is off).
-    let machine = machines_for(caps, &def.virt_type)
+    let machine = machines_for(caps, def.virt_type)
         .iter()
         .find(|x| x.name == machine || x.alias.as_deref() == Some(machine.as_str()))
         .map_or(machine, |m| m.name.clone());
@@ -306,7 +307,7 @@ fn domain_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         // The virt machine always has a GIC; libvirt writes down the version it picks.
         let f = def.features.get_or_insert_with(Features::default);
         if f.gic.as_ref().is_none_or(|g| g.is_none()) {
-            f.gic = Some(Some(default_gic_version(ctx, &def.virt_type)));
+            f.gic = Some(Some(default_gic_version(ctx, def.virt_type)));
         }
     }
     cpu_defaults(def, ctx, machine);
@@ -325,7 +326,7 @@ fn numa_cell_ids(def: &mut DomainDef) {
 
 /// GIC version for a virt guest: under KVM the one the host kernel provides, under TCG
 /// QEMU's emulated v2.
-fn default_gic_version(ctx: &Ctx<'_>, virt_type: &str) -> String {
+fn default_gic_version(ctx: &Ctx<'_>, virt_type: VirtType) -> String {
     let kvm = ctx
         .caps
         .gic
@@ -334,7 +335,7 @@ fn default_gic_version(ctx: &Ctx<'_>, virt_type: &str) -> String {
         .map(|g| g.version)
         .max();
     match kvm {
-        Some(v) if virt_type == "kvm" => v.to_string(),
+        Some(v) if virt_type == VirtType::Kvm => v.to_string(),
         _ => "2".to_string(),
     }
 }
@@ -354,7 +355,7 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
     // On ARM under KVM the default CPU is the host's, which has no model name to write down.
     let arm = matches!(ctx.arch.as_str(), "aarch64" | "armv7l");
     let ppc = ctx.arch.starts_with("ppc");
-    if ctx.s390 && def.virt_type == "kvm" && def.cpu.is_none() {
+    if ctx.s390 && def.virt_type == VirtType::Kvm && def.cpu.is_none() {
         // Under KVM an s390 guest gets the host's model, checked as far as possible.
         def.cpu = Some(Cpu {
             mode: Some("host-model".to_string()),
@@ -363,7 +364,7 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         });
         return;
     }
-    if !(ctx.x86() || ppc || ctx.s390 || (arm && def.virt_type != "kvm")) {
+    if !(ctx.x86() || ppc || ctx.s390 || (arm && def.virt_type != VirtType::Kvm)) {
         return;
     }
     if let Some(cpu) = def.cpu.as_mut()
@@ -403,7 +404,7 @@ fn cpu_defaults(def: &mut DomainDef, ctx: &Ctx<'_>, machine: &Machine) {
         cpu.match_.get_or_insert_with(|| "exact".to_string());
         // libvirt: qemuDomainDefCPUPostParse. Under KVM the model is compared with the host
         // CPU as far as QEMU reports it; under TCG there is nothing to compare with.
-        let check = if def.virt_type == "kvm" {
+        let check = if def.virt_type == VirtType::Kvm {
             "partial"
         } else {
             "none"

@@ -231,9 +231,9 @@ fn plan(d: &Devices, ctx: &Ctx<'_>) -> Vec<(Dev, Conn)> {
     }
     // 8. balloon, 9. RNGs, 10. watchdog.
     if let Some(b) = &d.memballoon
-        && b.model.as_deref().is_some_and(|m| m.starts_with("virtio"))
+        && b.model.is_some_and(|m| m.is_virtio())
     {
-        v.push((Dev::Balloon, virtio_conn(b.model.as_deref())));
+        v.push((Dev::Balloon, virtio_conn(b.model.map(|m| m.as_str()))));
     }
     for (i, r) in d.rngs.iter().enumerate() {
         if r.model.as_deref().is_some_and(|m| m.starts_with("virtio")) {
@@ -707,7 +707,7 @@ fn assign_ccw(d: &mut Devices) {
     }
     if d.memballoon
         .as_ref()
-        .is_some_and(|b| b.model.as_deref().is_some_and(|m| m.starts_with("virtio")))
+        .is_some_and(|b| b.model.is_some_and(|m| m.is_virtio()))
     {
         order.push(Dev::Balloon);
     }

@@ -3,7 +3,7 @@
 
 use super::{DomainError, config};
 use crate::capabilities::qemu::{Accel, QemuCaps};
-use crate::domain::model::DomainDef;
+use crate::domain::model::{DomainDef, VirtType};
 
 /// Architectures one emulator binary runs guests for (prepare picks by it, validation checks
 /// by it).
@@ -17,11 +17,11 @@ pub(crate) fn emulator_runs(caps_arch: &str, arch: &str) -> bool {
 
 /// libvirt: virQEMUCapsIsVirtTypeSupported. `qemu` is TCG; `kvm` and `hvf` need that
 /// accelerator in the emulator; no other domain type runs on QEMU.
-fn accel_for(caps: &QemuCaps, virt_type: &str) -> Option<Accel> {
+fn accel_for(caps: &QemuCaps, virt_type: VirtType) -> Option<Accel> {
     let (accel, flag) = match virt_type {
-        "qemu" => (Accel::Tcg, "tcg"),
-        "kvm" => (Accel::Kvm, "kvm"),
-        "hvf" => (Accel::Hvf, "hvf"),
+        VirtType::Qemu => (Accel::Tcg, "tcg"),
+        VirtType::Kvm => (Accel::Kvm, "kvm"),
+        VirtType::Hvf => (Accel::Hvf, "hvf"),
         _ => return None,
     };
     let has = caps.has_flag(flag)
@@ -64,7 +64,7 @@ pub fn validate_with_caps(def: &DomainDef, caps: &QemuCaps) -> Result<(), Domain
             "Emulator '{emulator}' does not support arch '{arch}'"
         )));
     }
-    let Some(accel) = accel_for(caps, &def.virt_type) else {
+    let Some(accel) = accel_for(caps, def.virt_type) else {
         return Err(config(format!(
             "Emulator '{emulator}' does not support virt type '{}'",
             def.virt_type
@@ -256,7 +256,7 @@ fn validate_features(def: &DomainDef, arch: &str, machine: &str) -> Result<(), D
             "PMU is always enabled for architecture '{arch}'"
         )));
     }
-    if f.tcg.is_some() && def.virt_type != "qemu" {
+    if f.tcg.is_some() && def.virt_type != VirtType::Qemu {
         return Err(config(format!(
             "TCG features are incompatible with domain type '{}'",
             def.virt_type

@@ -9,7 +9,10 @@ pub(super) fn validate_cpu_mode(def: &DomainDef) -> Result<(), DomainError> {
     let Some(mode) = def.cpu.as_ref().and_then(|c| c.mode.as_deref()) else {
         return Ok(());
     };
-    let accelerated = matches!(def.virt_type.as_str(), "kvm" | "hvf");
+    let accelerated = matches!(
+        def.virt_type,
+        crate::domain::VirtType::Kvm | crate::domain::VirtType::Hvf
+    );
     if mode == "host-passthrough" && !accelerated {
         let host = crate::capabilities::qemu::host_arch();
         let guest = def.os.os_type.arch.as_deref().unwrap_or(host);

@@ -1,7 +1,7 @@
 //! Feature and timer checks that need no capabilities.
 
 use super::{DomainError, arch, config, is_arm_virt, is_q35, is_x86, machine};
-use crate::domain::model::{DomainDef, Timer};
+use crate::domain::model::{DomainDef, Timer, VirtType};
 
 pub(super) fn validate_features(def: &DomainDef) -> Result<(), DomainError> {
     let tseg = def
@@ -46,7 +46,7 @@ pub(super) fn validate_timers(def: &DomainDef) -> Result<(), DomainError> {
 /// before post-parse; prepare fills it and checks again.
 fn validate_armvtimer(def: &DomainDef, t: &Timer) -> Result<(), DomainError> {
     let arm = matches!(arch(def), "aarch64" | "armv7l" | "armv6l");
-    if def.virt_type != "kvm" || !arm || !(machine(def).is_empty() || is_arm_virt(def)) {
+    if def.virt_type != VirtType::Kvm || !arm || !(machine(def).is_empty() || is_arm_virt(def)) {
         return Err(config(format!(
             "Configuring the '{}' timer is not supported for virtType={} arch={} machine={} guests",
             t.name,

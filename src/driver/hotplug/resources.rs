@@ -49,12 +49,10 @@ impl Domain<'_> {
             if kib > lg.def.memory.kib {
                 return Err(too_much_memory());
             }
-            let balloon = lg
-                .def
-                .devices
-                .memballoon
-                .as_ref()
-                .is_some_and(|b| b.model.as_deref() != Some("none"));
+            let balloon =
+                lg.def.devices.memballoon.as_ref().is_some_and(|b| {
+                    b.model != Some(crate::domain::devices::MemballoonModel::None)
+                });
             if !balloon {
                 return Err(DriverError::OperationInvalid(
                     "Unable to change memory of active domain without the balloon device and guest OS balloon driver".into(),

@@ -20,6 +20,7 @@ impl Builder<'_> {
             };
             self.opt("-global", format!("{pm}.acpi-root-pci-hotplug={h}"));
         }
+        self.legacy_usb();
         // libvirt: qemuBuildControllersCommandLine's order. CCID controllers sit on a USB bus
         // and come later, after the memory modules (see `ccid_controllers`).
         const ORDER: &[&str] = &["pci", "usb", "scsi", "ide", "sata", "fdc", "virtio-serial"];
@@ -27,6 +28,35 @@ impl Builder<'_> {
             self.controllers_of(ty)?;
         }
         Ok(())
+    }
+
+    /// A domain without any USB controller (not even `model='none'`) gets the machine's
+    /// legacy USB, except on the legacy-free ARM and RISC-V `virt` machines and s390
+    /// (libvirt 9.0: qemuBuildLegacyUSBControllerCommandLine).
+    fn legacy_usb(&mut self) {
+        if self
+            .def
+            .devices
+            .controllers
+            .iter()
+            .any(|c| c.ctype == "usb")
+        {
+            return;
+        }
+        let arch = self
+            .def
+            .os
+            .os_type
+            .arch
+            .as_deref()
+            .unwrap_or(&self.caps.arch);
+        let m = self.machine();
+        let virt = m == "virt" || m.starts_with("virt-");
+        let legacy_free =
+            ((self.is_arm() || arch.starts_with("riscv")) && virt) || arch.starts_with("s390");
+        if !legacy_free {
+            self.arg("-usb");
+        }
     }
 
     /// The CCID (smartcard reader) controllers, which libvirt adds after the USB hubs

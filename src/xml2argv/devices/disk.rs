@@ -61,13 +61,45 @@ impl Builder<'_> {
             }
             self.disk(i, d, &names[i])?;
         }
+        self.fdset += fd_nodes(disks, &names).len() as u32;
         Ok(())
+    }
+
+    /// The fd group and `-add-fd` set of the local source of node `n` passed by fd, if it
+    /// is: sets are numbered in the order libvirt prepares the sources, which is the order
+    /// of their node numbers (libvirt: qemuDomainPrepareStorageSourceFDs).
+    fn fd_source(
+        &self,
+        src: Option<&DiskSource>,
+        ty: Option<&str>,
+        n: u32,
+    ) -> R<Option<(u32, &FdGroup)>> {
+        let Some(name) = src.and_then(|s| s.fdgroup.as_deref()) else {
+            return Ok(None);
+        };
+        if !matches!(ty.unwrap_or("file"), "file" | "block") {
+            return Ok(None);
+        }
+        let Some(group) = self.ctx.fd_groups.iter().find(|g| g.name == name) else {
+            return Err(Xml2ArgvError::Other(format!(
+                "invalid argument: file descriptor group '{name}' was not associated with the domain"
+            )));
+        };
+        let disks = &self.def.devices.disks;
+        let rank = fd_nodes(disks, &node_numbers(disks))
+            .iter()
+            .position(|x| *x == n)
+            .unwrap_or(0) as u32;
+        Ok(Some((self.fdset + rank, group)))
     }
 
     pub(super) fn disk(&mut self, i: usize, d: &Disk, nodes: &[u32]) -> R {
         let parts = self.disk_parts(i, d, nodes)?;
         if let Some(c) = &parts.chardev {
             self.opt("-chardev", c.clone());
+        }
+        for a in &parts.add_fds {
+            self.opt("-add-fd", a.clone());
         }
         for l in &parts.layers {
             for o in &l.objects {
@@ -128,6 +160,20 @@ impl Builder<'_> {
             ));
             bs = b.backing.as_deref();
         }
+        // Sources passed by fd: their sets, top of the chain first.
+        let mut fd_sets: HashMap<u32, (u32, usize)> = HashMap::new();
+        if !is_vhost_user(d) {
+            for (li, (src, ty, _, _)) in layers.iter().enumerate().take(nodes.len()) {
+                if let Some((set, group)) = self.fd_source(*src, ty.as_deref(), nodes[li])? {
+                    let storage = format!("libvirt-{}-storage", nodes[li]);
+                    for (k, fd) in group.fds.iter().enumerate() {
+                        out.add_fds
+                            .push(format!("set={set},fd={fd},opaque={storage}{k}"));
+                    }
+                    fd_sets.insert(nodes[li], (set, group.fds.len()));
+                }
+            }
+        }
         let mut top_format: Option<String> = None;
         if is_vhost_user(d) {
             // No block nodes: QEMU talks to the back-end process that serves the image.
@@ -177,10 +223,28 @@ impl Builder<'_> {
                 pre.sort_by_key(|(rank, _)| *rank);
                 let objects = pre.into_iter().map(|(_, o)| o).collect();
                 s.s("node-name", storage.clone());
+                let fd_set = fd_sets.get(&n);
+                if let Some((set, _)) = fd_set {
+                    s.s("filename", format!("/dev/fdset/{set}"));
+                }
                 if let Some(c) = self.cache_props(d) {
                     s.v("cache", c);
                 }
-                s.b("auto-read-only", true);
+                // QEMU picks an fd of the set by access mode: auto-read-only needs a
+                // read-only and a read-write one, so a single fd is opened as the image
+                // is used (libvirt: qemuBlockStorageSourceGetBlockdevStorageProps).
+                match fd_set {
+                    Some((_, 1)) => {
+                        let writable = src
+                            .and_then(|x| x.fdgroup.as_deref())
+                            .and_then(|g| self.ctx.fd_groups.iter().find(|f| f.name == g))
+                            .is_some_and(|g| g.writable);
+                        s.b("read-only", !writable && (li != 0 || readonly));
+                    }
+                    _ => {
+                        s.b("auto-read-only", true);
+                    }
+                }
                 s.s("discard", "unmap");
                 let mut f = JsonOpts::new();
                 f.s("node-name", format.clone());
@@ -591,6 +655,8 @@ impl Builder<'_> {
 /// What QEMU gets for one disk (see [`Builder::disk_parts`]).
 #[derive(Debug, Clone, Default)]
 pub(super) struct DiskParts {
+    /// `-add-fd` values for sources passed as fd groups, top of the chain first.
+    pub add_fds: Vec<String>,
     /// Bottom of the chain first, the order they must be added in.
     pub layers: Vec<BlockLayer>,
     /// A vhost-user disk's `-chardev` to its back-end, in place of layers.
@@ -715,4 +781,31 @@ fn q35_has_builtin_fdc(machine: &str) -> bool {
     let mut it = v.split('.').map(|p| p.parse::<u32>().unwrap_or(u32::MAX));
     let (major, minor) = (it.next().unwrap_or(u32::MAX), it.next().unwrap_or(0));
     (major, minor) < (2, 4)
+}
+
+/// The node numbers of every local disk source passed by fd, ascending (the order libvirt
+/// prepares them in, and numbers their fd sets).
+fn fd_nodes(disks: &[Disk], names: &[Vec<u32>]) -> Vec<u32> {
+    let mut out = Vec::new();
+    for (d, nodes) in disks.iter().zip(names) {
+        let mut sources: Vec<(Option<&DiskSource>, Option<&str>)> =
+            vec![(d.source.as_ref(), d.dtype.as_deref())];
+        let mut bs = d.backing_store.as_ref();
+        while let Some(b) = bs {
+            if b.source.is_none() && b.btype.is_none() {
+                break;
+            }
+            sources.push((b.source.as_ref(), b.btype.as_deref()));
+            bs = b.backing.as_deref();
+        }
+        for ((src, ty), n) in sources.into_iter().zip(nodes) {
+            if src.is_some_and(|s| s.fdgroup.is_some())
+                && matches!(ty.unwrap_or("file"), "file" | "block")
+            {
+                out.push(*n);
+            }
+        }
+    }
+    out.sort_unstable();
+    out
 }

@@ -119,7 +119,8 @@ impl Builder<'_> {
             file: Some(path.clone()),
             ..Default::default()
         };
-        let mut images = vec![(code, loader.readonly.as_deref() == Some("yes"))];
+        let ro_loader = loader.readonly.as_deref() == Some("yes");
+        let mut images = vec![(code, ro_loader)];
         if let Some(nv) = &os.nvram {
             let src = match (&nv.path, &nv.source) {
                 (Some(p), _) => Some(DiskSource {
@@ -127,8 +128,10 @@ impl Builder<'_> {
                     ..Default::default()
                 }),
                 (None, Some(s)) => Some(s.clone()),
-                // A template alone: the varstore is created from it in the NVRAM directory.
-                (None, None) if nv.template.is_some() => Some(DiskSource {
+                // A template alone: the varstore is created from it in the NVRAM directory,
+                // for a read-only loader only (libvirt 9.0 names no varstore for a writable
+                // one, and QEMU gets the code flash alone).
+                (None, None) if nv.template.is_some() && ro_loader => Some(DiskSource {
                     file: Some(format!("{}/{}_VARS.fd", self.ctx.nvram_dir, self.def.name)),
                     ..Default::default()
                 }),
@@ -311,6 +314,38 @@ impl Builder<'_> {
         }
     }
 
+    /// What a start does to the features of a custom x86 CPU (libvirt:
+    /// qemuProcessUpdateGuestCPU): features QEMU removed from the model are disabled
+    /// explicitly unless the domain names them (virCPUx86Update), and disabled features
+    /// QEMU's host CPU does not know are dropped, as they are off anyway
+    /// (qemuProcessDropUnknownCPUFeatures).
+    fn x86_start_features(
+        &self,
+        c: &crate::domain::model::Cpu,
+        features: &mut Vec<(String, bool)>,
+    ) {
+        let model = c
+            .model
+            .as_ref()
+            .and_then(|m| crate::capabilities::host::cpu_x86_models::X86Model::find(&m.name));
+        if let Some(m) = model {
+            for f in m.removed_features() {
+                if !features.iter().any(|(n, _)| n == f) {
+                    features.push((f.to_string(), false));
+                }
+            }
+        }
+        let known = self
+            .caps
+            .accel(accel_of(self.def))
+            .and_then(|a| a.host_cpu.as_ref())
+            .map(|h| &h.props);
+        if let Some(props) = known.filter(|p| !p.is_empty()) {
+            features
+                .retain(|(name, on)| *on || props.iter().any(|p| p.name == qemu_cpu_feature(name)));
+        }
+    }
+
     /// CPU model name for a QOM type name, through the caps' model list.
     pub(super) fn cpu_name_for_type(&self, typename: &str) -> Option<String> {
         let accel = accel_of(self.def);
@@ -392,12 +427,22 @@ impl Builder<'_> {
             if let Some(vid) = c.model.as_ref().and_then(|m| m.vendor_id.as_ref()) {
                 o.kv("vendor", vid);
             }
-            for f in &c.features {
-                let on = matches!(
-                    f.policy.as_deref(),
-                    Some("require") | Some("force") | None | Some("optional")
-                );
-                o.kv(&qemu_cpu_feature(&f.name), if on { "on" } else { "off" });
+            let mut features: Vec<(String, bool)> = c
+                .features
+                .iter()
+                .map(|f| {
+                    let on = matches!(
+                        f.policy.as_deref(),
+                        Some("require") | Some("force") | None | Some("optional")
+                    );
+                    (f.name.clone(), on)
+                })
+                .collect();
+            if mode == "custom" && self.is_x86() {
+                self.x86_start_features(c, &mut features);
+            }
+            for (name, on) in features {
+                o.kv(&qemu_cpu_feature(&name), if on { "on" } else { "off" });
             }
         }
         self.cpu_features_domain(&mut o);
@@ -616,11 +661,12 @@ impl Builder<'_> {
 
     /// The huge page size (KiB) `<memoryBacking>` gives the memory of guest NUMA node `node`
     /// (any node: `None`): the page whose nodeset has the node, else the one without a
-    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary).
+    /// nodeset; `None` for ordinary memory (pages of the system's own size are ordinary),
+    /// 0 for the host's default huge page size.
     pub(super) fn hugepage_kib(&self, node: Option<u32>) -> Option<u64> {
         let pages = self.def.memory_backing.as_ref()?.hugepages.as_ref()?;
         if pages.is_empty() {
-            return Some(2048);
+            return Some(0);
         }
         let in_set = |p: &crate::domain::model::HugePage| match (&p.nodeset, node) {
             (None, _) | (Some(_), None) => true,
@@ -632,22 +678,38 @@ impl Builder<'_> {
             .iter()
             .find(|p| p.nodeset.is_some() && in_set(p))
             .or_else(|| pages.iter().find(|p| p.nodeset.is_none()))?;
-        let kib = if chosen.size_kib == 0 {
-            2048
-        } else {
-            chosen.size_kib
-        };
-        (kib != 4).then_some(kib)
+        (chosen.size_kib != 4).then_some(chosen.size_kib)
     }
 
-    /// The hugetlbfs mount libvirt's harness has for pages of `kib`.
-    pub(super) fn hugepage_dir(&self, kib: u64) -> String {
-        let mount = if kib == 1048576 {
-            "/dev/hugepages1G"
+    /// The directory on the host's hugetlbfs mount for pages of `kib` (0: the default huge
+    /// page size) where the domain's memory files go (libvirt: qemuGetDomainHupageMemPath,
+    /// with qemuBuildMemoryGetDefaultPagesize for an unsized page).
+    pub(super) fn hugepage_dir(&self, kib: u64) -> R<String> {
+        let mounts = &self.ctx.hugetlbfs;
+        if mounts.is_empty() {
+            return Err(Xml2ArgvError::Internal(
+                "hugetlbfs filesystem is not mounted or disabled by administrator config".into(),
+            ));
+        }
+        let kib = if kib == 0 {
+            mounts
+                .iter()
+                .find(|m| m.default)
+                .unwrap_or(&mounts[0])
+                .page_kib
         } else {
-            "/dev/hugepages2M"
+            kib
         };
-        format!("{mount}/libvirt/qemu/{}", self.ctx.short_name(self.def))
+        let Some(mount) = mounts.iter().find(|m| m.page_kib == kib) else {
+            return Err(Xml2ArgvError::Internal(format!(
+                "Unable to find any usable hugetlbfs mount for {kib} KiB"
+            )));
+        };
+        Ok(format!(
+            "{}/libvirt/qemu/{}",
+            mount.dir,
+            self.ctx.short_name(self.def)
+        ))
     }
 
     /// The memory backend object for guest RAM (`pc.ram`) or one NUMA cell: hugepages
@@ -685,7 +747,7 @@ impl Builder<'_> {
         if let Some(size_kib) = hp {
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
-                .s("mem-path", self.hugepage_dir(size_kib));
+                .s("mem-path", self.hugepage_dir(size_kib)?);
             discard_data(&mut j, discard);
             if let Some(sh) = share {
                 j.b("share", sh);
@@ -753,15 +815,46 @@ impl Builder<'_> {
             }
         };
         let Some(set) = set else { return Ok(None) };
+        let nodes: Vec<u32> = parse_nodeset(set)?;
+        // Even memory the cgroups place (restrictive) must name nodes the host has.
+        self.nodes_available(&nodes)?;
         let policy = match mode.unwrap_or("strict") {
             "strict" => "bind",
             "preferred" => "preferred",
             "interleave" => "interleave",
             _ => return Ok(None),
         };
-        let nodes = crate::capabilities::cpuset::CpuSet::parse(set)
-            .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))?;
-        Ok(Some((nodes.iter().collect(), policy)))
+        Ok(Some((nodes, policy)))
+    }
+
+    /// Every node of `nodes` exists on the host (libvirt: virNumaNodesetIsAvailable).
+    pub(super) fn nodes_available(&self, nodes: &[u32]) -> R {
+        match nodes.iter().find(|n| !self.ctx.host_numa_nodes.contains(n)) {
+            Some(n) => Err(Xml2ArgvError::Unsupported(format!(
+                "NUMA node {n} is unavailable"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The `<numatune>` nodesets, `<memory>` first and then each memnode, all name host
+    /// nodes (libvirt: virDomainNumatuneNodesetIsAvailable).
+    fn numatune_available(&self) -> R {
+        let Some(nt) = &self.def.numatune else {
+            return Ok(());
+        };
+        let memory = nt
+            .memory
+            .as_ref()
+            .filter(|m| m.placement.as_deref() != Some("auto"))
+            .and_then(|m| m.nodeset.as_deref());
+        for set in memory
+            .into_iter()
+            .chain(nt.memnodes.iter().filter_map(|m| m.nodeset.as_deref()))
+        {
+            self.nodes_available(&parse_nodeset(set)?)?;
+        }
+        Ok(())
     }
 
     /// Bind backend `j` (object `id`) to host nodes; memory preallocated there is touched by
@@ -819,6 +912,10 @@ impl Builder<'_> {
         let Some(cpu) = &self.def.cpu else {
             return Ok(());
         };
+        if cpu.numa.is_empty() {
+            return Ok(());
+        }
+        self.numatune_available()?;
         let hmat = self.hmat()?;
         // The first cell with vCPUs initiates for cells that have no better one (libvirt:
         // qemuBuildNumaCommandLine). Prepare gives vCPUs no cell names to cell 0, so
@@ -1127,4 +1224,11 @@ pub(super) fn discard_data(j: &mut JsonOpts, discard: Option<bool>) {
     if let Some(d) = discard {
         j.b("discard-data", d);
     }
+}
+
+/// The node ids of a nodeset string (`0-3,^2`).
+fn parse_nodeset(set: &str) -> R<Vec<u32>> {
+    crate::capabilities::cpuset::CpuSet::parse(set)
+        .map(|n| n.iter().collect())
+        .map_err(|e| Xml2ArgvError::Xml(format!("invalid NUMA nodeset '{set}': {e}")))
 }

@@ -1,24 +1,26 @@
 //! The memory balloon (libvirt: qemuBuildMemballoonCommandLine).
 
 use super::*;
+use crate::domain::devices::MemballoonModel;
 
 impl Builder<'_> {
     pub(super) fn memballoon(&mut self) -> R {
         let Some(b) = &self.def.devices.memballoon else {
             return Ok(());
         };
-        let model = b.model.as_deref().unwrap_or("virtio");
+        let model = b.model.unwrap_or(MemballoonModel::Virtio);
         let drv = match model {
-            "virtio" | "virtio-transitional" | "virtio-non-transitional" => virtio_driver(
+            m if m.is_virtio() => virtio_driver(
                 "virtio-balloon",
-                VirtioModel::of(Some(model)),
+                VirtioModel::of(Some(m.as_str())),
                 &b.info.address,
             )?,
-            "none" => return Ok(()),
+            MemballoonModel::None => return Ok(()),
             // libvirt: qemuValidateDomainDeviceDefMemballoon
             other => {
                 return Err(unsupported(format!(
-                    "Memory balloon device type '{other}' is not supported by this version of qemu"
+                    "Memory balloon device type '{}' is not supported by this version of qemu",
+                    other.as_str()
                 )));
             }
         };

@@ -104,7 +104,7 @@ impl Builder<'_> {
             prealloc = m.model.as_deref() == Some("nvdimm") && !pmem;
         } else if let Some(p) = hugepage {
             j.s("qom-type", "memory-backend-file").s("id", id);
-            j.s("mem-path", self.hugepage_dir(p));
+            j.s("mem-path", self.hugepage_dir(p)?);
             prealloc = true;
         } else if access.is_some() || file_backed {
             j.s("qom-type", "memory-backend-file").s("id", id);

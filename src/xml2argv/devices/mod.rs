@@ -40,7 +40,7 @@ use super::opts::{JsonOpts, KvOpts};
 use super::socketnet::socket_netdev;
 use virtio::{VirtioModel, virtio_driver};
 
-use super::{LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
+use super::{FdGroup, LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{
     Chardev, ChrSource, Controller, Disk, DiskSource, Interface, Rng, Watchdog,
@@ -312,6 +312,7 @@ impl<'a> Builder<'a> {
         self.iommu()?;
         self.controllers()?;
         self.memory_devices()?;
+        self.hubs()?;
         self.ccid_controllers()?;
         self.disks()?;
         self.filesystems()?;

@@ -27,6 +27,22 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// USB hubs (libvirt: qemuBuildHubCommandLine); other hub types are refused as
+    /// libvirt's qemuBuildHubDevCmdLine does.
+    pub(super) fn hubs(&mut self) -> R {
+        for (i, h) in self.def.devices.hubs.iter().enumerate() {
+            if h.htype != "usb" {
+                return Err(unsupported(format!("hub type {} not supported", h.htype)));
+            }
+            let alias = self.alias(&h.info)?;
+            let mut j = JsonOpts::new();
+            j.s("driver", "usb-hub").s("id", alias);
+            self.usb_props(&mut j, "hub", i, &h.info)?;
+            self.device(&j);
+        }
+        Ok(())
+    }
+
     pub(super) fn redirdevs(&mut self) -> R {
         for (i, r) in self.def.devices.redirdevs.iter().enumerate() {
             let alias = self.alias(&r.info)?;
