@@ -130,3 +130,38 @@ fn disk_from_an_fd_group_nobody_passed_is_refused_at_start() {
         "invalid argument: file descriptor group 'testgroup2' was not associated with the domain"
     );
 }
+
+/// File-backed RAM (`<access mode='shared'/>` without memfd) goes where the connection keeps
+/// its state (libvirt's `memory_backing_dir`, per start `ID-NAME`), not libvirt's own path:
+/// the guest starts, QEMU's RAM file is there, and the dir goes with the guest.
+#[test]
+fn file_backed_ram_lives_in_the_connections_memory_backing_dir() {
+    if !have_qemu() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    let opts = ConnectOptions {
+        emulator_dirs: vec!["/usr/bin".into()],
+        probe_timeout: Duration::from_secs(60),
+        ..ConnectOptions::default()
+    };
+    let uri = format!("qemu:///embed?root={}", root.display());
+    let conn = Connect::open_with(Some(&uri), opts).unwrap();
+    let xml = domain(
+        "fileram",
+        "<memoryBacking><access mode='shared'/></memoryBacking>",
+    );
+    let dom = conn.define_domain_xml(&xml).unwrap();
+    dom.create().unwrap();
+    let id = dom.id().unwrap().expect("a running guest has an id");
+    let ram_dir = domdriver::driver::launch::ram_dir_of(&conn.dirs().lib, "fileram", id);
+    let started = ram_dir.join("pc.ram").exists();
+    dom.destroy().unwrap();
+    assert!(started, "no RAM file in {}", ram_dir.display());
+    assert!(
+        !ram_dir.exists(),
+        "{} outlived the guest",
+        ram_dir.display()
+    );
+}

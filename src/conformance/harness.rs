@@ -107,6 +107,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         logname: Some("test".into()),
         runtime_dir: "/bad-test-used-env-xdg-runtime-dir".into(),
         nvram_dir: HARNESS_NVRAM_DIR.into(),
+        memory_backing_dir: "/var/lib/libvirt/qemu/ram".into(),
         tpm_passthrough_fds: Some((1730, 1731)),
         tpm_emulator_socket: Some("/dev/test".into()),
         conf: QemuConf {

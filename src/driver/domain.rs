@@ -962,6 +962,11 @@ impl<'c> Domain<'c> {
     pub(crate) fn remove_lib_dir(&self, live_xml: &str) {
         if let Some(id) = domain::parse(live_xml).ok().and_then(|d| d.id) {
             let _ = std::fs::remove_dir_all(self.conn.lib_dir_for(&self.name, id));
+            let _ = std::fs::remove_dir_all(super::launch::ram_dir_of(
+                &self.conn.dirs.lib,
+                &self.name,
+                id,
+            ));
         }
     }
 
@@ -1126,6 +1131,11 @@ impl<'c> Domain<'c> {
             // effort, the start's own error is the one to report.
             let _ = std::fs::remove_dir_all(lib_dir);
             let _ = std::fs::remove_dir_all(super::launch::channel_dir_of(
+                &self.conn.dirs.lib,
+                &self.name,
+                id,
+            ));
+            let _ = std::fs::remove_dir_all(super::launch::ram_dir_of(
                 &self.conn.dirs.lib,
                 &self.name,
                 id,

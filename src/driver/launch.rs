@@ -80,6 +80,7 @@ impl Connect {
             logname: passed("LOGNAME"),
             runtime_dir: self.dirs.run.display().to_string(),
             nvram_dir: self.nvram_dir().display().to_string(),
+            memory_backing_dir: self.dirs.lib.join("ram").display().to_string(),
             // QEMU opens a passthrough TPM's paths itself; an emulated TPM's swtpm socket
             // lives in the runtime dir.
             tpm_passthrough_fds: None,
@@ -149,15 +150,19 @@ impl Connect {
     /// other dir of ours. The guest's monitor removes it when the guest ends.
     pub fn prepare_channel_dir(&self, def: &DomainDef, id: i32) -> Result<(), super::DriverError> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = channel_dir_of(&self.dirs.lib, &def.name, id);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|err| super::DriverError::System {
-                msg: format!("cannot create channel directory '{}'", dir.display()),
-                err,
-            })
+        let made = |what: &str, dir: PathBuf| {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|err| super::DriverError::System {
+                    msg: format!("cannot create {what} directory '{}'", dir.display()),
+                    err,
+                })
+        };
+        made("channel", channel_dir_of(&self.dirs.lib, &def.name, id))?;
+        // Where QEMU creates file-backed RAM (libvirt: qemuProcessBuildDestroyMemoryPaths).
+        made("memory backing", ram_dir_of(&self.dirs.lib, &def.name, id))
     }
 }
 
@@ -168,6 +173,13 @@ pub fn channel_dir_of(lib: &std::path::Path, name: &str, id: i32) -> PathBuf {
     lib.join("channel")
         .join("target")
         .join(format!("domain-{id}-{short}"))
+}
+
+/// The memory backing directory of domain `name` started as `id`, under the state dir `lib`
+/// (libvirt: `memory_backing_dir/ID-NAME`, the name cut to 20 characters).
+pub fn ram_dir_of(lib: &std::path::Path, name: &str, id: i32) -> PathBuf {
+    let short: String = name.chars().take(20).collect();
+    lib.join("ram").join(format!("{id}-{short}"))
 }
 
 #[cfg(test)]

@@ -126,6 +126,10 @@ pub struct LaunchContext {
     pub tpm_emulator_socket: Option<String>,
     /// Where varstores created from an NVRAM template live.
     pub nvram_dir: String,
+    /// libvirt's `memory_backing_dir`: file-backed guest RAM goes to
+    /// `DIR/<short name>/<backend id>` (harness: `/var/lib/libvirt/qemu/ram`; a real start:
+    /// the connection's `LIB/ram`, the per-start dir made by the start, removed at the end).
+    pub memory_backing_dir: String,
     pub conf: QemuConf,
     /// Master key and secret values; without them a definition that needs a secret fails.
     pub secrets: Option<SecretContext>,

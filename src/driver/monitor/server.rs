@@ -1690,6 +1690,12 @@ impl Server {
                 &self.paths.name,
                 id,
             ));
+            // QEMU leaves a named RAM file behind (libvirt removes it at stop too).
+            let _ = std::fs::remove_dir_all(crate::driver::launch::ram_dir_of(
+                &self.lib_dir,
+                &self.paths.name,
+                id,
+            ));
         }
         if superseded {
             log_line(&self.paths, "a new run of the guest owns its files now");

@@ -768,7 +768,7 @@ impl Builder<'_> {
         } else if source == Some("file") || share.is_some() {
             j.s("qom-type", "memory-backend-file").s("id", id).s(
                 "mem-path",
-                format!("/var/lib/libvirt/qemu/ram/{short}/{id}"),
+                format!("{}/{short}/{id}", self.ctx.memory_backing_dir),
             );
             discard_data(&mut j, discard);
             if let Some(sh) = share {

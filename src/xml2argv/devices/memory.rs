@@ -111,7 +111,7 @@ impl Builder<'_> {
             let short = self.ctx.short_name(self.def);
             j.s(
                 "mem-path",
-                format!("/var/lib/libvirt/qemu/ram/{short}/{alias}"),
+                format!("{}/{short}/{alias}", self.ctx.memory_backing_dir),
             );
         } else {
             j.s("qom-type", "memory-backend-ram").s("id", id);
