@@ -171,11 +171,17 @@ fn dirs_are_0700_and_files_0600() {
     for d in [&channel, &channel.join("target")] {
         assert_eq!(mode(d), 0o700, "{}", d.display());
     }
+    // `ram/ID-NAME` is where QEMU would create file-backed RAM: private as well.
+    let ram = dirs.lib.join("ram");
+    assert_eq!(mode(&ram), 0o700);
+    for d in std::fs::read_dir(&ram).unwrap().flatten() {
+        assert_eq!(mode(&d.path()), 0o700, "{}", d.path().display());
+    }
     let lib_dirs: Vec<PathBuf> = std::fs::read_dir(&dirs.lib)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| *p != channel)
+        .filter(|p| *p != channel && *p != ram)
         .collect();
     assert!(!lib_dirs.is_empty());
     for d in &lib_dirs {

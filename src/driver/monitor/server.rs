@@ -1716,9 +1716,8 @@ impl Server {
             "destroyed" => Lifecycle::StoppedDestroyed,
             "saved" => Lifecycle::StoppedSaved,
             "from snapshot" => Lifecycle::StoppedFromSnapshot,
-            // `dump --crash` (libvirt: qemuDomainCoreDumpWithFormat).
-            "crashed" => Lifecycle::StoppedCrashed,
-            // on_crash=destroy ended it (libvirt: processGuestPanicEvent).
+            // on_crash=destroy ended it (libvirt: processGuestPanicEvent), or `dump --crash`
+            // (a Destroy with StopReason::Crashed; libvirt: qemuDomainCoreDumpWithFormat).
             _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
             // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's
             // poweroff makes it): libvirt's processMonitorEOFEvent says Failed, and the
