@@ -146,6 +146,31 @@ async fn greeting_is_parsed_and_oob_is_not_enabled() {
     .await;
 }
 
+/// QEMU 7.2 has been seen to send its greeting twice on a connection made right after its
+/// spawn (a capabilities probe failed on it once): the repeat is skipped, not fatal.
+#[tokio::test]
+async fn a_repeated_greeting_is_skipped() {
+    bounded(async {
+        let (c, h) = peer(|mut p| async move {
+            p.greet().await;
+            let id = p.cmd().await.expect("qmp_capabilities");
+            p.greet().await;
+            p.send(&json!({"return": {}, "id": id}).to_string()).await;
+            p.answer(json!({"status": "prelaunch", "running": false}))
+                .await;
+            p.until_eof().await;
+            p
+        });
+        let mut m = Monitor::from_stream(c, opts(2000)).await.unwrap();
+        m.negotiate().await.unwrap();
+        let st = m.execute("query-status", None).await.unwrap();
+        assert_eq!(st["status"], "prelaunch");
+        m.close().await.unwrap();
+        h.await.unwrap();
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn no_greeting_times_out() {
     bounded(async {

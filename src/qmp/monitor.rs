@@ -111,7 +111,11 @@ enum Incoming {
     Event(Event),
     /// A command reply (has `return` or `error`), with its id when it has one.
     Reply(Option<String>, Value),
-    /// Anything else: a second greeting, a non-object, an object of unknown shape.
+    /// A greeting again (`{"QMP": {...}}`). QEMU 7.2 has been seen to repeat its greeting
+    /// on a connection made before its monitor was set up (a probe connects right after the
+    /// spawn); it carries nothing new, so it is skipped.
+    Greeting,
+    /// Anything else: a non-object, an object of unknown shape.
     Other(Value),
 }
 
@@ -136,6 +140,9 @@ fn classify(msg: Value) -> Result<Incoming, QmpError> {
                 _ => None,
             },
         }));
+    }
+    if obj.get("QMP").is_some_and(Value::is_object) {
+        return Ok(Incoming::Greeting);
     }
     if obj.contains_key("return") || obj.contains_key("error") {
         let id = obj.get("id").map(|id| match id {
@@ -482,6 +489,7 @@ impl Monitor {
             })?;
             match classify(msg)? {
                 Incoming::Event(e) => self.queue_event(e),
+                Incoming::Greeting => {}
                 Incoming::Reply(Some(got), msg) if got == id => return Ok(msg),
                 // A reply to something we did not send: trusting it could pair a command with
                 // the wrong answer, so it is fatal rather than skipped.
@@ -536,6 +544,8 @@ impl Monitor {
         };
         let why = match classify(msg) {
             Ok(Incoming::Event(e)) => return Ok(Some(e)),
+            // Nothing for the caller; it waits again (cancel-safe, as a timeout is).
+            Ok(Incoming::Greeting) => return Ok(None),
             Ok(Incoming::Reply(id, msg)) => QmpError::Malformed(format!(
                 "reply with id {} while no command was pending: {}",
                 id.map(|i| format!("'{i}'"))
