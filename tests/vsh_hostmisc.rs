@@ -79,3 +79,48 @@ fn nodesuspend_is_refused() {
     let err = v.fails(&["-r", "nodesuspend", "mem", "60"]);
     assert!(err.contains("read only"), "{err}");
 }
+
+/// `domxml-from-native` and `qemu-attach`: libvirt's QEMU driver dropped both APIs in 5.5.0,
+/// so virsh reads its input and then prints libvirt's "not supported"; so does vsh.
+#[test]
+fn retired_qemu_driver_apis_are_refused_as_virsh_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = vsh(&dir);
+    let help = v.ok(&["domxml-from-native", "--help"]);
+    assert!(
+        help.contains("domxml-from-native <format> <config>"),
+        "{help}"
+    );
+    let args = dir.path().join("guest.args");
+    std::fs::write(&args, "qemu-system-x86_64 -m 64\n").unwrap();
+    let args = args.display().to_string();
+    assert_eq!(
+        v.fails(&["domxml-from-native", "qemu-argv", &args]),
+        "error: this function is not supported by the connection driver: virConnectDomainXMLFromNative\n"
+    );
+    assert_eq!(
+        v.fails(&["domxml-from-native", "qemu-argv", "/nowhere/guest.args"]),
+        "error: Failed to open file '/nowhere/guest.args': No such file or directory\n"
+    );
+    assert_eq!(
+        v.fails(&["domxml-from-native", "qemu-argv"]),
+        "error: command 'domxml-from-native' requires <config> option\n"
+    );
+
+    assert!(
+        v.ok(&["qemu-attach", "--help"])
+            .contains("qemu-attach <pid>")
+    );
+    assert_eq!(
+        v.fails(&["qemu-attach", "4242"]),
+        "error: Failed to attach to pid 4242\nerror: this function is not supported by the connection driver: virDomainQemuAttach\n"
+    );
+    assert_eq!(
+        v.fails(&["qemu-attach", "pid"]),
+        "error: Numeric value 'pid' for <pid> option is malformed or out of range\n"
+    );
+    assert_eq!(
+        v.fails(&["-r", "qemu-attach", "1"]),
+        "error: operation forbidden: read only access prevents virDomainQemuAttach\n"
+    );
+}

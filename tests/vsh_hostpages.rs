@@ -143,3 +143,45 @@ fn allocpages_refusals_and_a_pool_left_as_it_is() {
         }
     }
 }
+
+/// `node-memory-tune` reads the host's KSM files as virsh prints them; setting is checked
+/// only where it fails before writing (the host's KSM is never changed here).
+#[test]
+fn node_memory_tune_reads_ksm() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vsh::new(dir.path().join("r"));
+    let help = v.ok(&["node-memory-tune", "--help"]);
+    assert!(
+        help.contains("node-memory-tune [--shm-pages-to-scan <number>] [--shm-sleep-millisecs <number>] [--shm-merge-across-nodes <number>]"),
+        "{help}"
+    );
+    let ksm = Path::new("/sys/kernel/mm/ksm");
+    if ksm.join("pages_to_scan").exists() {
+        let out = v.ok(&["-q", "node-memory-tune"]);
+        let scan = sysfs_count(&ksm.join("pages_to_scan"));
+        assert!(out.starts_with("Shared memory:\n"), "{out}");
+        assert!(
+            out.contains(&format!("\tshm_pages_to_scan {scan}\n")),
+            "{out}"
+        );
+        // Short names are padded to 15 columns (virsh's "\t%-15s %s").
+        assert!(out.contains("\tshm_full_scans  "), "{out}");
+        let j: serde_json::Value =
+            serde_json::from_str(&v.ok(&["node-memory-tune", "--json"])).unwrap();
+        assert_eq!(j[0]["field"], "shm_pages_to_scan");
+        assert_eq!(j[0]["value"], scan);
+        // A read-only connection may read them.
+        assert!(
+            v.ok(&["-r", "node-memory-tune"])
+                .starts_with("Shared memory:")
+        );
+    }
+    assert_eq!(
+        v.fails(&["-r", "node-memory-tune", "--shm-sleep-millisecs", "20"]),
+        "error: operation forbidden: read only access prevents virNodeSetMemoryParameters\n"
+    );
+    assert_eq!(
+        v.fails(&["node-memory-tune", "--shm-pages-to-scan", "-1"]),
+        "error: Numeric value '-1' for <shm-pages-to-scan> option is malformed or out of range\n"
+    );
+}

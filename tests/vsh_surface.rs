@@ -619,6 +619,8 @@ fn closed_stdout_for_every_verb() {
             "cpu-compare" | "cpu-baseline" | "hypervisor-cpu-compare" => vec![&xml],
             "qemu-monitor-event" => vec!["--timeout", "1"],
             "secret-event" => vec!["--list"],
+            "domxml-from-native" => vec!["qemu-argv", &xml],
+            "qemu-attach" => vec!["1"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();

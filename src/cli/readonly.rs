@@ -35,14 +35,21 @@ const FAILURE_LINES: &[(&str, &str)] = &[
     ("secret-undefine", "Failed to delete secret {secret}"),
 ];
 
-/// Whether this run of a changing verb changes anything: `desc` and `metadata` only read
-/// unless given something to set, remove or edit.
+/// Whether this run of a changing verb changes anything: `desc`, `metadata` and the get/set
+/// verbs only read unless given something to set, remove or edit.
 pub fn changes(p: &ParsedArgs) -> bool {
     let flag = |n| has(p, n) && p.flag(n);
     match p.cmd.name {
         "desc" => !p.all("new-desc").is_empty() || flag("edit"),
         "metadata" => p.string("set").is_some() || flag("remove") || flag("edit"),
         "snapshot-current" => p.string("snapshotname").is_some(),
+        "node-memory-tune" => [
+            "shm-pages-to-scan",
+            "shm-sleep-millisecs",
+            "shm-merge-across-nodes",
+        ]
+        .iter()
+        .any(|o| p.string(o).is_some()),
         "snapshot-create-as" => !flag("print-xml"),
         _ => true,
     }

@@ -44,6 +44,7 @@ pub mod metadata;
 pub mod monitor;
 pub mod node;
 pub mod node_cells;
+pub mod node_memory;
 pub mod node_pages;
 pub mod node_suspend;
 pub mod numatune;

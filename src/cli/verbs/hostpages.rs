@@ -1,11 +1,12 @@
-//! Host page verbs: `freepages`, `allocpages` (libvirt: tools/virsh-host.c cmdFreepages,
-//! cmdAllocpages).
+//! Host memory verbs: `freepages`, `allocpages`, `node-memory-tune` (libvirt:
+//! tools/virsh-host.c cmdFreepages, cmdAllocpages, cmdNodeMemoryTune).
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Group, OptDef};
+use crate::driver::node_memory::NodeMemoryParam;
 use crate::driver::node_pages::AllocPagesMode;
 
 pub const CMDS: &[CmdDef] = &[
@@ -41,7 +42,73 @@ pub const CMDS: &[CmdDef] = &[
         cmd_allocpages,
     )
     .with_access(Access::Write("virNodeAllocPages")),
+    CmdDef::new(
+        Group::HostAndHypervisor,
+        "node-memory-tune",
+        "Get or set node memory parameters",
+        "Get or set node memory parameters",
+        &[
+            OptDef::int(
+                "shm-pages-to-scan",
+                "number of pages to scan before the shared memory service goes to sleep",
+            ),
+            OptDef::int(
+                "shm-sleep-millisecs",
+                "number of millisecs the shared memory service should sleep before next scan",
+            ),
+            OptDef::int(
+                "shm-merge-across-nodes",
+                "Specifies if pages from different numa nodes can be merged",
+            ),
+        ],
+        cmd_node_memory_tune,
+    )
+    .with_json(true)
+    // Read-only connections may read them (see readonly::changes).
+    .with_access(Access::Write("virNodeSetMemoryParameters")),
 ];
+
+/// One KSM parameter as `--json` gives it: libvirt's field name and its value.
+#[derive(Debug, serde::Serialize)]
+pub struct NodeMemoryValue {
+    pub field: String,
+    pub value: u64,
+}
+
+/// Without options, virsh's `Shared memory:` table; with any, sets those and prints nothing.
+fn cmd_node_memory_tune(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let mut set = Vec::new();
+    for (opt, p) in [
+        ("shm-pages-to-scan", NodeMemoryParam::PagesToScan),
+        ("shm-sleep-millisecs", NodeMemoryParam::SleepMillisecs),
+        ("shm-merge-across-nodes", NodeMemoryParam::MergeAcrossNodes),
+    ] {
+        if let Some(v) = args.int::<u32>(opt)? {
+            set.push((p, v));
+        }
+    }
+    let conn = ctx.conn()?;
+    if !set.is_empty() {
+        return Ok(conn.set_node_memory_parameters(&set)?);
+    }
+    let values: Vec<NodeMemoryValue> = conn
+        .node_memory_parameters()
+        .context("Unable to get memory parameters")?
+        .into_iter()
+        .map(|(p, value)| NodeMemoryValue {
+            field: p.field(),
+            value,
+        })
+        .collect();
+    ctx.emit(&values, |vs| {
+        let mut out = String::from("Shared memory:\n");
+        for v in vs {
+            out.push_str(&format!("\t{:<15} {}\n", v.field, v.value));
+        }
+        out
+    });
+    Ok(())
+}
 
 /// The free pages of one size on one cell, as `--json` gives them.
 #[derive(Debug, serde::Serialize)]

@@ -33,6 +33,7 @@ pub mod qemu_events;
 pub mod readfmt;
 pub mod rename;
 pub mod resources;
+pub mod retired;
 pub mod save;
 pub mod secret;
 pub mod secret_events;
@@ -52,6 +53,7 @@ use super::table::CmdDef;
 /// within a group the verbs in the order they appear here.
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
+    retired::CMDS,
     domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
