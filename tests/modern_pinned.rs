@@ -451,3 +451,90 @@ fn tpm_encryption_needs_tools_that_take_the_passphrase_by_fd() {
     );
     assert!(guests::pids_under(root, "qemu-system").is_empty());
 }
+
+/// `<active_pcr_banks>`: swtpm_setup `--reconfigure` sets them on every start, before swtpm
+/// runs, with the passphrase by pipe when the state is encrypted (libvirt:
+/// qemuTPMEmulatorReconfigure); banks are kept in libvirt's order and unknown ones refused.
+#[test]
+fn pcr_banks_are_reconfigured_on_every_start_of_an_encrypted_tpm() {
+    let t = tmp();
+    let root = t.path();
+    let _c = Cleanup(root.to_path_buf());
+    let c = conn(root);
+    let tpm = |banks: &str| {
+        format!(
+            "<tpm model='tpm-crb'><backend type='emulator' version='2.0'>\
+             <encryption secret='{SECRET}'/><active_pcr_banks>{banks}</active_pcr_banks>\
+             </backend></tpm>"
+        )
+    };
+    let e = c
+        .define_domain_xml(&plain_xml("pcr", &tpm("<sha256/><sha7/>")))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(e, "unsupported configuration: Unsupported PCR banks 'sha7'");
+
+    let s = c
+        .define_secret_xml(&format!(
+            "<secret ephemeral='no' private='yes'><uuid>{SECRET}</uuid>\
+             <usage type='vtpm'><name>pcr-tpm</name></usage></secret>"
+        ))
+        .unwrap();
+    let pass = "the pcr test's passphrase";
+    s.set_value(pass.as_bytes()).unwrap();
+    let d = c
+        .define_domain_xml(&plain_xml("pcr", &tpm("<sha256/><sha1/>")))
+        .unwrap();
+    let xml = d.xml_desc(Default::default()).unwrap();
+    assert!(
+        xml.contains("<active_pcr_banks>\n          <sha1/>\n          <sha256/>"),
+        "{xml}"
+    );
+    let swtpm_log = root.join("log/qemu/pcr-swtpm.log");
+    let activated = |banks: &str| {
+        std::fs::read_to_string(&swtpm_log)
+            .unwrap_or_default()
+            .matches(&format!("Successfully activated PCR banks {banks} among"))
+            .count()
+    };
+
+    // First start: manufactured, then reconfigured, both with the key by pipe.
+    d.create().unwrap();
+    let log = std::fs::read_to_string(root.join("log/qemu/pcr.log")).unwrap();
+    assert!(
+        log.contains("--tpm2 --pwdfile-fd 3 --cipher aes-256-cbc --tpm-state"),
+        "{log}"
+    );
+    assert!(
+        log.contains("--pcr-banks sha1,sha256 --reconfigure"),
+        "{log}"
+    );
+    assert!(!log.contains(pass));
+    assert_eq!(activated("sha1,sha256"), 1);
+    d.destroy().unwrap();
+    wait_gone(root, "swtpm");
+
+    // Another set of banks: the existing state is reconfigured at the next start (the
+    // manufacture logged sha256 alone once already: swtpm_setup's default).
+    let before = activated("sha256");
+    let d = c
+        .define_domain_xml(&plain_xml("pcr", &tpm("<sha256/>")))
+        .unwrap();
+    d.create().unwrap();
+    assert_eq!(activated("sha256"), before + 1);
+    d.destroy().unwrap();
+    wait_gone(root, "swtpm");
+
+    // A passphrase that does not open the state: swtpm_setup 0.7 then waits forever for
+    // the swtpm it started, which gave up; it is killed at the helpers' deadline and the
+    // start fails naming it, with nothing left running.
+    s.set_value(b"not the passphrase").unwrap();
+    let e = d.create().unwrap_err().to_string();
+    assert!(
+        e.contains("swtpm_setup --reconfigure'") && e.contains("pcr-swtpm.log' for details."),
+        "{e}"
+    );
+    assert!(guests::pids_under(root, "qemu-system").is_empty());
+    assert!(helper(root, "swtpm").is_none());
+    d.undefine().unwrap();
+}

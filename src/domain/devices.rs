@@ -2779,6 +2779,10 @@ pub struct Tpm {
     pub info: DeviceInfo,
 }
 
+/// The PCR banks a TPM's `<active_pcr_banks>` may list, in libvirt's order (its
+/// virDomainTPMPcrBank).
+pub const PCR_BANKS: [&str; 4] = ["sha1", "sha256", "sha384", "sha512"];
+
 impl Tpm {
     fn parse(n: &XmlNode) -> Result<Tpm, DomainError> {
         let rd = Rd::new(n);
@@ -2797,9 +2801,26 @@ impl Tpm {
             t.encryption_secret = brd
                 .child("encryption")
                 .and_then(|d| d.attr("secret").map(String::from));
-            t.active_pcr_banks = brd
-                .child("active_pcr_banks")
-                .map(|b| b.children.iter().map(|c| c.name.clone()).collect());
+            // Kept in libvirt's order, once each: it holds them as a bitmap.
+            if let Some(b) = brd.child("active_pcr_banks") {
+                if let Some(bad) = b
+                    .children
+                    .iter()
+                    .find(|c| !PCR_BANKS.contains(&c.name.as_str()))
+                {
+                    return Err(DomainError::Config(format!(
+                        "unsupported configuration: Unsupported PCR banks '{}'",
+                        bad.name
+                    )));
+                }
+                t.active_pcr_banks = Some(
+                    PCR_BANKS
+                        .iter()
+                        .filter(|k| b.children.iter().any(|c| c.name == **k))
+                        .map(|k| k.to_string())
+                        .collect(),
+                );
+            }
             t.backend_extra = brd.extra();
         }
         t.info = DeviceInfo::parse(&rd)?;

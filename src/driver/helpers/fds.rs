@@ -145,7 +145,7 @@ mod tests {
             kind: HelperKind::Swtpm,
             device: "tpm0".into(),
             argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-            setup: None,
+            setup: vec![],
             socket: dir.join("h.sock"),
             log: dir.join("h.log"),
             files: vec![],

@@ -62,8 +62,10 @@ pub struct HelperSpec {
     /// The device it serves (its alias): one helper per device.
     pub device: String,
     pub argv: Vec<String>,
-    /// Run to completion first (swtpm_setup on a new TPM state).
-    pub setup: Option<Vec<String>>,
+    /// Run to completion first, in order (swtpm_setup manufacturing a new TPM state, then
+    /// reconfiguring its PCR banks).
+    #[serde(default)]
+    pub setup: Vec<Vec<String>>,
     /// The socket the helper creates and QEMU connects to; the helper is ready once it is
     /// there. Made 0600 then.
     pub socket: PathBuf,
@@ -313,6 +315,31 @@ pub fn stop_device(dir: &Path, alias: &str) {
     }
 }
 
+/// Waits for a setup command, at most `timeout`: swtpm_setup 0.7 waits forever on a swtpm
+/// that could not open its state (a wrong passphrase), where libvirt would hang with it.
+/// Past the deadline its whole process group is killed.
+fn wait_setup(
+    mut child: std::process::Child,
+    timeout: Duration,
+) -> Result<std::process::ExitStatus, String> {
+    let until = std::time::Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(st)) => return Ok(st),
+            Ok(None) if std::time::Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Ok(None) => {
+                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(format!("no result within {} s", timeout.as_secs()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 fn start_one(
     dir: &Path,
     domain_log: &Path,
@@ -320,20 +347,32 @@ fn start_one(
     timeout: Duration,
 ) -> Result<(), String> {
     let name = s.kind.name();
-    if let Some(setup) = &s.setup {
+    for setup in &s.setup {
         log_line(domain_log, &format!("running {}", setup.join(" ")));
         let opened = fds::open(&s.setup_fds, &s.socket)?;
-        let st = command(setup, &s.log)
+        let child = command(setup, &s.log)
             .and_then(|mut c| {
                 fds::install(&mut c, &opened);
-                c.status()
+                // A group of its own: a setup that hangs is killed with what it started.
+                c.process_group(0);
+                c.spawn()
             })
             .map_err(|e| format!("cannot execute binary {}: {e}", setup[0]))?;
+        // libvirt: qemuTPMEmulatorRunSetup, qemuTPMEmulatorReconfigure.
+        let what = if setup.iter().any(|a| a == "--reconfigure") {
+            format!("{} --reconfigure", setup[0])
+        } else {
+            setup[0].clone()
+        };
+        let st = wait_setup(child, timeout).map_err(|e| {
+            format!(
+                "Could not run '{what}': {e}; Check error log '{}' for details.",
+                s.log.display()
+            )
+        })?;
         if !st.success() {
-            // libvirt: qemuTPMEmulatorRunSetup.
             return Err(format!(
-                "Could not run '{}'. exitstatus: {}; Check error log '{}' for details.",
-                setup[0],
+                "Could not run '{what}'. exitstatus: {}; Check error log '{}' for details.",
                 st.code().unwrap_or(-1),
                 s.log.display()
             ));
@@ -566,7 +605,7 @@ mod tests {
             kind: HelperKind::Passt,
             device: "net0".into(),
             argv: vec!["/bin/sleep".into(), "30".into()],
-            setup: None,
+            setup: vec![],
             socket: d.path().join("never.sock"),
             log: d.path().join("h.log"),
             files: vec![],
@@ -603,7 +642,7 @@ mod tests {
                     sock.display()
                 ),
             ],
-            setup: None,
+            setup: vec![],
             socket: sock,
             log: d.path().join("h.log"),
             files: vec![],
@@ -649,7 +688,7 @@ mod tests {
                 "-c".into(),
                 "echo broken >&2; exit 3".into(),
             ],
-            setup: None,
+            setup: vec![],
             socket: d.path().join("s.sock"),
             log: d.path().join("h.log"),
             files: vec![],

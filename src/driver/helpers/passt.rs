@@ -193,7 +193,7 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, Drive
             kind: HelperKind::Passt,
             device: alias.clone(),
             argv,
-            setup: None,
+            setup: vec![],
             socket: socket.into(),
             log: at.log.join(format!("{}-{alias}-passt.log", def.name)),
             files: vec![pid.into()],

@@ -93,13 +93,21 @@ pub(super) fn plan(
     let manufactured = std::fs::read_dir(&state).is_ok_and(|mut d| {
         d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".permall")))
     });
+    // The PCR banks a TPM 2.0 is to have active, in libvirt's order, set by `swtpm_setup
+    // --reconfigure` on every start when this swtpm_setup can (libvirt:
+    // qemuTPMEmulatorReconfigure; without the capability libvirt silently skips it).
+    // The parser keeps them in libvirt's order (libvirt: qemuTPMPcrBankBitmapToStr).
+    let banks = tpm.active_pcr_banks.as_deref().unwrap_or_default();
+    let reconfigure =
+        tpm2 && !banks.is_empty() && has_feature(&setup, &[], "cmdarg-reconfigure-pcr-banks");
+    let runs_setup = !manufactured || reconfigure;
     // An encrypted state: swtpm and swtpm_setup read the passphrase from a pipe, one each
     // for the state and for migration (libvirt: qemuTPMEmulatorBuildCommand).
     let (pass_fds, setup_fds) = match &tpm.encryption_secret {
         Some(uuid) => {
             // libvirt: qemuTPMVirCommandAddEncryption (when swtpm_setup runs), then
             // qemuTPMEmulatorBuildCommand, each with its own wording.
-            if !manufactured && !has_feature(&setup, &[], "cmdarg-pwdfile-fd") {
+            if runs_setup && !has_feature(&setup, &[], "cmdarg-pwdfile-fd") {
                 return Err(DriverError::ArgumentUnsupported(format!(
                     "{} does not support passing a passphrase using a file descriptor",
                     setup.display()
@@ -133,20 +141,23 @@ pub(super) fn plan(
         None => (Vec::new(), Vec::new()),
     };
     argv.extend(["--pid".into(), format!("file={}", s(&pid))]);
-    let setup = (!manufactured).then(|| {
+    let key_args: Vec<String> = if setup_fds.is_empty() {
+        Vec::new()
+    } else {
+        vec![
+            "--pwdfile-fd".into(),
+            KEY_FD.to_string(),
+            "--cipher".into(),
+            CIPHER.into(),
+        ]
+    };
+    let tpm2_arg = tpm2.then(|| "--tpm2".to_string());
+    let mut setups = Vec::new();
+    if !manufactured {
         // libvirt: qemuTPMEmulatorRunSetup.
         let mut a = vec![s(&setup)];
-        if tpm2 {
-            a.push("--tpm2".into());
-        }
-        if !setup_fds.is_empty() {
-            a.extend([
-                "--pwdfile-fd".into(),
-                KEY_FD.to_string(),
-                "--cipher".into(),
-                CIPHER.into(),
-            ]);
-        }
+        a.extend(tpm2_arg.clone());
+        a.extend(key_args.iter().cloned());
         a.extend([
             "--tpm-state".into(),
             s(&state),
@@ -160,13 +171,29 @@ pub(super) fn plan(
             "--lock-nvram".into(),
             "--not-overwrite".into(),
         ]);
-        a
-    });
+        setups.push(a);
+    }
+    if reconfigure {
+        // libvirt: qemuTPMEmulatorReconfigure.
+        let mut a = vec![s(&setup)];
+        a.extend(tpm2_arg);
+        a.extend(key_args);
+        a.extend([
+            "--tpm-state".into(),
+            s(&state),
+            "--logfile".into(),
+            s(&log),
+            "--pcr-banks".into(),
+            banks.join(","),
+            "--reconfigure".into(),
+        ]);
+        setups.push(a);
+    }
     let spec = HelperSpec {
         kind: HelperKind::Swtpm,
         device: tpm.info.alias.clone().unwrap_or_else(|| "tpm0".into()),
         argv,
-        setup,
+        setup: setups,
         socket: socket.clone(),
         log,
         files: vec![pid],

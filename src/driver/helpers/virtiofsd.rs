@@ -86,7 +86,7 @@ pub(super) fn plan(def: &DomainDef, at: &Where) -> Result<Vec<HelperSpec>, Drive
             kind: HelperKind::Virtiofsd,
             device: alias.clone(),
             argv: command_line(&bin, fs),
-            setup: None,
+            setup: vec![],
             socket: socket.into(),
             log: at.log.join(format!("{}-{alias}-virtiofsd.log", def.name)),
             files: Vec::new(),
