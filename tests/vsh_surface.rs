@@ -619,6 +619,8 @@ fn closed_stdout_for_every_verb() {
             "cpu-compare" | "cpu-baseline" | "hypervisor-cpu-compare" => vec![&xml],
             "qemu-monitor-event" => vec!["--timeout", "1"],
             "secret-event" => vec!["--list"],
+            // Associates vsh's stdin (tests/fd_associate.rs has the running cases).
+            "dom-fd-associate" => vec!["vm1", "grp", "0"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
