@@ -236,6 +236,25 @@ fn fd_groups_reach_the_guest_for_as_long_as_the_connection() {
         let now = std::fs::read(&image).unwrap();
         assert_eq!(&now[512..512 + WRITTEN.len()], WRITTEN.as_bytes());
     }
+    // Hotplug of such a disk is refused (its descriptors cannot reach QEMU yet), QEMU
+    // untouched.
+    let hot = dir.path().join("hot.xml");
+    std::fs::write(&hot, fd_disk("grp").replace("'vda'", "'vdb'")).unwrap();
+    let hot = hot.display().to_string();
+    let (ok, _, err) = vsh_with_fd(
+        &vsh,
+        &format!("dom-fd-associate fdg grp {FD}; attach-device fdg {hot} --live"),
+        &std::fs::File::open(&image).unwrap(),
+    );
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "error: Failed to attach device from {hot}\n\
+             error: unsupported configuration: hotplug of a disk from a file descriptor group \
+             is not supported yet\n"
+        )
+    );
     vsh.ok(&["destroy", "fdg"]);
 }
 
