@@ -621,6 +621,8 @@ fn closed_stdout_for_every_verb() {
             "secret-event" => vec!["--list"],
             "domxml-from-native" => vec!["qemu-argv", &xml],
             "qemu-attach" => vec!["1"],
+            // Associates vsh's stdin (tests/fd_associate.rs has the running cases).
+            "dom-fd-associate" => vec!["vm1", "grp", "0"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();

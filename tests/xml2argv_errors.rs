@@ -197,13 +197,22 @@ fn vdpa_interface_needs_an_opened_device() {
             .to_string(),
         "unsupported configuration: hotplug of a vdpa interface is not supported yet"
     );
-    ctx.vdpa_fd = None;
+    ctx.vdpa_fds = None;
     assert_eq!(
         domdriver::xml2argv::build(&def, &caps, &ctx)
             .unwrap_err()
             .to_string(),
-        "unsupported configuration: Unable to open '/dev/vhost-vdpa-0' for vdpa device: \
-         passing an opened vDPA device to QEMU is not supported yet"
+        "internal error: no descriptor was opened for vdpa device '/dev/vhost-vdpa-0'"
+    );
+    // A start's numbering: the Nth vDPA interface's device at base + N.
+    ctx.vdpa_fds = Some(domdriver::xml2argv::VdpaFds::From(84));
+    let args = domdriver::xml2argv::build(&def, &caps, &ctx)
+        .unwrap()
+        .args
+        .join(" ");
+    assert!(
+        args.contains("-add-fd set=0,fd=84,opaque=net0-vdpa"),
+        "{args}"
     );
 }
 

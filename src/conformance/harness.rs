@@ -124,7 +124,7 @@ pub fn harness_context(def: &DomainDef) -> LaunchContext {
         pretend: true,
         channel_target_dir: "/tmp/channel".into(),
         vsock_fd: Some(6789),
-        vdpa_fd: Some(1732),
+        vdpa_fds: Some(crate::xml2argv::VdpaFds::Same(1732)),
         vsock_auto_cid: Some(42),
         render_node: Some("/dev/dri/foo".into()),
         // libvirt's tests draw generated ids from a counting random source.

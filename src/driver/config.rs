@@ -38,7 +38,16 @@ const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// An I/O error as libvirt words it (strerror, without Rust's " (os error N)").
 pub fn strerror(e: &std::io::Error) -> String {
     match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
+        // The C library's words, as libvirt's g_strerror gives them (nix's own table words
+        // some differently: "Bad file number" for EBADF). std renders strerror_r's text
+        // followed by " (os error N)".
+        Some(n) => {
+            let s = std::io::Error::from_raw_os_error(n).to_string();
+            match s.rfind(" (os error ") {
+                Some(i) => s[..i].to_string(),
+                None => s,
+            }
+        }
         None => e.to_string(),
     }
 }

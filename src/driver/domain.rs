@@ -1109,6 +1109,7 @@ impl<'c> Domain<'c> {
         let helpers = self.conn.plan_helpers(&def, &ctx)?;
         ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
         let taps = super::tap::plan(&def, &ctx)?;
+        let passed = self.conn.open_passed_fds(&def, &mut ctx)?;
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;
         self.conn.apply_qemu_env(&def, &mut cmd.env)?;
         super::nvram::prepare_varstore(&def, reset_nvram, &self.conn.nvram_dir())?;
@@ -1123,6 +1124,7 @@ impl<'c> Domain<'c> {
                 incoming,
                 helpers: helpers.specs,
                 taps,
+                passed,
             };
             self.launch(def, cmd.binary, args, cmd.env, Some(MONITOR_FD), boot)
         });
@@ -1172,6 +1174,7 @@ impl<'c> Domain<'c> {
             incoming: None,
             helpers: Vec::new(),
             taps: Vec::new(),
+            passed: Default::default(),
         };
         self.launch(def, binary.to_string(), args, env, None, boot)
     }
@@ -1197,6 +1200,7 @@ impl<'c> Domain<'c> {
         spec.incoming = boot.incoming;
         spec.helpers = boot.helpers;
         spec.taps = boot.taps;
+        spec.passed_fds = boot.passed.targets();
         // Whoever built the command line, the passwords the definition asks for are set
         // (over QMP, never on the command line); a command line without `password=on` then
         // fails to start rather than run a display without its password.
@@ -1209,7 +1213,8 @@ impl<'c> Domain<'c> {
         });
         // The last reason is cleared only once the start is decided: cleared before, a
         // listing during the start would see `shut off (unknown)`.
-        let started = Guest::start(&self.conn.dirs, spec).map_err(guest_err);
+        let started =
+            Guest::start_passing(&self.conn.dirs, spec, &boot.passed.pairs()).map_err(guest_err);
         config::clear_shutoff_reason(&self.conn.dirs.run, &self.name)?;
         // The monitor put the ptys QEMU allocated into the live XML already.
         let guest = started?;
@@ -1227,4 +1232,6 @@ struct Boot {
     helpers: Vec<super::helpers::HelperSpec>,
     /// Taps the monitor makes for QEMU.
     taps: Vec<super::tap::TapSpec>,
+    /// Descriptors opened here that the monitor hands QEMU (vDPA devices, fd groups).
+    passed: super::fdpass::Passed,
 }

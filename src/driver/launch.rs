@@ -95,13 +95,14 @@ impl Connect {
             // connection's running domains (ids are), and above the reserved 0-2.
             vsock_fd: None,
             vsock_auto_cid: Some(id.max(0) as u32 + 2),
-            // The process layer passes no vDPA descriptor yet: a vDPA interface is refused.
-            vdpa_fd: None,
+            // A start opens the vDPA devices and numbers them (see `driver::fdpass`).
+            vdpa_fds: None,
             render_node: first_render_node(),
             generated_genid: uuid::Uuid::new_v4().to_string(),
             hugetlbfs: crate::capabilities::host::hugetlbfs_mounts(&self.opts.host_root),
             host_numa_nodes: crate::capabilities::host::host_numa_nodes(&self.opts.host_root),
-            // No verb associates fds with a domain yet.
+            // A start fills in the groups associated through this connection (see
+            // `driver::fdpass`).
             fd_groups: Vec::new(),
             // Set by the start itself when its caller asks for one (fleet templates).
             ram_file: None,

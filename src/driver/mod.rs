@@ -24,6 +24,7 @@ pub mod domstats;
 pub mod domstats_qemu;
 pub mod dump;
 pub mod events;
+pub mod fdpass;
 pub mod graphics;
 pub mod guest_agent;
 pub mod guest_agent_ops;
@@ -240,6 +241,8 @@ pub struct Connect {
     dirs: Dirs,
     opts: ConnectOptions,
     warnings: Mutex<Vec<String>>,
+    /// File descriptor groups associated through this connection (see [`fdpass`]).
+    fds: fdpass::FdStore,
 }
 
 impl Connect {
@@ -261,6 +264,7 @@ impl Connect {
             dirs,
             opts,
             warnings: Mutex::new(Vec::new()),
+            fds: fdpass::FdStore::default(),
         })
     }
 
@@ -457,6 +461,8 @@ impl Connect {
         let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
         let mut ctx = self.pretend_launch_context(&def);
+        // Opened as a start opens them, closed when the command is built.
+        let _passed = self.open_passed_fds(&def, &mut ctx)?;
         // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
         ctx.secrets = Some(
             self.secret_context(secret::random_bytes::<32>()?, secret::random_bytes::<16>()?)?,

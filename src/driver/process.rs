@@ -264,6 +264,10 @@ pub struct LaunchSpec {
     /// Made right before QEMU and handed to it at their fd numbers (see [`super::tap`]).
     #[serde(default)]
     pub taps: Vec<super::tap::TapSpec>,
+    /// Descriptors the starter opened (vDPA devices, fd groups, see [`super::fdpass`]): the
+    /// monitor inherits each at the number QEMU gets it at.
+    #[serde(default)]
+    pub passed_fds: Vec<RawFd>,
 }
 
 /// Where a restored guest's migration stream is: in the file `path`, from byte `offset`.
@@ -299,6 +303,7 @@ impl LaunchSpec {
             incoming: None,
             helpers: Vec::new(),
             taps: Vec::new(),
+            passed_fds: Vec::new(),
         }
     }
 }
@@ -445,6 +450,7 @@ pub(crate) fn spawn_qemu(
     paths: &GuestPaths,
     spec: &LaunchSpec,
     taps: &[super::tap::Tap],
+    passed: &[(RawFd, RawFd)],
 ) -> Result<(Child, u64), GuestError> {
     let name = &paths.name;
     make_dir(name, &paths.guest_run_dir)?;
@@ -558,8 +564,11 @@ pub(crate) fn spawn_qemu(
             Ok(())
         });
     }
-    // After the sweep above: the taps and vhost-net fds at the numbers the argv names.
-    super::helpers::fds::install_pairs(&mut cmd, &super::tap::child_fds(taps));
+    // After the sweep above: the taps and vhost-net fds, and the descriptors the starter
+    // passed, at the numbers the argv names.
+    let mut pairs = super::tap::child_fds(taps);
+    pairs.extend_from_slice(passed);
+    super::helpers::fds::install_pairs(&mut cmd, &pairs);
     let child = cmd.spawn().map_err(|e| GuestError::Start {
         guest: name.clone(),
         msg: format!("cannot execute {}", argv[0]),
@@ -652,6 +661,16 @@ impl Guest {
     /// then connects QMP, writes the status file, runs the init commands and `cont` unless
     /// `spec.paused`. Returns once the guest runs, or with QEMU's error.
     pub fn start(dirs: &Dirs, spec: LaunchSpec) -> Result<Guest, GuestError> {
+        Self::start_passing(dirs, spec, &[])
+    }
+
+    /// [`Guest::start`] handing QEMU descriptors open here: each `(descriptor, number)` of
+    /// `passed` is QEMU's at that number (the spec's `passed_fds` lists the numbers).
+    pub fn start_passing(
+        dirs: &Dirs,
+        spec: LaunchSpec,
+        passed: &[(RawFd, RawFd)],
+    ) -> Result<Guest, GuestError> {
         let name = spec.name.clone();
         let paths = GuestPaths::new(dirs, &name)?;
         let invalid = |msg: String| GuestError::InvalidLaunch {
@@ -695,7 +714,7 @@ impl Guest {
         };
         // The lock is held until the monitor reported (it holds a copy meanwhile, so a
         // starter killed midway cannot let a second start in before the guest is tracked).
-        match Self::run_monitor(&paths, &cfg, lock)? {
+        match Self::run_monitor(&paths, &cfg, lock, passed)? {
             Attach::Running(g) => Ok(*g),
             // Only an adopting monitor reports an end.
             Attach::Inactive(s) => Err(GuestError::Start {
@@ -712,9 +731,10 @@ impl Guest {
         paths: &GuestPaths,
         cfg: &MonitorConfig,
         lock: GuestLock,
+        passed: &[(RawFd, RawFd)],
     ) -> Result<Attach, GuestError> {
         let name = &paths.name;
-        let res = launch::spawn(cfg, lock.raw_fd(), &paths.log)
+        let res = launch::spawn(cfg, lock.raw_fd(), passed, &paths.log)
             .map_err(|msg| monitor_failed(name, msg))?;
         match res {
             StartResult::Ready { .. } => {}
@@ -827,7 +847,7 @@ impl Guest {
                         dirs: dirs.into(),
                         mode: Mode::Adopt,
                     };
-                    return Self::run_monitor(&paths, &cfg, lock);
+                    return Self::run_monitor(&paths, &cfg, lock, &[]);
                 }
             }
         }

@@ -145,9 +145,10 @@ pub struct LaunchContext {
     /// A vhost-vsock fd opened by the caller (harness: 6789); without it QEMU opens
     /// `/dev/vhost-vsock` itself (pretend: -1).
     pub vsock_fd: Option<i32>,
-    /// An opened `/dev/vhost-vdpa-*` fd for vDPA interfaces, passed to QEMU in an fd set
-    /// (harness: 1732, libvirt's mocked open); without it a vDPA interface is refused.
-    pub vdpa_fd: Option<i32>,
+    /// The opened `/dev/vhost-vdpa-*` fds of the vDPA interfaces, passed to QEMU in fd sets
+    /// (harness: 1732 for each, libvirt's mocked open); without them a vDPA interface is
+    /// refused.
+    pub vdpa_fds: Option<VdpaFds>,
     /// The CID an automatic `<cid auto='yes'/>` gets (harness: 42; pretend: 0).
     pub vsock_auto_cid: Option<u32>,
     /// The host's DRM render node for OpenGL displays that name none (libvirt:
@@ -172,6 +173,15 @@ pub struct LaunchContext {
     /// guest with plain memory (no NUMA cells, hugepages or `<memoryBacking>` source or
     /// access mode) can take one.
     pub ram_file: Option<RamFile>,
+}
+
+/// Where the opened vDPA devices are, in the order of the vDPA interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VdpaFds {
+    /// Every device at this one number (libvirt's test mock of qemuVDPAConnect).
+    Same(i32),
+    /// The Nth vDPA interface's device at this number plus N (a start opens each).
+    From(i32),
 }
 
 /// Open files handed to QEMU for a disk source, through an `-add-fd` set.

@@ -15,6 +15,7 @@ pub mod domedit;
 pub mod domread;
 pub mod dump;
 pub mod events;
+mod fdassoc;
 pub mod host;
 pub mod hostcpu;
 pub mod hostmisc;
@@ -86,6 +87,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hostmisc::CMDS,
     hostpages::CMDS,
     launchsec::CMDS,
+    fdassoc::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,

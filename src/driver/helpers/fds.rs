@@ -99,8 +99,8 @@ pub(super) fn install(cmd: &mut Command, opened: &Opened) {
 pub(crate) const MAX_PAIRS: usize = 64;
 
 /// Give the child of `cmd` each `(descriptor, number)` of `pairs` under its number (at most
-/// [`MAX_PAIRS`]; the rest are ignored; numbers below 64, where the descriptors are moved
-/// out of the way first). Must be registered after any close-on-exec sweep of
+/// [`MAX_PAIRS`]; the rest are ignored). The descriptors are moved out of the way first,
+/// above every target number. Must be registered after any close-on-exec sweep of
 /// the child's pre-exec hooks: dup2 leaves the new descriptors open across exec. The
 /// descriptors must stay open in the parent until the child is spawned.
 pub(crate) fn install_pairs(cmd: &mut Command, given: &[(RawFd, RawFd)]) {
@@ -109,6 +109,8 @@ pub(crate) fn install_pairs(cmd: &mut Command, given: &[(RawFd, RawFd)]) {
         *slot = *p;
     }
     let n = given.len().min(MAX_PAIRS);
+    // Where the moved copies go: above every target, so that no dup2 below lands on one.
+    let floor = pairs[..n].iter().map(|p| p.1 + 1).fold(64, RawFd::max);
     // SAFETY: runs in the forked child before exec; fcntl and dup2 on integers are
     // async-signal-safe and nothing is allocated (the pairs are a copied array).
     unsafe {
@@ -117,7 +119,7 @@ pub(crate) fn install_pairs(cmd: &mut Command, given: &[(RawFd, RawFd)]) {
             // then onto the targets; dup2 clears close-on-exec on the new descriptor.
             let mut moved = [-1 as RawFd; MAX_PAIRS];
             for (m, (from, _)) in moved.iter_mut().zip(&pairs).take(n) {
-                *m = nix::libc::fcntl(*from, nix::libc::F_DUPFD_CLOEXEC, 64);
+                *m = nix::libc::fcntl(*from, nix::libc::F_DUPFD_CLOEXEC, floor);
                 if *m < 0 {
                     return Err(std::io::Error::last_os_error());
                 }

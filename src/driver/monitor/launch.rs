@@ -65,8 +65,14 @@ pub fn monitor_binary() -> Result<PathBuf, String> {
 }
 
 /// Spawn the monitor for `cfg`, lend it `lock` (held until the monitor reported), and wait
-/// for its start result. `log` receives the monitor's stderr.
-pub fn spawn(cfg: &MonitorConfig, lock: RawFd, log: &Path) -> Result<StartResult, String> {
+/// for its start result. `log` receives the monitor's stderr. Each `(descriptor, number)` of
+/// `passed` is the monitor's at that number, for QEMU.
+pub fn spawn(
+    cfg: &MonitorConfig,
+    lock: RawFd,
+    passed: &[(RawFd, RawFd)],
+    log: &Path,
+) -> Result<StartResult, String> {
     let bin = monitor_binary()?;
     let data = serde_json::to_vec(cfg).map_err(|e| e.to_string())?;
     let stderr: Stdio = std::fs::OpenOptions::new()
@@ -110,6 +116,8 @@ pub fn spawn(cfg: &MonitorConfig, lock: RawFd, log: &Path) -> Result<StartResult
             Ok(())
         });
     }
+    // After the sweep: only these stay open across exec, besides the lock.
+    crate::driver::helpers::fds::install_pairs(&mut cmd, passed);
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot execute {}: {e}", bin.display()))?;

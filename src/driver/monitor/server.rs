@@ -320,6 +320,21 @@ fn live_xml_with_taps(xml: &str, taps: &[(usize, String)]) -> String {
     })
 }
 
+/// The descriptors the starter passed for QEMU at `numbers` (see `LaunchSpec::passed_fds`),
+/// owned and close-on-exec. A number not open is left out: QEMU then reports the `-add-fd`
+/// that names it.
+fn take_passed(numbers: &[RawFd]) -> Vec<OwnedFd> {
+    numbers
+        .iter()
+        .filter(|&&n| {
+            // SAFETY: fcntl on an integer; EBADF for a number not open.
+            unsafe { nix::libc::fcntl(n, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) == 0 }
+        })
+        // SAFETY: inherited from the starter for us alone; nothing else here owns them.
+        .map(|&n| unsafe { OwnedFd::from_raw_fd(n) })
+        .collect()
+}
+
 /// Start QEMU, connect QMP, run the init commands and `cont`.
 async fn start(
     paths: &GuestPaths,
@@ -329,6 +344,9 @@ async fn start(
         msg,
         log_tail: tail,
     };
+    // Ours until QEMU is spawned (closed with this function): close-on-exec from here, so no
+    // helper inherits them; QEMU gets them at these same numbers.
+    let passed = take_passed(&spec.passed_fds);
     // Helpers first: QEMU connects to their sockets as it starts.
     let helpers = crate::driver::helpers::start_all(
         &paths.guest_run_dir,
@@ -350,7 +368,16 @@ async fn start(
             return Err(StartResult::Refused { msg });
         }
     };
-    let (child, log_from) = match spawn_qemu(paths, &spec, &taps) {
+    let pairs: Vec<(RawFd, RawFd)> = passed
+        .iter()
+        .map(|f| {
+            (
+                std::os::fd::AsRawFd::as_raw_fd(f),
+                std::os::fd::AsRawFd::as_raw_fd(f),
+            )
+        })
+        .collect();
+    let (child, log_from) = match spawn_qemu(paths, &spec, &taps, &pairs) {
         Ok(x) => x,
         Err(e) => {
             let _ = remove_leftovers(paths);
@@ -360,6 +387,7 @@ async fn start(
     let tap_names: Vec<(usize, String)> =
         taps.iter().map(|t| (t.index, t.ifname.clone())).collect();
     drop(taps);
+    drop(passed);
     let pid = child.id() as i32;
     // Reaped by waitpid in our loop, never through `child`.
     drop(child);

@@ -785,7 +785,7 @@ fn q35_has_builtin_fdc(machine: &str) -> bool {
 
 /// The node numbers of every local disk source passed by fd, ascending (the order libvirt
 /// prepares them in, and numbers their fd sets).
-fn fd_nodes(disks: &[Disk], names: &[Vec<u32>]) -> Vec<u32> {
+pub(super) fn fd_nodes(disks: &[Disk], names: &[Vec<u32>]) -> Vec<u32> {
     let mut out = Vec::new();
     for (d, nodes) in disks.iter().zip(names) {
         let mut sources: Vec<(Option<&DiskSource>, Option<&str>)> =

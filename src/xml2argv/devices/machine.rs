@@ -681,25 +681,36 @@ impl Builder<'_> {
         (chosen.size_kib != 4).then_some(chosen.size_kib)
     }
 
+    /// Huge pages of `kib`, or for 0 the host's default huge page size: the size of the
+    /// default hugetlbfs mount, else of the first (libvirt: qemuBuildMemoryGetDefaultPagesize).
+    pub(super) fn hugepage_size(&self, kib: u64) -> R<u64> {
+        if kib != 0 {
+            return Ok(kib);
+        }
+        let mounts = &self.ctx.hugetlbfs;
+        let Some(first) = mounts.first() else {
+            return Err(Xml2ArgvError::Internal(
+                "hugetlbfs filesystem is not mounted or disabled by administrator config".into(),
+            ));
+        };
+        Ok(mounts.iter().find(|m| m.default).unwrap_or(first).page_kib)
+    }
+
+    /// memfd memory from huge pages of `kib` (0: the default size): QEMU asks the kernel
+    /// for them directly, no hugetlbfs mount is needed for a given size (libvirt:
+    /// qemuBuildMemoryBackendProps' memfd case).
+    pub(super) fn memfd_hugetlb(&self, j: &mut JsonOpts, kib: u64) -> R {
+        let kib = self.hugepage_size(kib)?;
+        j.b("hugetlb", true).u("hugetlbsize", kib * 1024);
+        Ok(())
+    }
+
     /// The directory on the host's hugetlbfs mount for pages of `kib` (0: the default huge
     /// page size) where the domain's memory files go (libvirt: qemuGetDomainHupageMemPath,
     /// with qemuBuildMemoryGetDefaultPagesize for an unsized page).
     pub(super) fn hugepage_dir(&self, kib: u64) -> R<String> {
         let mounts = &self.ctx.hugetlbfs;
-        if mounts.is_empty() {
-            return Err(Xml2ArgvError::Internal(
-                "hugetlbfs filesystem is not mounted or disabled by administrator config".into(),
-            ));
-        }
-        let kib = if kib == 0 {
-            mounts
-                .iter()
-                .find(|m| m.default)
-                .unwrap_or(&mounts[0])
-                .page_kib
-        } else {
-            kib
-        };
+        let kib = self.hugepage_size(kib)?;
         let Some(mount) = mounts.iter().find(|m| m.page_kib == kib) else {
             return Err(Xml2ArgvError::Internal(format!(
                 "Unable to find any usable hugetlbfs mount for {kib} KiB"
@@ -744,7 +755,24 @@ impl Builder<'_> {
             && (self.has("x-use-canonical-path-for-ramblock-id")
                 || self.has("memory-backend-file.x-use-canonical-path-for-ramblock-id"));
         let short = self.ctx.short_name(self.def);
-        if let Some(size_kib) = hp {
+        // memfd before huge pages: memfd memory can itself come from huge pages (libvirt:
+        // qemuBuildMemoryBackendProps).
+        if source == Some("memfd") {
+            j.s("qom-type", "memory-backend-memfd").s("id", id);
+            if let Some(size_kib) = hp {
+                self.memfd_hugetlb(&mut j, size_kib)?;
+            }
+            if let Some(sh) = share {
+                j.b("share", sh);
+            }
+            if canonical {
+                j.b("x-use-canonical-path-for-ramblock-id", false);
+            }
+            if hp.is_some() {
+                j.b("prealloc", true);
+            }
+            j.u("size", size);
+        } else if let Some(size_kib) = hp {
             j.s("qom-type", "memory-backend-file")
                 .s("id", id)
                 .s("mem-path", self.hugepage_dir(size_kib)?);
@@ -756,15 +784,6 @@ impl Builder<'_> {
                 j.b("x-use-canonical-path-for-ramblock-id", false);
             }
             j.b("prealloc", true).u("size", size);
-        } else if source == Some("memfd") {
-            j.s("qom-type", "memory-backend-memfd").s("id", id);
-            if let Some(sh) = share {
-                j.b("share", sh);
-            }
-            if canonical {
-                j.b("x-use-canonical-path-for-ramblock-id", false);
-            }
-            j.u("size", size);
         } else if source == Some("file") || share.is_some() {
             j.s("qom-type", "memory-backend-file").s("id", id).s(
                 "mem-path",

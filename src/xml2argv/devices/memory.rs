@@ -93,6 +93,7 @@ impl Builder<'_> {
             .or(cell_access)
             .or(mb.and_then(|b| b.access_mode.as_deref()));
         let file_backed = mb.and_then(|b| b.source_type.as_deref()) == Some("file");
+        let memfd = mb.and_then(|b| b.source_type.as_deref()) == Some("memfd");
         let nv_path = source.and_then(|s| s.path.as_deref());
         let pmem = source.is_some_and(|s| s.pmem);
         let mut j = JsonOpts::new();
@@ -102,6 +103,13 @@ impl Builder<'_> {
             j.s("mem-path", path);
             // An NVDIMM backed by real persistent memory needs no preallocation.
             prealloc = m.model.as_deref() == Some("nvdimm") && !pmem;
+        } else if memfd {
+            // libvirt: qemuBuildMemoryBackendProps' memfd case, huge pages or not.
+            j.s("qom-type", "memory-backend-memfd").s("id", id);
+            if let Some(p) = hugepage {
+                self.memfd_hugetlb(&mut j, p)?;
+                prealloc = true;
+            }
         } else if let Some(p) = hugepage {
             j.s("qom-type", "memory-backend-file").s("id", id);
             j.s("mem-path", self.hugepage_dir(p)?);

@@ -40,7 +40,9 @@ use super::opts::{JsonOpts, KvOpts};
 use super::socketnet::socket_netdev;
 use virtio::{VirtioModel, virtio_driver};
 
-use super::{FdGroup, LaunchContext, MonitorSource, Xml2ArgvError, accel_of, pci_addr, storage};
+use super::{
+    FdGroup, LaunchContext, MonitorSource, VdpaFds, Xml2ArgvError, accel_of, pci_addr, storage,
+};
 use crate::capabilities::qemu::QemuCaps;
 use crate::domain::devices::{
     Chardev, ChrSource, Controller, Disk, DiskSource, Interface, Rng, Watchdog,

@@ -14,11 +14,25 @@ impl Builder<'_> {
             .as_ref()
             .and_then(|s| s.dev.as_deref())
             .unwrap_or("");
-        let Some(fd) = self.ctx.vdpa_fd else {
-            // libvirt: qemuInterfaceVDPAConnect's message when the open fails.
-            return Err(unsupported(format!(
-                "Unable to open '{dev}' for vdpa device: passing an opened vDPA device to QEMU is not supported yet"
-            )));
+        let fd = match self.ctx.vdpa_fds {
+            Some(VdpaFds::Same(fd)) => fd,
+            Some(VdpaFds::From(base)) => {
+                let nth = self
+                    .def
+                    .devices
+                    .interfaces
+                    .iter()
+                    .filter(|x| x.itype == "vdpa")
+                    .position(|x| std::ptr::eq(x, n))
+                    .unwrap_or(0);
+                base + nth as i32
+            }
+            // The caller opens the device (libvirt: qemuVDPAConnect) before the build.
+            None => {
+                return Err(Xml2ArgvError::Internal(format!(
+                    "no descriptor was opened for vdpa device '{dev}'"
+                )));
+            }
         };
         let set = self.fdset;
         self.fdset += 1;

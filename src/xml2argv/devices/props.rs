@@ -86,6 +86,15 @@ pub fn disk_props(
             "hotplug of a vhostuser disk is not supported yet".into(),
         ));
     }
+    if plug == Plug::Hot
+        && !super::disk::fd_nodes(std::slice::from_ref(d), &[nodes.to_vec()]).is_empty()
+    {
+        // Its descriptors would have to reach QEMU first (libvirt: `add-fd` per set); the
+        // monitor's control socket carries no descriptors yet.
+        return Err(Xml2ArgvError::Unsupported(
+            "hotplug of a disk from a file descriptor group is not supported yet".into(),
+        ));
+    }
     let b = builder(def, caps, ctx, plug);
     let p = b.disk_parts(index, d, nodes)?;
     // The live attach sends storage and format nodes only; a slice node between them would
