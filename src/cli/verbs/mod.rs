@@ -6,6 +6,7 @@ pub mod agent_ops;
 pub mod autostart;
 mod blockcopy;
 pub mod blockjob;
+pub mod checkpoint;
 pub mod cpucompare;
 pub mod cputune;
 mod dirtyrate;
@@ -84,6 +85,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hostmisc::CMDS,
     hostpages::CMDS,
     launchsec::CMDS,
+    checkpoint::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,
