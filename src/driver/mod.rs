@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agent_timeout;
 pub mod autostart;
+pub mod backup;
 pub mod blkiotune;
 pub mod blockcopy;
 pub mod blockjob;
@@ -147,6 +148,9 @@ pub enum DriverError {
 
     #[error("checkpoint inconsistent: {0}")]
     CheckpointInconsistent(String),
+
+    #[error("Domain backup job id not found: {0}")]
+    NoBackup(String),
     /// libvirt's VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),

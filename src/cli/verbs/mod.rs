@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
+pub mod backup;
 mod blockcopy;
 pub mod blockjob;
 pub mod checkpoint;
@@ -53,6 +54,7 @@ use super::table::CmdDef;
 /// within a group the verbs in the order they appear here.
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
+    backup::CMDS,
     domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
