@@ -486,6 +486,77 @@ fn checkpoints_and_backups_on_a_running_guest() {
     // The NBD server went with the job.
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
 
+    // A full pull backup on a unix socket.
+    let sock = p("nbd.sock");
+    let scratch2 = p("scratch2.qcow2");
+    let unix_xml = file(
+        "unix.xml",
+        &format!(
+            "<domainbackup mode='pull'><server transport='unix' socket='{sock}'/>\
+             <disks><disk name='vda' type='file'><scratch file='{scratch2}'/></disk>\
+             <disk name='vdb' backup='no'/></disks></domainbackup>"
+        ),
+    );
+    assert_eq!(
+        v.ok(&["backup-begin", "cb", &unix_xml]),
+        "Backup started\n\n"
+    );
+    let pulled2 = p("pulled2.qcow2");
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-O",
+            "qcow2",
+            &format!("nbd+unix:///vda?socket={sock}"),
+            &pulled2,
+        ],
+    );
+    assert!(same(&pulled2, &disk));
+    v.ok(&["domjobabort", "cb"]);
+    wait_done();
+    assert!(!Path::new(&scratch2).exists());
+
+    // A full push backup into a raw image the caller made (--reuse-external keeps it).
+    let rawt = p("target.raw");
+    run("qemu-img", &["create", "-q", "-f", "raw", &rawt, "16M"]);
+    let reuse_xml = file(
+        "reuse.xml",
+        &format!(
+            "<domainbackup><disks><disk name='vda' type='file'><driver type='raw'/>\
+             <target file='{rawt}'/></disk><disk name='vdb' backup='no'/></disks></domainbackup>"
+        ),
+    );
+    v.ok(&["backup-begin", "cb", &reuse_xml, "--reuse-external"]);
+    wait_done();
+    assert!(same(&rawt, &disk));
+
+    // checkpoint-edit through the editor: a new description; a new name is refused.
+    let edit = |sed: &str| {
+        let o = v
+            .cmd(&["checkpoint-edit", "cb", "c2"])
+            .env("EDITOR", format!("sed -i '{sed}'"))
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    assert_eq!(
+        edit("s|<name>c2</name>|<name>c2</name><description>edited</description>|").0,
+        "Checkpoint c2 edited.\n\n"
+    );
+    assert!(
+        v.ok(&["checkpoint-dumpxml", "cb", "c2"])
+            .contains("<description>edited</description>")
+    );
+    assert_eq!(
+        edit("s|<name>c2</name>|<name>c9</name>|").1,
+        "error: Failed to update c2\nerror: Cannot rename checkpoint c2 to c9\n"
+    );
+    assert_eq!(v.ok(&["checkpoint-list", "cb", "--name"]), "c1\nc2\n\n");
+
     // Deleting a checkpoint removes its bitmap; its child moves up.
     assert_eq!(
         v.ok(&["checkpoint-delete", "cb", "c1"]),
@@ -513,6 +584,16 @@ fn checkpoints_and_backups_on_a_running_guest() {
             "--redefine-validate"
         ]),
         "error: checkpoint inconsistent: missing or broken bitmap 'c1' for disk 'vda'\n"
+    );
+    // Without validation, the metadata comes back (libvirt keeps what it is told).
+    assert_eq!(
+        v.ok(&["checkpoint-create", "cb", &c1_redef, "--redefine"]),
+        format!("Domain checkpoint c1 created from '{c1_redef}'\n")
+    );
+    assert_eq!(v.ok(&["checkpoint-list", "cb", "--name"]), "c1\nc2\n\n");
+    assert_eq!(
+        v.ok(&["checkpoint-delete", "cb", "c1", "--metadata"]),
+        "Domain checkpoint c1 deleted\n\n"
     );
     let own_parent = file(
         "loop.xml",
