@@ -605,8 +605,23 @@ fn checkpoints_and_backups_on_a_running_guest() {
     );
     eprintln!("running guest part: {:?}", t0.elapsed());
 
+    // A guest that goes during a backup fails it: its scratch image goes too.
+    let scratch3 = p("scratch3.qcow2");
+    let port = free_port().to_string();
+    let last_xml = file(
+        "last.xml",
+        &format!(
+            "<domainbackup mode='pull'><server name='127.0.0.1' port='{port}'/>\
+             <disks><disk name='vda'><scratch file='{scratch3}'/></disk>\
+             <disk name='vdb' backup='no'/></disks></domainbackup>"
+        ),
+    );
+    v.ok(&["backup-begin", "cb", &last_xml]);
+    assert!(Path::new(&scratch3).exists());
+
     // The metadata outlives the guest's monitor.
     v.ok(&["destroy", "cb"]);
+    assert!(!Path::new(&scratch3).exists(), "the scratch image stayed");
     assert_eq!(v.ok(&["checkpoint-list", "cb", "--name"]), "c2\n\n");
     assert_eq!(
         v.fails(&["checkpoint-delete", "cb", "c2"]),

@@ -121,6 +121,28 @@ impl Domain<'_> {
                 "another backup job is already running".into(),
             ));
         }
+        // Another job (a save, a snapshot, a dump) holds the domain: libvirt's async job
+        // lock refuses the backup, here without waiting for it.
+        if let Reply::Ok { value } = g.call(&Request::JobInfo).map_err(guest_err)?
+            && value["type"].as_str().is_some_and(|t| t != "none")
+        {
+            let op = value["params"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p[0] == "operation")
+                .and_then(|p| p[1].as_u64());
+            let api = match op {
+                Some(2) => " (held by monitor=remoteDispatchDomainSave)",
+                Some(6) => " (held by monitor=remoteDispatchDomainSnapshotCreateXML)",
+                Some(7) => " (held by monitor=remoteDispatchDomainRevertToSnapshot)",
+                Some(8) => " (held by monitor=remoteDispatchDomainCoreDumpWithFormat)",
+                _ => "",
+            };
+            return Err(DriverError::Timeout(format!(
+                "cannot acquire state change lock{api}"
+            )));
+        }
         // libvirt: qemuBackupPrepare
         if pull {
             let server = def.server.get_or_insert(Server::Tcp {
@@ -350,8 +372,13 @@ impl Domain<'_> {
                 .collect(),
             reuse,
         };
-        g.call(&Request::BackupBegun { backup: job })
-            .map_err(guest_err)?;
+        if let Err(e) = g.call(&Request::BackupBegun {
+            backup: job.clone(),
+        }) {
+            // A job came in between: the backup's own QEMU jobs must not stay behind.
+            undo_started(g, &job);
+            return Err(guest_err(e));
+        }
         if let Some(c) = chk {
             self.checkpoint_finalize(&mut store, c)?;
         }
@@ -386,6 +413,45 @@ impl Domain<'_> {
                 value: Value::String(x),
             } => Ok(x),
             _ => Err(DriverError::NoBackup("no domain backup job present".into())),
+        }
+    }
+}
+
+/// Stop and forget QEMU's jobs of a backup the monitor refused, best effort: cancelled,
+/// dismissed once concluded, the targets' nodes and the files made removed.
+fn undo_started(g: &mut super::process::Guest, job: &BackupJob) {
+    for d in &job.disks {
+        let _ = qmp(g, "job-cancel", Some(json!({ "id": d.job })));
+    }
+    if job.mode == BackupMode::Pull {
+        let _ = qmp(g, "nbd-server-stop", None);
+    }
+    for d in &job.disks {
+        for _ in 0..100 {
+            let concluded = qmp(g, "query-jobs", None).ok().is_some_and(|v| {
+                v.as_array().into_iter().flatten().all(|j| {
+                    j["id"].as_str() != Some(d.job.as_str())
+                        || j["status"].as_str() == Some("concluded")
+                })
+            });
+            if concluded {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = qmp(g, "job-dismiss", Some(json!({ "id": d.job })));
+        if let Some((node, name)) = &d.disk_bitmap {
+            let _ = qmp(
+                g,
+                "block-dirty-bitmap-remove",
+                Some(json!({ "node": node, "name": name })),
+            );
+        }
+        for n in &d.nodes {
+            let _ = qmp(g, "blockdev-del", Some(json!({ "node-name": n })));
+        }
+        if let Some(f) = &d.file {
+            let _ = std::fs::remove_file(f);
         }
     }
 }

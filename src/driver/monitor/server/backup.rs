@@ -222,19 +222,9 @@ impl Server {
     /// Every job has ended: clean up, keep the statistics, report (libvirt:
     /// qemuBackupJobTerminate and qemuBlockJobProcessEventConcludedBackup).
     pub(super) async fn backup_ended(&mut self, run: BackupRun, elapsed_ms: u64) {
-        let pull = run.job.mode == BackupMode::Pull;
-        if pull {
+        if run.job.mode == BackupMode::Pull {
             let _ = self.exec("nbd-server-stop", None).await;
         }
-        let failed = run.states.contains(&DiskState::Failed);
-        let cancelled = run.states.contains(&DiskState::Cancelled);
-        let (kind, success) = if failed {
-            ("failed", false)
-        } else if cancelled && !pull {
-            ("cancelled", false)
-        } else {
-            ("completed", true)
-        };
         for d in &run.job.disks {
             if let Some((node, name)) = &d.disk_bitmap {
                 let _ = self
@@ -256,6 +246,35 @@ impl Server {
                     }
                 }
             }
+        }
+        self.backup_terminate(run, elapsed_ms);
+    }
+
+    /// QEMU went with the backup running: it failed (libvirt: qemuProcessStop's
+    /// qemuBackupJobTerminate with VIR_DOMAIN_JOB_STATUS_FAILED).
+    pub(super) fn backup_gone(&mut self, mut run: BackupRun, elapsed_ms: u64) {
+        for s in run.states.iter_mut() {
+            if matches!(s, DiskState::Running | DiskState::Cancelling) {
+                *s = DiskState::Failed;
+            }
+        }
+        self.backup_terminate(run, elapsed_ms);
+    }
+
+    /// The files a failed push or any pull made go; the statistics are kept and
+    /// `job-completed` sent.
+    fn backup_terminate(&mut self, run: BackupRun, elapsed_ms: u64) {
+        let pull = run.job.mode == BackupMode::Pull;
+        let failed = run.states.contains(&DiskState::Failed);
+        let cancelled = run.states.contains(&DiskState::Cancelled);
+        let (kind, success) = if failed {
+            ("failed", false)
+        } else if cancelled && !pull {
+            ("cancelled", false)
+        } else {
+            ("completed", true)
+        };
+        for d in &run.job.disks {
             if let Some(f) = &d.file
                 && !run.job.reuse
                 && (pull || !success)

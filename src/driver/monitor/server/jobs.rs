@@ -474,14 +474,18 @@ impl Server {
             })
         };
         if let Some(run) = self.jobs.current.take() {
-            let reply = match run.then {
+            let elapsed = run.started.elapsed().as_millis() as u64;
+            match run.then {
                 Then::Save { reply, .. }
                 | Then::Snapshot { reply, .. }
-                | Then::Dump { reply, .. } => Some(reply),
-                Then::Backup => None,
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(gone());
+                | Then::Dump { reply, .. } => {
+                    let _ = reply.send(gone());
+                }
+                Then::Backup => {
+                    if let Wait::Backup(b) = run.wait {
+                        self.backup_gone(*b, elapsed);
+                    }
+                }
             }
         }
         for (cmd, _) in self.jobs.waiting.drain(..) {
