@@ -239,6 +239,26 @@ fn checkpoints_and_backups_on_a_running_guest() {
         v.fails(&["checkpoint-parent", "cb", "c1"]),
         "error: checkpoint 'c1' has no parent\n"
     );
+    for verb in [
+        "checkpoint-info",
+        "checkpoint-edit",
+        "checkpoint-delete",
+        "checkpoint-parent",
+    ] {
+        assert_eq!(
+            v.fails(&[verb, "cb", "nosuch"]),
+            "error: Domain checkpoint not found: no domain checkpoint with matching name 'nosuch'\n",
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        v.fails(&["checkpoint-list", "cb", "--descendants"]),
+        "error: --descendants requires --from\n"
+    );
+    assert_eq!(
+        v.fails(&["checkpoint-list", "cb", "--tree", "--leaves"]),
+        "error: --leaves and --tree are mutually exclusive\n"
+    );
 
     // A full push backup, with the default target name: the disk's path and the new
     // checkpoint's name.
@@ -513,6 +533,17 @@ fn checkpoints_and_backups_on_a_running_guest() {
         ],
     );
     assert!(same(&pulled2, &disk));
+    // A monitor that goes is replaced by one that adopts QEMU and follows the backup on.
+    let st = domdriver::driver::status::GuestStatus::read("cb", &root.join("run/qemu/cb.json"))
+        .unwrap()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(st.monitor_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(v.ok(&["backup-dumpxml", "cb"]).contains(&scratch2));
     v.ok(&["domjobabort", "cb"]);
     wait_done();
     assert!(!Path::new(&scratch2).exists());

@@ -514,6 +514,7 @@ async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult
         .map(Some)?;
     srv.unplugs = hotplug::Unplugs::load(&paths.guest_run_dir);
     srv.finish_missed_unplugs().await;
+    srv.resume_backup();
     log_line(
         paths,
         &format!(

@@ -13,6 +13,10 @@ use crate::domain::backup::BackupMode;
 use crate::driver::backup::BackupJob;
 use crate::driver::monitor::events::EventKind;
 
+/// Where the running backup is kept for a monitor that adopts the guest (libvirt keeps it in
+/// the domain's status XML).
+const KEPT_BACKUP: &str = "backup.json";
+
 /// How one disk's job ended (libvirt: virDomainBackupDiskState).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DiskState {
@@ -76,6 +80,33 @@ impl Server {
                 desc: "another backup job is already running".into(),
             };
         }
+        let path = self.paths.guest_run_dir.join(KEPT_BACKUP);
+        let kept = serde_json::to_vec(&job)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                crate::driver::config::write_atomic(&path, &b).map_err(|e| e.to_string())
+            });
+        if let Err(e) = kept {
+            log_line(&self.paths, &format!("cannot keep the backup: {e}"));
+        }
+        self.follow_backup(job);
+        Reply::Ok { value: Value::Null }
+    }
+
+    /// After adopting QEMU: the backup the last monitor followed, if any, is followed on;
+    /// jobs that ended meanwhile are found concluded (they are never dismissed by QEMU).
+    pub(super) fn resume_backup(&mut self) {
+        let path = self.paths.guest_run_dir.join(KEPT_BACKUP);
+        let job: Option<BackupJob> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(job) = job {
+            log_line(&self.paths, "following the backup the last monitor started");
+            self.follow_backup(job);
+        }
+    }
+
+    fn follow_backup(&mut self, job: BackupJob) {
         let states = vec![DiskState::Running; job.disks.len()];
         let run = BackupRun {
             job,
@@ -89,7 +120,6 @@ impl Server {
             Wait::Backup(Box::new(run)),
             Then::Backup,
         ));
-        Reply::Ok { value: Value::Null }
     }
 
     /// `Request::BackupXml`.
@@ -264,6 +294,7 @@ impl Server {
     /// The files a failed push or any pull made go; the statistics are kept and
     /// `job-completed` sent.
     fn backup_terminate(&mut self, run: BackupRun, elapsed_ms: u64) {
+        let _ = std::fs::remove_file(self.paths.guest_run_dir.join(KEPT_BACKUP));
         let pull = run.job.mode == BackupMode::Pull;
         let failed = run.states.contains(&DiskState::Failed);
         let cancelled = run.states.contains(&DiskState::Cancelled);
