@@ -634,6 +634,40 @@ fn checkpoints_and_backups_on_a_running_guest() {
         v.fails(&["checkpoint-create", "cb", &own_parent, "--redefine"]),
         "error: invalid argument: cannot set moment c2 as its own parent\n"
     );
+    // An external snapshot carries c2's bitmap on into its overlay: an incremental backup
+    // from c2 merges the chain's bitmaps (the write before and the one after).
+    let ov = p("ov.qcow2");
+    v.ok(&[
+        "snapshot-create-as",
+        "cb",
+        "s1",
+        "--disk-only",
+        "--diskspec",
+        &format!("vda,file={ov}"),
+        "--diskspec",
+        "vdb,snapshot=no",
+    ]);
+    v.ok(&[
+        "qemu-monitor-command",
+        "cb",
+        "--hmp",
+        "qemu-io -d /machine/peripheral/virtio-disk0/virtio-backend \"write -P 0x55 4M 64k\"",
+    ]);
+    let inc2 = p("inc2.qcow2");
+    let inc2_xml = file(
+        "inc2.xml",
+        &format!(
+            "<domainbackup><incremental>c2</incremental><disks><disk name='vda' type='file'>\
+             <target file='{inc2}'/><driver type='raw'/></disk><disk name='vdb' backup='no'/>\
+             </disks></domainbackup>"
+        ),
+    );
+    v.ok(&["backup-begin", "cb", &inc2_xml]);
+    wait_done();
+    let info = v.ok(&["domjobinfo", "cb", "--completed"]);
+    assert!(info.contains("File processed:   128.000 KiB"), "{info}");
+    let x = v.ok(&["checkpoint-dumpxml", "cb", "c2", "--size", "--no-domain"]);
+    assert!(x.contains("bitmap='c2' size='131072'/>"), "{x}");
     eprintln!("running guest part: {:?}", t0.elapsed());
 
     // A guest that goes during a backup fails it: its scratch image goes too.
@@ -659,7 +693,7 @@ fn checkpoints_and_backups_on_a_running_guest() {
         "error: Failed to delete checkpoint c2\nerror: Operation not supported: cannot delete checkpoint for inactive domain\n"
     );
     assert_eq!(
-        v.fails(&["undefine", "cb"]),
+        v.fails(&["undefine", "cb", "--snapshots-metadata"]),
         "error: Failed to undefine domain 'cb'\nerror: Requested operation is not valid: cannot delete inactive domain with 1 checkpoints\n"
     );
     v.ok(&["undefine", "cb", "--checkpoints-metadata"]);

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::DriverError;
-use super::checkpoint::{bitmap_valid, bitmaps, disk_node, prepare_create};
+use super::checkpoint::{
+    bitmap_valid, bitmaps, disk_chain, disk_node, merge_sources, prepare_create,
+};
 use super::domain::{Domain, guest_err};
 use super::hotplug::qmp;
 use super::monitor::proto::{Reply, Request};
@@ -69,9 +71,9 @@ struct Prepared {
     store_format: String,
     /// The store reads what it lacks from the disk (pull scratch, incremental qcow2 push).
     backed: bool,
-    /// The temporary bitmap: on the disk's node (push) or the store's (pull).
-    bitmap: Option<String>,
-    incremental: Option<String>,
+    /// The temporary bitmap: on the disk's node (push) or the store's (pull), and the
+    /// checkpoint's bitmaps in the disk's chain it is merged from.
+    bitmap: Option<(String, Vec<Value>)>,
     job: String,
     fmt_node: String,
     file_node: String,
@@ -223,18 +225,19 @@ impl Domain<'_> {
                     .exportbitmap
                     .clone()
                     .unwrap_or_else(|| format!("backup-{}", b.name));
-                if !bitmap_valid(&all_bitmaps, &disk_node, inc) {
+                let chain = disk_chain(g, &lg.def, &b.name)?;
+                if !bitmap_valid(&all_bitmaps, &chain, inc) {
                     return Err(DriverError::CheckpointInconsistent(format!(
                         "missing or broken bitmap '{inc}' for disk '{}'",
                         b.name
                     )));
                 }
-                bitmap = Some(name);
+                bitmap = Some((name, merge_sources(&all_bitmaps, &chain, inc)));
             }
             if pull {
                 b.exportname.get_or_insert_with(|| b.name.clone());
                 if b.exportbitmap.is_none() {
-                    b.exportbitmap = bitmap.clone();
+                    b.exportbitmap = bitmap.as_ref().map(|(n, _)| n.clone());
                 }
             }
             let size = nodes
@@ -254,7 +257,6 @@ impl Domain<'_> {
                 store_format,
                 backed,
                 bitmap,
-                incremental,
             });
         }
         if prepared.is_empty() {
@@ -265,13 +267,12 @@ impl Domain<'_> {
         for p in &prepared {
             // The bitmap of what changed since the checkpoint, on the node the job or the
             // export reads it from (libvirt: qemuBackupDiskPrepareOneBitmapsChain).
-            if let (Some(bm), Some(inc)) = (&p.bitmap, &p.incremental) {
+            if let Some((bm, sources)) = &p.bitmap {
                 let node = if pull { &p.fmt_node } else { &p.disk_node };
                 actions.push(json!({"type": "block-dirty-bitmap-add",
                     "data": {"node": node, "name": bm, "persistent": false, "disabled": true}}));
                 actions.push(json!({"type": "block-dirty-bitmap-merge",
-                    "data": {"node": node, "target": bm,
-                             "bitmaps": [{"node": p.disk_node, "name": inc}]}}));
+                    "data": {"node": node, "target": bm, "bitmaps": sources}}));
             }
             let mut data = json!({"device": p.disk_node, "job-id": p.job,
                 "target": p.fmt_node, "auto-dismiss": false});
@@ -280,7 +281,7 @@ impl Domain<'_> {
                 (false, Some(_)) => "incremental",
                 (false, None) => "full",
             });
-            if let (false, Some(bm)) = (pull, &p.bitmap) {
+            if let (false, Some((bm, _))) = (pull, &p.bitmap) {
                 data["bitmap"] = json!(bm);
             }
             actions.push(json!({"type": "blockdev-backup", "data": data}));
@@ -365,7 +366,7 @@ impl Domain<'_> {
                     nodes: vec![p.fmt_node.clone(), p.file_node.clone()],
                     file: created.iter().find(|f| **f == p.store).cloned(),
                     disk_bitmap: match (&p.bitmap, pull) {
-                        (Some(bm), false) => Some((p.disk_node.clone(), bm.clone())),
+                        (Some((bm, _)), false) => Some((p.disk_node.clone(), bm.clone())),
                         _ => None,
                     },
                 })

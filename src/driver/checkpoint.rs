@@ -228,6 +228,8 @@ pub(crate) struct Bitmap {
     pub count: u64,
     pub persistent: bool,
     pub inconsistent: bool,
+    pub recording: bool,
+    pub granularity: u64,
 }
 
 /// Every dirty bitmap QEMU has.
@@ -243,17 +245,65 @@ pub(crate) fn bitmaps(g: &mut Guest) -> Result<Vec<Bitmap>, DriverError> {
                 count: b["count"].as_u64().unwrap_or(0),
                 persistent: b["persistent"].as_bool().unwrap_or(false),
                 inconsistent: b["inconsistent"].as_bool().unwrap_or(false),
+                recording: b["recording"].as_bool().unwrap_or(false),
+                granularity: b["granularity"].as_u64().unwrap_or(0),
             });
         }
     }
     Ok(out)
 }
 
-/// Whether bitmap `name` is usable on `node` (libvirt: qemuBlockBitmapChainIsValid, for
-/// the disk's top image: present, persistent, consistent).
-pub(crate) fn bitmap_valid(all: &[Bitmap], node: &str, name: &str) -> bool {
-    all.iter()
-        .any(|b| b.node == node && b.name == name && b.persistent && !b.inconsistent)
+/// Whether bitmap `name` is usable on the disk whose chain has the format nodes `chain`,
+/// active layer first (libvirt: qemuBlockBitmapChainIsValid): present from the top down
+/// without gaps (an external snapshot carries it on into its overlay), each persistent,
+/// recording and consistent.
+pub(crate) fn bitmap_valid(all: &[Bitmap], chain: &[String], name: &str) -> bool {
+    let mut found = false;
+    let mut ended = false;
+    for node in chain {
+        match all.iter().find(|b| b.node == *node && b.name == name) {
+            None if !found => return false,
+            None => ended = true,
+            Some(_) if ended => return false,
+            Some(b) if b.inconsistent || !b.persistent || !b.recording => return false,
+            Some(_) => found = true,
+        }
+    }
+    found
+}
+
+/// The layers of `chain` holding bitmap `name`, as `block-dirty-bitmap-merge` sources
+/// (libvirt: qemuBlockGetBitmapMergeActions).
+pub(crate) fn merge_sources(all: &[Bitmap], chain: &[String], name: &str) -> Vec<Value> {
+    chain
+        .iter()
+        .filter(|n| all.iter().any(|b| b.node == **n && b.name == name))
+        .map(|n| json!({ "node": n, "name": name }))
+        .collect()
+}
+
+/// The format nodes of disk `dst`'s chain, active layer first.
+pub(crate) fn disk_chain(
+    g: &mut Guest,
+    def: &DomainDef,
+    dst: &str,
+) -> Result<Vec<String>, DriverError> {
+    let d = def
+        .devices
+        .disks
+        .iter()
+        .find(|d| d.target.dev == dst)
+        .ok_or_else(|| DriverError::InvalidArg(format!("no disk named '{dst}'")))?;
+    let file = d
+        .source
+        .as_ref()
+        .and_then(|s| s.file.clone())
+        .unwrap_or_default();
+    Ok(super::blockjob_chain::chain_of(g, &file)?
+        .into_iter()
+        .map(|l| l.node)
+        .filter(|n| !n.is_empty())
+        .collect())
 }
 
 /// The format node QEMU reads disk `dst` of `def` through, and the disk's format.
@@ -341,13 +391,14 @@ impl<'c> DomainCheckpoint<'c> {
             if !d.is_bitmap() {
                 continue;
             }
-            let Ok((node, _)) = disk_node(&mut lg.guest, &lg.def, &d.name) else {
+            let Ok(chain) = disk_chain(&mut lg.guest, &lg.def, &d.name) else {
                 continue;
             };
-            if !bitmap_valid(&all, &node, &def.name) {
+            if !bitmap_valid(&all, &chain, &def.name) {
                 continue;
             }
-            nodes.push((d.name.clone(), node));
+            let sources = merge_sources(&all, &chain, &def.name);
+            nodes.push((d.name.clone(), chain[0].clone(), sources));
         }
         if nodes.is_empty() {
             return Ok(());
@@ -355,7 +406,7 @@ impl<'c> DomainCheckpoint<'c> {
         let mut recover = Vec::new();
         let mut merge = Vec::new();
         let mut cleanup = Vec::new();
-        for (_, node) in &nodes {
+        for (_, node, sources) in &nodes {
             let rm = json!({"type": "block-dirty-bitmap-remove",
                 "data": {"node": node, "name": SIZE_BITMAP}});
             if all.iter().any(|b| b.node == *node && b.name == SIZE_BITMAP) {
@@ -364,7 +415,7 @@ impl<'c> DomainCheckpoint<'c> {
             merge.push(json!({"type": "block-dirty-bitmap-add",
                 "data": {"node": node, "name": SIZE_BITMAP, "persistent": false, "disabled": true}}));
             merge.push(json!({"type": "block-dirty-bitmap-merge",
-                "data": {"node": node, "target": SIZE_BITMAP, "bitmaps": [def.name]}}));
+                "data": {"node": node, "target": SIZE_BITMAP, "bitmaps": sources}}));
             cleanup.push(rm);
         }
         let g = &mut lg.guest;
@@ -375,7 +426,7 @@ impl<'c> DomainCheckpoint<'c> {
         let stats = bitmaps(g);
         qmp(g, "transaction", Some(json!({ "actions": cleanup })))?;
         let stats = stats?;
-        for (dst, node) in &nodes {
+        for (dst, node, _) in &nodes {
             if let Some(b) = stats
                 .iter()
                 .find(|b| b.node == *node && b.name == SIZE_BITMAP)
@@ -674,10 +725,10 @@ impl<'c> Domain<'c> {
             let all = bitmaps(&mut lg.guest)?;
             for c in def.disks.iter().filter(|c| c.is_bitmap()) {
                 // Disks gone since (detached) are tolerated, as libvirt does.
-                let Ok((node, _)) = disk_node(&mut lg.guest, &lg.def, &c.name) else {
+                let Ok(chain) = disk_chain(&mut lg.guest, &lg.def, &c.name) else {
                     continue;
                 };
-                if !bitmap_valid(&all, &node, &def.name) {
+                if !bitmap_valid(&all, &chain, &def.name) {
                     return Err(DriverError::CheckpointInconsistent(format!(
                         "missing or broken bitmap '{}' for disk '{}'",
                         def.name, c.name
@@ -752,15 +803,22 @@ impl<'c> Domain<'c> {
                     c.name, chk.name
                 )));
             };
-            let (node, _) = disk_node(&mut lg.guest, &lg.def, &c.name)?;
-            if !all.iter().any(|b| b.node == node && b.name == *bitmap) {
+            let chain = disk_chain(&mut lg.guest, &lg.def, &c.name)?;
+            let holders: Vec<&String> = chain
+                .iter()
+                .filter(|n| all.iter().any(|b| b.node == **n && b.name == *bitmap))
+                .collect();
+            if holders.is_empty() {
                 return Err(DriverError::Internal(format!(
                     "bitmap '{bitmap}' not found in backing chain of '{}'",
                     c.name
                 )));
             }
+            // Only the active layer: QEMU opens the backing images read-only, and libvirt
+            // reopens them read-write for this (blockdev-reopen), which is not done here;
+            // a bitmap left in a backing image is never read again.
             actions.push(json!({"type": "block-dirty-bitmap-remove",
-                "data": {"node": node, "name": bitmap}}));
+                "data": {"node": holders[0], "name": bitmap}}));
         }
         if actions.is_empty() {
             return Ok(());
