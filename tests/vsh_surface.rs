@@ -623,6 +623,12 @@ fn closed_stdout_for_every_verb() {
             "qemu-attach" => vec!["1"],
             // Associates vsh's stdin (tests/fd_associate.rs has the running cases).
             "dom-fd-associate" => vec!["vm1", "grp", "0"],
+            // Checkpoint and backup verbs (tests/vsh_backup.rs has their running cases).
+            "checkpoint-list" => vec!["vm1"],
+            "checkpoint-create-as" => vec!["vm1", "--print-xml"],
+            "checkpoint-create" | "backup-begin" | "backup-dumpxml" => vec!["vm1"],
+            "checkpoint-delete" | "checkpoint-dumpxml" | "checkpoint-edit" | "checkpoint-info"
+            | "checkpoint-parent" => vec!["vm1", "nosuch"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
@@ -707,6 +713,10 @@ fn closed_stdout_for_every_verb() {
                         | "snapshot-create" | "snapshot-current" | "snapshot-edit"
                         | "snapshot-parent" | "snapshot-revert" | "snapshot-delete"
                         | "snapshot-info" | "snapshot-dumpxml"
+                        // Need a running guest or a checkpoint vm1 lacks.
+                        | "checkpoint-create" | "checkpoint-delete" | "checkpoint-dumpxml"
+                        | "checkpoint-edit" | "checkpoint-info" | "checkpoint-parent"
+                        | "backup-begin" | "backup-dumpxml"
                         // Hotplug verbs that need a running guest or a device vm1 lacks.
                         | "attach-device" | "detach-device" | "update-device"
                         | "detach-device-alias" | "detach-disk" | "detach-interface"

@@ -23,6 +23,8 @@
 //!   libvirt's, prefix included. [`prepare`] adds [`validate::validate_with_caps`].
 
 pub mod address;
+pub mod backup;
+pub mod checkpoint;
 pub mod common;
 pub mod devices;
 pub mod hmat;

@@ -100,6 +100,10 @@ impl UndefineFlags {
     /// (`virsh undefine --snapshots-metadata`).
     pub const SNAPSHOTS_METADATA: UndefineFlags =
         UndefineFlags(super::snapshot::UNDEFINE_SNAPSHOTS_METADATA);
+    /// Let a shut-off domain with checkpoints go, with their metadata
+    /// (`virsh undefine --checkpoints-metadata`).
+    pub const CHECKPOINTS_METADATA: UndefineFlags =
+        UndefineFlags(super::checkpoint::UNDEFINE_CHECKPOINTS_METADATA);
     /// Remove the varstore of a UEFI guest too (`virsh undefine --nvram`).
     pub const NVRAM: UndefineFlags = UndefineFlags(4);
     /// Keep the varstore (`virsh undefine --keep-nvram`).
@@ -805,6 +809,7 @@ impl<'c> Domain<'c> {
             ));
         }
         self.undefine_snapshots(s.live.is_some(), flags.0)?;
+        self.undefine_checkpoints(s.live.is_some(), flags.0)?;
         // libvirt: qemuDomainUndefineFlags, the NVRAM part.
         let nvram = s
             .config

@@ -4,10 +4,12 @@
 pub mod agent;
 pub mod agent_timeout;
 pub mod autostart;
+pub mod backup;
 pub mod blkiotune;
 pub mod blockcopy;
 pub mod blockjob;
 mod blockjob_chain;
+pub mod checkpoint;
 pub mod config;
 pub mod console;
 pub mod control;
@@ -142,6 +144,15 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_DOMAIN_SNAPSHOT.
     #[error("Domain snapshot not found: {0}")]
     NoSnapshot(String),
+
+    #[error("Domain checkpoint not found: {0}")]
+    NoCheckpoint(String),
+
+    #[error("checkpoint inconsistent: {0}")]
+    CheckpointInconsistent(String),
+
+    #[error("Domain backup job id not found: {0}")]
+    NoBackup(String),
     /// libvirt's VIR_ERR_OPERATION_FAILED.
     #[error("operation failed: {0}")]
     OperationFailed(String),

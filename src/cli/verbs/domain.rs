@@ -174,6 +174,10 @@ pub const CMDS: &[CmdDef] = &[
                 "snapshots-metadata",
                 "remove all domain snapshot metadata (vm must be inactive)",
             ),
+            OptDef::flag(
+                "checkpoints-metadata",
+                "remove all domain checkpoint metadata (vm must be inactive)",
+            ),
             OptDef::flag("nvram", "remove nvram file"),
             OptDef::flag("keep-nvram", "keep nvram file"),
             OptDef::flag("tpm", "remove TPM state"),
@@ -209,6 +213,9 @@ fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let mut flags = UndefineFlags::NONE;
     if args.flag("snapshots-metadata") {
         flags = flags | UndefineFlags::SNAPSHOTS_METADATA;
+    }
+    if args.flag("checkpoints-metadata") {
+        flags = flags | UndefineFlags::CHECKPOINTS_METADATA;
     }
     if args.flag("nvram") {
         flags = flags | UndefineFlags::NVRAM;

@@ -215,6 +215,20 @@ pub fn jobinfo_text(stats: &JobStats, completed: bool, anystats: bool, raw: bool
     if let Some(v) = stats.ullong("setup_time") {
         line(&mut out, "Setup time:", num(v, "ms"));
     }
+    // A pull backup's scratch images.
+    if let Some(v) = stats.ullong("disk_temp_used") {
+        line(&mut out, "Temporary disk space use:", size(v));
+    }
+    if let Some(v) = stats.ullong("disk_temp_total") {
+        line(&mut out, "Temporary disk space total:", size(v));
+    }
+    if let Some(crate::driver::domstats::TypedValue::Str(e)) = stats
+        .params
+        .iter()
+        .find_map(|(n, v)| (n == "errmsg").then_some(v))
+    {
+        line(&mut out, "Error message:", e.clone());
+    }
     out
 }
 

@@ -4,8 +4,10 @@
 pub mod agent;
 pub mod agent_ops;
 pub mod autostart;
+pub mod backup;
 mod blockcopy;
 pub mod blockjob;
+pub mod checkpoint;
 pub mod cpucompare;
 pub mod cputune;
 mod dirtyrate;
@@ -55,6 +57,7 @@ use super::table::CmdDef;
 pub const TABLES: &[&[CmdDef]] = &[
     domain::CMDS,
     retired::CMDS,
+    backup::CMDS,
     domedit::CMDS,
     domread::CMDS,
     domctl::CMDS,
@@ -88,6 +91,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hostpages::CMDS,
     launchsec::CMDS,
     fdassoc::CMDS,
+    checkpoint::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,

@@ -383,7 +383,7 @@ fn diskspec(s: &str) -> Result<String> {
 }
 
 /// virsh's comma-separated list, `,,` standing for a comma (libvirt: vshStringToArray).
-fn split_commas(s: &str) -> Vec<String> {
+pub(super) fn split_commas(s: &str) -> Vec<String> {
     let mut out = vec![String::new()];
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -577,7 +577,7 @@ fn cmd_info(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 /// vshTreePrint: a snapshot and its descendants, `+- ` before each child, `|` joining
 /// siblings (libvirt: vshTreePrintInternal).
-fn tree(
+pub(super) fn tree(
     out: &mut String,
     items: &[(String, Option<String>)],
     id: usize,
@@ -798,7 +798,7 @@ fn cmd_revert(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 }
 
 /// Seconds since the epoch in local time as virsh's `%Y-%m-%d %H:%M:%S %z`.
-fn local_time(t: i64) -> String {
+pub(super) fn local_time(t: i64) -> String {
     let now = nix::libc::time_t::try_from(t).unwrap_or(0);
     // SAFETY: `tm` is plain old data for which all-zero is valid; localtime_r only writes
     // into it and reads `now`, both alive for the call.

@@ -169,6 +169,11 @@ pub enum EventKind {
         job: BlockJobType,
         status: BlockJobStatus,
     },
+    /// A job (a backup) ended: its statistics, names and values as virsh prints them
+    /// (VIR_DOMAIN_EVENT_ID_JOB_COMPLETED).
+    JobCompleted {
+        params: Vec<(String, String)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +201,7 @@ impl DomainEvent {
             EventKind::AgentLifecycle { .. } => "agent-lifecycle",
             EventKind::BlockJob { .. } => "block-job",
             EventKind::BlockJob2 { .. } => "block-job-2",
+            EventKind::JobCompleted { .. } => "job-completed",
         }
     }
 
@@ -247,6 +253,14 @@ impl DomainEvent {
                     job.label(),
                     status.word()
                 )
+            }
+            // libvirt: virshEventJobCompletedPrint
+            EventKind::JobCompleted { params } => {
+                let mut s = format!("event 'job-completed' for domain '{d}':");
+                for (k, v) in params {
+                    s.push_str(&format!("\n\t{k}: {v}"));
+                }
+                s
             }
         }
     }

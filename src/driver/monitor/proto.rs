@@ -143,6 +143,14 @@ pub enum Request {
     JobInfo,
     /// Cancel the running job (`domjobabort`).
     JobAbort,
+    /// Follow the backup a client has just started (`backup-begin`): the monitor's job from
+    /// now on, ended when QEMU's jobs conclude (a pull backup's, by `JobAbort`), then its
+    /// nodes and files cleaned up and `job-completed` sent. Refused while another job runs.
+    BackupBegun {
+        backup: crate::driver::backup::BackupJob,
+    },
+    /// The running backup's XML (`backup-dumpxml`): a string, or null when none runs.
+    BackupXml,
 }
 
 /// One QMP command.

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::events::{DomainEvent, EventKind, Lifecycle, now_ms};
 use super::hub::{ConsoleRefusal, Hub, Kick};
 
+mod backup;
 mod blockjob;
 mod console_relay;
 mod dump;
@@ -541,6 +542,7 @@ async fn adopt(paths: &GuestPaths) -> Result<(Server, UnixListener), StartResult
         .map(Some)?;
     srv.unplugs = hotplug::Unplugs::load(&paths.guest_run_dir);
     srv.finish_missed_unplugs().await;
+    srv.resume_backup();
     log_line(
         paths,
         &format!(
@@ -1364,7 +1366,7 @@ impl Server {
             }));
             return;
         }
-        if self.jobs.busy() && jobs::needs_job(&req) {
+        if self.jobs.blocks(&req) {
             let cmd = Cmd {
                 req,
                 reply,
@@ -1495,6 +1497,8 @@ impl Server {
             }
             Request::JobInfo => self.job_info(),
             Request::JobAbort => self.abort_job().await,
+            Request::BackupBegun { backup } => self.backup_begun(backup),
+            Request::BackupXml => self.backup_xml(),
             Request::Destroy { grace_ms, reason } => {
                 self.end_reason = Some(reason.as_str());
                 self.terminate(reason.as_str(), Duration::from_millis(grace_ms));

@@ -230,6 +230,7 @@ impl<'c> Domain<'c> {
         let mut created: Vec<String> = Vec::new();
         let mut added: Vec<String> = Vec::new();
         let mut actions = Vec::new();
+        let bitmaps = crate::driver::checkpoint::bitmaps(&mut g)?;
         let res = (|| -> Result<(), DriverError> {
             for (i, sd) in def.disks.iter().enumerate() {
                 if sd.snapshot != Some(Location::External) {
@@ -274,6 +275,15 @@ impl<'c> Domain<'c> {
                 )
                 .map_err(guest_err)?;
                 added.push(format.clone());
+                // The checkpoints' bitmaps go on recording in the overlay, the image
+                // below turning read-only (libvirt: qemuSnapshotDiskBitmapsPropagate).
+                for b in bitmaps.iter().filter(|b| {
+                    b.node == node.node && b.persistent && b.recording && !b.inconsistent
+                }) {
+                    actions.push(json!({"type": "block-dirty-bitmap-add",
+                        "data": {"node": format, "name": b.name, "persistent": true,
+                                 "disabled": false, "granularity": b.granularity}}));
+                }
                 actions.push(json!({"type": "blockdev-snapshot",
                                     "data": {"node": node.node, "overlay": format}}));
             }

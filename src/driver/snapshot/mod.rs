@@ -21,6 +21,8 @@ use crate::driver::DriverError;
 use crate::driver::domain::Domain;
 use store::Store;
 
+pub(crate) use live::nodes as live_nodes;
+
 // virDomainSnapshotCreateFlags
 pub const CREATE_REDEFINE: u32 = 1 << 0;
 pub const CREATE_CURRENT: u32 = 1 << 1;

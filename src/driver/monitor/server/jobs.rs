@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use super::{Cmd, ErrorCode, Reply, Request, Server};
+use super::{Cmd, ErrorCode, Reply, Request, Server, log_line};
 use crate::driver::monitor::proto::SnapshotJob;
 
 /// How often a running job's status is asked for when no event came: QEMU's `MIGRATION`
@@ -40,12 +40,14 @@ pub(super) enum Operation {
     Snapshot,
     SnapshotRevert,
     Dump,
+    Backup,
 }
 
 impl Operation {
     /// virDomainJobOperation's number (the `operation` job statistic).
-    fn number(self) -> u64 {
+    pub(super) fn number(self) -> u64 {
         match self {
+            Operation::Backup => 9,
             Operation::Save => 2,
             Operation::Snapshot => 6,
             Operation::SnapshotRevert => 7,
@@ -60,6 +62,7 @@ impl Operation {
             Operation::Snapshot => "remoteDispatchDomainSnapshotCreateXML",
             Operation::SnapshotRevert => "remoteDispatchDomainRevertToSnapshot",
             Operation::Dump => "remoteDispatchDomainCoreDumpWithFormat",
+            Operation::Backup => "remoteDispatchDomainBackupBegin",
         }
     }
 }
@@ -72,6 +75,8 @@ pub(super) enum Wait {
     QemuJob { id: String, command: &'static str },
     /// `query-dump` (a memory-only dump).
     Dump,
+    /// `query-jobs` for a backup's jobs.
+    Backup(Box<super::backup::BackupRun>),
 }
 
 /// What happens once QEMU's part is over.
@@ -92,6 +97,8 @@ pub(super) enum Then {
         stops: bool,
         reply: oneshot::Sender<Reply>,
     },
+    /// `backup-begin` returned when the job started: nobody waits for its end.
+    Backup,
 }
 
 pub(super) struct Running {
@@ -142,6 +149,37 @@ impl Server {
 impl Jobs {
     pub(super) fn busy(&self) -> bool {
         self.current.is_some()
+    }
+
+    /// Whether `req` must wait for the running job: a backup lets everything run beside
+    /// it but another job (libvirt's backup job mask adds suspend and modify to the default).
+    pub(super) fn blocks(&self, req: &Request) -> bool {
+        match self.current.as_ref().map(|j| j.op) {
+            None => false,
+            Some(Operation::Backup) => matches!(
+                req,
+                Request::Save { .. }
+                    | Request::Snapshot { .. }
+                    | Request::Dump { .. }
+                    | Request::BackupBegun { .. }
+            ),
+            Some(_) => needs_job(req),
+        }
+    }
+
+    /// The running backup, if the job is one.
+    pub(super) fn backup(&self) -> Option<&super::backup::BackupRun> {
+        match self.current.as_ref().map(|j| &j.wait) {
+            Some(Wait::Backup(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    pub(super) fn backup_mut(&mut self) -> Option<&mut super::backup::BackupRun> {
+        match self.current.as_mut().map(|j| &mut j.wait) {
+            Some(Wait::Backup(b)) => Some(b),
+            _ => None,
+        }
     }
 
     /// QEMU said the job moved on: look at it now (libvirt: qemuProcessHandleMigrationStatus,
@@ -277,6 +315,7 @@ impl Server {
                 self.poll_qemu_job(&id, command).await
             }
             Wait::Dump => self.poll_dump().await,
+            Wait::Backup(_) => self.poll_backup().await,
         };
         if res.is_none()
             && let Some(j) = self.jobs.current.as_mut()
@@ -292,6 +331,7 @@ impl Server {
             Operation::Save => "domain save job",
             Operation::Snapshot | Operation::SnapshotRevert => "snapshot job",
             Operation::Dump => "dump job",
+            Operation::Backup => "backup job",
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
@@ -352,7 +392,16 @@ impl Server {
         if res.is_ok() && matches!(run.wait, Wait::Migration) {
             self.keep_completed(&run);
         }
+        let elapsed = run.started.elapsed().as_millis() as u64;
         match run.then {
+            Then::Backup => {
+                if let Err((_, e)) = &res {
+                    log_line(&self.paths, &format!("backup job: {e}"));
+                }
+                if let Wait::Backup(b) = run.wait {
+                    self.backup_ended(*b, elapsed).await;
+                }
+            }
             Then::Save { was_running, reply } => self.save_ended(was_running, res, reply).await,
             Then::Dump { stops, reply } => {
                 let r = self.dump_ended(stops, res).await;
@@ -383,8 +432,9 @@ impl Server {
             };
         };
         let elapsed = j.started.elapsed().as_millis() as u64;
-        let params = match j.wait {
+        let params = match &j.wait {
             Wait::Migration => migration_params(j.op.number(), elapsed, &j.last),
+            Wait::Backup(b) => b.params(elapsed),
             Wait::QemuJob { .. } | Wait::Dump => vec![
                 ("operation".into(), json!(j.op.number())),
                 ("time_elapsed".into(), json!(elapsed)),
@@ -405,6 +455,9 @@ impl Server {
                 desc: "no job is active on the domain".into(),
             };
         }
+        if self.jobs.backup().is_some() {
+            return self.abort_backup().await;
+        }
         match self.exec("migrate_cancel", None).await {
             Ok(_) => Reply::Ok { value: Value::Null },
             Err(e) => self.failure(e),
@@ -421,12 +474,19 @@ impl Server {
             })
         };
         if let Some(run) = self.jobs.current.take() {
-            let reply = match run.then {
+            let elapsed = run.started.elapsed().as_millis() as u64;
+            match run.then {
                 Then::Save { reply, .. }
                 | Then::Snapshot { reply, .. }
-                | Then::Dump { reply, .. } => reply,
-            };
-            let _ = reply.send(gone());
+                | Then::Dump { reply, .. } => {
+                    let _ = reply.send(gone());
+                }
+                Then::Backup => {
+                    if let Wait::Backup(b) = run.wait {
+                        self.backup_gone(*b, elapsed);
+                    }
+                }
+            }
         }
         for (cmd, _) in self.jobs.waiting.drain(..) {
             let _ = cmd.reply.send(gone());
