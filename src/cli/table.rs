@@ -15,6 +15,7 @@ pub enum Group {
     DomainMonitoring,
     DomainEvents,
     HostAndHypervisor,
+    Network,
     Secret,
     Snapshot,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
@@ -29,6 +30,7 @@ impl Group {
         Group::DomainMonitoring,
         Group::DomainEvents,
         Group::HostAndHypervisor,
+        Group::Network,
         Group::Secret,
         Group::Snapshot,
         Group::Tools,
@@ -42,6 +44,7 @@ impl Group {
             Group::DomainMonitoring => "Domain Monitoring",
             Group::DomainEvents => "Domain Events",
             Group::HostAndHypervisor => "Host and Hypervisor",
+            Group::Network => "Networking",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
             Group::Tools => "Domdriver tools",
@@ -56,6 +59,7 @@ impl Group {
             Group::DomainMonitoring => "monitor",
             Group::DomainEvents => "events",
             Group::HostAndHypervisor => "host",
+            Group::Network => "network",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
             Group::Tools => "tools",
@@ -90,6 +94,8 @@ pub enum Completer {
     Domain(DomainFilter),
     /// Secret UUIDs.
     Secret,
+    /// Network names.
+    Network,
     /// File names: left to the shell.
     File,
     /// A fixed list of words.

@@ -26,6 +26,7 @@ pub mod memdev;
 pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
+pub mod network;
 pub mod node;
 pub mod paramtune;
 pub mod power;
@@ -84,6 +85,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     hostmisc::CMDS,
     hostpages::CMDS,
     launchsec::CMDS,
+    network::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,
