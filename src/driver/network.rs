@@ -10,8 +10,9 @@
 //!   a symlink to it when autostart is set (recorded only: nothing starts networks at boot);
 //! - `RUN/networks/NAME.xml`: the live definition, present while the network is active;
 //!   `NAME.state` what the start did (the rules added, whether it turned `ip_forward` on),
-//!   so that a destroy undoes exactly that; `NAME.conf`, `NAME.pid`, `NAME.hostsfile`,
-//!   `NAME.addnhosts` dnsmasq's files;
+//!   so that a destroy undoes exactly that; `NAME.conf`, `NAME.pid`
+//!   dnsmasq's files (the static DHCP hosts are in the conf, see
+//!   [`crate::network::dnsmasq`]);
 //! - `LIB/networks/NAME.leases`: dnsmasq's lease file (kept across restarts, as libvirt's).
 //!
 //! Everything is done with the `ip`, `iptables` and `dnsmasq` programs, run directly (no
@@ -124,7 +125,10 @@ impl<'c> Network<'c> {
 
     pub fn autostart(&self) -> bool {
         let dir = self.conn.networks_config_dir();
-        match (config_path(&dir, &self.name), autostart_link(&dir, &self.name)) {
+        match (
+            config_path(&dir, &self.name),
+            autostart_link(&dir, &self.name),
+        ) {
             (Ok(c), Ok(l)) => self.is_persistent() && std::fs::read_link(l).is_ok_and(|t| t == c),
             _ => false,
         }
@@ -355,7 +359,11 @@ impl Connect {
 
     fn lease_file(&self, name: &str) -> Result<PathBuf, DriverError> {
         config::validate_name(name)?;
-        Ok(self.dirs.lib.join("networks").join(format!("{name}.leases")))
+        Ok(self
+            .dirs
+            .lib
+            .join("networks")
+            .join(format!("{name}.leases")))
     }
 
     fn run_file(&self, name: &str, ext: &str) -> Result<PathBuf, DriverError> {
@@ -491,10 +499,7 @@ impl Connect {
         config::make_dir(&dir)?;
         let _lock = ConfigLock::acquire(&dir)?;
         let def = self.admit(def, false)?;
-        config::write_atomic(
-            &config_path(&dir, &def.name)?,
-            def.to_xml(None).as_bytes(),
-        )?;
+        config::write_atomic(&config_path(&dir, &def.name)?, def.to_xml(None).as_bytes())?;
         self.lookup_network_by_name(&def.name)
     }
 
@@ -520,6 +525,29 @@ impl Connect {
             return Err(not_active(name));
         }
         net.bridge_name()
+    }
+
+    /// Give each `<interface type='network'>` of `def` (or only interface `only`) its
+    /// network's bridge and a port id, as libvirt's live XML shows them (libvirt:
+    /// networkAllocatePort); an unknown or inactive network is refused with libvirt's words.
+    pub(crate) fn connect_network_interfaces(
+        &self,
+        def: &mut crate::domain::DomainDef,
+        only: Option<usize>,
+    ) -> Result<(), DriverError> {
+        for (i, n) in def.devices.interfaces.iter_mut().enumerate() {
+            if n.itype != "network" || only.is_some_and(|o| o != i) {
+                continue;
+            }
+            let src = n.source.get_or_insert_with(Default::default);
+            let name = src.network.clone().unwrap_or_default();
+            let bridge = self.network_bridge_for_port(&name)?;
+            src.bridge = Some(bridge);
+            if src.portid.is_none() {
+                src.portid = Some(uuid::Uuid::new_v4().hyphenated().to_string());
+            }
+        }
+        Ok(())
     }
 
     /// Leases of every active network, as `(mac, ip, prefix)`, for `domifaddr --source lease`.
@@ -595,10 +623,19 @@ impl Connect {
         }
         for ip in &def.ips {
             let a = format!("{}/{}", ip.address, ip.prefix);
-            let bcast = std::net::Ipv4Addr::from(u32::from(ip.network()) | !u32::from(ip.netmask()));
+            let bcast =
+                std::net::Ipv4Addr::from(u32::from(ip.network()) | !u32::from(ip.netmask()));
             run(
                 "ip",
-                &["addr", "add", &a, "broadcast", &bcast.to_string(), "dev", &br],
+                &[
+                    "addr",
+                    "add",
+                    &a,
+                    "broadcast",
+                    &bcast.to_string(),
+                    "dev",
+                    &br,
+                ],
             )?;
         }
         run("ip", &["link", "set", &br, "up"])?;
@@ -637,13 +674,9 @@ impl Connect {
         };
         let paths = DnsmasqPaths {
             pid_file: path("pid")?,
-            hosts_file: path("hostsfile")?,
-            addn_hosts: path("addnhosts")?,
             lease_file: leases.display().to_string(),
         };
         let conf = self.run_file(&def.name, "conf")?;
-        config::write_atomic(Path::new(&paths.hosts_file), dnsmasq::hosts_file(def).as_bytes())?;
-        config::write_atomic(Path::new(&paths.addn_hosts), b"")?;
         config::write_atomic(&conf, dnsmasq::conf(def, &paths).as_bytes())?;
         let _ = std::fs::remove_file(&paths.pid_file);
         let bin = find_prog("dnsmasq");
@@ -702,14 +735,16 @@ impl Connect {
         }
         if st.ip_forward_set {
             // Back to off, unless another active network still routes.
-            let others_forward = self.list_all_networks().unwrap_or_default().iter().any(|n| {
-                n.name != name && n.live.as_ref().is_some_and(firewall::forwards)
-            });
+            let others_forward = self
+                .list_all_networks()
+                .unwrap_or_default()
+                .iter()
+                .any(|n| n.name != name && n.live.as_ref().is_some_and(firewall::forwards));
             if !others_forward {
                 let _ = std::fs::write(IP_FORWARD, "0\n");
             }
         }
-        for ext in ["conf", "pid", "hostsfile", "addnhosts", "state", "xml"] {
+        for ext in ["conf", "pid", "state", "xml"] {
             let _ = std::fs::remove_file(self.run_file(name, ext)?);
         }
         match errs.into_iter().next() {

@@ -2,6 +2,13 @@
 //! networkDnsmasqConfContents) with one difference: there is no daemon to run libvirt's
 //! lease helper, so dnsmasq keeps its leases itself (`dhcp-leasefile=`), in dnsmasq's own
 //! format, which [`parse_leases`] reads back.
+//!
+//! The static hosts (`<host>`) are `dhcp-host=` lines of the conf file rather than libvirt's
+//! `dhcp-hostsfile`: dnsmasq reads a hosts file only after it has dropped root (so that a
+//! SIGHUP reload reads it the same way), and the connection's run dir is private (0700), so
+//! the file would go unread; the conf file is read while dnsmasq is still root. Its lease
+//! file is opened before the drop too. For the same reason there is no `addn-hosts` file
+//! (it would be empty: `<dns>` host records are not supported).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -12,8 +19,6 @@ use super::NetworkDef;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnsmasqPaths {
     pub pid_file: String,
-    pub hosts_file: String,
-    pub addn_hosts: String,
     pub lease_file: String,
 }
 
@@ -64,18 +69,18 @@ pub fn conf(def: &NetworkDef, paths: &DnsmasqPaths) -> String {
                 n => n,
             };
             let _ = writeln!(s, "dhcp-lease-max={max}");
-            let _ = writeln!(s, "dhcp-hostsfile={}", paths.hosts_file);
+            for line in host_lines(def) {
+                let _ = writeln!(s, "dhcp-host={line}");
+            }
             let _ = writeln!(s, "dhcp-leasefile={}", paths.lease_file);
         }
     }
-    let _ = writeln!(s, "addn-hosts={}", paths.addn_hosts);
     s
 }
 
-/// The `dhcp-hostsfile`: one line per `<host>` (libvirt: dhcphostsAdd), `mac,ip,name`,
-/// `mac,ip` or `name,ip`.
-pub fn hosts_file(def: &NetworkDef) -> String {
-    let mut s = String::new();
+/// One entry per `<host>` (libvirt: dhcphostsAdd), `mac,ip,name`, `mac,ip` or `name,ip`.
+fn host_lines(def: &NetworkDef) -> Vec<String> {
+    let mut s = Vec::new();
     for h in def
         .dhcp_ip()
         .map(|i| i.hosts.as_slice())
@@ -88,8 +93,7 @@ pub fn hosts_file(def: &NetworkDef) -> String {
             (None, Some(n)) => format!("{n},{ip}"),
             (None, None) => continue,
         };
-        s.push_str(&line);
-        s.push('\n');
+        s.push(line);
     }
     s
 }
@@ -133,8 +137,6 @@ mod tests {
     fn paths() -> DnsmasqPaths {
         DnsmasqPaths {
             pid_file: "/run/n.pid".into(),
-            hosts_file: "/run/n.hostsfile".into(),
-            addn_hosts: "/run/n.addnhosts".into(),
             lease_file: "/lib/n.leases".into(),
         }
     }
@@ -163,12 +165,10 @@ mod tests {
                 "dhcp-no-override",
                 "dhcp-authoritative",
                 "dhcp-lease-max=253",
-                "dhcp-hostsfile=/run/n.hostsfile",
+                "dhcp-host=52:54:00:00:00:01,192.168.122.10,a",
                 "dhcp-leasefile=/lib/n.leases",
-                "addn-hosts=/run/n.addnhosts",
             ]
         );
-        assert_eq!(hosts_file(&d), "52:54:00:00:00:01,192.168.122.10,a\n");
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
 use crate::driver::Connect;
 use crate::driver::network::Network;
 
-const NETWORK: OptDef = OptDef::data("network", "network name or uuid").complete(Completer::Network);
+const NETWORK: OptDef =
+    OptDef::data("network", "network name or uuid").complete(Completer::Network);
 const FILE: OptDef =
     OptDef::data("file", "file containing an XML network description").complete(Completer::File);
 
@@ -155,7 +156,9 @@ fn lookup_by<'c>(conn: &'c Connect, arg: &str, uuid: bool, name: bool) -> Result
             .map_err(anyhow::Error::from);
     }
     if found.is_err() && name {
-        found = conn.lookup_network_by_name(arg).map_err(anyhow::Error::from);
+        found = conn
+            .lookup_network_by_name(arg)
+            .map_err(anyhow::Error::from);
     }
     found.with_context(|| format!("failed to get network '{arg}'"))
 }
@@ -405,7 +408,13 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .list_all_networks()
         .context("Failed to list networks")?
         .iter()
-        .filter(|n| if n.is_active() { want_active } else { want_inactive })
+        .filter(|n| {
+            if n.is_active() {
+                want_active
+            } else {
+                want_inactive
+            }
+        })
         .filter(|n| !(p || t) || (p && n.is_persistent()) || (t && !n.is_persistent()))
         .filter(|n| !(a || na) || (a && n.autostart()) || (na && !n.autostart()))
         .map(|n| ListEntry {
