@@ -51,6 +51,18 @@ impl Drop for Netns {
     }
 }
 
+/// Destroys the named networks on drop (a failed test must not leave a dnsmasq running:
+/// it would outlive the namespace).
+struct NetGuard<'a>(&'a vshrun::Vsh, Vec<&'static str>);
+
+impl Drop for NetGuard<'_> {
+    fn drop(&mut self) {
+        for n in &self.1 {
+            let _ = self.0.run(&["net-destroy", n]);
+        }
+    }
+}
+
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().unwrap();
     assert!(st.success(), "ip {args:?} failed");
@@ -141,6 +153,8 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
         p.display().to_string()
     };
     let serial = dir.path().join("serial.log");
+    let vsh = vsh;
+    let _nets = NetGuard(&vsh, vec!["testnet", "hostbr"]);
 
     // --help, and refusals in libvirt's words.
     assert!(
@@ -323,6 +337,53 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
         );
         assert!(!vsh.ok(&["net-list", "--all", "--name"]).contains("hostbr"));
     }
+
+    // net-update: a static host added to the running dnsmasq and the config at once.
+    assert_eq!(
+        vsh.ok(&[
+            "net-update",
+            "testnet",
+            "add",
+            "ip-dhcp-host",
+            "<host mac='52:54:00:aa:bc:13' name='later' ip='10.213.9.51'/>",
+            "--live",
+            "--config",
+        ]),
+        "Updated network testnet persistent config and live state\n\n"
+    );
+    let (_, conf) = ns.exec(
+        "cat",
+        &[root
+            .join("run/qemu/networks/testnet.conf")
+            .to_str()
+            .unwrap()],
+    );
+    assert!(
+        conf.contains("dhcp-host=52:54:00:aa:bc:13,10.213.9.51,later"),
+        "{conf}"
+    );
+    assert!(
+        vsh.ok(&["net-dumpxml", "testnet", "--inactive"])
+            .contains("name='later'")
+    );
+    assert_eq!(
+        vsh.fails(&[
+            "net-update",
+            "testnet",
+            "delete",
+            "ip-dhcp-host",
+            "<host name='nobody'/>"
+        ]),
+        "error: Failed to update network testnet\nerror: Requested operation is not valid: couldn't locate a matching dhcp host entry in network 'testnet'\n"
+    );
+    assert_eq!(
+        vsh.fails(&["net-update", "testnet", "add", "dns-srv", "<srv/>"]),
+        "error: Failed to update network testnet\nerror: Operation not supported: can't update 'dns-srv' section of network 'testnet'\n"
+    );
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
 
     // net-destroy: no bridge, no rules, no private chains, no dnsmasq, no run files.
     assert_eq!(

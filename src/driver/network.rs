@@ -39,6 +39,8 @@ impl From<NetworkError> for DriverError {
             NetworkError::Unsupported(m) => DriverError::Unsupported(m),
             NetworkError::NoName => DriverError::InvalidName("missing name information".into()),
             NetworkError::Internal(m) => DriverError::Internal(m),
+            NetworkError::OperationInvalid(m) => DriverError::OperationInvalid(m),
+            NetworkError::OperationUnsupported(m) => DriverError::OperationUnsupported(m),
         }
     }
 }
@@ -198,6 +200,60 @@ impl<'c> Network<'c> {
         Ok(())
     }
 
+    /// Change one section of the definition (`virNetworkUpdate`, `net-update`): the live
+    /// one (`live`), the persistent one (`config`), or with neither the one in effect. A live
+    /// change of the DHCP hosts restarts the network's dnsmasq with the new config (its
+    /// leases stay in its lease file). Returns which were changed: (live, config).
+    pub fn update(
+        &mut self,
+        command: crate::network::update::UpdateCommand,
+        section: &str,
+        parent_index: Option<usize>,
+        xml: &str,
+        live: bool,
+        config: bool,
+    ) -> Result<(bool, bool), DriverError> {
+        use crate::network::update::apply;
+        let (live, config) = if live || config {
+            (live, config)
+        } else {
+            (self.is_active(), !self.is_active())
+        };
+        if live && !self.is_active() {
+            return Err(DriverError::OperationInvalid(
+                "network is not running".into(),
+            ));
+        }
+        if config && !self.is_persistent() {
+            return Err(DriverError::OperationInvalid(
+                "cannot change persistent config of a transient network".into(),
+            ));
+        }
+        let mut new_config = None;
+        if let Some(c) = self.config.clone().filter(|_| config) {
+            let mut c = c;
+            apply(&mut c, command, section, parent_index, xml)?;
+            new_config = Some(c);
+        }
+        let mut new_live = None;
+        if let Some(l) = self.live.clone().filter(|_| live) {
+            let mut l = l;
+            apply(&mut l, command, section, parent_index, xml)?;
+            new_live = Some(l);
+        }
+        if let Some(l) = new_live {
+            self.conn.restart_dnsmasq(&l)?;
+            self.live = Some(l);
+        }
+        if let Some(c) = new_config {
+            let dir = self.conn.networks_config_dir();
+            let _lock = ConfigLock::acquire(&dir)?;
+            config::write_atomic(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+            self.config = Some(c);
+        }
+        Ok((live, config))
+    }
+
     /// The network's DHCP leases (`virNetworkGetDHCPLeases`), only those of `mac` if given.
     /// Expired leases are left out, as libvirt does.
     pub fn dhcp_leases(&self, mac: Option<&str>) -> Result<Vec<(Lease, u8)>, DriverError> {
@@ -332,6 +388,16 @@ fn pid_alive_as_dnsmasq(pid: i32, conf: &Path) -> bool {
     })
 }
 
+/// Whether process `pid` still runs (is neither gone nor a zombie): an exiting process
+/// loses its command line before it closes its sockets, so identity is checked once, before
+/// the signal, and the end by its state.
+fn pid_running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with(['Z', 'X']))
+    })
+}
+
 fn kill_dnsmasq(pid: i32, conf: &Path) {
     if !pid_alive_as_dnsmasq(pid, conf) {
         return;
@@ -339,11 +405,15 @@ fn kill_dnsmasq(pid: i32, conf: &Path) {
     let p = nix::unistd::Pid::from_raw(pid);
     let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
     let until = Instant::now() + Duration::from_secs(5);
-    while pid_alive_as_dnsmasq(pid, conf) && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(50));
+    while pid_running(pid) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
     }
-    if pid_alive_as_dnsmasq(pid, conf) {
+    if pid_running(pid) {
         let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+        let until = Instant::now() + Duration::from_secs(5);
+        while pid_running(pid) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -662,6 +732,37 @@ impl Connect {
             st.dnsmasq_pid = Some(self.start_dnsmasq(def)?);
         }
         Ok(())
+    }
+
+    /// Replace the live definition of active network `def.name` and its dnsmasq by `def`'s.
+    fn restart_dnsmasq(&self, def: &NetworkDef) -> Result<(), DriverError> {
+        let run = self.networks_run_dir();
+        let _lock = ConfigLock::acquire(&run)?;
+        let live_path = config_path(&run, &def.name)?;
+        if config::read_small(&live_path)?.is_none() {
+            return Err(DriverError::OperationInvalid(
+                "network is not running".into(),
+            ));
+        }
+        let state_path = self.run_file(&def.name, "state")?;
+        let mut st: StartState = config::read_small(&state_path)?
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        if let Some(pid) = st.dnsmasq_pid.take() {
+            kill_dnsmasq(pid, &self.run_file(&def.name, "conf")?);
+        }
+        let started = if dnsmasq::needed(def) {
+            self.start_dnsmasq(def).map(Some)
+        } else {
+            Ok(None)
+        };
+        st.dnsmasq_pid = started.as_ref().ok().copied().flatten();
+        config::write_atomic(
+            &state_path,
+            serde_json::to_vec(&st).unwrap_or_default().as_slice(),
+        )?;
+        started?;
+        config::write_atomic(&live_path, def.to_xml(None).as_bytes())
     }
 
     fn start_dnsmasq(&self, def: &NetworkDef) -> Result<i32, DriverError> {

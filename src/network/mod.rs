@@ -10,6 +10,7 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod update;
 
 use std::net::Ipv4Addr;
 
@@ -31,6 +32,12 @@ pub enum NetworkError {
     /// VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),
+    /// VIR_ERR_OPERATION_INVALID.
+    #[error("Requested operation is not valid: {0}")]
+    OperationInvalid(String),
+    /// VIR_ERR_OPERATION_UNSUPPORTED.
+    #[error("Operation not supported: {0}")]
+    OperationUnsupported(String),
 }
 
 /// `<forward mode=>`: the modes this driver runs.
@@ -689,7 +696,7 @@ fn parse_ip(n: &XmlNode, name: &str) -> Result<IpDef, NetworkError> {
         for c in &d.children {
             match c.name.as_str() {
                 "range" => ip.ranges.push(parse_range(c, &ip, name)?),
-                "host" => ip.hosts.push(parse_host(c, name)?),
+                "host" => ip.hosts.push(parse_host(c, name, false)?),
                 "bootp" => {
                     return Err(NetworkError::Unsupported(format!(
                         "<bootp> in network '{name}' is not supported by this network driver"
@@ -740,7 +747,8 @@ fn parse_range(c: &XmlNode, ip: &IpDef, name: &str) -> Result<(Ipv4Addr, Ipv4Add
     Ok((sa, ea))
 }
 
-fn parse_host(c: &XmlNode, name: &str) -> Result<DhcpHost, NetworkError> {
+/// One `<host>`; `partial` (a delete's pattern) may leave out the address.
+pub(crate) fn parse_host(c: &XmlNode, name: &str, partial: bool) -> Result<DhcpHost, NetworkError> {
     let mac = match c.attr("mac") {
         None => None,
         Some(m) => {
@@ -780,6 +788,13 @@ fn parse_host(c: &XmlNode, name: &str) -> Result<DhcpHost, NetworkError> {
         return Err(xml(format!(
             "At least one of name, mac, or ip attribute must be specified for static host definition in network '{name}'"
         )));
+    }
+    if partial {
+        return Ok(DhcpHost {
+            mac,
+            name: hname,
+            ip,
+        });
     }
     if mac.is_none() && hname.is_none() {
         return Err(xml(format!(

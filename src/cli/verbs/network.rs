@@ -138,6 +138,32 @@ pub const CMDS: &[CmdDef] = &[
     )
     .with_access(Access::Write("virNetworkUndefine")),
     verb(
+        "net-update",
+        "update parts of an existing network's configuration",
+        "Update existing network configuration.",
+        &[
+            NETWORK,
+            OptDef::data(
+                "command",
+                "type of update (add-first, add-last (add), delete, or modify)",
+            )
+            .complete(Completer::Words(&["add", "add-first", "add-last", "delete", "modify"])),
+            OptDef::data("section", "which section of network configuration to update")
+                .complete(Completer::Words(crate::network::update::SECTIONS)),
+            OptDef::data(
+                "xml",
+                "name of file containing xml (or, if it starts with '<', the complete text of the xml element) to add/modify in, or to be deleted from the list of items",
+            )
+            .complete(Completer::File),
+            OptDef::int("parent-index", "which parent object to search through"),
+            OptDef::flag("config", "affect next network startup"),
+            OptDef::flag("live", "affect running network"),
+            OptDef::flag("current", "affect current state of network"),
+        ],
+        cmd_update,
+    )
+    .with_access(Access::Write("virNetworkUpdate")),
+    verb(
         "net-uuid",
         "convert a network name to network UUID",
         "",
@@ -490,5 +516,44 @@ fn cmd_undefine(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_uuid(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let net = lookup_by(ctx.conn()?, args.required("network")?, false, true)?;
     ctx.println(net.uuid_string());
+    Ok(())
+}
+
+/// `vsh net-update NETWORK COMMAND SECTION XML [--parent-index N] [--config] [--live]
+/// [--current]` (libvirt: cmdNetworkUpdate).
+fn cmd_update(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    use crate::network::update::{SECTIONS, UpdateCommand};
+    let current = args.flag("current");
+    let (live, config) = (args.flag("live"), args.flag("config"));
+    if current && (live || config) {
+        let other = if live { "live" } else { "config" };
+        bail!("Options --current and --{other} are mutually exclusive");
+    }
+    let command_str = args.required("command")?;
+    let Some(command) = UpdateCommand::from_name(command_str) else {
+        bail!("unrecognized command name '{command_str}'");
+    };
+    let section = args.required("section")?;
+    if !SECTIONS.contains(&section) {
+        bail!("unrecognized section name '{section}'");
+    }
+    let parent = args.int::<i64>("parent-index")?;
+    let xml_arg = args.required("xml")?;
+    let xml = if xml_arg.starts_with('<') {
+        xml_arg.to_string()
+    } else {
+        read_xml_file(xml_arg)?
+    };
+    let mut net = lookup(ctx.conn()?, args)?;
+    let name = net.name().to_string();
+    let parent = parent.and_then(|p| usize::try_from(p).ok());
+    let (l, c) = net
+        .update(command, section, parent, &xml, live, config)
+        .with_context(|| format!("Failed to update network {name}"))?;
+    ctx.println_extra(match (l, c) {
+        (true, true) => format!("Updated network {name} persistent config and live state"),
+        (true, false) => format!("Updated network {name} live state"),
+        _ => format!("Updated network {name} persistent config"),
+    });
     Ok(())
 }
