@@ -277,7 +277,7 @@ fn cmd_dhcp_leases(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let mut leases = net
         .dhcp_leases(args.string("mac"))
         .with_context(|| format!("Failed to get leases info for {name}"))?;
-    leases.sort_by(|a, b| a.0.mac.to_lowercase().cmp(&b.0.mac.to_lowercase()));
+    leases.sort_by_key(|a| a.0.mac.to_lowercase());
     let entries: Vec<LeaseEntry> = leases
         .into_iter()
         .map(|(l, prefix)| LeaseEntry {
