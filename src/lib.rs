@@ -10,6 +10,7 @@ pub mod conformance;
 pub mod domain;
 pub mod driver;
 pub mod fleet;
+pub mod network;
 pub mod qmp;
 pub mod runtime;
 pub mod timefmt;

@@ -123,6 +123,12 @@ fn values(ctx: &CmdCtx, opt: &OptDef, text: &str) -> Vec<String> {
             .and_then(|c| c.list_secrets().ok())
             .map(|s| s.iter().map(|s| s.uuid_string().to_string()).collect())
             .unwrap_or_default(),
+        Completer::Network => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_all_networks().ok())
+            .map(|n| n.iter().map(|n| n.name().to_string()).collect())
+            .unwrap_or_default(),
     };
     all.into_iter().filter(|v| v.starts_with(text)).collect()
 }

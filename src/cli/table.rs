@@ -16,6 +16,7 @@ pub enum Group {
     DomainEvents,
     HostAndHypervisor,
     Checkpoint,
+    Network,
     Secret,
     Snapshot,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
@@ -31,6 +32,7 @@ impl Group {
         Group::DomainEvents,
         Group::HostAndHypervisor,
         Group::Checkpoint,
+        Group::Network,
         Group::Secret,
         Group::Snapshot,
         Group::Tools,
@@ -45,6 +47,7 @@ impl Group {
             Group::DomainEvents => "Domain Events",
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Checkpoint => "Checkpoint",
+            Group::Network => "Networking",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
             Group::Tools => "Domdriver tools",
@@ -60,6 +63,7 @@ impl Group {
             Group::DomainEvents => "events",
             Group::HostAndHypervisor => "host",
             Group::Checkpoint => "checkpoint",
+            Group::Network => "network",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
             Group::Tools => "tools",
@@ -94,6 +98,8 @@ pub enum Completer {
     Domain(DomainFilter),
     /// Secret UUIDs.
     Secret,
+    /// Network names.
+    Network,
     /// File names: left to the shell.
     File,
     /// A fixed list of words.

@@ -1113,6 +1113,7 @@ impl<'c> Domain<'c> {
         ctx.secrets = Some(self.conn.secret_context(key, iv)?);
         let helpers = self.conn.plan_helpers(&def, &ctx)?;
         ctx.tpm_emulator_socket = helpers.tpm_socket.clone();
+        self.conn.connect_network_interfaces(&mut def, None)?;
         let taps = super::tap::plan(&def, &ctx)?;
         let passed = self.conn.open_passed_fds(&def, &mut ctx)?;
         let mut cmd = crate::xml2argv::build(&def, &caps, &ctx)?;

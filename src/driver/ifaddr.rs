@@ -122,7 +122,9 @@ pub fn lease_interfaces(def: &DomainDef, status_files: &[String]) -> Vec<Interfa
                     Some(IpAddress {
                         family: if v6 { "ipv6" } else { "ipv4" }.into(),
                         addr: ip.to_string(),
-                        prefix: if v6 { 64 } else { 24 },
+                        prefix: l["prefix"]
+                            .as_u64()
+                            .map_or(if v6 { 64 } else { 24 }, |p| p as u32),
                     })
                 })
                 .collect();
@@ -185,6 +187,17 @@ impl Domain<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
+                let mut files = files;
+                // This driver's own networks' leases (dnsmasq's files), in the same shape.
+                let ours: Vec<Value> = self
+                    .connect()
+                    .all_network_leases()
+                    .into_iter()
+                    .map(|(mac, ip, prefix)| {
+                        serde_json::json!({"mac-address": mac, "ip-address": ip, "prefix": prefix})
+                    })
+                    .collect();
+                files.push(Value::Array(ours).to_string());
                 Ok(lease_interfaces(def, &files))
             }
             AddrSource::Agent => {

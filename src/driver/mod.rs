@@ -45,6 +45,7 @@ pub mod memdev;
 pub mod memtune;
 pub mod metadata;
 pub mod monitor;
+pub mod network;
 pub mod node;
 pub mod node_cells;
 pub mod node_memory;

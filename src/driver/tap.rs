@@ -96,17 +96,19 @@ pub fn plan(def: &DomainDef, ctx: &LaunchContext) -> Result<Vec<TapSpec>, Driver
     let (mut fd, mut vfd) = (ctx.tap_fd_base, ctx.vhost_fd_base);
     for (index, n) in def.devices.interfaces.iter().enumerate() {
         let bridge = match n.itype.as_str() {
-            // There is no network driver: no network exists (libvirt's words for a name it
-            // does not know).
+            // The network driver has put the network's bridge in the live definition
+            // (`Connect::connect_network_interfaces`); without it, the network is unknown.
             "network" => {
-                let name = n
-                    .source
-                    .as_ref()
-                    .and_then(|s| s.network.clone())
-                    .unwrap_or_default();
-                return Err(DriverError::NoNetwork(format!(
-                    "no network with matching name '{name}'"
-                )));
+                let src = n.source.as_ref();
+                match src.and_then(|s| s.bridge.clone()) {
+                    Some(b) if !b.is_empty() => Some(b),
+                    _ => {
+                        let name = src.and_then(|s| s.network.clone()).unwrap_or_default();
+                        return Err(DriverError::NoNetwork(format!(
+                            "no network with matching name '{name}'"
+                        )));
+                    }
+                }
             }
             "bridge" => {
                 let br = n.source.as_ref().and_then(|s| s.bridge.clone());

@@ -29,6 +29,7 @@ pub mod memdev;
 pub mod memtune;
 pub mod monitor;
 pub mod monitoring;
+pub mod network;
 pub mod node;
 pub mod paramtune;
 pub mod power;
@@ -92,6 +93,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     launchsec::CMDS,
     fdassoc::CMDS,
     checkpoint::CMDS,
+    network::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,

@@ -243,7 +243,7 @@ impl Domain<'_> {
         let t = n.itype.clone();
         if !matches!(
             t.as_str(),
-            "user" | "server" | "client" | "mcast" | "udp" | "bridge" | "ethernet"
+            "user" | "server" | "client" | "mcast" | "udp" | "bridge" | "ethernet" | "network"
         ) {
             return Err(DriverError::OperationUnsupported(format!(
                 "live attach of interface type '{t}' is not supported"
@@ -262,6 +262,8 @@ impl Domain<'_> {
         let mut next = lg.def.clone();
         next.devices.interfaces.push(net);
         let index = next.devices.interfaces.len() - 1;
+        self.connect()
+            .connect_network_interfaces(&mut next, Some(index))?;
         let ctx = self.connect().launch_context(&next, next.id.unwrap_or(-1));
         let mut p = props::net_props(&next, &caps, &ctx, index, Plug::Hot)?;
         let id = p.netdev["id"].clone();
