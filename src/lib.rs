@@ -12,6 +12,7 @@ pub mod driver;
 pub mod fleet;
 pub mod qmp;
 pub mod runtime;
+pub mod storage;
 pub mod timefmt;
 pub mod xml2argv;
 pub mod xmlfmt;
