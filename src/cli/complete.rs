@@ -123,6 +123,12 @@ fn values(ctx: &CmdCtx, opt: &OptDef, text: &str) -> Vec<String> {
             .and_then(|c| c.list_secrets().ok())
             .map(|s| s.iter().map(|s| s.uuid_string().to_string()).collect())
             .unwrap_or_default(),
+        Completer::Pool => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_storage_pools().ok())
+            .map(|p| p.iter().map(|p| p.name().to_string()).collect())
+            .unwrap_or_default(),
     };
     all.into_iter().filter(|v| v.starts_with(text)).collect()
 }

@@ -17,6 +17,8 @@ pub enum Group {
     HostAndHypervisor,
     Secret,
     Snapshot,
+    StoragePool,
+    StorageVolume,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
     Tools,
     VirshItself,
@@ -31,6 +33,8 @@ impl Group {
         Group::HostAndHypervisor,
         Group::Secret,
         Group::Snapshot,
+        Group::StoragePool,
+        Group::StorageVolume,
         Group::Tools,
         Group::VirshItself,
     ];
@@ -44,6 +48,8 @@ impl Group {
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
+            Group::StoragePool => "Storage Pool",
+            Group::StorageVolume => "Storage Volume",
             Group::Tools => "Domdriver tools",
             Group::VirshItself => "Virsh itself",
         }
@@ -58,6 +64,8 @@ impl Group {
             Group::HostAndHypervisor => "host",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
+            Group::StoragePool => "pool",
+            Group::StorageVolume => "volume",
             Group::Tools => "tools",
             Group::VirshItself => "virsh",
         }
@@ -90,6 +98,8 @@ pub enum Completer {
     Domain(DomainFilter),
     /// Secret UUIDs.
     Secret,
+    /// Storage pool names (libvirt: virshStoragePoolNameCompleter).
+    Pool,
     /// File names: left to the shell.
     File,
     /// A fixed list of words.

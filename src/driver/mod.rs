@@ -68,6 +68,7 @@ pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod storage;
 pub mod tap;
 pub mod tuning;
 pub mod uri;
@@ -176,6 +177,15 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),
+    /// libvirt's VIR_ERR_NO_STORAGE_POOL.
+    #[error("Storage pool not found: {0}")]
+    NoStoragePool(String),
+    /// libvirt's VIR_ERR_NO_STORAGE_VOL.
+    #[error("Storage volume not found: {0}")]
+    NoStorageVol(String),
+    /// libvirt's VIR_ERR_STORAGE_VOL_EXIST.
+    #[error("storage volume {0} exists already")]
+    StorageVolExist(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),
@@ -455,6 +465,7 @@ impl Connect {
         let def = crate::domain::parse_unprepared(xml)?;
         let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
+        self.translate_volume_disks(&mut def)?;
         let mut ctx = self.pretend_launch_context(&def);
         // As libvirt's: a throwaway master key, so the secrets print as a start would pass them.
         ctx.secrets = Some(
