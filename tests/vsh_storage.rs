@@ -103,7 +103,9 @@ fn dir_pools_persist_between_runs() {
     assert_eq!(v.ok(&["pool-start", "p1"]), "Pool p1 started\n\n");
     let err = v.fails(&["pool-start", "p1"]);
     assert!(
-        err.contains("error: Requested operation is not valid: storage pool 'p1' is already active"),
+        err.contains(
+            "error: Requested operation is not valid: storage pool 'p1' is already active"
+        ),
         "{err}"
     );
 
@@ -111,7 +113,10 @@ fn dir_pools_persist_between_runs() {
     assert!(info.contains("State:          running\n"), "{info}");
     assert!(info.contains("Capacity:       "), "{info}");
     let list = v.ok(&["pool-list", "--details"]);
-    assert!(list.contains(" Name   State     Autostart   Persistent   Capacity"), "{list}");
+    assert!(
+        list.contains(" Name   State     Autostart   Persistent   Capacity"),
+        "{list}"
+    );
     assert!(list.contains("running   no          yes"), "{list}");
     let json: serde_json::Value =
         serde_json::from_str(&v.ok(&["pool-list", "--all", "--json"])).unwrap();
@@ -122,7 +127,10 @@ fn dir_pools_persist_between_runs() {
 
     // The live XML has the directory's owner and mode, the config neither.
     let xml = v.ok(&["pool-dumpxml", "p1"]);
-    assert!(xml.starts_with("<pool type='dir'>\n  <name>p1</name>\n"), "{xml}");
+    assert!(
+        xml.starts_with("<pool type='dir'>\n  <name>p1</name>\n"),
+        "{xml}"
+    );
     assert!(
         xml.contains(&format!(
             "  <target>\n    <path>{images}</path>\n    <permissions>\n      <mode>0711</mode>\n      <owner>{}</owner>\n",
@@ -132,7 +140,10 @@ fn dir_pools_persist_between_runs() {
     );
     let inactive = v.ok(&["pool-dumpxml", "p1", "--inactive"]);
     assert!(!inactive.contains("<permissions>"), "{inactive}");
-    assert!(inactive.contains("<capacity unit='bytes'>0</capacity>"), "{inactive}");
+    assert!(
+        inactive.contains("<capacity unit='bytes'>0</capacity>"),
+        "{inactive}"
+    );
 
     let uuid = v.ok(&["pool-uuid", "p1"]);
     let uuid = uuid.trim();
@@ -146,7 +157,10 @@ fn dir_pools_persist_between_runs() {
         v.ok(&["pool-autostart", "p1"]),
         "Pool p1 marked as autostarted\n\n"
     );
-    assert!(v.ok(&["pool-list", "--autostart", "--name"]).starts_with("p1   "));
+    assert!(
+        v.ok(&["pool-list", "--autostart", "--name"])
+            .starts_with("p1   ")
+    );
     assert_eq!(v.ok(&["pool-list", "--no-autostart", "--name"]), "\n");
     assert_eq!(
         v.ok(&["pool-autostart", "p1", "--disable"]),
@@ -172,7 +186,10 @@ fn dir_pools_persist_between_runs() {
         v.ok(&["pool-create-as", "t1", "dir", "--target", &t]),
         "Pool t1 created\n\n"
     );
-    assert!(v.ok(&["pool-list", "--transient", "--name"]).starts_with("t1 "));
+    assert!(
+        v.ok(&["pool-list", "--transient", "--name"])
+            .starts_with("t1 ")
+    );
     let err = v.fails(&["pool-autostart", "t1"]);
     assert!(
         err.contains("error: invalid argument: pool has no config file"),
@@ -201,7 +218,18 @@ fn dir_pools_persist_between_runs() {
         err.contains("error: Failed to define pool n1\nerror: internal error: missing backend for pool type 2 (netfs)"),
         "{err}"
     );
-    let xml = v.ok(&["pool-define-as", "n1", "netfs", "--source-host", "h", "--source-path", "/x", "--target", "/mnt", "--print-xml"]);
+    let xml = v.ok(&[
+        "pool-define-as",
+        "n1",
+        "netfs",
+        "--source-host",
+        "h",
+        "--source-path",
+        "/x",
+        "--target",
+        "/mnt",
+        "--print-xml",
+    ]);
     assert_eq!(
         xml,
         "<pool type='netfs'>\n  <name>n1</name>\n  <source>\n    <host name='h'/>\n    <dir path='/x'/>\n  </source>\n  <target>\n    <path>/mnt</path>\n  </target>\n</pool>\n\n"
@@ -223,7 +251,10 @@ fn dir_pools_persist_between_runs() {
     );
     assert_eq!(v.ok(&["pool-delete", "p1"]), "Pool p1 deleted\n\n");
     assert!(!std::path::Path::new(&images).exists());
-    assert_eq!(v.ok(&["pool-undefine", "p1"]), "Pool p1 has been undefined\n\n");
+    assert_eq!(
+        v.ok(&["pool-undefine", "p1"]),
+        "Pool p1 has been undefined\n\n"
+    );
     assert_eq!(v.ok(&["pool-list", "--all", "--name"]), "\n");
 
     // A definition from a file, redefined with the same UUID; another UUID is refused.
@@ -233,8 +264,14 @@ fn dir_pools_persist_between_runs() {
         format!("<pool type='dir'><name>p3</name><uuid>6e9b4d3f-4a1c-4b7f-8e52-1d3c8f0a2b21</uuid><target><path>{t}</path></target></pool>"),
     )
     .unwrap();
-    assert_eq!(v.ok(&["pool-define", &f]), format!("Pool p3 defined from {f}\n\n"));
-    assert_eq!(v.ok(&["pool-define", &f]), format!("Pool p3 defined from {f}\n\n"));
+    assert_eq!(
+        v.ok(&["pool-define", &f]),
+        format!("Pool p3 defined from {f}\n\n")
+    );
+    assert_eq!(
+        v.ok(&["pool-define", &f]),
+        format!("Pool p3 defined from {f}\n\n")
+    );
     std::fs::write(
         &f,
         format!("<pool type='dir'><name>p3</name><uuid>6e9b4d3f-4a1c-4b7f-8e52-1d3c8f0a2b22</uuid><target><path>{t}</path></target></pool>"),
@@ -279,7 +316,9 @@ fn volumes_are_files_in_the_pool() {
     assert_eq!(md.permissions().mode() & 0o777, 0o600);
     let err = v.fails(&["vol-create-as", "p", "a.img", "1M"]);
     assert!(
-        err.contains("error: Failed to create vol a.img\nerror: storage volume 'a.img' exists already"),
+        err.contains(
+            "error: Failed to create vol a.img\nerror: storage volume 'a.img' exists already"
+        ),
         "{err}"
     );
     let err = v.fails(&["vol-create-as", "p", "x", "1Q"]);
@@ -308,7 +347,10 @@ fn volumes_are_files_in_the_pool() {
         )),
         "{xml}"
     );
-    assert!(xml.contains("<capacity unit='bytes'>20971520</capacity>"), "{xml}");
+    assert!(
+        xml.contains("<capacity unit='bytes'>20971520</capacity>"),
+        "{xml}"
+    );
     assert!(xml.contains("    <format type='qcow2'/>\n"), "{xml}");
     assert!(xml.contains("    <compat>1.1</compat>\n"), "{xml}");
 
@@ -348,8 +390,14 @@ fn volumes_are_files_in_the_pool() {
     );
     let info = v.ok(&["vol-info", &a, "--bytes", "--physical"]);
     assert!(info.contains("Physical:       1048576 bytes\n"), "{info}");
-    assert_eq!(v.ok(&["vol-path", "a.img", "--pool", "p"]), format!("{a}\n\n"));
-    assert_eq!(v.ok(&["vol-key", "a.img", "--pool", "p"]), format!("{a}\n\n"));
+    assert_eq!(
+        v.ok(&["vol-path", "a.img", "--pool", "p"]),
+        format!("{a}\n\n")
+    );
+    assert_eq!(
+        v.ok(&["vol-key", "a.img", "--pool", "p"]),
+        format!("{a}\n\n")
+    );
     assert_eq!(v.ok(&["vol-name", &a]), "a.img\n\n");
     assert_eq!(v.ok(&["vol-pool", &a]), "p\n\n");
     let uuid = v.ok(&["pool-uuid", "p"]);
@@ -371,17 +419,41 @@ fn volumes_are_files_in_the_pool() {
     // Upload, download, wipe.
     let src = p(&d, "hello.bin");
     std::fs::write(&src, b"hello").unwrap();
-    v.ok(&["vol-upload", "a.img", &src, "--pool", "p", "--offset", "512"]);
+    v.ok(&[
+        "vol-upload",
+        "a.img",
+        &src,
+        "--pool",
+        "p",
+        "--offset",
+        "512",
+    ]);
     let out = p(&d, "out.bin");
-    v.ok(&["vol-download", "a.img", &out, "--pool", "p", "--offset", "512", "--length", "5"]);
+    v.ok(&[
+        "vol-download",
+        "a.img",
+        &out,
+        "--pool",
+        "p",
+        "--offset",
+        "512",
+        "--length",
+        "5",
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), b"hello");
     v.ok(&["vol-download", "a.img", &out, "--pool", "p", "--sparse"]);
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 20);
-    assert_eq!(v.ok(&["vol-wipe", "a.img", "--pool", "p"]), "Vol a.img wiped\n\n");
+    assert_eq!(
+        v.ok(&["vol-wipe", "a.img", "--pool", "p"]),
+        "Vol a.img wiped\n\n"
+    );
     v.ok(&["vol-download", "a.img", &out, "--pool", "p"]);
     assert!(std::fs::read(&out).unwrap().iter().all(|b| *b == 0));
     let err = v.fails(&["vol-wipe", "a.img", "--pool", "p", "--algorithm", "bogus"]);
-    assert!(err.contains("error: Unsupported algorithm 'bogus'"), "{err}");
+    assert!(
+        err.contains("error: Unsupported algorithm 'bogus'"),
+        "{err}"
+    );
     let err = v.fails(&["vol-wipe", "a.img", "--pool", "p", "--algorithm", "trim"]);
     assert!(
         err.contains("error: Failed to wipe vol a.img\nerror: argument unsupported: 'trim' algorithm not supported"),
@@ -400,14 +472,20 @@ fn volumes_are_files_in_the_pool() {
         "{err}"
     );
     v.ok(&["vol-resize", "b.qcow2", "16M", "--pool", "p"]);
-    assert!(v.ok(&["vol-info", "b.qcow2", "--pool", "p"]).contains("Capacity:       16.00 MiB"));
+    assert!(
+        v.ok(&["vol-info", "b.qcow2", "--pool", "p"])
+            .contains("Capacity:       16.00 MiB")
+    );
 
     // Clone, create from XML, create from another volume.
     assert_eq!(
         v.ok(&["vol-clone", "a.img", "a2.img", "--pool", "p"]),
         "Vol a2.img cloned from a.img\n\n"
     );
-    assert_eq!(std::fs::metadata(format!("{dir}/a2.img")).unwrap().len(), 2 << 20);
+    assert_eq!(
+        std::fs::metadata(format!("{dir}/a2.img")).unwrap().len(),
+        2 << 20
+    );
     let vx = p(&d, "vol.xml");
     std::fs::write(
         &vx,
@@ -418,7 +496,10 @@ fn volumes_are_files_in_the_pool() {
         v.ok(&["vol-create", "p", &vx]),
         format!("Vol e.raw created from {vx}\n\n")
     );
-    assert_eq!(std::fs::metadata(format!("{dir}/e.raw")).unwrap().len(), 64 << 10);
+    assert_eq!(
+        std::fs::metadata(format!("{dir}/e.raw")).unwrap().len(),
+        64 << 10
+    );
     std::fs::write(
         &vx,
         "<volume><name>f.raw</name><capacity>0</capacity><target><format type='raw'/></target></volume>",
@@ -428,7 +509,10 @@ fn volumes_are_files_in_the_pool() {
         v.ok(&["vol-create-from", "p", &vx, "b.qcow2", "--inputpool", "p"]),
         "Vol f.raw created from input vol b.qcow2\n\n"
     );
-    assert!(v.ok(&["vol-info", "f.raw", "--pool", "p"]).contains("Capacity:       16.00 MiB"));
+    assert!(
+        v.ok(&["vol-info", "f.raw", "--pool", "p"])
+            .contains("Capacity:       16.00 MiB")
+    );
 
     let err = v.fails(&["vol-delete", "a2.img", "--pool", "p", "--delete-snapshots"]);
     assert!(err.contains("error: Failed to delete vol a2.img"), "{err}");
@@ -523,7 +607,9 @@ fn a_guest_boots_from_a_volume() {
     v.ok(&["define", &y]);
     let err = v.fails(&["start", "novm"]);
     assert!(
-        err.contains("error: Storage volume not found: no storage vol with matching name 'nosuch.img'"),
+        err.contains(
+            "error: Storage volume not found: no storage vol with matching name 'nosuch.img'"
+        ),
         "{err}"
     );
 
@@ -555,6 +641,47 @@ fn readonly_refuses_pool_changes() {
         "error: Failed to define pool p\nerror: operation forbidden: read only access prevents virStoragePoolDefineXML\n"
     );
     // Reading is allowed.
-    let o = v.cmd(&[]).args(["-r", "pool-list", "--all"]).output().unwrap();
+    let o = v
+        .cmd(&[])
+        .args(["-r", "pool-list", "--all"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
+}
+
+#[test]
+fn pool_edit_defines_what_the_editor_wrote() {
+    let d = tempfile::tempdir().unwrap();
+    let v = vsh(&d);
+    let t = p(&d, "t");
+    v.ok(&["pool-define-as", "pe", "dir", "--target", &t]);
+    let run = |editor: &str| {
+        let o = v
+            .cmd(&["pool-edit", "pe"])
+            .env_remove("VISUAL")
+            .env("EDITOR", editor)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run("true");
+    assert!(ok, "{err}");
+    assert_eq!(out, "Pool pe XML configuration not changed.\n\n");
+    let (ok, out, err) = run("sed -i 's#<path>.*</path>#<path>/srv/x</path>#'");
+    assert!(ok, "{err}");
+    assert_eq!(out, "Pool pe XML configuration edited.\n\n");
+    assert!(
+        v.ok(&["pool-dumpxml", "pe"])
+            .contains("<path>/srv/x</path>")
+    );
+    let err = v.fails(&["pool-edit", "nosuch"]);
+    assert!(
+        err.contains("error: failed to get pool 'nosuch'\nerror: Storage pool not found: no storage pool with matching name 'nosuch'"),
+        "{err}"
+    );
 }

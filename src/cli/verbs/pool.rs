@@ -194,12 +194,9 @@ pub const CMDS: &[CmdDef] = &[
                 OptDef::flag("persistent", "list persistent pools"),
                 OptDef::flag("autostart", "list pools with autostart enabled"),
                 OptDef::flag("no-autostart", "list pools with autostart disabled"),
-                OptDef::string(
-                    "type",
-                    "only list pool of specified type(s) (if supported)",
-                )
-                .positional()
-                .complete(Completer::Words(TYPES)),
+                OptDef::string("type", "only list pool of specified type(s) (if supported)")
+                    .positional()
+                    .complete(Completer::Words(TYPES)),
                 OptDef::flag("details", "display extended details for pools"),
                 OptDef::flag("uuid", "list UUID of active pools only"),
                 OptDef::flag("name", "list name of active pools only"),
@@ -260,7 +257,11 @@ pub const CMDS: &[CmdDef] = &[
 
 /// The pool named by option `opt` (libvirt: virshCommandOptPoolBy): by UUID when it looks
 /// like one, then by name.
-pub(super) fn lookup<'c>(conn: &'c Connect, args: &ParsedArgs, opt: &str) -> Result<StoragePool<'c>> {
+pub(super) fn lookup<'c>(
+    conn: &'c Connect,
+    args: &ParsedArgs,
+    opt: &str,
+) -> Result<StoragePool<'c>> {
     let arg = args.required(opt)?;
     conn.lookup_storage_pool(arg)
         .with_context(|| format!("failed to get pool '{arg}'"))
@@ -286,7 +287,10 @@ fn build_xml(args: &ParsedArgs) -> Result<(String, String)> {
     args.exclusive("secret-usage", "secret-uuid")?;
     let s = |n| args.string(n);
     let name = args.required("name")?.to_string();
-    let mut x = format!("<pool type='{}'>\n  <name>{name}</name>\n", args.required("type")?);
+    let mut x = format!(
+        "<pool type='{}'>\n  <name>{name}</name>\n",
+        args.required("type")?
+    );
     let (wwnn, wwpn) = (s("adapter-wwnn"), s("adapter-wwpn"));
     let any_source = [
         "source-host",
@@ -605,8 +609,7 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     if let Some(t) = args.string("type") {
         for one in t.split(',').filter(|s| !s.is_empty()) {
             types.push(
-                PoolType::parse(one)
-                    .ok_or_else(|| anyhow::anyhow!("Invalid pool type '{one}'"))?,
+                PoolType::parse(one).ok_or_else(|| anyhow::anyhow!("Invalid pool type '{one}'"))?,
             );
         }
     }
@@ -620,7 +623,11 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let conn = ctx.conn()?;
     let mut rows = Vec::new();
     for p in conn.list_storage_pools()? {
-        if !(if p.is_active() { want_active } else { want_inactive }) {
+        if !(if p.is_active() {
+            want_active
+        } else {
+            want_inactive
+        }) {
             continue;
         }
         let (pers, trans) = (args.flag("persistent"), args.flag("transient"));
@@ -647,7 +654,11 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             let mut s = String::new();
             for r in rows {
                 if uuid {
-                    s.push_str(&format!("{:<36}{}", r.info.uuid, if name { ' ' } else { '\n' }));
+                    s.push_str(&format!(
+                        "{:<36}{}",
+                        r.info.uuid,
+                        if name { ' ' } else { '\n' }
+                    ));
                 }
                 if name {
                     s.push_str(&format!("{:<20}\n", r.info.name));

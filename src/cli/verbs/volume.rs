@@ -409,7 +409,9 @@ fn cmd_create_as(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         let path = {
             let mut found = pool.lookup_volume_by_name(b).map(|v| v.path().to_string());
             if found.is_err() {
-                found = conn.lookup_storage_vol_by_key(b).map(|v| v.path().to_string());
+                found = conn
+                    .lookup_storage_vol_by_key(b)
+                    .map(|v| v.path().to_string());
             }
             if found.is_err() {
                 found = conn
@@ -689,9 +691,15 @@ fn cmd_resize(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         }
     })?;
     ctx.println_extra(if flags.delta {
-        format!("Size of volume '{}' successfully changed by {cap}", vol.name())
+        format!(
+            "Size of volume '{}' successfully changed by {cap}",
+            vol.name()
+        )
     } else {
-        format!("Size of volume '{}' successfully changed to {cap}", vol.name())
+        format!(
+            "Size of volume '{}' successfully changed to {cap}",
+            vol.name()
+        )
     });
     Ok(())
 }

@@ -528,9 +528,8 @@ impl<'c> StoragePool<'c> {
                 .map_err(|err| system(format!("cannot create path '{path}'"), err))?;
         }
         if let Some(m) = mode {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).map_err(|err| {
-                system(format!("cannot set mode of '{path}' to {m:04o}"), err)
-            })?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m))
+                .map_err(|err| system(format!("cannot set mode of '{path}' to {m:04o}"), err))?;
         }
         if perms.owner.is_some() || perms.group.is_some() {
             std::os::unix::fs::chown(&path, perms.owner, perms.group).map_err(|err| {

@@ -325,7 +325,11 @@ impl<'c> StoragePool<'c> {
                         Ok(Some(v)) => v.target.format,
                         _ => VolFormat::Raw,
                     };
-                    let bfmt = if b.format == VolFormat::Raw { bfmt } else { b.format };
+                    let bfmt = if b.format == VolFormat::Raw {
+                        bfmt
+                    } else {
+                        b.format
+                    };
                     args.extend(["-b".to_string(), bpath, "-F".into(), bfmt.as_str().into()]);
                 }
                 if !opts.is_empty() {
@@ -507,12 +511,16 @@ impl<'c> StorageVol<'c> {
     pub fn wipe(&self, algorithm: &str) -> Result<(), DriverError> {
         self.pool.check_active()?;
         let path = self.path();
-        let f = OpenOptions::new().read(true).write(true).open(path).map_err(|err| {
-            system(
-                format!("Failed to open storage volume with path '{path}'"),
-                err,
-            )
-        })?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|err| {
+                system(
+                    format!("Failed to open storage volume with path '{path}'"),
+                    err,
+                )
+            })?;
         let md = f.metadata().map_err(|err| {
             system(
                 format!("Failed to stat storage volume with path '{path}'"),
