@@ -3,7 +3,6 @@
 //! virsh's and libvirt's, and a TCG guest booting from a `<disk type='volume'>`.
 
 #[path = "common/bootkit.rs"]
-#[allow(dead_code)]
 mod bootkit;
 #[path = "common/guests.rs"]
 mod guests;
@@ -623,6 +622,30 @@ fn a_guest_boots_from_a_volume() {
     );
     let blk = v.ok(&["domblklist", "volvm"]);
     assert!(blk.contains("/pool/boot.img"), "{blk}");
+
+    // A hotplugged volume disk is resolved the same way.
+    let dev = p(&d, "disk.xml");
+    let disk = |vol: &str| {
+        format!(
+            "<disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
+             <source pool='p' volume='{vol}'/><target dev='vdb' bus='virtio'/></disk>"
+        )
+    };
+    std::fs::write(&dev, disk("nosuch.img")).unwrap();
+    let (ok, _, err) = v.run_bounded(&["attach-device", "volvm", &dev], 120);
+    assert!(!ok);
+    assert!(
+        err.contains(
+            "error: Storage volume not found: no storage vol with matching name 'nosuch.img'"
+        ),
+        "{err}"
+    );
+    v.ok(&["vol-create-as", "p", "data.img", "1M"]);
+    std::fs::write(&dev, disk("data.img")).unwrap();
+    let (ok, _, err) = v.run_bounded(&["attach-device", "volvm", &dev], 120);
+    assert!(ok, "{err}");
+    let blk = v.ok(&["domblklist", "volvm"]);
+    assert!(blk.contains("/pool/data.img"), "{blk}");
     v.ok(&["destroy", "volvm"]);
 }
 

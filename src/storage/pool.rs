@@ -805,6 +805,69 @@ fn format_source(o: &mut Lines, fl: SourceFlags, s: &PoolSource) {
     o.close("</source>");
 }
 
+/// Volume formats a pool type's volumes take and the default (libvirt: poolTypeInfo's
+/// volOptions), in libvirt's order: `None` for types without volume formats.
+fn vol_formats(t: PoolType) -> Option<(&'static [&'static str], &'static str)> {
+    const FILE: &[&str] = &[
+        "none", "raw", "dir", "bochs", "cloop", "dmg", "iso", "vpc", "vdi", "fat", "vhd", "ploop",
+        "cow", "qcow", "qcow2", "qed", "vmdk",
+    ];
+    match t {
+        PoolType::Dir | PoolType::Fs | PoolType::Netfs | PoolType::Gluster | PoolType::Vstorage => {
+            Some((FILE, "raw"))
+        }
+        // libvirt gives rbd a default but no list.
+        PoolType::Rbd => Some((&[], "raw")),
+        PoolType::Disk => Some((
+            &[
+                "none",
+                "linux",
+                "fat16",
+                "fat32",
+                "linux-swap",
+                "linux-lvm",
+                "linux-raid",
+                "extended",
+            ],
+            "none",
+        )),
+        _ => None,
+    }
+}
+
+/// `<storagepoolCapabilities>`, `supported` saying which types have a backend (libvirt:
+/// virStoragePoolCapsFormat).
+pub fn capabilities(supported: impl Fn(PoolType) -> bool) -> String {
+    let mut o = Lines::default();
+    o.open("<storagepoolCapabilities>");
+    for &t in POOL_TYPES {
+        o.open(format!(
+            "<pool type='{}' supported='{}'>",
+            t.as_str(),
+            yes_no(supported(t))
+        ));
+        for (elem, list, formats) in [
+            ("poolOptions", "sourceFormatType", source_formats(t)),
+            ("volOptions", "targetFormatType", vol_formats(t)),
+        ] {
+            let Some((values, default)) = formats else {
+                continue;
+            };
+            o.open(format!("<{elem}>"));
+            o.line(format!("<defaultFormat type='{default}'/>"));
+            o.open(format!("<enum name='{list}'>"));
+            for v in values {
+                o.line(format!("<value>{v}</value>"));
+            }
+            o.close("</enum>");
+            o.close(format!("</{elem}>"));
+        }
+        o.close("</pool>");
+    }
+    o.close("</storagepoolCapabilities>");
+    o.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -873,67 +936,4 @@ mod tests {
             "XML error: expecting root element of 'pool', not 'volume'"
         );
     }
-}
-
-/// Volume formats a pool type's volumes take and the default (libvirt: poolTypeInfo's
-/// volOptions), in libvirt's order: `None` for types without volume formats.
-fn vol_formats(t: PoolType) -> Option<(&'static [&'static str], &'static str)> {
-    const FILE: &[&str] = &[
-        "none", "raw", "dir", "bochs", "cloop", "dmg", "iso", "vpc", "vdi", "fat", "vhd", "ploop",
-        "cow", "qcow", "qcow2", "qed", "vmdk",
-    ];
-    match t {
-        PoolType::Dir | PoolType::Fs | PoolType::Netfs | PoolType::Gluster | PoolType::Vstorage => {
-            Some((FILE, "raw"))
-        }
-        // libvirt gives rbd a default but no list.
-        PoolType::Rbd => Some((&[], "raw")),
-        PoolType::Disk => Some((
-            &[
-                "none",
-                "linux",
-                "fat16",
-                "fat32",
-                "linux-swap",
-                "linux-lvm",
-                "linux-raid",
-                "extended",
-            ],
-            "none",
-        )),
-        _ => None,
-    }
-}
-
-/// `<storagepoolCapabilities>`, `supported` saying which types have a backend (libvirt:
-/// virStoragePoolCapsFormat).
-pub fn capabilities(supported: impl Fn(PoolType) -> bool) -> String {
-    let mut o = Lines::default();
-    o.open("<storagepoolCapabilities>");
-    for &t in POOL_TYPES {
-        o.open(format!(
-            "<pool type='{}' supported='{}'>",
-            t.as_str(),
-            yes_no(supported(t))
-        ));
-        for (elem, list, formats) in [
-            ("poolOptions", "sourceFormatType", source_formats(t)),
-            ("volOptions", "targetFormatType", vol_formats(t)),
-        ] {
-            let Some((values, default)) = formats else {
-                continue;
-            };
-            o.open(format!("<{elem}>"));
-            o.line(format!("<defaultFormat type='{default}'/>"));
-            o.open(format!("<enum name='{list}'>"));
-            for v in values {
-                o.line(format!("<value>{v}</value>"));
-            }
-            o.close("</enum>");
-            o.close(format!("</{elem}>"));
-        }
-        o.close("</pool>");
-    }
-    o.close("</storagepoolCapabilities>");
-    o.finish()
 }
