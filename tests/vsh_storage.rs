@@ -553,6 +553,7 @@ fn volume_guest(name: &str, pool: &str, vol: &str, serial: &str) -> String {
     format!(
         "<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid><memory unit='MiB'>32</memory><vcpu>1</vcpu>\
          <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>\
+         <features><acpi/></features>\
          <devices><emulator>{}</emulator>\
          <disk type='volume' device='disk'><driver name='qemu' type='raw'/>\
          <source pool='{pool}' volume='{vol}'/><target dev='hda' bus='ide'/></disk>\
