@@ -342,7 +342,7 @@ fn volumes_are_files_in_the_pool() {
     let xml = v.ok(&["vol-dumpxml", "c.qcow2", "--pool", "p"]);
     assert!(
         xml.contains(&format!(
-            "  <backingStore>\n    <path>{dir}/b.qcow2</path>\n    <format type='qcow2'/>\n  </backingStore>\n"
+            "  <backingStore>\n    <path>{dir}/b.qcow2</path>\n    <format type='qcow2'/>\n    <permissions>\n      <mode>0600</mode>\n"
         )),
         "{xml}"
     );

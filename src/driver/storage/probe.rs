@@ -8,7 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use crate::storage::vol::{VolDef, VolFormat, VolTarget, VolType};
+use crate::storage::vol::{Timestamp, VolDef, VolFormat, VolTarget, VolType};
 
 /// The header facts of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +128,26 @@ pub fn parse_header(buf: &[u8]) -> Header {
     raw
 }
 
+/// A file's owner, mode and times as a volume's `<permissions>` and `<timestamps>`.
+fn file_facts(md: &std::fs::Metadata) -> (crate::storage::Perms, Option<[Timestamp; 4]>) {
+    let ts = |s: i64, ns: i64| Some((s, ns));
+    (
+        crate::storage::Perms {
+            mode: Some(md.permissions().mode() & 0o777),
+            owner: Some(md.uid()),
+            group: Some(md.gid()),
+            label: None,
+        },
+        Some([
+            ts(md.atime(), md.atime_nsec()),
+            ts(md.mtime(), md.mtime_nsec()),
+            ts(md.ctime(), md.ctime_nsec()),
+            // stat has no birth time: libvirt leaves btime out then.
+            None,
+        ]),
+    )
+}
+
 /// The volume `name` at `path` of a pool, as a refresh sees it; `None` for what is not a
 /// regular file or directory (a dangling link, a socket), which libvirt leaves out too.
 pub fn volume(name: &str, path: &str) -> std::io::Result<Option<VolDef>> {
@@ -159,23 +179,12 @@ pub fn volume(name: &str, path: &str) -> std::io::Result<Option<VolDef>> {
     } else {
         return Ok(None);
     };
-    let ts = |s: i64, ns: i64| Some((s, ns));
+    let (perms, timestamps) = file_facts(&md);
     let target = VolTarget {
         path: Some(path.to_string()),
         format: header.format,
-        perms: crate::storage::Perms {
-            mode: Some(md.permissions().mode() & 0o777),
-            owner: Some(md.uid()),
-            group: Some(md.gid()),
-            label: None,
-        },
-        timestamps: Some([
-            ts(md.atime(), md.atime_nsec()),
-            ts(md.mtime(), md.mtime_nsec()),
-            ts(md.ctime(), md.ctime_nsec()),
-            // stat has no birth time: libvirt leaves btime out then.
-            None,
-        ]),
+        perms,
+        timestamps,
         compat: header.compat.clone(),
         cluster_size: header.cluster_size,
         features: header.features.clone(),
@@ -193,18 +202,22 @@ pub fn volume(name: &str, path: &str) -> std::io::Result<Option<VolDef>> {
                 .to_string_lossy()
                 .into_owned()
         };
-        let mut t = VolTarget {
+        // The backing file's owner, mode and times when it is there; unknown otherwise,
+        // as libvirt leaves them (virStorageBackendRefreshVolTargetUpdate).
+        let (perms, timestamps) = match std::fs::metadata(&full) {
+            Ok(m) => file_facts(&m),
+            Err(_) => (Default::default(), None),
+        };
+        VolTarget {
             path: Some(full),
             format: f.unwrap_or(VolFormat::Raw),
-            perms: Default::default(),
-            timestamps: None,
+            perms,
+            timestamps,
             compat: None,
             cluster_size: None,
             features: None,
             nocow: false,
-        };
-        t.perms.mode = None;
-        t
+        }
     });
     Ok(Some(VolDef {
         vtype,
