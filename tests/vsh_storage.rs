@@ -339,6 +339,35 @@ fn volumes_are_files_in_the_pool() {
         "--backing-vol-format",
         "qcow2",
     ]);
+    let err = v.fails(&[
+        "vol-create-as",
+        "p",
+        "r.img",
+        "1M",
+        "--backing-vol",
+        "b.qcow2",
+    ]);
+    assert!(
+        err.contains("error: Failed to create vol r.img\nerror: this function is not supported by the connection driver: backing storage not supported for raw volumes"),
+        "{err}"
+    );
+    let err = v.fails(&[
+        "vol-create-as",
+        "p",
+        "m.qcow2",
+        "1M",
+        "--format",
+        "qcow2",
+        "--backing-vol",
+        "b.qcow2",
+        "--prealloc-metadata",
+    ]);
+    assert!(
+        err.contains(
+            "error: unsupported configuration: metadata preallocation conflicts with backing store"
+        ),
+        "{err}"
+    );
     let xml = v.ok(&["vol-dumpxml", "c.qcow2", "--pool", "p"]);
     assert!(
         xml.contains(&format!(

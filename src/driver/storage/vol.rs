@@ -266,15 +266,15 @@ impl<'c> StoragePool<'c> {
     ) -> Result<(), DriverError> {
         let path = def.target.path.clone().unwrap_or_default();
         let fmt = def.target.format;
-        if def.backing.is_some() && !fmt.has_backing() {
-            return Err(DriverError::InvalidArg(
+        if def.backing.is_some() && fmt == VolFormat::Raw {
+            return Err(DriverError::Unsupported(
                 "cannot set backing store for raw volume".into(),
             ));
         }
         let mut opts = Vec::new();
         if prealloc_metadata {
             if def.backing.is_some() {
-                return Err(DriverError::InvalidArg(
+                return Err(DriverError::Unsupported(
                     "metadata preallocation conflicts with backing store".into(),
                 ));
             }
@@ -315,22 +315,24 @@ impl<'c> StoragePool<'c> {
             None => {
                 args.extend(["create", "-f", fmt.as_str()].map(String::from));
                 if let Some(b) = &def.backing {
+                    // libvirt: storageBackendCreateQemuImgSetBacking. The format is the one
+                    // the XML gives, raw when it gives none (libvirt does not probe it); a
+                    // relative path is checked against the pool's directory.
                     let bpath = b.path.clone().unwrap_or_default();
-                    std::fs::File::open(&bpath).map_err(|err| {
+                    let abs = if bpath.starts_with('/') {
+                        bpath.clone()
+                    } else {
+                        self.vol_path(&bpath)
+                    };
+                    std::fs::File::open(&abs).map_err(|err| {
                         system(format!("inaccessible backing store volume {bpath}"), err)
                     })?;
-                    // Without a format given, the backing file's own header says it (libvirt
-                    // probes it too).
-                    let bfmt = match probe::volume("", &bpath) {
-                        Ok(Some(v)) => v.target.format,
-                        _ => VolFormat::Raw,
-                    };
-                    let bfmt = if b.format == VolFormat::Raw {
-                        bfmt
-                    } else {
-                        b.format
-                    };
-                    args.extend(["-b".to_string(), bpath, "-F".into(), bfmt.as_str().into()]);
+                    args.extend([
+                        "-b".to_string(),
+                        bpath,
+                        "-F".into(),
+                        b.format.as_str().into(),
+                    ]);
                 }
                 if !opts.is_empty() {
                     args.extend(["-o".to_string(), opts]);
