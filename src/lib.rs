@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod network;
 pub mod qmp;
 pub mod runtime;
+pub mod storage;
 pub mod timefmt;
 pub mod xml2argv;
 pub mod xmlfmt;

@@ -13,6 +13,7 @@ use domdriver::cli::{help, verbs};
 
 const UUID: &str = "5d8a3c2e-3f0b-4a6e-9d41-0c2b7e9f1a10";
 const SECRET: &str = "6e9b4d3f-4a1c-4b7f-8e52-1d3c8f0a2b21";
+const POOL_UUID: &str = "7a1e0c55-2b4d-4f6a-9c3e-5d8b1f2a4c60";
 
 fn vsh() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_vsh"));
@@ -527,6 +528,40 @@ fn closed_stdout_for_every_verb() {
         .display()
         .to_string();
     let sfile = d.path().join("s.xml").display().to_string();
+    // Storage: a started dir pool `sp` with a raw volume `v1`, and `spi`, defined and
+    // inactive over an existing empty dir.
+    let ds = |n: &str| d.path().join(n).display().to_string();
+    let (pdir, pidir, tdir) = (ds("sp"), ds("spi"), ds("st"));
+    std::fs::create_dir(&pidir).unwrap();
+    std::fs::create_dir(&tdir).unwrap();
+    let (pfile, tfile, vfile) = (ds("spi.xml"), ds("st.xml"), ds("v3.xml"));
+    std::fs::write(
+        &pfile,
+        format!("<pool type='dir'><name>spi</name><uuid>{POOL_UUID}</uuid><target><path>{pidir}</path></target></pool>"),
+    )
+    .unwrap();
+    std::fs::write(
+        &tfile,
+        format!("<pool type='dir'><name>st</name><target><path>{tdir}</path></target></pool>"),
+    )
+    .unwrap();
+    std::fs::write(
+        &vfile,
+        "<volume><name>v3</name><capacity>1024</capacity></volume>",
+    )
+    .unwrap();
+    let (upfile, dlfile, v1path) = (ds("up.bin"), ds("dl.bin"), format!("{pdir}/v1"));
+    std::fs::write(&upfile, "x").unwrap();
+    let sp2 = ds("sp2");
+    for a in [
+        vec!["pool-define-as", "sp", "dir", "--target", &pdir],
+        vec!["pool-start", "sp", "--build"],
+        vec!["vol-create-as", "sp", "v1", "1M"],
+        vec!["pool-define", &pfile],
+    ] {
+        let (rc, _, err) = run(vsh().args(["-c", &uri]).args(&a));
+        assert_eq!(rc, 0, "{a:?}: {err}");
+    }
     let args_for = |verb: &str| -> Vec<String> {
         let a: Vec<&str> = match verb {
             "console" | "destroy" | "suspend" | "resume" | "shutdown" | "reboot" | "dominfo"
@@ -643,6 +678,26 @@ fn closed_stdout_for_every_verb() {
                 "ip-dhcp-host",
                 "<host name='h' ip='10.0.0.2'/>",
             ],
+            // Storage verbs (tests/vsh_storage.rs has their cases).
+            "pool-autostart" | "pool-info" | "pool-dumpxml" | "pool-uuid" | "pool-refresh"
+            | "pool-destroy" | "vol-list" => vec!["sp"],
+            "pool-build" | "pool-start" | "pool-delete" | "pool-undefine" => vec!["spi"],
+            "pool-name" => vec![POOL_UUID],
+            "pool-define-as" => vec!["sp2", "dir", "--target", &sp2],
+            "pool-create-as" => vec!["st2", "dir", "--target", &tdir],
+            "pool-define" => vec![&pfile],
+            "pool-create" => vec![&tfile],
+            "vol-create-as" => vec!["sp", "v2", "1K"],
+            "vol-create" => vec!["sp", &vfile],
+            "vol-create-from" => vec!["sp", &vfile, "v1", "--inputpool", "sp"],
+            "vol-clone" => vec!["v1", "v4", "--pool", "sp"],
+            "vol-delete" | "vol-info" | "vol-dumpxml" | "vol-path" | "vol-key" | "vol-wipe" => {
+                vec!["v1", "--pool", "sp"]
+            }
+            "vol-name" | "vol-pool" => vec![&v1path],
+            "vol-resize" => vec!["v1", "1M", "--pool", "sp"],
+            "vol-upload" => vec!["v1", &upfile, "--pool", "sp"],
+            "vol-download" => vec!["v1", &dlfile, "--pool", "sp"],
             _ => vec![],
         };
         let mut a: Vec<String> = a.into_iter().map(String::from).collect();
@@ -661,6 +716,39 @@ fn closed_stdout_for_every_verb() {
         }
         "iothreadadd" => {
             run(vsh().args(["-c", &uri, "iothreaddel", "vm1", "1"]));
+        }
+        "pool-destroy" => {
+            run(vsh().args(["-c", &uri, "pool-start", "sp"]));
+        }
+        "pool-start" => {
+            run(vsh().args(["-c", &uri, "pool-destroy", "spi"]));
+        }
+        "pool-delete" => {
+            run(vsh().args(["-c", &uri, "pool-build", "spi"]));
+        }
+        "pool-undefine" => {
+            run(vsh().args(["-c", &uri, "pool-define", &pfile]));
+        }
+        "pool-define-as" => {
+            run(vsh().args(["-c", &uri, "pool-undefine", "sp2"]));
+        }
+        "pool-create-as" => {
+            run(vsh().args(["-c", &uri, "pool-destroy", "st2"]));
+        }
+        "pool-create" => {
+            run(vsh().args(["-c", &uri, "pool-destroy", "st"]));
+        }
+        "vol-create-as" => {
+            run(vsh().args(["-c", &uri, "vol-delete", "v2", "--pool", "sp"]));
+        }
+        "vol-create" | "vol-create-from" => {
+            run(vsh().args(["-c", &uri, "vol-delete", "v3", "--pool", "sp"]));
+        }
+        "vol-clone" => {
+            run(vsh().args(["-c", &uri, "vol-delete", "v4", "--pool", "sp"]));
+        }
+        "vol-delete" => {
+            run(vsh().args(["-c", &uri, "vol-create-as", "sp", "v1", "1M"]));
         }
         _ => {}
     };
@@ -774,6 +862,8 @@ fn closed_stdout_for_every_verb() {
                         | "net-dhcp-leases" | "net-dumpxml" | "net-edit" | "net-info"
                         | "net-start" | "net-undefine" | "net-uuid" | "net-name"
                         | "net-update"
+                        // Would start an editor (tests/vsh_storage.rs has its help).
+                        | "pool-edit"
                 )
             {
                 assert_eq!(

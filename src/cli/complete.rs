@@ -129,6 +129,12 @@ fn values(ctx: &CmdCtx, opt: &OptDef, text: &str) -> Vec<String> {
             .and_then(|c| c.list_all_networks().ok())
             .map(|n| n.iter().map(|n| n.name().to_string()).collect())
             .unwrap_or_default(),
+        Completer::Pool => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_storage_pools().ok())
+            .map(|p| p.iter().map(|p| p.name().to_string()).collect())
+            .unwrap_or_default(),
     };
     all.into_iter().filter(|v| v.starts_with(text)).collect()
 }

@@ -33,6 +33,22 @@ const FAILURE_LINES: &[(&str, &str)] = &[
     ("save-image-define", "Failed to update {file}"),
     ("secret-define", "Failed to set attributes from {file}"),
     ("secret-undefine", "Failed to delete secret {secret}"),
+    // libvirt: tools/virsh-pool.c, virsh-volume.c
+    ("pool-build", "Failed to build pool {pool}"),
+    ("pool-create", "Failed to create pool from {file}"),
+    ("pool-create-as", "Failed to create pool {name}"),
+    ("pool-define", "Failed to define pool from {file}"),
+    ("pool-define-as", "Failed to define pool {name}"),
+    ("pool-delete", "Failed to delete pool {pool}"),
+    ("pool-destroy", "Failed to destroy pool {pool}"),
+    ("pool-refresh", "Failed to refresh pool {pool}"),
+    ("pool-start", "Failed to start pool {pool}"),
+    ("pool-undefine", "Failed to undefine pool {pool}"),
+    ("vol-create-as", "Failed to create vol {name}"),
+    ("vol-create", "Failed to create vol from {file}"),
+    ("vol-create-from", "Failed to create vol from {file}"),
+    ("vol-delete", "Failed to delete vol {vol}"),
+    ("vol-wipe", "Failed to wipe vol {vol}"),
 ];
 
 /// Whether this run of a changing verb changes anything: `desc`, `metadata` and the get/set
@@ -89,7 +105,10 @@ pub fn refusal(ctx: &mut CmdCtx, p: &ParsedArgs, api: &str) -> anyhow::Error {
     let text = line
         .replace("{domain}", domain.as_deref().unwrap_or(""))
         .replace("{file}", value(p, "file"))
-        .replace("{secret}", value(p, "secret"));
+        .replace("{secret}", value(p, "secret"))
+        .replace("{pool}", value(p, "pool"))
+        .replace("{name}", value(p, "name"))
+        .replace("{vol}", value(p, "vol"));
     reason.context(text)
 }
 

@@ -19,6 +19,8 @@ pub enum Group {
     Network,
     Secret,
     Snapshot,
+    StoragePool,
+    StorageVolume,
     /// Verbs of our own, without a virsh counterpart (emulator probing, `.replies` files).
     Tools,
     VirshItself,
@@ -35,6 +37,8 @@ impl Group {
         Group::Network,
         Group::Secret,
         Group::Snapshot,
+        Group::StoragePool,
+        Group::StorageVolume,
         Group::Tools,
         Group::VirshItself,
     ];
@@ -50,6 +54,8 @@ impl Group {
             Group::Network => "Networking",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
+            Group::StoragePool => "Storage Pool",
+            Group::StorageVolume => "Storage Volume",
             Group::Tools => "Domdriver tools",
             Group::VirshItself => "Virsh itself",
         }
@@ -66,6 +72,8 @@ impl Group {
             Group::Network => "network",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
+            Group::StoragePool => "pool",
+            Group::StorageVolume => "volume",
             Group::Tools => "tools",
             Group::VirshItself => "virsh",
         }
@@ -100,6 +108,8 @@ pub enum Completer {
     Secret,
     /// Network names.
     Network,
+    /// Storage pool names (libvirt: virshStoragePoolNameCompleter).
+    Pool,
     /// File names: left to the shell.
     File,
     /// A fixed list of words.

@@ -1097,6 +1097,8 @@ impl<'c> Domain<'c> {
             ));
         }
         crate::domain::prepare::assign_aliases(&mut def);
+        // Volume disks become their volume's path (libvirt: qemuProcessPrepareDomainStorage).
+        self.conn.translate_volume_disks(&mut def)?;
         super::precheck::check(&def)?;
         super::console::add_capture_logs(&mut def, &self.conn.dirs.log)?;
         let id = config::next_domain_id(&self.conn.dirs.run)?;

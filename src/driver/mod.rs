@@ -73,6 +73,7 @@ pub mod setvcpu;
 pub mod snapshot;
 pub mod stats;
 pub mod status;
+pub mod storage;
 pub mod tap;
 pub mod tuning;
 pub mod uri;
@@ -190,6 +191,15 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),
+    /// libvirt's VIR_ERR_NO_STORAGE_POOL.
+    #[error("Storage pool not found: {0}")]
+    NoStoragePool(String),
+    /// libvirt's VIR_ERR_NO_STORAGE_VOL.
+    #[error("Storage volume not found: {0}")]
+    NoStorageVol(String),
+    /// libvirt's VIR_ERR_STORAGE_VOL_EXIST.
+    #[error("storage volume {0} exists already")]
+    StorageVolExist(String),
     /// libvirt's VIR_ERR_INTERNAL_ERROR.
     #[error("internal error: {0}")]
     Internal(String),
@@ -472,6 +482,7 @@ impl Connect {
         let def = crate::domain::parse_unprepared(xml)?;
         let (mut def, caps) = self.prepare_domain(def, prepare::Purpose::Native)?;
         crate::domain::prepare::assign_aliases(&mut def);
+        self.translate_volume_disks(&mut def)?;
         let mut ctx = self.pretend_launch_context(&def);
         // Opened as a start opens them, closed when the command is built.
         let _passed = self.open_passed_fds(&def, &mut ctx)?;

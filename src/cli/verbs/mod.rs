@@ -32,6 +32,7 @@ pub mod monitoring;
 pub mod network;
 pub mod node;
 pub mod paramtune;
+pub mod pool;
 pub mod power;
 pub mod qemu_events;
 pub mod readfmt;
@@ -49,6 +50,7 @@ pub mod tools;
 pub mod tuning;
 pub mod util;
 pub mod virsh;
+pub mod volume;
 pub mod xpath;
 
 use super::table::CmdDef;
@@ -98,6 +100,8 @@ pub const TABLES: &[&[CmdDef]] = &[
     secret_read::CMDS,
     secret_events::CMDS,
     snapshot::CMDS,
+    pool::CMDS,
+    volume::CMDS,
     tools::CMDS,
     virsh::CMDS,
     shellverbs::CMDS,

@@ -230,6 +230,9 @@ impl Domain<'_> {
         }
         let mut next = lg.def.clone();
         next.devices.disks.push(disk);
+        // A volume disk becomes its volume's path, as at start (libvirt:
+        // qemuDomainPrepareDiskSource); the running disks are resolved already.
+        self.connect().translate_volume_disks(&mut next)?;
         let index = next.devices.disks.len() - 1;
         let nodes = fresh_nodes(&mut lg.guest, props::disk_chain_len(&next, index))?;
         let ctx = self.connect().launch_context(&next, next.id.unwrap_or(-1));
