@@ -39,16 +39,7 @@ fn have_qemu() -> bool {
 
 /// A TCG guest with `devices`; with `kit`, it boots Linux and runs [`GUEST`].
 fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, devices: &str) -> String {
-    let os = match kit {
-        Some(k) => format!(
-            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} {}</cmdline>",
-            k.kernel.display(),
-            k.initrd.display(),
-            k.cmdline(),
-            bootkit::run_cmdline(GUEST)
-        ),
-        None => String::new(),
-    };
+    let os = kit.map(|k| k.os_xml(GUEST)).unwrap_or_default();
     format!(
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
   <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os>

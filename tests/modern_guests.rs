@@ -82,16 +82,7 @@ fn free_port() -> u16 {
 
 /// A domain with `devices` and shared memory; a Linux guest running `script` when `kit`.
 fn xml(root: &Path, kit: Option<&bootkit::LinuxKit>, script: &str, devices: &str) -> String {
-    let os = match kit {
-        Some(k) => format!(
-            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} {}</cmdline>",
-            k.kernel.display(),
-            k.initrd.display(),
-            k.cmdline(),
-            bootkit::run_cmdline(script)
-        ),
-        None => String::new(),
-    };
+    let os = kit.map(|k| k.os_xml(script)).unwrap_or_default();
     format!(
         "<domain type='qemu'><name>{NAME}</name><uuid>{UUID}</uuid>\
          <memory unit='MiB'>192</memory><vcpu>1</vcpu>\

@@ -83,16 +83,7 @@ fn skip() -> bool {
 }
 
 fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, nics: &str) -> String {
-    let os = match kit {
-        Some(k) => format!(
-            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} {}</cmdline>",
-            k.kernel.display(),
-            k.initrd.display(),
-            k.cmdline(),
-            bootkit::run_cmdline(GUEST)
-        ),
-        None => String::new(),
-    };
+    let os = kit.map(|k| k.os_xml(GUEST)).unwrap_or_default();
     format!(
         "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
   <features><acpi/></features>

@@ -201,6 +201,22 @@ fn replace(path: &Path, data: &[u8], durable: bool) -> Result<(), DriverError> {
     if durable { sync_dir(dir) } else { Ok(()) }
 }
 
+/// The `*.xml` files of a metadata dir (snapshots, checkpoints), sorted by name; none when
+/// the dir does not exist.
+pub fn xml_files(dir: &Path) -> Result<Vec<PathBuf>, DriverError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(system(format!("Failed to open dir '{}'", dir.display()), e)),
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// Read a file we wrote, refusing symlinks (O_NOFOLLOW) and absurd sizes. `Ok(None)` when
 /// it does not exist.
 pub fn read_small(path: &Path) -> Result<Option<String>, DriverError> {

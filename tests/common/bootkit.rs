@@ -84,6 +84,17 @@ impl LinuxKit {
     pub fn cmdline(&self) -> &'static str {
         "console=ttyS0 panic=-1 quiet"
     }
+
+    /// The `<os>` children that boot this kit directly and run `script` once up.
+    pub fn os_xml(&self, script: &str) -> String {
+        format!(
+            "<kernel>{}</kernel><initrd>{}</initrd><cmdline>{} {}</cmdline>",
+            self.kernel.display(),
+            self.initrd.display(),
+            self.cmdline(),
+            run_cmdline(script)
+        )
+    }
 }
 
 fn cache_root() -> PathBuf {

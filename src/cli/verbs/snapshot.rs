@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 
 use super::util::DOMAIN;
-use super::util::{lookup_domain, read_xml_file, render_table};
+use super::util::{lookup_domain, print_table, read_xml_file};
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
@@ -750,18 +750,7 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     } else {
         &["Name", "Creation Time", "State"]
     };
-    let text = render_table(header, &table);
-    if ctx.globals.quiet {
-        // vshTable's header goes with vshPrintExtra's.
-        ctx.print(
-            text.lines()
-                .skip(2)
-                .map(|l| format!("{l}\n"))
-                .collect::<String>(),
-        );
-    } else {
-        ctx.print(text);
-    }
+    print_table(ctx, header, &table);
     Ok(())
 }
 

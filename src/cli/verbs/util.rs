@@ -53,6 +53,22 @@ pub fn read_xml_file(file: &str) -> Result<String> {
     String::from_utf8(data).map_err(|_| anyhow::anyhow!("File '{file}' is not UTF-8"))
 }
 
+/// Prints a vshTable; with `-q` without its header and dashed line, which virsh prints with
+/// vshPrintExtra (snapshot-list, checkpoint-list).
+pub fn print_table(ctx: &crate::cli::ctx::CmdCtx, header: &[&str], rows: &[Vec<String>]) {
+    let text = render_table(header, rows);
+    if ctx.globals.quiet {
+        ctx.print(
+            text.lines()
+                .skip(2)
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        );
+    } else {
+        ctx.print(text);
+    }
+}
+
 /// virsh's vshTable: each cell after one space, columns padded to the widest cell plus two,
 /// and under the header a dashed line as wide as every column plus three
 /// (libvirt: vshTablePrint).

@@ -36,21 +36,7 @@ impl Store {
             snaps: Vec::new(),
             corrupt: Vec::new(),
         };
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(store),
-            Err(e) => {
-                return Err(DriverError::System {
-                    msg: format!("Failed to open dir '{}'", dir.display()),
-                    err: e,
-                });
-            }
-        };
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-            .collect();
-        paths.sort();
+        let paths = config::xml_files(&dir)?;
         let flags = ParseFlags {
             redefine: true,
             internal: true,
