@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 
-use super::snapshot::{local_time, split_commas, tree};
+use super::snapshot::{forest, local_time, split_commas};
 use super::util::DOMAIN;
 use super::util::{lookup_domain, print_table, read_xml_file};
 use crate::cli::ctx::CmdCtx;
@@ -417,24 +417,8 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     if tree_mode {
         let start_name = start.as_ref().map(|s| s.name().to_string());
-        let items: Vec<(String, Option<String>)> = rows
-            .iter()
-            .map(|d| {
-                let parent = if Some(&d.name) == start_name.as_ref() {
-                    None
-                } else {
-                    d.parent.clone()
-                };
-                (d.name.clone(), parent)
-            })
-            .collect();
-        let mut out = String::new();
-        for i in 0..items.len() {
-            if items[i].1.is_none() {
-                tree(&mut out, &items, i, i, true, &mut String::new());
-            }
-        }
-        ctx.print(out);
+        let items = rows.iter().map(|d| (d.name.clone(), d.parent.clone()));
+        ctx.print(forest(items, start_name.as_deref()));
         return Ok(());
     }
     let parent = args.flag("parent");

@@ -575,9 +575,34 @@ fn cmd_info(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
+/// virsh's `--tree` of (name, parent) rows, every root in row order; `start` (the
+/// `--from` item) counts as a root.
+pub(super) fn forest(
+    rows: impl Iterator<Item = (String, Option<String>)>,
+    start: Option<&str>,
+) -> String {
+    let items: Vec<(String, Option<String>)> = rows
+        .map(|(name, parent)| {
+            let parent = if Some(name.as_str()) == start {
+                None
+            } else {
+                parent
+            };
+            (name, parent)
+        })
+        .collect();
+    let mut out = String::new();
+    for i in 0..items.len() {
+        if items[i].1.is_none() {
+            tree(&mut out, &items, i, i, true, &mut String::new());
+        }
+    }
+    out
+}
+
 /// vshTreePrint: a snapshot and its descendants, `+- ` before each child, `|` joining
 /// siblings (libvirt: vshTreePrintInternal).
-pub(super) fn tree(
+fn tree(
     out: &mut String,
     items: &[(String, Option<String>)],
     id: usize,
@@ -705,24 +730,8 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     }
     if tree_mode {
         let start_name = start.as_ref().map(|s| s.name().to_string());
-        let items: Vec<(String, Option<String>)> = rows
-            .iter()
-            .map(|(d, _)| {
-                let parent = if Some(&d.name) == start_name.as_ref() {
-                    None
-                } else {
-                    d.parent.clone()
-                };
-                (d.name.clone(), parent)
-            })
-            .collect();
-        let mut out = String::new();
-        for i in 0..items.len() {
-            if items[i].1.is_none() {
-                tree(&mut out, &items, i, i, true, &mut String::new());
-            }
-        }
-        ctx.print(out);
+        let items = rows.iter().map(|(d, _)| (d.name.clone(), d.parent.clone()));
+        ctx.print(forest(items, start_name.as_deref()));
         return Ok(());
     }
     if name_mode {
