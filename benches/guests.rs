@@ -531,13 +531,22 @@ fn clones() {
     let restore = |name: &str| {
         let t = Instant::now();
         let mut c = tmpl.clone_guest(&conn, name).unwrap();
+        let up = (t.elapsed(), c.pid().and_then(qemu_cpu).unwrap_or_default());
         c.expect("tick-", wait).unwrap();
-        (t.elapsed(), c)
+        (t.elapsed(), c, up)
     };
     let (mut booted, mut restored) = (Vec::new(), Vec::new());
     for i in 0..runs {
         booted.push(boot(i));
-        let (took, c) = restore(&format!("one{i}"));
+        let (took, c, up) = restore(&format!("one{i}"));
+        println!(
+            "clones: one restore: running after {:.0} ms ({:.0} ms of QEMU CPU), at the marker \
+             after {:.0} ms ({:.0} ms of QEMU CPU)",
+            ms(up.0),
+            ms(up.1),
+            ms(took),
+            ms(c.pid().and_then(qemu_cpu).unwrap_or_default())
+        );
         restored.push(took);
         c.destroy().unwrap();
     }
@@ -562,14 +571,18 @@ fn clones() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let together = t.elapsed();
-    let slowest = all.iter().map(|(d, _)| *d).max().unwrap();
+    let slowest = all.iter().map(|(d, _, _)| *d).max().unwrap();
     // Where the time goes on a small machine: the CPU each clone's QEMU used by then.
-    let mut cpu: Vec<Duration> = all.iter().filter_map(|(_, c)| qemu_cpu(c.pid()?)).collect();
+    let mut cpu: Vec<Duration> = all
+        .iter()
+        .filter_map(|(_, c, _)| qemu_cpu(c.pid()?))
+        .collect();
     let monitors: Duration = all
         .iter()
-        .filter_map(|(_, c)| qemu_cpu(parent_pid(c.pid()?)?))
+        .filter_map(|(_, c, _)| qemu_cpu(parent_pid(c.pid()?)?))
         .sum();
     let ours_used = ours().saturating_sub(ours_before);
+    let all_up: Vec<Duration> = all.iter().map(|(_, _, u)| u.1).collect();
     drop(all);
     println!(
         "clones: {fleet} clones started at once, all at their marker: {:.0} ms (slowest {:.0} \
@@ -583,6 +596,12 @@ fn clones() {
             "clones: CPU time one clone's QEMU used until all were at their marker, median: \
              {:.0} ms",
             ms(median(&mut cpu))
+        );
+        let mut up: Vec<Duration> = all_up.clone();
+        println!(
+            "clones: of which until its clone_guest returned (QEMU started, state loaded, vCPUs \
+             running), median: {:.0} ms",
+            ms(median(&mut up))
         );
         println!(
             "clones: CPU time of the {fleet} clones' QEMUs {:.0} ms, of their monitors {:.0} \
