@@ -1058,8 +1058,7 @@ impl<'p> LogWrites<'p> {
             std::thread::sleep(most);
             return;
         };
-        let ms = PollTimeout::try_from(most.as_millis().min(u16::MAX as u128) as u16)
-            .unwrap_or(PollTimeout::NONE);
+        let ms = PollTimeout::from(most.as_millis().min(u16::MAX as u128) as u16);
         let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
         if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
             return;
