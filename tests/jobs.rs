@@ -583,4 +583,25 @@ fn image_xml_verbs_follow_libvirts_rules() {
         vsh.fails(&["save-image-edit", "/nonexistent/x.save"]),
         "error: cannot open saved image '/nonexistent/x.save': No such file or directory\n"
     );
+
+    // A stream QEMU cannot load: QEMU exits, the restore (a job that failed) reports it with
+    // QEMU's words (the job's failure or QEMU's exit, whichever the monitor saw first), and the domain is shut off, with no QEMU and no job left behind.
+    if Path::new(QEMU).exists() {
+        let _reap = Reaper(root.clone(), vec!["jbx"]);
+        let err = vsh.fails(&["restore", f, "--verbose"]);
+        assert!(
+            err.starts_with(&format!(
+                "error: Failed to restore domain from {f}\n\
+                 error: internal error: guest '{name}': "
+            )),
+            "{err}"
+        );
+        assert!(err.contains("load of migration failed"), "{err}");
+        assert_eq!(vsh.ok(&["domstate", name]), "shut off\n\n");
+        assert!(!root.join(format!("run/qemu/{name}.json")).exists());
+        assert_eq!(
+            vsh.fails(&["domjobinfo", name]),
+            "error: Requested operation is not valid: domain is not running\n"
+        );
+    }
 }

@@ -362,6 +362,8 @@ impl Server {
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
+            // QEMU exits when it cannot load a stream: its exit, once reaped, says so.
+            Err(_) if op == Operation::Restore && !self.qemu_alive() => return None,
             Err(e) => {
                 return Some(Err((
                     ErrorCode::OperationFailed,
