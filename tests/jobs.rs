@@ -77,7 +77,7 @@ fn set_bandwidth(vsh: &Vsh, bytes_per_s: u64) {
 }
 
 #[test]
-fn a_running_save_can_be_queried_and_aborted() {
+fn a_running_save_or_restore_can_be_queried_and_aborted() {
     if !Path::new(QEMU).exists() {
         eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
         return;
@@ -325,6 +325,28 @@ fn a_running_save_can_be_queried_and_aborted() {
         vsh.ok(&["dominfo", NAME]).contains("Managed save:   yes"),
         "the managed save image is kept"
     );
+    // `destroy` during the load ends it too: the start fails with QEMU's exit.
+    let start = slowed(&vsh, &["start", NAME], &slow);
+    running_restore(&vsh, m);
+    let pid = qemu_pid(&root);
+    assert_eq!(
+        vsh.ok(&["destroy", NAME]),
+        format!("Domain '{NAME}' destroyed\n\n")
+    );
+    let (ok, _, err) = finish(start);
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!(
+            "error: Failed to start domain '{NAME}'\n\
+             error: internal error: guest '{NAME}': process exited while loading the guest's state"
+        )),
+        "{err}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} is gone"
+    );
+    assert_eq!(vsh.ok(&["domstate", NAME]), "shut off\n\n");
     vsh.ok(&["start", NAME]);
     assert_eq!(
         vsh.ok(&["domstate", NAME, "--reason"]),
