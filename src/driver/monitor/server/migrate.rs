@@ -129,9 +129,11 @@ impl Server {
             .len();
         file.seek(SeekFrom::Start(inc.offset))
             .map_err(|e| format!("cannot read '{shown}': {e}"))?;
-        let stream = Stream::open(file, inc, size.saturating_sub(inc.offset))
+        let (stream, qemu_end) = Stream::open(file, inc, size.saturating_sub(inc.offset))
             .map_err(|e| format!("cannot read '{shown}': {e}"))?;
-        self.pass_file(stream.for_qemu()).await?;
+        self.pass_file(&qemu_end).await?;
+        // QEMU's copy is the one that reads: with a pipe, a QEMU that goes ends the feeding.
+        drop(qemu_end);
         if inc.ignore_shared {
             self.set_ignore_shared(true).await?;
         }
@@ -144,7 +146,6 @@ impl Server {
         )
         .await
         .map_err(|e| format!("cannot restore the guest's state: {e}"))?;
-        let stream = stream.started();
         self.begin_job(Running::new(
             Operation::Restore,
             Wait::Incoming(Box::new(stream)),
@@ -159,8 +160,6 @@ impl Server {
 /// bandwidth limit (tests that look at a restore midway), a thread of ours feeds it a pipe
 /// at that pace and counts.
 pub(super) struct Stream {
-    /// The image, positioned at the stream, or a pipe's read end.
-    qemu_end: File,
     source: Source,
     start: u64,
     total: u64,
@@ -169,51 +168,36 @@ pub(super) struct Stream {
 enum Source {
     /// Our handle on QEMU's open file: its offset is QEMU's.
     File(File),
-    /// The bytes the feeding thread wrote into the pipe, and the thread's work, until started.
-    Fed(Arc<AtomicU64>, Option<(File, File, u64)>),
+    /// The bytes the feeding thread wrote into the pipe.
+    Fed(Arc<AtomicU64>),
 }
 
 impl Stream {
-    fn open(file: File, inc: &Incoming, total: u64) -> std::io::Result<Stream> {
+    /// The stream of `file` (positioned at its start, `total` bytes long), and the file to
+    /// give QEMU: a second handle on the same open file, or the read end of the pipe a
+    /// thread started here feeds.
+    fn open(file: File, inc: &Incoming, total: u64) -> std::io::Result<(Stream, File)> {
         let Some(bps) = inc.bandwidth.filter(|b| *b > 0) else {
-            return Ok(Stream {
-                qemu_end: file.try_clone()?,
+            let qemu_end = file.try_clone()?;
+            let stream = Stream {
                 source: Source::File(file),
                 start: inc.offset,
                 total,
-            });
+            };
+            return Ok((stream, qemu_end));
         };
-        let (r, w) = nix::unistd::pipe().map_err(std::io::Error::from)?;
-        Ok(Stream {
-            qemu_end: File::from(r),
-            source: Source::Fed(
-                Arc::new(AtomicU64::new(0)),
-                Some((file, File::from(w), bps)),
-            ),
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let fed = Arc::new(AtomicU64::new(0));
+        let counter = fed.clone();
+        let pipe = File::from(w);
+        std::thread::spawn(move || feed(file, pipe, bps, &counter));
+        let stream = Stream {
+            source: Source::Fed(fed),
             start: 0,
             total,
-        })
-    }
-
-    fn for_qemu(&self) -> &File {
-        &self.qemu_end
-    }
-
-    /// QEMU reads: start the feeding thread, if any, and close our copy of QEMU's end.
-    fn started(mut self) -> Stream {
-        if let Source::Fed(fed, work) = &mut self.source
-            && let Some((file, pipe, bps)) = work.take()
-        {
-            let fed = fed.clone();
-            std::thread::spawn(move || feed(file, pipe, bps, &fed));
-        }
-        if let Source::Fed(..) = self.source {
-            // QEMU's copy is the only reader left: a QEMU that dies ends the feeding.
-            if let Ok(null) = File::open("/dev/null") {
-                self.qemu_end = null;
-            }
-        }
-        self
+        };
+        Ok((stream, File::from(r)))
     }
 
     /// The stream's bytes QEMU has read so far, and its size.
@@ -225,7 +209,7 @@ impl Stream {
                 f.stream_position()
                     .map_or(0, |p| p.saturating_sub(self.start))
             }
-            Source::Fed(n, _) => n.load(Ordering::Relaxed),
+            Source::Fed(n) => n.load(Ordering::Relaxed),
         };
         (read.min(self.total), self.total)
     }
