@@ -92,8 +92,11 @@ pub fn spawn(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(stderr);
-    if let Some(p) = std::env::var_os("PATH") {
-        cmd.env("PATH", p);
+    // PATH for the helpers it runs; the job wait for tests of a busy guest's refusals.
+    for var in ["PATH", "DOMDRIVER_JOB_WAIT_MS"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
     }
     // SAFETY: the closure runs in the forked child before exec and only makes
     // async-signal-safe syscalls (setsid, dup2, fcntl, close_range) on integers copied
