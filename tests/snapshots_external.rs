@@ -529,6 +529,40 @@ fn a_failed_memory_snapshot_leaves_the_guest_as_it_was() {
     assert_eq!(v.ok(&["snapshot-list", "xf", "--name"]), "ok\n\n");
     assert_eq!(backing_of(d.path().join("xf.ok").to_str().unwrap()), img_s);
     assert_eq!(v.ok(&["domstate", "xf"]), "running\n\n");
-    v.ok(&["destroy", "xf"]);
+    assert_eq!(qemus_of(&root), 1);
+
+    // Reverting replaces the guest's QEMU: never two for the domain.
+    v.ok(&["snapshot-revert", "xf", "ok"]);
+    assert_eq!(v.ok(&["domstate", "xf"]), "running\n\n");
+    assert_eq!(qemus_of(&root), 1);
+
+    // A revert whose memory stream QEMU refuses (the file cut in the middle of the stream)
+    // leaves the guest shut off on the config it had: no QEMU, no new overlay.
+    let image = std::fs::read(&mem).unwrap();
+    std::fs::write(&mem, &image[..image.len() / 2]).unwrap();
+    let config = v.ok(&["dumpxml", "xf", "--inactive"]);
+    let before = files(d.path());
+    let e = v.fails(&["snapshot-revert", "xf", "ok"]);
+    assert!(e.starts_with("error: "), "{e}");
+    assert_eq!(v.ok(&["domstate", "xf"]), "shut off\n\n");
+    assert_eq!(qemus_of(&root), 0);
+    assert_eq!(v.ok(&["dumpxml", "xf", "--inactive"]), config);
+    assert_eq!(files(d.path()), before);
+    let disk = source_file(&config);
+    assert!(Path::new(&disk).exists(), "{disk}");
+    // What the guest wrote after the failed snapshots is on its own image.
     assert_eq!(image_head(&img, 5), b"after");
+}
+
+/// The QEMU processes of the guests under embed root `root` (their argv names it).
+fn qemus_of(root: &Path) -> usize {
+    let root = root.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let c = String::from_utf8_lossy(c);
+            c.starts_with("/usr/bin/qemu-system") && c.contains(&root)
+        })
+        .count()
 }

@@ -81,7 +81,8 @@ impl Domain<'_> {
 impl DomainSnapshot<'_> {
     /// Revert to external snapshot `snap` with memory: its memory file is read first, the
     /// new overlays made while the guest still runs; then the guest's QEMU is replaced by
-    /// one started from the file.
+    /// one started from the file. If that start fails (QEMU refuses the stream), the guest
+    /// is left shut off on the config it had, the new overlays removed, no QEMU running.
     pub(super) fn revert_memory(
         &self,
         store: &mut Store,
@@ -106,6 +107,16 @@ impl DomainSnapshot<'_> {
         } else {
             RestoreState::Running
         };
+        // What a failure puts back: the guest's memory is gone once its QEMU is stopped,
+        // but its config must not be left naming overlays the failure removes.
+        let old_config = if dom.is_persistent()? {
+            Some(dom.xml_desc(FormatFlags {
+                inactive: true,
+                secure: true,
+            })?)
+        } else {
+            None
+        };
         let res = (|| -> Result<(), DriverError> {
             if dom.is_active()? {
                 // libvirt stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT (qemu_snapshot.c).
@@ -128,6 +139,9 @@ impl DomainSnapshot<'_> {
         if let Err(e) = res {
             for f in &created {
                 let _ = std::fs::remove_file(f);
+            }
+            if let Some(old) = old_config {
+                let _ = dom.connect().define_domain_xml(&old);
             }
             return Err(e);
         }
