@@ -450,7 +450,11 @@ fn a_failed_memory_snapshot_leaves_the_guest_as_it_was() {
         assert_eq!(v.ok(&["domblklist", "xf"]), blklist, "{what}");
         assert_eq!(v.ok(&["dumpxml", "xf"]), live, "{what}");
         assert_eq!(v.ok(&["dumpxml", "xf", "--inactive"]), config, "{what}");
-        assert_eq!(v.ok(&["snapshot-list", "xf", "--name"]).trim(), "", "{what}");
+        assert_eq!(
+            v.ok(&["snapshot-list", "xf", "--name"]).trim(),
+            "",
+            "{what}"
+        );
         assert_eq!(files(d.path()), before, "{what}");
         let nodes = v.ok(&[
             "qemu-monitor-command",
@@ -458,7 +462,10 @@ fn a_failed_memory_snapshot_leaves_the_guest_as_it_was() {
             r#"{"execute":"query-named-block-nodes"}"#,
         ]);
         assert!(nodes.contains(&img_s), "{what}: {nodes}");
-        assert!(!nodes.contains("xf.f"), "{what}: an overlay is left: {nodes}");
+        assert!(
+            !nodes.contains("xf.f"),
+            "{what}: an overlay is left: {nodes}"
+        );
         let jobs = v.ok(&["qemu-monitor-command", "xf", r#"{"execute":"query-jobs"}"#]);
         let jobs: String = jobs.split_whitespace().collect();
         assert!(jobs.contains(r#""return":[]"#), "{what}: {jobs}");
@@ -481,7 +488,10 @@ fn a_failed_memory_snapshot_leaves_the_guest_as_it_was() {
         assert!(std::time::Instant::now() < until, "no snapshot job");
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(d.path().join("xf.f1").exists(), "the disk is on its overlay");
+    assert!(
+        d.path().join("xf.f1").exists(),
+        "the disk is on its overlay"
+    );
     assert_eq!(v.ok(&["domjobabort", "xf"]), "\n");
     let out = snap.wait_with_output().unwrap();
     assert!(!out.status.success());

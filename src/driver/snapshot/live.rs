@@ -120,9 +120,7 @@ fn commit_back(g: &mut Guest, m: &Moved) -> Result<(), DriverError> {
     let mut completed = false;
     // An empty overlay takes QEMU no time; a bound all the same, never a hang.
     let deadline = std::time::Instant::now()
-        + std::time::Duration::from_secs_f64(
-            60.0 * crate::driver::console::timeout_multiplier(),
-        );
+        + std::time::Duration::from_secs_f64(60.0 * crate::driver::console::timeout_multiplier());
     let res = (|| loop {
         if std::time::Instant::now() > deadline {
             return Err(DriverError::Timeout(format!(
