@@ -194,18 +194,44 @@ fn bad_images_are_refused_before_qemu_starts() {
     let uri = format!("qemu:///embed?root={}", d.path().display());
     let p = d.path().join("x.save");
     let s = p.to_str().unwrap();
-    let cases: [(&[u8], &str); 3] = [
+    // A header (libvirt's virQEMUSaveHeader: magic, then version, XML length, was_running,
+    // compressed, 15 unused words) and `tail`.
+    let header = |version: u32, xml_len: u32, tail: &[u8]| -> Vec<u8> {
+        let mut h = b"LibvirtQemudSave".to_vec();
+        for w in [version, xml_len, 1, 0] {
+            h.extend_from_slice(&w.to_ne_bytes());
+        }
+        h.resize(16 + 4 * 20, 0);
+        h.extend_from_slice(tail);
+        h
+    };
+    let xml = b"<domain type='qemu'><name>x</name></domain>\0";
+    let cases: [(Vec<u8>, &str); 6] = [
         (
-            b"short",
+            b"short".to_vec(),
             "error: operation failed: failed to read qemu header\n",
         ),
         (
-            &[b'x'; 4096],
+            vec![b'x'; 4096],
             "error: invalid argument: image magic is incorrect\n",
         ),
         (
-            &[b"LibvirtQemudPart".as_slice(), &[0u8; 4096]].concat(),
+            [b"LibvirtQemudPart".as_slice(), &[0u8; 4096]].concat(),
             "error: operation failed: save image is incomplete\n",
+        ),
+        // Cut inside its XML: the length the header gives runs past the end.
+        (
+            header(2, 4096, xml),
+            "error: operation failed: failed to read domain XML\n",
+        ),
+        // A newer format than this driver writes.
+        (
+            header(3, 64, &[0u8; 128]),
+            "error: operation failed: image version is not supported (3 > 2)\n",
+        ),
+        (
+            header(2, 0, &[0u8; 128]),
+            "error: operation failed: invalid header data length: 0\n",
         ),
     ];
     for (data, msg) in cases {

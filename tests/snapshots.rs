@@ -524,6 +524,19 @@ fn offline_snapshots_listing_and_refusals() {
         "error: unsupported configuration: internal snapshot for disk vda unsupported for storage type raw\n"
     );
     assert_eq!(ok(&uri, &["snapshot-list", "rawd", "--name"]), "\n");
+    // Running, the same refusal (libvirt checks the disks before it stops the vCPUs); the
+    // guest runs on. No OS: the firmware idles, which is all the check needs.
+    if Path::new(QEMU).exists() {
+        let _reap = vshrun::Reaper(d.path().join("r"), vec!["rawd"]);
+        ok(&uri, &["start", "rawd"]);
+        assert_eq!(
+            fails(&uri, &["snapshot-create-as", "rawd", "r1"]),
+            "error: unsupported configuration: internal snapshot for disk vda unsupported for storage type raw\n"
+        );
+        assert_eq!(ok(&uri, &["snapshot-list", "rawd", "--name"]), "\n");
+        assert_eq!(ok(&uri, &["domstate", "rawd"]), "running\n\n");
+        ok(&uri, &["destroy", "rawd"]);
+    }
     // --print-xml builds virsh's document and creates nothing.
     assert_eq!(
         ok(

@@ -359,3 +359,220 @@ fn transient_guest_must_ask_to_run_after_a_disk_revert() {
     assert_eq!(backing_of(&fresh), img.display().to_string());
     v.ok(&["destroy", "tr"]);
 }
+
+/// Unmounts a test's tmpfs on drop.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// QEMU's migration bandwidth (bytes/s) for guest `name`, which a memory snapshot's stream
+/// obeys.
+fn set_bandwidth(v: &vshrun::Vsh, name: &str, bytes_per_s: u64) {
+    let cmd = format!(
+        r#"{{"execute":"migrate-set-parameters","arguments":{{"max-bandwidth":{bytes_per_s}}}}}"#
+    );
+    v.ok(&["qemu-monitor-command", name, &cmd]);
+}
+
+/// The first `n` bytes of a qcow2 image's guest-visible data.
+fn image_head(image: &Path, n: usize) -> Vec<u8> {
+    let out = image.with_extension("head");
+    qemu_img(&[
+        "dd",
+        "-f",
+        "qcow2",
+        "-O",
+        "raw",
+        "bs=512",
+        "count=1",
+        &format!("if={}", image.display()),
+        &format!("of={}", out.display()),
+    ]);
+    let b = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    b[..n].to_vec()
+}
+
+/// A memory snapshot whose memory step fails (cancelled with `domjobabort` while it streams,
+/// or a full filesystem) leaves the guest as it was: running on its own image, no overlay
+/// in QEMU or on disk, the live and persistent definitions unchanged, no snapshot. The
+/// guest then writes to its image, and a later memory snapshot succeeds.
+#[test]
+fn a_failed_memory_snapshot_leaves_the_guest_as_it_was() {
+    if !Path::new(QEMU).exists() {
+        eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
+        return;
+    }
+    let Some(kit) = bootkit::linux() else { return };
+    let d = tempfile::Builder::new()
+        .prefix("snext-f")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = d.path().join("r");
+    let _reap = vshrun::Reaper(root.clone(), vec!["xf"]);
+    let uri = format!("qemu:///embed?root={}", root.display());
+    let v = vshrun::Vsh::new(root.clone());
+    let img = d.path().join("xf.qcow2");
+    let img_s = img.display().to_string();
+    qemu_img(&["create", "-q", "-f", "qcow2", &img_s, "64M"]);
+    let conn = Connect::open(Some(&uri)).unwrap();
+    let dom = conn
+        .define_domain_xml(&guest_xml(&kit, "xf", &img))
+        .unwrap();
+    dom.create().unwrap();
+    let m = vshrun::multiplier();
+    let mut con = dom.console(None).unwrap();
+    con.expect("SHELL-READY", Duration::from_secs(240 * m))
+        .unwrap();
+    let mut sh = Shell { n: 0 };
+    sh.write(&mut con, "base");
+
+    let live = v.ok(&["dumpxml", "xf"]);
+    let config = v.ok(&["dumpxml", "xf", "--inactive"]);
+    let blklist = v.ok(&["domblklist", "xf"]);
+    assert!(blklist.contains(&img_s), "{blklist}");
+    let files = |dir: &Path| -> Vec<String> {
+        let mut f: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        f.sort();
+        f
+    };
+    let before = files(d.path());
+    // The guest as it was: its definitions, its image, no overlay left in QEMU, no snapshot.
+    let as_it_was = |sh: &mut Shell, con: &mut Console, what: &str| {
+        assert_eq!(v.ok(&["domstate", "xf"]), "running\n\n", "{what}");
+        assert_eq!(v.ok(&["domblklist", "xf"]), blklist, "{what}");
+        assert_eq!(v.ok(&["dumpxml", "xf"]), live, "{what}");
+        assert_eq!(v.ok(&["dumpxml", "xf", "--inactive"]), config, "{what}");
+        assert_eq!(
+            v.ok(&["snapshot-list", "xf", "--name"]).trim(),
+            "",
+            "{what}"
+        );
+        assert_eq!(files(d.path()), before, "{what}");
+        let nodes = v.ok(&[
+            "qemu-monitor-command",
+            "xf",
+            r#"{"execute":"query-named-block-nodes"}"#,
+        ]);
+        assert!(nodes.contains(&img_s), "{what}: {nodes}");
+        assert!(
+            !nodes.contains("xf.f"),
+            "{what}: an overlay is left: {nodes}"
+        );
+        let jobs = v.ok(&["qemu-monitor-command", "xf", r#"{"execute":"query-jobs"}"#]);
+        let jobs: String = jobs.split_whitespace().collect();
+        assert!(jobs.contains(r#""return":[]"#), "{what}: {jobs}");
+        assert!(sh.reads(con, "base"), "{what}");
+    };
+
+    // Cancelled while the memory streams (slowed to 256 KiB/s, so that it streams for
+    // many seconds): libvirt's error for a cancelled snapshot job.
+    set_bandwidth(&v, "xf", 256 * 1024);
+    let mem = d.path().join("f1.mem");
+    let spec = format!("file={}", mem.display());
+    let snap = v
+        .cmd(&["snapshot-create-as", "xf", "f1", "--memspec", &spec])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60 * m);
+    while !v.ok(&["domjobinfo", "xf"]).contains("Data processed:") {
+        assert!(std::time::Instant::now() < until, "no snapshot job");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        d.path().join("xf.f1").exists(),
+        "the disk is on its overlay"
+    );
+    assert_eq!(v.ok(&["domjobabort", "xf"]), "\n");
+    let out = snap.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: operation aborted: snapshot job: canceled by client\n"
+    );
+    as_it_was(&mut sh, &mut con, "after domjobabort");
+    set_bandwidth(&v, "xf", 128 << 20);
+
+    // A memory file on a filesystem that fills up (a 512 KiB tmpfs; mounting needs root).
+    if nix::unistd::geteuid().is_root() {
+        let small = d.path().join("small");
+        std::fs::create_dir(&small).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+            .arg(&small)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs");
+        let _umount = Unmount(small.clone());
+        let before_small = files(d.path());
+        let spec = format!("file={}", small.join("f2.mem").display());
+        let e = v.fails(&["snapshot-create-as", "xf", "f2", "--memspec", &spec]);
+        assert!(
+            e.starts_with("error: operation failed: ") && e.contains("snapshot job"),
+            "{e}"
+        );
+        assert!(files(&small).is_empty());
+        assert_eq!(files(d.path()), before_small);
+        drop(_umount);
+        std::fs::remove_dir(&small).unwrap();
+        as_it_was(&mut sh, &mut con, "after a full filesystem");
+    } else {
+        eprintln!("not root: the full-filesystem case is skipped");
+    }
+
+    // The guest writes to its own image; a memory snapshot works again.
+    sh.write(&mut con, "after");
+    assert!(sh.reads(&mut con, "after"));
+    let mem = d.path().join("ok.mem");
+    let spec = format!("file={}", mem.display());
+    v.ok(&["snapshot-create-as", "xf", "ok", "--memspec", &spec]);
+    assert_eq!(v.ok(&["snapshot-list", "xf", "--name"]), "ok\n\n");
+    assert_eq!(backing_of(d.path().join("xf.ok").to_str().unwrap()), img_s);
+    assert_eq!(v.ok(&["domstate", "xf"]), "running\n\n");
+    assert_eq!(qemus_of(&root), 1);
+
+    // Reverting replaces the guest's QEMU: never two for the domain.
+    v.ok(&["snapshot-revert", "xf", "ok"]);
+    assert_eq!(v.ok(&["domstate", "xf"]), "running\n\n");
+    assert_eq!(qemus_of(&root), 1);
+
+    // A revert whose memory stream QEMU refuses (the file cut in the middle of the stream)
+    // leaves the guest shut off on the config it had: no QEMU, no new overlay.
+    let image = std::fs::read(&mem).unwrap();
+    std::fs::write(&mem, &image[..image.len() / 2]).unwrap();
+    let config = v.ok(&["dumpxml", "xf", "--inactive"]);
+    let before = files(d.path());
+    let e = v.fails(&["snapshot-revert", "xf", "ok"]);
+    assert!(e.starts_with("error: "), "{e}");
+    assert_eq!(v.ok(&["domstate", "xf"]), "shut off\n\n");
+    assert_eq!(qemus_of(&root), 0);
+    assert_eq!(v.ok(&["dumpxml", "xf", "--inactive"]), config);
+    assert_eq!(files(d.path()), before);
+    let disk = source_file(&config);
+    assert!(Path::new(&disk).exists(), "{disk}");
+    // What the guest wrote after the failed snapshots is on its own image.
+    assert_eq!(image_head(&img, 5), b"after");
+}
+
+/// The QEMU processes of the guests under embed root `root` (their argv names it).
+fn qemus_of(root: &Path) -> usize {
+    let root = root.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| {
+            let c = String::from_utf8_lossy(c);
+            c.starts_with("/usr/bin/qemu-system") && c.contains(&root)
+        })
+        .count()
+}

@@ -115,7 +115,9 @@ pub fn read(path: &Path) -> Result<SaveImage, DriverError> {
         )));
     }
     if data_len == 0 {
-        return Err(DriverError::OperationFailed("invalid XML length: 0".into()));
+        return Err(DriverError::OperationFailed(
+            "invalid header data length: 0".into(),
+        ));
     }
     if compressed != 0 {
         return Err(DriverError::Unsupported(format!(

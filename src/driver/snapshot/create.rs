@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::disks::{self, format_of};
-use super::live;
+use super::live::{self, Moved};
 use super::store::Store;
 use super::*;
 use crate::domain::devices::{BackingStore, Disk, DiskSource, Driver};
@@ -217,18 +217,25 @@ impl<'c> Domain<'c> {
         )
     }
 
-    /// New qcow2 overlays on top of each external disk of a running guest: created with
-    /// `qemu-img`, added with `blockdev-add` and put on top in one `transaction` of
-    /// `blockdev-snapshot`s (libvirt: qemuSnapshotCreateActiveExternal). A failure removes
-    /// what was added and created.
+    /// New qcow2 overlays on top of each external disk of a running guest, and the live
+    /// XML and the config pointed at them (libvirt: qemuSnapshotCreateActiveExternal).
     pub(super) fn external_live(&self, def: &SnapshotDef) -> Result<(), DriverError> {
-        let (mut g, persistent) = self.guest()?;
-        let live_xml = g.status().xml.clone();
-        let mut live_def = crate::domain::parse_unprepared(&live_xml)?;
+        self.move_to_overlays(def)?;
+        self.definitions_on_overlays(def)
+    }
+
+    /// QEMU's side of [`Domain::external_live`]: the overlays created with `qemu-img`,
+    /// added with `blockdev-add` and put on top in one `transaction` of
+    /// `blockdev-snapshot`s. The definitions are left as they were. A failure removes what
+    /// was added and created.
+    pub(super) fn move_to_overlays(&self, def: &SnapshotDef) -> Result<Vec<Moved>, DriverError> {
+        let (mut g, _) = self.guest()?;
+        let live_def = crate::domain::parse_unprepared(&g.status().xml)?;
         let nodes = live::nodes(&mut g)?;
         let stamp = super::now();
         let mut created: Vec<String> = Vec::new();
         let mut added: Vec<String> = Vec::new();
+        let mut moved: Vec<Moved> = Vec::new();
         let mut actions = Vec::new();
         let bitmaps = crate::driver::checkpoint::bitmaps(&mut g)?;
         let res = (|| -> Result<(), DriverError> {
@@ -286,6 +293,13 @@ impl<'c> Domain<'c> {
                 }
                 actions.push(json!({"type": "blockdev-snapshot",
                                     "data": {"node": node.node, "overlay": format}}));
+                moved.push(Moved {
+                    dst: sd.name.clone(),
+                    base_node: node.node.clone(),
+                    format,
+                    storage,
+                    file: overlay,
+                });
             }
             g.qmp("transaction", Some(json!({ "actions": actions })))
                 .map_err(guest_err)?;
@@ -301,6 +315,13 @@ impl<'c> Domain<'c> {
             }
             return Err(e);
         }
+        Ok(moved)
+    }
+
+    /// The live XML and the config with the external disks of `def` on their overlays.
+    pub(super) fn definitions_on_overlays(&self, def: &SnapshotDef) -> Result<(), DriverError> {
+        let (mut g, persistent) = self.guest()?;
+        let mut live_def = crate::domain::parse_unprepared(&g.status().xml)?;
         point_to_overlays(&mut live_def, def);
         g.set_live_xml(live_def.to_xml(FormatFlags::default()))
             .map_err(guest_err)?;

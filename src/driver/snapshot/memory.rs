@@ -7,7 +7,11 @@
 //!
 //! Unlike libvirt, the disks move first and the memory is written after, the vCPUs stopped
 //! throughout: QEMU leaves its block nodes inactive once a migration completes, and a
-//! `blockdev-snapshot` on them would fail.
+//! `blockdev-snapshot` on them would fail. libvirt's qemuSnapshotCreateActiveExternal
+//! writes the memory first, so a failed memory step leaves its disks untouched (it only
+//! unlinks the file); here the disks are moved back off their empty overlays instead
+//! ([`live::move_back`]), and the definitions, which only name the overlays once the memory
+//! is in, never changed: a failed or aborted memory step leaves the guest as it was.
 
 use std::path::Path;
 
@@ -22,8 +26,8 @@ use crate::driver::saveimage;
 
 impl Domain<'_> {
     /// Memory into `def`'s memory file, disks onto their overlays; a guest that ran runs
-    /// on. A failure removes the file; one while QEMU streams the memory leaves the disks
-    /// on their overlays.
+    /// on. A failure removes the file and leaves the disks on their images, the
+    /// definitions as they were.
     pub(super) fn external_with_memory(&self, def: &SnapshotDef) -> Result<(), DriverError> {
         let Some(path) = def.memory_file.clone() else {
             return Err(DriverError::Unsupported(
@@ -43,10 +47,23 @@ impl Domain<'_> {
         let res = (|| -> Result<(), DriverError> {
             // The file first: a path that cannot be written fails before the disks move.
             saveimage::create(Path::new(&path), &xml, was_running)?;
-            self.external_live(def)?;
-            let (mut g, _) = self.guest()?;
-            live::job(&mut g, SnapshotJob::SaveMemory { path: path.clone() })?;
-            saveimage::mark_complete(Path::new(&path))
+            let moved = self.move_to_overlays(def)?;
+            let memory = (|| -> Result<(), DriverError> {
+                let (mut g, _) = self.guest()?;
+                live::job(&mut g, SnapshotJob::SaveMemory { path: path.clone() })?;
+                saveimage::mark_complete(Path::new(&path))
+            })();
+            if let Err(e) = memory {
+                let back = self
+                    .guest()
+                    .and_then(|(mut g, _)| live::move_back(&mut g, &moved));
+                if back.is_err() && self.is_active().unwrap_or(false) {
+                    // Some disk is still on its overlay: the definitions must say so.
+                    let _ = self.definitions_on_overlays(def);
+                }
+                return Err(e);
+            }
+            self.definitions_on_overlays(def)
         })();
         if res.is_err() {
             let _ = std::fs::remove_file(&path);
@@ -64,7 +81,8 @@ impl Domain<'_> {
 impl DomainSnapshot<'_> {
     /// Revert to external snapshot `snap` with memory: its memory file is read first, the
     /// new overlays made while the guest still runs; then the guest's QEMU is replaced by
-    /// one started from the file.
+    /// one started from the file. If that start fails (QEMU refuses the stream), the guest
+    /// is left shut off on the config it had, the new overlays removed, no QEMU running.
     pub(super) fn revert_memory(
         &self,
         store: &mut Store,
@@ -89,6 +107,16 @@ impl DomainSnapshot<'_> {
         } else {
             RestoreState::Running
         };
+        // What a failure puts back: the guest's memory is gone once its QEMU is stopped,
+        // but its config must not be left naming overlays the failure removes.
+        let old_config = if dom.is_persistent()? {
+            Some(dom.xml_desc(FormatFlags {
+                inactive: true,
+                secure: true,
+            })?)
+        } else {
+            None
+        };
         let res = (|| -> Result<(), DriverError> {
             if dom.is_active()? {
                 // libvirt stops it VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT (qemu_snapshot.c).
@@ -111,6 +139,9 @@ impl DomainSnapshot<'_> {
         if let Err(e) = res {
             for f in &created {
                 let _ = std::fs::remove_file(f);
+            }
+            if let Some(old) = old_config {
+                let _ = dom.connect().define_domain_xml(&old);
             }
             return Err(e);
         }

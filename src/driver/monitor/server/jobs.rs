@@ -452,7 +452,6 @@ impl Server {
                 reason,
                 reply,
             } => {
-                let res = res.map_err(|(_, d)| d);
                 let r = self
                     .snapshot_ended(&job, was_running, stops, run_after, reason, res)
                     .await;

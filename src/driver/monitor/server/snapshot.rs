@@ -11,11 +11,8 @@ use super::jobs::{Operation, Running, Then, Wait};
 use super::{ErrorCode, Lifecycle, Reply, Server};
 use crate::driver::monitor::proto::SnapshotJob;
 
-fn err(desc: String) -> Reply {
-    Reply::Refused {
-        code: ErrorCode::OperationFailed,
-        desc,
-    }
+fn failed(desc: String) -> (ErrorCode, String) {
+    (ErrorCode::OperationFailed, desc)
 }
 
 impl Server {
@@ -69,7 +66,7 @@ impl Server {
         let mut args = args;
         args["job-id"] = json!(id);
         if let Err(e) = self.exec(command, Some(args)).await {
-            let res = Err(format!("cannot start {command}: {e}"));
+            let res = Err(failed(format!("cannot start {command}: {e}")));
             let r = self
                 .snapshot_ended(&job, was_running, stops, run_after, reason, res)
                 .await;
@@ -113,7 +110,7 @@ impl Server {
                     was_running,
                     was_running,
                     "unpaused",
-                    Err(desc),
+                    Err(failed(desc)),
                 )
                 .await;
             let _ = reply.send(r);
@@ -139,7 +136,7 @@ impl Server {
         stops: bool,
         run_after: bool,
         reason: &'static str,
-        res: Result<(), String>,
+        res: Result<(), (ErrorCode, String)>,
     ) -> Reply {
         // A failed load leaves the guest as it was: running again if it ran.
         let run = if res.is_ok() { run_after } else { was_running };
@@ -172,7 +169,8 @@ impl Server {
         }
         match res {
             Ok(()) => Reply::Ok { value: Value::Null },
-            Err(desc) => err(desc),
+            // A cancelled stream keeps its code: libvirt's "operation aborted".
+            Err((code, desc)) => Reply::Refused { code, desc },
         }
     }
 }
