@@ -280,6 +280,15 @@ pub struct Incoming {
     pub offset: u64,
     #[serde(default)]
     pub ignore_shared: bool,
+    /// `path` is a unix socket to listen on for a live migration's stream (`virsh
+    /// migrate` to this connection) rather than a save image; the guest then starts as
+    /// `migrated`.
+    #[serde(default)]
+    pub listen: bool,
+    /// The incoming migration may switch to post-copy (QEMU's `postcopy-ram`, which both
+    /// sides must set).
+    #[serde(default)]
+    pub postcopy: bool,
 }
 
 impl LaunchSpec {

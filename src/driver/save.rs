@@ -121,6 +121,8 @@ impl Domain<'_> {
             path: path.clone(),
             offset: img.stream_offset,
             ignore_shared: false,
+            listen: false,
+            postcopy: false,
         };
         self.start_def(def, paused || !img.was_running, Some(incoming), None)?;
         self.managed_save_remove()?;
@@ -162,6 +164,8 @@ impl Connect {
             path: path.to_path_buf(),
             offset: img.stream_offset,
             ignore_shared: ram.is_some(),
+            listen: false,
+            postcopy: false,
         };
         let ram = ram.map(|p| crate::xml2argv::RamFile {
             path: p.display().to_string(),

@@ -487,10 +487,11 @@ async fn start(
     {
         return Err(kill_reap(e));
     }
-    let booted = if spec.incoming.is_some() {
-        "restored"
-    } else {
-        "booted"
+    let migrated = spec.incoming.as_ref().is_some_and(|i| i.listen);
+    let booted = match (&spec.incoming, migrated) {
+        (Some(_), true) => "migrated",
+        (Some(_), false) => "restored",
+        (None, _) => "booted",
     };
     srv.note_ptys().await;
     if !spec.paused {
@@ -503,6 +504,17 @@ async fn start(
     }
     if let Err(e) = srv.status.write(&paths.status) {
         return Err(kill_reap(e.to_string()));
+    }
+    if migrated {
+        // libvirt: the destination's domain starts at Prepare, then resumes at Finish
+        // (qemuMigrationDstFinishFresh).
+        srv.broadcast_lifecycle(Lifecycle::StartedMigrated);
+        if !spec.paused {
+            srv.broadcast_lifecycle(Lifecycle::ResumedMigrated);
+        } else {
+            srv.broadcast_lifecycle(Lifecycle::SuspendedPaused);
+        }
+        return Ok((srv, listener));
     }
     srv.broadcast_lifecycle(match (spec.paused, spec.incoming.is_some()) {
         (true, _) => Lifecycle::SuspendedPaused,
@@ -1145,7 +1157,7 @@ impl Server {
                 // while it stops QEMU and drops the event; a destroy relays it. Neither
                 // applies on_poweroff.
                 match self.end_reason {
-                    Some("saved") => return,
+                    Some("saved" | "migrated") => return,
                     Some(_) => {
                         self.broadcast_lifecycle(Lifecycle::ShutdownHost);
                         return;
@@ -1180,6 +1192,7 @@ impl Server {
                 self.broadcast_lifecycle(match reason {
                     "ioerror" => Lifecycle::SuspendedIoError,
                     "watchdog" => Lifecycle::SuspendedWatchdog,
+                    "migration" => Lifecycle::SuspendedMigrated,
                     _ => Lifecycle::SuspendedPaused,
                 });
             }
@@ -1495,6 +1508,12 @@ impl Server {
                 self.dump(path, format, live, reply).await;
                 return;
             }
+            Request::Migrate { socket, params } => {
+                // Answered when the stream has ended.
+                self.migrate_out(&socket, params, reply).await;
+                return;
+            }
+            Request::MigratePostcopy => self.start_postcopy().await,
             Request::JobInfo => self.job_info(),
             Request::JobAbort => self.abort_job().await,
             Request::BackupBegun { backup } => self.backup_begun(backup),
@@ -1747,6 +1766,7 @@ impl Server {
             "shutdown" => Lifecycle::StoppedShutdown,
             "destroyed" => Lifecycle::StoppedDestroyed,
             "saved" => Lifecycle::StoppedSaved,
+            "migrated" => Lifecycle::StoppedMigrated,
             "from snapshot" => Lifecycle::StoppedFromSnapshot,
             // on_crash=destroy ended it (libvirt: processGuestPanicEvent), or `dump --crash`
             // (a Destroy with StopReason::Crashed; libvirt: qemuDomainCoreDumpWithFormat).

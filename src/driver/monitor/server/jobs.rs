@@ -41,6 +41,7 @@ pub(super) enum Operation {
     SnapshotRevert,
     Dump,
     Backup,
+    MigrationOut,
 }
 
 impl Operation {
@@ -48,6 +49,7 @@ impl Operation {
     pub(super) fn number(self) -> u64 {
         match self {
             Operation::Backup => 9,
+            Operation::MigrationOut => 5,
             Operation::Save => 2,
             Operation::Snapshot => 6,
             Operation::SnapshotRevert => 7,
@@ -63,6 +65,7 @@ impl Operation {
             Operation::SnapshotRevert => "remoteDispatchDomainRevertToSnapshot",
             Operation::Dump => "remoteDispatchDomainCoreDumpWithFormat",
             Operation::Backup => "remoteDispatchDomainBackupBegin",
+            Operation::MigrationOut => "remoteDispatchDomainMigratePerform3Params",
         }
     }
 }
@@ -99,6 +102,12 @@ pub(super) enum Then {
     },
     /// `backup-begin` returned when the job started: nobody waits for its end.
     Backup,
+    /// An outgoing live migration; `postcopy`: it may switch to post-copy.
+    Migrate {
+        was_running: bool,
+        postcopy: bool,
+        reply: oneshot::Sender<Reply>,
+    },
 }
 
 pub(super) struct Running {
@@ -167,6 +176,14 @@ impl Jobs {
         }
     }
 
+    /// Whether an outgoing migration runs, and then whether it may switch to post-copy.
+    pub(super) fn migration_postcopy(&self) -> Option<bool> {
+        match self.current.as_ref().map(|j| &j.then) {
+            Some(Then::Migrate { postcopy, .. }) => Some(*postcopy),
+            _ => None,
+        }
+    }
+
     /// The running backup, if the job is one.
     pub(super) fn backup(&self) -> Option<&super::backup::BackupRun> {
         match self.current.as_ref().map(|j| &j.wait) {
@@ -215,6 +232,7 @@ pub(super) fn needs_job(req: &Request) -> bool {
             | Request::Console { .. }
             | Request::JobInfo
             | Request::JobAbort
+            | Request::MigratePostcopy
     )
 }
 
@@ -332,6 +350,7 @@ impl Server {
             Operation::Snapshot | Operation::SnapshotRevert => "snapshot job",
             Operation::Dump => "dump job",
             Operation::Backup => "backup job",
+            Operation::MigrationOut => "migration out job",
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
@@ -403,6 +422,9 @@ impl Server {
                 }
             }
             Then::Save { was_running, reply } => self.save_ended(was_running, res, reply).await,
+            Then::Migrate {
+                was_running, reply, ..
+            } => self.migrate_out_ended(was_running, res, reply).await,
             Then::Dump { stops, reply } => {
                 let r = self.dump_ended(stops, res).await;
                 let _ = reply.send(r);
@@ -477,6 +499,7 @@ impl Server {
             let elapsed = run.started.elapsed().as_millis() as u64;
             match run.then {
                 Then::Save { reply, .. }
+                | Then::Migrate { reply, .. }
                 | Then::Snapshot { reply, .. }
                 | Then::Dump { reply, .. } => {
                     let _ = reply.send(gone());
