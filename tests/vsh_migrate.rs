@@ -204,10 +204,28 @@ fn migrate_between_two_roots() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its stderr, as it comes: virsh's progress line shows while it runs.
+    let progress = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let progress = progress.clone();
+        let mut stderr = mig.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                progress.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
     let mut info = String::new();
     wait_for("the migration's job", Duration::from_secs(30 * m), || {
         info = src.ok(&["domjobinfo", NAME]);
         info.contains("Data processed:")
+    });
+    wait_for("the progress line", Duration::from_secs(30 * m), || {
+        String::from_utf8_lossy(&progress.lock().unwrap()).starts_with("\rMigration: [")
     });
     assert!(
         info.contains("Operation:        Outgoing migration"),
@@ -220,12 +238,8 @@ fn migrate_between_two_roots() {
     );
     src.ok(&["domjobabort", NAME]);
     let st = mig.wait().unwrap();
-    let mut err = String::new();
-    mig.stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    reader.join().unwrap();
+    let err = String::from_utf8_lossy(&progress.lock().unwrap()).into_owned();
     assert!(!st.success());
     assert!(
         err.ends_with("error: operation aborted: migration out job: canceled by client\n"),
@@ -269,7 +283,7 @@ fn migrate_between_two_roots() {
     );
     assert!(ok, "{err}");
     assert_eq!(out, "\n");
-    assert!(err.ends_with("\rMigration: [100 %]\n"), "{err:?}");
+    assert!(err.ends_with("\rMigration: [100 %]"), "{err:?}");
     assert!(!is_alive(pid), "the source QEMU is gone");
     assert_eq!(src.ok(&["list", "--all", "--name"]), "\n", "undefined at the source");
     assert_eq!(dst.ok(&["domstate", NAME, "--reason"]), "running (migrated)\n\n");

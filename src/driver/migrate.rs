@@ -98,6 +98,7 @@ impl Domain<'_> {
             )?;
         }
         let path = speed_path(self.conn, self.name());
+        super::config::make_dir(&self.conn.dirs().run)?;
         super::config::write_atomic(&path, bandwidth.to_string().as_bytes())?;
         Ok(())
     }

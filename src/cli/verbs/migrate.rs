@@ -260,9 +260,6 @@ fn cmd_migrate(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         })
     };
     super::jobs::watch(&dom, verbose, "Migration", run)?;
-    if verbose {
-        eprintln!();
-    }
     Ok(())
 }
 
