@@ -85,7 +85,12 @@ fn migrate_between_two_roots() {
         return;
     }
     let Some(kit) = bootkit::linux() else { return };
-    let mk = |p: &str| tempfile::Builder::new().prefix(p).tempdir_in("/tmp").unwrap();
+    let mk = |p: &str| {
+        tempfile::Builder::new()
+            .prefix(p)
+            .tempdir_in("/tmp")
+            .unwrap()
+    };
     let (ds, dd) = (mk("mgs"), mk("mgd"));
     let (src_root, dst_root): (PathBuf, PathBuf) = (ds.path().into(), dd.path().into());
     let _reap_src = Reaper(src_root.clone(), vec![NAME]);
@@ -141,8 +146,17 @@ fn migrate_between_two_roots() {
         "error: failed to get domain 'nosuch'\n\
          error: Domain not found: no domain with matching name 'nosuch'\n"
     );
-    let same = src.fails(&["migrate", NAME, &format!("qemu:///embed?root={}", src_root.display()), "--offline", "--persistent"]);
-    assert!(same.contains("Attempt to migrate guest to the same host"), "{same}");
+    let same = src.fails(&[
+        "migrate",
+        NAME,
+        &format!("qemu:///embed?root={}", src_root.display()),
+        "--offline",
+        "--persistent",
+    ]);
+    assert!(
+        same.contains("Attempt to migrate guest to the same host"),
+        "{same}"
+    );
 
     // Offline: the definition only; the source keeps its own.
     src.ok(&["migrate", NAME, &desturi, "--offline", "--persistent"]);
@@ -195,11 +209,25 @@ fn migrate_between_two_roots() {
         "error: Operation not supported: migration of non-shared storage is not supported: the destination is on this host and uses the same disks\n"
     );
 
+    // The destination writes its console elsewhere (--xml, same ABI): QEMU opens the
+    // file afresh, which would cut the source's short.
+    let live = src.ok(&["dumpxml", NAME, "--security-info"]);
+    let dxml = live.replace(console.to_str().unwrap(), dconsole.to_str().unwrap());
+    let dxml_path = src_root.join("dest.xml");
+    std::fs::write(&dxml_path, dxml).unwrap();
     // Throttled to 1 MiB/s, the migration runs long enough to look at and cancel.
     src.ok(&["migrate-setspeed", NAME, "1"]);
     let (pid, _) = qemu_pid(&src_root).expect("the source QEMU runs");
     let mut mig = src
-        .cmd(&["migrate", NAME, &desturi, "--live", "--verbose"])
+        .cmd(&[
+            "migrate",
+            NAME,
+            &desturi,
+            "--live",
+            "--verbose",
+            "--xml",
+            dxml_path.to_str().unwrap(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -231,7 +259,10 @@ fn migrate_between_two_roots() {
         info.contains("Operation:        Outgoing migration"),
         "{info}"
     );
-    assert!(qemu_pid(&dst_root).is_some(), "the destination QEMU listens");
+    assert!(
+        qemu_pid(&dst_root).is_some(),
+        "the destination QEMU listens"
+    );
     assert_eq!(
         src.fails(&["migrate-postcopy", NAME]),
         "error: Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag\n"
@@ -246,26 +277,25 @@ fn migrate_between_two_roots() {
         "{err:?}"
     );
     assert!(err.starts_with("\rMigration: ["), "{err:?}");
-    assert_eq!(qemu_pid(&src_root).map(|p| p.0), Some(pid), "the source runs on");
+    assert_eq!(
+        qemu_pid(&src_root).map(|p| p.0),
+        Some(pid),
+        "the source runs on"
+    );
     assert_eq!(src.ok(&["domstate", NAME]), "running\n\n");
-    wait_for("no QEMU at the destination", Duration::from_secs(10 * m), || {
-        qemu_pid(&dst_root).is_none()
-    });
+    wait_for(
+        "no QEMU at the destination",
+        Duration::from_secs(10 * m),
+        || qemu_pid(&dst_root).is_none(),
+    );
     assert_eq!(dst.ok(&["list", "--all", "--name"]), "\n");
     let (n0, _) = last_tick(&console).unwrap();
     wait_for("ticks after the abort", Duration::from_secs(30 * m), || {
         last_tick(&console).is_some_and(|(n, _)| n > n0)
     });
 
-    // The move: the destination writes its console elsewhere (--xml, same ABI).
+    // The move.
     src.ok(&["migrate-setspeed", NAME, "1000"]);
-    let live = src.ok(&["dumpxml", NAME, "--security-info"]);
-    let dxml = live.replace(
-        console.to_str().unwrap(),
-        dconsole.to_str().unwrap(),
-    );
-    let dxml_path = src_root.join("dest.xml");
-    std::fs::write(&dxml_path, dxml).unwrap();
     let (n_before, _) = last_tick(&console).unwrap();
     let (ok, out, err) = src.run_bounded(
         &[
@@ -285,15 +315,57 @@ fn migrate_between_two_roots() {
     assert_eq!(out, "\n");
     assert!(err.ends_with("\rMigration: [100 %]"), "{err:?}");
     assert!(!is_alive(pid), "the source QEMU is gone");
-    assert_eq!(src.ok(&["list", "--all", "--name"]), "\n", "undefined at the source");
-    assert_eq!(dst.ok(&["domstate", NAME, "--reason"]), "running (migrated)\n\n");
+    assert_eq!(
+        src.ok(&["list", "--all", "--name"]),
+        "\n",
+        "undefined at the source"
+    );
+    assert_eq!(
+        dst.ok(&["domstate", NAME, "--reason"]),
+        "running (migrated)\n\n"
+    );
     let info = dst.ok(&["dominfo", NAME]);
     assert!(info.contains("\nPersistent:     yes\n"), "{info}");
-    wait_for("ticks at the destination", Duration::from_secs(30 * m), || {
-        last_tick(&dconsole).is_some_and(|(n, _)| n > n_before)
-    });
+    wait_for(
+        "ticks at the destination",
+        Duration::from_secs(30 * m),
+        || last_tick(&dconsole).is_some_and(|(n, _)| n > n_before),
+    );
     assert_eq!(last_tick(&dconsole).unwrap().1, boot_id, "the same boot");
-    dst.ok(&["destroy", NAME]);
+
+    // And back, not live (the vCPUs stop for the copy) and left paused (--suspend): the
+    // source keeps its definition, shut off (migrated); the guest is transient here.
+    let srcuri = format!("qemu:///embed?root={}", src_root.display());
+    // Its QEMU here opens the console file afresh: ticks count on from the last one seen.
+    let (n_back, _) = last_tick(&dconsole).unwrap();
+    let (dpid, _) = qemu_pid(&dst_root).expect("the destination QEMU runs");
+    let (ok, _, err) = dst.run_bounded(&["migrate", NAME, &srcuri, "--suspend"], 120);
+    assert!(ok, "{err}");
+    assert!(!is_alive(dpid), "the destination QEMU is gone");
+    assert_eq!(
+        dst.ok(&["domstate", NAME, "--reason"]),
+        "shut off (migrated)\n\n"
+    );
+    assert_eq!(src.ok(&["domstate", NAME]), "paused\n\n");
+    let info = src.ok(&["dominfo", NAME]);
+    assert!(info.contains("\nPersistent:     no\n"), "{info}");
+    src.ok(&["resume", NAME]);
+    wait_for(
+        "ticks back at the source",
+        Duration::from_secs(30 * m),
+        || last_tick(&dconsole).is_some_and(|(n, _)| n > n_back),
+    );
+    assert_eq!(
+        last_tick(&dconsole).unwrap().1,
+        boot_id,
+        "still the same boot"
+    );
+    src.ok(&["destroy", NAME]);
+    assert_eq!(
+        src.ok(&["list", "--all", "--name"]),
+        "\n",
+        "it was transient"
+    );
     dst.ok(&["undefine", NAME]);
 }
 

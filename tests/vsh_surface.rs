@@ -588,7 +588,9 @@ fn closed_stdout_for_every_verb() {
             // to its own root is refused before anything moves.
             "migrate" => vec!["vm1", &uri],
             "migrate-setmaxdowntime" | "migrate-setspeed" => vec!["vm1", "1"],
-            "migrate-getmaxdowntime" | "migrate-compcache" | "migrate-getspeed"
+            "migrate-getmaxdowntime"
+            | "migrate-compcache"
+            | "migrate-getspeed"
             | "migrate-postcopy" => vec!["vm1"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"

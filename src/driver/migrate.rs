@@ -276,9 +276,11 @@ impl Domain<'_> {
                 // connection that closes at once ends its wait, and the destination with it.
                 let _ = std::os::unix::net::UnixStream::connect(&socket);
             }
-            let dest = dest
-                .join()
-                .unwrap_or_else(|_| Err(DriverError::Internal("the destination's start panicked".into())));
+            let dest = dest.join().unwrap_or_else(|_| {
+                Err(DriverError::Internal(
+                    "the destination's start panicked".into(),
+                ))
+            });
             (out, dest, started)
         });
         let _ = std::fs::remove_file(&socket);

@@ -181,9 +181,12 @@ impl Server {
         if inc.postcopy {
             caps.push(capability("postcopy-ram", true));
         }
-        self.exec("migrate-set-capabilities", Some(json!({ "capabilities": caps })))
-            .await
-            .map_err(|e| format!("cannot set migration capabilities: {e}"))?;
+        self.exec(
+            "migrate-set-capabilities",
+            Some(json!({ "capabilities": caps })),
+        )
+        .await
+        .map_err(|e| format!("cannot set migration capabilities: {e}"))?;
         let uri = format!("unix:{}", inc.path.display());
         self.exec("migrate-incoming", Some(json!({ "uri": uri })))
             .await
@@ -233,7 +236,10 @@ impl Server {
         self.pause_reason = Some("migration");
         let uri = format!("unix:{socket}");
         if let Err(e) = self.exec("migrate", Some(json!({ "uri": uri }))).await {
-            let res = Err((ErrorCode::OperationFailed, format!("cannot start the migration: {e}")));
+            let res = Err((
+                ErrorCode::OperationFailed,
+                format!("cannot start the migration: {e}"),
+            ));
             self.migrate_out_ended(was_running, res, reply).await;
             return;
         }
@@ -284,7 +290,9 @@ impl Server {
             desc: desc.into(),
         };
         match self.jobs.migration_postcopy() {
-            None => invalid("post-copy can only be started while outgoing migration is in progress"),
+            None => {
+                invalid("post-copy can only be started while outgoing migration is in progress")
+            }
             Some(false) => invalid(
                 "switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag",
             ),
