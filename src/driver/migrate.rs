@@ -256,10 +256,13 @@ impl Domain<'_> {
             postcopy: o.postcopy,
         };
         let (mut g, _) = self.guest()?;
+        // libvirt: a paused guest stays paused at the destination (doPeer2PeerMigrate3
+        // adds VIR_MIGRATE_PAUSED).
+        let paused = o.suspend || g.status().paused;
         let res = std::thread::scope(|s| {
             let dest = s.spawn(|| {
                 dconn
-                    .create_domain_def(def, o.suspend, Some(incoming), None)
+                    .create_domain_def(def, paused, Some(incoming), None)
                     .map(|_| ())
             });
             let listening = wait_listening(&socket, &dest);
