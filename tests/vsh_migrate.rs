@@ -267,6 +267,10 @@ fn migrate_between_two_roots() {
         src.fails(&["migrate-postcopy", NAME]),
         "error: Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag\n"
     );
+    // Suspending is allowed during the migration (`--timeout`'s action), and the guest
+    // the user paused stays paused when the migration ends.
+    src.ok(&["suspend", NAME]);
+    assert_eq!(src.ok(&["domstate", NAME]), "paused\n\n");
     src.ok(&["domjobabort", NAME]);
     let st = mig.wait().unwrap();
     reader.join().unwrap();
@@ -282,7 +286,8 @@ fn migrate_between_two_roots() {
         Some(pid),
         "the source runs on"
     );
-    assert_eq!(src.ok(&["domstate", NAME]), "running\n\n");
+    assert_eq!(src.ok(&["domstate", NAME, "--reason"]), "paused (user)\n\n");
+    src.ok(&["resume", NAME]);
     wait_for(
         "no QEMU at the destination",
         Duration::from_secs(10 * m),

@@ -172,6 +172,9 @@ impl Jobs {
                     | Request::Dump { .. }
                     | Request::BackupBegun { .. }
             ),
+            // libvirt's migration job mask adds suspend (`migrate --timeout`'s default
+            // action) to the default one.
+            Some(Operation::MigrationOut) => needs_job(req) && !matches!(req, Request::Suspend),
             Some(_) => needs_job(req),
         }
     }

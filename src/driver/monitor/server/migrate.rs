@@ -271,7 +271,10 @@ impl Server {
                     Ok(v) => v["running"].as_bool().unwrap_or(false),
                     Err(_) => false,
                 };
-                if was_running && !running {
+                // A guest paused for the migration runs again; one the user paused meanwhile
+                // (`suspend`, `migrate --timeout`) stays paused.
+                let ours = !self.status.paused || self.status.reason == "migration";
+                if was_running && !running && ours {
                     self.own_resume = true;
                     if self.exec("cont", None).await.is_ok() {
                         self.set_state("", false, "migration canceled");
