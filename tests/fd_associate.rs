@@ -13,7 +13,8 @@ mod vshrun;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+
+use vshrun::wait_for;
 
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 
@@ -58,17 +59,6 @@ fn fd_disk(group: &str) -> String {
       <source file='/nonexistent/fdgroup.img' fdgroup='{group}'/>
       <target dev='vda' bus='virtio'/></disk>"
     )
-}
-
-fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier());
-    while Instant::now() < until {
-        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(what)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
 }
 
 /// `vsh` with `file` open at [`FD`]: one process, so one connection, for all of `line`.

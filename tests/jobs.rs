@@ -4,6 +4,9 @@
 //! refusal, and `domjobabort` cancels the save: the guest runs on (same boot, counting on),
 //! the partial file is gone and the save reports libvirt's cancelled-job error. Then a save
 //! with `--verbose` prints virsh's progress line and `domjobinfo --completed` its statistics.
+//! A restore is the monitor's job as well: `domjobinfo` shows its progress while the image
+//! loads, `restore --verbose` prints the progress line, and `domjobabort` ends the loading
+//! QEMU and fails the start (a managed save image is kept, a transient domain is gone).
 //! Every error path of the two verbs too. One guest boot for all of it.
 
 #[path = "common/bootkit.rs"]
@@ -74,7 +77,7 @@ fn set_bandwidth(vsh: &Vsh, bytes_per_s: u64) {
 }
 
 #[test]
-fn a_running_save_can_be_queried_and_aborted() {
+fn a_running_save_or_restore_can_be_queried_and_aborted() {
     if !Path::new(QEMU).exists() {
         eprintln!("\n*** SKIPPED: {QEMU} is not installed ***\n");
         return;
@@ -250,16 +253,193 @@ fn a_running_save_can_be_queried_and_aborted() {
         "Job type:         None        \n\n"
     );
 
+    // The restore is the monitor's job too. The image holds the whole 256 MiB guest; slowed
+    // to last about 8 s, it is looked at midway: `domjobinfo` from another vsh shows the
+    // job with the stream's progress, `domstate` answers, and `restore --verbose` prints
+    // the progress line `save --verbose` prints, ending at 100 %.
+    let size = std::fs::metadata(&image).unwrap().len();
+    let slow = (size / 8).max(1).to_string();
+    let restore = slowed(&vsh, &["restore", img, "--verbose"], &slow);
+    let info = running_restore(&vsh, m);
+    let lines: Vec<&str> = info.lines().collect();
+    assert_eq!(lines[0], "Job type:         Unbounded   ", "{info}");
+    assert_eq!(lines[1], "Operation:        Restore     ", "{info}");
+    assert!(lines[2].starts_with("Time elapsed:     "), "{info}");
+    assert!(lines[3].starts_with("Data processed:   "), "{info}");
+    assert!(lines[4].starts_with("Data remaining:   "), "{info}");
+    assert!(lines[5].starts_with("Data total:       "), "{info}");
+    let raw = vsh.ok(&["domjobinfo", NAME, "--rawstats"]);
+    assert!(
+        raw.starts_with("Job type: 2\n\noperation: 3\ntime_elapsed: "),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(&format!("\ndata_total: {}\n", size - stream_offset(&image))),
+        "{raw}"
+    );
+    assert_eq!(vsh.ok(&["domstate", NAME]), "paused\n\n");
+    let (ok, out, err) = finish(restore);
+    assert!(ok, "{err}");
+    assert!(err.starts_with("\rRestore: ["), "{err:?}");
+    assert!(err.ends_with("\rRestore: [100 %]"), "{err:?}");
+    assert_eq!(out, format!("\nDomain restored from {img}\n\n"));
+    assert_eq!(
+        vsh.ok(&["domstate", NAME, "--reason"]),
+        "running (restored)\n\n"
+    );
+    assert_eq!(
+        vsh.ok(&["domjobinfo", NAME]),
+        "Job type:         None        \n\n"
+    );
     // The image restores to the same boot, counting on (QEMU starts the console file
     // afresh).
-    vsh.ok(&["restore", img]);
     wait_for(
         "ticks after the restore",
         Duration::from_secs(60 * m),
         || last_tick(&console).is_some_and(|(n, _)| n > n_saved),
     );
     assert_eq!(last_tick(&console).unwrap().1, boot_id);
+
+    // `domjobabort` while a start loads the managed save image: that QEMU goes, the start
+    // fails as an aborted job, the domain is shut off and keeps its image for the next start.
+    vsh.ok(&["managedsave", NAME]);
+    let start = slowed(&vsh, &["start", NAME], &slow);
+    running_restore(&vsh, m);
+    let pid = qemu_pid(&root);
+    assert_eq!(vsh.ok(&["domjobabort", NAME]), "\n");
+    let (ok, _, err) = finish(start);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "error: Failed to start domain '{NAME}'\n\
+             error: operation aborted: start job: canceled by client\n"
+        )
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} is gone"
+    );
+    assert_eq!(vsh.ok(&["domstate", NAME]), "shut off\n\n");
+    assert!(
+        vsh.ok(&["dominfo", NAME]).contains("Managed save:   yes"),
+        "the managed save image is kept"
+    );
+    // `destroy` during the load ends it too: the start fails with QEMU's exit.
+    let start = slowed(&vsh, &["start", NAME], &slow);
+    running_restore(&vsh, m);
+    let pid = qemu_pid(&root);
+    assert_eq!(
+        vsh.ok(&["destroy", NAME]),
+        format!("Domain '{NAME}' destroyed\n\n")
+    );
+    let (ok, _, err) = finish(start);
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!(
+            "error: Failed to start domain '{NAME}'\n\
+             error: internal error: guest '{NAME}': process exited while loading the guest's state"
+        )),
+        "{err}"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} is gone"
+    );
+    assert_eq!(vsh.ok(&["domstate", NAME]), "shut off\n\n");
+    vsh.ok(&["start", NAME]);
+    assert_eq!(
+        vsh.ok(&["domstate", NAME, "--reason"]),
+        "running (restored)\n\n"
+    );
+
+    // The same for `restore FILE` of a domain not defined: no domain is left.
+    vsh.ok(&["save", NAME, img]);
+    vsh.ok(&["undefine", NAME]);
+    let restore = slowed(&vsh, &["restore", img], &slow);
+    running_restore(&vsh, m);
+    let pid = qemu_pid(&root);
+    assert_eq!(vsh.ok(&["domjobabort", NAME]), "\n");
+    let (ok, _, err) = finish(restore);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!(
+            "error: Failed to restore domain from {img}\n\
+             error: operation aborted: start job: canceled by client\n"
+        )
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "QEMU {pid} is gone"
+    );
+    assert_eq!(vsh.ok(&["list", "--all", "--name"]), "\n");
+    assert_eq!(
+        vsh.fails(&["domjobabort", NAME]),
+        format!(
+            "error: failed to get domain '{NAME}'\n\
+             error: Domain not found: no domain with matching name '{NAME}'\n"
+        )
+    );
+    // --verbose changes nothing about a restore's errors.
+    assert_eq!(
+        vsh.fails(&["restore", "/nonexistent/x.save", "--verbose"]),
+        vsh.fails(&["restore", "/nonexistent/x.save"])
+    );
+    // The image is intact: it restores at full speed.
+    vsh.ok(&["restore", img]);
+    assert_eq!(
+        vsh.ok(&["domstate", NAME, "--reason"]),
+        "running (restored)\n\n"
+    );
     vsh.ok(&["destroy", NAME]);
+}
+
+/// `vsh ARGS` in the background, its restore's stream slowed to `bps` bytes per second.
+fn slowed(vsh: &Vsh, args: &[&str], bps: &str) -> std::process::Child {
+    vsh.cmd(args)
+        .env("DOMDRIVER_RESTORE_BANDWIDTH", bps)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for `child`: whether it succeeded, its stdout and stderr.
+fn finish(child: std::process::Child) -> (bool, String, String) {
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `domjobinfo` once it shows the restore's job with some of the stream loaded.
+fn running_restore(vsh: &Vsh, m: u64) -> String {
+    let mut info = String::new();
+    wait_for("the restore's job", Duration::from_secs(60 * m), || {
+        let (_, out, _) = vsh.run(&["domjobinfo", NAME]);
+        info = out;
+        info.contains("Operation:        Restore") && !info.contains("Data processed:   0.000 B")
+    });
+    info
+}
+
+/// The pid of the guest's QEMU, from its status file.
+fn qemu_pid(root: &Path) -> i32 {
+    let path = root.join(format!("run/qemu/{NAME}.json"));
+    domdriver::driver::status::GuestStatus::read(NAME, &path)
+        .unwrap()
+        .unwrap()
+        .pid
+}
+
+/// Where the migration stream begins in a save image.
+fn stream_offset(image: &Path) -> u64 {
+    domdriver::driver::saveimage::read(image)
+        .unwrap()
+        .stream_offset
 }
 
 /// A save image of `xml` whose stream is a few bytes: enough for the XML verbs.
@@ -425,4 +605,25 @@ fn image_xml_verbs_follow_libvirts_rules() {
         vsh.fails(&["save-image-edit", "/nonexistent/x.save"]),
         "error: cannot open saved image '/nonexistent/x.save': No such file or directory\n"
     );
+
+    // A stream QEMU cannot load: QEMU exits, the restore (a job that failed) reports it with
+    // QEMU's words (the job's failure or QEMU's exit, whichever the monitor saw first), and the domain is shut off, with no QEMU and no job left behind.
+    if Path::new(QEMU).exists() {
+        let _reap = Reaper(root.clone(), vec!["jbx"]);
+        let err = vsh.fails(&["restore", f, "--verbose"]);
+        assert!(
+            err.starts_with(&format!(
+                "error: Failed to restore domain from {f}\n\
+                 error: internal error: guest '{name}': "
+            )),
+            "{err}"
+        );
+        assert!(err.contains("load of migration failed"), "{err}");
+        assert_eq!(vsh.ok(&["domstate", name]), "shut off\n\n");
+        assert!(!root.join(format!("run/qemu/{name}.json")).exists());
+        assert_eq!(
+            vsh.fails(&["domjobinfo", name]),
+            "error: Requested operation is not valid: domain is not running\n"
+        );
+    }
 }

@@ -7,49 +7,18 @@
 #[path = "common/bootkit.rs"]
 mod bootkit;
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+use netns::{Netns, domain};
+use vshrun::wait_for;
+
 const MAC: &str = "52:54:00:aa:bc:11";
-
-/// A network namespace (lo up, nothing else), deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let ns = Netns(format!("vshnet-{}", std::process::id()));
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-        ip(&["netns", "add", &ns.0]);
-        ip(&["netns", "exec", &ns.0, "ip", "link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// `CMD ARGS` inside the namespace: (success, stdout + stderr).
-    fn exec(&self, cmd: &str, args: &[&str]) -> (bool, String) {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.0, cmd])
-            .args(args)
-            .output()
-            .unwrap();
-        let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&o.stderr));
-        (o.status.success(), s)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
 
 /// Destroys the named networks on drop (a failed test must not leave a dnsmasq running:
 /// it would outlive the namespace).
@@ -63,63 +32,12 @@ impl Drop for NetGuard<'_> {
     }
 }
 
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().unwrap();
-    assert!(st.success(), "ip {args:?} failed");
-}
-
-fn have(prog: &str) -> bool {
-    ["/usr/sbin", "/sbin", "/usr/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(prog).exists())
-}
-
-fn skip() -> bool {
-    let why = if !nix::unistd::Uid::effective().is_root() {
-        "not root (bridges and taps need CAP_NET_ADMIN)"
-    } else if !Path::new("/dev/net/tun").exists() {
-        "/dev/net/tun is missing"
-    } else if !Path::new(QEMU).exists() {
-        "qemu-system-x86_64 is not installed"
-    } else if !have("ip") || !have("iptables") || !have("dnsmasq") {
-        "ip, iptables or dnsmasq is not installed"
-    } else {
-        return false;
-    };
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-    true
-}
-
-fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, nics: &str) -> String {
-    let os = kit.map(|k| k.os_xml(GUEST)).unwrap_or_default();
-    format!(
-        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
-  <features><acpi/></features>
-  <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os>
-  <devices><emulator>{QEMU}</emulator>{nics}
-    <serial type='file'><source path='{}'/><target port='0'/></serial>
-    <memballoon model='none'/></devices></domain>",
-        serial.display()
-    )
-}
-
 /// The guest: DHCP on its NIC (udhcpc, with a script that sets the address it is given),
 /// then ping the bridge until it answers.
 const GUEST: &str = "printf '#!/bin/sh\\n[ \"$1\" = bound ] && ip addr add $ip/$mask dev $interface\\nexit 0\\n' > /tmp/u.sh; \
 chmod +x /tmp/u.sh; ip link set eth0 up; \
 udhcpc -i eth0 -s /tmp/u.sh -x hostname:netguest -n -q -t 30 -T 2 && echo DHCP-OK; ip -o -4 addr show eth0; \
 for i in $(seq 1 60); do ping -c 1 -W 2 10.213.9.1 >/dev/null 2>&1 && { echo NET-PING-OK; break; }; done";
-
-fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier());
-    while Instant::now() < until {
-        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(what)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
 
 const NAT: &str = "<network><name>testnet</name><forward mode='nat'/>
   <ip address='10.213.9.1' netmask='255.255.255.0'><dhcp>
@@ -129,15 +47,15 @@ const NAT: &str = "<network><name>testnet</name><forward mode='nat'/>
 
 #[test]
 fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
-    if skip() {
+    if netns::skip("bridges and taps need", &["ip", "iptables", "dnsmasq"]) {
         return;
     }
-    let ns = Netns::new();
+    let ns = Netns::new("vshnet", &[]);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
     let _reap = vshrun::Reaper(root.clone(), vec!["netvm", "nonet", "offnet"]);
     let mut vsh = vshrun::Vsh::new(root.clone());
-    vsh.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()];
+    vsh.wrapper = ns.wrapper();
     let file = |name: &str, body: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
@@ -208,7 +126,7 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
     ] {
         let x = file(
             &format!("{name}.xml"),
-            &domain(name, None, &serial, &nic(net)),
+            &domain(name, None, GUEST, &serial, &nic(net)),
         );
         vsh.ok(&["define", &x]);
         assert_eq!(
@@ -255,7 +173,7 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
     if let Some(kit) = bootkit::linux() {
         let x = file(
             "netvm.xml",
-            &domain("netvm", Some(&kit), &serial, &nic("testnet")),
+            &domain("netvm", Some(&kit), GUEST, &serial, &nic("testnet")),
         );
         vsh.ok(&["define", &x]);
         vsh.ok(&["start", "netvm"]);

@@ -7,120 +7,40 @@
 #[path = "common/bootkit.rs"]
 mod bootkit;
 mod common;
+#[path = "common/netns.rs"]
+mod netns;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-const QEMU: &str = "/usr/bin/qemu-system-x86_64";
+use netns::{Netns, domain};
+use vshrun::wait_for;
+
 const MAC: &str = "52:54:00:aa:bb:01";
-
-/// A network namespace with bridge `br0` (10.213.7.1/24, up), deleted when dropped.
-struct Netns(String);
-
-impl Netns {
-    fn new() -> Netns {
-        let ns = Netns(format!("vshtap-{}", std::process::id()));
-        // A namespace of an earlier run of this pid, if any (usually none: quiet).
-        let _ = Command::new("ip")
-            .args(["netns", "del", &ns.0])
-            .stderr(std::process::Stdio::null())
-            .status();
-        ip(&["netns", "add", &ns.0]);
-        for a in [
-            "ip link set lo up",
-            "ip link add br0 type bridge",
-            "ip addr add 10.213.7.1/24 dev br0",
-            "ip link set br0 up",
-        ] {
-            let mut args = vec!["netns", "exec", &ns.0];
-            args.extend(a.split(' '));
-            ip(&args);
-        }
-        ns
-    }
-
-    /// `CMD ARGS` inside the namespace: (success, stdout + stderr).
-    fn exec(&self, cmd: &str, args: &[&str]) -> (bool, String) {
-        let o = Command::new("ip")
-            .args(["netns", "exec", &self.0, cmd])
-            .args(args)
-            .output()
-            .unwrap();
-        let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-        s.push_str(&String::from_utf8_lossy(&o.stderr));
-        (o.status.success(), s)
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().unwrap();
-    assert!(st.success(), "ip {args:?} failed");
-}
-
-fn skip() -> bool {
-    let why = if !nix::unistd::Uid::effective().is_root() {
-        "not root (taps need CAP_NET_ADMIN)"
-    } else if !Path::new("/dev/net/tun").exists() {
-        "/dev/net/tun is missing"
-    } else if !Path::new(QEMU).exists() {
-        "qemu-system-x86_64 is not installed"
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        "ip (iproute2) is not installed"
-    } else {
-        return false;
-    };
-    eprintln!("\n*** SKIPPED: {why} ***\n");
-    true
-}
-
-fn domain(name: &str, kit: Option<&bootkit::LinuxKit>, serial: &Path, nics: &str) -> String {
-    let os = kit.map(|k| k.os_xml(GUEST)).unwrap_or_default();
-    format!(
-        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>256</memory>
-  <features><acpi/></features>
-  <os><type arch='x86_64' machine='pc'>hvm</type>{os}</os>
-  <devices><emulator>{QEMU}</emulator>{nics}
-    <serial type='file'><source path='{}'/><target port='0'/></serial>
-    <memballoon model='none'/></devices></domain>",
-        serial.display()
-    )
-}
 
 /// The guest: an address on the bridged NIC, then ping the bridge until it answers.
 const GUEST: &str = "ip link set eth0 up; ip addr add 10.213.7.2/24 dev eth0; \
 for i in $(seq 1 60); do ping -c 1 -W 2 10.213.7.1 >/dev/null 2>&1 && { echo TAP-PING-OK; break; }; done";
 
-fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
-    let until = Instant::now() + Duration::from_secs(secs * vshrun::multiplier());
-    while Instant::now() < until {
-        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(what)) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
 #[test]
 fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
-    if skip() {
+    if netns::skip("taps need", &["ip"]) {
         return;
     }
-    let ns = Netns::new();
+    let ns = Netns::new(
+        "vshtap",
+        &[
+            "ip link add br0 type bridge",
+            "ip addr add 10.213.7.1/24 dev br0",
+            "ip link set br0 up",
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("r");
     let _reap = vshrun::Reaper(root.clone(), vec!["tap", "nobr", "net", "unmanaged"]);
     let mut vsh = vshrun::Vsh::new(root);
-    vsh.wrapper = vec!["ip".into(), "netns".into(), "exec".into(), ns.0.clone()];
+    vsh.wrapper = ns.wrapper();
     let file = |name: &str, body: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, body).unwrap();
@@ -147,7 +67,10 @@ fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
         ),
     ];
     for (name, nic, msg) in refusals {
-        let x = file(&format!("{name}.xml"), &domain(name, None, &serial, nic));
+        let x = file(
+            &format!("{name}.xml"),
+            &domain(name, None, GUEST, &serial, nic),
+        );
         vsh.ok(&["define", &x]);
         let e = vsh.fails(&["start", name]);
         assert_eq!(
@@ -168,7 +91,7 @@ fn bridge_and_ethernet_interfaces_get_taps_that_go_with_the_guest() {
            <model type='virtio'/></interface>
          <interface type='ethernet'><target dev='vshtap0'/><model type='e1000'/></interface>"
     );
-    let x = file("tap.xml", &domain("tap", Some(&kit), &serial, &nics));
+    let x = file("tap.xml", &domain("tap", Some(&kit), GUEST, &serial, &nics));
     vsh.ok(&["define", &x]);
     vsh.ok(&["start", "tap"]);
 

@@ -2,9 +2,12 @@
 //! has changed (the binary's path, size, mtime and ctime; whether /dev/kvm is usable; our own
 //! build). Anything unreadable, corrupt or stale is treated as a miss, never as an error.
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -56,6 +59,48 @@ impl Stamp {
     }
 }
 
+/// What tells a cache file from the one read before: renames replace the inode, writes
+/// change size or mtime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+}
+
+impl FileId {
+    fn of(m: &std::fs::Metadata) -> FileId {
+        FileId {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        }
+    }
+}
+
+/// A cache file this process has parsed, by its path.
+struct Memo {
+    id: FileId,
+    stamp: Stamp,
+    value: Arc<dyn Any + Send + Sync>,
+}
+
+impl Memo {
+    fn get<T: Clone + 'static>(&self, id: &FileId, stamp: &Stamp) -> Option<T> {
+        if self.id != *id || self.stamp != *stamp {
+            return None;
+        }
+        self.value.downcast_ref::<T>().cloned()
+    }
+}
+
+fn memo() -> &'static Mutex<HashMap<PathBuf, Memo>> {
+    static MEMO: std::sync::OnceLock<Mutex<HashMap<PathBuf, Memo>>> = std::sync::OnceLock::new();
+    MEMO.get_or_init(Default::default)
+}
+
 #[derive(Serialize, Deserialize)]
 struct Entry<T> {
     stamp: Stamp,
@@ -100,10 +145,45 @@ impl ProbeCache {
     }
 
     /// The cached value for `stamp`, if present, intact and still valid.
-    pub fn load<T: DeserializeOwned>(&self, stamp: &Stamp, kind: &str) -> Option<T> {
-        let bytes = std::fs::read(self.file_for(&stamp.path, kind)).ok()?;
+    ///
+    /// A file this process read before and that has not changed since (same inode, size and
+    /// mtime) is not parsed again: a start needs the full caps of its emulator (hundreds of
+    /// KiB of JSON), and a process that starts many guests (a fleet, `vsh` running a script)
+    /// would parse the same file for each.
+    pub fn load<T>(&self, stamp: &Stamp, kind: &str) -> Option<T>
+    where
+        T: DeserializeOwned + Clone + Send + Sync + 'static,
+    {
+        let path = self.file_for(&stamp.path, kind);
+        let id = FileId::of(&std::fs::metadata(&path).ok()?);
+        if let Some(v) = memo()
+            .lock()
+            .ok()?
+            .get(&path)
+            .and_then(|m| m.get::<T>(&id, stamp))
+        {
+            return Some(v);
+        }
+        let bytes = std::fs::read(&path).ok()?;
         let e: Entry<T> = serde_json::from_slice(&bytes).ok()?;
-        (e.stamp == *stamp).then_some(e.value)
+        if e.stamp != *stamp {
+            return None;
+        }
+        // Only when the file read is the one stat'ed: a store may have renamed another in
+        // between, and the memo must never outlive the file it came from.
+        if std::fs::metadata(&path).ok().map(|m| FileId::of(&m)) == Some(id.clone())
+            && let Ok(mut m) = memo().lock()
+        {
+            m.insert(
+                path,
+                Memo {
+                    id,
+                    stamp: e.stamp,
+                    value: Arc::new(e.value.clone()),
+                },
+            );
+        }
+        Some(e.value)
     }
 
     /// Store `value` atomically (temp file, fsync, rename), so a reader never sees half a file.
@@ -172,5 +252,36 @@ mod tests {
         );
         std::fs::write(&f, b"\xff\x00garbage").unwrap();
         assert_eq!(cache.load::<Vec<u32>>(&st, "t"), None, "garbage is a miss");
+    }
+
+    #[test]
+    fn a_file_read_before_is_not_parsed_again_until_it_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let bin = d.path().join("qemu-system-y");
+        std::fs::write(&bin, "1").unwrap();
+        let cache = ProbeCache::new(d.path().join("cache"));
+        let st = Stamp::of(&bin, false, false, "v1").unwrap();
+        cache.store(&st, "t", &vec![1u32]).unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), Some(vec![1]));
+        assert!(
+            memo()
+                .lock()
+                .unwrap()
+                .contains_key(&cache.file_for(&bin, "t"))
+        );
+        // Served from memory, and still checked against the stamp asked for.
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), Some(vec![1]));
+        let other = Stamp::of(&bin, true, false, "v1").unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&other, "t"), None);
+        // A new store (a new inode) is read, not the memory of the old one.
+        cache.store(&st, "t", &vec![2u32]).unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), Some(vec![2]));
+        // So is a file changed in place, and one removed is a miss.
+        let f = cache.file_for(&bin, "t");
+        let text = std::fs::read_to_string(&f).unwrap().replace("[2]", "[3]");
+        std::fs::write(&f, text).unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), Some(vec![3]));
+        std::fs::remove_file(&f).unwrap();
+        assert_eq!(cache.load::<Vec<u32>>(&st, "t"), None);
     }
 }

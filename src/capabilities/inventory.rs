@@ -72,7 +72,7 @@ pub fn collect<T, S, E, F, Fut>(
 ) -> Inventory<S>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
-    S: Serialize + DeserializeOwned,
+    S: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
     E: ProbeFailure + Send + 'static,
     F: Fn(PathBuf) -> Fut,
     Fut: Future<Output = Result<T, E>> + Send + 'static,

@@ -62,6 +62,15 @@ fn no_checkpoint(name: &str) -> DriverError {
     DriverError::NoCheckpoint(format!("no domain checkpoint with matching name '{name}'"))
 }
 
+impl super::snapshot::store::TreeNode for CheckpointDef {
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+    fn parent_name(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+}
+
 /// The checkpoints of one domain as their files hold them.
 pub(crate) struct Store {
     dir: PathBuf,
@@ -113,23 +122,12 @@ impl Store {
     }
 
     fn children(&self, name: Option<&str>) -> Vec<&CheckpointDef> {
-        self.chks
-            .iter()
-            .filter(|c| c.parent.as_deref() == name)
-            .collect()
+        super::snapshot::store::children(&self.chks, name)
     }
 
     /// Every descendant of `name`, each after its parent.
     fn descendants(&self, name: &str) -> Vec<&CheckpointDef> {
-        let mut out = Vec::new();
-        let mut todo = vec![name.to_string()];
-        while let Some(n) = todo.pop() {
-            for c in self.children(Some(&n)) {
-                todo.push(c.name.clone());
-                out.push(c);
-            }
-        }
-        out
+        super::snapshot::store::descendants(&self.chks, name)
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -172,41 +172,36 @@ impl Domain<'_> {
                 "Empty iothread cpumap list for pinning".into(),
             ));
         }
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            if find_mut(&mut def, id).is_none() {
-                return Err(DriverError::InvalidArg(format!(
-                    "iothreadid {id} not found"
-                )));
-            }
-            record_pin(&mut def, id, cpus);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            let list = qmp(&mut lg.guest, "query-iothreads", None)?;
-            let want = format!("iothread{id}");
-            let tid = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| t["id"].as_str() == Some(want.as_str()))
-                .and_then(|t| t["thread-id"].as_i64());
-            let Some(tid) = tid else {
-                return Err(DriverError::InvalidArg(format!("iothread {id} not found")));
-            };
-            set_thread_affinity(tid as i32, cpus)?;
-            if find_mut(&mut lg.def, id).is_some() {
-                record_pin(&mut lg.def, id, cpus);
-            }
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                if find_mut(def, id).is_none() {
+                    return Err(DriverError::InvalidArg(format!(
+                        "iothreadid {id} not found"
+                    )));
+                }
+                record_pin(def, id, cpus);
+                Ok(())
+            },
+            |lg| {
+                let list = qmp(&mut lg.guest, "query-iothreads", None)?;
+                let want = format!("iothread{id}");
+                let tid = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["id"].as_str() == Some(want.as_str()))
+                    .and_then(|t| t["thread-id"].as_i64());
+                let Some(tid) = tid else {
+                    return Err(DriverError::InvalidArg(format!("iothread {id} not found")));
+                };
+                set_thread_affinity(tid as i32, cpus)?;
+                if find_mut(&mut lg.def, id).is_some() {
+                    record_pin(&mut lg.def, id, cpus);
+                }
+                Ok(())
+            },
+        )
     }
 
     /// `virDomainSetIOThreadParams`: change IOThread `id`'s polling (live only) and its
@@ -229,63 +224,58 @@ impl Domain<'_> {
         }
         params.check()?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            let t = find_mut(&mut def, id).ok_or_else(|| no_iothread(id))?;
-            validate(t, params, false)?;
-            apply(t, params);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            let t = find_mut(&mut lg.def, id).ok_or_else(|| no_iothread(id))?;
-            validate(t, params, true)?;
-            apply(t, params);
-            let path = format!("/objects/iothread{id}");
-            if let Some(v) = params.poll_max_ns {
-                qom_set(&mut lg.guest, &path, "poll-max-ns", json!(v))?;
-            }
-            if let Some(v) = params.poll_grow {
-                qom_set(&mut lg.guest, &path, "poll-grow", json!(v))?;
-            }
-            if let Some(v) = params.poll_shrink {
-                qom_set(&mut lg.guest, &path, "poll-shrink", json!(v))?;
-            }
-            // QEMU refuses a minimum above the current maximum: then the maximum goes
-            // first (libvirt: qemuMonitorJSONSetIOThread).
-            let mut max_first = false;
-            if let (Some(min), Some(_)) = (params.thread_pool_min, params.thread_pool_max) {
-                let cur = qmp(
-                    &mut lg.guest,
-                    "qom-get",
-                    Some(json!({ "path": path, "property": "thread-pool-max" })),
-                )?;
-                max_first = cur.as_i64().unwrap_or(-1) < i64::from(min);
-            }
-            let order: [(&str, Option<i32>); 2] = if max_first {
-                [
-                    ("thread-pool-max", params.thread_pool_max),
-                    ("thread-pool-min", params.thread_pool_min),
-                ]
-            } else {
-                [
-                    ("thread-pool-min", params.thread_pool_min),
-                    ("thread-pool-max", params.thread_pool_max),
-                ]
-            };
-            for (prop, v) in order {
-                if let Some(v) = v {
-                    qom_set(&mut lg.guest, &path, prop, json!(v))?;
+        self.modify(
+            impact,
+            |def| {
+                let t = find_mut(def, id).ok_or_else(|| no_iothread(id))?;
+                validate(t, params, false)?;
+                apply(t, params);
+                Ok(())
+            },
+            |lg| {
+                let t = find_mut(&mut lg.def, id).ok_or_else(|| no_iothread(id))?;
+                validate(t, params, true)?;
+                apply(t, params);
+                let path = format!("/objects/iothread{id}");
+                if let Some(v) = params.poll_max_ns {
+                    qom_set(&mut lg.guest, &path, "poll-max-ns", json!(v))?;
                 }
-            }
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+                if let Some(v) = params.poll_grow {
+                    qom_set(&mut lg.guest, &path, "poll-grow", json!(v))?;
+                }
+                if let Some(v) = params.poll_shrink {
+                    qom_set(&mut lg.guest, &path, "poll-shrink", json!(v))?;
+                }
+                // QEMU refuses a minimum above the current maximum: then the maximum goes
+                // first (libvirt: qemuMonitorJSONSetIOThread).
+                let mut max_first = false;
+                if let (Some(min), Some(_)) = (params.thread_pool_min, params.thread_pool_max) {
+                    let cur = qmp(
+                        &mut lg.guest,
+                        "qom-get",
+                        Some(json!({ "path": path, "property": "thread-pool-max" })),
+                    )?;
+                    max_first = cur.as_i64().unwrap_or(-1) < i64::from(min);
+                }
+                let order: [(&str, Option<i32>); 2] = if max_first {
+                    [
+                        ("thread-pool-max", params.thread_pool_max),
+                        ("thread-pool-min", params.thread_pool_min),
+                    ]
+                } else {
+                    [
+                        ("thread-pool-min", params.thread_pool_min),
+                        ("thread-pool-max", params.thread_pool_max),
+                    ]
+                };
+                for (prop, v) in order {
+                    if let Some(v) = v {
+                        qom_set(&mut lg.guest, &path, prop, json!(v))?;
+                    }
+                }
+                Ok(())
+            },
+        )
     }
 }
 

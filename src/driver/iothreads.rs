@@ -100,32 +100,27 @@ impl Domain<'_> {
         check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, function)?;
         let change = if add { add_to } else { remove_from };
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            change(&mut def, id)?;
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            change(&mut lg.def, id)?;
-            let object = format!("iothread{id}");
-            if add {
-                qmp(
-                    &mut lg.guest,
-                    "object-add",
-                    Some(json!({ "qom-type": "iothread", "id": object })),
-                )?;
-            } else {
-                qmp(&mut lg.guest, "object-del", Some(json!({ "id": object })))?;
-            }
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                change(def, id)?;
+                Ok(())
+            },
+            |lg| {
+                change(&mut lg.def, id)?;
+                let object = format!("iothread{id}");
+                if add {
+                    qmp(
+                        &mut lg.guest,
+                        "object-add",
+                        Some(json!({ "qom-type": "iothread", "id": object })),
+                    )?;
+                } else {
+                    qmp(&mut lg.guest, "object-del", Some(json!({ "id": object })))?;
+                }
+                Ok(())
+            },
+        )
     }
 }
 

@@ -204,25 +204,47 @@ impl Domain<'_> {
     pub fn with_job_progress<T>(
         &self,
         every: std::time::Duration,
+        progress: impl FnMut(&JobInfo) + Send,
+        work: impl FnOnce() -> T,
+    ) -> T {
+        self.conn
+            .with_job_progress(self.name(), every, progress, work)
+    }
+}
+
+impl super::Connect {
+    /// [`Domain::with_job_progress`] for the guest named `name`, which `work` may start
+    /// (a restore): its monitor is looked for until it answers.
+    pub fn with_job_progress<T>(
+        &self,
+        name: &str,
+        every: std::time::Duration,
         mut progress: impl FnMut(&JobInfo) + Send,
         work: impl FnOnce() -> T,
     ) -> T {
         use std::sync::atomic::{AtomicBool, Ordering};
-        let Ok(paths) = super::process::GuestPaths::new(self.conn.dirs(), self.name()) else {
+        let Ok(paths) = super::process::GuestPaths::new(self.dirs(), name) else {
             return work();
         };
         let done = AtomicBool::new(false);
         std::thread::scope(|s| {
             s.spawn(|| {
-                let Ok(mut c) = super::monitor::client::MonitorClient::connect(&paths.control)
-                else {
-                    return;
-                };
+                let mut client = None;
                 while !done.load(Ordering::Relaxed) {
-                    if let Ok(Reply::Ok { value }) = c.call(&Request::JobInfo) {
-                        let stats = JobStats::from_wire(&value);
-                        if stats.kind != JobType::None {
-                            progress(&JobInfo::from(&stats));
+                    if client.is_none() {
+                        client =
+                            super::monitor::client::MonitorClient::connect(&paths.control).ok();
+                    }
+                    if let Some(c) = client.as_mut() {
+                        match c.call(&Request::JobInfo) {
+                            Ok(Reply::Ok { value }) => {
+                                let stats = JobStats::from_wire(&value);
+                                if stats.kind != JobType::None {
+                                    progress(&JobInfo::from(&stats));
+                                }
+                            }
+                            Ok(_) => {}
+                            Err(_) => client = None,
                         }
                     }
                     let until = std::time::Instant::now() + every;

@@ -107,65 +107,60 @@ impl Domain<'_> {
         )?;
         let new = parse_memory(xml)?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            let i = find(&def.devices.memories, &new)?;
-            if !only_requested_differs(&def.devices.memories[i], &new) {
-                return Err(DriverError::Unsupported(
-                    "Target memory device can change only its requested size".into(),
-                ));
-            }
-            let t = def.devices.memories[i]
-                .target
-                .get_or_insert_with(Default::default);
-            t.requested_kib = new.target.as_ref().and_then(|t| t.requested_kib);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            let i = find(&lg.def.devices.memories, &new)?;
-            let old = &lg.def.devices.memories[i];
-            // libvirt: qemuDomainChangeMemoryLiveValidateChange.
-            if old.model.as_deref() != Some("virtio-mem") {
-                return Err(DriverError::OperationUnsupported(format!(
-                    "cannot modify memory of model '{}'",
-                    old.model.as_deref().unwrap_or("dimm")
-                )));
-            }
-            if !only_requested_differs(old, &new) {
-                return Err(DriverError::OperationUnsupported(
-                    "cannot modify memory device other than its requested size".into(),
-                ));
-            }
-            let Some(alias) = old.info.alias.clone() else {
-                return Err(DriverError::Internal("memory device has no alias".into()));
-            };
-            let req = new
-                .target
-                .as_ref()
-                .and_then(|t| t.requested_kib)
-                .unwrap_or(0);
-            super::hotplug::qmp(
-                &mut lg.guest,
-                "qom-set",
-                Some(json!({
-                    "path": format!("/machine/peripheral/{alias}"),
-                    "property": "requested-size",
-                    "value": req * 1024,
-                })),
-            )?;
-            let t = lg.def.devices.memories[i]
-                .target
-                .get_or_insert_with(Default::default);
-            t.requested_kib = Some(req);
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                let i = find(&def.devices.memories, &new)?;
+                if !only_requested_differs(&def.devices.memories[i], &new) {
+                    return Err(DriverError::Unsupported(
+                        "Target memory device can change only its requested size".into(),
+                    ));
+                }
+                let t = def.devices.memories[i]
+                    .target
+                    .get_or_insert_with(Default::default);
+                t.requested_kib = new.target.as_ref().and_then(|t| t.requested_kib);
+                Ok(())
+            },
+            |lg| {
+                let i = find(&lg.def.devices.memories, &new)?;
+                let old = &lg.def.devices.memories[i];
+                // libvirt: qemuDomainChangeMemoryLiveValidateChange.
+                if old.model.as_deref() != Some("virtio-mem") {
+                    return Err(DriverError::OperationUnsupported(format!(
+                        "cannot modify memory of model '{}'",
+                        old.model.as_deref().unwrap_or("dimm")
+                    )));
+                }
+                if !only_requested_differs(old, &new) {
+                    return Err(DriverError::OperationUnsupported(
+                        "cannot modify memory device other than its requested size".into(),
+                    ));
+                }
+                let Some(alias) = old.info.alias.clone() else {
+                    return Err(DriverError::Internal("memory device has no alias".into()));
+                };
+                let req = new
+                    .target
+                    .as_ref()
+                    .and_then(|t| t.requested_kib)
+                    .unwrap_or(0);
+                super::hotplug::qmp(
+                    &mut lg.guest,
+                    "qom-set",
+                    Some(json!({
+                        "path": format!("/machine/peripheral/{alias}"),
+                        "property": "requested-size",
+                        "value": req * 1024,
+                    })),
+                )?;
+                let t = lg.def.devices.memories[i]
+                    .target
+                    .get_or_insert_with(Default::default);
+                t.requested_kib = Some(req);
+                Ok(())
+            },
+        )
     }
 }
 

@@ -252,6 +252,7 @@ impl Domain<'_> {
             path: socket.clone(),
             offset: 0,
             ignore_shared: false,
+            bandwidth: None,
             listen: true,
             postcopy: o.postcopy,
         };

@@ -338,7 +338,7 @@ impl Connect {
     /// [`Connect::take_warnings`]).
     fn inventory<S>(&self, view: (&str, &dyn Fn(&QemuCaps) -> S)) -> Inventory<S>
     where
-        S: serde::Serialize + serde::de::DeserializeOwned,
+        S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let paths = emulators::find_in(&self.opts.emulator_dirs);
         let inv = self.probe_paths(&paths, view);
@@ -353,7 +353,7 @@ impl Connect {
         view: (&str, &dyn Fn(&QemuCaps) -> S),
     ) -> Inventory<S>
     where
-        S: serde::Serialize + serde::de::DeserializeOwned,
+        S: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
     {
         let (ctx, probe_opts) = self.stamp_context();
         inventory::collect(

@@ -157,41 +157,36 @@ impl Domain<'_> {
     pub fn pin_vcpu_flags(&self, vcpu: u32, cpus: &CpuSet, flags: u32) -> Result<(), DriverError> {
         check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, "qemuDomainPinVcpuFlags")?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            if vcpu >= def.vcpu.count {
-                return Err(DriverError::InvalidArg(format!(
-                    "vcpu {vcpu} is out of range of persistent cpu count {}",
-                    def.vcpu.count
-                )));
-            }
-            record_pin(&mut def, Some(vcpu), cpus);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            if vcpu >= lg.def.vcpu.count {
-                return Err(DriverError::InvalidArg(format!(
-                    "vcpu {vcpu} is out of range of live cpu count {}",
-                    lg.def.vcpu.count
-                )));
-            }
-            let threads = vcpu_threads(&qmp(&mut lg.guest, "query-cpus-fast", None)?);
-            let Some((_, tid)) = threads.iter().find(|(n, _)| *n == vcpu) else {
-                return Err(DriverError::OperationInvalid(format!(
-                    "setting cpu pinning for inactive vcpu '{vcpu}' is not supported"
-                )));
-            };
-            set_thread_affinity(*tid, cpus)?;
-            record_pin(&mut lg.def, Some(vcpu), cpus);
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                if vcpu >= def.vcpu.count {
+                    return Err(DriverError::InvalidArg(format!(
+                        "vcpu {vcpu} is out of range of persistent cpu count {}",
+                        def.vcpu.count
+                    )));
+                }
+                record_pin(def, Some(vcpu), cpus);
+                Ok(())
+            },
+            |lg| {
+                if vcpu >= lg.def.vcpu.count {
+                    return Err(DriverError::InvalidArg(format!(
+                        "vcpu {vcpu} is out of range of live cpu count {}",
+                        lg.def.vcpu.count
+                    )));
+                }
+                let threads = vcpu_threads(&qmp(&mut lg.guest, "query-cpus-fast", None)?);
+                let Some((_, tid)) = threads.iter().find(|(n, _)| *n == vcpu) else {
+                    return Err(DriverError::OperationInvalid(format!(
+                        "setting cpu pinning for inactive vcpu '{vcpu}' is not supported"
+                    )));
+                };
+                set_thread_affinity(*tid, cpus)?;
+                record_pin(&mut lg.def, Some(vcpu), cpus);
+                Ok(())
+            },
+        )
     }
 
     /// `virDomainGetIOThreadInfo`: each IOThread's id and the host CPUs its thread may run
@@ -251,23 +246,18 @@ impl Domain<'_> {
     pub fn pin_emulator(&self, cpus: &CpuSet, flags: u32) -> Result<(), DriverError> {
         check_flags(flags, AFFECT_LIVE | AFFECT_CONFIG, "qemuDomainPinEmulator")?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            record_pin(&mut def, None, cpus);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            set_thread_affinity(lg.guest.pid(), cpus)?;
-            record_pin(&mut lg.def, None, cpus);
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                record_pin(def, None, cpus);
+                Ok(())
+            },
+            |lg| {
+                set_thread_affinity(lg.guest.pid(), cpus)?;
+                record_pin(&mut lg.def, None, cpus);
+                Ok(())
+            },
+        )
     }
 }
 

@@ -280,6 +280,10 @@ pub struct Incoming {
     pub offset: u64,
     #[serde(default)]
     pub ignore_shared: bool,
+    /// Bytes per second the stream goes to QEMU at, through a pipe; none (the file itself)
+    /// unless [`RESTORE_BANDWIDTH_ENV`] asks, for tests that look at a restore midway.
+    #[serde(default)]
+    pub bandwidth: Option<u64>,
     /// `path` is a unix socket to listen on for a live migration's stream (`virsh
     /// migrate` to this connection) rather than a save image; the guest then starts as
     /// `migrated`.
@@ -289,6 +293,28 @@ pub struct Incoming {
     /// sides must set).
     #[serde(default)]
     pub postcopy: bool,
+}
+
+/// The environment variable that slows a restore's stream down to that many bytes per
+/// second (QEMU has no speed limit on the incoming side); for tests only.
+pub const RESTORE_BANDWIDTH_ENV: &str = "DOMDRIVER_RESTORE_BANDWIDTH";
+
+impl Incoming {
+    /// Load the stream at `offset` of `path`.
+    pub fn new(path: PathBuf, offset: u64, ignore_shared: bool) -> Incoming {
+        let bandwidth = std::env::var(RESTORE_BANDWIDTH_ENV)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|b| *b > 0);
+        Incoming {
+            path,
+            offset,
+            ignore_shared,
+            bandwidth,
+            listen: false,
+            postcopy: false,
+        }
+    }
 }
 
 impl LaunchSpec {
@@ -749,6 +775,13 @@ impl Guest {
             StartResult::Ready { .. } => {}
             StartResult::Ended { state, reason } => {
                 return Ok(Attach::Inactive(state_from_names(&state, &reason)));
+            }
+            StartResult::Aborted { desc } => {
+                return Err(GuestError::Refused {
+                    guest: name.clone(),
+                    code: ErrorCode::OperationAborted,
+                    desc,
+                });
             }
             StartResult::Refused { msg } => {
                 return Err(GuestError::HostRefused {

@@ -117,13 +117,7 @@ impl Domain<'_> {
         }
         let img = saveimage::read(&path)?;
         let def = domain::parse_unprepared(&img.xml)?;
-        let incoming = super::process::Incoming {
-            path: path.clone(),
-            offset: img.stream_offset,
-            ignore_shared: false,
-            listen: false,
-            postcopy: false,
-        };
+        let incoming = super::process::Incoming::new(path.clone(), img.stream_offset, false);
         self.start_def(def, paused || !img.was_running, Some(incoming), None)?;
         self.managed_save_remove()?;
         Ok(true)
@@ -160,13 +154,8 @@ impl Connect {
             RestoreState::Running => false,
             RestoreState::Paused => true,
         };
-        let incoming = super::process::Incoming {
-            path: path.to_path_buf(),
-            offset: img.stream_offset,
-            ignore_shared: ram.is_some(),
-            listen: false,
-            postcopy: false,
-        };
+        let incoming =
+            super::process::Incoming::new(path.to_path_buf(), img.stream_offset, ram.is_some());
         let ram = ram.map(|p| crate::xml2argv::RamFile {
             path: p.display().to_string(),
             shared: false,

@@ -343,45 +343,40 @@ impl Domain<'_> {
                 .as_deref()
                 .is_some_and(|m| m.eq_ignore_ascii_case(mac))
         };
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            let n = def
-                .devices
-                .interfaces
-                .iter_mut()
-                .find(|n| same(n))
-                .ok_or_else(missing)?;
-            n.link_state = Some(state.into());
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            let n = lg
-                .def
-                .devices
-                .interfaces
-                .iter_mut()
-                .find(|n| same(n))
-                .ok_or_else(missing)?;
-            let Some(alias) = n.info.alias.clone() else {
-                return Err(DriverError::Internal(
-                    "device alias was not set for interface".into(),
-                ));
-            };
-            qmp(
-                &mut lg.guest,
-                "set_link",
-                Some(json!({ "name": alias, "up": up })),
-            )?;
-            n.link_state = Some(state.into());
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                let n = def
+                    .devices
+                    .interfaces
+                    .iter_mut()
+                    .find(|n| same(n))
+                    .ok_or_else(missing)?;
+                n.link_state = Some(state.into());
+                Ok(())
+            },
+            |lg| {
+                let n = lg
+                    .def
+                    .devices
+                    .interfaces
+                    .iter_mut()
+                    .find(|n| same(n))
+                    .ok_or_else(missing)?;
+                let Some(alias) = n.info.alias.clone() else {
+                    return Err(DriverError::Internal(
+                        "device alias was not set for interface".into(),
+                    ));
+                };
+                qmp(
+                    &mut lg.guest,
+                    "set_link",
+                    Some(json!({ "name": alias, "up": up })),
+                )?;
+                n.link_state = Some(state.into());
+                Ok(())
+            },
+        )
     }
 
     /// `virDomainGetDiskErrors`: the disks whose last I/O failed, from QEMU's io-status.
@@ -469,43 +464,38 @@ impl Domain<'_> {
             "qemuDomainSetBlockIoTune",
         )?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            let idx = disk_index(&def, disk).ok_or_else(|| not_found(disk))?;
-            let merged = merge_iotune(def.devices.disks[idx].iotune.as_ref(), change)?;
-            def.devices.disks[idx].iotune = (!merged.values.is_empty()).then_some(merged);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            let d = disk_by_name(&lg.def, disk)?;
-            let Some(alias) = d.info.alias.clone() else {
-                return Err(DriverError::Internal(format!("disk '{disk}' has no alias")));
-            };
-            let merged = merge_iotune(d.iotune.as_ref(), change)?;
-            let qom = qom_name(d, &alias);
-            qmp(
-                &mut lg.guest,
-                "block_set_io_throttle",
-                Some(throttle_args(&qom, &merged)),
-            )?;
-            if let Some(d) = lg
-                .def
-                .devices
-                .disks
-                .iter_mut()
-                .find(|d| d.info.alias.as_deref() == Some(alias.as_str()))
-            {
-                d.iotune = (!merged.values.is_empty()).then_some(merged);
-            }
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                let idx = disk_index(def, disk).ok_or_else(|| not_found(disk))?;
+                let merged = merge_iotune(def.devices.disks[idx].iotune.as_ref(), change)?;
+                def.devices.disks[idx].iotune = (!merged.values.is_empty()).then_some(merged);
+                Ok(())
+            },
+            |lg| {
+                let d = disk_by_name(&lg.def, disk)?;
+                let Some(alias) = d.info.alias.clone() else {
+                    return Err(DriverError::Internal(format!("disk '{disk}' has no alias")));
+                };
+                let merged = merge_iotune(d.iotune.as_ref(), change)?;
+                let qom = qom_name(d, &alias);
+                qmp(
+                    &mut lg.guest,
+                    "block_set_io_throttle",
+                    Some(throttle_args(&qom, &merged)),
+                )?;
+                if let Some(d) = lg
+                    .def
+                    .devices
+                    .disks
+                    .iter_mut()
+                    .find(|d| d.info.alias.as_deref() == Some(alias.as_str()))
+                {
+                    d.iotune = (!merged.values.is_empty()).then_some(merged);
+                }
+                Ok(())
+            },
+        )
     }
 
     /// `virDomainSetBlockThreshold`: QEMU reports a BLOCK_WRITE_THRESHOLD event once the

@@ -906,23 +906,35 @@ impl<'c> StartedGuest<'c> {
 
     /// Wait until the console shows `pattern` after what earlier `expect`s matched, for up to
     /// `timeout` × `VSH_TIMEOUT_MULTIPLIER`. Returns the console output from the end of the
-    /// previous match through the end of the line holding this one; the next `expect` starts
-    /// after it. Fails early, with the console's last lines, when QEMU exits.
+    /// previous match through the end of the line holding this one (the rest of that line is
+    /// waited for up to a second); the next `expect` starts after it. Wakes on each write to
+    /// the console log. Fails early, with the console's last lines, when QEMU exits.
     pub fn expect(&mut self, pattern: &str, timeout: Duration) -> Result<String, FleetError> {
         let limit = scaled(timeout);
         let start = Instant::now();
         let needle = pattern.as_bytes();
+        let mut writes = LogWrites::new(&self.serial);
+        // When the pattern showed up before the end of its line.
+        let mut matched: Option<Instant> = None;
         loop {
             let buf = read_from(&self.serial, self.seen);
             if let Some(at) = find(&buf, needle) {
                 let after = at + needle.len();
-                // Through the end of the line, when it is already there.
-                let end = buf[after..]
-                    .iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(after, |n| after + n + 1);
-                self.seen += end;
-                return Ok(String::from_utf8_lossy(&buf[..end]).into_owned());
+                // Through the end of the line: the rest of a line the guest is writing comes
+                // within moments, so it is waited for, a little.
+                let eol = buf[after..].iter().position(|&b| b == b'\n');
+                let first = *matched.get_or_insert_with(Instant::now);
+                if eol.is_some()
+                    || first.elapsed() >= scaled(LINE_END_WAIT)
+                    || start.elapsed() >= limit
+                    || self.pid().is_none()
+                {
+                    let end = eol.map_or(after, |n| after + n + 1);
+                    self.seen += end;
+                    return Ok(String::from_utf8_lossy(&buf[..end]).into_owned());
+                }
+                writes.wait(Duration::from_millis(50));
+                continue;
             }
             if self.pid().is_none() {
                 // One last look: QEMU may have written the line just before exiting.
@@ -944,7 +956,9 @@ impl<'c> StartedGuest<'c> {
                     tail: tail(&buf),
                 });
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // Woken by QEMU's next write to the log; at the latest after 50 ms, to see
+            // whether QEMU still runs.
+            writes.wait(Duration::from_millis(50).min(limit.saturating_sub(start.elapsed())));
         }
     }
 
@@ -999,6 +1013,72 @@ impl Drop for StartedGuest<'_> {
 }
 
 /// The bytes of `path` from `offset` on; nothing when it cannot be read (not created yet).
+/// How long [`StartedGuest::expect`] waits for the rest of the line its pattern is on.
+const LINE_END_WAIT: Duration = Duration::from_secs(1);
+
+/// Writes to a console log, as inotify reports them; a plain sleep where inotify can't watch
+/// the file (not there yet, or no inotify instance left).
+struct LogWrites<'p> {
+    path: &'p Path,
+    watch: Option<nix::sys::inotify::Inotify>,
+}
+
+impl<'p> LogWrites<'p> {
+    fn new(path: &'p Path) -> Self {
+        let mut w = LogWrites { path, watch: None };
+        w.arm();
+        w
+    }
+
+    fn arm(&mut self) {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        if self.watch.is_some() {
+            return;
+        }
+        let Ok(ino) = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC) else {
+            return;
+        };
+        // Gone or replaced (unlinked, renamed over): the next `arm` watches the file then at
+        // the path.
+        let flags = AddWatchFlags::IN_MODIFY
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_ATTRIB;
+        if ino.add_watch(self.path, flags).is_ok() {
+            self.watch = Some(ino);
+        }
+    }
+
+    /// Until the log changes or `most` has passed.
+    fn wait(&mut self, most: Duration) {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        use std::os::fd::AsFd;
+        self.arm();
+        let Some(ino) = &self.watch else {
+            std::thread::sleep(most);
+            return;
+        };
+        let ms = PollTimeout::from(most.as_millis().min(u16::MAX as u128) as u16);
+        let mut fds = [PollFd::new(ino.as_fd(), PollFlags::POLLIN)];
+        if !matches!(poll(&mut fds, ms), Ok(n) if n > 0) {
+            return;
+        }
+        let stale = ino.read_events().is_ok_and(|evs| {
+            evs.iter().any(|e| {
+                e.mask.intersects(
+                    nix::sys::inotify::AddWatchFlags::IN_DELETE_SELF
+                        | nix::sys::inotify::AddWatchFlags::IN_MOVE_SELF
+                        | nix::sys::inotify::AddWatchFlags::IN_ATTRIB
+                        | nix::sys::inotify::AddWatchFlags::IN_IGNORED,
+                )
+            })
+        });
+        if stale {
+            self.watch = None;
+        }
+    }
+}
+
 fn read_from(path: &Path, offset: usize) -> Vec<u8> {
     let mut out = Vec::new();
     if let Ok(mut f) = std::fs::File::open(path)
@@ -1026,6 +1106,47 @@ fn tail(buf: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_writes_wake_the_waiter_and_follow_a_replaced_file() {
+        use std::io::Write;
+        let d = tempfile::tempdir().unwrap();
+        let log = d.path().join("g.log");
+        // No file yet: a plain sleep, then the watch once it exists.
+        let mut w = LogWrites::new(&log);
+        assert!(w.watch.is_none());
+        let t = Instant::now();
+        w.wait(Duration::from_millis(20));
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        std::fs::write(&log, b"").unwrap();
+        let writer = |log: PathBuf| {
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(100));
+                let mut f = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+                f.write_all(b"tick\n").unwrap();
+            })
+        };
+        let h = writer(log.clone());
+        let t = Instant::now();
+        w.wait(Duration::from_secs(30));
+        assert!(t.elapsed() < Duration::from_secs(20), "woken by the write");
+        assert!(w.watch.is_some());
+        h.join().unwrap();
+        // Replaced by another file at the same path: watched again.
+        let other = d.path().join("new.log");
+        std::fs::write(&other, b"").unwrap();
+        std::fs::rename(&other, &log).unwrap();
+        w.wait(Duration::from_millis(10));
+        w.wait(Duration::from_millis(10));
+        let h = writer(log.clone());
+        let t = Instant::now();
+        w.wait(Duration::from_secs(30));
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "woken by a write to the new file"
+        );
+        h.join().unwrap();
+    }
 
     #[test]
     fn arch_aliases() {

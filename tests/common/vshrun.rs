@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -134,4 +134,17 @@ pub fn multiplier() -> u64 {
         .ok()
         .and_then(|m| m.parse().ok())
         .unwrap_or(1)
+}
+
+/// Waits up to `secs` (times [`multiplier`]) for `file` (a guest's serial log) to contain
+/// `what`.
+pub fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
+    let until = Instant::now() + Duration::from_secs(secs * multiplier());
+    while Instant::now() < until {
+        if std::fs::read_to_string(file).is_ok_and(|s| s.contains(what)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
 }

@@ -4,22 +4,18 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 
+use super::event_loop::{self, Ended, next_event, timeout};
 use super::util::lookup_domain;
-use crate::cli::ctx::{CmdCtx, QuietFailure};
+use crate::cli::ctx::CmdCtx;
 use crate::cli::interrupt::CatchInterrupt;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{CmdDef, Completer, DomainFilter, Group, OptDef};
-use crate::driver::events::Events;
 use crate::driver::monitor::DomainEvent;
 use crate::driver::monitor::events::EVENT_NAMES;
 
 /// The conditions `await --condition` knows.
 const CONDITIONS: &[&str] = &["domain-inactive", "guest-agent-available"];
-
-/// How often a wait looks at Ctrl-C (and `await` at the domain's state).
-const SLICE: Duration = Duration::from_millis(100);
 
 pub const CMDS: &[CmdDef] = &[
     CmdDef::new(
@@ -60,58 +56,6 @@ pub const CMDS: &[CmdDef] = &[
     ),
 ];
 
-/// `--timeout` in seconds, as virsh takes it: positive, and small enough in milliseconds
-/// (libvirt: vshCommandOptTimeoutToMs).
-fn timeout(args: &ParsedArgs) -> Result<Option<Duration>> {
-    match args.int::<u32>("timeout")? {
-        None => Ok(None),
-        Some(t) if t == 0 || t > i32::MAX as u32 / 1000 => {
-            bail!("Numeric value '{t}' for <timeout> option is malformed or out of range")
-        }
-        Some(t) => Ok(Some(Duration::from_secs(t.into()))),
-    }
-}
-
-/// How a wait for events ended (libvirt: vshEventWait's results).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-enum Ended {
-    Done,
-    TimedOut,
-    Interrupted,
-}
-
-/// Wait for the next event of `events`, up to `deadline`, watching for Ctrl-C.
-fn next_event(
-    events: &mut Events,
-    deadline: Option<Instant>,
-    intr: &CatchInterrupt,
-) -> Result<DomainEvent, Ended> {
-    loop {
-        if intr.interrupted() {
-            return Err(Ended::Interrupted);
-        }
-        let mut slice = SLICE;
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Ended::TimedOut);
-            }
-            slice = slice.min(left);
-        }
-        if let Some(e) = events.next_timeout(slice) {
-            return Ok(e);
-        }
-    }
-}
-
-/// `event --json`: one line per event, then the summary.
-#[derive(Serialize)]
-struct Summary {
-    ended: Ended,
-    events_received: usize,
-}
-
 /// `vsh event [DOMAIN] {EVENT | --all} [--loop] [--timeout S] [--timestamp] | --list`.
 fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     args.exclusive("all", "event")?;
@@ -138,40 +82,20 @@ fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         Some(d) => conn.domain_events(lookup_domain(conn, d)?.name())?,
         None => conn.events()?,
     };
-    let intr = CatchInterrupt::install();
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut count = 0usize;
-    let ended = loop {
-        match next_event(&mut events, deadline, &intr) {
-            Err(end) => break end,
-            Ok(e) if kind.is_some_and(|k| k != e.kind()) => {}
-            Ok(e) => {
-                print_event(ctx, &e, args.flag("timestamp"));
-                count += 1;
-                if !args.flag("loop") {
-                    break Ended::Done;
-                }
+    let stamp = args.flag("timestamp");
+    event_loop::run(
+        ctx,
+        timeout,
+        args.flag("loop"),
+        |slice| events.next_timeout(slice),
+        |ctx, e| {
+            if kind.is_some_and(|k| k != e.kind()) {
+                return Ok(false);
             }
-        }
-    };
-    if ctx.json() {
-        let s = Summary {
-            ended,
-            events_received: count,
-        };
-        ctx.println(serde_json::to_string(&s)?);
-    } else {
-        match ended {
-            Ended::Interrupted => ctx.println("event loop interrupted"),
-            Ended::TimedOut => ctx.println("event loop timed out"),
-            Ended::Done => {}
-        }
-        ctx.println(format!("events received: {count}"));
-    }
-    if count == 0 {
-        return Err(QuietFailure.into());
-    }
-    Ok(())
+            print_event(ctx, &e, stamp);
+            Ok(true)
+        },
+    )
 }
 
 /// One event as virsh prints it (libvirt: virshEventPrint), or as one JSON line.
@@ -184,8 +108,7 @@ fn print_event(ctx: &CmdCtx, e: &DomainEvent, timestamp: bool) {
     }
     let line = e.virsh_line();
     if timestamp {
-        let ts = crate::timefmt::format_virsh_timestamp(e.time_ms);
-        ctx.println(format!("{ts}: {line}"));
+        ctx.println(event_loop::stamped(e.time_ms, &line));
     } else {
         ctx.println(line);
     }
@@ -226,7 +149,7 @@ fn cmd_await(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             (true, None) => Some(Instant::now() + Duration::from_secs(1)),
             (false, d) => d,
         };
-        match next_event(&mut events, slice, &intr) {
+        match next_event(&mut |t| events.next_timeout(t), slice, &intr) {
             Ok(e) if e.is_stop() && !agent => return Ok(()),
             Ok(_) => {}
             Err(Ended::TimedOut) if deadline.is_none_or(|d| Instant::now() < d) => {}

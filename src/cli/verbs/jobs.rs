@@ -11,6 +11,7 @@ use super::util::lookup_domain;
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, DomainFilter, Group, OptDef};
+use crate::driver::Connect;
 use crate::driver::domain::Domain;
 use crate::driver::jobs::{JOB_STATS_COMPLETED, JOB_STATS_KEEP_COMPLETED, JobStats, JobType};
 
@@ -253,6 +254,17 @@ pub fn watch<T, E>(
     label: &'static str,
     work: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
+    watch_guest(dom.conn, dom.name(), verbose, label, work)
+}
+
+/// [`watch`] for the guest named `name`, which `work` may start (a restore).
+pub fn watch_guest<T, E>(
+    conn: &Connect,
+    name: &str,
+    verbose: bool,
+    label: &'static str,
+    work: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
     if !verbose {
         return work();
     }
@@ -264,7 +276,8 @@ pub fn watch<T, E>(
             let _ = e.flush();
         }
     };
-    let r = dom.with_job_progress(
+    let r = conn.with_job_progress(
+        name,
         Duration::from_millis(500),
         |i| {
             if i.kind == JobType::Unbounded {

@@ -16,6 +16,7 @@ pub mod domctl;
 pub mod domedit;
 pub mod domread;
 pub mod dump;
+mod event_loop;
 pub mod events;
 mod fdassoc;
 pub mod host;

@@ -2,20 +2,16 @@
 //! (libvirt: tools/virsh-domain.c cmdQemuMonitorEvent, virshEventQemuPrint; the name filter
 //! is src/conf/domain_event.c virDomainQemuMonitorEventStateRegisterID's).
 
-use std::time::{Duration, Instant};
-
 use anyhow::{Result, bail};
 use regex::Regex;
 
+use super::event_loop;
 use super::util::lookup_domain;
-use crate::cli::ctx::{CmdCtx, QuietFailure};
-use crate::cli::interrupt::CatchInterrupt;
+use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{CmdDef, Completer, DomainFilter, Group, OptDef};
 use crate::driver::events::QemuMonitorEvent;
-
-/// How often the wait looks at Ctrl-C.
-const SLICE: Duration = Duration::from_millis(100);
+use crate::driver::monitor::events::now_ms;
 
 pub const CMDS: &[CmdDef] = &[CmdDef::new(
     Group::DomainManagement,
@@ -185,13 +181,7 @@ fn cmd_qemu_monitor_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let looping = args.flag("loop");
     let pretty = args.flag("pretty");
     let stamp = args.flag("timestamp");
-    let timeout = match args.int::<u32>("timeout")? {
-        None => None,
-        Some(t) if t == 0 || t > i32::MAX as u32 / 1000 => {
-            bail!("Numeric value '{t}' for <timeout> option is malformed or out of range")
-        }
-        Some(t) => Some(Duration::from_secs(t.into())),
-    };
+    let timeout = event_loop::timeout(args)?;
     let conn = ctx.conn()?;
     let domain = match args.string("domain") {
         Some(d) => Some(lookup_domain(conn, d)?.name().to_string()),
@@ -203,59 +193,24 @@ fn cmd_qemu_monitor_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         args.flag("no-case"),
     )?;
     let mut events = conn.qemu_monitor_events(domain.as_deref())?;
-    let intr = CatchInterrupt::install();
-    let deadline = timeout.map(|t| Instant::now() + t);
-    let mut count = 0usize;
-    let ended = loop {
-        if intr.interrupted() {
-            break "event loop interrupted";
-        }
-        let mut slice = SLICE;
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break "event loop timed out";
+    event_loop::run(
+        ctx,
+        timeout,
+        looping,
+        |slice| events.next_timeout(slice),
+        |ctx, e| {
+            if !filter.matches(&e.event) {
+                return Ok(false);
             }
-            slice = slice.min(left);
-        }
-        let Some(e) = events.next_timeout(slice) else {
-            continue;
-        };
-        if !filter.matches(&e.event) {
-            continue;
-        }
-        if ctx.json() {
-            ctx.println(serde_json::to_string(&e)?);
-        } else {
-            let ts = stamp.then(|| crate::timefmt::format_virsh_timestamp(now_ms()));
-            ctx.println(event_line(&e, pretty, ts.as_deref()));
-        }
-        count += 1;
-        if !looping {
-            break "";
-        }
-    };
-    if ctx.json() {
-        let how = match ended {
-            "" => "done",
-            "event loop timed out" => "timed-out",
-            _ => "interrupted",
-        };
-        ctx.println(serde_json::json!({ "ended": how, "events_received": count }).to_string());
-    } else {
-        if !ended.is_empty() {
-            ctx.println(ended);
-        }
-        ctx.println(format!("events received: {count}"));
-    }
-    if count == 0 {
-        return Err(QuietFailure.into());
-    }
-    Ok(())
-}
-
-fn now_ms() -> u64 {
-    crate::driver::monitor::events::now_ms()
+            if ctx.json() {
+                ctx.println(serde_json::to_string(&e)?);
+            } else {
+                let ts = stamp.then(|| crate::timefmt::format_virsh_timestamp(now_ms()));
+                ctx.println(event_line(&e, pretty, ts.as_deref()));
+            }
+            Ok(true)
+        },
+    )
 }
 
 #[cfg(test)]

@@ -174,6 +174,52 @@ impl Domain<'_> {
         write_atomic(&path, def.to_xml(CONFIG_XML).as_bytes())
     }
 
+    /// A change to the persistent definition and/or the running guest, as `impact` says (the
+    /// tail of libvirt's setters that take --live/--config/--current): `config` changes a copy
+    /// of the config first, so that a change it refuses leaves the guest untouched; then `live`
+    /// changes the guest; the config is written last.
+    pub(crate) fn modify_with(
+        &self,
+        impact: Impact,
+        config: impl FnOnce(DomainDef) -> Result<DomainDef, DriverError>,
+        live: impl FnOnce() -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
+        let def = if impact.config {
+            Some(config(self.config_def()?)?)
+        } else {
+            None
+        };
+        if impact.live {
+            live()?;
+        }
+        if let Some(def) = def {
+            self.save_config(def)?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::modify_with`] where `live` changes the guest through its monitor and its live
+    /// definition, which is saved after.
+    pub(crate) fn modify(
+        &self,
+        impact: Impact,
+        config: impl FnOnce(&mut DomainDef) -> Result<(), DriverError>,
+        live: impl FnOnce(&mut live::LiveGuest) -> Result<(), DriverError>,
+    ) -> Result<(), DriverError> {
+        self.modify_with(
+            impact,
+            |mut def| {
+                config(&mut def)?;
+                Ok(def)
+            },
+            || {
+                let mut lg = self.live_guest()?;
+                live(&mut lg)?;
+                lg.save_live()
+            },
+        )
+    }
+
     /// Add the device `xml` describes (`virsh attach-device`).
     pub fn attach_device_flags(&self, xml: &str, flags: u32) -> Result<(), DriverError> {
         check_flags(
@@ -192,18 +238,12 @@ impl Domain<'_> {
             n.mac = Some(format!("52:54:00:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2]));
         }
         // libvirt checks the config change first, so that a refused one changes nothing.
-        let config = if impact.config {
-            Some(config::attach(self.config_def()?, dev.clone())?)
-        } else {
-            None
-        };
-        if impact.live {
-            self.attach_live(dev)?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        let for_config = dev.clone();
+        self.modify_with(
+            impact,
+            |def| config::attach(def, for_config),
+            || self.attach_live(dev),
+        )
     }
 
     /// Remove the device `xml` describes (`virsh detach-device`).
@@ -215,18 +255,11 @@ impl Domain<'_> {
         )?;
         let dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            Some(config::detach(self.config_def()?, &dev)?)
-        } else {
-            None
-        };
-        if impact.live {
-            self.detach_live(&dev)?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify_with(
+            impact,
+            |def| config::detach(def, &dev),
+            || self.detach_live(&dev),
+        )
     }
 
     /// Remove the device whose alias is `alias` (`virsh detach-device-alias`); a live unplug
@@ -239,18 +272,11 @@ impl Domain<'_> {
             "qemuDomainDetachDeviceAlias",
         )?;
         let impact = self.impact(flags)?;
-        let config = if impact.config {
-            Some(config::detach_alias(self.config_def()?, alias)?)
-        } else {
-            None
-        };
-        if impact.live {
-            self.detach_live_alias(alias, 0)?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify_with(
+            impact,
+            |def| config::detach_alias(def, alias),
+            || self.detach_live_alias(alias, 0),
+        )
     }
 
     /// Change a device in place (`virsh update-device`): a CD-ROM's or floppy's medium.
@@ -265,18 +291,11 @@ impl Domain<'_> {
         }
         let dev = DeviceDef::parse(xml)?;
         let impact = self.impact(flags & !DEVICE_MODIFY_FORCE)?;
-        let config = if impact.config {
-            Some(config::update(self.config_def()?, &dev)?)
-        } else {
-            None
-        };
-        if impact.live {
-            self.update_live(&dev, flags & DEVICE_MODIFY_FORCE != 0)?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify_with(
+            impact,
+            |def| config::update(def, &dev),
+            || self.update_live(&dev, flags & DEVICE_MODIFY_FORCE != 0),
+        )
     }
 }
 

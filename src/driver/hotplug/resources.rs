@@ -34,42 +34,37 @@ impl Domain<'_> {
             }
             return self.save_config(def);
         }
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            if kib > def.memory.kib {
-                return Err(too_much_memory());
-            }
-            def.current_memory = Some(kib);
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            let mut lg = self.live_guest()?;
-            if kib > lg.def.memory.kib {
-                return Err(too_much_memory());
-            }
-            let balloon =
-                lg.def.devices.memballoon.as_ref().is_some_and(|b| {
-                    b.model != Some(crate::domain::devices::MemballoonModel::None)
-                });
-            if !balloon {
-                return Err(DriverError::OperationInvalid(
-                    "Unable to change memory of active domain without the balloon device and guest OS balloon driver".into(),
-                ));
-            }
-            qmp(
-                &mut lg.guest,
-                "balloon",
-                Some(json!({ "value": kib * 1024 })),
-            )?;
-            lg.def.current_memory = Some(kib);
-            lg.save_live()?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+        self.modify(
+            impact,
+            |def| {
+                if kib > def.memory.kib {
+                    return Err(too_much_memory());
+                }
+                def.current_memory = Some(kib);
+                Ok(())
+            },
+            |lg| {
+                if kib > lg.def.memory.kib {
+                    return Err(too_much_memory());
+                }
+                let balloon =
+                    lg.def.devices.memballoon.as_ref().is_some_and(|b| {
+                        b.model != Some(crate::domain::devices::MemballoonModel::None)
+                    });
+                if !balloon {
+                    return Err(DriverError::OperationInvalid(
+                        "Unable to change memory of active domain without the balloon device and guest OS balloon driver".into(),
+                    ));
+                }
+                qmp(
+                    &mut lg.guest,
+                    "balloon",
+                    Some(json!({ "value": kib * 1024 })),
+                )?;
+                lg.def.current_memory = Some(kib);
+                Ok(())
+            },
+        )
     }
 
     /// `virDomainSetMaxMemory`: the config's maximum (KiB).
@@ -96,33 +91,27 @@ impl Domain<'_> {
                 "maximum vcpu count of a live domain can't be modified".into(),
             ));
         }
-        let config = if impact.config {
-            let mut def = self.config_def()?;
-            if maximum {
-                def.vcpu.count = count;
-                if def.vcpu.current.is_some_and(|c| c > count) {
-                    def.vcpu.current = None;
+        self.modify_with(
+            impact,
+            |mut def| {
+                if maximum {
+                    def.vcpu.count = count;
+                    if def.vcpu.current.is_some_and(|c| c > count) {
+                        def.vcpu.current = None;
+                    }
+                } else {
+                    if count > def.vcpu.count {
+                        return Err(DriverError::InvalidArg(format!(
+                            "requested vcpus is greater than max allowable vcpus for the persistent domain: {count} > {}",
+                            def.vcpu.count
+                        )));
+                    }
+                    def.vcpu.current = (count != def.vcpu.count).then_some(count);
                 }
-            } else {
-                if count > def.vcpu.count {
-                    return Err(DriverError::InvalidArg(format!(
-                        "requested vcpus is greater than max allowable vcpus for the persistent domain: {count} > {}",
-                        def.vcpu.count
-                    )));
-                }
-                def.vcpu.current = (count != def.vcpu.count).then_some(count);
-            }
-            Some(def)
-        } else {
-            None
-        };
-        if impact.live {
-            self.set_live_vcpus(count)?;
-        }
-        if let Some(def) = config {
-            self.save_config(def)?;
-        }
-        Ok(())
+                Ok(def)
+            },
+            || self.set_live_vcpus(count),
+        )
     }
 
     /// Plug or unplug vCPUs until `count` are online (libvirt: qemuDomainSetVcpusLive).

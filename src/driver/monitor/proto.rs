@@ -374,6 +374,10 @@ pub enum StartResult {
         state: String,
         reason: String,
     },
+    /// The start's restore was aborted (`domjobabort`): libvirt's aborted-job message.
+    Aborted {
+        desc: String,
+    },
 }
 
 #[cfg(test)]

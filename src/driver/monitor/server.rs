@@ -297,6 +297,26 @@ async fn run(cfg: MonitorConfig) -> i32 {
             return 0;
         }
     }
+    if let Some(st) = &srv.starting {
+        // A restore runs: the start is reported as it ends, from the loop.
+        let log_from = st.log_from;
+        srv.serve(listener, sigchld).await;
+        if srv.starting.is_none() {
+            return 0;
+        }
+        report(&match srv.start_failure.take() {
+            Some(StartFailure::Aborted(desc)) => StartResult::Aborted { desc },
+            Some(StartFailure::Failed(msg)) => StartResult::Failed {
+                msg,
+                log_tail: log_tail(&paths.log, log_from),
+            },
+            None => StartResult::Failed {
+                msg: "the guest ended while its state was loading".into(),
+                log_tail: log_tail(&paths.log, log_from),
+            },
+        });
+        return 1;
+    }
     report(&StartResult::Ready {
         monitor_pid: std::process::id() as i32,
         qemu_pid: srv.status.pid,
@@ -482,46 +502,127 @@ async fn start(
             return Err(kill_reap(msg));
         }
     }
-    if let Some(inc) = &spec.incoming
-        && let Err(e) = srv.restore(inc).await
-    {
-        return Err(kill_reap(e));
-    }
-    let migrated = spec.incoming.as_ref().is_some_and(|i| i.listen);
-    let booted = match (&spec.incoming, migrated) {
-        (Some(_), true) => "migrated",
-        (Some(_), false) => "restored",
-        (None, _) => "booted",
-    };
-    srv.note_ptys().await;
-    if !spec.paused {
-        srv.own_resume = true;
-        if let Err(e) = srv.exec("cont", None).await {
-            return Err(kill_reap(format!("cannot resume the vCPUs: {e}")));
+    if let Some(inc) = &spec.incoming {
+        // The load runs as the monitor's job, served beside `domjobinfo`/`domjobabort`;
+        // the start is reported when it ends. Until then the lent lock is ours.
+        if let Err(e) = srv.begin_restore(inc).await {
+            return Err(kill_reap(e));
         }
-        srv.status.paused = false;
-        srv.status.reason = booted.into();
-    }
-    if let Err(e) = srv.status.write(&paths.status) {
-        return Err(kill_reap(e.to_string()));
-    }
-    if migrated {
-        // libvirt: the destination's domain starts at Prepare, then resumes at Finish
-        // (qemuMigrationDstFinishFresh).
-        srv.broadcast_lifecycle(Lifecycle::StartedMigrated);
-        if !spec.paused {
-            srv.broadcast_lifecycle(Lifecycle::ResumedMigrated);
-        } else {
-            srv.broadcast_lifecycle(Lifecycle::SuspendedPaused);
-        }
+        srv.starting = Some(Starting {
+            paused: spec.paused,
+            log_from,
+            migrated: inc.listen,
+        });
+        srv.holds_lock = true;
         return Ok((srv, listener));
     }
-    srv.broadcast_lifecycle(match (spec.paused, spec.incoming.is_some()) {
-        (true, _) => Lifecycle::SuspendedPaused,
-        (false, true) => Lifecycle::StartedRestored,
-        (false, false) => Lifecycle::StartedBooted,
-    });
+    if let Err(e) = srv.finish_start(spec.paused, false, false).await {
+        return Err(kill_reap(e));
+    }
     Ok((srv, listener))
+}
+
+/// A start whose restore runs as the monitor's job: what to do once it ended.
+struct Starting {
+    paused: bool,
+    /// Where QEMU's output began in the guest's log, for a failure's log tail.
+    log_from: u64,
+    /// The stream is a live migration's (`virsh migrate` to this connection).
+    migrated: bool,
+}
+
+/// Why a start reported late (after a restore) failed.
+enum StartFailure {
+    Failed(String),
+    Aborted(String),
+}
+
+impl Server {
+    /// The guest's state is in place: resume it unless `paused`, record it and tell the
+    /// subscribers it started (`restored` from a save image).
+    async fn finish_start(
+        &mut self,
+        paused: bool,
+        restored: bool,
+        migrated: bool,
+    ) -> Result<(), String> {
+        self.note_ptys().await;
+        if !paused {
+            self.own_resume = true;
+            if let Err(e) = self.exec("cont", None).await {
+                return Err(format!("cannot resume the vCPUs: {e}"));
+            }
+            self.status.paused = false;
+            self.status.reason = match (restored, migrated) {
+                (_, true) => "migrated",
+                (true, false) => "restored",
+                (false, false) => "booted",
+            }
+            .into();
+        }
+        self.status
+            .write(&self.paths.status)
+            .map_err(|e| e.to_string())?;
+        if migrated {
+            // libvirt: the destination's domain starts at Prepare, then resumes at Finish
+            // (qemuMigrationDstFinishFresh).
+            self.broadcast_lifecycle(Lifecycle::StartedMigrated);
+            self.broadcast_lifecycle(if paused {
+                Lifecycle::SuspendedPaused
+            } else {
+                Lifecycle::ResumedMigrated
+            });
+            return Ok(());
+        }
+        self.broadcast_lifecycle(match (paused, restored) {
+            (true, _) => Lifecycle::SuspendedPaused,
+            (false, true) => Lifecycle::StartedRestored,
+            (false, false) => Lifecycle::StartedBooted,
+        });
+        Ok(())
+    }
+
+    /// The restore of a start ended: the guest runs (or waits paused) and the start is
+    /// reported ready, or QEMU goes and the start fails with `res`'s error.
+    async fn restore_ended(&mut self, res: Result<(), (ErrorCode, String)>) {
+        let Some(st) = self.starting.as_ref() else {
+            return;
+        };
+        let (paused, migrated) = (st.paused, st.migrated);
+        if let Err((code, desc)) = res {
+            self.fail_start(code, desc);
+            return;
+        }
+        if let Err(e) = self.finish_start(paused, true, migrated).await {
+            self.fail_start(ErrorCode::OperationFailed, e);
+            return;
+        }
+        self.starting = None;
+        self.holds_lock = false;
+        report(&StartResult::Ready {
+            monitor_pid: std::process::id() as i32,
+            qemu_pid: self.status.pid,
+        });
+        resident::drop_startup_code();
+    }
+
+    /// The start being restored fails: QEMU goes at once, and once it is reaped the start
+    /// reports the first failure recorded.
+    fn fail_start(&mut self, code: ErrorCode, desc: String) {
+        if self.starting.is_none() {
+            return;
+        }
+        if self.start_failure.is_none() {
+            self.start_failure = Some(match code {
+                ErrorCode::OperationAborted => StartFailure::Aborted(desc),
+                _ => StartFailure::Failed(desc),
+            });
+        }
+        if self.end_reason.is_none() {
+            self.end_reason = Some("failed");
+        }
+        self.signal(Signal::SIGKILL);
+    }
 }
 
 /// Take over the running QEMU of `paths` (its monitor died).
@@ -667,6 +768,9 @@ struct Server {
     unplugs: hotplug::Unplugs,
     /// The save or snapshot running beside the request loop, and who waits for it.
     jobs: jobs::Jobs,
+    /// A start not reported yet, its guest's state loading (a restore).
+    starting: Option<Starting>,
+    start_failure: Option<StartFailure>,
     block_jobs: blockjob::BlockJobs,
 }
 
@@ -712,6 +816,8 @@ impl Server {
             exit: None,
             unplugs: Default::default(),
             jobs: Default::default(),
+            starting: None,
+            start_failure: None,
             block_jobs: Default::default(),
         }
     }
@@ -1720,7 +1826,10 @@ impl Server {
         let superseded = self.superseded();
         let persistent = crate::driver::config::config_path(&self.config_dir, &self.paths.name)
             .is_ok_and(|p| p.exists());
-        if persistent && !superseded {
+        // A start that failed leaves the domain as it was before it (libvirt emits no event
+        // for a restore that failed either).
+        let started = self.starting.is_none();
+        if persistent && !superseded && started {
             let _ = crate::driver::config::write_shutoff_reason(
                 &self.paths.run_dir,
                 &self.paths.name,
@@ -1762,20 +1871,22 @@ impl Server {
                 &format!("stopped {what}, left after the guest ended"),
             );
         }
-        self.broadcast_lifecycle(match reason {
-            "shutdown" => Lifecycle::StoppedShutdown,
-            "destroyed" => Lifecycle::StoppedDestroyed,
-            "saved" => Lifecycle::StoppedSaved,
-            "migrated" => Lifecycle::StoppedMigrated,
-            "from snapshot" => Lifecycle::StoppedFromSnapshot,
-            // on_crash=destroy ended it (libvirt: processGuestPanicEvent), or `dump --crash`
-            // (a Destroy with StopReason::Crashed; libvirt: qemuDomainCoreDumpWithFormat).
-            _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
-            // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's
-            // poweroff makes it): libvirt's processMonitorEOFEvent says Failed, and the
-            // state is `shut off (crashed)`.
-            _ => Lifecycle::StoppedFailed,
-        });
+        if started {
+            self.broadcast_lifecycle(match reason {
+                "shutdown" => Lifecycle::StoppedShutdown,
+                "destroyed" => Lifecycle::StoppedDestroyed,
+                "saved" => Lifecycle::StoppedSaved,
+                "migrated" => Lifecycle::StoppedMigrated,
+                "from snapshot" => Lifecycle::StoppedFromSnapshot,
+                // on_crash=destroy ended it (libvirt: processGuestPanicEvent), or `dump --crash`
+                // (a Destroy with StopReason::Crashed; libvirt: qemuDomainCoreDumpWithFormat).
+                _ if self.end_reason == Some("crashed") => Lifecycle::StoppedCrashed,
+                // QEMU went without a SHUTDOWN (killed, or exited by itself as a watchdog's
+                // poweroff makes it): libvirt's processMonitorEOFEvent says Failed, and the
+                // state is `shut off (crashed)`.
+                _ => Lifecycle::StoppedFailed,
+            });
+        }
         let r = Reply::State {
             state: "shut off".into(),
             reason: reason.into(),

@@ -22,6 +22,41 @@ fn no_snapshot(name: &str) -> DriverError {
     DriverError::NoSnapshot(format!("no domain snapshot with matching name '{name}'"))
 }
 
+/// An item of a tree of snapshots or checkpoints: both name their parent, and both stores
+/// walk their trees the same way.
+pub(crate) trait TreeNode {
+    fn node_name(&self) -> &str;
+    fn parent_name(&self) -> Option<&str>;
+}
+
+impl TreeNode for SnapshotDef {
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+    fn parent_name(&self) -> Option<&str> {
+        self.parent.as_deref()
+    }
+}
+
+/// The direct children of `name` among `all` (`None`: the roots), in `all`'s order.
+pub(crate) fn children<'a, T: TreeNode>(all: &'a [T], name: Option<&str>) -> Vec<&'a T> {
+    all.iter().filter(|s| s.parent_name() == name).collect()
+}
+
+/// Every descendant of `name` among `all`, each after its parent (libvirt's topological
+/// order).
+pub(crate) fn descendants<'a, T: TreeNode>(all: &'a [T], name: &str) -> Vec<&'a T> {
+    let mut out = Vec::new();
+    let mut todo = vec![name];
+    while let Some(n) = todo.pop() {
+        for c in children(all, Some(n)) {
+            todo.push(c.node_name());
+            out.push(c);
+        }
+    }
+    out
+}
+
 impl Store {
     /// Where domain `dom`'s snapshot files live.
     pub(crate) fn dir_of(conn: &Connect, dom: &str) -> PathBuf {
@@ -69,23 +104,12 @@ impl Store {
 
     /// The direct children of `name` (`None`: the roots).
     pub(crate) fn children(&self, name: Option<&str>) -> Vec<&SnapshotDef> {
-        self.snaps
-            .iter()
-            .filter(|s| s.parent.as_deref() == name)
-            .collect()
+        children(&self.snaps, name)
     }
 
     /// Every descendant of `name`, each after its parent (libvirt's topological order).
     pub(crate) fn descendants(&self, name: &str) -> Vec<&SnapshotDef> {
-        let mut out = Vec::new();
-        let mut todo = vec![name.to_string()];
-        while let Some(n) = todo.pop() {
-            for c in self.children(Some(&n)) {
-                todo.push(c.name.clone());
-                out.push(c);
-            }
-        }
-        out
+        descendants(&self.snaps, name)
     }
 
     fn path(&self, name: &str) -> PathBuf {

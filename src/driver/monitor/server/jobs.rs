@@ -23,6 +23,10 @@ use crate::driver::monitor::proto::SnapshotJob;
 /// only bounds a missed one and keeps `domjobinfo`'s figures fresh.
 const POLL: Duration = Duration::from_millis(250);
 
+/// The first and the longest pause between polls of a restore (see [`Running::new`]).
+const RESTORE_POLL_FIRST: Duration = Duration::from_millis(1);
+const RESTORE_POLL: Duration = Duration::from_millis(20);
+
 /// How long a request waits for the running job (libvirt: QEMU_JOB_WAIT_TIME, 30 s).
 /// `DOMDRIVER_JOB_WAIT_MS` shortens it for tests of the refusal.
 fn job_wait() -> Duration {
@@ -42,6 +46,9 @@ pub(super) enum Operation {
     Dump,
     Backup,
     MigrationOut,
+    /// Loading a save image into a new QEMU (`restore`, a start from a managed save image,
+    /// a fleet clone).
+    Restore,
 }
 
 impl Operation {
@@ -51,6 +58,7 @@ impl Operation {
             Operation::Backup => 9,
             Operation::MigrationOut => 5,
             Operation::Save => 2,
+            Operation::Restore => 3,
             Operation::Snapshot => 6,
             Operation::SnapshotRevert => 7,
             Operation::Dump => 8,
@@ -66,6 +74,7 @@ impl Operation {
             Operation::Dump => "remoteDispatchDomainCoreDumpWithFormat",
             Operation::Backup => "remoteDispatchDomainBackupBegin",
             Operation::MigrationOut => "remoteDispatchDomainMigratePerform3Params",
+            Operation::Restore => "remoteDispatchDomainRestoreFlags",
         }
     }
 }
@@ -80,6 +89,9 @@ pub(super) enum Wait {
     Dump,
     /// `query-jobs` for a backup's jobs.
     Backup(Box<super::backup::BackupRun>),
+    /// `query-migrate` on the incoming side, which reports no figures: the progress is
+    /// how far QEMU has read the stream.
+    Incoming(Box<super::migrate::Stream>),
 }
 
 /// What happens once QEMU's part is over.
@@ -108,6 +120,8 @@ pub(super) enum Then {
         postcopy: bool,
         reply: oneshot::Sender<Reply>,
     },
+    /// The guest's start waits for it: the monitor reports the start once it ended.
+    Restore,
 }
 
 pub(super) struct Running {
@@ -116,6 +130,8 @@ pub(super) struct Running {
     pub(super) then: Then,
     started: Instant,
     next_poll: tokio::time::Instant,
+    /// The pause before the next poll when no event came.
+    pause: Duration,
     /// The last `query-migrate` answer, for `domjobinfo`.
     last: Value,
 }
@@ -128,6 +144,13 @@ impl Running {
             then,
             started: Instant::now(),
             next_poll: tokio::time::Instant::now(),
+            // A restore of device state only (a fleet clone's) loads in a few milliseconds,
+            // which a 250 ms poll would multiply: it starts at 1 ms, then doubles.
+            pause: if op == Operation::Restore {
+                RESTORE_POLL_FIRST
+            } else {
+                POLL
+            },
             last: Value::Null,
         }
     }
@@ -330,7 +353,7 @@ impl Server {
         let job = self.jobs.current.as_ref()?;
         let op = job.op;
         let res = match &job.wait {
-            Wait::Migration => self.poll_migration(op).await,
+            Wait::Migration | Wait::Incoming(_) => self.poll_migration(op).await,
             Wait::QemuJob { id, command } => {
                 let (id, command) = (id.clone(), *command);
                 self.poll_qemu_job(&id, command).await
@@ -341,7 +364,10 @@ impl Server {
         if res.is_none()
             && let Some(j) = self.jobs.current.as_mut()
         {
-            j.next_poll = tokio::time::Instant::now() + POLL;
+            j.next_poll = tokio::time::Instant::now() + j.pause;
+            if j.op == Operation::Restore {
+                j.pause = (j.pause * 2).min(RESTORE_POLL);
+            }
         }
         res
     }
@@ -354,9 +380,12 @@ impl Server {
             Operation::Dump => "dump job",
             Operation::Backup => "backup job",
             Operation::MigrationOut => "migration out job",
+            Operation::Restore => "start job",
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
+            // QEMU exits when it cannot load a stream: its exit, once reaped, says so.
+            Err(_) if op == Operation::Restore && !self.qemu_alive() => return None,
             Err(e) => {
                 return Some(Err((
                     ErrorCode::OperationFailed,
@@ -369,6 +398,13 @@ impl Server {
         }
         match v["status"].as_str().unwrap_or("") {
             "completed" => Some(Ok(())),
+            "failed" if op == Operation::Restore => {
+                let why = v["error-desc"].as_str().unwrap_or("migration failed");
+                Some(Err((
+                    ErrorCode::OperationFailed,
+                    format!("operation failed: job 'migration' failed: {why}"),
+                )))
+            }
             "failed" => {
                 let why = v["error-desc"].as_str().unwrap_or("unexpectedly failed");
                 Some(Err((ErrorCode::OperationFailed, format!("{name}: {why}"))))
@@ -428,6 +464,7 @@ impl Server {
             Then::Migrate {
                 was_running, reply, ..
             } => self.migrate_out_ended(was_running, res, reply).await,
+            Then::Restore => self.restore_ended(res).await,
             Then::Dump { stops, reply } => {
                 let r = self.dump_ended(stops, res).await;
                 let _ = reply.send(r);
@@ -460,6 +497,16 @@ impl Server {
         let params = match &j.wait {
             Wait::Migration => migration_params(j.op.number(), elapsed, &j.last),
             Wait::Backup(b) => b.params(elapsed),
+            Wait::Incoming(s) => {
+                let (read, total) = s.progress();
+                vec![
+                    ("operation".into(), json!(j.op.number())),
+                    ("time_elapsed".into(), json!(elapsed)),
+                    ("data_total".into(), json!(total)),
+                    ("data_processed".into(), json!(read)),
+                    ("data_remaining".into(), json!(total - read)),
+                ]
+            }
             Wait::QemuJob { .. } | Wait::Dump => vec![
                 ("operation".into(), json!(j.op.number())),
                 ("time_elapsed".into(), json!(elapsed)),
@@ -482,6 +529,21 @@ impl Server {
         }
         if self.jobs.backup().is_some() {
             return self.abort_backup().await;
+        }
+        if self
+            .jobs
+            .current
+            .as_ref()
+            .is_some_and(|j| j.op == Operation::Restore)
+        {
+            // QEMU cannot cancel an incoming migration: the QEMU that loads goes, and the
+            // start fails as an aborted job (libvirt: qemuMigrationJobCheckStatus's
+            // "canceled by client" for the start job).
+            self.fail_start(
+                ErrorCode::OperationAborted,
+                "start job: canceled by client".into(),
+            );
+            return Reply::Ok { value: Value::Null };
         }
         match self.exec("migrate_cancel", None).await {
             Ok(_) => Reply::Ok { value: Value::Null },
@@ -511,6 +573,16 @@ impl Server {
                     if let Wait::Backup(b) = run.wait {
                         self.backup_gone(*b, elapsed);
                     }
+                }
+                Then::Restore => {
+                    let why = match self.exit.flatten() {
+                        Some(st) => format!(
+                            "process exited while loading the guest's state ({})",
+                            super::describe_exit(&st)
+                        ),
+                        None => "QEMU went while loading the guest's state".into(),
+                    };
+                    self.fail_start(ErrorCode::OperationFailed, why);
                 }
             }
         }

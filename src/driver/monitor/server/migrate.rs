@@ -4,8 +4,10 @@
 //! the `fd:` transport): QEMU's sandbox forbids spawning helpers for `exec:`.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -15,12 +17,6 @@ use super::jobs::{Operation, Running, Then, Wait};
 use super::{ErrorCode, KILL_GRACE, Lifecycle, Reply, Server};
 use crate::driver::monitor::proto::MigrateParams;
 use crate::driver::process::Incoming;
-
-/// How often the migration's status is asked for: first after [`POLL_FIRST`], then twice as
-/// long each time up to [`POLL`]. A stream of device state only (a fleet clone's) loads in
-/// a few milliseconds, which a fixed 20 ms poll would more than double.
-const POLL: Duration = Duration::from_millis(20);
-const POLL_FIRST: Duration = Duration::from_millis(1);
 
 /// The name QEMU knows the passed descriptor by.
 const FD_NAME: &str = "migrate";
@@ -32,28 +28,6 @@ impl Server {
             .await
             .map(|_| ())
             .map_err(|e| format!("cannot pass the save file to QEMU: {e}"))
-    }
-
-    /// Wait until the migration QEMU runs (either way) ends; QEMU's error when it failed.
-    async fn wait_migration(&mut self) -> Result<(), String> {
-        let mut pause = POLL_FIRST;
-        loop {
-            let v: Value = self
-                .exec("query-migrate", None)
-                .await
-                .map_err(|e| format!("cannot query the migration: {e}"))?;
-            match v["status"].as_str().unwrap_or("") {
-                "completed" => return Ok(()),
-                "failed" | "cancelled" => {
-                    let why = v["error-desc"].as_str().unwrap_or("migration failed");
-                    return Err(format!("operation failed: job 'migration' failed: {why}"));
-                }
-                _ => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(POLL);
-                }
-            }
-        }
     }
 
     /// Set QEMU's `x-ignore-shared` migration capability: a stream then leaves out (or, on
@@ -142,29 +116,131 @@ impl Server {
         self.destroy_waiters.push(reply);
     }
 
-    /// Load the guest's state from the save image `inc` names into a QEMU started with
-    /// `-incoming defer`; or, when `inc` listens, from the live migration that connects
-    /// to its socket (libvirt: qemuMigrationDstRun).
-    pub(super) async fn restore(&mut self, inc: &Incoming) -> Result<(), String> {
+    /// Start loading the guest's state from the save image `inc` names into a QEMU started
+    /// with `-incoming defer`, as the monitor's job (libvirt's restore, an async job of
+    /// operation `restore`): the loop serves `domjobinfo` and `domjobabort` meanwhile, and the
+    /// start is reported once it ends ([`Server::restore_ended`]). An error here is the
+    /// start's, reported at once. When `inc` listens, the stream is a live migration's
+    /// that connects to its socket (libvirt: qemuMigrationDstRun).
+    pub(super) async fn begin_restore(&mut self, inc: &Incoming) -> Result<(), String> {
         if inc.listen {
             return self.migrate_in(inc).await;
         }
         let shown = inc.path.display();
         let mut file = File::open(&inc.path).map_err(|e| format!("cannot open '{shown}': {e}"))?;
+        let size = file
+            .metadata()
+            .map_err(|e| format!("cannot read '{shown}': {e}"))?
+            .len();
         file.seek(SeekFrom::Start(inc.offset))
             .map_err(|e| format!("cannot read '{shown}': {e}"))?;
-        self.pass_file(&file).await?;
-        drop(file);
+        let (stream, qemu_end) = Stream::open(file, inc, size.saturating_sub(inc.offset))
+            .map_err(|e| format!("cannot read '{shown}': {e}"))?;
+        self.pass_file(&qemu_end).await?;
+        // QEMU's copy is the one that reads: with a pipe, a QEMU that goes ends the feeding.
+        drop(qemu_end);
         if inc.ignore_shared {
             self.set_ignore_shared(true).await?;
         }
+        // Its end then comes as a `MIGRATION` event, on the incoming side too.
+        let events = json!({ "capabilities": [{ "capability": "events", "state": true }] });
+        let _ = self.exec("migrate-set-capabilities", Some(events)).await;
         self.exec(
             "migrate-incoming",
             Some(json!({ "uri": format!("fd:{FD_NAME}") })),
         )
         .await
         .map_err(|e| format!("cannot restore the guest's state: {e}"))?;
-        self.wait_migration().await
+        self.begin_job(Running::new(
+            Operation::Restore,
+            Wait::Incoming(Box::new(stream)),
+            Then::Restore,
+        ));
+        Ok(())
+    }
+}
+
+/// The save image's stream on its way into QEMU, and how far QEMU has read it: QEMU reads
+/// the file itself, through the same open file as ours, so our offset is its; with a
+/// bandwidth limit (tests that look at a restore midway), a thread of ours feeds it a pipe
+/// at that pace and counts.
+pub(super) struct Stream {
+    source: Source,
+    start: u64,
+    total: u64,
+}
+
+enum Source {
+    /// Our handle on QEMU's open file: its offset is QEMU's.
+    File(File),
+    /// The bytes the feeding thread wrote into the pipe.
+    Fed(Arc<AtomicU64>),
+}
+
+impl Stream {
+    /// The stream of `file` (positioned at its start, `total` bytes long), and the file to
+    /// give QEMU: a second handle on the same open file, or the read end of the pipe a
+    /// thread started here feeds.
+    fn open(file: File, inc: &Incoming, total: u64) -> std::io::Result<(Stream, File)> {
+        let Some(bps) = inc.bandwidth.filter(|b| *b > 0) else {
+            let qemu_end = file.try_clone()?;
+            let stream = Stream {
+                source: Source::File(file),
+                start: inc.offset,
+                total,
+            };
+            return Ok((stream, qemu_end));
+        };
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(std::io::Error::from)?;
+        let fed = Arc::new(AtomicU64::new(0));
+        let counter = fed.clone();
+        let pipe = File::from(w);
+        std::thread::spawn(move || feed(file, pipe, bps, &counter));
+        let stream = Stream {
+            source: Source::Fed(fed),
+            start: 0,
+            total,
+        };
+        Ok((stream, File::from(r)))
+    }
+
+    /// The stream's bytes QEMU has read so far, and its size.
+    pub(super) fn progress(&self) -> (u64, u64) {
+        let read = match &self.source {
+            // lseek(SEEK_CUR) on the open file QEMU reads through.
+            Source::File(f) => {
+                let mut f: &File = f;
+                f.stream_position()
+                    .map_or(0, |p| p.saturating_sub(self.start))
+            }
+            Source::Fed(n) => n.load(Ordering::Relaxed),
+        };
+        (read.min(self.total), self.total)
+    }
+}
+
+/// Copy `file` into `pipe` at `bps` bytes per second, counting into `fed`; ends at the end
+/// of the file or when the reader is gone.
+fn feed(mut file: File, mut pipe: File, bps: u64, fed: &AtomicU64) {
+    let chunk = (bps / 20).clamp(4096, 1 << 20) as usize;
+    let mut buf = vec![0u8; chunk];
+    let began = std::time::Instant::now();
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if pipe.write_all(&buf[..n]).is_err() {
+            return;
+        }
+        total += n as u64;
+        fed.store(total, Ordering::Relaxed);
+        let due = Duration::from_secs_f64(total as f64 / bps as f64);
+        if let Some(wait) = due.checked_sub(began.elapsed()) {
+            std::thread::sleep(wait);
+        }
     }
 }
 
@@ -191,7 +267,13 @@ impl Server {
         self.exec("migrate-incoming", Some(json!({ "uri": uri })))
             .await
             .map_err(|e| format!("cannot listen for the incoming migration: {e}"))?;
-        self.wait_migration().await
+        // The start's job, as a restore's: the start is reported once the stream is in.
+        self.begin_job(Running::new(
+            Operation::Restore,
+            Wait::Migration,
+            Then::Restore,
+        ));
+        Ok(())
     }
 
     /// Start the outgoing migration to `socket` as the monitor's job (libvirt:
