@@ -584,6 +584,14 @@ fn closed_stdout_for_every_verb() {
             "blockpull" | "blockcommit" | "blockjob" => vec!["vm1", "vda"],
             "blockcopy" => vec!["vm1", "vda", "--dest", "/tmp/c.img", "--print-xml"],
             "domdirtyrate-calc" => vec!["vm1"],
+            // Migration verbs (tests/vsh_migrate.rs has their running cases); migrating
+            // to its own root is refused before anything moves.
+            "migrate" => vec!["vm1", &uri],
+            "migrate-setmaxdowntime" | "migrate-setspeed" => vec!["vm1", "1"],
+            "migrate-getmaxdowntime"
+            | "migrate-compcache"
+            | "migrate-getspeed"
+            | "migrate-postcopy" => vec!["vm1"],
             // The read verbs (tests/vsh_read_verbs.rs has their running cases).
             "desc" | "domid" | "domuuid" | "vcpucount" | "vcpuinfo" | "domblklist"
             | "domiflist" | "domblkstat" | "dommemstat" | "domifaddr" | "domdisplay"
@@ -854,6 +862,9 @@ fn closed_stdout_for_every_verb() {
                         | "qemu-monitor-event"
                         // Needs a running guest (tests/vsh_guest_stats.rs).
                         | "domdirtyrate-calc"
+                        // Need a running guest or its migration (tests/vsh_migrate.rs).
+                        | "migrate" | "migrate-setmaxdowntime" | "migrate-getmaxdowntime"
+                        | "migrate-compcache" | "migrate-postcopy"
                         // Only in the shell.
                         | "cd"
                         // No network here (nor a file): making one needs root and a

@@ -44,6 +44,7 @@ pub mod lock;
 pub mod memdev;
 pub mod memtune;
 pub mod metadata;
+pub mod migrate;
 pub mod monitor;
 pub mod network;
 pub mod node;

@@ -284,6 +284,15 @@ pub struct Incoming {
     /// unless [`RESTORE_BANDWIDTH_ENV`] asks, for tests that look at a restore midway.
     #[serde(default)]
     pub bandwidth: Option<u64>,
+    /// `path` is a unix socket to listen on for a live migration's stream (`virsh
+    /// migrate` to this connection) rather than a save image; the guest then starts as
+    /// `migrated`.
+    #[serde(default)]
+    pub listen: bool,
+    /// The incoming migration may switch to post-copy (QEMU's `postcopy-ram`, which both
+    /// sides must set).
+    #[serde(default)]
+    pub postcopy: bool,
 }
 
 /// The environment variable that slows a restore's stream down to that many bytes per
@@ -302,6 +311,8 @@ impl Incoming {
             offset,
             ignore_shared,
             bandwidth,
+            listen: false,
+            postcopy: false,
         }
     }
 }

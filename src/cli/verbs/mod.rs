@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod launchsec;
 pub mod memdev;
 pub mod memtune;
+mod migrate;
 pub mod monitor;
 pub mod monitoring;
 pub mod network;
@@ -83,6 +84,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     blockjob::CMDS,
     dirtyrate::CMDS,
     jobs::CMDS,
+    migrate::CMDS,
     monitor::CMDS,
     monitoring::CMDS,
     events::CMDS,

@@ -151,6 +151,37 @@ pub enum Request {
     },
     /// The running backup's XML (`backup-dumpxml`): a string, or null when none runs.
     BackupXml,
+    /// Live-migrate the guest to the QEMU listening on unix socket `socket` as the
+    /// monitor's job (`virsh migrate`). The reply comes when the stream has ended: on
+    /// success QEMU stays, its vCPUs stopped (`paused (migration)`), for the caller to end
+    /// it once the destination runs ([`StopReason::Migrated`]) or resume it when that
+    /// failed; on failure the guest runs on as it did.
+    Migrate {
+        socket: String,
+        params: MigrateParams,
+    },
+    /// Switch the running migration to post-copy (`virsh migrate-postcopy`).
+    MigratePostcopy,
+}
+
+/// How a [`Request::Migrate`] runs (libvirt's migration flags and parameters that reach
+/// QEMU on the source side).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MigrateParams {
+    /// QEMU's `max-bandwidth`, bytes per second.
+    pub max_bandwidth: u64,
+    /// `--postcopy`: QEMU's `postcopy-ram` capability (the destination sets it too).
+    #[serde(default)]
+    pub postcopy: bool,
+    /// `--auto-converge`.
+    #[serde(default)]
+    pub auto_converge: bool,
+    /// `--compressed`: xbzrle.
+    #[serde(default)]
+    pub compressed: bool,
+    /// Not `--live`: the vCPUs stop for the whole migration.
+    #[serde(default)]
+    pub offline_vcpus: bool,
 }
 
 /// One QMP command.
@@ -382,6 +413,8 @@ pub enum StopReason {
     Destroyed,
     FromSnapshot,
     Crashed,
+    /// Migrated to another connection (libvirt: VIR_DOMAIN_SHUTOFF_MIGRATED).
+    Migrated,
 }
 
 impl StopReason {
@@ -391,6 +424,7 @@ impl StopReason {
             StopReason::Destroyed => "destroyed",
             StopReason::FromSnapshot => "from snapshot",
             StopReason::Crashed => "crashed",
+            StopReason::Migrated => "migrated",
         }
     }
 }

@@ -511,11 +511,12 @@ async fn start(
         srv.starting = Some(Starting {
             paused: spec.paused,
             log_from,
+            migrated: inc.listen,
         });
         srv.holds_lock = true;
         return Ok((srv, listener));
     }
-    if let Err(e) = srv.finish_start(spec.paused, false).await {
+    if let Err(e) = srv.finish_start(spec.paused, false, false).await {
         return Err(kill_reap(e));
     }
     Ok((srv, listener))
@@ -526,6 +527,8 @@ struct Starting {
     paused: bool,
     /// Where QEMU's output began in the guest's log, for a failure's log tail.
     log_from: u64,
+    /// The stream is a live migration's (`virsh migrate` to this connection).
+    migrated: bool,
 }
 
 /// Why a start reported late (after a restore) failed.
@@ -537,7 +540,12 @@ enum StartFailure {
 impl Server {
     /// The guest's state is in place: resume it unless `paused`, record it and tell the
     /// subscribers it started (`restored` from a save image).
-    async fn finish_start(&mut self, paused: bool, restored: bool) -> Result<(), String> {
+    async fn finish_start(
+        &mut self,
+        paused: bool,
+        restored: bool,
+        migrated: bool,
+    ) -> Result<(), String> {
         self.note_ptys().await;
         if !paused {
             self.own_resume = true;
@@ -545,11 +553,27 @@ impl Server {
                 return Err(format!("cannot resume the vCPUs: {e}"));
             }
             self.status.paused = false;
-            self.status.reason = if restored { "restored" } else { "booted" }.into();
+            self.status.reason = match (restored, migrated) {
+                (_, true) => "migrated",
+                (true, false) => "restored",
+                (false, false) => "booted",
+            }
+            .into();
         }
         self.status
             .write(&self.paths.status)
             .map_err(|e| e.to_string())?;
+        if migrated {
+            // libvirt: the destination's domain starts at Prepare, then resumes at Finish
+            // (qemuMigrationDstFinishFresh).
+            self.broadcast_lifecycle(Lifecycle::StartedMigrated);
+            self.broadcast_lifecycle(if paused {
+                Lifecycle::SuspendedPaused
+            } else {
+                Lifecycle::ResumedMigrated
+            });
+            return Ok(());
+        }
         self.broadcast_lifecycle(match (paused, restored) {
             (true, _) => Lifecycle::SuspendedPaused,
             (false, true) => Lifecycle::StartedRestored,
@@ -564,12 +588,12 @@ impl Server {
         let Some(st) = self.starting.as_ref() else {
             return;
         };
-        let paused = st.paused;
+        let (paused, migrated) = (st.paused, st.migrated);
         if let Err((code, desc)) = res {
             self.fail_start(code, desc);
             return;
         }
-        if let Err(e) = self.finish_start(paused, true).await {
+        if let Err(e) = self.finish_start(paused, true, migrated).await {
             self.fail_start(ErrorCode::OperationFailed, e);
             return;
         }
@@ -1239,7 +1263,7 @@ impl Server {
                 // while it stops QEMU and drops the event; a destroy relays it. Neither
                 // applies on_poweroff.
                 match self.end_reason {
-                    Some("saved") => return,
+                    Some("saved" | "migrated") => return,
                     Some(_) => {
                         self.broadcast_lifecycle(Lifecycle::ShutdownHost);
                         return;
@@ -1274,6 +1298,7 @@ impl Server {
                 self.broadcast_lifecycle(match reason {
                     "ioerror" => Lifecycle::SuspendedIoError,
                     "watchdog" => Lifecycle::SuspendedWatchdog,
+                    "migration" => Lifecycle::SuspendedMigrated,
                     _ => Lifecycle::SuspendedPaused,
                 });
             }
@@ -1589,6 +1614,12 @@ impl Server {
                 self.dump(path, format, live, reply).await;
                 return;
             }
+            Request::Migrate { socket, params } => {
+                // Answered when the stream has ended.
+                self.migrate_out(&socket, params, reply).await;
+                return;
+            }
+            Request::MigratePostcopy => self.start_postcopy().await,
             Request::JobInfo => self.job_info(),
             Request::JobAbort => self.abort_job().await,
             Request::BackupBegun { backup } => self.backup_begun(backup),
@@ -1845,6 +1876,7 @@ impl Server {
                 "shutdown" => Lifecycle::StoppedShutdown,
                 "destroyed" => Lifecycle::StoppedDestroyed,
                 "saved" => Lifecycle::StoppedSaved,
+                "migrated" => Lifecycle::StoppedMigrated,
                 "from snapshot" => Lifecycle::StoppedFromSnapshot,
                 // on_crash=destroy ended it (libvirt: processGuestPanicEvent), or `dump --crash`
                 // (a Destroy with StopReason::Crashed; libvirt: qemuDomainCoreDumpWithFormat).

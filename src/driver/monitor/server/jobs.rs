@@ -45,6 +45,7 @@ pub(super) enum Operation {
     SnapshotRevert,
     Dump,
     Backup,
+    MigrationOut,
     /// Loading a save image into a new QEMU (`restore`, a start from a managed save image,
     /// a fleet clone).
     Restore,
@@ -55,6 +56,7 @@ impl Operation {
     pub(super) fn number(self) -> u64 {
         match self {
             Operation::Backup => 9,
+            Operation::MigrationOut => 5,
             Operation::Save => 2,
             Operation::Restore => 3,
             Operation::Snapshot => 6,
@@ -71,6 +73,7 @@ impl Operation {
             Operation::SnapshotRevert => "remoteDispatchDomainRevertToSnapshot",
             Operation::Dump => "remoteDispatchDomainCoreDumpWithFormat",
             Operation::Backup => "remoteDispatchDomainBackupBegin",
+            Operation::MigrationOut => "remoteDispatchDomainMigratePerform3Params",
             Operation::Restore => "remoteDispatchDomainRestoreFlags",
         }
     }
@@ -111,6 +114,12 @@ pub(super) enum Then {
     },
     /// `backup-begin` returned when the job started: nobody waits for its end.
     Backup,
+    /// An outgoing live migration; `postcopy`: it may switch to post-copy.
+    Migrate {
+        was_running: bool,
+        postcopy: bool,
+        reply: oneshot::Sender<Reply>,
+    },
     /// The guest's start waits for it: the monitor reports the start once it ended.
     Restore,
 }
@@ -186,7 +195,18 @@ impl Jobs {
                     | Request::Dump { .. }
                     | Request::BackupBegun { .. }
             ),
+            // libvirt's migration job mask adds suspend (`migrate --timeout`'s default
+            // action) to the default one.
+            Some(Operation::MigrationOut) => needs_job(req) && !matches!(req, Request::Suspend),
             Some(_) => needs_job(req),
+        }
+    }
+
+    /// Whether an outgoing migration runs, and then whether it may switch to post-copy.
+    pub(super) fn migration_postcopy(&self) -> Option<bool> {
+        match self.current.as_ref().map(|j| &j.then) {
+            Some(Then::Migrate { postcopy, .. }) => Some(*postcopy),
+            _ => None,
         }
     }
 
@@ -238,6 +258,7 @@ pub(super) fn needs_job(req: &Request) -> bool {
             | Request::Console { .. }
             | Request::JobInfo
             | Request::JobAbort
+            | Request::MigratePostcopy
     )
 }
 
@@ -358,6 +379,7 @@ impl Server {
             Operation::Snapshot | Operation::SnapshotRevert => "snapshot job",
             Operation::Dump => "dump job",
             Operation::Backup => "backup job",
+            Operation::MigrationOut => "migration out job",
             Operation::Restore => "start job",
         };
         let v = match self.exec("query-migrate", None).await {
@@ -439,6 +461,9 @@ impl Server {
                 }
             }
             Then::Save { was_running, reply } => self.save_ended(was_running, res, reply).await,
+            Then::Migrate {
+                was_running, reply, ..
+            } => self.migrate_out_ended(was_running, res, reply).await,
             Then::Restore => self.restore_ended(res).await,
             Then::Dump { stops, reply } => {
                 let r = self.dump_ended(stops, res).await;
@@ -538,6 +563,7 @@ impl Server {
             let elapsed = run.started.elapsed().as_millis() as u64;
             match run.then {
                 Then::Save { reply, .. }
+                | Then::Migrate { reply, .. }
                 | Then::Snapshot { reply, .. }
                 | Then::Dump { reply, .. } => {
                     let _ = reply.send(gone());

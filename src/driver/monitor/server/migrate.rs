@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use super::jobs::{Operation, Running, Then, Wait};
 use super::{ErrorCode, KILL_GRACE, Lifecycle, Reply, Server};
+use crate::driver::monitor::proto::MigrateParams;
 use crate::driver::process::Incoming;
 
 /// The name QEMU knows the passed descriptor by.
@@ -119,8 +120,12 @@ impl Server {
     /// with `-incoming defer`, as the monitor's job (libvirt's restore, an async job of
     /// operation `restore`): the loop serves `domjobinfo` and `domjobabort` meanwhile, and the
     /// start is reported once it ends ([`Server::restore_ended`]). An error here is the
-    /// start's, reported at once.
+    /// start's, reported at once. When `inc` listens, the stream is a live migration's
+    /// that connects to its socket (libvirt: qemuMigrationDstRun).
     pub(super) async fn begin_restore(&mut self, inc: &Incoming) -> Result<(), String> {
+        if inc.listen {
+            return self.migrate_in(inc).await;
+        }
         let shown = inc.path.display();
         let mut file = File::open(&inc.path).map_err(|e| format!("cannot open '{shown}': {e}"))?;
         let size = file
@@ -235,6 +240,151 @@ fn feed(mut file: File, mut pipe: File, bps: u64, fed: &AtomicU64) {
         let due = Duration::from_secs_f64(total as f64 / bps as f64);
         if let Some(wait) = due.checked_sub(began.elapsed()) {
             std::thread::sleep(wait);
+        }
+    }
+}
+
+/// libvirt's migration capabilities as QEMU names them.
+fn capability(name: &str, on: bool) -> Value {
+    json!({ "capability": name, "state": on })
+}
+
+impl Server {
+    /// The incoming side of a live migration: listen on the socket, then wait for the
+    /// stream to end.
+    async fn migrate_in(&mut self, inc: &Incoming) -> Result<(), String> {
+        let mut caps = vec![capability("events", true)];
+        if inc.postcopy {
+            caps.push(capability("postcopy-ram", true));
+        }
+        self.exec(
+            "migrate-set-capabilities",
+            Some(json!({ "capabilities": caps })),
+        )
+        .await
+        .map_err(|e| format!("cannot set migration capabilities: {e}"))?;
+        let uri = format!("unix:{}", inc.path.display());
+        self.exec("migrate-incoming", Some(json!({ "uri": uri })))
+            .await
+            .map_err(|e| format!("cannot listen for the incoming migration: {e}"))?;
+        // The start's job, as a restore's: the start is reported once the stream is in.
+        self.begin_job(Running::new(
+            Operation::Restore,
+            Wait::Migration,
+            Then::Restore,
+        ));
+        Ok(())
+    }
+
+    /// Start the outgoing migration to `socket` as the monitor's job (libvirt:
+    /// qemuMigrationSrcRun): capabilities and the bandwidth first, as libvirt applies its
+    /// migration parameters before `migrate`.
+    pub(super) async fn migrate_out(
+        &mut self,
+        socket: &str,
+        params: MigrateParams,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        let was_running = !self.status.paused;
+        let refuse = |desc: String| Reply::Refused {
+            code: ErrorCode::OperationFailed,
+            desc,
+        };
+        let caps = json!({ "capabilities": [
+            capability("events", true),
+            capability("x-ignore-shared", false),
+            capability("postcopy-ram", params.postcopy),
+            capability("auto-converge", params.auto_converge),
+            capability("xbzrle", params.compressed),
+        ]});
+        if let Err(e) = self.exec("migrate-set-capabilities", Some(caps)).await {
+            let _ = reply.send(refuse(format!("cannot set migration capabilities: {e}")));
+            return;
+        }
+        let bw = json!({ "max-bandwidth": params.max_bandwidth });
+        if let Err(e) = self.exec("migrate-set-parameters", Some(bw)).await {
+            let _ = reply.send(refuse(format!("cannot set the migration bandwidth: {e}")));
+            return;
+        }
+        if params.offline_vcpus
+            && was_running
+            && let Err(r) = self.stop_for_job("migration").await
+        {
+            let _ = reply.send(r);
+            return;
+        }
+        // QEMU stops the vCPUs itself at the end of a live migration: libvirt's state
+        // is then `paused (migration)`, its event Suspended Migrated.
+        self.pause_reason = Some("migration");
+        let uri = format!("unix:{socket}");
+        if let Err(e) = self.exec("migrate", Some(json!({ "uri": uri }))).await {
+            let res = Err((
+                ErrorCode::OperationFailed,
+                format!("cannot start the migration: {e}"),
+            ));
+            self.migrate_out_ended(was_running, res, reply).await;
+            return;
+        }
+        let then = Then::Migrate {
+            was_running,
+            postcopy: params.postcopy,
+            reply,
+        };
+        self.begin_job(Running::new(Operation::MigrationOut, Wait::Migration, then));
+    }
+
+    /// The outgoing stream ended. On success the guest stays paused for the caller, who
+    /// ends it once the destination runs; on failure a guest that ran runs again
+    /// (libvirt: qemuMigrationSrcRestoreDomainState).
+    pub(super) async fn migrate_out_ended(
+        &mut self,
+        was_running: bool,
+        res: Result<(), (ErrorCode, String)>,
+        reply: oneshot::Sender<Reply>,
+    ) {
+        self.pause_reason = None;
+        match res {
+            Ok(()) => {
+                self.set_state("", true, "migration");
+                let _ = reply.send(Reply::Ok { value: Value::Null });
+            }
+            Err((code, desc)) => {
+                let running = match self.exec("query-status", None).await {
+                    Ok(v) => v["running"].as_bool().unwrap_or(false),
+                    Err(_) => false,
+                };
+                // A guest paused for the migration runs again; one the user paused meanwhile
+                // (`suspend`, `migrate --timeout`) stays paused.
+                let ours = !self.status.paused || self.status.reason == "migration";
+                if was_running && !running && ours {
+                    self.own_resume = true;
+                    if self.exec("cont", None).await.is_ok() {
+                        self.set_state("", false, "migration canceled");
+                        self.broadcast_lifecycle(Lifecycle::ResumedMigrated);
+                    }
+                }
+                let _ = reply.send(Reply::Refused { code, desc });
+            }
+        }
+    }
+
+    /// `migrate-postcopy` (libvirt: qemuDomainMigrateStartPostCopy).
+    pub(super) async fn start_postcopy(&mut self) -> Reply {
+        let invalid = |desc: &str| Reply::Refused {
+            code: ErrorCode::OperationInvalid,
+            desc: desc.into(),
+        };
+        match self.jobs.migration_postcopy() {
+            None => {
+                invalid("post-copy can only be started while outgoing migration is in progress")
+            }
+            Some(false) => invalid(
+                "switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag",
+            ),
+            Some(true) => match self.exec("migrate-start-postcopy", None).await {
+                Ok(_) => Reply::Ok { value: Value::Null },
+                Err(e) => self.failure(e),
+            },
         }
     }
 }
