@@ -60,9 +60,13 @@ pub struct MigrateOptions {
 }
 
 /// Where the guest's `migrate-setspeed` value is kept (libvirt keeps it in the domain's
-/// private data, which lives as long as the daemon; here the run dir does).
-fn speed_path(conn: &Connect, name: &str) -> PathBuf {
-    conn.dirs().run.join(format!("{name}.migspeed"))
+/// private data, which lives as long as the daemon; here the run dir does). By UUID: a
+/// domain defined later under the same name starts from the default, as in libvirt.
+fn speed_path(dom: &Domain<'_>) -> PathBuf {
+    dom.conn
+        .dirs()
+        .run
+        .join(format!("{}.migspeed", dom.uuid().hyphenated()))
 }
 
 impl Domain<'_> {
@@ -97,7 +101,7 @@ impl Domain<'_> {
                 Some(json!({ "max-bandwidth": bandwidth * MIB })),
             )?;
         }
-        let path = speed_path(self.conn, self.name());
+        let path = speed_path(self);
         super::config::make_dir(&self.conn.dirs().run)?;
         super::config::write_atomic(&path, bandwidth.to_string().as_bytes())?;
         Ok(())
@@ -120,7 +124,7 @@ impl Domain<'_> {
         }
         // The domain must exist: an unknown one is refused before its value is read.
         self.is_active()?;
-        Ok(std::fs::read_to_string(speed_path(self.conn, self.name()))
+        Ok(std::fs::read_to_string(speed_path(self))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(MIG_BANDWIDTH_MAX))
