@@ -19,53 +19,17 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use vshrun::{Reaper, Vsh};
+use vshrun::{Reaper, Vsh, wait_until};
 
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 const NAME: &str = "jb";
 
 fn guest_xml(kit: &bootkit::LinuxKit) -> String {
-    let script = "id=$(cat /proc/sys/kernel/random/uuid); i=0; \
-                  while true; do i=$((i+1)); echo tick-$i-$id; sleep 1; done";
-    format!(
-        "<domain type='qemu'>
-  <name>{NAME}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>{} {}</cmdline>
-  </os>
-  <devices>
-    <emulator>{QEMU}</emulator>
-    <serial type='file'><source path='CONSOLE'/><target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-",
-        kit.kernel.display(),
-        kit.initrd.display(),
-        kit.cmdline(),
-        bootkit::run_cmdline(script),
+    kit.ticking_domain(
+        NAME,
+        256,
+        "<serial type='file'><source path='CONSOLE'/><target port='0'/></serial>",
     )
-}
-
-/// The last tick the guest printed: its count and boot id.
-fn last_tick(console: &Path) -> Option<(u64, String)> {
-    let text = std::fs::read_to_string(console).ok()?;
-    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})").unwrap();
-    let c = re.captures_iter(&text).last()?;
-    Some((c[1].parse().unwrap(), c[2].to_string()))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// QEMU's migration bandwidth (bytes/s), through `qemu-monitor-command`.
@@ -123,12 +87,12 @@ fn a_running_save_or_restore_can_be_queried_and_aborted() {
 
     vsh.ok(&["start", NAME]);
     let m = vshrun::multiplier();
-    wait_for(
+    wait_until(
         "the guest's third tick",
         Duration::from_secs(180 * m),
-        || last_tick(&console).is_some_and(|(n, _)| n >= 3),
+        || bootkit::last_tick_in(&console).is_some_and(|(n, _)| n >= 3),
     );
-    let (_, boot_id) = last_tick(&console).unwrap();
+    let (_, boot_id) = bootkit::last_tick_in(&console).unwrap();
 
     // No job: one line, and nothing to abort.
     assert_eq!(
@@ -159,7 +123,7 @@ fn a_running_save_or_restore_can_be_queried_and_aborted() {
         .spawn()
         .unwrap();
     let mut info = String::new();
-    wait_for("the save's job", Duration::from_secs(30 * m), || {
+    wait_until("the save's job", Duration::from_secs(30 * m), || {
         info = vsh.ok(&["domjobinfo", NAME]);
         info.contains("Data processed:")
     });
@@ -218,11 +182,15 @@ fn a_running_save_or_restore_can_be_queried_and_aborted() {
         vsh.ok(&["domstate", NAME, "--reason"]),
         "running (save canceled)\n\n"
     );
-    let (n0, _) = last_tick(&console).unwrap();
-    wait_for("ticks after the abort", Duration::from_secs(60 * m), || {
-        last_tick(&console).is_some_and(|(n, _)| n > n0 + 1)
+    let (n0, _) = bootkit::last_tick_in(&console).unwrap();
+    wait_until("ticks after the abort", Duration::from_secs(60 * m), || {
+        bootkit::last_tick_in(&console).is_some_and(|(n, _)| n > n0 + 1)
     });
-    assert_eq!(last_tick(&console).unwrap().1, boot_id, "the same boot");
+    assert_eq!(
+        bootkit::last_tick_in(&console).unwrap().1,
+        boot_id,
+        "the same boot"
+    );
     assert_eq!(
         vsh.ok(&["domjobinfo", NAME]),
         "Job type:         None        \n\n"
@@ -230,7 +198,7 @@ fn a_running_save_or_restore_can_be_queried_and_aborted() {
 
     // A full-speed save with --verbose ends on virsh's [100 %].
     set_bandwidth(&vsh, 128 << 20);
-    let (n_saved, _) = last_tick(&console).unwrap();
+    let (n_saved, _) = bootkit::last_tick_in(&console).unwrap();
     let (ok, out, err) = vsh.run(&["save", NAME, img, "--verbose"]);
     assert!(ok, "{err}");
     assert!(err.ends_with("\rSave: [100 %]"), "{err:?}");
@@ -293,12 +261,12 @@ fn a_running_save_or_restore_can_be_queried_and_aborted() {
     );
     // The image restores to the same boot, counting on (QEMU starts the console file
     // afresh).
-    wait_for(
+    wait_until(
         "ticks after the restore",
         Duration::from_secs(60 * m),
-        || last_tick(&console).is_some_and(|(n, _)| n > n_saved),
+        || bootkit::last_tick_in(&console).is_some_and(|(n, _)| n > n_saved),
     );
-    assert_eq!(last_tick(&console).unwrap().1, boot_id);
+    assert_eq!(bootkit::last_tick_in(&console).unwrap().1, boot_id);
 
     // `domjobabort` while a start loads the managed save image: that QEMU goes, the start
     // fails as an aborted job, the domain is shut off and keeps its image for the next start.
@@ -418,7 +386,7 @@ fn finish(child: std::process::Child) -> (bool, String, String) {
 /// `domjobinfo` once it shows the restore's job with some of the stream loaded.
 fn running_restore(vsh: &Vsh, m: u64) -> String {
     let mut info = String::new();
-    wait_for("the restore's job", Duration::from_secs(60 * m), || {
+    wait_until("the restore's job", Duration::from_secs(60 * m), || {
         let (_, out, _) = vsh.run(&["domjobinfo", NAME]);
         info = out;
         info.contains("Operation:        Restore") && !info.contains("Data processed:   0.000 B")

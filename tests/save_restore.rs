@@ -39,31 +39,7 @@ impl Drop for Reaper {
 }
 
 fn guest_xml(kit: &bootkit::LinuxKit) -> String {
-    let script = "id=$(cat /proc/sys/kernel/random/uuid); i=0; \
-                  while true; do i=$((i+1)); echo tick-$i-$id; sleep 1; done";
-    format!(
-        "<domain type='qemu'>
-  <name>{NAME}</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>{} {}</cmdline>
-  </os>
-  <devices>
-    <emulator>{QEMU}</emulator>
-    <serial type='pty'><target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-",
-        kit.kernel.display(),
-        kit.initrd.display(),
-        kit.cmdline(),
-        bootkit::run_cmdline(script),
-    )
+    kit.ticking_domain(NAME, 256, "<serial type='pty'><target port='0'/></serial>")
 }
 
 fn vsh(uri: &str, args: &[&str]) -> (bool, String, String) {
@@ -79,12 +55,6 @@ fn vsh(uri: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-fn last_tick(text: &str) -> (u64, String) {
-    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})").unwrap();
-    let c = re.captures_iter(text).last().expect("a tick");
-    (c[1].parse().unwrap(), c[2].to_string())
 }
 
 #[test]
@@ -127,7 +97,7 @@ fn a_saved_guest_carries_on_where_it_was() {
     assert!(ok, "{err}");
     assert_eq!(out, format!("\nDomain '{NAME}' saved to {img}\n\n"));
     let seen = std::fs::read_to_string(con.capture_path()).unwrap();
-    let (n, id) = last_tick(&seen);
+    let (n, id) = bootkit::last_tick(&seen).expect("a tick");
     let (_, out, _) = vsh(&uri, &["domstate", NAME, "--reason"]);
     assert_eq!(out, "shut off (saved)\n\n");
     assert_eq!(

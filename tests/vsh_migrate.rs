@@ -14,60 +14,22 @@ mod vshrun;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use domdriver::driver::status::{GuestStatus, is_same_live_process};
-use vshrun::{Reaper, Vsh};
+use vshrun::{Reaper, Vsh, wait_until};
 
 const QEMU: &str = "/usr/bin/qemu-system-x86_64";
 const NAME: &str = "mg";
 const UUID: &str = "5f0e7c3a-2b1d-4c8e-9a6f-1d2e3f4a5b6c";
 
 fn guest_xml(kit: &bootkit::LinuxKit, console: &Path) -> String {
-    let script = "id=$(cat /proc/sys/kernel/random/uuid); i=0; \
-                  while true; do i=$((i+1)); echo tick-$i-$id; sleep 1; done";
-    format!(
-        "<domain type='qemu'>
-  <name>{NAME}</name>
-  <uuid>{UUID}</uuid>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{}</kernel>
-    <initrd>{}</initrd>
-    <cmdline>{} {}</cmdline>
-  </os>
-  <devices>
-    <emulator>{QEMU}</emulator>
-    <serial type='file'><source path='{}'/><target port='0'/></serial>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-",
-        kit.kernel.display(),
-        kit.initrd.display(),
-        kit.cmdline(),
-        bootkit::run_cmdline(script),
-        console.display(),
-    )
-}
-
-/// The last tick the guest printed: its count and boot id.
-fn last_tick(console: &Path) -> Option<(u64, String)> {
-    let bytes = std::fs::read(console).ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})").unwrap();
-    let c = re.captures_iter(&text).last()?;
-    Some((c[1].parse().unwrap(), c[2].to_string()))
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let serial = format!(
+        "<serial type='file'><source path='{}'/><target port='0'/></serial>",
+        console.display()
+    );
+    kit.ticking_domain(NAME, 128, &serial)
+        .replace("</name>", &format!("</name>\n  <uuid>{UUID}</uuid>"))
 }
 
 /// The pid of the guest's QEMU under `root`, while it runs.
@@ -180,12 +142,12 @@ fn migrate_between_two_roots() {
     );
 
     src.ok(&["start", NAME]);
-    wait_for(
+    wait_until(
         "the guest's second tick",
         Duration::from_secs(180 * m),
-        || last_tick(&console).is_some_and(|(n, _)| n >= 2),
+        || bootkit::last_tick_in(&console).is_some_and(|(n, _)| n >= 2),
     );
-    let (_, boot_id) = last_tick(&console).unwrap();
+    let (_, boot_id) = bootkit::last_tick_in(&console).unwrap();
 
     // Tunables of the running guest.
     src.ok(&["migrate-setmaxdowntime", NAME, "400"]);
@@ -248,11 +210,11 @@ fn migrate_between_two_roots() {
         })
     };
     let mut info = String::new();
-    wait_for("the migration's job", Duration::from_secs(30 * m), || {
+    wait_until("the migration's job", Duration::from_secs(30 * m), || {
         info = src.ok(&["domjobinfo", NAME]);
         info.contains("Data processed:")
     });
-    wait_for("the progress line", Duration::from_secs(30 * m), || {
+    wait_until("the progress line", Duration::from_secs(30 * m), || {
         String::from_utf8_lossy(&progress.lock().unwrap()).starts_with("\rMigration: [")
     });
     assert!(
@@ -288,20 +250,20 @@ fn migrate_between_two_roots() {
     );
     assert_eq!(src.ok(&["domstate", NAME, "--reason"]), "paused (user)\n\n");
     src.ok(&["resume", NAME]);
-    wait_for(
+    wait_until(
         "no QEMU at the destination",
         Duration::from_secs(10 * m),
         || qemu_pid(&dst_root).is_none(),
     );
     assert_eq!(dst.ok(&["list", "--all", "--name"]), "\n");
-    let (n0, _) = last_tick(&console).unwrap();
-    wait_for("ticks after the abort", Duration::from_secs(30 * m), || {
-        last_tick(&console).is_some_and(|(n, _)| n > n0)
+    let (n0, _) = bootkit::last_tick_in(&console).unwrap();
+    wait_until("ticks after the abort", Duration::from_secs(30 * m), || {
+        bootkit::last_tick_in(&console).is_some_and(|(n, _)| n > n0)
     });
 
     // The move.
     src.ok(&["migrate-setspeed", NAME, "1000"]);
-    let (n_before, _) = last_tick(&console).unwrap();
+    let (n_before, _) = bootkit::last_tick_in(&console).unwrap();
     let (ok, out, err) = src.run_bounded(
         &[
             "migrate",
@@ -331,18 +293,22 @@ fn migrate_between_two_roots() {
     );
     let info = dst.ok(&["dominfo", NAME]);
     assert!(info.contains("\nPersistent:     yes\n"), "{info}");
-    wait_for(
+    wait_until(
         "ticks at the destination",
         Duration::from_secs(30 * m),
-        || last_tick(&dconsole).is_some_and(|(n, _)| n > n_before),
+        || bootkit::last_tick_in(&dconsole).is_some_and(|(n, _)| n > n_before),
     );
-    assert_eq!(last_tick(&dconsole).unwrap().1, boot_id, "the same boot");
+    assert_eq!(
+        bootkit::last_tick_in(&dconsole).unwrap().1,
+        boot_id,
+        "the same boot"
+    );
 
     // And back, not live (the vCPUs stop for the copy) and left paused (--suspend): the
     // source keeps its definition, shut off (migrated); the guest is transient here.
     let srcuri = format!("qemu:///embed?root={}", src_root.display());
     // Its QEMU here opens the console file afresh: ticks count on from the last one seen.
-    let (n_back, _) = last_tick(&dconsole).unwrap();
+    let (n_back, _) = bootkit::last_tick_in(&dconsole).unwrap();
     let (dpid, _) = qemu_pid(&dst_root).expect("the destination QEMU runs");
     let (ok, _, err) = dst.run_bounded(&["migrate", NAME, &srcuri, "--suspend"], 120);
     assert!(ok, "{err}");
@@ -355,13 +321,13 @@ fn migrate_between_two_roots() {
     let info = src.ok(&["dominfo", NAME]);
     assert!(info.contains("\nPersistent:     no\n"), "{info}");
     src.ok(&["resume", NAME]);
-    wait_for(
+    wait_until(
         "ticks back at the source",
         Duration::from_secs(30 * m),
-        || last_tick(&dconsole).is_some_and(|(n, _)| n > n_back),
+        || bootkit::last_tick_in(&dconsole).is_some_and(|(n, _)| n > n_back),
     );
     assert_eq!(
-        last_tick(&dconsole).unwrap().1,
+        bootkit::last_tick_in(&dconsole).unwrap().1,
         boot_id,
         "still the same boot"
     );

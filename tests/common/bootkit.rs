@@ -85,6 +85,29 @@ impl LinuxKit {
         "console=ttyS0 panic=-1 quiet"
     }
 
+    /// A one-vCPU TCG `pc` guest named `name` with `memory_mib` MiB that boots this kit into
+    /// [`TICKING`]; `serial` is its `<serial>` element.
+    pub fn ticking_domain(&self, name: &str, memory_mib: u64, serial: &str) -> String {
+        format!(
+            "<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>{memory_mib}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    {}
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    {serial}
+    <memballoon model='none'/>
+  </devices>
+</domain>
+",
+            self.os_xml(TICKING)
+        )
+    }
+
     /// The `<os>` children that boot this kit directly and run `script` once up.
     pub fn os_xml(&self, script: &str) -> String {
         format!(
@@ -95,6 +118,23 @@ impl LinuxKit {
             run_cmdline(script)
         )
     }
+}
+
+/// A guest script that prints `tick-N-BOOTID` once a second: the count shows a guest running
+/// on, the boot id tells one restored or migrated from one booted again.
+pub const TICKING: &str = "id=$(cat /proc/sys/kernel/random/uuid); i=0; \
+                           while true; do i=$((i+1)); echo tick-$i-$id; sleep 1; done";
+
+/// The last tick [`TICKING`] printed in `text`: its count and boot id.
+pub fn last_tick(text: &str) -> Option<(u64, String)> {
+    let re = regex::Regex::new(r"tick-(\d+)-([0-9a-f-]{36})").unwrap();
+    let c = re.captures_iter(text).last()?;
+    Some((c[1].parse().ok()?, c[2].to_string()))
+}
+
+/// The last tick [`TICKING`] printed in console log `file`.
+pub fn last_tick_in(file: &Path) -> Option<(u64, String)> {
+    last_tick(&String::from_utf8_lossy(&std::fs::read(file).ok()?))
 }
 
 fn cache_root() -> PathBuf {

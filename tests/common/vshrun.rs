@@ -136,6 +136,15 @@ pub fn multiplier() -> u64 {
         .unwrap_or(1)
 }
 
+/// Wait until `f` holds, for at most `timeout`; a timeout fails the test naming `what`.
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits up to `secs` (times [`multiplier`]) for `file` (a guest's serial log) to contain
 /// `what`.
 pub fn wait_for(file: &Path, what: &str, secs: u64) -> bool {
