@@ -845,7 +845,6 @@ impl Server {
         r
     }
 
-    /// Whether QEMU is still there (a zombie is not).
     /// [`Server::exec`] passing `fd` along (`getfd`).
     pub(super) async fn exec_with_fd(
         &mut self,
@@ -859,6 +858,7 @@ impl Server {
         m.execute_with_fd(command, args, fd).await
     }
 
+    /// Whether QEMU is still there (a zombie is not).
     fn qemu_alive(&self) -> bool {
         self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
