@@ -225,6 +225,16 @@ fn migrate_between_two_roots() {
         qemu_pid(&dst_root).is_some(),
         "the destination QEMU listens"
     );
+    // The destination's side is libvirt's migration-in job: no statistics there, and not
+    // to be aborted but destroyed.
+    assert_eq!(
+        dst.fails(&["domjobinfo", NAME]),
+        "error: Operation not supported: migration statistics are available only on the source host\n"
+    );
+    assert_eq!(
+        dst.fails(&["domjobabort", NAME]),
+        "error: Requested operation is not valid: cannot abort incoming migration; use virDomainDestroy instead\n"
+    );
     assert_eq!(
         src.fails(&["migrate-postcopy", NAME]),
         "error: Requested operation is not valid: switching to post-copy requires migration to be started with VIR_MIGRATE_POSTCOPY flag\n"

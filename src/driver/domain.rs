@@ -283,6 +283,7 @@ pub(crate) fn guest_err(e: GuestError) -> DriverError {
             ErrorCode::Internal => DriverError::Internal(desc),
             ErrorCode::OperationTimeout => DriverError::Timeout(desc),
             ErrorCode::OperationAborted => DriverError::OperationAborted(desc),
+            ErrorCode::OperationUnsupported => DriverError::OperationUnsupported(desc),
             ErrorCode::System => DriverError::Guest(GuestError::HostRefused {
                 guest: String::new(),
                 msg: desc,

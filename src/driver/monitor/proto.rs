@@ -260,6 +260,7 @@ pub enum ErrorCode {
     Internal,
     OperationTimeout,
     OperationAborted,
+    OperationUnsupported,
     /// libvirt's VIR_ERR_SYSTEM_ERROR and others whose whole text the monitor wrote (a tap
     /// it could not make): shown as it is.
     System,
@@ -276,6 +277,7 @@ impl ErrorCode {
             ErrorCode::Internal => format!("internal error: {desc}"),
             ErrorCode::OperationTimeout => format!("Timed out during operation: {desc}"),
             ErrorCode::OperationAborted => format!("operation aborted: {desc}"),
+            ErrorCode::OperationUnsupported => format!("Operation not supported: {desc}"),
             ErrorCode::System => desc.to_string(),
         }
     }

@@ -52,6 +52,9 @@ pub(super) enum Operation {
     /// Loading a save image into a new QEMU (`restore`, a start from a managed save image,
     /// a fleet clone).
     Restore,
+    /// The destination's side of a live migration: a start that loads the stream of
+    /// another QEMU.
+    MigrationIn,
 }
 
 impl Operation {
@@ -62,6 +65,7 @@ impl Operation {
             Operation::MigrationOut => 5,
             Operation::Save => 2,
             Operation::Restore => 3,
+            Operation::MigrationIn => 4,
             Operation::Snapshot => 6,
             Operation::SnapshotRevert => 7,
             Operation::Dump => 8,
@@ -78,7 +82,14 @@ impl Operation {
             Operation::Backup => "remoteDispatchDomainBackupBegin",
             Operation::MigrationOut => "remoteDispatchDomainMigratePerform3Params",
             Operation::Restore => "remoteDispatchDomainRestoreFlags",
+            Operation::MigrationIn => "remoteDispatchDomainMigratePrepare3Params",
         }
+    }
+
+    /// Whether the job loads a guest's state into a QEMU that starts (the start waits for
+    /// it, and ends with it when it fails).
+    pub(super) fn loads(self) -> bool {
+        matches!(self, Operation::Restore | Operation::MigrationIn)
     }
 }
 
@@ -149,11 +160,7 @@ impl Running {
             next_poll: tokio::time::Instant::now(),
             // A restore of device state only (a fleet clone's) loads in a few milliseconds,
             // which a 250 ms poll would multiply: it starts at 1 ms, then doubles.
-            pause: if op == Operation::Restore {
-                RESTORE_POLL_FIRST
-            } else {
-                POLL
-            },
+            pause: if op.loads() { RESTORE_POLL_FIRST } else { POLL },
             last: Value::Null,
         }
     }
@@ -368,7 +375,7 @@ impl Server {
             && let Some(j) = self.jobs.current.as_mut()
         {
             j.next_poll = tokio::time::Instant::now() + j.pause;
-            if j.op == Operation::Restore {
+            if j.op.loads() {
                 j.pause = (j.pause * 2).min(RESTORE_POLL);
             }
         }
@@ -384,13 +391,14 @@ impl Server {
             Operation::Backup => "backup job",
             Operation::MigrationOut => "migration out job",
             Operation::Restore => "start job",
+            Operation::MigrationIn => "migration in job",
         };
         let v = match self.exec("query-migrate", None).await {
             Ok(v) => v,
             // QEMU exits when it cannot load a stream, or when `destroy` ends it: its exit,
             // once reaped, says so. It closes its monitor before it is gone, so a closed
             // connection is given a moment to turn into that exit.
-            Err(e) if op == Operation::Restore && self.qemu_going(&e).await => return None,
+            Err(e) if op.loads() && self.qemu_going(&e).await => return None,
             Err(e) => {
                 return Some(Err((
                     ErrorCode::OperationFailed,
@@ -403,7 +411,7 @@ impl Server {
         }
         match v["status"].as_str().unwrap_or("") {
             "completed" => Some(Ok(())),
-            "failed" if op == Operation::Restore => {
+            "failed" if op.loads() => {
                 let why = v["error-desc"].as_str().unwrap_or("migration failed");
                 Some(Err((
                     ErrorCode::OperationFailed,
@@ -517,6 +525,13 @@ impl Server {
                 value: json!({ "type": "none", "params": [] }),
             };
         };
+        if j.op == Operation::MigrationIn {
+            // libvirt: qemuDomainGetJobStatsInternal.
+            return Reply::Refused {
+                code: ErrorCode::OperationUnsupported,
+                desc: "migration statistics are available only on the source host".into(),
+            };
+        }
         let elapsed = j.started.elapsed().as_millis() as u64;
         let params = match &j.wait {
             Wait::Migration => migration_params(j.op.number(), elapsed, &j.last),
@@ -553,6 +568,17 @@ impl Server {
         }
         if self.jobs.backup().is_some() {
             return self.abort_backup().await;
+        }
+        if self
+            .jobs
+            .current
+            .as_ref()
+            .is_some_and(|j| j.op == Operation::MigrationIn)
+        {
+            return Reply::Refused {
+                code: ErrorCode::OperationInvalid,
+                desc: "cannot abort incoming migration; use virDomainDestroy instead".into(),
+            };
         }
         if self
             .jobs

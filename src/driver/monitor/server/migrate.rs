@@ -276,9 +276,10 @@ impl Server {
         self.exec("migrate-incoming", Some(json!({ "uri": uri })))
             .await
             .map_err(|e| format!("cannot listen for the incoming migration: {e}"))?;
-        // The start's job, as a restore's: the start is reported once the stream is in.
+        // The start's job, as a restore's (libvirt's migration-in job): the start is reported
+        // once the stream is in.
         self.begin_job(Running::new(
-            Operation::Restore,
+            Operation::MigrationIn,
             Wait::Migration,
             Then::Restore,
         ));
