@@ -10,16 +10,14 @@
 //! marked `<active>1</active>` (libvirt: qemuCheckpointWriteMetadata). The files are the only
 //! record, read afresh by every call, so checkpoints outlive `vsh` and the guest's monitor.
 
-use std::path::PathBuf;
-
 use serde_json::{Value, json};
 
 use super::DriverError;
-use super::config;
 use super::domain::Domain;
 use super::hotplug::qmp;
 use super::process::Guest;
 use super::snapshot::check_flags;
+use super::tree_store::{TreeNode, TreeStore};
 use crate::domain::checkpoint::{CheckpointDef, CheckpointFormat, ParseFlags, parse};
 use crate::domain::{DomainDef, FormatFlags};
 
@@ -62,146 +60,52 @@ fn no_checkpoint(name: &str) -> DriverError {
     DriverError::NoCheckpoint(format!("no domain checkpoint with matching name '{name}'"))
 }
 
-impl super::snapshot::store::TreeNode for CheckpointDef {
+impl TreeNode for CheckpointDef {
+    const KIND: &'static str = "checkpoint";
+
     fn node_name(&self) -> &str {
         &self.name
     }
     fn parent_name(&self) -> Option<&str> {
         self.parent.as_deref()
     }
-}
-
-/// The checkpoints of one domain as their files hold them.
-pub(crate) struct Store {
-    dir: PathBuf,
-    /// In name order.
-    pub(crate) chks: Vec<CheckpointDef>,
-}
-
-impl Store {
-    fn dir_of(conn: &super::Connect, dom: &str) -> PathBuf {
-        conn.dirs().lib.join("checkpoint").join(dom)
+    fn is_current(&self) -> bool {
+        self.current
     }
-
-    pub(crate) fn load(conn: &super::Connect, dom: &str) -> Result<Store, DriverError> {
-        let dir = Self::dir_of(conn, dom);
-        let mut store = Store {
-            dir: dir.clone(),
-            chks: Vec::new(),
-        };
-        let paths = config::xml_files(&dir)?;
+    fn with_current(&self, current: bool) -> Self {
+        CheckpointDef {
+            current,
+            ..self.clone()
+        }
+    }
+    fn with_parent(&self, parent: Option<String>) -> Self {
+        CheckpointDef {
+            parent,
+            ..self.clone()
+        }
+    }
+    fn parse_file(xml: &str) -> Option<Self> {
         let flags = ParseFlags {
             redefine: true,
             internal: true,
             now: 0,
         };
-        for p in paths {
-            // A file that does not parse is left alone and ignored, as libvirt does on load.
-            if let Some(Ok(d)) = config::read_small(&p)?.map(|x| parse(&x, flags))
-                && p.file_stem().is_some_and(|s| *s == *d.name)
-            {
-                store.chks.push(d);
-            }
-        }
-        Ok(store)
+        parse(xml, flags).ok()
     }
-
-    pub(crate) fn get(&self, name: &str) -> Result<&CheckpointDef, DriverError> {
-        self.chks
-            .iter()
-            .find(|c| c.name == name)
-            .ok_or_else(|| no_checkpoint(name))
-    }
-
-    fn exists(&self, name: &str) -> bool {
-        self.chks.iter().any(|c| c.name == name)
-    }
-
-    pub(crate) fn current(&self) -> Option<&CheckpointDef> {
-        self.chks.iter().find(|c| c.current)
-    }
-
-    fn children(&self, name: Option<&str>) -> Vec<&CheckpointDef> {
-        super::snapshot::store::children(&self.chks, name)
-    }
-
-    /// Every descendant of `name`, each after its parent.
-    fn descendants(&self, name: &str) -> Vec<&CheckpointDef> {
-        super::snapshot::store::descendants(&self.chks, name)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{name}.xml"))
-    }
-
-    fn write(&mut self, def: &CheckpointDef) -> Result<(), DriverError> {
-        config::make_dir(&self.dir)?;
-        let xml = def.to_xml(CheckpointFormat {
+    fn file_xml(&self) -> String {
+        self.to_xml(CheckpointFormat {
             secure: true,
             internal: true,
             ..Default::default()
-        });
-        config::write_atomic(&self.path(&def.name), xml.as_bytes())?;
-        match self.chks.iter_mut().find(|c| c.name == def.name) {
-            Some(c) => *c = def.clone(),
-            None => self.chks.push(def.clone()),
-        }
-        Ok(())
+        })
     }
-
-    /// Make `name` the current checkpoint (or none), rewriting the files whose marker
-    /// changes (libvirt: qemuCheckpointSetCurrent).
-    fn set_current(&mut self, name: Option<&str>) -> Result<(), DriverError> {
-        let changed: Vec<CheckpointDef> = self
-            .chks
-            .iter()
-            .filter(|c| c.current != (Some(c.name.as_str()) == name))
-            .map(|c| CheckpointDef {
-                current: !c.current,
-                ..c.clone()
-            })
-            .collect();
-        for c in &changed {
-            self.write(c)?;
-        }
-        Ok(())
-    }
-
-    /// Drop `name`'s file; its children move to its parent, which becomes current if it was
-    /// (libvirt: qemuCheckpointDiscard, qemuCheckpointReparentChildren).
-    fn remove(&mut self, name: &str) -> Result<(), DriverError> {
-        let def = self.get(name)?.clone();
-        let moved: Vec<CheckpointDef> = self
-            .children(Some(name))
-            .into_iter()
-            .map(|c| CheckpointDef {
-                parent: def.parent.clone(),
-                ..c.clone()
-            })
-            .collect();
-        for c in &moved {
-            self.write(c)?;
-        }
-        if def.current {
-            let parent = def.parent.as_deref().filter(|p| self.exists(p));
-            self.set_current(parent)?;
-        }
-        config::remove(&self.path(name))?;
-        self.chks.retain(|c| c.name != name);
-        Ok(())
-    }
-
-    pub(crate) fn remove_all(conn: &super::Connect, dom: &str) -> Result<(), DriverError> {
-        match std::fs::remove_dir_all(Self::dir_of(conn, dom)) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError::System {
-                msg: "Failed to remove checkpoint metadata".into(),
-                err: e,
-            }),
-        }
+    fn not_found(name: &str) -> DriverError {
+        no_checkpoint(name)
     }
 }
+
+/// The checkpoints of one domain as their files hold them (`LIB/checkpoint/DOMAIN/`).
+pub(crate) type Store = TreeStore<CheckpointDef>;
 
 /// One dirty bitmap of a block node (`query-named-block-nodes`).
 #[derive(Debug, Clone)]
@@ -511,7 +415,7 @@ fn filter<'a>(store: &Store, chks: Vec<&'a CheckpointDef>, flags: u32) -> Vec<&'
 /// Parents before their children, roots in name order.
 fn topological(store: &Store) -> Vec<&CheckpointDef> {
     let mut roots: Vec<&CheckpointDef> = store
-        .chks
+        .items
         .iter()
         .filter(|c| c.parent.as_deref().is_none_or(|p| !store.exists(p)))
         .collect();
@@ -748,7 +652,7 @@ impl<'c> Domain<'c> {
         let all: Vec<&CheckpointDef> = if flags & LIST_TOPOLOGICAL != 0 {
             topological(&store)
         } else {
-            store.chks.iter().collect()
+            store.items.iter().collect()
         };
         let all = if flags & LIST_ROOTS != 0 {
             all.into_iter().filter(|c| c.parent.is_none()).collect()
@@ -821,7 +725,7 @@ impl<'c> Domain<'c> {
         if active {
             return Ok(());
         }
-        let n = Store::load(self.connect(), self.name())?.chks.len();
+        let n = Store::load(self.connect(), self.name())?.items.len();
         if n == 0 {
             return Ok(());
         }

@@ -76,6 +76,7 @@ pub mod stats;
 pub mod status;
 pub mod storage;
 pub mod tap;
+mod tree_store;
 pub mod tuning;
 pub mod uri;
 

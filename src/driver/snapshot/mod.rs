@@ -183,7 +183,7 @@ fn filter<'a>(store: &Store, snaps: Vec<&'a SnapshotDef>, flags: u32) -> Vec<&'a
 fn topological(store: &Store) -> Vec<&SnapshotDef> {
     let mut out = Vec::new();
     let mut roots: Vec<&SnapshotDef> = store
-        .snaps
+        .items
         .iter()
         .filter(|s| s.parent.as_deref().is_none_or(|p| !store.exists(p)))
         .collect();
@@ -230,7 +230,7 @@ impl<'c> Domain<'c> {
         let all: Vec<&SnapshotDef> = if flags & LIST_TOPOLOGICAL != 0 {
             topological(&store)
         } else {
-            store.snaps.iter().collect()
+            store.items.iter().collect()
         };
         let all = if flags & LIST_ROOTS != 0 {
             all.into_iter().filter(|s| s.parent.is_none()).collect()
@@ -281,7 +281,7 @@ impl<'c> Domain<'c> {
             return Ok(());
         }
         let store = Store::load(self.connect(), self.name())?;
-        let n = store.snaps.len();
+        let n = store.items.len();
         if n == 0 {
             return Ok(());
         }
