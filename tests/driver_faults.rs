@@ -441,6 +441,24 @@ fn process_gone_mid_command_is_crashed() {
     f.finish();
 }
 
+/// QEMU hangs up its monitor as it exits, a moment before its process is gone: a command
+/// caught between the two is "not running", as if it came after, not a broken connection.
+#[test]
+fn hang_up_then_exit_is_not_running() {
+    let f = Fake::new(|accept, pid| {
+        let mut p = accept();
+        p.adopted();
+        p.expect("stop");
+        drop(p);
+        std::thread::sleep(Duration::from_millis(300));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    });
+    let e = f.op(suspend).unwrap_err();
+    assert_eq!(e, "Requested operation is not valid: domain is not running");
+    assert_eq!(f.state(), "shut off (crashed)");
+    f.finish();
+}
+
 /// pvpanic with a crash kernel loaded: QEMU lets the guest run its kdump and sends
 /// GUEST_CRASHLOADED. libvirt relays it as the Crashed Crashloaded event and applies no
 /// on_crash (here libvirt's default, destroy): the guest runs on.

@@ -54,6 +54,8 @@ const RECONNECT: Duration = Duration::from_secs(10);
 /// before it cleans up (a start waits as long for its QEMU's monitor).
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
+/// How long QEMU may take to be gone once it hung up its monitor.
+const EXIT_AFTER_HANGUP: Duration = Duration::from_secs(2);
 /// How long `destroy` and `on_poweroff=destroy` let QEMU handle SIGTERM (libvirt: 10 s).
 const KILL_GRACE: Duration = Duration::from_secs(10);
 
@@ -863,6 +865,26 @@ impl Server {
         self.exit.is_none() && is_same_live_process(self.status.pid, self.status.start_time)
     }
 
+    /// Whether QEMU is ending, once a command failed with `e`: it is gone or being ended,
+    /// or it hung up on us, which QEMU does as it exits, and is gone within
+    /// [`EXIT_AFTER_HANGUP`]. Without the wait, a guest that shuts down races our check.
+    fn qemu_gone_after(&self, e: &QmpError) -> bool {
+        if self.end_reason.is_some() || !self.qemu_alive() {
+            return true;
+        }
+        if !matches!(e, QmpError::Eof(_) | QmpError::Io(_)) {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + EXIT_AFTER_HANGUP;
+        while std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            if !self.qemu_alive() {
+                return true;
+            }
+        }
+        false
+    }
+
     /// libvirt's qemuProcessSetupLifecycleActions: a reboot the domain must not survive is
     /// turned into a shutdown by QEMU, and a panic pauses, so that we apply `on_crash`.
     async fn set_actions(&mut self) {
@@ -1441,8 +1463,8 @@ impl Server {
             }),
             e => Reply::Err(Failure {
                 class: None,
+                not_running: self.qemu_gone_after(&e),
                 desc: e.to_string(),
-                not_running: !self.qemu_alive(),
             }),
         }
     }

@@ -172,7 +172,7 @@ impl Server {
         for (k, step) in steps.iter().enumerate() {
             let c = &step.call;
             if let Err(e) = self.exec(&c.command, c.args.clone()).await {
-                if !self.qemu_alive() {
+                if self.qemu_gone_after(&e) {
                     return self.failure(e);
                 }
                 for done in steps[..k].iter().rev() {
@@ -213,7 +213,7 @@ impl Server {
                 .exec_with_fd("getfd", Some(json!({ "fdname": name })), fd)
                 .await
             {
-                return Err(if self.qemu_alive() {
+                return Err(if !self.qemu_gone_after(&e) {
                     refusal("getfd", &e)
                 } else {
                     self.failure(e)
@@ -243,7 +243,7 @@ impl Server {
         reply: oneshot::Sender<Reply>,
     ) {
         if let Err(e) = self.exec("device_del", Some(json!({ "id": alias }))).await {
-            let r = if self.qemu_alive() {
+            let r = if !self.qemu_gone_after(&e) {
                 refusal("device_del", &e)
             } else {
                 self.failure(e)

@@ -17,7 +17,6 @@ use tokio::sync::oneshot;
 
 use super::{Cmd, ErrorCode, Reply, Request, Server, log_line};
 use crate::driver::monitor::proto::SnapshotJob;
-use crate::qmp::QmpError;
 
 /// How often a running job's status is asked for when no event came: QEMU's `MIGRATION`
 /// and `JOB_STATUS_CHANGE` events wake the job at once (as libvirt waits for them), this
@@ -27,8 +26,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// The first and the longest pause between polls of a restore (see [`Running::new`]).
 const RESTORE_POLL_FIRST: Duration = Duration::from_millis(1);
 const RESTORE_POLL: Duration = Duration::from_millis(20);
-/// How long QEMU may take to exit after closing its monitor during a restore.
-const EXIT_AFTER_EOF: Duration = Duration::from_secs(2);
 
 /// How long a request waits for the running job (libvirt: QEMU_JOB_WAIT_TIME, 30 s).
 /// `DOMDRIVER_JOB_WAIT_MS` shortens it for tests of the refusal.
@@ -398,7 +395,7 @@ impl Server {
             // QEMU exits when it cannot load a stream, or when `destroy` ends it: its exit,
             // once reaped, says so. It closes its monitor before it is gone, so a closed
             // connection is given a moment to turn into that exit.
-            Err(e) if op.loads() && self.qemu_going(&e).await => return None,
+            Err(e) if op.loads() && self.qemu_gone_after(&e) => return None,
             Err(e) => {
                 return Some(Err((
                     ErrorCode::OperationFailed,
@@ -428,26 +425,6 @@ impl Server {
             ))),
             _ => None,
         }
-    }
-
-    /// Whether QEMU is ending, once `query-migrate` failed with `e` during a restore:
-    /// it is gone or being ended, or it closed its monitor and exits within
-    /// [`EXIT_AFTER_EOF`].
-    async fn qemu_going(&self, e: &QmpError) -> bool {
-        if self.end_reason.is_some() || !self.qemu_alive() {
-            return true;
-        }
-        if matches!(e, QmpError::Command { .. }) {
-            return false;
-        }
-        let deadline = tokio::time::Instant::now() + EXIT_AFTER_EOF;
-        while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            if !self.qemu_alive() {
-                return true;
-            }
-        }
-        false
     }
 
     async fn poll_qemu_job(
