@@ -28,6 +28,7 @@ pub mod jobs;
 pub mod launchsec;
 pub mod memdev;
 pub mod memtune;
+mod metadata;
 mod migrate;
 pub mod monitor;
 pub mod monitoring;

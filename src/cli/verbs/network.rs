@@ -8,13 +8,21 @@ use crate::cli::ctx::CmdCtx;
 use crate::cli::edit::{Reedit, ask_reedit, edit_text};
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
-use crate::driver::Connect;
+use crate::driver::metadata::{Affect, MetadataKind};
 use crate::driver::network::Network;
+use crate::driver::{Connect, DriverError};
 
 const NETWORK: OptDef =
     OptDef::data("network", "network name or uuid").complete(Completer::Network);
 const FILE: OptDef =
     OptDef::data("file", "file containing an XML network description").complete(Completer::File);
+
+/// `--live`/`--config`/`--current` of `net-desc` and `net-metadata`.
+const AFFECT: [OptDef; 3] = [
+    OptDef::flag("live", "modify/get running state"),
+    OptDef::flag("config", "modify/get persistent configuration"),
+    OptDef::flag("current", "modify/get current state configuration"),
+];
 
 const fn verb(
     name: &'static str,
@@ -51,6 +59,23 @@ pub const CMDS: &[CmdDef] = &[
         cmd_define,
     )
     .with_access(Access::Write("virNetworkDefineXML")),
+    verb(
+        "net-desc",
+        "show or set network's description or title",
+        "Allows setting or modifying the description or title of a network.",
+        &[
+            NETWORK,
+            AFFECT[0],
+            AFFECT[1],
+            AFFECT[2],
+            OptDef::flag("title", "modify/get the title instead of description"),
+            OptDef::flag("edit", "open an editor to modify the description"),
+            OptDef::argv("new-desc", "message"),
+        ],
+        cmd_desc,
+    )
+    .with_access(Access::Write("virNetworkSetMetadata"))
+    .with_json(true),
     verb(
         "net-destroy",
         "destroy (stop) a network",
@@ -113,6 +138,25 @@ pub const CMDS: &[CmdDef] = &[
         ],
         cmd_list,
     )
+    .with_json(true),
+    verb(
+        "net-metadata",
+        "show or set network's custom XML metadata",
+        "Shows or modifies the XML metadata of a network.",
+        &[
+            NETWORK,
+            OptDef::data("uri", "URI of the namespace"),
+            AFFECT[0],
+            AFFECT[1],
+            AFFECT[2],
+            OptDef::flag("edit", "use an editor to change the metadata"),
+            OptDef::string("key", "key to be used as a namespace identifier"),
+            OptDef::string("set", "new metadata to set"),
+            OptDef::flag("remove", "remove the metadata corresponding to an uri"),
+        ],
+        cmd_metadata,
+    )
+    .with_access(Access::Write("virNetworkSetMetadata"))
     .with_json(true),
     verb(
         "net-name",
@@ -243,6 +287,51 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .with_context(|| format!("Failed to define network from {file}"))?;
     ctx.println_extra(format!("Network {} defined from {file}", net.name()));
     Ok(())
+}
+
+impl super::metadata::Described for Network<'_> {
+    const NOUN: &'static str = "network";
+    fn object_name(&self) -> String {
+        self.name().to_string()
+    }
+    fn read_affect(aff: Affect) -> Affect {
+        aff
+    }
+    fn get(
+        &self,
+        kind: MetadataKind,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<String, DriverError> {
+        self.metadata(kind, uri, aff)
+    }
+    fn set(
+        &mut self,
+        kind: MetadataKind,
+        value: Option<&str>,
+        key: Option<&str>,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<(), DriverError> {
+        self.set_metadata(kind, value, key, uri, aff)
+    }
+}
+
+/// `vsh net-desc NETWORK [--title] [--live|--config|--current] [--edit] [NEW-DESC...]`
+/// (libvirt: cmdNetworkDesc).
+fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let mut net = lookup(ctx.conn()?, args)?;
+    super::metadata::desc(ctx, args, &mut net)
+}
+
+/// `vsh net-metadata NETWORK URI [--key KEY] [--set XML | --remove | --edit]
+/// [--live|--config|--current]` (libvirt: cmdNetworkMetadata).
+fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    args.exclusive("edit", "set")?;
+    args.exclusive("remove", "set")?;
+    args.exclusive("remove", "edit")?;
+    let mut net = lookup(ctx.conn()?, args)?;
+    super::metadata::metadata(ctx, args, &mut net)
 }
 
 /// `vsh net-destroy NETWORK` (libvirt: cmdNetworkDestroy).
