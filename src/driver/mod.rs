@@ -54,6 +54,7 @@ pub mod node_pages;
 pub mod node_suspend;
 pub mod numatune;
 pub mod nvram;
+pub mod object_events;
 pub mod perf;
 pub mod pinning;
 pub mod ports;

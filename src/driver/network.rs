@@ -369,7 +369,7 @@ fn exists_link(name: &str) -> bool {
 }
 
 /// The first of `dirs` holding an executable `prog`, else the usual sbin path (for the error).
-fn find_prog(prog: &str) -> PathBuf {
+pub(crate) fn find_prog(prog: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -381,7 +381,7 @@ fn find_prog(prog: &str) -> PathBuf {
 }
 
 /// Run `prog args`; a failure is worded as libvirt's virCommandRun words one.
-fn run(prog: &str, args: &[&str]) -> Result<String, DriverError> {
+pub(crate) fn run(prog: &str, args: &[&str]) -> Result<String, DriverError> {
     let path = find_prog(prog);
     let out = Command::new(&path)
         .args(args)
@@ -509,7 +509,7 @@ impl Connect {
         self.dirs.config.join("networks")
     }
 
-    fn networks_run_dir(&self) -> PathBuf {
+    pub(crate) fn networks_run_dir(&self) -> PathBuf {
         self.dirs.run.join("networks")
     }
 

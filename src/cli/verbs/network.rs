@@ -218,7 +218,12 @@ pub const CMDS: &[CmdDef] = &[
 
 /// virsh's network lookup: by UUID when the argument has a UUID's length, then by name
 /// (libvirt: virshCommandOptNetworkBy).
-fn lookup_by<'c>(conn: &'c Connect, arg: &str, uuid: bool, name: bool) -> Result<Network<'c>> {
+pub(super) fn lookup_by<'c>(
+    conn: &'c Connect,
+    arg: &str,
+    uuid: bool,
+    name: bool,
+) -> Result<Network<'c>> {
     let mut found = Err(anyhow::anyhow!("no network"));
     if uuid && arg.len() == 36 {
         found = conn
