@@ -397,3 +397,136 @@ fn storage_pool_sources_and_lxc() {
         "error: operation forbidden: read only access prevents virDomainLxcOpenNamespace\n"
     );
 }
+
+const PORT: &str = "<networkport>
+  <uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid>
+  <owner><name>memtest</name><uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>
+  <group>web1</group>
+  <mac address='52:54:00:7B:35:93'/>
+  <rxfilters trustGuest='yes'/>
+</networkport>";
+const PORT_UUID: &str = "5d744f21-ba4a-4d6e-bdb2-30a35ff3207d";
+
+#[test]
+fn ports_made_with_net_port_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = Vsh::new(dir.path().join("r"));
+    let _guard = NetGuard(&v);
+    assert!(
+        v.ok(&["net-port-create", "--help"])
+            .contains("net-port-create <network> <file> [--validate]")
+    );
+    let net = write(dir.path(), "n.xml", NET);
+    let port = write(dir.path(), "p.xml", PORT);
+    v.ok(&["net-define", &net]);
+    // An inactive network has no ports.
+    assert_eq!(
+        v.fails(&["net-port-create", "brnet", &port]),
+        format!(
+            "error: Failed to create network from {port}\nerror: Requested operation is not valid: network 'brnet' is not active\n"
+        )
+    );
+    assert_eq!(
+        v.fails(&["net-port-list", "brnet"]),
+        "error: Requested operation is not valid: network 'brnet' is not active\n"
+    );
+    v.ok(&["net-start", "brnet"]);
+    assert_eq!(v.ok(&["net-port-list", "brnet"]), " UUID\n-------\n\n");
+    assert_eq!(
+        v.ok(&["net-port-create", "brnet", &port]),
+        format!("Network port {PORT_UUID} created from {port}\n\n")
+    );
+    // The network plugs it: a `bridge` network's host bridge.
+    assert_eq!(
+        v.ok(&["net-port-dumpxml", "brnet", PORT_UUID]),
+        format!(
+            "<networkport>\n  <uuid>{PORT_UUID}</uuid>\n  <owner>\n    <name>memtest</name>\n    <uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid>\n  </owner>\n  <group>web1</group>\n  <mac address='52:54:00:7b:35:93'/>\n  <rxfilters trustGuest='yes'/>\n  <plug type='bridge' bridge='nosuchbr9'/>\n</networkport>\n\n"
+        )
+    );
+    assert_eq!(
+        v.ok(&["net-port-list", "brnet"]),
+        format!(" UUID\n---------------------------------------\n {PORT_UUID}\n\n")
+    );
+    assert_eq!(
+        v.ok(&["net-port-list", "brnet", "--json"]),
+        format!("[\n  \"{PORT_UUID}\"\n]\n")
+    );
+    let plugged = write(
+        dir.path(),
+        "plugged.xml",
+        &PORT.replace(
+            "</networkport>",
+            "<plug type='bridge' bridge='br0'/></networkport>",
+        ),
+    );
+    let nomac = write(
+        dir.path(),
+        "nomac.xml",
+        &PORT.replace("<mac address='52:54:00:7B:35:93'/>", ""),
+    );
+    for (args, msg) in [
+        (
+            vec!["net-port-create", "brnet", &port],
+            format!("error: Failed to create network from {port}\nerror: network port Network port with UUID {PORT_UUID} already exists exists already\n"),
+        ),
+        (
+            vec!["net-port-create", "brnet", &plugged],
+            format!("error: Failed to create network from {plugged}\nerror: invalid argument: Port reclaim not requested but plug type is not none\n"),
+        ),
+        (
+            vec!["net-port-create", "brnet", &nomac],
+            format!("error: Failed to create network from {nomac}\nerror: internal error: network port has no mac\n"),
+        ),
+        (
+            vec!["net-port-dumpxml", "brnet", "bogus"],
+            "error: failed to get network port 'bogus'\nerror: invalid argument: uuidstr in virNetworkPortLookupByUUIDString must be a valid UUID\n".into(),
+        ),
+        (
+            vec!["net-port-delete", "brnet", "00000000-0000-0000-0000-000000000001"],
+            "error: failed to get network port '00000000-0000-0000-0000-000000000001'\nerror: network port not found: Network port with UUID 00000000-0000-0000-0000-000000000001 does not exist\n".into(),
+        ),
+        (
+            vec!["net-port-list", "brnet", "--uuid", "--table"],
+            "error: Only one argument from --table and --uuid may be specified.\n".into(),
+        ),
+        (
+            vec!["-r", "net-port-delete", "brnet", PORT_UUID],
+            "error: operation forbidden: read only access prevents virNetworkPortDelete\n".into(),
+        ),
+    ] {
+        assert_eq!(v.fails(&args), msg, "{args:?}");
+    }
+    assert_eq!(
+        v.ok(&["net-port-delete", "brnet", PORT_UUID]),
+        format!("Network port {PORT_UUID} deleted\n\n")
+    );
+    assert_eq!(v.ok(&["net-port-list", "brnet", "--uuid"]), "\n");
+    // A stopped network keeps no ports.
+    v.ok(&["net-port-create", "brnet", &port]);
+    v.ok(&["net-destroy", "brnet"]);
+    v.ok(&["net-start", "brnet"]);
+    assert_eq!(v.ok(&["net-port-list", "brnet", "--uuid"]), "\n");
+}
+
+/// libvirt's network port documents survive a parse and a format unchanged (libvirt:
+/// tests/virnetworkportxml2xmltest.c), read from `LIBVIRT_TESTDATA` when it has them.
+#[test]
+fn libvirt_port_documents_round_trip() {
+    let Some(dir) = std::env::var_os("LIBVIRT_TESTDATA")
+        .map(|d| Path::new(&d).join("tests/virnetworkportxml2xmldata"))
+        .filter(|d| d.is_dir())
+    else {
+        eprintln!("skipped: no tests/virnetworkportxml2xmldata under LIBVIRT_TESTDATA");
+        return;
+    };
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let def = domdriver::network::port::PortDef::parse(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(def.to_xml(), text, "{}", p.display());
+        n += 1;
+    }
+    assert!(n > 0);
+}

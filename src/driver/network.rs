@@ -93,6 +93,15 @@ impl<'c> Network<'c> {
         &self.def().uuid
     }
 
+    pub(crate) fn connect(&self) -> &'c Connect {
+        self.conn
+    }
+
+    /// The live definition, while active.
+    pub(crate) fn live(&self) -> Option<&NetworkDef> {
+        self.live.as_ref()
+    }
+
     pub fn title(&self) -> Option<String> {
         self.def().title.clone()
     }
@@ -931,6 +940,7 @@ impl Connect {
                 let _ = std::fs::write(IP_FORWARD, "0\n");
             }
         }
+        self.delete_all_ports(name);
         for ext in ["conf", "pid", "state", "xml"] {
             let _ = std::fs::remove_file(self.run_file(name, ext)?);
         }

@@ -10,6 +10,7 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod port;
 pub mod update;
 
 use std::net::Ipv4Addr;
@@ -532,7 +533,7 @@ impl NetworkDef {
     }
 }
 
-fn strip_xml_prefix(m: &str) -> String {
+pub(crate) fn strip_xml_prefix(m: &str) -> String {
     m.strip_prefix("XML error: ").unwrap_or(m).to_string()
 }
 

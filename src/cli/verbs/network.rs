@@ -11,11 +11,14 @@ use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
 use crate::driver::metadata::{Affect, MetadataKind};
 use crate::driver::network::Network;
 use crate::driver::{Connect, DriverError};
+use crate::network::port::PortDef;
 
 const NETWORK: OptDef =
     OptDef::data("network", "network name or uuid").complete(Completer::Network);
 const FILE: OptDef =
     OptDef::data("file", "file containing an XML network description").complete(Completer::File);
+
+const PORT: OptDef = OptDef::data("port", "port UUID");
 
 /// `--live`/`--config`/`--current` of `net-desc` and `net-metadata`.
 const AFFECT: [OptDef; 3] = [
@@ -165,6 +168,51 @@ pub const CMDS: &[CmdDef] = &[
         &[OptDef::data("network", "network uuid").complete(Completer::Network)],
         cmd_name,
     ),
+    verb(
+        "net-port-create",
+        "create a network port from an XML file",
+        "Create a network port.",
+        &[
+            NETWORK,
+            OptDef::data("file", "file containing an XML network port description")
+                .complete(Completer::File),
+            OptDef::flag("validate", "validate the XML against the schema"),
+        ],
+        cmd_port_create,
+    )
+    .with_access(Access::Write("virNetworkPortCreateXML")),
+    verb(
+        "net-port-delete",
+        "delete the specified network port",
+        "Delete the specified network port.",
+        &[NETWORK, PORT],
+        cmd_port_delete,
+    )
+    .with_access(Access::Write("virNetworkPortDelete")),
+    verb(
+        "net-port-dumpxml",
+        "network port information in XML",
+        "Output the network port information as an XML dump to stdout.",
+        &[
+            NETWORK,
+            PORT,
+            OptDef::string("xpath", "xpath expression to filter the XML document"),
+            OptDef::flag("wrap", "wrap xpath results in an common root element"),
+        ],
+        cmd_port_dumpxml,
+    ),
+    verb(
+        "net-port-list",
+        "list network ports",
+        "Returns list of network ports.",
+        &[
+            NETWORK,
+            OptDef::flag("uuid", "list uuid's only"),
+            OptDef::flag("table", "list table (default)"),
+        ],
+        cmd_port_list,
+    )
+    .with_json(true),
     verb(
         "net-start",
         "start a (previously defined) inactive network",
@@ -337,6 +385,72 @@ fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     args.exclusive("remove", "edit")?;
     let mut net = lookup(ctx.conn()?, args)?;
     super::metadata::metadata(ctx, args, &mut net)
+}
+
+/// virsh's port lookup (libvirt: virshCommandOptNetworkPort): by UUID only.
+fn lookup_port(net: &Network<'_>, args: &ParsedArgs) -> Result<PortDef> {
+    let arg = args.required("port")?;
+    net.lookup_port_by_uuid_string(arg)
+        .with_context(|| format!("failed to get network port '{arg}'"))
+}
+
+/// `vsh net-port-create NETWORK FILE [--validate]` (libvirt: cmdNetworkPortCreate).
+fn cmd_port_create(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let file = args.required("file")?;
+    let xml = read_xml_file(file)?;
+    let port = (|| -> Result<PortDef> {
+        if args.flag("validate") {
+            crate::driver::schema::validate_xml_against(&xml, "networkport.rng")?;
+        }
+        Ok(net.create_port_xml(&xml, false)?)
+    })()
+    // virsh's words, "network" and all (libvirt: cmdNetworkPortCreate).
+    .with_context(|| format!("Failed to create network from {file}"))?;
+    ctx.println_extra(format!("Network port {} created from {file}", port.uuid));
+    Ok(())
+}
+
+/// `vsh net-port-delete NETWORK PORT` (libvirt: cmdNetworkPortDelete).
+fn cmd_port_delete(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let port = lookup_port(&net, args)?;
+    net.delete_port(&port.uuid)
+        .with_context(|| format!("Failed to delete network port {}", port.uuid))?;
+    ctx.println_extra(format!("Network port {} deleted", port.uuid));
+    Ok(())
+}
+
+/// `vsh net-port-dumpxml NETWORK PORT [--xpath EXPR [--wrap]]` (libvirt:
+/// cmdNetworkPortDumpXML).
+fn cmd_port_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let xml = lookup_port(&net, args)?.to_xml();
+    match args.string("xpath") {
+        Some(expr) => ctx.print(super::xpath::render(&xml, expr, args.flag("wrap"))?),
+        None => ctx.print(xml),
+    }
+    Ok(())
+}
+
+/// `vsh net-port-list NETWORK [--uuid | --table]` (libvirt: cmdNetworkPortList): the
+/// ports' UUIDs, sorted.
+fn cmd_port_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    if args.flag("table") && args.flag("uuid") {
+        bail!("Only one argument from --table and --uuid may be specified.");
+    }
+    let net = lookup(ctx.conn()?, args)?;
+    let uuids: Vec<String> = net.list_all_ports()?.into_iter().map(|p| p.uuid).collect();
+    let only_uuid = args.flag("uuid");
+    ctx.emit(&uuids, |u| {
+        if only_uuid {
+            u.iter().map(|x| format!("{x}\n")).collect()
+        } else {
+            let rows: Vec<Vec<String>> = u.iter().map(|x| vec![x.clone()]).collect();
+            render_table(&["UUID"], &rows)
+        }
+    });
+    Ok(())
 }
 
 /// `vsh net-destroy NETWORK` (libvirt: cmdNetworkDestroy).
