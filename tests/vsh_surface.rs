@@ -690,7 +690,7 @@ fn closed_stdout_for_every_verb() {
             }
             // A type without discovery: nothing is run on the host.
             "find-storage-pool-sources" | "find-storage-pool-sources-as" => vec!["dir"],
-            "lxc-enter-namespace" => vec!["vm1", "--", "/bin/true"],
+            "lxc-enter-namespace" => vec!["vm1", "/bin/true"],
             "net-update" => vec![
                 "nosuch",
                 "add",
