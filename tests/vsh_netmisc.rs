@@ -238,6 +238,17 @@ fn network_and_pool_events() {
     }
     let f = write(dir.path(), "n.xml", NET);
     v.ok(&["net-define", &f]);
+    // Changes of the config that are not definitions: no event (libvirt sends none).
+    v.ok(&["net-desc", "brnet", "words"]);
+    v.ok(&[
+        "net-metadata",
+        "brnet",
+        "http://x/",
+        "--key",
+        "k",
+        "--set",
+        "<a/>",
+    ]);
     v.ok(&["net-start", "brnet"]);
     v.ok(&["net-destroy", "brnet"]);
     v.ok(&["net-undefine", "brnet"]);

@@ -258,7 +258,7 @@ impl<'c> Network<'c> {
         if let Some(c) = new_config {
             let dir = self.conn.networks_config_dir();
             let _lock = ConfigLock::acquire(&dir)?;
-            config::write_atomic(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
             self.config = Some(c);
         }
         Ok((live, config))
@@ -343,7 +343,7 @@ impl<'c> Network<'c> {
         if let Some(c) = new_config {
             let dir = self.conn.networks_config_dir();
             let _lock = ConfigLock::acquire(&dir)?;
-            config::write_atomic(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
             self.config = Some(c);
         }
         Ok(())

@@ -9,11 +9,11 @@
 //!   `Stopped`; appearing again while active is a pool's refresh (a pool's state file is
 //!   rewritten only by a start and a refresh).
 //!
-//! What the files cannot tell apart: a network's config rewritten by `net-update --config`
-//! or `net-metadata --config` reads as `Defined` (libvirt sends nothing for the first, and a
-//! metadata-change event, which virsh 9.0 does not know, for the second); and a pool's
-//! `Created`/`Deleted` (pool-build, pool-delete) change the pool's target, not the store, so
-//! they are not seen.
+//! A network's config rewritten by `net-update --config` or `net-metadata --config` is not a
+//! definition (libvirt sends no lifecycle event for either): such a write renames a temp
+//! file of its own prefix ([`config::CHANGE`]) into place, and the rename's two halves share
+//! a cookie, so its arrival is skipped. What the files cannot show: a pool's
+//! `Created`/`Deleted` (pool-build, pool-delete) change the pool's target, not the store.
 
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::AsFd;
@@ -75,6 +75,8 @@ pub struct ObjectEvents {
     refreshes: bool,
     /// The names active now, as the run dir has told.
     active: HashSet<String>,
+    /// Rename cookies of config changes that are not definitions, until their arrival.
+    changes: HashSet<u32>,
     pending: VecDeque<ObjectEvent>,
 }
 
@@ -116,6 +118,7 @@ impl ObjectEvents {
             run_wd,
             refreshes,
             active,
+            changes: HashSet::new(),
             pending: VecDeque::new(),
         })
     }
@@ -126,7 +129,19 @@ impl ObjectEvents {
         wd: WatchDescriptor,
         name: &str,
         mask: AddWatchFlags,
+        cookie: u32,
     ) -> Option<ObjectEvent> {
+        if wd == self.config_wd {
+            if mask.contains(AddWatchFlags::IN_MOVED_FROM)
+                && name.starts_with(&format!(".{}-", config::CHANGE))
+            {
+                self.changes.insert(cookie);
+                return None;
+            }
+            if mask.contains(AddWatchFlags::IN_MOVED_TO) && self.changes.remove(&cookie) {
+                return None;
+            }
+        }
         let obj = name.strip_suffix(".xml")?;
         if obj.starts_with('.') {
             return None;
@@ -188,7 +203,7 @@ impl ObjectEvents {
                     let Some(name) = ev.name.as_ref().and_then(|n| n.to_str()) else {
                         continue;
                     };
-                    if let Some(e) = self.event_of(ev.wd, name, ev.mask) {
+                    if let Some(e) = self.event_of(ev.wd, name, ev.mask, ev.cookie) {
                         self.pending.push_back(e);
                     }
                 }
