@@ -428,6 +428,7 @@ fn cmd_ttyconsole(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 impl super::metadata::Described for Domain<'_> {
     const NOUN: &'static str = "domain";
+    const READ_BEFORE_SET: bool = false;
     fn object_name(&self) -> String {
         self.name().to_string()
     }

@@ -17,6 +17,10 @@ pub trait Described {
     /// What a read with both `--live` and `--config` reads: the domain verbs read the config
     /// (virsh's rule for them); the network API refuses both, and virsh passes them on.
     fn read_affect(aff: Affect) -> Affect;
+    /// Whether virsh's read of the current text before a set can fail on its own: the
+    /// network's reads the definition the flags name (virNetworkGetMetadata), the domain's
+    /// its XML, which is always there.
+    const READ_BEFORE_SET: bool;
     fn get(
         &self,
         kind: MetadataKind,
@@ -72,8 +76,9 @@ pub fn desc<T: Described>(ctx: &CmdCtx, args: &ParsedArgs, obj: &mut T) -> Resul
         let mut text = if words.is_empty() {
             current(obj)?
         } else {
-            // virsh reads the current one first, and fails if it cannot.
-            current(obj)?;
+            if T::READ_BEFORE_SET {
+                current(obj)?;
+            }
             words.join(" ")
         };
         if args.flag("edit") {

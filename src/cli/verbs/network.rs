@@ -344,6 +344,7 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 
 impl super::metadata::Described for Network<'_> {
     const NOUN: &'static str = "network";
+    const READ_BEFORE_SET: bool = true;
     fn object_name(&self) -> String {
         self.name().to_string()
     }
