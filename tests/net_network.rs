@@ -187,6 +187,30 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
         assert!(live.contains("<target dev='vnet0'/>"), "{live}");
         let (_, vnet0) = ns.exec("ip", &["-o", "link", "show", "vnet0"]);
         assert!(vnet0.contains("master virbr0"), "{vnet0}");
+        // The interface's port on the network, by the port id of its live XML.
+        let portid = live
+            .split("portid='")
+            .nth(1)
+            .and_then(|r| r.split('\'').next())
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            vsh.ok(&["net-port-list", "testnet", "--uuid"]),
+            format!("{portid}\n\n")
+        );
+        let port = vsh.ok(&["net-port-dumpxml", "testnet", &portid]);
+        assert!(
+            port.contains("<name>netvm</name>")
+                && port.contains(&format!("<mac address='{MAC}'/>"))
+                && port.contains("<plug type='network' bridge='virbr0'/>"),
+            "{port}"
+        );
+        assert_eq!(
+            vsh.fails(&["net-port-delete", "testnet", &portid]),
+            format!(
+                "error: Failed to delete network port {portid}\nerror: Requested operation is not valid: network port {portid} is the port of running domain 'netvm'; detach its interface instead\n"
+            )
+        );
 
         // The static host entry gives the guest its address; the bridge answers it.
         assert!(
@@ -238,7 +262,15 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
         ]);
         let (_, vnet1) = ns.exec("ip", &["-o", "link", "show", "vnet1"]);
         assert!(vnet1.contains("master hostbr"), "{vnet1}");
+        let hport = vsh.ok(&["net-port-list", "hostbr", "--uuid"]);
+        let hport = hport.trim();
+        assert!(
+            vsh.ok(&["net-port-dumpxml", "hostbr", hport])
+                .contains("<plug type='bridge' bridge='hostbr'/>")
+        );
         vsh.ok(&["destroy", "netvm"]);
+        // A stopped guest holds no port.
+        assert_eq!(vsh.ok(&["net-port-list", "testnet", "--uuid"]), "\n");
         vsh.ok(&["net-destroy", "hostbr"]);
         assert!(
             ns.exec("ip", &["link", "show", "hostbr"]).0,
@@ -293,6 +325,15 @@ fn nat_network_gives_a_guest_a_lease_and_leaves_nothing_behind() {
         .unwrap()
         .trim()
         .to_string();
+
+    // A port made by net-port-create; net-destroy removes it with the run files.
+    let port = file(
+        "port.xml",
+        "<networkport><uuid>5d744f21-ba4a-4d6e-bdb2-30a35ff3207d</uuid><owner><name>x</name>\
+         <uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid></owner>\
+         <mac address='52:54:00:7b:35:93'/></networkport>",
+    );
+    vsh.ok(&["net-port-create", "testnet", &port]);
 
     // net-destroy: no bridge, no rules, no private chains, no dnsmasq, no run files.
     assert_eq!(

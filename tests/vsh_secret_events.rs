@@ -2,83 +2,15 @@
 //! them, while other `vsh` runs define, change and undefine secrets. Every `vsh` started in
 //! the background is killed on drop.
 
+#[path = "common/eventbg.rs"]
+mod eventbg;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
+use eventbg::Bg;
 use vshrun::Vsh;
 
 const S: &str = "6e9b4d3f-4a1c-4b7f-8e52-1d3c8f0a2b21";
-const T: Duration = Duration::from_secs(60);
-
-struct Bg {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Bg {
-    fn spawn(v: &Vsh, args: &[&str]) -> Bg {
-        let mut child = v
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
-        Bg { child, lines }
-    }
-
-    /// Wait until its inotify watch exists.
-    fn watching(&self) {
-        let fd_dir = format!("/proc/{}/fd", self.child.id());
-        let end = Instant::now() + T;
-        while Instant::now() < end {
-            if std::fs::read_dir(&fd_dir).is_ok_and(|rd| {
-                rd.flatten().any(|e| {
-                    std::fs::read_link(e.path())
-                        .is_ok_and(|l| l.to_string_lossy().contains("inotify"))
-                })
-            }) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("vsh {} did not watch", self.child.id());
-    }
-
-    fn line(&self) -> String {
-        self.lines.recv_timeout(T).expect("a line")
-    }
-
-    fn finish(mut self) -> (bool, Vec<String>) {
-        let st = self.child.wait().unwrap();
-        let mut rest = Vec::new();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            rest.push(l);
-        }
-        (st.success(), rest)
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn secret_events_of_the_store() {

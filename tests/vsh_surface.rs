@@ -680,6 +680,17 @@ fn closed_stdout_for_every_verb() {
             | "net-info" | "net-start" | "net-undefine" | "net-uuid" | "net-name" => {
                 vec!["nosuch"]
             }
+            "net-desc" => vec!["nosuch", "new words"],
+            "net-metadata" => vec!["nosuch", "http://example.org/"],
+            "net-event" | "pool-event" => vec!["--list"],
+            "net-port-list" => vec!["nosuch"],
+            "net-port-create" => vec!["nosuch", "/nowhere-port.xml"],
+            "net-port-dumpxml" | "net-port-delete" => {
+                vec!["nosuch", "5d744f21-ba4a-4d6e-bdb2-30a35ff3207d"]
+            }
+            // A type without discovery: nothing is run on the host.
+            "find-storage-pool-sources" | "find-storage-pool-sources-as" => vec!["dir"],
+            "lxc-enter-namespace" => vec!["vm1", "/bin/true"],
             "net-update" => vec![
                 "nosuch",
                 "add",
@@ -872,7 +883,12 @@ fn closed_stdout_for_every_verb() {
                         | "net-define" | "net-create" | "net-autostart" | "net-destroy"
                         | "net-dhcp-leases" | "net-dumpxml" | "net-edit" | "net-info"
                         | "net-start" | "net-undefine" | "net-uuid" | "net-name"
-                        | "net-update"
+                        | "net-update" | "net-desc" | "net-metadata" | "net-port-list"
+                        | "net-port-create" | "net-port-dumpxml" | "net-port-delete"
+                        // Refused: a type without discovery, and an API only the LXC
+                        // driver has (tests/vsh_netmisc.rs).
+                        | "find-storage-pool-sources" | "find-storage-pool-sources-as"
+                        | "lxc-enter-namespace"
                         // Would start an editor (tests/vsh_storage.rs has its help).
                         | "pool-edit"
                         // APIs libvirt's QEMU driver dropped: always refused

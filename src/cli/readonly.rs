@@ -56,8 +56,8 @@ const FAILURE_LINES: &[(&str, &str)] = &[
 pub fn changes(p: &ParsedArgs) -> bool {
     let flag = |n| has(p, n) && p.flag(n);
     match p.cmd.name {
-        "desc" => !p.all("new-desc").is_empty() || flag("edit"),
-        "metadata" => p.string("set").is_some() || flag("remove") || flag("edit"),
+        "desc" | "net-desc" => !p.all("new-desc").is_empty() || flag("edit"),
+        "metadata" | "net-metadata" => p.string("set").is_some() || flag("remove") || flag("edit"),
         "snapshot-current" => p.string("snapshotname").is_some(),
         "node-memory-tune" => [
             "shm-pages-to-scan",
@@ -97,6 +97,9 @@ pub fn refusal(ctx: &mut CmdCtx, p: &ParsedArgs, api: &str) -> anyhow::Error {
         // libvirt: cmdDesc
         "desc" if p.flag("title") => "Failed to set new domain title",
         "desc" => "Failed to set new domain description",
+        // libvirt: cmdNetworkDesc
+        "net-desc" if p.flag("title") => "Failed to set new network title",
+        "net-desc" => "Failed to set new network description",
         verb => match FAILURE_LINES.iter().find(|(v, _)| *v == verb) {
             Some((_, line)) => line,
             None => return reason,

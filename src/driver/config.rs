@@ -133,7 +133,7 @@ impl Drop for TempFile {
 /// Create a new 0600 file in `dir` under a name nobody else uses. Our own rather than the
 /// tempfile crate's, whose errors carry their path in a way that hides errno, which libvirt's
 /// messages show.
-fn temp_in(dir: &Path) -> Result<TempFile, DriverError> {
+fn temp_in(dir: &Path, prefix: &str) -> Result<TempFile, DriverError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static SEQ: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -142,7 +142,7 @@ fn temp_in(dir: &Path) -> Result<TempFile, DriverError> {
         .subsec_nanos();
     for _ in 0..100 {
         let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!(".define-{}-{seq}-{nanos}", std::process::id()));
+        let path = dir.join(format!(".{prefix}-{}-{seq}-{nanos}", std::process::id()));
         // O_EXCL (create_new) and O_NOFOLLOW: never write through a planted file or link.
         match OpenOptions::new()
             .write(true)
@@ -177,19 +177,31 @@ fn temp_in(dir: &Path) -> Result<TempFile, DriverError> {
 /// a temp file in the same directory (0600, O_EXCL), fsync, rename over `path`, fsync of the
 /// directory. On any failure the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), DriverError> {
-    replace(path, data, true)
+    replace(path, data, true, DEFINE)
+}
+
+/// The temp file prefix of a write that (re)defines an object, and of one that only changes
+/// part of an existing definition (`net-update --config`, `net-metadata --config`): the
+/// rename's source name tells event watchers which it was (see
+/// [`super::object_events`]), as libvirt sends a `Defined` event for the first only.
+const DEFINE: &str = "define";
+pub const CHANGE: &str = "change";
+
+/// [`write_atomic`] of a definition changed in part, not redefined (see [`CHANGE`]).
+pub fn write_atomic_change(path: &Path, data: &[u8]) -> Result<(), DriverError> {
+    replace(path, data, true, CHANGE)
 }
 
 /// [`write_atomic`] without the fsyncs, for runtime notes in the run dir: readers still see
 /// the old file or the new one, but the run dir does not outlive the host (libvirt keeps it
 /// on tmpfs), so making it durable would only cost each start and stop a few disk flushes.
 fn replace_runtime(path: &Path, data: &[u8]) -> Result<(), DriverError> {
-    replace(path, data, false)
+    replace(path, data, false, DEFINE)
 }
 
-fn replace(path: &Path, data: &[u8], durable: bool) -> Result<(), DriverError> {
+fn replace(path: &Path, data: &[u8], durable: bool, prefix: &str) -> Result<(), DriverError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = temp_in(dir)?;
+    let mut tmp = temp_in(dir, prefix)?;
     let werr = |e| system(format!("cannot write file '{}'", path.display()), e);
     tmp.file.write_all(data).map_err(werr)?;
     if durable {

@@ -1,5 +1,8 @@
-//! A domain's title, description and `<metadata>` elements (`virDomainGetMetadata`,
-//! `virDomainSetMetadata`), on its live definition or its persistent config.
+//! A domain's or a network's title, description and `<metadata>` elements
+//! (`virDomainGetMetadata`, `virDomainSetMetadata`, `virNetworkGetMetadata`,
+//! `virNetworkSetMetadata`), on its live definition or its persistent config. The rules on
+//! one definition are shared ([`HasMetadata`]); which definitions a call reaches is each
+//! object's.
 
 use serde::Serialize;
 
@@ -54,21 +57,81 @@ fn format_children(children: &[XmlNode]) -> String {
     s
 }
 
+/// A definition with a title, a description and a `<metadata>` element.
+pub trait HasMetadata {
+    /// "Domain" or "Network": the object in libvirt's API names and messages.
+    const OBJECT: &'static str;
+    fn title(&self) -> Option<&str>;
+    fn description(&self) -> Option<&str>;
+    /// The children of `<metadata>`, as the model keeps them.
+    fn metadata(&self) -> Option<&str>;
+    fn set_title(&mut self, v: Option<String>);
+    fn set_description(&mut self, v: Option<String>);
+    fn set_metadata(&mut self, v: Option<String>);
+}
+
+impl HasMetadata for DomainDef {
+    const OBJECT: &'static str = "Domain";
+    fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+    fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref()
+    }
+    fn set_title(&mut self, v: Option<String>) {
+        self.title = v;
+    }
+    fn set_description(&mut self, v: Option<String>) {
+        self.description = v;
+    }
+    fn set_metadata(&mut self, v: Option<String>) {
+        self.metadata = v;
+    }
+}
+
+impl HasMetadata for crate::network::NetworkDef {
+    const OBJECT: &'static str = "Network";
+    fn title(&self) -> Option<&str> {
+        self.title.as_deref()
+    }
+    fn description(&self) -> Option<&str> {
+        self.description.as_deref()
+    }
+    fn metadata(&self) -> Option<&str> {
+        self.metadata.as_deref()
+    }
+    fn set_title(&mut self, v: Option<String>) {
+        self.title = v;
+    }
+    fn set_description(&mut self, v: Option<String>) {
+        self.description = v;
+    }
+    fn set_metadata(&mut self, v: Option<String>) {
+        self.metadata = v;
+    }
+}
+
 /// `def`'s metadata of `kind` (`uri` names an element's namespace).
-// libvirt: virDomainDefGetMetadata
-pub fn get_metadata(
-    def: &DomainDef,
+// libvirt: virDomainDefGetMetadata, virNetworkObjGetMetadata
+pub fn get_metadata<D: HasMetadata>(
+    def: &D,
     kind: MetadataKind,
     uri: Option<&str>,
 ) -> Result<String, DriverError> {
     match kind {
-        MetadataKind::Description => def.description.clone().ok_or_else(no_metadata),
-        MetadataKind::Title => def.title.clone().ok_or_else(no_metadata),
+        MetadataKind::Description => def.description().map(String::from).ok_or_else(no_metadata),
+        MetadataKind::Title => def.title().map(String::from).ok_or_else(no_metadata),
         MetadataKind::Element => {
             let uri = uri.ok_or_else(|| {
-                DriverError::InvalidArg("uri in virDomainGetMetadata must not be NULL".into())
+                DriverError::InvalidArg(format!(
+                    "uri in vir{}GetMetadata must not be NULL",
+                    D::OBJECT
+                ))
             })?;
-            let children = metadata_children(def.metadata.as_deref().unwrap_or(""))?;
+            let children = metadata_children(def.metadata().unwrap_or(""))?;
             let n = children
                 .iter()
                 .find(|c| namespace_of(c) == Some(uri))
@@ -82,9 +145,9 @@ pub fn get_metadata(
 
 /// Set (or with `None` remove) `def`'s metadata of `kind`. An element gets namespace `uri`
 /// under prefix `key` and replaces the element of that namespace.
-// libvirt: virDomainDefSetMetadata
-pub fn set_metadata(
-    def: &mut DomainDef,
+// libvirt: virDomainDefSetMetadata, virNetworkDefSetMetadata
+pub fn set_metadata<D: HasMetadata>(
+    def: &mut D,
     kind: MetadataKind,
     value: Option<&str>,
     key: Option<&str>,
@@ -92,24 +155,27 @@ pub fn set_metadata(
 ) -> Result<(), DriverError> {
     let value = value.filter(|v| !v.is_empty());
     match kind {
-        MetadataKind::Description => def.description = value.map(String::from),
+        MetadataKind::Description => def.set_description(value.map(String::from)),
         MetadataKind::Title => {
+            // libvirt's network driver takes one and then cannot read its own config back
+            // (its parser refuses it, as ours does): refused here, as for domains.
             if value.is_some_and(|v| v.contains('\n')) {
-                return Err(DriverError::InvalidArg(
-                    "Domain title can't contain newlines".into(),
-                ));
+                return Err(DriverError::InvalidArg(format!(
+                    "{} title can't contain newlines",
+                    D::OBJECT
+                )));
             }
-            def.title = value.map(String::from);
+            def.set_title(value.map(String::from));
         }
         MetadataKind::Element => {
-            let uri = uri.ok_or_else(|| {
-                DriverError::InvalidArg("uri in virDomainSetMetadata must not be NULL".into())
-            })?;
-            let mut children = metadata_children(def.metadata.as_deref().unwrap_or(""))?;
+            let api = format!("vir{}SetMetadata", D::OBJECT);
+            let uri = uri
+                .ok_or_else(|| DriverError::InvalidArg(format!("uri in {api} must not be NULL")))?;
+            let mut children = metadata_children(def.metadata().unwrap_or(""))?;
             children.retain(|c| namespace_of(c) != Some(uri));
             if let Some(v) = value {
                 let key = key.ok_or_else(|| {
-                    DriverError::InvalidArg("key in virDomainSetMetadata must not be NULL".into())
+                    DriverError::InvalidArg(format!("key in {api} must not be NULL"))
                 })?;
                 let mut n = parse_document(v).map_err(|_| {
                     DriverError::InvalidArg("metadata is not a valid XML document".into())
@@ -121,11 +187,11 @@ pub fn set_metadata(
                 n.attrs.insert(0, (format!("xmlns:{key}"), uri.to_string()));
                 children.push(n);
             }
-            def.metadata = if children.is_empty() {
+            def.set_metadata(if children.is_empty() {
                 None
             } else {
                 Some(format_children(&children))
-            };
+            });
         }
     }
     Ok(())

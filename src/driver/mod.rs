@@ -47,6 +47,7 @@ pub mod metadata;
 pub mod migrate;
 pub mod monitor;
 pub mod network;
+pub mod network_port;
 pub mod node;
 pub mod node_cells;
 pub mod node_memory;
@@ -54,6 +55,7 @@ pub mod node_pages;
 pub mod node_suspend;
 pub mod numatune;
 pub mod nvram;
+pub mod object_events;
 pub mod perf;
 pub mod pinning;
 pub mod ports;
@@ -193,6 +195,12 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),
+    /// libvirt's VIR_ERR_NO_NETWORK_PORT.
+    #[error("network port not found: {0}")]
+    NoNetworkPort(String),
+    /// libvirt's VIR_ERR_NETWORK_PORT_EXIST.
+    #[error("network port {0} exists already")]
+    NetworkPortExist(String),
     /// libvirt's VIR_ERR_NO_STORAGE_POOL.
     #[error("Storage pool not found: {0}")]
     NoStoragePool(String),

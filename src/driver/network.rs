@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::config::{self, ConfigLock, config_path};
+use super::metadata::{Affect, MetadataKind, get_metadata, set_metadata};
 use super::{Connect, DriverError};
 use crate::network::dnsmasq::{self, DnsmasqPaths, Lease};
 use crate::network::firewall::{self, Rule};
@@ -90,6 +91,15 @@ impl<'c> Network<'c> {
 
     pub fn uuid_string(&self) -> &str {
         &self.def().uuid
+    }
+
+    pub(crate) fn connect(&self) -> &'c Connect {
+        self.conn
+    }
+
+    /// The live definition, while active.
+    pub(crate) fn live(&self) -> Option<&NetworkDef> {
+        self.live.as_ref()
     }
 
     pub fn title(&self) -> Option<String> {
@@ -248,10 +258,95 @@ impl<'c> Network<'c> {
         if let Some(c) = new_config {
             let dir = self.conn.networks_config_dir();
             let _lock = ConfigLock::acquire(&dir)?;
-            config::write_atomic(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
             self.config = Some(c);
         }
         Ok((live, config))
+    }
+
+    /// Which definitions a metadata call reaches (libvirt: virNetworkObjGetDefs and
+    /// virNetworkObjConfigChangeSetup): neither flag means the current one; (live, config).
+    fn metadata_defs(&self, affect: Affect) -> Result<(bool, bool), DriverError> {
+        let (live, config) = match (affect.live, affect.config) {
+            (false, false) => (self.is_active(), !self.is_active()),
+            f => f,
+        };
+        if live && !self.is_active() {
+            return Err(DriverError::OperationInvalid(
+                "network is not running".into(),
+            ));
+        }
+        if config && !self.is_persistent() {
+            return Err(DriverError::OperationInvalid(
+                "cannot change persistent config of a transient network".into(),
+            ));
+        }
+        Ok((live, config))
+    }
+
+    /// `virNetworkGetMetadata`: from the live definition or the config (one of them).
+    // libvirt: networkGetMetadata, virNetworkObjGetMetadata
+    pub fn metadata(
+        &self,
+        kind: MetadataKind,
+        uri: Option<&str>,
+        affect: Affect,
+    ) -> Result<String, DriverError> {
+        if affect.live && affect.config {
+            return Err(DriverError::InvalidArg(
+                "Flags 'VIR_NETWORK_UPDATE_AFFECT_LIVE' and 'VIR_NETWORK_UPDATE_AFFECT_CONFIG' are mutually exclusive".into(),
+            ));
+        }
+        let (_, config) = self.metadata_defs(affect)?;
+        let def = if config {
+            self.config.as_ref()
+        } else {
+            self.live.as_ref()
+        };
+        get_metadata(def.unwrap_or(self.def()), kind, uri)
+    }
+
+    /// `virNetworkSetMetadata`: change the live definition, the config, or both; neither
+    /// flag means the current one. Both are changed in memory before either is written, so
+    /// a refused value changes nothing.
+    // libvirt: networkSetMetadata, virNetworkObjSetMetadata
+    pub fn set_metadata(
+        &mut self,
+        kind: MetadataKind,
+        value: Option<&str>,
+        key: Option<&str>,
+        uri: Option<&str>,
+        affect: Affect,
+    ) -> Result<(), DriverError> {
+        let (live, config) = self.metadata_defs(affect)?;
+        let change = |d: &Option<NetworkDef>, on: bool| -> Result<_, DriverError> {
+            match d.clone().filter(|_| on) {
+                Some(mut d) => {
+                    set_metadata(&mut d, kind, value, key, uri)?;
+                    Ok(Some(d))
+                }
+                None => Ok(None),
+            }
+        };
+        let new_live = change(&self.live, live)?;
+        let new_config = change(&self.config, config)?;
+        if let Some(l) = new_live {
+            let run = self.conn.networks_run_dir();
+            let _lock = ConfigLock::acquire(&run)?;
+            let path = config_path(&run, &self.name)?;
+            if config::read_small(&path)?.is_none() {
+                return Err(not_active(&self.name));
+            }
+            config::write_atomic(&path, l.to_xml(None).as_bytes())?;
+            self.live = Some(l);
+        }
+        if let Some(c) = new_config {
+            let dir = self.conn.networks_config_dir();
+            let _lock = ConfigLock::acquire(&dir)?;
+            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+            self.config = Some(c);
+        }
+        Ok(())
     }
 
     /// The network's DHCP leases (`virNetworkGetDHCPLeases`), only those of `mac` if given.
@@ -283,7 +378,7 @@ fn exists_link(name: &str) -> bool {
 }
 
 /// The first of `dirs` holding an executable `prog`, else the usual sbin path (for the error).
-fn find_prog(prog: &str) -> PathBuf {
+pub(crate) fn find_prog(prog: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -295,7 +390,7 @@ fn find_prog(prog: &str) -> PathBuf {
 }
 
 /// Run `prog args`; a failure is worded as libvirt's virCommandRun words one.
-fn run(prog: &str, args: &[&str]) -> Result<String, DriverError> {
+pub(crate) fn run(prog: &str, args: &[&str]) -> Result<String, DriverError> {
     let path = find_prog(prog);
     let out = Command::new(&path)
         .args(args)
@@ -423,7 +518,7 @@ impl Connect {
         self.dirs.config.join("networks")
     }
 
-    fn networks_run_dir(&self) -> PathBuf {
+    pub(crate) fn networks_run_dir(&self) -> PathBuf {
         self.dirs.run.join("networks")
     }
 
@@ -845,6 +940,7 @@ impl Connect {
                 let _ = std::fs::write(IP_FORWARD, "0\n");
             }
         }
+        self.delete_all_ports(name);
         for ext in ["conf", "pid", "state", "xml"] {
             let _ = std::fs::remove_file(self.run_file(name, ext)?);
         }

@@ -10,6 +10,7 @@
 
 pub mod dnsmasq;
 pub mod firewall;
+pub mod port;
 pub mod update;
 
 use std::net::Ipv4Addr;
@@ -145,6 +146,9 @@ pub struct NetworkDef {
     pub uuid: String,
     pub title: Option<String>,
     pub description: Option<String>,
+    /// The children of `<metadata>`, as libvirt re-serializes them (libxml2 style, indented
+    /// for their place in the document).
+    pub metadata: Option<String>,
     /// None: isolated.
     pub forward: Option<Forward>,
     /// `<bridge name=>`; filled with `virbrN` at define for the modes that make a bridge.
@@ -223,6 +227,13 @@ impl NetworkDef {
             return Err(xml("Network title can't contain newlines"));
         }
         let description = rd.child_text("description");
+        let metadata = rd.child("metadata").map(|m| {
+            let mut s = String::new();
+            for c in &m.children {
+                c.to_libxml_string(2, &mut s);
+            }
+            s
+        });
 
         let dns_enable = match rd.child("dns") {
             None => None,
@@ -372,6 +383,7 @@ impl NetworkDef {
             uuid,
             title,
             description,
+            metadata,
             forward,
             bridge,
             stp,
@@ -432,6 +444,15 @@ impl NetworkDef {
         }
         if let Some(d) = &self.description {
             w.text_elem("description", d);
+        }
+        if let Some(m) = &self.metadata {
+            if m.is_empty() {
+                w.elem("metadata").empty();
+            } else {
+                w.elem("metadata").open();
+                w.raw(m);
+                w.close();
+            }
         }
         if let Some(f) = &self.forward {
             let long = f.nat_ports.is_some() || f.nat_addrs.is_some();
@@ -512,7 +533,7 @@ impl NetworkDef {
     }
 }
 
-fn strip_xml_prefix(m: &str) -> String {
+pub(crate) fn strip_xml_prefix(m: &str) -> String {
     m.strip_prefix("XML error: ").unwrap_or(m).to_string()
 }
 

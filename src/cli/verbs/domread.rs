@@ -103,6 +103,19 @@ pub const CMDS: &[CmdDef] = &[
         true,
     ),
     verb(
+        "lxc-enter-namespace",
+        "LXC Guest Enter Namespace",
+        "Run an arbitrary command in a lxc guest namespace; use at your own risk",
+        &[
+            DOMAIN_ACTIVE,
+            OptDef::flag("noseclabel", "Do not change process security label"),
+            OptDef::argv("cmd", "command to run").required(),
+        ],
+        cmd_lxc_enter_namespace,
+        Access::Write("virDomainLxcOpenNamespace"),
+        false,
+    ),
+    verb(
         "metadata",
         "show or set domain's custom XML metadata",
         "Shows or modifies the XML metadata of a domain.",
@@ -413,70 +426,51 @@ fn cmd_ttyconsole(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     Ok(())
 }
 
-/// The definition `--live`/`--config`/`--current` select (libvirt's VSH_EXCLUSIVE_OPTIONS).
-fn affect(args: &ParsedArgs) -> Result<Affect> {
-    args.exclusive("current", "live")?;
-    args.exclusive("current", "config")?;
-    Ok(Affect {
-        live: args.flag("live"),
-        config: args.flag("config"),
-    })
+impl super::metadata::Described for Domain<'_> {
+    const NOUN: &'static str = "domain";
+    const READ_BEFORE_SET: bool = false;
+    fn object_name(&self) -> String {
+        self.name().to_string()
+    }
+    fn read_affect(aff: Affect) -> Affect {
+        Affect {
+            live: aff.live && !aff.config,
+            config: aff.config,
+        }
+    }
+    fn get(
+        &self,
+        kind: MetadataKind,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<String, crate::driver::DriverError> {
+        self.metadata(kind, uri, aff)
+    }
+    fn set(
+        &mut self,
+        kind: MetadataKind,
+        value: Option<&str>,
+        key: Option<&str>,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<(), crate::driver::DriverError> {
+        self.set_metadata(kind, value, key, uri, aff)
+    }
+}
+
+/// `vsh lxc-enter-namespace DOMAIN [--noseclabel] -- CMD...` (libvirt: cmdLxcEnterNamespace):
+/// virsh looks the domain up and asks for its namespaces, which only the LXC driver has;
+/// the QEMU driver's answer is libvirt's "not supported" for the API (libvirt:
+/// virDomainLxcOpenNamespace's virReportUnsupportedError).
+fn cmd_lxc_enter_namespace(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    Err(crate::driver::DriverError::NoSupport("virDomainLxcOpenNamespace".into()).into())
 }
 
 /// `vsh desc DOMAIN [--title] [--live|--config|--current] [NEW-DESC...]` (libvirt: cmdDesc).
 fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let aff = affect(args)?;
-    let title = args.flag("title");
-    let (kind, what) = if title {
-        (MetadataKind::Title, "title")
-    } else {
-        (MetadataKind::Description, "description")
-    };
-    let words = args.all("new-desc");
-    // With both flags, the config is what is shown (virsh's rule).
-    let get = Affect {
-        live: aff.live && !aff.config,
-        config: aff.config,
-    };
-    let current = || match dom.metadata(kind, None, get) {
-        Ok(t) => Ok(t),
-        Err(crate::driver::DriverError::NoMetadata) => Ok(String::new()),
-        Err(e) => Err(anyhow::Error::from(e)),
-    };
-    if !words.is_empty() || args.flag("edit") {
-        let mut text = if words.is_empty() {
-            current()?
-        } else {
-            words.join(" ")
-        };
-        if args.flag("edit") {
-            let mut edited = crate::cli::edit::edit_text(&text)?;
-            // Editors end files with a newline; a title is one line (virsh's rule).
-            if title && edited.ends_with('\n') {
-                edited.pop();
-            }
-            if edited == text {
-                ctx.println_extra(format!("Domain {what} not changed"));
-                return Ok(());
-            }
-            text = edited;
-        }
-        dom.set_metadata(kind, Some(&text), None, None, aff)
-            .with_context(|| format!("Failed to set new domain {what}"))?;
-        ctx.println_extra(format!("Domain {what} updated successfully"));
-        return Ok(());
-    }
-    let text = current()?;
-    let name = dom.name().to_string();
-    ctx.emit(&text, |t| {
-        if t.is_empty() {
-            format!("No {what} for domain: {name}")
-        } else {
-            t.clone()
-        }
-    });
-    Ok(())
+    let mut dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    super::metadata::desc(ctx, args, &mut dom)
 }
 
 /// `vsh metadata DOMAIN URI [--key KEY] [--set XML | --remove] [--live|--config|--current]`
@@ -485,50 +479,6 @@ fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     args.exclusive("edit", "set")?;
     args.exclusive("remove", "set")?;
     args.exclusive("remove", "edit")?;
-    let dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
-    let aff = affect(args)?;
-    let uri = args.required("uri")?;
-    let key = args.string("key");
-    let set = args.string("set");
-    let edit = args.flag("edit");
-    if (set.is_some() || edit) && key.is_none() {
-        bail!("namespace key is required when modifying metadata");
-    }
-    if edit {
-        let get = Affect {
-            live: aff.live && !aff.config,
-            config: aff.config,
-        };
-        // No metadata yet: an empty line to start from (libvirt: virshDomainGetEditMetadata).
-        let doc = dom
-            .metadata(MetadataKind::Element, Some(uri), get)
-            .unwrap_or_else(|_| "\n".into());
-        let edited = crate::cli::edit::edit_text(&doc)?;
-        if edited == doc {
-            // virsh prints this one without its own newline (libvirt: cmdMetadata).
-            if !ctx.globals.quiet {
-                ctx.print("Metadata not changed");
-            }
-            return Ok(());
-        }
-        dom.set_metadata(MetadataKind::Element, Some(&edited), key, Some(uri), aff)?;
-        ctx.println_extra("Metadata modified");
-        return Ok(());
-    }
-    if set.is_some() || args.flag("remove") {
-        dom.set_metadata(MetadataKind::Element, set, key, Some(uri), aff)?;
-        ctx.println_extra(if set.is_some() {
-            "Metadata modified"
-        } else {
-            "Metadata removed"
-        });
-        return Ok(());
-    }
-    let get = Affect {
-        live: aff.live && !aff.config,
-        config: aff.config,
-    };
-    let xml = dom.metadata(MetadataKind::Element, Some(uri), get)?;
-    ctx.emit(&xml, |x| format!("{x}\n"));
-    Ok(())
+    let mut dom = lookup_domain(ctx.conn()?, args.required("domain")?)?;
+    super::metadata::metadata(ctx, args, &mut dom)
 }

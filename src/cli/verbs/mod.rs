@@ -28,11 +28,13 @@ pub mod jobs;
 pub mod launchsec;
 pub mod memdev;
 pub mod memtune;
+mod metadata;
 mod migrate;
 pub mod monitor;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+mod object_events;
 pub mod paramtune;
 pub mod pool;
 pub mod power;
@@ -99,11 +101,13 @@ pub const TABLES: &[&[CmdDef]] = &[
     fdassoc::CMDS,
     checkpoint::CMDS,
     network::CMDS,
+    object_events::NET_CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,
     snapshot::CMDS,
     pool::CMDS,
+    object_events::POOL_CMDS,
     volume::CMDS,
     tools::CMDS,
     virsh::CMDS,

@@ -8,13 +8,24 @@ use crate::cli::ctx::CmdCtx;
 use crate::cli::edit::{Reedit, ask_reedit, edit_text};
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
-use crate::driver::Connect;
+use crate::driver::metadata::{Affect, MetadataKind};
 use crate::driver::network::Network;
+use crate::driver::{Connect, DriverError};
+use crate::network::port::PortDef;
 
 const NETWORK: OptDef =
     OptDef::data("network", "network name or uuid").complete(Completer::Network);
 const FILE: OptDef =
     OptDef::data("file", "file containing an XML network description").complete(Completer::File);
+
+const PORT: OptDef = OptDef::data("port", "port UUID");
+
+/// `--live`/`--config`/`--current` of `net-desc` and `net-metadata`.
+const AFFECT: [OptDef; 3] = [
+    OptDef::flag("live", "modify/get running state"),
+    OptDef::flag("config", "modify/get persistent configuration"),
+    OptDef::flag("current", "modify/get current state configuration"),
+];
 
 const fn verb(
     name: &'static str,
@@ -51,6 +62,23 @@ pub const CMDS: &[CmdDef] = &[
         cmd_define,
     )
     .with_access(Access::Write("virNetworkDefineXML")),
+    verb(
+        "net-desc",
+        "show or set network's description or title",
+        "Allows setting or modifying the description or title of a network.",
+        &[
+            NETWORK,
+            AFFECT[0],
+            AFFECT[1],
+            AFFECT[2],
+            OptDef::flag("title", "modify/get the title instead of description"),
+            OptDef::flag("edit", "open an editor to modify the description"),
+            OptDef::argv("new-desc", "message"),
+        ],
+        cmd_desc,
+    )
+    .with_access(Access::Write("virNetworkSetMetadata"))
+    .with_json(true),
     verb(
         "net-destroy",
         "destroy (stop) a network",
@@ -115,12 +143,76 @@ pub const CMDS: &[CmdDef] = &[
     )
     .with_json(true),
     verb(
+        "net-metadata",
+        "show or set network's custom XML metadata",
+        "Shows or modifies the XML metadata of a network.",
+        &[
+            NETWORK,
+            OptDef::data("uri", "URI of the namespace"),
+            AFFECT[0],
+            AFFECT[1],
+            AFFECT[2],
+            OptDef::flag("edit", "use an editor to change the metadata"),
+            OptDef::string("key", "key to be used as a namespace identifier"),
+            OptDef::string("set", "new metadata to set"),
+            OptDef::flag("remove", "remove the metadata corresponding to an uri"),
+        ],
+        cmd_metadata,
+    )
+    .with_access(Access::Write("virNetworkSetMetadata"))
+    .with_json(true),
+    verb(
         "net-name",
         "convert a network UUID to network name",
         "",
         &[OptDef::data("network", "network uuid").complete(Completer::Network)],
         cmd_name,
     ),
+    verb(
+        "net-port-create",
+        "create a network port from an XML file",
+        "Create a network port.",
+        &[
+            NETWORK,
+            OptDef::data("file", "file containing an XML network port description")
+                .complete(Completer::File),
+            OptDef::flag("validate", "validate the XML against the schema"),
+        ],
+        cmd_port_create,
+    )
+    .with_access(Access::Write("virNetworkPortCreateXML")),
+    verb(
+        "net-port-delete",
+        "delete the specified network port",
+        "Delete the specified network port.",
+        &[NETWORK, PORT],
+        cmd_port_delete,
+    )
+    .with_access(Access::Write("virNetworkPortDelete")),
+    verb(
+        "net-port-dumpxml",
+        "network port information in XML",
+        "Output the network port information as an XML dump to stdout.",
+        &[
+            NETWORK,
+            PORT,
+            OptDef::string("xpath", "xpath expression to filter the XML document"),
+            OptDef::flag("wrap", "wrap xpath results in an common root element"),
+        ],
+        cmd_port_dumpxml,
+    ),
+    verb(
+        "net-port-list",
+        "list network ports",
+        "Returns list of network ports.",
+        &[
+            NETWORK,
+            OptDef::flag("uuid", "list uuid's only"),
+            OptDef::flag("table", "list table (default)"),
+        ],
+        cmd_port_list,
+    )
+    .with_json(true),
     verb(
         "net-start",
         "start a (previously defined) inactive network",
@@ -174,7 +266,12 @@ pub const CMDS: &[CmdDef] = &[
 
 /// virsh's network lookup: by UUID when the argument has a UUID's length, then by name
 /// (libvirt: virshCommandOptNetworkBy).
-fn lookup_by<'c>(conn: &'c Connect, arg: &str, uuid: bool, name: bool) -> Result<Network<'c>> {
+pub(super) fn lookup_by<'c>(
+    conn: &'c Connect,
+    arg: &str,
+    uuid: bool,
+    name: bool,
+) -> Result<Network<'c>> {
     let mut found = Err(anyhow::anyhow!("no network"));
     if uuid && arg.len() == 36 {
         found = conn
@@ -242,6 +339,118 @@ fn cmd_define(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .define_network_xml(&xml)
         .with_context(|| format!("Failed to define network from {file}"))?;
     ctx.println_extra(format!("Network {} defined from {file}", net.name()));
+    Ok(())
+}
+
+impl super::metadata::Described for Network<'_> {
+    const NOUN: &'static str = "network";
+    const READ_BEFORE_SET: bool = true;
+    fn object_name(&self) -> String {
+        self.name().to_string()
+    }
+    fn read_affect(aff: Affect) -> Affect {
+        aff
+    }
+    fn get(
+        &self,
+        kind: MetadataKind,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<String, DriverError> {
+        self.metadata(kind, uri, aff)
+    }
+    fn set(
+        &mut self,
+        kind: MetadataKind,
+        value: Option<&str>,
+        key: Option<&str>,
+        uri: Option<&str>,
+        aff: Affect,
+    ) -> Result<(), DriverError> {
+        self.set_metadata(kind, value, key, uri, aff)
+    }
+}
+
+/// `vsh net-desc NETWORK [--title] [--live|--config|--current] [--edit] [NEW-DESC...]`
+/// (libvirt: cmdNetworkDesc).
+fn cmd_desc(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let mut net = lookup(ctx.conn()?, args)?;
+    super::metadata::desc(ctx, args, &mut net)
+}
+
+/// `vsh net-metadata NETWORK URI [--key KEY] [--set XML | --remove | --edit]
+/// [--live|--config|--current]` (libvirt: cmdNetworkMetadata).
+fn cmd_metadata(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    args.exclusive("edit", "set")?;
+    args.exclusive("remove", "set")?;
+    args.exclusive("remove", "edit")?;
+    let mut net = lookup(ctx.conn()?, args)?;
+    super::metadata::metadata(ctx, args, &mut net)
+}
+
+/// virsh's port lookup (libvirt: virshCommandOptNetworkPort): by UUID only.
+fn lookup_port(net: &Network<'_>, args: &ParsedArgs) -> Result<PortDef> {
+    let arg = args.required("port")?;
+    net.lookup_port_by_uuid_string(arg)
+        .with_context(|| format!("failed to get network port '{arg}'"))
+}
+
+/// `vsh net-port-create NETWORK FILE [--validate]` (libvirt: cmdNetworkPortCreate).
+fn cmd_port_create(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let file = args.required("file")?;
+    let xml = read_xml_file(file)?;
+    let port = (|| -> Result<PortDef> {
+        if args.flag("validate") {
+            crate::driver::schema::validate_xml_against(&xml, "networkport.rng")?;
+        }
+        Ok(net.create_port_xml(&xml, false)?)
+    })()
+    // virsh's words, "network" and all (libvirt: cmdNetworkPortCreate).
+    .with_context(|| format!("Failed to create network from {file}"))?;
+    ctx.println_extra(format!("Network port {} created from {file}", port.uuid));
+    Ok(())
+}
+
+/// `vsh net-port-delete NETWORK PORT` (libvirt: cmdNetworkPortDelete).
+fn cmd_port_delete(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let port = lookup_port(&net, args)?;
+    net.delete_port(&port.uuid)
+        .with_context(|| format!("Failed to delete network port {}", port.uuid))?;
+    ctx.println_extra(format!("Network port {} deleted", port.uuid));
+    Ok(())
+}
+
+/// `vsh net-port-dumpxml NETWORK PORT [--xpath EXPR [--wrap]]` (libvirt:
+/// cmdNetworkPortDumpXML).
+fn cmd_port_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let net = lookup(ctx.conn()?, args)?;
+    let xml = lookup_port(&net, args)?.to_xml();
+    match args.string("xpath") {
+        Some(expr) => ctx.print(super::xpath::render(&xml, expr, args.flag("wrap"))?),
+        None => ctx.print(xml),
+    }
+    Ok(())
+}
+
+/// `vsh net-port-list NETWORK [--uuid | --table]` (libvirt: cmdNetworkPortList): the
+/// ports' UUIDs, sorted.
+fn cmd_port_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    if args.flag("table") && args.flag("uuid") {
+        bail!("Only one argument from --table and --uuid may be specified.");
+    }
+    let net = lookup(ctx.conn()?, args)?;
+    let uuids: Vec<String> = net.list_all_ports()?.into_iter().map(|p| p.uuid).collect();
+    let only_uuid = args.flag("uuid");
+    ctx.emit(&uuids, |u| {
+        if only_uuid {
+            u.iter().map(|x| format!("{x}\n")).collect()
+        } else {
+            let rows: Vec<Vec<String>> = u.iter().map(|x| vec![x.clone()]).collect();
+            render_table(&["UUID"], &rows)
+        }
+    });
     Ok(())
 }
 

@@ -83,6 +83,34 @@ const fn verb(
 
 pub const CMDS: &[CmdDef] = &[
     verb(
+        "find-storage-pool-sources-as",
+        "find potential storage pool sources",
+        "Returns XML <sources> document.",
+        &[
+            OptDef::data("type", "type of storage pool sources to find")
+                .complete(Completer::Words(TYPES)),
+            OptDef::string("host", "optional host to query").positional(),
+            OptDef::string("port", "optional port to query").positional(),
+            OptDef::string("initiator", "optional initiator IQN to use for query").positional(),
+        ],
+        cmd_find_sources_as,
+        Access::Write("virConnectFindStoragePoolSources"),
+    ),
+    verb(
+        "find-storage-pool-sources",
+        "discover potential storage pool sources",
+        "Returns XML <sources> document.",
+        &[
+            OptDef::data("type", "type of storage pool sources to discover")
+                .complete(Completer::Words(TYPES)),
+            OptDef::string("srcSpec", "optional file of source xml to query for pools")
+                .positional()
+                .complete(Completer::File),
+        ],
+        cmd_find_sources,
+        Access::Write("virConnectFindStoragePoolSources"),
+    ),
+    verb(
         "pool-autostart",
         "autostart a pool",
         "Configure a pool to be automatically started at boot.",
@@ -254,6 +282,50 @@ pub const CMDS: &[CmdDef] = &[
         Access::Read,
     ),
 ];
+
+/// Print the sources `spec` finds for pool type `ptype`, or virsh's failure line over the
+/// reason (libvirt: cmdPoolDiscoverSources, cmdPoolDiscoverSourcesAs).
+fn find_sources(ctx: &CmdCtx, ptype: &str, spec: Option<&str>) -> Result<()> {
+    let xml = ctx
+        .conn()?
+        .find_storage_pool_sources(ptype, spec)
+        .with_context(|| format!("Failed to find any {ptype} pool sources"))?;
+    ctx.print(xml);
+    Ok(())
+}
+
+/// `vsh find-storage-pool-sources TYPE [SRCSPEC-FILE]`.
+fn cmd_find_sources(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let ptype = args.required("type")?;
+    let spec = match args.string("srcSpec") {
+        Some(f) => Some(read_xml_file(f)?),
+        None => None,
+    };
+    find_sources(ctx, ptype, spec.as_deref())
+}
+
+/// `vsh find-storage-pool-sources-as TYPE [HOST] [PORT] [INITIATOR]`: the `<source>` spec
+/// built from the options, as virsh builds it.
+fn cmd_find_sources_as(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    let ptype = args.required("type")?;
+    let spec = args.string("host").map(|host| {
+        let esc = |v: &str| crate::xmlfmt::escape_attr(v);
+        let mut s = format!("<source>\n  <host name='{}'", esc(host));
+        if let Some(p) = args.string("port") {
+            s.push_str(&format!(" port='{}'", esc(p)));
+        }
+        s.push_str("/>\n");
+        if let Some(i) = args.string("initiator") {
+            s.push_str(&format!(
+                "  <initiator>\n    <iqn name='{}'/>\n  </initiator>\n",
+                esc(i)
+            ));
+        }
+        s.push_str("</source>\n");
+        s
+    });
+    find_sources(ctx, ptype, spec.as_deref())
+}
 
 /// The pool named by option `opt` (libvirt: virshCommandOptPoolBy): by UUID when it looks
 /// like one, then by name.

@@ -14,6 +14,7 @@
 //! type whose backend is not loaded (define, create, start). Like domains, nothing starts
 //! autostart pools when the host boots: the mark is recorded and shown.
 
+pub mod discover;
 pub mod probe;
 pub mod vol;
 
