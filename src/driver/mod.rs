@@ -33,6 +33,7 @@ pub mod guest_agent_ops;
 pub mod helpers;
 pub mod hotplug;
 pub mod ifaddr;
+pub mod iface;
 pub mod iftune;
 pub mod iothread_tune;
 pub mod iothreads;
@@ -48,6 +49,7 @@ pub mod migrate;
 pub mod monitor;
 pub mod network;
 pub mod node;
+pub mod nwfilter;
 pub mod node_cells;
 pub mod node_memory;
 pub mod node_pages;
@@ -192,6 +194,18 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),
+    /// libvirt's VIR_ERR_NO_INTERFACE.
+    #[error("Interface not found: {0}")]
+    NoInterface(String),
+    /// libvirt's VIR_ERR_MULTIPLE_INTERFACES.
+    #[error("multiple matching interfaces found: {0}")]
+    MultipleInterfaces(String),
+    /// libvirt's VIR_ERR_NO_NWFILTER.
+    #[error("Network filter not found: {0}")]
+    NoNwfilter(String),
+    /// libvirt's VIR_ERR_NO_NWFILTER_BINDING.
+    #[error("Network filter binding not found: {0}")]
+    NoNwfilterBinding(String),
     /// libvirt's VIR_ERR_NO_STORAGE_POOL.
     #[error("Storage pool not found: {0}")]
     NoStoragePool(String),

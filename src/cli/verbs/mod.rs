@@ -24,6 +24,7 @@ pub mod hostcpu;
 pub mod hostmisc;
 pub mod hostpages;
 pub mod hotplug;
+pub mod iface;
 pub mod jobs;
 pub mod launchsec;
 pub mod memdev;
@@ -33,6 +34,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+pub mod nwfilter;
 pub mod paramtune;
 pub mod pool;
 pub mod power;
@@ -98,6 +100,8 @@ pub const TABLES: &[&[CmdDef]] = &[
     launchsec::CMDS,
     fdassoc::CMDS,
     checkpoint::CMDS,
+    iface::CMDS,
+    nwfilter::CMDS,
     network::CMDS,
     secret::CMDS,
     secret_read::CMDS,
