@@ -154,10 +154,24 @@ fn closure(filters: &BTreeMap<String, FilterDef>, start: &str) -> (Vec<String>, 
     (seen, missing)
 }
 
-/// libvirt's _virNWFilterObjListDefLoopDetect: whether `def` reaches itself.
+/// libvirt's _virNWFilterObjListDefLoopDetect: whether `def`, through the stored filters,
+/// references its own name (whether or not that name is stored yet).
 fn introduces_loop(filters: &BTreeMap<String, FilterDef>, def: &FilterDef) -> bool {
-    def.includes()
-        .any(|inc| inc == def.name || closure(filters, inc).0.contains(&def.name))
+    let mut seen: Vec<&str> = Vec::new();
+    let mut todo: Vec<&str> = def.includes().collect();
+    while let Some(n) = todo.pop() {
+        if n == def.name {
+            return true;
+        }
+        if seen.contains(&n) {
+            continue;
+        }
+        seen.push(n);
+        if let Some(d) = filters.get(n) {
+            todo.extend(d.includes());
+        }
+    }
+    false
 }
 
 /// Refuse a guest interface asking for a network filter: filters are not enforced yet, and
