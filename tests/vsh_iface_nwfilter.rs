@@ -59,7 +59,10 @@ fn every_verb_has_help_and_a_group() {
         assert!(out.contains(verb), "{verb}: {out}");
     }
     let help = v.ok(&["help", "interface"]);
-    assert!(help.contains("Interface") && help.contains("iface-list"), "{help}");
+    assert!(
+        help.contains("Interface") && help.contains("iface-list"),
+        "{help}"
+    );
     let help = v.ok(&["help", "filter"]);
     assert!(
         help.contains("Network Filter") && help.contains("nwfilter-binding-list"),
@@ -103,21 +106,38 @@ fn host_interfaces_are_listed_and_dumped() {
         assert_eq!(v.ok(&["iface-mac", name]), format!("{mac}\n\n"));
         let xml = v.ok(&["iface-dumpxml", name]);
         assert!(
-            xml.starts_with(&format!("<interface type='")) && xml.contains(&format!(" name='{name}'>")),
+            xml.starts_with(&format!("<interface type='"))
+                && xml.contains(&format!(" name='{name}'>")),
             "{xml}"
         );
         let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).unwrap();
-        assert!(xml.contains(&format!("<mtu size='{}'/>", mtu.trim())), "{xml}");
+        assert!(
+            xml.contains(&format!("<mtu size='{}'/>", mtu.trim())),
+            "{xml}"
+        );
     }
     // lo's operstate is "unknown": listed with --all and --inactive, not by default.
-    let lo_line = all.lines().find(|l| l.trim_start().starts_with("lo ")).unwrap();
+    let lo_line = all
+        .lines()
+        .find(|l| l.trim_start().starts_with("lo "))
+        .unwrap();
     assert!(lo_line.contains("inactive"), "{lo_line}");
-    assert!(!v.ok(&["iface-list"]).lines().any(|l| l.trim_start().starts_with("lo ")));
-    assert!(v.ok(&["iface-list", "--inactive"]).lines().any(|l| l.trim_start().starts_with("lo ")));
+    assert!(
+        !v.ok(&["iface-list"])
+            .lines()
+            .any(|l| l.trim_start().starts_with("lo "))
+    );
+    assert!(
+        v.ok(&["iface-list", "--inactive"])
+            .lines()
+            .any(|l| l.trim_start().starts_with("lo "))
+    );
     let lo = v.ok(&["iface-dumpxml", "lo"]);
     assert!(
         lo.starts_with("<interface type='ethernet' name='lo'>\n")
-            && lo.contains("  <link state='unknown'/>\n  <mac address='00:00:00:00:00:00'/>\n</interface>\n"),
+            && lo.contains(
+                "  <link state='unknown'/>\n  <mac address='00:00:00:00:00:00'/>\n</interface>\n"
+            ),
         "{lo}"
     );
     assert!(
@@ -133,7 +153,10 @@ fn host_interfaces_are_listed_and_dumped() {
         assert_eq!(v.ok(&["iface-name", mac]), format!("{name}\n\n"));
     }
     let json = v.ok(&["iface-list", "--all", "--json"]);
-    assert!(json.contains("\"name\":\"lo\"") || json.contains("\"name\": \"lo\""), "{json}");
+    assert!(
+        json.contains("\"name\":\"lo\"") || json.contains("\"name\": \"lo\""),
+        "{json}"
+    );
 
     let err = v.fails(&["iface-dumpxml", "nosuch0"]);
     assert!(
@@ -146,7 +169,10 @@ fn host_interfaces_are_listed_and_dumped() {
         "{err}"
     );
     let err = v.fails(&["iface-list", "--all", "--inactive"]);
-    assert!(err.contains("Options --all and --inactive are mutually exclusive"), "{err}");
+    assert!(
+        err.contains("Options --all and --inactive are mutually exclusive"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -156,14 +182,46 @@ fn netcf_verbs_are_refused_as_libvirts_udev_backend_refuses_them() {
     let file = write(&d, "i.xml", "<interface type='ethernet' name='eth9'/>");
     let nosup = "error: this function is not supported by the connection driver:";
     for (args, first, api) in [
-        (vec!["iface-define", file.as_str()], format!("Failed to define interface from {file}"), "virInterfaceDefineXML"),
-        (vec!["iface-undefine", "lo"], "Failed to undefine interface lo".to_string(), "virInterfaceUndefine"),
-        (vec!["iface-start", "lo"], "Failed to start interface lo".to_string(), "virInterfaceCreate"),
-        (vec!["iface-destroy", "lo"], "Failed to destroy interface lo".to_string(), "virInterfaceDestroy"),
-        (vec!["iface-begin"], "Failed to begin network config change transaction".to_string(), "virInterfaceChangeBegin"),
-        (vec!["iface-commit"], "Failed to commit network config change transaction".to_string(), "virInterfaceChangeCommit"),
-        (vec!["iface-rollback"], "Failed to rollback network config change transaction".to_string(), "virInterfaceChangeRollback"),
-        (vec!["iface-bridge", "lo", "br-vsh-test"], "Failed to define new bridge interface br-vsh-test".to_string(), "virInterfaceDefineXML"),
+        (
+            vec!["iface-define", file.as_str()],
+            format!("Failed to define interface from {file}"),
+            "virInterfaceDefineXML",
+        ),
+        (
+            vec!["iface-undefine", "lo"],
+            "Failed to undefine interface lo".to_string(),
+            "virInterfaceUndefine",
+        ),
+        (
+            vec!["iface-start", "lo"],
+            "Failed to start interface lo".to_string(),
+            "virInterfaceCreate",
+        ),
+        (
+            vec!["iface-destroy", "lo"],
+            "Failed to destroy interface lo".to_string(),
+            "virInterfaceDestroy",
+        ),
+        (
+            vec!["iface-begin"],
+            "Failed to begin network config change transaction".to_string(),
+            "virInterfaceChangeBegin",
+        ),
+        (
+            vec!["iface-commit"],
+            "Failed to commit network config change transaction".to_string(),
+            "virInterfaceChangeCommit",
+        ),
+        (
+            vec!["iface-rollback"],
+            "Failed to rollback network config change transaction".to_string(),
+            "virInterfaceChangeRollback",
+        ),
+        (
+            vec!["iface-bridge", "lo", "br-vsh-test"],
+            "Failed to define new bridge interface br-vsh-test".to_string(),
+            "virInterfaceDefineXML",
+        ),
     ] {
         let err = v.fails(&args);
         assert!(
@@ -174,9 +232,15 @@ fn netcf_verbs_are_refused_as_libvirts_udev_backend_refuses_them() {
     let err = v.fails(&["iface-unbridge", "lo"]);
     assert!(err.contains("error: Device lo is not a bridge"), "{err}");
     let err = v.fails(&["iface-bridge", "lo", "lo"]);
-    assert!(err.contains("error: Network device lo already exists"), "{err}");
+    assert!(
+        err.contains("error: Network device lo already exists"),
+        "{err}"
+    );
     let err = v.fails(&["iface-undefine", "nosuch0"]);
-    assert!(err.contains("error: failed to get interface 'nosuch0'"), "{err}");
+    assert!(
+        err.contains("error: failed to get interface 'nosuch0'"),
+        "{err}"
+    );
     // Read-only connections refuse them first, naming the API.
     let (ok, _, err) = v.run(&["-r", "iface-begin"]);
     assert!(!ok && err.contains("virInterfaceChangeBegin"), "{err}");
@@ -193,8 +257,7 @@ const FILTER_A: &str = "<filter name='vsh-a' chain='ipv4'>
 </filter>
 ";
 
-const FILTER_B: &str =
-    "<filter name='vsh-b'><uuid>11111111-2222-3333-4444-666666666666</uuid><rule action='drop' direction='in'><mac protocolid='0x0806'/></rule></filter>";
+const FILTER_B: &str = "<filter name='vsh-b'><uuid>11111111-2222-3333-4444-666666666666</uuid><rule action='drop' direction='in'><mac protocolid='0x0806'/></rule></filter>";
 
 fn binding_xml(port: &str, filter: &str) -> String {
     format!(
@@ -207,8 +270,14 @@ fn filters_and_bindings_are_stored_with_libvirts_rules() {
     let d = tempfile::tempdir().unwrap();
     let v = vsh(&d);
     let (a, b) = (write(&d, "a.xml", FILTER_A), write(&d, "b.xml", FILTER_B));
-    assert_eq!(v.ok(&["nwfilter-define", &a]), format!("Network filter vsh-a defined from {a}\n\n"));
-    assert_eq!(v.ok(&["nwfilter-define", &b, "--validate"]), format!("Network filter vsh-b defined from {b}\n\n"));
+    assert_eq!(
+        v.ok(&["nwfilter-define", &a]),
+        format!("Network filter vsh-a defined from {a}\n\n")
+    );
+    assert_eq!(
+        v.ok(&["nwfilter-define", &b, "--validate"]),
+        format!("Network filter vsh-b defined from {b}\n\n")
+    );
     assert_eq!(
         v.ok(&["nwfilter-dumpxml", "vsh-a"]),
         "<filter name='vsh-a' chain='ipv4' priority='-700'>
@@ -223,26 +292,57 @@ fn filters_and_bindings_are_stored_with_libvirts_rules() {
 
 "
     );
-    assert!(v.ok(&["nwfilter-dumpxml", "11111111-2222-3333-4444-666666666666"]).contains("<mac protocolid='arp'/>"));
+    assert!(
+        v.ok(&["nwfilter-dumpxml", "11111111-2222-3333-4444-666666666666"])
+            .contains("<mac protocolid='arp'/>")
+    );
     let list = v.ok(&["nwfilter-list"]);
     assert!(list.starts_with(" UUID"), "{list}");
     let rows: Vec<&str> = list.lines().skip(2).filter(|l| !l.is_empty()).collect();
     assert_eq!(rows.len(), 2, "{list}");
-    assert!(rows[0].contains("vsh-a") && rows[1].contains("vsh-b"), "{list}");
+    assert!(
+        rows[0].contains("vsh-a") && rows[1].contains("vsh-b"),
+        "{list}"
+    );
 
     // libvirt's rules and words.
-    let dup = write(&d, "dup.xml", &FILTER_B.replace("666666666666", "777777777777"));
+    let dup = write(
+        &d,
+        "dup.xml",
+        &FILTER_B.replace("666666666666", "777777777777"),
+    );
     let err = v.fails(&["nwfilter-define", &dup]);
     assert!(err.contains(&format!("error: Failed to define network filter from {dup}\nerror: operation failed: filter 'vsh-b' already exists with uuid 11111111-2222-3333-4444-666666666666")), "{err}");
-    let looped = write(&d, "loop.xml", &FILTER_B.replace("</filter>", "<filterref filter='vsh-a'/></filter>"));
+    let looped = write(
+        &d,
+        "loop.xml",
+        &FILTER_B.replace("</filter>", "<filterref filter='vsh-a'/></filter>"),
+    );
     let err = v.fails(&["nwfilter-define", &looped]);
-    assert!(err.contains("error: operation failed: filter would introduce a loop"), "{err}");
-    let bad = write(&d, "bad.xml", "<filter name='vsh-c'><rule action='accept' direction='in'><tcp dstportstart='70000'/></rule></filter>");
+    assert!(
+        err.contains("error: operation failed: filter would introduce a loop"),
+        "{err}"
+    );
+    let bad = write(
+        &d,
+        "bad.xml",
+        "<filter name='vsh-c'><rule action='accept' direction='in'><tcp dstportstart='70000'/></rule></filter>",
+    );
     let err = v.fails(&["nwfilter-define", &bad]);
-    assert!(err.contains("error: internal error: dstportstart has illegal value 70000"), "{err}");
-    let invalid = write(&d, "inv.xml", "<filter name='vsh-c'><rule action='accept' direction='in' bogus='1'/></filter>");
+    assert!(
+        err.contains("error: internal error: dstportstart has illegal value 70000"),
+        "{err}"
+    );
+    let invalid = write(
+        &d,
+        "inv.xml",
+        "<filter name='vsh-c'><rule action='accept' direction='in' bogus='1'/></filter>",
+    );
     let err = v.fails(&["nwfilter-define", &invalid, "--validate"]);
-    assert!(err.contains("XML document failed to validate against schema"), "{err}");
+    assert!(
+        err.contains("XML document failed to validate against schema"),
+        "{err}"
+    );
     let err = v.fails(&["nwfilter-dumpxml", "nosuch"]);
     assert!(err.contains("error: failed to get nwfilter 'nosuch'\nerror: Network filter not found: no nwfilter with matching name 'nosuch'"), "{err}");
 
@@ -251,21 +351,36 @@ fn filters_and_bindings_are_stored_with_libvirts_rules() {
     let err = v.fails(&["nwfilter-binding-create", &missing]);
     assert!(err.contains(&format!("error: Failed to create network filter from {missing}\nerror: internal error: referenced filter 'nosuch' is missing")), "{err}");
     let bind = write(&d, "b1.xml", &binding_xml("vnet7", "vsh-a"));
-    assert_eq!(v.ok(&["nwfilter-binding-create", &bind, "--validate"]), format!("Network filter binding on vnet7 created from {bind}\n\n"));
+    assert_eq!(
+        v.ok(&["nwfilter-binding-create", &bind, "--validate"]),
+        format!("Network filter binding on vnet7 created from {bind}\n\n")
+    );
     let err = v.fails(&["nwfilter-binding-create", &bind]);
-    assert!(err.contains("error: operation failed: binding 'vnet7' already exists"), "{err}");
+    assert!(
+        err.contains("error: operation failed: binding 'vnet7' already exists"),
+        "{err}"
+    );
     let list = v.ok(&["nwfilter-binding-list"]);
-    assert!(list.starts_with(" Port Dev") && list.contains("vnet7") && list.contains("vsh-a"), "{list}");
+    assert!(
+        list.starts_with(" Port Dev") && list.contains("vnet7") && list.contains("vsh-a"),
+        "{list}"
+    );
     let dump = v.ok(&["nwfilter-binding-dumpxml", "vnet7"]);
     assert!(dump.contains("  <portdev name='vnet7'/>\n  <mac address='52:54:00:7b:35:93'/>\n  <filterref filter='vsh-a'>\n    <parameter name='MAC' value='52:54:00:7b:35:93'/>\n  </filterref>\n"), "{dump}");
     for f in ["vsh-a", "vsh-b"] {
         let err = v.fails(&["nwfilter-undefine", f]);
         assert!(err.contains(&format!("error: Failed to undefine network filter {f}\nerror: Requested operation is not valid: nwfilter is in use")), "{err}");
     }
-    assert_eq!(v.ok(&["nwfilter-binding-delete", "vnet7"]), "Network filter binding on vnet7 deleted\n\n");
+    assert_eq!(
+        v.ok(&["nwfilter-binding-delete", "vnet7"]),
+        "Network filter binding on vnet7 deleted\n\n"
+    );
     let err = v.fails(&["nwfilter-binding-delete", "vnet7"]);
     assert!(err.contains("error: failed to get nwfilter binding 'vnet7'\nerror: Network filter binding not found: no nwfilter binding for port dev 'vnet7'"), "{err}");
-    assert_eq!(v.ok(&["nwfilter-undefine", "vsh-a"]), "Network filter vsh-a undefined\n\n");
+    assert_eq!(
+        v.ok(&["nwfilter-undefine", "vsh-a"]),
+        "Network filter vsh-a undefined\n\n"
+    );
     let json = v.ok(&["nwfilter-list", "--json"]);
     assert!(json.contains("vsh-b") && !json.contains("vsh-a"), "{json}");
     // The store is the connection's: a filter file under its config dir.

@@ -43,7 +43,11 @@ impl Interface<'_> {
 
     /// Whether its operstate is `up`, read now (libvirt: udevInterfaceIsActive).
     pub fn is_active(&self) -> Result<bool, DriverError> {
-        Ok(self.conn.host_net().lookup_by_name(&self.entry.name)?.active)
+        Ok(self
+            .conn
+            .host_net()
+            .lookup_by_name(&self.entry.name)?
+            .active)
     }
 
     /// The interface's XML, built from sysfs now (libvirt: udevInterfaceGetXMLDesc; the
@@ -101,10 +105,7 @@ impl Connect {
         Ok(Interface { conn: self, entry })
     }
 
-    pub fn lookup_interface_by_mac_string(
-        &self,
-        mac: &str,
-    ) -> Result<Interface<'_>, DriverError> {
+    pub fn lookup_interface_by_mac_string(&self, mac: &str) -> Result<Interface<'_>, DriverError> {
         let entry = self.host_net().lookup_by_mac(mac)?;
         Ok(Interface { conn: self, entry })
     }

@@ -294,10 +294,7 @@ impl Connect {
             .ok_or_else(|| no_filter_name(name))
     }
 
-    pub fn lookup_nwfilter_by_uuid_string(
-        &self,
-        uuid: &str,
-    ) -> Result<NwFilter<'_>, DriverError> {
+    pub fn lookup_nwfilter_by_uuid_string(&self, uuid: &str) -> Result<NwFilter<'_>, DriverError> {
         let canon = uuid::Uuid::parse_str(uuid.trim())
             .map(|u| u.hyphenated().to_string())
             .ok();
@@ -429,39 +426,78 @@ mod tests {
         assert!(c.list_all_nwfilters().unwrap().is_empty());
         c.define_nwfilter_xml(&filter("a", U1, &[]), false).unwrap();
         // Redefining with the same name and UUID replaces.
-        c.define_nwfilter_xml(&filter("a", U1, &["b"]), false).unwrap();
-        let e = c.define_nwfilter_xml(&filter("a", U2, &[]), false).unwrap_err();
+        c.define_nwfilter_xml(&filter("a", U1, &["b"]), false)
+            .unwrap();
+        let e = c
+            .define_nwfilter_xml(&filter("a", U2, &[]), false)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("operation failed: filter 'a' already exists with uuid {U1}")
         );
-        let e = c.define_nwfilter_xml(&filter("z", U1, &[]), false).unwrap_err();
+        let e = c
+            .define_nwfilter_xml(&filter("z", U1, &[]), false)
+            .unwrap_err();
         assert_eq!(
             e.to_string(),
             "operation failed: filter with same UUID but different name ('a') already exists"
         );
         // b -> a -> b would be a loop; so would a self reference.
-        let e = c.define_nwfilter_xml(&filter("b", U2, &["a"]), false).unwrap_err();
-        assert_eq!(e.to_string(), "operation failed: filter would introduce a loop");
         let e = c
-            .define_nwfilter_xml(&filter("s", "11111111-2222-3333-4444-777777777777", &["s"]), false)
+            .define_nwfilter_xml(&filter("b", U2, &["a"]), false)
             .unwrap_err();
-        assert_eq!(e.to_string(), "operation failed: filter would introduce a loop");
+        assert_eq!(
+            e.to_string(),
+            "operation failed: filter would introduce a loop"
+        );
+        let e = c
+            .define_nwfilter_xml(
+                &filter("s", "11111111-2222-3333-4444-777777777777", &["s"]),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "operation failed: filter would introduce a loop"
+        );
         c.define_nwfilter_xml(&filter("b", U2, &[]), false).unwrap();
-        assert_eq!(c.lookup_nwfilter_by_uuid_string(&U2.to_uppercase()).unwrap().name(), "b");
+        assert_eq!(
+            c.lookup_nwfilter_by_uuid_string(&U2.to_uppercase())
+                .unwrap()
+                .name(),
+            "b"
+        );
         assert_eq!(
             c.lookup_nwfilter_by_name("nosuch").unwrap_err().to_string(),
             "Network filter not found: no nwfilter with matching name 'nosuch'"
         );
         // A binding needs its filters; then they are in use.
-        let e = c.create_nwfilter_binding_xml(&binding("vnet0", "nosuch"), false).unwrap_err();
-        assert_eq!(e.to_string(), "internal error: referenced filter 'nosuch' is missing");
-        c.create_nwfilter_binding_xml(&binding("vnet0", "a"), false).unwrap();
-        let e = c.create_nwfilter_binding_xml(&binding("vnet0", "a"), false).unwrap_err();
-        assert_eq!(e.to_string(), "operation failed: binding 'vnet0' already exists");
+        let e = c
+            .create_nwfilter_binding_xml(&binding("vnet0", "nosuch"), false)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "internal error: referenced filter 'nosuch' is missing"
+        );
+        c.create_nwfilter_binding_xml(&binding("vnet0", "a"), false)
+            .unwrap();
+        let e = c
+            .create_nwfilter_binding_xml(&binding("vnet0", "a"), false)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "operation failed: binding 'vnet0' already exists"
+        );
         for name in ["a", "b"] {
-            let e = c.lookup_nwfilter_by_name(name).unwrap().undefine().unwrap_err();
-            assert_eq!(e.to_string(), "Requested operation is not valid: nwfilter is in use");
+            let e = c
+                .lookup_nwfilter_by_name(name)
+                .unwrap()
+                .undefine()
+                .unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "Requested operation is not valid: nwfilter is in use"
+            );
         }
         let b = c.lookup_nwfilter_binding_by_port_dev("vnet0").unwrap();
         assert_eq!(b.filter_name(), "a");
@@ -471,12 +507,24 @@ mod tests {
             "Network filter binding not found: no nwfilter binding for port dev 'vnet0'"
         );
         c.lookup_nwfilter_by_name("a").unwrap().undefine().unwrap();
-        let names: Vec<String> = c.list_all_nwfilters().unwrap().iter().map(|f| f.name().to_string()).collect();
+        let names: Vec<String> = c
+            .list_all_nwfilters()
+            .unwrap()
+            .iter()
+            .map(|f| f.name().to_string())
+            .collect();
         assert_eq!(names, ["b"]);
         // Names never leave the store's directory.
-        let e = c.define_nwfilter_xml(&filter("../x", "11111111-2222-3333-4444-888888888888", &[]), false).unwrap_err();
+        let e = c
+            .define_nwfilter_xml(
+                &filter("../x", "11111111-2222-3333-4444-888888888888", &[]),
+                false,
+            )
+            .unwrap_err();
         assert!(e.to_string().starts_with("invalid argument:"), "{e}");
-        let e = c.create_nwfilter_binding_xml(&binding("../p", "b"), false).unwrap_err();
+        let e = c
+            .create_nwfilter_binding_xml(&binding("../p", "b"), false)
+            .unwrap_err();
         assert!(e.to_string().starts_with("invalid argument:"), "{e}");
     }
 }

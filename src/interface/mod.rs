@@ -442,9 +442,10 @@ fn parse_node(node: &XmlNode, parent: Option<IfaceType>) -> Result<IfaceDef, Dom
                 .map(|c| parse_node(c, Some(IfaceType::Bond)))
                 .collect::<Result<_, _>>()?;
             let monitor = if let Some(m) = b.child("miimon") {
-                let freq = int_attr(m, "freq").ok().flatten().ok_or_else(|| {
-                    xml_err("bond interface miimon freq missing or invalid")
-                })?;
+                let freq = int_attr(m, "freq")
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| xml_err("bond interface miimon freq missing or invalid"))?;
                 let downdelay = int_attr(m, "downdelay")
                     .map_err(|_| xml_err("bond interface miimon downdelay invalid"))?
                     .unwrap_or(0);
@@ -463,9 +464,10 @@ fn parse_node(node: &XmlNode, parent: Option<IfaceType>) -> Result<IfaceDef, Dom
                     carrier,
                 }
             } else if let Some(a) = b.child("arpmon") {
-                let interval = int_attr(a, "interval").ok().flatten().ok_or_else(|| {
-                    xml_err("bond interface arpmon interval missing or invalid")
-                })?;
+                let interval = int_attr(a, "interval")
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| xml_err("bond interface arpmon interval missing or invalid"))?;
                 let Some(target) = a.attr("target") else {
                     return Err(xml_err("bond interface arpmon target missing"));
                 };

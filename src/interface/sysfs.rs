@@ -225,9 +225,7 @@ impl HostNet {
             SysfsError::Internal(format!("Could not get members of bridge '{name}': {e}"))
         })?;
         members.retain(|m| {
-            !(m.len() >= 5
-                && m.starts_with(VNET_PREFIX)
-                && m.as_bytes()[4].is_ascii_digit())
+            !(m.len() >= 5 && m.starts_with(VNET_PREFIX) && m.as_bytes()[4].is_ascii_digit())
         });
         let ports = members
             .iter()
@@ -295,9 +293,7 @@ impl HostNet {
             })
             .collect::<Result<_, _>>()?;
         Ok(IfaceKind::Bond {
-            mode: super::BOND_MODES
-                .get(mode as usize)
-                .map(|s| s.to_string()),
+            mode: super::BOND_MODES.get(mode as usize).map(|s| s.to_string()),
             monitor,
             slaves,
         })
@@ -313,7 +309,11 @@ impl HostNet {
                 crate::driver::config::strerror(&e)
             ))
         })?;
-        let no_vid = || SysfsError::Internal(format!("failed to find the VID for the VLAN device '{name}'"));
+        let no_vid = || {
+            SysfsError::Internal(format!(
+                "failed to find the VID for the VLAN device '{name}'"
+            ))
+        };
         let no_dev = || {
             SysfsError::Internal(format!(
                 "failed to find the real device for the VLAN device '{name}'"

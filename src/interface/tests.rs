@@ -42,7 +42,10 @@ fn bad_documents_are_worded_like_libvirt() {
             "<interface type='tap' name='x'/>",
             "XML error: Invalid value for attribute 'type' in element 'interface': 'tap'.",
         ),
-        ("<interface type='ethernet'/>", "XML error: interface has no name"),
+        (
+            "<interface type='ethernet'/>",
+            "XML error: interface has no name",
+        ),
         (
             "<interface type='bridge' name='b'/>",
             "XML error: bridge interface misses the bridge element",
@@ -72,11 +75,7 @@ fn bad_documents_are_worded_like_libvirt() {
             "XML error: expecting root element of 'interface', not 'network'",
         ),
     ] {
-        assert_eq!(
-            IfaceDef::parse(xml).unwrap_err().to_string(),
-            want,
-            "{xml}"
-        );
+        assert_eq!(IfaceDef::parse(xml).unwrap_err().to_string(), want, "{xml}");
     }
 }
 
@@ -203,7 +202,12 @@ fn fake_tree_lists_dumps_and_looks_up() {
         let xml = net.def(n).unwrap().to_xml();
         assert_eq!(IfaceDef::parse(&xml).unwrap().to_xml(), xml, "{n}");
     }
-    assert_eq!(net.lookup_by_mac("52:54:00:aa:bb:01").unwrap_err(), SysfsError::Multiple("the MAC address '52:54:00:aa:bb:01' matches multiple interfaces".into()));
+    assert_eq!(
+        net.lookup_by_mac("52:54:00:aa:bb:01").unwrap_err(),
+        SysfsError::Multiple(
+            "the MAC address '52:54:00:aa:bb:01' matches multiple interfaces".into()
+        )
+    );
     assert_eq!(net.lookup_by_mac("00:00:00:00:00:00").unwrap().name, "lo");
     assert_eq!(
         net.lookup_by_mac("00:11:22:33:44:55").unwrap_err(),

@@ -76,7 +76,8 @@ impl Params {
             };
             let valid_name = n.chars().all(is_var_name_char);
             let valid_value = !v.is_empty()
-                && v.chars().all(|c| is_var_name_char(c) || c == '.' || c == ':');
+                && v.chars()
+                    .all(|c| is_var_name_char(c) || c == '.' || c == ':');
             if valid_name && valid_value {
                 p.0.entry(n.to_string()).or_default().push(v.to_string());
             }
@@ -133,11 +134,7 @@ const DIRECTIONS: &[(&str, Direction)] = &[
     ("inout", Direction::InOut),
 ];
 
-fn enum_attr<T: Copy>(
-    node: &XmlNode,
-    attr: &str,
-    table: &[(&str, T)],
-) -> Result<T, NwfilterError> {
+fn enum_attr<T: Copy>(node: &XmlNode, attr: &str, table: &[(&str, T)]) -> Result<T, NwfilterError> {
     let Some(v) = node.attr(attr) else {
         return Err(xml_err(format!(
             "Missing required attribute '{attr}' in element '{}'",
@@ -319,7 +316,10 @@ impl Rule {
     }
 
     fn open_elem<'w>(&self, w: &'w mut XmlWriter) -> crate::xmlfmt::Elem<'w> {
-        let action = ACTIONS.iter().find(|(_, a)| *a == self.action).map_or("", |a| a.0);
+        let action = ACTIONS
+            .iter()
+            .find(|(_, a)| *a == self.action)
+            .map_or("", |a| a.0);
         let direction = DIRECTIONS
             .iter()
             .find(|(_, d)| *d == self.direction)
@@ -471,8 +471,9 @@ impl FilterDef {
         let uuid_text = root.child("uuid").map(|u| u.text.clone());
         let uuid = match &uuid_text {
             None => uuid::Uuid::new_v4(),
-            Some(t) => uuid::Uuid::parse_str(t.trim())
-                .map_err(|_| xml_err("malformed uuid element"))?,
+            Some(t) => {
+                uuid::Uuid::parse_str(t.trim()).map_err(|_| xml_err("malformed uuid element"))?
+            }
         };
         let mut entries = Vec::new();
         for c in &root.children {

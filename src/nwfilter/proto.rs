@@ -338,7 +338,12 @@ pub(super) static PROTOCOLS: LazyLock<Vec<Protocol>> = LazyLock::new(|| {
         p("udplite-ipv6", l4(v6, m6, vec![]), IP_NEG, Fixup::IpSet),
         p("esp-ipv6", l4(v6, m6, vec![]), IP_NEG, Fixup::IpSet),
         p("ah-ipv6", l4(v6, m6, vec![]), IP_NEG, Fixup::IpSet),
-        p("sctp-ipv6", l4(v6, m6, port_props()), PORT_NEG, Fixup::IpSet),
+        p(
+            "sctp-ipv6",
+            l4(v6, m6, port_props()),
+            PORT_NEG,
+            Fixup::IpSet,
+        ),
         p("icmpv6", l4(v6, m6, icmp_extra()), ICMP_NEG, Fixup::IpSet),
         p("all-ipv6", l4(v6, m6, vec![]), IP_NEG, Fixup::None),
     ]
@@ -430,7 +435,11 @@ fn str_to_ui(s: &str, base: u32) -> Option<u32> {
     if v > u64::from(u32::MAX) {
         return None;
     }
-    Some(if neg { (v as u32).wrapping_neg() } else { v as u32 })
+    Some(if neg {
+        (v as u32).wrapping_neg()
+    } else {
+        v as u32
+    })
 }
 
 /// C's strtoul with base 0, the whole string: `0x` hex, leading-zero octal, else decimal.
@@ -477,7 +486,11 @@ fn mask_bits(bytes: &[u8]) -> Option<u32> {
     let ones: u32 = bytes.iter().map(|b| b.count_ones()).sum();
     let contiguous = bytes.iter().enumerate().all(|(i, b)| {
         let want_ones = ones.saturating_sub(8 * i as u32).min(8);
-        let want = if want_ones == 0 { 0 } else { 0xffu8 << (8 - want_ones) };
+        let want = if want_ones == 0 {
+            0
+        } else {
+            0xffu8 << (8 - want_ones)
+        };
         *b == want
     });
     contiguous.then_some(ones)
@@ -488,10 +501,7 @@ pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let mut out = [0u8; 6];
     let mut rest = s;
     for (i, o) in out.iter_mut().enumerate() {
-        let n = rest
-            .chars()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .count();
+        let n = rest.chars().take_while(|c| c.is_ascii_hexdigit()).count();
         if !(1..=2).contains(&n) {
             return None;
         }
@@ -674,7 +684,11 @@ pub(super) fn parse_value(a: &Attr, prop: &str) -> Option<(String, Option<u32>)>
             return Some((proto_form(MAC_PROTO_MAP, v, true), Some(v)));
         }
         (Special::MacProtocol | Special::VlanEncap, Val::Num(v)) => {
-            let min = if a.special == Special::MacProtocol { 0x600 } else { 0x3c };
+            let min = if a.special == Special::MacProtocol {
+                0x600
+            } else {
+                0x3c
+            };
             if v < min {
                 return None;
             }

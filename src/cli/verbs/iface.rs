@@ -15,8 +15,8 @@ use crate::driver::iface::{IfaceFilter, Interface};
 
 const IFACE: OptDef =
     OptDef::data("interface", "interface name or MAC address").complete(Completer::Interface);
-const FILE: OptDef = OptDef::data("file", "file containing an XML interface description")
-    .complete(Completer::File);
+const FILE: OptDef =
+    OptDef::data("file", "file containing an XML interface description").complete(Completer::File);
 
 const fn verb(
     name: &'static str,
@@ -177,9 +177,9 @@ fn lookup<'c>(conn: &'c Connect, arg: &str, by: By) -> Result<Interface<'c>> {
     let is_mac = crate::nwfilter::is_mac(arg);
     let found = match (is_mac, by) {
         (false, By::Name | By::Either) => conn.lookup_interface_by_name(arg).map_err(Into::into),
-        (true, By::Mac | By::Either) => conn
-            .lookup_interface_by_mac_string(arg)
-            .map_err(Into::into),
+        (true, By::Mac | By::Either) => {
+            conn.lookup_interface_by_mac_string(arg).map_err(Into::into)
+        }
         _ => Err(anyhow::anyhow!("")),
     };
     found.with_context(|| format!("failed to get interface '{arg}'"))
