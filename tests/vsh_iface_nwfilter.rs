@@ -106,8 +106,7 @@ fn host_interfaces_are_listed_and_dumped() {
         assert_eq!(v.ok(&["iface-mac", name]), format!("{mac}\n\n"));
         let xml = v.ok(&["iface-dumpxml", name]);
         assert!(
-            xml.starts_with(&format!("<interface type='"))
-                && xml.contains(&format!(" name='{name}'>")),
+            xml.starts_with("<interface type='") && xml.contains(&format!(" name='{name}'>")),
             "{xml}"
         );
         let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).unwrap();
