@@ -413,3 +413,63 @@ fn a_guest_asking_for_a_filter_is_refused() {
     );
     assert!(v.ok(&["domstate", "fvm"]).starts_with("shut off"));
 }
+
+/// A vsh on `d`'s root whose editor runs `body` on its file `$1`.
+fn with_editor(d: &tempfile::TempDir, name: &str, body: &str) -> Vsh {
+    use std::os::unix::fs::PermissionsExt;
+    let p = d.path().join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut v = vsh(d);
+    v.env.push(("VISUAL".into(), p.clone()));
+    v.env.push(("EDITOR".into(), p));
+    v
+}
+
+#[test]
+fn edit_verbs() {
+    let d = tempfile::tempdir().unwrap();
+    let b = write(&d, "b.xml", FILTER_B);
+    vsh(&d).ok(&["nwfilter-define", &b]);
+    let same = with_editor(&d, "same.sh", "true");
+    assert_eq!(
+        same.ok(&["nwfilter-edit", "vsh-b"]),
+        "Network filter vsh-b XML configuration not changed.\n\n"
+    );
+    assert_eq!(
+        same.ok(&["iface-edit", "lo"]),
+        "Interface lo XML configuration not changed.\n\n"
+    );
+    let change = with_editor(&d, "change.sh", "sed -i 's/drop/accept/' \"$1\"");
+    assert_eq!(
+        change.ok(&["nwfilter-edit", "vsh-b"]),
+        "Network filter vsh-b XML configuration edited.\n\n"
+    );
+    assert!(
+        vsh(&d)
+            .ok(&["nwfilter-dumpxml", "vsh-b"])
+            .contains("<rule action='accept' direction='in' priority='500'>")
+    );
+    let broken = with_editor(
+        &d,
+        "broken.sh",
+        "sed -i 's/protocolid=.arp./protocolid=\"15\"/' \"$1\"",
+    );
+    let err = broken.fails(&["nwfilter-edit", "vsh-b"]);
+    assert!(
+        err.contains("error: internal error: protocolid has illegal value 15"),
+        "{err}"
+    );
+    let mtu = with_editor(
+        &d,
+        "mtu.sh",
+        "sed -i 's/<mtu size=.[0-9]*./<mtu size=\"1280\"/' \"$1\"",
+    );
+    let err = mtu.fails(&["iface-edit", "lo"]);
+    assert!(
+        err.contains(
+            "error: this function is not supported by the connection driver: virInterfaceDefineXML"
+        ),
+        "{err}"
+    );
+}
