@@ -473,3 +473,26 @@ fn edit_verbs() {
         "{err}"
     );
 }
+
+#[test]
+fn lists_sort_without_regard_to_case() {
+    let d = tempfile::tempdir().unwrap();
+    let v = vsh(&d);
+    for (i, name) in ["Zeta", "alpha", "Beta"].iter().enumerate() {
+        let f = write(
+            &d,
+            &format!("{name}.xml"),
+            &format!(
+                "<filter name='{name}'><uuid>11111111-2222-3333-4444-00000000000{i}</uuid></filter>"
+            ),
+        );
+        v.ok(&["nwfilter-define", &f]);
+    }
+    let list = v.ok(&["nwfilter-list"]);
+    let names: Vec<&str> = list
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(names, ["alpha", "Beta", "Zeta"], "{list}");
+}

@@ -210,7 +210,7 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let list = conn
         .list_all_interfaces(filter)
         .context("Failed to list interfaces")?;
-    let entries: Vec<Entry> = list
+    let mut entries: Vec<Entry> = list
         .iter()
         .map(|i| {
             Ok(Entry {
@@ -220,6 +220,8 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
             })
         })
         .collect::<Result<_>>()?;
+    // virsh sorts without regard to case (libvirt: virshInterfaceSorter).
+    entries.sort_by_key(|e| e.name.to_ascii_lowercase());
     ctx.emit(&entries, |entries| {
         let rows: Vec<Vec<String>> = entries
             .iter()

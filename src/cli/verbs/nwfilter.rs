@@ -186,7 +186,7 @@ struct FilterEntry {
 
 /// `vsh nwfilter-list` (libvirt: cmdNWFilterList), by name.
 fn cmd_list(ctx: &mut CmdCtx, _: &ParsedArgs) -> Result<()> {
-    let entries: Vec<FilterEntry> = ctx
+    let mut entries: Vec<FilterEntry> = ctx
         .conn()?
         .list_all_nwfilters()
         .context("Failed to list network filters")?
@@ -196,6 +196,8 @@ fn cmd_list(ctx: &mut CmdCtx, _: &ParsedArgs) -> Result<()> {
             name: f.name().to_string(),
         })
         .collect();
+    // virsh sorts without regard to case (libvirt: virshNWFilterSorter).
+    entries.sort_by_key(|e| e.name.to_ascii_lowercase());
     ctx.emit(&entries, |entries| {
         let rows: Vec<Vec<String>> = entries
             .iter()
@@ -279,7 +281,7 @@ struct BindingEntry {
 
 /// `vsh nwfilter-binding-list` (libvirt: cmdNWFilterBindingList), by port dev.
 fn cmd_binding_list(ctx: &mut CmdCtx, _: &ParsedArgs) -> Result<()> {
-    let entries: Vec<BindingEntry> = ctx
+    let mut entries: Vec<BindingEntry> = ctx
         .conn()?
         .list_all_nwfilter_bindings()
         .context("Failed to list network filter bindings")?
@@ -289,6 +291,8 @@ fn cmd_binding_list(ctx: &mut CmdCtx, _: &ParsedArgs) -> Result<()> {
             filter: b.filter_name().to_string(),
         })
         .collect();
+    // virsh sorts without regard to case (libvirt: virshNWFilterBindingSorter).
+    entries.sort_by_key(|e| e.portdev.to_ascii_lowercase());
     ctx.emit(&entries, |entries| {
         let rows: Vec<Vec<String>> = entries
             .iter()
