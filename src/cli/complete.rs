@@ -129,6 +129,27 @@ fn values(ctx: &CmdCtx, opt: &OptDef, text: &str) -> Vec<String> {
             .and_then(|c| c.list_all_networks().ok())
             .map(|n| n.iter().map(|n| n.name().to_string()).collect())
             .unwrap_or_default(),
+        Completer::Interface => ctx
+            .conn()
+            .ok()
+            .and_then(|c| {
+                c.list_all_interfaces(crate::driver::iface::IfaceFilter::All)
+                    .ok()
+            })
+            .map(|i| i.iter().map(|i| i.name().to_string()).collect())
+            .unwrap_or_default(),
+        Completer::NwFilter => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_all_nwfilters().ok())
+            .map(|f| f.iter().map(|f| f.name().to_string()).collect())
+            .unwrap_or_default(),
+        Completer::NwFilterBinding => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_all_nwfilter_bindings().ok())
+            .map(|b| b.iter().map(|b| b.portdev().to_string()).collect())
+            .unwrap_or_default(),
         Completer::Pool => ctx
             .conn()
             .ok()

@@ -16,6 +16,8 @@ pub enum Group {
     DomainEvents,
     HostAndHypervisor,
     Checkpoint,
+    Interface,
+    NwFilter,
     Network,
     Secret,
     Snapshot,
@@ -34,6 +36,8 @@ impl Group {
         Group::DomainEvents,
         Group::HostAndHypervisor,
         Group::Checkpoint,
+        Group::Interface,
+        Group::NwFilter,
         Group::Network,
         Group::Secret,
         Group::Snapshot,
@@ -51,6 +55,8 @@ impl Group {
             Group::DomainEvents => "Domain Events",
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Checkpoint => "Checkpoint",
+            Group::Interface => "Interface",
+            Group::NwFilter => "Network Filter",
             Group::Network => "Networking",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
@@ -69,6 +75,8 @@ impl Group {
             Group::DomainEvents => "events",
             Group::HostAndHypervisor => "host",
             Group::Checkpoint => "checkpoint",
+            Group::Interface => "interface",
+            Group::NwFilter => "filter",
             Group::Network => "network",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
@@ -110,6 +118,12 @@ pub enum Completer {
     Network,
     /// Storage pool names (libvirt: virshStoragePoolNameCompleter).
     Pool,
+    /// Host interface names (libvirt: virshInterfaceNameCompleter).
+    Interface,
+    /// Network filter names (libvirt: virshNWFilterNameCompleter).
+    NwFilter,
+    /// Filter binding port devs (libvirt: virshNWFilterBindingNameCompleter).
+    NwFilterBinding,
     /// File names: left to the shell.
     File,
     /// A fixed list of words.

@@ -32,6 +32,7 @@ pub mod guest_agent;
 pub mod guest_agent_ops;
 pub mod helpers;
 pub mod hotplug;
+pub mod iface;
 pub mod ifaddr;
 pub mod iftune;
 pub mod iothread_tune;
@@ -55,6 +56,7 @@ pub mod node_pages;
 pub mod node_suspend;
 pub mod numatune;
 pub mod nvram;
+pub mod nwfilter;
 pub mod object_events;
 pub mod perf;
 pub mod pinning;
@@ -201,6 +203,18 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NETWORK_PORT_EXIST.
     #[error("network port {0} exists already")]
     NetworkPortExist(String),
+    /// libvirt's VIR_ERR_NO_INTERFACE.
+    #[error("Interface not found: {0}")]
+    NoInterface(String),
+    /// libvirt's VIR_ERR_MULTIPLE_INTERFACES.
+    #[error("multiple matching interfaces found: {0}")]
+    MultipleInterfaces(String),
+    /// libvirt's VIR_ERR_NO_NWFILTER.
+    #[error("Network filter not found: {0}")]
+    NoNwfilter(String),
+    /// libvirt's VIR_ERR_NO_NWFILTER_BINDING.
+    #[error("Network filter binding not found: {0}")]
+    NoNwfilterBinding(String),
     /// libvirt's VIR_ERR_NO_STORAGE_POOL.
     #[error("Storage pool not found: {0}")]
     NoStoragePool(String),

@@ -13,6 +13,7 @@ use crate::domain::DomainDef;
 
 /// Run every check; the first failure is returned.
 pub(super) fn check(def: &DomainDef) -> Result<(), DriverError> {
+    super::nwfilter::refuse_filterrefs(&def.devices.interfaces)?;
     check_directories(def)?;
     check_listen_ports(def)
 }

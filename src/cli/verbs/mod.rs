@@ -24,6 +24,7 @@ pub mod hostcpu;
 pub mod hostmisc;
 pub mod hostpages;
 pub mod hotplug;
+pub mod iface;
 pub mod jobs;
 pub mod launchsec;
 pub mod memdev;
@@ -34,6 +35,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+pub mod nwfilter;
 mod object_events;
 pub mod paramtune;
 pub mod pool;
@@ -100,6 +102,8 @@ pub const TABLES: &[&[CmdDef]] = &[
     launchsec::CMDS,
     fdassoc::CMDS,
     checkpoint::CMDS,
+    iface::CMDS,
+    nwfilter::CMDS,
     network::CMDS,
     object_events::NET_CMDS,
     secret::CMDS,

@@ -252,6 +252,7 @@ impl Domain<'_> {
                 "live attach of interface type '{t}' is not supported"
             )));
         }
+        crate::driver::nwfilter::refuse_filterrefs(std::slice::from_ref(&n))?;
         let before = lg.def.devices.interfaces.len();
         let (prep, caps) = self.prepared_with(&lg.def, |def| def.devices.interfaces.push(n))?;
         let Some(mut net) = prep.devices.interfaces.get(before).cloned() else {
