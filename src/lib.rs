@@ -11,6 +11,7 @@ pub mod domain;
 pub mod driver;
 pub mod fleet;
 pub mod network;
+pub mod nodedev;
 pub mod qmp;
 pub mod runtime;
 pub mod storage;
