@@ -686,6 +686,14 @@ fn closed_stdout_for_every_verb() {
                 "ip-dhcp-host",
                 "<host name='h' ip='10.0.0.2'/>",
             ],
+            // Node device verbs (tests/vsh_nodedev.rs has their cases): reads of the root,
+            // and changes of a device that does not exist, so no host device is touched.
+            "nodedev-dumpxml" | "nodedev-info" => vec!["computer"],
+            "nodedev-create" | "nodedev-define" => vec!["/nowhere-nodedev.xml"],
+            "nodedev-destroy" | "nodedev-undefine" | "nodedev-start" | "nodedev-autostart"
+            | "nodedev-detach" | "nodedev-dettach" | "nodedev-reattach" | "nodedev-reset" => {
+                vec!["nosuch"]
+            }
             // Storage verbs (tests/vsh_storage.rs has their cases).
             "pool-autostart" | "pool-info" | "pool-dumpxml" | "pool-uuid" | "pool-refresh"
             | "pool-destroy" | "vol-list" => vec!["sp"],

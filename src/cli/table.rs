@@ -17,6 +17,7 @@ pub enum Group {
     HostAndHypervisor,
     Checkpoint,
     Network,
+    NodeDevice,
     Secret,
     Snapshot,
     StoragePool,
@@ -35,6 +36,7 @@ impl Group {
         Group::HostAndHypervisor,
         Group::Checkpoint,
         Group::Network,
+        Group::NodeDevice,
         Group::Secret,
         Group::Snapshot,
         Group::StoragePool,
@@ -52,6 +54,7 @@ impl Group {
             Group::HostAndHypervisor => "Host and Hypervisor",
             Group::Checkpoint => "Checkpoint",
             Group::Network => "Networking",
+            Group::NodeDevice => "Node Device",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
             Group::StoragePool => "Storage Pool",
@@ -70,6 +73,7 @@ impl Group {
             Group::HostAndHypervisor => "host",
             Group::Checkpoint => "checkpoint",
             Group::Network => "network",
+            Group::NodeDevice => "nodedev",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
             Group::StoragePool => "pool",
@@ -108,6 +112,8 @@ pub enum Completer {
     Secret,
     /// Network names.
     Network,
+    /// Node device names (libvirt: virshNodeDeviceNameCompleter).
+    NodeDevice,
     /// Storage pool names (libvirt: virshStoragePoolNameCompleter).
     Pool,
     /// File names: left to the shell.

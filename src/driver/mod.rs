@@ -52,6 +52,7 @@ pub mod node_cells;
 pub mod node_memory;
 pub mod node_pages;
 pub mod node_suspend;
+pub mod nodedev;
 pub mod numatune;
 pub mod nvram;
 pub mod perf;
@@ -192,6 +193,15 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NETWORK.
     #[error("Network not found: {0}")]
     NoNetwork(String),
+    /// libvirt's VIR_ERR_NO_NODE_DEVICE.
+    #[error("Node device not found: {0}")]
+    NoNodeDevice(String),
+    /// A node device document libvirt refuses, with libvirt's message.
+    #[error(transparent)]
+    NodeDevXml(#[from] crate::nodedev::NodeDevError),
+    /// libvirt's VIR_ERR_PARSE_FAILED.
+    #[error("failed to parse configuration file {0}")]
+    ParseFailed(String),
     /// libvirt's VIR_ERR_NO_STORAGE_POOL.
     #[error("Storage pool not found: {0}")]
     NoStoragePool(String),

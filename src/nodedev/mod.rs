@@ -13,7 +13,7 @@ use std::fmt;
 
 use crate::xmlfmt::XmlWriter;
 
-pub use parse::parse;
+pub use parse::{parse, parse_new};
 
 /// Errors of the node device model, worded as libvirt's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -87,6 +87,16 @@ fn opt_int(v: Option<String>, dev: &str, invalid: &str) -> R<Option<i32>> {
 
 /// Parse a node device document (libvirt: virNodeDeviceDefParse for an existing device).
 pub fn parse(xml: &str) -> R<NodeDeviceDef> {
+    parse_mode(xml, false)
+}
+
+/// Parse the document of a device to create or define (libvirt's CREATE_DEVICE mode): its
+/// name is "new device" until the device exists, and a vHBA has no host number yet.
+pub fn parse_new(xml: &str) -> R<NodeDeviceDef> {
+    parse_mode(xml, true)
+}
+
+fn parse_mode(xml: &str, create: bool) -> R<NodeDeviceDef> {
     let root = parse_document(xml).map_err(|e| {
         let m = e.to_string();
         NodeDevError::Xml(m.strip_prefix("XML error: ").unwrap_or(&m).to_string())
@@ -97,7 +107,11 @@ pub fn parse(xml: &str) -> R<NodeDeviceDef> {
             root.name
         )));
     }
-    let name = text(&root, "name").ok_or(NodeDevError::NoName)?;
+    let name = if create {
+        "new device".to_string()
+    } else {
+        text(&root, "name").ok_or(NodeDevError::NoName)?
+    };
     let mut def = NodeDeviceDef {
         name,
         path: text(&root, "path"),
@@ -148,14 +162,14 @@ pub fn parse(xml: &str) -> R<NodeDeviceDef> {
         )));
     }
     for c in caps {
-        let cap = parse_cap(c, &def.name)?;
+        let cap = parse_cap(c, &def.name, create)?;
         def.caps.push(cap);
     }
     Ok(def)
 }
 
 // libvirt: virNodeDevCapsDefParseXML
-fn parse_cap(n: &XmlNode, dev: &str) -> R<Cap> {
+fn parse_cap(n: &XmlNode, dev: &str, create: bool) -> R<Cap> {
     let t = match n.attr("type") {
         None => {
             return Err(NodeDevError::Xml(
@@ -222,7 +236,7 @@ fn parse_cap(n: &XmlNode, dev: &str) -> R<Cap> {
             })
         }
         CapType::Net => Cap::Net(parse_net(n, dev)?),
-        CapType::ScsiHost => Cap::ScsiHost(parse_scsi_host(n, dev)?),
+        CapType::ScsiHost => Cap::ScsiHost(parse_scsi_host(n, dev, create)?),
         CapType::ScsiTarget => Cap::ScsiTarget(parse_scsi_target(n, dev)?),
         CapType::Scsi => {
             let f = |name: &str, what: &str| {
@@ -587,22 +601,22 @@ fn parse_net(n: &XmlNode, dev: &str) -> R<NetCap> {
 }
 
 // libvirt: virNodeDevCapSCSIHostParseXML (an existing device)
-fn parse_scsi_host(n: &XmlNode, dev: &str) -> R<ScsiHostCap> {
-    let mut s = ScsiHostCap {
-        host: req_uint(
+fn parse_scsi_host(n: &XmlNode, dev: &str, create: bool) -> R<ScsiHostCap> {
+    let mut s = ScsiHostCap::default();
+    if !create {
+        s.host = req_uint(
             text(n, "host"),
             10,
             dev,
             "no SCSI host ID supplied for '{}'",
             "invalid SCSI host ID supplied for '{}'",
-        )?,
-        unique_id: opt_int(
+        )?;
+        s.unique_id = opt_int(
             text(n, "unique_id"),
             dev,
             "invalid unique_id supplied for '{}'",
-        )?,
-        ..Default::default()
-    };
+        )?;
+    }
     for c in n.children.iter().filter(|c| c.name == "capability") {
         match c.attr("type") {
             None => {

@@ -33,6 +33,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+pub mod nodedev;
 pub mod paramtune;
 pub mod pool;
 pub mod power;
@@ -99,6 +100,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     fdassoc::CMDS,
     checkpoint::CMDS,
     network::CMDS,
+    nodedev::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,
