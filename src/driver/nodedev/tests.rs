@@ -272,7 +272,15 @@ fn xml_of_each_kind() {
     for d in c.list_all_node_devices(0).unwrap() {
         let xml = d.xml_desc(0).unwrap();
         let back = crate::nodedev::parse(&xml).unwrap();
-        assert_eq!(back.format(true), d.def().format(true), "{}", d.name());
+        // libvirt reads a disk's block figures from sysfs, never back from a document.
+        let mut want = d.def().clone();
+        for c in &mut want.caps {
+            if let Cap::Storage(s) = c {
+                s.logical_block_size = 0;
+                s.num_blocks = 0;
+            }
+        }
+        assert_eq!(back.format(true), want.format(true), "{}", d.name());
     }
 }
 
