@@ -689,6 +689,7 @@ fn closed_stdout_for_every_verb() {
             // Node device verbs (tests/vsh_nodedev.rs has their cases): reads of the root,
             // and changes of a device that does not exist, so no host device is touched.
             "nodedev-dumpxml" | "nodedev-info" => vec!["computer"],
+            "nodedev-event" => vec!["--list"],
             "nodedev-create" | "nodedev-define" => vec!["/nowhere-nodedev.xml"],
             "nodedev-destroy" | "nodedev-undefine" | "nodedev-start" | "nodedev-autostart"
             | "nodedev-detach" | "nodedev-dettach" | "nodedev-reattach" | "nodedev-reset" => {

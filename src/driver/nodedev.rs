@@ -269,10 +269,7 @@ impl Connect {
     /// Every device of the host, `computer` first, then by name.
     fn node_device_defs(&self) -> Vec<NodeDeviceDef> {
         let sys = self.sys_root();
-        let db = sys
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .join("run/udev/data");
+        let db = sys.parent().unwrap_or(Path::new("/")).join("run/udev/data");
         let mut out = vec![computer(&self.opts.host_root)];
         out.extend(enumerate(sys, &db));
         out
@@ -297,8 +294,7 @@ impl Connect {
             .filter(|_| state_ok)
             .filter(|d| {
                 caps == 0
-                    || d
-                        .cap_types()
+                    || d.cap_types()
                         .iter()
                         .any(|t| caps & list_flags::cap(*t) != 0)
             })
@@ -720,15 +716,16 @@ fn pci_device(sys: &Path, p: &Path, info: &UdevInfo, ids: &PciIds) -> Option<Nod
     let iommu_group = link_name(&p.join("iommu_group"))
         .and_then(|g| g.parse::<u32>().ok())
         .map(|g| {
-            let mut members: Vec<PciAddr> = std::fs::read_dir(
-                sys.join(format!("kernel/iommu_groups/{g}/devices")),
-            )
-            .map(|d| {
-                d.flatten()
-                    .filter_map(|e| PciAddr::from_sysfs_name(&e.file_name().to_string_lossy()))
-                    .collect()
-            })
-            .unwrap_or_default();
+            let mut members: Vec<PciAddr> =
+                std::fs::read_dir(sys.join(format!("kernel/iommu_groups/{g}/devices")))
+                    .map(|d| {
+                        d.flatten()
+                            .filter_map(|e| {
+                                PciAddr::from_sysfs_name(&e.file_name().to_string_lossy())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
             members.sort();
             (g, members)
         });
@@ -922,10 +919,14 @@ fn storage_device(p: &Path, info: &UdevInfo) -> Option<NodeDeviceDef> {
     let mut drive_type = info.get("ID_TYPE").map(str::to_string);
     let guess = |block: &str| {
         // libvirt: udevKludgeStorageType
-        [("/dev/vd", "disk"), ("/dev/dasd", "dasd"), ("/dev/nvme", "disk")]
-            .iter()
-            .find(|(pre, _)| block.starts_with(pre))
-            .map(|(_, t)| t.to_string())
+        [
+            ("/dev/vd", "disk"),
+            ("/dev/dasd", "dasd"),
+            ("/dev/nvme", "disk"),
+        ]
+        .iter()
+        .find(|(pre, _)| block.starts_with(pre))
+        .map(|(_, t)| t.to_string())
     };
     if drive_type.is_none() || drive_type.as_deref() == Some("generic") {
         drive_type = if info.get("ID_DRIVE_FLOPPY").is_some() {
@@ -988,3 +989,99 @@ fn storage_device(p: &Path, info: &UdevInfo) -> Option<NodeDeviceDef> {
 
 #[cfg(test)]
 mod tests;
+
+/// What happened to a device (libvirt: virNodeDeviceEventLifecycleType, and the update
+/// event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeDeviceEventKind {
+    Created,
+    Deleted,
+    /// The device's XML changed.
+    Update,
+}
+
+/// One node device event.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeDeviceEvent {
+    pub device: String,
+    pub kind: NodeDeviceEventKind,
+}
+
+/// Node device events, found by comparing successive enumerations: sysfs gives no inotify
+/// events, and without udev's netlink monitor this is what a daemonless driver can watch.
+pub struct NodeDeviceEvents<'c> {
+    conn: &'c Connect,
+    /// Each device's XML at the last look.
+    last: BTreeMap<String, String>,
+    pending: std::collections::VecDeque<NodeDeviceEvent>,
+}
+
+/// How often the device list is looked at again.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+impl Connect {
+    /// Start watching the host's devices (virConnectNodeDeviceEventRegisterAny's events):
+    /// changes after this call are reported.
+    pub fn node_device_events(&self) -> NodeDeviceEvents<'_> {
+        let mut ev = NodeDeviceEvents {
+            conn: self,
+            last: BTreeMap::new(),
+            pending: Default::default(),
+        };
+        ev.last = ev.snapshot();
+        ev
+    }
+}
+
+impl NodeDeviceEvents<'_> {
+    fn snapshot(&self) -> BTreeMap<String, String> {
+        self.conn
+            .node_device_defs()
+            .into_iter()
+            .map(|d| (d.name.clone(), d.format(false)))
+            .collect()
+    }
+
+    /// Queue what changed since the last look.
+    fn rescan(&mut self) {
+        let now = self.snapshot();
+        for (name, xml) in &now {
+            let kind = match self.last.get(name) {
+                None => NodeDeviceEventKind::Created,
+                Some(old) if old != xml => NodeDeviceEventKind::Update,
+                Some(_) => continue,
+            };
+            self.pending.push_back(NodeDeviceEvent {
+                device: name.clone(),
+                kind,
+            });
+        }
+        for name in self.last.keys().filter(|n| !now.contains_key(*n)) {
+            self.pending.push_back(NodeDeviceEvent {
+                device: name.clone(),
+                kind: NodeDeviceEventKind::Deleted,
+            });
+        }
+        self.last = now;
+    }
+
+    /// The next event, waiting up to `timeout`; `None` when none came in time.
+    pub fn next_timeout(&mut self, timeout: std::time::Duration) -> Option<NodeDeviceEvent> {
+        let end = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            self.rescan();
+            if let Some(e) = self.pending.pop_front() {
+                return Some(e);
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            std::thread::sleep(left.min(EVENT_POLL));
+        }
+    }
+}

@@ -54,13 +54,7 @@ fn parse_uint_base(s: &str, base: u32) -> Option<u32> {
 
 /// libvirt: virNodeDevCapsDefParseUInt (and ParseHexId with `base` 16): missing and invalid
 /// values each have their message, which names the device.
-fn req_uint(
-    v: Option<String>,
-    base: u32,
-    dev: &str,
-    missing: &str,
-    invalid: &str,
-) -> R<u32> {
+fn req_uint(v: Option<String>, base: u32, dev: &str, missing: &str, invalid: &str) -> R<u32> {
     match v {
         None => Err(internal(missing.replace("{}", dev))),
         Some(s) => parse_uint_base(&s, base).ok_or_else(|| internal(invalid.replace("{}", dev))),
@@ -201,14 +195,18 @@ fn parse_cap(n: &XmlNode, dev: &str, create: bool) -> R<Cap> {
                 "invalid USB device number supplied for '{}'",
             )?,
             vendor: req_uint(
-                n.child("vendor").and_then(|v| v.attr("id")).map(str::to_string),
+                n.child("vendor")
+                    .and_then(|v| v.attr("id"))
+                    .map(str::to_string),
                 16,
                 dev,
                 "no USB vendor ID supplied for '{}'",
                 "invalid USB vendor ID supplied for '{}'",
             )?,
             product: req_uint(
-                n.child("product").and_then(|v| v.attr("id")).map(str::to_string),
+                n.child("product")
+                    .and_then(|v| v.attr("id"))
+                    .map(str::to_string),
                 16,
                 dev,
                 "no USB product ID supplied for '{}'",
@@ -290,10 +288,10 @@ fn parse_system(n: &XmlNode, dev: &str) -> R<SystemCap> {
     let hw = n.child("hardware");
     let fw = n.child("firmware");
     let sub = |p: Option<&XmlNode>, name: &str| p.and_then(|p| text(p, name));
-    let uuid = sub(hw, "uuid")
-        .ok_or_else(|| internal(format!("no system UUID supplied for '{dev}'")))?;
-    let uuid = parse_uuid(&uuid)
-        .ok_or_else(|| internal(format!("malformed uuid element for '{dev}'")))?;
+    let uuid =
+        sub(hw, "uuid").ok_or_else(|| internal(format!("no system UUID supplied for '{dev}'")))?;
+    let uuid =
+        parse_uuid(&uuid).ok_or_else(|| internal(format!("malformed uuid element for '{dev}'")))?;
     Ok(SystemCap {
         product: text(n, "product"),
         hardware_vendor: sub(hw, "vendor"),
@@ -544,15 +542,13 @@ fn parse_net(n: &XmlNode, dev: &str) -> R<NetCap> {
         .ok_or_else(|| internal(format!("no network interface supplied for '{dev}'")))?;
     let mut features = Vec::new();
     for f in n.children.iter().filter(|c| c.name == "feature") {
-        let name = f.attr("name").ok_or_else(|| {
-            NodeDevError::Xml("missing network device feature name".into())
-        })?;
+        let name = f
+            .attr("name")
+            .ok_or_else(|| NodeDevError::Xml("missing network device feature name".into()))?;
         let i = NET_FEATURES
             .iter()
             .position(|x| *x == name)
-            .ok_or_else(|| {
-                NodeDevError::Xml(format!("unknown network device feature '{name}'"))
-            })?;
+            .ok_or_else(|| NodeDevError::Xml(format!("unknown network device feature '{name}'")))?;
         if !features.contains(&i) {
             features.push(i);
         }
@@ -749,15 +745,14 @@ fn parse_mdev(n: &XmlNode, dev: &str) -> R<MdevCap> {
         .child("type")
         .and_then(|t| t.attr("id"))
         .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            NodeDevError::Unsupported(format!("missing type id attribute for '{dev}'"))
-        })?
+        .ok_or_else(|| NodeDevError::Unsupported(format!("missing type id attribute for '{dev}'")))?
         .to_string();
     let uuid = match text(n, "uuid") {
         None => None,
-        Some(u) => Some(parse_uuid(&u).ok_or_else(|| {
-            internal(format!("Invalid uuid '{u}' for new mdev device"))
-        })?),
+        Some(u) => Some(
+            parse_uuid(&u)
+                .ok_or_else(|| internal(format!("Invalid uuid '{u}' for new mdev device")))?,
+        ),
     };
     let iommu_group = match n
         .child("iommuGroup")
@@ -765,9 +760,8 @@ fn parse_mdev(n: &XmlNode, dev: &str) -> R<MdevCap> {
         .filter(|s| !s.is_empty())
     {
         None => 0,
-        Some(v) => parse_uint_base(v, 10).ok_or_else(|| {
-            internal(format!("invalid iommuGroup number attribute for '{dev}'"))
-        })?,
+        Some(v) => parse_uint_base(v, 10)
+            .ok_or_else(|| internal(format!("invalid iommuGroup number attribute for '{dev}'")))?,
     };
     let mut attrs = Vec::new();
     for a in n.children.iter().filter(|c| c.name == "attr") {

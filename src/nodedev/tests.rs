@@ -2,7 +2,10 @@ use super::*;
 
 #[test]
 fn names_are_built_as_the_udev_backend_builds_them() {
-    assert_eq!(generate_name("pci", "0000:00:1f.2", None), "pci_0000_00_1f_2");
+    assert_eq!(
+        generate_name("pci", "0000:00:1f.2", None),
+        "pci_0000_00_1f_2"
+    );
     assert_eq!(
         generate_name("net", "eth0", Some("52:54:00:12:34:56")),
         "net_eth0_52_54_00_12_34_56"
@@ -55,7 +58,9 @@ fn errors_are_libvirts() {
     );
     assert!(e("<device><name>x</name><capability type='ccw'/></device>").contains("ccw"));
     assert_eq!(
-        e("<device><name>x</name><parent wwnn='1'>p</parent><capability type='drm'><type>render</type></capability></device>"),
+        e(
+            "<device><name>x</name><parent wwnn='1'>p</parent><capability type='drm'><type>render</type></capability></device>"
+        ),
         "XML error: when providing parent wwnn='1', the wwpn must also be provided"
     );
     assert!(e("<device><name>").starts_with("XML error"));

@@ -9,14 +9,14 @@ use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
 use crate::driver::Connect;
-use crate::driver::nodedev::{NodeDevice, list_flags};
+use crate::driver::nodedev::{NodeDevice, NodeDeviceEvent, NodeDeviceEventKind, list_flags};
 use crate::nodedev::CapType;
 
 const DEVICE: OptDef = OptDef::data("device", "device name or wwn pair in 'wwnn,wwpn' format")
     .complete(Completer::NodeDevice);
 const DEVICE_KEY: OptDef = OptDef::data("device", "device key").complete(Completer::NodeDevice);
-const FILE: OptDef =
-    OptDef::data("file", "file containing an XML description of the device").complete(Completer::File);
+const FILE: OptDef = OptDef::data("file", "file containing an XML description of the device")
+    .complete(Completer::File);
 const VALIDATE: OptDef = OptDef::flag("validate", "validate the XML against the schema");
 
 const fn verb(
@@ -173,6 +173,29 @@ pub const CMDS: &[CmdDef] = &[
         cmd_autostart,
         Access::Write("virNodeDeviceSetAutostart"),
     ),
+    CmdDef::new(
+        Group::NodeDevice,
+        "nodedev-event",
+        "Node Device Events",
+        "List event types, or wait for node device events to occur",
+        &[
+            OptDef::string("device", "filter by node device name")
+                .positional()
+                .complete(Completer::NodeDevice),
+            OptDef::string("event", "which event type to wait for")
+                .positional()
+                .complete(Completer::Words(EVENT_NAMES)),
+            OptDef::flag(
+                "loop",
+                "loop until timeout or interrupt, rather than one-shot",
+            ),
+            OptDef::int("timeout", "timeout seconds").positional(),
+            OptDef::flag("list", "list valid event types"),
+            OptDef::flag("timestamp", "show timestamp for each printed event"),
+        ],
+        cmd_event,
+    )
+    .with_json(true),
     CmdDef {
         json: true,
         ..verb(
@@ -359,9 +382,7 @@ fn cmd_list(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         bail!("Option --all is incompatible with --inactive");
     }
     if tree && (cap.is_some() || inactive) {
-        bail!(
-            "Option --tree is incompatible with --cap, --inactive, --persistent and --transient"
-        );
+        bail!("Option --tree is incompatible with --cap, --inactive, --persistent and --transient");
     }
     let mut flags = 0;
     for c in cap.iter().flat_map(|c| c.split(',')) {
@@ -441,4 +462,73 @@ fn cmd_info(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         .collect()
     });
     Ok(())
+}
+
+/// The event ids virsh knows, in its order.
+const EVENT_NAMES: &[&str] = &["lifecycle", "update"];
+
+/// virsh's line for an event, without the `--timestamp` prefix (libvirt:
+/// vshEventLifecyclePrint, vshEventGenericPrint in tools/virsh-nodedev.c).
+fn event_line(e: &NodeDeviceEvent) -> String {
+    match e.kind {
+        NodeDeviceEventKind::Created => {
+            format!("event 'lifecycle' for node device {}: Created", e.device)
+        }
+        NodeDeviceEventKind::Deleted => {
+            format!("event 'lifecycle' for node device {}: Deleted", e.device)
+        }
+        NodeDeviceEventKind::Update => format!("event 'update' for node device {}", e.device),
+    }
+}
+
+/// `vsh nodedev-event {[DEVICE] --event TYPE [--loop] [--timeout S] [--timestamp] | --list}`
+/// (libvirt: cmdNodeDeviceEvent).
+fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
+    if args.flag("list") {
+        for n in EVENT_NAMES {
+            ctx.println(n);
+        }
+        return Ok(());
+    }
+    let Some(event) = args.string("event") else {
+        bail!("either --list or --event <type> is required");
+    };
+    if !EVENT_NAMES.contains(&event) {
+        bail!("unknown event type {event}");
+    }
+    let timeout = super::event_loop::timeout(args)?;
+    let conn = ctx.conn()?;
+    let only = match args.string("device") {
+        Some(d) => Some(
+            conn.node_device_lookup_by_name(d)
+                .with_context(|| format!("Could not find matching device '{d}'"))?
+                .name()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let mut events = conn.node_device_events();
+    let want_update = event == "update";
+    super::event_loop::run(
+        ctx,
+        timeout,
+        args.flag("loop"),
+        |slice| events.next_timeout(slice),
+        |ctx, e| {
+            if (e.kind == NodeDeviceEventKind::Update) != want_update
+                || only.as_ref().is_some_and(|d| *d != e.device)
+            {
+                return Ok(false);
+            }
+            if ctx.json() {
+                ctx.println(serde_json::to_string(&e)?);
+            } else if args.flag("timestamp") {
+                let now = crate::driver::monitor::events::now_ms();
+                ctx.println(super::event_loop::stamped(now, &event_line(&e)));
+            } else {
+                ctx.println(event_line(&e));
+            }
+            Ok(true)
+        },
+    )
 }

@@ -26,27 +26,49 @@ fn fake_host(root: &Path) {
     let pci = "sys/devices/pci0000:00";
     // SATA controller, its SCSI host, target, device and disk.
     let sata = format!("{pci}/0000:00:1f.2");
-    write(root, &format!("{sata}/uevent"), "DRIVER=ahci\nPCI_CLASS=10601\n");
+    write(
+        root,
+        &format!("{sata}/uevent"),
+        "DRIVER=ahci\nPCI_CLASS=10601\n",
+    );
     write(root, &format!("{sata}/vendor"), "0x8086\n");
     write(root, &format!("{sata}/device"), "0x2922\n");
     write(root, &format!("{sata}/numa_node"), "-1\n");
-    link(root, &format!("{sata}/iommu_group"), "../../../kernel/iommu_groups/7");
+    link(
+        root,
+        &format!("{sata}/iommu_group"),
+        "../../../kernel/iommu_groups/7",
+    );
     std::fs::create_dir_all(root.join("sys/kernel/iommu_groups/7/devices/0000:00:1f.2")).unwrap();
     std::fs::create_dir_all(root.join("sys/kernel/iommu_groups/7/devices/0000:00:1f.3")).unwrap();
-    link(root, "sys/bus/pci/devices/0000:00:1f.2", "../../../devices/pci0000:00/0000:00:1f.2");
+    link(
+        root,
+        "sys/bus/pci/devices/0000:00:1f.2",
+        "../../../devices/pci0000:00/0000:00:1f.2",
+    );
     let host = format!("{sata}/ata1/host0");
     write(root, &format!("{host}/uevent"), "DEVTYPE=scsi_host\n");
     write(root, "sys/class/scsi_host/host0/unique_id", "1\n");
     let target = format!("{host}/target0:0:0");
     write(root, &format!("{target}/uevent"), "DEVTYPE=scsi_target\n");
     let sdev = format!("{target}/0:0:0:0");
-    write(root, &format!("{sdev}/uevent"), "DEVTYPE=scsi_device\nDRIVER=sd\n");
+    write(
+        root,
+        &format!("{sdev}/uevent"),
+        "DEVTYPE=scsi_device\nDRIVER=sd\n",
+    );
     write(root, &format!("{sdev}/type"), "0\n");
     write(root, &format!("{sdev}/vendor"), "ATA     \n");
     write(root, &format!("{sdev}/model"), "WDC WD10 \n");
     for (n, t) in [
-        ("host0", "../../../devices/pci0000:00/0000:00:1f.2/ata1/host0"),
-        ("target0:0:0", "../../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0"),
+        (
+            "host0",
+            "../../../devices/pci0000:00/0000:00:1f.2/ata1/host0",
+        ),
+        (
+            "target0:0:0",
+            "../../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0",
+        ),
         (
             "0:0:0:0",
             "../../../devices/pci0000:00/0000:00:1f.2/ata1/host0/target0:0:0/0:0:0:0",
@@ -55,30 +77,58 @@ fn fake_host(root: &Path) {
         link(root, &format!("sys/bus/scsi/devices/{n}"), t);
     }
     let sda = format!("{sdev}/block/sda");
-    write(root, &format!("{sda}/uevent"), "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n");
+    write(
+        root,
+        &format!("{sda}/uevent"),
+        "MAJOR=8\nMINOR=0\nDEVNAME=sda\nDEVTYPE=disk\n",
+    );
     write(root, &format!("{sda}/size"), "2048\n");
     write(root, &format!("{sda}/queue/logical_block_size"), "512\n");
     link(root, &format!("{sda}/device"), "../../../0:0:0:0");
     let sda1 = format!("{sda}/sda1");
-    write(root, &format!("{sda1}/uevent"), "MAJOR=8\nMINOR=1\nDEVNAME=sda1\nDEVTYPE=partition\n");
+    write(
+        root,
+        &format!("{sda1}/uevent"),
+        "MAJOR=8\nMINOR=1\nDEVNAME=sda1\nDEVTYPE=partition\n",
+    );
     link(root, "sys/class/block/sda", &format!("../../{}", &sda[4..]));
-    link(root, "sys/class/block/sda1", &format!("../../{}", &sda1[4..]));
+    link(
+        root,
+        "sys/class/block/sda1",
+        &format!("../../{}", &sda1[4..]),
+    );
     write(
         root,
         "run/udev/data/b8:0",
         "S:disk/by-id/ata-WDC_WD10_123\nE:ID_TYPE=disk\nE:ID_BUS=ata\nE:ID_SERIAL=WDC_WD10_123\n",
     );
     // A loop device: no ID_TYPE, and not a name libvirt can guess a kind from.
-    write(root, "sys/devices/virtual/block/loop0/uevent", "MAJOR=7\nMINOR=0\nDEVNAME=loop0\nDEVTYPE=disk\n");
+    write(
+        root,
+        "sys/devices/virtual/block/loop0/uevent",
+        "MAJOR=7\nMINOR=0\nDEVNAME=loop0\nDEVTYPE=disk\n",
+    );
     write(root, "sys/devices/virtual/block/loop0/size", "0\n");
-    link(root, "sys/class/block/loop0", "../../devices/virtual/block/loop0");
+    link(
+        root,
+        "sys/class/block/loop0",
+        "../../devices/virtual/block/loop0",
+    );
 
     // USB controller and its root hub with one interface.
     let uhci = format!("{pci}/0000:00:1d.0");
-    write(root, &format!("{uhci}/uevent"), "DRIVER=uhci_hcd\nPCI_CLASS=C0300\n");
+    write(
+        root,
+        &format!("{uhci}/uevent"),
+        "DRIVER=uhci_hcd\nPCI_CLASS=C0300\n",
+    );
     write(root, &format!("{uhci}/vendor"), "0x8086\n");
     write(root, &format!("{uhci}/device"), "0x2934\n");
-    link(root, "sys/bus/pci/devices/0000:00:1d.0", "../../../devices/pci0000:00/0000:00:1d.0");
+    link(
+        root,
+        "sys/bus/pci/devices/0000:00:1d.0",
+        "../../../devices/pci0000:00/0000:00:1d.0",
+    );
     let hub = format!("{uhci}/usb1");
     write(
         root,
@@ -90,7 +140,11 @@ fn fake_host(root: &Path) {
     write(root, &format!("{hub}/manufacturer"), "Linux Foundation\n");
     write(root, &format!("{hub}/product"), "1.1 root hub\n");
     let intf = format!("{hub}/1-0:1.0");
-    write(root, &format!("{intf}/uevent"), "DEVTYPE=usb_interface\nDRIVER=hub\n");
+    write(
+        root,
+        &format!("{intf}/uevent"),
+        "DEVTYPE=usb_interface\nDRIVER=hub\n",
+    );
     for (a, v) in [
         ("bInterfaceNumber", "00"),
         ("bInterfaceClass", "09"),
@@ -99,7 +153,11 @@ fn fake_host(root: &Path) {
     ] {
         write(root, &format!("{intf}/{a}"), &format!("{v}\n"));
     }
-    link(root, "sys/bus/usb/devices/usb1", "../../../devices/pci0000:00/0000:00:1d.0/usb1");
+    link(
+        root,
+        "sys/bus/usb/devices/usb1",
+        "../../../devices/pci0000:00/0000:00:1d.0/usb1",
+    );
     link(
         root,
         "sys/bus/usb/devices/1-0:1.0",
@@ -108,18 +166,42 @@ fn fake_host(root: &Path) {
 
     // A NIC (its netdev under a virtio bus device that is not itself listed) and lo.
     let nic = format!("{pci}/0000:00:03.0");
-    write(root, &format!("{nic}/uevent"), "DRIVER=virtio-pci\nPCI_CLASS=20000\n");
+    write(
+        root,
+        &format!("{nic}/uevent"),
+        "DRIVER=virtio-pci\nPCI_CLASS=20000\n",
+    );
     write(root, &format!("{nic}/vendor"), "0x1af4\n");
     write(root, &format!("{nic}/device"), "0x1041\n");
-    link(root, "sys/bus/pci/devices/0000:00:03.0", "../../../devices/pci0000:00/0000:00:03.0");
+    link(
+        root,
+        "sys/bus/pci/devices/0000:00:03.0",
+        "../../../devices/pci0000:00/0000:00:03.0",
+    );
     let eth = format!("{nic}/virtio0/net/eth0");
-    write(root, &format!("{eth}/uevent"), "INTERFACE=eth0\nIFINDEX=2\n");
+    write(
+        root,
+        &format!("{eth}/uevent"),
+        "INTERFACE=eth0\nIFINDEX=2\n",
+    );
     write(root, &format!("{eth}/address"), "52:54:00:12:34:56\n");
     write(root, &format!("{eth}/operstate"), "up\n");
     write(root, &format!("{eth}/speed"), "1000\n");
-    link(root, "sys/class/net/eth0", "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0");
-    write(root, "sys/devices/virtual/net/lo/uevent", "INTERFACE=lo\nIFINDEX=1\n");
-    write(root, "sys/devices/virtual/net/lo/address", "00:00:00:00:00:00\n");
+    link(
+        root,
+        "sys/class/net/eth0",
+        "../../devices/pci0000:00/0000:00:03.0/virtio0/net/eth0",
+    );
+    write(
+        root,
+        "sys/devices/virtual/net/lo/uevent",
+        "INTERFACE=lo\nIFINDEX=1\n",
+    );
+    write(
+        root,
+        "sys/devices/virtual/net/lo/address",
+        "00:00:00:00:00:00\n",
+    );
     write(root, "sys/devices/virtual/net/lo/operstate", "unknown\n");
     link(root, "sys/class/net/lo", "../../devices/virtual/net/lo");
 
@@ -129,7 +211,11 @@ fn fake_host(root: &Path) {
         "sys/devices/platform/gpu/drm/renderD128/uevent",
         "MAJOR=226\nMINOR=128\nDEVNAME=dri/renderD128\nDEVTYPE=drm_minor\n",
     );
-    link(root, "sys/class/drm/renderD128", "../../devices/platform/gpu/drm/renderD128");
+    link(
+        root,
+        "sys/class/drm/renderD128",
+        "../../devices/platform/gpu/drm/renderD128",
+    );
 
     write(root, "sys/devices/virtual/dmi/id/sys_vendor", "ACME\n");
     write(root, "sys/devices/virtual/dmi/id/product_name", "Box 1\n");
@@ -210,7 +296,12 @@ fn xml_of_each_kind() {
     let t = tempfile::tempdir().unwrap();
     fake_host(t.path());
     let c = conn(t.path());
-    let x = |n: &str| c.node_device_lookup_by_name(n).unwrap().xml_desc(0).unwrap();
+    let x = |n: &str| {
+        c.node_device_lookup_by_name(n)
+            .unwrap()
+            .xml_desc(0)
+            .unwrap()
+    };
     assert_eq!(
         x("pci_0000_00_1f_2"),
         "<device>
@@ -261,7 +352,10 @@ fn xml_of_each_kind() {
     let eth = x("net_eth0_52_54_00_12_34_56");
     assert!(eth.contains("<interface>eth0</interface>\n    <address>52:54:00:12:34:56</address>\n    <link speed='1000' state='up'/>\n    <capability type='80203'/>"), "{eth}");
     let usb = x("usb_usb1");
-    assert!(usb.contains("<devnode type='dev'>/dev/bus/usb/001/001</devnode>"), "{usb}");
+    assert!(
+        usb.contains("<devnode type='dev'>/dev/bus/usb/001/001</devnode>"),
+        "{usb}"
+    );
     assert!(usb.contains("<product id='0x0001'>1.1 root hub</product>\n    <vendor id='0x1d6b'>Linux Foundation</vendor>"), "{usb}");
     assert!(x("scsi_0_0_0_0").contains("<lun>0</lun>\n    <type>disk</type>"));
     assert!(x("scsi_host0").contains("<host>0</host>\n    <unique_id>1</unique_id>"));
@@ -291,10 +385,14 @@ fn changes_are_refused_with_libvirts_errors() {
     let c = conn(t.path());
     let e = |r: Result<(), DriverError>| r.unwrap_err().to_string();
     assert_eq!(
-        c.node_device_lookup_by_name("nope").unwrap_err().to_string(),
+        c.node_device_lookup_by_name("nope")
+            .unwrap_err()
+            .to_string(),
         "Node device not found: no node device with matching name 'nope'"
     );
-    let net = c.node_device_lookup_by_name("net_lo_00_00_00_00_00_00").unwrap();
+    let net = c
+        .node_device_lookup_by_name("net_lo_00_00_00_00_00_00")
+        .unwrap();
     let pci = c.node_device_lookup_by_name("pci_0000_00_03_0").unwrap();
     // No VFIO on the fake host: detaching is refused before anything else is looked at.
     assert_eq!(
@@ -319,10 +417,17 @@ fn changes_are_refused_with_libvirts_errors() {
         "invalid argument: device net_lo_00_00_00_00_00_00 is not a PCI device"
     );
     // A PCI device is never rebound: refused, naming the device.
-    for r in [pci.detach_flags(Some("vfio"), 0), pci.reattach(), pci.reset()] {
+    for r in [
+        pci.detach_flags(Some("vfio"), 0),
+        pci.reattach(),
+        pci.reset(),
+    ] {
         assert!(e(r).contains("PCI device 0000:00:03.0"));
     }
-    assert_eq!(e(pci.destroy()), "unsupported configuration: Unsupported device type");
+    assert_eq!(
+        e(pci.destroy()),
+        "unsupported configuration: Unsupported device type"
+    );
     assert_eq!(
         e(pci.undefine()),
         "Requested operation is not valid: Node device 'pci_0000_00_03_0' is not defined"
@@ -337,9 +442,14 @@ fn changes_are_refused_with_libvirts_errors() {
     );
     let err = |x: &str| c.node_device_create_xml(x, 0).unwrap_err().to_string();
     let mdev = |parent: &str| {
-        format!("<device>{parent}<capability type='mdev'><type id='nvidia-35'/></capability></device>")
+        format!(
+            "<device>{parent}<capability type='mdev'><type id='nvidia-35'/></capability></device>"
+        )
     };
-    assert_eq!(err(&mdev("")), "unsupported configuration: missing parent device");
+    assert_eq!(
+        err(&mdev("")),
+        "unsupported configuration: missing parent device"
+    );
     assert_eq!(
         err(&mdev("<parent>pci_9</parent>")),
         "unsupported configuration: invalid parent device 'pci_9'"
@@ -353,9 +463,57 @@ fn changes_are_refused_with_libvirts_errors() {
         "unsupported configuration: Unsupported device type"
     );
     assert_eq!(
-        c.node_device_define_xml("<device><capability type='drm'><type>render</type></capability></device>", 0)
-            .unwrap_err()
-            .to_string(),
+        c.node_device_define_xml(
+            "<device><capability type='drm'><type>render</type></capability></device>",
+            0
+        )
+        .unwrap_err()
+        .to_string(),
         "unsupported configuration: Unsupported device type"
     );
+}
+
+#[test]
+fn events_report_devices_that_come_go_and_change() {
+    let t = tempfile::tempdir().unwrap();
+    fake_host(t.path());
+    let c = conn(t.path());
+    let mut ev = c.node_device_events();
+    let wait = std::time::Duration::from_millis(10);
+    assert_eq!(ev.next_timeout(wait), None);
+    let tap = "sys/devices/virtual/net/tap0";
+    write(
+        t.path(),
+        &format!("{tap}/uevent"),
+        "INTERFACE=tap0\nIFINDEX=9\n",
+    );
+    write(t.path(), &format!("{tap}/address"), "fe:54:00:00:00:01\n");
+    link(
+        t.path(),
+        "sys/class/net/tap0",
+        "../../devices/virtual/net/tap0",
+    );
+    let name = "net_tap0_fe_54_00_00_00_01".to_string();
+    let created = ev.next_timeout(wait).unwrap();
+    assert_eq!(
+        created,
+        NodeDeviceEvent {
+            device: name.clone(),
+            kind: NodeDeviceEventKind::Created
+        }
+    );
+    write(t.path(), &format!("{tap}/operstate"), "up\n");
+    assert_eq!(
+        ev.next_timeout(wait).unwrap().kind,
+        NodeDeviceEventKind::Update
+    );
+    std::fs::remove_file(t.path().join("sys/class/net/tap0")).unwrap();
+    assert_eq!(
+        ev.next_timeout(wait).unwrap(),
+        NodeDeviceEvent {
+            device: name,
+            kind: NodeDeviceEventKind::Deleted
+        }
+    );
+    assert_eq!(ev.next_timeout(wait), None);
 }
