@@ -130,7 +130,7 @@ impl fmt::Display for CapType {
 }
 
 /// A PCI address as node device XML writes it (`<address domain= bus= slot= function=/>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PciAddr {
     pub domain: u32,
     pub bus: u32,
@@ -262,17 +262,6 @@ pub struct PciCap {
     pub iommu_group: Option<(u32, Vec<PciAddr>)>,
     pub numa_node: Option<i32>,
     pub pci_express: Option<PciExpress>,
-}
-
-impl Default for PciAddr {
-    fn default() -> Self {
-        PciAddr {
-            domain: 0,
-            bus: 0,
-            slot: 0,
-            function: 0,
-        }
-    }
 }
 
 /// `<capability type='usb_device'>`.
