@@ -12,6 +12,7 @@ pub mod driver;
 pub mod fleet;
 pub mod interface;
 pub mod network;
+pub mod nodedev;
 pub mod nwfilter;
 pub mod qmp;
 pub mod runtime;

@@ -3,6 +3,7 @@
 //! backend refuses them, and the filter and binding store with libvirt's rules and words; a
 //! guest asking for a filter is refused rather than started unfiltered.
 
+mod common;
 #[path = "common/vshrun.rs"]
 mod vshrun;
 
@@ -86,6 +87,30 @@ fn host_ifaces() -> Vec<(String, String)> {
         .collect();
     v.sort();
     v
+}
+
+/// This host's interfaces, and filters and bindings as they are stored, are described as
+/// libvirt's schemas allow.
+#[test]
+fn documents_follow_the_schemas() {
+    let d = tempfile::tempdir().unwrap();
+    let v = vsh(&d);
+    for (name, _) in host_ifaces() {
+        let xml = v.ok(&["-q", "iface-dumpxml", &name]);
+        common::assert_schema_valid("interface.rng", &xml, &name);
+    }
+    let (a, b) = (write(&d, "a.xml", FILTER_A), write(&d, "b.xml", FILTER_B));
+    v.ok(&["nwfilter-define", &b]);
+    v.ok(&["nwfilter-define", &a]);
+    for f in ["vsh-a", "vsh-b"] {
+        let xml = v.ok(&["-q", "nwfilter-dumpxml", f]);
+        common::assert_schema_valid("nwfilter.rng", &xml, f);
+    }
+    let bx = write(&d, "bind.xml", &binding_xml("vnet-s0", "vsh-a"));
+    v.ok(&["nwfilter-binding-create", &bx]);
+    let xml = v.ok(&["-q", "nwfilter-binding-dumpxml", "vnet-s0"]);
+    common::assert_schema_valid("nwfilterbinding.rng", &xml, "binding vnet-s0");
+    v.ok(&["nwfilter-binding-delete", "vnet-s0"]);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! `bridge` networks over a bridge that does not exist: starting one makes nothing on the
 //! host.
 
+mod common;
 #[path = "common/eventbg.rs"]
 mod eventbg;
 #[path = "common/vshrun.rs"]
@@ -453,6 +454,11 @@ fn ports_made_with_net_port_create() {
         format!(
             "<networkport>\n  <uuid>{PORT_UUID}</uuid>\n  <owner>\n    <name>memtest</name>\n    <uuid>d54df46f-1ab5-4a22-8618-4560ef5fac2c</uuid>\n  </owner>\n  <group>web1</group>\n  <mac address='52:54:00:7b:35:93'/>\n  <rxfilters trustGuest='yes'/>\n  <plug type='bridge' bridge='nosuchbr9'/>\n</networkport>\n\n"
         )
+    );
+    common::assert_schema_valid(
+        "networkport.rng",
+        &v.ok(&["-q", "net-port-dumpxml", "brnet", PORT_UUID]),
+        "the created port",
     );
     assert_eq!(
         v.ok(&["net-port-list", "brnet"]),

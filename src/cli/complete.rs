@@ -150,6 +150,12 @@ fn values(ctx: &CmdCtx, opt: &OptDef, text: &str) -> Vec<String> {
             .and_then(|c| c.list_all_nwfilter_bindings().ok())
             .map(|b| b.iter().map(|b| b.portdev().to_string()).collect())
             .unwrap_or_default(),
+        Completer::NodeDevice => ctx
+            .conn()
+            .ok()
+            .and_then(|c| c.list_all_node_devices(0).ok())
+            .map(|d| d.iter().map(|d| d.name().to_string()).collect())
+            .unwrap_or_default(),
         Completer::Pool => ctx
             .conn()
             .ok()

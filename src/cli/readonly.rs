@@ -33,6 +33,24 @@ const FAILURE_LINES: &[(&str, &str)] = &[
     ("save-image-define", "Failed to update {file}"),
     ("secret-define", "Failed to set attributes from {file}"),
     ("secret-undefine", "Failed to delete secret {secret}"),
+    // libvirt: tools/virsh-nodedev.c
+    ("nodedev-create", "Failed to create node device from {file}"),
+    (
+        "nodedev-define",
+        "Failed to define node device from '{file}'",
+    ),
+    (
+        "nodedev-destroy",
+        "Failed to destroy node device '{device}'",
+    ),
+    (
+        "nodedev-undefine",
+        "Failed to undefine node device '{device}'",
+    ),
+    ("nodedev-start", "Failed to start device {device}"),
+    ("nodedev-detach", "Failed to detach device {device}"),
+    ("nodedev-reattach", "Failed to re-attach device {device}"),
+    ("nodedev-reset", "Failed to reset device {device}"),
     // libvirt: tools/virsh-pool.c, virsh-volume.c
     ("pool-build", "Failed to build pool {pool}"),
     ("pool-create", "Failed to create pool from {file}"),
@@ -110,6 +128,7 @@ pub fn refusal(ctx: &mut CmdCtx, p: &ParsedArgs, api: &str) -> anyhow::Error {
         .replace("{file}", value(p, "file"))
         .replace("{secret}", value(p, "secret"))
         .replace("{pool}", value(p, "pool"))
+        .replace("{device}", value(p, "device"))
         .replace("{name}", value(p, "name"))
         .replace("{vol}", value(p, "vol"));
     reason.context(text)

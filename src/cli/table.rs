@@ -19,6 +19,7 @@ pub enum Group {
     Interface,
     NwFilter,
     Network,
+    NodeDevice,
     Secret,
     Snapshot,
     StoragePool,
@@ -39,6 +40,7 @@ impl Group {
         Group::Interface,
         Group::NwFilter,
         Group::Network,
+        Group::NodeDevice,
         Group::Secret,
         Group::Snapshot,
         Group::StoragePool,
@@ -58,6 +60,7 @@ impl Group {
             Group::Interface => "Interface",
             Group::NwFilter => "Network Filter",
             Group::Network => "Networking",
+            Group::NodeDevice => "Node Device",
             Group::Secret => "Secret",
             Group::Snapshot => "Snapshot",
             Group::StoragePool => "Storage Pool",
@@ -78,6 +81,7 @@ impl Group {
             Group::Interface => "interface",
             Group::NwFilter => "filter",
             Group::Network => "network",
+            Group::NodeDevice => "nodedev",
             Group::Secret => "secret",
             Group::Snapshot => "snapshot",
             Group::StoragePool => "pool",
@@ -116,6 +120,8 @@ pub enum Completer {
     Secret,
     /// Network names.
     Network,
+    /// Node device names (libvirt: virshNodeDeviceNameCompleter).
+    NodeDevice,
     /// Storage pool names (libvirt: virshStoragePoolNameCompleter).
     Pool,
     /// Host interface names (libvirt: virshInterfaceNameCompleter).

@@ -54,6 +54,7 @@ pub mod node_cells;
 pub mod node_memory;
 pub mod node_pages;
 pub mod node_suspend;
+pub mod nodedev;
 pub mod numatune;
 pub mod nvram;
 pub mod nwfilter;
@@ -215,6 +216,15 @@ pub enum DriverError {
     /// libvirt's VIR_ERR_NO_NWFILTER_BINDING.
     #[error("Network filter binding not found: {0}")]
     NoNwfilterBinding(String),
+    /// libvirt's VIR_ERR_NO_NODE_DEVICE.
+    #[error("Node device not found: {0}")]
+    NoNodeDevice(String),
+    /// A node device document libvirt refuses, with libvirt's message.
+    #[error(transparent)]
+    NodeDevXml(#[from] crate::nodedev::NodeDevError),
+    /// libvirt's VIR_ERR_PARSE_FAILED.
+    #[error("failed to parse configuration file {0}")]
+    ParseFailed(String),
     /// libvirt's VIR_ERR_NO_STORAGE_POOL.
     #[error("Storage pool not found: {0}")]
     NoStoragePool(String),

@@ -19,6 +19,26 @@ pub fn testdata() -> PathBuf {
     p
 }
 
+/// Check `xml` against libvirt's RelaxNG schema `schema` (e.g. `nodedev.rng`) with xmllint,
+/// naming `what` when it is not valid.
+pub fn assert_schema_valid(schema: &str, xml: &str, what: &str) {
+    let rng = testdata().join("schemas").join(schema);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let doc = dir.path().join("doc.xml");
+    std::fs::write(&doc, xml).expect("write");
+    let out = std::process::Command::new("xmllint")
+        .args(["--noout", "--relaxng"])
+        .arg(&rng)
+        .arg(&doc)
+        .output()
+        .expect("xmllint must be installed (scripts/test installs libxml2-utils)");
+    assert!(
+        out.status.success(),
+        "{what}: not valid per {schema}:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// This project's own golden files.
 pub fn data() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")

@@ -336,7 +336,7 @@ fn plausible_uuid(u: &uuid::Uuid) -> bool {
 
 /// DMI product UUID, then `/etc/machine-id`, then a UUID derived from the host name, so
 /// that the value is stable across probes of the same machine.
-fn host_uuid(root: &HostRoot) -> Result<String, CapsError> {
+pub(crate) fn host_uuid(root: &HostRoot) -> Result<String, CapsError> {
     for rel in [
         "devices/virtual/dmi/id/product_uuid",
         "class/dmi/id/product_uuid",

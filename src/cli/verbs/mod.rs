@@ -35,6 +35,7 @@ pub mod monitor;
 pub mod monitoring;
 pub mod network;
 pub mod node;
+pub mod nodedev;
 pub mod nwfilter;
 mod object_events;
 pub mod paramtune;
@@ -106,6 +107,7 @@ pub const TABLES: &[&[CmdDef]] = &[
     nwfilter::CMDS,
     network::CMDS,
     object_events::NET_CMDS,
+    nodedev::CMDS,
     secret::CMDS,
     secret_read::CMDS,
     secret_events::CMDS,
