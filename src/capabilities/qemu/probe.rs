@@ -1152,14 +1152,47 @@ impl SessionOpener for BinarySessions {
 
 /// Probe a QEMU binary: start it as libvirt does for probing, ask, stop it. The process is
 /// killed and reaped on every path, including timeout.
+///
+/// A probe that fails short of its time limit is run once more, in a new QEMU, within the
+/// time left: on a loaded machine a probe QEMU once answered a command we had sent whole
+/// with "JSON parse error", and such a fluke must not leave the emulator out (a binary that
+/// cannot be probed fails the same way twice; one that hangs is not tried again).
 pub async fn probe_binary(path: &Path, opts: &ProbeOptions) -> Result<QemuCaps, CapsError> {
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    match probe_once(path, opts, opts.timeout).await {
+        Probed::Failed(_) if deadline > tokio::time::Instant::now() => {
+            let left = deadline - tokio::time::Instant::now();
+            probe_once(path, opts, left).await.into_result()
+        }
+        r => r.into_result(),
+    }
+}
+
+/// How one probe ended.
+enum Probed {
+    Done(Box<QemuCaps>),
+    Failed(CapsError),
+    TimedOut(CapsError),
+}
+
+impl Probed {
+    fn into_result(self) -> Result<QemuCaps, CapsError> {
+        match self {
+            Probed::Done(c) => Ok(*c),
+            Probed::Failed(e) | Probed::TimedOut(e) => Err(e),
+        }
+    }
+}
+
+/// One probe, in a QEMU of its own, within `limit`.
+async fn probe_once(path: &Path, opts: &ProbeOptions, limit: Duration) -> Probed {
     let mut sessions = BinarySessions::new(path, opts);
-    let r = tokio::time::timeout(opts.timeout, probe_sessions(&mut sessions)).await;
-    let r = match r {
-        Ok(r) => r,
+    let r = match tokio::time::timeout(limit, probe_sessions(&mut sessions)).await {
+        Ok(Ok(caps)) => Probed::Done(Box::new(caps)),
+        Ok(Err(e)) => Probed::Failed(e),
         Err(_) => {
             let tail = sessions.stderr_tail();
-            Err(sessions.fail(format!(
+            Probed::TimedOut(sessions.fail(format!(
                 "probe timed out after {:?} (QEMU hung?){tail}",
                 opts.timeout
             )))
