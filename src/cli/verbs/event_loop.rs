@@ -164,21 +164,29 @@ pub fn chosen_event<'a>(
     Ok(Some(event))
 }
 
-/// Prints an object event as one JSON line, or as virsh's `line`, with the time it is
-/// printed in front when `timestamp` (these events carry no time of their own).
-pub fn print_object_event<E: Serialize>(
+/// The wait of an object event verb: the events from `next` that `keep` keeps, each as one
+/// JSON line or as virsh's `line`, with the time it is printed in front with `--timestamp`
+/// (these events carry no time of their own); `--loop` and the end as [`run`] has them.
+pub fn run_object_events<E: Serialize>(
     ctx: &CmdCtx,
-    e: &E,
-    timestamp: bool,
-    line: impl FnOnce(&E) -> String,
+    args: &ParsedArgs,
+    timeout: Option<Duration>,
+    next: impl FnMut(Duration) -> Option<E>,
+    keep: impl Fn(&E) -> bool,
+    line: impl Fn(&E) -> String,
 ) -> Result<()> {
-    if ctx.json() {
-        ctx.println(serde_json::to_string(e)?);
-    } else if timestamp {
-        let now = crate::driver::monitor::events::now_ms();
-        ctx.println(stamped(now, &line(e)));
-    } else {
-        ctx.println(line(e));
-    }
-    Ok(())
+    run(ctx, timeout, args.flag("loop"), next, |ctx, e| {
+        if !keep(&e) {
+            return Ok(false);
+        }
+        if ctx.json() {
+            ctx.println(serde_json::to_string(&e)?);
+        } else if args.flag("timestamp") {
+            let now = crate::driver::monitor::events::now_ms();
+            ctx.println(stamped(now, &line(&e)));
+        } else {
+            ctx.println(line(&e));
+        }
+        Ok(true)
+    })
 }

@@ -299,19 +299,7 @@ fn cmd_autostart(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let name = args.required("device")?;
     let on = !args.flag("disable");
     let dev = find(ctx.conn()?, name)?;
-    dev.set_autostart(on).with_context(|| {
-        if on {
-            format!("failed to mark device {name} as autostarted")
-        } else {
-            format!("failed to unmark device {name} as autostarted")
-        }
-    })?;
-    ctx.println_extra(if on {
-        format!("Device {name} marked as autostarted")
-    } else {
-        format!("Device {name} unmarked as autostarted")
-    });
-    Ok(())
+    super::util::autostart_said(ctx, "device", "Device", name, on, dev.set_autostart(on))
 }
 
 /// `vsh nodedev-detach DEVICE [--driver NAME]` (libvirt: cmdNodeDeviceDetach).
@@ -491,19 +479,15 @@ fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     };
     let mut events = conn.node_device_events();
     let want_update = event == "update";
-    super::event_loop::run(
+    super::event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if (e.kind == NodeDeviceEventKind::Update) != want_update
-                || only.as_ref().is_some_and(|d| *d != e.device)
-            {
-                return Ok(false);
-            }
-            super::event_loop::print_object_event(ctx, &e, args.flag("timestamp"), event_line)?;
-            Ok(true)
+        |e| {
+            (e.kind == NodeDeviceEventKind::Update) == want_update
+                && only.as_ref().is_none_or(|d| *d == e.device)
         },
+        event_line,
     )
 }

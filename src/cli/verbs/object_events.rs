@@ -107,19 +107,12 @@ fn run(ctx: &mut CmdCtx, args: &ParsedArgs, obj: Object, names: &[&str], opt: &s
         Object::Network => conn.network_events()?,
         Object::Pool => conn.storage_pool_events()?,
     };
-    event_loop::run(
+    event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if e.kind.event_name() != event || only.as_ref().is_some_and(|n| *n != e.name) {
-                return Ok(false);
-            }
-            event_loop::print_object_event(ctx, &e, args.flag("timestamp"), |e| {
-                event_line(obj, e)
-            })?;
-            Ok(true)
-        },
+        |e| e.kind.event_name() == event && only.as_ref().is_none_or(|n| *n == e.name),
+        |e| event_line(obj, e),
     )
 }

@@ -55,17 +55,12 @@ fn cmd_secret_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         None => None,
     };
     let mut events = conn.secret_events()?;
-    event_loop::run(
+    event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if e.kind.event_name() != event || only.as_ref().is_some_and(|u| *u != e.uuid) {
-                return Ok(false);
-            }
-            event_loop::print_object_event(ctx, &e, args.flag("timestamp"), event_line)?;
-            Ok(true)
-        },
+        |e| e.kind.event_name() == event && only.as_ref().is_none_or(|u| *u == e.uuid),
+        event_line,
     )
 }
