@@ -17,6 +17,8 @@ pub mod nwfilter;
 pub mod qmp;
 pub mod runtime;
 pub mod storage;
+#[cfg(test)]
+mod test_data;
 pub mod timefmt;
 pub mod xml2argv;
 pub mod xmlfmt;

@@ -107,3 +107,36 @@ pub fn ask_reedit(msg: &str, err: &anyhow::Error, relax_avail: bool) -> Reedit {
         }
     }
 }
+
+/// virsh's edit of an object's definition without a relaxed retry (libvirt: the EDIT_*
+/// macros of tools/virsh-edit.c as cmdNetworkEdit, cmdPoolEdit, cmdInterfaceEdit and
+/// cmdNWFilterEdit use them): `doc` in the editor, the edited text given to `define` (which
+/// returns the defined object's name) until it is unchanged, accepted, or the user gives up.
+/// `noun` names the object in the messages ("Network").
+pub fn edit_and_define(
+    ctx: &crate::cli::ctx::CmdCtx,
+    noun: &str,
+    name: &str,
+    doc: &str,
+    mut define: impl FnMut(&str) -> Result<String>,
+) -> Result<()> {
+    let mut edited = edit_text(doc)?;
+    loop {
+        if edited == doc {
+            ctx.println_extra(format!("{noun} {name} XML configuration not changed."));
+            return Ok(());
+        }
+        let err = match define(&edited) {
+            Ok(n) => {
+                ctx.println_extra(format!("{noun} {n} XML configuration edited."));
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match ask_reedit("Failed.", &err, false) {
+            Reedit::Again => edited = edit_text(&edited)?,
+            Reedit::Force | Reedit::Relax => {}
+            Reedit::GiveUp => return Err(err),
+        }
+    }
+}

@@ -70,49 +70,35 @@ pub trait HasMetadata {
     fn set_metadata(&mut self, v: Option<String>);
 }
 
-impl HasMetadata for DomainDef {
-    const OBJECT: &'static str = "Domain";
-    fn title(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
-    fn description(&self) -> Option<&str> {
-        self.description.as_deref()
-    }
-    fn metadata(&self) -> Option<&str> {
-        self.metadata.as_deref()
-    }
-    fn set_title(&mut self, v: Option<String>) {
-        self.title = v;
-    }
-    fn set_description(&mut self, v: Option<String>) {
-        self.description = v;
-    }
-    fn set_metadata(&mut self, v: Option<String>) {
-        self.metadata = v;
-    }
+/// [`HasMetadata`] for a definition keeping the three in fields of those names.
+macro_rules! has_metadata_fields {
+    ($def:ty, $object:literal) => {
+        impl HasMetadata for $def {
+            const OBJECT: &'static str = $object;
+            fn title(&self) -> Option<&str> {
+                self.title.as_deref()
+            }
+            fn description(&self) -> Option<&str> {
+                self.description.as_deref()
+            }
+            fn metadata(&self) -> Option<&str> {
+                self.metadata.as_deref()
+            }
+            fn set_title(&mut self, v: Option<String>) {
+                self.title = v;
+            }
+            fn set_description(&mut self, v: Option<String>) {
+                self.description = v;
+            }
+            fn set_metadata(&mut self, v: Option<String>) {
+                self.metadata = v;
+            }
+        }
+    };
 }
 
-impl HasMetadata for crate::network::NetworkDef {
-    const OBJECT: &'static str = "Network";
-    fn title(&self) -> Option<&str> {
-        self.title.as_deref()
-    }
-    fn description(&self) -> Option<&str> {
-        self.description.as_deref()
-    }
-    fn metadata(&self) -> Option<&str> {
-        self.metadata.as_deref()
-    }
-    fn set_title(&mut self, v: Option<String>) {
-        self.title = v;
-    }
-    fn set_description(&mut self, v: Option<String>) {
-        self.description = v;
-    }
-    fn set_metadata(&mut self, v: Option<String>) {
-        self.metadata = v;
-    }
-}
+has_metadata_fields!(DomainDef, "Domain");
+has_metadata_fields!(crate::network::NetworkDef, "Network");
 
 /// `def`'s metadata of `kind` (`uri` names an element's namespace).
 // libvirt: virDomainDefGetMetadata, virNetworkObjGetMetadata

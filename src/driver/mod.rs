@@ -35,6 +35,7 @@ pub mod hotplug;
 pub mod iface;
 pub mod ifaddr;
 pub mod iftune;
+mod inotify_queue;
 pub mod iothread_tune;
 pub mod iothreads;
 pub mod jobs;

@@ -224,21 +224,7 @@ impl<'c> Network<'c> {
         config: bool,
     ) -> Result<(bool, bool), DriverError> {
         use crate::network::update::apply;
-        let (live, config) = if live || config {
-            (live, config)
-        } else {
-            (self.is_active(), !self.is_active())
-        };
-        if live && !self.is_active() {
-            return Err(DriverError::OperationInvalid(
-                "network is not running".into(),
-            ));
-        }
-        if config && !self.is_persistent() {
-            return Err(DriverError::OperationInvalid(
-                "cannot change persistent config of a transient network".into(),
-            ));
-        }
+        let (live, config) = self.affected_defs(Affect { live, config })?;
         let mut new_config = None;
         if let Some(c) = self.config.clone().filter(|_| config) {
             let mut c = c;
@@ -256,17 +242,24 @@ impl<'c> Network<'c> {
             self.live = Some(l);
         }
         if let Some(c) = new_config {
-            let dir = self.conn.networks_config_dir();
-            let _lock = ConfigLock::acquire(&dir)?;
-            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
-            self.config = Some(c);
+            self.store_config_change(c)?;
         }
         Ok((live, config))
     }
 
-    /// Which definitions a metadata call reaches (libvirt: virNetworkObjGetDefs and
-    /// virNetworkObjConfigChangeSetup): neither flag means the current one; (live, config).
-    fn metadata_defs(&self, affect: Affect) -> Result<(bool, bool), DriverError> {
+    /// Writes `c` as the persistent definition and keeps it: a change that is no definition,
+    /// for the event watchers ([`config::write_atomic_change`]).
+    fn store_config_change(&mut self, c: NetworkDef) -> Result<(), DriverError> {
+        let dir = self.conn.networks_config_dir();
+        let _lock = ConfigLock::acquire(&dir)?;
+        config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
+        self.config = Some(c);
+        Ok(())
+    }
+
+    /// Which definitions an update or a metadata call reaches (libvirt: virNetworkObjGetDefs
+    /// and virNetworkObjConfigChangeSetup): neither flag means the current one; (live, config).
+    fn affected_defs(&self, affect: Affect) -> Result<(bool, bool), DriverError> {
         let (live, config) = match (affect.live, affect.config) {
             (false, false) => (self.is_active(), !self.is_active()),
             f => f,
@@ -297,7 +290,7 @@ impl<'c> Network<'c> {
                 "Flags 'VIR_NETWORK_UPDATE_AFFECT_LIVE' and 'VIR_NETWORK_UPDATE_AFFECT_CONFIG' are mutually exclusive".into(),
             ));
         }
-        let (_, config) = self.metadata_defs(affect)?;
+        let (_, config) = self.affected_defs(affect)?;
         let def = if config {
             self.config.as_ref()
         } else {
@@ -318,7 +311,7 @@ impl<'c> Network<'c> {
         uri: Option<&str>,
         affect: Affect,
     ) -> Result<(), DriverError> {
-        let (live, config) = self.metadata_defs(affect)?;
+        let (live, config) = self.affected_defs(affect)?;
         let change = |d: &Option<NetworkDef>, on: bool| -> Result<_, DriverError> {
             match d.clone().filter(|_| on) {
                 Some(mut d) => {
@@ -341,10 +334,7 @@ impl<'c> Network<'c> {
             self.live = Some(l);
         }
         if let Some(c) = new_config {
-            let dir = self.conn.networks_config_dir();
-            let _lock = ConfigLock::acquire(&dir)?;
-            config::write_atomic_change(&config_path(&dir, &c.name)?, c.to_xml(None).as_bytes())?;
-            self.config = Some(c);
+            self.store_config_change(c)?;
         }
         Ok(())
     }

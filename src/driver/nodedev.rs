@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::hotplug::check_flags;
 use super::{Connect, DriverError};
 use crate::nodedev::{
     Cap, CapType, DrmType, MdevCap, MdevType, NetCap, NetSubtype, NodeDeviceDef, PciAddr, PciCap,
@@ -84,12 +85,7 @@ impl<'c> NodeDevice<'c> {
     /// The device's XML (libvirt: virNodeDeviceGetXMLDesc); `XML_INACTIVE` for the
     /// defined configuration only.
     pub fn xml_desc(&self, flags: u32) -> Result<String, DriverError> {
-        if flags & !XML_INACTIVE != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{:x}) in function virNodeDeviceGetXMLDesc",
-                flags & !XML_INACTIVE
-            )));
-        }
+        check_flags(flags, XML_INACTIVE, "virNodeDeviceGetXMLDesc")?;
         Ok(self.def.format(flags & XML_INACTIVE != 0))
     }
 
@@ -146,11 +142,7 @@ impl<'c> NodeDevice<'c> {
     /// Detach a PCI device from its host driver for passthrough (libvirt:
     /// qemuNodeDeviceDetachFlags): `driver` `vfio` (or none) is the only backend.
     pub fn detach_flags(&self, driver: Option<&str>, flags: u32) -> Result<(), DriverError> {
-        if flags != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{flags:x}) in function qemuNodeDeviceDetachFlags"
-            )));
-        }
+        check_flags(flags, 0, "qemuNodeDeviceDetachFlags")?;
         let driver = driver.filter(|d| *d != "vfio");
         if driver == Some("kvm") {
             return Err(DriverError::ArgumentUnsupported(
@@ -199,11 +191,7 @@ impl<'c> NodeDevice<'c> {
 
     /// Start a defined device (libvirt: nodeDeviceCreate).
     pub fn create(&self, flags: u32) -> Result<(), DriverError> {
-        if flags != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{flags:x}) in function nodeDeviceCreate"
-            )));
-        }
+        check_flags(flags, 0, "nodeDeviceCreate")?;
         if self.is_active() {
             return Err(DriverError::OperationInvalid(
                 "Device is already active".into(),
@@ -280,12 +268,7 @@ impl Connect {
     pub fn list_all_node_devices(&self, flags: u32) -> Result<Vec<NodeDevice<'_>>, DriverError> {
         let caps = flags & !(list_flags::ACTIVE | list_flags::INACTIVE);
         let known = (1u32 << CapType::ALL.len()) - 1;
-        if caps & !known != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{:x}) in function virConnectListAllNodeDevices",
-                caps & !known
-            )));
-        }
+        check_flags(caps, known, "virConnectListAllNodeDevices")?;
         // Every listed device is active: with only the inactive filter, none is left.
         let state_ok = flags & (list_flags::ACTIVE | list_flags::INACTIVE) != list_flags::INACTIVE;
         let mut devs: Vec<NodeDevice> = self
@@ -365,12 +348,7 @@ impl Connect {
         xml: &str,
         flags: u32,
     ) -> Result<NodeDevice<'_>, DriverError> {
-        if flags & !1 != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{:x}) in function nodeDeviceCreateXML",
-                flags & !1
-            )));
-        }
+        check_flags(flags, 1, "nodeDeviceCreateXML")?;
         let def = self.new_device_def(xml)?;
         if def.has_cap(CapType::ScsiHost) {
             return Err(DriverError::OperationUnsupported(
@@ -394,12 +372,7 @@ impl Connect {
         xml: &str,
         flags: u32,
     ) -> Result<NodeDevice<'_>, DriverError> {
-        if flags & !1 != 0 {
-            return Err(DriverError::InvalidArg(format!(
-                "unsupported flags (0x{:x}) in function nodeDeviceDefineXML",
-                flags & !1
-            )));
-        }
+        check_flags(flags, 1, "nodeDeviceDefineXML")?;
         let def = self.new_device_def(xml)?;
         if !def.has_cap(CapType::Mdev) {
             return Err(unsupported_type());

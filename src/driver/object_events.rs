@@ -15,14 +15,13 @@
 //! a cookie, so its arrival is skipped. What the files cannot show: a pool's
 //! `Created`/`Deleted` (pool-build, pool-delete) change the pool's target, not the store.
 
-use std::collections::{HashSet, VecDeque};
-use std::os::fd::AsFd;
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 
+use super::inotify_queue::InotifyQueue;
 use super::{Connect, DriverError, config};
 
 /// What happened (virNetworkEventLifecycleType, virStoragePoolEventLifecycleType, and the
@@ -68,7 +67,12 @@ pub struct ObjectEvent {
 
 /// A subscription to the events of one kind of object; dropping it ends it.
 pub struct ObjectEvents {
-    inotify: Inotify,
+    queue: InotifyQueue<ObjectEvent>,
+    state: WatchState,
+}
+
+/// What tells an [`ObjectEvents`]' file changes apart.
+struct WatchState {
     config_wd: WatchDescriptor,
     run_wd: WatchDescriptor,
     /// Whether a rewritten run file is a refresh (pools) or nothing (networks).
@@ -77,7 +81,6 @@ pub struct ObjectEvents {
     active: HashSet<String>,
     /// Rename cookies of config changes that are not definitions, until their arrival.
     changes: HashSet<u32>,
-    pending: VecDeque<ObjectEvent>,
 }
 
 const WATCH: AddWatchFlags = AddWatchFlags::IN_MOVED_TO
@@ -113,16 +116,27 @@ impl ObjectEvents {
         // Read after the watch exists: a start racing with this is seen by one or the other.
         let active = config::config_names(&run_dir)?.into_iter().collect();
         Ok(ObjectEvents {
-            inotify,
-            config_wd,
-            run_wd,
-            refreshes,
-            active,
-            changes: HashSet::new(),
-            pending: VecDeque::new(),
+            queue: InotifyQueue::new(inotify),
+            state: WatchState {
+                config_wd,
+                run_wd,
+                refreshes,
+                active,
+                changes: HashSet::new(),
+            },
         })
     }
 
+    /// The next event, waiting up to `timeout`; `None` when none came in time.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<ObjectEvent> {
+        let state = &mut self.state;
+        self.queue.next_timeout(timeout, |ev, name| {
+            state.event_of(ev.wd, name, ev.mask, ev.cookie)
+        })
+    }
+}
+
+impl WatchState {
     /// The event a change of file `name` in the watched dir `wd` stands for, if any.
     fn event_of(
         &mut self,
@@ -176,38 +190,5 @@ impl ObjectEvents {
             name: obj.to_string(),
             kind,
         })
-    }
-
-    /// The next event, waiting up to `timeout`; `None` when none came in time.
-    pub fn next_timeout(&mut self, timeout: Duration) -> Option<ObjectEvent> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Some(e);
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return None,
-            }
-            while let Ok(evs) = self.inotify.read_events() {
-                if evs.is_empty() {
-                    break;
-                }
-                for ev in evs {
-                    let Some(name) = ev.name.as_ref().and_then(|n| n.to_str()) else {
-                        continue;
-                    };
-                    if let Some(e) = self.event_of(ev.wd, name, ev.mask, ev.cookie) {
-                        self.pending.push_back(e);
-                    }
-                }
-            }
-        }
     }
 }

@@ -5,13 +5,11 @@
 //! libvirt's `Defined` (also for a redefinition), one removed `Undefined`, a value file
 //! appearing `value-changed`.
 
-use std::collections::VecDeque;
-use std::os::fd::AsFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
+use super::inotify_queue::InotifyQueue;
 use super::{Connect, DriverError};
 
 /// What happened to a secret (virSecretEventID, and the lifecycle's virSecretEventLifecycleType).
@@ -42,10 +40,7 @@ pub struct SecretEvent {
 }
 
 /// A subscription to the secret events of a connection; dropping it ends it.
-pub struct SecretEvents {
-    inotify: Inotify,
-    pending: VecDeque<SecretEvent>,
-}
+pub struct SecretEvents(InotifyQueue<SecretEvent>);
 
 /// The event a file name in the store stands for, if any.
 fn event_of(name: &str, mask: AddWatchFlags) -> Option<SecretEvent> {
@@ -83,47 +78,15 @@ impl Connect {
                     | AddWatchFlags::IN_MOVED_FROM,
             )
             .map_err(|e| sys(&format!("cannot watch {}", dir.display()), e))?;
-        Ok(SecretEvents {
-            inotify,
-            pending: VecDeque::new(),
-        })
+        Ok(SecretEvents(InotifyQueue::new(inotify)))
     }
 }
 
 impl SecretEvents {
     /// The next event, waiting up to `timeout`; `None` when none came in time.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<SecretEvent> {
-        let end = Instant::now() + timeout;
-        loop {
-            if let Some(e) = self.pending.pop_front() {
-                return Some(e);
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-            let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, PollTimeout::from(ms)) {
-                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return None,
-            }
-            while let Ok(evs) = self.inotify.read_events() {
-                if evs.is_empty() {
-                    break;
-                }
-                for ev in evs {
-                    if let Some(e) = ev
-                        .name
-                        .as_ref()
-                        .and_then(|n| n.to_str())
-                        .and_then(|n| event_of(n, ev.mask))
-                    {
-                        self.pending.push_back(e);
-                    }
-                }
-            }
-        }
+        self.0
+            .next_timeout(timeout, |ev, name| event_of(name, ev.mask))
     }
 }
 

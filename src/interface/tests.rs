@@ -2,19 +2,9 @@ use super::sysfs::{HostNet, SysfsError};
 use super::*;
 use std::path::{Path, PathBuf};
 
-/// libvirt's `tests/interfaceschemadata` under `LIBVIRT_TESTDATA`, when that tree has it
-/// (libvirt 9.0.0's reference copy here may not).
+/// libvirt's `tests/interfaceschemadata`, when the reference tree has it.
 fn schemadata() -> Option<PathBuf> {
-    let root = std::env::var_os("LIBVIRT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/libvirt-9.0.0"));
-    let d = root.join("tests/interfaceschemadata");
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no {}", d.display());
-        None
-    }
+    crate::test_data::libvirt_tests_dir("interfaceschemadata")
 }
 
 /// libvirt's interfacexml2xmltest: every document formats back to itself.

@@ -1,21 +1,7 @@
 use super::binding::BindingDef;
 use super::*;
-use std::path::PathBuf;
 
-/// A directory of libvirt's tests under `LIBVIRT_TESTDATA`, when that tree has it (libvirt
-/// 9.0.0's reference copy here may not: the test is then skipped, saying so).
-fn testdir(name: &str) -> Option<PathBuf> {
-    let root = std::env::var_os("LIBVIRT_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/libvirt-9.0.0"));
-    let d = root.join("tests").join(name);
-    if d.is_dir() {
-        Some(d)
-    } else {
-        eprintln!("skipped: no {}", d.display());
-        None
-    }
-}
+use crate::test_data::libvirt_tests_dir as testdir;
 
 /// libvirt's nwfilterxml2xmltest: each input formats as its output; an `-invalid` input
 /// may instead fail to parse (libvirt's own parser refuses most of them), except

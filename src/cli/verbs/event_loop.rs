@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::cli::ctx::{CmdCtx, QuietFailure};
 use crate::cli::interrupt::CatchInterrupt;
 use crate::cli::parse::ParsedArgs;
+use crate::cli::table::{Completer, OptDef};
 
 /// How often a wait looks at Ctrl-C (and `await` at the domain's state).
 pub const SLICE: Duration = Duration::from_millis(100);
@@ -121,4 +122,71 @@ pub fn run<E>(
 pub fn stamped(time_ms: u64, line: &str) -> String {
     let ts = crate::timefmt::format_virsh_timestamp(time_ms);
     format!("{ts}: {line}")
+}
+
+/// The options of the object event verbs (`secret-event`, `net-event`, `pool-event`,
+/// `nodedev-event`): `object` filters by one object, `names` are the verb's event ids.
+pub const fn object_event_opts(object: OptDef, names: &'static [&'static str]) -> [OptDef; 6] {
+    [
+        object,
+        OptDef::string("event", "which event type to wait for")
+            .positional()
+            .complete(Completer::Words(names)),
+        OptDef::flag(
+            "loop",
+            "loop until timeout or interrupt, rather than one-shot",
+        ),
+        OptDef::int("timeout", "timeout seconds").positional(),
+        OptDef::flag("list", "list valid event types"),
+        OptDef::flag("timestamp", "show timestamp for each printed event"),
+    ]
+}
+
+/// The object event verbs' `--list` / `--event` choice: `None` once `--list` has printed
+/// `names`, else the event id asked for, which must be one of `names`.
+pub fn chosen_event<'a>(
+    ctx: &CmdCtx,
+    args: &'a ParsedArgs,
+    names: &[&str],
+) -> Result<Option<&'a str>> {
+    if args.flag("list") {
+        for n in names {
+            ctx.println(n);
+        }
+        return Ok(None);
+    }
+    let Some(event) = args.string("event") else {
+        bail!("either --list or --event <type> is required");
+    };
+    if !names.contains(&event) {
+        bail!("unknown event type {event}");
+    }
+    Ok(Some(event))
+}
+
+/// The wait of an object event verb: the events from `next` that `keep` keeps, each as one
+/// JSON line or as virsh's `line`, with the time it is printed in front with `--timestamp`
+/// (these events carry no time of their own); `--loop` and the end as [`run`] has them.
+pub fn run_object_events<E: Serialize>(
+    ctx: &CmdCtx,
+    args: &ParsedArgs,
+    timeout: Option<Duration>,
+    next: impl FnMut(Duration) -> Option<E>,
+    keep: impl Fn(&E) -> bool,
+    line: impl Fn(&E) -> String,
+) -> Result<()> {
+    run(ctx, timeout, args.flag("loop"), next, |ctx, e| {
+        if !keep(&e) {
+            return Ok(false);
+        }
+        if ctx.json() {
+            ctx.println(serde_json::to_string(&e)?);
+        } else if args.flag("timestamp") {
+            let now = crate::driver::monitor::events::now_ms();
+            ctx.println(stamped(now, &line(&e)));
+        } else {
+            ctx.println(line(&e));
+        }
+        Ok(true)
+    })
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::util::{read_xml_file, render_table};
 use crate::cli::ctx::CmdCtx;
-use crate::cli::edit::{Reedit, ask_reedit, edit_text};
+use crate::cli::edit::edit_and_define;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
 use crate::driver::Connect;
@@ -311,26 +311,9 @@ fn cmd_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let conn = ctx.conn()?;
     let i = lookup(conn, args.required("interface")?, By::Either)?;
     let name = i.name().to_string();
-    let doc = i.xml_desc()?;
-    let mut edited = edit_text(&doc)?;
-    loop {
-        if edited == doc {
-            ctx.println_extra(format!("Interface {name} XML configuration not changed."));
-            return Ok(());
-        }
-        let err = match conn.define_interface_xml(&edited) {
-            Ok(n) => {
-                ctx.println_extra(format!("Interface {} XML configuration edited.", n.name()));
-                return Ok(());
-            }
-            Err(e) => anyhow::Error::from(e),
-        };
-        match ask_reedit("Failed.", &err, false) {
-            Reedit::Again => edited = edit_text(&edited)?,
-            Reedit::Force | Reedit::Relax => {}
-            Reedit::GiveUp => return Err(err),
-        }
-    }
+    edit_and_define(ctx, "Interface", &name, &i.xml_desc()?, |x| {
+        Ok(conn.define_interface_xml(x)?.name().to_string())
+    })
 }
 
 /// `vsh iface-begin` (libvirt: cmdInterfaceBegin).

@@ -6,8 +6,40 @@ use anyhow::{Context, Result, bail};
 
 use crate::cli::ctx::CmdCtx;
 use crate::cli::parse::ParsedArgs;
+use crate::cli::table::OptDef;
 use crate::driver::DriverError;
 use crate::driver::metadata::{Affect, MetadataKind};
+
+/// The options of `desc` and `net-desc`: `object` names the object, `affect` are its
+/// `--live`/`--config`/`--current` (virsh words them differently for the two).
+pub const fn desc_opts(object: OptDef, affect: [OptDef; 3]) -> [OptDef; 7] {
+    let [live, config, current] = affect;
+    [
+        object,
+        live,
+        config,
+        current,
+        OptDef::flag("title", "modify/get the title instead of description"),
+        OptDef::flag("edit", "open an editor to modify the description"),
+        OptDef::argv("new-desc", "message"),
+    ]
+}
+
+/// The options of `metadata` and `net-metadata`, as [`desc_opts`].
+pub const fn metadata_opts(object: OptDef, affect: [OptDef; 3]) -> [OptDef; 9] {
+    let [live, config, current] = affect;
+    [
+        object,
+        OptDef::data("uri", "URI of the namespace"),
+        live,
+        config,
+        current,
+        OptDef::flag("edit", "use an editor to change the metadata"),
+        OptDef::string("key", "key to be used as a namespace identifier"),
+        OptDef::string("set", "new metadata to set"),
+        OptDef::flag("remove", "remove the metadata corresponding to an uri"),
+    ]
+}
 
 /// An object whose title, description and metadata the verbs show and change.
 pub trait Described {

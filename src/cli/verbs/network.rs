@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use super::util::{read_xml_file, render_table};
 use crate::cli::ctx::CmdCtx;
-use crate::cli::edit::{Reedit, ask_reedit, edit_text};
+use crate::cli::edit::edit_and_define;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
 use crate::driver::metadata::{Affect, MetadataKind};
@@ -66,15 +66,7 @@ pub const CMDS: &[CmdDef] = &[
         "net-desc",
         "show or set network's description or title",
         "Allows setting or modifying the description or title of a network.",
-        &[
-            NETWORK,
-            AFFECT[0],
-            AFFECT[1],
-            AFFECT[2],
-            OptDef::flag("title", "modify/get the title instead of description"),
-            OptDef::flag("edit", "open an editor to modify the description"),
-            OptDef::argv("new-desc", "message"),
-        ],
+        &super::metadata::desc_opts(NETWORK, AFFECT),
         cmd_desc,
     )
     .with_access(Access::Write("virNetworkSetMetadata"))
@@ -146,17 +138,7 @@ pub const CMDS: &[CmdDef] = &[
         "net-metadata",
         "show or set network's custom XML metadata",
         "Shows or modifies the XML metadata of a network.",
-        &[
-            NETWORK,
-            OptDef::data("uri", "URI of the namespace"),
-            AFFECT[0],
-            AFFECT[1],
-            AFFECT[2],
-            OptDef::flag("edit", "use an editor to change the metadata"),
-            OptDef::string("key", "key to be used as a namespace identifier"),
-            OptDef::string("set", "new metadata to set"),
-            OptDef::flag("remove", "remove the metadata corresponding to an uri"),
-        ],
+        &super::metadata::metadata_opts(NETWORK, AFFECT),
         cmd_metadata,
     )
     .with_access(Access::Write("virNetworkSetMetadata"))
@@ -295,19 +277,7 @@ fn cmd_autostart(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let net = lookup(ctx.conn()?, args)?;
     let on = !args.flag("disable");
     let name = net.name().to_string();
-    net.set_autostart(on).with_context(|| {
-        if on {
-            format!("failed to mark network {name} as autostarted")
-        } else {
-            format!("failed to unmark network {name} as autostarted")
-        }
-    })?;
-    ctx.println_extra(if on {
-        format!("Network {name} marked as autostarted")
-    } else {
-        format!("Network {name} unmarked as autostarted")
-    });
-    Ok(())
+    super::util::autostart_said(ctx, "network", "Network", &name, on, net.set_autostart(on))
 }
 
 /// `vsh net-create FILE` (libvirt: cmdNetworkCreate).
@@ -544,26 +514,9 @@ fn cmd_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let conn = ctx.conn()?;
     let net = lookup(conn, args)?;
     let name = net.name().to_string();
-    let doc = net.xml_desc(true);
-    let mut edited = edit_text(&doc)?;
-    loop {
-        if edited == doc {
-            ctx.println_extra(format!("Network {name} XML configuration not changed."));
-            return Ok(());
-        }
-        let err = match conn.define_network_xml(&edited) {
-            Ok(n) => {
-                ctx.println_extra(format!("Network {} XML configuration edited.", n.name()));
-                return Ok(());
-            }
-            Err(e) => anyhow::Error::from(e),
-        };
-        match ask_reedit("Failed.", &err, false) {
-            Reedit::Again => edited = edit_text(&edited)?,
-            Reedit::Force | Reedit::Relax => {}
-            Reedit::GiveUp => return Err(err),
-        }
-    }
+    edit_and_define(ctx, "Network", &name, &net.xml_desc(true), |x| {
+        Ok(conn.define_network_xml(x)?.name().to_string())
+    })
 }
 
 /// `net-info --json`.

@@ -178,21 +178,12 @@ pub const CMDS: &[CmdDef] = &[
         "nodedev-event",
         "Node Device Events",
         "List event types, or wait for node device events to occur",
-        &[
+        &super::event_loop::object_event_opts(
             OptDef::string("device", "filter by node device name")
                 .positional()
                 .complete(Completer::NodeDevice),
-            OptDef::string("event", "which event type to wait for")
-                .positional()
-                .complete(Completer::Words(EVENT_NAMES)),
-            OptDef::flag(
-                "loop",
-                "loop until timeout or interrupt, rather than one-shot",
-            ),
-            OptDef::int("timeout", "timeout seconds").positional(),
-            OptDef::flag("list", "list valid event types"),
-            OptDef::flag("timestamp", "show timestamp for each printed event"),
-        ],
+            EVENT_NAMES,
+        ),
         cmd_event,
     )
     .with_json(true),
@@ -308,19 +299,7 @@ fn cmd_autostart(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let name = args.required("device")?;
     let on = !args.flag("disable");
     let dev = find(ctx.conn()?, name)?;
-    dev.set_autostart(on).with_context(|| {
-        if on {
-            format!("failed to mark device {name} as autostarted")
-        } else {
-            format!("failed to unmark device {name} as autostarted")
-        }
-    })?;
-    ctx.println_extra(if on {
-        format!("Device {name} marked as autostarted")
-    } else {
-        format!("Device {name} unmarked as autostarted")
-    });
-    Ok(())
+    super::util::autostart_said(ctx, "device", "Device", name, on, dev.set_autostart(on))
 }
 
 /// `vsh nodedev-detach DEVICE [--driver NAME]` (libvirt: cmdNodeDeviceDetach).
@@ -484,18 +463,9 @@ fn event_line(e: &NodeDeviceEvent) -> String {
 /// `vsh nodedev-event {[DEVICE] --event TYPE [--loop] [--timeout S] [--timestamp] | --list}`
 /// (libvirt: cmdNodeDeviceEvent).
 fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    if args.flag("list") {
-        for n in EVENT_NAMES {
-            ctx.println(n);
-        }
+    let Some(event) = super::event_loop::chosen_event(ctx, args, EVENT_NAMES)? else {
         return Ok(());
-    }
-    let Some(event) = args.string("event") else {
-        bail!("either --list or --event <type> is required");
     };
-    if !EVENT_NAMES.contains(&event) {
-        bail!("unknown event type {event}");
-    }
     let timeout = super::event_loop::timeout(args)?;
     let conn = ctx.conn()?;
     let only = match args.string("device") {
@@ -509,26 +479,15 @@ fn cmd_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     };
     let mut events = conn.node_device_events();
     let want_update = event == "update";
-    super::event_loop::run(
+    super::event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if (e.kind == NodeDeviceEventKind::Update) != want_update
-                || only.as_ref().is_some_and(|d| *d != e.device)
-            {
-                return Ok(false);
-            }
-            if ctx.json() {
-                ctx.println(serde_json::to_string(&e)?);
-            } else if args.flag("timestamp") {
-                let now = crate::driver::monitor::events::now_ms();
-                ctx.println(super::event_loop::stamped(now, &event_line(&e)));
-            } else {
-                ctx.println(event_line(&e));
-            }
-            Ok(true)
+        |e| {
+            (e.kind == NodeDeviceEventKind::Update) == want_update
+                && only.as_ref().is_none_or(|d| *d == e.device)
         },
+        event_line,
     )
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::util::{read_xml_file, render_table};
 use crate::cli::ctx::CmdCtx;
-use crate::cli::edit::{Reedit, ask_reedit, edit_text};
+use crate::cli::edit::edit_and_define;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, Handler, OptDef};
 use crate::driver::Connect;
@@ -213,31 +213,9 @@ fn cmd_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let conn = ctx.conn()?;
     let f = lookup(conn, args.required("nwfilter")?)?;
     let name = f.name().to_string();
-    let doc = f.xml_desc();
-    let mut edited = edit_text(&doc)?;
-    loop {
-        if edited == doc {
-            ctx.println_extra(format!(
-                "Network filter {name} XML configuration not changed."
-            ));
-            return Ok(());
-        }
-        let err = match conn.define_nwfilter_xml(&edited, false) {
-            Ok(n) => {
-                ctx.println_extra(format!(
-                    "Network filter {} XML configuration edited.",
-                    n.name()
-                ));
-                return Ok(());
-            }
-            Err(e) => anyhow::Error::from(e),
-        };
-        match ask_reedit("Failed.", &err, false) {
-            Reedit::Again => edited = edit_text(&edited)?,
-            Reedit::Force | Reedit::Relax => {}
-            Reedit::GiveUp => return Err(err),
-        }
-    }
+    edit_and_define(ctx, "Network filter", &name, &f.xml_desc(), |x| {
+        Ok(conn.define_nwfilter_xml(x, false)?.name().to_string())
+    })
 }
 
 /// `vsh nwfilter-binding-create FILE [--validate]` (libvirt: cmdNWFilterBindingCreate).

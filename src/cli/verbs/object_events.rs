@@ -4,7 +4,7 @@
 //! vshEventGenericPrint), from the stores' directories
 //! ([`crate::driver::object_events`]).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::event_loop;
 use crate::cli::ctx::CmdCtx;
@@ -17,29 +17,13 @@ const NET_EVENTS: &[&str] = &["lifecycle"];
 /// The event ids virsh knows for pools, in its order.
 const POOL_EVENTS: &[&str] = &["lifecycle", "refresh"];
 
-const fn common(object: OptDef, names: &'static [&'static str]) -> [OptDef; 6] {
-    [
-        object,
-        OptDef::string("event", "which event type to wait for")
-            .positional()
-            .complete(Completer::Words(names)),
-        OptDef::flag(
-            "loop",
-            "loop until timeout or interrupt, rather than one-shot",
-        ),
-        OptDef::int("timeout", "timeout seconds").positional(),
-        OptDef::flag("list", "list valid event types"),
-        OptDef::flag("timestamp", "show timestamp for each printed event"),
-    ]
-}
-
-const NET_OPTS: [OptDef; 6] = common(
+const NET_OPTS: [OptDef; 6] = event_loop::object_event_opts(
     OptDef::string("network", "filter by network name or uuid")
         .positional()
         .complete(Completer::Network),
     NET_EVENTS,
 );
-const POOL_OPTS: [OptDef; 6] = common(
+const POOL_OPTS: [OptDef; 6] = event_loop::object_event_opts(
     OptDef::string("pool", "filter by storage pool name or uuid")
         .positional()
         .complete(Completer::Pool),
@@ -100,18 +84,9 @@ fn cmd_pool_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 }
 
 fn run(ctx: &mut CmdCtx, args: &ParsedArgs, obj: Object, names: &[&str], opt: &str) -> Result<()> {
-    if args.flag("list") {
-        for n in names {
-            ctx.println(n);
-        }
+    let Some(event) = event_loop::chosen_event(ctx, args, names)? else {
         return Ok(());
-    }
-    let Some(event) = args.string("event") else {
-        bail!("either --list or --event <type> is required");
     };
-    if !names.contains(&event) {
-        bail!("unknown event type {event}");
-    }
     let timeout = event_loop::timeout(args)?;
     let conn = ctx.conn()?;
     let only = match (obj, args.string(opt)) {
@@ -132,24 +107,12 @@ fn run(ctx: &mut CmdCtx, args: &ParsedArgs, obj: Object, names: &[&str], opt: &s
         Object::Network => conn.network_events()?,
         Object::Pool => conn.storage_pool_events()?,
     };
-    event_loop::run(
+    event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if e.kind.event_name() != event || only.as_ref().is_some_and(|n| *n != e.name) {
-                return Ok(false);
-            }
-            if ctx.json() {
-                ctx.println(serde_json::to_string(&e)?);
-            } else if args.flag("timestamp") {
-                let now = crate::driver::monitor::events::now_ms();
-                ctx.println(event_loop::stamped(now, &event_line(obj, &e)));
-            } else {
-                ctx.println(event_line(obj, &e));
-            }
-            Ok(true)
-        },
+        |e| e.kind.event_name() == event && only.as_ref().is_none_or(|n| *n == e.name),
+        |e| event_line(obj, e),
     )
 }

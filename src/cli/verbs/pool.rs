@@ -7,7 +7,7 @@ use super::readfmt::pretty_capacity;
 use super::util::{read_xml_file, render_table};
 use crate::Connect;
 use crate::cli::ctx::CmdCtx;
-use crate::cli::edit::{Reedit, ask_reedit, edit_text};
+use crate::cli::edit::edit_and_define;
 use crate::cli::parse::ParsedArgs;
 use crate::cli::table::{Access, CmdDef, Completer, Group, OptDef};
 use crate::driver::storage::{Build, PoolState, StoragePool};
@@ -441,19 +441,7 @@ fn cmd_autostart(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let pool = lookup(ctx.conn()?, args, "pool")?;
     let name = args.required("pool")?;
     let on = !args.flag("disable");
-    pool.set_autostart(on).with_context(|| {
-        if on {
-            format!("failed to mark pool {name} as autostarted")
-        } else {
-            format!("failed to unmark pool {name} as autostarted")
-        }
-    })?;
-    ctx.println_extra(if on {
-        format!("Pool {name} marked as autostarted")
-    } else {
-        format!("Pool {name} unmarked as autostarted")
-    });
-    Ok(())
+    super::util::autostart_said(ctx, "pool", "Pool", name, on, pool.set_autostart(on))
 }
 
 /// `vsh pool-build POOL [--overwrite | --no-overwrite]` (libvirt: cmdPoolBuild).
@@ -563,31 +551,9 @@ fn cmd_dumpxml(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
 fn cmd_edit(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
     let conn = ctx.conn()?;
     let pool = lookup(conn, args, "pool")?;
-    let doc = pool.xml_desc(true);
-    let mut edited = edit_text(&doc)?;
-    loop {
-        if edited == doc {
-            ctx.println_extra(format!(
-                "Pool {} XML configuration not changed.",
-                pool.name()
-            ));
-            return Ok(());
-        }
-        match conn.define_storage_pool_xml(&edited) {
-            Ok(p) => {
-                ctx.println_extra(format!("Pool {} XML configuration edited.", p.name()));
-                return Ok(());
-            }
-            Err(e) => {
-                let err = anyhow::Error::from(e);
-                match ask_reedit("Failed.", &err, false) {
-                    Reedit::Again => edited = edit_text(&edited)?,
-                    Reedit::Force | Reedit::Relax => {}
-                    Reedit::GiveUp => return Err(err),
-                }
-            }
-        }
-    }
+    edit_and_define(ctx, "Pool", pool.name(), &pool.xml_desc(true), |x| {
+        Ok(conn.define_storage_pool_xml(x)?.name().to_string())
+    })
 }
 
 /// `pool-info --json`.

@@ -2,7 +2,7 @@
 //! tools/virsh-secret.c cmdSecretEvent, vshEventLifecyclePrint, vshEventGenericPrint), from
 //! the store's directory ([`crate::driver::secret_events`]).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 
 use super::event_loop;
 use crate::cli::ctx::CmdCtx;
@@ -18,21 +18,12 @@ pub const CMDS: &[CmdDef] = &[CmdDef::new(
     "secret-event",
     "Secret Events",
     "List event types, or wait for secret events to occur",
-    &[
+    &event_loop::object_event_opts(
         OptDef::string("secret", "filter by secret name or uuid")
             .positional()
             .complete(Completer::Secret),
-        OptDef::string("event", "which event type to wait for")
-            .positional()
-            .complete(Completer::Words(EVENT_NAMES)),
-        OptDef::flag(
-            "loop",
-            "loop until timeout or interrupt, rather than one-shot",
-        ),
-        OptDef::int("timeout", "timeout seconds").positional(),
-        OptDef::flag("list", "list valid event types"),
-        OptDef::flag("timestamp", "show timestamp for each printed event"),
-    ],
+        EVENT_NAMES,
+    ),
     cmd_secret_event,
 )
 .with_json(true)];
@@ -49,18 +40,9 @@ pub fn event_line(e: &SecretEvent) -> String {
 }
 
 fn cmd_secret_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
-    if args.flag("list") {
-        for n in EVENT_NAMES {
-            ctx.println(n);
-        }
+    let Some(event) = event_loop::chosen_event(ctx, args, EVENT_NAMES)? else {
         return Ok(());
-    }
-    let Some(event) = args.string("event") else {
-        bail!("either --list or --event <type> is required");
     };
-    if !EVENT_NAMES.contains(&event) {
-        bail!("unknown event type {event}");
-    }
     let timeout = event_loop::timeout(args)?;
     let conn = ctx.conn()?;
     let only = match args.string("secret") {
@@ -73,24 +55,12 @@ fn cmd_secret_event(ctx: &mut CmdCtx, args: &ParsedArgs) -> Result<()> {
         None => None,
     };
     let mut events = conn.secret_events()?;
-    event_loop::run(
+    event_loop::run_object_events(
         ctx,
+        args,
         timeout,
-        args.flag("loop"),
         |slice| events.next_timeout(slice),
-        |ctx, e| {
-            if e.kind.event_name() != event || only.as_ref().is_some_and(|u| *u != e.uuid) {
-                return Ok(false);
-            }
-            if ctx.json() {
-                ctx.println(serde_json::to_string(&e)?);
-            } else if args.flag("timestamp") {
-                let now = crate::driver::monitor::events::now_ms();
-                ctx.println(event_loop::stamped(now, &event_line(&e)));
-            } else {
-                ctx.println(event_line(&e));
-            }
-            Ok(true)
-        },
+        |e| e.kind.event_name() == event && only.as_ref().is_none_or(|u| *u == e.uuid),
+        event_line,
     )
 }

@@ -137,3 +137,30 @@ pub fn write_atomic(path: &std::path::Path, data: &[u8]) -> Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
+
+/// The end of `net-autostart`, `pool-autostart` and `nodedev-autostart` (libvirt:
+/// cmdNetworkAutostart, cmdPoolAutostart, cmdNodeDeviceAutostart): `res`, the marking
+/// (`on`) or unmarking, said in virsh's words; `object` names the object in the error,
+/// `title` in the message.
+pub fn autostart_said<E: std::error::Error + Send + Sync + 'static>(
+    ctx: &crate::cli::ctx::CmdCtx,
+    object: &str,
+    title: &str,
+    name: &str,
+    on: bool,
+    res: std::result::Result<(), E>,
+) -> Result<()> {
+    res.with_context(|| {
+        if on {
+            format!("failed to mark {object} {name} as autostarted")
+        } else {
+            format!("failed to unmark {object} {name} as autostarted")
+        }
+    })?;
+    ctx.println_extra(if on {
+        format!("{title} {name} marked as autostarted")
+    } else {
+        format!("{title} {name} unmarked as autostarted")
+    });
+    Ok(())
+}
