@@ -968,7 +968,9 @@ impl BinarySessions {
             .clear();
 
         // A private directory (mode 0700) holds the socket: nobody else can connect to it.
-        let tmpl = std::env::temp_dir().join("domdriver-probe-XXXXXX");
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| sweep_stale_dirs(&std::env::temp_dir(), STALE_AFTER));
+        let tmpl = std::env::temp_dir().join(format!("{PROBE_DIR_PREFIX}XXXXXX"));
         let dir = nix::unistd::mkdtemp(&tmpl)
             .map_err(|e| self.fail(format!("cannot create a private directory: {e}")))?;
         self.dir = Some(dir.clone());
@@ -1107,6 +1109,36 @@ impl BinarySessions {
     }
 }
 
+/// The name of a probe's private socket directory, before mkdtemp's suffix.
+const PROBE_DIR_PREFIX: &str = "domdriver-probe-";
+
+/// When a probe directory is surely left over: its path only serves QEMU's first
+/// connection, made at once, so even a probe still running has no more use for it.
+const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Remove our probe directories in `tmp` older than `age`. A `vsh` killed mid-probe (^C,
+/// SIGTERM) takes its probe QEMUs with it (PR_SET_PDEATHSIG) but cannot remove their
+/// directories; the next probe does. Only directories this user may remove go.
+fn sweep_stale_dirs(tmp: &Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let old = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(PROBE_DIR_PREFIX))
+            && e.metadata().is_ok_and(|m| {
+                m.is_dir()
+                    && m.modified()
+                        .is_ok_and(|t| t.elapsed().is_ok_and(|a| a > age))
+            });
+        if old {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 /// SIGKILL the process group the probe started: the emulator may be a wrapper script whose
 /// QEMU runs as its child, and killing the script alone would orphan that QEMU.
 fn kill_group(c: &tokio::process::Child) {
@@ -1210,4 +1242,29 @@ pub async fn probe_replies(path: &Path, emulator: &str) -> Result<QemuCaps, Caps
     let caps = probe_sessions(&mut s).await?;
     replayer.finish()?;
     Ok(caps)
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn old_probe_dirs_go_and_the_others_stay() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = tmp.path().join(format!("{PROBE_DIR_PREFIX}old123"));
+        let young = tmp.path().join(format!("{PROBE_DIR_PREFIX}new123"));
+        let other = tmp.path().join("someone-elses");
+        for d in [&old, &young, &other] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("qmp.sock"), b"").unwrap();
+        }
+        let past = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        for d in [&old, &other] {
+            std::fs::File::open(d).unwrap().set_modified(past).unwrap();
+        }
+        sweep_stale_dirs(tmp.path(), STALE_AFTER);
+        assert!(!old.exists(), "a stale probe directory is removed");
+        assert!(young.exists(), "a recent one is kept");
+        assert!(other.exists(), "what is not ours is kept");
+    }
 }
